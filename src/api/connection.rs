@@ -1,0 +1,405 @@
+//! `PsaConnection`: one PSA account, how alerts become tickets in it, and where failures go.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{conditions_schema, SecretRef};
+
+/// One PSA account and the ticket settings for every alert sent to it.
+#[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "psa-operator.io",
+    version = "v1alpha1",
+    kind = "PsaConnection",
+    plural = "psaconnections",
+    singular = "psaconnection",
+    shortname = "psaconn",
+    category = "psa",
+    namespaced,
+    status = "PsaConnectionStatus",
+    printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".status.provider"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Synced","type":"string","jsonPath":".status.conditions[?(@.type==\"Synced\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PsaConnectionSpec {
+    /// Durable enable/disable: when true, alerts are accepted and held, and nothing is sent to the PSA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
+    /// The PSA and its credentials. Exactly one provider must be set.
+    pub provider: ProviderSpec,
+    /// Company and contact for alerts whose organization is not mapped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_all: Option<CatchAll>,
+    /// How organizations without a CustomerMapping are matched to PSA companies (default Manual).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_mapping: Option<AccountMapping>,
+    /// How alerts are grouped into tickets (default User).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grouping: Option<Grouping>,
+    /// Values set on every ticket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<TicketSettings>,
+    /// Where alerts go by e-mail when no ticket can be created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failsafe: Option<FailsafeSettings>,
+    /// Authentication of the alert intake for this connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intake: Option<IntakeSettings>,
+    /// Retry, rate and grouping-delay settings of the dispatcher.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatch: Option<DispatchSettings>,
+    /// Labels of Alertmanager alerts that carry the organization, user and alert type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alertmanager: Option<AlertmanagerLabels>,
+    /// How often the PSA settings are re-validated to catch renames and deletions in the PSA (default 10m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub revalidate_interval: Option<String>,
+}
+
+/// The PSA this connection talks to. Exactly one member is set.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    cel,
+    validation = Rule::new("(has(self.connectWise) ? 1 : 0) + (has(self.kaseyaBms) ? 1 : 0) == 1")
+        .message("exactly one provider must be set: connectWise or kaseyaBms")
+        .reason(Reason::FieldValueInvalid)
+)]
+pub struct ProviderSpec {
+    /// ConnectWise PSA (formerly Manage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_wise: Option<ConnectWiseProvider>,
+    /// Kaseya BMS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kaseya_bms: Option<KaseyaBmsProvider>,
+}
+
+/// ConnectWise PSA site and API member.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectWiseProvider {
+    /// Site URL, e.g. `https://api-na.myconnectwise.net`; the codebase is discovered from it.
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("url must start with https:// (or http:// for a local sandbox)"))]
+    pub url: String,
+    /// The "Company ID" used when logging in to ConnectWise.
+    #[schemars(length(min = 1))]
+    pub company_id: String,
+    /// The integration's clientId from the ConnectWise developer portal.
+    #[schemars(length(min = 1))]
+    pub client_id: String,
+    /// Secret with keys `publicKey` and `privateKey` of the API member.
+    pub credentials_secret_ref: SecretRef,
+    /// Codebase override (e.g. `v2025_1/`); discovered from `/login/companyinfo` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codebase: Option<String>,
+}
+
+/// Kaseya BMS site and API user.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KaseyaBmsProvider {
+    /// API URL, e.g. `https://api.bms.kaseya.com`.
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("url must start with https:// (or http:// for a local sandbox)"))]
+    pub url: String,
+    /// The BMS tenant (company) name.
+    #[schemars(length(min = 1))]
+    pub tenant: String,
+    /// Secret with keys `username` and `password` of the API user.
+    pub credentials_secret_ref: SecretRef,
+}
+
+/// Catch-all account for unmapped organizations.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CatchAll {
+    /// Company by name or identifier.
+    #[schemars(length(min = 1))]
+    pub company: String,
+    /// Contact in that company by name or e-mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+}
+
+/// How an organization without a CustomerMapping is matched to a PSA company.
+#[derive(JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AccountMapping {
+    /// Only CustomerMappings; everything else goes to the catch-all.
+    #[default]
+    Manual,
+    /// The organization name equals a company identifier.
+    ByCompanyIdentifier,
+    /// The organization name equals a company name.
+    ByCompanyName,
+}
+
+/// Which alerts share one ticket.
+#[derive(JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Grouping {
+    /// One open ticket per (organization, user): later alerts of any type become notes.
+    #[default]
+    User,
+    /// One open ticket per (organization, user, alert type).
+    UserAndAlert,
+}
+
+/// Ticket field values. Each value mapping: absent = do not set, `value` = one value for all,
+/// `map` + `default` = per event value.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TicketSettings {
+    /// ConnectWise service board / BMS queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board: Option<String>,
+    /// Ticket source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ValueMapping>,
+    /// Ticket status for new tickets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ValueMapping>,
+    /// Ticket type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type")]
+    pub type_: Option<ValueMapping>,
+    /// Ticket priority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<ValueMapping>,
+    /// BMS issue type / sub-issue type (ConnectWise: subtype / item).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue_type: Option<IssueTypeSettings>,
+    /// minijinja template for the ticket summary; cut to the PSA's limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary_template: Option<String>,
+    /// Status used to close a ticket when a finding is resolved (default: the board's first closed status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_status: Option<String>,
+}
+
+/// A ticket field value: one value for all events, or a map from an event value to a PSA value.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    cel,
+    validation = Rule::new("has(self.value) != has(self.map)")
+        .message("set exactly one of value or map")
+        .reason(Reason::FieldValueInvalid),
+    validation = Rule::new("!has(self.default) || has(self.map)")
+        .message("default is only used with map")
+        .reason(Reason::FieldValueInvalid),
+    validation = Rule::new("!has(self.key) || has(self.map)")
+        .message("key is only used with map")
+        .reason(Reason::FieldValueInvalid)
+)]
+pub struct ValueMapping {
+    /// The one PSA value for every event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub value: Option<String>,
+    /// Event value → PSA value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map: Option<BTreeMap<String, String>>,
+    /// PSA value for event values not in the map; absent = do not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    /// Which event field the map keys on (severity, alertType, status, type, priority).
+    /// Default: severity for priority, alertType for type, status for status, alertType for source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<EventField>,
+}
+
+/// An event field a value map can key on.
+#[derive(JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum EventField {
+    Severity,
+    AlertType,
+    Status,
+    Type,
+    Priority,
+    Organization,
+}
+
+/// Issue type / sub-issue type combinations (all five of the seed guide are expressible).
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    cel,
+    validation = Rule::new("!has(self.subIssueType) || has(self.default)")
+        .message("subIssueType needs a default issue type")
+        .reason(Reason::FieldValueInvalid)
+)]
+pub struct IssueTypeSettings {
+    /// Issue type for every ticket without an override; absent = none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    /// Sub-issue type for every ticket without an override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_issue_type: Option<String>,
+    /// Per-alert-type issue type / sub-issue type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<IssueTypeOverride>,
+}
+
+/// Issue type for one alert type.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IssueTypeOverride {
+    /// Alert type as alerts name it, e.g. `Too Many Downloads`.
+    #[schemars(length(min = 1))]
+    pub alert_type: String,
+    /// Issue type for this alert type.
+    #[schemars(length(min = 1))]
+    pub issue_type: String,
+    /// Sub-issue type for this alert type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_issue_type: Option<String>,
+}
+
+/// Failsafe e-mail: used when a ticket cannot be created after the retry budget.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailsafeSettings {
+    /// E-mail addresses that receive the alert when no ticket could be created.
+    #[schemars(length(min = 1))]
+    pub recipients: Vec<String>,
+    /// Secret with keys host, port, from, optional username, password, tls (none|starttls|tls).
+    pub smtp_secret_ref: SecretRef,
+}
+
+/// Intake authentication.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntakeSettings {
+    /// Secret with key `token`: the Bearer token senders must present.
+    pub token_secret_ref: SecretRef,
+}
+
+/// Dispatcher tuning. Defaults (in code): maxAttempts 8, initialBackoff 2s, requestsPerHour 1500, groupWait 0s.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DispatchSettings {
+    /// Attempts before the failsafe e-mail and a dead letter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_attempts: Option<u32>,
+    /// First retry delay; doubles per attempt with jitter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub initial_backoff: Option<String>,
+    /// PSA request budget per hour for this connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub requests_per_hour: Option<u32>,
+    /// How long to collect alerts of a new group before creating its ticket (the rest become one note).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub group_wait: Option<String>,
+}
+
+/// Alertmanager label names (defaults: organization, user, alertname).
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertmanagerLabels {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization_label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_type_label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity_label: Option<String>,
+}
+
+/// Observed state of a PsaConnection.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PsaConnectionStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Synced, Authenticated, SettingsResolved, Suspended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    /// `ConnectWise` or `KaseyaBMS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// PSA ids of every resolved name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<ResolvedIds>,
+    /// Path of the intake for this connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intake_path: Option<String>,
+    /// Dispatcher counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatch: Option<DispatchCounters>,
+    /// Organizations matched / not matched by automatic account mapping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_mapping: Option<AutoMappingCounts>,
+    /// When the settings were last checked against the PSA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_validated: Option<String>,
+}
+
+/// Resolved PSA ids (as strings: ids are numbers in ConnectWise and BMS, but we keep them opaque).
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedIds {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_all_company: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_all_contact: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_status: Option<String>,
+    /// Setting (e.g. `priority.map.critical`) → PSA id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, String>,
+}
+
+/// Counters of the dispatcher for this connection.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DispatchCounters {
+    pub accepted: u64,
+    pub pending: u64,
+    pub tickets_created: u64,
+    pub notes_added: u64,
+    pub failsafe_emails: u64,
+    pub dead_letters: u64,
+}
+
+/// Counts of automatic account mapping.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoMappingCounts {
+    pub matched: u64,
+    pub unmatched: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmatched_organizations: Vec<String>,
+}
+
+impl PsaConnectionSpec {
+    /// `true` when the connection is suspended (durable disable).
+    pub fn suspended(&self) -> bool {
+        self.suspend.unwrap_or(false)
+    }
+}
+
+impl ProviderSpec {
+    /// Display name of the configured provider.
+    pub fn kind_name(&self) -> &'static str {
+        match (&self.connect_wise, &self.kaseya_bms) {
+            (Some(_), _) => "ConnectWise",
+            (None, Some(_)) => "KaseyaBMS",
+            (None, None) => "None",
+        }
+    }
+}

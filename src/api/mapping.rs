@@ -1,0 +1,133 @@
+//! `CustomerMapping`: one organization (as alerts name it) → PSA company, contact and contract.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::common::{conditions_schema, LocalRef, Money};
+
+/// Maps an organization of the alerting tool to a company of the PSA.
+#[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "psa-operator.io",
+    version = "v1alpha1",
+    kind = "CustomerMapping",
+    plural = "customermappings",
+    singular = "customermapping",
+    shortname = "custmap",
+    category = "psa",
+    namespaced,
+    status = "CustomerMappingStatus",
+    printcolumn = r#"{"name":"Company","type":"string","jsonPath":".status.companyName"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Synced","type":"string","jsonPath":".status.conditions[?(@.type==\"Synced\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerMappingSpec {
+    /// The PsaConnection this mapping belongs to (same namespace).
+    pub connection_ref: LocalRef,
+    /// The organization/account name exactly as it appears in alerts and findings.
+    #[schemars(length(min = 1))]
+    pub organization: String,
+    /// The PSA company: by identifier or by name.
+    pub company: CompanyRef,
+    /// Contact for tickets whose user has no contact of their own in the company.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_contact: Option<ContactRef>,
+    /// Contract (agreement) attached to every ticket of this customer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<ContractRef>,
+    /// Contract service line on that contract, kept in step for billing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract_service: Option<ContractServiceLine>,
+}
+
+/// A PSA company by identifier or by name (exactly one).
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    cel,
+    validation = Rule::new("has(self.identifier) != has(self.name)")
+        .message("set exactly one of identifier or name")
+        .reason(Reason::FieldValueInvalid)
+)]
+pub struct CompanyRef {
+    /// Company identifier (ConnectWise `identifier`, BMS account code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub identifier: Option<String>,
+    /// Company name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub name: Option<String>,
+}
+
+/// A contact by e-mail or by name (exactly one).
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    cel,
+    validation = Rule::new("has(self.email) != has(self.name)")
+        .message("set exactly one of email or name")
+        .reason(Reason::FieldValueInvalid)
+)]
+pub struct ContactRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.contains('@')").message("email must contain @"))]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub name: Option<String>,
+}
+
+/// A contract (ConnectWise agreement, BMS contract) of the company by name.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContractRef {
+    #[schemars(length(min = 1))]
+    pub name: String,
+}
+
+/// A line for a ContractService on the mapped contract.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContractServiceLine {
+    /// A ContractService in the same namespace.
+    pub service_ref: LocalRef,
+    /// Number of users billed.
+    #[x_kube(validation = Rule::new("self >= 0").message("quantity must be >= 0"))]
+    pub quantity: i64,
+    /// Per-customer cost; default the ContractService's cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Money>,
+    /// Per-customer price; default the ContractService's price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Money>,
+}
+
+/// Observed state of a CustomerMapping.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerMappingStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Synced, Resolved, ContractSynced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract_line_id: Option<String>,
+    /// Quantity last written to the contract line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_quantity: Option<i64>,
+}

@@ -1,0 +1,21 @@
+//! The three custom resources of `psa-operator.io/v1alpha1` and the types they share.
+//!
+//! The user-facing shape is fixed by `api-v1alpha1.yaml` (the reference): field names are API.
+//! Validation that can be static lives in the schema (enums, required fields, CEL rules);
+//! defaults are applied in code, never in the schema, so GitOps tools see no drift.
+
+pub mod common;
+pub mod connection;
+pub mod contract_service;
+pub mod crdgen;
+pub mod mapping;
+
+pub use common::*;
+pub use connection::*;
+pub use contract_service::*;
+pub use mapping::*;
+
+/// API group of every resource of this operator.
+pub const GROUP: &str = "psa-operator.io";
+/// The one served version.
+pub const VERSION: &str = "v1alpha1";

@@ -1,0 +1,199 @@
+//! Command-line interface: argument types and the dispatch to each subcommand.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Exit code of a subcommand whose issue has not landed yet.
+pub const EXIT_NOT_AVAILABLE: i32 = 2;
+
+/// Declarative security-alert → PSA-ticket integration for ConnectWise PSA and Kaseya BMS.
+#[derive(Parser, Debug)]
+#[command(name = "psa-operator", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the operator: reconcilers, ticket dispatcher and intake (the in-cluster process).
+    Run(RunArgs),
+    /// Start everything on this machine: embedded Kubernetes API server, PSA sandboxes, operator, intake.
+    Dev(DevArgs),
+    /// Run only the embedded Kubernetes API server (for tests and experiments).
+    Devcluster(DevclusterArgs),
+    /// Run a stateful PSA sandbox (ConnectWise or Kaseya BMS emulator) seeded with demo data.
+    Sandbox(SandboxArgs),
+    /// Print the CustomResourceDefinitions as multi-document YAML.
+    Crd,
+    /// Validate resource YAML offline (schemas, CEL rules, cross-references).
+    Validate(ValidateArgs),
+    /// Show what applying the given YAML would do in the live PSA (read-only).
+    Plan(PlanArgs),
+    /// Write CustomerMapping scaffolds for PSA companies not yet mapped.
+    Import(ImportArgs),
+    /// Send a sample alert through a connection, as the wizards' "Send Sample" button does.
+    SendSample(SendSampleArgs),
+    /// Re-queue dead-lettered events of a connection for delivery.
+    Replay(ReplayArgs),
+    /// Run a benchmark and print one JSON object with the figures.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Kubeconfig file (default: in-cluster config or $KUBECONFIG).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Watch only this namespace.
+    #[arg(long, short = 'n', conflicts_with = "all_namespaces")]
+    pub namespace: Option<String>,
+    /// Watch all namespaces (the default when --namespace is absent).
+    #[arg(long, short = 'A')]
+    pub all_namespaces: bool,
+    /// SQLite store for the event queue, grouping index and dead letters.
+    #[arg(long, default_value = "psa-operator.db")]
+    pub store: PathBuf,
+    /// Listen address of the alert intake.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub intake_addr: String,
+    /// Listen address of /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:9090")]
+    pub metrics_addr: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DevArgs {
+    /// Directory for the kubeconfig, store and API-server snapshot.
+    #[arg(long, default_value = ".psa-dev")]
+    pub state_dir: PathBuf,
+    /// Port of the embedded Kubernetes API server.
+    #[arg(long, default_value_t = 6443)]
+    pub api_port: u16,
+    /// Port of the alert intake.
+    #[arg(long, default_value_t = 8080)]
+    pub intake_port: u16,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DevclusterArgs {
+    /// Listen address.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub addr: String,
+    /// Persist the object store as a snapshot in this directory.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Write a kubeconfig pointing at this server to this file.
+    #[arg(long)]
+    pub kubeconfig_out: Option<PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxProvider {
+    Connectwise,
+    Bms,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SandboxArgs {
+    /// Which PSA to emulate.
+    #[arg(long, value_enum)]
+    pub flavor: SandboxProvider,
+    /// Listen address.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub addr: String,
+    /// Seed YAML (default: the built-in demo data).
+    #[arg(long)]
+    pub seed: Option<PathBuf>,
+    /// Added latency per request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ValidateArgs {
+    /// Files or directories of YAML; `-` reads standard input.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PlanArgs {
+    /// Files or directories of YAML; `-` reads standard input.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Kubeconfig to read referenced Secrets from.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Plan against a sandbox seeded from this file instead of the live PSA.
+    #[arg(long)]
+    pub offline_psa_seed: Option<PathBuf>,
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ImportArgs {
+    /// PsaConnection YAML to import from.
+    #[arg(long)]
+    pub connection_file: PathBuf,
+    /// Only companies of this type.
+    #[arg(long)]
+    pub filter_type: Option<String>,
+    /// Only parent companies.
+    #[arg(long)]
+    pub parent_only: bool,
+    /// Kubeconfig to read the credentials Secret from.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SendSampleArgs {
+    /// Namespace of the connection.
+    #[arg(long, short = 'n', default_value = "default")]
+    pub namespace: String,
+    /// Name of the PsaConnection.
+    pub connection: String,
+    /// Organization to simulate the alert from ("Simulate from").
+    #[arg(long)]
+    pub organization: Option<String>,
+    /// Base URL of the intake.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub intake_url: String,
+    /// Intake token (default: read from the connection's intake Secret).
+    #[arg(long, env = "PSA_INTAKE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Kubeconfig used to read the connection and its Secret.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ReplayArgs {
+    /// SQLite store of the operator.
+    #[arg(long)]
+    pub store: PathBuf,
+    /// Namespace/name of the connection (all when absent).
+    #[arg(long)]
+    pub connection: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Benchmark name: intake, calls-per-alert, e2e-latency, convergence, memory.
+    pub name: String,
+    /// Print JSON (the default output is JSON as well; kept for scripts).
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,9 @@
+//! psa-operator: security alerts → PSA tickets, declared as Kubernetes custom resources.
+//!
+//! The map of modules follows `DESIGN.md`: `api` (custom resources), `psa` (provider-neutral
+//! trait and one module per PSA), `sandbox` (PSA emulators), `controller` (reconcilers),
+//! `dispatch` (intake, store, workers), `devcluster` (embedded Kubernetes API server), `cli`.
+
+pub mod api;
+pub mod cli;
+pub mod psa;
