@@ -6,4 +6,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod dispatch;
 pub mod psa;
+pub mod resolved;
+pub mod secret;

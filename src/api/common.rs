@@ -179,3 +179,61 @@ mod tests {
         assert_eq!(c2.last_transition_time.0, t1);
     }
 }
+
+/// Parses a duration like `2s`, `1m30s`, `500ms`, `1h` (the subset of Go durations the schema allows).
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let mut total_ms: u64 = 0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 {
+            return None;
+        }
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let (unit_ms, len) = if rest.starts_with("ms") {
+            (1, 2)
+        } else if rest.starts_with('s') {
+            (1_000, 1)
+        } else if rest.starts_with('m') {
+            (60_000, 1)
+        } else if rest.starts_with('h') {
+            (3_600_000, 1)
+        } else {
+            return None;
+        };
+        rest = &rest[len..];
+        total_ms = total_ms.checked_add(n.checked_mul(unit_ms)?)?;
+    }
+    Some(std::time::Duration::from_millis(total_ms))
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn go_style_durations() {
+        let table = [
+            ("2s", Some(Duration::from_secs(2))),
+            ("0s", Some(Duration::ZERO)),
+            ("1m30s", Some(Duration::from_secs(90))),
+            ("500ms", Some(Duration::from_millis(500))),
+            ("10m", Some(Duration::from_secs(600))),
+            ("1h", Some(Duration::from_secs(3600))),
+            ("", None),
+            ("5", None),
+            ("s", None),
+            ("3d", None),
+            ("-1s", None),
+        ];
+        for (input, want) in table {
+            assert_eq!(parse_duration(input), want, "{input}");
+        }
+    }
+}

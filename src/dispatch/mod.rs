@@ -1,0 +1,4 @@
+//! The ticket dispatcher: intake HTTP API, durable store, per-key workers, grouping, routing,
+//! value mapping, templates and the failsafe e-mail.
+
+pub mod event;

@@ -1,0 +1,312 @@
+//! The resolved connection snapshot: what the reconcilers publish and the dispatcher reads.
+//!
+//! The PsaConnection reconciler turns names (board, statuses, priorities, catch-all, mapped
+//! companies, contracts) into PSA ids once, and publishes an immutable `Arc<ResolvedConnection>`.
+//! The dispatcher never resolves a name per alert (except a contact by e-mail, cached), so a
+//! renamed status in the PSA shows up as a failing condition before tickets start failing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::api::{AccountMapping, EventField, Grouping};
+use crate::psa::{Psa, PsaId};
+use crate::secret::SecretString;
+
+/// Namespace and name of a PsaConnection.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ConnectionKey {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        ConnectionKey {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ConnectionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A ticket field after resolution: do not set, one id, or a map from an event value to ids.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum ResolvedValue {
+    #[default]
+    NotSet,
+    One(PsaId),
+    Map {
+        key: EventField,
+        /// Event value (compared case-insensitively, see the dispatcher) → PSA id.
+        map: BTreeMap<String, PsaId>,
+        default: Option<PsaId>,
+    },
+}
+
+/// Issue type and sub-issue type ids (ConnectWise subtype and item).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct IssueTypeIds {
+    pub issue_type: Option<PsaId>,
+    pub sub_issue_type: Option<PsaId>,
+}
+
+/// Ticket settings with every name replaced by its id.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ResolvedTicket {
+    pub board_id: Option<PsaId>,
+    pub source: ResolvedValue,
+    pub status: ResolvedValue,
+    pub type_: ResolvedValue,
+    pub priority: ResolvedValue,
+    /// Default issue type / sub-issue type (all-`None` when not used).
+    pub issue_type_default: IssueTypeIds,
+    /// Alert type (as alerts name it) → issue type ids.
+    pub issue_type_overrides: BTreeMap<String, IssueTypeIds>,
+    pub summary_template: Option<String>,
+    /// Status used to close a ticket when its finding is resolved.
+    pub closed_status_id: Option<PsaId>,
+}
+
+/// A company with the contact and contract tickets for it get.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ResolvedCustomer {
+    /// The CustomerMapping's name, or empty for catch-all / auto-mapped customers.
+    pub mapping_name: String,
+    pub company_id: PsaId,
+    pub company_name: String,
+    pub location_id: Option<PsaId>,
+    pub default_contact_id: Option<PsaId>,
+    pub contract_id: Option<PsaId>,
+}
+
+/// SMTP settings of the failsafe e-mail (from the Secret named in `failsafe.smtpSecretRef`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub from: String,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    pub tls: SmtpTls,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpTls {
+    None,
+    StartTls,
+    Tls,
+}
+
+/// Failsafe e-mail recipients and the SMTP server to reach them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failsafe {
+    pub recipients: Vec<String>,
+    pub smtp: SmtpSettings,
+}
+
+/// Dispatcher tuning with defaults applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DispatchConfig {
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub requests_per_hour: u32,
+    pub group_wait: Duration,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            max_attempts: 8,
+            initial_backoff: Duration::from_secs(2),
+            requests_per_hour: 1500,
+            group_wait: Duration::ZERO,
+        }
+    }
+}
+
+/// Label names read from Alertmanager alerts, with defaults applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertmanagerLabelNames {
+    pub organization: String,
+    pub user: String,
+    pub alert_type: String,
+    pub severity: String,
+}
+
+impl Default for AlertmanagerLabelNames {
+    fn default() -> Self {
+        AlertmanagerLabelNames {
+            organization: "organization".into(),
+            user: "user".into(),
+            alert_type: "alertname".into(),
+            severity: "severity".into(),
+        }
+    }
+}
+
+/// Everything the dispatcher needs to turn an event of this connection into PSA calls.
+pub struct ResolvedConnection {
+    pub key: ConnectionKey,
+    /// `metadata.generation` the snapshot was built from.
+    pub generation: i64,
+    pub psa: Arc<dyn Psa>,
+    pub grouping: Grouping,
+    pub account_mapping: AccountMapping,
+    pub catch_all: Option<ResolvedCustomer>,
+    /// Organization (as alerts name it) → customer, from Ready CustomerMappings.
+    pub customers: HashMap<String, ResolvedCustomer>,
+    pub ticket: ResolvedTicket,
+    pub failsafe: Option<Failsafe>,
+    pub dispatch: DispatchConfig,
+    pub alertmanager: AlertmanagerLabelNames,
+}
+
+impl std::fmt::Debug for ResolvedConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolvedConnection")
+            .field("key", &self.key)
+            .field("generation", &self.generation)
+            .field("provider", &self.psa.provider())
+            .field("grouping", &self.grouping)
+            .field("customers", &self.customers.len())
+            .field("ticket", &self.ticket)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the intake and the dispatcher know about one connection.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionEntry {
+    /// Bearer token of the intake; `None` = the Secret is not readable yet (intake answers 503).
+    pub intake_token: Option<SecretString>,
+    /// Events are stored and held while suspended.
+    pub suspended: bool,
+    /// `None` until the settings resolve (events are held meanwhile).
+    pub resolved: Option<Arc<ResolvedConnection>>,
+}
+
+/// Counters the dispatcher keeps per connection; the reconciler copies them into status.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DispatchStats {
+    pub accepted: u64,
+    pub pending: u64,
+    pub tickets_created: u64,
+    pub notes_added: u64,
+    pub failsafe_emails: u64,
+    pub dead_letters: u64,
+    pub auto_matched: u64,
+    pub auto_unmatched: u64,
+    pub unmatched_organizations: Vec<String>,
+}
+
+/// The shared, in-memory registry: reconcilers publish, the intake and dispatcher read.
+///
+/// Each connection has a `watch` channel so a worker waiting on a held event wakes when the
+/// connection resumes or resolves.
+#[derive(Clone, Default)]
+pub struct Registry {
+    inner: Arc<RwLock<HashMap<ConnectionKey, watch::Sender<ConnectionEntry>>>>,
+    stats: Arc<RwLock<HashMap<ConnectionKey, DispatchStats>>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Publishes (replaces) the entry of a connection; watchers are notified.
+    pub fn publish(&self, key: ConnectionKey, entry: ConnectionEntry) {
+        let mut map = self.inner.write().expect("registry lock poisoned");
+        match map.get(&key) {
+            Some(tx) => {
+                tx.send_replace(entry);
+            }
+            None => {
+                let (tx, _rx) = watch::channel(entry);
+                map.insert(key, tx);
+            }
+        }
+    }
+
+    /// Updates the entry in place (e.g. only the suspended flag).
+    pub fn update(&self, key: &ConnectionKey, f: impl FnOnce(&mut ConnectionEntry)) {
+        let map = self.inner.read().expect("registry lock poisoned");
+        if let Some(tx) = map.get(key) {
+            tx.send_modify(f);
+        }
+    }
+
+    /// Removes a deleted connection.
+    pub fn remove(&self, key: &ConnectionKey) {
+        self.inner
+            .write()
+            .expect("registry lock poisoned")
+            .remove(key);
+    }
+
+    /// The current entry of a connection; `None` when the connection does not exist.
+    pub fn get(&self, key: &ConnectionKey) -> Option<ConnectionEntry> {
+        let map = self.inner.read().expect("registry lock poisoned");
+        map.get(key).map(|tx| tx.borrow().clone())
+    }
+
+    /// Subscribes to changes of a connection's entry.
+    pub fn subscribe(&self, key: &ConnectionKey) -> Option<watch::Receiver<ConnectionEntry>> {
+        let map = self.inner.read().expect("registry lock poisoned");
+        map.get(key).map(|tx| tx.subscribe())
+    }
+
+    /// Keys of all known connections.
+    pub fn keys(&self) -> Vec<ConnectionKey> {
+        let map = self.inner.read().expect("registry lock poisoned");
+        let mut keys: Vec<_> = map.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    /// Applies `f` to the stats of a connection (created on first use).
+    pub fn with_stats(&self, key: &ConnectionKey, f: impl FnOnce(&mut DispatchStats)) {
+        let mut map = self.stats.write().expect("stats lock poisoned");
+        f(map.entry(key.clone()).or_default());
+    }
+
+    /// A copy of a connection's stats.
+    pub fn stats(&self, key: &ConnectionKey) -> DispatchStats {
+        let map = self.stats.read().expect("stats lock poisoned");
+        map.get(key).cloned().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn subscribers_see_resume() {
+        let reg = Registry::new();
+        let key = ConnectionKey::new("psa", "acme");
+        reg.publish(
+            key.clone(),
+            ConnectionEntry {
+                suspended: true,
+                ..Default::default()
+            },
+        );
+        let mut rx = reg.subscribe(&key).expect("known");
+        assert!(rx.borrow().suspended);
+        reg.update(&key, |e| e.suspended = false);
+        rx.changed().await.expect("sender alive");
+        assert!(!rx.borrow().suspended);
+        assert!(reg.get(&ConnectionKey::new("psa", "other")).is_none());
+        reg.remove(&key);
+        assert!(reg.get(&key).is_none());
+    }
+}
