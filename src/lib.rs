@@ -9,4 +9,5 @@ pub mod cli;
 pub mod dispatch;
 pub mod psa;
 pub mod resolved;
+pub mod sandbox;
 pub mod secret;
