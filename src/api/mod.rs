@@ -9,6 +9,8 @@ pub mod connection;
 pub mod contract_service;
 pub mod crdgen;
 pub mod mapping;
+#[cfg(test)]
+mod tests;
 
 pub use common::*;
 pub use connection::*;

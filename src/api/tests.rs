@@ -1,0 +1,280 @@
+//! Tests of the generated CRDs: drift against `crds/`, the CEL rules, and the reference YAML.
+
+use kube::core::cel::Validator;
+use kube::CustomResourceExt;
+use serde_json::{json, Value};
+
+use super::crdgen::{all_crds, all_crds_yaml, crd_yaml, CRD_FILES};
+use super::{ContractService, CustomerMapping, PsaConnection};
+
+fn schema_of<K: CustomResourceExt>() -> Value {
+    let crd = K::crd();
+    serde_json::to_value(
+        crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .unwrap()
+            .open_api_v3_schema
+            .as_ref()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+fn cel_errors<K: CustomResourceExt>(obj: Value) -> Vec<String> {
+    match Validator::new().validate(&schema_of::<K>(), &obj, None) {
+        Ok(()) => vec![],
+        Err(errs) => errs.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+fn cw_provider() -> Value {
+    json!({"url": "https://api-na.myconnectwise.net", "companyId": "acme", "clientId": "c",
+           "credentialsSecretRef": {"name": "keys"}})
+}
+
+fn bms_provider() -> Value {
+    json!({"url": "https://api.bms.kaseya.com", "tenant": "acme", "credentialsSecretRef": {"name": "bms"}})
+}
+
+fn connection(provider: Value, ticket: Value) -> Value {
+    json!({"apiVersion": "psa-operator.io/v1alpha1", "kind": "PsaConnection",
+           "metadata": {"name": "c", "namespace": "psa"},
+           "spec": {"provider": provider, "ticket": ticket}})
+}
+
+#[test]
+fn committed_crds_match_generated() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+    let mut on_disk = String::new();
+    for (crd, file) in all_crds().iter().zip(CRD_FILES) {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| {
+            panic!("crds/{file} missing ({e}); run `psa-operator crd` and split it into crds/")
+        });
+        assert_eq!(
+            text,
+            format!("---\n{}", crd_yaml(crd)),
+            "crds/{file} is stale: regenerate with `psa-operator crd`"
+        );
+        on_disk.push_str(&text);
+    }
+    assert_eq!(on_disk, all_crds_yaml());
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names.len(),
+        CRD_FILES.len(),
+        "unexpected files in crds/: {names:?}"
+    );
+}
+
+/// Paths of `default` keywords in a schema (a property *named* `default` is not one).
+fn schema_defaults(v: &Value, path: &str, in_properties: bool) -> Vec<String> {
+    let mut out = vec![];
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                if k == "default" && !in_properties {
+                    out.push(path.to_string());
+                }
+                out.extend(schema_defaults(
+                    child,
+                    &format!("{path}/{k}"),
+                    k == "properties",
+                ));
+            }
+        }
+        Value::Array(items) => items
+            .iter()
+            .for_each(|c| out.extend(schema_defaults(c, path, false))),
+        _ => {}
+    }
+    out
+}
+
+#[test]
+fn crds_have_the_promised_shape() {
+    for crd in all_crds() {
+        let spec = &crd.spec;
+        assert_eq!(spec.group, "psa-operator.io");
+        assert_eq!(spec.scope, "Namespaced");
+        assert_eq!(
+            spec.names.categories.as_deref(),
+            Some(&["psa".to_string()][..])
+        );
+        let v = &spec.versions[0];
+        assert_eq!(v.name, "v1alpha1");
+        assert!(
+            v.subresources.as_ref().unwrap().status.is_some(),
+            "{} lacks status subresource",
+            spec.names.kind
+        );
+        let cols: Vec<_> = v
+            .additional_printer_columns
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        for want in ["Ready", "Synced", "Reason", "Age"] {
+            assert!(
+                cols.contains(&want),
+                "{} lacks column {want}: {cols:?}",
+                spec.names.kind
+            );
+        }
+        let extra = match spec.names.kind.as_str() {
+            "PsaConnection" => ("psaconn", "Provider"),
+            "CustomerMapping" => ("custmap", "Company"),
+            "ContractService" => ("csvc", "ExternalID"),
+            other => panic!("unexpected kind {other}"),
+        };
+        assert_eq!(
+            spec.names.short_names.as_deref(),
+            Some(&[extra.0.to_string()][..])
+        );
+        assert!(cols.contains(&extra.1));
+        // No schema defaults: Argo CD would show drift for every defaulted field.
+        let schema = serde_json::to_value(&v.schema).unwrap();
+        assert_eq!(
+            schema_defaults(&schema, "", false),
+            Vec::<String>::new(),
+            "{} has schema defaults",
+            spec.names.kind
+        );
+    }
+}
+
+#[test]
+fn cel_rejects_two_providers_and_no_provider() {
+    let two = json!({"connectWise": cw_provider(), "kaseyaBms": bms_provider()});
+    let errs = cel_errors::<PsaConnection>(connection(two, json!({})));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains("exactly one provider"), "{errs:?}");
+    assert!(
+        errs[0].contains("spec.provider"),
+        "error names the field: {errs:?}"
+    );
+
+    let none = cel_errors::<PsaConnection>(connection(json!({}), json!({})));
+    assert!(
+        none.iter().any(|e| e.contains("exactly one provider")),
+        "{none:?}"
+    );
+
+    assert!(cel_errors::<PsaConnection>(connection(
+        json!({"connectWise": cw_provider()}),
+        json!({})
+    ))
+    .is_empty());
+    assert!(cel_errors::<PsaConnection>(connection(
+        json!({"kaseyaBms": bms_provider()}),
+        json!({})
+    ))
+    .is_empty());
+}
+
+#[test]
+fn cel_rejects_value_and_map_together() {
+    let p = json!({"connectWise": cw_provider()});
+    let table = [
+        (json!({"status": {"value": "New"}}), None),
+        (
+            json!({"priority": {"map": {"high": "P2"}, "default": "P3"}}),
+            None,
+        ),
+        (
+            json!({"priority": {"value": "P1", "map": {"high": "P2"}}}),
+            Some("set exactly one of value or map"),
+        ),
+        (
+            json!({"priority": {}}),
+            Some("set exactly one of value or map"),
+        ),
+        (
+            json!({"type": {"value": "Alert", "default": "X"}}),
+            Some("default is only used with map"),
+        ),
+        (
+            json!({"issueType": {"subIssueType": "General"}}),
+            Some("subIssueType needs a default issue type"),
+        ),
+        (
+            json!({"issueType": {"default": "SaaS Alerts", "subIssueType": "General"}}),
+            None,
+        ),
+    ];
+    for (ticket, want) in table {
+        let errs = cel_errors::<PsaConnection>(connection(p.clone(), ticket.clone()));
+        match want {
+            None => assert!(errs.is_empty(), "{ticket}: {errs:?}"),
+            Some(msg) => assert!(
+                errs.iter().any(|e| e.contains(msg)),
+                "{ticket}: want {msg}, got {errs:?}"
+            ),
+        }
+    }
+}
+
+#[test]
+fn cel_rules_of_mappings() {
+    let base = |company: Value, quantity: i64| {
+        json!({"apiVersion": "psa-operator.io/v1alpha1", "kind": "CustomerMapping",
+               "metadata": {"name": "m", "namespace": "psa"},
+               "spec": {"connectionRef": {"name": "c"}, "organization": "Contoso Ltd", "company": company,
+                        "contractService": {"serviceRef": {"name": "s"}, "quantity": quantity}}})
+    };
+    assert!(cel_errors::<CustomerMapping>(base(json!({"identifier": "CONTOSO"}), 42)).is_empty());
+    let both = cel_errors::<CustomerMapping>(base(json!({"identifier": "A", "name": "B"}), 1));
+    assert!(
+        both.iter()
+            .any(|e| e.contains("exactly one of identifier or name")),
+        "{both:?}"
+    );
+    let neg = cel_errors::<CustomerMapping>(base(json!({"name": "Contoso"}), -1));
+    assert!(
+        neg.iter().any(|e| e.contains("quantity must be >= 0")),
+        "{neg:?}"
+    );
+}
+
+/// The reference YAML (the fixed user-facing shape) deserialises into our types and passes CEL.
+#[test]
+fn reference_yaml_round_trips() {
+    let text = include_str!("../../tests/fixtures/api-v1alpha1.yaml");
+    let mut kinds = vec![];
+    for doc in serde_yaml::Deserializer::from_str(text) {
+        let v: Value = serde::Deserialize::deserialize(doc).unwrap();
+        let kind = v["kind"].as_str().unwrap().to_string();
+        let errs = match kind.as_str() {
+            "PsaConnection" => {
+                let c: PsaConnection = serde_json::from_value(v.clone()).unwrap();
+                assert_eq!(c.spec.provider.kind_name(), "ConnectWise");
+                // serde keeps every field the user wrote: nothing is silently dropped.
+                assert_eq!(serde_json::to_value(&c.spec).unwrap(), v["spec"]);
+                cel_errors::<PsaConnection>(v)
+            }
+            "CustomerMapping" => {
+                let m: CustomerMapping = serde_json::from_value(v.clone()).unwrap();
+                assert_eq!(serde_json::to_value(&m.spec).unwrap(), v["spec"]);
+                cel_errors::<CustomerMapping>(v)
+            }
+            "ContractService" => {
+                let s: ContractService = serde_json::from_value(v.clone()).unwrap();
+                assert_eq!(s.spec.cost.to_minor(), Some(10_000));
+                assert_eq!(serde_json::to_value(&s.spec).unwrap(), v["spec"]);
+                cel_errors::<ContractService>(v)
+            }
+            other => panic!("unexpected kind {other}"),
+        };
+        assert!(errs.is_empty(), "{kind}: {errs:?}");
+        kinds.push(kind);
+    }
+    assert_eq!(
+        kinds,
+        ["PsaConnection", "CustomerMapping", "ContractService"]
+    );
+}
