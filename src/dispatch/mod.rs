@@ -2,3 +2,5 @@
 //! value mapping, templates and the failsafe e-mail.
 
 pub mod event;
+pub mod grouping;
+pub mod store;

@@ -1,0 +1,254 @@
+//! The durable store of the dispatcher: event queue, grouping index, finding index, counters.
+//!
+//! `Store` is the narrow interface the intake and the workers use; `sqlite::SqliteStore` backs it
+//! with one embedded SQLite file. The interface is written so PostgreSQL can back it later for
+//! several replicas: every call is one transaction, and per-key ordering rests on a claim with a
+//! lease rather than on in-process locks.
+//!
+//! # Queue model
+//!
+//! Every event belongs to one *lane*: (connection, group key). Events of a lane are delivered
+//! strictly in arrival order (`seq`); lanes are independent. The store keeps, per lane with
+//! queued events, its *head* (lowest queued `seq`) and when the head is next due (`ready_at`).
+//! A worker:
+//!
+//! 1. asks `ready_lanes` (an indexed range scan over lane heads, not over events) or waits on
+//!    `subscribe()` / `next_ready_at`;
+//! 2. `claim`s a lane: it gets the head event and the lane is leased to it until the lease ends
+//!    or it reports an outcome — nobody else gets an event of that lane meanwhile;
+//! 3. reports exactly one outcome: `mark_done`, `retry_later`, `defer` or `dead_letter`, each of
+//!    which ends the claim and moves the head.
+//!
+//! A dead-lettered event leaves its lane (later events of the key flow on; the failsafe e-mail
+//! reports it) and can be put back with `replay_dead_letters`. Suspended connections need nothing
+//! from the store: the worker does not claim their lanes, so their events stay queued.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use crate::dispatch::event::Envelope;
+use crate::resolved::ConnectionKey;
+
+pub mod sqlite;
+
+pub use sqlite::{SqliteOptions, SqliteStore};
+
+/// Why a store call failed. Messages never hold event content or secrets.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot read or write now (disk full, read-only, locked, I/O error). Retry later;
+    /// the intake answers 503.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The store has been shut down.
+    #[error("store closed")]
+    Closed,
+    /// A stored row could not be decoded.
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    /// The event `seq` named in the call is not queued (already finished, or never existed).
+    #[error("event {0} is not queued")]
+    NotQueued(i64),
+    /// The event `seq` named in the call is not a dead letter.
+    #[error("event {0} is not a dead letter")]
+    NotDeadLetter(i64),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// An event to enqueue: the envelope and its grouping key (see `dispatch::grouping::group_key`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEvent {
+    pub group_key: String,
+    pub envelope: Envelope,
+}
+
+/// Result of enqueuing one event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Enqueued {
+    /// Store sequence number (arrival order) of the event — of the first copy for a duplicate.
+    pub seq: i64,
+    /// `false` when (connection, event id) was already stored: nothing was changed.
+    pub new: bool,
+}
+
+/// Where an event is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventState {
+    Queued,
+    Done,
+    DeadLetter,
+}
+
+/// An event as the store holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub group_key: String,
+    pub envelope: Envelope,
+    pub state: EventState,
+    /// Delivery attempts that failed so far (`retry_later` and `dead_letter` count one each).
+    pub attempts: u32,
+    /// Unix ms before which the event is not handed out.
+    pub next_attempt_at_ms: i64,
+    pub last_error: Option<String>,
+    /// Dead letters: whether the failsafe e-mail for it went out.
+    pub failsafe_sent: bool,
+    /// Unix ms of `mark_done` / `dead_letter`.
+    pub finished_at_ms: Option<i64>,
+}
+
+/// A lane whose head event is due and not claimed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadyLane {
+    pub connection: ConnectionKey,
+    pub group_key: String,
+    pub ready_at_ms: i64,
+}
+
+/// The ticket of a group (connection + group key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupTicket {
+    pub ticket_id: String,
+    /// `false` once the dispatcher learnt the ticket was closed; the next alert opens a new one.
+    pub open: bool,
+    pub updated_at_ms: i64,
+}
+
+/// Per-connection counters, kept in the same transactions as the events they count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionCounters {
+    /// Events ever accepted (duplicates not counted).
+    pub accepted: u64,
+    /// Events queued now (including held ones of a suspended connection).
+    pub pending: u64,
+    /// Events ever delivered (`mark_done`).
+    pub delivered: u64,
+    /// Dead letters now (replay takes them back to pending).
+    pub dead_letters: u64,
+}
+
+/// The dispatcher's durable state. Object-safe: use as `Arc<dyn Store>`.
+///
+/// Times are Unix milliseconds passed in by the caller, so tests and workers agree on a clock.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores the events in one transaction, all or nothing, durably (committed and synced)
+    /// before returning. An event whose (connection, id) is already stored is left unchanged
+    /// and reported with `new: false`. Results are in input order.
+    async fn enqueue(&self, events: Vec<NewEvent>) -> StoreResult<Vec<Enqueued>>;
+
+    /// Lanes whose head is due at `now_ms` and not claimed, earliest due first. `connection`
+    /// restricts to one connection.
+    async fn ready_lanes(
+        &self,
+        connection: Option<ConnectionKey>,
+        now_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<ReadyLane>>;
+
+    /// When the next lane head becomes due (may be in the past), ignoring claims; `None` when
+    /// nothing is queued. For sleeping until the next retry.
+    async fn next_ready_at(&self, connection: Option<ConnectionKey>) -> StoreResult<Option<i64>>;
+
+    /// Claims a lane: returns its head event if it is due and the lane is not claimed (or the
+    /// previous claim's lease ended), and leases the lane until `now_ms + lease`.
+    async fn claim(
+        &self,
+        connection: ConnectionKey,
+        group_key: String,
+        now_ms: i64,
+        lease: Duration,
+    ) -> StoreResult<Option<StoredEvent>>;
+
+    /// Queued events of a lane in order, head first (e.g. to merge those within `groupWait`).
+    async fn lane_events(
+        &self,
+        connection: ConnectionKey,
+        group_key: String,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredEvent>>;
+
+    /// Marks queued events delivered and ends the claim of their lanes.
+    async fn mark_done(&self, seqs: Vec<i64>, now_ms: i64) -> StoreResult<()>;
+
+    /// Counts a failed attempt, records the error, and makes the event due again at
+    /// `next_attempt_at_ms`; ends the claim. Returns the new attempt count.
+    async fn retry_later(
+        &self,
+        seq: i64,
+        next_attempt_at_ms: i64,
+        error: String,
+    ) -> StoreResult<u32>;
+
+    /// Makes the event due at `not_before_ms` without counting an attempt (rate budget,
+    /// `groupWait`, 429 Retry-After); ends the claim.
+    async fn defer(&self, seq: i64, not_before_ms: i64) -> StoreResult<()>;
+
+    /// Moves a queued event to the dead letters (counting the attempt), recording the error;
+    /// ends the claim and lets the lane's next event through.
+    async fn dead_letter(&self, seq: i64, error: String, now_ms: i64) -> StoreResult<()>;
+
+    /// Records that the failsafe e-mail of a dead letter went out.
+    async fn mark_failsafe_sent(&self, seq: i64) -> StoreResult<()>;
+
+    /// Dead letters, oldest first.
+    async fn dead_letters(
+        &self,
+        connection: Option<ConnectionKey>,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredEvent>>;
+
+    /// Puts dead letters back in their lanes (attempts reset, due at `now_ms`). Returns how many.
+    async fn replay_dead_letters(
+        &self,
+        connection: Option<ConnectionKey>,
+        now_ms: i64,
+    ) -> StoreResult<u64>;
+
+    /// Ends every claim (startup of a single replica: claims of a crashed process are void).
+    async fn release_all_claims(&self) -> StoreResult<u64>;
+
+    /// The ticket recorded for a group.
+    async fn group_ticket(
+        &self,
+        connection: ConnectionKey,
+        group_key: String,
+    ) -> StoreResult<Option<GroupTicket>>;
+
+    /// Records (replaces) the ticket of a group.
+    async fn set_group_ticket(
+        &self,
+        connection: ConnectionKey,
+        group_key: String,
+        ticket: GroupTicket,
+    ) -> StoreResult<()>;
+
+    /// The ticket recorded for a finding.
+    async fn finding_ticket(
+        &self,
+        connection: ConnectionKey,
+        finding_id: String,
+    ) -> StoreResult<Option<String>>;
+
+    /// Records (replaces) the ticket of a finding.
+    async fn set_finding_ticket(
+        &self,
+        connection: ConnectionKey,
+        finding_id: String,
+        ticket_id: String,
+        now_ms: i64,
+    ) -> StoreResult<()>;
+
+    /// Counters of one connection (zero for an unknown one).
+    async fn counters(&self, connection: ConnectionKey) -> StoreResult<ConnectionCounters>;
+
+    /// Events queued over all connections.
+    async fn queue_depth(&self) -> StoreResult<u64>;
+
+    /// A counter bumped after each commit that queued or re-queued work (enqueue, retry,
+    /// defer, replay, finished claim): workers wait on it instead of polling.
+    fn subscribe(&self) -> watch::Receiver<u64>;
+}

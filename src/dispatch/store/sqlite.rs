@@ -1,0 +1,941 @@
+//! `Store` on one embedded SQLite file (rusqlite, WAL, `synchronous=FULL`).
+//!
+//! One writer thread owns the connection. Every call becomes a job sent to it; the thread takes
+//! all jobs waiting at that moment (up to `max_batch`), runs them in ONE transaction, each inside
+//! its own savepoint (a failing job rolls back only itself), commits — the commit is synced to
+//! disk — and only then answers each caller. Under load, many concurrent intake requests thus
+//! share one fsync; when idle, a single request commits alone with no added wait.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use tokio::sync::{oneshot, watch};
+
+use super::{
+    ConnectionCounters, Enqueued, EventState, GroupTicket, NewEvent, ReadyLane, Store, StoreError,
+    StoreResult, StoredEvent,
+};
+use crate::dispatch::event::Envelope;
+use crate::resolved::ConnectionKey;
+
+/// Tuning of the SQLite store.
+#[derive(Clone, Debug)]
+pub struct SqliteOptions {
+    /// How long a write waits for a lock held by another process before failing.
+    pub busy_timeout: Duration,
+    /// Most jobs committed in one transaction.
+    pub max_batch: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            busy_timeout: Duration::from_secs(5),
+            max_batch: 512,
+        }
+    }
+}
+
+/// The SQLite-backed store. Dropping it stops the writer thread once queued jobs are done.
+pub struct SqliteStore {
+    jobs: mpsc::Sender<Job>,
+    changes: Arc<watch::Sender<u64>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a job hands back after running: called with the commit outcome.
+type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// A job's body: runs on the connection (or learns the transaction could not start).
+type JobBody = Box<dyn FnOnce(Result<&Connection, StoreError>) -> Reply + Send>;
+
+struct Job {
+    /// Whether a successful commit of this job should wake workers.
+    notifies: bool,
+    run: JobBody,
+}
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    seq                INTEGER PRIMARY KEY AUTOINCREMENT,
+    namespace          TEXT    NOT NULL,
+    connection         TEXT    NOT NULL,
+    event_id           TEXT    NOT NULL,
+    group_key          TEXT    NOT NULL,
+    kind               TEXT    NOT NULL,
+    body               TEXT    NOT NULL,
+    state              INTEGER NOT NULL,
+    attempts           INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at_ms INTEGER NOT NULL,
+    last_error         TEXT,
+    accepted_at_ms     INTEGER NOT NULL,
+    finished_at_ms     INTEGER,
+    failsafe_sent      INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (namespace, connection, event_id)
+);
+CREATE INDEX IF NOT EXISTS events_lane_queued
+    ON events (namespace, connection, group_key, seq) WHERE state = 0;
+CREATE INDEX IF NOT EXISTS events_dead
+    ON events (namespace, connection, seq) WHERE state = 2;
+-- One row per lane with queued events: its head and when the head is due.
+CREATE TABLE IF NOT EXISTS lanes (
+    namespace        TEXT    NOT NULL,
+    connection       TEXT    NOT NULL,
+    group_key        TEXT    NOT NULL,
+    head_seq         INTEGER NOT NULL,
+    ready_at_ms      INTEGER NOT NULL,
+    claimed_until_ms INTEGER,
+    PRIMARY KEY (namespace, connection, group_key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS lanes_ready ON lanes (ready_at_ms);
+CREATE INDEX IF NOT EXISTS lanes_conn_ready ON lanes (namespace, connection, ready_at_ms);
+CREATE TABLE IF NOT EXISTS group_tickets (
+    namespace     TEXT    NOT NULL,
+    connection    TEXT    NOT NULL,
+    group_key     TEXT    NOT NULL,
+    ticket_id     TEXT    NOT NULL,
+    open          INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (namespace, connection, group_key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS finding_tickets (
+    namespace     TEXT    NOT NULL,
+    connection    TEXT    NOT NULL,
+    finding_id    TEXT    NOT NULL,
+    ticket_id     TEXT    NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (namespace, connection, finding_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters (
+    namespace    TEXT    NOT NULL,
+    connection   TEXT    NOT NULL,
+    accepted     INTEGER NOT NULL,
+    pending      INTEGER NOT NULL,
+    delivered    INTEGER NOT NULL,
+    dead_letters INTEGER NOT NULL,
+    PRIMARY KEY (namespace, connection)
+) WITHOUT ROWID;
+";
+
+const EVENT_COLUMNS: &str = "seq, group_key, body, state, attempts, next_attempt_at_ms, \
+                             last_error, failsafe_sent, finished_at_ms";
+
+const STATE_QUEUED: i64 = 0;
+const STATE_DONE: i64 = 1;
+const STATE_DEAD: i64 = 2;
+
+fn unavailable(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store file and starts its writer thread.
+    pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> StoreResult<SqliteStore> {
+        let path = path.as_ref().to_path_buf();
+        let conn = Connection::open(&path).map_err(unavailable)?;
+        conn.busy_timeout(options.busy_timeout)
+            .map_err(unavailable)?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(unavailable)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Unavailable(format!(
+                "journal mode WAL not available (got {mode})"
+            )));
+        }
+        // FULL: the WAL is synced at every commit, so a returned commit survives power loss.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(unavailable)?;
+        migrate(&conn)?;
+
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let (changes, _) = watch::channel(0u64);
+        let changes = Arc::new(changes);
+        let thread_changes = changes.clone();
+        let max_batch = options.max_batch.max(1);
+        std::thread::Builder::new()
+            .name("psa-store-writer".into())
+            .spawn(move || writer_loop(conn, rx, thread_changes, max_batch))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start writer thread: {e}")))?;
+        Ok(SqliteStore {
+            jobs,
+            changes,
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the writer thread inside the next batch transaction; answers after commit.
+    async fn call<R, F>(&self, notifies: bool, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<StoreResult<R>>();
+        let run = move |conn: Result<&Connection, StoreError>| -> Reply {
+            let result = match conn {
+                Ok(conn) => in_savepoint(conn, f),
+                Err(e) => Err(e),
+            };
+            Box::new(move |commit: Result<(), StoreError>| {
+                let out = match (result, commit) {
+                    (Ok(v), Ok(())) => Ok(v),
+                    (Ok(_), Err(e)) => Err(e),
+                    (Err(e), _) => Err(e),
+                };
+                // The caller may have gone away (request cancelled); the work is committed anyway.
+                let _ = tx.send(out);
+            })
+        };
+        self.jobs
+            .send(Job {
+                notifies,
+                run: Box::new(run),
+            })
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn migrate(conn: &Connection) -> StoreResult<()> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(unavailable)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Corrupt(format!(
+            "store schema version {version} is newer than this build ({SCHEMA_VERSION})"
+        )));
+    }
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+    ))
+    .map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        unavailable(e)
+    })
+}
+
+fn in_savepoint<R>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> StoreResult<R>,
+) -> StoreResult<R> {
+    conn.execute_batch("SAVEPOINT job").map_err(unavailable)?;
+    match f(conn) {
+        Ok(v) => {
+            conn.execute_batch("RELEASE job").map_err(unavailable)?;
+            Ok(v)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO job; RELEASE job")
+                .map_err(unavailable)?;
+            Err(e)
+        }
+    }
+}
+
+fn writer_loop(
+    conn: Connection,
+    rx: mpsc::Receiver<Job>,
+    changes: Arc<watch::Sender<u64>>,
+    max_batch: usize,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let notifies = batch.iter().any(|j| j.notifies);
+        match conn.execute_batch("BEGIN IMMEDIATE") {
+            Err(e) => {
+                let err = unavailable(e);
+                for job in batch {
+                    (job.run)(Err(err.clone()))(Ok(()));
+                }
+            }
+            Ok(()) => {
+                let replies: Vec<Reply> =
+                    batch.into_iter().map(|job| (job.run)(Ok(&conn))).collect();
+                let commit = conn.execute_batch("COMMIT").map_err(|e| {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    unavailable(e)
+                });
+                if commit.is_ok() && notifies {
+                    changes.send_modify(|n| *n = n.wrapping_add(1));
+                }
+                for reply in replies {
+                    reply(commit.clone());
+                }
+            }
+        }
+    }
+}
+
+// ---- row helpers (run on the writer thread) ----
+
+fn decode_event(row: &Row<'_>) -> rusqlite::Result<(StoredEventRow, String)> {
+    Ok((
+        StoredEventRow {
+            seq: row.get(0)?,
+            group_key: row.get(1)?,
+            state: row.get(3)?,
+            attempts: row.get(4)?,
+            next_attempt_at_ms: row.get(5)?,
+            last_error: row.get(6)?,
+            failsafe_sent: row.get::<_, i64>(7)? != 0,
+            finished_at_ms: row.get(8)?,
+        },
+        row.get(2)?,
+    ))
+}
+
+struct StoredEventRow {
+    seq: i64,
+    group_key: String,
+    state: i64,
+    attempts: i64,
+    next_attempt_at_ms: i64,
+    last_error: Option<String>,
+    failsafe_sent: bool,
+    finished_at_ms: Option<i64>,
+}
+
+fn into_event((row, body): (StoredEventRow, String)) -> StoreResult<StoredEvent> {
+    let envelope: Envelope = serde_json::from_str(&body)
+        .map_err(|e| StoreError::Corrupt(format!("event {}: {e}", row.seq)))?;
+    let state = match row.state {
+        STATE_QUEUED => EventState::Queued,
+        STATE_DONE => EventState::Done,
+        STATE_DEAD => EventState::DeadLetter,
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "event {}: unknown state {other}",
+                row.seq
+            )))
+        }
+    };
+    Ok(StoredEvent {
+        seq: row.seq,
+        group_key: row.group_key,
+        envelope,
+        state,
+        attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+        next_attempt_at_ms: row.next_attempt_at_ms,
+        last_error: row.last_error,
+        failsafe_sent: row.failsafe_sent,
+        finished_at_ms: row.finished_at_ms,
+    })
+}
+
+fn query_events(
+    conn: &Connection,
+    sql_tail: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> StoreResult<Vec<StoredEvent>> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events {sql_tail}");
+    let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
+    let rows = stmt
+        .query_map(params, decode_event)
+        .map_err(unavailable)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(unavailable)?;
+    rows.into_iter().map(into_event).collect()
+}
+
+/// (namespace, connection, group key) of a queued event; `NotQueued` otherwise.
+fn queued_lane(conn: &Connection, seq: i64) -> StoreResult<(String, String, String)> {
+    conn.prepare_cached(
+        "SELECT namespace, connection, group_key FROM events WHERE seq = ?1 AND state = 0",
+    )
+    .map_err(unavailable)?
+    .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    .optional()
+    .map_err(unavailable)?
+    .ok_or(StoreError::NotQueued(seq))
+}
+
+/// Re-derives a lane's head from its queued events (or drops the lane when none is left).
+fn refresh_lane(
+    conn: &Connection,
+    (ns, name, key): (&str, &str, &str),
+    end_claim: bool,
+) -> StoreResult<()> {
+    let head: Option<(i64, i64)> = conn
+        .prepare_cached(
+            "SELECT seq, next_attempt_at_ms FROM events
+             WHERE namespace = ?1 AND connection = ?2 AND group_key = ?3 AND state = 0
+             ORDER BY seq LIMIT 1",
+        )
+        .map_err(unavailable)?
+        .query_row(params![ns, name, key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(unavailable)?;
+    match head {
+        Some((seq, ready_at)) => {
+            conn.prepare_cached(
+                "INSERT INTO lanes (namespace, connection, group_key, head_seq, ready_at_ms, claimed_until_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, NULL)
+                 ON CONFLICT (namespace, connection, group_key) DO UPDATE SET
+                   head_seq = excluded.head_seq,
+                   ready_at_ms = excluded.ready_at_ms,
+                   claimed_until_ms = CASE WHEN ?6 THEN NULL ELSE claimed_until_ms END",
+            )
+            .map_err(unavailable)?
+            .execute(params![ns, name, key, seq, ready_at, end_claim])
+            .map_err(unavailable)?;
+        }
+        None => {
+            conn.prepare_cached(
+                "DELETE FROM lanes WHERE namespace = ?1 AND connection = ?2 AND group_key = ?3",
+            )
+            .map_err(unavailable)?
+            .execute(params![ns, name, key])
+            .map_err(unavailable)?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds deltas to a connection's counters (creating the row on first use).
+fn bump_counters(
+    conn: &Connection,
+    ns: &str,
+    name: &str,
+    [accepted, pending, delivered, dead]: [i64; 4],
+) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO counters (namespace, connection, accepted, pending, delivered, dead_letters)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (namespace, connection) DO UPDATE SET
+           accepted = accepted + excluded.accepted,
+           pending = pending + excluded.pending,
+           delivered = delivered + excluded.delivered,
+           dead_letters = dead_letters + excluded.dead_letters",
+    )
+    .map_err(unavailable)?
+    .execute(params![ns, name, accepted, pending, delivered, dead])
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+fn enqueue_one(conn: &Connection, ev: &NewEvent) -> StoreResult<Enqueued> {
+    let env = &ev.envelope;
+    let body = serde_json::to_string(env)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode event: {e}")))?;
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO events (namespace, connection, event_id, group_key, kind, body, state,
+                                 attempts, next_attempt_at_ms, accepted_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, ?7, ?7)
+             ON CONFLICT (namespace, connection, event_id) DO NOTHING",
+        )
+        .map_err(unavailable)?
+        .execute(params![
+            env.namespace,
+            env.connection,
+            env.event.id,
+            ev.group_key,
+            env.event.kind.as_str(),
+            body,
+            env.accepted_at_ms
+        ])
+        .map_err(unavailable)?;
+    if inserted == 0 {
+        let seq: i64 = conn
+            .prepare_cached(
+                "SELECT seq FROM events WHERE namespace = ?1 AND connection = ?2 AND event_id = ?3",
+            )
+            .map_err(unavailable)?
+            .query_row(params![env.namespace, env.connection, env.event.id], |r| {
+                r.get(0)
+            })
+            .map_err(unavailable)?;
+        return Ok(Enqueued { seq, new: false });
+    }
+    let seq = conn.last_insert_rowid();
+    // A new lane starts with this event as head; an existing lane keeps its (earlier) head.
+    conn.prepare_cached(
+        "INSERT INTO lanes (namespace, connection, group_key, head_seq, ready_at_ms, claimed_until_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, NULL)
+         ON CONFLICT (namespace, connection, group_key) DO NOTHING",
+    )
+    .map_err(unavailable)?
+    .execute(params![
+        env.namespace,
+        env.connection,
+        ev.group_key,
+        seq,
+        env.accepted_at_ms
+    ])
+    .map_err(unavailable)?;
+    bump_counters(conn, &env.namespace, &env.connection, [1, 1, 0, 0])?;
+    Ok(Enqueued { seq, new: true })
+}
+
+/// SQL condition and its ?1/?2 parameters for an optional connection filter (empty = all).
+fn conn_filter(connection: &Option<ConnectionKey>) -> (&'static str, String, String) {
+    let (ns, name) = match connection {
+        Some(k) => (k.namespace.clone(), k.name.clone()),
+        None => (String::new(), String::new()),
+    };
+    (
+        "(?1 = '' OR (namespace = ?1 AND connection = ?2))",
+        ns,
+        name,
+    )
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn enqueue(&self, events: Vec<NewEvent>) -> StoreResult<Vec<Enqueued>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.call(true, move |conn| {
+            events.iter().map(|ev| enqueue_one(conn, ev)).collect()
+        })
+        .await
+    }
+
+    async fn ready_lanes(
+        &self,
+        connection: Option<ConnectionKey>,
+        now_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<ReadyLane>> {
+        self.call(false, move |conn| {
+            let (filter, ns, name) = conn_filter(&connection);
+            let sql = format!(
+                "SELECT namespace, connection, group_key, ready_at_ms FROM lanes
+                 WHERE {filter} AND ready_at_ms <= ?3
+                   AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?3)
+                 ORDER BY ready_at_ms LIMIT ?4"
+            );
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
+            let rows = stmt
+                .query_map(params![ns, name, now_ms, limit], |r| {
+                    Ok(ReadyLane {
+                        connection: ConnectionKey::new(
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                        ),
+                        group_key: r.get(2)?,
+                        ready_at_ms: r.get(3)?,
+                    })
+                })
+                .map_err(unavailable)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(unavailable)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn next_ready_at(&self, connection: Option<ConnectionKey>) -> StoreResult<Option<i64>> {
+        self.call(false, move |conn| {
+            let (filter, ns, name) = conn_filter(&connection);
+            // A claimed lane can be claimed again at the earliest when its lease ends.
+            let sql = format!(
+                "SELECT MIN(CASE WHEN claimed_until_ms IS NULL THEN ready_at_ms
+                                 ELSE max(ready_at_ms, claimed_until_ms) END)
+                 FROM lanes WHERE {filter}"
+            );
+            conn.prepare_cached(&sql)
+                .map_err(unavailable)?
+                .query_row(params![ns, name], |r| r.get::<_, Option<i64>>(0))
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn claim(
+        &self,
+        connection: ConnectionKey,
+        group_key: String,
+        now_ms: i64,
+        lease: Duration,
+    ) -> StoreResult<Option<StoredEvent>> {
+        self.call(false, move |conn| {
+            let until = now_ms.saturating_add(ms(lease));
+            let head: Option<i64> = conn
+                .prepare_cached(
+                    "UPDATE lanes SET claimed_until_ms = ?4
+                     WHERE namespace = ?1 AND connection = ?2 AND group_key = ?3
+                       AND ready_at_ms <= ?5
+                       AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?5)
+                     RETURNING head_seq",
+                )
+                .map_err(unavailable)?
+                .query_row(
+                    params![
+                        connection.namespace,
+                        connection.name,
+                        group_key,
+                        until,
+                        now_ms
+                    ],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let Some(seq) = head else { return Ok(None) };
+            let mut found = query_events(conn, "WHERE seq = ?1 AND state = 0", &[&seq])?;
+            match found.pop() {
+                Some(ev) => Ok(Some(ev)),
+                None => Err(StoreError::Corrupt(format!(
+                    "lane head {seq} is not a queued event"
+                ))),
+            }
+        })
+        .await
+    }
+
+    async fn lane_events(
+        &self,
+        connection: ConnectionKey,
+        group_key: String,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        self.call(false, move |conn| {
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            query_events(
+                conn,
+                "WHERE namespace = ?1 AND connection = ?2 AND group_key = ?3 AND state = 0
+                 ORDER BY seq LIMIT ?4",
+                &[&connection.namespace, &connection.name, &group_key, &limit],
+            )
+        })
+        .await
+    }
+
+    async fn mark_done(&self, seqs: Vec<i64>, now_ms: i64) -> StoreResult<()> {
+        self.call(true, move |conn| {
+            let mut lanes = BTreeSet::new();
+            for seq in seqs {
+                let lane = queued_lane(conn, seq)?;
+                conn.prepare_cached(
+                    "UPDATE events SET state = 1, finished_at_ms = ?2 WHERE seq = ?1",
+                )
+                .map_err(unavailable)?
+                .execute(params![seq, now_ms])
+                .map_err(unavailable)?;
+                bump_counters(conn, &lane.0, &lane.1, [0, -1, 1, 0])?;
+                lanes.insert(lane);
+            }
+            for (ns, name, key) in &lanes {
+                refresh_lane(conn, (ns, name, key), true)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn retry_later(
+        &self,
+        seq: i64,
+        next_attempt_at_ms: i64,
+        error: String,
+    ) -> StoreResult<u32> {
+        self.call(true, move |conn| {
+            let (ns, name, key) = queued_lane(conn, seq)?;
+            let attempts: i64 = conn
+                .prepare_cached(
+                    "UPDATE events SET attempts = attempts + 1, next_attempt_at_ms = ?2,
+                                       last_error = ?3
+                     WHERE seq = ?1 RETURNING attempts",
+                )
+                .map_err(unavailable)?
+                .query_row(params![seq, next_attempt_at_ms, error], |r| r.get(0))
+                .map_err(unavailable)?;
+            refresh_lane(conn, (&ns, &name, &key), true)?;
+            Ok(u32::try_from(attempts).unwrap_or(u32::MAX))
+        })
+        .await
+    }
+
+    async fn defer(&self, seq: i64, not_before_ms: i64) -> StoreResult<()> {
+        self.call(true, move |conn| {
+            let (ns, name, key) = queued_lane(conn, seq)?;
+            conn.prepare_cached("UPDATE events SET next_attempt_at_ms = ?2 WHERE seq = ?1")
+                .map_err(unavailable)?
+                .execute(params![seq, not_before_ms])
+                .map_err(unavailable)?;
+            refresh_lane(conn, (&ns, &name, &key), true)
+        })
+        .await
+    }
+
+    async fn dead_letter(&self, seq: i64, error: String, now_ms: i64) -> StoreResult<()> {
+        self.call(true, move |conn| {
+            let (ns, name, key) = queued_lane(conn, seq)?;
+            conn.prepare_cached(
+                "UPDATE events SET state = 2, attempts = attempts + 1, last_error = ?2,
+                                   finished_at_ms = ?3, failsafe_sent = 0
+                 WHERE seq = ?1",
+            )
+            .map_err(unavailable)?
+            .execute(params![seq, error, now_ms])
+            .map_err(unavailable)?;
+            bump_counters(conn, &ns, &name, [0, -1, 0, 1])?;
+            refresh_lane(conn, (&ns, &name, &key), true)
+        })
+        .await
+    }
+
+    async fn mark_failsafe_sent(&self, seq: i64) -> StoreResult<()> {
+        self.call(false, move |conn| {
+            let n = conn
+                .prepare_cached("UPDATE events SET failsafe_sent = 1 WHERE seq = ?1 AND state = 2")
+                .map_err(unavailable)?
+                .execute([seq])
+                .map_err(unavailable)?;
+            if n == 0 {
+                return Err(StoreError::NotDeadLetter(seq));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn dead_letters(
+        &self,
+        connection: Option<ConnectionKey>,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        self.call(false, move |conn| {
+            let (filter, ns, name) = conn_filter(&connection);
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            query_events(
+                conn,
+                &format!("WHERE {filter} AND state = 2 ORDER BY seq LIMIT ?3"),
+                &[&ns, &name, &limit],
+            )
+        })
+        .await
+    }
+
+    async fn replay_dead_letters(
+        &self,
+        connection: Option<ConnectionKey>,
+        now_ms: i64,
+    ) -> StoreResult<u64> {
+        self.call(true, move |conn| {
+            let (filter, ns, name) = conn_filter(&connection);
+            let sql = format!(
+                "UPDATE events SET state = 0, attempts = 0, next_attempt_at_ms = ?3,
+                                   finished_at_ms = NULL, failsafe_sent = 0
+                 WHERE {filter} AND state = 2
+                 RETURNING namespace, connection, group_key"
+            );
+            let replayed: Vec<(String, String, String)> = conn
+                .prepare_cached(&sql)
+                .map_err(unavailable)?
+                .query_map(params![ns, name, now_ms], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .map_err(unavailable)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(unavailable)?;
+            let mut per_conn: std::collections::BTreeMap<(&str, &str), i64> = Default::default();
+            let mut lanes = BTreeSet::new();
+            for (ns, name, key) in &replayed {
+                *per_conn.entry((ns, name)).or_default() += 1;
+                lanes.insert((ns.as_str(), name.as_str(), key.as_str()));
+            }
+            for ((ns, name), n) in per_conn {
+                bump_counters(conn, ns, name, [0, n, 0, -n])?;
+            }
+            for lane in lanes {
+                // A lane being worked on keeps its claim; the replayed event queues behind it.
+                refresh_lane(conn, lane, false)?;
+            }
+            Ok(replayed.len() as u64)
+        })
+        .await
+    }
+
+    async fn release_all_claims(&self) -> StoreResult<u64> {
+        self.call(true, |conn| {
+            conn.execute(
+                "UPDATE lanes SET claimed_until_ms = NULL WHERE claimed_until_ms IS NOT NULL",
+                [],
+            )
+            .map(|n| n as u64)
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn group_ticket(
+        &self,
+        connection: ConnectionKey,
+        group_key: String,
+    ) -> StoreResult<Option<GroupTicket>> {
+        self.call(false, move |conn| {
+            conn.prepare_cached(
+                "SELECT ticket_id, open, updated_at_ms FROM group_tickets
+                 WHERE namespace = ?1 AND connection = ?2 AND group_key = ?3",
+            )
+            .map_err(unavailable)?
+            .query_row(
+                params![connection.namespace, connection.name, group_key],
+                |r| {
+                    Ok(GroupTicket {
+                        ticket_id: r.get(0)?,
+                        open: r.get::<_, i64>(1)? != 0,
+                        updated_at_ms: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn set_group_ticket(
+        &self,
+        connection: ConnectionKey,
+        group_key: String,
+        ticket: GroupTicket,
+    ) -> StoreResult<()> {
+        self.call(false, move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO group_tickets (namespace, connection, group_key, ticket_id, open, updated_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (namespace, connection, group_key) DO UPDATE SET
+                   ticket_id = excluded.ticket_id, open = excluded.open,
+                   updated_at_ms = excluded.updated_at_ms",
+            )
+            .map_err(unavailable)?
+            .execute(params![
+                connection.namespace,
+                connection.name,
+                group_key,
+                ticket.ticket_id,
+                ticket.open,
+                ticket.updated_at_ms
+            ])
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn finding_ticket(
+        &self,
+        connection: ConnectionKey,
+        finding_id: String,
+    ) -> StoreResult<Option<String>> {
+        self.call(false, move |conn| {
+            conn.prepare_cached(
+                "SELECT ticket_id FROM finding_tickets
+                 WHERE namespace = ?1 AND connection = ?2 AND finding_id = ?3",
+            )
+            .map_err(unavailable)?
+            .query_row(
+                params![connection.namespace, connection.name, finding_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn set_finding_ticket(
+        &self,
+        connection: ConnectionKey,
+        finding_id: String,
+        ticket_id: String,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        self.call(false, move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO finding_tickets (namespace, connection, finding_id, ticket_id, updated_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (namespace, connection, finding_id) DO UPDATE SET
+                   ticket_id = excluded.ticket_id, updated_at_ms = excluded.updated_at_ms",
+            )
+            .map_err(unavailable)?
+            .execute(params![
+                connection.namespace,
+                connection.name,
+                finding_id,
+                ticket_id,
+                now_ms
+            ])
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn counters(&self, connection: ConnectionKey) -> StoreResult<ConnectionCounters> {
+        self.call(false, move |conn| {
+            let row: Option<[i64; 4]> = conn
+                .prepare_cached(
+                    "SELECT accepted, pending, delivered, dead_letters FROM counters
+                     WHERE namespace = ?1 AND connection = ?2",
+                )
+                .map_err(unavailable)?
+                .query_row(params![connection.namespace, connection.name], |r| {
+                    Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?])
+                })
+                .optional()
+                .map_err(unavailable)?;
+            let [accepted, pending, delivered, dead] = row.unwrap_or_default();
+            let u = |v: i64| u64::try_from(v).unwrap_or(0);
+            Ok(ConnectionCounters {
+                accepted: u(accepted),
+                pending: u(pending),
+                delivered: u(delivered),
+                dead_letters: u(dead),
+            })
+        })
+        .await
+    }
+
+    async fn queue_depth(&self) -> StoreResult<u64> {
+        self.call(false, |conn| {
+            conn.query_row("SELECT COALESCE(SUM(pending), 0) FROM counters", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|v| u64::try_from(v).unwrap_or(0))
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests;

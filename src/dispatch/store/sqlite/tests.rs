@@ -1,0 +1,438 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::dispatch::event::{Event, EventKind};
+
+fn event(id: &str) -> Event {
+    Event {
+        id: id.into(),
+        kind: EventKind::Alert,
+        organization: "Contoso Ltd".into(),
+        user: Some("jane@contoso.example".into()),
+        alert_type: "Too Many Downloads".into(),
+        severity: Some("critical".into()),
+        title: "Too Many Downloads".into(),
+        description: "412 files".into(),
+        occurred_at: Some("2026-11-24T16:18:28Z".into()),
+        url: None,
+        finding_id: None,
+        status: None,
+        priority: None,
+        comment: None,
+        author: None,
+        labels: Default::default(),
+        annotations: Default::default(),
+    }
+}
+
+fn new_event(conn: &str, id: &str, key: &str, at: i64) -> NewEvent {
+    NewEvent {
+        group_key: key.into(),
+        envelope: Envelope {
+            namespace: "psa".into(),
+            connection: conn.into(),
+            accepted_at_ms: at,
+            event: event(id),
+        },
+    }
+}
+
+fn acme() -> ConnectionKey {
+    ConnectionKey::new("psa", "acme")
+}
+
+fn open(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open(dir.path().join("store.db"), SqliteOptions::default()).expect("open")
+}
+
+#[tokio::test]
+async fn enqueue_is_durable_and_idempotent_per_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let r = store
+        .enqueue(vec![
+            new_event("acme", "a1", "k", 1000),
+            new_event("acme", "a2", "k", 1000),
+        ])
+        .await
+        .unwrap();
+    assert!(r.iter().all(|e| e.new));
+    let again = store
+        .enqueue(vec![
+            new_event("acme", "a1", "k", 2000),
+            new_event("other", "a1", "k", 2000),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        again[0],
+        Enqueued {
+            seq: r[0].seq,
+            new: false
+        }
+    );
+    assert!(
+        again[1].new,
+        "the same id through another connection is a different event"
+    );
+    let c = store.counters(acme()).await.unwrap();
+    assert_eq!((c.accepted, c.pending), (2, 2));
+    drop(store);
+
+    // A fresh process sees what was acknowledged.
+    let store = open(&dir);
+    let lane = store.lane_events(acme(), "k".into(), 10).await.unwrap();
+    let ids: Vec<_> = lane.iter().map(|e| e.envelope.event.id.as_str()).collect();
+    assert_eq!(ids, ["a1", "a2"]);
+    assert_eq!(
+        lane[0].envelope.accepted_at_ms, 1000,
+        "duplicate did not overwrite"
+    );
+    assert_eq!(store.queue_depth().await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn a_lane_hands_out_one_event_at_a_time_in_arrival_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store
+        .enqueue(vec![
+            new_event("acme", "a1", "jane", 10),
+            new_event("acme", "b1", "bob", 11),
+            new_event("acme", "a2", "jane", 12),
+        ])
+        .await
+        .unwrap();
+    let lease = Duration::from_secs(60);
+    let lanes = store.ready_lanes(None, 100, 10).await.unwrap();
+    let keys: Vec<_> = lanes.iter().map(|l| l.group_key.as_str()).collect();
+    assert_eq!(keys, ["jane", "bob"]);
+
+    let first = store
+        .claim(acme(), "jane".into(), 100, lease)
+        .await
+        .unwrap()
+        .expect("head");
+    assert_eq!(first.envelope.event.id, "a1");
+    assert!(store
+        .claim(acme(), "jane".into(), 100, lease)
+        .await
+        .unwrap()
+        .is_none());
+    let lanes = store.ready_lanes(Some(acme()), 100, 10).await.unwrap();
+    assert_eq!(lanes.len(), 1, "the claimed lane is not offered");
+    assert_eq!(lanes[0].group_key, "bob");
+
+    store.mark_done(vec![first.seq], 150).await.unwrap();
+    let second = store
+        .claim(acme(), "jane".into(), 200, lease)
+        .await
+        .unwrap()
+        .expect("next");
+    assert_eq!(second.envelope.event.id, "a2");
+    assert_eq!(
+        store.mark_done(vec![first.seq], 200).await,
+        Err(StoreError::NotQueued(first.seq))
+    );
+    let c = store.counters(acme()).await.unwrap();
+    assert_eq!((c.accepted, c.pending, c.delivered), (3, 2, 1));
+}
+
+#[tokio::test]
+async fn an_expired_lease_frees_the_lane_and_release_all_claims_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store
+        .enqueue(vec![new_event("acme", "a1", "k", 0)])
+        .await
+        .unwrap();
+    let lease = Duration::from_millis(500);
+    assert!(store
+        .claim(acme(), "k".into(), 0, lease)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .claim(acme(), "k".into(), 499, lease)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(store.next_ready_at(None).await.unwrap(), Some(500));
+    assert!(store
+        .claim(acme(), "k".into(), 500, lease)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(store.release_all_claims().await.unwrap(), 1);
+    assert!(store
+        .claim(acme(), "k".into(), 600, lease)
+        .await
+        .unwrap()
+        .is_some());
+}
+
+#[tokio::test]
+async fn retries_keep_the_lane_blocked_until_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store
+        .enqueue(vec![
+            new_event("acme", "a1", "k", 0),
+            new_event("acme", "a2", "k", 0),
+        ])
+        .await
+        .unwrap();
+    let lease = Duration::from_secs(60);
+    let ev = store
+        .claim(acme(), "k".into(), 0, lease)
+        .await
+        .unwrap()
+        .unwrap();
+    let n = store
+        .retry_later(ev.seq, 5_000, "PSA 503".into())
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert!(store.ready_lanes(None, 4_999, 10).await.unwrap().is_empty());
+    assert!(store
+        .claim(acme(), "k".into(), 4_999, lease)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store.next_ready_at(Some(acme())).await.unwrap(),
+        Some(5_000)
+    );
+    let again = store
+        .claim(acme(), "k".into(), 5_000, lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        again.envelope.event.id, "a1",
+        "a retried event stays at the head"
+    );
+    assert_eq!(again.attempts, 1);
+    assert_eq!(again.last_error.as_deref(), Some("PSA 503"));
+
+    store.defer(again.seq, 9_000).await.unwrap();
+    let deferred = store
+        .claim(acme(), "k".into(), 9_000, lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(deferred.attempts, 1, "defer does not count an attempt");
+}
+
+#[tokio::test]
+async fn dead_letters_unblock_the_lane_and_replay_requeues_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store
+        .enqueue(vec![
+            new_event("acme", "a1", "k", 0),
+            new_event("acme", "a2", "k", 0),
+            new_event("other", "o1", "k", 0),
+        ])
+        .await
+        .unwrap();
+    let lease = Duration::from_secs(60);
+    let a1 = store
+        .claim(acme(), "k".into(), 0, lease)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .dead_letter(a1.seq, "permanent: board gone".into(), 10)
+        .await
+        .unwrap();
+    let a2 = store
+        .claim(acme(), "k".into(), 10, lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a2.envelope.event.id, "a2");
+    store.mark_done(vec![a2.seq], 20).await.unwrap();
+    let other = ConnectionKey::new("psa", "other");
+    let o1 = store
+        .claim(other.clone(), "k".into(), 0, lease)
+        .await
+        .unwrap()
+        .unwrap();
+    store.dead_letter(o1.seq, "x".into(), 10).await.unwrap();
+
+    let dead = store.dead_letters(Some(acme()), 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].state, EventState::DeadLetter);
+    assert_eq!(dead[0].attempts, 1);
+    assert!(!dead[0].failsafe_sent);
+    store.mark_failsafe_sent(a1.seq).await.unwrap();
+    assert!(store.dead_letters(None, 10).await.unwrap()[0].failsafe_sent);
+    assert_eq!(
+        store.mark_failsafe_sent(a2.seq).await,
+        Err(StoreError::NotDeadLetter(a2.seq))
+    );
+    let c = store.counters(acme()).await.unwrap();
+    assert_eq!((c.pending, c.delivered, c.dead_letters), (0, 1, 1));
+
+    assert_eq!(
+        store.replay_dead_letters(Some(acme()), 100).await.unwrap(),
+        1
+    );
+    let back = store
+        .claim(acme(), "k".into(), 100, lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((back.envelope.event.id.as_str(), back.attempts), ("a1", 0));
+    let c = store.counters(acme()).await.unwrap();
+    assert_eq!((c.pending, c.dead_letters), (1, 0));
+    assert_eq!(
+        store.dead_letters(None, 10).await.unwrap().len(),
+        1,
+        "other's stays"
+    );
+    assert_eq!(store.replay_dead_letters(None, 100).await.unwrap(), 1);
+    assert!(store.dead_letters(None, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn group_and_finding_indexes_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    assert_eq!(store.group_ticket(acme(), "k".into()).await.unwrap(), None);
+    let t = GroupTicket {
+        ticket_id: "101".into(),
+        open: true,
+        updated_at_ms: 5,
+    };
+    store
+        .set_group_ticket(acme(), "k".into(), t.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.group_ticket(acme(), "k".into()).await.unwrap(),
+        Some(t)
+    );
+    let closed = GroupTicket {
+        ticket_id: "101".into(),
+        open: false,
+        updated_at_ms: 6,
+    };
+    store
+        .set_group_ticket(acme(), "k".into(), closed.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.group_ticket(acme(), "k".into()).await.unwrap(),
+        Some(closed)
+    );
+    assert_eq!(
+        store
+            .group_ticket(ConnectionKey::new("psa", "other"), "k".into())
+            .await
+            .unwrap(),
+        None
+    );
+
+    store
+        .set_finding_ticket(acme(), "f-1".into(), "202".into(), 7)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .finding_ticket(acme(), "f-1".into())
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("202")
+    );
+    assert_eq!(
+        store.finding_ticket(acme(), "f-2".into()).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn workers_are_woken_by_new_work_not_by_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut rx = store.subscribe();
+    let before = *rx.borrow_and_update();
+    store.ready_lanes(None, 0, 10).await.unwrap();
+    assert!(!rx.has_changed().unwrap(), "a read must not wake workers");
+    store
+        .enqueue(vec![new_event("acme", "a1", "k", 0)])
+        .await
+        .unwrap();
+    assert!(rx.has_changed().unwrap());
+    assert_ne!(*rx.borrow_and_update(), before);
+}
+
+#[tokio::test]
+async fn concurrent_enqueues_all_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(&dir));
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25 {
+                let id = format!("t{t}-{i}");
+                let r = store
+                    .enqueue(vec![new_event("acme", &id, &format!("k{t}"), 0)])
+                    .await
+                    .unwrap();
+                assert!(r[0].new);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(store.counters(acme()).await.unwrap().accepted, 400);
+    let lane = store.lane_events(acme(), "k3".into(), 100).await.unwrap();
+    let ids: Vec<_> = lane.iter().map(|e| e.envelope.event.id.clone()).collect();
+    let want: Vec<_> = (0..25).map(|i| format!("t3-{i}")).collect();
+    assert_eq!(ids, want, "one client's events keep their order");
+}
+
+#[tokio::test]
+async fn a_locked_store_fails_the_call_and_keeps_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let store = SqliteStore::open(
+        &path,
+        SqliteOptions {
+            busy_timeout: Duration::from_millis(100),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let locker = Connection::open(&path).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let err = store
+        .enqueue(vec![new_event("acme", "a1", "k", 0)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    locker.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(store.counters(acme()).await.unwrap().accepted, 0);
+    let r = store
+        .enqueue(vec![new_event("acme", "a1", "k", 0)])
+        .await
+        .unwrap();
+    assert!(r[0].new, "the failed attempt left no trace");
+}
+
+#[test]
+fn opening_an_unwritable_path_is_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = SqliteStore::open(
+        dir.path().join("missing/dir/store.db"),
+        SqliteOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+}
