@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub mod connectwise;
 pub mod error;
 pub use error::PsaError;
 

@@ -1,0 +1,515 @@
+//! The HTTP edge of the ConnectWise client: codebase discovery, headers, errors, 429 handling,
+//! paging. Everything above it speaks paths and JSON.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{
+    HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, LINK, RETRY_AFTER,
+};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use tokio::sync::RwLock;
+
+use super::paging;
+use super::wire::{CompanyInfo, ErrorBody};
+use super::ConnectWiseConfig;
+use crate::psa::{PsaError, PsaResult};
+
+/// Largest page ConnectWise serves; lists are read in pages of this size.
+pub const PAGE_SIZE: u32 = 1000;
+/// Bound on pages followed for one list (a server whose `Link` never ends must not hang us).
+const MAX_PAGES: usize = 1000;
+/// Wait assumed when a 429 carries no usable `Retry-After`.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// How the client reacts to `429 Too Many Requests` (and `503` with `Retry-After`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Reads (GET) are retried after `Retry-After` this many times when the wait is short enough.
+    pub read_retries: u32,
+    /// Longest `Retry-After` the client waits out itself; longer ones come back as
+    /// [`PsaError::Transient`] with `retry_after` so the caller can schedule the retry.
+    pub max_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            read_retries: 2,
+            max_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where a request goes: a path under the API base, or a `Link` URL the server handed out.
+pub enum Target<'a> {
+    Api {
+        path: &'a str,
+        query: &'a [(&'a str, String)],
+    },
+    Absolute(&'a str),
+}
+
+pub struct Transport {
+    http: reqwest::Client,
+    site: String,
+    company_id: String,
+    headers: HeaderMap,
+    codebase_override: Option<String>,
+    /// `{site}/{codebase}apis/3.0`, discovered on first use.
+    base: RwLock<Option<String>>,
+    /// After a 429 with `Retry-After`, no request leaves before this instant.
+    not_before: Mutex<Option<Instant>>,
+    retry: RetryPolicy,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl Transport {
+    pub fn new(cfg: &ConnectWiseConfig) -> PsaResult<Self> {
+        let mut headers = HeaderMap::new();
+        let mut auth = HeaderValue::from_str(&super::basic_auth(cfg)).map_err(|_| PsaError::Auth {
+            status: None,
+            message: "the ConnectWise company id or keys contain characters not allowed in an HTTP header".into(),
+        })?;
+        auth.set_sensitive(true);
+        headers.insert(AUTHORIZATION, auth);
+        let client_id = HeaderValue::from_str(&cfg.client_id).map_err(|_| PsaError::Permanent {
+            status: None,
+            message: "the ConnectWise clientId contains characters not allowed in an HTTP header"
+                .into(),
+        })?;
+        headers.insert("clientId", client_id);
+        let accept = format!(
+            "application/vnd.connectwise.com+json; version={}",
+            cfg.api_version
+        );
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_str(&accept).map_err(|_| PsaError::Permanent {
+                status: None,
+                message: format!("invalid ConnectWise API version {:?}", cfg.api_version),
+            })?,
+        );
+        let http = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("psa-operator/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| PsaError::Permanent {
+                status: None,
+                message: format!("cannot build the HTTP client: {e}"),
+            })?;
+        Ok(Transport {
+            http,
+            site: cfg.url.trim_end_matches('/').to_string(),
+            company_id: cfg.company_id.clone(),
+            headers,
+            codebase_override: cfg.codebase.clone().filter(|c| !c.trim().is_empty()),
+            base: RwLock::new(None),
+            not_before: Mutex::new(None),
+            retry: cfg.retry.clone(),
+        })
+    }
+
+    /// `{site}/{codebase}apis/3.0`, discovering the codebase once (1 call, unauthenticated).
+    pub async fn base(&self) -> PsaResult<String> {
+        if let Some(b) = self.base.read().await.clone() {
+            return Ok(b);
+        }
+        let mut slot = self.base.write().await;
+        if let Some(b) = slot.clone() {
+            return Ok(b);
+        }
+        let codebase = match &self.codebase_override {
+            Some(c) => c.clone(),
+            None => self.discover_codebase().await?,
+        };
+        let base = api_base(&self.site, &codebase);
+        *slot = Some(base.clone());
+        Ok(base)
+    }
+
+    async fn discover_codebase(&self) -> PsaResult<String> {
+        let url = format!(
+            "{}/login/companyinfo/{}",
+            self.site,
+            urlencoding::encode(&self.company_id)
+        );
+        let resp = self
+            .http
+            .get(&url)
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| transport_error(&e, "GET /login/companyinfo"))?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| transport_error(&e, "GET /login/companyinfo"))?;
+        if !status.is_success() {
+            return Err(error_from_reply(status, None, &body));
+        }
+        let info: Option<CompanyInfo> =
+            serde_json::from_slice(&body).map_err(|e| PsaError::Permanent {
+                status: Some(status.as_u16()),
+                message: format!("unexpected answer from /login/companyinfo: {e}"),
+            })?;
+        match info.and_then(|i| i.codebase) {
+            Some(c) if !c.trim().is_empty() => Ok(c),
+            _ => Err(PsaError::Auth {
+                status: None,
+                message: format!(
+                    "this ConnectWise site knows no company id {:?} (/login/companyinfo answered without a codebase)",
+                    self.company_id
+                ),
+            }),
+        }
+    }
+
+    /// Forgets the discovered codebase (after a site upgrade moved it).
+    async fn forget_codebase(&self) {
+        *self.base.write().await = None;
+    }
+
+    /// Sends one request, honouring `Retry-After`; non-2xx answers become [`PsaError`]s.
+    pub async fn send(
+        &self,
+        method: Method,
+        target: Target<'_>,
+        body: Option<&serde_json::Value>,
+    ) -> PsaResult<Reply> {
+        let idempotent = method == Method::GET;
+        let mut retries_left = if idempotent {
+            self.retry.read_retries
+        } else {
+            0
+        };
+        let mut rediscovered = false;
+        loop {
+            self.wait_for_slot().await?;
+            let (url, query, label) = match &target {
+                Target::Api { path, query } => (
+                    format!("{}{}", self.base().await?, path),
+                    *query,
+                    format!("{method} {path}"),
+                ),
+                Target::Absolute(u) => (u.to_string(), &[][..], format!("{method} (next page)")),
+            };
+            let mut req = self
+                .http
+                .request(method.clone(), &url)
+                .headers(self.headers.clone())
+                .query(query);
+            if let Some(b) = body {
+                req = req.header(CONTENT_TYPE, "application/json").json(b);
+            }
+            let started = Instant::now();
+            let resp = req.send().await.map_err(|e| transport_error(&e, &label))?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let bytes = resp
+                .bytes()
+                .await
+                .map_err(|e| transport_error(&e, &label))?;
+            tracing::debug!(request = %label, status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "ConnectWise call");
+            if status.is_success() {
+                return Ok(Reply {
+                    status,
+                    headers,
+                    body: bytes,
+                });
+            }
+            let retry_after = retry_after(&headers);
+            if status == StatusCode::TOO_MANY_REQUESTS
+                || (status == StatusCode::SERVICE_UNAVAILABLE && retry_after.is_some())
+            {
+                let wait = retry_after.unwrap_or(DEFAULT_RETRY_AFTER);
+                self.hold_off(wait);
+                if retries_left > 0 && wait <= self.retry.max_wait {
+                    retries_left -= 1;
+                    continue;
+                }
+                return Err(error_from_reply(status, Some(wait), &bytes));
+            }
+            // A codebase that moved answers 404 on every path, without a ConnectWise error body.
+            if status == StatusCode::NOT_FOUND
+                && self.codebase_override.is_none()
+                && matches!(target, Target::Api { .. })
+                && !rediscovered
+                && !is_api_error(&bytes)
+            {
+                rediscovered = true;
+                self.forget_codebase().await;
+                continue;
+            }
+            return Err(error_from_reply(status, retry_after, &bytes));
+        }
+    }
+
+    fn hold_off(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut nb = self.not_before.lock().unwrap_or_else(|p| p.into_inner());
+        if nb.is_none_or(|t| t < until) {
+            *nb = Some(until);
+        }
+    }
+
+    /// Waits out an earlier `Retry-After` when it is short; fails fast when it is long.
+    async fn wait_for_slot(&self) -> PsaResult<()> {
+        let until = *self.not_before.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(until) = until else { return Ok(()) };
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        if left > self.retry.max_wait {
+            return Err(PsaError::Transient {
+                status: Some(429),
+                message: "ConnectWise asked to slow down; waiting for Retry-After".into(),
+                retry_after: Some(left),
+            });
+        }
+        tokio::time::sleep(left).await;
+        Ok(())
+    }
+
+    pub async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        target: Target<'_>,
+        body: Option<&serde_json::Value>,
+    ) -> PsaResult<T> {
+        let reply = self.send(method, target, body).await?;
+        parse(&reply)
+    }
+
+    /// GET returning `None` on 404.
+    pub async fn get_opt<T: DeserializeOwned>(&self, path: &str) -> PsaResult<Option<T>> {
+        match self
+            .send(Method::GET, Target::Api { path, query: &[] }, None)
+            .await
+        {
+            Ok(reply) => parse(&reply).map(Some),
+            Err(PsaError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every record of a list, following `Link: rel="next"` (pages of [`PAGE_SIZE`]).
+    pub async fn list<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> PsaResult<Vec<T>> {
+        let mut q: Vec<(&str, String)> = query.to_vec();
+        q.push(("pageSize", PAGE_SIZE.to_string()));
+        q.push(("page", "1".to_string()));
+        let mut reply = self
+            .send(Method::GET, Target::Api { path, query: &q }, None)
+            .await?;
+        let mut out: Vec<T> = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let items: Vec<T> = parse(&reply)?;
+            let empty = items.is_empty();
+            out.extend(items);
+            let next = reply
+                .headers
+                .get(LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(paging::next_link);
+            let Some(next) = next.filter(|_| !empty) else {
+                return Ok(out);
+            };
+            let base = self.base().await?;
+            reply = if paging::same_origin(&next, &base) {
+                self.send(Method::GET, Target::Absolute(&next), None)
+                    .await?
+            } else {
+                // Behind a proxy the server may name another host: page on ourselves.
+                let mut q = q.clone();
+                if let Some(p) = q.iter_mut().find(|(k, _)| *k == "page") {
+                    p.1 = (page + 1).to_string();
+                }
+                self.send(Method::GET, Target::Api { path, query: &q }, None)
+                    .await?
+            };
+        }
+        Err(PsaError::Permanent {
+            status: None,
+            message: format!("{path}: more than {MAX_PAGES} pages; refusing to read on"),
+        })
+    }
+
+    /// GET of the first page only, `pageSize` records at most.
+    pub async fn first_page<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        page_size: u32,
+    ) -> PsaResult<Vec<T>> {
+        let mut q: Vec<(&str, String)> = query.to_vec();
+        q.push(("pageSize", page_size.to_string()));
+        self.json(Method::GET, Target::Api { path, query: &q }, None)
+            .await
+    }
+}
+
+/// `{site}/{codebase}apis/3.0` with the slashes normalised.
+pub fn api_base(site: &str, codebase: &str) -> String {
+    let cb = codebase.trim().trim_matches('/');
+    if cb.is_empty() {
+        format!("{}/apis/3.0", site.trim_end_matches('/'))
+    } else {
+        format!("{}/{cb}/apis/3.0", site.trim_end_matches('/'))
+    }
+}
+
+fn parse<T: DeserializeOwned>(reply: &Reply) -> PsaResult<T> {
+    serde_json::from_slice(&reply.body).map_err(|e| PsaError::Permanent {
+        status: Some(reply.status.as_u16()),
+        message: format!("unexpected JSON from ConnectWise: {e}"),
+    })
+}
+
+fn is_api_error(body: &[u8]) -> bool {
+    serde_json::from_slice::<ErrorBody>(body).is_ok_and(|b| b.code.is_some())
+}
+
+/// Maps a non-2xx answer, keeping the PSA's message.
+pub fn error_from_reply(
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> PsaError {
+    let message = match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(b) if b.code.is_some() || b.message.is_some() => b.describe(),
+        _ => status
+            .canonical_reason()
+            .unwrap_or("unexpected status")
+            .to_string(),
+    };
+    PsaError::from_status(status.as_u16(), message, retry_after)
+}
+
+/// A network failure. reqwest's text names the URL (no secret in it) and the cause.
+fn transport_error(e: &reqwest::Error, label: &str) -> PsaError {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "failed"
+    };
+    PsaError::Transient {
+        status: None,
+        message: format!(
+            "{label} {what}: {}",
+            std::error::Error::source(e)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| e.to_string())
+        ),
+        retry_after: None,
+    }
+}
+
+/// `Retry-After` in seconds or as an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let left = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(left.to_std().unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_base_normalises_slashes() {
+        let table = [
+            (
+                "https://na.example",
+                "v4_6_release/",
+                "https://na.example/v4_6_release/apis/3.0",
+            ),
+            (
+                "https://na.example/",
+                "/v2022_2/",
+                "https://na.example/v2022_2/apis/3.0",
+            ),
+            (
+                "http://127.0.0.1:9",
+                "v2025_1",
+                "http://127.0.0.1:9/v2025_1/apis/3.0",
+            ),
+            ("https://na.example", "", "https://na.example/apis/3.0"),
+        ];
+        for (site, cb, want) in table {
+            assert_eq!(api_base(site, cb), want);
+        }
+    }
+
+    #[test]
+    fn errors_keep_the_psa_message_and_classify() {
+        let body = br#"{"code":"InvalidObject","message":"ticket object is invalid",
+            "errors":[{"code":"OutOfRange","message":"Summary is too long","resource":"ticket","field":"summary"}]}"#;
+        let e = error_from_reply(StatusCode::BAD_REQUEST, None, body);
+        assert_eq!(
+            e,
+            PsaError::Permanent {
+                status: Some(400),
+                message: "ticket object is invalid (summary: Summary is too long)".into()
+            }
+        );
+        let e = error_from_reply(
+            StatusCode::NOT_FOUND,
+            None,
+            br#"{"code":"NotFound","message":"Ticket 1255787 not found"}"#,
+        );
+        assert_eq!(
+            e,
+            PsaError::NotFound {
+                message: "Ticket 1255787 not found".into()
+            }
+        );
+        let e = error_from_reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            br#"{"code":"ConnectWiseApi","message":"A timeout has occured. Please try again."}"#,
+        );
+        assert!(e.is_transient());
+        let e = error_from_reply(StatusCode::UNAUTHORIZED, None, b"<html>nope</html>");
+        assert_eq!(
+            e,
+            PsaError::Auth {
+                status: Some(401),
+                message: "Unauthorized".into()
+            }
+        );
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), None);
+    }
+}

@@ -1,0 +1,288 @@
+//! Unit tests of the pure parts of the ConnectWise client: request bodies, auth, parsing of
+//! payloads written from the documented shapes.
+
+use super::*;
+
+fn cfg() -> ConnectWiseConfig {
+    ConnectWiseConfig::new(
+        "https://api-na.myconnectwise.net",
+        "demo",
+        "00000000-0000-0000-0000-000000000001",
+        SecretString::new("pub-key-123"),
+        SecretString::new("priv-key-456"),
+    )
+}
+
+#[test]
+fn basic_auth_joins_company_and_keys_with_a_literal_plus() {
+    let header = basic_auth(&cfg());
+    let b64 = header.strip_prefix("Basic ").unwrap();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(raw).unwrap(),
+        "demo+pub-key-123:priv-key-456"
+    );
+}
+
+#[test]
+fn debug_output_never_shows_a_key() {
+    let c = cfg();
+    let dbg = format!("{c:?}");
+    assert!(
+        !dbg.contains("pub-key-123") && !dbg.contains("priv-key-456"),
+        "{dbg}"
+    );
+    let client = ConnectWiseClient::new(c).unwrap();
+    let dbg = format!("{client:?}");
+    assert!(
+        !dbg.contains("priv-key-456") && !dbg.contains(&basic_auth(&cfg())),
+        "{dbg}"
+    );
+}
+
+#[test]
+fn ticket_body_cuts_the_summary_and_sets_only_given_ids() {
+    let t = NewTicket {
+        marker: "alert-8f3a".into(),
+        summary: "é".repeat(150),
+        description: "details".into(),
+        company_id: "19297".into(),
+        board_id: Some("1".into()),
+        status_id: Some("17".into()),
+        priority_id: Some("4".into()),
+        ..NewTicket::default()
+    };
+    let body = serde_json::to_value(ticket_body(&t).unwrap()).unwrap();
+    assert_eq!(
+        body["summary"].as_str().unwrap().chars().count(),
+        SUMMARY_MAX
+    );
+    assert_eq!(body["company"], json!({"id": 19297}));
+    assert_eq!(body["board"], json!({"id": 1}));
+    assert_eq!(body["status"], json!({"id": 17}));
+    assert_eq!(body["priority"], json!({"id": 4}));
+    assert_eq!(body["externalXRef"], "alert-8f3a");
+    assert_eq!(body["initialDescription"], "details");
+    assert_eq!(body["recordType"], "ServiceTicket");
+    for absent in [
+        "contact",
+        "type",
+        "subType",
+        "item",
+        "source",
+        "agreement",
+        "site",
+    ] {
+        assert!(body.get(absent).is_none(), "{absent} should not be sent");
+    }
+}
+
+#[test]
+fn ticket_body_refuses_what_connectwise_would() {
+    let bad_id = NewTicket {
+        marker: "m".into(),
+        summary: "s".into(),
+        company_id: "CONTOSO".into(),
+        ..NewTicket::default()
+    };
+    assert!(matches!(
+        ticket_body(&bad_id),
+        Err(PsaError::Permanent { .. })
+    ));
+    let long_marker = NewTicket {
+        marker: "x".repeat(101),
+        summary: "s".into(),
+        company_id: "1".into(),
+        ..NewTicket::default()
+    };
+    assert!(matches!(
+        ticket_body(&long_marker),
+        Err(PsaError::Permanent { .. })
+    ));
+}
+
+#[test]
+fn catalog_and_line_patches_are_json_patch_without_leading_slash() {
+    let spec = CatalogServiceSpec {
+        name: "SaaS Alerts Monitoring".into(),
+        description: String::new(),
+        cost: 12_500,
+        price: 50_000,
+    };
+    let ops = serde_json::to_value(catalog_patch(&spec)).unwrap();
+    assert_eq!(
+        ops,
+        json!([
+            {"op":"replace","path":"identifier","value":"SaaS Alerts Monitoring"},
+            {"op":"replace","path":"description","value":"SaaS Alerts Monitoring"},
+            {"op":"replace","path":"customerDescription","value":"SaaS Alerts Monitoring"},
+            {"op":"replace","path":"cost","value":1.25},
+            {"op":"replace","path":"price","value":5.0},
+            {"op":"replace","path":"inactiveFlag","value":false}
+        ])
+    );
+    let ops = serde_json::to_value(line_patch(LineValues {
+        quantity: 7,
+        cost: 10_000,
+        price: 35_000,
+    }))
+    .unwrap();
+    assert_eq!(
+        ops,
+        json!([
+            {"op":"replace","path":"quantity","value":7},
+            {"op":"replace","path":"unitCost","value":1.0},
+            {"op":"replace","path":"unitPrice","value":3.5}
+        ])
+    );
+}
+
+#[test]
+fn money_round_trips_in_ten_thousandths() {
+    for minor in [0, 1, 12_345, 99_999_999, -5_000] {
+        assert_eq!(from_units(Some(to_units(minor))), minor);
+    }
+    assert_eq!(from_units(None), 0);
+}
+
+/// A company as the live API returns it (null fields omitted, `_info` links).
+#[test]
+fn parses_a_documented_company() {
+    let rec: CompanyRecord = serde_json::from_value(json!({
+        "id": 19297, "identifier": "XYZTestCompany", "name": "XYZ Test Company",
+        "status": {"id": 1, "name": "Active", "_info": {"status_href": "https://h/x"}},
+        "types": [{"id": 1, "name": "Client"}],
+        "deletedFlag": false,
+        "site": {"id": 7, "name": "Main"},
+        "defaultContact": {"id": 42, "name": "Jane Doe"},
+        "_info": {"lastUpdated": "2024-01-01T00:00:00Z", "company_href": "https://h/company/companies/19297"}
+    }))
+    .unwrap();
+    assert_eq!(
+        rec.into_company(),
+        Company {
+            id: "19297".into(),
+            identifier: "XYZTestCompany".into(),
+            name: "XYZ Test Company".into(),
+            company_type: Some("Client".into()),
+            parent_id: None,
+            active: true,
+            default_contact_id: Some("42".into()),
+            location_id: Some("7".into()),
+        }
+    );
+    let deleted: CompanyRecord = serde_json::from_value(
+        json!({"id": 1, "identifier": "X", "name": "X", "deletedFlag": true}),
+    )
+    .unwrap();
+    assert!(!deleted.into_company().active);
+}
+
+#[test]
+fn parses_a_documented_contact_and_prefers_the_matching_email() {
+    let rec: ContactRecord = serde_json::from_value(json!({
+        "id": 2, "firstName": "Jane", "lastName": "Doe",
+        "company": {"id": 250, "identifier": "CONTOSO", "name": "Contoso Ltd"},
+        "communicationItems": [
+            {"type": {"id": 2, "name": "Direct"}, "value": "555-1234", "defaultFlag": true, "communicationType": "Phone"},
+            {"type": {"id": 1, "name": "Email"}, "value": "jane@contoso.example", "defaultFlag": true, "communicationType": "Email"},
+            {"type": {"id": 1, "name": "Email"}, "value": "j.doe@contoso.example", "defaultFlag": false, "communicationType": "Email"}
+        ]
+    }))
+    .unwrap();
+    assert_eq!(
+        rec.emails(),
+        vec!["jane@contoso.example", "j.doe@contoso.example"]
+    );
+    let c = rec.into_contact(Some("J.DOE@contoso.example"));
+    assert_eq!(c.email.as_deref(), Some("j.doe@contoso.example"));
+    assert_eq!(c.company_id.as_deref(), Some("250"));
+    assert_eq!(c.full_name(), "Jane Doe");
+}
+
+#[test]
+fn parses_a_documented_ticket() {
+    let rec: TicketRecord = serde_json::from_value(json!({
+        "id": 1255787, "summary": "Disk full on SRV01", "recordType": "ServiceTicket",
+        "board": {"id": 1, "name": "Security Alerts"},
+        "status": {"id": 19, "name": ">Closed"},
+        "company": {"id": 19297, "identifier": "ABC", "name": "ABC Co"},
+        "closedFlag": true, "closedDate": "2024-01-02T00:00:00Z", "closedBy": "jdoe",
+        "externalXRef": "alert-8f3a",
+        "customFields": [{"id": 1, "caption": "X", "type": "Text", "value": null}],
+        "_info": {"lastUpdated": "2024-01-02T00:00:00Z"}
+    }))
+    .unwrap();
+    assert_eq!(
+        rec.into_ticket(),
+        Ticket {
+            id: "1255787".into(),
+            summary: "Disk full on SRV01".into(),
+            company_id: Some("19297".into()),
+            status_id: Some("19".into()),
+            closed: true,
+            marker: Some("alert-8f3a".into()),
+        }
+    );
+}
+
+#[test]
+fn parses_statuses_agreements_catalog_and_additions() {
+    let s: BoardStatus = serde_json::from_value(json!({
+        "id": 19, "name": ">Closed", "board": {"id": 1, "name": "Security Alerts"}, "sortOrder": 3,
+        "displayOnBoard": false, "inactive": false, "closedStatus": true, "defaultFlag": false,
+        "timeEntryNotAllowed": true, "escalationStatus": "Resolved"
+    }))
+    .unwrap();
+    assert_eq!(
+        s.into_status(),
+        StatusInfo {
+            id: "19".into(),
+            name: ">Closed".into(),
+            closed: true
+        }
+    );
+
+    let a: AgreementRecord = serde_json::from_value(json!({
+        "id": 12, "name": "Managed Security", "type": {"id": 3, "name": "Managed Services"},
+        "company": {"id": 250, "identifier": "CONTOSO", "name": "Contoso Ltd"},
+        "agreementStatus": "Cancelled", "cancelledFlag": true, "startDate": "2024-01-01T00:00:00Z"
+    }))
+    .unwrap();
+    let contract = a.into_contract();
+    assert_eq!(contract.company_id, "250");
+    assert!(!contract.active);
+
+    let c: CatalogRecord = serde_json::from_value(json!({
+        "id": 55, "identifier": "SaaS Alerts Monitoring", "description": "SaaS Alerts Monitoring",
+        "customerDescription": "Monitoring of SaaS alerts, per user",
+        "subcategory": {"id": 1, "name": "Managed"}, "type": {"id": 2, "name": "Service"},
+        "productClass": "Service", "price": 5.5, "cost": 1.2345, "inactiveFlag": false
+    }))
+    .unwrap();
+    let svc = c.into_service();
+    assert_eq!((svc.cost, svc.price), (12_345, 55_000));
+    assert_eq!(svc.description, "Monitoring of SaaS alerts, per user");
+
+    let add: AdditionRecord = serde_json::from_value(json!({
+        "id": 9, "product": {"id": 55, "identifier": "SaaS Alerts Monitoring"}, "quantity": 3,
+        "billCustomer": "Billable", "effectiveDate": "2024-01-01T00:00:00Z", "taxableFlag": true,
+        "agreementId": 12, "agreementStatus": "Active", "billedQuantity": 3, "extPrice": 16.5,
+        "unitPrice": 5.5, "unitCost": 1.0
+    }))
+    .unwrap();
+    assert!(!add.is_cancelled());
+    assert_eq!(
+        add.into_line("12"),
+        ContractLine {
+            id: "9".into(),
+            contract_id: "12".into(),
+            service_id: "55".into(),
+            quantity: 3,
+            cost: 10_000,
+            price: 55_000,
+        }
+    );
+}
