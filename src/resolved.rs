@@ -169,6 +169,25 @@ pub struct ResolvedConnection {
     pub alertmanager: AlertmanagerLabelNames,
 }
 
+impl ResolvedConnection {
+    /// A copy with another set of customers (mappings changed; everything else stays).
+    pub fn with_customers(&self, customers: HashMap<String, ResolvedCustomer>) -> Self {
+        ResolvedConnection {
+            key: self.key.clone(),
+            generation: self.generation,
+            psa: self.psa.clone(),
+            grouping: self.grouping,
+            account_mapping: self.account_mapping,
+            catch_all: self.catch_all.clone(),
+            customers,
+            ticket: self.ticket.clone(),
+            failsafe: self.failsafe.clone(),
+            dispatch: self.dispatch.clone(),
+            alertmanager: self.alertmanager.clone(),
+        }
+    }
+}
+
 impl std::fmt::Debug for ResolvedConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResolvedConnection")

@@ -1,0 +1,73 @@
+//! Prometheus metrics of the reconcilers.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub kind: String,
+    /// transient | permanent
+    pub category: String,
+}
+
+pub struct ControllerMetrics {
+    pub reconciles: Family<KindLabels, Counter>,
+    pub errors: Family<ErrorLabels, Counter>,
+    pub duration: Family<KindLabels, Histogram>,
+}
+
+impl Default for ControllerMetrics {
+    fn default() -> Self {
+        ControllerMetrics {
+            reconciles: Family::default(),
+            errors: Family::default(),
+            duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.001, 2.0, 16))
+            }),
+        }
+    }
+}
+
+impl ControllerMetrics {
+    /// Creates the metrics and registers them under `psa_operator_controller_*`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = ControllerMetrics::default();
+        let sub = registry.sub_registry_with_prefix("psa_operator_controller");
+        sub.register("reconciles", "Reconciles by kind", m.reconciles.clone());
+        sub.register(
+            "reconcile_errors",
+            "Reconcile errors by kind and category",
+            m.errors.clone(),
+        );
+        sub.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration by kind",
+            m.duration.clone(),
+        );
+        m
+    }
+
+    pub fn observe(&self, kind: &str, seconds: f64, error: Option<&str>) {
+        let labels = KindLabels {
+            kind: kind.to_string(),
+        };
+        self.reconciles.get_or_create(&labels).inc();
+        self.duration.get_or_create(&labels).observe(seconds);
+        if let Some(category) = error {
+            self.errors
+                .get_or_create(&ErrorLabels {
+                    kind: kind.to_string(),
+                    category: category.to_string(),
+                })
+                .inc();
+        }
+    }
+}
