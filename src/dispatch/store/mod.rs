@@ -98,6 +98,29 @@ pub struct StoredEvent {
     pub failsafe_sent: bool,
     /// Unix ms of `mark_done` / `dead_letter`.
     pub finished_at_ms: Option<i64>,
+    /// How often `claim` handed this event out, the current claim included. More than one (or
+    /// `attempts > 0`) means an earlier run may have reached the PSA before it crashed.
+    pub claims: u32,
+    /// Dead letters whose failsafe e-mail is not sent: when to try it (next).
+    pub failsafe_next_at_ms: Option<i64>,
+    /// Dead letters: why the last failsafe e-mail attempt failed.
+    pub failsafe_error: Option<String>,
+}
+
+/// A ticket index update written in the same transaction as `complete`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TicketRecord {
+    Group {
+        connection: ConnectionKey,
+        group_key: String,
+        ticket: GroupTicket,
+    },
+    Finding {
+        connection: ConnectionKey,
+        finding_id: String,
+        ticket_id: String,
+        updated_at_ms: i64,
+    },
 }
 
 /// A lane whose head event is due and not claimed.
@@ -171,8 +194,19 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Vec<StoredEvent>>;
 
-    /// Marks queued events delivered and ends the claim of their lanes.
-    async fn mark_done(&self, seqs: Vec<i64>, now_ms: i64) -> StoreResult<()>;
+    /// Marks queued events delivered, ends the claim of their lanes and writes the ticket index
+    /// records — all in one transaction, so a crash cannot separate "done" from "which ticket".
+    async fn complete(
+        &self,
+        seqs: Vec<i64>,
+        now_ms: i64,
+        records: Vec<TicketRecord>,
+    ) -> StoreResult<()>;
+
+    /// `complete` without index records.
+    async fn mark_done(&self, seqs: Vec<i64>, now_ms: i64) -> StoreResult<()> {
+        self.complete(seqs, now_ms, Vec::new()).await
+    }
 
     /// Counts a failed attempt, records the error, and makes the event due again at
     /// `next_attempt_at_ms`; ends the claim. Returns the new attempt count.
@@ -193,6 +227,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records that the failsafe e-mail of a dead letter went out.
     async fn mark_failsafe_sent(&self, seq: i64) -> StoreResult<()>;
+
+    /// Dead letters whose failsafe e-mail is due (not sent, next try at or before `now_ms`),
+    /// earliest first. A new dead letter is due at once.
+    async fn failsafe_due(
+        &self,
+        connection: Option<ConnectionKey>,
+        now_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredEvent>>;
+
+    /// The failsafe e-mail of a dead letter failed: try again at `next_at_ms`.
+    async fn failsafe_retry_later(
+        &self,
+        seq: i64,
+        next_at_ms: i64,
+        error: String,
+    ) -> StoreResult<()>;
 
     /// Dead letters, oldest first.
     async fn dead_letters(

@@ -18,7 +18,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::{
     ConnectionCounters, Enqueued, EventState, GroupTicket, NewEvent, ReadyLane, Store, StoreError,
-    StoreResult, StoredEvent,
+    StoreResult, StoredEvent, TicketRecord,
 };
 use crate::dispatch::event::Envelope;
 use crate::resolved::ConnectionKey;
@@ -86,12 +86,17 @@ CREATE TABLE IF NOT EXISTS events (
     accepted_at_ms     INTEGER NOT NULL,
     finished_at_ms     INTEGER,
     failsafe_sent      INTEGER NOT NULL DEFAULT 0,
+    failsafe_next_at_ms INTEGER,
+    failsafe_error     TEXT,
+    claims             INTEGER NOT NULL DEFAULT 0,
     UNIQUE (namespace, connection, event_id)
 );
 CREATE INDEX IF NOT EXISTS events_lane_queued
     ON events (namespace, connection, group_key, seq) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS events_dead
     ON events (namespace, connection, seq) WHERE state = 2;
+CREATE INDEX IF NOT EXISTS events_failsafe_due
+    ON events (failsafe_next_at_ms) WHERE state = 2 AND failsafe_sent = 0;
 -- One row per lane with queued events: its head and when the head is due.
 CREATE TABLE IF NOT EXISTS lanes (
     namespace        TEXT    NOT NULL,
@@ -133,7 +138,8 @@ CREATE TABLE IF NOT EXISTS counters (
 ";
 
 const EVENT_COLUMNS: &str = "seq, group_key, body, state, attempts, next_attempt_at_ms, \
-                             last_error, failsafe_sent, finished_at_ms";
+                             last_error, failsafe_sent, finished_at_ms, claims, \
+                             failsafe_next_at_ms, failsafe_error";
 
 const STATE_QUEUED: i64 = 0;
 const STATE_DONE: i64 = 1;
@@ -304,6 +310,9 @@ fn decode_event(row: &Row<'_>) -> rusqlite::Result<(StoredEventRow, String)> {
             last_error: row.get(6)?,
             failsafe_sent: row.get::<_, i64>(7)? != 0,
             finished_at_ms: row.get(8)?,
+            claims: row.get(9)?,
+            failsafe_next_at_ms: row.get(10)?,
+            failsafe_error: row.get(11)?,
         },
         row.get(2)?,
     ))
@@ -318,6 +327,9 @@ struct StoredEventRow {
     last_error: Option<String>,
     failsafe_sent: bool,
     finished_at_ms: Option<i64>,
+    claims: i64,
+    failsafe_next_at_ms: Option<i64>,
+    failsafe_error: Option<String>,
 }
 
 fn into_event((row, body): (StoredEventRow, String)) -> StoreResult<StoredEvent> {
@@ -344,6 +356,9 @@ fn into_event((row, body): (StoredEventRow, String)) -> StoreResult<StoredEvent>
         last_error: row.last_error,
         failsafe_sent: row.failsafe_sent,
         finished_at_ms: row.finished_at_ms,
+        claims: u32::try_from(row.claims).unwrap_or(u32::MAX),
+        failsafe_next_at_ms: row.failsafe_next_at_ms,
+        failsafe_error: row.failsafe_error,
     })
 }
 
@@ -492,6 +507,54 @@ fn enqueue_one(conn: &Connection, ev: &NewEvent) -> StoreResult<Enqueued> {
     Ok(Enqueued { seq, new: true })
 }
 
+fn write_ticket_record(conn: &Connection, record: &TicketRecord) -> StoreResult<()> {
+    match record {
+        TicketRecord::Group {
+            connection,
+            group_key,
+            ticket,
+        } => conn
+            .prepare_cached(
+                "INSERT INTO group_tickets (namespace, connection, group_key, ticket_id, open, updated_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (namespace, connection, group_key) DO UPDATE SET
+                   ticket_id = excluded.ticket_id, open = excluded.open,
+                   updated_at_ms = excluded.updated_at_ms",
+            )
+            .map_err(unavailable)?
+            .execute(params![
+                connection.namespace,
+                connection.name,
+                group_key,
+                ticket.ticket_id,
+                ticket.open,
+                ticket.updated_at_ms
+            ]),
+        TicketRecord::Finding {
+            connection,
+            finding_id,
+            ticket_id,
+            updated_at_ms,
+        } => conn
+            .prepare_cached(
+                "INSERT INTO finding_tickets (namespace, connection, finding_id, ticket_id, updated_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (namespace, connection, finding_id) DO UPDATE SET
+                   ticket_id = excluded.ticket_id, updated_at_ms = excluded.updated_at_ms",
+            )
+            .map_err(unavailable)?
+            .execute(params![
+                connection.namespace,
+                connection.name,
+                finding_id,
+                ticket_id,
+                updated_at_ms
+            ]),
+    }
+    .map(|_| ())
+    .map_err(unavailable)
+}
+
 /// SQL condition and its ?1/?2 parameters for an optional connection filter (empty = all).
 fn conn_filter(connection: &Option<ConnectionKey>) -> (&'static str, String, String) {
     let (ns, name) = match connection {
@@ -604,6 +667,10 @@ impl Store for SqliteStore {
                 .optional()
                 .map_err(unavailable)?;
             let Some(seq) = head else { return Ok(None) };
+            conn.prepare_cached("UPDATE events SET claims = claims + 1 WHERE seq = ?1")
+                .map_err(unavailable)?
+                .execute([seq])
+                .map_err(unavailable)?;
             let mut found = query_events(conn, "WHERE seq = ?1 AND state = 0", &[&seq])?;
             match found.pop() {
                 Some(ev) => Ok(Some(ev)),
@@ -633,7 +700,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn mark_done(&self, seqs: Vec<i64>, now_ms: i64) -> StoreResult<()> {
+    async fn complete(
+        &self,
+        seqs: Vec<i64>,
+        now_ms: i64,
+        records: Vec<TicketRecord>,
+    ) -> StoreResult<()> {
         self.call(true, move |conn| {
             let mut lanes = BTreeSet::new();
             for seq in seqs {
@@ -650,7 +722,9 @@ impl Store for SqliteStore {
             for (ns, name, key) in &lanes {
                 refresh_lane(conn, (ns, name, key), true)?;
             }
-            Ok(())
+            records
+                .iter()
+                .try_for_each(|r| write_ticket_record(conn, r))
         })
         .await
     }
@@ -695,7 +769,8 @@ impl Store for SqliteStore {
             let (ns, name, key) = queued_lane(conn, seq)?;
             conn.prepare_cached(
                 "UPDATE events SET state = 2, attempts = attempts + 1, last_error = ?2,
-                                   finished_at_ms = ?3, failsafe_sent = 0
+                                   finished_at_ms = ?3, failsafe_sent = 0,
+                                   failsafe_next_at_ms = ?3, failsafe_error = NULL
                  WHERE seq = ?1",
             )
             .map_err(unavailable)?
@@ -710,9 +785,57 @@ impl Store for SqliteStore {
     async fn mark_failsafe_sent(&self, seq: i64) -> StoreResult<()> {
         self.call(false, move |conn| {
             let n = conn
-                .prepare_cached("UPDATE events SET failsafe_sent = 1 WHERE seq = ?1 AND state = 2")
+                .prepare_cached(
+                    "UPDATE events SET failsafe_sent = 1, failsafe_next_at_ms = NULL
+                     WHERE seq = ?1 AND state = 2",
+                )
                 .map_err(unavailable)?
                 .execute([seq])
+                .map_err(unavailable)?;
+            if n == 0 {
+                return Err(StoreError::NotDeadLetter(seq));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn failsafe_due(
+        &self,
+        connection: Option<ConnectionKey>,
+        now_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        self.call(false, move |conn| {
+            let (filter, ns, name) = conn_filter(&connection);
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            query_events(
+                conn,
+                &format!(
+                    "WHERE {filter} AND state = 2 AND failsafe_sent = 0
+                       AND failsafe_next_at_ms <= ?3
+                     ORDER BY failsafe_next_at_ms, seq LIMIT ?4"
+                ),
+                &[&ns, &name, &now_ms, &limit],
+            )
+        })
+        .await
+    }
+
+    async fn failsafe_retry_later(
+        &self,
+        seq: i64,
+        next_at_ms: i64,
+        error: String,
+    ) -> StoreResult<()> {
+        self.call(false, move |conn| {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE events SET failsafe_next_at_ms = ?2, failsafe_error = ?3
+                     WHERE seq = ?1 AND state = 2 AND failsafe_sent = 0",
+                )
+                .map_err(unavailable)?
+                .execute(params![seq, next_at_ms, error])
                 .map_err(unavailable)?;
             if n == 0 {
                 return Err(StoreError::NotDeadLetter(seq));
@@ -748,7 +871,8 @@ impl Store for SqliteStore {
             let (filter, ns, name) = conn_filter(&connection);
             let sql = format!(
                 "UPDATE events SET state = 0, attempts = 0, next_attempt_at_ms = ?3,
-                                   finished_at_ms = NULL, failsafe_sent = 0
+                                   finished_at_ms = NULL, failsafe_sent = 0,
+                                   failsafe_next_at_ms = NULL, failsafe_error = NULL
                  WHERE {filter} AND state = 2
                  RETURNING namespace, connection, group_key"
             );
@@ -824,27 +948,13 @@ impl Store for SqliteStore {
         group_key: String,
         ticket: GroupTicket,
     ) -> StoreResult<()> {
-        self.call(false, move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO group_tickets (namespace, connection, group_key, ticket_id, open, updated_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (namespace, connection, group_key) DO UPDATE SET
-                   ticket_id = excluded.ticket_id, open = excluded.open,
-                   updated_at_ms = excluded.updated_at_ms",
-            )
-            .map_err(unavailable)?
-            .execute(params![
-                connection.namespace,
-                connection.name,
-                group_key,
-                ticket.ticket_id,
-                ticket.open,
-                ticket.updated_at_ms
-            ])
-            .map_err(unavailable)?;
-            Ok(())
-        })
-        .await
+        let record = TicketRecord::Group {
+            connection,
+            group_key,
+            ticket,
+        };
+        self.call(false, move |conn| write_ticket_record(conn, &record))
+            .await
     }
 
     async fn finding_ticket(
@@ -875,25 +985,14 @@ impl Store for SqliteStore {
         ticket_id: String,
         now_ms: i64,
     ) -> StoreResult<()> {
-        self.call(false, move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO finding_tickets (namespace, connection, finding_id, ticket_id, updated_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (namespace, connection, finding_id) DO UPDATE SET
-                   ticket_id = excluded.ticket_id, updated_at_ms = excluded.updated_at_ms",
-            )
-            .map_err(unavailable)?
-            .execute(params![
-                connection.namespace,
-                connection.name,
-                finding_id,
-                ticket_id,
-                now_ms
-            ])
-            .map_err(unavailable)?;
-            Ok(())
-        })
-        .await
+        let record = TicketRecord::Finding {
+            connection,
+            finding_id,
+            ticket_id,
+            updated_at_ms: now_ms,
+        };
+        self.call(false, move |conn| write_ticket_record(conn, &record))
+            .await
     }
 
     async fn counters(&self, connection: ConnectionKey) -> StoreResult<ConnectionCounters> {

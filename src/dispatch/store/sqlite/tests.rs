@@ -436,3 +436,129 @@ fn opening_an_unwritable_path_is_unavailable() {
     .unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
 }
+
+#[tokio::test]
+async fn claims_are_counted_so_a_crashed_run_is_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store
+        .enqueue(vec![new_event("acme", "a1", "k", 0)])
+        .await
+        .unwrap();
+    let lease = Duration::from_secs(1);
+    let first = store
+        .claim(acme(), "k".into(), 0, lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((first.claims, first.attempts), (1, 0));
+    // The worker died holding the claim; after the lease the event comes back marked.
+    let second = store
+        .claim(acme(), "k".into(), 1_000, lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.claims, 2);
+}
+
+#[tokio::test]
+async fn complete_writes_the_ticket_index_in_the_same_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store
+        .enqueue(vec![
+            new_event("acme", "a1", "k", 0),
+            new_event("acme", "f1", "finding:f", 0),
+        ])
+        .await
+        .unwrap();
+    let lease = Duration::from_secs(60);
+    let a1 = store
+        .claim(acme(), "k".into(), 0, lease)
+        .await
+        .unwrap()
+        .unwrap();
+    let ticket = GroupTicket {
+        ticket_id: "7".into(),
+        open: true,
+        updated_at_ms: 1,
+    };
+    let records = vec![
+        TicketRecord::Group {
+            connection: acme(),
+            group_key: "k".into(),
+            ticket: ticket.clone(),
+        },
+        TicketRecord::Finding {
+            connection: acme(),
+            finding_id: "f".into(),
+            ticket_id: "8".into(),
+            updated_at_ms: 1,
+        },
+    ];
+    // A stale seq fails the whole call: neither the event nor the index changes.
+    let err = store
+        .complete(vec![a1.seq, 999], 1, records.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err, StoreError::NotQueued(999));
+    assert_eq!(store.group_ticket(acme(), "k".into()).await.unwrap(), None);
+    assert_eq!(store.counters(acme()).await.unwrap().delivered, 0);
+
+    store.complete(vec![a1.seq], 1, records).await.unwrap();
+    assert_eq!(
+        store.group_ticket(acme(), "k".into()).await.unwrap(),
+        Some(ticket)
+    );
+    assert_eq!(
+        store
+            .finding_ticket(acme(), "f".into())
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("8")
+    );
+    assert_eq!(store.counters(acme()).await.unwrap().delivered, 1);
+}
+
+#[tokio::test]
+async fn failsafe_mails_are_due_at_once_and_retried_until_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store
+        .enqueue(vec![new_event("acme", "a1", "k", 0)])
+        .await
+        .unwrap();
+    let ev = store
+        .claim(acme(), "k".into(), 0, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .dead_letter(ev.seq, "retries exhausted".into(), 100)
+        .await
+        .unwrap();
+    let due = store.failsafe_due(Some(acme()), 100, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    store
+        .failsafe_retry_later(ev.seq, 5_000, "SMTP refused".into())
+        .await
+        .unwrap();
+    assert!(store
+        .failsafe_due(None, 4_999, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let due = store.failsafe_due(None, 5_000, 10).await.unwrap();
+    assert_eq!(due[0].failsafe_error.as_deref(), Some("SMTP refused"));
+    store.mark_failsafe_sent(ev.seq).await.unwrap();
+    assert!(store
+        .failsafe_due(None, i64::MAX, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.failsafe_retry_later(ev.seq, 1, "x".into()).await,
+        Err(StoreError::NotDeadLetter(ev.seq))
+    );
+}
