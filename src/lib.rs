@@ -8,6 +8,7 @@ pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod dispatch;
+pub mod operator;
 pub mod psa;
 pub mod resolved;
 pub mod sandbox;

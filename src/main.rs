@@ -13,7 +13,10 @@ fn main() {
             print!("{}", psa_operator::api::crdgen::all_crds_yaml());
             0
         }
-        Command::Run(_) => not_available("run"),
+        Command::Run(args) => {
+            psa_operator::cli::init_logging();
+            psa_operator::cli::block_on(psa_operator::cli::run_cmd::run(args))
+        }
         Command::Dev(_) => not_available("dev"),
         Command::Devcluster(_) => not_available("devcluster"),
         Command::Sandbox(_) => not_available("sandbox"),

@@ -197,3 +197,41 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+pub mod run_cmd;
+
+/// Logs to stderr; `RUST_LOG` overrides the default level (info). `PSA_LOG_FORMAT=json` for JSON.
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,kube_runtime=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if std::env::var("PSA_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Runs an async subcommand on a multi-threaded runtime; errors print as one line, exit 1.
+pub fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(fut) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}

@@ -44,3 +44,38 @@ pub fn credentials_secret_name(provider: &ProviderSpec) -> Option<&str> {
         _ => None,
     }
 }
+
+/// The production factory: ConnectWise and Kaseya BMS REST clients.
+#[derive(Clone, Debug, Default)]
+pub struct RealPsaFactory;
+
+impl PsaFactory for RealPsaFactory {
+    fn build(
+        &self,
+        provider: &ProviderSpec,
+        credentials: &SecretData,
+    ) -> Result<Arc<dyn Psa>, FactoryError> {
+        use crate::psa::connectwise::{ConnectWiseClient, ConnectWiseConfig};
+        match (&provider.connect_wise, &provider.kaseya_bms) {
+            (Some(cw), None) => {
+                let mut cfg = ConnectWiseConfig::new(
+                    cw.url.trim_end_matches('/'),
+                    cw.company_id.clone(),
+                    cw.client_id.clone(),
+                    credentials.require("publicKey")?,
+                    credentials.require("privateKey")?,
+                );
+                cfg.codebase = cw.codebase.clone();
+                let client = ConnectWiseClient::new(cfg)
+                    .map_err(|e| FactoryError::Invalid(e.to_string()))?;
+                Ok(Arc::new(client))
+            }
+            (None, Some(_bms)) => Err(FactoryError::Invalid(
+                "the Kaseya BMS client is not part of this build yet".into(),
+            )),
+            _ => Err(FactoryError::Invalid(
+                "exactly one provider must be set".into(),
+            )),
+        }
+    }
+}

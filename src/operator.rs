@@ -1,0 +1,136 @@
+//! The operator process (`psa-operator run`): reconcilers, ticket dispatcher, intake and the
+//! metrics/health server, wired together and stopped together.
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::Client;
+use prometheus_client::registry::Registry as MetricsRegistry;
+
+use crate::controller::context::Context;
+use crate::controller::factory::{PsaFactory, RealPsaFactory};
+use crate::controller::metrics::ControllerMetrics;
+use crate::controller::run::{run_controllers, Scope};
+use crate::resolved::Registry;
+
+/// Builds a kube client from a kubeconfig file, or the in-cluster / default configuration.
+pub async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path)
+                .map_err(|e| anyhow::anyhow!("reading kubeconfig {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    Ok(Client::try_from(config)?)
+}
+
+/// Shared metrics registry, served at `/metrics`.
+pub type SharedMetrics = Arc<Mutex<MetricsRegistry>>;
+
+#[derive(Clone)]
+struct HealthState {
+    metrics: SharedMetrics,
+    ready: Arc<std::sync::atomic::AtomicBool>,
+}
+
+async fn metrics_handler(State(st): State<HealthState>) -> impl IntoResponse {
+    let mut body = String::new();
+    let reg = st.metrics.lock().expect("metrics lock poisoned");
+    match prometheus_client::encoding::text::encode(&mut body, &reg) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+async fn readyz(State(st): State<HealthState>) -> impl IntoResponse {
+    if st.ready.load(std::sync::atomic::Ordering::Relaxed) {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    }
+}
+
+/// `/metrics`, `/healthz`, `/readyz`.
+pub fn health_router(metrics: SharedMetrics, ready: Arc<std::sync::atomic::AtomicBool>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(HealthState { metrics, ready })
+}
+
+/// Options of the operator process.
+pub struct OperatorOptions {
+    pub scope: Scope,
+    pub store: std::path::PathBuf,
+    pub intake_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub factory: Arc<dyn PsaFactory>,
+}
+
+impl OperatorOptions {
+    pub fn with_defaults(
+        store: std::path::PathBuf,
+        intake_addr: SocketAddr,
+        metrics_addr: SocketAddr,
+    ) -> Self {
+        OperatorOptions {
+            scope: Scope::All,
+            store,
+            intake_addr,
+            metrics_addr,
+            factory: Arc::new(RealPsaFactory),
+        }
+    }
+}
+
+/// Runs the operator until `shutdown` resolves.
+pub async fn run_operator(
+    client: Client,
+    opts: OperatorOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> anyhow::Result<()> {
+    let registry = Registry::new();
+    let mut metrics = MetricsRegistry::default();
+    let controller_metrics = Arc::new(ControllerMetrics::register(&mut metrics));
+    let metrics: SharedMetrics = Arc::new(Mutex::new(metrics));
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    let health = tokio::net::TcpListener::bind(opts.metrics_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding metrics address {}: {e}", opts.metrics_addr))?;
+    tracing::info!(addr = %health.local_addr()?, "metrics and health endpoints listening");
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    let health_srv = axum::serve(health, health_router(metrics.clone(), ready.clone()))
+        .with_graceful_shutdown(shutdown.clone());
+
+    let ctx = Arc::new(Context::new(
+        client,
+        registry.clone(),
+        opts.factory.clone(),
+        controller_metrics,
+    ));
+    ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    let controllers = run_controllers(ctx, opts.scope.clone(), shutdown.clone());
+    let (srv, ()) = futures::join!(health_srv.into_future(), controllers);
+    srv?;
+    Ok(())
+}
