@@ -3,4 +3,5 @@
 
 pub mod event;
 pub mod grouping;
+pub mod metrics;
 pub mod store;

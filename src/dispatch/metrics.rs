@@ -1,0 +1,236 @@
+//! Prometheus metrics of the dispatcher, served at `/metrics` (OpenMetrics text).
+//!
+//! One `DispatchMetrics` per process, shared as `Arc<DispatchMetrics>`: the intake counts accepted,
+//! duplicate and rejected events; the workers count tickets, notes, failsafe e-mails, dead letters
+//! and PSA calls per event through the methods below. Rejections are labelled by reason only —
+//! never by the connection named in the URL, which an unauthenticated caller chooses freely.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::resolved::ConnectionKey;
+
+/// Content type of the text exposition.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectionLabels {
+    namespace: String,
+    connection: String,
+}
+
+impl From<&ConnectionKey> for ConnectionLabels {
+    fn from(k: &ConnectionKey) -> Self {
+        ConnectionLabels {
+            namespace: k.namespace.clone(),
+            connection: k.name.clone(),
+        }
+    }
+}
+
+/// Why the intake refused a request.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum RejectReason {
+    Unauthorized,
+    UnknownConnection,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    MalformedJson,
+    Invalid,
+    StoreUnavailable,
+    NotReady,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectLabels {
+    reason: RejectReason,
+}
+
+/// The dispatcher's metrics and the registry that exposes them.
+pub struct DispatchMetrics {
+    registry: Registry,
+    accepted: Family<ConnectionLabels, Counter>,
+    duplicates: Family<ConnectionLabels, Counter>,
+    rejected: Family<RejectLabels, Counter>,
+    tickets_created: Family<ConnectionLabels, Counter>,
+    notes_added: Family<ConnectionLabels, Counter>,
+    failsafe_emails: Family<ConnectionLabels, Counter>,
+    dead_letters: Family<ConnectionLabels, Counter>,
+    queue_depth: Gauge,
+    psa_calls_per_event: Histogram,
+}
+
+impl std::fmt::Debug for DispatchMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DispatchMetrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for DispatchMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DispatchMetrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("psa");
+        let accepted = Family::default();
+        let duplicates = Family::default();
+        let rejected = Family::default();
+        let tickets_created = Family::default();
+        let notes_added = Family::default();
+        let failsafe_emails = Family::default();
+        let dead_letters = Family::default();
+        let queue_depth = Gauge::default();
+        // 1 call is the floor (one create or note); a burst merged into one note, a contact
+        // lookup, a closed-ticket check and retries push it up.
+        let psa_calls_per_event =
+            Histogram::new([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0]);
+        registry.register(
+            "events_accepted",
+            "Events durably stored by the intake (duplicates not counted)",
+            accepted.clone(),
+        );
+        registry.register(
+            "events_duplicate",
+            "Events whose id was already stored: acknowledged, not stored again",
+            duplicates.clone(),
+        );
+        registry.register(
+            "events_rejected",
+            "Intake requests refused, by reason",
+            rejected.clone(),
+        );
+        registry.register(
+            "tickets_created",
+            "PSA tickets created by the dispatcher",
+            tickets_created.clone(),
+        );
+        registry.register(
+            "notes_added",
+            "Notes added to existing PSA tickets",
+            notes_added.clone(),
+        );
+        registry.register(
+            "failsafe_emails",
+            "Failsafe e-mails sent for events that could not become tickets",
+            failsafe_emails.clone(),
+        );
+        registry.register(
+            "dead_letters",
+            "Events moved to the dead letters",
+            dead_letters.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Events queued for delivery (held ones included)",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "psa_calls_per_event",
+            "PSA API calls spent delivering one event",
+            psa_calls_per_event.clone(),
+        );
+        DispatchMetrics {
+            registry,
+            accepted,
+            duplicates,
+            rejected,
+            tickets_created,
+            notes_added,
+            failsafe_emails,
+            dead_letters,
+            queue_depth,
+            psa_calls_per_event,
+        }
+    }
+
+    pub fn events_accepted(&self, conn: &ConnectionKey, n: u64) {
+        self.accepted.get_or_create(&conn.into()).inc_by(n);
+    }
+
+    pub fn events_duplicate(&self, conn: &ConnectionKey, n: u64) {
+        self.duplicates.get_or_create(&conn.into()).inc_by(n);
+    }
+
+    pub fn rejected(&self, reason: RejectReason) {
+        self.rejected.get_or_create(&RejectLabels { reason }).inc();
+    }
+
+    pub fn ticket_created(&self, conn: &ConnectionKey) {
+        self.tickets_created.get_or_create(&conn.into()).inc();
+    }
+
+    pub fn note_added(&self, conn: &ConnectionKey) {
+        self.notes_added.get_or_create(&conn.into()).inc();
+    }
+
+    pub fn failsafe_email(&self, conn: &ConnectionKey) {
+        self.failsafe_emails.get_or_create(&conn.into()).inc();
+    }
+
+    pub fn dead_letter(&self, conn: &ConnectionKey) {
+        self.dead_letters.get_or_create(&conn.into()).inc();
+    }
+
+    /// Records how many PSA calls delivering one event took.
+    pub fn psa_calls_for_event(&self, calls: u32) {
+        self.psa_calls_per_event.observe(f64::from(calls));
+    }
+
+    pub fn set_queue_depth(&self, depth: u64) {
+        self.queue_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    /// The OpenMetrics text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_show_up_labelled_in_the_exposition() {
+        let m = DispatchMetrics::new();
+        let acme = ConnectionKey::new("psa", "acme");
+        m.events_accepted(&acme, 3);
+        m.rejected(RejectReason::Unauthorized);
+        m.rejected(RejectReason::Unauthorized);
+        m.ticket_created(&acme);
+        m.note_added(&acme);
+        m.failsafe_email(&acme);
+        m.dead_letter(&acme);
+        m.psa_calls_for_event(2);
+        m.set_queue_depth(7);
+        let text = m.encode();
+        for line in [
+            r#"psa_events_accepted_total{namespace="psa",connection="acme"} 3"#,
+            r#"psa_events_rejected_total{reason="Unauthorized"} 2"#,
+            r#"psa_tickets_created_total{namespace="psa",connection="acme"} 1"#,
+            r#"psa_notes_added_total{namespace="psa",connection="acme"} 1"#,
+            r#"psa_failsafe_emails_total{namespace="psa",connection="acme"} 1"#,
+            r#"psa_dead_letters_total{namespace="psa",connection="acme"} 1"#,
+            "psa_queue_depth 7",
+            "psa_psa_calls_per_event_count 1",
+            "psa_psa_calls_per_event_sum 2.0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
