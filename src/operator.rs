@@ -19,6 +19,7 @@ use crate::controller::context::Context;
 use crate::controller::factory::{PsaFactory, RealPsaFactory};
 use crate::controller::metrics::ControllerMetrics;
 use crate::controller::run::{run_controllers, Scope};
+use crate::psa::instrumented::PsaCallMetrics;
 use crate::resolved::Registry;
 
 /// Builds a kube client from a kubeconfig file, or the in-cluster / default configuration.
@@ -111,6 +112,7 @@ pub async fn run_operator(
     let registry = Registry::new();
     let mut metrics = MetricsRegistry::default();
     let controller_metrics = Arc::new(ControllerMetrics::register(&mut metrics));
+    let psa_calls = PsaCallMetrics::register(&mut metrics);
     let metrics: SharedMetrics = Arc::new(Mutex::new(metrics));
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
 

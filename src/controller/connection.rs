@@ -16,6 +16,7 @@ use crate::api::{
     find_condition, make_condition, parse_duration, set_condition, AutoMappingCounts, CatchAll,
     DispatchCounters, PsaConnection, PsaConnectionSpec, PsaConnectionStatus, ResolvedIds,
 };
+use crate::psa::instrumented::InstrumentedPsa;
 use crate::psa::{Psa, PsaError};
 use crate::resolved::{
     AlertmanagerLabelNames, ConnectionEntry, ConnectionKey, DispatchConfig, Failsafe,
@@ -176,7 +177,7 @@ async fn authenticate(ctx: &Context, key: &ConnectionKey, spec: &PsaConnectionSp
     let psa = match cached {
         Some(c) if c.fingerprint == fingerprint => c.psa,
         _ => match ctx.factory.build(&spec.provider, &creds) {
-            Ok(psa) => psa,
+            Ok(psa) => InstrumentedPsa::wrap(psa, ctx.psa_calls.clone()),
             Err(e) => {
                 return Auth::Failed {
                     reason: e.reason().into(),
@@ -693,4 +694,129 @@ async fn patch_status_if_changed(
     let api: Api<PsaConnection> =
         Api::namespaced(ctx.client.clone(), &conn.namespace().unwrap_or_default());
     super::apply_status(&api, &conn.name_any(), "PsaConnection", json!(new)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{DispatchSettings, ProviderSpec};
+    use std::collections::BTreeMap;
+
+    fn spec_with_dispatch(d: DispatchSettings) -> PsaConnectionSpec {
+        PsaConnectionSpec {
+            suspend: None,
+            provider: ProviderSpec::default(),
+            catch_all: None,
+            account_mapping: None,
+            grouping: None,
+            ticket: None,
+            failsafe: None,
+            intake: None,
+            dispatch: Some(d),
+            alertmanager: None,
+            revalidate_interval: None,
+        }
+    }
+
+    #[test]
+    fn dispatch_defaults_and_overrides() {
+        let cfg = dispatch_config(&spec_with_dispatch(DispatchSettings::default())).unwrap();
+        assert_eq!(cfg, DispatchConfig::default());
+        assert_eq!(cfg.max_attempts, 8);
+        let cfg = dispatch_config(&spec_with_dispatch(DispatchSettings {
+            max_attempts: Some(3),
+            initial_backoff: Some("500ms".into()),
+            requests_per_hour: Some(60),
+            group_wait: Some("30s".into()),
+        }))
+        .unwrap();
+        assert_eq!(cfg.max_attempts, 3);
+        assert_eq!(cfg.initial_backoff, Duration::from_millis(500));
+        assert_eq!(cfg.group_wait, Duration::from_secs(30));
+        let bad = dispatch_config(&spec_with_dispatch(DispatchSettings {
+            group_wait: Some("soon".into()),
+            ..Default::default()
+        }))
+        .unwrap_err();
+        assert_eq!(bad.field, "dispatch.groupWait");
+    }
+
+    #[test]
+    fn smtp_secret_parsing() {
+        let secret = |pairs: &[(&str, &str)]| {
+            let m: BTreeMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            move |k: &str| m.get(k).map(|v| SecretString::new(v.clone()))
+        };
+        let s = smtp_settings(
+            "smtp",
+            secret(&[
+                ("host", "127.0.0.1"),
+                ("port", "2525"),
+                ("from", "psa@x"),
+                ("tls", "none"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.host.as_str(), s.port, s.tls),
+            ("127.0.0.1", 2525, SmtpTls::None)
+        );
+        assert!(s.password.is_none());
+        let s = smtp_settings(
+            "smtp",
+            secret(&[("host", "mail"), ("from", "a@b"), ("password", "pw")]),
+        )
+        .unwrap();
+        assert_eq!((s.port, s.tls), (587, SmtpTls::StartTls));
+        assert_eq!(
+            format!("{s:?}").contains("pw"),
+            false,
+            "password must not appear in Debug"
+        );
+        let e = smtp_settings("smtp", secret(&[("from", "a@b")])).unwrap_err();
+        assert_eq!(e.field, "failsafe.smtpSecretRef(smtp).host");
+        let e = smtp_settings(
+            "smtp",
+            secret(&[("host", "h"), ("from", "a@b"), ("tls", "ssl3")]),
+        )
+        .unwrap_err();
+        assert!(e.problem.contains("none, starttls or tls"));
+        let e = smtp_settings(
+            "smtp",
+            secret(&[("host", "h"), ("from", "a@b"), ("port", "smtp")]),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "failsafe.smtpSecretRef(smtp).port");
+    }
+
+    #[test]
+    fn ready_takes_the_first_failing_reason() {
+        let now = Timestamp::from_second(1_000).unwrap();
+        let c = |t: &str, ok: bool, reason: &str| {
+            make_condition(&[], t, ok, reason, format!("{t} msg"), Some(1), now)
+        };
+        let conds = vec![
+            c(AUTHENTICATED, false, "AuthenticationFailed"),
+            c(SETTINGS_RESOLVED, false, "NotAuthenticated"),
+        ];
+        let (ready, reason, _) = ready_summary(&conds, false, false, false);
+        assert_eq!((ready, reason.as_str()), (false, "AuthenticationFailed"));
+        let conds = vec![
+            c(AUTHENTICATED, true, "Authenticated"),
+            c(SETTINGS_RESOLVED, false, "NamesNotFound"),
+        ];
+        assert_eq!(ready_summary(&conds, false, true, false).1, "NamesNotFound");
+        let conds = vec![
+            c(AUTHENTICATED, true, "Authenticated"),
+            c(SETTINGS_RESOLVED, true, "Resolved"),
+        ];
+        assert_eq!(ready_summary(&conds, true, true, true).1, "Suspended");
+        assert_eq!(
+            ready_summary(&conds, false, true, true),
+            (true, "Ready".into(), "alerts become tickets".into())
+        );
+    }
 }

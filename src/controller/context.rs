@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
 
+use crate::psa::instrumented::PsaCallMetrics;
 use crate::psa::{Company, CompanyFilter, Psa, PsaResult};
 use crate::resolved::{ConnectionKey, Registry, ResolvedCustomer};
 
@@ -60,6 +61,8 @@ pub struct Context {
     pub factory: Arc<dyn PsaFactory>,
     pub state: Mutex<SharedState>,
     pub metrics: Arc<ControllerMetrics>,
+    /// Every PSA client built is wrapped to count its calls.
+    pub psa_calls: PsaCallMetrics,
     pub reporter: Reporter,
     /// Re-validation interval when the connection does not set one.
     pub default_revalidate: Duration,
@@ -80,6 +83,7 @@ impl Context {
             factory,
             state: Mutex::new(SharedState::default()),
             metrics,
+            psa_calls: PsaCallMetrics::default(),
             reporter: Reporter {
                 controller: "psa-operator".into(),
                 instance: std::env::var("POD_NAME").ok(),

@@ -21,6 +21,7 @@ use async_trait::async_trait;
 
 pub mod connectwise;
 pub mod error;
+pub mod instrumented;
 pub use error::PsaError;
 
 /// An opaque PSA id.
