@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub mod bms;
 pub mod connectwise;
 pub mod error;
 pub mod instrumented;
@@ -281,6 +282,14 @@ pub trait Psa: Send + Sync {
     ) -> PsaResult<CatalogService>;
     /// Deletes (or deactivates, where the PSA cannot delete) a catalog service.
     async fn delete_catalog_service(&self, id: &PsaId) -> PsaResult<()>;
+
+    /// Whether [`Psa::find_contract_line`] reads the PSA. `false` where the PSA has no call that
+    /// lists a contract's lines (Kaseya BMS API v2): there it only sees lines this client instance
+    /// added, so callers keep the line they got back (id and values) in durable status and pass
+    /// it to [`Psa::update_contract_line`] after a restart instead of adding a second line.
+    fn lists_contract_lines(&self) -> bool {
+        true
+    }
 
     async fn find_contract_line(
         &self,

@@ -1,0 +1,722 @@
+//! Kaseya BMS (formerly Vorex) REST API v2 client behind the neutral [`Psa`] trait.
+//!
+//! Facts this relies on are in `reference/psa-apis/kaseya-bms.md`; choices where the API is
+//! silent or thin are in `docs/providers/kaseya-bms.md`. In short:
+//! * login `POST /v2/security/authenticate` (form: `GrantType=password`, `UserName`, `Password`,
+//!   `Tenant`), Bearer token, renewed with `/v2/security/refreshtoken` a minute before its
+//!   `accessTokenExpireOn`, and once more by a fresh login when a call meets a 401;
+//! * every answer goes through [`envelope::parse_response`]: `success: false` behind HTTP 200 is
+//!   an error carrying the PSA's message, never a success;
+//! * a per-endpoint call budget ([`RateBudget`], 1,500 calls per hour per endpoint by default);
+//! * contract lines cannot be listed or changed through v2: see [`lines`].
+//!
+//! # Calls per operation
+//! Each method's doc gives the HTTP calls it makes once a token is held. Add one login call
+//! (`authenticate`) for the first call of a client and whenever the token has lapsed, or one
+//! `refreshtoken` call when it is about to; a 401 adds one login and the call once more.
+
+mod auth;
+mod budget;
+mod config;
+mod convert;
+mod envelope;
+mod lines;
+mod transport;
+mod wire;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio::sync::OnceCell;
+
+pub use config::{BmsConfig, BmsCredentials, RateBudget};
+pub use envelope::{parse_response, Envelope};
+
+use self::transport::{Req, Transport};
+use self::wire::{
+    decode, decode_list, WAccount, WContact, WIdOnly, WLine, WLocationLookup, WLookup, WService,
+    WTicket,
+};
+use super::{
+    CatalogService, CatalogServiceSpec, Company, CompanyFilter, Contact, Contract, ContractLine,
+    LineUpdate, LineValues, Named, NewTicket, Provider, Psa, PsaError, PsaId, PsaResult,
+    StatusInfo, Ticket,
+};
+
+/// Rows asked for per page (what Kaseya's own samples use).
+pub const PAGE_SIZE: usize = 100;
+/// Upper bound on pages read by one listing (100,000 rows).
+const MAX_PAGES: usize = 1_000;
+
+/// Generic tenant lookup tables for the picklists v2 has no dedicated path for. Kaseya does not
+/// publish these table names; they are kept here, in one place, to be corrected against a live
+/// tenant.
+pub const TICKET_TYPE_TABLE: &str = "TicketType";
+pub const TICKET_SOURCE_TABLE: &str = "TicketSource";
+pub const NOTE_TYPE_TABLE: &str = "TicketNoteType";
+
+/// Comment BMS requires when resolving a ticket and none was given.
+const DEFAULT_CLOSE_COMMENT: &str = "Closed by psa-operator.";
+
+/// A Kaseya BMS client. Cheap to share behind `Arc<dyn Psa>`; holds the token, the call budget,
+/// the cached note type and the ledger of contract lines it added.
+pub struct BmsClient {
+    t: Transport,
+    note_type: OnceCell<i64>,
+    ledger: lines::LineLedger,
+}
+
+impl BmsClient {
+    /// Builds a client; nothing is sent until the first call.
+    pub fn new(config: BmsConfig) -> PsaResult<Self> {
+        Ok(BmsClient {
+            t: Transport::new(config)?,
+            note_type: OnceCell::new(),
+            ledger: lines::LineLedger::default(),
+        })
+    }
+
+    async fn result(&self, req: Req) -> PsaResult<Value> {
+        Ok(self.t.call(req).await?.result)
+    }
+
+    /// Pages through a paged or page-able list, keeping rows `keep` accepts; stops at the first
+    /// kept row when `first_only`, on a short page, or when `totalRecords` is reached.
+    async fn pages<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        req: Req,
+        first_only: bool,
+        mut keep: impl FnMut(&T) -> bool,
+    ) -> PsaResult<Vec<T>> {
+        let mut out = Vec::new();
+        let mut seen = 0usize;
+        for page in 1..=MAX_PAGES {
+            let env = self
+                .t
+                .call(req.clone().q("PageSize", PAGE_SIZE).q("PageNumber", page))
+                .await?;
+            let rows: Vec<T> = decode_list(what, env.result)?;
+            let n = rows.len();
+            seen += n;
+            for r in rows {
+                if keep(&r) {
+                    out.push(r);
+                    if first_only {
+                        return Ok(out);
+                    }
+                }
+            }
+            let total_reached = env.total_records.is_some_and(|t| seen as u64 >= t);
+            if n < PAGE_SIZE || total_reached {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn lookup(&self, what: &str, path: &str) -> PsaResult<Vec<Named>> {
+        let rows: Vec<WLookup> = decode_list(what, self.result(Req::get(path)).await?)?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| r.is_active != Some(false))
+            .map(|r| Named {
+                id: r.id,
+                name: r.name.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn find_account(&self, filter: &str, value: &str) -> PsaResult<Option<Company>> {
+        let req = Req::get("/v2/crm/accounts/summary").q(filter, value);
+        let by_code = filter.ends_with("AccountCode");
+        let rows: Vec<WAccount> = self
+            .pages("account", req, true, |a: &WAccount| {
+                let field = if by_code {
+                    &a.account_code
+                } else {
+                    &a.account_name
+                };
+                field
+                    .as_deref()
+                    .is_some_and(|f| convert::same_name(f, value))
+            })
+            .await?;
+        Ok(rows.into_iter().next().map(convert::company))
+    }
+
+    /// The account's main location: one call to the locations lookup.
+    async fn main_location(&self, account_id: i64) -> PsaResult<i64> {
+        let path = format!("/v2/crm/accounts/{account_id}/locations/lookup");
+        let rows: Vec<WLocationLookup> =
+            decode_list("location", self.result(Req::get(path)).await?)?;
+        let best = rows.iter().max_by_key(|l| l.is_main == Some(true));
+        match best {
+            Some(l) => convert::num_id("location", &l.id),
+            None => Err(PsaError::Permanent {
+                status: None,
+                message: format!(
+                    "account {account_id} has no location; Kaseya BMS needs one on every ticket"
+                ),
+            }),
+        }
+    }
+
+    /// The note type for our notes: the tenant's default (or first) active note type, read once.
+    async fn note_type(&self) -> PsaResult<i64> {
+        self.note_type
+            .get_or_try_init(|| async {
+                let path = format!("/v2/system/tenantlookup/{NOTE_TYPE_TABLE}");
+                let rows: Vec<WLookup> =
+                    decode_list("note type", self.result(Req::get(path)).await?)?;
+                let active: Vec<&WLookup> =
+                    rows.iter().filter(|r| r.is_active != Some(false)).collect();
+                let pick = active
+                    .iter()
+                    .find(|r| r.is_default == Some(true))
+                    .or_else(|| active.first())
+                    .ok_or_else(|| PsaError::Permanent {
+                        status: None,
+                        message: "the BMS tenant has no active ticket note type".to_string(),
+                    })?;
+                convert::num_id("note type", &pick.id)
+            })
+            .await
+            .copied()
+    }
+
+    async fn get_service(&self, id: &str) -> PsaResult<WService> {
+        let path = format!(
+            "/v2/admin/finance/services/{}",
+            convert::num_id("service", id)?
+        );
+        decode("service", self.result(Req::get(path)).await?)
+    }
+
+    /// Posts one recurring-service line effective today (one call).
+    async fn post_line(
+        &self,
+        contract_id: &str,
+        service_id: &str,
+        values: LineValues,
+    ) -> PsaResult<ContractLine> {
+        let cid = convert::num_id("contract", contract_id)?;
+        let sid = convert::num_id("service", service_id)?;
+        let body = json!([{
+            "ServiceId": sid,
+            "Units": values.quantity,
+            "UnitCost": convert::money_to_wire(values.cost),
+            "UnitPrice": convert::money_to_wire(values.price),
+            "EffectiveDate": today_midnight(),
+            "SortOrder": 0,
+        }]);
+        let path = format!("/v2/finance/contracts/recurringservices/{cid}/services");
+        let result = self
+            .result(Req::with_body(Method::POST, path, body))
+            .await?;
+        // Swagger says one line; accept a list too and take the line for our service.
+        let wl: WLine = match result {
+            Value::Array(rows) => {
+                let mut lines: Vec<WLine> = decode_list("contract line", Value::Array(rows))?;
+                let pos = lines
+                    .iter()
+                    .rposition(|l| l.service_id.as_deref() == Some(service_id))
+                    .or(lines.len().checked_sub(1));
+                match pos {
+                    Some(i) => lines.swap_remove(i),
+                    None => return Err(empty_answer("contract line")),
+                }
+            }
+            Value::Null => return Err(empty_answer("contract line")),
+            other => decode("contract line", other)?,
+        };
+        let line = convert::line(wl, contract_id, service_id);
+        self.ledger.remember(&line);
+        Ok(line)
+    }
+}
+
+fn empty_answer(what: &str) -> PsaError {
+    PsaError::Permanent {
+        status: None,
+        message: format!("the BMS answer to the {what} call carries no {what}"),
+    }
+}
+
+/// BMS date-times are offset-less; we send UTC.
+fn now_wire() -> String {
+    Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+fn today_midnight() -> String {
+    Utc::now().format("%Y-%m-%dT00:00:00").to_string()
+}
+
+fn set_opt(body: &mut Value, key: &str, what: &str, id: Option<&PsaId>) -> PsaResult<()> {
+    if let Some(id) = id {
+        body[key] = json!(convert::num_id(what, id)?);
+    }
+    Ok(())
+}
+
+fn catalog(s: WService) -> CatalogService {
+    CatalogService {
+        id: s.id,
+        name: s.name.unwrap_or_default(),
+        description: s.description.unwrap_or_default(),
+        cost: convert::money_from_wire(s.unit_cost),
+        price: convert::money_from_wire(s.unit_price),
+    }
+}
+
+#[async_trait]
+impl Psa for BmsClient {
+    fn provider(&self) -> Provider {
+        Provider::KaseyaBms
+    }
+
+    /// 1 call: `GET /v2/security/userinfo` (plus the login every first call makes).
+    async fn verify(&self) -> PsaResult<()> {
+        self.result(Req::get("/v2/security/userinfo"))
+            .await
+            .map(|_| ())
+    }
+
+    /// 1 call: `GET /v2/crm/accounts/summary?Filter.AccountCode=` (more only when over 100
+    /// accounts contain the code); exact match on the code, any case.
+    async fn find_company_by_identifier(&self, identifier: &str) -> PsaResult<Option<Company>> {
+        self.find_account("Filter.AccountCode", identifier).await
+    }
+
+    /// 1 call: `GET /v2/crm/accounts/summary?Filter.AccountName=`; exact match, any case.
+    async fn find_company_by_name(&self, name: &str) -> PsaResult<Option<Company>> {
+        self.find_account("Filter.AccountName", name).await
+    }
+
+    /// 1 call: `GET /v2/crm/accounts/summary/{id}` (a bare DTO, no envelope).
+    async fn get_company(&self, id: &PsaId) -> PsaResult<Option<Company>> {
+        let path = format!(
+            "/v2/crm/accounts/summary/{}",
+            convert::num_id("account", id)?
+        );
+        match self.result(Req::get(path)).await {
+            Ok(Value::Null) => Ok(None),
+            Ok(v) => Ok(Some(convert::company(decode("account", v)?))),
+            Err(PsaError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// ⌈accounts / 100⌉ calls: `GET /v2/crm/accounts/summary` paged (type filtered by the PSA
+    /// and checked again here, parents-only filtered here).
+    async fn list_companies(&self, filter: &CompanyFilter) -> PsaResult<Vec<Company>> {
+        let mut req = Req::get("/v2/crm/accounts/summary");
+        if let Some(t) = &filter.company_type {
+            req = req.q("Filter.AccountTypeName", t);
+        }
+        let rows: Vec<WAccount> = self
+            .pages("account", req, false, |a: &WAccount| {
+                let type_ok = filter.company_type.as_deref().is_none_or(|want| {
+                    a.account_type
+                        .as_deref()
+                        .is_some_and(|t| convert::same_name(t, want))
+                });
+                type_ok && (!filter.parent_only || a.parent_id.is_none())
+            })
+            .await?;
+        Ok(rows.into_iter().map(convert::company).collect())
+    }
+
+    /// 1 call: `GET /v2/crm/contacts/search?Filter.EmailAddress=&Filter.AccountIds=`; exact
+    /// e-mail match, any case, active contacts of that account only.
+    async fn find_contact_by_email(
+        &self,
+        company_id: &PsaId,
+        email: &str,
+    ) -> PsaResult<Option<Contact>> {
+        let account = convert::num_id("account", company_id)?;
+        let want = email.trim();
+        let req = Req::get("/v2/crm/contacts/search")
+            .q("Filter.EmailAddress", want)
+            .q("Filter.AccountIds", account);
+        let rows: Vec<WContact> = self
+            .pages("contact", req, true, |c: &WContact| {
+                c.is_active != Some(false)
+                    && c.account_id.as_deref() == Some(company_id.as_str())
+                    && c.email
+                        .as_deref()
+                        .is_some_and(|e| e.trim().eq_ignore_ascii_case(want))
+            })
+            .await?;
+        Ok(rows.into_iter().next().map(convert::contact))
+    }
+
+    /// 1 call per 100 contacts of the account: `GET /v2/crm/contacts/search?Filter.AccountIds=`;
+    /// "First Last" compared without regard to case or spacing.
+    async fn find_contact_by_name(
+        &self,
+        company_id: &PsaId,
+        name: &str,
+    ) -> PsaResult<Option<Contact>> {
+        let account = convert::num_id("account", company_id)?;
+        let req = Req::get("/v2/crm/contacts/search").q("Filter.AccountIds", account);
+        let rows: Vec<WContact> = self
+            .pages("contact", req, true, |c: &WContact| {
+                let full = format!(
+                    "{} {}",
+                    c.first_name.as_deref().unwrap_or(""),
+                    c.last_name.as_deref().unwrap_or("")
+                );
+                c.is_active != Some(false)
+                    && c.account_id.as_deref() == Some(company_id.as_str())
+                    && convert::same_name(&full, name)
+            })
+            .await?;
+        Ok(rows.into_iter().next().map(convert::contact))
+    }
+
+    /// 1 call: `GET /v2/system/queues/lookup` (active queues).
+    async fn boards(&self) -> PsaResult<Vec<Named>> {
+        self.lookup("queue", "/v2/system/queues/lookup").await
+    }
+
+    /// 1 call: `GET /v2/system/statuses/lookup`. BMS statuses are not per queue; `closed` is
+    /// judged by name (see [`convert::is_closed_status_name`]).
+    async fn statuses(&self, _board_id: Option<&PsaId>) -> PsaResult<Vec<StatusInfo>> {
+        let rows: Vec<WLookup> = decode_list(
+            "status",
+            self.result(Req::get("/v2/system/statuses/lookup")).await?,
+        )?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| r.is_active != Some(false))
+            .map(|r| {
+                let name = r.name.unwrap_or_default();
+                StatusInfo {
+                    closed: convert::is_closed_status_name(&name),
+                    id: r.id,
+                    name,
+                }
+            })
+            .collect())
+    }
+
+    /// 1 call: `GET /v2/system/tenantlookup/TicketType`.
+    async fn ticket_types(&self, _board_id: Option<&PsaId>) -> PsaResult<Vec<Named>> {
+        let path = format!("/v2/system/tenantlookup/{TICKET_TYPE_TABLE}");
+        self.lookup("ticket type", &path).await
+    }
+
+    /// 1 call: `GET /v2/system/issuetypes/lookup`.
+    async fn issue_types(&self, _board_id: Option<&PsaId>) -> PsaResult<Vec<Named>> {
+        self.lookup("issue type", "/v2/system/issuetypes/lookup")
+            .await
+    }
+
+    /// 1 call: `GET /v2/system/issuetypes/{id}/issuesubtypes/lookup`.
+    async fn sub_issue_types(
+        &self,
+        _board_id: Option<&PsaId>,
+        issue_type_id: &PsaId,
+    ) -> PsaResult<Vec<Named>> {
+        let id = convert::num_id("issue type", issue_type_id)?;
+        let path = format!("/v2/system/issuetypes/{id}/issuesubtypes/lookup");
+        self.lookup("sub-issue type", &path).await
+    }
+
+    /// 1 call: `GET /v2/system/priorities/lookup`.
+    async fn priorities(&self) -> PsaResult<Vec<Named>> {
+        self.lookup("priority", "/v2/system/priorities/lookup")
+            .await
+    }
+
+    /// 1 call: `GET /v2/system/tenantlookup/TicketSource`.
+    async fn sources(&self) -> PsaResult<Vec<Named>> {
+        let path = format!("/v2/system/tenantlookup/{TICKET_SOURCE_TABLE}");
+        self.lookup("source", &path).await
+    }
+
+    /// 1 call: `POST /v2/servicedesk/tickets` — 2 when `location_id` is absent (the account's
+    /// main location is looked up first). The marker is the last line of the details. BMS
+    /// requires status, priority, type and source; when one is unset BMS's validation message
+    /// comes back as a permanent error.
+    async fn create_ticket(&self, t: &NewTicket) -> PsaResult<Ticket> {
+        let account = convert::num_id("account", &t.company_id)?;
+        let location = match &t.location_id {
+            Some(l) => convert::num_id("location", l)?,
+            None => self.main_location(account).await?,
+        };
+        let mut body = json!({
+            "Title": t.summary,
+            "Details": convert::details_with_marker(&t.description, &t.marker),
+            "AccountId": account,
+            "LocationId": location,
+            "OpenDate": now_wire(),
+        });
+        set_opt(&mut body, "ContactId", "contact", t.contact_id.as_ref())?;
+        set_opt(&mut body, "QueueId", "queue", t.board_id.as_ref())?;
+        set_opt(&mut body, "StatusId", "status", t.status_id.as_ref())?;
+        set_opt(&mut body, "TypeId", "ticket type", t.type_id.as_ref())?;
+        set_opt(
+            &mut body,
+            "IssueTypeId",
+            "issue type",
+            t.issue_type_id.as_ref(),
+        )?;
+        set_opt(
+            &mut body,
+            "SubIssueTypeId",
+            "sub-issue type",
+            t.sub_issue_type_id.as_ref(),
+        )?;
+        set_opt(&mut body, "PriorityId", "priority", t.priority_id.as_ref())?;
+        set_opt(&mut body, "SourceId", "source", t.source_id.as_ref())?;
+        set_opt(&mut body, "ContractId", "contract", t.contract_id.as_ref())?;
+        let v = self
+            .result(Req::with_body(
+                Method::POST,
+                "/v2/servicedesk/tickets",
+                body,
+            ))
+            .await?;
+        if v.is_null() {
+            return Err(empty_answer("ticket"));
+        }
+        let mut ticket = convert::ticket(decode("ticket", v)?);
+        ticket.marker.get_or_insert_with(|| t.marker.clone());
+        Ok(ticket)
+    }
+
+    /// 1 call: `GET /v2/servicedesk/tickets?Filter.Details=[psa-operator:MARKER]`, checked exactly.
+    async fn find_ticket_by_marker(&self, marker: &str) -> PsaResult<Option<Ticket>> {
+        let req =
+            Req::get("/v2/servicedesk/tickets").q("Filter.Details", convert::marker_token(marker));
+        let rows: Vec<WTicket> = self
+            .pages("ticket", req, true, |t: &WTicket| {
+                t.details.as_deref().and_then(convert::marker_in).as_deref() == Some(marker)
+            })
+            .await?;
+        Ok(rows.into_iter().next().map(convert::ticket))
+    }
+
+    /// 1 call: `GET /v2/servicedesk/tickets/{id}`; closed when `completedDate` is set.
+    async fn get_ticket(&self, id: &PsaId) -> PsaResult<Option<Ticket>> {
+        let path = format!("/v2/servicedesk/tickets/{}", convert::num_id("ticket", id)?);
+        match self.result(Req::get(path)).await {
+            Ok(Value::Null) => Ok(None),
+            Ok(v) => Ok(Some(convert::ticket(decode("ticket", v)?))),
+            Err(PsaError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// 1 call: `POST /v2/servicedesk/tickets/{id}/notes` (internal note) — plus 1 for the
+    /// client's first note, which reads the tenant's note types once.
+    async fn add_note(&self, ticket_id: &PsaId, text: &str) -> PsaResult<PsaId> {
+        let id = convert::num_id("ticket", ticket_id)?;
+        let type_id = self.note_type().await?;
+        let body = json!({
+            "Details": text,
+            "IsInternal": true,
+            "TypeId": type_id,
+            "NoteDate": now_wire(),
+        });
+        let path = format!("/v2/servicedesk/tickets/{id}/notes");
+        let v = self
+            .result(Req::with_body(Method::POST, path, body))
+            .await?;
+        if v.is_null() {
+            return Err(empty_answer("note"));
+        }
+        Ok(decode::<WIdOnly>("note", v)?.id)
+    }
+
+    /// 1 call: `POST /v2/servicedesk/tickets/{id}/resolve` with the note as its comment.
+    async fn close_ticket(
+        &self,
+        ticket_id: &PsaId,
+        status_id: Option<&PsaId>,
+        note: Option<&str>,
+    ) -> PsaResult<()> {
+        let id = convert::num_id("ticket", ticket_id)?;
+        let comment = note
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .unwrap_or(DEFAULT_CLOSE_COMMENT);
+        let mut body = json!({
+            "Comment": comment,
+            "IsInternal": true,
+            "IsPublishToKnowledgeBase": false,
+        });
+        set_opt(&mut body, "StatusId", "status", status_id)?;
+        let path = format!("/v2/servicedesk/tickets/{id}/resolve");
+        self.result(Req::with_body(Method::POST, path, body))
+            .await
+            .map(|_| ())
+    }
+
+    /// 1 call: `GET /v2/finance/contracts/lookup?AccountId=&ExcludeExpiredContracts=true`.
+    async fn find_contract(&self, company_id: &PsaId, name: &str) -> PsaResult<Option<Contract>> {
+        let account = convert::num_id("account", company_id)?;
+        let req = Req::get("/v2/finance/contracts/lookup")
+            .q("AccountId", account)
+            .q("ExcludeExpiredContracts", "true");
+        let rows: Vec<WLookup> = decode_list("contract", self.result(req).await?)?;
+        Ok(rows
+            .into_iter()
+            .filter(|c| {
+                c.name
+                    .as_deref()
+                    .is_some_and(|n| convert::same_name(n, name))
+            })
+            .max_by_key(|c| c.is_active != Some(false))
+            .map(|c| Contract {
+                id: c.id,
+                company_id: company_id.clone(),
+                name: c.name.unwrap_or_default(),
+                active: c.is_active != Some(false),
+            }))
+    }
+
+    /// 2 calls when found (`GET …/services/lookup?Filter.Name=` then `GET …/services/{id}` for
+    /// cost and price, which the lookup does not carry), 1 when not.
+    async fn find_catalog_service(&self, name: &str) -> PsaResult<Option<CatalogService>> {
+        let req = Req::get("/v2/admin/finance/services/lookup").q("Filter.Name", name);
+        let rows: Vec<WLookup> = self
+            .pages("service", req, true, |s: &WLookup| {
+                s.name
+                    .as_deref()
+                    .is_some_and(|n| convert::same_name(n, name))
+            })
+            .await?;
+        match rows.into_iter().next() {
+            None => Ok(None),
+            Some(row) => match self.get_service(&row.id).await {
+                Ok(s) => Ok(Some(catalog(s))),
+                Err(PsaError::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// 1 call: `POST /v2/admin/finance/services/services`.
+    async fn create_catalog_service(&self, spec: &CatalogServiceSpec) -> PsaResult<CatalogService> {
+        let body = json!({
+            "Name": spec.name,
+            "Description": spec.description,
+            "UnitCost": convert::money_to_wire(spec.cost),
+            "UnitPrice": convert::money_to_wire(spec.price),
+            "IsActive": true,
+            "IsTaxable": false,
+        });
+        let v = self
+            .result(Req::with_body(
+                Method::POST,
+                "/v2/admin/finance/services/services",
+                body,
+            ))
+            .await?;
+        if v.is_null() {
+            return Err(empty_answer("service"));
+        }
+        Ok(catalog(decode("service", v)?))
+    }
+
+    /// 2 calls: `GET …/services/{id}` then `PUT …/services/{id}`. The PUT replaces the whole
+    /// service, so category, unit of measure, accounts, tax and margin are read first and sent
+    /// back unchanged: only name, description, cost and price are ours.
+    async fn update_catalog_service(
+        &self,
+        id: &PsaId,
+        spec: &CatalogServiceSpec,
+    ) -> PsaResult<CatalogService> {
+        let current = self.get_service(id).await?;
+        let sid = convert::num_id("service", id)?;
+        let body = json!({
+            "Id": sid,
+            "Name": spec.name,
+            "Description": spec.description,
+            "UnitCost": convert::money_to_wire(spec.cost),
+            "UnitPrice": convert::money_to_wire(spec.price),
+            "CategoryId": current.category_id,
+            "SubCategoryId": current.sub_category_id,
+            "UnitOfMeasureId": current.unit_of_measure_id,
+            "IncomeAccountId": current.income_account_id,
+            "ExpenseAccountId": current.expense_account_id,
+            "IsActive": current.is_active.unwrap_or(true),
+            "IsTaxable": current.is_taxable.unwrap_or(false),
+            "Margin": current.margin,
+            "MarginType": current.margin_type,
+        });
+        let path = format!("/v2/admin/finance/services/{sid}");
+        let v = self.result(Req::with_body(Method::PUT, path, body)).await?;
+        if v.is_null() {
+            return Ok(CatalogService {
+                id: id.clone(),
+                name: spec.name.clone(),
+                description: spec.description.clone(),
+                cost: spec.cost,
+                price: spec.price,
+            });
+        }
+        Ok(catalog(decode("service", v)?))
+    }
+
+    /// 1 call: `DELETE /v2/admin/finance/services/{id}`; already gone counts as done.
+    async fn delete_catalog_service(&self, id: &PsaId) -> PsaResult<()> {
+        let path = format!(
+            "/v2/admin/finance/services/{}",
+            convert::num_id("service", id)?
+        );
+        let req = Req {
+            method: Method::DELETE,
+            ..Req::get(path)
+        };
+        match self.result(req).await {
+            Ok(_) | Err(PsaError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn lists_contract_lines(&self) -> bool {
+        false
+    }
+
+    /// 0 calls: BMS v2 cannot list a contract's lines; answers from the lines this client added
+    /// or replaced (see [`lines`]).
+    async fn find_contract_line(
+        &self,
+        contract_id: &PsaId,
+        service_id: &PsaId,
+    ) -> PsaResult<Option<ContractLine>> {
+        Ok(self.ledger.get(contract_id, service_id))
+    }
+
+    /// 1 call: `POST /v2/finance/contracts/recurringservices/{contractId}/services`, effective today.
+    async fn add_contract_line(
+        &self,
+        contract_id: &PsaId,
+        service_id: &PsaId,
+        values: LineValues,
+    ) -> PsaResult<ContractLine> {
+        self.post_line(contract_id, service_id, values).await
+    }
+
+    /// 0 calls when nothing changed; otherwise 1 call adding a superseding line effective today,
+    /// returned as [`LineUpdate::Replaced`] with a note for status (v2 cannot change a line).
+    async fn update_contract_line(
+        &self,
+        line: &ContractLine,
+        values: LineValues,
+    ) -> PsaResult<LineUpdate> {
+        if lines::unchanged(line, values) {
+            return Ok(LineUpdate::Updated(line.clone()));
+        }
+        let new = self
+            .post_line(&line.contract_id, &line.service_id, values)
+            .await?;
+        let note = lines::replacement_note(line, &new, Utc::now().date_naive());
+        Ok(LineUpdate::Replaced { line: new, note })
+    }
+}
