@@ -124,12 +124,14 @@ pub async fn run_operator(
     let health_srv = axum::serve(health, health_router(metrics.clone(), ready.clone()))
         .with_graceful_shutdown(shutdown.clone());
 
-    let ctx = Arc::new(Context::new(
+    let mut ctx = Context::new(
         client,
         registry.clone(),
         opts.factory.clone(),
         controller_metrics,
-    ));
+    );
+    ctx.psa_calls = psa_calls;
+    let ctx = Arc::new(ctx);
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let controllers = run_controllers(ctx, opts.scope.clone(), shutdown.clone());
     let (srv, ()) = futures::join!(health_srv.into_future(), controllers);
