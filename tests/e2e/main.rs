@@ -1,0 +1,3 @@
+//! The one integration-test binary: each area of the project is a module.
+
+mod packaging;

@@ -1,0 +1,313 @@
+//! GitOps health: the Argo CD Lua scripts (run with Lua), the Flux health expressions (run with
+//! CEL) and the kstatus rules, all fed the same statuses of the three kinds.
+
+use std::fmt::Write as _;
+
+use kube::core::cel::cel::{Context, Program, Value as CelValue};
+use serde_json::{json, Value};
+
+use super::tools::{find, lua, of_kind, repo, run_ok, yaml_docs};
+
+const KINDS: [&str; 3] = ["PsaConnection", "CustomerMapping", "ContractService"];
+
+fn cond(type_: &str, status: &str, reason: &str, message: &str, generation: i64) -> Value {
+    json!({"type": type_, "status": status, "reason": reason, "message": message,
+           "observedGeneration": generation, "lastTransitionTime": "2026-11-24T16:00:00Z"})
+}
+
+/// A resource at generation 3 with the given status (`None`: the operator has not written one).
+fn object(kind: &str, status: Option<Value>) -> Value {
+    let mut o = json!({
+        "apiVersion": "psa-operator.io/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": "demo", "namespace": "psa", "generation": 3},
+        "spec": {},
+    });
+    if let Some(s) = status {
+        o["status"] = s;
+    }
+    o
+}
+
+/// What each tool should conclude for one status.
+struct Case {
+    name: &'static str,
+    status: Option<Value>,
+    argo: &'static str,
+    flux: &'static str,
+    kstatus: &'static str,
+}
+
+fn cases() -> Vec<Case> {
+    let ready = cond(
+        "Ready",
+        "True",
+        "Ready",
+        "Tickets go to board Security Alerts",
+        3,
+    );
+    let synced = cond("Synced", "True", "Synced", "", 3);
+    vec![
+        Case {
+            name: "no status yet",
+            status: None,
+            argo: "Progressing",
+            flux: "InProgress",
+            kstatus: "Current",
+        },
+        Case {
+            name: "older generation observed",
+            status: Some(
+                json!({"observedGeneration": 2, "conditions": [cond("Ready", "True", "Ready", "", 2)]}),
+            ),
+            argo: "Progressing",
+            flux: "InProgress",
+            kstatus: "InProgress",
+        },
+        Case {
+            name: "ready",
+            status: Some(
+                json!({"observedGeneration": 3, "conditions": [ready.clone(), synced.clone()]}),
+            ),
+            argo: "Healthy",
+            flux: "Current",
+            kstatus: "Current",
+        },
+        Case {
+            name: "not ready",
+            status: Some(json!({"observedGeneration": 3, "conditions": [
+                cond("Ready", "False", "AuthenticationFailed", "ConnectWise answered 401", 3), synced.clone()]})),
+            argo: "Degraded",
+            flux: "Failed",
+            kstatus: "Current",
+        },
+        Case {
+            name: "ready unknown",
+            status: Some(
+                json!({"observedGeneration": 3, "conditions": [cond("Ready", "Unknown", "Resolving", "", 3)]}),
+            ),
+            argo: "Progressing",
+            flux: "InProgress",
+            kstatus: "Current",
+        },
+        Case {
+            name: "no Ready condition yet",
+            status: Some(json!({"observedGeneration": 3, "conditions": [synced]})),
+            argo: "Progressing",
+            flux: "InProgress",
+            kstatus: "Current",
+        },
+        Case {
+            name: "Ready condition of an older generation",
+            status: Some(
+                json!({"observedGeneration": 3, "conditions": [cond("Ready", "True", "Ready", "", 2)]}),
+            ),
+            argo: "Progressing",
+            flux: "Current",
+            kstatus: "Current",
+        },
+        Case {
+            name: "suspended",
+            status: Some(json!({"observedGeneration": 3, "conditions": [
+                cond("Ready", "False", "Suspended", "spec.suspend is true", 3),
+                cond("Suspended", "True", "Suspended", "Alerts are held", 3)]})),
+            argo: "Suspended",
+            flux: "Current",
+            kstatus: "Current",
+        },
+        Case {
+            name: "stalled",
+            status: Some(json!({"observedGeneration": 3, "conditions": [
+                cond("Ready", "False", "InvalidSettings", "status New not on board", 3),
+                cond("Stalled", "True", "InvalidSettings", "status New not on board", 3)]})),
+            argo: "Degraded",
+            flux: "Failed",
+            kstatus: "Failed",
+        },
+    ]
+}
+
+/// A Lua table constructor for a JSON value (arrays become 1-based sequences, as in Argo CD).
+fn lua_literal(v: &Value, out: &mut String) {
+    match v {
+        Value::Null => out.push_str("nil"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::String(s) => {
+            out.push('"');
+            for b in s.bytes() {
+                match b {
+                    b'"' | b'\\' => {
+                        out.push('\\');
+                        out.push(b as char);
+                    }
+                    0x20..=0x7e => out.push(b as char),
+                    _ => write!(out, "\\{b:03}").unwrap(),
+                }
+            }
+            out.push('"');
+        }
+        Value::Array(items) => {
+            out.push('{');
+            for i in items {
+                lua_literal(i, out);
+                out.push(',');
+            }
+            out.push('}');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (k, val) in map {
+                out.push('[');
+                lua_literal(&Value::String(k.clone()), out);
+                out.push_str("]=");
+                lua_literal(val, out);
+                out.push(',');
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// Runs an Argo CD health script on `obj`; returns (status, message).
+fn argo_health(script: &str, obj: &Value) -> (String, String) {
+    let mut program = String::from("obj = ");
+    lua_literal(obj, &mut program);
+    program.push_str("\nlocal function health()\n");
+    program.push_str(script);
+    program
+        .push_str("\nend\nlocal hs = health()\nio.write(hs.status, \"\\n\", hs.message or \"\")\n");
+    let out = run_ok(&lua(), &["-e", &program]);
+    let (status, message) = out.split_once('\n').unwrap_or((out.as_str(), ""));
+    (status.to_string(), message.to_string())
+}
+
+fn argo_scripts() -> Value {
+    let path = repo().join("config/gitops/argocd/argocd-cm-health.yaml");
+    let cm = yaml_docs(&std::fs::read_to_string(path).unwrap()).remove(0);
+    cm["data"].clone()
+}
+
+#[test]
+fn argo_cd_health_scripts_judge_ready_and_observed_generation() {
+    let data = argo_scripts();
+    for kind in KINDS {
+        let key = format!("resource.customizations.health.psa-operator.io_{kind}");
+        let script = data[&key]
+            .as_str()
+            .unwrap_or_else(|| panic!("argocd-cm lacks {key}"));
+        for case in cases() {
+            let (status, message) = argo_health(script, &object(kind, case.status.clone()));
+            assert_eq!(status, case.argo, "{kind}, {}: {message}", case.name);
+        }
+    }
+    // A degraded resource shows why in the Argo CD UI.
+    let script = data["resource.customizations.health.psa-operator.io_PsaConnection"]
+        .as_str()
+        .unwrap();
+    let failing = cases().into_iter().find(|c| c.name == "not ready").unwrap();
+    let (_, message) = argo_health(script, &object("PsaConnection", failing.status));
+    assert_eq!(message, "AuthenticationFailed: ConnectWise answered 401");
+}
+
+/// Evaluates one Flux health expression; a missing field is an error, which Flux treats as
+/// "keep waiting".
+fn cel_true(expr: &str, obj: &Value) -> Result<bool, String> {
+    let program = Program::compile(expr).map_err(|e| e.to_string())?;
+    let mut ctx = Context::default();
+    for (k, v) in obj.as_object().unwrap() {
+        ctx.add_variable(k.as_str(), v.clone())
+            .map_err(|e| e.to_string())?;
+    }
+    match program.execute(&ctx).map_err(|e| e.to_string())? {
+        CelValue::Bool(b) => Ok(b),
+        other => Err(format!("not a bool: {other:?}")),
+    }
+}
+
+/// Flux's verdict from a healthCheckExprs entry: inProgress, then failed, then current.
+fn flux_health(entry: &Value, obj: &Value) -> &'static str {
+    let holds = |key: &str| {
+        entry[key]
+            .as_str()
+            .is_some_and(|e| cel_true(e, obj).unwrap_or(false))
+    };
+    if holds("inProgress") {
+        "InProgress"
+    } else if holds("failed") {
+        "Failed"
+    } else if holds("current") {
+        "Current"
+    } else {
+        "InProgress"
+    }
+}
+
+#[test]
+fn flux_health_expressions_judge_ready_and_observed_generation() {
+    let path = repo().join("config/gitops/flux/psa-operator.yaml");
+    let docs = yaml_docs(&std::fs::read_to_string(path).unwrap());
+    assert_eq!(of_kind(&docs, "Kustomization").len(), 2);
+    let config = find(&docs, "Kustomization", "psa-config");
+    assert_eq!(config["spec"]["dependsOn"][0]["name"], "psa-operator");
+    assert_eq!(config["spec"]["wait"], true);
+    let exprs = config["spec"]["healthCheckExprs"].as_array().unwrap();
+    for kind in KINDS {
+        let entry = exprs
+            .iter()
+            .find(|e| e["kind"] == kind)
+            .unwrap_or_else(|| panic!("no expression for {kind}"));
+        assert_eq!(entry["apiVersion"], "psa-operator.io/v1alpha1");
+        for case in cases() {
+            let got = flux_health(entry, &object(kind, case.status.clone()));
+            assert_eq!(got, case.flux, "{kind}, {}", case.name);
+        }
+    }
+}
+
+/// kstatus (sigs.k8s.io/cli-utils) for a custom resource without type-specific rules:
+/// deletion → Terminating; observedGeneration present and ≠ generation → InProgress;
+/// Reconciling=True → InProgress; Stalled=True → Failed; otherwise Current.
+fn kstatus(obj: &Value) -> &'static str {
+    if obj["metadata"]["deletionTimestamp"].is_string() {
+        return "Terminating";
+    }
+    if let (Some(generation), Some(observed)) = (
+        obj["metadata"]["generation"].as_i64(),
+        obj["status"]["observedGeneration"].as_i64(),
+    ) {
+        if generation != observed {
+            return "InProgress";
+        }
+    }
+    for c in obj["status"]["conditions"].as_array().into_iter().flatten() {
+        if c["status"] == "True" && c["type"] == "Reconciling" {
+            return "InProgress";
+        }
+        if c["status"] == "True" && c["type"] == "Stalled" {
+            return "Failed";
+        }
+    }
+    "Current"
+}
+
+#[test]
+fn statuses_follow_the_kstatus_rules() {
+    for kind in KINDS {
+        for case in cases() {
+            let obj = object(kind, case.status.clone());
+            assert_eq!(kstatus(&obj), case.kstatus, "{kind}, {}", case.name);
+            // Whatever kstatus concludes, the conditions are in the shape it parses: a list of
+            // {type, status} with status True/False/Unknown, and an integer observedGeneration.
+            if let Some(status) = &case.status {
+                assert!(status["observedGeneration"].is_i64());
+                for c in status["conditions"].as_array().unwrap() {
+                    assert!(["True", "False", "Unknown"].contains(&c["status"].as_str().unwrap()));
+                }
+            }
+        }
+        let mut deleting = object(kind, cases()[2].status.clone());
+        deleting["metadata"]["deletionTimestamp"] = json!("2026-11-24T17:00:00Z");
+        assert_eq!(kstatus(&deleting), "Terminating");
+    }
+}

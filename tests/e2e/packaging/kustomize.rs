@@ -1,0 +1,113 @@
+//! config/default: `kubectl kustomize` renders a complete install equal to the chart's defaults.
+
+use serde_json::Value;
+
+use super::helm::render as helm_render;
+use super::tools::{find, kubectl, of_kind, run_ok, yaml_docs};
+
+/// `kubectl kustomize config/default`.
+pub fn render() -> Vec<Value> {
+    yaml_docs(&run_ok(&kubectl(), &["kustomize", "config/default"]))
+}
+
+#[test]
+fn kustomize_default_renders_a_complete_install() {
+    let docs = render();
+    find(&docs, "Namespace", "psa-operator-system");
+    let crds: Vec<&str> = of_kind(&docs, "CustomResourceDefinition")
+        .iter()
+        .map(|c| c["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        crds,
+        [
+            "contractservices.psa-operator.io",
+            "customermappings.psa-operator.io",
+            "psaconnections.psa-operator.io"
+        ]
+    );
+    for (kind, name) in [
+        ("ServiceAccount", "psa-operator"),
+        ("ClusterRole", "psa-operator"),
+        ("ClusterRoleBinding", "psa-operator"),
+        ("Role", "psa-operator-leader-election"),
+        ("RoleBinding", "psa-operator-leader-election"),
+        ("Deployment", "psa-operator"),
+        ("Service", "psa-operator"),
+        ("PersistentVolumeClaim", "psa-operator-store"),
+    ] {
+        let obj = find(&docs, kind, name);
+        if !kind.starts_with("Cluster") {
+            assert_eq!(
+                obj["metadata"]["namespace"], "psa-operator-system",
+                "{kind}/{name}"
+            );
+        }
+    }
+    // Every namespaced object lands in the operator namespace; nothing else is in the install.
+    let known = [
+        "Namespace",
+        "CustomResourceDefinition",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "Deployment",
+        "Service",
+        "PersistentVolumeClaim",
+    ];
+    for d in &docs {
+        let kind = d["kind"].as_str().unwrap();
+        assert!(known.contains(&kind), "unexpected {kind} in config/default");
+    }
+}
+
+/// The parts of the operator pod a user relies on, with names that differ between the two
+/// installs (Helm's instance labels, chart version) left out.
+fn pod_essentials(docs: &[Value]) -> Value {
+    let deploy = find(docs, "Deployment", "psa-operator");
+    let pod = &deploy["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    serde_json::json!({
+        "replicas": deploy["spec"]["replicas"],
+        "strategy": deploy["spec"]["strategy"],
+        "serviceAccountName": pod["serviceAccountName"],
+        "podSecurityContext": pod["securityContext"],
+        "volumes": pod["volumes"],
+        "image": c["image"],
+        "args": c["args"],
+        "env": c["env"],
+        "ports": c["ports"],
+        "livenessProbe": c["livenessProbe"],
+        "readinessProbe": c["readinessProbe"],
+        "securityContext": c["securityContext"],
+        "resources": c["resources"],
+        "volumeMounts": c["volumeMounts"],
+    })
+}
+
+#[test]
+fn kustomize_install_equals_the_chart_defaults() {
+    let kustomize = render();
+    let helm = helm_render(&[]);
+    assert_eq!(pod_essentials(&kustomize), pod_essentials(&helm));
+    let ports = |docs: &[Value]| find(docs, "Service", "psa-operator")["spec"]["ports"].clone();
+    assert_eq!(ports(&kustomize), ports(&helm));
+    let pvc =
+        |docs: &[Value]| find(docs, "PersistentVolumeClaim", "psa-operator-store")["spec"].clone();
+    assert_eq!(pvc(&kustomize), pvc(&helm));
+    let rules = |docs: &[Value], kind: &str, name: &str| find(docs, kind, name)["rules"].clone();
+    for (kind, name) in [
+        ("ClusterRole", "psa-operator"),
+        ("ClusterRole", "psa-operator-view"),
+        ("ClusterRole", "psa-operator-edit"),
+        ("Role", "psa-operator-leader-election"),
+    ] {
+        assert_eq!(
+            rules(&kustomize, kind, name),
+            rules(&helm, kind, name),
+            "{kind}/{name}"
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! Least privilege: the roles bound to the operator's ServiceAccount grant exactly the
+//! permissions in config/rbac/required-permissions.yaml — each one, in the right scope, and
+//! nothing else — in the chart (both watch modes) and in the kustomize install.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::tools::{find, of_kind, repo, yaml_docs};
+use super::{helm, kustomize};
+
+/// (scope, group, resource, verb); scope is `*cluster*` or a namespace.
+type Grant = (String, String, String, String);
+
+const CLUSTER: &str = "*cluster*";
+
+fn required(watched_scope: &str, operator_ns: &str) -> BTreeSet<Grant> {
+    let text = std::fs::read_to_string(repo().join("config/rbac/required-permissions.yaml"))
+        .expect("required-permissions.yaml");
+    let doc = &yaml_docs(&text)[0];
+    let mut out = BTreeSet::new();
+    for p in doc["permissions"].as_array().expect("permissions list") {
+        let scope = match p["scope"].as_str() {
+            Some("watched") => watched_scope,
+            Some("operator") => operator_ns,
+            other => panic!("unknown scope {other:?} in required-permissions.yaml"),
+        };
+        for verb in p["verbs"].as_array().unwrap() {
+            out.insert((
+                scope.to_string(),
+                p["group"].as_str().unwrap().to_string(),
+                p["resource"].as_str().unwrap().to_string(),
+                verb.as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    out
+}
+
+fn expand(rules: &Value, scope: &str, out: &mut BTreeSet<Grant>) {
+    for rule in rules.as_array().into_iter().flatten() {
+        assert!(
+            rule.get("resourceNames").is_none(),
+            "resourceNames are not expected"
+        );
+        let list = |k: &str| -> Vec<String> {
+            rule[k]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect()
+        };
+        for g in list("apiGroups") {
+            for r in list("resources") {
+                for v in list("verbs") {
+                    assert!(g != "*" && r != "*" && v != "*", "wildcard in {rule}");
+                    out.insert((scope.to_string(), g.clone(), r.clone(), v));
+                }
+            }
+        }
+    }
+}
+
+/// Everything the rendered manifests grant to ServiceAccount `ns/sa`.
+fn granted(docs: &[Value], sa: &str, ns: &str) -> BTreeSet<Grant> {
+    let binds_sa = |b: &Value| {
+        b["subjects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["kind"] == "ServiceAccount" && s["name"] == sa && s["namespace"] == ns)
+    };
+    let mut out = BTreeSet::new();
+    for b in of_kind(docs, "ClusterRoleBinding")
+        .into_iter()
+        .filter(|b| binds_sa(b))
+    {
+        assert_eq!(b["roleRef"]["kind"], "ClusterRole");
+        let role = find(docs, "ClusterRole", b["roleRef"]["name"].as_str().unwrap());
+        expand(&role["rules"], CLUSTER, &mut out);
+    }
+    for b in of_kind(docs, "RoleBinding")
+        .into_iter()
+        .filter(|b| binds_sa(b))
+    {
+        let scope = b["metadata"]["namespace"]
+            .as_str()
+            .expect("RoleBinding namespace");
+        let name = b["roleRef"]["name"].as_str().unwrap();
+        let role = match b["roleRef"]["kind"].as_str().unwrap() {
+            "Role" => of_kind(docs, "Role")
+                .into_iter()
+                .find(|r| r["metadata"]["name"] == name && r["metadata"]["namespace"] == scope)
+                .unwrap_or_else(|| panic!("Role {scope}/{name} is not rendered")),
+            _ => find(docs, "ClusterRole", name),
+        };
+        expand(&role["rules"], scope, &mut out);
+    }
+    out
+}
+
+/// (required but not granted, granted but not required).
+fn diff(granted: &BTreeSet<Grant>, required: &BTreeSet<Grant>) -> (Vec<Grant>, Vec<Grant>) {
+    (
+        required.difference(granted).cloned().collect(),
+        granted.difference(required).cloned().collect(),
+    )
+}
+
+fn assert_exact(what: &str, granted: BTreeSet<Grant>, required: BTreeSet<Grant>) {
+    let (missing, extra) = diff(&granted, &required);
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what}: missing {missing:#?}\nnot needed {extra:#?}"
+    );
+}
+
+#[test]
+fn chart_grants_exactly_the_required_permissions_cluster_wide() {
+    let docs = helm::render(&[]);
+    let got = granted(&docs, "psa-operator", "psa-operator-system");
+    assert_exact(
+        "chart (all namespaces)",
+        got,
+        required(CLUSTER, "psa-operator-system"),
+    );
+}
+
+#[test]
+fn chart_grants_exactly_the_required_permissions_in_one_namespace() {
+    let docs = helm::render(&["-f", "charts/psa-operator/ci/namespaced-values.yaml"]);
+    let got = granted(&docs, "psa-operator-sa", "psa-operator-system");
+    assert_exact(
+        "chart (namespace psa)",
+        got,
+        required("psa", "psa-operator-system"),
+    );
+}
+
+#[test]
+fn kustomize_grants_exactly_the_required_permissions() {
+    let docs = kustomize::render();
+    let got = granted(&docs, "psa-operator", "psa-operator-system");
+    assert_exact(
+        "config/default",
+        got,
+        required(CLUSTER, "psa-operator-system"),
+    );
+}
+
+#[test]
+fn a_missing_or_extra_grant_is_reported() {
+    // The comparison itself: drop the Secret rule and add a wildcard-free extra one.
+    let mut docs = helm::render(&[]);
+    let role = docs
+        .iter_mut()
+        .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == "psa-operator")
+        .unwrap();
+    let rules = role["rules"].as_array_mut().unwrap();
+    rules.retain(|r| r["resources"][0] != "secrets");
+    rules.push(
+        serde_json::json!({"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}),
+    );
+    let got = granted(&docs, "psa-operator", "psa-operator-system");
+    let (missing, extra) = diff(&got, &required(CLUSTER, "psa-operator-system"));
+    let resources = |v: &[Grant]| v.iter().map(|g| g.2.clone()).collect::<BTreeSet<_>>();
+    assert_eq!(resources(&missing), BTreeSet::from(["secrets".to_string()]));
+    assert_eq!(
+        resources(&extra),
+        BTreeSet::from(["configmaps".to_string()])
+    );
+}
