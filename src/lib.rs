@@ -7,6 +7,7 @@
 pub mod api;
 pub mod cli;
 pub mod controller;
+pub mod devcluster;
 pub mod dispatch;
 pub mod operator;
 pub mod psa;

@@ -6,6 +6,56 @@ fn not_available(name: &str) -> i32 {
     EXIT_NOT_AVAILABLE
 }
 
+/// `psa-operator devcluster`: serve until Ctrl-C, then save the snapshot.
+fn run_devcluster(args: psa_operator::cli::DevclusterArgs) -> i32 {
+    use psa_operator::devcluster::{Config, DevCluster};
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("psa-operator devcluster: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(&args.addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!(
+                    "psa-operator devcluster: cannot listen on {}: {e}",
+                    args.addr
+                );
+                return 1;
+            }
+        };
+        let config = Config {
+            state_dir: args.state_dir.clone(),
+        };
+        let cluster = match DevCluster::start(listener, config).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("psa-operator devcluster: {e}");
+                return 1;
+            }
+        };
+        println!("listening on {}", cluster.url());
+        if let Some(path) = &args.kubeconfig_out {
+            if let Err(e) = cluster.write_kubeconfig(path) {
+                eprintln!("psa-operator devcluster: {e}");
+                return 1;
+            }
+            eprintln!("kubeconfig written to {}", path.display());
+        }
+        let _ = tokio::signal::ctrl_c().await;
+        match cluster.shutdown().await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("psa-operator devcluster: {e}");
+                1
+            }
+        }
+    })
+}
+
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
@@ -18,7 +68,7 @@ fn main() {
             psa_operator::cli::block_on(psa_operator::cli::run_cmd::run(args))
         }
         Command::Dev(_) => not_available("dev"),
-        Command::Devcluster(_) => not_available("devcluster"),
+        Command::Devcluster(args) => run_devcluster(args),
         Command::Sandbox(_) => not_available("sandbox"),
         Command::Validate(_) => not_available("validate"),
         Command::Plan(_) => not_available("plan"),
