@@ -1,6 +1,7 @@
 //! Prometheus metrics of the dispatcher, served at `/metrics` (OpenMetrics text).
 //!
-//! One `DispatchMetrics` per process, shared as `Arc<DispatchMetrics>`: the intake counts accepted,
+//! One `DispatchMetrics` per process, registered in the process's metrics registry under
+//! `psa_operator_dispatch_*` and shared as `Arc<DispatchMetrics>`: the intake counts accepted,
 //! duplicate and rejected events; the workers count tickets, notes, failsafe e-mails, dead letters
 //! and PSA calls per event through the methods below. Rejections are labelled by reason only —
 //! never by the connection named in the URL, which an unauthenticated caller chooses freely.
@@ -12,6 +13,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::dispatch::store::{Store, StoreError};
 use crate::resolved::ConnectionKey;
 
 /// Content type of the text exposition.
@@ -50,9 +55,8 @@ struct RejectLabels {
     reason: RejectReason,
 }
 
-/// The dispatcher's metrics and the registry that exposes them.
+/// The dispatcher's metrics.
 pub struct DispatchMetrics {
-    registry: Registry,
     accepted: Family<ConnectionLabels, Counter>,
     duplicates: Family<ConnectionLabels, Counter>,
     rejected: Family<RejectLabels, Counter>,
@@ -70,15 +74,10 @@ impl std::fmt::Debug for DispatchMetrics {
     }
 }
 
-impl Default for DispatchMetrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl DispatchMetrics {
-    pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("psa");
+    /// Creates the metrics and registers them under `psa_operator_dispatch_*`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let registry = registry.sub_registry_with_prefix("psa_operator_dispatch");
         let accepted = Family::default();
         let duplicates = Family::default();
         let rejected = Family::default();
@@ -137,7 +136,6 @@ impl DispatchMetrics {
             psa_calls_per_event.clone(),
         );
         DispatchMetrics {
-            registry,
             accepted,
             duplicates,
             rejected,
@@ -187,14 +185,35 @@ impl DispatchMetrics {
         self.queue_depth
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
+}
 
-    /// The OpenMetrics text exposition of every metric.
-    pub fn encode(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+/// Keeps the queue-depth gauge current: re-reads the depth after each store change that queued
+/// or finished work (at most once per `min_interval`). Runs until the store is dropped.
+pub async fn track_queue_depth(
+    store: Arc<dyn Store>,
+    metrics: Arc<DispatchMetrics>,
+    min_interval: Duration,
+) {
+    let mut changes = store.subscribe();
+    loop {
+        match store.queue_depth().await {
+            Ok(depth) => metrics.set_queue_depth(depth),
+            Err(StoreError::Closed) => return,
+            Err(e) => tracing::warn!(error = %e, "reading the queue depth failed"),
+        }
+        if changes.changed().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(min_interval).await;
     }
+}
+
+/// Text exposition of a registry (OpenMetrics).
+pub fn encode(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, registry);
+    out
 }
 
 #[cfg(test)]
@@ -203,7 +222,8 @@ mod tests {
 
     #[test]
     fn counts_show_up_labelled_in_the_exposition() {
-        let m = DispatchMetrics::new();
+        let mut registry = Registry::default();
+        let m = DispatchMetrics::register(&mut registry);
         let acme = ConnectionKey::new("psa", "acme");
         m.events_accepted(&acme, 3);
         m.rejected(RejectReason::Unauthorized);
@@ -214,17 +234,17 @@ mod tests {
         m.dead_letter(&acme);
         m.psa_calls_for_event(2);
         m.set_queue_depth(7);
-        let text = m.encode();
+        let text = encode(&registry);
         for line in [
-            r#"psa_events_accepted_total{namespace="psa",connection="acme"} 3"#,
-            r#"psa_events_rejected_total{reason="Unauthorized"} 2"#,
-            r#"psa_tickets_created_total{namespace="psa",connection="acme"} 1"#,
-            r#"psa_notes_added_total{namespace="psa",connection="acme"} 1"#,
-            r#"psa_failsafe_emails_total{namespace="psa",connection="acme"} 1"#,
-            r#"psa_dead_letters_total{namespace="psa",connection="acme"} 1"#,
-            "psa_queue_depth 7",
-            "psa_psa_calls_per_event_count 1",
-            "psa_psa_calls_per_event_sum 2.0",
+            r#"psa_operator_dispatch_events_accepted_total{namespace="psa",connection="acme"} 3"#,
+            r#"psa_operator_dispatch_events_rejected_total{reason="Unauthorized"} 2"#,
+            r#"psa_operator_dispatch_tickets_created_total{namespace="psa",connection="acme"} 1"#,
+            r#"psa_operator_dispatch_notes_added_total{namespace="psa",connection="acme"} 1"#,
+            r#"psa_operator_dispatch_failsafe_emails_total{namespace="psa",connection="acme"} 1"#,
+            r#"psa_operator_dispatch_dead_letters_total{namespace="psa",connection="acme"} 1"#,
+            "psa_operator_dispatch_queue_depth 7",
+            "psa_operator_dispatch_psa_calls_per_event_count 1",
+            "psa_operator_dispatch_psa_calls_per_event_sum 2.0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

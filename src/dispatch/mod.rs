@@ -3,5 +3,6 @@
 
 pub mod event;
 pub mod grouping;
+pub mod intake;
 pub mod metrics;
 pub mod store;

@@ -1,0 +1,291 @@
+//! `POST .../alertmanager`: the Prometheus Alertmanager webhook (version 4) → `Event`s. Pure.
+//!
+//! One event per alert in the message (a message holds the whole group, not a delta; the
+//! idempotent event id makes the repeats harmless): id `am:<fingerprint>:<startsAt UTC>:<status>`,
+//! so the same alert episode firing again is a duplicate, its resolution is one new event, and a
+//! new episode (new `startsAt`) is new. Organization, user, alert type and severity come from
+//! the labels the connection names (defaults `organization`, `user`, `alertname`, `severity`).
+//! An alert without the organization label still counts — it routes to the catch-all company —
+//! because refusing it would make Alertmanager drop the whole group (4xx is never retried).
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::alerts::MAX_DESCRIPTION;
+use super::fields::{field_error, parse_json, FieldError, Fields, Need, ParseError};
+use crate::dispatch::event::{Event, EventKind};
+use crate::resolved::AlertmanagerLabelNames;
+
+/// Parses an Alertmanager webhook message.
+pub fn parse_alertmanager(
+    body: &[u8],
+    names: &AlertmanagerLabelNames,
+) -> Result<Vec<Event>, ParseError> {
+    let value = parse_json(body)?;
+    let mut errors: Vec<FieldError> = Vec::new();
+    let Some(mut top) = Fields::of(&value, "", &mut errors) else {
+        return Err(ParseError::Invalid(errors));
+    };
+    if let Some(v) = top.string("version", Need::Required, 16) {
+        if v != "4" {
+            top.error("version", "only webhook version \"4\" is understood");
+        }
+    }
+    let external_url = top.string("externalURL", Need::Optional, 2048);
+    // Read through `value`, not `top`: `top` borrows the error list the loop below appends to.
+    let alerts = match value.get("alerts").filter(|v| !v.is_null()) {
+        Some(Value::Array(a)) => a.as_slice(),
+        Some(_) => {
+            top.error("alerts", "must be an array");
+            &[]
+        }
+        None => {
+            top.error("alerts", "is required");
+            &[]
+        }
+    };
+    let mut events = Vec::new();
+    for (i, alert) in alerts.iter().enumerate() {
+        let at = format!("/alerts/{i}");
+        if let Some(ev) = parse_alert(alert, &at, names, external_url.as_deref(), &mut errors) {
+            events.push(ev);
+        }
+    }
+    if errors.is_empty() {
+        Ok(events)
+    } else {
+        Err(ParseError::Invalid(errors))
+    }
+}
+
+fn parse_alert(
+    alert: &Value,
+    at: &str,
+    names: &AlertmanagerLabelNames,
+    external_url: Option<&str>,
+    errors: &mut Vec<FieldError>,
+) -> Option<Event> {
+    let mut f = Fields::of(alert, at, errors)?;
+    let status = f.one_of("status", Need::Required, &["firing", "resolved"]);
+    let labels = f.string_map("labels", Need::Required);
+    let annotations = f
+        .string_map("annotations", Need::Optional)
+        .unwrap_or_default();
+    let starts_at = f.time("startsAt", Need::Required);
+    let ends_at = f.time("endsAt", Need::Optional);
+    let fingerprint = f.string("fingerprint", Need::Required, 128);
+    // `generatorURL` is often "" and not always absolute; keep it only when it is a link.
+    let generator_url = f
+        .string("generatorURL", Need::Optional, 2048)
+        .filter(|u| u.starts_with("http://") || u.starts_with("https://"));
+    let (status, labels, starts_at, fingerprint) = (status?, labels?, starts_at?, fingerprint?);
+
+    let label = |name: &str| {
+        labels
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let alert_type = label(&names.alert_type)
+        .or_else(|| label("alertname"))
+        .unwrap_or_else(|| "Alertmanager alert".to_string());
+    let summary = annotations.get("summary").cloned();
+    let mut description = annotations
+        .get("description")
+        .or(summary.as_ref())
+        .cloned()
+        .unwrap_or_default();
+    if description.len() > MAX_DESCRIPTION {
+        errors.push(field_error(
+            format!("{at}/annotations/description"),
+            format!("must be at most {MAX_DESCRIPTION} bytes"),
+        ));
+        description.clear();
+        return None;
+    }
+    let resolved = status == "resolved";
+    // The zero time Alertmanager sends for a firing alert's end is "no end".
+    let ends_at = ends_at.filter(|t| !t.starts_with("0001-01-01"));
+    Some(Event {
+        id: format!("am:{fingerprint}:{starts_at}:{status}"),
+        kind: if resolved {
+            EventKind::AlertResolved
+        } else {
+            EventKind::AlertFiring
+        },
+        organization: label(&names.organization).unwrap_or_default(),
+        user: label(&names.user),
+        severity: label(&names.severity).map(|s| s.to_lowercase()),
+        title: summary.unwrap_or_else(|| alert_type.clone()),
+        alert_type,
+        description,
+        occurred_at: if resolved {
+            ends_at.or(Some(starts_at))
+        } else {
+            Some(starts_at)
+        },
+        url: generator_url.or_else(|| external_url.map(str::to_string)),
+        finding_id: Some(fingerprint),
+        status: Some(status),
+        priority: None,
+        comment: None,
+        author: None,
+        labels,
+        annotations: annotations.into_iter().collect::<BTreeMap<_, _>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const FIXTURE: &str =
+        include_str!("../../../tests/fixtures/alertmanager-0.25-webhook-firing.json");
+
+    fn names() -> AlertmanagerLabelNames {
+        AlertmanagerLabelNames::default()
+    }
+
+    #[test]
+    fn the_recorded_webhook_becomes_one_firing_event() {
+        let evs = parse_alertmanager(FIXTURE.as_bytes(), &names()).unwrap();
+        assert_eq!(evs.len(), 1);
+        let e = &evs[0];
+        assert_eq!(e.kind, EventKind::AlertFiring);
+        assert_eq!(
+            e.id,
+            "am:6d1ddaf090ad53b0:2026-11-24T16:18:28.674357769Z:firing"
+        );
+        assert_eq!(e.organization, "Contoso Ltd");
+        assert_eq!(e.user.as_deref(), Some("jane@contoso.example"));
+        assert_eq!(e.alert_type, "ImpossibleTravel");
+        assert_eq!(e.severity.as_deref(), Some("high"));
+        assert_eq!(e.title, "Sign-in from two countries");
+        assert_eq!(
+            e.url.as_deref(),
+            Some("http://vm:18932"),
+            "generatorURL was empty"
+        );
+        assert_eq!(
+            e.occurred_at.as_deref(),
+            Some("2026-11-24T16:18:28.674357769Z")
+        );
+        assert_eq!(e.labels["alertname"], "ImpossibleTravel");
+    }
+
+    fn message(alerts: Value) -> Vec<u8> {
+        json!({"version": "4", "status": "firing", "receiver": "psa",
+               "externalURL": "http://am:9093", "alerts": alerts})
+        .to_string()
+        .into_bytes()
+    }
+
+    fn alert(status: &str, starts: &str, labels: Value) -> Value {
+        json!({"status": status, "labels": labels, "annotations": {},
+               "startsAt": starts, "endsAt": "2026-11-24T15:47:10.114Z",
+               "generatorURL": "http://prometheus:9090/graph", "fingerprint": "a4c2e81f09b3d7e5"})
+    }
+
+    #[test]
+    fn ids_are_stable_per_episode_and_status() {
+        let labels = json!({"alertname": "MultipleFailedLogins", "organization": "Contoso Ltd"});
+        let firing = alert("firing", "2026-11-24T15:02:10.114Z", labels.clone());
+        let resolved = alert("resolved", "2026-11-24T16:02:10.114+01:00", labels.clone());
+        let next = alert("firing", "2026-11-24T18:00:00Z", labels);
+        let a = parse_alertmanager(&message(json!([firing.clone()])), &names()).unwrap();
+        let b = parse_alertmanager(&message(json!([firing, resolved, next])), &names()).unwrap();
+        assert_eq!(a[0].id, b[0].id, "a repeated message repeats the id");
+        assert_eq!(
+            b[1].id,
+            "am:a4c2e81f09b3d7e5:2026-11-24T15:02:10.114Z:resolved"
+        );
+        assert_eq!(b[1].kind, EventKind::AlertResolved);
+        assert_eq!(
+            b[1].occurred_at.as_deref(),
+            Some("2026-11-24T15:47:10.114Z")
+        );
+        assert_ne!(b[2].id, b[0].id, "a new episode is a new event");
+        assert_eq!(b[0].user, None);
+        assert_eq!(b[0].url.as_deref(), Some("http://prometheus:9090/graph"));
+    }
+
+    #[test]
+    fn label_names_come_from_the_connection() {
+        let names = AlertmanagerLabelNames {
+            organization: "customer".into(),
+            user: "upn".into(),
+            alert_type: "rule".into(),
+            severity: "level".into(),
+        };
+        let a = alert(
+            "firing",
+            "2026-11-24T15:02:10Z",
+            json!({"alertname": "X", "rule": "Impossible travel", "customer": "Fabrikam",
+                   "upn": "bob@fabrikam.example", "level": "CRITICAL", "organization": "no"}),
+        );
+        let e = parse_alertmanager(&message(json!([a])), &names)
+            .unwrap()
+            .remove(0);
+        assert_eq!(e.organization, "Fabrikam");
+        assert_eq!(e.user.as_deref(), Some("bob@fabrikam.example"));
+        assert_eq!(e.alert_type, "Impossible travel");
+        assert_eq!(e.severity.as_deref(), Some("critical"));
+    }
+
+    #[test]
+    fn missing_organization_routes_to_catch_all_rather_than_failing() {
+        let a = alert("firing", "2026-11-24T15:02:10Z", json!({"alertname": "X"}));
+        let e = parse_alertmanager(&message(json!([a])), &names())
+            .unwrap()
+            .remove(0);
+        assert_eq!(e.organization, "");
+    }
+
+    #[test]
+    fn field_errors_name_each_field() {
+        let ok = alert("firing", "2026-11-24T15:02:10Z", json!({"alertname": "X"}));
+        let mut bad_status = ok.clone();
+        bad_status["status"] = json!("pending");
+        let mut bad_label = ok.clone();
+        bad_label["labels"]["team"] = json!(3);
+        let mut no_fp = ok.clone();
+        no_fp.as_object_mut().unwrap().remove("fingerprint");
+        let mut naive = ok.clone();
+        naive["startsAt"] = json!("2026-11-24T15:02:10");
+        let cases: Vec<(Vec<u8>, Vec<&str>)> = vec![
+            (br#"{"version":"3","alerts":[]}"#.to_vec(), vec!["/version"]),
+            (br#"{"alerts":[]}"#.to_vec(), vec!["/version"]),
+            (br#"{"version":"4"}"#.to_vec(), vec!["/alerts"]),
+            (br#"{"version":"4","alerts":{}}"#.to_vec(), vec!["/alerts"]),
+            (br#"[]"#.to_vec(), vec![""]),
+            (
+                message(json!([ok.clone(), bad_status])),
+                vec!["/alerts/1/status"],
+            ),
+            (message(json!([bad_label])), vec!["/alerts/0/labels/team"]),
+            (message(json!([no_fp])), vec!["/alerts/0/fingerprint"]),
+            (message(json!([naive])), vec!["/alerts/0/startsAt"]),
+            (message(json!([7])), vec!["/alerts/0"]),
+        ];
+        for (body, want) in cases {
+            match parse_alertmanager(&body, &names()) {
+                Err(ParseError::Invalid(e)) => {
+                    let got: Vec<_> = e.iter().map(|e| e.pointer.as_str()).collect();
+                    assert_eq!(got, want, "{}", String::from_utf8_lossy(&body));
+                }
+                other => panic!("{}: {other:?}", String::from_utf8_lossy(&body)),
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_group_is_accepted_with_no_events() {
+        assert_eq!(
+            parse_alertmanager(&message(json!([])), &names()),
+            Ok(vec![])
+        );
+    }
+}

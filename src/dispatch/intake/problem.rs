@@ -1,0 +1,317 @@
+//! Every intake rejection as an RFC 9457 problem document (`application/problem+json`).
+//!
+//! `type`, `title`, `status`, `detail`, plus an `errors` list naming what was wrong: a JSON
+//! pointer into the body, a request header, or a path parameter. Details never echo a token.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::fields::FieldError;
+use crate::dispatch::metrics::RejectReason;
+use crate::resolved::ConnectionKey;
+
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+/// Base of the problem `type` URIs.
+const TYPE_BASE: &str = "https://psa-operator.io/problems/";
+
+/// One thing wrong with the request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProblemItem {
+    /// JSON pointer into the body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+    /// Request header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// Path parameter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<String>,
+    pub detail: String,
+}
+
+impl ProblemItem {
+    fn pointer(p: impl Into<String>, detail: impl Into<String>) -> Self {
+        ProblemItem {
+            pointer: Some(p.into()),
+            header: None,
+            parameter: None,
+            detail: detail.into(),
+        }
+    }
+    fn header(h: &str, detail: impl Into<String>) -> Self {
+        ProblemItem {
+            pointer: None,
+            header: Some(h.to_string()),
+            parameter: None,
+            detail: detail.into(),
+        }
+    }
+    fn parameter(p: &str, detail: impl Into<String>) -> Self {
+        ProblemItem {
+            pointer: None,
+            header: None,
+            parameter: Some(p.to_string()),
+            detail: detail.into(),
+        }
+    }
+}
+
+impl From<FieldError> for ProblemItem {
+    fn from(e: FieldError) -> Self {
+        ProblemItem::pointer(e.pointer, e.detail)
+    }
+}
+
+/// The problem document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub errors: Vec<ProblemItem>,
+}
+
+/// Why the intake refused a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    UnknownConnection(ConnectionKey),
+    /// No, malformed, or wrong bearer token (another connection's token included).
+    Unauthorized(&'static str),
+    UnsupportedMediaType(Option<String>),
+    PayloadTooLarge(usize),
+    /// The body could not be read from the connection.
+    BodyUnreadable,
+    Malformed(String),
+    Invalid(Vec<FieldError>),
+    /// The store could not commit: retry later.
+    StoreUnavailable,
+    /// The connection's intake token is not readable yet.
+    NotReady,
+}
+
+impl Rejection {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Rejection::UnknownConnection(_) => StatusCode::NOT_FOUND,
+            Rejection::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Rejection::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Rejection::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::BodyUnreadable | Rejection::Malformed(_) => StatusCode::BAD_REQUEST,
+            Rejection::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Rejection::StoreUnavailable | Rejection::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn reason(&self) -> RejectReason {
+        match self {
+            Rejection::UnknownConnection(_) => RejectReason::UnknownConnection,
+            Rejection::Unauthorized(_) => RejectReason::Unauthorized,
+            Rejection::UnsupportedMediaType(_) => RejectReason::UnsupportedMediaType,
+            Rejection::PayloadTooLarge(_) => RejectReason::PayloadTooLarge,
+            Rejection::BodyUnreadable | Rejection::Malformed(_) => RejectReason::MalformedJson,
+            Rejection::Invalid(_) => RejectReason::Invalid,
+            Rejection::StoreUnavailable => RejectReason::StoreUnavailable,
+            Rejection::NotReady => RejectReason::NotReady,
+        }
+    }
+
+    /// The problem document of this rejection.
+    pub fn problem(&self) -> Problem {
+        let (slug, title, detail, errors) = match self {
+            Rejection::UnknownConnection(key) => (
+                "unknown-connection",
+                "Unknown connection",
+                format!("there is no PsaConnection {key}"),
+                vec![ProblemItem::parameter(
+                    "name",
+                    "no such PsaConnection in this namespace",
+                )],
+            ),
+            Rejection::Unauthorized(why) => (
+                "unauthorized",
+                "Unauthorized",
+                "a valid bearer token of this connection's intake Secret is required".to_string(),
+                vec![ProblemItem::header("Authorization", *why)],
+            ),
+            Rejection::UnsupportedMediaType(got) => (
+                "unsupported-media-type",
+                "Unsupported media type",
+                "the body must be JSON (Content-Type: application/json)".to_string(),
+                vec![ProblemItem::header(
+                    "Content-Type",
+                    match got {
+                        Some(ct) => format!("{ct:?} is not JSON"),
+                        None => "is missing".to_string(),
+                    },
+                )],
+            ),
+            Rejection::PayloadTooLarge(limit) => (
+                "payload-too-large",
+                "Payload too large",
+                format!("the body exceeds {limit} bytes"),
+                vec![ProblemItem::pointer(
+                    "",
+                    format!("must be at most {limit} bytes"),
+                )],
+            ),
+            Rejection::BodyUnreadable => (
+                "malformed-body",
+                "Malformed body",
+                "the request body could not be read".to_string(),
+                vec![ProblemItem::pointer("", "could not be read")],
+            ),
+            Rejection::Malformed(why) => (
+                "malformed-json",
+                "Malformed JSON",
+                "the body is not valid JSON".to_string(),
+                vec![ProblemItem::pointer("", why.clone())],
+            ),
+            Rejection::Invalid(errors) => (
+                "invalid-event",
+                "Invalid event",
+                format!(
+                    "{} field error{}; nothing was stored",
+                    errors.len(),
+                    if errors.len() == 1 { "" } else { "s" }
+                ),
+                errors.iter().cloned().map(ProblemItem::from).collect(),
+            ),
+            Rejection::StoreUnavailable => (
+                "store-unavailable",
+                "Store unavailable",
+                "the event could not be stored durably; nothing was stored, retry later"
+                    .to_string(),
+                vec![ProblemItem::pointer("", "not stored")],
+            ),
+            Rejection::NotReady => (
+                "connection-not-ready",
+                "Connection not ready",
+                "the connection's intake token is not available yet; retry later".to_string(),
+                vec![ProblemItem::parameter(
+                    "name",
+                    "intake token not readable yet",
+                )],
+            ),
+        };
+        Problem {
+            type_: format!("{TYPE_BASE}{slug}"),
+            title: title.to_string(),
+            status: self.status().as_u16(),
+            detail,
+            errors,
+        }
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+        let mut resp = (status, body).into_response();
+        let headers = resp.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+        );
+        match self {
+            Rejection::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            // Alertmanager and most senders retry 503s; give them a pace.
+            Rejection::StoreUnavailable | Rejection::NotReady => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn each_rejection_has_its_status_type_and_named_item() {
+        let cases: Vec<(Rejection, u16, &str, Value)> = vec![
+            (
+                Rejection::UnknownConnection(ConnectionKey::new("psa", "nope")),
+                404,
+                "unknown-connection",
+                json!({"parameter": "name"}),
+            ),
+            (
+                Rejection::Unauthorized("token does not match"),
+                401,
+                "unauthorized",
+                json!({"header": "Authorization", "detail": "token does not match"}),
+            ),
+            (
+                Rejection::UnsupportedMediaType(Some("text/plain".into())),
+                415,
+                "unsupported-media-type",
+                json!({"header": "Content-Type"}),
+            ),
+            (
+                Rejection::PayloadTooLarge(1024),
+                413,
+                "payload-too-large",
+                json!({"pointer": "", "detail": "must be at most 1024 bytes"}),
+            ),
+            (
+                Rejection::Malformed("EOF while parsing".into()),
+                400,
+                "malformed-json",
+                json!({"pointer": "", "detail": "EOF while parsing"}),
+            ),
+            (
+                Rejection::Invalid(vec![FieldError {
+                    pointer: "/0/severity".into(),
+                    detail: "must be one of low, medium, high, critical".into(),
+                }]),
+                422,
+                "invalid-event",
+                json!({"pointer": "/0/severity"}),
+            ),
+            (
+                Rejection::StoreUnavailable,
+                503,
+                "store-unavailable",
+                json!({"pointer": ""}),
+            ),
+            (
+                Rejection::NotReady,
+                503,
+                "connection-not-ready",
+                json!({"parameter": "name"}),
+            ),
+        ];
+        for (rej, status, slug, item) in cases {
+            let doc = serde_json::to_value(rej.problem()).unwrap();
+            assert_eq!(doc["status"], status, "{rej:?}");
+            assert_eq!(rej.status().as_u16(), status);
+            assert_eq!(doc["type"], format!("{TYPE_BASE}{slug}"));
+            assert!(doc["title"].as_str().is_some_and(|t| !t.is_empty()));
+            assert!(doc["detail"].as_str().is_some_and(|t| !t.is_empty()));
+            let first = &doc["errors"][0];
+            for (k, v) in item.as_object().unwrap() {
+                assert_eq!(&first[k], v, "{rej:?} item {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn responses_carry_the_problem_media_type_and_hints() {
+        let r = Rejection::Unauthorized("missing").into_response();
+        assert_eq!(r.headers()[header::CONTENT_TYPE], PROBLEM_CONTENT_TYPE);
+        assert_eq!(r.headers()[header::WWW_AUTHENTICATE], "Bearer");
+        let r = Rejection::StoreUnavailable.into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(r.headers().contains_key(header::RETRY_AFTER));
+    }
+}
