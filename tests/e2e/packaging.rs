@@ -7,6 +7,7 @@
 mod crds;
 mod gitops;
 mod helm;
+mod image;
 mod kustomize;
 mod rbac;
 mod samples;

@@ -57,7 +57,10 @@ config/rbac/required-permissions.yaml (scope: watched); a test compares them.
 */}}
 {{- define "psa-operator.watchedRules" -}}
 - apiGroups: [psa-operator.io]
-  resources: [psaconnections, customermappings, contractservices]
+  resources: [psaconnections]
+  verbs: [get, list, watch]
+- apiGroups: [psa-operator.io]
+  resources: [customermappings, contractservices]
   verbs: [get, list, watch, patch]
 - apiGroups: [psa-operator.io]
   resources: [psaconnections/status, customermappings/status, contractservices/status]

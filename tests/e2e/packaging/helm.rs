@@ -161,6 +161,13 @@ fn non_default_values_confine_and_expose_the_operator() {
     assert_eq!(deploy["spec"]["replicas"], 0);
     assert!(deploy["spec"]["template"]["spec"]["volumes"][0]["emptyDir"].is_object());
     assert!(of_kind(&docs, "PersistentVolumeClaim").is_empty());
+    let c = container(&docs, "psa-operator");
+    let format = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "PSA_LOG_FORMAT");
+    assert_eq!(format.unwrap()["value"], "json");
 }
 
 #[test]
