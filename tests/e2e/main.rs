@@ -1,3 +1,4 @@
 //! The one integration-test binary: each area of the project is a module.
 
+mod devcluster;
 mod packaging;

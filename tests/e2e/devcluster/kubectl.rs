@@ -1,0 +1,368 @@
+//! Real kubectl against the devcluster: apply, wait, get (Table), explain, describe, diff,
+//! patch, delete with finalizers, server-side apply, and refusals that name the field.
+
+use super::{fixture, Cluster};
+
+/// The READY/SYNCED/REASON columns need a status; the operator would write this one.
+const READY_STATUS: &str = r#"{"status":{"provider":"ConnectWise","observedGeneration":1,"conditions":[
+ {"type":"Ready","status":"True","reason":"Connected","message":"PSA reachable","lastTransitionTime":"2026-01-01T00:00:00Z","observedGeneration":1},
+ {"type":"Synced","status":"True","reason":"Resolved","message":"all names resolved","lastTransitionTime":"2026-01-01T00:00:00Z","observedGeneration":1}]}}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_get_wait_explain_describe_diff() {
+    let c = Cluster::start().await;
+    c.install_crds().await;
+    let valid = fixture("valid");
+    let out = c.kubectl_ok(&["apply", "-f", &valid]).await;
+    assert!(out.contains("secret/acme-cw-keys created"), "{out}");
+    assert!(
+        out.contains("psaconnection.psa-operator.io/acme-cw created"),
+        "{out}"
+    );
+
+    let again = c.kubectl_ok(&["apply", "-f", &valid]).await;
+    assert!(
+        again.contains("psaconnection.psa-operator.io/acme-cw unchanged"),
+        "{again}"
+    );
+
+    let secret = c
+        .kubectl_ok(&[
+            "get",
+            "secret",
+            "acme-cw-keys",
+            "-o",
+            "jsonpath={.data.publicKey}|{.type}|{.stringData}",
+        ])
+        .await;
+    assert_eq!(
+        secret, "c2FtcGxlLXB1YmxpYw==|Opaque|",
+        "stringData folded into data"
+    );
+
+    c.kubectl_ok(&[
+        "patch",
+        "psaconnection",
+        "acme-cw",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        READY_STATUS,
+    ])
+    .await;
+    let table = c.kubectl_ok(&["get", "psa"]).await;
+    let header = table.lines().next().unwrap_or_default();
+    for col in ["NAME", "PROVIDER", "READY", "SYNCED", "REASON", "AGE"] {
+        assert!(header.contains(col), "missing {col}: {table}");
+    }
+    let row = table
+        .lines()
+        .find(|l| l.contains("acme-cw"))
+        .unwrap_or_else(|| panic!("no row: {table}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        &cells[..5],
+        &[
+            "psaconnection.psa-operator.io/acme-cw",
+            "ConnectWise",
+            "True",
+            "True",
+            "Connected"
+        ],
+        "{table}"
+    );
+    let all_ns = c.kubectl_ok(&["get", "psaconn", "-A"]).await;
+    assert!(all_ns.starts_with("NAMESPACE"), "{all_ns}");
+    assert!(all_ns.contains("default"), "{all_ns}");
+
+    let waited = c
+        .kubectl_ok(&[
+            "wait",
+            "--for=condition=Ready",
+            "psaconnection/acme-cw",
+            "--timeout=60s",
+        ])
+        .await;
+    assert!(waited.contains("condition met"), "{waited}");
+
+    let explain = c.kubectl_ok(&["explain", "psaconnection.spec"]).await;
+    for field in ["provider", "grouping", "catchAll"] {
+        assert!(explain.contains(field), "explain lacks {field}: {explain}");
+    }
+
+    let yaml = c
+        .kubectl_ok(&["get", "psaconnection", "acme-cw", "-o", "yaml"])
+        .await;
+    assert!(yaml.contains("generation: 1"), "{yaml}");
+    assert!(yaml.contains("uid: "), "{yaml}");
+
+    let described = c
+        .kubectl_ok(&["describe", "psaconnection", "acme-cw"])
+        .await;
+    assert!(described.contains("Name:         acme-cw"), "{described}");
+
+    let diff = c.kubectl(&["diff", "-f", &valid]).await;
+    assert_eq!(
+        diff.status.code(),
+        Some(0),
+        "diff of unchanged objects: {}{}",
+        String::from_utf8_lossy(&diff.stdout),
+        String::from_utf8_lossy(&diff.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_resources_are_refused_naming_the_field() {
+    let c = Cluster::start().await;
+    c.install_crds().await;
+    let cases = [
+        (
+            "invalid/two-providers.yaml",
+            vec!["spec.provider", "exactly one provider must be set"],
+        ),
+        (
+            "invalid/wrong-type.yaml",
+            vec!["spec.dispatch.maxAttempts", "must be of type integer"],
+        ),
+        (
+            "invalid/bad-enum.yaml",
+            vec!["spec.grouping", "Unsupported value: \"Everything\""],
+        ),
+        (
+            "invalid/unknown-field.yaml",
+            vec!["unknown field \"spec.colour\""],
+        ),
+    ];
+    for (file, wanted) in cases {
+        let err = c.kubectl_err(&["apply", "-f", &fixture(file)]).await;
+        for w in wanted {
+            assert!(err.contains(w), "{file}: {w:?} not in {err}");
+        }
+    }
+    let none = c.kubectl(&["get", "psaconnections"]).await;
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("No resources found"),
+        "nothing was stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_and_delete_honour_finalizers() {
+    let c = Cluster::start().await;
+    c.install_crds().await;
+    c.kubectl_ok(&["apply", "-f", &fixture("valid")]).await;
+    c.kubectl_ok(&[
+        "patch",
+        "psaconnection",
+        "acme-cw",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["psa-operator.io/cleanup"],"labels":{"env":"dev"}}}"#,
+    ])
+    .await;
+    let labelled = c
+        .kubectl_ok(&["get", "psaconnection", "-l", "env=dev", "-o", "name"])
+        .await;
+    assert_eq!(labelled.trim(), "psaconnection.psa-operator.io/acme-cw");
+    let other = c
+        .kubectl_ok(&["get", "psaconnection", "-l", "env!=dev", "-o", "name"])
+        .await;
+    assert!(other.trim().is_empty(), "{other}");
+
+    let failed_test = c
+        .kubectl_err(&[
+            "patch",
+            "psaconnection",
+            "acme-cw",
+            "--type=json",
+            "-p",
+            r#"[{"op":"test","path":"/spec/grouping","value":"UserAndAlert"}]"#,
+        ])
+        .await;
+    assert!(
+        failed_test.contains("testing value /spec/grouping failed"),
+        "{failed_test}"
+    );
+    let smp = c
+        .kubectl_err(&[
+            "patch",
+            "psaconnection",
+            "acme-cw",
+            "-p",
+            r#"{"spec":{"grouping":"UserAndAlert"}}"#,
+        ])
+        .await;
+    assert!(
+        smp.contains("unknown format") || smp.contains("not supported"),
+        "{smp}"
+    );
+    let spec_patch = c
+        .kubectl_ok(&[
+            "patch",
+            "psaconnection",
+            "acme-cw",
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/spec/grouping","value":"UserAndAlert"}]"#,
+        ])
+        .await;
+    assert!(spec_patch.contains("patched"), "{spec_patch}");
+    let generation = c
+        .kubectl_ok(&[
+            "get",
+            "psaconnection",
+            "acme-cw",
+            "-o",
+            "jsonpath={.metadata.generation}",
+        ])
+        .await;
+    assert_eq!(
+        generation, "2",
+        "spec change bumps generation, label change did not"
+    );
+
+    let deleted = c
+        .kubectl_ok(&["delete", "psaconnection", "acme-cw", "--wait=false"])
+        .await;
+    assert!(deleted.contains("deleted"), "{deleted}");
+    let ts = c
+        .kubectl_ok(&[
+            "get",
+            "psaconnection",
+            "acme-cw",
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}",
+        ])
+        .await;
+    assert!(
+        !ts.is_empty(),
+        "finalizer holds the object with a deletionTimestamp"
+    );
+
+    let waiter = {
+        let kubeconfig = c.kubeconfig.clone();
+        let cache = c.cache_dir();
+        let home = c.dir.path().to_path_buf();
+        tokio::spawn(async move {
+            tokio::process::Command::new(super::kubectl_binary())
+                .args([
+                    "wait",
+                    "--for=delete",
+                    "psaconnection/acme-cw",
+                    "--timeout=90s",
+                ])
+                .env("KUBECONFIG", kubeconfig)
+                .env("KUBECACHEDIR", cache)
+                .env("HOME", home)
+                .output()
+                .await
+        })
+    };
+    c.kubectl_ok(&[
+        "patch",
+        "psaconnection",
+        "acme-cw",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/metadata/finalizers/0"}]"#,
+    ])
+    .await;
+    let waited = waiter.await.expect("join").expect("kubectl wait runs");
+    assert!(
+        waited.status.success(),
+        "kubectl wait --for=delete: {}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
+    let gone = c.kubectl_err(&["get", "psaconnection", "acme-cw"]).await;
+    assert!(
+        gone.contains("psaconnections.psa-operator.io \"acme-cw\" not found"),
+        "{gone}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_creates_and_is_idempotent() {
+    let c = Cluster::start().await;
+    c.install_crds().await;
+    let file = fixture("server-side.yaml");
+    let out = c.kubectl_ok(&["apply", "--server-side", "-f", &file]).await;
+    assert!(out.contains("serverside-applied"), "{out}");
+    let rv_args = [
+        "get",
+        "psaconnection",
+        "bms-main",
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ];
+    let first = c.kubectl_ok(&rv_args).await;
+    c.kubectl_ok(&["apply", "--server-side", "-f", &file]).await;
+    assert_eq!(
+        c.kubectl_ok(&rv_args).await,
+        first,
+        "identical apply keeps the resourceVersion"
+    );
+
+    let managers = c
+        .kubectl_ok(&[
+            "get",
+            "psaconnection",
+            "bms-main",
+            "--show-managed-fields",
+            "-o",
+            "jsonpath={.metadata.managedFields[*].manager}",
+        ])
+        .await;
+    assert_eq!(managers, "kubectl");
+
+    // The manager stops applying the label: server-side apply removes it.
+    let text = std::fs::read_to_string(&file).expect("fixture");
+    let without_label = text.replace("  labels:\n    team: soc\n", "");
+    let edited = c.dir.path().join("edited.yaml");
+    std::fs::write(&edited, without_label).expect("write");
+    c.kubectl_ok(&["apply", "--server-side", "-f", super::path_str(&edited)])
+        .await;
+    let labels = c
+        .kubectl_ok(&[
+            "get",
+            "psaconnection",
+            "bms-main",
+            "-o",
+            "jsonpath={.metadata.labels}",
+        ])
+        .await;
+    assert!(!labels.contains("team"), "{labels}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_dir_keeps_resources_across_restarts() {
+    let state = tempfile::tempdir().expect("temp dir");
+    let config = psa_operator::devcluster::Config {
+        state_dir: Some(state.path().to_path_buf()),
+    };
+    let c = Cluster::start_with(config.clone()).await;
+    c.install_crds().await;
+    c.kubectl_ok(&["apply", "-f", &fixture("valid")]).await;
+    let uid_args = [
+        "get",
+        "psaconnection",
+        "acme-cw",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ];
+    let uid = c.kubectl_ok(&uid_args).await;
+    c.server.shutdown().await.expect("clean shutdown");
+
+    let again = Cluster::start_with(config).await;
+    assert_eq!(
+        again.kubectl_ok(&uid_args).await,
+        uid,
+        "same object after restart"
+    );
+    let names = again.kubectl_ok(&["get", "psa", "-o", "name"]).await;
+    assert!(
+        names.contains("psaconnection.psa-operator.io/acme-cw"),
+        "{names}"
+    );
+    let unchanged = again.kubectl_ok(&["apply", "-f", &fixture("valid")]).await;
+    assert!(unchanged.contains("acme-cw unchanged"), "{unchanged}");
+}
