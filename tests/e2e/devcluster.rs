@@ -3,6 +3,7 @@
 //! kubectl: `$PSA_KUBECTL` or `kubectl` on PATH (`.ci/install-tools` installs it). Each test starts
 //! its own server on 127.0.0.1:0 with its own kubeconfig and discovery cache.
 
+mod controller;
 mod kube_client;
 mod kubectl;
 

@@ -140,6 +140,20 @@ async fn kube_client_list_watch_status_finalizer_and_events() {
         )
         .await
         .expect("event published");
+    // The same event again: the Recorder merge-patches a `series` onto the stored Event.
+    recorder
+        .publish(
+            &Event {
+                type_: EventType::Warning,
+                reason: "AuthenticationFailed".into(),
+                note: Some("credentials rejected".into()),
+                action: "Validate".into(),
+                secondary: None,
+            },
+            &second.object_ref(&()),
+        )
+        .await
+        .expect("event published again");
     let core_events: Api<CoreEvent> = Api::namespaced(client.clone(), "default");
     let found = core_events
         .list(
