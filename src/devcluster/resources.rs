@@ -144,10 +144,49 @@ pub fn builtins() -> Vec<ResourceDef> {
     );
     crd.status_subresource = true;
     crd.has_generation = true;
+    // Kinds of the operator's own install (Helm chart, config/default), stored as given so that
+    // `kubectl apply --dry-run=server` of the rendered manifests can be checked here; nothing
+    // runs them.
+    let grouped = |group: &str, plural: &str, kind: &str, namespaced: bool, short: &[&str]| {
+        builtin(
+            group,
+            "v1",
+            plural,
+            kind,
+            namespaced,
+            short,
+            View::Plain,
+            StorageKey::new(group, plural),
+        )
+    };
+    let mut deployment = grouped("apps", "deployments", "Deployment", true, &["deploy"]);
+    deployment.status_subresource = true;
+    deployment.has_generation = true;
+    let rbac = "rbac.authorization.k8s.io";
     vec![
         ns,
         core("secrets", "Secret", true, &[]),
         core("configmaps", "ConfigMap", true, &["cm"]),
+        core("serviceaccounts", "ServiceAccount", true, &["sa"]),
+        core("services", "Service", true, &["svc"]),
+        core(
+            "persistentvolumeclaims",
+            "PersistentVolumeClaim",
+            true,
+            &["pvc"],
+        ),
+        deployment,
+        grouped(rbac, "roles", "Role", true, &[]),
+        grouped(rbac, "rolebindings", "RoleBinding", true, &[]),
+        grouped(rbac, "clusterroles", "ClusterRole", false, &[]),
+        grouped(
+            rbac,
+            "clusterrolebindings",
+            "ClusterRoleBinding",
+            false,
+            &[],
+        ),
+        grouped("networking.k8s.io", "ingresses", "Ingress", true, &["ing"]),
         core("events", "Event", true, &["ev"]),
         builtin(
             "events.k8s.io",
