@@ -18,6 +18,7 @@
 //! ```
 
 pub mod admin;
+pub mod connectwise;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,0 +1,195 @@
+//! Stateful emulator of the ConnectWise PSA REST API 3.0 parts psa-operator calls.
+//!
+//! * `GET /login/companyinfo/{companyId}` (no auth) → `{"Codebase": "v4_6_release/", …}`, or
+//!   `null` for an unknown company.
+//! * Everything else under `/{codebase}apis/3.0/…`, with Basic auth
+//!   `companyId+publicKey:privateKey` and a `clientId` header checked on every call (401 with
+//!   `{"code":"Unauthorized"}` without either; a vendor guide reports 400 for a missing
+//!   clientId, the issue fixes 401, and clients treat both as permanent).
+//! * Companies, contacts, boards with statuses/types/subtypes/items, priorities, sources (read);
+//!   tickets (create, read, list, PATCH, delete), notes, agreements and additions, catalog items.
+//! * Validation like the real PSA: summary over 100 characters, unknown or foreign-board ids,
+//!   duplicate catalog identifier (`ObjectExists`), a status name not on the board.
+//! * Errors in ConnectWise's shape: `{code, message, errors[{code, message, resource, field}]}`.
+//! * `/_sandbox/…` admin API from [`crate::sandbox::admin`].
+//!
+//! Wire handling is the sandbox's own (JSON records built here), never the client's structs.
+//! Seed format: [`seed`].
+
+mod errors;
+mod finance;
+mod listing;
+mod patch;
+mod query;
+mod routes;
+pub mod seed;
+mod store;
+mod tickets;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use self::errors::ApiError;
+use self::seed::Seed;
+use self::store::Store;
+use super::admin::{self, Admin, Faults, InjectedFault, SandboxBackend};
+use super::RunningSandbox;
+
+/// Demo credentials (the built-in seed), for samples, `dev` and tests.
+pub const DEMO_COMPANY_ID: &str = "demo";
+pub const DEMO_PUBLIC_KEY: &str = "demo-public";
+pub const DEMO_PRIVATE_KEY: &str = "demo-private";
+pub const DEMO_CLIENT_ID: &str = "00000000-0000-0000-0000-000000000001";
+
+/// The built-in demo seed.
+pub fn demo_seed() -> Seed {
+    // The embedded file is checked by a unit test; a broken build-in seed is a bug, not input.
+    seed::parse(seed::DEMO_SEED_YAML).expect("built-in demo seed parses")
+}
+
+/// Reads a seed file.
+pub fn load_seed(path: &std::path::Path) -> Result<Seed, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read seed {}: {e}", path.display()))?;
+    seed::parse(&text)
+}
+
+/// The emulator's state and identity.
+pub struct CwSandbox {
+    seed: Seed,
+    initial: Store,
+    store: Mutex<Store>,
+}
+
+impl CwSandbox {
+    pub fn new(seed: Seed) -> Arc<Self> {
+        let initial = Store::from_seed(&seed);
+        Arc::new(CwSandbox {
+            store: Mutex::new(initial.clone()),
+            initial,
+            seed,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `/{codebase}apis/3.0`.
+    pub fn api_prefix(&self) -> String {
+        format!("/{}/apis/3.0", self.seed.codebase.trim_matches('/'))
+    }
+
+    /// Checks `clientId` and Basic auth; the message never repeats what was presented.
+    fn authenticate(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let client_id = headers
+            .get("clientid")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .unwrap_or("");
+        if client_id.is_empty() {
+            return Err(ApiError::unauthorized(
+                "A clientId header is required on every request. See https://developer.connectwise.com/ClientID",
+            ));
+        }
+        if !self.seed.client_ids.is_empty()
+            && !self.seed.client_ids.iter().any(|c| c.eq_ignore_ascii_case(client_id))
+        {
+            return Err(ApiError::unauthorized("The clientId is not recognised."));
+        }
+        let decoded = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+            .and_then(|b| String::from_utf8(b).ok());
+        let ok = decoded.as_deref().and_then(|d| {
+            let (user, private) = d.split_once(':')?;
+            let (company, public) = user.split_once('+')?;
+            Some(
+                company.eq_ignore_ascii_case(&self.seed.company_id)
+                    && public == self.seed.public_key
+                    && private == self.seed.private_key,
+            )
+        });
+        if ok != Some(true) {
+            return Err(ApiError::unauthorized(
+                "Authentication failed: expected Basic companyId+publicKey:privateKey of an API member.",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl SandboxBackend for CwSandbox {
+    fn reset(&self) {
+        *self.lock() = self.initial.clone();
+    }
+
+    fn state(&self) -> Value {
+        self.lock().dump()
+    }
+
+    fn fault_body(&self, fault: InjectedFault) -> Value {
+        match fault {
+            InjectedFault::Outage => json!({"code": "ServiceUnavailable", "message": "The service is temporarily unavailable."}),
+            InjectedFault::RateLimited { retry_after_secs } => json!({
+                "code": "TooManyRequests",
+                "message": format!("Too many requests; retry after {retry_after_secs} seconds."),
+            }),
+            InjectedFault::ServerError => json!({"code": "ConnectWiseApi", "message": "A timeout has occured. Please try again."}),
+        }
+    }
+}
+
+async fn authenticated(State(s): State<Arc<CwSandbox>>, req: Request, next: Next) -> Response {
+    if let Err(e) = s.authenticate(req.headers()) {
+        return e.into_response();
+    }
+    let mut resp = next.run(req).await;
+    resp.headers_mut()
+        .insert("api-current-version", HeaderValue::from_static("2025.1"));
+    resp
+}
+
+async fn company_info(State(s): State<Arc<CwSandbox>>, Path(company): Path<String>) -> Json<Value> {
+    if !company.eq_ignore_ascii_case(&s.seed.company_id) {
+        return Json(Value::Null);
+    }
+    Json(json!({
+        "CompanyName": s.seed.company_id, "Codebase": format!("{}/", s.seed.codebase.trim_matches('/')),
+        "VersionCode": "v2025.1", "VersionNumber": "v4.6.100000", "CompanyID": s.seed.company_id,
+        "IsCloud": false, "SiteUrl": "",
+    }))
+}
+
+/// The whole app (PSA routes counted and faulted, plus `/_sandbox/`) and its admin handle.
+pub fn app(seed: Seed, startup_faults: Faults) -> (Router, Arc<Admin>) {
+    let sandbox = CwSandbox::new(seed);
+    let api = routes::api().layer(middleware::from_fn_with_state(sandbox.clone(), authenticated));
+    let psa = Router::new()
+        .route("/login/companyinfo/{company}", get(company_info))
+        .nest(&sandbox.api_prefix(), api)
+        .with_state(sandbox.clone());
+    let admin = Admin::new(sandbox, startup_faults);
+    (admin::with_admin(psa, admin.clone()), admin)
+}
+
+/// Serves the emulator on `listener` in the background of the current runtime.
+pub async fn start(
+    listener: TcpListener,
+    seed: Seed,
+    startup_faults: Faults,
+) -> std::io::Result<RunningSandbox> {
+    let (app, admin) = app(seed, startup_faults);
+    super::serve(listener, app, admin).await
+}
