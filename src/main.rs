@@ -69,7 +69,10 @@ fn main() {
         }
         Command::Dev(_) => not_available("dev"),
         Command::Devcluster(args) => run_devcluster(args),
-        Command::Sandbox(_) => not_available("sandbox"),
+        Command::Sandbox(args) => {
+            psa_operator::cli::init_logging();
+            psa_operator::cli::block_on(psa_operator::cli::sandbox_cmd::run(args))
+        }
         Command::Validate(_) => not_available("validate"),
         Command::Plan(_) => not_available("plan"),
         Command::Import(_) => not_available("import"),

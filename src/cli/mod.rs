@@ -199,6 +199,7 @@ pub struct BenchArgs {
 }
 
 pub mod run_cmd;
+pub mod sandbox_cmd;
 
 /// Logs to stderr; `RUST_LOG` overrides the default level (info). `PSA_LOG_FORMAT=json` for JSON.
 pub fn init_logging() {

@@ -1,4 +1,5 @@
 //! The one integration-test binary: each area of the project is a module.
 
+mod connectwise;
 mod devcluster;
 mod packaging;

@@ -9,15 +9,16 @@ use super::store::{info, Store, Table};
 const IDENTIFIER_MAX: usize = 60;
 const DESCRIPTION_MAX: usize = 60;
 const CUSTOMER_DESCRIPTION_MAX: usize = 6000;
-const PRODUCT_CLASSES: &[&str] = &["Agreement", "Bundle", "Inventory", "NonInventory", "Service"];
+const PRODUCT_CLASSES: &[&str] = &[
+    "Agreement",
+    "Bundle",
+    "Inventory",
+    "NonInventory",
+    "Service",
+];
 const BILL_CUSTOMER: &[&str] = &["Billable", "DoNotBill", "NoCharge"];
 
-fn required_text(
-    body: &Value,
-    field: &str,
-    max: usize,
-    errors: &mut Vec<FieldError>,
-) -> String {
+fn required_text(body: &Value, field: &str, max: usize, errors: &mut Vec<FieldError>) -> String {
     match body.get(field).and_then(Value::as_str) {
         Some(s) if !s.trim().is_empty() => {
             if s.chars().count() > max {
@@ -36,13 +37,22 @@ fn number(body: &Value, field: &str, default: f64, errors: &mut Vec<FieldError>)
     match body.get(field) {
         None | Some(Value::Null) => default,
         Some(v) => v.as_f64().unwrap_or_else(|| {
-            errors.push(FieldError::new("InvalidField", field, format!("{field} must be a number")));
+            errors.push(FieldError::new(
+                "InvalidField",
+                field,
+                format!("{field} must be a number"),
+            ));
             default
         }),
     }
 }
 
-fn one_of(body: &Value, field: &str, allowed: &[&str], errors: &mut Vec<FieldError>) -> Option<String> {
+fn one_of(
+    body: &Value,
+    field: &str,
+    allowed: &[&str],
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
     let v = body.get(field).and_then(Value::as_str)?;
     match allowed.iter().find(|a| a.eq_ignore_ascii_case(v)) {
         Some(a) => Some(a.to_string()),
@@ -61,7 +71,10 @@ fn one_of(body: &Value, field: &str, allowed: &[&str], errors: &mut Vec<FieldErr
 pub fn create_catalog(store: &mut Store, body: &Value) -> Result<Value, ApiError> {
     let item = build_catalog(store, body, None)?;
     let id = store.insert(Table::Catalog, item);
-    Ok(store.get(Table::Catalog, id).cloned().unwrap_or(Value::Null))
+    Ok(store
+        .get(Table::Catalog, id)
+        .cloned()
+        .unwrap_or(Value::Null))
 }
 
 /// `PATCH /procurement/catalog/{id}`.
@@ -77,8 +90,7 @@ pub fn update_catalog(store: &mut Store, id: i64, ops: &Value) -> Result<Value, 
 pub fn delete_catalog(store: &mut Store, id: i64) -> Result<(), ApiError> {
     store.get_or_404(Table::Catalog, id)?;
     let in_use = store.all(Table::Additions).any(|a| {
-        a["product"]["id"].as_i64() == Some(id)
-            && a.get("cancelledDate").is_none_or(Value::is_null)
+        a["product"]["id"].as_i64() == Some(id) && a.get("cancelledDate").is_none_or(Value::is_null)
     });
     if in_use {
         return Err(ApiError::in_use(format!(
@@ -91,7 +103,9 @@ pub fn delete_catalog(store: &mut Store, id: i64) -> Result<(), ApiError> {
 
 fn build_catalog(store: &Store, body: &Value, self_id: Option<i64>) -> Result<Value, ApiError> {
     if !body.is_object() {
-        return Err(ApiError::bad_request("the catalog item must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "the catalog item must be a JSON object",
+        ));
     }
     let mut errors = Vec::new();
     let identifier = required_text(body, "identifier", IDENTIFIER_MAX, &mut errors);
@@ -143,7 +157,10 @@ fn build_catalog(store: &Store, body: &Value, self_id: Option<i64>) -> Result<Va
     m.insert("description".into(), json!(description));
     m.insert("customerDescription".into(), json!(customer_description));
     if let Some(s) = subcategory {
-        m.insert("subcategory".into(), store.reference(Table::Subcategories, s));
+        m.insert(
+            "subcategory".into(),
+            store.reference(Table::Subcategories, s),
+        );
     }
     if let Some(t) = type_id {
         m.insert("type".into(), store.reference(Table::ProcurementTypes, t));
@@ -162,7 +179,10 @@ pub fn create_addition(store: &mut Store, agreement: i64, body: &Value) -> Resul
     store.get_or_404(Table::Agreements, agreement)?;
     let addition = build_addition(store, agreement, body, None)?;
     let id = store.insert(Table::Additions, addition);
-    Ok(store.get(Table::Additions, id).cloned().unwrap_or(Value::Null))
+    Ok(store
+        .get(Table::Additions, id)
+        .cloned()
+        .unwrap_or(Value::Null))
 }
 
 /// The addition `id` of `agreement`, or 404.
@@ -176,7 +196,12 @@ pub fn addition_of(store: &Store, agreement: i64, id: i64) -> Result<Value, ApiE
 }
 
 /// `PATCH /finance/agreements/{id}/additions/{additionId}`.
-pub fn update_addition(store: &mut Store, agreement: i64, id: i64, ops: &Value) -> Result<Value, ApiError> {
+pub fn update_addition(
+    store: &mut Store,
+    agreement: i64,
+    id: i64,
+    ops: &Value,
+) -> Result<Value, ApiError> {
     let mut doc = addition_of(store, agreement, id)?;
     patch::apply(&mut doc, ops)?;
     let addition = build_addition(store, agreement, &doc, Some(id))?;
@@ -237,19 +262,30 @@ fn build_addition(
     m.insert("unitPrice".into(), json!(unit_price));
     m.insert("unitCost".into(), json!(unit_cost));
     m.insert("billCustomer".into(), json!(bill));
-    for f in ["effectiveDate", "cancelledDate", "invoiceDescription", "description"] {
+    for f in [
+        "effectiveDate",
+        "cancelledDate",
+        "invoiceDescription",
+        "description",
+    ] {
         if let Some(v) = body.get(f).filter(|v| !v.is_null()) {
             m.insert(f.into(), v.clone());
         }
     }
     m.insert(
         "taxableFlag".into(),
-        json!(body.get("taxableFlag").and_then(Value::as_bool).unwrap_or(false)),
+        json!(body
+            .get("taxableFlag")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)),
     );
     m.insert("agreementId".into(), json!(agreement));
     m.insert("agreementStatus".into(), agreement_status);
     m.insert("billedQuantity".into(), json!(quantity - less_included));
-    m.insert("extPrice".into(), json!((quantity - less_included) * unit_price));
+    m.insert(
+        "extPrice".into(),
+        json!((quantity - less_included) * unit_price),
+    );
     m.insert("_info".into(), info());
     Ok(Value::Object(m))
 }

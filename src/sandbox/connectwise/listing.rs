@@ -46,7 +46,8 @@ fn check_fields(table: Table, e: &query::Expr, param: &str) -> Result<(), ApiErr
 /// The rows matching `conditions` and `childConditions`, in `orderBy` order (id by default).
 pub fn select(table: Table, rows: Vec<Value>, params: &ListParams) -> Result<Vec<Value>, ApiError> {
     let bad = |p: &str, e: query::QueryError| ApiError::bad_request(format!("{p}: {}", e.0));
-    let cond = query::parse(params.get("conditions").unwrap_or("")).map_err(|e| bad("conditions", e))?;
+    let cond =
+        query::parse(params.get("conditions").unwrap_or("")).map_err(|e| bad("conditions", e))?;
     let child = query::parse(params.get("childConditions").unwrap_or(""))
         .map_err(|e| bad("childConditions", e))?;
     if let Some(c) = &cond {
@@ -62,7 +63,9 @@ pub fn select(table: Table, rows: Vec<Value>, params: &ListParams) -> Result<Vec
             None => true,
         };
         let keep_cc = match &child {
-            Some(c) if keep_c => query::matches_child(c, &r).map_err(|e| bad("childConditions", e))?,
+            Some(c) if keep_c => {
+                query::matches_child(c, &r).map_err(|e| bad("childConditions", e))?
+            }
             _ => true,
         };
         if keep_c && keep_cc {
@@ -75,12 +78,20 @@ pub fn select(table: Table, rows: Vec<Value>, params: &ListParams) -> Result<Vec
         let desc = match parts.next().map(str::to_ascii_lowercase).as_deref() {
             None | Some("asc") => false,
             Some("desc") => true,
-            Some(other) => return Err(ApiError::bad_request(format!("orderBy: {other} is not asc or desc"))),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "orderBy: {other} is not asc or desc"
+                )))
+            }
         };
         let path: Vec<&str> = field.split('/').collect();
         out.sort_by(|a, b| {
             let o = cmp_values(pointer(a, &path), pointer(b, &path));
-            if desc { o.reverse() } else { o }
+            if desc {
+                o.reverse()
+            } else {
+                o
+            }
         });
     }
     Ok(out)
@@ -91,7 +102,11 @@ fn pointer<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
     for seg in path {
         cur = cur
             .as_object()
-            .and_then(|m| m.iter().find(|(k, _)| k.eq_ignore_ascii_case(seg)).map(|(_, v)| v))
+            .and_then(|m| {
+                m.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(seg))
+                    .map(|(_, v)| v)
+            })
             .unwrap_or(&Value::Null);
     }
     cur
@@ -122,10 +137,15 @@ pub fn page_of(params: &ListParams) -> Result<(usize, usize), ApiError> {
                 .parse::<usize>()
                 .ok()
                 .filter(|n| *n >= 1)
-                .ok_or_else(|| ApiError::bad_request(format!("{name} must be a positive whole number"))),
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("{name} must be a positive whole number"))
+                }),
         }
     };
-    Ok((num("page", 1)?, num("pageSize", DEFAULT_PAGE_SIZE)?.min(MAX_PAGE_SIZE)))
+    Ok((
+        num("page", 1)?,
+        num("pageSize", DEFAULT_PAGE_SIZE)?.min(MAX_PAGE_SIZE),
+    ))
 }
 
 /// The `Link` header value for `page` of `pages` (`None` when everything fits one page).
@@ -163,11 +183,20 @@ fn page_url(base: &str, params: &ListParams, page: usize) -> String {
 
 /// A list answer: one page of the selected rows, with `Link` when there are more pages.
 /// `self_url` is `http://host/path` of the request.
-pub fn respond(table: Table, rows: Vec<Value>, params: &ListParams, self_url: &str) -> Result<Response, ApiError> {
+pub fn respond(
+    table: Table,
+    rows: Vec<Value>,
+    params: &ListParams,
+    self_url: &str,
+) -> Result<Response, ApiError> {
     let rows = select(table, rows, params)?;
     let (page, size) = page_of(params)?;
     let pages = rows.len().div_ceil(size);
-    let body: Vec<Value> = rows.into_iter().skip((page - 1) * size).take(size).collect();
+    let body: Vec<Value> = rows
+        .into_iter()
+        .skip((page - 1) * size)
+        .take(size)
+        .collect();
     let mut headers = HeaderMap::new();
     if let Some(link) = link_header(|p| page_url(self_url, params, p), page, pages) {
         if let Ok(v) = HeaderValue::from_str(&link) {
@@ -189,7 +218,10 @@ mod tests {
 
     fn params(q: &[(&str, &str)]) -> ListParams {
         ListParams {
-            pairs: q.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            pairs: q
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
@@ -199,18 +231,29 @@ mod tests {
         let table = [
             (1, 1, None),
             (1, 3, Some(r#"<u2>; rel="next", <u3>; rel="last""#)),
-            (2, 3, Some(r#"<u1>; rel="first", <u1>; rel="prev", <u3>; rel="next", <u3>; rel="last""#)),
+            (
+                2,
+                3,
+                Some(r#"<u1>; rel="first", <u1>; rel="prev", <u3>; rel="next", <u3>; rel="last""#),
+            ),
             (3, 3, Some(r#"<u1>; rel="first", <u2>; rel="prev""#)),
         ];
         for (page, pages, want) in table {
-            assert_eq!(link_header(url, page, pages).as_deref(), want, "{page}/{pages}");
+            assert_eq!(
+                link_header(url, page, pages).as_deref(),
+                want,
+                "{page}/{pages}"
+            );
         }
     }
 
     #[test]
     fn page_parameters_default_and_cap() {
         assert_eq!(page_of(&params(&[])).unwrap(), (1, 25));
-        assert_eq!(page_of(&params(&[("PAGE", "3"), ("pagesize", "5000")])).unwrap(), (3, 1000));
+        assert_eq!(
+            page_of(&params(&[("PAGE", "3"), ("pagesize", "5000")])).unwrap(),
+            (3, 1000)
+        );
         assert!(page_of(&params(&[("page", "0")])).is_err());
         assert!(page_of(&params(&[("pageSize", "ten")])).is_err());
     }
@@ -222,16 +265,33 @@ mod tests {
             json!({"id": 2, "name": "A", "inactiveFlag": true}),
             json!({"id": 3, "name": "c", "inactiveFlag": false}),
         ];
-        let got = select(Table::Boards, rows.clone(), &params(&[("conditions", "inactiveFlag=false"), ("orderBy", "name desc")])).unwrap();
+        let got = select(
+            Table::Boards,
+            rows.clone(),
+            &params(&[
+                ("conditions", "inactiveFlag=false"),
+                ("orderBy", "name desc"),
+            ]),
+        )
+        .unwrap();
         let ids: Vec<i64> = got.iter().map(|r| r["id"].as_i64().unwrap()).collect();
         assert_eq!(ids, vec![3, 1]);
-        let e = select(Table::Boards, rows, &params(&[("conditions", "nmae=\"x\"")])).unwrap_err();
+        let e = select(
+            Table::Boards,
+            rows,
+            &params(&[("conditions", "nmae=\"x\"")]),
+        )
+        .unwrap_err();
         assert_eq!(e.status, 400);
     }
 
     #[test]
     fn page_urls_keep_the_other_parameters() {
-        let p = params(&[("conditions", "name=\"A & B\""), ("page", "1"), ("pageSize", "2")]);
+        let p = params(&[
+            ("conditions", "name=\"A & B\""),
+            ("page", "1"),
+            ("pageSize", "2"),
+        ]);
         assert_eq!(
             page_url("http://h/x", &p, 2),
             "http://h/x?conditions=name%3D%22A%20%26%20B%22&pageSize=2&page=2"

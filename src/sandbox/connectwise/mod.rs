@@ -102,15 +102,26 @@ impl CwSandbox {
             ));
         }
         if !self.seed.client_ids.is_empty()
-            && !self.seed.client_ids.iter().any(|c| c.eq_ignore_ascii_case(client_id))
+            && !self
+                .seed
+                .client_ids
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(client_id))
         {
             return Err(ApiError::unauthorized("The clientId is not recognised."));
         }
         let decoded = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
-            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+            .and_then(|v| {
+                v.strip_prefix("Basic ")
+                    .or_else(|| v.strip_prefix("basic "))
+            })
+            .and_then(|b| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .ok()
+            })
             .and_then(|b| String::from_utf8(b).ok());
         let ok = decoded.as_deref().and_then(|d| {
             let (user, private) = d.split_once(':')?;
@@ -141,12 +152,16 @@ impl SandboxBackend for CwSandbox {
 
     fn fault_body(&self, fault: InjectedFault) -> Value {
         match fault {
-            InjectedFault::Outage => json!({"code": "ServiceUnavailable", "message": "The service is temporarily unavailable."}),
+            InjectedFault::Outage => {
+                json!({"code": "ServiceUnavailable", "message": "The service is temporarily unavailable."})
+            }
             InjectedFault::RateLimited { retry_after_secs } => json!({
                 "code": "TooManyRequests",
                 "message": format!("Too many requests; retry after {retry_after_secs} seconds."),
             }),
-            InjectedFault::ServerError => json!({"code": "ConnectWiseApi", "message": "A timeout has occured. Please try again."}),
+            InjectedFault::ServerError => {
+                json!({"code": "ConnectWiseApi", "message": "A timeout has occured. Please try again."})
+            }
         }
     }
 }
@@ -175,7 +190,10 @@ async fn company_info(State(s): State<Arc<CwSandbox>>, Path(company): Path<Strin
 /// The whole app (PSA routes counted and faulted, plus `/_sandbox/`) and its admin handle.
 pub fn app(seed: Seed, startup_faults: Faults) -> (Router, Arc<Admin>) {
     let sandbox = CwSandbox::new(seed);
-    let api = routes::api().layer(middleware::from_fn_with_state(sandbox.clone(), authenticated));
+    let api = routes::api().layer(middleware::from_fn_with_state(
+        sandbox.clone(),
+        authenticated,
+    ));
     let psa = Router::new()
         .route("/login/companyinfo/{company}", get(company_info))
         .nest(&sandbox.api_prefix(), api)

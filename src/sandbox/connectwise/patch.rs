@@ -58,12 +58,30 @@ mod tests {
     #[test]
     fn applies_the_documented_forms() {
         let table = [
-            (json!([{"op":"replace","path":"status","value":{"id":123}}]), json!({"status":{"id":123},"summary":"a"})),
-            (json!([{"op":"replace","path":"status/id","value":123}]), json!({"status":{"id":123,"name":"New"},"summary":"a"})),
-            (json!([{"op":"replace","path":"status/name","value":">Closed"}]), json!({"status":{"name":">Closed"},"summary":"a"})),
-            (json!([{"op":"replace","path":"/summary","value":"b"}]), json!({"status":{"id":1,"name":"New"},"summary":"b"})),
-            (json!([{"op":"replace","path":"source","value":{"id":2}}]), json!({"status":{"id":1,"name":"New"},"summary":"a","source":{"id":2}})),
-            (json!([{"op":"remove","path":"summary"}]), json!({"status":{"id":1,"name":"New"}})),
+            (
+                json!([{"op":"replace","path":"status","value":{"id":123}}]),
+                json!({"status":{"id":123},"summary":"a"}),
+            ),
+            (
+                json!([{"op":"replace","path":"status/id","value":123}]),
+                json!({"status":{"id":123,"name":"New"},"summary":"a"}),
+            ),
+            (
+                json!([{"op":"replace","path":"status/name","value":">Closed"}]),
+                json!({"status":{"name":">Closed"},"summary":"a"}),
+            ),
+            (
+                json!([{"op":"replace","path":"/summary","value":"b"}]),
+                json!({"status":{"id":1,"name":"New"},"summary":"b"}),
+            ),
+            (
+                json!([{"op":"replace","path":"source","value":{"id":2}}]),
+                json!({"status":{"id":1,"name":"New"},"summary":"a","source":{"id":2}}),
+            ),
+            (
+                json!([{"op":"remove","path":"summary"}]),
+                json!({"status":{"id":1,"name":"New"}}),
+            ),
         ];
         for (ops, want) in table {
             let mut doc = json!({"status":{"id":1,"name":"New"},"summary":"a"});

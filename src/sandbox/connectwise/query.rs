@@ -129,7 +129,8 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, QueryError> {
             c if c.is_alphanumeric() || matches!(c, '_' | '/' | '.' | '-' | '+') => {
                 let start = i;
                 while i < chars.len()
-                    && (chars[i].is_alphanumeric() || matches!(chars[i], '_' | '/' | '.' | '-' | '+'))
+                    && (chars[i].is_alphanumeric()
+                        || matches!(chars[i], '_' | '/' | '.' | '-' | '+'))
                 {
                     i += 1;
                 }
@@ -209,7 +210,12 @@ impl Parser {
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("contains") => Op::Contains,
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("like") => Op::Like,
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("in") => Op::In,
-            other => return err(format!("expected an operator after {}, found {other:?}", path.join("/"))),
+            other => {
+                return err(format!(
+                    "expected an operator after {}, found {other:?}",
+                    path.join("/")
+                ))
+            }
         };
         let lit = if op == Op::In {
             self.list()?
@@ -265,7 +271,10 @@ pub fn parse(s: &str) -> Result<Option<Expr>, QueryError> {
     let mut p = Parser { toks, pos: 0 };
     let e = p.expr()?;
     if p.pos < p.toks.len() {
-        return err(format!("unexpected {:?} after the condition", p.toks[p.pos]));
+        return err(format!(
+            "unexpected {:?} after the condition",
+            p.toks[p.pos]
+        ));
     }
     Ok(Some(e))
 }
@@ -323,8 +332,11 @@ pub fn matches_child(e: &Expr, record: &Value) -> Result<bool, QueryError> {
 
 fn get_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     let obj = v.as_object()?;
-    obj.get(key)
-        .or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+    obj.get(key).or_else(|| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
 }
 
 /// Every value `path` reaches (arrays fan out); nothing for a missing field.
@@ -376,7 +388,10 @@ fn compare(v: &Value, op: Op, lit: &Lit) -> Result<bool, QueryError> {
         return Ok(if op == Op::Contains {
             s.contains(&pat)
         } else {
-            like(&s.chars().collect::<Vec<_>>(), &pat.chars().collect::<Vec<_>>())
+            like(
+                &s.chars().collect::<Vec<_>>(),
+                &pat.chars().collect::<Vec<_>>(),
+            )
         });
     }
     let ord = match (v, lit) {
@@ -442,7 +457,10 @@ mod tests {
             (r#"company/identifier="contoso""#, true),
             (r#"firstName='Jane' and lastName="Doe""#, true),
             (r#"firstName="Jane" AND lastName="Smith""#, false),
-            (r#"(firstName="X" and lastName="Y") or (firstName="Jane" and lastName="Doe")"#, true),
+            (
+                r#"(firstName="X" and lastName="Y") or (firstName="Jane" and lastName="Doe")"#,
+                true,
+            ),
             ("company/id in (1,2,4)", true),
             ("company/id not in (1,4)", true),
             (r#"lastName like "D%""#, true),
@@ -506,7 +524,9 @@ mod tests {
     #[test]
     fn empty_condition_is_no_filter_and_fields_are_listed() {
         assert_eq!(parse("  "), Ok(None));
-        let e = parse(r#"company/id=2 and (name="x" or types/name="Client")"#).unwrap().unwrap();
+        let e = parse(r#"company/id=2 and (name="x" or types/name="Client")"#)
+            .unwrap()
+            .unwrap();
         assert_eq!(fields(&e), vec!["company", "name", "types"]);
     }
 }

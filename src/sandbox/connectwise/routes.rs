@@ -29,8 +29,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ListReq {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
-            .map_err(|e| ApiError::bad_request(format!("invalid query string: {}", e.body_text())))?;
+        let Query(pairs) =
+            Query::<Vec<(String, String)>>::try_from_uri(&parts.uri).map_err(|e| {
+                ApiError::bad_request(format!("invalid query string: {}", e.body_text()))
+            })?;
         let path = parts
             .extensions
             .get::<OriginalUri>()
@@ -88,11 +90,13 @@ fn collection(router: Router<Shared>, path: &str, table: Table) -> Router<Shared
         )
         .route(
             &format!("{path}/{{id}}"),
-            get(move |State(s): State<Shared>, Path(raw): Path<String>| async move {
-                let n = id(&raw, table)?;
-                let st = s.lock();
-                Ok::<_, ApiError>(Json(st.get_or_404(table, n)?.clone()).into_response())
-            }),
+            get(
+                move |State(s): State<Shared>, Path(raw): Path<String>| async move {
+                    let n = id(&raw, table)?;
+                    let st = s.lock();
+                    Ok::<_, ApiError>(Json(st.get_or_404(table, n)?.clone()).into_response())
+                },
+            ),
         )
 }
 
@@ -101,24 +105,35 @@ fn board_collection(router: Router<Shared>, what: &str, table: Table) -> Router<
     router
         .route(
             &format!("/service/boards/{{id}}/{what}"),
-            get(move |State(s): State<Shared>, Path(raw): Path<String>, req: ListReq| async move {
-                let board = id(&raw, Table::Boards)?;
-                s.lock().get_or_404(Table::Boards, board)?;
-                listing::respond(table, rows(&s, table, on_board(board)), &req.params, &req.self_url)
-            }),
+            get(
+                move |State(s): State<Shared>, Path(raw): Path<String>, req: ListReq| async move {
+                    let board = id(&raw, Table::Boards)?;
+                    s.lock().get_or_404(Table::Boards, board)?;
+                    listing::respond(
+                        table,
+                        rows(&s, table, on_board(board)),
+                        &req.params,
+                        &req.self_url,
+                    )
+                },
+            ),
         )
         .route(
             &format!("/service/boards/{{id}}/{what}/{{child}}"),
-            get(move |State(s): State<Shared>, Path((b, c)): Path<(String, String)>| async move {
-                let (board, child) = (id(&b, Table::Boards)?, id(&c, table)?);
-                let st = s.lock();
-                st.get_or_404(Table::Boards, board)?;
-                let r = st
-                    .get(table, child)
-                    .filter(|r| on_board(board)(r))
-                    .ok_or_else(|| ApiError::not_found(format!("{} {child} not found", table.resource())))?;
-                Ok::<_, ApiError>(Json(r.clone()).into_response())
-            }),
+            get(
+                move |State(s): State<Shared>, Path((b, c)): Path<(String, String)>| async move {
+                    let (board, child) = (id(&b, Table::Boards)?, id(&c, table)?);
+                    let st = s.lock();
+                    st.get_or_404(Table::Boards, board)?;
+                    let r = st
+                        .get(table, child)
+                        .filter(|r| on_board(board)(r))
+                        .ok_or_else(|| {
+                            ApiError::not_found(format!("{} {child} not found", table.resource()))
+                        })?;
+                    Ok::<_, ApiError>(Json(r.clone()).into_response())
+                },
+            ),
         )
 }
 
@@ -199,14 +214,24 @@ async fn delete_catalog(State(s): State<Shared>, Path(raw): Path<String>) -> Api
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn list_additions(State(s): State<Shared>, Path(raw): Path<String>, req: ListReq) -> ApiResult {
+async fn list_additions(
+    State(s): State<Shared>,
+    Path(raw): Path<String>,
+    req: ListReq,
+) -> ApiResult {
     let a = id(&raw, Table::Agreements)?;
     s.lock().get_or_404(Table::Agreements, a)?;
-    let rows = rows(&s, Table::Additions, |r| r["agreementId"].as_i64() == Some(a));
+    let rows = rows(&s, Table::Additions, |r| {
+        r["agreementId"].as_i64() == Some(a)
+    });
     listing::respond(Table::Additions, rows, &req.params, &req.self_url)
 }
 
-async fn create_addition(State(s): State<Shared>, Path(raw): Path<String>, body: Bytes) -> ApiResult {
+async fn create_addition(
+    State(s): State<Shared>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> ApiResult {
     let a = id(&raw, Table::Agreements)?;
     let body = json_body(&body)?;
     Ok(created(finance::create_addition(&mut s.lock(), a, &body)?))
@@ -227,7 +252,10 @@ async fn patch_addition(
     Ok(Json(finance::update_addition(&mut s.lock(), a, n, &ops)?).into_response())
 }
 
-async fn delete_addition(State(s): State<Shared>, Path((a, n)): Path<(String, String)>) -> ApiResult {
+async fn delete_addition(
+    State(s): State<Shared>,
+    Path((a, n)): Path<(String, String)>,
+) -> ApiResult {
     let (a, n) = (id(&a, Table::Agreements)?, id(&n, Table::Additions)?);
     finance::delete_addition(&mut s.lock(), a, n)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -263,7 +291,10 @@ pub fn api() -> Router<Shared> {
             "/service/tickets/{id}",
             axum::routing::patch(patch_ticket).delete(delete_ticket),
         )
-        .route("/service/tickets/{id}/notes", get(list_notes).post(add_note))
+        .route(
+            "/service/tickets/{id}/notes",
+            get(list_notes).post(add_note),
+        )
         .route("/service/tickets/{id}/notes/{note}", get(get_note));
     let catalog = collection(Router::new(), "/procurement/catalog", Table::Catalog)
         .route("/procurement/catalog", axum::routing::post(create_catalog))
@@ -279,6 +310,8 @@ pub fn api() -> Router<Shared> {
         )
         .route(
             "/finance/agreements/{id}/additions/{addition}",
-            get(get_addition).patch(patch_addition).delete(delete_addition),
+            get(get_addition)
+                .patch(patch_addition)
+                .delete(delete_addition),
         )
 }

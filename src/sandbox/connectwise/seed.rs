@@ -206,7 +206,10 @@ pub fn parse(yaml: &str) -> Result<Seed, String> {
     }
     for b in &seed.boards {
         if b.statuses.iter().filter(|s| s.default).count() > 1 {
-            return Err(format!("invalid seed: board {:?} has more than one default status", b.name));
+            return Err(format!(
+                "invalid seed: board {:?} has more than one default status",
+                b.name
+            ));
         }
     }
     Ok(seed)
@@ -220,27 +223,50 @@ mod tests {
     fn demo_seed_has_what_the_samples_rely_on() {
         let s = parse(DEMO_SEED_YAML).unwrap();
         assert_eq!(s.company_id, "demo");
-        assert_eq!((s.public_key.as_str(), s.private_key.as_str()), ("demo-public", "demo-private"));
+        assert_eq!(
+            (s.public_key.as_str(), s.private_key.as_str()),
+            ("demo-public", "demo-private")
+        );
         assert_eq!(s.client_ids, vec!["00000000-0000-0000-0000-000000000001"]);
         let ids: Vec<&str> = s.companies.iter().map(|c| c.identifier.as_str()).collect();
         assert_eq!(ids, vec!["DefaultCustomer", "CONTOSO", "FABRIKAM"]);
         let contoso = &s.companies[1];
         assert_eq!(contoso.name, "Contoso Ltd");
         assert_eq!(contoso.agreements[0].name, "Managed Security");
-        let emails: Vec<_> = contoso.contacts.iter().filter_map(|c| c.email.as_deref()).collect();
-        assert_eq!(emails, vec!["alerts@contoso.example", "jane@contoso.example"]);
+        let emails: Vec<_> = contoso
+            .contacts
+            .iter()
+            .filter_map(|c| c.email.as_deref())
+            .collect();
+        assert_eq!(
+            emails,
+            vec!["alerts@contoso.example", "jane@contoso.example"]
+        );
         let board = &s.boards[0];
         assert_eq!(board.name, "Security Alerts");
-        let statuses: Vec<(&str, bool)> =
-            board.statuses.iter().map(|s| (s.name.as_str(), s.closed)).collect();
+        let statuses: Vec<(&str, bool)> = board
+            .statuses
+            .iter()
+            .map(|s| (s.name.as_str(), s.closed))
+            .collect();
         assert_eq!(
             statuses,
-            vec![("New", false), ("In Progress", false), (">Closed", true), ("Completed", true)]
+            vec![
+                ("New", false),
+                ("In Progress", false),
+                (">Closed", true),
+                ("Completed", true)
+            ]
         );
         let prios: Vec<String> = s.priorities.iter().map(|p| p.named().name).collect();
         assert_eq!(
             prios,
-            vec!["Priority 1 - Critical", "Priority 2 - High", "Priority 3 - Medium", "Priority 4 - Low"]
+            vec![
+                "Priority 1 - Critical",
+                "Priority 2 - High",
+                "Priority 3 - Medium",
+                "Priority 4 - Low"
+            ]
         );
         let sources: Vec<String> = s.sources.iter().map(|p| p.named().name).collect();
         assert_eq!(sources, vec!["SaaS Alerts", "SIEM"]);

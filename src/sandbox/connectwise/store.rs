@@ -98,47 +98,147 @@ impl Table {
     pub fn fields(self) -> &'static [&'static str] {
         match self {
             Table::Companies => &[
-                "id", "identifier", "name", "status", "types", "deletedFlag", "defaultContact",
-                "site", "phoneNumber", "parentCompany",
+                "id",
+                "identifier",
+                "name",
+                "status",
+                "types",
+                "deletedFlag",
+                "defaultContact",
+                "site",
+                "phoneNumber",
+                "parentCompany",
             ],
             Table::Contacts => &[
-                "id", "firstName", "lastName", "company", "inactiveFlag", "types",
-                "communicationItems", "defaultFlag",
+                "id",
+                "firstName",
+                "lastName",
+                "company",
+                "inactiveFlag",
+                "types",
+                "communicationItems",
+                "defaultFlag",
             ],
-            Table::Boards => &["id", "name", "inactiveFlag", "projectFlag", "location", "department"],
+            Table::Boards => &[
+                "id",
+                "name",
+                "inactiveFlag",
+                "projectFlag",
+                "location",
+                "department",
+            ],
             Table::Statuses => &[
-                "id", "name", "board", "sortOrder", "displayOnBoard", "inactive", "closedStatus",
-                "defaultFlag", "timeEntryNotAllowed", "escalationStatus",
+                "id",
+                "name",
+                "board",
+                "sortOrder",
+                "displayOnBoard",
+                "inactive",
+                "closedStatus",
+                "defaultFlag",
+                "timeEntryNotAllowed",
+                "escalationStatus",
             ],
-            Table::Types => &["id", "name", "category", "defaultFlag", "inactiveFlag", "board"],
+            Table::Types => &[
+                "id",
+                "name",
+                "category",
+                "defaultFlag",
+                "inactiveFlag",
+                "board",
+            ],
             Table::Subtypes | Table::Items => &["id", "name", "inactiveFlag", "board"],
             Table::Priorities => &["id", "name", "color", "sortOrder", "defaultFlag"],
             Table::Sources => &["id", "name", "defaultFlag"],
             Table::Tickets => &[
-                "id", "summary", "recordType", "board", "status", "company", "contact",
-                "contactName", "contactEmailAddress", "priority", "type", "subType", "item",
-                "source", "team", "agreement", "site", "externalXRef", "severity", "impact",
-                "closedFlag", "closedDate", "closedBy", "parentTicketId", "customFields",
+                "id",
+                "summary",
+                "recordType",
+                "board",
+                "status",
+                "company",
+                "contact",
+                "contactName",
+                "contactEmailAddress",
+                "priority",
+                "type",
+                "subType",
+                "item",
+                "source",
+                "team",
+                "agreement",
+                "site",
+                "externalXRef",
+                "severity",
+                "impact",
+                "closedFlag",
+                "closedDate",
+                "closedBy",
+                "parentTicketId",
+                "customFields",
             ],
             Table::Notes => &[
-                "id", "ticketId", "text", "detailDescriptionFlag", "internalAnalysisFlag",
-                "resolutionFlag", "issueFlag", "customerUpdatedFlag", "dateCreated", "createdBy",
-                "member", "contact",
+                "id",
+                "ticketId",
+                "text",
+                "detailDescriptionFlag",
+                "internalAnalysisFlag",
+                "resolutionFlag",
+                "issueFlag",
+                "customerUpdatedFlag",
+                "dateCreated",
+                "createdBy",
+                "member",
+                "contact",
             ],
             Table::Agreements => &[
-                "id", "name", "type", "company", "contact", "agreementStatus", "cancelledFlag",
-                "startDate", "endDate", "noEndingDateFlag", "parentAgreement",
+                "id",
+                "name",
+                "type",
+                "company",
+                "contact",
+                "agreementStatus",
+                "cancelledFlag",
+                "startDate",
+                "endDate",
+                "noEndingDateFlag",
+                "parentAgreement",
             ],
             Table::Additions => &[
-                "id", "product", "quantity", "lessIncluded", "unitPrice", "unitCost",
-                "billCustomer", "effectiveDate", "cancelledDate", "taxableFlag",
-                "invoiceDescription", "description", "agreementId", "agreementStatus",
-                "billedQuantity", "extPrice",
+                "id",
+                "product",
+                "quantity",
+                "lessIncluded",
+                "unitPrice",
+                "unitCost",
+                "billCustomer",
+                "effectiveDate",
+                "cancelledDate",
+                "taxableFlag",
+                "invoiceDescription",
+                "description",
+                "agreementId",
+                "agreementStatus",
+                "billedQuantity",
+                "extPrice",
             ],
             Table::Catalog => &[
-                "id", "identifier", "description", "customerDescription", "subcategory", "type",
-                "category", "productClass", "price", "cost", "inactiveFlag", "taxableFlag",
-                "unitOfMeasure", "manufacturer", "vendor", "recurringFlag",
+                "id",
+                "identifier",
+                "description",
+                "customerDescription",
+                "subcategory",
+                "type",
+                "category",
+                "productClass",
+                "price",
+                "cost",
+                "inactiveFlag",
+                "taxableFlag",
+                "unitOfMeasure",
+                "manufacturer",
+                "vendor",
+                "recurringFlag",
             ],
             Table::ProcurementTypes => &["id", "name", "typeXref", "inactiveFlag"],
             Table::Subcategories => &["id", "name", "category", "inactiveFlag"],
@@ -230,10 +330,16 @@ impl Store {
             .or_else(|| reference.get("identifier"))
             .and_then(Value::as_str)
         {
-            let key = if reference.get("name").is_some() { "name" } else { "identifier" };
-            self.all(table)
-                .filter(in_scope)
-                .find(|r| r[key].as_str().is_some_and(|v| v.eq_ignore_ascii_case(name)))
+            let key = if reference.get("name").is_some() {
+                "name"
+            } else {
+                "identifier"
+            };
+            self.all(table).filter(in_scope).find(|r| {
+                r[key]
+                    .as_str()
+                    .is_some_and(|v| v.eq_ignore_ascii_case(name))
+            })
         } else {
             errors.push(FieldError::new(
                 "InvalidField",
@@ -277,7 +383,8 @@ impl Store {
     /// Builds the state a seed describes.
     pub fn from_seed(seed: &Seed) -> Store {
         let mut s = Store::default();
-        let agreement_type = |t: &Option<String>| t.clone().unwrap_or_else(|| "Managed Services".into());
+        let agreement_type =
+            |t: &Option<String>| t.clone().unwrap_or_else(|| "Managed Services".into());
         for c in &seed.companies {
             let company_id = s.insert(
                 Table::Companies,
@@ -308,7 +415,11 @@ impl Store {
             }
             if let Some(contact) = first_contact {
                 let contact_ref = s.reference(Table::Contacts, contact);
-                if let Some(Value::Object(m)) = s.tables.get_mut(&Table::Companies).and_then(|t| t.get_mut(&company_id)) {
+                if let Some(Value::Object(m)) = s
+                    .tables
+                    .get_mut(&Table::Companies)
+                    .and_then(|t| t.get_mut(&company_id))
+                {
                     m.insert("defaultContact".into(), contact_ref);
                 }
             }
@@ -370,7 +481,10 @@ impl Store {
         }
         for src in &seed.sources {
             let src = src.named();
-            s.insert(Table::Sources, json!({"name": src.name, "defaultFlag": src.default, "_info": info()}));
+            s.insert(
+                Table::Sources,
+                json!({"name": src.name, "defaultFlag": src.default, "_info": info()}),
+            );
         }
         for t in &seed.procurement.types {
             s.insert(
@@ -385,7 +499,10 @@ impl Store {
             );
         }
         let first = |s: &Store, t: Table| s.all(t).next().and_then(|r| r["id"].as_i64());
-        let (type_id, sub_id) = (first(&s, Table::ProcurementTypes), first(&s, Table::Subcategories));
+        let (type_id, sub_id) = (
+            first(&s, Table::ProcurementTypes),
+            first(&s, Table::Subcategories),
+        );
         for item in &seed.catalog {
             let type_ref = type_id.map(|i| s.reference(Table::ProcurementTypes, i));
             let sub_ref = sub_id.map(|i| s.reference(Table::Subcategories, i));

@@ -25,7 +25,10 @@ pub fn create(store: &mut Store, body: &Value) -> Result<Value, ApiError> {
         // The initial description becomes the first (discussion) note and is not echoed.
         insert_note(store, id, text, true, false, false);
     }
-    Ok(store.get(Table::Tickets, id).cloned().unwrap_or(Value::Null))
+    Ok(store
+        .get(Table::Tickets, id)
+        .cloned()
+        .unwrap_or(Value::Null))
 }
 
 /// `PATCH /service/tickets/{id}`: the patched ticket is validated like a new one.
@@ -53,7 +56,11 @@ fn text_field<'a>(
             Some(s.as_str())
         }
         Some(_) => {
-            errors.push(FieldError::new("InvalidField", field, format!("{field} must be text")));
+            errors.push(FieldError::new(
+                "InvalidField",
+                field,
+                format!("{field} must be text"),
+            ));
             None
         }
     }
@@ -107,7 +114,11 @@ fn build(store: &Store, body: &Value, old: Option<&Value>) -> Result<Value, ApiE
                     .get(Table::Companies, *id)
                     .is_some_and(|c| c["deletedFlag"] == json!(true));
                 if deleted {
-                    errors.push(FieldError::new("InvalidField", "company", "Company has been deleted"));
+                    errors.push(FieldError::new(
+                        "InvalidField",
+                        "company",
+                        "Company has been deleted",
+                    ));
                 }
                 !deleted
             }),
@@ -129,7 +140,11 @@ fn build(store: &Store, body: &Value, old: Option<&Value>) -> Result<Value, ApiE
     };
     let status = optional("status", Table::Statuses, true, &mut errors).or_else(|| {
         let b = board?;
-        let on_board = || store.all(Table::Statuses).filter(move |s| s["board"]["id"].as_i64() == Some(b));
+        let on_board = || {
+            store
+                .all(Table::Statuses)
+                .filter(move |s| s["board"]["id"].as_i64() == Some(b))
+        };
         on_board()
             .find(|s| s["defaultFlag"] == json!(true))
             .or_else(|| on_board().next())
@@ -148,7 +163,11 @@ fn build(store: &Store, body: &Value, old: Option<&Value>) -> Result<Value, ApiE
     let contact = optional("contact", Table::Contacts, false, &mut errors);
     let agreement = optional("agreement", Table::Agreements, false, &mut errors);
     if let (Some(a), Some(c)) = (agreement, company) {
-        if store.get(Table::Agreements, a).and_then(|r| r["company"]["id"].as_i64()) != Some(c) {
+        if store
+            .get(Table::Agreements, a)
+            .and_then(|r| r["company"]["id"].as_i64())
+            != Some(c)
+        {
             errors.push(FieldError::new(
                 "InvalidField",
                 "agreement",
@@ -161,7 +180,13 @@ fn build(store: &Store, body: &Value, old: Option<&Value>) -> Result<Value, ApiE
         text_field(body, "contactEmailAddress", CONTACT_EMAIL_MAX, &mut errors).map(str::to_string);
     let contact_name =
         text_field(body, "contactName", CONTACT_NAME_MAX, &mut errors).map(str::to_string);
-    let record_type = enum_field(body, "recordType", RECORD_TYPES, "ServiceTicket", &mut errors);
+    let record_type = enum_field(
+        body,
+        "recordType",
+        RECORD_TYPES,
+        "ServiceTicket",
+        &mut errors,
+    );
     let severity = enum_field(body, "severity", LEVELS, "Medium", &mut errors);
     let impact = enum_field(body, "impact", LEVELS, "Medium", &mut errors);
     if !errors.is_empty() {
@@ -252,7 +277,10 @@ pub fn add_note(store: &mut Store, ticket: i64, body: &Value) -> Result<Value, A
     store.get_or_404(Table::Tickets, ticket)?;
     let text = body.get("text").and_then(Value::as_str).unwrap_or("");
     if text.trim().is_empty() {
-        return Err(ApiError::invalid("serviceNote", vec![FieldError::required("text")]));
+        return Err(ApiError::invalid(
+            "serviceNote",
+            vec![FieldError::required("text")],
+        ));
     }
     let flag = |f: &str| body.get(f).and_then(Value::as_bool).unwrap_or(false);
     let id = insert_note(

@@ -1,0 +1,1110 @@
+//! ConnectWise contract tests: the client against the in-process sandbox (every `Psa` method),
+//! the client against payloads written from the documented shapes, the sandbox's rejections over
+//! raw HTTP, exact call counts, and the real binary serving the demo data.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use base64::Engine;
+use psa_operator::psa::connectwise::{ConnectWiseClient, ConnectWiseConfig};
+use psa_operator::psa::*;
+use psa_operator::sandbox::connectwise::{
+    self as cw_sandbox, seed, DEMO_CLIENT_ID, DEMO_COMPANY_ID, DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY,
+};
+use psa_operator::sandbox::{CallReport, Faults, RunningSandbox};
+use psa_operator::secret::SecretString;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+const API: &str = "/v4_6_release/apis/3.0";
+
+async fn sandbox_with(seed: seed::Seed) -> RunningSandbox {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    cw_sandbox::start(listener, seed, Faults::default())
+        .await
+        .unwrap()
+}
+
+async fn demo() -> RunningSandbox {
+    sandbox_with(cw_sandbox::demo_seed()).await
+}
+
+fn config(url: &str) -> ConnectWiseConfig {
+    ConnectWiseConfig::new(
+        url,
+        DEMO_COMPANY_ID,
+        DEMO_CLIENT_ID,
+        SecretString::new(DEMO_PUBLIC_KEY),
+        SecretString::new(DEMO_PRIVATE_KEY),
+    )
+}
+
+fn client(sb: &RunningSandbox) -> ConnectWiseClient {
+    ConnectWiseClient::new(config(&sb.base_url())).unwrap()
+}
+
+fn auth() -> String {
+    let raw = format!("{DEMO_COMPANY_ID}+{DEMO_PUBLIC_KEY}:{DEMO_PRIVATE_KEY}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+/// A raw request with the real ConnectWise headers.
+fn raw(http: &reqwest::Client, method: reqwest::Method, url: String) -> reqwest::RequestBuilder {
+    http.request(method, url)
+        .header("Authorization", auth())
+        .header("clientId", DEMO_CLIENT_ID)
+        .header(
+            "Accept",
+            "application/vnd.connectwise.com+json; version=2022.1",
+        )
+}
+
+async fn calls(sb: &RunningSandbox) -> CallReport {
+    reqwest::get(format!("{}/_sandbox/calls", sb.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn clear_calls(sb: &RunningSandbox) {
+    let r = reqwest::Client::new()
+        .delete(format!("{}/_sandbox/calls", sb.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+}
+
+async fn set_faults(sb: &RunningSandbox, faults: Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/_sandbox/faults", sb.base_url()))
+        .json(&faults)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+fn names(v: &[Named]) -> Vec<&str> {
+    v.iter().map(|n| n.name.as_str()).collect()
+}
+
+#[tokio::test]
+async fn client_reads_companies_contacts_and_lookups_from_the_demo_data() {
+    let sb = demo().await;
+    let c = client(&sb);
+    assert_eq!(c.provider(), Provider::ConnectWise);
+    c.verify().await.unwrap();
+    assert_eq!(
+        c.api_base().await.unwrap(),
+        format!("{}{API}", sb.base_url())
+    );
+
+    let contoso = c
+        .find_company_by_identifier("CONTOSO")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(contoso.name, "Contoso Ltd");
+    assert!(contoso.active);
+    assert_eq!(
+        c.find_company_by_name("contoso ltd")
+            .await
+            .unwrap()
+            .map(|x| x.id),
+        Some(contoso.id.clone())
+    );
+    assert_eq!(c.find_company_by_identifier("NOPE").await.unwrap(), None);
+    assert_eq!(
+        c.get_company(&contoso.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .identifier,
+        "CONTOSO"
+    );
+    assert_eq!(c.get_company(&"999".to_string()).await.unwrap(), None);
+    let all = c.list_companies(&CompanyFilter::default()).await.unwrap();
+    let ids: Vec<&str> = all.iter().map(|x| x.identifier.as_str()).collect();
+    assert_eq!(ids, vec!["DefaultCustomer", "CONTOSO", "FABRIKAM"]);
+    let vendors = CompanyFilter {
+        company_type: Some("Vendor".into()),
+        parent_only: false,
+    };
+    assert!(c.list_companies(&vendors).await.unwrap().is_empty());
+
+    let jane = c
+        .find_contact_by_email(&contoso.id, "JANE@contoso.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(jane.full_name(), "Jane Doe");
+    assert_eq!(jane.email.as_deref(), Some("jane@contoso.example"));
+    let by_name = c
+        .find_contact_by_name(&contoso.id, "Alert Contact")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_name.email.as_deref(), Some("alerts@contoso.example"));
+    // The same e-mail address in another company is not this company's contact.
+    let fabrikam = c
+        .find_company_by_identifier("FABRIKAM")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        c.find_contact_by_email(&fabrikam.id, "jane@contoso.example")
+            .await
+            .unwrap(),
+        None
+    );
+
+    let boards = c.boards().await.unwrap();
+    assert_eq!(names(&boards), vec!["Security Alerts"]);
+    let board = Some(&boards[0].id);
+    let statuses = c.statuses(board).await.unwrap();
+    let flags: Vec<(&str, bool)> = statuses
+        .iter()
+        .map(|s| (s.name.as_str(), s.closed))
+        .collect();
+    assert_eq!(
+        flags,
+        vec![
+            ("New", false),
+            ("In Progress", false),
+            (">Closed", true),
+            ("Completed", true)
+        ]
+    );
+    assert!(matches!(
+        c.statuses(None).await,
+        Err(PsaError::Permanent { .. })
+    ));
+    assert_eq!(
+        names(&c.ticket_types(board).await.unwrap()),
+        vec!["Alert", "Incident"]
+    );
+    assert_eq!(
+        names(&c.issue_types(board).await.unwrap()),
+        vec!["Data Leakage", "Identity"]
+    );
+    assert!(c
+        .sub_issue_types(board, &"1".to_string())
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        names(&c.priorities().await.unwrap()),
+        vec![
+            "Priority 1 - Critical",
+            "Priority 2 - High",
+            "Priority 3 - Medium",
+            "Priority 4 - Low"
+        ]
+    );
+    assert_eq!(
+        names(&c.sources().await.unwrap()),
+        vec!["SaaS Alerts", "SIEM"]
+    );
+}
+
+#[tokio::test]
+async fn ticket_lifecycle_create_find_note_close() {
+    let sb = demo().await;
+    let c = client(&sb);
+    let contoso = c
+        .find_company_by_identifier("CONTOSO")
+        .await
+        .unwrap()
+        .unwrap();
+    let jane = c
+        .find_contact_by_email(&contoso.id, "jane@contoso.example")
+        .await
+        .unwrap()
+        .unwrap();
+    let board = c.boards().await.unwrap().remove(0);
+    let new_status = c.statuses(Some(&board.id)).await.unwrap().remove(0);
+    let contract = c
+        .find_contract(&contoso.id, "Managed Security")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(contract.active);
+    assert_eq!(c.find_contract(&contoso.id, "Nope").await.unwrap(), None);
+
+    let t = NewTicket {
+        marker: "alert-0001".into(),
+        summary: format!("Impossible travel for jane {}", "x".repeat(120)),
+        description: "Sign-ins from two countries within an hour.".into(),
+        company_id: contoso.id.clone(),
+        contact_id: Some(jane.id.clone()),
+        board_id: Some(board.id.clone()),
+        status_id: Some(new_status.id.clone()),
+        priority_id: Some(c.priorities().await.unwrap()[1].id.clone()),
+        source_id: Some(c.sources().await.unwrap()[0].id.clone()),
+        type_id: Some(c.ticket_types(Some(&board.id)).await.unwrap()[0].id.clone()),
+        issue_type_id: Some(c.issue_types(Some(&board.id)).await.unwrap()[1].id.clone()),
+        contract_id: Some(contract.id.clone()),
+        ..NewTicket::default()
+    };
+    let created = c.create_ticket(&t).await.unwrap();
+    assert_eq!(
+        created.summary.chars().count(),
+        100,
+        "summary cut to the PSA's limit"
+    );
+    assert!(!created.closed);
+    assert_eq!(created.marker.as_deref(), Some("alert-0001"));
+    assert_eq!(created.company_id.as_deref(), Some(contoso.id.as_str()));
+
+    assert_eq!(
+        c.find_ticket_by_marker("alert-0001")
+            .await
+            .unwrap()
+            .map(|x| x.id),
+        Some(created.id.clone())
+    );
+    assert_eq!(c.find_ticket_by_marker("alert-0002").await.unwrap(), None);
+    let note = c
+        .add_note(&created.id, "Second sign-in from the same IP.")
+        .await
+        .unwrap();
+    assert!(!note.is_empty());
+
+    // The description became the first note; ours is the second.
+    let state: Value = reqwest::get(format!("{}/_sandbox/state", sb.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let texts: Vec<&str> = state["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        vec![
+            "Sign-ins from two countries within an hour.",
+            "Second sign-in from the same IP."
+        ]
+    );
+
+    c.close_ticket(&created.id, None, Some("Resolved by the customer."))
+        .await
+        .unwrap();
+    let closed = c.get_ticket(&created.id).await.unwrap().unwrap();
+    assert!(closed.closed);
+    let closed_status = c.statuses(Some(&board.id)).await.unwrap();
+    assert_eq!(
+        closed.status_id.as_deref(),
+        closed_status
+            .iter()
+            .find(|s| s.name == ">Closed")
+            .map(|s| s.id.as_str())
+    );
+    assert_eq!(c.get_ticket(&"424242".to_string()).await.unwrap(), None);
+    assert!(matches!(
+        c.add_note(&"424242".to_string(), "x").await,
+        Err(PsaError::NotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn catalog_and_contract_lines() {
+    let sb = demo().await;
+    let c = client(&sb);
+    let contoso = c
+        .find_company_by_identifier("CONTOSO")
+        .await
+        .unwrap()
+        .unwrap();
+    let contract = c
+        .find_contract(&contoso.id, "Managed Security")
+        .await
+        .unwrap()
+        .unwrap();
+    let spec = CatalogServiceSpec {
+        name: "SaaS Alerts Monitoring".into(),
+        description: "Monitoring of SaaS alerts, per user".into(),
+        cost: 12_500,
+        price: 50_000,
+    };
+    assert_eq!(c.find_catalog_service(&spec.name).await.unwrap(), None);
+    let svc = c.create_catalog_service(&spec).await.unwrap();
+    assert_eq!(
+        (svc.name.as_str(), svc.cost, svc.price),
+        ("SaaS Alerts Monitoring", 12_500, 50_000)
+    );
+    assert_eq!(
+        c.find_catalog_service("saas alerts monitoring")
+            .await
+            .unwrap(),
+        Some(svc.clone())
+    );
+    // A second create is refused by the PSA: identifiers are unique.
+    let dup = c.create_catalog_service(&spec).await.unwrap_err();
+    assert!(
+        matches!(
+            dup,
+            PsaError::Permanent {
+                status: Some(400),
+                ..
+            }
+        ),
+        "{dup}"
+    );
+    assert!(dup.to_string().contains("identifier"), "{dup}");
+
+    let changed = CatalogServiceSpec {
+        price: 60_000,
+        description: "Per user, monthly".into(),
+        ..spec.clone()
+    };
+    let updated = c.update_catalog_service(&svc.id, &changed).await.unwrap();
+    assert_eq!(
+        (updated.price, updated.description.as_str()),
+        (60_000, "Per user, monthly")
+    );
+
+    assert_eq!(
+        c.find_contract_line(&contract.id, &svc.id).await.unwrap(),
+        None
+    );
+    let values = LineValues {
+        quantity: 12,
+        cost: 12_500,
+        price: 60_000,
+    };
+    let line = c
+        .add_contract_line(&contract.id, &svc.id, values)
+        .await
+        .unwrap();
+    assert_eq!(
+        (line.quantity, line.contract_id.as_str()),
+        (12, contract.id.as_str())
+    );
+    assert_eq!(
+        c.find_contract_line(&contract.id, &svc.id).await.unwrap(),
+        Some(line.clone())
+    );
+    let upd = c
+        .update_contract_line(
+            &line,
+            LineValues {
+                quantity: 15,
+                ..values
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(upd.line().quantity, 15);
+    assert_eq!(
+        c.find_contract_line(&contract.id, &svc.id)
+            .await
+            .unwrap()
+            .map(|l| l.quantity),
+        Some(15)
+    );
+
+    // In use on an agreement: ConnectWise refuses the delete (409); the client deactivates it.
+    c.delete_catalog_service(&svc.id).await.unwrap();
+    let state: Value = reqwest::get(format!("{}/_sandbox/state", sb.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["catalog"][0]["inactiveFlag"], true);
+    // Unused: really deleted.
+    let other = c
+        .create_catalog_service(&CatalogServiceSpec {
+            name: "Spare".into(),
+            ..spec
+        })
+        .await
+        .unwrap();
+    c.delete_catalog_service(&other.id).await.unwrap();
+    assert_eq!(c.find_catalog_service("Spare").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_ticket_create_and_a_note_cost_exactly_one_call_each() {
+    let sb = demo().await;
+    let c = client(&sb);
+    let contoso = c
+        .find_company_by_identifier("CONTOSO")
+        .await
+        .unwrap()
+        .unwrap();
+    let first = calls(&sb).await;
+    assert_eq!(
+        first.count("GET", "/login/companyinfo/{company}"),
+        1,
+        "{first:?}"
+    );
+    clear_calls(&sb).await;
+
+    let t = NewTicket {
+        marker: "alert-calls".into(),
+        summary: "Counting calls".into(),
+        company_id: contoso.id.clone(),
+        ..NewTicket::default()
+    };
+    let ticket = c.create_ticket(&t).await.unwrap();
+    let after_create = calls(&sb).await;
+    assert_eq!(after_create.total, 1, "{after_create:?}");
+    assert_eq!(
+        after_create.count("POST", &format!("{API}/service/tickets")),
+        1
+    );
+
+    clear_calls(&sb).await;
+    c.add_note(&ticket.id, "one more").await.unwrap();
+    let after_note = calls(&sb).await;
+    assert_eq!(after_note.total, 1, "{after_note:?}");
+    assert_eq!(
+        after_note.count("POST", &format!("{API}/service/tickets/{{id}}/notes")),
+        1
+    );
+
+    clear_calls(&sb).await;
+    c.get_ticket(&ticket.id).await.unwrap();
+    c.close_ticket(&ticket.id, None, None).await.unwrap();
+    let report = calls(&sb).await;
+    // get_ticket 1; close without a status: ticket + statuses + PATCH.
+    assert_eq!(
+        report.count("GET", &format!("{API}/service/tickets/{{id}}")),
+        2,
+        "{report:?}"
+    );
+    assert_eq!(
+        report.count("GET", &format!("{API}/service/boards/{{id}}/statuses")),
+        1
+    );
+    assert_eq!(
+        report.count("PATCH", &format!("{API}/service/tickets/{{id}}")),
+        1
+    );
+    assert_eq!(report.total, 4);
+}
+
+#[tokio::test]
+async fn names_with_quotes_are_found_exactly() {
+    let yaml = r#"
+companyId: demo
+publicKey: demo-public
+privateKey: demo-private
+companies:
+  - { identifier: OBRIEN, name: "O'Brien & Sons" }
+  - { identifier: QUOTED, name: 'The "Quoted" Co' }
+  - { identifier: BOTH, name: 'Bob''s "Best" Ltd' }
+  - { identifier: DECOY, name: "Bob's xBestx Ltd" }
+  - { identifier: SALT, name: "Salt and Pepper" }
+"#;
+    let sb = sandbox_with(seed::parse(yaml).unwrap()).await;
+    let c = client(&sb);
+    for (name, identifier) in [
+        ("O'Brien & Sons", "OBRIEN"),
+        (r#"The "Quoted" Co"#, "QUOTED"),
+        (r#"Bob's "Best" Ltd"#, "BOTH"),
+        ("Bob's xBestx Ltd", "DECOY"),
+        ("Salt and Pepper", "SALT"),
+    ] {
+        let found = c.find_company_by_name(name).await.unwrap();
+        assert_eq!(
+            found.map(|x| x.identifier).as_deref(),
+            Some(identifier),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn long_lists_are_paged_with_link_headers() {
+    let mut yaml = String::from(
+        "companyId: demo\npublicKey: demo-public\nprivateKey: demo-private\ncompanies:\n",
+    );
+    for i in 0..2345 {
+        yaml.push_str(&format!(
+            "  - {{ identifier: C{i:05}, name: Company {i} }}\n"
+        ));
+    }
+    let sb = sandbox_with(seed::parse(&yaml).unwrap()).await;
+    let c = client(&sb);
+    c.verify().await.unwrap();
+    clear_calls(&sb).await;
+    let all = c.list_companies(&CompanyFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 2345);
+    assert_eq!(all[2344].identifier, "C02344");
+    let report = calls(&sb).await;
+    assert_eq!(
+        report.count("GET", &format!("{API}/company/companies")),
+        3,
+        "{report:?}"
+    );
+
+    // The Link header as a client sees it on the middle page.
+    let http = reqwest::Client::new();
+    let r = raw(
+        &http,
+        reqwest::Method::GET,
+        format!(
+            "{}{API}/company/companies?pageSize=1000&page=2",
+            sb.base_url()
+        ),
+    )
+    .send()
+    .await
+    .unwrap();
+    let link = r.headers()["link"].to_str().unwrap().to_string();
+    for rel in ["first", "prev", "next", "last"] {
+        assert!(link.contains(&format!("rel=\"{rel}\"")), "{link}");
+    }
+    assert!(link.contains("page=3>; rel=\"next\""), "{link}");
+    let page3 = raw(
+        &http,
+        reqwest::Method::GET,
+        format!(
+            "{}{API}/company/companies?pageSize=1000&page=4",
+            sb.base_url()
+        ),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(
+        page3.json::<Vec<Value>>().await.unwrap().len(),
+        0,
+        "past the end: []"
+    );
+}
+
+#[tokio::test]
+async fn faults_become_transient_errors_and_retry_after_is_honoured() {
+    let sb = demo().await;
+    let c = client(&sb);
+    c.verify().await.unwrap();
+
+    set_faults(&sb, json!({"outage": true})).await;
+    let e = c.verify().await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            PsaError::Transient {
+                status: Some(503),
+                ..
+            }
+        ),
+        "{e}"
+    );
+
+    set_faults(&sb, json!({"errorRate": 1.0})).await;
+    let e = c.boards().await.unwrap_err();
+    assert!(e.is_transient(), "{e}");
+    assert!(e.to_string().contains("A timeout has occured"), "{e}");
+
+    set_faults(&sb, json!({"rateLimitPerMinute": 1})).await;
+    c.verify().await.unwrap();
+    clear_calls(&sb).await;
+    let e = c.verify().await.unwrap_err();
+    let wait = e.retry_after().expect("429 carries Retry-After");
+    assert!(
+        wait > Duration::from_secs(10) && wait <= Duration::from_secs(60),
+        "{wait:?}"
+    );
+    // While Retry-After runs, the client does not call the PSA at all.
+    let e = c.priorities().await.unwrap_err();
+    assert!(e.is_transient() && e.retry_after().is_some(), "{e}");
+    assert_eq!(calls(&sb).await.total, 1);
+
+    // A slow PSA hits the client's timeout.
+    set_faults(&sb, json!({"latencyMs": 5000})).await;
+    let mut cfg = config(&sb.base_url());
+    cfg.timeout = Duration::from_millis(300);
+    let slow = ConnectWiseClient::new(cfg).unwrap();
+    let e = slow.verify().await.unwrap_err();
+    assert!(
+        e.is_transient() && e.to_string().contains("timed out"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn bad_credentials_are_auth_errors_without_the_secret() {
+    let sb = demo().await;
+    let mut cfg = config(&sb.base_url());
+    cfg.private_key = SecretString::new("wrong-private-key-xyz");
+    let c = ConnectWiseClient::new(cfg).unwrap();
+    let e = c.verify().await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            PsaError::Auth {
+                status: Some(401),
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let text = format!("{e} {e:?}");
+    assert!(
+        !text.contains("wrong-private-key-xyz") && !text.contains("demo-public"),
+        "{text}"
+    );
+
+    let mut cfg = config(&sb.base_url());
+    cfg.company_id = "nosuchco".into();
+    let e = ConnectWiseClient::new(cfg)
+        .unwrap()
+        .verify()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, PsaError::Auth { .. }), "{e}");
+    assert!(e.to_string().contains("nosuchco"), "{e}");
+}
+
+#[tokio::test]
+async fn sandbox_rejects_like_connectwise() {
+    let sb = demo().await;
+    let http = reqwest::Client::new();
+    let base = format!("{}{API}", sb.base_url());
+
+    // No clientId.
+    let r = http
+        .get(format!("{base}/company/companies"))
+        .header("Authorization", auth())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "Unauthorized");
+    assert!(body["message"].as_str().unwrap().contains("clientId"));
+
+    // Wrong private key.
+    let bad = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("demo+demo-public:nope")
+    );
+    let r = http
+        .get(format!("{base}/company/companies"))
+        .header("Authorization", bad)
+        .header("clientId", DEMO_CLIENT_ID)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // Summary over 100 characters.
+    let r = raw(
+        &http,
+        reqwest::Method::POST,
+        format!("{base}/service/tickets"),
+    )
+    .json(&json!({"summary": "s".repeat(101), "company": {"identifier": "CONTOSO"}}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "InvalidObject");
+    assert_eq!(body["errors"][0]["field"], "summary");
+
+    // Unknown company, board and a status of no board.
+    for (ticket, field) in [
+        (json!({"summary": "x", "company": {"id": 999}}), "company"),
+        (
+            json!({"summary": "x", "company": {"id": 2}, "board": {"id": 77}}),
+            "board",
+        ),
+        (
+            json!({"summary": "x", "company": {"id": 2}, "status": {"id": 77}}),
+            "status",
+        ),
+    ] {
+        let r = raw(
+            &http,
+            reqwest::Method::POST,
+            format!("{base}/service/tickets"),
+        )
+        .json(&ticket)
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{ticket}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["errors"][0]["field"], field, "{body}");
+    }
+
+    // A valid ticket, then a technician closes it by status name through PATCH.
+    let r = raw(
+        &http,
+        reqwest::Method::POST,
+        format!("{base}/service/tickets"),
+    )
+    .json(&json!({"summary": "Technician test", "company": {"identifier": "CONTOSO"}}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let ticket: Value = r.json().await.unwrap();
+    assert_eq!(ticket["status"]["name"], "New");
+    assert_eq!(ticket["closedFlag"], false);
+    let id = ticket["id"].as_i64().unwrap();
+    // "Closed" is not a status of the board: the closed status is ">Closed".
+    let r = raw(
+        &http,
+        reqwest::Method::PATCH,
+        format!("{base}/service/tickets/{id}"),
+    )
+    .json(&json!([{"op": "replace", "path": "status", "value": {"name": "Closed"}}]))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = raw(
+        &http,
+        reqwest::Method::PATCH,
+        format!("{base}/service/tickets/{id}"),
+    )
+    .json(&json!([{"op": "replace", "path": "status", "value": {"name": ">Closed"}}]))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let closed: Value = r.json().await.unwrap();
+    assert_eq!(closed["closedFlag"], true);
+    assert!(closed["closedDate"].is_string());
+
+    // Duplicate catalog identifier.
+    let item = json!({
+        "identifier": "Backup", "description": "Backup", "customerDescription": "Backup",
+        "subcategory": {"id": 1}, "type": {"id": 1}, "price": 4, "cost": 1.5
+    });
+    let r = raw(
+        &http,
+        reqwest::Method::POST,
+        format!("{base}/procurement/catalog"),
+    )
+    .json(&item)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = raw(
+        &http,
+        reqwest::Method::POST,
+        format!("{base}/procurement/catalog"),
+    )
+    .json(&{
+        let mut same = item.clone();
+        same["identifier"] = json!("BACKUP");
+        same
+    })
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["errors"][0]["code"], "ObjectExists");
+    assert_eq!(body["errors"][0]["field"], "identifier");
+
+    // Missing records are 404 with ConnectWise's body; bad conditions are 400.
+    let r = raw(
+        &http,
+        reqwest::Method::GET,
+        format!("{base}/service/tickets/4242"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["message"],
+        "Ticket 4242 not found"
+    );
+    let r = raw(
+        &http,
+        reqwest::Method::GET,
+        format!("{base}/company/companies?conditions=name=Contoso"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
+
+fn json_reply(status: StatusCode, body: String) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+/// A stand-in ConnectWise serving payloads written from the documented shapes.
+async fn documented_payloads() -> (String, Arc<AtomicUsize>) {
+    let fixture = |name: &str| {
+        std::fs::read_to_string(format!(
+            "{}/tests/fixtures/connectwise/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    let throttled = Arc::new(AtomicUsize::new(0));
+    let t = throttled.clone();
+    let api = "/v2017_3/apis/3.0";
+    let (info, sys, companies, contacts, statuses, ticket, e404, e400) = (
+        fixture("companyinfo.json"),
+        fixture("system-info.json"),
+        fixture("companies.json"),
+        fixture("contacts.json"),
+        fixture("statuses.json"),
+        fixture("ticket.json"),
+        fixture("error-404.json"),
+        fixture("error-400.json"),
+    );
+    let app = Router::new()
+        .route(
+            "/login/companyinfo/CW",
+            get(move || async move { json_reply(StatusCode::OK, info) }),
+        )
+        .route(
+            &format!("{api}/system/info"),
+            get(move || {
+                // The first call is throttled for one second: the client waits and retries.
+                let t = t.clone();
+                let sys = sys.clone();
+                async move {
+                    if t.fetch_add(1, Ordering::SeqCst) == 0 {
+                        let mut r = json_reply(StatusCode::TOO_MANY_REQUESTS, "{}".into());
+                        r.headers_mut().insert("retry-after", "1".parse().unwrap());
+                        r
+                    } else {
+                        json_reply(StatusCode::OK, sys)
+                    }
+                }
+            }),
+        )
+        .route(
+            &format!("{api}/company/companies"),
+            get(move || async move { json_reply(StatusCode::OK, companies) }),
+        )
+        .route(
+            &format!("{api}/company/contacts"),
+            get(move || async move { json_reply(StatusCode::OK, contacts) }),
+        )
+        .route(
+            &format!("{api}/service/boards/1/statuses"),
+            get(move || async move { json_reply(StatusCode::OK, statuses) }),
+        )
+        .route(
+            &format!("{api}/service/tickets/1255787"),
+            get(move || async move { json_reply(StatusCode::OK, ticket) }),
+        )
+        .route(
+            &format!("{api}/service/tickets/1255788"),
+            get(move || async move { json_reply(StatusCode::NOT_FOUND, e404) }),
+        )
+        .route(
+            &format!("{api}/procurement/catalog"),
+            axum::routing::post(move || async move { json_reply(StatusCode::BAD_REQUEST, e400) }),
+        );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, throttled)
+}
+
+#[tokio::test]
+async fn client_parses_the_documented_payloads() {
+    let (url, throttled) = documented_payloads().await;
+    let mut cfg = config(&url);
+    cfg.company_id = "CW".into();
+    cfg.catalog_type_id = Some(1);
+    cfg.catalog_subcategory_id = Some(1);
+    let c = ConnectWiseClient::new(cfg).unwrap();
+    assert_eq!(
+        c.api_base().await.unwrap(),
+        format!("{url}/v2017_3/apis/3.0")
+    );
+    c.verify().await.unwrap();
+    assert_eq!(throttled.load(Ordering::SeqCst), 2, "one 429, one retry");
+
+    let company = c
+        .find_company_by_identifier("XYZTestCompany")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        company,
+        Company {
+            id: "19297".into(),
+            identifier: "XYZTestCompany".into(),
+            name: "XYZ Test Company".into(),
+            company_type: Some("Client".into()),
+            parent_id: None,
+            active: true,
+            default_contact_id: Some("6027".into()),
+            location_id: Some("1205".into()),
+        }
+    );
+    let contact = c
+        .find_contact_by_email(&company.id, "pat.smith@xyz.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (contact.full_name().as_str(), contact.email.as_deref()),
+        ("Pat Smith", Some("pat.smith@xyz.example"))
+    );
+    let statuses = c.statuses(Some(&"1".to_string())).await.unwrap();
+    assert_eq!(
+        statuses,
+        vec![
+            StatusInfo {
+                id: "17".into(),
+                name: "New".into(),
+                closed: false
+            },
+            StatusInfo {
+                id: "19".into(),
+                name: ">Closed".into(),
+                closed: true
+            },
+        ],
+        "inactive statuses are left out"
+    );
+    let t = c.get_ticket(&"1255787".to_string()).await.unwrap().unwrap();
+    assert_eq!(
+        (t.status_id.as_deref(), t.closed, t.marker.as_deref()),
+        (Some("17"), false, Some("alert-8f3a"))
+    );
+    assert_eq!(c.get_ticket(&"1255788".to_string()).await.unwrap(), None);
+    let e = c
+        .create_catalog_service(&CatalogServiceSpec {
+            name: "X".into(),
+            description: "X".into(),
+            cost: 0,
+            price: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e,
+        PsaError::Permanent {
+            status: Some(400),
+            message: "company object is invalid (identifier: Company ID already in use.)".into()
+        }
+    );
+}
+
+/// Reads one line from the child's stdout, with a generous bound.
+async fn first_line(child: &mut tokio::process::Child) -> String {
+    use tokio::io::AsyncBufReadExt;
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("sandbox printed its address in time")
+        .unwrap()
+        .expect("a first line")
+}
+
+#[tokio::test]
+async fn the_binary_serves_the_demo_data_with_the_real_paths_and_headers() {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_psa-operator"))
+        .args([
+            "sandbox",
+            "--flavor",
+            "connectwise",
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let line = first_line(&mut child).await;
+    let url = line.strip_prefix("listening on ").expect(&line).to_string();
+    let http = reqwest::Client::new();
+
+    let info: Value = http
+        .get(format!("{url}/login/companyinfo/demo"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["Codebase"], "v4_6_release/");
+    let base = format!("{url}/{}apis/3.0", info["Codebase"].as_str().unwrap());
+
+    let get = |path: &str| raw(&http, reqwest::Method::GET, format!("{base}{path}")).send();
+    let companies: Vec<Value> = get("/company/companies")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = companies
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["Default Customer", "Contoso Ltd", "Fabrikam Inc"]
+    );
+    let boards: Vec<Value> = get("/service/boards?conditions=name%3D%22Security%20Alerts%22")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let board = boards[0]["id"].as_i64().unwrap();
+    let statuses: Vec<Value> = get(&format!(
+        "/service/boards/{board}/statuses?conditions=closedStatus%3Dtrue"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let closed: Vec<&str> = statuses
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(closed, vec![">Closed", "Completed"]);
+    let contacts: Vec<Value> = get("/company/contacts?conditions=company%2Fidentifier%3D%22CONTOSO%22&childConditions=communicationItems%2Fvalue%3D%22jane%40contoso.example%22")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(contacts.len(), 1);
+    assert_eq!(contacts[0]["lastName"], "Doe");
+    let agreements: Vec<Value> = get("/finance/agreements")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(agreements[0]["name"], "Managed Security");
+    assert_eq!(agreements[0]["company"]["identifier"], "CONTOSO");
+    child.kill().await.unwrap();
+}
