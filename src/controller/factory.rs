@@ -70,9 +70,18 @@ impl PsaFactory for RealPsaFactory {
                     .map_err(|e| FactoryError::Invalid(e.to_string()))?;
                 Ok(Arc::new(client))
             }
-            (None, Some(_bms)) => Err(FactoryError::Invalid(
-                "the Kaseya BMS client is not part of this build yet".into(),
-            )),
+            (None, Some(bms)) => {
+                use crate::psa::bms::{BmsClient, BmsConfig};
+                let cfg = BmsConfig::new(
+                    bms.url.trim_end_matches('/'),
+                    bms.tenant.clone(),
+                    credentials.require("username")?.expose(),
+                    credentials.require("password")?.expose(),
+                );
+                let client =
+                    BmsClient::new(cfg).map_err(|e| FactoryError::Invalid(e.to_string()))?;
+                Ok(Arc::new(client))
+            }
             _ => Err(FactoryError::Invalid(
                 "exactly one provider must be set".into(),
             )),
