@@ -2,6 +2,10 @@
 //! value mapping, templates and the failsafe e-mail.
 
 pub mod event;
+pub mod budget;
+pub mod cache;
+pub mod decide;
+pub mod failsafe;
 pub mod grouping;
 pub mod intake;
 pub mod metrics;

@@ -231,6 +231,20 @@ pub trait Psa: Send + Sync {
         company_id: &PsaId,
         email: &str,
     ) -> PsaResult<Option<Contact>>;
+    /// Every contact of the company with this e-mail. More than one means the address is
+    /// ambiguous and the dispatcher uses the default contact instead of guessing. The default
+    /// asks `find_contact_by_email`; providers that can list all matches should override it.
+    async fn find_contacts_by_email(
+        &self,
+        company_id: &PsaId,
+        email: &str,
+    ) -> PsaResult<Vec<Contact>> {
+        Ok(self
+            .find_contact_by_email(company_id, email)
+            .await?
+            .into_iter()
+            .collect())
+    }
     async fn find_contact_by_name(
         &self,
         company_id: &PsaId,

@@ -1,0 +1,227 @@
+//! The failsafe e-mail: when an event cannot become a ticket or note (retries exhausted, a
+//! permanent PSA error, no company to route to, the connection never became Ready), its full
+//! content goes by e-mail to `failsafe.recipients`, with a subject ending in
+//! "integration failsafe used" (seed 003) so mail rules can catch it. The event stays a dead
+//! letter either way; a mail that fails is retried later, so nothing is dropped.
+
+use std::time::Duration;
+
+use lettre::message::{header::ContentType, Mailbox};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::dispatch::decide::render;
+use crate::dispatch::event::Envelope;
+use crate::resolved::{Failsafe, SmtpSettings, SmtpTls};
+
+/// Every failsafe subject ends with this.
+pub const SUBJECT_SUFFIX: &str = "integration failsafe used";
+
+/// How long one SMTP conversation may take.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FailsafeError {
+    #[error("invalid e-mail address {address:?}: {message}")]
+    Address { address: String, message: String },
+    #[error("cannot build the failsafe e-mail: {0}")]
+    Build(String),
+    #[error("SMTP server {host}:{port} failed: {message}")]
+    Smtp {
+        host: String,
+        port: u16,
+        message: String,
+    },
+}
+
+/// Subject and body of a failsafe e-mail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailsafeMail {
+    pub subject: String,
+    pub body: String,
+}
+
+/// Composes the e-mail for a dead-lettered event; `reason` says why no ticket was made.
+pub fn compose(envelope: &Envelope, reason: &str) -> FailsafeMail {
+    let e = &envelope.event;
+    let mut what = e.alert_type.clone();
+    if let Some(user) = e.user.as_deref().filter(|u| !u.trim().is_empty()) {
+        what.push_str(" — ");
+        what.push_str(user);
+    }
+    if !e.organization.trim().is_empty() {
+        what.push_str(&format!(" ({})", e.organization));
+    }
+    let what = render::cut_chars(&one_line(&what), 150);
+    let subject = format!("[psa-operator] {what}: {SUBJECT_SUFFIX}");
+    let json = serde_json::to_string_pretty(e).unwrap_or_else(|_| "(not serialisable)".into());
+    let body = format!(
+        "psa-operator could not create a ticket or note for this {kind} and kept it as a dead letter.\n\
+         Replay it with `psa-operator replay` once the cause is fixed.\n\n\
+         Connection: {ns}/{name}\nReason: {reason}\n\n\
+         ---- Alert ----\n{details}\n\n---- Full event ----\n{json}\n",
+        kind = e.kind.as_str(),
+        ns = envelope.namespace,
+        name = envelope.connection,
+        details = render::description(e),
+    );
+    FailsafeMail { subject, body }
+}
+
+fn one_line(s: &str) -> String {
+    s.split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn mailbox(address: &str) -> Result<Mailbox, FailsafeError> {
+    address.trim().parse().map_err(|e: lettre::address::AddressError| FailsafeError::Address {
+        address: address.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Sends the mail to every recipient in one SMTP transaction.
+pub async fn send(failsafe: &Failsafe, mail: &FailsafeMail) -> Result<(), FailsafeError> {
+    let smtp = &failsafe.smtp;
+    let mut builder = Message::builder()
+        .from(mailbox(&smtp.from)?)
+        .subject(mail.subject.clone());
+    for r in &failsafe.recipients {
+        builder = builder.to(mailbox(r)?);
+    }
+    let message = builder
+        .header(ContentType::TEXT_PLAIN)
+        .body(mail.body.clone())
+        .map_err(|e| FailsafeError::Build(e.to_string()))?;
+    transport(smtp)?
+        .send(message)
+        .await
+        .map(|_| ())
+        .map_err(|e| smtp_error(smtp, e.to_string()))
+}
+
+fn smtp_error(smtp: &SmtpSettings, message: String) -> FailsafeError {
+    FailsafeError::Smtp {
+        host: smtp.host.clone(),
+        port: smtp.port,
+        message,
+    }
+}
+
+fn transport(smtp: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, FailsafeError> {
+    type T = AsyncSmtpTransport<Tokio1Executor>;
+    let builder = match smtp.tls {
+        // Plain SMTP: only sensible on a trusted network or loopback; the user chose it.
+        SmtpTls::None => T::builder_dangerous(&smtp.host),
+        SmtpTls::StartTls => T::starttls_relay(&smtp.host).map_err(|e| smtp_error(smtp, e.to_string()))?,
+        SmtpTls::Tls => T::relay(&smtp.host).map_err(|e| smtp_error(smtp, e.to_string()))?,
+    };
+    let mut builder = builder.port(smtp.port).timeout(Some(SMTP_TIMEOUT));
+    if let Some(user) = smtp.username.as_deref().filter(|u| !u.is_empty()) {
+        let password = smtp
+            .password
+            .as_ref()
+            .map(|p| p.expose().to_string())
+            .unwrap_or_default();
+        builder = builder.credentials(Credentials::new(user.to_string(), password));
+    }
+    Ok(builder.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::dispatch::event::{Event, EventKind};
+    use crate::secret::SecretString;
+
+    fn envelope(user: Option<&str>, alert_type: &str) -> Envelope {
+        Envelope {
+            namespace: "psa".into(),
+            connection: "acme-cw".into(),
+            accepted_at_ms: 0,
+            event: Event {
+                id: "sa-9".into(),
+                kind: EventKind::Alert,
+                organization: "Contoso Ltd".into(),
+                user: user.map(Into::into),
+                alert_type: alert_type.into(),
+                severity: Some("critical".into()),
+                title: "Too Many Downloads".into(),
+                description: "412 files".into(),
+                occurred_at: Some("2026-11-24T16:18:28Z".into()),
+                url: Some("https://alerts.example/e/sa-9".into()),
+                finding_id: None,
+                status: None,
+                priority: None,
+                comment: None,
+                author: None,
+                labels: BTreeMap::new(),
+                annotations: BTreeMap::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn subjects_end_with_the_suffix() {
+        let long = "x".repeat(400);
+        let table = [
+            (
+                envelope(Some("jane@contoso.example"), "Too Many Downloads"),
+                "[psa-operator] Too Many Downloads — jane@contoso.example (Contoso Ltd): integration failsafe used",
+            ),
+            (
+                envelope(None, "Line\nbreak"),
+                "[psa-operator] Line break (Contoso Ltd): integration failsafe used",
+            ),
+        ];
+        for (env, want) in table {
+            assert_eq!(compose(&env, "r").subject, want);
+        }
+        let s = compose(&envelope(None, &long), "r").subject;
+        assert!(s.ends_with(SUBJECT_SUFFIX) && s.chars().count() < 200, "{s}");
+    }
+
+    #[test]
+    fn body_carries_the_whole_alert_and_the_reason() {
+        let m = compose(
+            &envelope(Some("jane@contoso.example"), "Too Many Downloads"),
+            "PSA rejected the request (HTTP 400): board inactive",
+        );
+        for part in [
+            "Connection: psa/acme-cw",
+            "Reason: PSA rejected the request (HTTP 400): board inactive",
+            "412 files",
+            "Severity: critical",
+            "Link: https://alerts.example/e/sa-9",
+            "\"id\": \"sa-9\"",
+        ] {
+            assert!(m.body.contains(part), "missing {part:?}\n{}", m.body);
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_addresses_and_dead_servers_are_errors_without_secrets() {
+        let mut fs = Failsafe {
+            recipients: vec!["not an address".into()],
+            smtp: SmtpSettings {
+                host: "127.0.0.1".into(),
+                port: 1,
+                from: "psa@example.com".into(),
+                username: Some("u".into()),
+                password: Some(SecretString::new("hunter2")),
+                tls: SmtpTls::None,
+            },
+        };
+        let mail = compose(&envelope(None, "X"), "r");
+        let e = send(&fs, &mail).await.expect_err("bad recipient");
+        assert!(matches!(e, FailsafeError::Address { .. }), "{e}");
+        fs.recipients = vec!["soc@example.com".into()];
+        let e = send(&fs, &mail).await.expect_err("nothing listens on port 1");
+        assert!(matches!(e, FailsafeError::Smtp { .. }), "{e}");
+        assert!(!format!("{e} {e:?}").contains("hunter2"));
+    }
+}
