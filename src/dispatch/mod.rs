@@ -10,3 +10,5 @@ pub mod grouping;
 pub mod intake;
 pub mod metrics;
 pub mod store;
+pub mod deliver;
+pub mod worker;

@@ -12,7 +12,7 @@ use crate::psa::Company;
 use crate::resolved::ResolvedCustomer;
 
 /// The PSA lookup automatic account mapping needs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum AutoLookup {
     ByIdentifier(String),
     ByName(String),

@@ -1,0 +1,396 @@
+//! Delivering one event (or one `groupWait` batch) of a lane to the PSA.
+//!
+//! The pure decisions in `decide` say what to do; this file gathers their inputs (the index in
+//! the store, the ticket's state from the PSA, routing and contact lookups through the caches)
+//! and makes the PSA calls. It never records the outcome: the worker does that in one store
+//! transaction (`complete`) with the index records returned here, so "done" and "which ticket"
+//! cannot be separated by a crash. A crash before that is covered by the ticket marker.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::dispatch::budget::PsaCalls;
+use crate::dispatch::cache::{Ttl, TtlCache};
+use crate::dispatch::decide::action::{plan, Indexed, Plan, TicketState};
+use crate::dispatch::decide::contact::{choose_contact, user_email, ContactSource, EmailLookup};
+use crate::dispatch::decide::marker::ticket_marker;
+use crate::dispatch::decide::render;
+use crate::dispatch::decide::routing::{auto_customer, route, AutoAnswer, AutoLookup, Route, RoutingTable};
+use crate::dispatch::decide::values::{issue_types, resolve_value};
+use crate::dispatch::event::Event;
+use crate::dispatch::store::{GroupTicket, Store, StoreError, StoredEvent, TicketRecord};
+use crate::psa::{NewTicket, PsaError, PsaId};
+use crate::resolved::{ConnectionKey, Registry, ResolvedConnection, ResolvedCustomer};
+
+/// Why an event could not be delivered this time.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error(transparent)]
+    Psa(#[from] PsaError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "no PSA company for organization {0:?}: no CustomerMapping, no automatic match and no catch-all company"
+    )]
+    Unroutable(String),
+    #[error("the ticket of this group changed state too often while delivering; retrying")]
+    Unsettled,
+}
+
+/// What a delivery did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// The ticket the event(s) went to (`None` when there was nothing to do).
+    pub ticket_id: Option<PsaId>,
+    /// A ticket was created (or found by its marker after an earlier attempt created it).
+    pub ticket_created: bool,
+    /// Found by marker: an earlier attempt created it and crashed or timed out before recording.
+    pub recovered_by_marker: bool,
+    pub notes_added: u32,
+    pub closed: bool,
+    /// Why nothing was sent, when nothing was.
+    pub nothing: Option<&'static str>,
+    /// Index updates to write together with `complete`.
+    pub records: Vec<TicketRecord>,
+    /// Which link of the routing and contact chains applied (for logs), when a ticket was made.
+    pub route: Option<&'static str>,
+    pub contact: Option<ContactSource>,
+}
+
+/// Lookups cached across events: contacts by e-mail, companies of automatic account mapping.
+pub struct Caches {
+    contacts: TtlCache<(ConnectionKey, PsaId, String), EmailLookup>,
+    companies: TtlCache<(ConnectionKey, AutoLookup), AutoAnswer>,
+}
+
+impl Caches {
+    pub fn new(contacts: Ttl, companies: Ttl) -> Self {
+        Caches {
+            contacts: TtlCache::new(contacts),
+            companies: TtlCache::new(companies),
+        }
+    }
+}
+
+/// Everything one delivery needs.
+pub struct Delivery<'a> {
+    pub conn: &'a ResolvedConnection,
+    pub store: &'a Arc<dyn Store>,
+    pub psa: &'a PsaCalls,
+    pub caches: &'a Caches,
+    pub registry: &'a Registry,
+    /// How long a ticket's "open" answer is trusted before the next note re-reads it.
+    pub ticket_state_ttl: Duration,
+    pub now_ms: i64,
+}
+
+/// Bound on plan → act rounds for one event (check, then act, then one re-plan after a ticket
+/// turned out deleted): more means the ticket keeps changing under us.
+const MAX_ROUNDS: usize = 4;
+
+impl Delivery<'_> {
+    /// Delivers `batch` (head first; more than one only for `groupWait`) of lane `group_key`.
+    pub async fn run(
+        &self,
+        group_key: &str,
+        batch: &[StoredEvent],
+    ) -> Result<Delivered, DeliveryError> {
+        let Some(head) = batch.first() else {
+            return Ok(Delivered {
+                nothing: Some("empty batch"),
+                ..Default::default()
+            });
+        };
+        let event = &head.envelope.event;
+        let finding_id = event
+            .kind
+            .is_finding()
+            .then(|| event.finding_id.clone().unwrap_or_else(|| event.id.clone()));
+        let mut indexed = self.indexed(group_key, finding_id.as_deref()).await?;
+        let mut out = Delivered::default();
+        for _ in 0..MAX_ROUNDS {
+            match plan(event.kind, indexed.as_ref()) {
+                Plan::CheckTicket(id) => {
+                    let state = match self.psa.get_ticket(&id).await? {
+                        None => TicketState::Gone,
+                        Some(t) if t.closed => TicketState::Closed,
+                        Some(_) => TicketState::Open,
+                    };
+                    if finding_id.is_none() {
+                        out.records.push(self.group_record(group_key, &id, state == TicketState::Open));
+                    }
+                    indexed = Some(Indexed {
+                        ticket_id: id,
+                        state,
+                    });
+                }
+                Plan::NewTicket { close } => {
+                    let id = self.new_ticket(group_key, head, &mut out).await?;
+                    out.records.push(match &finding_id {
+                        Some(f) => TicketRecord::Finding {
+                            connection: self.conn.key.clone(),
+                            finding_id: f.clone(),
+                            ticket_id: id.clone(),
+                            updated_at_ms: self.now_ms,
+                        },
+                        None => self.group_record(group_key, &id, !close),
+                    });
+                    if close {
+                        self.psa
+                            .close_ticket(&id, self.conn.ticket.closed_status_id.as_ref(), None)
+                            .await?;
+                        out.closed = true;
+                    }
+                    // groupWait: the alerts after the head become one note on the new ticket.
+                    let rest: Vec<&Event> = batch[1..].iter().map(|e| &e.envelope.event).collect();
+                    if !rest.is_empty() {
+                        self.psa
+                            .add_note(&id, &render::combined_note(&rest))
+                            .await?;
+                        out.notes_added += 1;
+                    }
+                    out.ticket_id = Some(id);
+                    return Ok(out);
+                }
+                Plan::Note { ticket_id, close } => {
+                    let events: Vec<&Event> = batch.iter().map(|e| &e.envelope.event).collect();
+                    let text = render::combined_note(&events);
+                    let sent = if close {
+                        self.psa
+                            .close_ticket(
+                                &ticket_id,
+                                self.conn.ticket.closed_status_id.as_ref(),
+                                Some(&text),
+                            )
+                            .await
+                    } else {
+                        self.psa.add_note(&ticket_id, &text).await.map(|_| ())
+                    };
+                    match sent {
+                        // Deleted in the PSA since we last saw it: plan again as "gone".
+                        Err(PsaError::NotFound { .. }) => {
+                            indexed = Some(Indexed {
+                                ticket_id,
+                                state: TicketState::Gone,
+                            });
+                            continue;
+                        }
+                        Err(e) => return Err(e.into()),
+                        Ok(()) => {}
+                    }
+                    out.notes_added += 1;
+                    out.closed = close;
+                    if close && finding_id.is_none() {
+                        out.records.push(self.group_record(group_key, &ticket_id, false));
+                    }
+                    out.ticket_id = Some(ticket_id);
+                    return Ok(out);
+                }
+                Plan::Nothing(why) => {
+                    out.nothing = Some(why);
+                    return Ok(out);
+                }
+            }
+        }
+        Err(DeliveryError::Unsettled)
+    }
+
+    fn group_record(&self, group_key: &str, ticket_id: &PsaId, open: bool) -> TicketRecord {
+        TicketRecord::Group {
+            connection: self.conn.key.clone(),
+            group_key: group_key.to_string(),
+            ticket: GroupTicket {
+                ticket_id: ticket_id.clone(),
+                open,
+                updated_at_ms: self.now_ms,
+            },
+        }
+    }
+
+    /// The ticket the index points to, with what we may assume about its state.
+    async fn indexed(
+        &self,
+        group_key: &str,
+        finding_id: Option<&str>,
+    ) -> Result<Option<Indexed>, StoreError> {
+        if let Some(f) = finding_id {
+            let id = self
+                .store
+                .finding_ticket(self.conn.key.clone(), f.to_string())
+                .await?;
+            return Ok(id.map(|ticket_id| Indexed {
+                ticket_id,
+                state: TicketState::Unknown,
+            }));
+        }
+        let g = self
+            .store
+            .group_ticket(self.conn.key.clone(), group_key.to_string())
+            .await?;
+        Ok(g.and_then(|g| {
+            // A ticket known to be closed is as good as none: the next alert opens a new one.
+            if !g.open {
+                return None;
+            }
+            let age = self.now_ms.saturating_sub(g.updated_at_ms);
+            let fresh = u128::try_from(age).is_ok_and(|a| a < self.ticket_state_ttl.as_millis());
+            Some(Indexed {
+                ticket_id: g.ticket_id,
+                state: if fresh {
+                    TicketState::Open
+                } else {
+                    TicketState::Unknown
+                },
+            })
+        }))
+    }
+
+    /// Creates the ticket for `head`, or finds the one an earlier attempt created.
+    async fn new_ticket(
+        &self,
+        group_key: &str,
+        head: &StoredEvent,
+        out: &mut Delivered,
+    ) -> Result<PsaId, DeliveryError> {
+        let event = &head.envelope.event;
+        let marker = ticket_marker(&self.conn.key, group_key, &event.id);
+        // An earlier claim or a failed attempt may have reached the PSA (crash, timeout after
+        // the PSA committed): look for our marker before creating again.
+        if head.claims > 1 || head.attempts > 0 {
+            if let Some(t) = self.psa.find_ticket_by_marker(&marker).await? {
+                out.ticket_created = true;
+                out.recovered_by_marker = true;
+                return Ok(t.id);
+            }
+        }
+        let route = self.route(&event.organization).await?;
+        let Some(customer) = route.customer().cloned() else {
+            return Err(DeliveryError::Unroutable(event.organization.clone()));
+        };
+        let (contact_id, contact_source) = self.contact(&customer, event).await?;
+        let ticket = &self.conn.ticket;
+        let summary = render::summary(ticket.summary_template.as_deref(), event);
+        if let Some(e) = &summary.template_error {
+            tracing::warn!(connection = %self.conn.key, error = %e, "using the default summary");
+        }
+        let issue = issue_types(ticket, &event.alert_type);
+        let new = NewTicket {
+            marker,
+            summary: summary.text,
+            description: render::description(event),
+            company_id: customer.company_id.clone(),
+            contact_id,
+            location_id: customer.location_id.clone(),
+            board_id: ticket.board_id.clone(),
+            status_id: resolve_value(&ticket.status, event),
+            type_id: resolve_value(&ticket.type_, event),
+            issue_type_id: issue.issue_type,
+            sub_issue_type_id: issue.sub_issue_type,
+            priority_id: resolve_value(&ticket.priority, event),
+            source_id: resolve_value(&ticket.source, event),
+            contract_id: customer.contract_id.clone(),
+        };
+        let created = self.psa.create_ticket(&new).await?;
+        out.ticket_created = true;
+        out.route = Some(route.label());
+        out.contact = Some(contact_source);
+        Ok(created.id)
+    }
+
+    /// Routing with the automatic account mapping lookup cached (hits and misses).
+    async fn route(&self, organization: &str) -> Result<Route, DeliveryError> {
+        let table = RoutingTable {
+            customers: &self.conn.customers,
+            account_mapping: self.conn.account_mapping,
+            catch_all: self.conn.catch_all.as_ref(),
+        };
+        let first = route(&table, organization, None);
+        let Route::NeedLookup(lookup) = first else {
+            return Ok(first);
+        };
+        let cache_key = (self.conn.key.clone(), lookup.clone());
+        let answer = match self.caches.companies.get(&cache_key, Instant::now()) {
+            Some(a) => a,
+            None => {
+                let company = match &lookup {
+                    AutoLookup::ByIdentifier(i) => self.psa.find_company_by_identifier(i).await?,
+                    AutoLookup::ByName(n) => self.psa.find_company_by_name(n).await?,
+                };
+                let answer = match company.filter(|c| c.active) {
+                    Some(c) => AutoAnswer::Found(auto_customer(&c)),
+                    None => AutoAnswer::NotFound,
+                };
+                let hit = matches!(answer, AutoAnswer::Found(_));
+                self.registry.with_stats(&self.conn.key, |s| {
+                    if hit {
+                        s.auto_matched += 1;
+                    } else {
+                        s.auto_unmatched += 1;
+                        let org = organization.trim().to_string();
+                        if !s.unmatched_organizations.contains(&org)
+                            && s.unmatched_organizations.len() < 100
+                        {
+                            s.unmatched_organizations.push(org);
+                        }
+                    }
+                });
+                self.caches
+                    .companies
+                    .put(cache_key, answer.clone(), hit, Instant::now());
+                answer
+            }
+        };
+        Ok(route(&table, organization, Some(&answer)))
+    }
+
+    /// The contact chain with the e-mail lookup cached (hits, misses and ambiguous answers).
+    async fn contact(
+        &self,
+        customer: &ResolvedCustomer,
+        event: &Event,
+    ) -> Result<(Option<PsaId>, ContactSource), DeliveryError> {
+        let lookup = match user_email(event.user.as_deref()) {
+            None => EmailLookup::NotAnEmail,
+            Some(email) => {
+                let key = (self.conn.key.clone(), customer.company_id.clone(), email);
+                match self.caches.contacts.get(&key, Instant::now()) {
+                    Some(l) => l,
+                    None => match self
+                        .psa
+                        .find_contacts_by_email(&customer.company_id, &key.2)
+                        .await
+                    {
+                        Ok(found) => {
+                            let l = match found.as_slice() {
+                                [] => EmailLookup::NotFound,
+                                [one] => EmailLookup::Found(one.id.clone()),
+                                _ => EmailLookup::Ambiguous,
+                            };
+                            let hit = matches!(l, EmailLookup::Found(_));
+                            self.caches.contacts.put(key, l.clone(), hit, Instant::now());
+                            l
+                        }
+                        Err(e) if e.is_transient() => return Err(e.into()),
+                        // The lookup is a refinement: a PSA refusing it must not cost the
+                        // ticket. Not cached, so a fixed permission is picked up at once.
+                        Err(e) => {
+                            tracing::warn!(connection = %self.conn.key, error = %e,
+                                "contact lookup by e-mail failed; using the default contact");
+                            EmailLookup::NotFound
+                        }
+                    },
+                }
+            }
+        };
+        let catch_all_contact = self
+            .conn
+            .catch_all
+            .as_ref()
+            .and_then(|c| c.default_contact_id.as_ref());
+        Ok(choose_contact(
+            &lookup,
+            customer.default_contact_id.as_ref(),
+            catch_all_contact,
+        ))
+    }
+}
