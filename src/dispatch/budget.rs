@@ -14,7 +14,7 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 
-use crate::psa::{Contact, Company, NewTicket, Psa, PsaError, PsaId, PsaResult, Ticket};
+use crate::psa::{Company, Contact, NewTicket, Psa, PsaError, PsaId, PsaResult, Ticket};
 
 pub struct Budget {
     per_hour: u32,
@@ -149,7 +149,13 @@ impl PsaCalls {
 
 /// A failed PSA call that should not count against the event (the budget was the problem).
 pub fn is_rate_limited(e: &PsaError) -> bool {
-    matches!(e, PsaError::Transient { status: Some(429), .. })
+    matches!(
+        e,
+        PsaError::Transient {
+            status: Some(429),
+            ..
+        }
+    )
 }
 
 #[cfg(test)]

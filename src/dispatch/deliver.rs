@@ -15,7 +15,9 @@ use crate::dispatch::decide::action::{plan, Indexed, Plan, TicketState};
 use crate::dispatch::decide::contact::{choose_contact, user_email, ContactSource, EmailLookup};
 use crate::dispatch::decide::marker::ticket_marker;
 use crate::dispatch::decide::render;
-use crate::dispatch::decide::routing::{auto_customer, route, AutoAnswer, AutoLookup, Route, RoutingTable};
+use crate::dispatch::decide::routing::{
+    auto_customer, route, AutoAnswer, AutoLookup, Route, RoutingTable,
+};
 use crate::dispatch::decide::values::{issue_types, resolve_value};
 use crate::dispatch::event::Event;
 use crate::dispatch::store::{GroupTicket, Store, StoreError, StoredEvent, TicketRecord};
@@ -117,7 +119,11 @@ impl Delivery<'_> {
                         Some(_) => TicketState::Open,
                     };
                     if finding_id.is_none() {
-                        out.records.push(self.group_record(group_key, &id, state == TicketState::Open));
+                        out.records.push(self.group_record(
+                            group_key,
+                            &id,
+                            state == TicketState::Open,
+                        ));
                     }
                     indexed = Some(Indexed {
                         ticket_id: id,
@@ -181,7 +187,8 @@ impl Delivery<'_> {
                     out.notes_added += 1;
                     out.closed = close;
                     if close && finding_id.is_none() {
-                        out.records.push(self.group_record(group_key, &ticket_id, false));
+                        out.records
+                            .push(self.group_record(group_key, &ticket_id, false));
                     }
                     out.ticket_id = Some(ticket_id);
                     return Ok(out);
@@ -367,7 +374,9 @@ impl Delivery<'_> {
                                 _ => EmailLookup::Ambiguous,
                             };
                             let hit = matches!(l, EmailLookup::Found(_));
-                            self.caches.contacts.put(key, l.clone(), hit, Instant::now());
+                            self.caches
+                                .contacts
+                                .put(key, l.clone(), hit, Instant::now());
                             l
                         }
                         Err(e) if e.is_transient() => return Err(e.into()),

@@ -76,10 +76,13 @@ fn one_line(s: &str) -> String {
 }
 
 fn mailbox(address: &str) -> Result<Mailbox, FailsafeError> {
-    address.trim().parse().map_err(|e: lettre::address::AddressError| FailsafeError::Address {
-        address: address.to_string(),
-        message: e.to_string(),
-    })
+    address
+        .trim()
+        .parse()
+        .map_err(|e: lettre::address::AddressError| FailsafeError::Address {
+            address: address.to_string(),
+            message: e.to_string(),
+        })
 }
 
 /// Sends the mail to every recipient in one SMTP transaction.
@@ -115,7 +118,9 @@ fn transport(smtp: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, 
     let builder = match smtp.tls {
         // Plain SMTP: only sensible on a trusted network or loopback; the user chose it.
         SmtpTls::None => T::builder_dangerous(&smtp.host),
-        SmtpTls::StartTls => T::starttls_relay(&smtp.host).map_err(|e| smtp_error(smtp, e.to_string()))?,
+        SmtpTls::StartTls => {
+            T::starttls_relay(&smtp.host).map_err(|e| smtp_error(smtp, e.to_string()))?
+        }
         SmtpTls::Tls => T::relay(&smtp.host).map_err(|e| smtp_error(smtp, e.to_string()))?,
     };
     let mut builder = builder.port(smtp.port).timeout(Some(SMTP_TIMEOUT));
@@ -182,7 +187,10 @@ mod tests {
             assert_eq!(compose(&env, "r").subject, want);
         }
         let s = compose(&envelope(None, &long), "r").subject;
-        assert!(s.ends_with(SUBJECT_SUFFIX) && s.chars().count() < 200, "{s}");
+        assert!(
+            s.ends_with(SUBJECT_SUFFIX) && s.chars().count() < 200,
+            "{s}"
+        );
     }
 
     #[test]
@@ -220,7 +228,9 @@ mod tests {
         let e = send(&fs, &mail).await.expect_err("bad recipient");
         assert!(matches!(e, FailsafeError::Address { .. }), "{e}");
         fs.recipients = vec!["soc@example.com".into()];
-        let e = send(&fs, &mail).await.expect_err("nothing listens on port 1");
+        let e = send(&fs, &mail)
+            .await
+            .expect_err("nothing listens on port 1");
         assert!(matches!(e, FailsafeError::Smtp { .. }), "{e}");
         assert!(!format!("{e} {e:?}").contains("hunter2"));
     }

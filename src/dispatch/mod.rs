@@ -1,14 +1,14 @@
 //! The ticket dispatcher: intake HTTP API, durable store, per-key workers, grouping, routing,
 //! value mapping, templates and the failsafe e-mail.
 
-pub mod event;
 pub mod budget;
 pub mod cache;
 pub mod decide;
+pub mod deliver;
+pub mod event;
 pub mod failsafe;
 pub mod grouping;
 pub mod intake;
 pub mod metrics;
 pub mod store;
-pub mod deliver;
 pub mod worker;

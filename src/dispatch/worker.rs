@@ -149,7 +149,9 @@ impl Dispatcher {
         match inner.store.release_all_claims().await {
             Ok(n) if n > 0 => tracing::info!(claims = n, "released lane claims of an earlier run"),
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot release earlier claims; they expire with their lease"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot release earlier claims; they expire with their lease")
+            }
         }
         let mail = tokio::spawn(inner.clone().failsafe_loop());
         let mut lanes = JoinSet::new();
@@ -181,10 +183,8 @@ impl Dispatcher {
         mail.abort();
         watchers.abort_all();
         let grace = inner.options.shutdown_grace;
-        let drained = tokio::time::timeout(grace, async {
-            while lanes.join_next().await.is_some() {}
-        })
-        .await;
+        let drained =
+            tokio::time::timeout(grace, async { while lanes.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             tracing::warn!("lanes still busy at shutdown; their events stay queued");
             lanes.abort_all();
@@ -257,7 +257,14 @@ impl Inner {
                 continue;
             }
             let Some(conn) = entry.resolved else {
-                wake = wake.min(self.expire_held(key, now, "its settings do not resolve (see the PsaConnection's conditions)").await);
+                wake = wake.min(
+                    self.expire_held(
+                        key,
+                        now,
+                        "its settings do not resolve (see the PsaConnection's conditions)",
+                    )
+                    .await,
+                );
                 continue;
             };
             {
@@ -337,7 +344,8 @@ impl Inner {
             .filter(|c| !known.contains(c))
             .collect();
         for key in unknown {
-            self.expire_held(&key, now, "the PsaConnection does not exist").await;
+            self.expire_held(&key, now, "the PsaConnection does not exist")
+                .await;
         }
     }
 
@@ -370,7 +378,12 @@ impl Inner {
             }
             while let Ok(Some(ev)) = self
                 .store
-                .claim(key.clone(), lane.group_key.clone(), now, self.options.claim_lease)
+                .claim(
+                    key.clone(),
+                    lane.group_key.clone(),
+                    now,
+                    self.options.claim_lease,
+                )
                 .await
             {
                 if !self.dead_letter(key, &ev, reason.clone()).await {
@@ -455,7 +468,12 @@ impl Inner {
         let now = now_ms();
         let head = match self
             .store
-            .claim(key.clone(), group_key.to_string(), now, self.options.claim_lease)
+            .claim(
+                key.clone(),
+                group_key.to_string(),
+                now,
+                self.options.claim_lease,
+            )
             .await
         {
             Ok(Some(h)) => h,
@@ -556,7 +574,12 @@ impl Inner {
 
     /// After a failed delivery: retry later, wait for the budget, or give up (dead letter and
     /// failsafe). `true` = the lane may go on (the head left it).
-    async fn failed(&self, conn: &ResolvedConnection, head: &StoredEvent, err: DeliveryError) -> bool {
+    async fn failed(
+        &self,
+        conn: &ResolvedConnection,
+        head: &StoredEvent,
+        err: DeliveryError,
+    ) -> bool {
         let key = &conn.key;
         let now = now_ms();
         let cfg = &conn.dispatch;
@@ -573,7 +596,9 @@ impl Inner {
                 }
                 return false;
             }
-            DeliveryError::Psa(e) => after_failure(e, attempt, cfg.max_attempts, cfg.initial_backoff, jitter),
+            DeliveryError::Psa(e) => {
+                after_failure(e, attempt, cfg.max_attempts, cfg.initial_backoff, jitter)
+            }
             DeliveryError::Unsettled => {
                 if attempt >= cfg.max_attempts {
                     AfterFailure::GiveUp
@@ -592,7 +617,11 @@ impl Inner {
             AfterFailure::RetryIn(d) => {
                 tracing::warn!(connection = %key, event = %head.envelope.event.id, attempt,
                     retry_in_ms = ms(d), error = %err, "delivery failed; will retry");
-                if let Err(e) = self.store.retry_later(head.seq, now + ms(d), err.to_string()).await {
+                if let Err(e) = self
+                    .store
+                    .retry_later(head.seq, now + ms(d), err.to_string())
+                    .await
+                {
                     tracing::warn!(connection = %key, error = %e, "cannot schedule a retry");
                 }
                 false
@@ -630,7 +659,9 @@ impl Inner {
                         self.send_failsafe(&ev).await;
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot list dead letters needing a failsafe e-mail"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot list dead letters needing a failsafe e-mail")
+                }
             }
             tokio::select! {
                 _ = self.mail_wake.notified() => {}
@@ -671,7 +702,11 @@ impl Inner {
                     "failsafe e-mail failed; the dead letter stays and the mail is retried");
                 let _ = self
                     .store
-                    .failsafe_retry_later(ev.seq, now + ms(self.options.failsafe_retry), e.to_string())
+                    .failsafe_retry_later(
+                        ev.seq,
+                        now + ms(self.options.failsafe_retry),
+                        e.to_string(),
+                    )
                     .await;
             }
         }

@@ -2,4 +2,5 @@
 
 mod connectwise;
 mod devcluster;
+mod dispatch;
 mod packaging;

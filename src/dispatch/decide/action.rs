@@ -49,7 +49,9 @@ pub fn plan(kind: EventKind, indexed: Option<&Indexed>) -> Plan {
     use TicketState::*;
     let Some(ix) = indexed else {
         return match kind {
-            Alert | AlertFiring | FindingCreated | FindingCommented => Plan::NewTicket { close: false },
+            Alert | AlertFiring | FindingCreated | FindingCommented => {
+                Plan::NewTicket { close: false }
+            }
             FindingResolved => Plan::NewTicket { close: true },
             AlertResolved => Plan::Nothing("resolved alert without a ticket in its group"),
         };
@@ -254,7 +256,12 @@ mod tests {
     #[test]
     fn only_alerts_batch() {
         assert!(batchable(Alert) && batchable(AlertFiring));
-        for k in [AlertResolved, FindingCreated, FindingCommented, FindingResolved] {
+        for k in [
+            AlertResolved,
+            FindingCreated,
+            FindingCommented,
+            FindingResolved,
+        ] {
             assert!(!batchable(k));
         }
     }

@@ -26,7 +26,8 @@ pub fn batch(queued: &[(EventKind, i64)], group_wait: Duration, now_ms: i64) -> 
     if group_wait.is_zero() || !batchable(head_kind) {
         return Batch::Take(1);
     }
-    let window_end = head_at.saturating_add(i64::try_from(group_wait.as_millis()).unwrap_or(i64::MAX));
+    let window_end =
+        head_at.saturating_add(i64::try_from(group_wait.as_millis()).unwrap_or(i64::MAX));
     if now_ms < window_end {
         return Batch::WaitUntil(window_end);
     }
@@ -45,18 +46,39 @@ mod tests {
     #[test]
     fn batch_table() {
         let gw = Duration::from_secs(30);
-        let table: Vec<(&[(EventKind, i64)], Duration, i64, Batch)> = vec![
+        type Row<'a> = (&'a [(EventKind, i64)], Duration, i64, Batch);
+        let table: Vec<Row> = vec![
             (&[], gw, 0, Batch::Take(0)),
             // No groupWait: one at a time.
             (&[(Alert, 0), (Alert, 1)], Duration::ZERO, 0, Batch::Take(1)),
             // Inside the window: wait for it to end.
             (&[(Alert, 1_000)], gw, 5_000, Batch::WaitUntil(31_000)),
             // Window over: everything accepted inside it.
-            (&[(Alert, 0), (Alert, 10_000), (AlertFiring, 30_000), (Alert, 30_001)], gw, 40_000, Batch::Take(3)),
+            (
+                &[
+                    (Alert, 0),
+                    (Alert, 10_000),
+                    (AlertFiring, 30_000),
+                    (Alert, 30_001),
+                ],
+                gw,
+                40_000,
+                Batch::Take(3),
+            ),
             // A resolution in between stops the batch, keeping the order.
-            (&[(Alert, 0), (AlertResolved, 1), (Alert, 2)], gw, 40_000, Batch::Take(1)),
+            (
+                &[(Alert, 0), (AlertResolved, 1), (Alert, 2)],
+                gw,
+                40_000,
+                Batch::Take(1),
+            ),
             // Findings are never batched.
-            (&[(FindingCreated, 0), (FindingCommented, 1)], gw, 0, Batch::Take(1)),
+            (
+                &[(FindingCreated, 0), (FindingCommented, 1)],
+                gw,
+                0,
+                Batch::Take(1),
+            ),
             (&[(AlertResolved, 0), (Alert, 1)], gw, 0, Batch::Take(1)),
         ];
         for (queued, gw, now, want) in table {

@@ -77,7 +77,10 @@ mod tests {
     fn recognises_email_users() {
         let table = [
             (Some("jane@contoso.example"), Some("jane@contoso.example")),
-            (Some("  Jane.Doe@Contoso.Example "), Some("jane.doe@contoso.example")),
+            (
+                Some("  Jane.Doe@Contoso.Example "),
+                Some("jane.doe@contoso.example"),
+            ),
             (Some("Jane Doe"), None),
             (Some("jane@localhost"), None),
             (Some("@contoso.example"), None),
@@ -97,13 +100,50 @@ mod tests {
         let def = "600".to_string();
         let catch = "900".to_string();
         use ContactSource::*;
-        let table: Vec<(&EmailLookup, Option<&PsaId>, Option<&PsaId>, Option<&str>, ContactSource)> = vec![
+        type Row<'a> = (
+            &'a EmailLookup,
+            Option<&'a PsaId>,
+            Option<&'a PsaId>,
+            Option<&'a str>,
+            ContactSource,
+        );
+        let table: Vec<Row> = vec![
             (&found, Some(&def), Some(&catch), Some("501"), UserEmail),
-            (&EmailLookup::NotFound, Some(&def), Some(&catch), Some("600"), CustomerDefault),
-            (&EmailLookup::Ambiguous, Some(&def), Some(&catch), Some("600"), CustomerDefault),
-            (&EmailLookup::NotAnEmail, Some(&def), Some(&catch), Some("600"), CustomerDefault),
-            (&EmailLookup::NotFound, None, Some(&catch), Some("900"), CatchAll),
-            (&EmailLookup::Ambiguous, None, Some(&catch), Some("900"), CatchAll),
+            (
+                &EmailLookup::NotFound,
+                Some(&def),
+                Some(&catch),
+                Some("600"),
+                CustomerDefault,
+            ),
+            (
+                &EmailLookup::Ambiguous,
+                Some(&def),
+                Some(&catch),
+                Some("600"),
+                CustomerDefault,
+            ),
+            (
+                &EmailLookup::NotAnEmail,
+                Some(&def),
+                Some(&catch),
+                Some("600"),
+                CustomerDefault,
+            ),
+            (
+                &EmailLookup::NotFound,
+                None,
+                Some(&catch),
+                Some("900"),
+                CatchAll,
+            ),
+            (
+                &EmailLookup::Ambiguous,
+                None,
+                Some(&catch),
+                Some("900"),
+                CatchAll,
+            ),
             (&EmailLookup::NotFound, None, None, None, NoContact),
             (&found, None, None, Some("501"), UserEmail),
         ];

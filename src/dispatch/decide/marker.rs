@@ -47,8 +47,16 @@ mod tests {
         let others = [
             ticket_marker(&c, "contoso|jane@contoso.example", "sa-2"),
             ticket_marker(&c, "contoso|bob@contoso.example", "sa-1"),
-            ticket_marker(&ConnectionKey::new("psa", "other"), "contoso|jane@contoso.example", "sa-1"),
-            ticket_marker(&ConnectionKey::new("psaa", "cme"), "contoso|jane@contoso.example", "sa-1"),
+            ticket_marker(
+                &ConnectionKey::new("psa", "other"),
+                "contoso|jane@contoso.example",
+                "sa-1",
+            ),
+            ticket_marker(
+                &ConnectionKey::new("psaa", "cme"),
+                "contoso|jane@contoso.example",
+                "sa-1",
+            ),
         ];
         for o in others {
             assert_ne!(o, m);

@@ -230,7 +230,12 @@ mod tests {
                 "Too Many Downloads — jane@contoso.example (Contoso Ltd)".into(),
                 false,
             ),
-            (&no_user, None, "Too Many Downloads (Contoso Ltd)".into(), false),
+            (
+                &no_user,
+                None,
+                "Too Many Downloads (Contoso Ltd)".into(),
+                false,
+            ),
             (
                 &finding,
                 None,
@@ -285,7 +290,8 @@ mod tests {
     #[test]
     fn description_has_everything_and_a_link_back() {
         let mut e = alert();
-        e.labels.insert("alertname".into(), "ImpossibleTravel".into());
+        e.labels
+            .insert("alertname".into(), "ImpossibleTravel".into());
         let d = description(&e);
         for part in [
             "412 files downloaded from SharePoint in 10 minutes",
@@ -316,13 +322,19 @@ mod tests {
         let mut am_resolved = alert();
         am_resolved.kind = EventKind::AlertResolved;
         let table = [
-            (alert(), "Another alert in this ticket's group: Too Many Downloads"),
+            (
+                alert(),
+                "Another alert in this ticket's group: Too Many Downloads",
+            ),
             (
                 comment,
                 "Comment on the finding by Sam:\nCalled the user, travel confirmed.",
             ),
             (resolved, "The finding was resolved (False Positive)."),
-            (am_resolved, "Resolved: Too Many Downloads — jane@contoso.example at 2026-11-24T16:18:28Z"),
+            (
+                am_resolved,
+                "Resolved: Too Many Downloads — jane@contoso.example at 2026-11-24T16:18:28Z",
+            ),
         ];
         for (e, start) in table {
             let n = note(&e);

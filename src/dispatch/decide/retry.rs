@@ -80,7 +80,13 @@ mod tests {
             (transient(None), 1, 5, 0.0, RetryIn(s(1))),
             (transient(None), 1, 5, 1.0, RetryIn(s(2))),
             (transient(None), 2, 5, 0.0, RetryIn(s(2))),
-            (transient(None), 3, 5, 0.5, RetryIn(Duration::from_millis(6000))),
+            (
+                transient(None),
+                3,
+                5,
+                0.5,
+                RetryIn(Duration::from_millis(6000)),
+            ),
             (transient(None), 5, 5, 0.0, GiveUp),
             (transient(None), 9, 5, 0.0, GiveUp),
             // Retry-After is a floor, never shortens the backoff.
@@ -89,7 +95,15 @@ mod tests {
             // Permanent errors never retry, even on the first attempt.
             (permanent, 1, 5, 0.0, GiveUp),
             (auth, 1, 5, 0.0, GiveUp),
-            (PsaError::NotFound { message: "x".into() }, 1, 5, 0.0, GiveUp),
+            (
+                PsaError::NotFound {
+                    message: "x".into(),
+                },
+                1,
+                5,
+                0.0,
+                GiveUp,
+            ),
             // Large attempt counts cap instead of overflowing.
             (transient(None), 40, 100, 1.0, RetryIn(MAX_BACKOFF)),
         ];

@@ -146,9 +146,21 @@ mod tests {
         // (organization, accountMapping, catch-all?, cached auto answer, expected)
         let table: Vec<(&str, AccountMapping, bool, Option<&AutoAnswer>, Route)> = vec![
             ("Contoso Ltd", Manual, true, None, Route::Mapped(cust("10"))),
-            ("contoso ltd ", Manual, true, None, Route::Mapped(cust("10"))),
+            (
+                "contoso ltd ",
+                Manual,
+                true,
+                None,
+                Route::Mapped(cust("10")),
+            ),
             // A mapping wins over automatic mapping, no lookup needed.
-            ("Contoso Ltd", ByCompanyName, true, None, Route::Mapped(cust("10"))),
+            (
+                "Contoso Ltd",
+                ByCompanyName,
+                true,
+                None,
+                Route::Mapped(cust("10")),
+            ),
             ("Fabrikam", Manual, true, None, Route::CatchAll(cust("99"))),
             ("Fabrikam", Manual, false, None, Route::Unroutable),
             (
@@ -165,7 +177,13 @@ mod tests {
                 None,
                 Route::NeedLookup(AutoLookup::ByIdentifier("FAB01".into())),
             ),
-            ("Fabrikam", ByCompanyName, true, Some(&found), Route::AutoMapped(cust("20"))),
+            (
+                "Fabrikam",
+                ByCompanyName,
+                true,
+                Some(&found),
+                Route::AutoMapped(cust("20")),
+            ),
             (
                 "FAB01",
                 ByCompanyIdentifier,
@@ -174,8 +192,20 @@ mod tests {
                 Route::AutoMapped(cust("20")),
             ),
             // A cached miss (negative caching) goes straight to the catch-all.
-            ("Fabrikam", ByCompanyName, true, Some(&AutoAnswer::NotFound), Route::CatchAll(cust("99"))),
-            ("Fabrikam", ByCompanyName, false, Some(&AutoAnswer::NotFound), Route::Unroutable),
+            (
+                "Fabrikam",
+                ByCompanyName,
+                true,
+                Some(&AutoAnswer::NotFound),
+                Route::CatchAll(cust("99")),
+            ),
+            (
+                "Fabrikam",
+                ByCompanyName,
+                false,
+                Some(&AutoAnswer::NotFound),
+                Route::Unroutable,
+            ),
             // An event without organization is never looked up.
             ("", ByCompanyName, true, None, Route::CatchAll(cust("99"))),
         ];
@@ -185,7 +215,11 @@ mod tests {
                 account_mapping: mode,
                 catch_all: with_catch_all.then_some(&catch),
             };
-            assert_eq!(route(&t, org, auto), want, "{org:?} {mode:?} {with_catch_all}");
+            assert_eq!(
+                route(&t, org, auto),
+                want,
+                "{org:?} {mode:?} {with_catch_all}"
+            );
         }
     }
 

@@ -203,14 +203,38 @@ mod tests {
             ("none", "Multiple MFA Failures", ids(None, None)),
             ("default", "Too Many Downloads", ids(Some("10"), None)),
             ("default", "Multiple MFA Failures", ids(Some("10"), None)),
-            ("default+sub", "Too Many Downloads", ids(Some("10"), Some("11"))),
-            ("default+sub", "Multiple MFA Failures", ids(Some("10"), Some("11"))),
-            ("override only", "Too Many Downloads", ids(Some("20"), Some("21"))),
-            ("override only", "too many downloads", ids(Some("20"), Some("21"))),
+            (
+                "default+sub",
+                "Too Many Downloads",
+                ids(Some("10"), Some("11")),
+            ),
+            (
+                "default+sub",
+                "Multiple MFA Failures",
+                ids(Some("10"), Some("11")),
+            ),
+            (
+                "override only",
+                "Too Many Downloads",
+                ids(Some("20"), Some("21")),
+            ),
+            (
+                "override only",
+                "too many downloads",
+                ids(Some("20"), Some("21")),
+            ),
             ("override only", "Multiple MFA Failures", ids(None, None)),
             // The override's issue type never takes the default's sub-issue type.
-            ("default+sub+override", "Too Many Downloads", ids(Some("20"), None)),
-            ("default+sub+override", "Multiple MFA Failures", ids(Some("10"), Some("11"))),
+            (
+                "default+sub+override",
+                "Too Many Downloads",
+                ids(Some("20"), None),
+            ),
+            (
+                "default+sub+override",
+                "Multiple MFA Failures",
+                ids(Some("10"), Some("11")),
+            ),
         ];
         for (combo, alert_type, want) in table {
             let t = &tickets.iter().find(|(n, _)| *n == combo).expect("combo").1;

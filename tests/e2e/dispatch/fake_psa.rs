@@ -1,0 +1,355 @@
+//! An in-memory PSA for dispatcher tests that need faults the sandboxes cannot inject (a crash
+//! right after a create, a permanent rejection of one call, ambiguous contacts). The tests about
+//! seed behaviour run against the sandboxes; this fake sits below the level those tests are about.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use psa_operator::psa::*;
+use tokio::sync::Notify;
+
+#[derive(Clone, Debug, Default)]
+pub struct FakeTicket {
+    pub id: PsaId,
+    pub new: NewTicket,
+    pub closed: bool,
+    pub status_id: Option<PsaId>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Default)]
+pub struct FakeState {
+    pub companies: Vec<Company>,
+    pub contacts: Vec<Contact>,
+    pub tickets: BTreeMap<u64, FakeTicket>,
+    pub calls: BTreeMap<&'static str, u32>,
+    /// Errors returned by the next calls of a method (front first).
+    pub fail_next: BTreeMap<&'static str, Vec<PsaError>>,
+    /// Create the ticket, then never answer (the process "dies" mid-call).
+    pub hang_after_create: bool,
+    next_id: u64,
+}
+
+#[derive(Clone, Default)]
+pub struct FakePsa {
+    pub state: Arc<Mutex<FakeState>>,
+    /// Notified when a create hangs.
+    pub hung: Arc<Notify>,
+}
+
+impl FakePsa {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with<R>(&self, f: impl FnOnce(&mut FakeState) -> R) -> R {
+        f(&mut self.state.lock().unwrap())
+    }
+
+    pub fn add_company(
+        &self,
+        id: &str,
+        identifier: &str,
+        name: &str,
+        default_contact: Option<&str>,
+    ) {
+        self.with(|s| {
+            s.companies.push(Company {
+                id: id.into(),
+                identifier: identifier.into(),
+                name: name.into(),
+                active: true,
+                default_contact_id: default_contact.map(Into::into),
+                location_id: Some(format!("loc-{id}")),
+                ..Default::default()
+            })
+        });
+    }
+
+    pub fn add_contact(&self, id: &str, company: &str, email: &str) {
+        self.with(|s| {
+            s.contacts.push(Contact {
+                id: id.into(),
+                company_id: Some(company.into()),
+                first_name: id.into(),
+                last_name: String::new(),
+                email: Some(email.into()),
+            })
+        });
+    }
+
+    pub fn tickets(&self) -> Vec<FakeTicket> {
+        self.with(|s| s.tickets.values().cloned().collect())
+    }
+
+    pub fn calls(&self, method: &str) -> u32 {
+        self.with(|s| s.calls.get(method).copied().unwrap_or(0))
+    }
+
+    pub fn total_calls(&self) -> u32 {
+        self.with(|s| s.calls.values().sum())
+    }
+
+    pub fn reset_calls(&self) {
+        self.with(|s| s.calls.clear());
+    }
+
+    /// A technician closes the ticket in the PSA.
+    pub fn close(&self, id: &str) {
+        self.with(|s| {
+            let t = s.tickets.get_mut(&id.parse().unwrap()).unwrap();
+            t.closed = true;
+            t.status_id = Some("tech-closed".into());
+        });
+    }
+
+    pub fn fail_next(&self, method: &'static str, errors: Vec<PsaError>) {
+        self.with(|s| s.fail_next.insert(method, errors));
+    }
+
+    fn enter(&self, method: &'static str) -> PsaResult<()> {
+        self.with(|s| {
+            *s.calls.entry(method).or_default() += 1;
+            match s.fail_next.get_mut(method) {
+                Some(errs) if !errs.is_empty() => Err(errs.remove(0)),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn view(t: &FakeTicket) -> Ticket {
+        Ticket {
+            id: t.id.clone(),
+            summary: t.new.summary.clone(),
+            company_id: Some(t.new.company_id.clone()),
+            status_id: t.status_id.clone(),
+            closed: t.closed,
+            marker: Some(t.new.marker.clone()),
+        }
+    }
+}
+
+fn unsupported<T>(what: &str) -> PsaResult<T> {
+    Err(PsaError::Permanent {
+        status: None,
+        message: format!("{what} is not emulated by the fake PSA"),
+    })
+}
+
+#[async_trait]
+impl Psa for FakePsa {
+    fn provider(&self) -> Provider {
+        Provider::ConnectWise
+    }
+    async fn verify(&self) -> PsaResult<()> {
+        self.enter("verify")
+    }
+    async fn find_company_by_identifier(&self, identifier: &str) -> PsaResult<Option<Company>> {
+        self.enter("find_company_by_identifier")?;
+        Ok(self.with(|s| {
+            s.companies
+                .iter()
+                .find(|c| c.identifier.eq_ignore_ascii_case(identifier))
+                .cloned()
+        }))
+    }
+    async fn find_company_by_name(&self, name: &str) -> PsaResult<Option<Company>> {
+        self.enter("find_company_by_name")?;
+        Ok(self.with(|s| {
+            s.companies
+                .iter()
+                .find(|c| c.name.eq_ignore_ascii_case(name))
+                .cloned()
+        }))
+    }
+    async fn get_company(&self, id: &PsaId) -> PsaResult<Option<Company>> {
+        self.enter("get_company")?;
+        Ok(self.with(|s| s.companies.iter().find(|c| &c.id == id).cloned()))
+    }
+    async fn list_companies(&self, _filter: &CompanyFilter) -> PsaResult<Vec<Company>> {
+        self.enter("list_companies")?;
+        Ok(self.with(|s| s.companies.clone()))
+    }
+    async fn find_contact_by_email(
+        &self,
+        company_id: &PsaId,
+        email: &str,
+    ) -> PsaResult<Option<Contact>> {
+        Ok(self
+            .find_contacts_by_email(company_id, email)
+            .await?
+            .into_iter()
+            .next())
+    }
+    async fn find_contacts_by_email(
+        &self,
+        company_id: &PsaId,
+        email: &str,
+    ) -> PsaResult<Vec<Contact>> {
+        self.enter("find_contacts_by_email")?;
+        Ok(self.with(|s| {
+            s.contacts
+                .iter()
+                .filter(|c| c.company_id.as_ref() == Some(company_id))
+                .filter(|c| {
+                    c.email
+                        .as_deref()
+                        .is_some_and(|e| e.eq_ignore_ascii_case(email))
+                })
+                .cloned()
+                .collect()
+        }))
+    }
+    async fn find_contact_by_name(
+        &self,
+        _company_id: &PsaId,
+        _name: &str,
+    ) -> PsaResult<Option<Contact>> {
+        unsupported("find_contact_by_name")
+    }
+    async fn boards(&self) -> PsaResult<Vec<Named>> {
+        unsupported("boards")
+    }
+    async fn statuses(&self, _board_id: Option<&PsaId>) -> PsaResult<Vec<StatusInfo>> {
+        unsupported("statuses")
+    }
+    async fn ticket_types(&self, _board_id: Option<&PsaId>) -> PsaResult<Vec<Named>> {
+        unsupported("ticket_types")
+    }
+    async fn issue_types(&self, _board_id: Option<&PsaId>) -> PsaResult<Vec<Named>> {
+        unsupported("issue_types")
+    }
+    async fn sub_issue_types(&self, _b: Option<&PsaId>, _i: &PsaId) -> PsaResult<Vec<Named>> {
+        unsupported("sub_issue_types")
+    }
+    async fn priorities(&self) -> PsaResult<Vec<Named>> {
+        unsupported("priorities")
+    }
+    async fn sources(&self) -> PsaResult<Vec<Named>> {
+        unsupported("sources")
+    }
+    async fn create_ticket(&self, t: &NewTicket) -> PsaResult<Ticket> {
+        self.enter("create_ticket")?;
+        let (view, hang) = self.with(|s| {
+            s.next_id += 1;
+            let id = s.next_id;
+            let ticket = FakeTicket {
+                id: id.to_string(),
+                new: t.clone(),
+                closed: false,
+                status_id: t.status_id.clone(),
+                notes: vec![],
+            };
+            let view = Self::view(&ticket);
+            s.tickets.insert(id, ticket);
+            (view, s.hang_after_create)
+        });
+        if hang {
+            self.hung.notify_one();
+            std::future::pending::<()>().await;
+        }
+        Ok(view)
+    }
+    async fn find_ticket_by_marker(&self, marker: &str) -> PsaResult<Option<Ticket>> {
+        self.enter("find_ticket_by_marker")?;
+        Ok(self.with(|s| {
+            s.tickets
+                .values()
+                .find(|t| t.new.marker == marker)
+                .map(Self::view)
+        }))
+    }
+    async fn get_ticket(&self, id: &PsaId) -> PsaResult<Option<Ticket>> {
+        self.enter("get_ticket")?;
+        let Ok(n) = id.parse::<u64>() else {
+            return Ok(None);
+        };
+        Ok(self.with(|s| s.tickets.get(&n).map(Self::view)))
+    }
+    async fn add_note(&self, ticket_id: &PsaId, text: &str) -> PsaResult<PsaId> {
+        self.enter("add_note")?;
+        self.with(|s| {
+            let t = ticket_id
+                .parse::<u64>()
+                .ok()
+                .and_then(|n| s.tickets.get_mut(&n));
+            match t {
+                Some(t) => {
+                    t.notes.push(text.to_string());
+                    Ok(format!("{}-{}", t.id, t.notes.len()))
+                }
+                None => Err(PsaError::NotFound {
+                    message: format!("ticket {ticket_id}"),
+                }),
+            }
+        })
+    }
+    async fn close_ticket(
+        &self,
+        ticket_id: &PsaId,
+        status_id: Option<&PsaId>,
+        note: Option<&str>,
+    ) -> PsaResult<()> {
+        self.enter("close_ticket")?;
+        self.with(|s| {
+            let t = ticket_id
+                .parse::<u64>()
+                .ok()
+                .and_then(|n| s.tickets.get_mut(&n));
+            match t {
+                Some(t) => {
+                    if let Some(n) = note {
+                        t.notes.push(n.to_string());
+                    }
+                    t.closed = true;
+                    t.status_id = status_id.cloned();
+                    Ok(())
+                }
+                None => Err(PsaError::NotFound {
+                    message: format!("ticket {ticket_id}"),
+                }),
+            }
+        })
+    }
+    async fn find_contract(&self, _company_id: &PsaId, _name: &str) -> PsaResult<Option<Contract>> {
+        unsupported("find_contract")
+    }
+    async fn find_catalog_service(&self, _name: &str) -> PsaResult<Option<CatalogService>> {
+        unsupported("find_catalog_service")
+    }
+    async fn create_catalog_service(
+        &self,
+        _spec: &CatalogServiceSpec,
+    ) -> PsaResult<CatalogService> {
+        unsupported("create_catalog_service")
+    }
+    async fn update_catalog_service(
+        &self,
+        _id: &PsaId,
+        _spec: &CatalogServiceSpec,
+    ) -> PsaResult<CatalogService> {
+        unsupported("update_catalog_service")
+    }
+    async fn delete_catalog_service(&self, _id: &PsaId) -> PsaResult<()> {
+        unsupported("delete_catalog_service")
+    }
+    async fn find_contract_line(&self, _c: &PsaId, _s: &PsaId) -> PsaResult<Option<ContractLine>> {
+        unsupported("find_contract_line")
+    }
+    async fn add_contract_line(
+        &self,
+        _c: &PsaId,
+        _s: &PsaId,
+        _v: LineValues,
+    ) -> PsaResult<ContractLine> {
+        unsupported("add_contract_line")
+    }
+    async fn update_contract_line(
+        &self,
+        _l: &ContractLine,
+        _v: LineValues,
+    ) -> PsaResult<LineUpdate> {
+        unsupported("update_contract_line")
+    }
+}
