@@ -561,10 +561,13 @@ async fn failsafe_email_through_a_real_smtp_server() {
     }
     assert!(h.store.dead_letters(Some(h.key.clone()), 10).await.unwrap()[0].failsafe_sent);
     assert_eq!(h.registry.stats(&h.key).failsafe_emails, 1);
-    assert!(h
-        .metrics
-        .encode()
-        .contains("psa_failsafe_emails_total{namespace=\"psa\",connection=\"acme\"} 1"));
+    let metrics = h.metrics_text();
+    assert!(
+        metrics.contains(
+            "psa_operator_dispatch_failsafe_emails_total{namespace=\"psa\",connection=\"acme\"} 1"
+        ),
+        "{metrics}"
+    );
 }
 
 /// A connection whose settings do not resolve holds its events, then dead-letters them after

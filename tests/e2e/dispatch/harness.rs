@@ -108,6 +108,7 @@ pub struct Harness {
     pub store: Arc<dyn Store>,
     pub registry: Registry,
     pub metrics: Arc<DispatchMetrics>,
+    pub prometheus: prometheus_client::registry::Registry,
     pub key: ConnectionKey,
     pub grouping: Grouping,
     pub options: DispatcherOptions,
@@ -132,12 +133,15 @@ impl Harness {
                 resolved: Some(Arc::new(conn)),
             },
         );
+        let mut prometheus = prometheus_client::registry::Registry::default();
+        let metrics = Arc::new(DispatchMetrics::register(&mut prometheus));
         Harness {
             _dir: dir,
             path,
             store,
             registry,
-            metrics: Arc::new(DispatchMetrics::new()),
+            metrics,
+            prometheus,
             key,
             grouping,
             options: test_options(),
@@ -192,6 +196,11 @@ impl Harness {
             })
             .collect();
         self.store.enqueue(new).await.unwrap();
+    }
+
+    /// The metrics exposition text.
+    pub fn metrics_text(&self) -> String {
+        psa_operator::dispatch::metrics::encode(&self.prometheus)
     }
 
     pub async fn counters(&self) -> ConnectionCounters {
