@@ -100,6 +100,7 @@ struct Outcome {
     conds: Vec<(&'static str, bool, String, String)>,
     customer: Option<(String, ResolvedCustomer)>,
     transient: bool,
+    conflict: bool,
 }
 
 pub async fn reconcile(
@@ -229,7 +230,8 @@ async fn reconcile_inner(
         let api: Api<CustomerMapping> = Api::namespaced(ctx.client.clone(), &ns);
         super::apply_status(&api, &name, "CustomerMapping", json!(status)).await?;
     }
-    Ok(if outcome.transient {
+    Ok(if outcome.transient || outcome.conflict {
+        // A conflict may end by a sibling's deletion the watch saw before our cache did.
         Action::requeue(Duration::from_secs(15))
     } else {
         Action::requeue(ctx.default_revalidate)
@@ -255,9 +257,11 @@ async fn evaluate(
         conds: vec![],
         customer: None,
         transient: false,
+        conflict: false,
     };
     let dups = duplicates_of(m, &store.state());
     if !dups.is_empty() {
+        out.conflict = true;
         out.conds.push(fail(
             RESOLVED,
             "DuplicateOrganization",

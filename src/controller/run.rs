@@ -137,7 +137,15 @@ pub async fn run_controllers(
         watcher::Config::default(),
     )
     .default_backoff()
-    .applied_objects();
+    .touched_objects();
+    // Deleted or added siblings (same connection and organization) matter too.
+    let sibling_changes = watcher(
+        api::<CustomerMapping>(&client, &scope),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
+    let by_sibling = map_reader.clone();
     let by_conn = map_reader.clone();
     let by_service = map_reader.clone();
     let store_for_reconcile = map_reader.clone();
@@ -165,6 +173,23 @@ pub async fn run_controllers(
                             .as_ref()
                             .map(|cs| cs.service_ref.name == name)
                             .unwrap_or(false)
+                })
+                .map(|m| ObjectRef::from_obj(&*m))
+                .collect::<Vec<_>>()
+        })
+        .watches_stream(sibling_changes, move |changed: CustomerMapping| {
+            let ns = changed.namespace();
+            let org = changed.spec.organization.trim().to_lowercase();
+            let conn = changed.spec.connection_ref.name.clone();
+            let me = changed.name_any();
+            by_sibling
+                .state()
+                .into_iter()
+                .filter(|m| {
+                    m.namespace() == ns
+                        && m.name_any() != me
+                        && m.spec.connection_ref.name == conn
+                        && m.spec.organization.trim().to_lowercase() == org
                 })
                 .map(|m| ObjectRef::from_obj(&*m))
                 .collect::<Vec<_>>()
