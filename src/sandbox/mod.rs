@@ -143,6 +143,20 @@ mod tests {
         (serve(listener, app, admin).await.unwrap(), backend)
     }
 
+    async fn get_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: String) -> T {
+        http.get(url).send().await.unwrap().json().await.unwrap()
+    }
+
+    async fn post_faults(http: &reqwest::Client, base: &str, body: serde_json::Value) -> u16 {
+        let r = http
+            .post(format!("{base}/_sandbox/faults"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        r.status().as_u16()
+    }
+
     #[tokio::test]
     async fn admin_api_counts_by_route_template_faults_and_resets() {
         let (sb, _backend) = start().await;
@@ -160,34 +174,17 @@ mod tests {
         let r = http.get(format!("{base}/nope")).send().await.unwrap();
         assert_eq!(r.status(), 404);
 
-        let calls: CallReport = http
-            .get(format!("{base}/_sandbox/calls"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let calls: CallReport = get_json(&http, format!("{base}/_sandbox/calls")).await;
         assert_eq!(calls.total, 3);
         assert_eq!(calls.count("GET", "/v1/api/items/{id}"), 3);
 
-        let state: serde_json::Value = http
-            .get(format!("{base}/_sandbox/state"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let state: serde_json::Value = get_json(&http, format!("{base}/_sandbox/state")).await;
         assert_eq!(state["hits"], 3);
 
-        let r = http
-            .post(format!("{base}/_sandbox/faults"))
-            .json(&serde_json::json!({ "rateLimitPerMinute": 1 }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        assert_eq!(
+            post_faults(&http, &base, serde_json::json!({ "rateLimitPerMinute": 1 })).await,
+            200
+        );
         let ok = http
             .get(format!("{base}/v1/api/items/1"))
             .send()
@@ -214,11 +211,10 @@ mod tests {
             "{body}"
         );
 
-        http.post(format!("{base}/_sandbox/faults"))
-            .json(&serde_json::json!({ "outage": true }))
-            .send()
-            .await
-            .unwrap();
+        assert_eq!(
+            post_faults(&http, &base, serde_json::json!({ "outage": true })).await,
+            200
+        );
         let down = http
             .get(format!("{base}/v1/api/items/1"))
             .send()
@@ -226,13 +222,10 @@ mod tests {
             .unwrap();
         assert_eq!(down.status(), 503);
 
-        let bad = http
-            .post(format!("{base}/_sandbox/faults"))
-            .json(&serde_json::json!({ "errorRate": 2 }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(bad.status(), 400);
+        assert_eq!(
+            post_faults(&http, &base, serde_json::json!({ "errorRate": 2 })).await,
+            400
+        );
 
         let r = http
             .post(format!("{base}/_sandbox/reset"))
@@ -242,14 +235,7 @@ mod tests {
         assert_eq!(r.status(), 204);
         assert_eq!(sb.admin().calls().total, 0);
         assert_eq!(sb.admin().faults(), Faults::default());
-        let state: serde_json::Value = http
-            .get(format!("{base}/_sandbox/state"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let state: serde_json::Value = get_json(&http, format!("{base}/_sandbox/state")).await;
         assert_eq!(state["hits"], 0);
     }
 }

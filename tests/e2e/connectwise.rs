@@ -94,6 +94,34 @@ async fn set_faults(sb: &RunningSandbox, faults: Value) {
     assert_eq!(r.status(), 200);
 }
 
+async fn state(sb: &RunningSandbox) -> Value {
+    reqwest::get(format!("{}/_sandbox/state", sb.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn company(c: &ConnectWiseClient, identifier: &str) -> Company {
+    c.find_company_by_identifier(identifier)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{identifier} is in the seed"))
+}
+
+/// POST or PATCH `body` to `url` with the real headers; status and JSON body.
+async fn send_json(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: &Value,
+) -> (StatusCode, Value) {
+    let r = raw(http, method, url).json(body).send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
 fn names(v: &[Named]) -> Vec<&str> {
     v.iter().map(|n| n.name.as_str()).collect()
 }
@@ -109,11 +137,7 @@ async fn client_reads_companies_contacts_and_lookups_from_the_demo_data() {
         format!("{}{API}", sb.base_url())
     );
 
-    let contoso = c
-        .find_company_by_identifier("CONTOSO")
-        .await
-        .unwrap()
-        .unwrap();
+    let contoso = company(&c, "CONTOSO").await;
     assert_eq!(contoso.name, "Contoso Ltd");
     assert!(contoso.active);
     assert_eq!(
@@ -156,11 +180,7 @@ async fn client_reads_companies_contacts_and_lookups_from_the_demo_data() {
         .unwrap();
     assert_eq!(by_name.email.as_deref(), Some("alerts@contoso.example"));
     // The same e-mail address in another company is not this company's contact.
-    let fabrikam = c
-        .find_company_by_identifier("FABRIKAM")
-        .await
-        .unwrap()
-        .unwrap();
+    let fabrikam = company(&c, "FABRIKAM").await;
     assert_eq!(
         c.find_contact_by_email(&fabrikam.id, "jane@contoso.example")
             .await
@@ -221,11 +241,7 @@ async fn client_reads_companies_contacts_and_lookups_from_the_demo_data() {
 async fn ticket_lifecycle_create_find_note_close() {
     let sb = demo().await;
     let c = client(&sb);
-    let contoso = c
-        .find_company_by_identifier("CONTOSO")
-        .await
-        .unwrap()
-        .unwrap();
+    let contoso = company(&c, "CONTOSO").await;
     let jane = c
         .find_contact_by_email(&contoso.id, "jane@contoso.example")
         .await
@@ -281,12 +297,7 @@ async fn ticket_lifecycle_create_find_note_close() {
     assert!(!note.is_empty());
 
     // The description became the first note; ours is the second.
-    let state: Value = reqwest::get(format!("{}/_sandbox/state", sb.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state = state(&sb).await;
     let texts: Vec<&str> = state["notes"]
         .as_array()
         .unwrap()
@@ -325,11 +336,7 @@ async fn ticket_lifecycle_create_find_note_close() {
 async fn catalog_and_contract_lines() {
     let sb = demo().await;
     let c = client(&sb);
-    let contoso = c
-        .find_company_by_identifier("CONTOSO")
-        .await
-        .unwrap()
-        .unwrap();
+    let contoso = company(&c, "CONTOSO").await;
     let contract = c
         .find_contract(&contoso.id, "Managed Security")
         .await
@@ -420,12 +427,7 @@ async fn catalog_and_contract_lines() {
 
     // In use on an agreement: ConnectWise refuses the delete (409); the client deactivates it.
     c.delete_catalog_service(&svc.id).await.unwrap();
-    let state: Value = reqwest::get(format!("{}/_sandbox/state", sb.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state = state(&sb).await;
     assert_eq!(state["catalog"][0]["inactiveFlag"], true);
     // Unused: really deleted.
     let other = c
@@ -443,11 +445,7 @@ async fn catalog_and_contract_lines() {
 async fn a_ticket_create_and_a_note_cost_exactly_one_call_each() {
     let sb = demo().await;
     let c = client(&sb);
-    let contoso = c
-        .find_company_by_identifier("CONTOSO")
-        .await
-        .unwrap()
-        .unwrap();
+    let contoso = company(&c, "CONTOSO").await;
     let first = calls(&sb).await;
     assert_eq!(
         first.count("GET", "/login/companyinfo/{company}"),
@@ -708,17 +706,11 @@ async fn sandbox_rejects_like_connectwise() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
     // Summary over 100 characters.
-    let r = raw(
-        &http,
-        reqwest::Method::POST,
-        format!("{base}/service/tickets"),
-    )
-    .json(&json!({"summary": "s".repeat(101), "company": {"identifier": "CONTOSO"}}))
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let body: Value = r.json().await.unwrap();
+    let tickets = format!("{base}/service/tickets");
+    let post = reqwest::Method::POST;
+    let long = json!({"summary": "s".repeat(101), "company": {"identifier": "CONTOSO"}});
+    let (status, body) = send_json(&http, post.clone(), tickets.clone(), &long).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["code"], "InvalidObject");
     assert_eq!(body["errors"][0]["field"], "summary");
 
@@ -734,93 +726,48 @@ async fn sandbox_rejects_like_connectwise() {
             "status",
         ),
     ] {
-        let r = raw(
-            &http,
-            reqwest::Method::POST,
-            format!("{base}/service/tickets"),
-        )
-        .json(&ticket)
-        .send()
-        .await
-        .unwrap();
-        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{ticket}");
-        let body: Value = r.json().await.unwrap();
+        let (status, body) = send_json(&http, post.clone(), tickets.clone(), &ticket).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{ticket}");
         assert_eq!(body["errors"][0]["field"], field, "{body}");
     }
 
     // A valid ticket, then a technician closes it by status name through PATCH.
-    let r = raw(
-        &http,
-        reqwest::Method::POST,
-        format!("{base}/service/tickets"),
-    )
-    .json(&json!({"summary": "Technician test", "company": {"identifier": "CONTOSO"}}))
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let ticket: Value = r.json().await.unwrap();
+    let ok = json!({"summary": "Technician test", "company": {"identifier": "CONTOSO"}});
+    let (status, ticket) = send_json(&http, post.clone(), tickets.clone(), &ok).await;
+    assert_eq!(status, StatusCode::CREATED);
     assert_eq!(ticket["status"]["name"], "New");
     assert_eq!(ticket["closedFlag"], false);
-    let id = ticket["id"].as_i64().unwrap();
+    let url = format!("{tickets}/{}", ticket["id"]);
+    let to_status =
+        |name: &str| json!([{"op": "replace", "path": "status", "value": {"name": name}}]);
     // "Closed" is not a status of the board: the closed status is ">Closed".
-    let r = raw(
+    let (status, _) = send_json(
         &http,
         reqwest::Method::PATCH,
-        format!("{base}/service/tickets/{id}"),
+        url.clone(),
+        &to_status("Closed"),
     )
-    .json(&json!([{"op": "replace", "path": "status", "value": {"name": "Closed"}}]))
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let r = raw(
-        &http,
-        reqwest::Method::PATCH,
-        format!("{base}/service/tickets/{id}"),
-    )
-    .json(&json!([{"op": "replace", "path": "status", "value": {"name": ">Closed"}}]))
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let closed: Value = r.json().await.unwrap();
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, closed) =
+        send_json(&http, reqwest::Method::PATCH, url, &to_status(">Closed")).await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(closed["closedFlag"], true);
     assert!(closed["closedDate"].is_string());
 
-    // Duplicate catalog identifier.
-    let item = json!({
+    // Duplicate catalog identifier (identifiers compare without case).
+    let catalog = format!("{base}/procurement/catalog");
+    let mut item = json!({
         "identifier": "Backup", "description": "Backup", "customerDescription": "Backup",
         "subcategory": {"id": 1}, "type": {"id": 1}, "price": 4, "cost": 1.5
     });
-    let r = raw(
-        &http,
-        reqwest::Method::POST,
-        format!("{base}/procurement/catalog"),
-    )
-    .json(&item)
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let r = raw(
-        &http,
-        reqwest::Method::POST,
-        format!("{base}/procurement/catalog"),
-    )
-    .json(&{
-        let mut same = item.clone();
-        same["identifier"] = json!("BACKUP");
-        same
-    })
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let body: Value = r.json().await.unwrap();
+    let (status, _) = send_json(&http, post.clone(), catalog.clone(), &item).await;
+    assert_eq!(status, StatusCode::CREATED);
+    item["identifier"] = json!("BACKUP");
+    let (status, body) = send_json(&http, post, catalog, &item).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["errors"][0]["code"], "ObjectExists");
     assert_eq!(body["errors"][0]["field"], "identifier");
-
     // Missing records are 404 with ConnectWise's body; bad conditions are 400.
     let r = raw(
         &http,
@@ -945,11 +892,7 @@ async fn client_parses_the_documented_payloads() {
     c.verify().await.unwrap();
     assert_eq!(throttled.load(Ordering::SeqCst), 2, "one 429, one retry");
 
-    let company = c
-        .find_company_by_identifier("XYZTestCompany")
-        .await
-        .unwrap()
-        .unwrap();
+    let company = company(&c, "XYZTestCompany").await;
     assert_eq!(
         company,
         Company {
