@@ -65,12 +65,19 @@ pub struct DevCluster {
     state: Arc<AppState>,
     stop: tokio_watch::Sender<bool>,
     server: JoinHandle<()>,
+    reaper: JoinHandle<()>,
     persister: Option<JoinHandle<()>>,
     state_dir: Option<PathBuf>,
 }
 
 /// How long the persister waits after a write before saving, so bursts coalesce.
 const SAVE_DELAY: Duration = Duration::from_millis(200);
+
+/// A terminating namespace keeps its contents this long (clients delete them meanwhile).
+const NAMESPACE_GRACE: Duration = Duration::from_secs(2);
+
+/// How often terminating namespaces are checked.
+const REAP_EVERY: Duration = Duration::from_millis(250);
 
 impl DevCluster {
     /// Serves on an already bound listener (bind `127.0.0.1:0` in tests).
@@ -79,10 +86,11 @@ impl DevCluster {
         config: Config,
     ) -> Result<DevCluster, DevclusterError> {
         let addr = listener.local_addr().map_err(DevclusterError::Listen)?;
-        let store = match &config.state_dir {
+        let mut store = match &config.state_dir {
             Some(dir) => persist::load(dir)?,
             None => Store::new(),
         };
+        store.set_namespace_grace(NAMESPACE_GRACE);
         let (stop, stop_rx) = tokio_watch::channel(false);
         let changed = Arc::new(Notify::new());
         let state = Arc::new(AppState {
@@ -106,6 +114,27 @@ impl DevCluster {
                 }
             })
         });
+        let reaper = {
+            let state = state.clone();
+            let mut stop_rx = stop_rx.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(REAP_EVERY);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = stop_rx.changed() => return,
+                    }
+                    let mut store = state.store.lock().unwrap_or_else(|p| p.into_inner());
+                    if store.has_terminating_namespaces() {
+                        let before = store.resource_version();
+                        store.collect_garbage();
+                        if store.resource_version() != before {
+                            state.changed.notify_one();
+                        }
+                    }
+                }
+            })
+        };
         let router = http::router(state.clone());
         let mut server_stop = stop_rx;
         let server = tokio::spawn(async move {
@@ -124,6 +153,7 @@ impl DevCluster {
             state,
             stop,
             server,
+            reaper,
             persister,
             state_dir: config.state_dir,
         })
@@ -192,6 +222,7 @@ impl DevCluster {
     pub async fn shutdown(self) -> Result<(), DevclusterError> {
         let _ = self.stop.send(true);
         let _ = self.server.await;
+        let _ = self.reaper.await;
         if let Some(p) = self.persister {
             let _ = p.await;
         }

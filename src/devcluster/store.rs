@@ -2,8 +2,9 @@
 //! for watches, and every write rule (metadata, finalizers, status subresource, generation,
 //! no-op detection, validation, CRD registration, garbage collection).
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{json, Value};
@@ -104,6 +105,10 @@ pub struct Store {
     log_start: u64,
     registry: Registry,
     tx: broadcast::Sender<Arc<Change>>,
+    /// How long a terminating namespace keeps its contents before they are deleted (the
+    /// apiserver's namespace controller is asynchronous too; `kubectl delete -f dir/` relies on it).
+    namespace_grace: Duration,
+    terminating_since: HashMap<String, Instant>,
 }
 
 /// The object as served through `def` (apiVersion and Event shape).
@@ -247,6 +252,8 @@ impl Store {
             log_start: 0,
             registry: Registry::default(),
             tx,
+            namespace_grace: Duration::ZERO,
+            terminating_since: HashMap::new(),
         };
         for ns in ["default", "kube-system", "kube-public"] {
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
@@ -286,6 +293,18 @@ impl Store {
             .flat_map(|(k, m)| m.values().map(move |o| (k.clone(), o.clone())))
             .collect();
         (self.rv, objs)
+    }
+
+    /// Sets how long terminating namespaces wait before their contents are deleted.
+    pub fn set_namespace_grace(&mut self, grace: Duration) {
+        self.namespace_grace = grace;
+    }
+
+    /// Whether a namespace is terminating (the reaper then calls [`Store::collect_garbage`]).
+    pub fn has_terminating_namespaces(&self) -> bool {
+        self.objects
+            .get(&StorageKey::new("", "namespaces"))
+            .is_some_and(|m| m.values().any(meta::is_deleting))
     }
 
     pub fn registry(&self) -> &Registry {
@@ -393,7 +412,7 @@ impl Store {
         })
     }
 
-    fn namespace_ready(&self, def: &ResourceDef, ns: &str) -> Result<(), ApiError> {
+    fn namespace_ready(&self, def: &ResourceDef, ns: &str, name: &str) -> Result<(), ApiError> {
         if !def.namespaced {
             return Ok(());
         }
@@ -403,7 +422,7 @@ impl Store {
             Some(n) if meta::is_deleting(n) => Err(ApiError::Forbidden(format!(
                 "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                 qualified(&def.plural, &def.group),
-                "",
+                name,
             ))),
             Some(_) => Ok(()),
         }
@@ -528,7 +547,7 @@ impl Store {
         }
         let name = meta::name(&obj).to_string();
         let ns_key = if def.namespaced { ns } else { "" };
-        self.namespace_ready(def, ns_key)?;
+        self.namespace_ready(def, ns_key, &name)?;
         if self.stored(&def.storage, ns_key, &name).is_some() {
             return Err(ApiError::already_exists(&def.plural, &def.group, &name));
         }
@@ -917,18 +936,30 @@ impl Store {
     }
 
     /// Empties terminating namespaces and deletes objects whose owners are all gone.
-    fn collect_garbage(&mut self) {
+    pub fn collect_garbage(&mut self) {
+        let now = Instant::now();
+        let ns_key = StorageKey::new("", "namespaces");
+        let deleting: Vec<String> = self
+            .objects
+            .get(&ns_key)
+            .into_iter()
+            .flat_map(|m| m.values())
+            .filter(|n| meta::is_deleting(n))
+            .map(|n| meta::name(n).to_string())
+            .collect();
+        self.terminating_since.retain(|n, _| deleting.contains(n));
+        for n in &deleting {
+            self.terminating_since.entry(n.clone()).or_insert(now);
+        }
+        let grace = self.namespace_grace;
+        let terminating: HashSet<String> = self
+            .terminating_since
+            .iter()
+            .filter(|(_, since)| now.duration_since(**since) >= grace)
+            .map(|(n, _)| n.clone())
+            .collect();
         for _ in 0..64 {
             let mut todo: Vec<(StorageKey, (String, String))> = Vec::new();
-            let ns_key = StorageKey::new("", "namespaces");
-            let terminating: HashSet<String> = self
-                .objects
-                .get(&ns_key)
-                .into_iter()
-                .flat_map(|m| m.values())
-                .filter(|n| meta::is_deleting(n))
-                .map(|n| meta::name(n).to_string())
-                .collect();
             let live_uids: HashSet<String> = self
                 .objects
                 .values()
@@ -1342,6 +1373,38 @@ mod tests {
             .list(&w, None, &Default::default(), &Default::default())
             .0
             .is_empty());
+    }
+
+    #[test]
+    fn terminating_namespace_keeps_contents_during_grace_and_refuses_new_ones() {
+        let (mut s, w) = with_crd();
+        s.set_namespace_grace(Duration::from_secs(3600));
+        let nsd = def(&s, "", "v1", "namespaces");
+        s.create(
+            &nsd,
+            "",
+            json!({"metadata": {"name": "t"}}),
+            &WriteOpts::default(),
+        )
+        .unwrap();
+        s.create(&w, "t", widget("x", 1), &WriteOpts::default())
+            .unwrap();
+        let ns = s.delete(&nsd, "", "t", &json!({}), false).unwrap();
+        assert_eq!(ns["status"]["phase"], "Terminating");
+        assert!(s.has_terminating_namespaces());
+        assert!(
+            s.get(&w, "t", "x").is_ok(),
+            "contents stay during the grace"
+        );
+        let e = s
+            .create(&w, "t", widget("y", 1), &WriteOpts::default())
+            .unwrap_err();
+        assert_eq!(e.code(), 403);
+        s.set_namespace_grace(Duration::ZERO);
+        s.collect_garbage();
+        assert!(s.get(&w, "t", "x").is_err());
+        assert!(s.get(&nsd, "", "t").is_err());
+        assert!(!s.has_terminating_namespaces());
     }
 
     #[test]

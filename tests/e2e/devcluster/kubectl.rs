@@ -366,3 +366,34 @@ async fn state_dir_keeps_resources_across_restarts() {
     let unchanged = again.kubectl_ok(&["apply", "-f", &fixture("valid")]).await;
     assert!(unchanged.contains("acme-cw unchanged"), "{unchanged}");
 }
+
+/// The user's first steps on a fresh machine: the shipped samples apply, list with their
+/// columns, and `delete -f` removes them (namespace first, as the file order has it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_samples_apply_list_and_delete() {
+    let c = Cluster::start().await;
+    c.install_crds().await;
+    let samples = super::repo().join("config/samples");
+    let samples = super::path_str(&samples);
+    let out = c.kubectl_ok(&["apply", "-f", samples]).await;
+    assert!(out.contains("namespace/psa created"), "{out}");
+    let listed = c.kubectl_ok(&["get", "psa", "-A"]).await;
+    for kind in [
+        "psaconnection.psa-operator.io/",
+        "customermapping.psa-operator.io/",
+        "contractservice.psa-operator.io/",
+    ] {
+        assert!(listed.contains(kind), "{kind} missing: {listed}");
+    }
+    assert!(listed.contains("READY"), "{listed}");
+    let deleted = c.kubectl_ok(&["delete", "-f", samples]).await;
+    assert!(deleted.contains("namespace \"psa\" deleted"), "{deleted}");
+    let namespaces = c.kubectl_ok(&["get", "namespaces", "-o", "name"]).await;
+    assert!(!namespaces.contains("namespace/psa"), "{namespaces}");
+    let left = c.kubectl(&["get", "psa", "-A"]).await;
+    assert!(
+        String::from_utf8_lossy(&left.stderr).contains("No resources found"),
+        "{}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+}
