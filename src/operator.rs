@@ -19,6 +19,11 @@ use crate::controller::context::Context;
 use crate::controller::factory::{PsaFactory, RealPsaFactory};
 use crate::controller::metrics::ControllerMetrics;
 use crate::controller::run::{run_controllers, Scope};
+use crate::dispatch::intake::{self, IntakeLimits, IntakeState};
+use crate::dispatch::metrics::DispatchMetrics;
+use crate::dispatch::store::sqlite::{SqliteOptions, SqliteStore};
+use crate::dispatch::store::Store;
+use crate::dispatch::worker::Dispatcher;
 use crate::psa::instrumented::PsaCallMetrics;
 use crate::resolved::Registry;
 
@@ -113,16 +118,39 @@ pub async fn run_operator(
     let mut metrics = MetricsRegistry::default();
     let controller_metrics = Arc::new(ControllerMetrics::register(&mut metrics));
     let psa_calls = PsaCallMetrics::register(&mut metrics);
+    let dispatch_metrics = Arc::new(DispatchMetrics::register(&mut metrics));
     let metrics: SharedMetrics = Arc::new(Mutex::new(metrics));
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    if let Some(parent) = opts.store.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| anyhow::anyhow!("creating store directory {}: {e}", parent.display()))?;
+    }
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&opts.store, SqliteOptions::default())
+            .map_err(|e| anyhow::anyhow!("opening store {}: {e}", opts.store.display()))?,
+    );
 
     let health = tokio::net::TcpListener::bind(opts.metrics_addr)
         .await
         .map_err(|e| anyhow::anyhow!("binding metrics address {}: {e}", opts.metrics_addr))?;
-    tracing::info!(addr = %health.local_addr()?, "metrics and health endpoints listening");
+    let intake = tokio::net::TcpListener::bind(opts.intake_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding intake address {}: {e}", opts.intake_addr))?;
+    tracing::info!(metrics = %health.local_addr()?, intake = %intake.local_addr()?, store = %opts.store.display(), "operator starting");
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
     let health_srv = axum::serve(health, health_router(metrics.clone(), ready.clone()))
         .with_graceful_shutdown(shutdown.clone());
+    let intake_state = IntakeState {
+        registry: registry.clone(),
+        store: store.clone(),
+        metrics: dispatch_metrics.clone(),
+        limits: IntakeLimits::default(),
+    };
+    let intake_srv =
+        axum::serve(intake, intake::router(intake_state)).with_graceful_shutdown(shutdown.clone());
+    let dispatcher = Dispatcher::new(registry.clone(), store.clone(), dispatch_metrics.clone())
+        .run(shutdown.clone());
 
     let mut ctx = Context::new(
         client,
@@ -134,7 +162,13 @@ pub async fn run_operator(
     let ctx = Arc::new(ctx);
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let controllers = run_controllers(ctx, opts.scope.clone(), shutdown.clone());
-    let (srv, ()) = futures::join!(health_srv.into_future(), controllers);
-    srv?;
+    let (health_res, intake_res, (), ()) = futures::join!(
+        health_srv.into_future(),
+        intake_srv.into_future(),
+        controllers,
+        dispatcher
+    );
+    health_res?;
+    intake_res?;
     Ok(())
 }
