@@ -11,6 +11,7 @@ mod helm;
 mod image;
 mod kustomize;
 mod rbac;
+mod rbac_live;
 mod samples;
 mod schema;
 mod tools;
