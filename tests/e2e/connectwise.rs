@@ -1051,3 +1051,49 @@ async fn the_binary_serves_the_demo_data_with_the_real_paths_and_headers() {
     assert_eq!(agreements[0]["company"]["identifier"], "CONTOSO");
     child.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_moved_codebase_is_discovered_again() {
+    // The site upgraded between discovery and the next call: the old codebase answers 404
+    // without a ConnectWise error body, companyinfo now names the new one.
+    let discoveries = Arc::new(AtomicUsize::new(0));
+    let d = discoveries.clone();
+    let app =
+        Router::new()
+            .route(
+                "/login/companyinfo/demo",
+                get(move || {
+                    let n = d.fetch_add(1, Ordering::SeqCst);
+                    let codebase = if n == 0 { "v2024_1/" } else { "v2025_1/" };
+                    async move {
+                        json_reply(StatusCode::OK, json!({ "Codebase": codebase }).to_string())
+                    }
+                }),
+            )
+            .route(
+                "/v2025_1/apis/3.0/system/info",
+                get(|| async { json_reply(StatusCode::OK, "{}".into()) }),
+            );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let c = ConnectWiseClient::new(config(&url)).unwrap();
+    c.verify().await.unwrap();
+    assert_eq!(discoveries.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        c.api_base().await.unwrap(),
+        format!("{url}/v2025_1/apis/3.0")
+    );
+
+    // A configured codebase is trusted: no discovery, the 404 is reported.
+    let mut cfg = config(&url);
+    cfg.codebase = Some("v2024_1/".into());
+    let e = ConnectWiseClient::new(cfg)
+        .unwrap()
+        .verify()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, PsaError::NotFound { .. }), "{e}");
+    assert_eq!(discoveries.load(Ordering::SeqCst), 2);
+}
