@@ -9,6 +9,7 @@ pub mod cli;
 pub mod controller;
 pub mod devcluster;
 pub mod dispatch;
+pub mod gitops;
 pub mod operator;
 pub mod psa;
 pub mod resolved;
