@@ -73,7 +73,7 @@ fn main() {
             psa_operator::cli::init_logging();
             psa_operator::cli::block_on(psa_operator::cli::sandbox_cmd::run(args))
         }
-        Command::Validate(_) => not_available("validate"),
+        Command::Validate(args) => psa_operator::gitops::validate::run(&args),
         Command::Plan(_) => not_available("plan"),
         Command::Import(_) => not_available("import"),
         Command::SendSample(_) => not_available("send-sample"),

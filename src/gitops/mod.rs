@@ -6,3 +6,8 @@
 //! finding points at `file:line`.
 
 pub mod yaml_docs;
+pub mod crossref;
+pub mod diagnostic;
+pub mod resource_set;
+pub mod schema;
+pub mod validate;

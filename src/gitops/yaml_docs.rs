@@ -298,9 +298,15 @@ impl Builder {
                 self.docs.push((v, lines));
             }
             Some(Frame::Seq { items, .. }) => items.push(v),
-            Some(Frame::Map { obj, key, .. }) => match key.take() {
+            Some(Frame::Map { obj, key, path, .. }) => match key.take() {
                 Some(k) => {
-                    obj.insert(k, v);
+                    // Kubernetes' YAML reader rejects a repeated key; so do we.
+                    if obj.insert(k.clone(), v).is_some() && self.error.is_none() {
+                        self.error = Some(format!("mapping key {k:?} already defined"));
+                        // The key's line: the second occurrence overwrote the first.
+                        let at = self.lines.get(&join(path, &k)).copied();
+                        self.error_line = at.unwrap_or(mark.line());
+                    }
                 }
                 None => match v {
                     Value::String(k) => *key = Some(k),
@@ -498,6 +504,19 @@ mod tests {
         assert_eq!(docs[1].value, json!({"kind": "B", "spec": {"x": 1}}));
         assert_eq!(docs[1].line, 5);
         assert_eq!(docs[1].line_of("spec"), 6);
+    }
+
+    #[test]
+    fn repeated_keys_are_errors() {
+        let err = parse_documents(&Source {
+            name: "dup.yaml".into(),
+            text: "kind: A\nspec:\n  x: 1\n  y: 2\n  x: 3\n".into(),
+        })
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "dup.yaml:5: YAML syntax error: mapping key \"x\" already defined"
+        );
     }
 
     #[test]

@@ -1,0 +1,93 @@
+//! The objects of the input that matter to us, typed, each with the document it came from.
+
+use k8s_openapi::api::core::v1::Secret;
+use serde::de::DeserializeOwned;
+
+use crate::api::{ContractService, CustomerMapping, PsaConnection};
+
+use super::yaml_docs::Document;
+
+/// A typed object and where it was written.
+#[derive(Clone, Debug)]
+pub struct Located<T> {
+    pub doc: Document,
+    pub obj: T,
+}
+
+impl<T> Located<T> {
+    pub fn name(&self) -> &str {
+        self.doc.name()
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.doc.namespace()
+    }
+}
+
+/// Objects of the input: our three kinds and Secrets. Everything else in the input is ignored.
+#[derive(Clone, Debug, Default)]
+pub struct ResourceSet {
+    pub connections: Vec<Located<PsaConnection>>,
+    pub mappings: Vec<Located<CustomerMapping>>,
+    pub services: Vec<Located<ContractService>>,
+    pub secrets: Vec<Located<Secret>>,
+}
+
+impl ResourceSet {
+    /// Adds `doc` when it is one of the kinds we read; `Err` with a message when it does not
+    /// deserialize into its type.
+    pub fn add(&mut self, doc: Document) -> Result<(), String> {
+        fn typed<T: DeserializeOwned>(doc: Document) -> Result<Located<T>, String> {
+            let obj = serde_json::from_value(doc.value.clone()).map_err(|e| e.to_string())?;
+            Ok(Located { doc, obj })
+        }
+        match (doc.api_version(), doc.kind()) {
+            ("v1", "Secret") => self.secrets.push(typed(doc)?),
+            (_, "PsaConnection") => self.connections.push(typed(doc)?),
+            (_, "CustomerMapping") => self.mappings.push(typed(doc)?),
+            (_, "ContractService") => self.services.push(typed(doc)?),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    pub fn connection(&self, namespace: &str, name: &str) -> Option<&Located<PsaConnection>> {
+        self.connections
+            .iter()
+            .find(|c| c.namespace() == namespace && c.name() == name)
+    }
+
+    pub fn service(&self, namespace: &str, name: &str) -> Option<&Located<ContractService>> {
+        self.services
+            .iter()
+            .find(|c| c.namespace() == namespace && c.name() == name)
+    }
+
+    pub fn secret(&self, namespace: &str, name: &str) -> Option<&Located<Secret>> {
+        self.secrets
+            .iter()
+            .find(|c| c.namespace() == namespace && c.name() == name)
+    }
+
+    /// Mappings of one connection.
+    pub fn mappings_of<'a>(
+        &'a self,
+        namespace: &'a str,
+        connection: &'a str,
+    ) -> impl Iterator<Item = &'a Located<CustomerMapping>> + 'a {
+        self.mappings.iter().filter(move |m| {
+            m.namespace() == namespace && m.obj.spec.connection_ref.name == connection
+        })
+    }
+
+    /// ContractServices of one connection.
+    pub fn services_of<'a>(
+        &'a self,
+        namespace: &'a str,
+        connection: &'a str,
+    ) -> impl Iterator<Item = &'a Located<ContractService>> + 'a {
+        self.services.iter().filter(move |s| {
+            s.namespace() == namespace && s.obj.spec.connection_ref.name == connection
+        })
+    }
+}

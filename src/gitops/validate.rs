@@ -1,0 +1,144 @@
+//! `psa-operator validate`: offline checks of resource YAML (files, directories, stdin) — each
+//! object of our kinds against its CRD schema and CEL rules, then references across objects.
+//! Other kinds are ignored (Secrets are read for the reference checks).
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::cli::{OutputFormat, ValidateArgs};
+
+use super::diagnostic::{sort, Diagnostic};
+use super::resource_set::ResourceSet;
+use super::yaml_docs::{parse_all, read_inputs, Document, Source};
+use super::{crossref, schema};
+
+/// Outcome of validating a set of inputs.
+#[derive(Debug, Default)]
+pub struct Validation {
+    /// Objects of our kinds that read into their types (valid only when `diagnostics` is
+    /// empty), and the Secrets.
+    pub set: ResourceSet,
+    /// Every document read (for lines and names).
+    pub documents: Vec<Document>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Objects of our kinds checked.
+    pub checked: usize,
+    /// Objects of other kinds (ignored; Secrets included).
+    pub ignored: usize,
+}
+
+impl Validation {
+    pub fn is_valid(&self) -> bool {
+        self.diagnostics.is_empty()
+    }
+}
+
+/// Validates already-read sources (pure: no I/O).
+pub fn validate_sources(sources: &[Source]) -> Validation {
+    let (docs, load_errors) = parse_all(sources);
+    let mut v = Validation {
+        diagnostics: load_errors
+            .iter()
+            .map(Diagnostic::from_load_error)
+            .collect(),
+        ..Default::default()
+    };
+    for doc in &docs {
+        if schema::is_ours(doc) {
+            v.checked += 1;
+            let found = schema::check_object(doc);
+            // An object with schema findings still takes part in the reference checks when it
+            // reads into its type, so one run reports everything to fix.
+            if let Err(e) = v.set.add(doc.clone()) {
+                if found.is_empty() {
+                    v.diagnostics
+                        .push(Diagnostic::at(doc, "", "FieldValueInvalid", e));
+                }
+            }
+            v.diagnostics.extend(found);
+        } else {
+            v.ignored += 1;
+            if doc.kind() == "Secret" {
+                if let Err(e) = v.set.add(doc.clone()) {
+                    v.diagnostics
+                        .push(Diagnostic::at(doc, "data", "SecretInvalid", e));
+                }
+            }
+        }
+    }
+    v.diagnostics.extend(crossref::check(&v.set, &docs));
+    sort(&mut v.diagnostics);
+    v.documents = docs;
+    v
+}
+
+/// Reads and validates the paths; unreadable paths are findings too.
+pub fn validate_paths(paths: &[std::path::PathBuf]) -> Validation {
+    match read_inputs(paths) {
+        Ok(sources) => validate_sources(&sources),
+        Err(e) => Validation {
+            diagnostics: vec![Diagnostic::from_load_error(&e)],
+            ..Default::default()
+        },
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Report<'a> {
+    valid: bool,
+    checked: usize,
+    ignored: usize,
+    diagnostics: &'a [Diagnostic],
+}
+
+/// Writes the findings as text (one `file:line: kind/name: field: message` per line and a
+/// summary) or as one JSON object.
+pub fn render(v: &Validation, format: OutputFormat, out: &mut dyn Write) -> std::io::Result<()> {
+    match format {
+        OutputFormat::Json => {
+            let report = Report {
+                valid: v.is_valid(),
+                checked: v.checked,
+                ignored: v.ignored,
+                diagnostics: &v.diagnostics,
+            };
+            serde_json::to_writer_pretty(&mut *out, &report).map_err(std::io::Error::other)?;
+            writeln!(out)
+        }
+        OutputFormat::Text => {
+            for d in &v.diagnostics {
+                writeln!(out, "{d}")?;
+            }
+            let n = v.diagnostics.len();
+            writeln!(
+                out,
+                "{} object(s) checked, {} other object(s) ignored: {}",
+                v.checked,
+                v.ignored,
+                match n {
+                    0 => "valid".to_string(),
+                    1 => "1 problem".to_string(),
+                    n => format!("{n} problems"),
+                }
+            )
+        }
+    }
+}
+
+/// The subcommand: exit 0 when valid, 1 when anything was found.
+pub fn run(args: &ValidateArgs) -> i32 {
+    let v = validate_paths(&args.paths);
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    if let Err(e) = render(&v, args.output, &mut lock) {
+        eprintln!("error: cannot write the report: {e}");
+        return 1;
+    }
+    if v.is_valid() {
+        0
+    } else {
+        1
+    }
+}
