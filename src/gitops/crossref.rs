@@ -291,7 +291,12 @@ fn connection_secrets(set: &ResourceSet, c: &Located<PsaConnection>) -> Vec<Diag
                 .map(|e| (e.reason().to_string(), e.to_string())),
             Check::Smtp => smtp_settings(&data.name, |k| data.optional(k))
                 .err()
-                .map(|u| ("SecretKeyMissing".to_string(), format!("{} {}", u.field, u.problem))),
+                .map(|u| {
+                    (
+                        "SecretKeyMissing".to_string(),
+                        format!("{} {}", u.field, u.problem),
+                    )
+                }),
         };
         if let Some((reason, msg)) = problem {
             out.push(Diagnostic::at(&c.doc, field, &reason, msg));

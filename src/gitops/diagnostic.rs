@@ -84,11 +84,17 @@ impl std::fmt::Display for Diagnostic {
 /// Sorts findings by file, line, then message, so output is stable between runs.
 pub fn sort(diags: &mut [Diagnostic]) {
     diags.sort_by(|a, b| {
-        (a.file.as_str(), a.line, a.field.as_str(), a.message.as_str()).cmp(&(
-            b.file.as_str(),
-            b.line,
-            b.field.as_str(),
-            b.message.as_str(),
-        ))
+        (
+            a.file.as_str(),
+            a.line,
+            a.field.as_str(),
+            a.message.as_str(),
+        )
+            .cmp(&(
+                b.file.as_str(),
+                b.line,
+                b.field.as_str(),
+                b.message.as_str(),
+            ))
     });
 }

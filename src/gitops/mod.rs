@@ -5,9 +5,9 @@
 //! Everything starts from [`yaml_docs`]: the YAML as the user wrote it, with lines, so every
 //! finding points at `file:line`.
 
-pub mod yaml_docs;
 pub mod crossref;
 pub mod diagnostic;
 pub mod resource_set;
 pub mod schema;
 pub mod validate;
+pub mod yaml_docs;

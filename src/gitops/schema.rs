@@ -151,7 +151,8 @@ mod tests {
             .collect()
     }
 
-    const HEAD: &str = "apiVersion: psa-operator.io/v1alpha1\nkind: ContractService\nmetadata:\n  name: svc\n";
+    const HEAD: &str =
+        "apiVersion: psa-operator.io/v1alpha1\nkind: ContractService\nmetadata:\n  name: svc\n";
 
     #[test]
     fn a_valid_service_passes() {
@@ -166,9 +167,24 @@ mod tests {
         );
         let got = check(&bad);
         assert!(got.contains(&"t.yaml:11: ContractService/svc: spec.colour: unknown field (the API server would drop it, or reject it with strict field validation)".to_string()), "{got:#?}");
-        assert!(got.iter().any(|d| d.starts_with("t.yaml:8: ContractService/svc: spec.cost: Invalid value: \"1.234567\"")), "{got:#?}");
-        assert!(got.iter().any(|d| d.starts_with("t.yaml:9: ContractService/svc: spec.price: Invalid value: \"integer\"")), "{got:#?}");
-        assert!(got.iter().any(|d| d.starts_with("t.yaml:10: ContractService/svc: spec.deletionPolicy: Unsupported value: \"Keep\"")), "{got:#?}");
+        assert!(
+            got.iter().any(|d| d.starts_with(
+                "t.yaml:8: ContractService/svc: spec.cost: Invalid value: \"1.234567\""
+            )),
+            "{got:#?}"
+        );
+        assert!(
+            got.iter().any(|d| d.starts_with(
+                "t.yaml:9: ContractService/svc: spec.price: Invalid value: \"integer\""
+            )),
+            "{got:#?}"
+        );
+        assert!(
+            got.iter().any(|d| d.starts_with(
+                "t.yaml:10: ContractService/svc: spec.deletionPolicy: Unsupported value: \"Keep\""
+            )),
+            "{got:#?}"
+        );
     }
 
     #[test]
@@ -176,15 +192,27 @@ mod tests {
         let text = "apiVersion: psa-operator.io/v1alpha1\nkind: CustomerMapping\nmetadata:\n  name: Bad_Name\nspec:\n  connectionRef: {name: c}\n  organization: Org\n  company: {identifier: A, name: B}\n";
         let got = check(text);
         assert!(got.contains(&"t.yaml:4: CustomerMapping/Bad_Name: metadata.name: \"Bad_Name\" is not a valid name: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters".to_string()), "{got:#?}");
-        assert!(got.iter().any(|d| d.starts_with("t.yaml:8: CustomerMapping/Bad_Name: spec.company: ") && d.contains("set exactly one of identifier or name")), "{got:#?}");
+        assert!(
+            got.iter().any(
+                |d| d.starts_with("t.yaml:8: CustomerMapping/Bad_Name: spec.company: ")
+                    && d.contains("set exactly one of identifier or name")
+            ),
+            "{got:#?}"
+        );
     }
 
     #[test]
     fn unknown_kind_and_version() {
-        let got = check("apiVersion: psa-operator.io/v1\nkind: PsaConnection\nmetadata: {name: a}\nspec: {}\n");
+        let got = check(
+            "apiVersion: psa-operator.io/v1\nkind: PsaConnection\nmetadata: {name: a}\nspec: {}\n",
+        );
         assert_eq!(got, ["t.yaml:1: PsaConnection/a: apiVersion: \"psa-operator.io/v1\" is not served; use psa-operator.io/v1alpha1"]);
-        let got = check("apiVersion: psa-operator.io/v1alpha1\nkind: Ticket\nmetadata: {name: a}\n");
-        assert!(got[0].starts_with("t.yaml:2: Ticket/a: kind: \"Ticket\" is not a kind"), "{got:?}");
+        let got =
+            check("apiVersion: psa-operator.io/v1alpha1\nkind: Ticket\nmetadata: {name: a}\n");
+        assert!(
+            got[0].starts_with("t.yaml:2: Ticket/a: kind: \"Ticket\" is not a kind"),
+            "{got:?}"
+        );
     }
 
     #[test]

@@ -497,9 +497,8 @@ mod tests {
 
     #[test]
     fn anchors_and_lists() {
-        let docs = parse(
-            "kind: List\nitems:\n- kind: A\n  spec: &s {x: 1}\n- kind: B\n  spec: *s\n",
-        );
+        let docs =
+            parse("kind: List\nitems:\n- kind: A\n  spec: &s {x: 1}\n- kind: B\n  spec: *s\n");
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[1].value, json!({"kind": "B", "spec": {"x": 1}}));
         assert_eq!(docs[1].line, 5);
