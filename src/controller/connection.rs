@@ -220,7 +220,7 @@ async fn authenticate(ctx: &Context, key: &ConnectionKey, spec: &PsaConnectionSp
 }
 
 /// Resolves the catch-all company (by identifier, then by name) and its contact (e-mail or name).
-async fn resolve_catch_all(
+pub async fn resolve_catch_all(
     psa: &dyn Psa,
     ca: &CatchAll,
 ) -> Result<Result<ResolvedCustomer, Unresolved>, PsaError> {
