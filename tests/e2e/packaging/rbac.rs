@@ -14,27 +14,38 @@ type Grant = (String, String, String, String);
 
 const CLUSTER: &str = "*cluster*";
 
-fn required(watched_scope: &str, operator_ns: &str) -> BTreeSet<Grant> {
+/// config/rbac/required-permissions.yaml as (scope kind, group, resource, verb).
+pub fn required_permissions() -> Vec<(String, String, String, String)> {
     let text = std::fs::read_to_string(repo().join("config/rbac/required-permissions.yaml"))
         .expect("required-permissions.yaml");
     let doc = &yaml_docs(&text)[0];
-    let mut out = BTreeSet::new();
+    let mut out = Vec::new();
     for p in doc["permissions"].as_array().expect("permissions list") {
-        let scope = match p["scope"].as_str() {
-            Some("watched") => watched_scope,
-            Some("operator") => operator_ns,
-            other => panic!("unknown scope {other:?} in required-permissions.yaml"),
+        let field = |k: &str| {
+            p[k].as_str()
+                .unwrap_or_else(|| panic!("{k} in {p}"))
+                .to_string()
         };
         for verb in p["verbs"].as_array().unwrap() {
-            out.insert((
-                scope.to_string(),
-                p["group"].as_str().unwrap().to_string(),
-                p["resource"].as_str().unwrap().to_string(),
-                verb.as_str().unwrap().to_string(),
-            ));
+            let verb = verb.as_str().unwrap().to_string();
+            out.push((field("scope"), field("group"), field("resource"), verb));
         }
     }
     out
+}
+
+fn required(watched_scope: &str, operator_ns: &str) -> BTreeSet<Grant> {
+    required_permissions()
+        .into_iter()
+        .map(|(scope, group, resource, verb)| {
+            let scope = match scope.as_str() {
+                "watched" => watched_scope,
+                "operator" => operator_ns,
+                other => panic!("unknown scope {other:?} in required-permissions.yaml"),
+            };
+            (scope.to_string(), group, resource, verb)
+        })
+        .collect()
 }
 
 fn expand(rules: &Value, scope: &str, out: &mut BTreeSet<Grant>) {

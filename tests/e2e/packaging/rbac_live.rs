@@ -11,7 +11,7 @@ use psa_operator::api::{ContractService, PsaConnection};
 use psa_operator::devcluster::{Config, DevCluster};
 use psa_operator::operator::{run_operator, OperatorOptions};
 
-use super::tools::{repo, yaml_docs};
+use super::tools::repo;
 
 type Log = Arc<Mutex<Vec<(String, String)>>>;
 
@@ -95,20 +95,10 @@ fn permission(method: &str, uri: &str) -> Option<(String, String, String)> {
 }
 
 fn required() -> BTreeSet<(String, String, String)> {
-    let text =
-        std::fs::read_to_string(repo().join("config/rbac/required-permissions.yaml")).unwrap();
-    let doc = &yaml_docs(&text)[0];
-    let mut out = BTreeSet::new();
-    for p in doc["permissions"].as_array().unwrap() {
-        for v in p["verbs"].as_array().unwrap() {
-            out.insert((
-                p["group"].as_str().unwrap().to_string(),
-                p["resource"].as_str().unwrap().to_string(),
-                v.as_str().unwrap().to_string(),
-            ));
-        }
-    }
-    out
+    super::rbac::required_permissions()
+        .into_iter()
+        .map(|(_, group, resource, verb)| (group, resource, verb))
+        .collect()
 }
 
 #[test]
