@@ -55,6 +55,7 @@ impl PsaFactory for RealPsaFactory {
         provider: &ProviderSpec,
         credentials: &SecretData,
     ) -> Result<Arc<dyn Psa>, FactoryError> {
+        use crate::psa::bms::{BmsClient, BmsConfig};
         use crate::psa::connectwise::{ConnectWiseClient, ConnectWiseConfig};
         match (&provider.connect_wise, &provider.kaseya_bms) {
             (Some(cw), None) => {
@@ -71,12 +72,11 @@ impl PsaFactory for RealPsaFactory {
                 Ok(Arc::new(client))
             }
             (None, Some(bms)) => {
-                use crate::psa::bms::{BmsClient, BmsConfig};
                 let cfg = BmsConfig::new(
                     bms.url.trim_end_matches('/'),
                     bms.tenant.clone(),
                     credentials.require("username")?.expose(),
-                    credentials.require("password")?.expose(),
+                    credentials.require("password")?,
                 );
                 let client =
                     BmsClient::new(cfg).map_err(|e| FactoryError::Invalid(e.to_string()))?;

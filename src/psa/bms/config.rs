@@ -1,22 +1,14 @@
 //! What a Kaseya BMS client is built from: site, tenant, API user, and its call budget.
 
-use std::fmt;
 use std::time::Duration;
 
+use crate::secret::SecretString;
+
 /// The API user's login. `Debug` never prints the password.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BmsCredentials {
     pub username: String,
-    pub password: String,
-}
-
-impl fmt::Debug for BmsCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BmsCredentials")
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
-    }
+    pub password: SecretString,
 }
 
 /// Calls allowed per endpoint. Kaseya documents 1,500 calls per hour per endpoint for API v2.
@@ -63,7 +55,7 @@ impl BmsConfig {
         url: impl Into<String>,
         tenant: impl Into<String>,
         username: impl Into<String>,
-        password: impl Into<String>,
+        password: impl Into<SecretString>,
     ) -> Self {
         BmsConfig {
             url: url.into(),

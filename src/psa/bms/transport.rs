@@ -168,7 +168,7 @@ impl Transport {
         let form = [
             ("GrantType", "password"),
             ("UserName", c.credentials.username.as_str()),
-            ("Password", c.credentials.password.as_str()),
+            ("Password", c.credentials.password.expose()),
             ("Tenant", c.tenant.as_str()),
         ];
         self.token_call(AUTHENTICATE, &form).await
