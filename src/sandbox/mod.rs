@@ -18,6 +18,7 @@
 //! ```
 
 pub mod admin;
+pub mod bms;
 pub mod connectwise;
 
 use std::net::SocketAddr;

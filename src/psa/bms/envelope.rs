@@ -93,7 +93,9 @@ pub fn parse_response(
 /// The PSA's own words from an (already lowercased) error body: `error.message`, then
 /// `error.details` and `error.suberrors` when they add something.
 pub fn error_message(body: &Value) -> Option<String> {
-    let err = body.get("error")?;
+    let Some(err) = body.get("error") else {
+        return problem_message(body);
+    };
     if let Some(s) = err.as_str() {
         return non_empty(s).map(|s| clip(s.to_string()));
     }
@@ -133,6 +135,36 @@ pub fn error_message(body: &Value) -> Option<String> {
         }
     }
     non_empty(&message).map(|m| clip(m.to_string()))
+}
+
+/// ASP.NET problem details (`title` and `errors: {field: [messages]}`), which the model binder
+/// sends with HTTP 400 when a body cannot be bound.
+fn problem_message(body: &Value) -> Option<String> {
+    let title = body
+        .get("title")
+        .and_then(Value::as_str)
+        .and_then(non_empty)?;
+    let details: Vec<String> = body
+        .get("errors")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .flat_map(|(field, msgs)| {
+                    let msgs: Vec<&str> = match msgs {
+                        Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                        Value::String(s) => vec![s.as_str()],
+                        _ => Vec::new(),
+                    };
+                    msgs.into_iter().map(move |m| format!("{field}: {m}"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(clip(if details.is_empty() {
+        title.to_string()
+    } else {
+        format!("{title} ({})", details.join("; "))
+    }))
 }
 
 fn fallback_message(status: u16, text: &str) -> String {
@@ -247,6 +279,15 @@ mod tests {
                 Want::Err(
                     "PsaRejected",
                     "PSA rejected the request (HTTP 200): Save failed: Account is inactive",
+                ),
+            ),
+            (
+                "problem details from the model binder",
+                400,
+                r#"{"title":"One or more validation errors occurred.","status":400,"errors":{"$.AccountId":["The JSON value could not be converted to System.Int32."]}}"#,
+                Want::Err(
+                    "PsaRejected",
+                    "PSA rejected the request (HTTP 400): One or more validation errors occurred. ($.accountid: The JSON value could not be converted to System.Int32.)",
                 ),
             ),
             (

@@ -1,0 +1,802 @@
+//! HTTP handlers of the BMS sandbox: the v2 paths the client uses and a few a technician's tools
+//! would (ticket PATCH, note list), with auth and the per-endpoint throttle as route layers.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::session::LoginError;
+use super::wire::{self, fail, ok, ok_paged};
+use super::world::{Fail, Pick, World};
+use super::BmsSandbox;
+
+type S = State<Arc<BmsSandbox>>;
+
+const DEFAULT_PAGE_SIZE: usize = 50;
+const MAX_PAGE_SIZE: usize = 100;
+
+pub fn api(s: Arc<BmsSandbox>) -> Router {
+    let protected = Router::new()
+        .route("/v2/security/userinfo", get(userinfo))
+        .route("/v2/crm/accounts/summary", get(accounts_summary))
+        .route("/v2/crm/accounts/summary/{id}", get(account_summary))
+        .route("/v2/crm/accounts/lookup", get(accounts_lookup))
+        .route(
+            "/v2/crm/accounts/{id}/locations/lookup",
+            get(locations_lookup),
+        )
+        .route(
+            "/v2/crm/accounts/{id}/contacts/lookup",
+            get(account_contacts),
+        )
+        .route("/v2/crm/contacts/search", get(contacts_search))
+        .route("/v2/system/queues/lookup", get(queues))
+        .route("/v2/system/statuses/lookup", get(statuses))
+        .route("/v2/system/priorities/lookup", get(priorities))
+        .route("/v2/system/issuetypes/lookup", get(issue_types))
+        .route(
+            "/v2/system/issuetypes/{id}/issuesubtypes/lookup",
+            get(sub_issue_types),
+        )
+        .route("/v2/system/tenantlookup/{table}", get(tenant_lookup))
+        .route(
+            "/v2/servicedesk/tickets",
+            get(tickets_list).post(ticket_create),
+        )
+        .route(
+            "/v2/servicedesk/tickets/{id}",
+            get(ticket_get).patch(ticket_patch),
+        )
+        .route(
+            "/v2/servicedesk/tickets/{id}/notes",
+            get(notes_list).post(note_create),
+        )
+        .route("/v2/servicedesk/tickets/{id}/resolve", post(ticket_resolve))
+        .route("/v2/admin/finance/services/services", post(service_create))
+        .route("/v2/admin/finance/services/lookup", get(services_lookup))
+        .route(
+            "/v2/admin/finance/services/{id}",
+            get(service_get).put(service_put).delete(service_delete),
+        )
+        .route("/v2/finance/contracts/lookup", get(contracts_lookup))
+        .route(
+            "/v2/finance/contracts/recurringservices/{id}/services",
+            post(lines_add),
+        )
+        .route_layer(middleware::from_fn_with_state(s.clone(), authenticated));
+    Router::new()
+        .route("/v2/security/authenticate", post(authenticate))
+        .route("/v2/security/refreshtoken", post(refresh))
+        .merge(protected)
+        .route_layer(middleware::from_fn_with_state(s.clone(), throttled))
+        .with_state(s)
+}
+
+async fn authenticated(State(s): S, req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().to_string());
+    let ok = token.is_some_and(|t| s.lock().sessions.authorized(&t, Instant::now()));
+    if !ok {
+        return wire::unauthorized();
+    }
+    next.run(req).await
+}
+
+async fn throttled(State(s): S, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| req.uri().path().to_string());
+    let verdict = {
+        let mut inner = s.lock();
+        let limit = inner.world.settings.calls_per_hour_per_endpoint;
+        inner
+            .limiter
+            .admit(&route, limit, Instant::now())
+            .map_err(|secs| (limit, secs))
+    };
+    match verdict {
+        Ok(()) => next.run(req).await,
+        Err((limit, secs)) => wire::too_many(limit, secs),
+    }
+}
+
+// ---- query strings ---------------------------------------------------------------------------
+
+/// Query parameters with lowercased names (BMS binds `Filter.AccountCode` in any casing).
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn new(raw: Option<String>) -> Params {
+        Params(wire::pairs(raw.unwrap_or_default().as_bytes()))
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Ids given repeated or comma-separated.
+    fn ids(&self, key: &str) -> Vec<i64> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key || k.strip_suffix("[]") == Some(key))
+            .flat_map(|(_, v)| {
+                v.split(',')
+                    .filter_map(|x| x.trim().parse().ok())
+                    .collect::<Vec<i64>>()
+            })
+            .collect()
+    }
+
+    fn flag(&self, key: &str) -> Option<bool> {
+        match self.get(key)?.to_ascii_lowercase().as_str() {
+            "true" | "1" => Some(true),
+            "false" | "0" => Some(false),
+            _ => None,
+        }
+    }
+
+    /// `PageSize` (default 50, at most 100) and 1-based `PageNumber`.
+    fn page<T>(&self, rows: Vec<T>) -> Vec<T> {
+        let size = self
+            .get("pagesize")
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(DEFAULT_PAGE_SIZE)
+            .min(MAX_PAGE_SIZE);
+        let number = self
+            .get("pagenumber")
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(1);
+        rows.into_iter()
+            .skip((number - 1) * size)
+            .take(size)
+            .collect()
+    }
+}
+
+fn contains(hay: &str, needle: Option<&str>) -> bool {
+    needle.is_none_or(|n| hay.to_lowercase().contains(&n.to_lowercase()))
+}
+
+fn path_id(raw: &str) -> Result<i64, Response> {
+    raw.parse::<i64>().map_err(|_| {
+        wire::bad_request(vec![(
+            "id".into(),
+            format!("The value '{raw}' is not valid."),
+        )])
+    })
+}
+
+// ---- security --------------------------------------------------------------------------------
+
+fn token_answer(g: super::session::Grant) -> Response {
+    ok(json!({
+        "accessToken": g.access,
+        "refreshToken": g.refresh,
+        "accessTokenExpireOn": g.access_expire_on.format("%Y-%m-%dT%H:%M:%S").to_string(),
+        "refreshTokenExpireOn": g.refresh_expire_on.format("%Y-%m-%dT%H:%M:%S").to_string(),
+    }))
+}
+
+fn login_failed(e: LoginError) -> Response {
+    let code = match e {
+        LoginError::MissingField(_) | LoginError::UnsupportedGrant(_) => 400,
+        LoginError::BadCredentials | LoginError::BadRefresh => 401,
+    };
+    Json(json!({ "success": false, "error": { "code": code, "message": e.message() }, "result": null }))
+        .into_response()
+}
+
+async fn authenticate(State(s): S, body: Bytes) -> Response {
+    let form = wire::form(&body);
+    let mut inner = s.lock();
+    let inner = &mut *inner;
+    let w = &inner.world;
+    match inner
+        .sessions
+        .login(&w.tenant, &s.seed.users, &w.settings, &form, Instant::now())
+    {
+        Ok(g) => token_answer(g),
+        Err(e) => login_failed(e),
+    }
+}
+
+async fn refresh(State(s): S, body: Bytes) -> Response {
+    let form = wire::form(&body);
+    let mut inner = s.lock();
+    let inner = &mut *inner;
+    match inner
+        .sessions
+        .refresh(&inner.world.settings, &form, Instant::now())
+    {
+        Ok(g) => token_answer(g),
+        Err(e) => login_failed(e),
+    }
+}
+
+async fn userinfo(State(s): S) -> Response {
+    let inner = s.lock();
+    let user = s.seed.users.first();
+    ok(json!({
+        "userId": 1,
+        "fullName": user.and_then(|u| u.full_name.clone()).unwrap_or_else(|| "API User".into()),
+        "emailAddress": null,
+        "tenantId": inner.world.tenant_id,
+        "businessName": inner.world.tenant,
+        "timeZoneName": "UTC",
+        "currencyCode": "USD",
+    }))
+}
+
+// ---- accounts and contacts -------------------------------------------------------------------
+
+async fn accounts_summary(State(s): S, RawQuery(q): RawQuery) -> Response {
+    let p = Params::new(q);
+    let inner = s.lock();
+    let rows: Vec<Value> = inner
+        .world
+        .accounts
+        .iter()
+        .filter(|a| contains(&a.name, p.get("filter.accountname")))
+        .filter(|a| contains(&a.code, p.get("filter.accountcode")))
+        .filter(|a| contains(&a.type_name, p.get("filter.accounttypename")))
+        .filter(|a| p.flag("filter.isactive").is_none_or(|f| a.active == f))
+        .map(wire::account_summary)
+        .collect();
+    let total = rows.len();
+    ok_paged(p.page(rows), total)
+}
+
+/// Swagger: this one answers with the bare DTO, no envelope. Unknown id → 404, empty body.
+async fn account_summary(State(s): S, Path(id): Path<String>) -> Response {
+    let id = match path_id(&id) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let inner = s.lock();
+    match inner.world.account(id) {
+        Some(a) => Json(wire::account_summary(a)).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn accounts_lookup(State(s): S, RawQuery(q): RawQuery) -> Response {
+    let p = Params::new(q);
+    let ids = p.ids("filter.ids");
+    let with_inactive = p.flag("filter.withinactiveaccounts").unwrap_or(false);
+    let inner = s.lock();
+    let rows: Vec<Value> = inner
+        .world
+        .accounts
+        .iter()
+        .filter(|a| contains(&a.name, p.get("filter.name")))
+        .filter(|a| ids.is_empty() || ids.contains(&a.id))
+        .filter(|a| with_inactive || a.active)
+        .map(|a| json!({"id": a.id, "name": a.name, "tenantName": inner.world.tenant, "isActive": a.active}))
+        .collect();
+    ok(Value::Array(rows))
+}
+
+async fn locations_lookup(State(s): S, Path(id): Path<String>) -> Response {
+    let id = match path_id(&id) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let inner = s.lock();
+    let Some(a) = inner.world.account(id) else {
+        return fail(Fail::NotFound("Account not found.".into()));
+    };
+    let rows: Vec<Value> = a
+        .locations
+        .iter()
+        .filter(|l| l.active)
+        .map(|l| json!({"id": l.id, "name": l.name, "accountId": a.id, "isMain": l.is_main}))
+        .collect();
+    ok(Value::Array(rows))
+}
+
+async fn account_contacts(State(s): S, Path(id): Path<String>) -> Response {
+    let id = match path_id(&id) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let inner = s.lock();
+    if inner.world.account(id).is_none() {
+        return fail(Fail::NotFound("Account not found.".into()));
+    }
+    let rows: Vec<Value> = inner
+        .world
+        .contacts
+        .iter()
+        .filter(|c| c.account_id == id && c.active)
+        .map(|c| {
+            json!({"id": c.id, "name": format!("{} {}", c.first_name, c.last_name).trim(),
+                   "locationId": c.location_id, "phone": null, "emailAddress": c.email})
+        })
+        .collect();
+    ok(Value::Array(rows))
+}
+
+/// `GET /v2/crm/contacts/search`: a plain list (no `totalRecords`) that still pages.
+async fn contacts_search(State(s): S, RawQuery(q): RawQuery) -> Response {
+    let p = Params::new(q);
+    let accounts = p.ids("filter.accountids");
+    let ids = p.ids("filter.ids");
+    let inner = s.lock();
+    let w = &inner.world;
+    let rows: Vec<Value> = w
+        .contacts
+        .iter()
+        .filter(|c| accounts.is_empty() || accounts.contains(&c.account_id))
+        .filter(|c| ids.is_empty() || ids.contains(&c.id))
+        .filter(|c| {
+            contains(
+                c.email.as_deref().unwrap_or(""),
+                p.get("filter.emailaddress"),
+            )
+        })
+        .filter(|c| contains(&c.first_name, p.get("filter.firstname")))
+        .filter(|c| contains(&c.last_name, p.get("filter.lastname")))
+        .filter(|c| p.flag("filter.isactive").is_none_or(|f| c.active == f))
+        .map(|c| wire::contact_row(w, c))
+        .collect();
+    ok(Value::Array(p.page(rows)))
+}
+
+// ---- picklists -------------------------------------------------------------------------------
+
+fn picks(list: &[Pick]) -> Response {
+    ok(Value::Array(
+        list.iter()
+            .map(|p| json!({"id": p.id, "name": p.name, "isActive": p.active, "isDefault": p.default}))
+            .collect(),
+    ))
+}
+
+async fn queues(State(s): S) -> Response {
+    picks(&s.lock().world.queues)
+}
+
+async fn priorities(State(s): S) -> Response {
+    picks(&s.lock().world.priorities)
+}
+
+/// *Sandbox*: open statuses have `typeId` 1, closed ones 3 (Kaseya does not document the types).
+async fn statuses(State(s): S) -> Response {
+    let inner = s.lock();
+    ok(Value::Array(
+        inner
+            .world
+            .statuses
+            .iter()
+            .map(|st| {
+                json!({"id": st.id, "name": st.name, "fontColor": "#000000", "color": "#ffffff",
+                       "statusOrder": st.order, "typeId": if st.closed { 3 } else { 1 },
+                       "isSystemStatus": 0, "slaEventId": null, "isActive": true})
+            })
+            .collect(),
+    ))
+}
+
+async fn issue_types(State(s): S, RawQuery(q): RawQuery) -> Response {
+    let p = Params::new(q);
+    let inner = s.lock();
+    ok(Value::Array(
+        inner
+            .world
+            .issue_types
+            .iter()
+            .filter(|i| contains(&i.name, p.get("filter.name")))
+            .map(|i| json!({"id": i.id, "name": i.name, "isActive": true}))
+            .collect(),
+    ))
+}
+
+async fn sub_issue_types(State(s): S, Path(id): Path<String>) -> Response {
+    let id = match path_id(&id) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let inner = s.lock();
+    match inner.world.issue_type(id) {
+        Some(it) => ok(Value::Array(
+            it.subs
+                .iter()
+                .map(|x| json!({"id": x.id, "name": x.name}))
+                .collect(),
+        )),
+        None => fail(Fail::NotFound("Issue type not found.".into())),
+    }
+}
+
+/// The generic tenant lookup tables. Kaseya does not publish the names; the sandbox serves
+/// `TicketType`, `TicketSource` and `TicketNoteType` (any case).
+async fn tenant_lookup(State(s): S, Path(table): Path<String>) -> Response {
+    let inner = s.lock();
+    let w = &inner.world;
+    match table.to_ascii_lowercase().as_str() {
+        "tickettype" => picks(&w.ticket_types),
+        "ticketsource" => picks(&w.sources),
+        "ticketnotetype" => picks(&w.note_types),
+        _ => fail(Fail::Invalid(vec![format!(
+            "Invalid table name '{table}'."
+        )])),
+    }
+}
+
+// ---- tickets ---------------------------------------------------------------------------------
+
+async fn tickets_list(State(s): S, RawQuery(q): RawQuery) -> Response {
+    let p = Params::new(q);
+    let accounts = p.ids("filter.accountids");
+    let exclude_completed = p.flag("filter.excludecompleted").unwrap_or(false);
+    let statuses: Vec<String> = p
+        .get("filter.statusnames")
+        .map(|v| v.split(',').map(|x| x.trim().to_lowercase()).collect())
+        .unwrap_or_default();
+    let inner = s.lock();
+    let w = &inner.world;
+    let rows: Vec<Value> = w
+        .tickets
+        .iter()
+        .filter(|t| contains(&t.title, p.get("filter.title")))
+        .filter(|t| contains(&t.details, p.get("filter.details")))
+        .filter(|t| contains(&t.number, p.get("filter.ticketnumber")))
+        .filter(|t| accounts.is_empty() || accounts.contains(&t.account_id))
+        .filter(|t| !exclude_completed || t.completed_date.is_none())
+        .filter(|t| {
+            statuses.is_empty()
+                || w.status(t.status_id)
+                    .is_some_and(|st| statuses.contains(&st.name.to_lowercase()))
+        })
+        .map(|t| wire::ticket_out(w, t))
+        .collect();
+    let total = rows.len();
+    ok_paged(p.page(rows), total)
+}
+
+async fn ticket_create(State(s): S, body: Bytes) -> Response {
+    let v = match wire::body_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let input = match wire::ticket_in(&v) {
+        Ok(t) => t,
+        Err(errs) => return wire::bad_request(errs),
+    };
+    let mut inner = s.lock();
+    match inner.world.create_ticket(input) {
+        Ok(id) => ticket_answer(&inner.world, id),
+        Err(f) => fail(f),
+    }
+}
+
+fn ticket_answer(w: &World, id: i64) -> Response {
+    match w.ticket(id) {
+        Some(t) => ok(wire::ticket_out(w, t)),
+        None => fail(Fail::NotFound("Ticket not found.".into())),
+    }
+}
+
+async fn ticket_get(State(s): S, Path(id): Path<String>) -> Response {
+    let id = match path_id(&id) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    ticket_answer(&s.lock().world, id)
+}
+
+/// JSON Patch `replace` of `/StatusId`, `/PriorityId`, `/QueueId`, `/Title` (as a technician's
+/// tool would close or reopen a ticket).
+async fn ticket_patch(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
+    let id = match path_id(&id) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let v = match wire::body_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Some(ops) = v.as_array() else {
+        return wire::bad_request(vec![("$".into(), "A JSON Patch array is expected.".into())]);
+    };
+    let mut inner = s.lock();
+    let w = &mut inner.world;
+    if w.ticket(id).is_none() {
+        return fail(Fail::NotFound("Ticket not found.".into()));
+    }
+    for op in ops {
+        let kind = op.get("op").and_then(Value::as_str).unwrap_or("");
+        let path = op
+            .get("path")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_lowercase();
+        let value = op.get("value").cloned().unwrap_or(Value::Null);
+        if !kind.eq_ignore_ascii_case("replace") {
+            return fail(Fail::Invalid(vec![format!(
+                "Operation '{kind}' is not supported."
+            )]));
+        }
+        let result = match (path.as_str(), value.as_i64(), value.as_str()) {
+            ("/statusid", Some(st), _) => w.set_status(id, st),
+            ("/priorityid", Some(p), _) if w.priorities.iter().any(|x| x.id == p) => {
+                edit(w, id, |t| t.priority_id = p)
+            }
+            ("/queueid", Some(q), _) if w.queues.iter().any(|x| x.id == q) => {
+                edit(w, id, |t| t.queue_id = Some(q))
+            }
+            ("/title", _, Some(title)) if !title.trim().is_empty() => {
+                let title = title.to_string();
+                edit(w, id, move |t| t.title = title)
+            }
+            _ => Err(Fail::Invalid(vec![format!(
+                "Cannot replace '{path}' with {value}."
+            )])),
+        };
+        if let Err(f) = result {
+            return fail(f);
+        }
+    }
+    ticket_answer(w, id)
+}
+
+fn edit(w: &mut World, id: i64, f: impl FnOnce(&mut super::world::Ticket)) -> Result<(), Fail> {
+    let t = w
+        .tickets
+        .iter_mut()
+        .find(|t| t.id == id)
+        .ok_or_else(|| Fail::NotFound("Ticket not found.".into()))?;
+    f(t);
+    Ok(())
+}
+
+async fn ticket_resolve(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
+    let id = match path_id(&id) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let v = match wire::body_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let (comment, status, internal) = match wire::resolve_in(&v) {
+        Ok(x) => x,
+        Err(errs) => return wire::bad_request(errs),
+    };
+    let mut inner = s.lock();
+    match inner.world.resolve(id, comment, status, internal) {
+        Ok(()) => ticket_answer(&inner.world, id),
+        Err(f) => fail(f),
+    }
+}
+
+async fn notes_list(State(s): S, Path(id): Path<String>, RawQuery(q): RawQuery) -> Response {
+    let id = match path_id(&id) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let p = Params::new(q);
+    let inner = s.lock();
+    let w = &inner.world;
+    if w.ticket(id).is_none() {
+        return fail(Fail::NotFound("Ticket not found.".into()));
+    }
+    let rows: Vec<Value> = w
+        .notes
+        .iter()
+        .filter(|n| n.ticket_id == id)
+        .map(|n| wire::note_out(w, n))
+        .collect();
+    ok(Value::Array(p.page(rows)))
+}
+
+async fn note_create(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
+    let id = match path_id(&id) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let v = match wire::body_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let input = match wire::note_in(&v) {
+        Ok(n) => n,
+        Err(errs) => return wire::bad_request(errs),
+    };
+    let mut inner = s.lock();
+    match inner.world.add_note(id, input) {
+        Ok(note) => {
+            let w = &inner.world;
+            match w.notes.iter().find(|n| n.id == note) {
+                Some(n) => ok(wire::note_out(w, n)),
+                None => fail(Fail::NotFound("Note not found.".into())),
+            }
+        }
+        Err(f) => fail(f),
+    }
+}
+
+// ---- services and contracts ------------------------------------------------------------------
+
+fn service_answer(w: &World, id: i64) -> Response {
+    match w.service(id) {
+        Some(s) => ok(wire::service_out(s)),
+        None => fail(Fail::NotFound("Service not found.".into())),
+    }
+}
+
+async fn service_create(State(s): S, body: Bytes) -> Response {
+    let v = match wire::body_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let input = match wire::service_in(&v) {
+        Ok(x) => x,
+        Err(errs) => return wire::bad_request(errs),
+    };
+    let mut inner = s.lock();
+    match inner.world.create_service(input) {
+        Ok(id) => service_answer(&inner.world, id),
+        Err(f) => fail(f),
+    }
+}
+
+async fn services_lookup(State(s): S, RawQuery(q): RawQuery) -> Response {
+    let p = Params::new(q);
+    let only = p.get("filter.id").and_then(|v| v.parse::<i64>().ok());
+    let inner = s.lock();
+    let rows: Vec<Value> = inner
+        .world
+        .services
+        .iter()
+        .filter(|x| contains(&x.name, p.get("filter.name")))
+        .filter(|x| only.is_none_or(|i| x.id == i))
+        .map(|x| json!({"id": x.id, "name": x.name, "description": x.description}))
+        .collect();
+    let total = rows.len();
+    ok_paged(p.page(rows), total)
+}
+
+async fn service_get(State(s): S, Path(id): Path<String>) -> Response {
+    match path_id(&id) {
+        Ok(id) => service_answer(&s.lock().world, id),
+        Err(r) => r,
+    }
+}
+
+async fn service_put(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
+    let id = match path_id(&id) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let v = match wire::body_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let input = match wire::service_in(&v) {
+        Ok(x) => x,
+        Err(errs) => return wire::bad_request(errs),
+    };
+    let mut inner = s.lock();
+    match inner.world.replace_service(id, input) {
+        Ok(()) => service_answer(&inner.world, id),
+        Err(f) => fail(f),
+    }
+}
+
+async fn service_delete(State(s): S, Path(id): Path<String>) -> Response {
+    let id = match path_id(&id) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    match s.lock().world.delete_service(id) {
+        Ok(()) => ok(Value::Bool(true)),
+        Err(f) => fail(f),
+    }
+}
+
+/// `GET /v2/finance/contracts/lookup?AccountId=&ExcludeExpiredContracts=` (no `Filter.` prefix).
+async fn contracts_lookup(State(s): S, RawQuery(q): RawQuery) -> Response {
+    let p = Params::new(q);
+    let account = p.get("accountid").and_then(|v| v.parse::<i64>().ok());
+    let exclude_expired = p.flag("excludeexpiredcontracts").unwrap_or(false);
+    let inner = s.lock();
+    let rows: Vec<Value> = inner
+        .world
+        .contracts
+        .iter()
+        .filter(|k| account.is_none_or(|a| k.account_id == a))
+        .filter(|k| contains(&k.name, p.get("name")))
+        .filter(|k| !exclude_expired || k.active)
+        .map(|k| {
+            json!({"id": k.id, "name": k.name, "isDefault": false, "slaId": null,
+                   "slaName": null, "isActive": k.active, "endDate": null})
+        })
+        .collect();
+    ok(Value::Array(rows))
+}
+
+/// Adds lines; the answer is one line (the last added), as the Swagger declares.
+async fn lines_add(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
+    let id = match path_id(&id) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let v = match wire::body_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let input = match wire::lines_in(&v) {
+        Ok(x) => x,
+        Err(errs) => return wire::bad_request(errs),
+    };
+    let mut inner = s.lock();
+    match inner.world.add_lines(id, input) {
+        Ok(ids) => {
+            let w = &inner.world;
+            match ids.last().and_then(|l| w.lines.iter().find(|x| x.id == *l)) {
+                Some(l) => ok(wire::line_out(w, l)),
+                None => fail(Fail::NotFound("Line not found.".into())),
+            }
+        }
+        Err(f) => fail(f),
+    }
+}
+
+// ---- state dump ------------------------------------------------------------------------------
+
+/// `GET /_sandbox/state`: everything, camelCase, with each contract's lines (which the BMS API
+/// itself cannot list) and each ticket's notes.
+pub fn state_json(w: &World, sessions: usize) -> Value {
+    let names = |l: &[Pick]| {
+        l.iter()
+            .map(|p| json!({"id": p.id, "name": p.name}))
+            .collect::<Vec<_>>()
+    };
+    json!({
+        "tenant": w.tenant,
+        "sessions": sessions,
+        "accounts": w.accounts.iter().map(wire::account_summary).collect::<Vec<_>>(),
+        "contacts": w.contacts.iter().map(|c| wire::contact_row(w, c)).collect::<Vec<_>>(),
+        "queues": names(&w.queues),
+        "ticketTypes": names(&w.ticket_types),
+        "sources": names(&w.sources),
+        "priorities": names(&w.priorities),
+        "noteTypes": names(&w.note_types),
+        "statuses": w.statuses.iter().map(|s| json!({"id": s.id, "name": s.name, "closed": s.closed})).collect::<Vec<_>>(),
+        "issueTypes": w.issue_types.iter().map(|i| json!({"id": i.id, "name": i.name, "subIssueTypes": names(&i.subs)})).collect::<Vec<_>>(),
+        "tickets": w.tickets.iter().map(|t| {
+            let mut v = wire::ticket_out(w, t);
+            v["notes"] = Value::Array(w.notes.iter().filter(|n| n.ticket_id == t.id).map(|n| wire::note_out(w, n)).collect());
+            v
+        }).collect::<Vec<_>>(),
+        "services": w.services.iter().map(wire::service_out).collect::<Vec<_>>(),
+        "contracts": w.contracts.iter().map(|k| json!({
+            "id": k.id, "accountId": k.account_id, "name": k.name, "isActive": k.active,
+            "lines": w.lines.iter().filter(|l| l.contract_id == k.id).map(|l| wire::line_out(w, l)).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "ticketsPerAccount": w.ticket_counts(),
+    })
+}
