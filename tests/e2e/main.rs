@@ -1,5 +1,6 @@
 //! The one integration-test binary: each area of the project is a module.
 
+mod bms;
 mod connectwise;
 mod devcluster;
 mod dispatch;

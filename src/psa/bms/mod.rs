@@ -129,7 +129,9 @@ impl BmsClient {
     }
 
     async fn find_account(&self, filter: &str, value: &str) -> PsaResult<Option<Company>> {
-        let req = Req::get("/v2/crm/accounts/summary").q(filter, value);
+        // The PSA filter matches literally: send the name as people mean it (single spaces).
+        let needle = value.split_whitespace().collect::<Vec<_>>().join(" ");
+        let req = Req::get("/v2/crm/accounts/summary").q(filter, &needle);
         let by_code = filter.ends_with("AccountCode");
         let rows: Vec<WAccount> = self
             .pages("account", req, true, |a: &WAccount| {

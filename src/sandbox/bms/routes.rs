@@ -179,12 +179,12 @@ fn contains(hay: &str, needle: Option<&str>) -> bool {
     needle.is_none_or(|n| hay.to_lowercase().contains(&n.to_lowercase()))
 }
 
-fn path_id(raw: &str) -> Result<i64, Response> {
+fn path_id(raw: &str) -> Result<i64, Box<Response>> {
     raw.parse::<i64>().map_err(|_| {
-        wire::bad_request(vec![(
+        Box::new(wire::bad_request(vec![(
             "id".into(),
             format!("The value '{raw}' is not valid."),
-        )])
+        )]))
     })
 }
 
@@ -272,7 +272,7 @@ async fn accounts_summary(State(s): S, RawQuery(q): RawQuery) -> Response {
 async fn account_summary(State(s): S, Path(id): Path<String>) -> Response {
     let id = match path_id(&id) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let inner = s.lock();
     match inner.world.account(id) {
@@ -301,7 +301,7 @@ async fn accounts_lookup(State(s): S, RawQuery(q): RawQuery) -> Response {
 async fn locations_lookup(State(s): S, Path(id): Path<String>) -> Response {
     let id = match path_id(&id) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let inner = s.lock();
     let Some(a) = inner.world.account(id) else {
@@ -319,7 +319,7 @@ async fn locations_lookup(State(s): S, Path(id): Path<String>) -> Response {
 async fn account_contacts(State(s): S, Path(id): Path<String>) -> Response {
     let id = match path_id(&id) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let inner = s.lock();
     if inner.world.account(id).is_none() {
@@ -416,7 +416,7 @@ async fn issue_types(State(s): S, RawQuery(q): RawQuery) -> Response {
 async fn sub_issue_types(State(s): S, Path(id): Path<String>) -> Response {
     let id = match path_id(&id) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let inner = s.lock();
     match inner.world.issue_type(id) {
@@ -479,7 +479,7 @@ async fn tickets_list(State(s): S, RawQuery(q): RawQuery) -> Response {
 async fn ticket_create(State(s): S, body: Bytes) -> Response {
     let v = match wire::body_json(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let input = match wire::ticket_in(&v) {
         Ok(t) => t,
@@ -502,7 +502,7 @@ fn ticket_answer(w: &World, id: i64) -> Response {
 async fn ticket_get(State(s): S, Path(id): Path<String>) -> Response {
     let id = match path_id(&id) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     ticket_answer(&s.lock().world, id)
 }
@@ -512,11 +512,11 @@ async fn ticket_get(State(s): S, Path(id): Path<String>) -> Response {
 async fn ticket_patch(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
     let id = match path_id(&id) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let v = match wire::body_json(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(ops) = v.as_array() else {
         return wire::bad_request(vec![("$".into(), "A JSON Patch array is expected.".into())]);
@@ -575,11 +575,11 @@ fn edit(w: &mut World, id: i64, f: impl FnOnce(&mut super::world::Ticket)) -> Re
 async fn ticket_resolve(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
     let id = match path_id(&id) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let v = match wire::body_json(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (comment, status, internal) = match wire::resolve_in(&v) {
         Ok(x) => x,
@@ -595,7 +595,7 @@ async fn ticket_resolve(State(s): S, Path(id): Path<String>, body: Bytes) -> Res
 async fn notes_list(State(s): S, Path(id): Path<String>, RawQuery(q): RawQuery) -> Response {
     let id = match path_id(&id) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let p = Params::new(q);
     let inner = s.lock();
@@ -615,11 +615,11 @@ async fn notes_list(State(s): S, Path(id): Path<String>, RawQuery(q): RawQuery) 
 async fn note_create(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
     let id = match path_id(&id) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let v = match wire::body_json(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let input = match wire::note_in(&v) {
         Ok(n) => n,
@@ -650,7 +650,7 @@ fn service_answer(w: &World, id: i64) -> Response {
 async fn service_create(State(s): S, body: Bytes) -> Response {
     let v = match wire::body_json(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let input = match wire::service_in(&v) {
         Ok(x) => x,
@@ -682,18 +682,18 @@ async fn services_lookup(State(s): S, RawQuery(q): RawQuery) -> Response {
 async fn service_get(State(s): S, Path(id): Path<String>) -> Response {
     match path_id(&id) {
         Ok(id) => service_answer(&s.lock().world, id),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
 async fn service_put(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
     let id = match path_id(&id) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let v = match wire::body_json(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let input = match wire::service_in(&v) {
         Ok(x) => x,
@@ -709,7 +709,7 @@ async fn service_put(State(s): S, Path(id): Path<String>, body: Bytes) -> Respon
 async fn service_delete(State(s): S, Path(id): Path<String>) -> Response {
     let id = match path_id(&id) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match s.lock().world.delete_service(id) {
         Ok(()) => ok(Value::Bool(true)),
@@ -742,11 +742,11 @@ async fn contracts_lookup(State(s): S, RawQuery(q): RawQuery) -> Response {
 async fn lines_add(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
     let id = match path_id(&id) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let v = match wire::body_json(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let input = match wire::lines_in(&v) {
         Ok(x) => x,

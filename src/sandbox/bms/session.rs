@@ -181,7 +181,8 @@ mod tests {
             ("Password", "demo-password"),
             ("Tenant", "DEMO"),
         ];
-        let table: Vec<(Vec<(&str, &str)>, Result<(), LoginError>)> = vec![
+        type Row<'a> = (Vec<(&'a str, &'a str)>, Result<(), LoginError>);
+        let table: Vec<Row> = vec![
             (ok.to_vec(), Ok(())),
             (ok[1..].to_vec(), Err(LoginError::MissingField("GrantType"))),
             (

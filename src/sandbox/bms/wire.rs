@@ -89,14 +89,14 @@ pub fn too_many(limit: u32, retry_after_secs: u64) -> Response {
 }
 
 /// A JSON body with every key lowercased (BMS binds names in any casing).
-pub fn body_json(bytes: &[u8]) -> Result<Value, Response> {
+pub fn body_json(bytes: &[u8]) -> Result<Value, Box<Response>> {
     serde_json::from_slice::<Value>(bytes)
         .map(fold)
         .map_err(|e| {
-            bad_request(vec![(
+            Box::new(bad_request(vec![(
                 "$".into(),
                 format!("The request body is not valid JSON: {e}"),
-            )])
+            )]))
         })
 }
 

@@ -1,0 +1,738 @@
+//! Kaseya BMS: the REST client against the in-process BMS sandbox, over real HTTP.
+//!
+//! Every `Psa` method is exercised; so are token expiry and refresh, failures reported behind
+//! HTTP 200, 429s, the client's own per-endpoint budget, and the calls each operation costs
+//! (read from the sandbox's `/_sandbox/calls`).
+
+use std::time::Duration;
+
+use psa_operator::psa::bms::{BmsClient, BmsConfig, RateBudget};
+use psa_operator::psa::{
+    CatalogServiceSpec, CompanyFilter, LineUpdate, LineValues, NewTicket, Psa, PsaError,
+};
+use psa_operator::sandbox::bms::{demo_seed, start, Seed};
+use psa_operator::sandbox::{CallReport, Faults, RunningSandbox};
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+async fn sandbox(seed: Seed) -> RunningSandbox {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start(listener, seed, Faults::default()).await.unwrap()
+}
+
+fn config(sb: &RunningSandbox) -> BmsConfig {
+    BmsConfig::new(sb.base_url(), "demo", "demo-api", "demo-password")
+}
+
+fn client(sb: &RunningSandbox) -> BmsClient {
+    BmsClient::new(config(sb)).unwrap()
+}
+
+async fn calls(sb: &RunningSandbox) -> CallReport {
+    reqwest::get(format!("{}/_sandbox/calls", sb.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn clear_calls(sb: &RunningSandbox) {
+    let r = reqwest::Client::new()
+        .delete(format!("{}/_sandbox/calls", sb.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+}
+
+async fn state(sb: &RunningSandbox) -> Value {
+    reqwest::get(format!("{}/_sandbox/state", sb.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn id_of(list: &[psa_operator::psa::Named], name: &str) -> String {
+    list.iter()
+        .find(|n| n.name == name)
+        .unwrap_or_else(|| panic!("{name} not in {list:?}"))
+        .id
+        .clone()
+}
+
+/// Ids of the demo tenant's ticket settings, resolved through the client.
+struct Settings {
+    queue: String,
+    status_new: String,
+    alert: String,
+    high: String,
+    saas: String,
+    issue: String,
+    sub_iam: String,
+}
+
+async fn settings(c: &BmsClient) -> Settings {
+    let issue_types = c.issue_types(None).await.unwrap();
+    let issue = id_of(&issue_types, "SaaS Alerts");
+    let subs = c.sub_issue_types(None, &issue).await.unwrap();
+    let statuses = c.statuses(None).await.unwrap();
+    Settings {
+        queue: id_of(&c.boards().await.unwrap(), "Security Alerts"),
+        status_new: statuses
+            .iter()
+            .find(|s| s.name == "New")
+            .unwrap()
+            .id
+            .clone(),
+        alert: id_of(&c.ticket_types(None).await.unwrap(), "Alert"),
+        high: id_of(&c.priorities().await.unwrap(), "High"),
+        saas: id_of(&c.sources().await.unwrap(), "SaaS Alerts"),
+        sub_iam: id_of(&subs, "IAM"),
+        issue,
+    }
+}
+
+#[tokio::test]
+async fn companies_and_contacts_are_found_exactly() {
+    let sb = sandbox(demo_seed()).await;
+    let c = client(&sb);
+    c.verify().await.unwrap();
+
+    let contoso = c
+        .find_company_by_identifier("contoso")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(contoso.name, "Contoso Ltd");
+    assert_eq!(contoso.identifier, "CONTOSO");
+    assert!(contoso.active);
+    assert!(
+        contoso.location_id.is_some(),
+        "main location from the summary"
+    );
+    // The PSA filter is "contains"; the client insists on the whole code.
+    assert_eq!(c.find_company_by_identifier("CONT").await.unwrap(), None);
+
+    let fabrikam = c
+        .find_company_by_name("fabrikam  inc")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(fabrikam.identifier, "FABRIKAM");
+    assert_eq!(
+        c.get_company(&fabrikam.id).await.unwrap(),
+        Some(fabrikam.clone())
+    );
+    assert_eq!(c.get_company(&"999999".to_string()).await.unwrap(), None);
+    assert!(c.get_company(&"CONTOSO".to_string()).await.is_err());
+
+    let all = c.list_companies(&CompanyFilter::default()).await.unwrap();
+    let names: Vec<&str> = all.iter().map(|x| x.name.as_str()).collect();
+    assert_eq!(names, ["Default Customer", "Contoso Ltd", "Fabrikam Inc"]);
+    let vendors = CompanyFilter {
+        company_type: Some("Vendor".into()),
+        parent_only: false,
+    };
+    assert!(c.list_companies(&vendors).await.unwrap().is_empty());
+
+    let jane = c
+        .find_contact_by_email(&contoso.id, "JANE@contoso.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(jane.full_name(), "Jane Doe");
+    assert_eq!(jane.company_id.as_deref(), Some(contoso.id.as_str()));
+    assert_eq!(
+        c.find_contact_by_email(&fabrikam.id, "jane@contoso.example")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        c.find_contact_by_email(&contoso.id, "jane@contoso")
+            .await
+            .unwrap(),
+        None
+    );
+    let alert = c
+        .find_contact_by_name(&fabrikam.id, "alert contact")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(alert.email.as_deref(), Some("alerts@fabrikam.example"));
+    assert_eq!(
+        c.find_contact_by_name(&fabrikam.id, "Jane Doe")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn picklists_carry_the_demo_values() {
+    let sb = sandbox(demo_seed()).await;
+    let c = client(&sb);
+    let names =
+        |l: Vec<psa_operator::psa::Named>| l.into_iter().map(|n| n.name).collect::<Vec<_>>();
+    assert_eq!(names(c.boards().await.unwrap()), ["Security Alerts"]);
+    assert_eq!(
+        names(c.ticket_types(None).await.unwrap()),
+        ["Alert", "Incident"]
+    );
+    assert_eq!(names(c.sources().await.unwrap()), ["SaaS Alerts", "SIEM"]);
+    assert_eq!(
+        names(c.priorities().await.unwrap()),
+        ["Critical", "High", "Medium", "Low"]
+    );
+    let issue_types = c.issue_types(None).await.unwrap();
+    assert_eq!(names(issue_types.clone()), ["SaaS Alerts", "Security"]);
+    let saas = id_of(&issue_types, "SaaS Alerts");
+    assert_eq!(
+        names(c.sub_issue_types(None, &saas).await.unwrap()),
+        ["General", "Data Leakage", "IAM"]
+    );
+    let statuses: Vec<(String, bool)> = c
+        .statuses(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.name, s.closed))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("New".to_string(), false),
+            ("In Progress".to_string(), false),
+            ("Closed".to_string(), true),
+            ("Completed".to_string(), true)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn tickets_are_created_found_noted_and_closed() {
+    let sb = sandbox(demo_seed()).await;
+    let c = client(&sb);
+    let s = settings(&c).await;
+    let contoso = c
+        .find_company_by_identifier("CONTOSO")
+        .await
+        .unwrap()
+        .unwrap();
+    let jane = c
+        .find_contact_by_email(&contoso.id, "jane@contoso.example")
+        .await
+        .unwrap()
+        .unwrap();
+    let contract = c
+        .find_contract(&contoso.id, "managed security")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(contract.active);
+    let new = NewTicket {
+        marker: "evt-0001".into(),
+        summary: "Multiple MFA Failures: jane@contoso.example".into(),
+        description: "5 failed MFA prompts in 10 minutes".into(),
+        company_id: contoso.id.clone(),
+        contact_id: Some(jane.id.clone()),
+        location_id: contoso.location_id.clone(),
+        board_id: Some(s.queue.clone()),
+        status_id: Some(s.status_new.clone()),
+        type_id: Some(s.alert.clone()),
+        issue_type_id: Some(s.issue.clone()),
+        sub_issue_type_id: Some(s.sub_iam.clone()),
+        priority_id: Some(s.high.clone()),
+        source_id: Some(s.saas.clone()),
+        contract_id: Some(contract.id.clone()),
+    };
+    let t = c.create_ticket(&new).await.unwrap();
+    assert_eq!(t.summary, new.summary);
+    assert_eq!(t.marker.as_deref(), Some("evt-0001"));
+    assert!(!t.closed);
+
+    let found = c.find_ticket_by_marker("evt-0001").await.unwrap().unwrap();
+    assert_eq!(found.id, t.id);
+    assert_eq!(c.find_ticket_by_marker("evt-000").await.unwrap(), None);
+
+    // The ticket as BMS holds it: every id set, marker at the end of the details.
+    let st = state(&sb).await;
+    let row = &st["tickets"][0];
+    assert_eq!(row["contactName"], "Jane Doe");
+    assert_eq!(row["subIssueTypeName"], "IAM");
+    assert_eq!(row["contractName"], "Managed Security");
+    assert_eq!(row["queueName"], "Security Alerts");
+    assert!(row["details"]
+        .as_str()
+        .unwrap()
+        .ends_with("[psa-operator:evt-0001]"));
+
+    let note = c.add_note(&t.id, "Too Many Uploads by jane").await.unwrap();
+    assert!(!note.is_empty());
+    c.close_ticket(&t.id, None, Some("False positive"))
+        .await
+        .unwrap();
+    let closed = c.get_ticket(&t.id).await.unwrap().unwrap();
+    assert!(closed.closed);
+    let st = state(&sb).await;
+    let notes: Vec<&str> = st["tickets"][0]["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["details"].as_str().unwrap())
+        .collect();
+    assert_eq!(notes, ["Too Many Uploads by jane", "False positive"]);
+    assert_eq!(st["tickets"][0]["statusName"], "Closed");
+    assert_eq!(c.get_ticket(&"999999".to_string()).await.unwrap(), None);
+
+    // Without a location the account's main location is looked up.
+    let second = NewTicket {
+        marker: "evt-0002".into(),
+        location_id: None,
+        contact_id: None,
+        contract_id: None,
+        ..new.clone()
+    };
+    let t2 = c.create_ticket(&second).await.unwrap();
+    let st = state(&sb).await;
+    assert_eq!(st["tickets"][1]["id"].as_i64().unwrap().to_string(), t2.id);
+    assert_eq!(
+        st["tickets"][1]["locationId"]
+            .as_i64()
+            .map(|l| l.to_string()),
+        contoso.location_id
+    );
+    // Closing with an explicit status.
+    let statuses = c.statuses(None).await.unwrap();
+    let completed = statuses.iter().find(|x| x.name == "Completed").unwrap();
+    c.close_ticket(&t2.id, Some(&completed.id), None)
+        .await
+        .unwrap();
+    assert_eq!(state(&sb).await["tickets"][1]["statusName"], "Completed");
+    assert!(c.get_ticket(&t2.id).await.unwrap().unwrap().closed);
+}
+
+#[tokio::test]
+async fn catalog_services_and_contract_lines() {
+    let sb = sandbox(demo_seed()).await;
+    let c = client(&sb);
+    let spec = CatalogServiceSpec {
+        name: "SaaS Alerts Monitoring".into(),
+        description: "Monitoring of SaaS tenants".into(),
+        cost: 10_000,
+        price: 30_000,
+    };
+    assert_eq!(c.find_catalog_service(&spec.name).await.unwrap(), None);
+    let created = c.create_catalog_service(&spec).await.unwrap();
+    assert_eq!((created.cost, created.price), (10_000, 30_000));
+    let found = c
+        .find_catalog_service("saas alerts monitoring")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, created);
+    // A second service with the same name is refused behind HTTP 200.
+    let dup = c.create_catalog_service(&spec).await.unwrap_err();
+    assert_eq!(dup.reason(), "PsaRejected", "{dup}");
+    assert!(dup.to_string().contains("already exists"), "{dup}");
+
+    let updated = c
+        .update_catalog_service(
+            &created.id,
+            &CatalogServiceSpec {
+                price: 32_500,
+                ..spec.clone()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.price, 32_500);
+    assert_eq!(state(&sb).await["services"][0]["isActive"], true);
+
+    let contoso = c
+        .find_company_by_identifier("CONTOSO")
+        .await
+        .unwrap()
+        .unwrap();
+    let contract = c
+        .find_contract(&contoso.id, "Managed Security")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!c.lists_contract_lines());
+    assert_eq!(
+        c.find_contract_line(&contract.id, &created.id)
+            .await
+            .unwrap(),
+        None
+    );
+    let v = LineValues {
+        quantity: 42,
+        cost: 15_000,
+        price: 40_000,
+    };
+    let line = c
+        .add_contract_line(&contract.id, &created.id, v)
+        .await
+        .unwrap();
+    assert_eq!((line.quantity, line.cost, line.price), (42, 15_000, 40_000));
+    assert_eq!(
+        c.find_contract_line(&contract.id, &created.id)
+            .await
+            .unwrap(),
+        Some(line.clone())
+    );
+
+    clear_calls(&sb).await;
+    match c.update_contract_line(&line, v).await.unwrap() {
+        LineUpdate::Updated(l) => assert_eq!(l, line),
+        other => panic!("nothing changed, got {other:?}"),
+    }
+    assert_eq!(calls(&sb).await.total, 0, "an unchanged line costs no call");
+
+    let more = LineValues { quantity: 43, ..v };
+    let LineUpdate::Replaced { line: new, note } =
+        c.update_contract_line(&line, more).await.unwrap()
+    else {
+        panic!("BMS cannot update a line in place");
+    };
+    assert_ne!(new.id, line.id);
+    assert_eq!(new.quantity, 43);
+    assert!(
+        note.contains(&format!("end line {} in BMS", line.id)),
+        "{note}"
+    );
+    assert_eq!(
+        c.find_contract_line(&contract.id, &created.id)
+            .await
+            .unwrap(),
+        Some(new.clone())
+    );
+    let st = state(&sb).await;
+    let lines: Vec<i64> = st["contracts"][0]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["units"].as_f64().unwrap() as i64)
+        .collect();
+    assert_eq!(lines, [42, 43]);
+
+    // In use by a contract: BMS refuses the delete, and says why.
+    let e = c.delete_catalog_service(&created.id).await.unwrap_err();
+    assert!(e.to_string().contains("used by a contract"), "{e}");
+    let spare = c
+        .create_catalog_service(&CatalogServiceSpec {
+            name: "Spare".into(),
+            ..spec.clone()
+        })
+        .await
+        .unwrap();
+    c.delete_catalog_service(&spare.id).await.unwrap();
+    assert_eq!(c.find_catalog_service("Spare").await.unwrap(), None);
+    // Deleting again is not an error.
+    c.delete_catalog_service(&spare.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn failure_behind_http_200_is_a_permanent_error_with_the_psa_message() {
+    let sb = sandbox(demo_seed()).await;
+    let c = client(&sb);
+    let contoso = c
+        .find_company_by_identifier("CONTOSO")
+        .await
+        .unwrap()
+        .unwrap();
+    let bare = NewTicket {
+        marker: "evt-x".into(),
+        summary: "no settings".into(),
+        description: "d".into(),
+        company_id: contoso.id.clone(),
+        location_id: contoso.location_id.clone(),
+        ..NewTicket::default()
+    };
+    let e = c.create_ticket(&bare).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            PsaError::Permanent {
+                status: Some(200),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let text = e.to_string();
+    for want in [
+        "'StatusId' is required.",
+        "'PriorityId' is required.",
+        "'SourceId' is required.",
+    ] {
+        assert!(text.contains(want), "{text}");
+    }
+    assert!(state(&sb).await["tickets"].as_array().unwrap().is_empty());
+
+    // Wrong password: an authentication error carrying BMS's words, never the password.
+    let wrong = BmsClient::new(BmsConfig::new(
+        sb.base_url(),
+        "demo",
+        "demo-api",
+        "not-the-password",
+    ))
+    .unwrap();
+    let e = wrong.verify().await.unwrap_err();
+    assert_eq!(e.reason(), "AuthenticationFailed", "{e}");
+    assert!(
+        e.to_string()
+            .contains("Invalid username, password or tenant"),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("not-the-password"), "{e}");
+    assert!(!format!("{e:?}").contains("not-the-password"));
+}
+
+#[tokio::test]
+async fn an_expired_token_costs_one_login_and_one_repeat() {
+    let sb = sandbox(demo_seed()).await;
+    let c = client(&sb);
+    c.verify().await.unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/_sandbox/tokens/expire", sb.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    c.verify().await.unwrap();
+    let report = calls(&sb).await;
+    assert_eq!(report.count("POST", "/v2/security/authenticate"), 2);
+    // First call, the call refused with 401, its repeat.
+    assert_eq!(report.count("GET", "/v2/security/userinfo"), 3);
+    assert_eq!(report.count("POST", "/v2/security/refreshtoken"), 0);
+}
+
+#[tokio::test]
+async fn a_token_about_to_expire_is_refreshed_before_use() {
+    let mut seed = demo_seed();
+    // Shorter than the client's one-minute margin: every later call finds it about to expire.
+    seed.settings.access_token_seconds = 30;
+    let sb = sandbox(seed).await;
+    let c = client(&sb);
+    c.verify().await.unwrap();
+    c.verify().await.unwrap();
+    c.verify().await.unwrap();
+    let report = calls(&sb).await;
+    assert_eq!(report.count("POST", "/v2/security/authenticate"), 1);
+    assert_eq!(report.count("POST", "/v2/security/refreshtoken"), 2);
+    assert_eq!(
+        report.count("GET", "/v2/security/userinfo"),
+        3,
+        "no call met a 401"
+    );
+}
+
+#[tokio::test]
+async fn a_429_is_transient_with_retry_after() {
+    let mut seed = demo_seed();
+    seed.settings.calls_per_hour_per_endpoint = 2;
+    let sb = sandbox(seed).await;
+    let c = client(&sb);
+    c.boards().await.unwrap();
+    c.boards().await.unwrap();
+    let e = c.boards().await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            PsaError::Transient {
+                status: Some(429),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let wait = e.retry_after().expect("Retry-After is passed on");
+    assert!(
+        wait >= Duration::from_secs(1) && wait <= Duration::from_secs(3600),
+        "{wait:?}"
+    );
+    assert!(e.to_string().contains("quota exceeded"), "{e}");
+    // Per endpoint: another picklist still answers.
+    c.priorities().await.unwrap();
+
+    // The shared admin layer's rate-limit fault speaks the BMS envelope too.
+    let sb = sandbox(demo_seed()).await;
+    let c = client(&sb);
+    c.verify().await.unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/_sandbox/faults", sb.base_url()))
+        .json(&serde_json::json!({"rateLimitPerMinute": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    c.verify().await.unwrap();
+    let e = c.verify().await.unwrap_err();
+    assert!(e.is_transient(), "{e}");
+    assert!(e.retry_after().is_some());
+}
+
+#[tokio::test]
+async fn the_client_keeps_within_its_per_endpoint_budget() {
+    let sb = sandbox(demo_seed()).await;
+    let mut cfg = config(&sb);
+    cfg.budget = RateBudget {
+        calls_per_hour: 3,
+        burst: 3,
+        max_wait: Duration::ZERO,
+    };
+    let c = BmsClient::new(cfg).unwrap();
+    for _ in 0..3 {
+        c.boards().await.unwrap();
+    }
+    let e = c.boards().await.unwrap_err();
+    assert!(
+        matches!(e, PsaError::Transient { status: None, .. }),
+        "{e:?}"
+    );
+    assert!(e.retry_after().unwrap() > Duration::from_secs(60));
+    assert!(e.to_string().contains("/v2/system/queues/lookup"), "{e}");
+    c.priorities().await.unwrap();
+    let report = calls(&sb).await;
+    assert_eq!(
+        report.count("GET", "/v2/system/queues/lookup"),
+        3,
+        "the 4th never left"
+    );
+    assert_eq!(report.count("GET", "/v2/system/priorities/lookup"), 1);
+}
+
+/// The figures in the provider docs: what one ticket and one note cost on BMS.
+#[tokio::test]
+async fn calls_per_ticket_and_note() {
+    let sb = sandbox(demo_seed()).await;
+    let c = client(&sb);
+    let s = settings(&c).await;
+    let contoso = c
+        .find_company_by_identifier("CONTOSO")
+        .await
+        .unwrap()
+        .unwrap();
+    let new = NewTicket {
+        marker: "evt-count".into(),
+        summary: "Too Many Downloads".into(),
+        description: "d".into(),
+        company_id: contoso.id.clone(),
+        location_id: contoso.location_id.clone(),
+        board_id: Some(s.queue),
+        status_id: Some(s.status_new),
+        type_id: Some(s.alert),
+        priority_id: Some(s.high),
+        source_id: Some(s.saas),
+        ..NewTicket::default()
+    };
+    clear_calls(&sb).await;
+    let t = c.create_ticket(&new).await.unwrap();
+    let report = calls(&sb).await;
+    assert_eq!(report.total, 1, "{report:?}");
+    assert_eq!(report.count("POST", "/v2/servicedesk/tickets"), 1);
+
+    clear_calls(&sb).await;
+    c.add_note(&t.id, "first note").await.unwrap();
+    let report = calls(&sb).await;
+    assert_eq!(
+        report.total, 2,
+        "first note also reads the note types: {report:?}"
+    );
+    assert_eq!(report.count("GET", "/v2/system/tenantlookup/{table}"), 1);
+
+    clear_calls(&sb).await;
+    c.add_note(&t.id, "second note").await.unwrap();
+    let report = calls(&sb).await;
+    assert_eq!(report.total, 1, "{report:?}");
+    assert_eq!(
+        report.count("POST", "/v2/servicedesk/tickets/{id}/notes"),
+        1
+    );
+
+    clear_calls(&sb).await;
+    let no_location = NewTicket {
+        marker: "evt-count-2".into(),
+        location_id: None,
+        ..new
+    };
+    c.create_ticket(&no_location).await.unwrap();
+    assert_eq!(calls(&sb).await.total, 2, "location lookup + create");
+    clear_calls(&sb).await;
+    c.get_ticket(&t.id).await.unwrap();
+    c.find_ticket_by_marker("evt-count").await.unwrap();
+    c.close_ticket(&t.id, None, None).await.unwrap();
+    assert_eq!(
+        calls(&sb).await.total,
+        3,
+        "get, find by marker, close: one each"
+    );
+}
+
+#[tokio::test]
+async fn the_sandbox_speaks_the_bms_wire_format() {
+    let sb = sandbox(demo_seed()).await;
+    let http = reqwest::Client::new();
+    let base = sb.base_url();
+    let r = http
+        .get(format!("{base}/v2/system/queues/lookup"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
+
+    let login: Value = http
+        .post(format!("{base}/v2/security/authenticate"))
+        .form(&[
+            ("grantType", "password"),
+            ("userName", "demo-api"),
+            ("password", "demo-password"),
+            ("tenant", "demo"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(login["success"], true);
+    let token = login["result"]["accessToken"].as_str().unwrap().to_string();
+    assert!(login["result"]["accessTokenExpireOn"].is_string());
+
+    let page: Value = http
+        .get(format!(
+            "{base}/v2/crm/accounts/summary?PageSize=2&PageNumber=2"
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["totalRecords"], 3);
+    assert_eq!(page["result"].as_array().unwrap().len(), 1);
+    assert_eq!(page["result"][0]["accountName"], "Fabrikam Inc");
+    assert_eq!(page["result"][0]["locations"][0]["isMain"], true);
+
+    // A body the binder cannot read: 400 problem details, not the envelope.
+    let r = http
+        .post(format!("{base}/v2/servicedesk/tickets"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"Title": "t", "AccountId": "five"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let problem: Value = r.json().await.unwrap();
+    assert!(problem["errors"]["$.AccountId"].is_array(), "{problem}");
+}
