@@ -28,7 +28,11 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
             sandbox::connectwise::start(listener, seed, faults).await?
         }
         SandboxProvider::Bms => {
-            anyhow::bail!("the Kaseya BMS sandbox is not available in this build")
+            let seed = match &args.seed {
+                Some(path) => sandbox::bms::load_seed(path).map_err(anyhow::Error::msg)?,
+                None => sandbox::bms::demo_seed(),
+            };
+            sandbox::bms::start(listener, seed, faults).await?
         }
     };
     let mut out = std::io::stdout().lock();

@@ -736,3 +736,73 @@ async fn the_sandbox_speaks_the_bms_wire_format() {
     let problem: Value = r.json().await.unwrap();
     assert!(problem["errors"]["$.AccountId"].is_array(), "{problem}");
 }
+
+/// `psa-operator sandbox --flavor bms` with a seed file: first stdout line is the address, and the
+/// real BMS paths answer with the seed's tenant.
+#[tokio::test]
+async fn the_binary_serves_a_seed_file_on_the_bms_paths() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("acme.yaml");
+    std::fs::write(
+        &seed,
+        "tenant: Acme MSP\nusers: [{userName: api, password: pw}]\n\
+         accounts: [{name: Northwind, code: NW, contacts: [{firstName: Ann, lastName: Lee, email: ann@nw.example}]}]\n\
+         queues: [Triage]\n",
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_psa-operator"))
+        .args([
+            "sandbox",
+            "--flavor",
+            "bms",
+            "--addr",
+            "127.0.0.1:0",
+            "--latency-ms",
+            "1",
+        ])
+        .arg("--seed")
+        .arg(&seed)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(60), out.next_line())
+        .await
+        .expect("the sandbox announced itself in time")
+        .unwrap()
+        .unwrap_or_default();
+    let url = line
+        .strip_prefix("listening on http://127.0.0.1:")
+        .map(|port| format!("http://127.0.0.1:{port}"))
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+
+    let c = BmsClient::new(BmsConfig::new(&url, "acme msp", "api", "pw")).unwrap();
+    let nw = c.find_company_by_identifier("NW").await.unwrap().unwrap();
+    assert_eq!(nw.name, "Northwind");
+    let ann = c
+        .find_contact_by_email(&nw.id, "ann@nw.example")
+        .await
+        .unwrap();
+    assert_eq!(ann.map(|a| a.full_name()).as_deref(), Some("Ann Lee"));
+    let queues: Vec<String> = c
+        .boards()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|q| q.name)
+        .collect();
+    assert_eq!(queues, ["Triage"]);
+    let e = BmsClient::new(BmsConfig::new(&url, "demo", "demo-api", "demo-password"))
+        .unwrap()
+        .verify()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.reason(),
+        "AuthenticationFailed",
+        "the seed replaced the demo tenant"
+    );
+}
