@@ -76,8 +76,10 @@ fn main() {
         Command::Validate(args) => psa_operator::gitops::validate::run(&args),
         Command::Plan(_) => not_available("plan"),
         Command::Import(_) => not_available("import"),
-        Command::SendSample(_) => not_available("send-sample"),
-        Command::Replay(_) => not_available("replay"),
+        Command::SendSample(args) => {
+            psa_operator::cli::block_on(psa_operator::cli::send_sample::run(args))
+        }
+        Command::Replay(args) => psa_operator::cli::block_on(psa_operator::cli::replay::run(args)),
         Command::Bench(_) => not_available("bench"),
     };
     std::process::exit(code);

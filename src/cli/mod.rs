@@ -158,23 +158,40 @@ pub struct ImportArgs {
     pub kubeconfig: Option<PathBuf>,
 }
 
+/// What `send-sample` sends.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SampleKind {
+    /// A SaaS-alert style alert (`/alerts`).
+    #[default]
+    Alert,
+    /// A new finding (`/findings`).
+    Finding,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct SendSampleArgs {
     /// Namespace of the connection.
     #[arg(long, short = 'n', default_value = "default")]
     pub namespace: String,
     /// Name of the PsaConnection.
-    pub connection: String,
-    /// Organization to simulate the alert from ("Simulate from").
     #[arg(long)]
-    pub organization: Option<String>,
+    pub connection: String,
+    /// Organization to simulate the event from ("Simulate from").
+    #[arg(long, default_value = "Contoso Ltd")]
+    pub organization: String,
+    /// User the sample alert is about (an e-mail finds the PSA contact).
+    #[arg(long, default_value = "jane@contoso.example")]
+    pub user: String,
+    /// Kind of sample event.
+    #[arg(long, value_enum, default_value_t = SampleKind::Alert)]
+    pub kind: SampleKind,
     /// Base URL of the intake.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub intake_url: String,
     /// Intake token (default: read from the connection's intake Secret).
     #[arg(long, env = "PSA_INTAKE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Kubeconfig used to read the connection and its Secret.
+    /// Kubeconfig used to read the connection and its Secret when --token is absent.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
 }
@@ -198,8 +215,10 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
+pub mod replay;
 pub mod run_cmd;
 pub mod sandbox_cmd;
+pub mod send_sample;
 
 /// Logs to stderr; `RUST_LOG` overrides the default level (info). `PSA_LOG_FORMAT=json` for JSON.
 pub fn init_logging() {

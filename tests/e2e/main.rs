@@ -4,4 +4,5 @@ mod bms;
 mod connectwise;
 mod devcluster;
 mod dispatch;
+mod intake;
 mod packaging;

@@ -32,6 +32,7 @@ pub mod alerts;
 pub mod fields;
 pub mod findings;
 pub mod problem;
+pub mod throughput;
 
 use fields::ParseError;
 pub use problem::{Problem, ProblemItem, Rejection, PROBLEM_CONTENT_TYPE};

@@ -1,0 +1,144 @@
+//! Measures how many alerts per second the intake accepts *durably*: real HTTP on loopback,
+//! N concurrent clients, the SQLite store with fsync on every commit. For `bench intake` and the
+//! figure on the dispatcher issue.
+
+use std::future::IntoFuture;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context as _};
+use serde::Serialize;
+use serde_json::json;
+
+use super::{router, IntakeLimits, IntakeState};
+use crate::dispatch::metrics::DispatchMetrics;
+use crate::dispatch::store::{SqliteOptions, SqliteStore, Store};
+use crate::resolved::{ConnectionEntry, ConnectionKey, Registry};
+use crate::secret::SecretString;
+
+/// One measurement's shape.
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThroughputRun {
+    /// Concurrent HTTP clients.
+    pub clients: usize,
+    /// Alerts sent in total.
+    pub alerts: usize,
+    /// Alerts per request (1 = one object per request; more = arrays).
+    pub batch: usize,
+}
+
+/// What one measurement found.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThroughputReport {
+    #[serde(flatten)]
+    pub run: ThroughputRun,
+    pub requests: usize,
+    pub seconds: f64,
+    pub alerts_per_second: f64,
+}
+
+const TOKEN: &str = "throughput-token";
+
+/// Runs one measurement with a fresh store in `dir` and an intake on 127.0.0.1:0. Fails unless
+/// every alert was answered 202 and the store counts them all.
+pub async fn measure_intake(dir: &Path, run: ThroughputRun) -> anyhow::Result<ThroughputReport> {
+    if run.clients == 0 || run.batch == 0 || run.alerts == 0 {
+        bail!("clients, alerts and batch must be positive");
+    }
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(dir.join("throughput.db"), SqliteOptions::default())
+            .context("opening the store")?,
+    );
+    let key = ConnectionKey::new("bench", "intake");
+    let registry = Registry::new();
+    registry.publish(
+        key.clone(),
+        ConnectionEntry {
+            intake_token: Some(SecretString::new(TOKEN)),
+            ..Default::default()
+        },
+    );
+    let mut metrics_registry = prometheus_client::registry::Registry::default();
+    let state = IntakeState {
+        registry,
+        store: store.clone(),
+        metrics: Arc::new(DispatchMetrics::register(&mut metrics_registry)),
+        limits: IntakeLimits::default(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(axum::serve(listener, router(state)).into_future());
+    let url = format!("http://{addr}/v1/namespaces/bench/connections/intake/alerts");
+
+    // Bodies are built before the clock starts: the measurement is the intake, not the client.
+    let bodies = request_bodies(run);
+    let requests = bodies.len();
+    let per_client = requests.div_ceil(run.clients);
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for chunk in bodies.chunks(per_client) {
+        let chunk = chunk.to_vec();
+        let http = http.clone();
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            for body in chunk {
+                let resp = http
+                    .post(&url)
+                    .bearer_auth(TOKEN)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await?;
+                if resp.status() != reqwest::StatusCode::ACCEPTED {
+                    bail!("intake answered {}", resp.status());
+                }
+            }
+            Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await.context("client task")??;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    server.abort();
+    let stored = store.counters(key).await?.accepted;
+    if stored != run.alerts as u64 {
+        bail!("{} alerts sent but {stored} stored", run.alerts);
+    }
+    Ok(ThroughputReport {
+        run,
+        requests,
+        seconds,
+        alerts_per_second: run.alerts as f64 / seconds.max(f64::EPSILON),
+    })
+}
+
+fn request_bodies(run: ThroughputRun) -> Vec<String> {
+    let alerts: Vec<_> = (0..run.alerts)
+        .map(|i| {
+            json!({
+                "id": format!("tp-{i}"),
+                "organization": format!("Org {}", i % 50),
+                "user": format!("user{}@example.com", i % 500),
+                "alertType": "Too Many Downloads",
+                "severity": "critical",
+                "description": "412 files downloaded from SharePoint in 10 minutes",
+                "occurredAt": "2026-11-24T16:18:28Z",
+            })
+        })
+        .collect();
+    alerts
+        .chunks(run.batch)
+        .map(|c| {
+            if run.batch == 1 {
+                c[0].to_string()
+            } else {
+                serde_json::Value::Array(c.to_vec()).to_string()
+            }
+        })
+        .collect()
+}
