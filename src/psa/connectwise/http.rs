@@ -398,7 +398,8 @@ pub fn error_from_reply(
     PsaError::from_status(status.as_u16(), message, retry_after)
 }
 
-/// A network failure. reqwest's text names the URL (no secret in it) and the cause.
+/// A network failure: the request label and the underlying cause, never the URL (its query may
+/// hold an e-mail address) nor a header.
 fn transport_error(e: &reqwest::Error, label: &str) -> PsaError {
     let what = if e.is_timeout() {
         "timed out"
@@ -413,7 +414,7 @@ fn transport_error(e: &reqwest::Error, label: &str) -> PsaError {
             "{label} {what}: {}",
             std::error::Error::source(e)
                 .map(|s| s.to_string())
-                .unwrap_or_else(|| e.to_string())
+                .unwrap_or_else(|| "no further detail".into())
         ),
         retry_after: None,
     }
