@@ -16,6 +16,7 @@ use super::discovery;
 use super::error::ApiError;
 use super::openapi;
 use super::patch::PatchType;
+use super::protobuf;
 use super::resources::ResourceDef;
 use super::route::{
     flag, parse_query, parse_resource_path, representation, Representation, ResourcePath,
@@ -88,6 +89,9 @@ async fn handle(
     let Some(rp) = parse_resource_path(&path) else {
         return not_found_path(&path);
     };
+    if let Some(e) = unsupported_body(&method, &headers) {
+        return error_response(&e);
+    }
     let result = resource_request(&state, &method, &rp, &query, &headers, &body);
     match result {
         Ok(r) => r,
@@ -156,7 +160,34 @@ fn write_opts(q: &HashMap<String, String>) -> WriteOpts {
     }
 }
 
+/// Bodies are JSON (YAML for apply) or, for the built-ins kubectl creates, protobuf; anything
+/// else gets 415.
+fn unsupported_body(method: &Method, headers: &HeaderMap) -> Option<ApiError> {
+    if !matches!(*method, Method::POST | Method::PUT) {
+        return None;
+    }
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let base = ct.split(';').next().unwrap_or("").trim();
+    if base.is_empty()
+        || base == "application/json"
+        || base == "application/vnd.kubernetes.protobuf"
+        || base.ends_with("+json")
+        || base.contains("yaml")
+    {
+        return None;
+    }
+    Some(ApiError::UnsupportedMediaType(format!(
+        "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {base})"
+    )))
+}
+
 fn parse_body(body: &Bytes, yaml: bool) -> Result<Value, ApiError> {
+    if protobuf::is_protobuf(body) {
+        return protobuf::decode(body);
+    }
     if yaml {
         return serde_yaml::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")));
@@ -370,6 +401,7 @@ fn watch(
         labels,
         fields,
         metadata_only: rep == Representation::PartialMetadata,
+        table: rep == Representation::Table,
         bookmarks: flag(q, "allowWatchBookmarks"),
     };
     let start = state.store().watch(&def.storage, from);

@@ -14,6 +14,7 @@ pub mod meta;
 pub mod openapi;
 pub mod patch;
 pub mod persist;
+pub mod protobuf;
 pub mod resources;
 pub mod route;
 pub mod selectors;

@@ -158,7 +158,7 @@ fn fold_string_data(obj: &mut Value) {
             }
         }
     }
-    if obj.get("type").is_none_or(Value::is_null) {
+    if obj["type"].as_str().is_none_or(str::is_empty) {
         obj["type"] = json!("Opaque");
     }
 }

@@ -14,7 +14,7 @@ use super::error::ApiError;
 use super::resources::ResourceDef;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::store::{view, Change, ChangeType, WatchStart};
-use super::table::partial_metadata;
+use super::table::{partial_metadata, table};
 
 /// Bookmarks keep clients' idle timers quiet (kube gives up after its timeout + 5 s).
 const BOOKMARK_EVERY: Duration = Duration::from_secs(30);
@@ -27,6 +27,8 @@ pub struct Watcher {
     pub labels: LabelSelector,
     pub fields: FieldSelector,
     pub metadata_only: bool,
+    /// `kubectl get -w` asks for Table events: one row per event.
+    pub table: bool,
     pub bookmarks: bool,
 }
 
@@ -65,6 +67,13 @@ impl Watcher {
         let obj = view(&self.def, &change.object);
         let obj = if self.metadata_only {
             partial_metadata(&obj)
+        } else if self.table {
+            table(
+                &self.def,
+                &[obj],
+                &change.rv.to_string(),
+                chrono::Utc::now(),
+            )
         } else {
             obj
         };
@@ -76,7 +85,9 @@ impl Watcher {
         if initial_events_end {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        let (kind, api_version) = if self.metadata_only {
+        let (kind, api_version) = if self.table {
+            ("Table".to_string(), "meta.k8s.io/v1".to_string())
+        } else if self.metadata_only {
             (
                 "PartialObjectMetadata".to_string(),
                 "meta.k8s.io/v1".to_string(),
@@ -185,6 +196,7 @@ mod tests {
             labels: LabelSelector::parse(sel).unwrap(),
             fields: FieldSelector::default(),
             metadata_only: false,
+            table: false,
             bookmarks: true,
         }
     }

@@ -397,3 +397,96 @@ async fn shipped_samples_apply_list_and_delete() {
         String::from_utf8_lossy(&left.stdout)
     );
 }
+
+/// `kubectl create secret|configmap|namespace` post protobuf; `kubectl get -w` asks for Table
+/// watch events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imperative_create_and_get_watch() {
+    let c = Cluster::start().await;
+    c.install_crds().await;
+    c.kubectl_ok(&["create", "namespace", "psa"]).await;
+    let out = c
+        .kubectl_ok(&[
+            "create",
+            "secret",
+            "generic",
+            "keys",
+            "-n",
+            "psa",
+            "--from-literal=publicKey=pk",
+        ])
+        .await;
+    assert!(out.contains("secret/keys created"), "{out}");
+    c.kubectl_ok(&[
+        "create",
+        "configmap",
+        "settings",
+        "-n",
+        "psa",
+        "--from-literal=a=b",
+    ])
+    .await;
+    let secret = c
+        .kubectl_ok(&[
+            "get",
+            "secret",
+            "keys",
+            "-n",
+            "psa",
+            "-o",
+            "jsonpath={.type}/{.data.publicKey}",
+        ])
+        .await;
+    assert_eq!(secret, "Opaque/cGs=");
+    let table = c
+        .kubectl_ok(&["get", "configmap", "settings", "-n", "psa"])
+        .await;
+    assert!(
+        table.contains("DATA") && table.contains("settings"),
+        "{table}"
+    );
+
+    c.kubectl_ok(&["apply", "-f", &fixture("valid")]).await;
+    let mut watch = tokio::process::Command::new(super::kubectl_binary())
+        .args([
+            "get",
+            "psaconnection",
+            "acme-cw",
+            "-w",
+            "--output-watch-events",
+        ])
+        .env("KUBECONFIG", &c.kubeconfig)
+        .env("KUBECACHEDIR", c.cache_dir())
+        .env("HOME", c.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubectl get -w starts");
+    let stdout = watch.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let next = async |lines: &mut tokio::io::Lines<_>| {
+        tokio::time::timeout(super::KUBECTL_TIMEOUT, lines.next_line())
+            .await
+            .expect("kubectl get -w prints in time")
+            .expect("read")
+            .expect("a line")
+    };
+    let header: String = next(&mut lines).await;
+    assert!(
+        header.contains("EVENT") && header.contains("READY"),
+        "{header}"
+    );
+    let added: String = next(&mut lines).await;
+    assert!(
+        added.starts_with("ADDED") && added.contains("acme-cw"),
+        "{added}"
+    );
+    c.kubectl_ok(&["label", "psaconnection", "acme-cw", "team=soc"])
+        .await;
+    let modified: String = next(&mut lines).await;
+    assert!(
+        modified.starts_with("MODIFIED") && modified.contains("acme-cw"),
+        "{modified}"
+    );
+    watch.kill().await.expect("stop kubectl get -w");
+}
