@@ -5,6 +5,7 @@
 //! `.ci/install-tools` installs them.
 
 mod crds;
+mod demo_data;
 mod dryrun;
 mod gitops;
 mod helm;
