@@ -2,10 +2,12 @@
 //! worked examples, routing and contact fallback, findings lifecycle, failsafe e-mail, crash
 //! idempotency, held connections, groupWait, and the PSA calls each costs.
 
+mod cw;
 mod fake_psa;
 mod harness;
 mod smtp;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -590,4 +592,197 @@ async fn unresolved_connection_holds_then_dead_letters() {
         .unwrap()
         .contains("settings do not resolve"));
     assert_eq!(psa.total_calls(), 0);
+}
+
+fn cw_key() -> ConnectionKey {
+    ConnectionKey::new("psa", "demo-cw")
+}
+
+/// Seed 000, "User", on the ConnectWise sandbox; the technician closes through the REST API.
+#[tokio::test]
+async fn seed_user_grouping_connectwise() {
+    let cw = cw::Cw::start().await;
+    let mut h = Harness::new(cw.snapshot(&cw_key(), Grouping::User));
+    h.start();
+    h.send_and_settle(vec![alert("a1", JANE, "Too Many Downloads")])
+        .await;
+    let t = cw.tickets().await;
+    assert_eq!(t.len(), 1);
+    assert_eq!(
+        t[0]["summary"],
+        "Too Many Downloads — jane@contoso.example (Contoso Ltd)"
+    );
+    assert_eq!(t[0]["company"]["id"].to_string(), cw.ids.contoso);
+    assert_eq!(
+        t[0]["contact"]["id"].to_string(),
+        cw.ids.jane,
+        "the user's own contact"
+    );
+    assert_eq!(t[0]["board"]["id"].to_string(), cw.ids.board);
+    assert_eq!(
+        t[0]["agreement"]["id"].to_string(),
+        cw.ids.agreement,
+        "the mapping's contract"
+    );
+    assert_eq!(t[0]["priority"]["name"], "Priority 1 - Critical");
+    assert!(t[0]["externalXRef"].as_str().unwrap().starts_with("psaop-"));
+    h.send_and_settle(vec![alert("a2", JANE, "Too Many Uploads")])
+        .await;
+    let t = cw.tickets().await;
+    assert_eq!(t.len(), 1);
+    let notes = cw.notes(&t[0]).await;
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].contains("Too Many Uploads"));
+    cw.technician_closes(&t[0]).await;
+    h.send_and_settle(vec![alert("a3", JANE, "Multiple MFA Failures")])
+        .await;
+    let t = cw.tickets().await;
+    assert_eq!(t.len(), 2);
+    assert_eq!(t[0]["closedFlag"], true);
+    assert_eq!(t[1]["closedFlag"], false);
+    assert!(t[1]["summary"]
+        .as_str()
+        .unwrap()
+        .starts_with("Multiple MFA Failures"));
+    assert_eq!(
+        cw.notes(&t[0]).await.len(),
+        1,
+        "no note on the closed ticket"
+    );
+}
+
+/// Seed 000, "User+Alert", on the ConnectWise sandbox.
+#[tokio::test]
+async fn seed_user_and_alert_grouping_connectwise() {
+    let cw = cw::Cw::start().await;
+    let mut h = Harness::new(cw.snapshot(&cw_key(), Grouping::UserAndAlert));
+    h.start();
+    h.send_and_settle(vec![alert("a1", JANE, "Too Many Downloads")])
+        .await;
+    h.send_and_settle(vec![alert("a2", JANE, "Too Many Uploads")])
+        .await;
+    let t = cw.tickets().await;
+    assert_eq!(t.len(), 2, "another alert type opens its own ticket");
+    cw.technician_closes(&t[0]).await;
+    h.send_and_settle(vec![alert("a3", JANE, "Too Many Uploads")])
+        .await;
+    let t = cw.tickets().await;
+    assert_eq!(t.len(), 2);
+    assert!(cw.notes(&t[0]).await.is_empty());
+    let notes = cw.notes(&t[1]).await;
+    assert_eq!(
+        notes.len(),
+        1,
+        "the identical alert is a note on the open uploads ticket"
+    );
+}
+
+/// Contact fallback on ConnectWise: user's contact → mapping default → catch-all contact.
+#[tokio::test]
+async fn contact_fallback_chain_connectwise() {
+    let cw = cw::Cw::start().await;
+    let mut h = Harness::new(cw.snapshot(&cw_key(), Grouping::User));
+    h.start();
+    let mut stranger = alert("s1", "who@elsewhere.example", "Too Many Downloads");
+    stranger.organization = "Unmapped Org".into();
+    h.send_and_settle(vec![
+        alert("j1", JANE, "Too Many Downloads"),
+        alert("b1", "bob@contoso.example", "Too Many Downloads"),
+        stranger,
+    ])
+    .await;
+    let mut by_event = HashMap::new();
+    for t in cw.tickets().await {
+        let d = cw.description(&t).await;
+        let id = d.rsplit("Event id: ").next().unwrap().trim().to_string();
+        by_event.insert(id, t);
+    }
+    let find = |id: &str| {
+        by_event
+            .get(id)
+            .unwrap_or_else(|| panic!("no ticket for {id}"))
+    };
+    let table = [
+        ("j1", &cw.ids.contoso, &cw.ids.jane),
+        ("b1", &cw.ids.contoso, &cw.ids.alert_contact),
+        ("s1", &cw.ids.default_customer, &cw.ids.default_contact),
+    ];
+    for (id, company, contact) in table {
+        let t = find(id);
+        assert_eq!(&t["company"]["id"].to_string(), company, "{id}");
+        assert_eq!(&t["contact"]["id"].to_string(), contact, "{id}");
+    }
+}
+
+/// Findings lifecycle on ConnectWise: ticket, comment note, resolution note + closed status.
+#[tokio::test]
+async fn findings_lifecycle_connectwise() {
+    let cw = cw::Cw::start().await;
+    let mut h = Harness::new(cw.snapshot(&cw_key(), Grouping::User));
+    h.start();
+    let mut c = finding("c1", EventKind::FindingCommented, "F1");
+    c.comment = Some("Looking into it".into());
+    h.send_and_settle(vec![finding("cr", EventKind::FindingCreated, "F1"), c])
+        .await;
+    h.send_and_settle(vec![finding("rs", EventKind::FindingResolved, "F1")])
+        .await;
+    let t = cw.tickets().await;
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0]["closedFlag"], true);
+    assert_eq!(t[0]["status"]["id"].to_string(), cw.ids.closed_status);
+    let notes = cw.notes(&t[0]).await;
+    assert_eq!(notes.len(), 2);
+    assert!(notes[0].contains("Looking into it"));
+    assert!(notes[1].contains("The finding was resolved"));
+}
+
+/// PSA calls on ConnectWise for a first alert, a follow-up and a burst of 100 of one key.
+#[tokio::test]
+async fn psa_calls_connectwise() {
+    let cw = cw::Cw::start().await;
+    let mut h = Harness::new(cw.snapshot(&cw_key(), Grouping::User));
+    h.start();
+    h.send_and_settle(vec![alert("first", JANE, "Too Many Downloads")])
+        .await;
+    let first = cw.calls();
+    cw.clear_calls();
+    h.send_and_settle(vec![alert("follow", JANE, "Too Many Uploads")])
+        .await;
+    let follow = cw.calls();
+    cw.clear_calls();
+    let burst: Vec<_> = (0..100)
+        .map(|i| alert(&format!("b{i}"), JANE, "Too Many Downloads"))
+        .collect();
+    h.send_and_settle(burst).await;
+    let burst_calls = cw.calls();
+    eprintln!(
+        "ConnectWise sandbox PSA calls (ticketStateTtl 0): first alert {first}, follow-up {follow}, burst of 100 {burst_calls}"
+    );
+    let t = cw.tickets().await;
+    assert_eq!(t.len(), 1);
+    assert_eq!(cw.notes(&t[0]).await.len(), 101);
+    assert!(first <= 3, "{first}");
+    assert!(follow <= 2, "{follow}");
+    assert!(burst_calls <= 200, "{burst_calls}");
+}
+
+/// The same burst with the default `ticket_state_ttl`: an "open" answer is trusted for a few
+/// seconds, so most notes skip the re-read.
+#[tokio::test]
+async fn psa_calls_connectwise_default_ticket_state_ttl() {
+    let cw = cw::Cw::start().await;
+    let mut h = Harness::new(cw.snapshot(&cw_key(), Grouping::User));
+    h.options.ticket_state_ttl =
+        psa_operator::dispatch::worker::DispatcherOptions::default().ticket_state_ttl;
+    h.start();
+    h.send_and_settle(vec![alert("first", JANE, "Too Many Downloads")])
+        .await;
+    cw.clear_calls();
+    let burst: Vec<_> = (0..100)
+        .map(|i| alert(&format!("b{i}"), JANE, "Too Many Downloads"))
+        .collect();
+    h.send_and_settle(burst).await;
+    let burst_calls = cw.calls();
+    eprintln!("ConnectWise sandbox PSA calls, burst of 100 with the default ticketStateTtl: {burst_calls}");
+    assert!((100..150).contains(&burst_calls), "{burst_calls}");
 }
