@@ -637,6 +637,10 @@ async fn faults_become_transient_errors_and_retry_after_is_honoured() {
         e.is_transient() && e.to_string().contains("timed out"),
         "{e}"
     );
+    assert!(
+        !e.to_string().contains("127.0.0.1"),
+        "no URL in errors: {e}"
+    );
 }
 
 #[tokio::test]
