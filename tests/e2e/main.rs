@@ -6,3 +6,4 @@ mod devcluster;
 mod dispatch;
 mod intake;
 mod packaging;
+mod providers;
