@@ -28,7 +28,7 @@ async fn providers() -> Vec<(RunningSandbox, Arc<dyn Psa>)> {
     .await
     .unwrap();
     let cw_client = ConnectWiseClient::new(ConnectWiseConfig::new(
-        &cw.base_url(),
+        cw.base_url(),
         DEMO_COMPANY_ID,
         DEMO_CLIENT_ID,
         SecretString::new(DEMO_PUBLIC_KEY),
