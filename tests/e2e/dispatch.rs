@@ -2,6 +2,7 @@
 //! worked examples, routing and contact fallback, findings lifecycle, failsafe e-mail, crash
 //! idempotency, held connections, groupWait, and the PSA calls each costs.
 
+mod bms;
 mod cw;
 mod fake_psa;
 mod harness;
@@ -785,4 +786,97 @@ async fn psa_calls_connectwise_default_ticket_state_ttl() {
     let burst_calls = cw.calls();
     eprintln!("ConnectWise sandbox PSA calls, burst of 100 with the default ticketStateTtl: {burst_calls}");
     assert!((100..150).contains(&burst_calls), "{burst_calls}");
+}
+
+fn bms_key() -> ConnectionKey {
+    ConnectionKey::new("psa", "demo-bms")
+}
+
+/// Seed 000 is the Kaseya BMS guide: "User" on the BMS sandbox, with issue / sub-issue types.
+#[tokio::test]
+async fn seed_user_grouping_bms() {
+    let bms = bms::Bms::start().await;
+    let mut h = Harness::new(bms.snapshot(&bms_key(), Grouping::User));
+    h.start();
+    h.send_and_settle(vec![alert("a1", JANE, "Too Many Downloads")])
+        .await;
+    let t = bms.tickets().await;
+    assert_eq!(t.len(), 1);
+    assert_eq!(
+        t[0]["title"],
+        "Too Many Downloads — jane@contoso.example (Contoso Ltd)"
+    );
+    assert_eq!(t[0]["accountId"].to_string(), bms.ids.contoso);
+    assert_eq!(t[0]["contactId"].to_string(), bms.ids.jane);
+    assert_eq!(t[0]["queueId"].to_string(), bms.ids.queue);
+    assert_eq!(t[0]["issueTypeId"].to_string(), bms.ids.issue);
+    assert_eq!(t[0]["subIssueTypeId"].to_string(), bms.ids.sub_general);
+    h.send_and_settle(vec![alert("a2", JANE, "Too Many Uploads")])
+        .await;
+    let t = bms.tickets().await;
+    assert_eq!(t.len(), 1);
+    assert_eq!(bms::notes(&t[0]).len(), 1);
+    bms.technician_closes(&t[0]).await;
+    let before = bms::notes(&bms.tickets().await[0]).len();
+    h.send_and_settle(vec![alert("a3", JANE, "Multiple MFA Failures")])
+        .await;
+    let t = bms.tickets().await;
+    assert_eq!(t.len(), 2);
+    assert_eq!(
+        bms::notes(&t[0]).len(),
+        before,
+        "no note on the closed ticket"
+    );
+    // The per-alert override: Multiple MFA Failures → SaaS Alerts / IAM.
+    assert_eq!(t[1]["subIssueTypeId"].to_string(), bms.ids.sub_iam);
+}
+
+/// "User+Alert" on the BMS sandbox.
+#[tokio::test]
+async fn seed_user_and_alert_grouping_bms() {
+    let bms = bms::Bms::start().await;
+    let mut h = Harness::new(bms.snapshot(&bms_key(), Grouping::UserAndAlert));
+    h.start();
+    h.send_and_settle(vec![alert("a1", JANE, "Too Many Downloads")])
+        .await;
+    h.send_and_settle(vec![alert("a2", JANE, "Too Many Uploads")])
+        .await;
+    let t = bms.tickets().await;
+    assert_eq!(t.len(), 2);
+    bms.technician_closes(&t[0]).await;
+    h.send_and_settle(vec![alert("a3", JANE, "Too Many Uploads")])
+        .await;
+    let t = bms.tickets().await;
+    assert_eq!(t.len(), 2);
+    let uploads = bms::notes(&t[1]);
+    assert_eq!(uploads.len(), 1);
+    assert!(uploads[0].contains("Too Many Uploads"));
+}
+
+/// PSA calls on Kaseya BMS (login included in the first alert's count).
+#[tokio::test]
+async fn psa_calls_bms() {
+    let bms = bms::Bms::start().await;
+    let mut h = Harness::new(bms.snapshot(&bms_key(), Grouping::User));
+    h.start();
+    let calls = || bms.sb.admin().calls().total;
+    h.send_and_settle(vec![alert("first", JANE, "Too Many Downloads")])
+        .await;
+    let first = calls();
+    bms.sb.admin().clear_calls();
+    h.send_and_settle(vec![alert("follow", JANE, "Too Many Uploads")])
+        .await;
+    let follow = calls();
+    bms.sb.admin().clear_calls();
+    let burst: Vec<_> = (0..100)
+        .map(|i| alert(&format!("b{i}"), JANE, "Too Many Downloads"))
+        .collect();
+    h.send_and_settle(burst).await;
+    let burst_calls = calls();
+    eprintln!("Kaseya BMS sandbox PSA calls (ticketStateTtl 0): first alert {first}, follow-up {follow}, burst of 100 {burst_calls}");
+    assert_eq!(bms::notes(&bms.tickets().await[0]).len(), 101);
+    assert!(
+        first <= 4 && follow <= 3 && burst_calls <= 250,
+        "{first} {follow} {burst_calls}"
+    );
 }
