@@ -11,9 +11,11 @@ use psa_operator::psa::{
     CatalogServiceSpec, CompanyFilter, LineUpdate, LineValues, NewTicket, Psa, PsaError,
 };
 use psa_operator::sandbox::bms::{demo_seed, start, Seed};
-use psa_operator::sandbox::{CallReport, Faults, RunningSandbox};
+use psa_operator::sandbox::{Faults, RunningSandbox};
 use serde_json::Value;
 use tokio::net::TcpListener;
+
+use crate::sandbox_admin::{calls, clear_calls, set_faults, state};
 
 async fn sandbox(seed: Seed) -> RunningSandbox {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -26,33 +28,6 @@ fn config(sb: &RunningSandbox) -> BmsConfig {
 
 fn client(sb: &RunningSandbox) -> BmsClient {
     BmsClient::new(config(sb)).unwrap()
-}
-
-async fn calls(sb: &RunningSandbox) -> CallReport {
-    reqwest::get(format!("{}/_sandbox/calls", sb.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn clear_calls(sb: &RunningSandbox) {
-    let r = reqwest::Client::new()
-        .delete(format!("{}/_sandbox/calls", sb.base_url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
-}
-
-async fn state(sb: &RunningSandbox) -> Value {
-    reqwest::get(format!("{}/_sandbox/state", sb.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 fn id_of(list: &[psa_operator::psa::Named], name: &str) -> String {
@@ -564,13 +539,7 @@ async fn a_429_is_transient_with_retry_after() {
     let sb = sandbox(demo_seed()).await;
     let c = client(&sb);
     c.verify().await.unwrap();
-    let r = reqwest::Client::new()
-        .post(format!("{}/_sandbox/faults", sb.base_url()))
-        .json(&serde_json::json!({"rateLimitPerMinute": 1}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    set_faults(&sb, serde_json::json!({"rateLimitPerMinute": 1})).await;
     c.verify().await.unwrap();
     let e = c.verify().await.unwrap_err();
     assert!(e.is_transient(), "{e}");

@@ -15,10 +15,12 @@ use psa_operator::psa::*;
 use psa_operator::sandbox::connectwise::{
     self as cw_sandbox, seed, DEMO_CLIENT_ID, DEMO_COMPANY_ID, DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY,
 };
-use psa_operator::sandbox::{CallReport, Faults, RunningSandbox};
+use psa_operator::sandbox::{Faults, RunningSandbox};
 use psa_operator::secret::SecretString;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
+
+use crate::sandbox_admin::{calls, clear_calls, set_faults, state};
 
 const API: &str = "/v4_6_release/apis/3.0";
 
@@ -64,43 +66,6 @@ fn raw(http: &reqwest::Client, method: reqwest::Method, url: String) -> reqwest:
             "Accept",
             "application/vnd.connectwise.com+json; version=2022.1",
         )
-}
-
-async fn calls(sb: &RunningSandbox) -> CallReport {
-    reqwest::get(format!("{}/_sandbox/calls", sb.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn clear_calls(sb: &RunningSandbox) {
-    let r = reqwest::Client::new()
-        .delete(format!("{}/_sandbox/calls", sb.base_url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
-}
-
-async fn set_faults(sb: &RunningSandbox, faults: Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/_sandbox/faults", sb.base_url()))
-        .json(&faults)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-}
-
-async fn state(sb: &RunningSandbox) -> Value {
-    reqwest::get(format!("{}/_sandbox/state", sb.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 async fn company(c: &ConnectWiseClient, identifier: &str) -> Company {

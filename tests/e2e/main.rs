@@ -7,3 +7,4 @@ mod dispatch;
 mod intake;
 mod packaging;
 mod providers;
+mod sandbox_admin;

@@ -179,13 +179,23 @@ fn contains(hay: &str, needle: Option<&str>) -> bool {
     needle.is_none_or(|n| hay.to_lowercase().contains(&n.to_lowercase()))
 }
 
-fn path_id(raw: &str) -> Result<i64, Box<Response>> {
+fn path_id(raw: &str) -> Result<i64, wire::Refusal> {
     raw.parse::<i64>().map_err(|_| {
-        Box::new(wire::bad_request(vec![(
+        wire::refuse(vec![(
             "id".into(),
             format!("The value '{raw}' is not valid."),
-        )]))
+        )])
     })
+}
+
+/// Unwraps a binding step or answers with its refusal.
+macro_rules! bound {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(refusal) => return refusal.into_response(),
+        }
+    };
 }
 
 // ---- security --------------------------------------------------------------------------------
@@ -270,10 +280,7 @@ async fn accounts_summary(State(s): S, RawQuery(q): RawQuery) -> Response {
 
 /// Swagger: this one answers with the bare DTO, no envelope. Unknown id → 404, empty body.
 async fn account_summary(State(s): S, Path(id): Path<String>) -> Response {
-    let id = match path_id(&id) {
-        Ok(i) => i,
-        Err(r) => return *r,
-    };
+    let id = bound!(path_id(&id));
     let inner = s.lock();
     match inner.world.account(id) {
         Some(a) => Json(wire::account_summary(a)).into_response(),
@@ -299,10 +306,7 @@ async fn accounts_lookup(State(s): S, RawQuery(q): RawQuery) -> Response {
 }
 
 async fn locations_lookup(State(s): S, Path(id): Path<String>) -> Response {
-    let id = match path_id(&id) {
-        Ok(i) => i,
-        Err(r) => return *r,
-    };
+    let id = bound!(path_id(&id));
     let inner = s.lock();
     let Some(a) = inner.world.account(id) else {
         return fail(Fail::NotFound("Account not found.".into()));
@@ -317,10 +321,7 @@ async fn locations_lookup(State(s): S, Path(id): Path<String>) -> Response {
 }
 
 async fn account_contacts(State(s): S, Path(id): Path<String>) -> Response {
-    let id = match path_id(&id) {
-        Ok(i) => i,
-        Err(r) => return *r,
-    };
+    let id = bound!(path_id(&id));
     let inner = s.lock();
     if inner.world.account(id).is_none() {
         return fail(Fail::NotFound("Account not found.".into()));
@@ -414,10 +415,7 @@ async fn issue_types(State(s): S, RawQuery(q): RawQuery) -> Response {
 }
 
 async fn sub_issue_types(State(s): S, Path(id): Path<String>) -> Response {
-    let id = match path_id(&id) {
-        Ok(i) => i,
-        Err(r) => return *r,
-    };
+    let id = bound!(path_id(&id));
     let inner = s.lock();
     match inner.world.issue_type(id) {
         Some(it) => ok(Value::Array(
@@ -477,14 +475,8 @@ async fn tickets_list(State(s): S, RawQuery(q): RawQuery) -> Response {
 }
 
 async fn ticket_create(State(s): S, body: Bytes) -> Response {
-    let v = match wire::body_json(&body) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
-    let input = match wire::ticket_in(&v) {
-        Ok(t) => t,
-        Err(errs) => return wire::bad_request(errs),
-    };
+    let v = bound!(wire::body_json(&body));
+    let input = bound!(wire::ticket_in(&v).map_err(wire::refuse));
     let mut inner = s.lock();
     match inner.world.create_ticket(input) {
         Ok(id) => ticket_answer(&inner.world, id),
@@ -500,24 +492,15 @@ fn ticket_answer(w: &World, id: i64) -> Response {
 }
 
 async fn ticket_get(State(s): S, Path(id): Path<String>) -> Response {
-    let id = match path_id(&id) {
-        Ok(i) => i,
-        Err(r) => return *r,
-    };
+    let id = bound!(path_id(&id));
     ticket_answer(&s.lock().world, id)
 }
 
 /// JSON Patch `replace` of `/StatusId`, `/PriorityId`, `/QueueId`, `/Title` (as a technician's
 /// tool would close or reopen a ticket).
 async fn ticket_patch(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
-    let id = match path_id(&id) {
-        Ok(i) => i,
-        Err(r) => return *r,
-    };
-    let v = match wire::body_json(&body) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
+    let id = bound!(path_id(&id));
+    let v = bound!(wire::body_json(&body));
     let Some(ops) = v.as_array() else {
         return wire::bad_request(vec![("$".into(), "A JSON Patch array is expected.".into())]);
     };
@@ -573,18 +556,9 @@ fn edit(w: &mut World, id: i64, f: impl FnOnce(&mut super::world::Ticket)) -> Re
 }
 
 async fn ticket_resolve(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
-    let id = match path_id(&id) {
-        Ok(i) => i,
-        Err(r) => return *r,
-    };
-    let v = match wire::body_json(&body) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
-    let (comment, status, internal) = match wire::resolve_in(&v) {
-        Ok(x) => x,
-        Err(errs) => return wire::bad_request(errs),
-    };
+    let id = bound!(path_id(&id));
+    let v = bound!(wire::body_json(&body));
+    let (comment, status, internal) = bound!(wire::resolve_in(&v).map_err(wire::refuse));
     let mut inner = s.lock();
     match inner.world.resolve(id, comment, status, internal) {
         Ok(()) => ticket_answer(&inner.world, id),
@@ -593,10 +567,7 @@ async fn ticket_resolve(State(s): S, Path(id): Path<String>, body: Bytes) -> Res
 }
 
 async fn notes_list(State(s): S, Path(id): Path<String>, RawQuery(q): RawQuery) -> Response {
-    let id = match path_id(&id) {
-        Ok(i) => i,
-        Err(r) => return *r,
-    };
+    let id = bound!(path_id(&id));
     let p = Params::new(q);
     let inner = s.lock();
     let w = &inner.world;
@@ -613,18 +584,9 @@ async fn notes_list(State(s): S, Path(id): Path<String>, RawQuery(q): RawQuery) 
 }
 
 async fn note_create(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
-    let id = match path_id(&id) {
-        Ok(i) => i,
-        Err(r) => return *r,
-    };
-    let v = match wire::body_json(&body) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
-    let input = match wire::note_in(&v) {
-        Ok(n) => n,
-        Err(errs) => return wire::bad_request(errs),
-    };
+    let id = bound!(path_id(&id));
+    let v = bound!(wire::body_json(&body));
+    let input = bound!(wire::note_in(&v).map_err(wire::refuse));
     let mut inner = s.lock();
     match inner.world.add_note(id, input) {
         Ok(note) => {
@@ -648,14 +610,8 @@ fn service_answer(w: &World, id: i64) -> Response {
 }
 
 async fn service_create(State(s): S, body: Bytes) -> Response {
-    let v = match wire::body_json(&body) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
-    let input = match wire::service_in(&v) {
-        Ok(x) => x,
-        Err(errs) => return wire::bad_request(errs),
-    };
+    let v = bound!(wire::body_json(&body));
+    let input = bound!(wire::service_in(&v).map_err(wire::refuse));
     let mut inner = s.lock();
     match inner.world.create_service(input) {
         Ok(id) => service_answer(&inner.world, id),
@@ -680,25 +636,14 @@ async fn services_lookup(State(s): S, RawQuery(q): RawQuery) -> Response {
 }
 
 async fn service_get(State(s): S, Path(id): Path<String>) -> Response {
-    match path_id(&id) {
-        Ok(id) => service_answer(&s.lock().world, id),
-        Err(r) => *r,
-    }
+    let id = bound!(path_id(&id));
+    service_answer(&s.lock().world, id)
 }
 
 async fn service_put(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
-    let id = match path_id(&id) {
-        Ok(i) => i,
-        Err(r) => return *r,
-    };
-    let v = match wire::body_json(&body) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
-    let input = match wire::service_in(&v) {
-        Ok(x) => x,
-        Err(errs) => return wire::bad_request(errs),
-    };
+    let id = bound!(path_id(&id));
+    let v = bound!(wire::body_json(&body));
+    let input = bound!(wire::service_in(&v).map_err(wire::refuse));
     let mut inner = s.lock();
     match inner.world.replace_service(id, input) {
         Ok(()) => service_answer(&inner.world, id),
@@ -707,10 +652,7 @@ async fn service_put(State(s): S, Path(id): Path<String>, body: Bytes) -> Respon
 }
 
 async fn service_delete(State(s): S, Path(id): Path<String>) -> Response {
-    let id = match path_id(&id) {
-        Ok(i) => i,
-        Err(r) => return *r,
-    };
+    let id = bound!(path_id(&id));
     match s.lock().world.delete_service(id) {
         Ok(()) => ok(Value::Bool(true)),
         Err(f) => fail(f),
@@ -740,18 +682,9 @@ async fn contracts_lookup(State(s): S, RawQuery(q): RawQuery) -> Response {
 
 /// Adds lines; the answer is one line (the last added), as the Swagger declares.
 async fn lines_add(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
-    let id = match path_id(&id) {
-        Ok(i) => i,
-        Err(r) => return *r,
-    };
-    let v = match wire::body_json(&body) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
-    let input = match wire::lines_in(&v) {
-        Ok(x) => x,
-        Err(errs) => return wire::bad_request(errs),
-    };
+    let id = bound!(path_id(&id));
+    let v = bound!(wire::body_json(&body));
+    let input = bound!(wire::lines_in(&v).map_err(wire::refuse));
     let mut inner = s.lock();
     match inner.world.add_lines(id, input) {
         Ok(ids) => {

@@ -88,15 +88,30 @@ pub fn too_many(limit: u32, retry_after_secs: u64) -> Response {
     r
 }
 
+/// A request the handler refuses before touching the state (unbindable path id or body).
+/// Boxed: a `Response` is large and this travels in every handler's `Result`.
+pub struct Refusal(Box<Response>);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+/// Binder errors as a refusal (HTTP 400 problem details).
+pub fn refuse(errors: Vec<(String, String)>) -> Refusal {
+    Refusal(Box::new(bad_request(errors)))
+}
+
 /// A JSON body with every key lowercased (BMS binds names in any casing).
-pub fn body_json(bytes: &[u8]) -> Result<Value, Box<Response>> {
+pub fn body_json(bytes: &[u8]) -> Result<Value, Refusal> {
     serde_json::from_slice::<Value>(bytes)
         .map(fold)
         .map_err(|e| {
-            Box::new(bad_request(vec![(
+            refuse(vec![(
                 "$".into(),
                 format!("The request body is not valid JSON: {e}"),
-            )]))
+            )])
         })
 }
 
@@ -192,7 +207,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-type Bound<T> = Result<T, Vec<(String, String)>>;
+pub type Bound<T> = Result<T, Vec<(String, String)>>;
 
 fn done<T>(r: Reader<'_>, value: T) -> Bound<T> {
     if r.errors.is_empty() {
