@@ -180,6 +180,27 @@ fn events_on_disk(db: &Path) -> Vec<(String, String, String, String, i64)> {
     .unwrap()
 }
 
+/// Runs the psa-operator binary to completion.
+async fn cli(args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_psa-operator"))
+        .args(args)
+        .output()
+        .await
+        .expect("the binary runs")
+}
+
+/// Runs the binary, requires success, and returns its standard output.
+async fn cli_ok(args: &[&str]) -> String {
+    let out = cli(args).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 const ACME_ALERTS: &str = "/v1/namespaces/psa/connections/acme/alerts";
 
 fn alert(id: &str) -> Value {
@@ -550,31 +571,22 @@ async fn metrics_show_accepted_events_and_the_queue_depth() {
 async fn send_sample_posts_through_the_intake() {
     let h = start(Duration::from_secs(5)).await;
     for (kind, key_prefix) in [("alert", "user+alert:"), ("finding", "finding:sample-")] {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_psa-operator"))
-            .args([
-                "send-sample",
-                "--namespace",
-                "psa",
-                "--connection",
-                "acme",
-                "--organization",
-                "Fabrikam",
-                "--kind",
-                kind,
-                "--intake-url",
-                &h.base,
-                "--token",
-                "acme-token",
-            ])
-            .output()
-            .await
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{kind}: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = cli_ok(&[
+            "send-sample",
+            "--namespace",
+            "psa",
+            "--connection",
+            "acme",
+            "--organization",
+            "Fabrikam",
+            "--kind",
+            kind,
+            "--intake-url",
+            &h.base,
+            "--token",
+            "acme-token",
+        ])
+        .await;
         assert!(stdout.contains("202 Accepted"), "{stdout}");
         let rows = events_on_disk(&h.db);
         let last = rows.last().expect("stored");
@@ -586,21 +598,18 @@ async fn send_sample_posts_through_the_intake() {
         "simulated from the organization: {rows:?}"
     );
 
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_psa-operator"))
-        .args([
-            "send-sample",
-            "--namespace",
-            "psa",
-            "--connection",
-            "acme",
-            "--intake-url",
-            &h.base,
-            "--token",
-            "wrong",
-        ])
-        .output()
-        .await
-        .unwrap();
+    let out = cli(&[
+        "send-sample",
+        "--namespace",
+        "psa",
+        "--connection",
+        "acme",
+        "--intake-url",
+        &h.base,
+        "--token",
+        "wrong",
+    ])
+    .await;
     assert!(
         !out.status.success(),
         "a refused sample must fail the command"
@@ -635,23 +644,14 @@ async fn replay_requeues_dead_letters_of_one_connection() {
             .await
             .unwrap();
     }
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_psa-operator"))
-        .args([
-            "replay",
-            "--store",
-            h.db.to_str().unwrap(),
-            "--connection",
-            "psa/acme",
-        ])
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = cli_ok(&[
+        "replay",
+        "--store",
+        h.db.to_str().unwrap(),
+        "--connection",
+        "psa/acme",
+    ])
+    .await;
     assert!(stdout.contains("permanent: board deleted"), "{stdout}");
     assert!(
         stdout.contains("re-queued 1 dead letter(s) of psa/acme"),
@@ -670,11 +670,7 @@ async fn replay_requeues_dead_letters_of_one_connection() {
         .unwrap();
     assert_eq!((globex.pending, globex.dead_letters), (0, 1));
 
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_psa-operator"))
-        .args(["replay", "--store", "/nonexistent/store.db"])
-        .output()
-        .await
-        .unwrap();
+    let out = cli(&["replay", "--store", "/nonexistent/store.db"]).await;
     assert!(!out.status.success());
 }
 

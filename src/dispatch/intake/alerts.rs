@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use super::fields::{items, parse_json, FieldError, Fields, Need, ParseError};
+use super::fields::{parse_items, FieldError, Fields, Need, ParseError};
 use crate::dispatch::event::{Event, EventKind};
 
 pub const SEVERITIES: &[&str] = &["low", "medium", "high", "critical"];
@@ -22,19 +22,7 @@ pub const MAX_DESCRIPTION: usize = 8 * 1024;
 
 /// Parses an `/alerts` body holding at most `max_batch` alerts.
 pub fn parse_alerts(body: &[u8], max_batch: usize) -> Result<Vec<Event>, ParseError> {
-    let value = parse_json(body)?;
-    let mut errors: Vec<FieldError> = Vec::new();
-    let mut events = Vec::new();
-    for (at, item) in items(&value, max_batch)? {
-        if let Some(ev) = parse_one(item, &at, &mut errors) {
-            events.push(ev);
-        }
-    }
-    if errors.is_empty() {
-        Ok(events)
-    } else {
-        Err(ParseError::Invalid(errors))
-    }
+    parse_items(body, max_batch, parse_one)
 }
 
 fn parse_one(item: &serde_json::Value, at: &str, errors: &mut Vec<FieldError>) -> Option<Event> {

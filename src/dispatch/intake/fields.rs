@@ -292,6 +292,28 @@ pub fn items(value: &Value, max: usize) -> Result<Vec<(String, &Value)>, ParseEr
         .collect())
 }
 
+/// Parses a body of one or many items (see `items`) with `parse_one`, collecting the field
+/// errors of all items; the whole body is refused when any item is invalid.
+pub fn parse_items<T>(
+    body: &[u8],
+    max_batch: usize,
+    parse_one: impl Fn(&Value, &str, &mut Vec<FieldError>) -> Option<T>,
+) -> Result<Vec<T>, ParseError> {
+    let value = parse_json(body)?;
+    let mut errors = Vec::new();
+    let mut out = Vec::new();
+    for (at, item) in items(&value, max_batch)? {
+        if let Some(v) = parse_one(item, &at, &mut errors) {
+            out.push(v);
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(ParseError::Invalid(errors))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

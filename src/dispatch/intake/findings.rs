@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use super::alerts::{MAX_DESCRIPTION, MAX_ID, MAX_NAME, MAX_TITLE};
-use super::fields::{items, parse_json, FieldError, Fields, Need, ParseError};
+use super::fields::{parse_items, FieldError, Fields, Need, ParseError};
 use crate::dispatch::event::{Event, EventKind};
 
 pub const LIFECYCLE: &[&str] = &["created", "commented", "resolved"];
@@ -20,19 +20,7 @@ pub const MAX_COMMENT: usize = 16 * 1024;
 
 /// Parses a `/findings` body holding at most `max_batch` events.
 pub fn parse_findings(body: &[u8], max_batch: usize) -> Result<Vec<Event>, ParseError> {
-    let value = parse_json(body)?;
-    let mut errors: Vec<FieldError> = Vec::new();
-    let mut events = Vec::new();
-    for (at, item) in items(&value, max_batch)? {
-        if let Some(ev) = parse_one(item, &at, &mut errors) {
-            events.push(ev);
-        }
-    }
-    if errors.is_empty() {
-        Ok(events)
-    } else {
-        Err(ParseError::Invalid(errors))
-    }
+    parse_items(body, max_batch, parse_one)
 }
 
 fn parse_one(item: &serde_json::Value, at: &str, errors: &mut Vec<FieldError>) -> Option<Event> {

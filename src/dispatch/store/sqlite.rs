@@ -555,6 +555,24 @@ fn write_ticket_record(conn: &Connection, record: &TicketRecord) -> StoreResult<
     .map_err(unavailable)
 }
 
+/// Runs an UPDATE of one dead letter; `NotDeadLetter` when it matched no row.
+fn update_dead_letter(
+    conn: &Connection,
+    seq: i64,
+    sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> StoreResult<()> {
+    let n = conn
+        .prepare_cached(sql)
+        .map_err(unavailable)?
+        .execute(params)
+        .map_err(unavailable)?;
+    if n == 0 {
+        return Err(StoreError::NotDeadLetter(seq));
+    }
+    Ok(())
+}
+
 /// SQL condition and its ?1/?2 parameters for an optional connection filter (empty = all).
 fn conn_filter(connection: &Option<ConnectionKey>) -> (&'static str, String, String) {
     let (ns, name) = match connection {
@@ -784,18 +802,13 @@ impl Store for SqliteStore {
 
     async fn mark_failsafe_sent(&self, seq: i64) -> StoreResult<()> {
         self.call(false, move |conn| {
-            let n = conn
-                .prepare_cached(
-                    "UPDATE events SET failsafe_sent = 1, failsafe_next_at_ms = NULL
-                     WHERE seq = ?1 AND state = 2",
-                )
-                .map_err(unavailable)?
-                .execute([seq])
-                .map_err(unavailable)?;
-            if n == 0 {
-                return Err(StoreError::NotDeadLetter(seq));
-            }
-            Ok(())
+            update_dead_letter(
+                conn,
+                seq,
+                "UPDATE events SET failsafe_sent = 1, failsafe_next_at_ms = NULL
+                 WHERE seq = ?1 AND state = 2",
+                params![seq],
+            )
         })
         .await
     }
@@ -829,18 +842,13 @@ impl Store for SqliteStore {
         error: String,
     ) -> StoreResult<()> {
         self.call(false, move |conn| {
-            let n = conn
-                .prepare_cached(
-                    "UPDATE events SET failsafe_next_at_ms = ?2, failsafe_error = ?3
-                     WHERE seq = ?1 AND state = 2 AND failsafe_sent = 0",
-                )
-                .map_err(unavailable)?
-                .execute(params![seq, next_at_ms, error])
-                .map_err(unavailable)?;
-            if n == 0 {
-                return Err(StoreError::NotDeadLetter(seq));
-            }
-            Ok(())
+            update_dead_letter(
+                conn,
+                seq,
+                "UPDATE events SET failsafe_next_at_ms = ?2, failsafe_error = ?3
+                 WHERE seq = ?1 AND state = 2 AND failsafe_sent = 0",
+                params![seq, next_at_ms, error],
+            )
         })
         .await
     }

@@ -38,6 +38,30 @@ fn new_event(conn: &str, id: &str, key: &str, at: i64) -> NewEvent {
     }
 }
 
+/// Claims a lane and returns its head, which the test expects to be there.
+async fn claim_head(
+    store: &SqliteStore,
+    conn: ConnectionKey,
+    key: &str,
+    now_ms: i64,
+    lease: Duration,
+) -> StoredEvent {
+    store
+        .claim(conn, key.into(), now_ms, lease)
+        .await
+        .unwrap()
+        .expect("a due, unclaimed head")
+}
+
+/// Enqueues (connection, id, key, accepted at) events in one call.
+async fn enqueue_all(store: &SqliteStore, events: &[(&str, &str, &str, i64)]) -> Vec<Enqueued> {
+    let batch = events
+        .iter()
+        .map(|(c, id, k, at)| new_event(c, id, k, *at))
+        .collect();
+    store.enqueue(batch).await.unwrap()
+}
+
 fn acme() -> ConnectionKey {
     ConnectionKey::new("psa", "acme")
 }
@@ -50,21 +74,17 @@ fn open(dir: &tempfile::TempDir) -> SqliteStore {
 async fn enqueue_is_durable_and_idempotent_per_connection() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    let r = store
-        .enqueue(vec![
-            new_event("acme", "a1", "k", 1000),
-            new_event("acme", "a2", "k", 1000),
-        ])
-        .await
-        .unwrap();
+    let r = enqueue_all(
+        &store,
+        &[("acme", "a1", "k", 1000), ("acme", "a2", "k", 1000)],
+    )
+    .await;
     assert!(r.iter().all(|e| e.new));
-    let again = store
-        .enqueue(vec![
-            new_event("acme", "a1", "k", 2000),
-            new_event("other", "a1", "k", 2000),
-        ])
-        .await
-        .unwrap();
+    let again = enqueue_all(
+        &store,
+        &[("acme", "a1", "k", 2000), ("other", "a1", "k", 2000)],
+    )
+    .await;
     assert_eq!(
         again[0],
         Enqueued {
@@ -96,14 +116,15 @@ async fn enqueue_is_durable_and_idempotent_per_connection() {
 async fn a_lane_hands_out_one_event_at_a_time_in_arrival_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    store
-        .enqueue(vec![
-            new_event("acme", "a1", "jane", 10),
-            new_event("acme", "b1", "bob", 11),
-            new_event("acme", "a2", "jane", 12),
-        ])
-        .await
-        .unwrap();
+    enqueue_all(
+        &store,
+        &[
+            ("acme", "a1", "jane", 10),
+            ("acme", "b1", "bob", 11),
+            ("acme", "a2", "jane", 12),
+        ],
+    )
+    .await;
     let lease = Duration::from_secs(60);
     let lanes = store.ready_lanes(None, 100, 10).await.unwrap();
     let keys: Vec<_> = lanes.iter().map(|l| l.group_key.as_str()).collect();
@@ -143,10 +164,7 @@ async fn a_lane_hands_out_one_event_at_a_time_in_arrival_order() {
 async fn an_expired_lease_frees_the_lane_and_release_all_claims_too() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    store
-        .enqueue(vec![new_event("acme", "a1", "k", 0)])
-        .await
-        .unwrap();
+    enqueue_all(&store, &[("acme", "a1", "k", 0)]).await;
     let lease = Duration::from_millis(500);
     assert!(store
         .claim(acme(), "k".into(), 0, lease)
@@ -176,19 +194,9 @@ async fn an_expired_lease_frees_the_lane_and_release_all_claims_too() {
 async fn retries_keep_the_lane_blocked_until_due() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    store
-        .enqueue(vec![
-            new_event("acme", "a1", "k", 0),
-            new_event("acme", "a2", "k", 0),
-        ])
-        .await
-        .unwrap();
+    enqueue_all(&store, &[("acme", "a1", "k", 0), ("acme", "a2", "k", 0)]).await;
     let lease = Duration::from_secs(60);
-    let ev = store
-        .claim(acme(), "k".into(), 0, lease)
-        .await
-        .unwrap()
-        .unwrap();
+    let ev = claim_head(&store, acme(), "k", 0, lease).await;
     let n = store
         .retry_later(ev.seq, 5_000, "PSA 503".into())
         .await
@@ -204,11 +212,7 @@ async fn retries_keep_the_lane_blocked_until_due() {
         store.next_ready_at(Some(acme())).await.unwrap(),
         Some(5_000)
     );
-    let again = store
-        .claim(acme(), "k".into(), 5_000, lease)
-        .await
-        .unwrap()
-        .unwrap();
+    let again = claim_head(&store, acme(), "k", 5_000, lease).await;
     assert_eq!(
         again.envelope.event.id, "a1",
         "a retried event stays at the head"
@@ -217,11 +221,7 @@ async fn retries_keep_the_lane_blocked_until_due() {
     assert_eq!(again.last_error.as_deref(), Some("PSA 503"));
 
     store.defer(again.seq, 9_000).await.unwrap();
-    let deferred = store
-        .claim(acme(), "k".into(), 9_000, lease)
-        .await
-        .unwrap()
-        .unwrap();
+    let deferred = claim_head(&store, acme(), "k", 9_000, lease).await;
     assert_eq!(deferred.attempts, 1, "defer does not count an attempt");
 }
 
@@ -229,37 +229,26 @@ async fn retries_keep_the_lane_blocked_until_due() {
 async fn dead_letters_unblock_the_lane_and_replay_requeues_them() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    store
-        .enqueue(vec![
-            new_event("acme", "a1", "k", 0),
-            new_event("acme", "a2", "k", 0),
-            new_event("other", "o1", "k", 0),
-        ])
-        .await
-        .unwrap();
+    enqueue_all(
+        &store,
+        &[
+            ("acme", "a1", "k", 0),
+            ("acme", "a2", "k", 0),
+            ("other", "o1", "k", 0),
+        ],
+    )
+    .await;
     let lease = Duration::from_secs(60);
-    let a1 = store
-        .claim(acme(), "k".into(), 0, lease)
-        .await
-        .unwrap()
-        .unwrap();
+    let a1 = claim_head(&store, acme(), "k", 0, lease).await;
     store
         .dead_letter(a1.seq, "permanent: board gone".into(), 10)
         .await
         .unwrap();
-    let a2 = store
-        .claim(acme(), "k".into(), 10, lease)
-        .await
-        .unwrap()
-        .unwrap();
+    let a2 = claim_head(&store, acme(), "k", 10, lease).await;
     assert_eq!(a2.envelope.event.id, "a2");
     store.mark_done(vec![a2.seq], 20).await.unwrap();
     let other = ConnectionKey::new("psa", "other");
-    let o1 = store
-        .claim(other.clone(), "k".into(), 0, lease)
-        .await
-        .unwrap()
-        .unwrap();
+    let o1 = claim_head(&store, other.clone(), "k", 0, lease).await;
     store.dead_letter(o1.seq, "x".into(), 10).await.unwrap();
 
     let dead = store.dead_letters(Some(acme()), 10).await.unwrap();
@@ -280,11 +269,7 @@ async fn dead_letters_unblock_the_lane_and_replay_requeues_them() {
         store.replay_dead_letters(Some(acme()), 100).await.unwrap(),
         1
     );
-    let back = store
-        .claim(acme(), "k".into(), 100, lease)
-        .await
-        .unwrap()
-        .unwrap();
+    let back = claim_head(&store, acme(), "k", 100, lease).await;
     assert_eq!((back.envelope.event.id.as_str(), back.attempts), ("a1", 0));
     let c = store.counters(acme()).await.unwrap();
     assert_eq!((c.pending, c.dead_letters), (1, 0));
@@ -362,10 +347,7 @@ async fn workers_are_woken_by_new_work_not_by_reads() {
     let before = *rx.borrow_and_update();
     store.ready_lanes(None, 0, 10).await.unwrap();
     assert!(!rx.has_changed().unwrap(), "a read must not wake workers");
-    store
-        .enqueue(vec![new_event("acme", "a1", "k", 0)])
-        .await
-        .unwrap();
+    enqueue_all(&store, &[("acme", "a1", "k", 0)]).await;
     assert!(rx.has_changed().unwrap());
     assert_ne!(*rx.borrow_and_update(), before);
 }
@@ -419,10 +401,7 @@ async fn a_locked_store_fails_the_call_and_keeps_nothing() {
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     locker.execute_batch("ROLLBACK").unwrap();
     assert_eq!(store.counters(acme()).await.unwrap().accepted, 0);
-    let r = store
-        .enqueue(vec![new_event("acme", "a1", "k", 0)])
-        .await
-        .unwrap();
+    let r = enqueue_all(&store, &[("acme", "a1", "k", 0)]).await;
     assert!(r[0].new, "the failed attempt left no trace");
 }
 
@@ -441,23 +420,12 @@ fn opening_an_unwritable_path_is_unavailable() {
 async fn claims_are_counted_so_a_crashed_run_is_visible() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    store
-        .enqueue(vec![new_event("acme", "a1", "k", 0)])
-        .await
-        .unwrap();
+    enqueue_all(&store, &[("acme", "a1", "k", 0)]).await;
     let lease = Duration::from_secs(1);
-    let first = store
-        .claim(acme(), "k".into(), 0, lease)
-        .await
-        .unwrap()
-        .unwrap();
+    let first = claim_head(&store, acme(), "k", 0, lease).await;
     assert_eq!((first.claims, first.attempts), (1, 0));
     // The worker died holding the claim; after the lease the event comes back marked.
-    let second = store
-        .claim(acme(), "k".into(), 1_000, lease)
-        .await
-        .unwrap()
-        .unwrap();
+    let second = claim_head(&store, acme(), "k", 1_000, lease).await;
     assert_eq!(second.claims, 2);
 }
 
@@ -465,19 +433,13 @@ async fn claims_are_counted_so_a_crashed_run_is_visible() {
 async fn complete_writes_the_ticket_index_in_the_same_transaction() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    store
-        .enqueue(vec![
-            new_event("acme", "a1", "k", 0),
-            new_event("acme", "f1", "finding:f", 0),
-        ])
-        .await
-        .unwrap();
+    enqueue_all(
+        &store,
+        &[("acme", "a1", "k", 0), ("acme", "f1", "finding:f", 0)],
+    )
+    .await;
     let lease = Duration::from_secs(60);
-    let a1 = store
-        .claim(acme(), "k".into(), 0, lease)
-        .await
-        .unwrap()
-        .unwrap();
+    let a1 = claim_head(&store, acme(), "k", 0, lease).await;
     let ticket = GroupTicket {
         ticket_id: "7".into(),
         open: true,
@@ -525,10 +487,7 @@ async fn complete_writes_the_ticket_index_in_the_same_transaction() {
 async fn failsafe_mails_are_due_at_once_and_retried_until_sent() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    store
-        .enqueue(vec![new_event("acme", "a1", "k", 0)])
-        .await
-        .unwrap();
+    enqueue_all(&store, &[("acme", "a1", "k", 0)]).await;
     let ev = store
         .claim(acme(), "k".into(), 0, Duration::from_secs(60))
         .await
