@@ -74,7 +74,7 @@ fn main() {
             psa_operator::cli::block_on(psa_operator::cli::sandbox_cmd::run(args))
         }
         Command::Validate(args) => psa_operator::gitops::validate::run(&args),
-        Command::Plan(_) => not_available("plan"),
+        Command::Plan(args) => psa_operator::gitops::plan::run(args),
         Command::Import(_) => not_available("import"),
         Command::SendSample(args) => {
             psa_operator::cli::block_on(psa_operator::cli::send_sample::run(args))

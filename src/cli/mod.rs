@@ -132,14 +132,18 @@ pub struct PlanArgs {
     /// Files or directories of YAML; `-` reads standard input.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-    /// Kubeconfig to read referenced Secrets from.
+    /// Kubeconfig to read referenced Secrets from (when they are not in the input).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
-    /// Plan against a sandbox seeded from this file instead of the live PSA.
+    /// Plan against a sandbox seeded from this file instead of the live PSA; repeat it for a
+    /// ConnectWise and a Kaseya BMS seed.
     #[arg(long)]
-    pub offline_psa_seed: Option<PathBuf>,
+    pub offline_psa_seed: Vec<PathBuf>,
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Exit 2 when the plan has changes and no problem (0: nothing to change, 1: problems).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -5,8 +5,12 @@
 //! Everything starts from [`yaml_docs`]: the YAML as the user wrote it, with lines, so every
 //! finding points at `file:line`.
 
+pub mod credentials;
 pub mod crossref;
 pub mod diagnostic;
+pub mod offline;
+pub mod plan;
+pub mod read_only;
 pub mod resource_set;
 pub mod schema;
 pub mod validate;

@@ -1,0 +1,446 @@
+//! Plans one connection against its PSA with the operator's own decisions: ticket-settings
+//! resolution (`controller::resolve`), catch-all resolution, catalog adopt/create/drift
+//! (`controller::contract_service`), company picking and contract-line planning
+//! (`controller::mapping`). Only reads are made; the caller hands in a read-only client.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::api::{ContactRef, CustomerMapping, Money, PsaConnection};
+use crate::controller::connection::resolve_catch_all;
+use crate::controller::context::CompanyIndex;
+use crate::controller::contract_service::{drift, wanted_spec};
+use crate::controller::mapping::{duplicates_of, pick_company, plan_line, LinePlan};
+use crate::controller::names::nearest;
+use crate::controller::resolve::{fetch_catalog, resolve_ticket};
+use crate::psa::{CompanyFilter, LineValues, Psa, PsaError, PsaId};
+
+use super::super::resource_set::{Located, ResourceSet};
+use super::model::*;
+use super::names::name_checks;
+
+/// Catalog service of a ContractService resource as the plan sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum CatalogState {
+    /// In the PSA with this id (adopted or corrected).
+    Exists(PsaId),
+    /// Created by the operator on apply.
+    ToCreate,
+    /// Cannot be applied.
+    Invalid,
+}
+
+fn problem(e: &PsaError) -> Problem {
+    Problem {
+        reason: e.reason().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Fills `plan` for `conn`; a PSA error stops the connection's plan and is recorded in it.
+pub async fn plan_connection(
+    conn: &Located<PsaConnection>,
+    set: &ResourceSet,
+    psa: &dyn Psa,
+    plan: &mut ConnectionPlan,
+) {
+    plan.account_mapping = format!("{:?}", conn.obj.spec.account_mapping.unwrap_or_default());
+    if let Err(e) = run(conn, set, psa, plan).await {
+        plan.error = Some(problem(&e));
+    }
+}
+
+async fn run(
+    conn: &Located<PsaConnection>,
+    set: &ResourceSet,
+    psa: &dyn Psa,
+    plan: &mut ConnectionPlan,
+) -> Result<(), PsaError> {
+    let spec = &conn.obj.spec;
+    psa.verify().await?;
+    let ticket = spec.ticket.clone().unwrap_or_default();
+    let (catalog, _) = fetch_catalog(psa, &ticket).await?;
+    plan.names = name_checks(&ticket, &resolve_ticket(&ticket, &catalog));
+    if let Some(ca) = &spec.catch_all {
+        plan.names.extend(catch_all_names(psa, ca).await?);
+    }
+
+    let mut services: BTreeMap<String, CatalogState> = BTreeMap::new();
+    for s in set.services_of(conn.namespace(), conn.name()) {
+        let (sp, state) = plan_service(psa, s).await?;
+        services.insert(s.name().to_string(), state);
+        plan.catalog.push(sp);
+    }
+
+    let mappings: Vec<&Located<CustomerMapping>> =
+        set.mappings_of(conn.namespace(), conn.name()).collect();
+    if mappings.is_empty() {
+        return Ok(());
+    }
+    let index = CompanyIndex::build(psa.list_companies(&CompanyFilter::default()).await?);
+    let all: Vec<Arc<CustomerMapping>> = set
+        .mappings
+        .iter()
+        .map(|m| Arc::new(m.obj.clone()))
+        .collect();
+    for m in mappings {
+        let dups = duplicates_of(&m.obj, &all);
+        let customer = if dups.is_empty() {
+            plan_customer(psa, set, &index, &services, m).await?
+        } else {
+            duplicate_customer(m, &dups)
+        };
+        if let Some(reason) = catch_all_reason(&customer) {
+            plan.catch_all.push(CatchAllEntry {
+                organization: customer.organization.clone(),
+                mapping: customer.mapping.clone(),
+                reason,
+            });
+        }
+        plan.customers.push(customer);
+    }
+    Ok(())
+}
+
+async fn catch_all_names(
+    psa: &dyn Psa,
+    ca: &crate::api::CatchAll,
+) -> Result<Vec<NameCheck>, PsaError> {
+    let check = |field: &str, value: &str| NameCheck {
+        field: field.into(),
+        value: value.into(),
+        resolves: Some(true),
+        id: None,
+        problem: None,
+    };
+    let mut company = check("catchAll.company", &ca.company);
+    let mut contact = ca.contact.as_deref().map(|c| check("catchAll.contact", c));
+    match resolve_catch_all(psa, ca).await? {
+        Ok(c) => {
+            company.id = Some(c.company_id);
+            if let Some(ct) = contact.as_mut() {
+                ct.id = c.default_contact_id;
+            }
+        }
+        Err(u) if u.field == "catchAll.company" => {
+            company.resolves = Some(false);
+            company.problem = Some(u.problem);
+            if let Some(ct) = contact.as_mut() {
+                ct.resolves = None;
+                ct.problem = Some("not looked up: the company does not resolve".into());
+            }
+        }
+        Err(u) => {
+            if let Some(ct) = contact.as_mut() {
+                ct.resolves = Some(false);
+                ct.problem = Some(u.problem);
+            }
+        }
+    }
+    Ok(std::iter::once(company).chain(contact).collect())
+}
+
+async fn plan_service(
+    psa: &dyn Psa,
+    s: &Located<crate::api::ContractService>,
+) -> Result<(ServicePlan, CatalogState), PsaError> {
+    let mut sp = ServicePlan {
+        resource: s.name().to_string(),
+        service: s.obj.spec.name.clone(),
+        action: ServiceAction::Invalid,
+        id: None,
+        changes: vec![],
+        problem: None,
+    };
+    let wanted = match wanted_spec(&s.obj) {
+        Ok(w) => w,
+        Err(msg) => {
+            sp.problem = Some(msg);
+            return Ok((sp, CatalogState::Invalid));
+        }
+    };
+    let money = crate::api::format_decimal_4;
+    let state = match psa.find_catalog_service(&wanted.name).await? {
+        None => {
+            sp.action = ServiceAction::Create;
+            sp.changes = vec![
+                change("description", "", &wanted.description),
+                change("cost", "", &money(wanted.cost)),
+                change("price", "", &money(wanted.price)),
+            ];
+            CatalogState::ToCreate
+        }
+        Some(found) => {
+            let fields = drift(&found, &wanted);
+            sp.id = Some(found.id.clone());
+            sp.action = if fields.is_empty() {
+                ServiceAction::Adopt
+            } else {
+                ServiceAction::Correct
+            };
+            sp.changes = fields
+                .into_iter()
+                .map(|f| match f {
+                    "description" => change(f, &found.description, &wanted.description),
+                    "cost" => change(f, &money(found.cost), &money(wanted.cost)),
+                    _ => change(f, &money(found.price), &money(wanted.price)),
+                })
+                .collect();
+            CatalogState::Exists(found.id)
+        }
+    };
+    Ok((sp, state))
+}
+
+fn change(field: &str, from: &str, to: &str) -> FieldChange {
+    FieldChange {
+        field: field.into(),
+        from: from.into(),
+        to: to.into(),
+    }
+}
+
+fn wanted_only(wanted: &str) -> Resolution {
+    Resolution {
+        wanted: wanted.to_string(),
+        id: None,
+        found: None,
+        problem: None,
+    }
+}
+
+fn company_wanted(m: &CustomerMapping) -> String {
+    match (&m.spec.company.identifier, &m.spec.company.name) {
+        (Some(i), _) => format!("identifier {i}"),
+        (None, Some(n)) => format!("name {n:?}"),
+        _ => String::new(),
+    }
+}
+
+fn duplicate_customer(m: &Located<CustomerMapping>, dups: &[String]) -> CustomerPlan {
+    let mut company = wanted_only(&company_wanted(&m.obj));
+    company.problem = Some(format!(
+        "organization is also mapped by {}; the operator uses neither",
+        dups.join(", ")
+    ));
+    CustomerPlan {
+        mapping: m.name().to_string(),
+        organization: m.obj.spec.organization.clone(),
+        company,
+        contact: None,
+        contract: None,
+        line: None,
+        routed: false,
+    }
+}
+
+/// Why alerts of a customer would land on the catch-all company; `None` when routed.
+fn catch_all_reason(c: &CustomerPlan) -> Option<String> {
+    if c.routed {
+        return None;
+    }
+    [Some(&c.company), c.contact.as_ref(), c.contract.as_ref()]
+        .into_iter()
+        .flatten()
+        .find_map(|r| r.problem.clone())
+}
+
+/// Company names and identifiers nearest to what the mapping asks for.
+fn company_hint(index: &CompanyIndex, m: &CustomerMapping) -> String {
+    let (wanted, names): (&str, Vec<&str>) =
+        match (&m.spec.company.identifier, &m.spec.company.name) {
+            (Some(i), _) => (
+                i,
+                index
+                    .by_identifier
+                    .values()
+                    .map(|c| c.identifier.as_str())
+                    .collect(),
+            ),
+            (None, Some(n)) => (
+                n,
+                index
+                    .by_name
+                    .values()
+                    .flatten()
+                    .map(|c| c.name.as_str())
+                    .collect(),
+            ),
+            _ => return String::new(),
+        };
+    let near = nearest(names.into_iter(), wanted, 3);
+    if near.is_empty() {
+        String::new()
+    } else {
+        let q: Vec<String> = near.iter().map(|n| format!("{n:?}")).collect();
+        format!(" (did you mean {}?)", q.join(", "))
+    }
+}
+
+async fn plan_customer(
+    psa: &dyn Psa,
+    set: &ResourceSet,
+    index: &CompanyIndex,
+    services: &BTreeMap<String, CatalogState>,
+    m: &Located<CustomerMapping>,
+) -> Result<CustomerPlan, PsaError> {
+    let spec = &m.obj.spec;
+    let mut out = CustomerPlan {
+        mapping: m.name().to_string(),
+        organization: spec.organization.clone(),
+        company: wanted_only(&company_wanted(&m.obj)),
+        contact: None,
+        contract: None,
+        line: None,
+        routed: false,
+    };
+    let company = match pick_company(index, &spec.company) {
+        Ok(c) => c,
+        Err(msg) => {
+            out.company.problem = Some(format!("{msg}{}", company_hint(index, &m.obj)));
+            return Ok(out);
+        }
+    };
+    out.company.id = Some(company.id.clone());
+    out.company.found = Some(company.name.clone());
+
+    if let Some(c) = &spec.default_contact {
+        let (wanted, found) = match c {
+            ContactRef { email: Some(e), .. } => {
+                (e.clone(), psa.find_contact_by_email(&company.id, e).await?)
+            }
+            ContactRef { name: Some(n), .. } => {
+                (n.clone(), psa.find_contact_by_name(&company.id, n).await?)
+            }
+            _ => (String::new(), None),
+        };
+        let mut r = wanted_only(&wanted);
+        match found {
+            Some(ct) => {
+                r.id = Some(ct.id.clone());
+                r.found = Some(ct.full_name());
+            }
+            None => {
+                r.problem = Some(format!(
+                    "no contact {wanted:?} in company {:?}",
+                    company.name
+                ))
+            }
+        }
+        let ok = r.ok();
+        out.contact = Some(r);
+        if !ok {
+            return Ok(out);
+        }
+    }
+
+    let contract = match &spec.contract {
+        None => None,
+        Some(c) => {
+            let mut r = wanted_only(&c.name);
+            let found = psa.find_contract(&company.id, &c.name).await?;
+            match &found {
+                Some(k) if k.active => {
+                    r.id = Some(k.id.clone());
+                    r.found = Some(k.name.clone());
+                }
+                Some(_) => r.problem = Some(format!("contract {:?} is not active", c.name)),
+                None => {
+                    r.problem = Some(format!(
+                        "company {:?} has no contract named {:?}",
+                        company.name, c.name
+                    ))
+                }
+            }
+            let ok = r.ok();
+            out.contract = Some(r);
+            if !ok {
+                return Ok(out);
+            }
+            found
+        }
+    };
+    out.routed = true;
+
+    let Some(line_spec) = &spec.contract_service else {
+        return Ok(out);
+    };
+    let svc_name = &line_spec.service_ref.name;
+    let blocked = |service: &str, note: &str| LinePlanReport {
+        service: service.to_string(),
+        action: LineAction::Blocked,
+        before: None,
+        after: None,
+        delta: None,
+        note: Some(note.to_string()),
+    };
+    let Some(contract) = contract else {
+        out.line = Some(blocked(svc_name, "contractService needs spec.contract"));
+        return Ok(out);
+    };
+    let Some(service) = set.service(m.namespace(), svc_name) else {
+        out.line = Some(blocked(
+            svc_name,
+            &format!("ContractService {svc_name:?} is not in the input"),
+        ));
+        return Ok(out);
+    };
+    let money = |o: &Option<Money>, d: &Money| o.as_ref().unwrap_or(d).to_minor().unwrap_or(0);
+    let wanted = LineValues {
+        quantity: line_spec.quantity,
+        cost: money(&line_spec.cost, &service.obj.spec.cost),
+        price: money(&line_spec.price, &service.obj.spec.price),
+    };
+    let catalog_name = service.obj.spec.name.clone();
+    let after = Billing::of(wanted);
+    let report = match services.get(svc_name) {
+        Some(CatalogState::Exists(id)) if psa.lists_contract_lines() => {
+            let existing = psa.find_contract_line(&contract.id, id).await?;
+            let (action, before) = match plan_line(existing, wanted) {
+                LinePlan::Add(_) => (LineAction::Add, None),
+                LinePlan::Update { line, .. } => (LineAction::Update, Some(line)),
+                LinePlan::InStep(line) => (LineAction::InStep, Some(line)),
+            };
+            let before = before.map(|l| {
+                Billing::of(LineValues {
+                    quantity: l.quantity,
+                    cost: l.cost,
+                    price: l.price,
+                })
+            });
+            LinePlanReport {
+                service: catalog_name,
+                action,
+                delta: Some(BillingDelta::between(before.as_ref(), &after)),
+                before,
+                after: Some(after),
+                note: None,
+            }
+        }
+        Some(CatalogState::Exists(_)) => LinePlanReport {
+            service: catalog_name,
+            action: LineAction::Unknown,
+            before: None,
+            after: Some(after),
+            delta: None,
+            note: Some(format!(
+                "{} has no call listing a contract's lines: the operator adds the line once and keeps it in step by the id in status",
+                psa.provider().as_str()
+            )),
+        },
+        Some(CatalogState::ToCreate) => LinePlanReport {
+            service: catalog_name,
+            action: LineAction::Add,
+            delta: Some(BillingDelta::between(None, &after)),
+            before: None,
+            after: Some(after),
+            note: Some("after the catalog service is created".into()),
+        },
+        Some(CatalogState::Invalid) | None => blocked(
+            &catalog_name,
+            &format!("ContractService {svc_name:?} cannot be applied"),
+        ),
+    };
+    out.line = Some(report);
+    Ok(out)
+}

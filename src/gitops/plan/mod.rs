@@ -1,0 +1,222 @@
+//! `psa-operator plan`: for the given YAML, what applying it would do in the PSA — names that
+//! resolve or not, catalog services to create/adopt/correct, contract lines to add or change with
+//! the billing delta per customer, organizations that fall to the catch-all. Like `terraform
+//! plan`: reads only (every client sits behind [`ReadOnlyPsa`](super::read_only::ReadOnlyPsa)).
+
+pub mod engine;
+pub mod model;
+pub mod names;
+pub mod render;
+
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+
+use crate::api::PsaConnection;
+use crate::cli::{OutputFormat, PlanArgs};
+use crate::controller::factory::{PsaFactory, RealPsaFactory};
+use crate::psa::Provider;
+
+use super::credentials::{cluster_client, credentials_for};
+use super::offline::{self, OfflinePsa};
+use super::read_only::ReadOnlyPsa;
+use super::resource_set::{Located, ResourceSet};
+use super::validate::{self, validate_paths};
+use model::{ConnectionPlan, Plan, Problem, Summary};
+
+/// The provider of a connection spec.
+fn provider_of(c: &PsaConnection) -> Option<Provider> {
+    match (&c.spec.provider.connect_wise, &c.spec.provider.kaseya_bms) {
+        (Some(_), _) => Some(Provider::ConnectWise),
+        (None, Some(_)) => Some(Provider::KaseyaBms),
+        _ => None,
+    }
+}
+
+fn url_of(c: &PsaConnection) -> String {
+    match (&c.spec.provider.connect_wise, &c.spec.provider.kaseya_bms) {
+        (Some(cw), _) => cw.url.clone(),
+        (None, Some(b)) => b.url.clone(),
+        _ => String::new(),
+    }
+}
+
+/// Where to plan a connection: the PSA of its spec, or a sandbox.
+pub struct Targets {
+    pub offline: Vec<OfflinePsa>,
+    pub cluster: Option<kube::Client>,
+}
+
+/// Plans every connection of `set` (validated input) against its PSA or sandbox.
+pub async fn plan_set(set: &ResourceSet, targets: &Targets) -> Plan {
+    let mut plan = Plan::default();
+    for conn in &set.connections {
+        plan.connections.push(plan_one(conn, set, targets).await);
+    }
+    plan.summary = summarize(&plan.connections);
+    plan
+}
+
+async fn plan_one(
+    conn: &Located<PsaConnection>,
+    set: &ResourceSet,
+    targets: &Targets,
+) -> ConnectionPlan {
+    let provider = provider_of(&conn.obj);
+    let mut cp = ConnectionPlan {
+        namespace: conn.namespace().to_string(),
+        name: conn.name().to_string(),
+        provider: provider.map(|p| p.as_str()).unwrap_or("None").to_string(),
+        url: url_of(&conn.obj),
+        ..Default::default()
+    };
+    let mut spec = conn.obj.spec.provider.clone();
+    let mut fallback = None;
+    if !targets.offline.is_empty() {
+        let Some(off) = targets
+            .offline
+            .iter()
+            .find(|o| Some(o.provider) == provider)
+        else {
+            cp.error = Some(Problem {
+                reason: "NoSandbox".into(),
+                message: format!(
+                    "planning offline, but no --offline-psa-seed is for {}",
+                    cp.provider
+                ),
+            });
+            return cp;
+        };
+        cp.url = off.sandbox.base_url();
+        if let Some(cw) = spec.connect_wise.as_mut() {
+            cw.url = cp.url.clone();
+        }
+        if let Some(b) = spec.kaseya_bms.as_mut() {
+            b.url = cp.url.clone();
+        }
+        fallback = Some((
+            &off.credentials,
+            format!("the credentials of seed {}", off.seed_file),
+        ));
+    }
+    let creds = match credentials_for(
+        &conn.obj,
+        conn.namespace(),
+        set,
+        targets.cluster.as_ref(),
+        fallback.as_ref().map(|(d, s)| (*d, s.as_str())),
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(message) => {
+            cp.error = Some(Problem {
+                reason: "NoCredentials".into(),
+                message,
+            });
+            return cp;
+        }
+    };
+    cp.credentials = creds.source;
+    let client = match RealPsaFactory.build(&spec, &creds.data) {
+        Ok(c) => c,
+        Err(e) => {
+            cp.error = Some(Problem {
+                reason: e.reason().into(),
+                message: e.to_string(),
+            });
+            return cp;
+        }
+    };
+    let psa = ReadOnlyPsa::new(client);
+    engine::plan_connection(conn, set, &psa, &mut cp).await;
+    cp.psa_calls = psa.calls();
+    cp
+}
+
+/// Totals over the connections.
+pub fn summarize(conns: &[ConnectionPlan]) -> Summary {
+    use model::{LineAction, ServiceAction};
+    let mut s = Summary::default();
+    let (mut price, mut cost) = (0i64, 0i64);
+    for c in conns {
+        s.problems += usize::from(c.error.is_some());
+        s.problems += c.names.iter().filter(|n| n.resolves == Some(false)).count();
+        s.problems += c.catch_all.len();
+        for svc in &c.catalog {
+            match svc.action {
+                ServiceAction::Create => s.services_to_create += 1,
+                ServiceAction::Correct => s.services_to_correct += 1,
+                ServiceAction::Adopt => s.services_to_adopt += 1,
+                ServiceAction::Invalid => s.problems += 1,
+            }
+        }
+        for cust in &c.customers {
+            let Some(line) = &cust.line else { continue };
+            match line.action {
+                LineAction::Add => s.lines_to_add += 1,
+                LineAction::Update => s.lines_to_change += 1,
+                LineAction::Blocked => s.problems += 1,
+                LineAction::InStep | LineAction::Unknown => {}
+            }
+            if let Some(d) = &line.delta {
+                price = price.saturating_add(d.price_minor);
+                cost = cost.saturating_add(d.cost_minor);
+            }
+        }
+        s.psa_reads += c.psa_calls.values().sum::<u64>();
+    }
+    s.price_delta = model::signed(price);
+    s.cost_delta = model::signed(cost);
+    s
+}
+
+async fn execute(args: &PlanArgs, code: &AtomicI32) -> anyhow::Result<()> {
+    let v = validate_paths(&args.paths);
+    if !v.is_valid() {
+        let mut err = std::io::stderr();
+        validate::render(&v, OutputFormat::Text, &mut err)?;
+        anyhow::bail!("the input is not valid; nothing was planned");
+    }
+    let mut targets = Targets {
+        offline: vec![],
+        cluster: None,
+    };
+    for seed in &args.offline_psa_seed {
+        targets
+            .offline
+            .push(offline::start(seed).await.map_err(anyhow::Error::msg)?);
+    }
+    if let Some(path) = &args.kubeconfig {
+        targets.cluster = Some(cluster_client(path).await?);
+    }
+    let plan = plan_set(&v.set, &targets).await;
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &plan)?;
+            use std::io::Write;
+            writeln!(out)?;
+        }
+        OutputFormat::Text => render::write(&plan, &mut out)?,
+    }
+    let exit = if plan.summary.problems > 0 {
+        1
+    } else if args.detailed_exitcode && plan.summary.has_changes() {
+        2
+    } else {
+        0
+    };
+    code.store(exit, Ordering::SeqCst);
+    Ok(())
+}
+
+/// The subcommand: 0 when the plan has no problem, 1 when something does not resolve or the
+/// input is invalid, 2 for changes with `--detailed-exitcode`.
+pub fn run(args: PlanArgs) -> i32 {
+    let code = Arc::new(AtomicI32::new(0));
+    let c = code.clone();
+    match crate::cli::block_on(async move { execute(&args, &c).await }) {
+        0 => code.load(Ordering::SeqCst),
+        rc => rc,
+    }
+}

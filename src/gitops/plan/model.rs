@@ -1,0 +1,320 @@
+//! What `plan` reports, as data: rendered as a table or written as JSON.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::api::format_decimal_4;
+use crate::psa::{LineValues, MinorUnits};
+
+/// The whole plan: one entry per PsaConnection of the input.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub connections: Vec<ConnectionPlan>,
+    pub summary: Summary,
+}
+
+/// Counts over all connections.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub services_to_create: usize,
+    pub services_to_correct: usize,
+    pub services_to_adopt: usize,
+    pub lines_to_add: usize,
+    pub lines_to_change: usize,
+    /// Price per billing period, all customers, after minus before (decimal string).
+    pub price_delta: String,
+    pub cost_delta: String,
+    /// Names that do not resolve, unreachable PSAs, customers falling to the catch-all.
+    pub problems: usize,
+    /// Reads made in the PSA; writes are refused by construction.
+    pub psa_reads: u64,
+}
+
+impl Summary {
+    pub fn has_changes(&self) -> bool {
+        self.services_to_create
+            + self.services_to_correct
+            + self.services_to_adopt
+            + self.lines_to_add
+            + self.lines_to_change
+            > 0
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionPlan {
+    pub namespace: String,
+    pub name: String,
+    pub provider: String,
+    /// The PSA URL planned against (a sandbox's when planning offline).
+    pub url: String,
+    /// Where the credentials came from (`Secret demo-cw-keys in the input`, …).
+    pub credentials: String,
+    /// Set when the connection could not be planned (no credentials, PSA unreachable, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Problem>,
+    pub names: Vec<NameCheck>,
+    pub catalog: Vec<ServicePlan>,
+    pub customers: Vec<CustomerPlan>,
+    /// Organizations whose alerts would go to the catch-all company instead of their mapping.
+    pub catch_all: Vec<CatchAllEntry>,
+    /// How organizations without a mapping are routed (`Manual`: catch-all; otherwise by name).
+    pub account_mapping: String,
+    /// PSA reads by method.
+    pub psa_calls: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    pub reason: String,
+    pub message: String,
+}
+
+/// One configured PSA name (ticket settings, catch-all).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NameCheck {
+    /// Field path in the connection's spec, e.g. `ticket.priority.map.critical`.
+    pub field: String,
+    pub value: String,
+    /// `None`: not looked up because the name it depends on did not resolve.
+    pub resolves: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `not found (did you mean …?)` when it does not resolve.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ServiceAction {
+    /// Not in the catalog: the operator creates it.
+    Create,
+    /// In the catalog and as the spec says: the operator adopts it as is.
+    Adopt,
+    /// In the catalog with other values: the operator adopts it and corrects the fields.
+    Correct,
+    /// The spec cannot be applied (a money field is not a decimal).
+    Invalid,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldChange {
+    pub field: String,
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePlan {
+    /// The ContractService resource.
+    pub resource: String,
+    /// Catalog name in the PSA.
+    pub service: String,
+    pub action: ServiceAction,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub changes: Vec<FieldChange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// What one name of a mapping resolved to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resolution {
+    pub wanted: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+impl Resolution {
+    pub fn ok(&self) -> bool {
+        self.problem.is_none()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerPlan {
+    pub mapping: String,
+    pub organization: String,
+    pub company: Resolution,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Resolution>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contract: Option<Resolution>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<LinePlanReport>,
+    /// Whether alerts of this organization reach the mapped company.
+    pub routed: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum LineAction {
+    /// No line for the service on the contract: the operator adds one.
+    Add,
+    /// A line with other quantity, cost or price: the operator updates it.
+    Update,
+    /// The line is as the spec says.
+    InStep,
+    /// The PSA cannot list contract lines (Kaseya BMS): the operator adds the line once and
+    /// then keeps it in step through the id in status; the current values are not readable.
+    Unknown,
+    /// The line cannot be planned (service or contract missing).
+    Blocked,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinePlanReport {
+    pub service: String,
+    pub action: LineAction,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<Billing>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<Billing>,
+    /// after − before (before counted as zero when there is no line yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta: Option<BillingDelta>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A contract line's amounts per billing period, as exact decimal strings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Billing {
+    pub quantity: i64,
+    pub unit_price: String,
+    pub unit_cost: String,
+    /// quantity × unit price.
+    pub price: String,
+    /// quantity × unit cost.
+    pub cost: String,
+    #[serde(skip)]
+    pub price_minor: MinorUnits,
+    #[serde(skip)]
+    pub cost_minor: MinorUnits,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BillingDelta {
+    pub quantity: i64,
+    pub price: String,
+    pub cost: String,
+    #[serde(skip)]
+    pub price_minor: MinorUnits,
+    #[serde(skip)]
+    pub cost_minor: MinorUnits,
+}
+
+/// Amounts in ten-thousandths can overflow only for absurd quantities; those saturate.
+fn times(q: i64, unit: MinorUnits) -> MinorUnits {
+    q.checked_mul(unit).unwrap_or(if (q < 0) != (unit < 0) {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
+}
+
+impl Billing {
+    pub fn of(v: LineValues) -> Billing {
+        let price = times(v.quantity, v.price);
+        let cost = times(v.quantity, v.cost);
+        Billing {
+            quantity: v.quantity,
+            unit_price: format_decimal_4(v.price),
+            unit_cost: format_decimal_4(v.cost),
+            price: format_decimal_4(price),
+            cost: format_decimal_4(cost),
+            price_minor: price,
+            cost_minor: cost,
+        }
+    }
+}
+
+impl BillingDelta {
+    /// after − before; no line before counts as zero.
+    pub fn between(before: Option<&Billing>, after: &Billing) -> BillingDelta {
+        let (q0, p0, c0) = before
+            .map(|b| (b.quantity, b.price_minor, b.cost_minor))
+            .unwrap_or((0, 0, 0));
+        let price = after.price_minor.saturating_sub(p0);
+        let cost = after.cost_minor.saturating_sub(c0);
+        BillingDelta {
+            quantity: after.quantity.saturating_sub(q0),
+            price: signed(price),
+            cost: signed(cost),
+            price_minor: price,
+            cost_minor: cost,
+        }
+    }
+}
+
+/// `+12.00`, `-3.50`, `0.00`.
+pub fn signed(v: MinorUnits) -> String {
+    if v > 0 {
+        format!("+{}", format_decimal_4(v))
+    } else {
+        format_decimal_4(v)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CatchAllEntry {
+    pub organization: String,
+    pub mapping: String,
+    pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn billing_is_exact() {
+        let before = Billing::of(LineValues {
+            quantity: 42,
+            cost: 15_000,
+            price: 40_000,
+        });
+        assert_eq!(
+            (before.price.as_str(), before.cost.as_str()),
+            ("168.00", "63.00")
+        );
+        let after = Billing::of(LineValues {
+            quantity: 40,
+            cost: 15_000,
+            price: 41_250,
+        });
+        assert_eq!(after.price, "165.00");
+        let d = BillingDelta::between(Some(&before), &after);
+        assert_eq!(
+            (d.quantity, d.price.as_str(), d.cost.as_str()),
+            (-2, "-3.00", "-3.00")
+        );
+        let new = BillingDelta::between(None, &after);
+        assert_eq!((new.quantity, new.price.as_str()), (40, "+165.00"));
+        // 0.0001 steps survive: 3 × 0.3333 = 0.9999, no float rounding.
+        let tiny = Billing::of(LineValues {
+            quantity: 3,
+            cost: 0,
+            price: 3_333,
+        });
+        assert_eq!(tiny.price, "0.9999");
+    }
+}
