@@ -77,6 +77,8 @@ pub struct Company {
     pub active: bool,
     /// The company's default contact, when the PSA records one.
     pub default_contact_id: Option<PsaId>,
+    /// That contact's display name, when the PSA sends it with the company (ConnectWise does).
+    pub default_contact_name: Option<String>,
     /// BMS: the main location (tickets need one). ConnectWise: the default site.
     pub location_id: Option<PsaId>,
 }

@@ -872,6 +872,7 @@ async fn client_parses_the_documented_payloads() {
             parent_id: None,
             active: true,
             default_contact_id: Some("6027".into()),
+            default_contact_name: Some("Pat Smith".into()),
             location_id: Some("1205".into()),
         }
     );

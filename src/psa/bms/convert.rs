@@ -101,6 +101,7 @@ pub fn company(a: WAccount) -> Company {
         parent_id: a.parent_id,
         active: a.is_active != Some(false),
         default_contact_id: None,
+        default_contact_name: None,
         location_id,
     }
 }

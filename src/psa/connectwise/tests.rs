@@ -170,6 +170,7 @@ fn parses_a_documented_company() {
             parent_id: None,
             active: true,
             default_contact_id: Some("42".into()),
+            default_contact_name: Some("Jane Doe".into()),
             location_id: Some("7".into()),
         }
     );

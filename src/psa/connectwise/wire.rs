@@ -160,8 +160,10 @@ impl CompanyRecord {
             active: !self.deleted_flag.unwrap_or(false) && !inactive_status,
             default_contact_id: self
                 .default_contact
+                .as_ref()
                 .and_then(|c| c.id)
                 .map(|i| i.to_string()),
+            default_contact_name: self.default_contact.and_then(|c| c.name),
             location_id: self.site.and_then(|s| s.id).map(|i| i.to_string()),
         }
     }
