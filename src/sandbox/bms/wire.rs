@@ -90,6 +90,7 @@ pub fn too_many(limit: u32, retry_after_secs: u64) -> Response {
 
 /// A request the handler refuses before touching the state (unbindable path id or body).
 /// Boxed: a `Response` is large and this travels in every handler's `Result`.
+#[derive(Debug)]
 pub struct Refusal(Box<Response>);
 
 impl IntoResponse for Refusal {
