@@ -29,6 +29,7 @@ fn run_devcluster(args: psa_operator::cli::DevclusterArgs) -> i32 {
         };
         let config = Config {
             state_dir: args.state_dir.clone(),
+            tls: args.tls,
         };
         let cluster = match DevCluster::start(listener, config).await {
             Ok(c) => c,

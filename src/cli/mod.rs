@@ -87,6 +87,10 @@ pub struct DevclusterArgs {
     /// Write a kubeconfig pointing at this server to this file.
     #[arg(long)]
     pub kubeconfig_out: Option<PathBuf>,
+    /// Serve https with a generated CA and require a bearer token (needed for non-loopback
+    /// addresses; the kubeconfig carries both).
+    #[arg(long)]
+    pub tls: bool,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,6 +32,8 @@ pub struct AppState {
     /// Woken after every committed write (snapshot persistence).
     pub changed: Arc<Notify>,
     pub shutdown: tokio_watch::Receiver<bool>,
+    /// With `--tls`: the bearer token every request except `/version` and health must carry.
+    pub token: Option<String>,
 }
 
 impl AppState {
@@ -80,6 +82,9 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_string();
+    if !authorized(&state, &path, &headers) {
+        return error_response(&ApiError::Unauthorized("Unauthorized".into()));
+    }
     let query = parse_query(uri.query());
     if method == Method::GET {
         if let Some(r) = discovery_response(&state, &path) {
@@ -97,6 +102,26 @@ async fn handle(
         Ok(r) => r,
         Err(e) => error_response(&e),
     }
+}
+
+/// Public paths need no token (as `system:public-info-viewer` allows); everything else must
+/// present the bearer token when one is configured. Compared in constant time.
+fn authorized(state: &AppState, path: &str, headers: &HeaderMap) -> bool {
+    let Some(token) = &state.token else {
+        return true;
+    };
+    if matches!(
+        path.trim_end_matches('/'),
+        "/version" | "/healthz" | "/readyz" | "/livez"
+    ) {
+        return true;
+    }
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), token.as_bytes()).into()
 }
 
 fn discovery_response(state: &AppState, path: &str) -> Option<Response> {

@@ -20,6 +20,7 @@ pub mod route;
 pub mod selectors;
 pub mod store;
 pub mod table;
+pub mod tls;
 pub mod validation;
 pub mod watch;
 
@@ -41,6 +42,9 @@ use self::store::{Store, Sub, WriteOpts};
 pub struct Config {
     /// Directory of the snapshot; `None` keeps everything in memory only.
     pub state_dir: Option<PathBuf>,
+    /// Serve https with a generated CA and require a bearer token. Without it only loopback
+    /// addresses are served (anonymous plain http).
+    pub tls: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +62,10 @@ pub enum DevclusterError {
     Manifest(String),
     #[error("{0}")]
     Api(#[from] error::ApiError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("refusing anonymous plain http on {0}: use --tls (https and a bearer token) or a loopback address")]
+    NotLoopback(SocketAddr),
 }
 
 /// A running server. Dropping it does not stop it; call [`DevCluster::shutdown`].
@@ -69,6 +77,7 @@ pub struct DevCluster {
     reaper: JoinHandle<()>,
     persister: Option<JoinHandle<()>>,
     state_dir: Option<PathBuf>,
+    tls: Option<tls::TlsMaterial>,
 }
 
 /// How long the persister waits after a write before saving, so bursts coalesce.
@@ -87,6 +96,14 @@ impl DevCluster {
         config: Config,
     ) -> Result<DevCluster, DevclusterError> {
         let addr = listener.local_addr().map_err(DevclusterError::Listen)?;
+        if !config.tls && !addr.ip().is_loopback() {
+            return Err(DevclusterError::NotLoopback(addr));
+        }
+        let material = if config.tls {
+            Some(tls::generate(addr.ip())?)
+        } else {
+            None
+        };
         let mut store = match &config.state_dir {
             Some(dir) => persist::load(dir)?,
             None => Store::new(),
@@ -98,6 +115,7 @@ impl DevCluster {
             store: Mutex::new(store),
             changed: changed.clone(),
             shutdown: stop_rx.clone(),
+            token: material.as_ref().map(|m| m.token.clone()),
         });
         let persister = config.state_dir.clone().map(|dir| {
             let state = state.clone();
@@ -137,18 +155,10 @@ impl DevCluster {
             })
         };
         let router = http::router(state.clone());
-        let mut server_stop = stop_rx;
-        let server = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = server_stop.changed().await;
-            };
-            if let Err(e) = axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::error!(error = %e, "devcluster server stopped");
-            }
-        });
+        let server = match &material {
+            Some(m) => spawn_server(tls::TlsListener::new(listener, m)?, router, stop_rx),
+            None => spawn_server(listener, router, stop_rx),
+        };
         Ok(DevCluster {
             addr,
             state,
@@ -157,6 +167,7 @@ impl DevCluster {
             reaper,
             persister,
             state_dir: config.state_dir,
+            tls: material,
         })
     }
 
@@ -164,14 +175,40 @@ impl DevCluster {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://…` with `--tls` (an unspecified listen address is
+    /// reached through loopback).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let mut addr = self.addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        match self.tls {
+            Some(_) => format!("https://{addr}"),
+            None => format!("http://{addr}"),
+        }
     }
 
-    /// Writes a kubeconfig for this server.
+    /// The bearer token clients must send (`--tls` only).
+    pub fn token(&self) -> Option<&str> {
+        self.tls.as_ref().map(|m| m.token.as_str())
+    }
+
+    /// The PEM of the CA that signed the server certificate (`--tls` only).
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|m| m.ca_pem.as_str())
+    }
+
+    /// The kubeconfig for this server.
+    pub fn kubeconfig(&self) -> String {
+        match &self.tls {
+            Some(m) => kubeconfig_yaml_tls(&self.url(), &m.ca_pem, &m.token),
+            None => kubeconfig_yaml(&self.url()),
+        }
+    }
+
+    /// Writes [`DevCluster::kubeconfig`] to `path` (owner-only: it may hold the token).
     pub fn write_kubeconfig(&self, path: &Path) -> Result<(), DevclusterError> {
-        write_kubeconfig(path, &self.url())
+        write_file(path, &self.kubeconfig())
     }
 
     /// Creates or updates objects from multi-document YAML (server-side apply as `manager`);
@@ -234,6 +271,27 @@ impl DevCluster {
     }
 }
 
+fn spawn_server<L>(
+    listener: L,
+    router: axum::Router,
+    mut stop: tokio_watch::Receiver<bool>,
+) -> JoinHandle<()>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.changed().await;
+        };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "devcluster server stopped");
+        }
+    })
+}
+
 fn save_state(state: &AppState, dir: &Path) -> Result<(), persist::PersistError> {
     let doc = {
         let store = state.store.lock().unwrap_or_else(|p| p.into_inner());
@@ -266,8 +324,40 @@ preferences: {{}}
     )
 }
 
-/// Writes [`kubeconfig_yaml`] to `path`, creating parent directories.
+/// A kubeconfig for `--tls`: the CA inline and the bearer token.
+pub fn kubeconfig_yaml_tls(server_url: &str, ca_pem: &str, token: &str) -> String {
+    use base64::Engine;
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: psa-dev
+  cluster:
+    server: {server_url}
+    certificate-authority-data: {ca}
+users:
+- name: psa-dev
+  user:
+    token: {token}
+contexts:
+- name: psa-dev
+  context:
+    cluster: psa-dev
+    user: psa-dev
+    namespace: default
+current-context: psa-dev
+preferences: {{}}
+"
+    )
+}
+
+/// Writes [`kubeconfig_yaml`] (anonymous http) to `path`, creating parent directories.
 pub fn write_kubeconfig(path: &Path, server_url: &str) -> Result<(), DevclusterError> {
+    write_file(path, &kubeconfig_yaml(server_url))
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), DevclusterError> {
     let err = |source| DevclusterError::Kubeconfig {
         path: path.to_path_buf(),
         source,
@@ -275,7 +365,13 @@ pub fn write_kubeconfig(path: &Path, server_url: &str) -> Result<(), DevclusterE
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(err)?;
     }
-    std::fs::write(path, kubeconfig_yaml(server_url)).map_err(err)
+    std::fs::write(path, text).map_err(err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -294,10 +390,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn plain_http_is_refused_off_loopback() {
+        let l = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+        let e = DevCluster::start(l, Config::default()).await.err().unwrap();
+        assert!(matches!(e, DevclusterError::NotLoopback(_)));
+    }
+
+    #[test]
+    fn tls_kubeconfig_carries_ca_and_token() {
+        let y = kubeconfig_yaml_tls("https://127.0.0.1:1", "PEM", "tok");
+        let v: serde_yaml::Value = serde_yaml::from_str(&y).unwrap();
+        assert_eq!(
+            v["clusters"][0]["cluster"]["certificate-authority-data"],
+            "UEVN"
+        );
+        assert_eq!(v["users"][0]["user"]["token"], "tok");
+    }
+
+    #[tokio::test]
     async fn apply_yaml_installs_crds_and_survives_restart() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = Config {
             state_dir: Some(dir.path().to_path_buf()),
+            ..Default::default()
         };
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let dc = DevCluster::start(l, cfg.clone()).await.unwrap();

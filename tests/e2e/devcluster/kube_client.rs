@@ -225,6 +225,7 @@ async fn too_old_watch_gets_an_error_event_and_kube_relists() {
     let state = tempfile::tempdir().expect("temp dir");
     let config = psa_operator::devcluster::Config {
         state_dir: Some(state.path().to_path_buf()),
+        ..Default::default()
     };
     let c = Cluster::start_with(config.clone()).await;
     c.install_crds().await;

@@ -338,6 +338,7 @@ async fn state_dir_keeps_resources_across_restarts() {
     let state = tempfile::tempdir().expect("temp dir");
     let config = psa_operator::devcluster::Config {
         state_dir: Some(state.path().to_path_buf()),
+        ..Default::default()
     };
     let c = Cluster::start_with(config.clone()).await;
     c.install_crds().await;
@@ -489,4 +490,30 @@ async fn imperative_create_and_get_watch() {
         "{modified}"
     );
     watch.kill().await.expect("stop kubectl get -w");
+}
+
+/// `--tls`: kubectl and kube trust the generated CA and send the token; a wrong token is 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_mode_requires_the_bearer_token() {
+    let c = Cluster::start_with(psa_operator::devcluster::Config {
+        tls: true,
+        ..Default::default()
+    })
+    .await;
+    assert!(c.server.url().starts_with("https://127.0.0.1:"));
+    c.install_crds().await;
+    c.kubectl_ok(&["apply", "-f", &fixture("valid")]).await;
+    let api: kube::Api<psa_operator::api::PsaConnection> =
+        kube::Api::namespaced(c.client().await, "default");
+    let conn = api.get("acme-cw").await.expect("kube over https");
+    assert_eq!(conn.metadata.generation, Some(1));
+
+    let wrong = psa_operator::devcluster::kubeconfig_yaml_tls(
+        &c.server.url(),
+        c.server.ca_pem().expect("ca"),
+        "not-the-token",
+    );
+    std::fs::write(&c.kubeconfig, wrong).expect("write kubeconfig");
+    let err = c.kubectl_err(&["get", "psaconnections"]).await;
+    assert!(err.contains("Unauthorized"), "{err}");
 }
