@@ -77,6 +77,30 @@ pub fn plan_line(existing: Option<ContractLine>, wanted: LineValues) -> LinePlan
     }
 }
 
+/// Where the PSA cannot list contract lines (Kaseya BMS API v2, see `Psa::lists_contract_lines`),
+/// the line this operator wrote last is known only from the mapping's status; without it a
+/// restart would add a second line. Status keeps the line id and quantity but not cost and price,
+/// so the wanted ones stand in for them: after a restart only a quantity change is noticed.
+pub fn line_from_status(
+    status: Option<&CustomerMappingStatus>,
+    contract_id: &str,
+    service_id: &str,
+    wanted: LineValues,
+) -> Option<ContractLine> {
+    let s = status?;
+    if s.contract_id.as_deref() != Some(contract_id) {
+        return None;
+    }
+    Some(ContractLine {
+        id: s.contract_line_id.clone()?,
+        contract_id: contract_id.to_string(),
+        service_id: service_id.to_string(),
+        quantity: s.synced_quantity?,
+        cost: wanted.cost,
+        price: wanted.price,
+    })
+}
+
 /// Names of the other mappings of the same connection claiming the same organization.
 pub fn duplicates_of(me: &CustomerMapping, all: &[Arc<CustomerMapping>]) -> Vec<String> {
     let org = me.spec.organization.trim().to_lowercase();
@@ -460,7 +484,10 @@ async fn evaluate_with_psa(
         cost: money(&line_spec.cost, &service.spec.cost),
         price: money(&line_spec.price, &service.spec.price),
     };
-    let existing = psa.find_contract_line(&contract.id, &service_id).await?;
+    let mut existing = psa.find_contract_line(&contract.id, &service_id).await?;
+    if existing.is_none() && !psa.lists_contract_lines() {
+        existing = line_from_status(m.status.as_ref(), &contract.id, &service_id, wanted);
+    }
     let (line, note) = match plan_line(existing, wanted) {
         LinePlan::InStep(line) => (line, None),
         LinePlan::Add(v) => {
@@ -548,6 +575,40 @@ mod tests {
             .contains("no active company"));
         let twin = pick_company(&idx, &by_name("Twin")).unwrap_err();
         assert!(twin.contains("TWIN1, TWIN2"), "{twin}");
+    }
+
+    #[test]
+    fn a_line_the_psa_cannot_list_is_recalled_from_status() {
+        let wanted = LineValues {
+            quantity: 43,
+            cost: 15_000,
+            price: 40_000,
+        };
+        let synced = CustomerMappingStatus {
+            contract_id: Some("7".into()),
+            contract_line_id: Some("11".into()),
+            synced_quantity: Some(42),
+            ..Default::default()
+        };
+        let line = line_from_status(Some(&synced), "7", "9", wanted).unwrap();
+        assert_eq!((line.id.as_str(), line.quantity), ("11", 42));
+        assert_eq!((line.cost, line.price), (15_000, 40_000));
+        // Then the plan is an update of that line, not a second add.
+        assert!(matches!(
+            plan_line(Some(line), wanted),
+            LinePlan::Update { .. }
+        ));
+        let other_contract = CustomerMappingStatus {
+            contract_id: Some("8".into()),
+            ..synced.clone()
+        };
+        let never_synced = CustomerMappingStatus {
+            contract_line_id: None,
+            ..synced.clone()
+        };
+        for s in [Some(&other_contract), Some(&never_synced), None] {
+            assert_eq!(line_from_status(s, "7", "9", wanted), None);
+        }
     }
 
     #[test]
