@@ -19,6 +19,7 @@ use psa_operator::resolved::{
 };
 use psa_operator::secret::SecretString;
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const FIXTURE: &str = include_str!("../fixtures/alertmanager-0.25-webhook-firing.json");
 
@@ -58,6 +59,10 @@ struct Intake {
 
 /// psa/acme (resolved, UserAndAlert), psa/globex (not resolved yet), psa/paused (suspended).
 async fn start(busy_timeout: Duration) -> Intake {
+    start_with(busy_timeout, IntakeLimits::default()).await
+}
+
+async fn start_with(busy_timeout: Duration, limits: IntakeLimits) -> Intake {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("store.db");
     let store: Arc<dyn Store> = Arc::new(
@@ -102,7 +107,7 @@ async fn start(busy_timeout: Duration) -> Intake {
         registry,
         store: store.clone(),
         metrics: metrics.clone(),
-        limits: IntakeLimits::default(),
+        limits,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -401,6 +406,46 @@ async fn every_rejection_is_a_problem_document_and_stores_nothing() {
         text.contains(r#"psa_operator_dispatch_events_rejected_total{reason="Invalid"} 4"#),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn a_stalled_body_is_refused_and_not_waited_for_forever() {
+    let h = start_with(
+        Duration::from_secs(5),
+        IntakeLimits {
+            body_timeout: Duration::from_millis(300),
+            ..IntakeLimits::default()
+        },
+    )
+    .await;
+    // Headers promising 200 bytes, the first bytes of an alert, then nothing: the sender hangs
+    // without closing.
+    let addr = h.base.trim_start_matches("http://");
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {ACME_ALERTS} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer acme-token\r\n\
+         Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"id\": \"sa-1\", "
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read_answer = async {
+        loop {
+            let n = sock.read(&mut buf).await.unwrap();
+            answer.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&answer);
+            if n == 0 || text.contains("\r\n\r\n{") && text.ends_with('}') {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read_answer)
+        .await
+        .expect("the intake answers a stalled sender");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("application/problem+json"), "{text}");
+    assert!(events_on_disk(&h.db).is_empty());
 }
 
 #[tokio::test]

@@ -81,18 +81,8 @@ fn parse_alert(
         .filter(|u| u.starts_with("http://") || u.starts_with("https://"));
     let (status, labels, starts_at, fingerprint) = (status?, labels?, starts_at?, fingerprint?);
 
-    let label = |name: &str| {
-        labels
-            .get(name)
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
-    };
-    let alert_type = label(&names.alert_type)
-        .or_else(|| label("alertname"))
-        .unwrap_or_else(|| "Alertmanager alert".to_string());
     let summary = annotations.get("summary").cloned();
-    let mut description = annotations
+    let description = annotations
         .get("description")
         .or(summary.as_ref())
         .cloned()
@@ -102,24 +92,23 @@ fn parse_alert(
             format!("{at}/annotations/description"),
             format!("must be at most {MAX_DESCRIPTION} bytes"),
         ));
-        description.clear();
         return None;
     }
     let resolved = status == "resolved";
     // The zero time Alertmanager sends for a firing alert's end is "no end".
     let ends_at = ends_at.filter(|t| !t.starts_with("0001-01-01"));
-    Some(Event {
+    let mut event = Event {
         id: format!("am:{fingerprint}:{starts_at}:{status}"),
         kind: if resolved {
             EventKind::AlertResolved
         } else {
             EventKind::AlertFiring
         },
-        organization: label(&names.organization).unwrap_or_default(),
-        user: label(&names.user),
-        severity: label(&names.severity).map(|s| s.to_lowercase()),
-        title: summary.unwrap_or_else(|| alert_type.clone()),
-        alert_type,
+        organization: String::new(),
+        user: None,
+        severity: None,
+        title: String::new(),
+        alert_type: String::new(),
         description,
         occurred_at: if resolved {
             ends_at.or(Some(starts_at))
@@ -134,7 +123,36 @@ fn parse_alert(
         author: None,
         labels,
         annotations: annotations.into_iter().collect::<BTreeMap<_, _>>(),
-    })
+    };
+    apply_label_names(&mut event, names);
+    Some(event)
+}
+
+/// Sets organization, user, alert type, severity and title of an Alertmanager event from its
+/// labels under `names`. The intake calls it with the connection's names; a worker calls it
+/// again with the resolved names for events stored before the connection resolved (they were
+/// read with the default names). Idempotent.
+pub fn apply_label_names(event: &mut Event, names: &AlertmanagerLabelNames) {
+    let label = |name: &str| {
+        event
+            .labels
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let alert_type = label(&names.alert_type)
+        .or_else(|| label("alertname"))
+        .unwrap_or_else(|| "Alertmanager alert".to_string());
+    event.organization = label(&names.organization).unwrap_or_default();
+    event.user = label(&names.user);
+    event.severity = label(&names.severity).map(|s| s.to_lowercase());
+    event.title = event
+        .annotations
+        .get("summary")
+        .cloned()
+        .unwrap_or_else(|| alert_type.clone());
+    event.alert_type = alert_type;
 }
 
 #[cfg(test)]
@@ -233,6 +251,31 @@ mod tests {
         assert_eq!(e.user.as_deref(), Some("bob@fabrikam.example"));
         assert_eq!(e.alert_type, "Impossible travel");
         assert_eq!(e.severity.as_deref(), Some("critical"));
+    }
+
+    #[test]
+    fn events_read_with_default_names_can_be_relabelled() {
+        let a = alert(
+            "firing",
+            "2026-11-24T15:02:10Z",
+            json!({"alertname": "X", "customer": "Fabrikam", "upn": "bob@fabrikam.example"}),
+        );
+        let mut e = parse_alertmanager(&message(json!([a])), &names())
+            .unwrap()
+            .remove(0);
+        assert_eq!((e.organization.as_str(), e.user.as_deref()), ("", None));
+        let custom = AlertmanagerLabelNames {
+            organization: "customer".into(),
+            user: "upn".into(),
+            ..AlertmanagerLabelNames::default()
+        };
+        apply_label_names(&mut e, &custom);
+        assert_eq!(e.organization, "Fabrikam");
+        assert_eq!(e.user.as_deref(), Some("bob@fabrikam.example"));
+        assert_eq!((e.alert_type.as_str(), e.title.as_str()), ("X", "X"));
+        let once = e.clone();
+        apply_label_names(&mut e, &custom);
+        assert_eq!(e, once);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! the workers hold them (`"held": true`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -19,6 +20,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::StreamExt;
 use serde::Serialize;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::api::Grouping;
 use crate::dispatch::event::{Envelope, Event};
@@ -46,6 +48,8 @@ pub struct IntakeLimits {
     pub alertmanager_body: usize,
     /// Most events in one `/alerts` or `/findings` request.
     pub max_batch: usize,
+    /// Longest wait for the rest of a body (a stalled sender gets a 400, not a held socket).
+    pub body_timeout: Duration,
 }
 
 impl Default for IntakeLimits {
@@ -54,6 +58,7 @@ impl Default for IntakeLimits {
             events_body: 1024 * 1024,
             alertmanager_body: 2 * 1024 * 1024,
             max_batch: 100,
+            body_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -100,6 +105,7 @@ impl Endpoint {
 
 /// The intake routes plus `/healthz` and `/readyz`.
 pub fn router(state: IntakeState) -> Router {
+    let body_timeout = state.limits.body_timeout;
     Router::new()
         .route(
             "/v1/namespaces/{ns}/connections/{name}/alerts",
@@ -117,6 +123,7 @@ pub fn router(state: IntakeState) -> Router {
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .with_state(state)
 }
 
