@@ -7,6 +7,7 @@
 pub mod api;
 pub mod cli;
 pub mod controller;
+pub mod dev;
 pub mod devcluster;
 pub mod dispatch;
 pub mod gitops;

@@ -68,7 +68,13 @@ fn main() {
             psa_operator::cli::init_logging();
             psa_operator::cli::block_on(psa_operator::cli::run_cmd::run(args))
         }
-        Command::Dev(_) => not_available("dev"),
+        Command::Dev(args) => {
+            psa_operator::cli::init_logging();
+            psa_operator::cli::block_on(psa_operator::dev::run_dev(
+                args.settings(),
+                psa_operator::cli::run_cmd::shutdown_signal(),
+            ))
+        }
         Command::Devcluster(args) => run_devcluster(args),
         Command::Sandbox(args) => {
             psa_operator::cli::init_logging();

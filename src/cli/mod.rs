@@ -74,6 +74,15 @@ pub struct DevArgs {
     /// Port of the alert intake.
     #[arg(long, default_value_t = 8080)]
     pub intake_port: u16,
+    /// Port of /metrics, /healthz and /readyz.
+    #[arg(long, default_value_t = 9090)]
+    pub metrics_port: u16,
+    /// Port of the ConnectWise PSA sandbox (the samples use 8081).
+    #[arg(long, default_value_t = 8081)]
+    pub connectwise_port: u16,
+    /// Port of the Kaseya BMS sandbox (the samples use 8082).
+    #[arg(long, default_value_t = 8082)]
+    pub bms_port: u16,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -225,6 +234,19 @@ pub struct BenchArgs {
 
 pub mod replay;
 pub mod run_cmd;
+
+impl DevArgs {
+    pub fn settings(&self) -> crate::dev::DevSettings {
+        crate::dev::DevSettings {
+            state_dir: self.state_dir.clone(),
+            api_port: self.api_port,
+            intake_port: self.intake_port,
+            metrics_port: self.metrics_port,
+            connectwise_port: self.connectwise_port,
+            bms_port: self.bms_port,
+        }
+    }
+}
 pub mod sandbox_cmd;
 pub mod send_sample;
 

@@ -2,9 +2,12 @@
 
 mod bms;
 mod connectwise;
+mod controllers;
 mod devcluster;
 mod dispatch;
+mod flow;
 mod intake;
 mod packaging;
 mod providers;
 mod sandbox_admin;
+mod support;

@@ -1,0 +1,457 @@
+//! Reconcilers end to end: devcluster + real kubectl + PSA sandboxes + `psa-operator run` as a
+//! process. Assertions read the PSA's state through the sandbox and the resources through kubectl.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::devcluster::{path_str, repo, Cluster};
+use crate::support::{eventually, start_operator, ChildGuard};
+use psa_operator::sandbox::{self, RunningSandbox};
+
+/// One environment: API server with CRDs, both sandboxes, the samples applied, the operator.
+pub struct Env {
+    pub cluster: Cluster,
+    pub cw: RunningSandbox,
+    pub bms: RunningSandbox,
+    pub operator: ChildGuard,
+    pub intake_port: u16,
+    pub metrics_port: u16,
+}
+
+/// The samples of `config/samples/` with the sandbox URLs of this test and a short
+/// re-validation interval (so PSA-side renames show within the test).
+pub fn samples_for(cw: &RunningSandbox, bms: &RunningSandbox) -> String {
+    let dir = repo().join("config/samples");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let mut out = String::new();
+    for f in files
+        .iter()
+        .filter(|f| f.extension().map(|e| e == "yaml").unwrap_or(false))
+    {
+        let mut text = std::fs::read_to_string(f)
+            .unwrap()
+            .replace("http://127.0.0.1:8081", &cw.base_url())
+            .replace("http://127.0.0.1:8082", &bms.base_url());
+        if text.contains("kind: PsaConnection") {
+            text = text.replacen("\nspec:\n", "\nspec:\n  revalidateInterval: 2s\n", 1);
+        }
+        out.push_str("---\n");
+        out.push_str(&text);
+        out.push('\n');
+    }
+    out
+}
+
+pub async fn apply_text(cluster: &Cluster, yaml: &str) -> String {
+    let file = cluster
+        .dir
+        .path()
+        .join(format!("apply-{}.yaml", crate::support::free_port()));
+    std::fs::write(&file, yaml).unwrap();
+    cluster.kubectl_ok(&["apply", "-f", path_str(&file)]).await
+}
+
+impl Env {
+    pub async fn start() -> Env {
+        let cluster = Cluster::start().await;
+        cluster.install_crds().await;
+        let cw = sandbox::connectwise::start(
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            sandbox::connectwise::demo_seed(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        let bms = sandbox::bms::start(
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            sandbox::bms::demo_seed(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        apply_text(&cluster, &samples_for(&cw, &bms)).await;
+        let (operator, intake_port, metrics_port) =
+            start_operator(cluster.dir.path(), &cluster.kubeconfig, &[]);
+        Env {
+            cluster,
+            cw,
+            bms,
+            operator,
+            intake_port,
+            metrics_port,
+        }
+    }
+
+    pub fn restart_operator(&mut self) {
+        self.operator.kill();
+        let (op, i, m) = start_operator(self.cluster.dir.path(), &self.cluster.kubeconfig, &[]);
+        self.operator = op;
+        self.intake_port = i;
+        self.metrics_port = m;
+    }
+
+    pub async fn jsonpath(&self, what: &str, path: &str) -> String {
+        let out = self
+            .cluster
+            .kubectl(&["get", "-n", "psa", what, "-o", &format!("jsonpath={path}")])
+            .await;
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// (status, reason, message) of a condition.
+    pub async fn condition(&self, what: &str, type_: &str) -> (String, String, String) {
+        let f =
+            |field: &'static str| format!("{{.status.conditions[?(@.type==\"{type_}\")].{field}}}");
+        (
+            self.jsonpath(what, &f("status")).await,
+            self.jsonpath(what, &f("reason")).await,
+            self.jsonpath(what, &f("message")).await,
+        )
+    }
+
+    pub async fn wait_condition(
+        &self,
+        what: &str,
+        type_: &str,
+        status: &str,
+    ) -> (String, String, String) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let c = self.condition(what, type_).await;
+            if c.0 == status {
+                return c;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!(
+                    "{what}: {type_} never became {status}; last {c:?}\noperator log:\n{}",
+                    tail(&self.operator.log_text())
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn sandbox_state(sb: &RunningSandbox) -> Value {
+        reqwest::get(format!("{}/_sandbox/state", sb.base_url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn dump_on_failure(&self) -> String {
+        tail(&self.operator.log_text())
+    }
+}
+
+fn tail(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}
+
+fn rows<'a>(state: &'a Value, table: &str) -> Vec<&'a Value> {
+    state[table]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default()
+}
+
+async fn patch(env: &Env, what: &str, kind: &str, patch: &str) {
+    env.cluster
+        .kubectl_ok(&["patch", "-n", "psa", what, "--type", kind, "-p", patch])
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connectwise_samples_converge_and_follow_changes() {
+    let mut env = Env::start().await;
+    let out = env
+        .cluster
+        .kubectl(&[
+            "wait",
+            "-n",
+            "psa",
+            "--for=condition=Ready",
+            "psaconnection/demo-cw",
+            "customermapping/contoso",
+            "customermapping/fabrikam",
+            "contractservice/saas-alerts-monitoring",
+            "--timeout=120s",
+        ])
+        .await;
+    assert!(
+        out.status.success(),
+        "kubectl wait failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        env.dump_on_failure().await
+    );
+
+    // `kubectl get psa` shows the category with the promised columns.
+    let table = env.cluster.kubectl_ok(&["get", "psa", "-n", "psa"]).await;
+    assert!(
+        table.contains("READY") && table.contains("SYNCED") && table.contains("REASON"),
+        "{table}"
+    );
+    assert!(
+        table.contains("psaconnection.psa-operator.io/demo-cw"),
+        "{table}"
+    );
+
+    // The catalog service exists once; Contoso's agreement carries 42 users at 1.50 / 4.00.
+    let st = Env::sandbox_state(&env.cw).await;
+    let catalog: Vec<_> = rows(&st, "catalog")
+        .into_iter()
+        .filter(|c| c["identifier"] == "SaaS Alerts Monitoring")
+        .collect();
+    assert_eq!(catalog.len(), 1, "{catalog:?}");
+    let additions = rows(&st, "additions");
+    assert_eq!(additions.len(), 1, "{additions:?}");
+    assert_eq!(additions[0]["quantity"].as_f64(), Some(42.0));
+    assert_eq!(
+        env.jsonpath("customermapping/contoso", "{.status.syncedQuantity}")
+            .await,
+        "42"
+    );
+
+    // Restarting the operator does not create a second service or line.
+    env.restart_operator();
+    patch(
+        &env,
+        "contractservice/saas-alerts-monitoring",
+        "merge",
+        r#"{"metadata":{"annotations":{"psa-operator.io/reconcile-requested-at":"1"}}}"#,
+    )
+    .await;
+    patch(
+        &env,
+        "customermapping/contoso",
+        "merge",
+        r#"{"metadata":{"annotations":{"psa-operator.io/reconcile-requested-at":"1"}}}"#,
+    )
+    .await;
+    env.wait_condition("psaconnection/demo-cw", "Ready", "True")
+        .await;
+    env.cw.admin().clear_calls();
+    // A quantity change in git is one write to the PSA.
+    patch(
+        &env,
+        "customermapping/contoso",
+        "merge",
+        r#"{"spec":{"contractService":{"quantity":50}}}"#,
+    )
+    .await;
+    eventually(Duration::from_secs(120), "syncedQuantity 50", || async {
+        (env.jsonpath("customermapping/contoso", "{.status.syncedQuantity}")
+            .await
+            == "50")
+            .then_some(())
+    })
+    .await;
+    let st = Env::sandbox_state(&env.cw).await;
+    assert_eq!(
+        rows(&st, "catalog")
+            .iter()
+            .filter(|c| c["identifier"] == "SaaS Alerts Monitoring")
+            .count(),
+        1
+    );
+    assert_eq!(rows(&st, "additions")[0]["quantity"].as_f64(), Some(50.0));
+    let calls = env.cw.admin().calls();
+    let writes: Vec<_> = calls.calls.iter().filter(|c| c.method != "GET").collect();
+    assert_eq!(
+        writes.len(),
+        1,
+        "one PSA write for a quantity change: {writes:?}"
+    );
+    assert_eq!(writes[0].count, 1, "{writes:?}");
+
+    // A wrong key → Authenticated=False with a clear reason; fixing the Secret heals without restart.
+    patch(
+        &env,
+        "secret/demo-cw-keys",
+        "merge",
+        r#"{"stringData":{"privateKey":"wrong-key"}}"#,
+    )
+    .await;
+    let (_, reason, message) = env
+        .wait_condition("psaconnection/demo-cw", "Authenticated", "False")
+        .await;
+    assert_eq!(reason, "AuthenticationFailed", "{message}");
+    assert!(
+        !message.contains("wrong-key") && !message.contains("demo-public"),
+        "no secret in status: {message}"
+    );
+    assert_eq!(
+        env.condition("psaconnection/demo-cw", "Ready").await.1,
+        "AuthenticationFailed"
+    );
+    patch(
+        &env,
+        "secret/demo-cw-keys",
+        "merge",
+        r#"{"stringData":{"privateKey":"demo-private"}}"#,
+    )
+    .await;
+    env.wait_condition("psaconnection/demo-cw", "Ready", "True")
+        .await;
+
+    // An unknown status name is named in SettingsResolved, with the nearest existing names.
+    patch(
+        &env,
+        "psaconnection/demo-cw",
+        "merge",
+        r#"{"spec":{"ticket":{"status":{"value":"Nwe"}}}}"#,
+    )
+    .await;
+    let (_, reason, message) = env
+        .wait_condition("psaconnection/demo-cw", "SettingsResolved", "False")
+        .await;
+    assert_eq!(reason, "NamesNotFound");
+    assert!(
+        message.contains(r#"ticket.status.value "Nwe""#) && message.contains(r#""New""#),
+        "{message}"
+    );
+    patch(
+        &env,
+        "psaconnection/demo-cw",
+        "merge",
+        r#"{"spec":{"ticket":{"status":{"value":"New"}}}}"#,
+    )
+    .await;
+    env.wait_condition("psaconnection/demo-cw", "Ready", "True")
+        .await;
+
+    // deletionPolicy Delete removes the catalog service from the PSA; the finalizer is released.
+    patch(
+        &env,
+        "contractservice/saas-alerts-monitoring",
+        "merge",
+        r#"{"spec":{"deletionPolicy":"Delete"}}"#,
+    )
+    .await;
+    env.cluster
+        .kubectl_ok(&[
+            "delete",
+            "-n",
+            "psa",
+            "contractservice/saas-alerts-monitoring",
+            "--timeout=120s",
+        ])
+        .await;
+    let st = Env::sandbox_state(&env.cw).await;
+    assert_eq!(
+        rows(&st, "catalog")
+            .iter()
+            .filter(|c| c["identifier"] == "SaaS Alerts Monitoring")
+            .count(),
+        0
+    );
+    // The mapping that bills through it says so.
+    let (_, reason, _) = env
+        .wait_condition("customermapping/contoso", "ContractSynced", "False")
+        .await;
+    assert_eq!(reason, "ServiceNotFound");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kaseya_bms_connection_becomes_ready() {
+    let env = Env::start().await;
+    env.wait_condition("psaconnection/demo-bms", "Ready", "True")
+        .await;
+    let ids = env
+        .jsonpath("psaconnection/demo-bms", "{.status.resolved.values}")
+        .await;
+    assert!(
+        ids.contains("ticket.issueType.overrides.Too Many Downloads.subIssueType"),
+        "{ids}"
+    );
+    assert_eq!(
+        env.jsonpath("psaconnection/demo-bms", "{.status.provider}")
+            .await,
+        "KaseyaBMS"
+    );
+    // Wrong password → Authenticated=False; fixed → Ready.
+    patch(
+        &env,
+        "secret/demo-bms-keys",
+        "merge",
+        r#"{"stringData":{"password":"nope"}}"#,
+    )
+    .await;
+    let (_, reason, message) = env
+        .wait_condition("psaconnection/demo-bms", "Authenticated", "False")
+        .await;
+    assert_eq!(reason, "AuthenticationFailed", "{message}");
+    assert!(!message.contains("nope"), "{message}");
+    patch(
+        &env,
+        "secret/demo-bms-keys",
+        "merge",
+        r#"{"stringData":{"password":"demo-password"}}"#,
+    )
+    .await;
+    env.wait_condition("psaconnection/demo-bms", "Ready", "True")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mapping_problems_are_reported() {
+    let env = Env::start().await;
+    env.wait_condition("psaconnection/demo-cw", "Ready", "True")
+        .await;
+    let broken = r#"
+apiVersion: psa-operator.io/v1alpha1
+kind: CustomerMapping
+metadata: {name: contoso-again, namespace: psa}
+spec:
+  connectionRef: {name: demo-cw}
+  organization: Contoso Ltd
+  company: {identifier: CONTOSO}
+---
+apiVersion: psa-operator.io/v1alpha1
+kind: CustomerMapping
+metadata: {name: nowhere, namespace: psa}
+spec:
+  connectionRef: {name: demo-cw}
+  organization: Nowhere Inc
+  company: {name: Nowhere Inc}
+---
+apiVersion: psa-operator.io/v1alpha1
+kind: CustomerMapping
+metadata: {name: orphan, namespace: psa}
+spec:
+  connectionRef: {name: no-such-connection}
+  organization: Orphan Org
+  company: {name: Orphan}
+"#;
+    apply_text(&env.cluster, broken).await;
+    let (_, reason, message) = env
+        .wait_condition("customermapping/contoso-again", "Ready", "False")
+        .await;
+    assert_eq!(reason, "DuplicateOrganization", "{message}");
+    assert!(message.contains("contoso"), "{message}");
+    let (_, reason, _) = env
+        .wait_condition("customermapping/contoso", "Ready", "False")
+        .await;
+    assert_eq!(reason, "DuplicateOrganization");
+    let (_, reason, message) = env
+        .wait_condition("customermapping/nowhere", "Ready", "False")
+        .await;
+    assert_eq!(reason, "CompanyNotFound", "{message}");
+    let (_, reason, _) = env
+        .wait_condition("customermapping/orphan", "Ready", "False")
+        .await;
+    assert_eq!(reason, "ConnectionNotFound");
+    // Removing the duplicate heals the original.
+    env.cluster
+        .kubectl_ok(&["delete", "-n", "psa", "customermapping/contoso-again"])
+        .await;
+    env.wait_condition("customermapping/contoso", "Ready", "True")
+        .await;
+}

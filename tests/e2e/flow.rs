@@ -1,0 +1,184 @@
+//! The whole product: samples applied with kubectl, the operator as a process, alerts posted to
+//! its intake over HTTP, tickets and notes read back from the PSA sandbox. Covers the first seed's
+//! `User` grouping example with a technician closing the ticket through the PSA's REST API.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::controllers::Env;
+use crate::support::eventually;
+
+async fn post_alert(env: &Env, connection: &str, token: &str, alert: Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{}/v1/namespaces/psa/connections/{connection}/alerts",
+            env.intake_port
+        ))
+        .bearer_auth(token)
+        .json(&alert)
+        .send()
+        .await
+        .expect("intake answers")
+}
+
+fn alert(id: &str, user: &str, alert_type: &str) -> Value {
+    json!({
+        "id": id, "organization": "Contoso Ltd", "user": user, "alertType": alert_type,
+        "severity": "high", "title": format!("{alert_type} for {user}"),
+        "description": "seen by the SaaS monitor", "occurredAt": "2026-11-24T10:00:00Z",
+        "url": "https://saas-monitor.example/alerts/1"
+    })
+}
+
+fn tickets(state: &Value) -> Vec<Value> {
+    state["tickets"].as_array().cloned().unwrap_or_default()
+}
+
+fn notes_of(state: &Value, ticket_id: i64) -> usize {
+    state["notes"]
+        .as_array()
+        .map(|n| {
+            n.iter()
+                .filter(|n| n["ticketId"].as_i64() == Some(ticket_id))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connectwise_user_grouping_example() {
+    let env = Env::start().await;
+    env.wait_condition("psaconnection/demo-cw", "Ready", "True")
+        .await;
+    env.wait_condition("customermapping/contoso", "Ready", "True")
+        .await;
+    let token = "demo-cw-intake-token";
+
+    // Wrong token → 401 problem document; nothing stored.
+    let r = post_alert(
+        &env,
+        "demo-cw",
+        "not-the-token",
+        alert("a0", "jane@contoso.example", "X"),
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/problem+json"));
+
+    // 1. First alert of the user → a ticket for Contoso, contact Jane (found by e-mail).
+    let r = post_alert(
+        &env,
+        "demo-cw",
+        token,
+        alert("a1", "jane@contoso.example", "Too Many Downloads"),
+    )
+    .await;
+    assert_eq!(r.status(), 202, "{:?}", r.text().await);
+    let first = eventually(Duration::from_secs(60), "first ticket", || async {
+        let st = Env::sandbox_state(&env.cw).await;
+        tickets(&st).into_iter().next()
+    })
+    .await;
+    assert_eq!(first["company"]["identifier"], "CONTOSO", "{first}");
+    assert_eq!(
+        first["contact"]["name"]
+            .as_str()
+            .map(|n| n.contains("Jane")),
+        Some(true),
+        "{first}"
+    );
+    assert_eq!(first["board"]["name"], "Security Alerts");
+    assert_eq!(first["priority"]["name"], "Priority 2 - High");
+    assert_eq!(first["agreement"]["name"], "Managed Security", "{first}");
+    let first_id = first["id"].as_i64().unwrap();
+
+    // 2. Another alert type, same user, ticket open → a note on the first ticket.
+    let r = post_alert(
+        &env,
+        "demo-cw",
+        token,
+        alert("a2", "jane@contoso.example", "Too Many Uploads"),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    // A repeated id is accepted and ignored.
+    let r = post_alert(
+        &env,
+        "demo-cw",
+        token,
+        alert("a2", "jane@contoso.example", "Too Many Uploads"),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    eventually(Duration::from_secs(60), "note on first ticket", || async {
+        let st = Env::sandbox_state(&env.cw).await;
+        (notes_of(&st, first_id) >= 1).then_some(())
+    })
+    .await;
+
+    // 3. A technician closes the ticket through the PSA's REST API.
+    let closed = Env::sandbox_state(&env.cw).await["statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == ">Closed")
+        .cloned()
+        .unwrap();
+    let base = format!("{}/v4_6_release/apis/3.0", env.cw.base_url());
+    let auth = base64_basic("demo+demo-public:demo-private");
+    let r = reqwest::Client::new()
+        .patch(format!("{base}/service/tickets/{first_id}"))
+        .header("Authorization", auth)
+        .header("clientId", "00000000-0000-0000-0000-000000000001")
+        .json(&json!([{"op": "replace", "path": "status", "value": {"id": closed["id"]}}]))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "technician close: {} {}",
+        r.status(),
+        r.text().await.unwrap_or_default()
+    );
+
+    // 4. The next alert for the user opens a new ticket.
+    let r = post_alert(
+        &env,
+        "demo-cw",
+        token,
+        alert("a3", "jane@contoso.example", "Multiple MFA Failures"),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    let st = eventually(Duration::from_secs(60), "second ticket", || async {
+        let st = Env::sandbox_state(&env.cw).await;
+        (tickets(&st).len() == 2).then_some(st)
+    })
+    .await;
+    assert_eq!(
+        notes_of(&st, first_id),
+        1,
+        "the duplicate id did not add a second note"
+    );
+
+    // The connection's status counts what happened.
+    eventually(Duration::from_secs(60), "status counters", || async {
+        let created = env
+            .jsonpath("psaconnection/demo-cw", "{.status.dispatch.ticketsCreated}")
+            .await;
+        (created == "2").then_some(())
+    })
+    .await;
+}
+
+fn base64_basic(raw: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
