@@ -410,7 +410,9 @@ async fn reconcile_inner(conn: &PsaConnection, ctx: &Context) -> Result<Action, 
         .filter(|d| !d.is_zero())
         .unwrap_or(ctx.default_revalidate);
 
-    // Intake token: without it the intake cannot authenticate senders (it answers 503).
+    // Intake token: without it the intake cannot authenticate senders (it answers 503), so a
+    // missing token is a setting that does not resolve.
+    let mut intake_problem: Option<Unresolved> = None;
     let intake_token = match &spec.intake {
         Some(i) => match read_secret(&ctx.client, &ns, &i.token_secret_ref.name)
             .await
@@ -419,6 +421,11 @@ async fn reconcile_inner(conn: &PsaConnection, ctx: &Context) -> Result<Action, 
             Ok(t) => Some(t),
             Err(e) => {
                 tracing::warn!(connection = %key, error = %e, "intake token unavailable");
+                intake_problem = Some(Unresolved {
+                    field: "intake.tokenSecretRef".into(),
+                    value: i.token_secret_ref.name.clone(),
+                    problem: e.to_string(),
+                });
                 None
             }
         },
@@ -492,7 +499,11 @@ async fn reconcile_inner(conn: &PsaConnection, ctx: &Context) -> Result<Action, 
                 ),
             );
             match resolve_settings(ctx, &key, conn, psa).await {
-                Ok(settings) => {
+                Ok(mut settings) => {
+                    if let Some(p) = intake_problem.take() {
+                        settings.misses.push(p);
+                        settings.resolved = None;
+                    }
                     status.resolved = Some(settings.ids);
                     status.last_validated = Some(now.to_string());
                     if settings.misses.is_empty() {
@@ -771,9 +782,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!((s.port, s.tls), (587, SmtpTls::StartTls));
-        assert_eq!(
-            format!("{s:?}").contains("pw"),
-            false,
+        assert!(
+            !format!("{s:?}").contains("pw"),
             "password must not appear in Debug"
         );
         let e = smtp_settings("smtp", secret(&[("from", "a@b")])).unwrap_err();

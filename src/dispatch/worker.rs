@@ -60,7 +60,10 @@ impl Default for DispatcherOptions {
         DispatcherOptions {
             max_parallel_lanes: 16,
             lanes_per_connection: 4,
-            ticket_state_ttl: Duration::from_secs(10),
+            // Always ask the PSA before a note: a technician may have closed the ticket a second
+            // ago, and a note on a closed ticket is an alert nobody sees. groupWait, not a
+            // cache, is what keeps bursts cheap.
+            ticket_state_ttl: Duration::ZERO,
             unresolved_hold: Duration::from_secs(15 * 60),
             claim_lease: Duration::from_secs(10 * 60),
             idle_poll: Duration::from_secs(2),

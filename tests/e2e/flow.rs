@@ -2,12 +2,9 @@
 //! its intake over HTTP, tickets and notes read back from the PSA sandbox. Covers the first seed's
 //! `User` grouping example with a technician closing the ticket through the PSA's REST API.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 use crate::controllers::Env;
-use crate::support::eventually;
 
 async fn post_alert(env: &Env, connection: &str, token: &str, alert: Value) -> reqwest::Response {
     reqwest::Client::new()
@@ -78,11 +75,12 @@ async fn connectwise_user_grouping_example() {
     )
     .await;
     assert_eq!(r.status(), 202, "{:?}", r.text().await);
-    let first = eventually(Duration::from_secs(60), "first ticket", || async {
-        let st = Env::sandbox_state(&env.cw).await;
-        tickets(&st).into_iter().next()
-    })
-    .await;
+    let first = env
+        .eventually("first ticket", || async {
+            let st = Env::sandbox_state(&env.cw).await;
+            tickets(&st).into_iter().next()
+        })
+        .await;
     assert_eq!(first["company"]["identifier"], "CONTOSO", "{first}");
     assert_eq!(
         first["contact"]["name"]
@@ -114,7 +112,7 @@ async fn connectwise_user_grouping_example() {
     )
     .await;
     assert_eq!(r.status(), 202);
-    eventually(Duration::from_secs(60), "note on first ticket", || async {
+    env.eventually("note on first ticket", || async {
         let st = Env::sandbox_state(&env.cw).await;
         (notes_of(&st, first_id) >= 1).then_some(())
     })
@@ -154,11 +152,12 @@ async fn connectwise_user_grouping_example() {
     )
     .await;
     assert_eq!(r.status(), 202);
-    let st = eventually(Duration::from_secs(60), "second ticket", || async {
-        let st = Env::sandbox_state(&env.cw).await;
-        (tickets(&st).len() == 2).then_some(st)
-    })
-    .await;
+    let st = env
+        .eventually("second ticket", || async {
+            let st = Env::sandbox_state(&env.cw).await;
+            (tickets(&st).len() == 2).then_some(st)
+        })
+        .await;
     assert_eq!(
         notes_of(&st, first_id),
         1,
@@ -166,7 +165,7 @@ async fn connectwise_user_grouping_example() {
     );
 
     // The connection's status counts what happened.
-    eventually(Duration::from_secs(60), "status counters", || async {
+    env.eventually("status counters", || async {
         let created = env
             .jsonpath("psaconnection/demo-cw", "{.status.dispatch.ticketsCreated}")
             .await;
