@@ -118,6 +118,10 @@ impl PsaCalls {
         self.call(self.psa.add_note(ticket_id, text)).await
     }
 
+    pub async fn note_texts(&self, ticket_id: &PsaId) -> PsaResult<Option<Vec<String>>> {
+        self.call(self.psa.note_texts(ticket_id)).await
+    }
+
     pub async fn close_ticket(
         &self,
         ticket_id: &PsaId,

@@ -149,7 +149,13 @@ impl Delivery<'_> {
                     }
                     // groupWait: the alerts after the head become one note on the new ticket.
                     let rest: Vec<&Event> = batch[1..].iter().map(|e| &e.envelope.event).collect();
-                    if !rest.is_empty() {
+                    let rest_noted = match rest.first() {
+                        Some(first) if out.recovered_by_marker => {
+                            self.noted_before(&id, &first.id).await?.unwrap_or(false)
+                        }
+                        _ => false,
+                    };
+                    if !rest.is_empty() && !rest_noted {
                         self.psa
                             .add_note(&id, &render::combined_note(&rest))
                             .await?;
@@ -161,16 +167,35 @@ impl Delivery<'_> {
                 Plan::Note { ticket_id, close } => {
                     let events: Vec<&Event> = batch.iter().map(|e| &e.envelope.event).collect();
                     let text = render::combined_note(&events);
+                    // An earlier attempt may have added the note and died before recording
+                    // it: add it once. Skipped on a first attempt (it costs a call).
+                    let noted = if head.claims > 1 || head.attempts > 0 {
+                        match self.noted_before(&ticket_id, &event.id).await? {
+                            Some(n) => n,
+                            None => {
+                                indexed = Some(Indexed {
+                                    ticket_id,
+                                    state: TicketState::Gone,
+                                });
+                                continue;
+                            }
+                        }
+                    } else {
+                        false
+                    };
+                    let text = (!noted).then_some(text);
                     let sent = if close {
                         self.psa
                             .close_ticket(
                                 &ticket_id,
                                 self.conn.ticket.closed_status_id.as_ref(),
-                                Some(&text),
+                                text.as_deref(),
                             )
                             .await
+                    } else if let Some(text) = &text {
+                        self.psa.add_note(&ticket_id, text).await.map(|_| ())
                     } else {
-                        self.psa.add_note(&ticket_id, &text).await.map(|_| ())
+                        Ok(())
                     };
                     match sent {
                         // Deleted in the PSA since we last saw it: plan again as "gone".
@@ -184,7 +209,7 @@ impl Delivery<'_> {
                         Err(e) => return Err(e.into()),
                         Ok(()) => {}
                     }
-                    out.notes_added += 1;
+                    out.notes_added += u32::from(text.is_some());
                     out.closed = close;
                     if close && finding_id.is_none() {
                         out.records
@@ -200,6 +225,24 @@ impl Delivery<'_> {
             }
         }
         Err(DeliveryError::Unsettled)
+    }
+
+    /// Whether the ticket has a note of this event (`Some(false)` also when the provider
+    /// cannot list notes); `None` = the ticket is gone.
+    async fn noted_before(
+        &self,
+        ticket_id: &PsaId,
+        event_id: &str,
+    ) -> Result<Option<bool>, DeliveryError> {
+        let line = format!("Event id: {event_id}");
+        match self.psa.note_texts(ticket_id).await {
+            Ok(Some(texts)) => Ok(Some(
+                texts.iter().any(|t| t.lines().any(|l| l.trim() == line)),
+            )),
+            Ok(None) => Ok(Some(false)),
+            Err(PsaError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn group_record(&self, group_key: &str, ticket_id: &PsaId, open: bool) -> TicketRecord {

@@ -156,7 +156,10 @@ impl Dispatcher {
                 tracing::warn!(error = %e, "cannot release earlier claims; they expire with their lease")
             }
         }
-        let mail = tokio::spawn(inner.clone().failsafe_loop());
+        // Every task lives in a JoinSet owned by this future: dropping it (an aborted run)
+        // stops them all, as a process exit would.
+        let mut mail = JoinSet::new();
+        mail.spawn(inner.clone().failsafe_loop());
         let mut lanes = JoinSet::new();
         let mut watchers = JoinSet::new();
         let mut changes = Some(inner.store.subscribe());
@@ -183,7 +186,7 @@ impl Dispatcher {
                 _ = tokio::time::sleep_until(wake_at) => {}
             }
         }
-        mail.abort();
+        mail.abort_all();
         watchers.abort_all();
         let grace = inner.options.shutdown_grace;
         let drained =

@@ -278,6 +278,14 @@ pub trait Psa: Send + Sync {
     async fn get_ticket(&self, id: &PsaId) -> PsaResult<Option<Ticket>>;
     /// Adds a note to a ticket and returns the note id.
     async fn add_note(&self, ticket_id: &PsaId, text: &str) -> PsaResult<PsaId>;
+    /// The texts of a ticket's notes, oldest first. The dispatcher reads them only when an
+    /// earlier attempt at a note may have reached the PSA (a crash or a timeout after the PSA
+    /// stored it), to add the note once. `None` = this provider cannot list notes; the note is
+    /// then added again (at least once).
+    async fn note_texts(&self, ticket_id: &PsaId) -> PsaResult<Option<Vec<String>>> {
+        let _ = ticket_id;
+        Ok(None)
+    }
     /// Closes a ticket with `status_id` (or the PSA's closed status), adding `note` when given.
     async fn close_ticket(
         &self,

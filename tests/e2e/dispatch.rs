@@ -160,6 +160,39 @@ async fn crash_after_create_makes_no_duplicate() {
     assert_eq!(t[0].notes.len(), 1);
 }
 
+/// The crash between "note added in the PSA" and "recorded locally": the restarted dispatcher
+/// sees the note (by its event id line) and does not add it twice.
+#[tokio::test]
+async fn crash_after_note_makes_no_duplicate() {
+    let (psa, mut h) = fake_harness(Grouping::User);
+    h.start();
+    h.send_and_settle(vec![alert("a1", JANE, "Too Many Downloads")])
+        .await;
+    psa.with(|s| s.hang_after_note = true);
+    let hung = psa.hung.clone();
+    let hung = hung.notified();
+    h.send(vec![alert("a2", JANE, "Too Many Uploads")]).await;
+    tokio::time::timeout(Duration::from_secs(60), hung)
+        .await
+        .expect("note reached");
+    h.kill().await;
+    psa.with(|s| s.hang_after_note = false);
+    h.reopen_store();
+    h.start();
+    h.wait_counters("both delivered", |c| c.delivered == 2)
+        .await;
+    let t = psa.tickets();
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].notes.len(), 1, "the note is there once");
+    assert_eq!(psa.calls("note_texts"), 1);
+    assert_eq!(psa.calls("add_note"), 1);
+    // A first attempt never pays for the check.
+    h.send_and_settle(vec![alert("a3", JANE, "Too Many Uploads")])
+        .await;
+    assert_eq!(psa.calls("note_texts"), 1);
+    assert_eq!(psa.tickets()[0].notes.len(), 2);
+}
+
 /// Transient errors are retried with backoff; a create that timed out after the PSA stored it
 /// is found by its marker; permanent errors do not burn retries.
 #[tokio::test]
@@ -879,4 +912,44 @@ async fn psa_calls_bms() {
         first <= 4 && follow <= 3 && burst_calls <= 250,
         "{first} {follow} {burst_calls}"
     );
+}
+
+/// The dispatcher killed in the middle of a burst over several keys and restarted on the same
+/// store: every event ends up as exactly one ticket or one note in ConnectWise.
+#[tokio::test]
+async fn killed_mid_burst_every_event_once_connectwise() {
+    let cw = cw::Cw::start().await;
+    let mut h = Harness::new(cw.snapshot(&cw_key(), Grouping::UserAndAlert));
+    h.start();
+    let types = ["T1", "T2", "T3", "T4", "T5"];
+    let mut burst = vec![];
+    for i in 0..10 {
+        for t in types {
+            burst.push(alert(&format!("{t}-{i}"), JANE, t));
+        }
+    }
+    h.send(burst).await;
+    // Kill once a part of the burst reached the PSA (some lanes are mid-call).
+    eventually("part of the burst delivered", || cw.calls() >= 20).await;
+    h.kill().await;
+    let before = h.counters().await.delivered;
+    assert!(before < 50, "killed too late to mean anything: {before}");
+    h.reopen_store();
+    h.start();
+    h.wait_counters("the whole burst", |c| c.delivered == 50)
+        .await;
+    let tickets = cw.tickets().await;
+    assert_eq!(tickets.len(), 5, "one ticket per alert type");
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for t in &tickets {
+        for text in cw.all_notes(t).await {
+            for line in text.lines() {
+                if let Some(id) = line.trim().strip_prefix("Event id: ") {
+                    *seen.entry(id.to_string()).or_default() += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(seen.len(), 50, "{seen:?}");
+    assert!(seen.values().all(|n| *n == 1), "an event twice: {seen:?}");
 }

@@ -513,6 +513,19 @@ impl Psa for BmsClient {
         }
     }
 
+    /// 1 call per page: `GET /v2/servicedesk/tickets/{id}/notes` (paged, no total).
+    async fn note_texts(&self, ticket_id: &PsaId) -> PsaResult<Option<Vec<String>>> {
+        #[derive(serde::Deserialize)]
+        struct WNoteText {
+            #[serde(default, alias = "Details")]
+            details: Option<String>,
+        }
+        let id = convert::num_id("ticket", ticket_id)?;
+        let path = format!("/v2/servicedesk/tickets/{id}/notes");
+        let rows: Vec<WNoteText> = self.pages("note", Req::get(path), false, |_| true).await?;
+        Ok(Some(rows.into_iter().filter_map(|n| n.details).collect()))
+    }
+
     /// 1 call: `POST /v2/servicedesk/tickets/{id}/notes` (internal note) — plus 1 for the
     /// client's first note, which reads the tenant's note types once.
     async fn add_note(&self, ticket_id: &PsaId, text: &str) -> PsaResult<PsaId> {

@@ -599,6 +599,21 @@ impl Psa for ConnectWiseClient {
         Ok(rec.map(TicketRecord::into_ticket))
     }
 
+    /// 1 call per page: `GET /service/tickets/{id}/notes` (the initial description included).
+    async fn note_texts(&self, ticket_id: &PsaId) -> PsaResult<Option<Vec<String>>> {
+        #[derive(serde::Deserialize)]
+        struct NoteText {
+            #[serde(default)]
+            text: Option<String>,
+        }
+        let id = numeric_id(ticket_id)?;
+        let rows: Vec<NoteText> = self
+            .http
+            .list(&format!("/service/tickets/{id}/notes"), &[])
+            .await?;
+        Ok(Some(rows.into_iter().filter_map(|n| n.text).collect()))
+    }
+
     /// 1 call: `POST /service/tickets/{id}/notes` (a discussion note).
     async fn add_note(&self, ticket_id: &PsaId, text: &str) -> PsaResult<PsaId> {
         let id = numeric_id(ticket_id)?;

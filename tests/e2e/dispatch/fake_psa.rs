@@ -28,6 +28,8 @@ pub struct FakeState {
     pub fail_next: BTreeMap<&'static str, Vec<PsaError>>,
     /// Create the ticket, then never answer (the process "dies" mid-call).
     pub hang_after_create: bool,
+    /// Add the note, then never answer.
+    pub hang_after_note: bool,
     next_id: u64,
 }
 
@@ -267,9 +269,19 @@ impl Psa for FakePsa {
         };
         Ok(self.with(|s| s.tickets.get(&n).map(Self::view)))
     }
+    async fn note_texts(&self, ticket_id: &PsaId) -> PsaResult<Option<Vec<String>>> {
+        self.enter("note_texts")?;
+        let n = ticket_id.parse::<u64>().ok();
+        match self.with(|s| n.and_then(|n| s.tickets.get(&n)).map(|t| t.notes.clone())) {
+            Some(notes) => Ok(Some(notes)),
+            None => Err(PsaError::NotFound {
+                message: format!("ticket {ticket_id}"),
+            }),
+        }
+    }
     async fn add_note(&self, ticket_id: &PsaId, text: &str) -> PsaResult<PsaId> {
         self.enter("add_note")?;
-        self.with(|s| {
+        let r = self.with(|s| {
             let t = ticket_id
                 .parse::<u64>()
                 .ok()
@@ -283,7 +295,12 @@ impl Psa for FakePsa {
                     message: format!("ticket {ticket_id}"),
                 }),
             }
-        })
+        });
+        if self.with(|s| s.hang_after_note) {
+            self.hung.notify_one();
+            std::future::pending::<()>().await;
+        }
+        r
     }
     async fn close_ticket(
         &self,
