@@ -302,44 +302,31 @@ fn save_state(state: &AppState, dir: &Path) -> Result<(), persist::PersistError>
 
 /// A kubeconfig with one cluster, user and context named `psa-dev`, anonymous over http.
 pub fn kubeconfig_yaml(server_url: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: Config
-clusters:
-- name: psa-dev
-  cluster:
-    server: {server_url}
-users:
-- name: psa-dev
-  user: {{}}
-contexts:
-- name: psa-dev
-  context:
-    cluster: psa-dev
-    user: psa-dev
-    namespace: default
-current-context: psa-dev
-preferences: {{}}
-"
-    )
+    render_kubeconfig(server_url, "", "user: {}")
 }
 
 /// A kubeconfig for `--tls`: the CA inline and the bearer token.
 pub fn kubeconfig_yaml_tls(server_url: &str, ca_pem: &str, token: &str) -> String {
     use base64::Engine;
     let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    render_kubeconfig(
+        server_url,
+        &format!("\n    certificate-authority-data: {ca}"),
+        &format!("user:\n    token: {token}"),
+    )
+}
+
+fn render_kubeconfig(server_url: &str, cluster_extra: &str, user: &str) -> String {
     format!(
         "apiVersion: v1
 kind: Config
 clusters:
 - name: psa-dev
   cluster:
-    server: {server_url}
-    certificate-authority-data: {ca}
+    server: {server_url}{cluster_extra}
 users:
 - name: psa-dev
-  user:
-    token: {token}
+  {user}
 contexts:
 - name: psa-dev
   context:

@@ -130,6 +130,14 @@ impl Cluster {
     }
 }
 
+/// A server configuration that snapshots into `dir`.
+pub fn persistent(dir: &Path) -> Config {
+    Config {
+        state_dir: Some(dir.to_path_buf()),
+        ..Default::default()
+    }
+}
+
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }

@@ -127,31 +127,20 @@ async fn kube_client_list_watch_status_finalizer_and_events() {
 
     // A Recorder event (events.k8s.io/v1) is readable as a core/v1 Event.
     let recorder = Recorder::new(client.clone(), Reporter::from("psa-operator"));
+    let auth_failed = Event {
+        type_: EventType::Warning,
+        reason: "AuthenticationFailed".into(),
+        note: Some("credentials rejected".into()),
+        action: "Validate".into(),
+        secondary: None,
+    };
     recorder
-        .publish(
-            &Event {
-                type_: EventType::Warning,
-                reason: "AuthenticationFailed".into(),
-                note: Some("credentials rejected".into()),
-                action: "Validate".into(),
-                secondary: None,
-            },
-            &second.object_ref(&()),
-        )
+        .publish(&auth_failed, &second.object_ref(&()))
         .await
         .expect("event published");
     // The same event again: the Recorder merge-patches a `series` onto the stored Event.
     recorder
-        .publish(
-            &Event {
-                type_: EventType::Warning,
-                reason: "AuthenticationFailed".into(),
-                note: Some("credentials rejected".into()),
-                action: "Validate".into(),
-                secondary: None,
-            },
-            &second.object_ref(&()),
-        )
+        .publish(&auth_failed, &second.object_ref(&()))
         .await
         .expect("event published again");
     let core_events: Api<CoreEvent> = Api::namespaced(client.clone(), "default");
@@ -223,10 +212,7 @@ async fn streaming_list_watcher_gets_initial_objects() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_old_watch_gets_an_error_event_and_kube_relists() {
     let state = tempfile::tempdir().expect("temp dir");
-    let config = psa_operator::devcluster::Config {
-        state_dir: Some(state.path().to_path_buf()),
-        ..Default::default()
-    };
+    let config = super::persistent(state.path());
     let c = Cluster::start_with(config.clone()).await;
     c.install_crds().await;
     let api: Api<PsaConnection> = Api::namespaced(c.client().await, "default");

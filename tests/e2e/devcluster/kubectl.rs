@@ -336,10 +336,7 @@ async fn server_side_apply_creates_and_is_idempotent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_dir_keeps_resources_across_restarts() {
     let state = tempfile::tempdir().expect("temp dir");
-    let config = psa_operator::devcluster::Config {
-        state_dir: Some(state.path().to_path_buf()),
-        ..Default::default()
-    };
+    let config = super::persistent(state.path());
     let c = Cluster::start_with(config.clone()).await;
     c.install_crds().await;
     c.kubectl_ok(&["apply", "-f", &fixture("valid")]).await;
