@@ -49,6 +49,7 @@ pub async fn start_environment(s: &DevSettings) -> anyhow::Result<DevEnvironment
         bind(s.api_port, "Kubernetes API server").await?,
         devcluster::Config {
             state_dir: Some(s.state_dir.join("cluster")),
+            tls: false,
         },
     )
     .await?;
