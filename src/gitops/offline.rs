@@ -73,9 +73,20 @@ pub async fn start(path: &Path) -> Result<OfflinePsa, String> {
             (running, creds)
         }
         Provider::KaseyaBms => {
-            return Err(format!(
-                "{shown}: Kaseya BMS seeds need the BMS sandbox, which this build does not have"
-            ))
+            use crate::sandbox::bms;
+            let seed = bms::seed::Seed::from_yaml(&text).map_err(|e| format!("{shown}: {e}"))?;
+            let user = seed
+                .users
+                .first()
+                .ok_or_else(|| format!("{shown}: the seed has no user"))?;
+            let creds = secret_data(
+                "seed",
+                &[("username", &user.user_name), ("password", &user.password)],
+            );
+            let running = bms::start(listener, seed, Faults::default())
+                .await
+                .map_err(|e| format!("cannot start the Kaseya BMS sandbox: {e}"))?;
+            (running, creds)
         }
     };
     Ok(OfflinePsa {
@@ -97,7 +108,7 @@ mod tests {
             Ok(Provider::ConnectWise)
         );
         assert_eq!(
-            detect_provider("tenant: demo\nusers: [{userName: a, password: b}]\n"),
+            detect_provider(crate::sandbox::bms::seed::DEMO_SEED_YAML),
             Ok(Provider::KaseyaBms)
         );
         assert!(detect_provider("boards: []\n").is_err());
