@@ -82,7 +82,7 @@ fn main() {
         }
         Command::Validate(args) => psa_operator::gitops::validate::run(&args),
         Command::Plan(args) => psa_operator::gitops::plan::run(args),
-        Command::Import(_) => not_available("import"),
+        Command::Import(args) => psa_operator::gitops::import::run(args),
         Command::SendSample(args) => {
             psa_operator::cli::block_on(psa_operator::cli::send_sample::run(args))
         }

@@ -173,6 +173,16 @@ pub struct ImportArgs {
     /// Kubeconfig to read the credentials Secret from.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// YAML with the credentials Secret (instead of reading it from the cluster).
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+    /// Files or directories with the CustomerMappings already in git; their companies are skipped.
+    #[arg(long)]
+    pub existing: Vec<PathBuf>,
+    /// Write one file per scaffold into this directory (existing files are left alone)
+    /// instead of printing them.
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
 }
 
 /// What `send-sample` sends.

@@ -8,6 +8,7 @@
 pub mod credentials;
 pub mod crossref;
 pub mod diagnostic;
+pub mod import;
 pub mod offline;
 pub mod plan;
 pub mod read_only;

@@ -6,6 +6,7 @@ mod controllers;
 mod devcluster;
 mod dispatch;
 mod flow;
+mod gitops;
 mod intake;
 mod packaging;
 mod providers;
