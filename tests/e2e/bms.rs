@@ -775,3 +775,105 @@ async fn the_binary_serves_a_seed_file_on_the_bms_paths() {
         "the seed replaced the demo tenant"
     );
 }
+
+/// A stand-in BMS answering with payloads written from Kaseya's documented shapes (Swagger
+/// PascalCase, a bare DTO, a login as third-party clients see it, a refusal behind HTTP 200 and an
+/// empty 401), so the client is not only ever tested against our own emulator's spelling.
+async fn documented_bms() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::http::StatusCode;
+    use axum::routing::{get, post};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let fixture = |name: &str| {
+        std::fs::read_to_string(format!(
+            "{}/tests/fixtures/bms/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    let json = |body: String| ([("content-type", "application/json")], body);
+    let logins = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = logins.clone();
+    let (login, queues, account, refused) = (
+        fixture("login.json"),
+        fixture("queues-pascal.json"),
+        fixture("account-summary-bare.json"),
+        fixture("ticket-create-refused.json"),
+    );
+    let app = axum::Router::new()
+        .route(
+            "/v2/security/authenticate",
+            post(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let body = login.clone();
+                async move { json(body) }
+            }),
+        )
+        .route(
+            "/v2/system/queues/lookup",
+            get(move || async move { json(queues) }),
+        )
+        .route(
+            "/v2/crm/accounts/summary/{id}",
+            get(move || async move { json(account) }),
+        )
+        .route(
+            "/v2/servicedesk/tickets",
+            post(move || async move { json(refused) }),
+        )
+        .route(
+            "/v2/servicedesk/tickets/{id}",
+            get(|| async { StatusCode::UNAUTHORIZED }),
+        );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, logins)
+}
+
+#[tokio::test]
+async fn the_client_reads_the_documented_payloads() {
+    use std::sync::atomic::Ordering;
+    let (url, logins) = documented_bms().await;
+    let c = BmsClient::new(BmsConfig::new(&url, "Acme MSP", "api", "pw")).unwrap();
+
+    // PascalCase envelope; inactive queues left out.
+    let queues: Vec<String> = c
+        .boards()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|q| q.name)
+        .collect();
+    assert_eq!(queues, ["Security Alerts"]);
+    // The login's expiry lies in the past: the client does not trust it, and does not log in
+    // again for every call either.
+    assert_eq!(logins.load(Ordering::SeqCst), 1);
+
+    // The bare DTO of `accounts/summary/{id}`, main location picked.
+    let contoso = c.get_company(&"12".to_string()).await.unwrap().unwrap();
+    assert_eq!(contoso.identifier, "CONTOSO");
+    assert_eq!(contoso.location_id.as_deref(), Some("41"));
+    assert_eq!(contoso.company_type.as_deref(), Some("Customer"));
+
+    // A refusal behind HTTP 200 with Swagger's error shape.
+    let e = c
+        .create_ticket(&NewTicket {
+            marker: "m".into(),
+            summary: "s".into(),
+            company_id: "12".into(),
+            location_id: Some("41".into()),
+            ..NewTicket::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "PSA rejected the request (HTTP 200): Ticket could not be saved. Location is required for the account. (LocationId)"
+    );
+
+    // A 401 that a fresh login does not cure: one re-login, then an authentication error.
+    let before = logins.load(Ordering::SeqCst);
+    let e = c.get_ticket(&"5".to_string()).await.unwrap_err();
+    assert_eq!(e.reason(), "AuthenticationFailed", "{e}");
+    assert_eq!(logins.load(Ordering::SeqCst), before + 1);
+}

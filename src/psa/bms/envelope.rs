@@ -126,7 +126,11 @@ pub fn error_message(body: &Value) -> Option<String> {
                 .collect()
         })
         .unwrap_or_default();
-    let mut message = parts.join(": ");
+    // "Save failed: Account is inactive", but "Could not be saved. Location is required."
+    let mut message = match parts.as_slice() {
+        [m, d] if m.ends_with(['.', '!', '?', ':']) => format!("{m} {d}"),
+        _ => parts.join(": "),
+    };
     if !subs.is_empty() {
         if message.is_empty() {
             message = subs.join("; ");
