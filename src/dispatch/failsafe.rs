@@ -52,7 +52,7 @@ pub fn compose(envelope: &Envelope, reason: &str) -> FailsafeMail {
     if !e.organization.trim().is_empty() {
         what.push_str(&format!(" ({})", e.organization));
     }
-    let what = render::cut_chars(&one_line(&what), 150);
+    let what = render::cut_chars(&render::one_line(&what), 150);
     let subject = format!("[psa-operator] {what}: {SUBJECT_SUFFIX}");
     let json = serde_json::to_string_pretty(e).unwrap_or_else(|_| "(not serialisable)".into());
     let body = format!(
@@ -66,13 +66,6 @@ pub fn compose(envelope: &Envelope, reason: &str) -> FailsafeMail {
         details = render::description(e),
     );
     FailsafeMail { subject, body }
-}
-
-fn one_line(s: &str) -> String {
-    s.split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn mailbox(address: &str) -> Result<Mailbox, FailsafeError> {
@@ -137,10 +130,9 @@ fn transport(smtp: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, 
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
-    use crate::dispatch::event::{Event, EventKind};
+    use crate::dispatch::event::Event;
     use crate::secret::SecretString;
 
     fn envelope(user: Option<&str>, alert_type: &str) -> Envelope {
@@ -150,22 +142,11 @@ mod tests {
             accepted_at_ms: 0,
             event: Event {
                 id: "sa-9".into(),
-                kind: EventKind::Alert,
-                organization: "Contoso Ltd".into(),
                 user: user.map(Into::into),
                 alert_type: alert_type.into(),
-                severity: Some("critical".into()),
-                title: "Too Many Downloads".into(),
                 description: "412 files".into(),
-                occurred_at: Some("2026-11-24T16:18:28Z".into()),
                 url: Some("https://alerts.example/e/sa-9".into()),
-                finding_id: None,
-                status: None,
-                priority: None,
-                comment: None,
-                author: None,
-                labels: BTreeMap::new(),
-                annotations: BTreeMap::new(),
+                ..crate::dispatch::decide::sample_alert()
             },
         }
     }

@@ -6,7 +6,9 @@ mod bms;
 mod cw;
 mod fake_psa;
 mod harness;
+mod scenarios;
 mod smtp;
+mod view;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,101 +29,6 @@ fn fake_harness(grouping: Grouping) -> (FakePsa, Harness) {
     let psa = FakePsa::new();
     let h = Harness::new(snapshot(&key(), Arc::new(psa.clone()), grouping));
     (psa, h)
-}
-
-/// Seed 000, "User": every step of the worked example.
-#[tokio::test]
-async fn seed_user_grouping_fake() {
-    let (psa, mut h) = fake_harness(Grouping::User);
-    h.start();
-    // user@domain triggers Too Many Downloads: the first alert ever → a ticket.
-    h.send_and_settle(vec![alert("a1", JANE, "Too Many Downloads")])
-        .await;
-    let t = psa.tickets();
-    assert_eq!(t.len(), 1);
-    assert_eq!(
-        t[0].new.summary,
-        "Too Many Downloads — jane@contoso.example (Contoso Ltd)"
-    );
-    // 15 minutes later Too Many Uploads: the ticket is open → a note on it.
-    h.send_and_settle(vec![alert("a2", JANE, "Too Many Uploads")])
-        .await;
-    let t = psa.tickets();
-    assert_eq!(t.len(), 1);
-    assert_eq!(t[0].notes.len(), 1);
-    assert!(t[0].notes[0].contains("Too Many Uploads"));
-    // A technician closes the ticket.
-    psa.close(&t[0].id);
-    // Multiple MFA Failures: the original ticket is closed → a new ticket.
-    h.send_and_settle(vec![alert("a3", JANE, "Multiple MFA Failures")])
-        .await;
-    let t = psa.tickets();
-    assert_eq!(t.len(), 2);
-    assert!(t[1].new.summary.starts_with("Multiple MFA Failures"));
-    assert!(t[0].notes.len() == 1, "nothing added to the closed ticket");
-}
-
-/// Seed 000, "User+Alert": every step of the worked example.
-#[tokio::test]
-async fn seed_user_and_alert_grouping_fake() {
-    let (psa, mut h) = fake_harness(Grouping::UserAndAlert);
-    h.start();
-    h.send_and_settle(vec![alert("a1", JANE, "Too Many Downloads")])
-        .await;
-    assert_eq!(psa.tickets().len(), 1);
-    // Different alert type → a new ticket although the first is open.
-    h.send_and_settle(vec![alert("a2", JANE, "Too Many Uploads")])
-        .await;
-    let t = psa.tickets();
-    assert_eq!(t.len(), 2);
-    assert!(t[1].new.summary.starts_with("Too Many Uploads"));
-    // The technician closes the downloads ticket.
-    psa.close(&t[0].id);
-    // Another Too Many Uploads: its ticket is open → a note on it.
-    h.send_and_settle(vec![alert("a3", JANE, "Too Many Uploads")])
-        .await;
-    let t = psa.tickets();
-    assert_eq!(t.len(), 2);
-    assert_eq!(t[1].notes.len(), 1);
-    assert!(t[0].notes.is_empty());
-}
-
-/// PSA calls for a first alert, a follow-up alert, and a burst of 100 alerts of one key.
-#[tokio::test]
-async fn psa_calls_first_follow_up_burst() {
-    let (psa, mut h) = fake_harness(Grouping::User);
-    psa.add_contact("501", "10", JANE);
-    h.start();
-    h.send_and_settle(vec![alert("first", JANE, "Too Many Downloads")])
-        .await;
-    let first = psa.total_calls();
-    psa.reset_calls();
-    h.send_and_settle(vec![alert("follow", JANE, "Too Many Uploads")])
-        .await;
-    let follow = psa.total_calls();
-    psa.reset_calls();
-    let burst: Vec<_> = (0..100)
-        .map(|i| alert(&format!("b{i}"), JANE, "Too Many Downloads"))
-        .collect();
-    h.send_and_settle(burst).await;
-    let burst_calls = psa.total_calls();
-    eprintln!("PSA calls (fake, ticketStateTtl 0): first alert {first}, follow-up {follow}, burst of 100 {burst_calls}");
-    // First: contact lookup + create. Follow-up: open check + note. Burst: check + note each.
-    assert_eq!(first, 2);
-    assert_eq!(follow, 2);
-    assert_eq!(burst_calls, 200);
-    let t = psa.tickets();
-    assert_eq!(t.len(), 1);
-    assert_eq!(t[0].notes.len(), 101);
-    // Strict order: notes follow the order the alerts arrived in.
-    let order: Vec<usize> = t[0].notes[1..]
-        .iter()
-        .map(|n| {
-            let id = n.split("Event id: b").nth(1).unwrap();
-            id.trim().parse().unwrap()
-        })
-        .collect();
-    assert_eq!(order, (0..100).collect::<Vec<_>>());
 }
 
 /// The crash between "created in the PSA" and "recorded locally": the restarted dispatcher
@@ -632,85 +539,6 @@ fn cw_key() -> ConnectionKey {
     ConnectionKey::new("psa", "demo-cw")
 }
 
-/// Seed 000, "User", on the ConnectWise sandbox; the technician closes through the REST API.
-#[tokio::test]
-async fn seed_user_grouping_connectwise() {
-    let cw = cw::Cw::start().await;
-    let mut h = Harness::new(cw.snapshot(&cw_key(), Grouping::User));
-    h.start();
-    h.send_and_settle(vec![alert("a1", JANE, "Too Many Downloads")])
-        .await;
-    let t = cw.tickets().await;
-    assert_eq!(t.len(), 1);
-    assert_eq!(
-        t[0]["summary"],
-        "Too Many Downloads — jane@contoso.example (Contoso Ltd)"
-    );
-    assert_eq!(t[0]["company"]["id"].to_string(), cw.ids.contoso);
-    assert_eq!(
-        t[0]["contact"]["id"].to_string(),
-        cw.ids.jane,
-        "the user's own contact"
-    );
-    assert_eq!(t[0]["board"]["id"].to_string(), cw.ids.board);
-    assert_eq!(
-        t[0]["agreement"]["id"].to_string(),
-        cw.ids.agreement,
-        "the mapping's contract"
-    );
-    assert_eq!(t[0]["priority"]["name"], "Priority 1 - Critical");
-    assert!(t[0]["externalXRef"].as_str().unwrap().starts_with("psaop-"));
-    h.send_and_settle(vec![alert("a2", JANE, "Too Many Uploads")])
-        .await;
-    let t = cw.tickets().await;
-    assert_eq!(t.len(), 1);
-    let notes = cw.notes(&t[0]).await;
-    assert_eq!(notes.len(), 1);
-    assert!(notes[0].contains("Too Many Uploads"));
-    cw.technician_closes(&t[0]).await;
-    h.send_and_settle(vec![alert("a3", JANE, "Multiple MFA Failures")])
-        .await;
-    let t = cw.tickets().await;
-    assert_eq!(t.len(), 2);
-    assert_eq!(t[0]["closedFlag"], true);
-    assert_eq!(t[1]["closedFlag"], false);
-    assert!(t[1]["summary"]
-        .as_str()
-        .unwrap()
-        .starts_with("Multiple MFA Failures"));
-    assert_eq!(
-        cw.notes(&t[0]).await.len(),
-        1,
-        "no note on the closed ticket"
-    );
-}
-
-/// Seed 000, "User+Alert", on the ConnectWise sandbox.
-#[tokio::test]
-async fn seed_user_and_alert_grouping_connectwise() {
-    let cw = cw::Cw::start().await;
-    let mut h = Harness::new(cw.snapshot(&cw_key(), Grouping::UserAndAlert));
-    h.start();
-    h.send_and_settle(vec![alert("a1", JANE, "Too Many Downloads")])
-        .await;
-    h.send_and_settle(vec![alert("a2", JANE, "Too Many Uploads")])
-        .await;
-    let t = cw.tickets().await;
-    assert_eq!(t.len(), 2, "another alert type opens its own ticket");
-    cw.technician_closes(&t[0]).await;
-    h.send_and_settle(vec![alert("a3", JANE, "Too Many Uploads")])
-        .await;
-    let t = cw.tickets().await;
-    assert_eq!(t.len(), 2);
-    assert!(cw.notes(&t[0]).await.is_empty());
-    let notes = cw.notes(&t[1]).await;
-    assert_eq!(
-        notes.len(),
-        1,
-        "the identical alert is a note on the open uploads ticket"
-    );
-}
-
 /// Contact fallback on ConnectWise: user's contact → mapping default → catch-all contact.
 #[tokio::test]
 async fn contact_fallback_chain_connectwise() {
@@ -770,148 +598,8 @@ async fn findings_lifecycle_connectwise() {
     assert!(notes[1].contains("The finding was resolved"));
 }
 
-/// PSA calls on ConnectWise for a first alert, a follow-up and a burst of 100 of one key.
-#[tokio::test]
-async fn psa_calls_connectwise() {
-    let cw = cw::Cw::start().await;
-    let mut h = Harness::new(cw.snapshot(&cw_key(), Grouping::User));
-    h.start();
-    h.send_and_settle(vec![alert("first", JANE, "Too Many Downloads")])
-        .await;
-    let first = cw.calls();
-    cw.clear_calls();
-    h.send_and_settle(vec![alert("follow", JANE, "Too Many Uploads")])
-        .await;
-    let follow = cw.calls();
-    cw.clear_calls();
-    let burst: Vec<_> = (0..100)
-        .map(|i| alert(&format!("b{i}"), JANE, "Too Many Downloads"))
-        .collect();
-    h.send_and_settle(burst).await;
-    let burst_calls = cw.calls();
-    eprintln!(
-        "ConnectWise sandbox PSA calls (ticketStateTtl 0): first alert {first}, follow-up {follow}, burst of 100 {burst_calls}"
-    );
-    let t = cw.tickets().await;
-    assert_eq!(t.len(), 1);
-    assert_eq!(cw.notes(&t[0]).await.len(), 101);
-    assert!(first <= 3, "{first}");
-    assert!(follow <= 2, "{follow}");
-    assert!(burst_calls <= 200, "{burst_calls}");
-}
-
-/// The same burst with the default `ticket_state_ttl`: an "open" answer is trusted for a few
-/// seconds, so most notes skip the re-read.
-#[tokio::test]
-async fn psa_calls_connectwise_default_ticket_state_ttl() {
-    let cw = cw::Cw::start().await;
-    let mut h = Harness::new(cw.snapshot(&cw_key(), Grouping::User));
-    h.options.ticket_state_ttl =
-        psa_operator::dispatch::worker::DispatcherOptions::default().ticket_state_ttl;
-    h.start();
-    h.send_and_settle(vec![alert("first", JANE, "Too Many Downloads")])
-        .await;
-    cw.clear_calls();
-    let burst: Vec<_> = (0..100)
-        .map(|i| alert(&format!("b{i}"), JANE, "Too Many Downloads"))
-        .collect();
-    h.send_and_settle(burst).await;
-    let burst_calls = cw.calls();
-    eprintln!("ConnectWise sandbox PSA calls, burst of 100 with the default ticketStateTtl: {burst_calls}");
-    assert!((100..150).contains(&burst_calls), "{burst_calls}");
-}
-
 fn bms_key() -> ConnectionKey {
     ConnectionKey::new("psa", "demo-bms")
-}
-
-/// Seed 000 is the Kaseya BMS guide: "User" on the BMS sandbox, with issue / sub-issue types.
-#[tokio::test]
-async fn seed_user_grouping_bms() {
-    let bms = bms::Bms::start().await;
-    let mut h = Harness::new(bms.snapshot(&bms_key(), Grouping::User));
-    h.start();
-    h.send_and_settle(vec![alert("a1", JANE, "Too Many Downloads")])
-        .await;
-    let t = bms.tickets().await;
-    assert_eq!(t.len(), 1);
-    assert_eq!(
-        t[0]["title"],
-        "Too Many Downloads — jane@contoso.example (Contoso Ltd)"
-    );
-    assert_eq!(t[0]["accountId"].to_string(), bms.ids.contoso);
-    assert_eq!(t[0]["contactId"].to_string(), bms.ids.jane);
-    assert_eq!(t[0]["queueId"].to_string(), bms.ids.queue);
-    assert_eq!(t[0]["issueTypeId"].to_string(), bms.ids.issue);
-    assert_eq!(t[0]["subIssueTypeId"].to_string(), bms.ids.sub_general);
-    h.send_and_settle(vec![alert("a2", JANE, "Too Many Uploads")])
-        .await;
-    let t = bms.tickets().await;
-    assert_eq!(t.len(), 1);
-    assert_eq!(bms::notes(&t[0]).len(), 1);
-    bms.technician_closes(&t[0]).await;
-    let before = bms::notes(&bms.tickets().await[0]).len();
-    h.send_and_settle(vec![alert("a3", JANE, "Multiple MFA Failures")])
-        .await;
-    let t = bms.tickets().await;
-    assert_eq!(t.len(), 2);
-    assert_eq!(
-        bms::notes(&t[0]).len(),
-        before,
-        "no note on the closed ticket"
-    );
-    // The per-alert override: Multiple MFA Failures → SaaS Alerts / IAM.
-    assert_eq!(t[1]["subIssueTypeId"].to_string(), bms.ids.sub_iam);
-}
-
-/// "User+Alert" on the BMS sandbox.
-#[tokio::test]
-async fn seed_user_and_alert_grouping_bms() {
-    let bms = bms::Bms::start().await;
-    let mut h = Harness::new(bms.snapshot(&bms_key(), Grouping::UserAndAlert));
-    h.start();
-    h.send_and_settle(vec![alert("a1", JANE, "Too Many Downloads")])
-        .await;
-    h.send_and_settle(vec![alert("a2", JANE, "Too Many Uploads")])
-        .await;
-    let t = bms.tickets().await;
-    assert_eq!(t.len(), 2);
-    bms.technician_closes(&t[0]).await;
-    h.send_and_settle(vec![alert("a3", JANE, "Too Many Uploads")])
-        .await;
-    let t = bms.tickets().await;
-    assert_eq!(t.len(), 2);
-    let uploads = bms::notes(&t[1]);
-    assert_eq!(uploads.len(), 1);
-    assert!(uploads[0].contains("Too Many Uploads"));
-}
-
-/// PSA calls on Kaseya BMS (login included in the first alert's count).
-#[tokio::test]
-async fn psa_calls_bms() {
-    let bms = bms::Bms::start().await;
-    let mut h = Harness::new(bms.snapshot(&bms_key(), Grouping::User));
-    h.start();
-    let calls = || bms.sb.admin().calls().total;
-    h.send_and_settle(vec![alert("first", JANE, "Too Many Downloads")])
-        .await;
-    let first = calls();
-    bms.sb.admin().clear_calls();
-    h.send_and_settle(vec![alert("follow", JANE, "Too Many Uploads")])
-        .await;
-    let follow = calls();
-    bms.sb.admin().clear_calls();
-    let burst: Vec<_> = (0..100)
-        .map(|i| alert(&format!("b{i}"), JANE, "Too Many Downloads"))
-        .collect();
-    h.send_and_settle(burst).await;
-    let burst_calls = calls();
-    eprintln!("Kaseya BMS sandbox PSA calls (ticketStateTtl 0): first alert {first}, follow-up {follow}, burst of 100 {burst_calls}");
-    assert_eq!(bms::notes(&bms.tickets().await[0]).len(), 101);
-    assert!(
-        first <= 4 && follow <= 3 && burst_calls <= 250,
-        "{first} {follow} {burst_calls}"
-    );
 }
 
 /// The dispatcher killed in the middle of a burst over several keys and restarted on the same
@@ -952,4 +640,146 @@ async fn killed_mid_burst_every_event_once_connectwise() {
     }
     assert_eq!(seen.len(), 50, "{seen:?}");
     assert!(seen.values().all(|n| *n == 1), "an event twice: {seen:?}");
+}
+
+/// Seed 000, "User", every step: on the fake, on ConnectWise and on Kaseya BMS (the technician
+/// closes through the PSA's API). Provider checks: contact, board, contract, issue types.
+#[tokio::test]
+async fn seed_user_grouping_fake() {
+    let (psa, mut h) = fake_harness(Grouping::User);
+    h.start();
+    scenarios::seed_user(&psa, &h).await;
+}
+
+#[tokio::test]
+async fn seed_user_grouping_connectwise() {
+    let cw = cw::Cw::start().await;
+    let mut h = Harness::new(cw.snapshot(&cw_key(), Grouping::User));
+    h.start();
+    scenarios::seed_user(&cw, &h).await;
+    let t = &cw.tickets().await[0];
+    let id = |v: &serde_json::Value| v["id"].to_string();
+    assert_eq!(id(&t["company"]), cw.ids.contoso);
+    assert_eq!(id(&t["contact"]), cw.ids.jane, "the user's own contact");
+    assert_eq!(id(&t["board"]), cw.ids.board);
+    assert_eq!(
+        id(&t["agreement"]),
+        cw.ids.agreement,
+        "the mapping's contract"
+    );
+    assert_eq!(t["priority"]["name"], "Priority 1 - Critical");
+    assert!(t["externalXRef"].as_str().unwrap().starts_with("psaop-"));
+}
+
+#[tokio::test]
+async fn seed_user_grouping_bms() {
+    let bms = bms::Bms::start().await;
+    let mut h = Harness::new(bms.snapshot(&bms_key(), Grouping::User));
+    h.start();
+    scenarios::seed_user(&bms, &h).await;
+    let t = bms.tickets().await;
+    assert_eq!(t[0]["accountId"].to_string(), bms.ids.contoso);
+    assert_eq!(t[0]["contactId"].to_string(), bms.ids.jane);
+    assert_eq!(t[0]["queueId"].to_string(), bms.ids.queue);
+    // Default issue / sub-issue type, and the override for Multiple MFA Failures.
+    assert_eq!(t[0]["issueTypeId"].to_string(), bms.ids.issue);
+    assert_eq!(t[0]["subIssueTypeId"].to_string(), bms.ids.sub_general);
+    assert_eq!(t[1]["subIssueTypeId"].to_string(), bms.ids.sub_iam);
+}
+
+/// Seed 000, "User+Alert", every step, on each provider.
+#[tokio::test]
+async fn seed_user_and_alert_grouping_fake() {
+    let (psa, mut h) = fake_harness(Grouping::UserAndAlert);
+    h.start();
+    scenarios::seed_user_and_alert(&psa, &h).await;
+}
+
+#[tokio::test]
+async fn seed_user_and_alert_grouping_connectwise() {
+    let cw = cw::Cw::start().await;
+    let mut h = Harness::new(cw.snapshot(&cw_key(), Grouping::UserAndAlert));
+    h.start();
+    scenarios::seed_user_and_alert(&cw, &h).await;
+}
+
+#[tokio::test]
+async fn seed_user_and_alert_grouping_bms() {
+    let bms = bms::Bms::start().await;
+    let mut h = Harness::new(bms.snapshot(&bms_key(), Grouping::UserAndAlert));
+    h.start();
+    scenarios::seed_user_and_alert(&bms, &h).await;
+}
+
+/// PSA calls for a first alert, a follow-up alert and a burst of 100 alerts of one key, with
+/// the ticket re-read before every note (ticketStateTtl 0): contact lookup + create; open
+/// check + note; 100 × (check + note).
+#[tokio::test]
+async fn psa_calls_fake() {
+    let (psa, mut h) = fake_harness(Grouping::User);
+    psa.add_contact("501", "10", JANE);
+    h.start();
+    assert_eq!(scenarios::psa_calls(&psa, &h, "fake").await, (2, 2, 200));
+}
+
+#[tokio::test]
+async fn psa_calls_connectwise() {
+    let cw = cw::Cw::start().await;
+    let mut h = Harness::new(cw.snapshot(&cw_key(), Grouping::User));
+    h.start();
+    assert_eq!(
+        scenarios::psa_calls(&cw, &h, "ConnectWise sandbox").await,
+        (2, 2, 200)
+    );
+}
+
+/// BMS reads its note types once, on the client's first note.
+#[tokio::test]
+async fn psa_calls_bms() {
+    let bms = bms::Bms::start().await;
+    let mut h = Harness::new(bms.snapshot(&bms_key(), Grouping::User));
+    h.start();
+    assert_eq!(
+        scenarios::psa_calls(&bms, &h, "Kaseya BMS sandbox").await,
+        (2, 3, 200)
+    );
+}
+
+/// With a ticketStateTtl of 10 s an "open" answer is trusted that long, so a burst costs about
+/// one call per alert (the default is 0: always ask before a note; groupWait keeps bursts cheap).
+#[tokio::test]
+async fn psa_calls_connectwise_ticket_state_ttl_10s() {
+    let cw = cw::Cw::start().await;
+    let mut h = Harness::new(cw.snapshot(&cw_key(), Grouping::User));
+    h.options.ticket_state_ttl = Duration::from_secs(10);
+    h.start();
+    let (first, follow, burst) = scenarios::psa_calls(&cw, &h, "ConnectWise sandbox").await;
+    assert_eq!((first, follow), (2, 1));
+    assert!((100..110).contains(&burst), "{burst}");
+}
+
+/// groupWait of 1 s: the burst of 100 becomes the follow-up's note plus one merged note.
+#[tokio::test]
+async fn psa_calls_connectwise_group_wait() {
+    let cw = cw::Cw::start().await;
+    let mut conn = cw.snapshot(&cw_key(), Grouping::User);
+    conn.dispatch.group_wait = Duration::from_secs(1);
+    let mut h = Harness::new(conn);
+    h.start();
+    h.send_and_settle(vec![alert("first", JANE, "Too Many Downloads")])
+        .await;
+    cw.clear_calls();
+    let burst: Vec<_> = (0..100)
+        .map(|i| alert(&format!("b{i}"), JANE, "Too Many Downloads"))
+        .collect();
+    h.send_and_settle(burst).await;
+    let calls = cw.calls();
+    eprintln!("PSA calls (ConnectWise sandbox, groupWait 1s): burst of 100 {calls}");
+    let t = cw.tickets().await;
+    assert_eq!(t.len(), 1);
+    let notes = cw.notes(&t[0]).await;
+    assert!(notes.len() <= 3, "{}", notes.len());
+    assert!(calls <= 6, "{calls}");
+    let ids: usize = notes.iter().map(|n| n.matches("Event id: b").count()).sum();
+    assert_eq!(ids, 100, "every alert of the burst is in a note");
 }

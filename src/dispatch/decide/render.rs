@@ -167,7 +167,7 @@ pub fn combined_note(events: &[&Event]) -> String {
 }
 
 /// Control characters and line breaks become spaces, runs of blanks one space.
-fn one_line(s: &str) -> String {
+pub fn one_line(s: &str) -> String {
     s.split(|c: char| c.is_whitespace() || c.is_control())
         .filter(|w| !w.is_empty())
         .collect::<Vec<_>>()
@@ -185,30 +185,11 @@ pub fn cut_chars(s: &str, limit: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
 
     fn alert() -> Event {
-        Event {
-            id: "sa-1".into(),
-            kind: EventKind::Alert,
-            organization: "Contoso Ltd".into(),
-            user: Some("jane@contoso.example".into()),
-            alert_type: "Too Many Downloads".into(),
-            severity: Some("critical".into()),
-            title: "Too Many Downloads".into(),
-            description: "412 files downloaded from SharePoint in 10 minutes".into(),
-            occurred_at: Some("2026-11-24T16:18:28Z".into()),
-            url: Some("https://alerts.example/e/sa-1".into()),
-            finding_id: None,
-            status: None,
-            priority: None,
-            comment: None,
-            author: None,
-            labels: BTreeMap::new(),
-            annotations: BTreeMap::new(),
-        }
+        crate::dispatch::decide::sample_alert()
     }
 
     #[test]

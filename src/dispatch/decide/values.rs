@@ -64,27 +64,14 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::dispatch::event::EventKind;
 
     fn alert(alert_type: &str, severity: Option<&str>) -> Event {
         Event {
-            id: "e1".into(),
-            kind: EventKind::Alert,
-            organization: "Contoso Ltd".into(),
-            user: Some("jane@contoso.example".into()),
             alert_type: alert_type.into(),
             severity: severity.map(Into::into),
-            title: "t".into(),
-            description: String::new(),
-            occurred_at: None,
-            url: None,
-            finding_id: None,
             status: Some("Open".into()),
             priority: Some("1".into()),
-            comment: None,
-            author: None,
-            labels: BTreeMap::new(),
-            annotations: BTreeMap::new(),
+            ..crate::dispatch::decide::sample_alert()
         }
     }
 

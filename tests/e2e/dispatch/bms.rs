@@ -175,10 +175,10 @@ impl Bms {
     }
 
     /// A technician closes the ticket through the BMS API.
-    pub async fn technician_closes(&self, ticket: &Value) {
+    pub async fn close_by_id(&self, id: &str) {
         self.technician
             .close_ticket(
-                &ticket["id"].to_string(),
+                &id.to_string(),
                 Some(&self.ids.closed),
                 Some("Not an issue; limits raised."),
             )

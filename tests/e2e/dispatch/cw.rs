@@ -255,9 +255,9 @@ impl Cw {
     }
 
     /// A technician closes the ticket in ConnectWise.
-    pub async fn technician_closes(&self, ticket: &Value) {
+    pub async fn close_by_id(&self, id: &str) {
         let r = self
-            .raw(reqwest::Method::PATCH, &format!("/service/tickets/{}", ticket["id"]))
+            .raw(reqwest::Method::PATCH, &format!("/service/tickets/{id}"))
             .json(&json!([{"op": "replace", "path": "status", "value": {"id": self.ids.closed_status.parse::<i64>().unwrap()}}]))
             .send()
             .await
