@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::{router, IntakeLimits, IntakeState};
 use crate::dispatch::metrics::DispatchMetrics;
-use crate::dispatch::store::{SqliteOptions, SqliteStore, Store};
+use crate::dispatch::store::{CommitStats, SqliteOptions, SqliteStore, Store};
 use crate::resolved::{ConnectionEntry, ConnectionKey, Registry};
 use crate::secret::SecretString;
 
@@ -38,6 +38,8 @@ pub struct ThroughputReport {
     pub requests: usize,
     pub seconds: f64,
     pub alerts_per_second: f64,
+    /// Store calls and commits during the run: several calls per commit = shared fsyncs.
+    pub store: CommitStats,
 }
 
 const TOKEN: &str = "throughput-token";
@@ -48,10 +50,11 @@ pub async fn measure_intake(dir: &Path, run: ThroughputRun) -> anyhow::Result<Th
     if run.clients == 0 || run.batch == 0 || run.alerts == 0 {
         bail!("clients, alerts and batch must be positive");
     }
-    let store: Arc<dyn Store> = Arc::new(
+    let sqlite = Arc::new(
         SqliteStore::open(dir.join("throughput.db"), SqliteOptions::default())
             .context("opening the store")?,
     );
+    let store: Arc<dyn Store> = sqlite.clone();
     let key = ConnectionKey::new("bench", "intake");
     let registry = Registry::new();
     registry.publish(
@@ -78,6 +81,7 @@ pub async fn measure_intake(dir: &Path, run: ThroughputRun) -> anyhow::Result<Th
     let requests = bodies.len();
     let per_client = requests.div_ceil(run.clients);
     let http = reqwest::Client::new();
+    let before = sqlite.commit_stats();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for chunk in bodies.chunks(per_client) {
@@ -104,6 +108,7 @@ pub async fn measure_intake(dir: &Path, run: ThroughputRun) -> anyhow::Result<Th
         t.await.context("client task")??;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let after = sqlite.commit_stats();
     server.abort();
     let stored = store.counters(key).await?.accepted;
     if stored != run.alerts as u64 {
@@ -114,6 +119,10 @@ pub async fn measure_intake(dir: &Path, run: ThroughputRun) -> anyhow::Result<Th
         requests,
         seconds,
         alerts_per_second: run.alerts as f64 / seconds.max(f64::EPSILON),
+        store: CommitStats {
+            calls: after.calls - before.calls,
+            commits: after.commits - before.commits,
+        },
     })
 }
 

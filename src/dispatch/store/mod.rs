@@ -33,7 +33,7 @@ use crate::resolved::ConnectionKey;
 
 pub mod sqlite;
 
-pub use sqlite::{SqliteOptions, SqliteStore};
+pub use sqlite::{CommitStats, SqliteOptions, SqliteStore};
 
 /// Why a store call failed. Messages never hold event content or secrets.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +47,21 @@ pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
     changes: Arc<watch::Sender<u64>>,
     path: PathBuf,
+    stats: Arc<BatchCounters>,
+}
+
+/// How well commits are shared: calls answered and transactions committed since open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitStats {
+    pub calls: u64,
+    pub commits: u64,
+}
+
+#[derive(Default)]
+struct BatchCounters {
+    calls: AtomicU64,
+    commits: AtomicU64,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -173,20 +189,31 @@ impl SqliteStore {
         let (changes, _) = watch::channel(0u64);
         let changes = Arc::new(changes);
         let thread_changes = changes.clone();
+        let stats = Arc::new(BatchCounters::default());
+        let thread_stats = stats.clone();
         let max_batch = options.max_batch.max(1);
         std::thread::Builder::new()
             .name("psa-store-writer".into())
-            .spawn(move || writer_loop(conn, rx, thread_changes, max_batch))
+            .spawn(move || writer_loop(conn, rx, thread_changes, thread_stats, max_batch))
             .map_err(|e| StoreError::Unavailable(format!("cannot start writer thread: {e}")))?;
         Ok(SqliteStore {
             jobs,
             changes,
             path,
+            stats,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Calls answered and transactions committed so far: calls per commit shows the batching.
+    pub fn commit_stats(&self) -> CommitStats {
+        CommitStats {
+            calls: self.stats.calls.load(Ordering::Relaxed),
+            commits: self.stats.commits.load(Ordering::Relaxed),
+        }
     }
 
     /// Runs `f` on the writer thread inside the next batch transaction; answers after commit.
@@ -261,6 +288,7 @@ fn writer_loop(
     conn: Connection,
     rx: mpsc::Receiver<Job>,
     changes: Arc<watch::Sender<u64>>,
+    stats: Arc<BatchCounters>,
     max_batch: usize,
 ) {
     while let Ok(first) = rx.recv() {
@@ -286,9 +314,15 @@ fn writer_loop(
                     let _ = conn.execute_batch("ROLLBACK");
                     unavailable(e)
                 });
-                if commit.is_ok() && notifies {
-                    changes.send_modify(|n| *n = n.wrapping_add(1));
+                if commit.is_ok() {
+                    stats.commits.fetch_add(1, Ordering::Relaxed);
+                    if notifies {
+                        changes.send_modify(|n| *n = n.wrapping_add(1));
+                    }
                 }
+                stats
+                    .calls
+                    .fetch_add(replies.len() as u64, Ordering::Relaxed);
                 for reply in replies {
                     reply(commit.clone());
                 }
