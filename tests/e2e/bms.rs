@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use psa_operator::psa::bms::{BmsClient, BmsConfig, RateBudget};
 use psa_operator::psa::{
-    CatalogServiceSpec, CompanyFilter, LineUpdate, LineValues, NewTicket, Psa, PsaError,
+    CatalogServiceSpec, Company, CompanyFilter, Contract, LineUpdate, LineValues, NewTicket, Psa,
+    PsaError,
 };
 use psa_operator::sandbox::bms::{demo_seed, start, Seed};
 use psa_operator::sandbox::{Faults, RunningSandbox};
@@ -36,6 +37,22 @@ fn id_of(list: &[psa_operator::psa::Named], name: &str) -> String {
         .unwrap_or_else(|| panic!("{name} not in {list:?}"))
         .id
         .clone()
+}
+
+/// The demo's Contoso Ltd account.
+async fn contoso(c: &BmsClient) -> Company {
+    c.find_company_by_identifier("CONTOSO")
+        .await
+        .unwrap()
+        .expect("Contoso Ltd in the demo tenant")
+}
+
+/// Contoso's recurring contract.
+async fn managed_security(c: &BmsClient, contoso: &Company) -> Contract {
+    c.find_contract(&contoso.id, "Managed Security")
+        .await
+        .unwrap()
+        .expect("Managed Security in the demo tenant")
 }
 
 /// Ids of the demo tenant's ticket settings, resolved through the client.
@@ -192,21 +209,13 @@ async fn tickets_are_created_found_noted_and_closed() {
     let sb = sandbox(demo_seed()).await;
     let c = client(&sb);
     let s = settings(&c).await;
-    let contoso = c
-        .find_company_by_identifier("CONTOSO")
-        .await
-        .unwrap()
-        .unwrap();
+    let contoso = contoso(&c).await;
     let jane = c
         .find_contact_by_email(&contoso.id, "jane@contoso.example")
         .await
         .unwrap()
         .unwrap();
-    let contract = c
-        .find_contract(&contoso.id, "managed security")
-        .await
-        .unwrap()
-        .unwrap();
+    let contract = managed_security(&c, &contoso).await;
     assert!(contract.active);
     let new = NewTicket {
         marker: "evt-0001".into(),
@@ -327,16 +336,8 @@ async fn catalog_services_and_contract_lines() {
     assert_eq!(updated.price, 32_500);
     assert_eq!(state(&sb).await["services"][0]["isActive"], true);
 
-    let contoso = c
-        .find_company_by_identifier("CONTOSO")
-        .await
-        .unwrap()
-        .unwrap();
-    let contract = c
-        .find_contract(&contoso.id, "Managed Security")
-        .await
-        .unwrap()
-        .unwrap();
+    let contoso = contoso(&c).await;
+    let contract = managed_security(&c, &contoso).await;
     assert!(!c.lists_contract_lines());
     assert_eq!(
         c.find_contract_line(&contract.id, &created.id)
@@ -415,11 +416,7 @@ async fn catalog_services_and_contract_lines() {
 async fn failure_behind_http_200_is_a_permanent_error_with_the_psa_message() {
     let sb = sandbox(demo_seed()).await;
     let c = client(&sb);
-    let contoso = c
-        .find_company_by_identifier("CONTOSO")
-        .await
-        .unwrap()
-        .unwrap();
+    let contoso = contoso(&c).await;
     let bare = NewTicket {
         marker: "evt-x".into(),
         summary: "no settings".into(),
@@ -582,11 +579,7 @@ async fn calls_per_ticket_and_note() {
     let sb = sandbox(demo_seed()).await;
     let c = client(&sb);
     let s = settings(&c).await;
-    let contoso = c
-        .find_company_by_identifier("CONTOSO")
-        .await
-        .unwrap()
-        .unwrap();
+    let contoso = contoso(&c).await;
     let new = NewTicket {
         marker: "evt-count".into(),
         summary: "Too Many Downloads".into(),
