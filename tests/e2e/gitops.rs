@@ -712,3 +712,51 @@ async fn import_from_kaseya_bms_writes_files() {
         Vec::<String>::new()
     );
 }
+
+/// Credentials from the cluster: the input has no Secrets, `--kubeconfig` points at an API
+/// server that has them.
+#[tokio::test]
+async fn plan_reads_credentials_from_the_cluster() {
+    use psa_operator::devcluster::{Config, DevCluster};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let cluster = DevCluster::start(listener, Config::default())
+        .await
+        .unwrap();
+    let secrets = std::fs::read_to_string(repo().join("config/samples/secrets.yaml")).unwrap();
+    let ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: psa}\n---\n";
+    cluster
+        .apply_yaml(&format!("{ns}{secrets}"), "gitops-test")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    cluster.write_kubeconfig(&kubeconfig).unwrap();
+    let input = dir.path().join("input");
+    std::fs::create_dir(&input).unwrap();
+    for f in [
+        "psaconnection-connectwise.yaml",
+        "contractservice-saas-alerts-monitoring.yaml",
+        "customermapping-contoso.yaml",
+    ] {
+        std::fs::copy(repo().join("config/samples").join(f), input.join(f)).unwrap();
+    }
+    let out = psa_operator_async(vec![
+        "plan".into(),
+        input.display().to_string(),
+        "--kubeconfig".into(),
+        kubeconfig.display().to_string(),
+        "--offline-psa-seed".into(),
+        cw_seed().display().to_string(),
+        "-o".into(),
+        "json".into(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = &v["connections"][0];
+    assert_eq!(
+        c["credentials"],
+        "Secret \"demo-cw-keys\" in namespace \"psa\" of the cluster"
+    );
+    assert_eq!(v["summary"]["linesToAdd"], 1);
+    cluster.shutdown().await.unwrap();
+}

@@ -87,6 +87,7 @@ async fn plan_one(
             return cp;
         };
         cp.url = off.sandbox.base_url();
+        cp.sandbox_seed = Some(off.seed_file.clone());
         if let Some(cw) = spec.connect_wise.as_mut() {
             cw.url = cp.url.clone();
         }

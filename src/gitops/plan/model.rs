@@ -52,6 +52,9 @@ pub struct ConnectionPlan {
     pub provider: String,
     /// The PSA URL planned against (a sandbox's when planning offline).
     pub url: String,
+    /// The seed file of the sandbox planned against, when planning offline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox_seed: Option<String>,
     /// Where the credentials came from (`Secret demo-cw-keys in the input`, …).
     pub credentials: String,
     /// Set when the connection could not be planned (no credentials, PSA unreachable, …).

@@ -69,10 +69,14 @@ fn connection(c: &ConnectionPlan, out: &mut dyn Write) -> io::Result<()> {
     } else {
         format!("{}/", c.namespace)
     };
+    let target = match &c.sandbox_seed {
+        Some(seed) => format!("a sandbox seeded from {seed}"),
+        None => c.url.clone(),
+    };
     writeln!(
         out,
-        "PsaConnection {ns}{} ({} at {})",
-        c.name, c.provider, c.url
+        "PsaConnection {ns}{} ({} at {target})",
+        c.name, c.provider
     )?;
     if !c.credentials.is_empty() {
         writeln!(out, "  credentials: {}", c.credentials)?;
