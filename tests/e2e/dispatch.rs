@@ -783,3 +783,42 @@ async fn psa_calls_connectwise_group_wait() {
     let ids: usize = notes.iter().map(|n| n.matches("Event id: b").count()).sum();
     assert_eq!(ids, 100, "every alert of the burst is in a note");
 }
+
+/// 429 with Retry-After: the event waits without spending attempts, however many 429s come
+/// (here more than maxAttempts), and is delivered once the PSA takes it.
+#[tokio::test]
+async fn rate_limited_answers_do_not_spend_attempts() {
+    let (psa, mut h) = fake_harness(Grouping::User);
+    let slow_down = || PsaError::Transient {
+        status: Some(429),
+        message: "API calls quota exceeded".into(),
+        retry_after: Some(Duration::from_millis(100)),
+    };
+    psa.fail_next("create_ticket", (0..5).map(|_| slow_down()).collect());
+    h.start();
+    h.send_and_settle(vec![alert("a1", JANE, "Too Many Downloads")])
+        .await;
+    assert_eq!(psa.tickets().len(), 1);
+    assert_eq!(psa.calls("create_ticket"), 6);
+    assert_eq!(h.counters().await.dead_letters, 0);
+}
+
+/// `requestsPerHour` caps the calls: 200 an hour allows a burst of 10, then one every 18 s.
+#[tokio::test]
+async fn requests_per_hour_caps_psa_calls() {
+    let psa = FakePsa::new();
+    let mut conn = snapshot(&key(), Arc::new(psa.clone()), Grouping::User);
+    conn.dispatch.requests_per_hour = 200;
+    let mut h = Harness::new(conn);
+    h.start();
+    // 1 contact lookup + 1 create, then 2 calls per follow-up: 12 calls wanted.
+    let alerts: Vec<_> = (0..6)
+        .map(|i| alert(&format!("r{i}"), JANE, "Too Many Downloads"))
+        .collect();
+    h.send(alerts).await;
+    eventually("the burst allowance spent", || psa.total_calls() >= 10).await;
+    // The next token is 18 s away: over two seconds nothing more reaches the PSA.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(psa.total_calls(), 10);
+    assert!(h.counters().await.pending >= 1);
+}
