@@ -521,3 +521,41 @@ async fn failsafe_mails_are_due_at_once_and_retried_until_sent() {
         Err(StoreError::NotDeadLetter(ev.seq))
     );
 }
+
+#[tokio::test]
+async fn calls_waiting_on_one_commit_share_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let store = SqliteStore::open(
+        &path,
+        SqliteOptions {
+            busy_timeout: Duration::from_secs(60),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // Another writer holds the file: no commit can happen until it lets go.
+    let locker = Connection::open(&path).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let before = store.commit_stats();
+    let mut calls: Vec<_> = (0..10)
+        .map(|i| Box::pin(store.enqueue(vec![new_event("acme", &format!("a{i}"), "k", 0)])))
+        .collect();
+    for call in calls.iter_mut() {
+        // One poll hands the job to the writer thread; it cannot be answered yet.
+        assert!(futures::poll!(call.as_mut()).is_pending());
+    }
+    locker.execute_batch("ROLLBACK").unwrap();
+    for r in futures::future::join_all(calls).await {
+        assert!(r.unwrap()[0].new);
+    }
+    let after = store.commit_stats();
+    assert_eq!(after.calls - before.calls, 10);
+    // The call the writer was blocked on, then everything that queued up behind it.
+    assert!(
+        after.commits - before.commits <= 2,
+        "{} commits for 10 waiting calls",
+        after.commits - before.commits
+    );
+    assert_eq!(store.counters(acme()).await.unwrap().accepted, 10);
+}
