@@ -89,6 +89,9 @@ const NAMESPACE_GRACE: Duration = Duration::from_secs(2);
 /// How often terminating namespaces are checked.
 const REAP_EVERY: Duration = Duration::from_millis(250);
 
+/// Events are kept this long after they were last seen, as by the apiserver's default `--event-ttl`.
+const EVENT_TTL_MINUTES: i64 = 60;
+
 impl DevCluster {
     /// Serves on an already bound listener (bind `127.0.0.1:0` in tests).
     pub async fn start(
@@ -138,18 +141,24 @@ impl DevCluster {
             let mut stop_rx = stop_rx.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(REAP_EVERY);
+                let mut last_expiry = tokio::time::Instant::now();
                 loop {
                     tokio::select! {
                         _ = tick.tick() => {}
                         _ = stop_rx.changed() => return,
                     }
                     let mut store = state.store.lock().unwrap_or_else(|p| p.into_inner());
+                    let before = store.resource_version();
                     if store.has_terminating_namespaces() {
-                        let before = store.resource_version();
                         store.collect_garbage();
-                        if store.resource_version() != before {
-                            state.changed.notify_one();
-                        }
+                    }
+                    if last_expiry.elapsed() >= Duration::from_secs(60) {
+                        last_expiry = tokio::time::Instant::now();
+                        let ttl = chrono::Duration::minutes(EVENT_TTL_MINUTES);
+                        store.expire_events(ttl, chrono::Utc::now());
+                    }
+                    if store.resource_version() != before {
+                        state.changed.notify_one();
                     }
                 }
             })

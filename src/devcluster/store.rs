@@ -236,6 +236,21 @@ fn check_crd(crd: &Value) -> Result<(), ApiError> {
     }
 }
 
+/// The latest of an Event's timestamps.
+fn event_last_seen(e: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    [
+        &e["series"]["lastObservedTime"],
+        &e["lastTimestamp"],
+        &e["eventTime"],
+        &e["metadata"]["creationTimestamp"],
+    ]
+    .into_iter()
+    .filter_map(|v| v.as_str())
+    .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    .map(|t| t.with_timezone(&chrono::Utc))
+    .max()
+}
+
 impl Default for Store {
     fn default() -> Self {
         Store::new()
@@ -935,6 +950,28 @@ impl Store {
         Ok(view(def, &last))
     }
 
+    /// Deletes Events last seen more than `ttl` ago (the apiserver keeps them for an hour), so a
+    /// long `dev` session does not grow without bound. Returns how many went.
+    pub fn expire_events(
+        &mut self,
+        ttl: chrono::Duration,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> usize {
+        let key = StorageKey::new("", "events");
+        let old: Vec<(String, String)> = self
+            .objects
+            .get(&key)
+            .into_iter()
+            .flat_map(|m| m.iter())
+            .filter(|(_, e)| event_last_seen(e).is_some_and(|t| now - t > ttl))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &old {
+            self.drop_now(&key, id);
+        }
+        old.len()
+    }
+
     /// Empties terminating namespaces and deletes objects whose owners are all gone.
     pub fn collect_garbage(&mut self) {
         let now = Instant::now();
@@ -1405,6 +1442,41 @@ mod tests {
         assert!(s.get(&w, "t", "x").is_err());
         assert!(s.get(&nsd, "", "t").is_err());
         assert!(!s.has_terminating_namespaces());
+    }
+
+    #[test]
+    fn events_expire_after_their_last_sighting() {
+        let mut s = Store::new();
+        let ev = def(&s, "events.k8s.io", "v1", "events");
+        let now = chrono::Utc::now();
+        let later = |mins: i64| (now + chrono::Duration::minutes(mins)).to_rfc3339();
+        s.create(
+            &ev,
+            "default",
+            json!({"metadata": {"name": "once"}, "reason": "R",
+            "eventTime": later(0), "regarding": {"name": "x"}}),
+            &WriteOpts::default(),
+        )
+        .unwrap();
+        s.create(
+            &ev,
+            "default",
+            json!({"metadata": {"name": "repeated"}, "reason": "R",
+            "eventTime": later(0), "series": {"count": 3, "lastObservedTime": later(30)}}),
+            &WriteOpts::default(),
+        )
+        .unwrap();
+        let hour = chrono::Duration::hours(1);
+        assert_eq!(
+            s.expire_events(hour, now + chrono::Duration::minutes(30)),
+            0
+        );
+        assert_eq!(
+            s.expire_events(hour, now + chrono::Duration::minutes(61)),
+            1
+        );
+        assert!(s.get(&ev, "default", "once").is_err());
+        assert!(s.get(&ev, "default", "repeated").is_ok());
     }
 
     #[test]
