@@ -24,6 +24,12 @@ impl<T> Located<T> {
     }
 }
 
+fn find<'a, T>(items: &'a [Located<T>], namespace: &str, name: &str) -> Option<&'a Located<T>> {
+    items
+        .iter()
+        .find(|o| o.namespace() == namespace && o.name() == name)
+}
+
 /// Objects of the input: our three kinds and Secrets. Everything else in the input is ignored.
 #[derive(Clone, Debug, Default)]
 pub struct ResourceSet {
@@ -52,21 +58,15 @@ impl ResourceSet {
     }
 
     pub fn connection(&self, namespace: &str, name: &str) -> Option<&Located<PsaConnection>> {
-        self.connections
-            .iter()
-            .find(|c| c.namespace() == namespace && c.name() == name)
+        find(&self.connections, namespace, name)
     }
 
     pub fn service(&self, namespace: &str, name: &str) -> Option<&Located<ContractService>> {
-        self.services
-            .iter()
-            .find(|c| c.namespace() == namespace && c.name() == name)
+        find(&self.services, namespace, name)
     }
 
     pub fn secret(&self, namespace: &str, name: &str) -> Option<&Located<Secret>> {
-        self.secrets
-            .iter()
-            .find(|c| c.namespace() == namespace && c.name() == name)
+        find(&self.secrets, namespace, name)
     }
 
     /// Mappings of one connection.

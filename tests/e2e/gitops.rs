@@ -7,8 +7,9 @@ use std::process::{Command, Output, Stdio};
 use psa_operator::api::ProviderSpec;
 use psa_operator::controller::factory::{PsaFactory, RealPsaFactory};
 use psa_operator::gitops::offline::{self, OfflinePsa};
-use psa_operator::gitops::plan::model::{LineAction, ServiceAction};
+use psa_operator::gitops::plan::model::{ConnectionPlan, LineAction, Plan, ServiceAction};
 use psa_operator::gitops::plan::{plan_set, Targets};
+use psa_operator::gitops::resource_set::ResourceSet;
 use psa_operator::gitops::validate::{validate_paths, validate_sources};
 use psa_operator::gitops::yaml_docs::Source;
 use psa_operator::psa::{CatalogServiceSpec, LineValues, Psa};
@@ -296,7 +297,7 @@ fn secrets_are_checked_only_when_the_input_has_some() {
 }
 
 /// Loads samples (plus `extra` YAML) as `plan` reads them.
-fn samples_with(extra: &str) -> psa_operator::gitops::resource_set::ResourceSet {
+fn samples_with(extra: &str) -> ResourceSet {
     let mut sources: Vec<Source> = std::fs::read_dir(repo().join("config/samples"))
         .unwrap()
         .map(|e| {
@@ -314,6 +315,28 @@ fn samples_with(extra: &str) -> psa_operator::gitops::resource_set::ResourceSet 
     let v = validate_sources(&sources);
     assert!(v.is_valid(), "{:?}", v.diagnostics);
     v.set
+}
+
+/// Plans `set` against the sandbox `off` (its call counters zeroed first).
+async fn plan_offline(set: &ResourceSet, off: OfflinePsa) -> (Plan, Targets) {
+    clear_calls(&off.sandbox).await;
+    let targets = Targets {
+        offline: vec![off],
+        cluster: None,
+    };
+    (plan_set(set, &targets).await, targets)
+}
+
+/// The connection's plan, planned without error and with every PSA name resolving.
+fn resolved_connection<'a>(plan: &'a Plan, name: &str) -> &'a ConnectionPlan {
+    let c = plan.connections.iter().find(|c| c.name == name).unwrap();
+    assert_eq!(c.error, None);
+    assert!(
+        c.names.iter().all(|n| n.resolves == Some(true)),
+        "{:?}",
+        c.names
+    );
+    c
 }
 
 /// A writing client on the sandbox, to put the PSA in a state the plan must see.
@@ -365,24 +388,8 @@ async fn plan_against_connectwise_shows_drift_and_billing_and_only_reads() {
     )
     .await
     .unwrap();
-    clear_calls(&off.sandbox).await;
-
-    let targets = Targets {
-        offline: vec![off],
-        cluster: None,
-    };
-    let plan = plan_set(&set, &targets).await;
-    let c = plan
-        .connections
-        .iter()
-        .find(|c| c.name == "demo-cw")
-        .unwrap();
-    assert_eq!(c.error, None);
-    assert!(
-        c.names.iter().all(|n| n.resolves == Some(true)),
-        "{:?}",
-        c.names
-    );
+    let (plan, targets) = plan_offline(&set, off).await;
+    let c = resolved_connection(&plan, "demo-cw");
     let board = c.names.iter().find(|n| n.field == "ticket.board").unwrap();
     assert_eq!(board.id.as_deref(), Some("1"));
 
@@ -462,24 +469,9 @@ spec:
 "#;
     let set = samples_with(extra);
     let off = offline::start(&bms_seed()).await.unwrap();
-    clear_calls(&off.sandbox).await;
-    let targets = Targets {
-        offline: vec![off],
-        cluster: None,
-    };
-    let plan = plan_set(&set, &targets).await;
-    let c = plan
-        .connections
-        .iter()
-        .find(|c| c.name == "demo-bms")
-        .unwrap();
-    assert_eq!(c.error, None);
+    let (plan, targets) = plan_offline(&set, off).await;
+    let c = resolved_connection(&plan, "demo-bms");
     assert_eq!(c.credentials, "Secret \"demo-bms-keys\" in the input");
-    assert!(
-        c.names.iter().all(|n| n.resolves == Some(true)),
-        "{:?}",
-        c.names
-    );
     assert_eq!(c.catalog[0].action, ServiceAction::Create);
 
     let contoso = c
