@@ -147,6 +147,29 @@ impl Env {
             .unwrap()
     }
 
+    /// A call to the ConnectWise sandbox's REST API as a technician or administrator would make it.
+    pub async fn cw_api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> reqwest::Response {
+        use base64::Engine;
+        let auth =
+            base64::engine::general_purpose::STANDARD.encode("demo+demo-public:demo-private");
+        reqwest::Client::new()
+            .request(
+                method,
+                format!("{}/v4_6_release/apis/3.0{path}", self.cw.base_url()),
+            )
+            .header("Authorization", format!("Basic {auth}"))
+            .header("clientId", "00000000-0000-0000-0000-000000000001")
+            .json(&body)
+            .send()
+            .await
+            .expect("sandbox answers")
+    }
+
     /// Polls `f` until it returns `Some`; on timeout fails with the operator's log tail.
     pub async fn eventually<T, F, Fut>(&self, what: &str, mut f: F) -> T
     where
@@ -347,6 +370,38 @@ async fn connectwise_samples_converge_and_follow_changes() {
         r#"{"spec":{"ticket":{"status":{"value":"New"}}}}"#,
     )
     .await;
+    env.wait_condition("psaconnection/demo-cw", "Ready", "True")
+        .await;
+
+    // An administrator renames the status in the PSA: re-validation flips the condition before a
+    // ticket fails, naming the setting; renaming it back heals.
+    let st = Env::sandbox_state(&env.cw).await;
+    let new_status = rows(&st, "statuses")
+        .into_iter()
+        .find(|s| s["name"] == "New")
+        .cloned()
+        .unwrap();
+    let path = format!(
+        "/service/boards/{}/statuses/{}",
+        new_status["board"]["id"], new_status["id"]
+    );
+    let rename = |to: &str| serde_json::json!([{"op": "replace", "path": "name", "value": to}]);
+    let r = env
+        .cw_api(reqwest::Method::PATCH, &path, rename("Fresh"))
+        .await;
+    assert!(r.status().is_success(), "rename: {}", r.status());
+    let (_, reason, message) = env
+        .wait_condition("psaconnection/demo-cw", "SettingsResolved", "False")
+        .await;
+    assert_eq!(reason, "NamesNotFound");
+    assert!(
+        message.contains(r#"ticket.status.value "New""#),
+        "{message}"
+    );
+    let r = env
+        .cw_api(reqwest::Method::PATCH, &path, rename("New"))
+        .await;
+    assert!(r.status().is_success());
     env.wait_condition("psaconnection/demo-cw", "Ready", "True")
         .await;
 

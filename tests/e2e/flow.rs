@@ -126,16 +126,13 @@ async fn connectwise_user_grouping_example() {
         .find(|s| s["name"] == ">Closed")
         .cloned()
         .unwrap();
-    let base = format!("{}/v4_6_release/apis/3.0", env.cw.base_url());
-    let auth = base64_basic("demo+demo-public:demo-private");
-    let r = reqwest::Client::new()
-        .patch(format!("{base}/service/tickets/{first_id}"))
-        .header("Authorization", auth)
-        .header("clientId", "00000000-0000-0000-0000-000000000001")
-        .json(&json!([{"op": "replace", "path": "status", "value": {"id": closed["id"]}}]))
-        .send()
-        .await
-        .unwrap();
+    let r = env
+        .cw_api(
+            reqwest::Method::PATCH,
+            &format!("/service/tickets/{first_id}"),
+            json!([{"op": "replace", "path": "status", "value": {"id": closed["id"]}}]),
+        )
+        .await;
     assert!(
         r.status().is_success(),
         "technician close: {} {}",
@@ -172,12 +169,4 @@ async fn connectwise_user_grouping_example() {
         (created == "2").then_some(())
     })
     .await;
-}
-
-fn base64_basic(raw: &str) -> String {
-    use base64::Engine;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(raw)
-    )
 }

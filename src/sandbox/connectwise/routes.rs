@@ -208,6 +208,37 @@ async fn patch_catalog(State(s): State<Shared>, Path(raw): Path<String>, body: B
     Ok(Json(finance::update_catalog(&mut s.lock(), n, &ops)?).into_response())
 }
 
+async fn patch_board_status(
+    State(s): State<Shared>,
+    Path((b, c)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let (board, child) = (id(&b, Table::Boards)?, id(&c, Table::Statuses)?);
+    let ops = json_body(&body)?;
+    let mut st = s.lock();
+    st.get_or_404(Table::Boards, board)?;
+    let mut record = st
+        .get(Table::Statuses, child)
+        .filter(|r| on_board(board)(r))
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("Status {child} not found on board {board}")))?;
+    super::patch::apply(&mut record, &ops)?;
+    record["id"] = json!(child);
+    record["board"] = st.reference(Table::Boards, board);
+    if record["name"].as_str().is_none_or(|n| n.trim().is_empty()) {
+        return Err(ApiError::invalid(
+            "status",
+            vec![super::errors::FieldError::new(
+                "Required",
+                "name",
+                "name is required",
+            )],
+        ));
+    }
+    st.replace(Table::Statuses, child, record.clone());
+    Ok(Json(record).into_response())
+}
+
 async fn delete_catalog(State(s): State<Shared>, Path(raw): Path<String>) -> ApiResult {
     let n = id(&raw, Table::Catalog)?;
     finance::delete_catalog(&mut s.lock(), n)?;
@@ -302,6 +333,11 @@ pub fn api() -> Router<Shared> {
             "/procurement/catalog/{id}",
             axum::routing::patch(patch_catalog).delete(delete_catalog),
         );
+    // An administrator renaming a status (the drift the operator's re-validation must notice).
+    r = r.route(
+        "/service/boards/{id}/statuses/{child}",
+        axum::routing::patch(patch_board_status),
+    );
     r.merge(tickets)
         .merge(catalog)
         .route(
