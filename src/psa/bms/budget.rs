@@ -2,7 +2,9 @@
 //!
 //! "Endpoint" is read as the path template without the method (`/v2/servicedesk/tickets/{id}`):
 //! numeric segments are ids. Counting GET and POST of one path together, and every id of one
-//! template together, can only be stricter than the PSA's own counting, never looser.
+//! template together, errs on the strict side. Named segments stay apart (the lookup tables
+//! `tenantlookup/TicketType` and `tenantlookup/TicketSource` each get a budget); each is read
+//! once per settings resolution, far below any limit.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
