@@ -131,6 +131,17 @@ fn unview(def: &ResourceDef, served: Value) -> Value {
     }
 }
 
+/// Objects and most patch bodies must be JSON objects (indexing anything else would be a bug).
+fn require_object(v: &Value, what: &str) -> Result<(), ApiError> {
+    if v.is_object() {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "{what} must be a JSON object"
+        )))
+    }
+}
+
 fn bad_kind(def: &ResourceDef, obj: &Value) -> Option<ApiError> {
     let kind = obj["kind"].as_str().unwrap_or("");
     let api_version = obj["apiVersion"].as_str().unwrap_or("");
@@ -519,6 +530,7 @@ impl Store {
         body: Value,
         opts: &WriteOpts,
     ) -> Result<WriteResult, ApiError> {
+        require_object(&body, "the object")?;
         if let Some(e) = bad_kind(def, &body) {
             return Err(e);
         }
@@ -616,6 +628,7 @@ impl Store {
         sub: Sub,
         opts: &WriteOpts,
     ) -> Result<WriteResult, ApiError> {
+        require_object(&body, "the object")?;
         if let Some(e) = bad_kind(def, &body) {
             return Err(e);
         }
@@ -744,6 +757,7 @@ impl Store {
             .stored(&def.storage, ns_key, name)
             .cloned()
             .ok_or_else(|| Self::not_found(def, name))?;
+        require_object(&new, "the patched object")?;
         let sent_rv = meta::resource_version(&new).to_string();
         if !sent_rv.is_empty() && sent_rv != meta::resource_version(&old) {
             return Err(ApiError::conflict(&def.plural, &def.group, name));
@@ -1477,6 +1491,39 @@ mod tests {
         );
         assert!(s.get(&ev, "default", "once").is_err());
         assert!(s.get(&ev, "default", "repeated").is_ok());
+    }
+
+    #[test]
+    fn non_object_bodies_are_bad_requests_not_panics() {
+        let (mut s, w) = with_crd();
+        s.create(&w, "default", widget("a", 1), &WriteOpts::default())
+            .unwrap();
+        let o = WriteOpts::default();
+        assert_eq!(
+            s.create(&w, "default", json!([1]), &o).unwrap_err().code(),
+            400
+        );
+        assert_eq!(
+            s.update(&w, "default", "a", json!("x"), Sub::Main, &o)
+                .unwrap_err()
+                .code(),
+            400
+        );
+        for (t, body) in [
+            (PatchType::Merge, json!([1])),
+            (PatchType::Merge, json!(null)),
+            (
+                PatchType::Json,
+                json!([{"op": "replace", "path": "", "value": [1]}]),
+            ),
+            (PatchType::StrategicMerge, json!(3)),
+        ] {
+            let e = s
+                .patch(&w, "default", "a", t, &body, Sub::Main, &o)
+                .unwrap_err();
+            assert!(matches!(e.code(), 400 | 415 | 422), "{t:?}: {e}");
+        }
+        assert!(s.get(&w, "default", "a").is_ok());
     }
 
     #[test]
