@@ -149,6 +149,20 @@ mod tests {
         b.acquire("/b").await.unwrap();
     }
 
+    #[tokio::test]
+    async fn a_short_wait_for_budget_is_waited_out() {
+        // One call at once, then one every 100 ms.
+        let b = Budget::new(RateBudget {
+            calls_per_hour: 36_001,
+            burst: 1,
+            max_wait: Duration::from_secs(30),
+        });
+        let start = std::time::Instant::now();
+        b.acquire("/a").await.unwrap();
+        b.acquire("/a").await.unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(90), "{:?}", start.elapsed());
+    }
+
     #[test]
     fn default_quota_never_exceeds_1500_in_an_hour() {
         let q = quota(RateBudget::default());
