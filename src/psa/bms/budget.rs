@@ -160,7 +160,11 @@ mod tests {
         let start = std::time::Instant::now();
         b.acquire("/a").await.unwrap();
         b.acquire("/a").await.unwrap();
-        assert!(start.elapsed() >= Duration::from_millis(90), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(90),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]
