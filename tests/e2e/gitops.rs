@@ -752,3 +752,36 @@ async fn plan_reads_credentials_from_the_cluster() {
     assert_eq!(v["summary"]["linesToAdd"], 1);
     cluster.shutdown().await.unwrap();
 }
+
+/// The wrapper `plan` and `import` use refuses writes before they reach the PSA.
+#[tokio::test]
+async fn read_only_client_refuses_writes() {
+    use psa_operator::gitops::read_only::ReadOnlyPsa;
+    use psa_operator::psa::PsaError;
+    let set = samples_with("");
+    let off = offline::start(&cw_seed()).await.unwrap();
+    let cw = set.connection("psa", "demo-cw").unwrap();
+    let psa = ReadOnlyPsa::new(writer(&off, &cw.obj.spec.provider));
+    clear_calls(&off.sandbox).await;
+    let refused = psa
+        .create_catalog_service(&CatalogServiceSpec {
+            name: "X".into(),
+            description: String::new(),
+            cost: 0,
+            price: 0,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, PsaError::Permanent { message, .. } if message.contains("only reads")),
+        "{refused:?}"
+    );
+    assert!(psa.find_catalog_service("X").await.unwrap().is_none());
+    assert_eq!(
+        psa.calls().into_iter().collect::<Vec<_>>(),
+        [("find_catalog_service".to_string(), 1)]
+    );
+    let report = calls(&off.sandbox).await;
+    assert_eq!(non_gets(&report, &[]), Vec::<String>::new());
+    assert!(report.total >= 1);
+}

@@ -221,3 +221,93 @@ pub fn run(args: PlanArgs) -> i32 {
         rc => rc,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::model::*;
+    use super::summarize;
+    use crate::psa::LineValues;
+
+    fn line(action: LineAction, before: Option<(i64, i64)>, after: (i64, i64)) -> LinePlanReport {
+        let b = |(q, p): (i64, i64)| {
+            Billing::of(LineValues {
+                quantity: q,
+                cost: 10_000,
+                price: p,
+            })
+        };
+        let before = before.map(b);
+        let after = b(after);
+        LinePlanReport {
+            service: "S".into(),
+            action,
+            delta: Some(BillingDelta::between(before.as_ref(), &after)),
+            before,
+            after: Some(after),
+            note: None,
+        }
+    }
+
+    fn customer(l: Option<LinePlanReport>, routed: bool) -> CustomerPlan {
+        CustomerPlan {
+            mapping: "m".into(),
+            organization: "o".into(),
+            company: Resolution {
+                wanted: "c".into(),
+                id: None,
+                found: None,
+                problem: None,
+            },
+            contact: None,
+            contract: None,
+            line: l,
+            routed,
+        }
+    }
+
+    #[test]
+    fn totals_count_changes_problems_and_billing() {
+        let a = ConnectionPlan {
+            customers: vec![
+                customer(Some(line(LineAction::Add, None, (10, 30_000))), true),
+                customer(
+                    Some(line(LineAction::Update, Some((12, 30_000)), (10, 30_000))),
+                    true,
+                ),
+                customer(Some(line(LineAction::InStep, Some((5, 1)), (5, 1))), true),
+                customer(None, false),
+            ],
+            catch_all: vec![CatchAllEntry {
+                organization: "o".into(),
+                mapping: "m".into(),
+                reason: "no company".into(),
+            }],
+            names: vec![NameCheck {
+                field: "ticket.board".into(),
+                value: "B".into(),
+                resolves: Some(false),
+                id: None,
+                problem: Some("not found".into()),
+            }],
+            psa_calls: [("boards".to_string(), 2u64)].into_iter().collect(),
+            ..Default::default()
+        };
+        let b = ConnectionPlan {
+            error: Some(Problem {
+                reason: "AuthenticationFailed".into(),
+                message: "refused".into(),
+            }),
+            ..Default::default()
+        };
+        let s = summarize(&[a, b]);
+        assert_eq!((s.lines_to_add, s.lines_to_change), (1, 1));
+        // +30.00 for the new line, -6.00 for two users fewer; cost +10.00 and -2.00.
+        assert_eq!(
+            (s.price_delta.as_str(), s.cost_delta.as_str()),
+            ("+24.00", "+8.00")
+        );
+        assert_eq!(s.problems, 3, "unresolved name, catch-all, unreachable PSA");
+        assert_eq!(s.psa_reads, 2);
+        assert!(s.has_changes());
+    }
+}
