@@ -156,6 +156,14 @@ impl Psa for InstrumentedPsa {
     async fn add_note(&self, ticket_id: &PsaId, text: &str) -> PsaResult<PsaId> {
         self.count("add_note", self.inner.add_note(ticket_id, text).await)
     }
+    // Capabilities with a default in the trait must be forwarded too: the default would hide
+    // the client's own answer (a re-claimed note added twice, a BMS contract line doubled).
+    async fn note_texts(&self, ticket_id: &PsaId) -> PsaResult<Option<Vec<String>>> {
+        self.count("note_texts", self.inner.note_texts(ticket_id).await)
+    }
+    fn lists_contract_lines(&self) -> bool {
+        self.inner.lists_contract_lines()
+    }
     async fn close_ticket(
         &self,
         ticket_id: &PsaId,

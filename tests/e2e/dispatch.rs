@@ -2,12 +2,12 @@
 //! worked examples, routing and contact fallback, findings lifecycle, failsafe e-mail, crash
 //! idempotency, held connections, groupWait, and the PSA calls each costs.
 
-mod bms;
-mod cw;
-mod fake_psa;
-mod harness;
+pub mod bms;
+pub mod cw;
+pub mod fake_psa;
+pub mod harness;
 mod scenarios;
-mod smtp;
+pub mod smtp;
 mod view;
 
 use std::collections::HashMap;

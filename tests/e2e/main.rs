@@ -5,6 +5,7 @@ mod connectwise;
 mod controllers;
 mod devcluster;
 mod dispatch;
+mod faults;
 mod flow;
 mod gitops;
 mod intake;
