@@ -234,6 +234,9 @@ pub struct DispatchStats {
 pub struct Registry {
     inner: Arc<RwLock<HashMap<ConnectionKey, watch::Sender<ConnectionEntry>>>>,
     stats: Arc<RwLock<HashMap<ConnectionKey, DispatchStats>>>,
+    /// Failsafe settings, published even while the PSA settings do not resolve: a revoked
+    /// credential or a renamed status is exactly when the failsafe e-mail is needed.
+    failsafes: Arc<RwLock<HashMap<ConnectionKey, Failsafe>>>,
 }
 
 impl Registry {
@@ -269,6 +272,32 @@ impl Registry {
             .write()
             .expect("registry lock poisoned")
             .remove(key);
+        self.failsafes
+            .write()
+            .expect("failsafe lock poisoned")
+            .remove(key);
+    }
+
+    /// Publishes (or clears) the failsafe settings of a connection.
+    pub fn set_failsafe(&self, key: &ConnectionKey, failsafe: Option<Failsafe>) {
+        let mut map = self.failsafes.write().expect("failsafe lock poisoned");
+        match failsafe {
+            Some(f) => {
+                map.insert(key.clone(), f);
+            }
+            None => {
+                map.remove(key);
+            }
+        }
+    }
+
+    /// The failsafe settings of a connection, whether or not its PSA settings resolve.
+    pub fn failsafe(&self, key: &ConnectionKey) -> Option<Failsafe> {
+        self.failsafes
+            .read()
+            .expect("failsafe lock poisoned")
+            .get(key)
+            .cloned()
     }
 
     /// The current entry of a connection; `None` when the connection does not exist.

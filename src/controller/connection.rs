@@ -298,28 +298,13 @@ async fn resolve_settings(
         },
     };
     let dispatch = dispatch_config(spec).map_err(|m| misses.push(m)).ok();
-    let failsafe = match &spec.failsafe {
+    let failsafe = match read_failsafe(ctx, key, spec).await {
+        Some(Ok(f)) => Some(f),
+        Some(Err(m)) => {
+            misses.push(m);
+            None
+        }
         None => None,
-        Some(f) => match read_secret(&ctx.client, &key.namespace, &f.smtp_secret_ref.name).await {
-            Ok(data) => match smtp_settings(&data.name, |k| data.optional(k)) {
-                Ok(smtp) => Some(Failsafe {
-                    recipients: f.recipients.clone(),
-                    smtp,
-                }),
-                Err(m) => {
-                    misses.push(m);
-                    None
-                }
-            },
-            Err(e) => {
-                misses.push(Unresolved {
-                    field: "failsafe.smtpSecretRef".into(),
-                    value: f.smtp_secret_ref.name.clone(),
-                    problem: e.to_string(),
-                });
-                None
-            }
-        },
     };
     let mut ids = ResolvedIds::default();
     if let Some(t) = &ticket {
@@ -352,6 +337,28 @@ async fn resolve_settings(
         ids,
         misses,
     })
+}
+
+/// Reads the failsafe SMTP Secret; `None` when no failsafe is configured.
+async fn read_failsafe(
+    ctx: &Context,
+    key: &ConnectionKey,
+    spec: &PsaConnectionSpec,
+) -> Option<Result<Failsafe, Unresolved>> {
+    let f = spec.failsafe.as_ref()?;
+    Some(
+        match read_secret(&ctx.client, &key.namespace, &f.smtp_secret_ref.name).await {
+            Ok(data) => smtp_settings(&data.name, |k| data.optional(k)).map(|smtp| Failsafe {
+                recipients: f.recipients.clone(),
+                smtp,
+            }),
+            Err(e) => Err(Unresolved {
+                field: "failsafe.smtpSecretRef".into(),
+                value: f.smtp_secret_ref.name.clone(),
+                problem: e.to_string(),
+            }),
+        },
+    )
 }
 
 /// The customers of Ready mappings of a connection, by organization.
@@ -431,6 +438,9 @@ async fn reconcile_inner(conn: &PsaConnection, ctx: &Context) -> Result<Action, 
         },
         None => None,
     };
+    // The failsafe must work when nothing else does (bad credentials, PSA down, renamed names).
+    let failsafe = read_failsafe(ctx, &key, spec).await.and_then(Result::ok);
+    ctx.registry.set_failsafe(&key, failsafe);
     let suspended = spec.suspended();
     set_condition(
         &mut conds,

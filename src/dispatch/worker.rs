@@ -652,7 +652,9 @@ impl Inner {
             .get(key)
             .and_then(|e| e.resolved)
             .and_then(|r| r.failsafe.clone());
-        current.or_else(|| self.state().last_failsafe.get(key).cloned())
+        current
+            .or_else(|| self.registry.failsafe(key))
+            .or_else(|| self.state().last_failsafe.get(key).cloned())
     }
 
     /// Sends the failsafe e-mail of every dead letter that needs one; failed mails are retried.
