@@ -16,3 +16,6 @@ pub mod psa;
 pub mod resolved;
 pub mod sandbox;
 pub mod secret;
+
+#[cfg(test)]
+mod fuzz_tests;

@@ -19,7 +19,7 @@ mod auth;
 mod budget;
 mod config;
 mod convert;
-mod envelope;
+pub(crate) mod envelope;
 mod lines;
 mod transport;
 mod wire;

@@ -32,7 +32,7 @@
 //! | `add_contract_line` | 1 |
 //! | `update_contract_line` | 1 (PATCH) |
 
-mod conditions;
+pub(crate) mod conditions;
 mod http;
 mod paging;
 mod wire;

@@ -20,7 +20,7 @@ mod errors;
 mod finance;
 mod listing;
 mod patch;
-mod query;
+pub(crate) mod query;
 mod routes;
 pub mod seed;
 mod store;
