@@ -19,6 +19,8 @@ pub struct Env {
     pub operator: ChildGuard,
     pub intake_port: u16,
     pub metrics_port: u16,
+    /// Extra environment of every operator process this Env starts.
+    pub operator_env: Vec<(String, String)>,
 }
 
 /// The samples of `config/samples/` with the sandbox URLs of this test and a short
@@ -60,6 +62,11 @@ pub async fn apply_text(cluster: &Cluster, yaml: &str) -> String {
 
 impl Env {
     pub async fn start() -> Env {
+        Env::start_with_env(&[]).await
+    }
+
+    /// Like [`Env::start`], with extra environment for the operator (e.g. `RUST_LOG`).
+    pub async fn start_with_env(operator_env: &[(&str, &str)]) -> Env {
         let cluster = Cluster::start().await;
         cluster.install_crds().await;
         let cw = sandbox::connectwise::start(
@@ -78,7 +85,7 @@ impl Env {
         .unwrap();
         apply_text(&cluster, &samples_for(&cw, &bms)).await;
         let (operator, intake_port, metrics_port) =
-            start_operator(cluster.dir.path(), &cluster.kubeconfig, &[]);
+            start_operator(cluster.dir.path(), &cluster.kubeconfig, operator_env);
         Env {
             cluster,
             cw,
@@ -86,12 +93,21 @@ impl Env {
             operator,
             intake_port,
             metrics_port,
+            operator_env: operator_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
     pub fn restart_operator(&mut self) {
         self.operator.kill();
-        let (op, i, m) = start_operator(self.cluster.dir.path(), &self.cluster.kubeconfig, &[]);
+        let env: Vec<(&str, &str)> = self
+            .operator_env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let (op, i, m) = start_operator(self.cluster.dir.path(), &self.cluster.kubeconfig, &env);
         self.operator = op;
         self.intake_port = i;
         self.metrics_port = m;

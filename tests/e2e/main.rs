@@ -12,4 +12,5 @@ mod intake;
 mod packaging;
 mod providers;
 mod sandbox_admin;
+mod secrets;
 mod support;
