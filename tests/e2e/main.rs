@@ -1,5 +1,6 @@
 //! The one integration-test binary: each area of the project is a module.
 
+mod bad_resources;
 mod bms;
 mod connectwise;
 mod controllers;
