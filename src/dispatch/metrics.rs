@@ -48,6 +48,7 @@ pub enum RejectReason {
     Invalid,
     StoreUnavailable,
     NotReady,
+    RateLimited,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

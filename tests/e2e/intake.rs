@@ -744,3 +744,73 @@ async fn intake_throughput_single_and_batched() {
         assert!(report.alerts_per_second > 0.0);
     }
 }
+
+/// A connection's senders get `requests_per_minute` requests; the next is a 429 problem with
+/// Retry-After and stores nothing. Another connection's budget is its own; a wrong token does
+/// not spend anyone's budget.
+#[tokio::test]
+async fn over_the_request_rate_is_429_with_retry_after() {
+    let h = start_with(
+        Duration::from_secs(5),
+        IntakeLimits {
+            requests_per_minute: 3,
+            ..IntakeLimits::default()
+        },
+    )
+    .await;
+    let acme = "/v1/namespaces/psa/connections/acme/alerts";
+    for _ in 0..5 {
+        let (status, _) = h.post_json(acme, "wrong-token", &alert("x")).await;
+        assert_eq!(status, 401);
+    }
+    for i in 0..3 {
+        let (status, body) = h
+            .post_json(acme, "acme-token", &alert(&format!("r{i}")))
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let resp = h
+        .http
+        .post(format!("{}{acme}", h.base))
+        .bearer_auth("acme-token")
+        .json(&alert("r3"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry), "Retry-After {retry}");
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/problem+json"));
+    let problem: Value = resp.json().await.unwrap();
+    assert_eq!(problem["status"], 429, "{problem}");
+    assert!(problem["type"].as_str().unwrap().ends_with("rate-limited"));
+    let stored: Vec<String> = events_on_disk(&h.db).into_iter().map(|e| e.1).collect();
+    assert!(!stored.iter().any(|id| id == "r3"), "{stored:?}");
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    // globex has its own budget.
+    let (status, _) = h
+        .post_json(
+            "/v1/namespaces/psa/connections/globex/alerts",
+            "globex-token",
+            &alert("g1"),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let text = reqwest::get(&h.metrics_url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"psa_operator_dispatch_events_rejected_total{reason="RateLimited"} 1"#),
+        "{text}"
+    );
+}

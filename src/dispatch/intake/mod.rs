@@ -3,7 +3,8 @@
 //!
 //! `POST /v1/namespaces/{ns}/connections/{name}/alerts | findings | alertmanager`.
 //! Checks, in order: connection known (404) → token readable (503) → bearer token of THIS
-//! connection, constant-time (401) → JSON content type (415) → body size (413) → JSON (400) →
+//! connection, constant-time (401) → the connection's request rate (429 + Retry-After) → JSON
+//! content type (415) → body size (413) → JSON (400) →
 //! fields (422, every bad field named) → one store transaction for the whole body (503 when it
 //! fails; nothing half-stored). A repeated event id is acknowledged (`"status": "duplicate"`)
 //! and not stored again. A suspended or not yet resolved connection still stores its events;
@@ -34,6 +35,7 @@ pub mod alerts;
 pub mod fields;
 pub mod findings;
 pub mod problem;
+pub mod rate;
 pub mod throughput;
 
 use fields::ParseError;
@@ -50,6 +52,9 @@ pub struct IntakeLimits {
     pub max_batch: usize,
     /// Longest wait for the rest of a body (a stalled sender gets a 400, not a held socket).
     pub body_timeout: Duration,
+    /// Requests per connection and minute (burst: the same); over it → 429 with Retry-After.
+    /// 0 = unlimited. Batches of up to `max_batch` events count as one request.
+    pub requests_per_minute: u32,
 }
 
 impl Default for IntakeLimits {
@@ -59,6 +64,7 @@ impl Default for IntakeLimits {
             alertmanager_body: 2 * 1024 * 1024,
             max_batch: 100,
             body_timeout: Duration::from_secs(30),
+            requests_per_minute: 6_000,
         }
     }
 }
@@ -106,20 +112,23 @@ impl Endpoint {
 /// The intake routes plus `/healthz` and `/readyz`.
 pub fn router(state: IntakeState) -> Router {
     let body_timeout = state.limits.body_timeout;
+    let rate = Arc::new(rate::IntakeRate::new(state.limits.requests_per_minute));
+    let route = |endpoint: Endpoint| {
+        let rate = rate.clone();
+        post(move |st, path, headers, body| receive(endpoint, rate, st, path, headers, body))
+    };
     Router::new()
         .route(
             "/v1/namespaces/{ns}/connections/{name}/alerts",
-            post(|st, path, headers, body| receive(Endpoint::Alerts, st, path, headers, body)),
+            route(Endpoint::Alerts),
         )
         .route(
             "/v1/namespaces/{ns}/connections/{name}/findings",
-            post(|st, path, headers, body| receive(Endpoint::Findings, st, path, headers, body)),
+            route(Endpoint::Findings),
         )
         .route(
             "/v1/namespaces/{ns}/connections/{name}/alertmanager",
-            post(|st, path, headers, body| {
-                receive(Endpoint::Alertmanager, st, path, headers, body)
-            }),
+            route(Endpoint::Alertmanager),
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -160,13 +169,14 @@ pub struct AcceptedEvent {
 
 async fn receive(
     endpoint: Endpoint,
+    rate: Arc<rate::IntakeRate>,
     State(st): State<IntakeState>,
     Path((ns, name)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let key = ConnectionKey::new(ns, name);
-    match accept(endpoint, &st, &key, &headers, body).await {
+    match accept(endpoint, &rate, &st, &key, &headers, body).await {
         Ok(accepted) => (StatusCode::ACCEPTED, Json(accepted)).into_response(),
         Err(rej) => {
             st.metrics.rejected(rej.reason());
@@ -178,6 +188,7 @@ async fn receive(
 
 async fn accept(
     endpoint: Endpoint,
+    rate: &rate::IntakeRate,
     st: &IntakeState,
     key: &ConnectionKey,
     headers: &HeaderMap,
@@ -189,6 +200,9 @@ async fn accept(
         .ok_or_else(|| Rejection::UnknownConnection(key.clone()))?;
     let token = entry.intake_token.as_ref().ok_or(Rejection::NotReady)?;
     check_bearer(headers, |presented| token.ct_eq(presented))?;
+    // After authentication: a stranger's requests cannot use up a sender's budget.
+    rate.check(key)
+        .map_err(|wait| Rejection::RateLimited(rate::retry_after_secs(wait)))?;
     check_json_content_type(headers)?;
     let limit = endpoint.body_limit(&st.limits);
     let bytes = read_body(headers, body, limit).await?;

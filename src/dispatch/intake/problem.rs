@@ -91,6 +91,8 @@ pub enum Rejection {
     StoreUnavailable,
     /// The connection's intake token is not readable yet.
     NotReady,
+    /// Over the connection's intake request rate; retry after the whole seconds given.
+    RateLimited(u64),
 }
 
 impl Rejection {
@@ -103,6 +105,7 @@ impl Rejection {
             Rejection::BodyUnreadable | Rejection::Malformed(_) => StatusCode::BAD_REQUEST,
             Rejection::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Rejection::StoreUnavailable | Rejection::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -116,6 +119,7 @@ impl Rejection {
             Rejection::Invalid(_) => RejectReason::Invalid,
             Rejection::StoreUnavailable => RejectReason::StoreUnavailable,
             Rejection::NotReady => RejectReason::NotReady,
+            Rejection::RateLimited(_) => RejectReason::RateLimited,
         }
     }
 
@@ -196,6 +200,15 @@ impl Rejection {
                     "intake token not readable yet",
                 )],
             ),
+            Rejection::RateLimited(secs) => (
+                "rate-limited",
+                "Too many requests",
+                format!(
+                    "this connection's intake request rate is used up; nothing was stored, \
+                     retry in {secs} s (send alerts in batches to need fewer requests)"
+                ),
+                vec![ProblemItem::header("Retry-After", secs.to_string())],
+            ),
         };
         Problem {
             type_: format!("{TYPE_BASE}{slug}"),
@@ -224,6 +237,9 @@ impl IntoResponse for Rejection {
             // Alertmanager and most senders retry 503s; give them a pace.
             Rejection::StoreUnavailable | Rejection::NotReady => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            Rejection::RateLimited(secs) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
             }
             _ => {}
         }
