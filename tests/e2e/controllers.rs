@@ -224,7 +224,7 @@ fn rows<'a>(state: &'a Value, table: &str) -> Vec<&'a Value> {
         .unwrap_or_default()
 }
 
-async fn patch(env: &Env, what: &str, kind: &str, patch: &str) {
+pub async fn patch(env: &Env, what: &str, kind: &str, patch: &str) {
     env.cluster
         .kubectl_ok(&["patch", "-n", "psa", what, "--type", kind, "-p", patch])
         .await;

@@ -58,6 +58,13 @@ fn key() -> ConnectionKey {
     ConnectionKey::new("psa", "faults")
 }
 
+fn outage() -> Faults {
+    Faults {
+        outage: true,
+        ..Faults::default()
+    }
+}
+
 fn set_faults(cw: &Cw, f: Faults) {
     cw.sb.admin().set_faults(f).unwrap();
 }
@@ -93,13 +100,7 @@ async fn psa_outage_then_recovery_delivers_every_event_once() {
     let mut conn = cw.snapshot(&key(), Grouping::User);
     conn.dispatch.max_attempts = 30;
     let mut h = Harness::new(conn);
-    set_faults(
-        &cw,
-        Faults {
-            outage: true,
-            ..Faults::default()
-        },
-    );
+    set_faults(&cw, outage());
     h.start();
     h.send(burst("out", 30, 3)).await;
     // Retries are happening (at least a few calls per lane), and nothing is given up.
@@ -213,13 +214,7 @@ async fn psa_and_smtp_down_dead_letters_are_kept_and_replayable() {
         },
     });
     let mut h = Harness::new(conn);
-    set_faults(
-        &cw,
-        Faults {
-            outage: true,
-            ..Faults::default()
-        },
-    );
+    set_faults(&cw, outage());
     h.start();
     h.send(burst("dl", 4, 2)).await;
     h.wait_counters("dead letters", |c| c.dead_letters == 4)

@@ -13,7 +13,7 @@ use psa_operator::sandbox::Faults;
 use psa_operator::secret::SecretString;
 use serde_json::json;
 
-use crate::controllers::Env;
+use crate::controllers::{patch, Env};
 
 const SMTP_PASSWORD: &str = "smtp-Pw-9f3a1c77";
 const WRONG_KEY: &str = "wrong-Key-51b2e0";
@@ -91,18 +91,11 @@ async fn kubectl(env: &Env, args: &[&str]) -> String {
 async fn no_secret_value_in_logs_events_statuses_or_errors() {
     let env = Env::start_with_env(&[("RUST_LOG", "trace")]).await;
     let mut seen_texts: Vec<(String, String)> = vec![];
-    kubectl(
+    patch(
         &env,
-        &[
-            "patch",
-            "-n",
-            "psa",
-            "secret/smtp",
-            "--type",
-            "merge",
-            "-p",
-            &json!({"stringData": {"username": "alerts", "password": SMTP_PASSWORD}}).to_string(),
-        ],
+        "secret/smtp",
+        "merge",
+        &json!({"stringData": {"username": "alerts", "password": SMTP_PASSWORD}}).to_string(),
     )
     .await;
     env.wait_condition("psaconnection/demo-cw", "Ready", "True")
@@ -143,18 +136,11 @@ async fn no_secret_value_in_logs_events_statuses_or_errors() {
     .await;
 
     // A dead letter and its failsafe e-mail: the PSA is down and one attempt is allowed.
-    kubectl(
+    patch(
         &env,
-        &[
-            "patch",
-            "-n",
-            "psa",
-            "psaconnection/demo-cw",
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"dispatch":{"maxAttempts":1}}}"#,
-        ],
+        "psaconnection/demo-cw",
+        "merge",
+        r#"{"spec":{"dispatch":{"maxAttempts":1}}}"#,
     )
     .await;
     let smtp_dir = tempfile::tempdir().unwrap();
@@ -184,18 +170,11 @@ async fn no_secret_value_in_logs_events_statuses_or_errors() {
     })
     .await;
     // A wrong PSA key: AuthenticationFailed, with the PSA's error text in the status.
-    kubectl(
+    patch(
         &env,
-        &[
-            "patch",
-            "-n",
-            "psa",
-            "secret/demo-cw-keys",
-            "--type",
-            "merge",
-            "-p",
-            &json!({"stringData": {"privateKey": WRONG_KEY}}).to_string(),
-        ],
+        "secret/demo-cw-keys",
+        "merge",
+        &json!({"stringData": {"privateKey": WRONG_KEY}}).to_string(),
     )
     .await;
     env.cw.admin().set_faults(Faults::default()).unwrap();

@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use super::{env_num, event_id_counts, long_tests};
-use crate::controllers::Env;
+use crate::controllers::{patch, Env};
 
 const TOKEN: &str = "demo-cw-intake-token";
 const USERS: usize = 50;
@@ -78,18 +78,13 @@ async fn sigkilled_operator_loses_nothing_and_doubles_nothing() {
     env.wait_condition("psaconnection/demo-cw", "Ready", "True")
         .await;
     // The sample's budget (1,500 calls an hour) would make this an hour-long test.
-    env.cluster
-        .kubectl_ok(&[
-            "patch",
-            "-n",
-            "psa",
-            "psaconnection/demo-cw",
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"dispatch":{"requestsPerHour":1000000,"initialBackoff":"200ms"}}}"#,
-        ])
-        .await;
+    patch(
+        &env,
+        "psaconnection/demo-cw",
+        "merge",
+        r#"{"spec":{"dispatch":{"requestsPerHour":1000000,"initialBackoff":"200ms"}}}"#,
+    )
+    .await;
 
     let mut pending: BTreeSet<usize> = (0..total).collect();
     let per_round = total.div_ceil(rounds.max(1));
