@@ -434,10 +434,13 @@ impl Delivery<'_> {
                 }
             }
         };
+        // The catch-all contact belongs to the catch-all company: both PSAs refuse a ticket whose
+        // contact is another company's, so it only completes the chain for that company.
         let catch_all_contact = self
             .conn
             .catch_all
             .as_ref()
+            .filter(|c| c.company_id == customer.company_id)
             .and_then(|c| c.default_contact_id.as_ref());
         Ok(choose_contact(
             &lookup,

@@ -551,3 +551,112 @@ spec:
     env.wait_condition("customermapping/contoso", "Ready", "True")
         .await;
 }
+
+/// Kaseya BMS billing: the contract line follows the mapping; BMS cannot change a line, so a
+/// quantity change adds a superseding line and the condition says so. `Orphan` keeps the service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kaseya_bms_billing_and_orphan_deletion() {
+    let env = Env::start().await;
+    env.wait_condition("psaconnection/demo-bms", "Ready", "True")
+        .await;
+    let yaml = r#"
+apiVersion: psa-operator.io/v1alpha1
+kind: ContractService
+metadata: {name: bms-monitoring, namespace: psa}
+spec:
+  connectionRef: {name: demo-bms}
+  name: SaaS Alerts Monitoring
+  description: Monitoring of SaaS tenants
+  cost: "1.00"
+  price: "3.00"
+  deletionPolicy: Orphan
+---
+apiVersion: psa-operator.io/v1alpha1
+kind: CustomerMapping
+metadata: {name: contoso-bms, namespace: psa}
+spec:
+  connectionRef: {name: demo-bms}
+  organization: Contoso Ltd
+  company: {identifier: CONTOSO}
+  defaultContact: {name: Alert Contact}
+  contract: {name: Managed Security}
+  contractService: {serviceRef: {name: bms-monitoring}, quantity: 10}
+"#;
+    apply_text(&env.cluster, yaml).await;
+    env.wait_condition("contractservice/bms-monitoring", "Ready", "True")
+        .await;
+    env.wait_condition("customermapping/contoso-bms", "ContractSynced", "True")
+        .await;
+    let lines = |st: &Value| -> Vec<Value> {
+        st["contracts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|k| k["lines"].as_array().cloned().unwrap_or_default())
+            .collect()
+    };
+    let st = Env::sandbox_state(&env.bms).await;
+    assert_eq!(
+        st["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["name"] == "SaaS Alerts Monitoring")
+            .count(),
+        1
+    );
+    let l = lines(&st);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert_eq!(l[0]["units"].as_f64(), Some(10.0));
+    assert_eq!(
+        l[0]["unitPrice"].as_f64(),
+        Some(3.0),
+        "ContractService default price"
+    );
+
+    // Quantity 10 → 12: a new line effective today; the condition tells the operator.
+    patch(
+        &env,
+        "customermapping/contoso-bms",
+        "merge",
+        r#"{"spec":{"contractService":{"quantity":12}}}"#,
+    )
+    .await;
+    env.eventually("syncedQuantity 12", || async {
+        (env.jsonpath("customermapping/contoso-bms", "{.status.syncedQuantity}")
+            .await
+            == "12")
+            .then_some(())
+    })
+    .await;
+    let l = lines(&Env::sandbox_state(&env.bms).await);
+    assert_eq!(l.len(), 2, "{l:?}");
+    assert!(l.iter().any(|x| x["units"].as_f64() == Some(12.0)));
+    let (_, _, message) = env
+        .condition("customermapping/contoso-bms", "ContractSynced")
+        .await;
+    assert!(message.to_lowercase().contains("line"), "{message}");
+
+    // Orphan: deleting the resource leaves the service in the PSA.
+    env.cluster
+        .kubectl_ok(&[
+            "delete",
+            "-n",
+            "psa",
+            "contractservice/bms-monitoring",
+            "--timeout=120s",
+        ])
+        .await;
+    let st = Env::sandbox_state(&env.bms).await;
+    let svc: Vec<_> = st["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["name"] == "SaaS Alerts Monitoring")
+        .collect();
+    assert_eq!(svc.len(), 1);
+    assert_eq!(
+        svc[0]["isActive"], true,
+        "Orphan leaves the service as it was"
+    );
+}

@@ -287,7 +287,7 @@ async fn routing_and_contact_fallback_chain() {
         ("b1", "10", Some("100")), // not found → the mapping's default contact
         ("t1", "10", Some("100")), // ambiguous e-mail → default
         ("n1", "10", Some("100")), // a name, not an e-mail → default
-        ("f1", "20", Some("990")), // auto-mapped company without a default → catch-all contact
+        ("f1", "20", None), // auto-mapped, no default: the catch-all contact is another company's
         ("u1", "99", Some("990")), // no match → catch-all company and contact
         ("u2", "99", Some("990")),
     ];

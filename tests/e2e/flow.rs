@@ -172,3 +172,52 @@ async fn connectwise_user_grouping_example() {
     })
     .await;
 }
+
+/// Kaseya BMS with `accountMapping: ByCompanyName` (the sample): an organization without a
+/// CustomerMapping is matched to the account of the same name when its alert arrives, and the
+/// connection's status counts it; an unknown organization falls to the catch-all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kaseya_bms_auto_mapping_and_catch_all() {
+    let env = Env::start().await;
+    env.wait_condition("psaconnection/demo-bms", "Ready", "True")
+        .await;
+    let token = "demo-bms-intake-token";
+    let mut a = alert("b1", "someone@fabrikam.example", "Too Many Downloads");
+    a["organization"] = json!("Fabrikam Inc");
+    assert_eq!(post_alert(&env, "demo-bms", token, a).await.status(), 202);
+    let mut b = alert("b2", "nobody@unknown.example", "Multiple MFA Failures");
+    b["organization"] = json!("Unknown Org");
+    assert_eq!(post_alert(&env, "demo-bms", token, b).await.status(), 202);
+    let st = env
+        .eventually("two BMS tickets", || async {
+            let st = Env::sandbox_state(&env.bms).await;
+            (tickets(&st).len() == 2).then_some(st)
+        })
+        .await;
+    let t = tickets(&st);
+    let fab = t
+        .iter()
+        .find(|t| t["accountName"] == "Fabrikam Inc")
+        .expect("Fabrikam ticket");
+    // No contact of the user's and no CustomerMapping default: the catch-all contact belongs to
+    // another company, so the ticket has no contact rather than a wrong one.
+    assert!(fab["contactName"].is_null(), "{fab}");
+    assert!(
+        t.iter().any(|t| t["accountName"] == "Default Customer"),
+        "unknown org → catch-all: {t:?}"
+    );
+    env.eventually("auto-mapping counts", || async {
+        let matched = env
+            .jsonpath("psaconnection/demo-bms", "{.status.autoMapping.matched}")
+            .await;
+        (matched == "1").then_some(())
+    })
+    .await;
+    let unmatched = env
+        .jsonpath(
+            "psaconnection/demo-bms",
+            "{.status.autoMapping.unmatchedOrganizations}",
+        )
+        .await;
+    assert!(unmatched.contains("Unknown Org"), "{unmatched}");
+}

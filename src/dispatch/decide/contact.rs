@@ -1,8 +1,9 @@
 //! Which contact a ticket is assigned to.
 //!
 //! Seed 000: the user's e-mail from the alert is looked up among the company's contacts; when no
-//! contact matches, the ticket gets the customer's default contact. Our chain adds the catch-all
-//! contact as the last resort, so a mapped company without a default contact still gets one.
+//! contact matches, the ticket gets the customer's default contact. For the catch-all company the
+//! catch-all contact completes the chain; another company's ticket never gets it (the PSA would
+//! refuse a contact of a different company), so without a default it has no contact.
 
 use crate::psa::PsaId;
 
