@@ -5,6 +5,7 @@
 //! `dispatch` (intake, store, workers), `devcluster` (embedded Kubernetes API server), `cli`.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod controller;
 pub mod dev;

@@ -1,10 +1,5 @@
 use clap::Parser;
-use psa_operator::cli::{Cli, Command, EXIT_NOT_AVAILABLE};
-
-fn not_available(name: &str) -> i32 {
-    eprintln!("psa-operator {name}: not available yet in this build");
-    EXIT_NOT_AVAILABLE
-}
+use psa_operator::cli::{Cli, Command};
 
 /// `psa-operator devcluster`: serve until Ctrl-C, then save the snapshot.
 fn run_devcluster(args: psa_operator::cli::DevclusterArgs) -> i32 {
@@ -87,7 +82,7 @@ fn main() {
             psa_operator::cli::block_on(psa_operator::cli::send_sample::run(args))
         }
         Command::Replay(args) => psa_operator::cli::block_on(psa_operator::cli::replay::run(args)),
-        Command::Bench(_) => not_available("bench"),
+        Command::Bench(args) => psa_operator::bench::run(args),
     };
     std::process::exit(code);
 }

@@ -240,6 +240,33 @@ pub struct BenchArgs {
     /// Print JSON (the default output is JSON as well; kept for scripts).
     #[arg(long)]
     pub json: bool,
+    /// intake: alerts per mode (default 2000); e2e-latency: alerts sent (default 500).
+    #[arg(long)]
+    pub alerts: Option<usize>,
+    /// intake: concurrent HTTP clients (default 8).
+    #[arg(long)]
+    pub clients: Option<usize>,
+    /// intake: alerts per request in the batch mode (default 100, the intake's maximum).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// calls-per-alert: size of the bursts (default 100).
+    #[arg(long)]
+    pub burst: Option<usize>,
+    /// convergence (default 1000) and memory (default 10000): CustomerMappings applied.
+    #[arg(long)]
+    pub mappings: Option<usize>,
+    /// memory: events stored before RSS is read (default 100000).
+    #[arg(long)]
+    pub events: Option<usize>,
+    /// e2e-latency: alerts per second (default 100).
+    #[arg(long)]
+    pub rate: Option<usize>,
+    /// e2e-latency: latency the sandbox adds to every PSA call, in ms (default 50).
+    #[arg(long)]
+    pub latency_ms: Option<u64>,
+    /// intake: the Alertmanager binary to compare with.
+    #[arg(long, default_value = "/usr/bin/prometheus-alertmanager")]
+    pub alertmanager: PathBuf,
 }
 
 pub mod replay;

@@ -5,7 +5,7 @@
 use std::future::IntoFuture;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use serde::Serialize;
@@ -40,6 +40,9 @@ pub struct ThroughputReport {
     pub alerts_per_second: f64,
     /// Store calls and commits during the run: several calls per commit = shared fsyncs.
     pub store: CommitStats,
+    /// Each request's latency (not serialized; summarised by the caller).
+    #[serde(skip)]
+    pub latencies: Vec<Duration>,
 }
 
 const TOKEN: &str = "throughput-token";
@@ -79,35 +82,10 @@ pub async fn measure_intake(dir: &Path, run: ThroughputRun) -> anyhow::Result<Th
     // Bodies are built before the clock starts: the measurement is the intake, not the client.
     let bodies = request_bodies(run);
     let requests = bodies.len();
-    let per_client = requests.div_ceil(run.clients);
     let http = reqwest::Client::new();
     let before = sqlite.commit_stats();
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for chunk in bodies.chunks(per_client) {
-        let chunk = chunk.to_vec();
-        let http = http.clone();
-        let url = url.clone();
-        tasks.push(tokio::spawn(async move {
-            for body in chunk {
-                let resp = http
-                    .post(&url)
-                    .bearer_auth(TOKEN)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await?;
-                if resp.status() != reqwest::StatusCode::ACCEPTED {
-                    bail!("intake answered {}", resp.status());
-                }
-            }
-            Ok(())
-        }));
-    }
-    for t in tasks {
-        t.await.context("client task")??;
-    }
-    let seconds = started.elapsed().as_secs_f64();
+    let load = post_all(&http, &url, Some(TOKEN), bodies, run.clients, 202).await?;
+    let seconds = load.seconds;
     let after = sqlite.commit_stats();
     server.abort();
     let stored = store.counters(key).await?.accepted;
@@ -123,10 +101,71 @@ pub async fn measure_intake(dir: &Path, run: ThroughputRun) -> anyhow::Result<Th
             calls: after.calls - before.calls,
             commits: after.commits - before.commits,
         },
+        latencies: load.latencies,
     })
 }
 
-fn request_bodies(run: ThroughputRun) -> Vec<String> {
+/// What [`post_all`] measured: wall time and each request's latency, in sending order per client.
+#[derive(Clone, Debug)]
+pub struct LoadResult {
+    pub seconds: f64,
+    pub latencies: Vec<Duration>,
+}
+
+/// Posts `bodies` as JSON over `clients` concurrent connections (each client sends its share one
+/// after another) and fails unless every answer has status `expect`. Shared by the intake
+/// measurement and the Alertmanager comparison of `bench intake`, so both are driven alike.
+pub async fn post_all(
+    http: &reqwest::Client,
+    url: &str,
+    bearer: Option<&str>,
+    bodies: Vec<String>,
+    clients: usize,
+    expect: u16,
+) -> anyhow::Result<LoadResult> {
+    let per_client = bodies.len().div_ceil(clients.max(1)).max(1);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for chunk in bodies.chunks(per_client) {
+        let chunk = chunk.to_vec();
+        let http = http.clone();
+        let url = url.to_string();
+        let bearer = bearer.map(str::to_string);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(chunk.len());
+            for body in chunk {
+                let sent = Instant::now();
+                let mut req = http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body);
+                if let Some(t) = &bearer {
+                    req = req.bearer_auth(t);
+                }
+                let resp = req.send().await?;
+                let status = resp.status();
+                // Read the whole answer: the request is done when its body is.
+                let _ = resp.bytes().await?;
+                if status.as_u16() != expect {
+                    bail!("{url} answered {status}");
+                }
+                latencies.push(sent.elapsed());
+            }
+            Ok(latencies)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(bodies.len());
+    for t in tasks {
+        latencies.extend(t.await.context("client task")??);
+    }
+    Ok(LoadResult {
+        seconds: started.elapsed().as_secs_f64(),
+        latencies,
+    })
+}
+
+/// Alert objects as a SaaS monitor sends them, chunked into request bodies of `run.batch`.
+pub fn request_bodies(run: ThroughputRun) -> Vec<String> {
     let alerts: Vec<_> = (0..run.alerts)
         .map(|i| {
             json!({
