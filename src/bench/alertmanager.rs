@@ -27,7 +27,12 @@ impl Alertmanager {
             .arg("--version")
             .output()
             .await
-            .with_context(|| format!("running {} (install it with .ci/install-tools)", binary.display()))?;
+            .with_context(|| {
+                format!(
+                    "running {} (install it with .ci/install-tools)",
+                    binary.display()
+                )
+            })?;
         let version_text = String::from_utf8_lossy(&version.stdout).to_string()
             + &String::from_utf8_lossy(&version.stderr);
         let version = version_text
@@ -40,7 +45,9 @@ impl Alertmanager {
         std::fs::write(&config, CONFIG)?;
         let storage = dir.join("alertmanager-data");
         std::fs::create_dir_all(&storage)?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let log = std::fs::File::create(dir.join("alertmanager.log"))?;
         let child = Command::new(binary)
             .arg(format!("--config.file={}", config.display()))

@@ -99,7 +99,15 @@ async fn scenario(
     sb.admin().clear_calls();
     let n = alerts.len();
     let bodies = alerts.iter().map(Value::to_string).collect();
-    post_all(&env.http, &env.alerts_url(&conn.name), Some(&conn.token()), bodies, 4, 202).await?;
+    post_all(
+        &env.http,
+        &env.alerts_url(&conn.name),
+        Some(&conn.token()),
+        bodies,
+        4,
+        202,
+    )
+    .await?;
     env.settle(sb, QUIET).await?;
     let report = sb.admin().calls();
     let after = sandbox_counts(env, sb).await?;
@@ -124,8 +132,20 @@ async fn provider_figures(
     burst: usize,
 ) -> anyhow::Result<Value> {
     let p = plain.provider.label();
-    let first = scenario(env, sb, plain, vec![alert(&format!("{p}-first"), "jane@contoso.example")]).await?;
-    let follow = scenario(env, sb, plain, vec![alert(&format!("{p}-follow"), "jane@contoso.example")]).await?;
+    let first = scenario(
+        env,
+        sb,
+        plain,
+        vec![alert(&format!("{p}-first"), "jane@contoso.example")],
+    )
+    .await?;
+    let follow = scenario(
+        env,
+        sb,
+        plain,
+        vec![alert(&format!("{p}-follow"), "jane@contoso.example")],
+    )
+    .await?;
     let one_key = |tag: &str| -> Vec<Value> {
         (0..burst)
             .map(|i| alert(&format!("{p}-{tag}-{i}"), &format!("{tag}@contoso.example")))
@@ -134,7 +154,12 @@ async fn provider_figures(
     let burst_plain = scenario(env, sb, plain, one_key("burst")).await?;
     let burst_wait = scenario(env, sb, waiting, one_key("burstwait")).await?;
     let many_keys = (0..burst)
-        .map(|i| alert(&format!("{p}-keys-{i}"), &format!("user{i}@contoso.example")))
+        .map(|i| {
+            alert(
+                &format!("{p}-keys-{i}"),
+                &format!("user{i}@contoso.example"),
+            )
+        })
         .collect();
     let keys = scenario(env, sb, plain, many_keys).await?;
     Ok(json!({
@@ -155,7 +180,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
         Default::default(),
     )
     .await?;
-    let bms = sandbox::bms::start(loopback().await?, manifests::bms_seed(), Default::default()).await?;
+    let bms =
+        sandbox::bms::start(loopback().await?, manifests::bms_seed(), Default::default()).await?;
     let spec = |name: &str, provider, sb: &RunningSandbox, wait: &str| ConnectionSpec {
         name: name.into(),
         provider,
@@ -179,9 +205,12 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
     for c in &conns {
         env.wait_connection_ready(&c.name).await?;
     }
-    env.until("the Contoso mappings Ready", Duration::from_secs(120), Duration::from_millis(100), || async {
-        Ok((env.mappings_ready().await? == conns.len()).then_some(()))
-    })
+    env.until(
+        "the Contoso mappings Ready",
+        Duration::from_secs(120),
+        Duration::from_millis(100),
+        || async { Ok((env.mappings_ready().await? == conns.len()).then_some(())) },
+    )
     .await?;
     // Start-up resolution is done; what follows is dispatch only.
     env.settle(&cw, QUIET).await?;

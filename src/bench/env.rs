@@ -105,7 +105,10 @@ impl BenchEnv {
             .arg("--store")
             .arg(self.store_path())
             .args(["--intake-addr", &format!("127.0.0.1:{}", self.intake_port)])
-            .args(["--metrics-addr", &format!("127.0.0.1:{}", self.metrics_port)])
+            .args([
+                "--metrics-addr",
+                &format!("127.0.0.1:{}", self.metrics_port),
+            ])
             .env(
                 "RUST_LOG",
                 std::env::var("PSA_BENCH_OPERATOR_LOG").unwrap_or_else(|_| "warn".into()),
@@ -126,7 +129,8 @@ impl BenchEnv {
 
     /// The last lines of the operator's log (for error messages).
     pub fn operator_log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.dir.path().join("operator.log")).unwrap_or_default();
+        let text =
+            std::fs::read_to_string(self.dir.path().join("operator.log")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
@@ -200,7 +204,12 @@ impl BenchEnv {
     }
 
     /// POSTs one JSON body to a connection's `/alerts` and requires 202.
-    pub async fn post_alerts(&self, connection: &str, token: &str, body: &Value) -> anyhow::Result<()> {
+    pub async fn post_alerts(
+        &self,
+        connection: &str,
+        token: &str,
+        body: &Value,
+    ) -> anyhow::Result<()> {
         let resp = self
             .http
             .post(self.alerts_url(connection))
@@ -210,7 +219,10 @@ impl BenchEnv {
             .await?;
         let status = resp.status();
         if status != reqwest::StatusCode::ACCEPTED {
-            bail!("intake answered {status}: {}", resp.text().await.unwrap_or_default());
+            bail!(
+                "intake answered {status}: {}",
+                resp.text().await.unwrap_or_default()
+            );
         }
         Ok(())
     }

@@ -81,11 +81,19 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
                     (http.clone(), url.clone(), token.clone(), accepted.clone());
                 posts.push(tokio::spawn(async move {
                     let body = alert(&format!("lat-{i}"), &user(i));
-                    let resp = http.post(&url).bearer_auth(&token).json(&body).send().await?;
+                    let resp = http
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .json(&body)
+                        .send()
+                        .await?;
                     if resp.status() != reqwest::StatusCode::ACCEPTED {
                         bail!("intake answered {}", resp.status());
                     }
-                    accepted.lock().expect("accepted map").insert(i, Instant::now());
+                    accepted
+                        .lock()
+                        .expect("accepted map")
+                        .insert(i, Instant::now());
                     anyhow::Ok(())
                 }));
             }
@@ -143,7 +151,10 @@ mod tests {
 
     #[test]
     fn summaries_map_back_to_their_alert() {
-        assert_eq!(alert_of("Too Many Downloads — latency17@contoso.example"), Some(17));
+        assert_eq!(
+            alert_of("Too Many Downloads — latency17@contoso.example"),
+            Some(17)
+        );
         assert_eq!(alert_of("Too Many Downloads — jane@contoso.example"), None);
         assert_eq!(alert_of(""), None);
     }

@@ -126,7 +126,9 @@ pub fn mappings_yaml(connection: &str, count: usize) -> String {
 
 /// The ConnectWise demo seed plus `count` generated companies, each with the contact and the
 /// agreement its generated mapping names.
-pub fn connectwise_seed(count: usize) -> Result<sandbox::connectwise::seed::Seed, serde_json::Error> {
+pub fn connectwise_seed(
+    count: usize,
+) -> Result<sandbox::connectwise::seed::Seed, serde_json::Error> {
     let mut seed = sandbox::connectwise::demo_seed();
     for i in 0..count {
         seed.companies.push(serde_json::from_value(json!({
@@ -170,10 +172,16 @@ mod tests {
             };
             let d = docs(&connection_yaml(&c));
             assert_eq!(d.len(), 2);
-            assert_eq!(d[0]["stringData"]["token"].as_str(), Some("c1-intake-token"));
+            assert_eq!(
+                d[0]["stringData"]["token"].as_str(),
+                Some("c1-intake-token")
+            );
             let conn: crate::api::PsaConnection =
                 serde_yaml::from_value(d[1].clone()).expect("a PsaConnection");
-            assert_eq!(conn.spec.dispatch.unwrap().group_wait.as_deref(), Some("2s"));
+            assert_eq!(
+                conn.spec.dispatch.unwrap().group_wait.as_deref(),
+                Some("2s")
+            );
         }
     }
 

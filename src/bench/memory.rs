@@ -53,16 +53,50 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
     let with_mappings = rss_mib(pid)?;
 
     // The suspended connection holds what it accepts: the events stay stored.
-    env.until("the held connection's intake", Duration::from_secs(60), Duration::from_millis(200), || async {
-        let probe = env.http.post(env.alerts_url(&held.name)).bearer_auth(held.token())
-            .header("content-type", "application/json").body("[]").send().await?;
-        Ok((probe.status() != reqwest::StatusCode::NOT_FOUND && probe.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE).then_some(()))
-    }).await?;
-    let bodies = request_bodies(ThroughputRun { clients: 8, alerts: events, batch: 100 });
-    let load = post_all(&env.http, &env.alerts_url(&held.name), Some(&held.token()), bodies, 8, 202).await?;
+    env.until(
+        "the held connection's intake",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || async {
+            let probe = env
+                .http
+                .post(env.alerts_url(&held.name))
+                .bearer_auth(held.token())
+                .header("content-type", "application/json")
+                .body("[]")
+                .send()
+                .await?;
+            Ok((probe.status() != reqwest::StatusCode::NOT_FOUND
+                && probe.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE)
+                .then_some(()))
+        },
+    )
+    .await?;
+    let bodies = request_bodies(ThroughputRun {
+        clients: 8,
+        alerts: events,
+        batch: 100,
+    });
+    let load = post_all(
+        &env.http,
+        &env.alerts_url(&held.name),
+        Some(&held.token()),
+        bodies,
+        8,
+        202,
+    )
+    .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let with_events = rss_mib(pid)?;
-    let store_bytes = std::fs::metadata(env.store_path()).map(|m| m.len()).unwrap_or(0);
+    // SQLite in WAL mode: recent commits are in the -wal file until a checkpoint.
+    let store_bytes: u64 = ["", "-wal"]
+        .iter()
+        .filter_map(|suffix| {
+            let mut p = env.store_path().into_os_string();
+            p.push(suffix);
+            std::fs::metadata(p).ok().map(|m| m.len())
+        })
+        .sum();
     env.stop().await?;
     Ok(json!({
         "mappings": mappings,

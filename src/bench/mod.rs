@@ -41,10 +41,7 @@ pub async fn run_named(args: &BenchArgs) -> anyhow::Result<Value> {
         "e2e-latency" => latency::run(args).await,
         "convergence" => convergence::run(args).await,
         "memory" => memory::run(args).await,
-        other => anyhow::bail!(
-            "unknown benchmark {other:?}; one of: {}",
-            NAMES.join(", ")
-        ),
+        other => anyhow::bail!("unknown benchmark {other:?}; one of: {}", NAMES.join(", ")),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The one integration-test binary: each area of the project is a module.
 
 mod bad_resources;
+mod bench;
 mod bms;
 mod connectwise;
 mod controllers;
