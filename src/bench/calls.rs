@@ -16,6 +16,9 @@ use crate::sandbox::{self, RunningSandbox};
 /// Wait used by the `groupWait` connections: long enough for a loopback burst to land in it.
 const GROUP_WAIT: &str = "2s";
 const QUIET: Duration = Duration::from_secs(1);
+/// Quiet period after a burst on a `groupWait` connection: the whole wait passes without a PSA
+/// call (and the queue-depth gauge is sampled, not exact), so quiet must outlast the wait.
+const QUIET_AFTER_WAIT: Duration = Duration::from_millis(3500);
 
 /// An alert of organization Contoso Ltd (mapped by a CustomerMapping on every connection).
 pub fn alert(id: &str, user: &str) -> Value {
@@ -108,7 +111,12 @@ async fn scenario(
         202,
     )
     .await?;
-    env.settle(sb, QUIET).await?;
+    let quiet = if conn.group_wait == GROUP_WAIT {
+        QUIET_AFTER_WAIT
+    } else {
+        QUIET
+    };
+    env.settle(sb, quiet).await?;
     let report = sb.admin().calls();
     let after = sandbox_counts(env, sb).await?;
     Ok(Measured {
