@@ -83,6 +83,16 @@ fn debug_of_credential_types_is_redacted() {
     assert!(texts[0].contains("redacted") && texts[4].contains("redacted"));
 }
 
+/// The intake did not answer: show how the operator's log ends (a crash, a port taken).
+fn unreachable_intake(env: &Env, e: reqwest::Error) -> ! {
+    let log = env.operator.log_text();
+    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+    panic!(
+        "intake unreachable: {e}\noperator log, last lines first:\n{}",
+        tail.join("\n")
+    )
+}
+
 async fn kubectl(env: &Env, args: &[&str]) -> String {
     env.cluster.kubectl_ok(args).await
 }
@@ -117,7 +127,10 @@ async fn no_secret_value_in_logs_events_statuses_or_errors() {
     };
     // Refusals: wrong token, another connection's token.
     for (conn, token) in [("demo-cw", "demo-bms-intake-token"), ("demo-bms", "nope")] {
-        let r = post(conn, token, "s0", "Contoso Ltd").send().await.unwrap();
+        let r = post(conn, token, "s0", "Contoso Ltd")
+            .send()
+            .await
+            .unwrap_or_else(|e| unreachable_intake(&env, e));
         assert_eq!(r.status(), 401);
         seen_texts.push(("problem document".into(), r.text().await.unwrap()));
     }
@@ -126,7 +139,10 @@ async fn no_secret_value_in_logs_events_statuses_or_errors() {
         ("demo-cw", "demo-cw-intake-token"),
         ("demo-bms", "demo-bms-intake-token"),
     ] {
-        let r = post(conn, token, "s1", "Contoso Ltd").send().await.unwrap();
+        let r = post(conn, token, "s1", "Contoso Ltd")
+            .send()
+            .await
+            .unwrap_or_else(|e| unreachable_intake(&env, e));
         assert_eq!(r.status(), 202);
     }
     env.eventually("the ConnectWise ticket", || async {
@@ -160,7 +176,7 @@ async fn no_secret_value_in_logs_events_statuses_or_errors() {
     let r = post("demo-cw", "demo-cw-intake-token", "s2", "Contoso Ltd")
         .send()
         .await
-        .unwrap();
+        .unwrap_or_else(|e| unreachable_intake(&env, e));
     assert_eq!(r.status(), 202);
     env.eventually("a dead letter in the status", || async {
         let n = env
