@@ -68,6 +68,11 @@ pub async fn fetch_catalog(
         .and_then(|b| find_by_name(&cat.boards, b).ok())
         .map(|b| b.id.clone());
     let board = board_id.as_ref();
+    if settings.board.is_some() && board.is_none() {
+        // Statuses, types and issue types belong to the board: nothing to check them against
+        // until it resolves; `resolve_ticket` reports the board.
+        return Ok((cat, None));
+    }
     // Statuses are always fetched: the closed status and the ticket-open check need them.
     cat.statuses = psa.statuses(board).await?;
     if settings.type_.is_some() {
@@ -208,6 +213,10 @@ pub fn resolve_ticket(
         .board
         .as_deref()
         .and_then(|b| r.one(&cat.boards, "ticket.board", b));
+    if settings.board.is_some() && board_id.is_none() {
+        // Board-scoped names cannot be checked against a board that does not exist.
+        return Err(r.misses);
+    }
     let statuses_as_named: Vec<Named> = cat
         .statuses
         .iter()
@@ -496,6 +505,20 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("is not a closed status"), "{msg}");
+    }
+
+    #[test]
+    fn a_missing_board_is_the_only_miss_reported() {
+        let mut s = reference_settings();
+        s.board = Some("Security Alert".into());
+        let misses = resolve_ticket(&s, &catalog()).unwrap_err();
+        assert_eq!(misses.len(), 1, "{misses:?}");
+        assert_eq!(misses[0].field, "ticket.board");
+        assert!(
+            misses[0].problem.contains("\"Security Alerts\""),
+            "{}",
+            misses[0].problem
+        );
     }
 
     #[test]
