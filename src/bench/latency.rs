@@ -10,11 +10,11 @@ use anyhow::bail;
 use serde_json::{json, Value};
 
 use super::calls::alert;
-use super::env::{loopback, BenchEnv};
-use super::manifests::{self, ConnectionSpec, Provider};
+use super::convergence::ready_connection;
+use super::env::BenchEnv;
 use super::stats::summarize;
 use crate::cli::BenchArgs;
-use crate::sandbox::{self, admin::Faults};
+use crate::sandbox::admin::Faults;
 
 const POLL: Duration = Duration::from_millis(20);
 
@@ -38,23 +38,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
     let rate = args.rate.unwrap_or(100).max(1);
     let latency_ms = args.latency_ms.unwrap_or(50);
     let mut env = BenchEnv::start().await?;
-    let cw = sandbox::connectwise::start(
-        loopback().await?,
-        manifests::connectwise_seed(0)?,
-        Default::default(),
-    )
-    .await?;
-    let conn = ConnectionSpec {
-        name: "cw".into(),
-        provider: Provider::ConnectWise,
-        url: cw.base_url(),
-        group_wait: "0s".into(),
-        suspend: false,
-    };
-    env.apply(&manifests::connection_yaml(&conn))?;
-    env.start_operator()?;
-    env.wait_connection_ready(&conn.name).await?;
-    env.settle(&cw, Duration::from_millis(500)).await?;
+    let (cw, conn) = ready_connection(&mut env, 0, &[]).await?;
     cw.admin()
         .set_faults(Faults {
             latency_ms,
