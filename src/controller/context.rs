@@ -53,6 +53,9 @@ pub struct SharedState {
     /// Connection → mapping name → (organization, customer) of Ready mappings.
     pub customers: HashMap<ConnectionKey, BTreeMap<String, (String, ResolvedCustomer)>>,
     company_indexes: HashMap<ConnectionKey, (Instant, Arc<CompanyIndex>)>,
+    /// Connections whose customers changed since the last publish, and the request counter.
+    dirty_customers: std::collections::HashSet<ConnectionKey>,
+    publish_requested: u64,
 }
 
 pub struct Context {
@@ -68,6 +71,8 @@ pub struct Context {
     pub default_revalidate: Duration,
     /// Serialises company listings per connection so a wave of mappings lists once.
     index_lock: tokio::sync::Mutex<()>,
+    /// The last publish request the customer publisher has carried out.
+    published: tokio::sync::watch::Sender<u64>,
 }
 
 impl Context {
@@ -90,7 +95,49 @@ impl Context {
             },
             default_revalidate: Duration::from_secs(600),
             index_lock: tokio::sync::Mutex::new(()),
+            published: tokio::sync::watch::channel(0).0,
         }
+    }
+
+    /// Asks for the customers of `key` to be re-published and waits until they are. Publishing
+    /// rebuilds the connection's customer map, so a wave of N mappings publishes in batches
+    /// (every few milliseconds) instead of N times — and a mapping still reports Ready only
+    /// once the dispatcher can route its organization.
+    pub async fn publish_customers(&self, key: &ConnectionKey) {
+        let want = {
+            let mut st = self.state();
+            st.dirty_customers.insert(key.clone());
+            st.publish_requested += 1;
+            st.publish_requested
+        };
+        let mut rx = self.published.subscribe();
+        let _ = rx.wait_for(|done| *done >= want).await;
+    }
+
+    /// Carries out publish requests in batches until `shutdown`.
+    pub async fn customer_publisher(&self, shutdown: impl std::future::Future<Output = ()>) {
+        let work = async {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                let (keys, upto) = {
+                    let mut st = self.state();
+                    if st.dirty_customers.is_empty() {
+                        continue;
+                    }
+                    (
+                        std::mem::take(&mut st.dirty_customers),
+                        st.publish_requested,
+                    )
+                };
+                for key in keys {
+                    super::connection::republish_customers(self, &key);
+                }
+                self.published.send_replace(upto);
+            }
+        };
+        futures::pin_mut!(work);
+        futures::pin_mut!(shutdown);
+        futures::future::select(work, shutdown).await;
     }
 
     pub fn state(&self) -> std::sync::MutexGuard<'_, SharedState> {

@@ -19,7 +19,6 @@ use crate::api::{
 use crate::psa::{Company, ContractLine, LineUpdate, LineValues, Psa, PsaError};
 use crate::resolved::{ConnectionKey, ResolvedCustomer};
 
-use super::connection::republish_customers;
 use super::context::{CompanyIndex, Context};
 use super::ReconcileError;
 
@@ -101,17 +100,27 @@ pub fn line_from_status(
     })
 }
 
+/// `candidate` names the same organization as `org_lower` (already trimmed and lower-cased).
+fn same_organization(candidate: &str, org_lower: &str) -> bool {
+    let c = candidate.trim();
+    if c.is_ascii() && org_lower.is_ascii() {
+        return c.eq_ignore_ascii_case(org_lower);
+    }
+    c.to_lowercase() == org_lower
+}
+
 /// Names of the other mappings of the same connection claiming the same organization.
 pub fn duplicates_of(me: &CustomerMapping, all: &[Arc<CustomerMapping>]) -> Vec<String> {
     let org = me.spec.organization.trim().to_lowercase();
     let mut names: Vec<String> = all
         .iter()
+        // Cheap comparisons first: this runs for every mapping of a wave (n² in all).
         .filter(|m| {
-            m.namespace() == me.namespace()
-                && m.name_any() != me.name_any()
+            m.spec.connection_ref.name == me.spec.connection_ref.name
+                && m.metadata.namespace == me.metadata.namespace
+                && m.metadata.name != me.metadata.name
                 && m.meta().deletion_timestamp.is_none()
-                && m.spec.connection_ref.name == me.spec.connection_ref.name
-                && m.spec.organization.trim().to_lowercase() == org
+                && same_organization(&m.spec.organization, &org)
         })
         .map(|m| m.name_any())
         .collect();
@@ -169,7 +178,7 @@ async fn reconcile_inner(
             }
         }
     }
-    republish_customers(ctx, &key);
+    ctx.publish_customers(&key).await;
 
     let mut conds: Vec<Condition> = old.conditions.clone();
     for (t, ok, reason, msg) in &outcome.conds {

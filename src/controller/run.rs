@@ -239,7 +239,9 @@ pub async fn run_controllers(
         .for_each(|_| future::ready(()));
 
     let janitor = janitor(ctx.clone(), conn_reader, map_reader, shutdown.clone());
-    futures::join!(connections, mappings, services, janitor);
+    let publisher_ctx = ctx.clone();
+    let publisher = async move { publisher_ctx.customer_publisher(shutdown.clone()).await };
+    futures::join!(connections, mappings, services, janitor, publisher);
 }
 
 fn references_secret(c: &PsaConnection, name: &str) -> bool {
