@@ -352,13 +352,7 @@ mod tests {
     use crate::api::{IssueTypeOverride, IssueTypeSettings};
 
     fn named(pairs: &[(&str, &str)]) -> Vec<Named> {
-        pairs
-            .iter()
-            .map(|(id, n)| Named {
-                id: id.to_string(),
-                name: n.to_string(),
-            })
-            .collect()
+        Named::list(pairs)
     }
 
     fn catalog() -> PsaCatalog {

@@ -54,6 +54,19 @@ pub struct Named {
     pub name: String,
 }
 
+impl Named {
+    /// A list of `(id, name)` pairs as `Named` entries (table tests of name resolution).
+    pub fn list(pairs: &[(&str, &str)]) -> Vec<Named> {
+        pairs
+            .iter()
+            .map(|(id, name)| Named {
+                id: id.to_string(),
+                name: name.to_string(),
+            })
+            .collect()
+    }
+}
+
 /// A ticket status and whether the PSA treats it as closed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatusInfo {

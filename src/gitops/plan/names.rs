@@ -149,13 +149,7 @@ mod tests {
     use std::collections::{BTreeMap, HashMap};
 
     fn named(pairs: &[(&str, &str)]) -> Vec<Named> {
-        pairs
-            .iter()
-            .map(|(id, n)| Named {
-                id: id.to_string(),
-                name: n.to_string(),
-            })
-            .collect()
+        Named::list(pairs)
     }
 
     fn settings() -> TicketSettings {
