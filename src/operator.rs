@@ -19,6 +19,7 @@ use crate::controller::context::Context;
 use crate::controller::factory::{PsaFactory, RealPsaFactory};
 use crate::controller::metrics::ControllerMetrics;
 use crate::controller::run::{run_controllers, Scope};
+use crate::controller::stats_sink::ConnectionStatusSink;
 use crate::dispatch::intake::{self, IntakeLimits, IntakeState};
 use crate::dispatch::metrics::DispatchMetrics;
 use crate::dispatch::store::sqlite::{SqliteOptions, SqliteStore};
@@ -149,17 +150,21 @@ pub async fn run_operator(
     };
     let intake_srv =
         axum::serve(intake, intake::router(intake_state)).with_graceful_shutdown(shutdown.clone());
-    let dispatcher = Dispatcher::new(registry.clone(), store.clone(), dispatch_metrics.clone())
-        .run(shutdown.clone());
-
     let mut ctx = Context::new(
-        client,
+        client.clone(),
         registry.clone(),
         opts.factory.clone(),
         controller_metrics,
     );
     ctx.psa_calls = psa_calls;
     let ctx = Arc::new(ctx);
+    let status_sink = ConnectionStatusSink {
+        client,
+        leader: ctx.leader.clone(),
+    };
+    let dispatcher = Dispatcher::new(registry.clone(), store.clone(), dispatch_metrics.clone())
+        .with_stats_sink(Arc::new(status_sink))
+        .run(shutdown.clone());
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let controllers = run_controllers(ctx, opts.scope.clone(), shutdown.clone());
     let (health_res, intake_res, (), ()) = futures::join!(

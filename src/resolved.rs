@@ -163,6 +163,12 @@ pub struct ResolvedConnection {
     pub catch_all: Option<ResolvedCustomer>,
     /// Organization (as alerts name it) → customer, from Ready CustomerMappings.
     pub customers: HashMap<String, ResolvedCustomer>,
+    /// Organizations (trimmed, lower-cased) that have a CustomerMapping which does not route
+    /// (not evaluated yet by this process, or not Ready), with the reason. Their events are held
+    /// and then dead-lettered, never sent to the catch-all.
+    pub held_organizations: HashMap<String, String>,
+    /// Every existing mapping of the connection has been evaluated by this process.
+    pub complete: bool,
     pub ticket: ResolvedTicket,
     pub failsafe: Option<Failsafe>,
     pub dispatch: DispatchConfig,
@@ -170,8 +176,14 @@ pub struct ResolvedConnection {
 }
 
 impl ResolvedConnection {
-    /// A copy with another set of customers (mappings changed; everything else stays).
-    pub fn with_customers(&self, customers: HashMap<String, ResolvedCustomer>) -> Self {
+    /// A copy with the routing of the mappings (customers, held organizations); the settings
+    /// stay.
+    pub fn with_routing(
+        &self,
+        customers: HashMap<String, ResolvedCustomer>,
+        held_organizations: HashMap<String, String>,
+        complete: bool,
+    ) -> Self {
         ResolvedConnection {
             key: self.key.clone(),
             generation: self.generation,
@@ -180,10 +192,34 @@ impl ResolvedConnection {
             account_mapping: self.account_mapping,
             catch_all: self.catch_all.clone(),
             customers,
+            held_organizations,
+            complete,
             ticket: self.ticket.clone(),
             failsafe: self.failsafe.clone(),
             dispatch: self.dispatch.clone(),
             alertmanager: self.alertmanager.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+impl ResolvedConnection {
+    /// Settings with nothing configured, for tests of what is built around them.
+    pub fn for_tests(key: ConnectionKey, psa: Arc<dyn Psa>) -> Self {
+        ResolvedConnection {
+            key,
+            generation: 1,
+            psa,
+            grouping: Grouping::default(),
+            account_mapping: AccountMapping::default(),
+            catch_all: None,
+            customers: HashMap::new(),
+            held_organizations: HashMap::new(),
+            complete: false,
+            ticket: ResolvedTicket::default(),
+            failsafe: None,
+            dispatch: DispatchConfig::default(),
+            alertmanager: AlertmanagerLabelNames::default(),
         }
     }
 }
@@ -196,6 +232,8 @@ impl std::fmt::Debug for ResolvedConnection {
             .field("provider", &self.psa.provider())
             .field("grouping", &self.grouping)
             .field("customers", &self.customers.len())
+            .field("held", &self.held_organizations.len())
+            .field("complete", &self.complete)
             .field("ticket", &self.ticket)
             .finish_non_exhaustive()
     }
@@ -212,28 +250,14 @@ pub struct ConnectionEntry {
     pub resolved: Option<Arc<ResolvedConnection>>,
 }
 
-/// Counters the dispatcher keeps per connection; the reconciler copies them into status.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DispatchStats {
-    pub accepted: u64,
-    pub pending: u64,
-    pub tickets_created: u64,
-    pub notes_added: u64,
-    pub failsafe_emails: u64,
-    pub dead_letters: u64,
-    pub auto_matched: u64,
-    pub auto_unmatched: u64,
-    pub unmatched_organizations: Vec<String>,
-}
-
-/// The shared, in-memory registry: reconcilers publish, the intake and dispatcher read.
+/// The shared, in-memory registry: the controllers' publisher (`controller::publish`) is its one
+/// writer; the intake and the dispatcher read.
 ///
 /// Each connection has a `watch` channel so a worker waiting on a held event wakes when the
 /// connection resumes or resolves.
 #[derive(Clone, Default)]
 pub struct Registry {
     inner: Arc<RwLock<HashMap<ConnectionKey, watch::Sender<ConnectionEntry>>>>,
-    stats: Arc<RwLock<HashMap<ConnectionKey, DispatchStats>>>,
     /// Failsafe settings, published even while the PSA settings do not resolve: a revoked
     /// credential or a renamed status is exactly when the failsafe e-mail is needed.
     failsafes: Arc<RwLock<HashMap<ConnectionKey, Failsafe>>>,
@@ -318,18 +342,6 @@ impl Registry {
         let mut keys: Vec<_> = map.keys().cloned().collect();
         keys.sort();
         keys
-    }
-
-    /// Applies `f` to the stats of a connection (created on first use).
-    pub fn with_stats(&self, key: &ConnectionKey, f: impl FnOnce(&mut DispatchStats)) {
-        let mut map = self.stats.write().expect("stats lock poisoned");
-        f(map.entry(key.clone()).or_default());
-    }
-
-    /// A copy of a connection's stats.
-    pub fn stats(&self, key: &ConnectionKey) -> DispatchStats {
-        let map = self.stats.read().expect("stats lock poisoned");
-        map.get(key).cloned().unwrap_or_default()
     }
 }
 

@@ -1,7 +1,9 @@
-//! State shared by the reconcilers: the kube client, the snapshot registry, PSA clients, and
-//! per-connection caches that keep PSA calls down when many resources reconcile at once.
+//! State shared by the reconcilers: the kube client, the publisher of routing snapshots, PSA
+//! clients, and per-connection caches that keep PSA calls down when many resources reconcile at
+//! once. Routing facts live in the publisher's index, not here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -9,11 +11,13 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
 
 use crate::psa::instrumented::PsaCallMetrics;
-use crate::psa::{Company, CompanyFilter, Psa, PsaResult};
-use crate::resolved::{ConnectionKey, Registry, ResolvedCustomer};
+use crate::psa::{CompanyFilter, Psa, PsaResult};
+use crate::resolved::{ConnectionKey, Registry};
 
 use super::factory::PsaFactory;
 use super::metrics::ControllerMetrics;
+use super::publish::Publisher;
+use super::resolve::customer::CompanyIndex;
 
 /// How long a listed company index is reused by mapping reconciles.
 pub const COMPANY_INDEX_TTL: Duration = Duration::from_secs(60);
@@ -25,42 +29,19 @@ pub struct CachedClient {
     pub psa: Arc<dyn Psa>,
 }
 
-/// Companies of a PSA indexed by identifier and by name (lower-cased), from one paged listing.
-#[derive(Clone, Debug, Default)]
-pub struct CompanyIndex {
-    pub by_identifier: HashMap<String, Company>,
-    pub by_name: HashMap<String, Vec<Company>>,
-}
-
-impl CompanyIndex {
-    pub fn build(companies: Vec<Company>) -> Self {
-        let mut idx = CompanyIndex::default();
-        for c in companies {
-            idx.by_name
-                .entry(c.name.trim().to_lowercase())
-                .or_default()
-                .push(c.clone());
-            idx.by_identifier
-                .insert(c.identifier.trim().to_lowercase(), c);
-        }
-        idx
-    }
-}
-
 #[derive(Default)]
 pub struct SharedState {
     pub clients: HashMap<ConnectionKey, CachedClient>,
-    /// Connection → mapping name → (organization, customer) of Ready mappings.
-    pub customers: HashMap<ConnectionKey, BTreeMap<String, (String, ResolvedCustomer)>>,
     company_indexes: HashMap<ConnectionKey, (Instant, Arc<CompanyIndex>)>,
-    /// Connections whose customers changed since the last publish, and the request counter.
-    dirty_customers: std::collections::HashSet<ConnectionKey>,
-    publish_requested: u64,
 }
 
 pub struct Context {
     pub client: Client,
-    pub registry: Registry,
+    /// The one writer of the snapshots the intake and the dispatcher read.
+    pub publisher: Arc<Publisher>,
+    /// This replica holds the leader Lease (always, without leader election): only the leader
+    /// writes statuses and changes the PSA; every replica keeps its own routing index current.
+    pub leader: Arc<AtomicBool>,
     pub factory: Arc<dyn PsaFactory>,
     pub state: Mutex<SharedState>,
     pub metrics: Arc<ControllerMetrics>,
@@ -71,8 +52,6 @@ pub struct Context {
     pub default_revalidate: Duration,
     /// Serialises company listings per connection so a wave of mappings lists once.
     index_lock: tokio::sync::Mutex<()>,
-    /// The last publish request the customer publisher has carried out.
-    published: tokio::sync::watch::Sender<u64>,
 }
 
 impl Context {
@@ -84,7 +63,8 @@ impl Context {
     ) -> Self {
         Context {
             client,
-            registry,
+            publisher: Arc::new(Publisher::new(registry)),
+            leader: Arc::new(AtomicBool::new(true)),
             factory,
             state: Mutex::new(SharedState::default()),
             metrics,
@@ -95,49 +75,12 @@ impl Context {
             },
             default_revalidate: Duration::from_secs(600),
             index_lock: tokio::sync::Mutex::new(()),
-            published: tokio::sync::watch::channel(0).0,
         }
     }
 
-    /// Asks for the customers of `key` to be re-published and waits until they are. Publishing
-    /// rebuilds the connection's customer map, so a wave of N mappings publishes in batches
-    /// (every few milliseconds) instead of N times — and a mapping still reports Ready only
-    /// once the dispatcher can route its organization.
-    pub async fn publish_customers(&self, key: &ConnectionKey) {
-        let want = {
-            let mut st = self.state();
-            st.dirty_customers.insert(key.clone());
-            st.publish_requested += 1;
-            st.publish_requested
-        };
-        let mut rx = self.published.subscribe();
-        let _ = rx.wait_for(|done| *done >= want).await;
-    }
-
-    /// Carries out publish requests in batches until `shutdown`.
-    pub async fn customer_publisher(&self, shutdown: impl std::future::Future<Output = ()>) {
-        let work = async {
-            loop {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                let (keys, upto) = {
-                    let mut st = self.state();
-                    if st.dirty_customers.is_empty() {
-                        continue;
-                    }
-                    (
-                        std::mem::take(&mut st.dirty_customers),
-                        st.publish_requested,
-                    )
-                };
-                for key in keys {
-                    super::connection::republish_customers(self, &key);
-                }
-                self.published.send_replace(upto);
-            }
-        };
-        futures::pin_mut!(work);
-        futures::pin_mut!(shutdown);
-        futures::future::select(work, shutdown).await;
+    /// Whether this replica may write statuses and change the PSA now.
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Relaxed)
     }
 
     pub fn state(&self) -> std::sync::MutexGuard<'_, SharedState> {
@@ -185,6 +128,9 @@ impl Context {
     where
         K: Resource<DynamicType = ()>,
     {
+        if !self.is_leader() {
+            return;
+        }
         let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
         let ev = Event {
             type_: if warning {

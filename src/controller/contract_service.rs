@@ -8,61 +8,28 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
 use kube::{Api, ResourceExt};
-use serde_json::json;
 
 use crate::api::condition_types::*;
-use crate::api::{
-    find_condition, make_condition, set_condition, ContractService, ContractServiceStatus,
-    DeletionPolicy,
-};
-use crate::psa::{CatalogService, CatalogServiceSpec, Psa, PsaError};
+use crate::api::{ContractService, ContractServiceStatus, DeletionPolicy};
+use crate::psa::{Psa, PsaError};
 use crate::resolved::ConnectionKey;
 
 use super::context::Context;
+use super::resolve::catalog::{drift, wanted_spec};
+use super::status::{finish, Conditions};
 use super::ReconcileError;
 
 /// Finalizer that lets `deletionPolicy: Delete` remove the service from the PSA first.
 pub const FINALIZER: &str = "psa-operator.io/contract-service";
 
-/// What the spec asks for, in PSA units. `None` when a money field is not a decimal.
-pub fn wanted_spec(s: &ContractService) -> Result<CatalogServiceSpec, String> {
-    let cost = s
-        .spec
-        .cost
-        .to_minor()
-        .ok_or_else(|| format!("spec.cost {:?} is not a decimal", s.spec.cost.0))?;
-    let price = s
-        .spec
-        .price
-        .to_minor()
-        .ok_or_else(|| format!("spec.price {:?} is not a decimal", s.spec.price.0))?;
-    Ok(CatalogServiceSpec {
-        name: s.spec.name.clone(),
-        description: s.spec.description.clone().unwrap_or_default(),
-        cost,
-        price,
-    })
-}
-
-/// Fields of the PSA's service that differ from the spec (drift to correct).
-pub fn drift(existing: &CatalogService, wanted: &CatalogServiceSpec) -> Vec<&'static str> {
-    let mut d = vec![];
-    if existing.description != wanted.description {
-        d.push("description");
-    }
-    if existing.cost != wanted.cost {
-        d.push("cost");
-    }
-    if existing.price != wanted.price {
-        d.push("price");
-    }
-    d
-}
-
 pub async fn reconcile(
     s: Arc<ContractService>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
+    if !ctx.is_leader() {
+        // Services only change the PSA and status (no routing): the leader's work alone.
+        return Ok(Action::requeue(Duration::from_secs(30)));
+    }
     let started = Instant::now();
     let ns = s.namespace().unwrap_or_default();
     let api: Api<ContractService> = Api::namespaced(ctx.client.clone(), &ns);
@@ -87,8 +54,10 @@ pub async fn reconcile(
 }
 
 async fn apply(s: &ContractService, ctx: &Context) -> Result<Action, ReconcileError> {
-    let ns = s.namespace().unwrap_or_default();
-    let key = ConnectionKey::new(ns.clone(), s.spec.connection_ref.name.clone());
+    let key = ConnectionKey::new(
+        s.namespace().unwrap_or_default(),
+        s.spec.connection_ref.name.clone(),
+    );
     let old = s.status.clone().unwrap_or_default();
     let mut status = ContractServiceStatus {
         observed_generation: s.metadata.generation,
@@ -96,7 +65,10 @@ async fn apply(s: &ContractService, ctx: &Context) -> Result<Action, ReconcileEr
         external_id: old.external_id.clone(),
         origin: old.origin.clone(),
     };
-    let (ok, reason, message, transient) = match ctx.psa_client(&key) {
+    let client = ctx
+        .psa_client(&key)
+        .filter(|_| ctx.publisher.is_authenticated(&key));
+    let (ok, reason, message, transient) = match client {
         None => (
             false,
             "ConnectionNotReady".to_string(),
@@ -117,45 +89,16 @@ async fn apply(s: &ContractService, ctx: &Context) -> Result<Action, ReconcileEr
             ),
         },
     };
-    let now = Timestamp::now();
-    let g = s.metadata.generation;
-    set_condition(
-        &mut status.conditions,
-        make_condition(&old.conditions, READY, ok, &reason, message.clone(), g, now),
-    );
-    let synced_reason = if transient {
-        "PsaUnavailable"
+    let mut conds = Conditions::new(&old.conditions, s.metadata.generation, Timestamp::now());
+    conds.set(READY, ok, &reason, message.clone());
+    if transient {
+        conds.set(SYNCED, false, "PsaUnavailable", message);
     } else {
-        "ReconcileSuccess"
-    };
-    set_condition(
-        &mut status.conditions,
-        make_condition(
-            &old.conditions,
-            SYNCED,
-            !transient,
-            synced_reason,
-            if transient {
-                message.clone()
-            } else {
-                "status reflects the PSA".into()
-            },
-            g,
-            now,
-        ),
-    );
-    let before = find_condition(&old.conditions, READY);
-    if before
-        .map(|b| b.status != if ok { "True" } else { "False" } || b.reason != reason)
-        .unwrap_or(true)
-    {
-        ctx.event(s, !ok, &reason, "EnsureCatalogService", message)
-            .await;
+        conds.set(SYNCED, true, "ReconcileSuccess", "status reflects the PSA");
     }
-    if status != old {
-        let api: Api<ContractService> = Api::namespaced(ctx.client.clone(), &ns);
-        super::apply_status(&api, &s.name_any(), "ContractService", json!(status)).await?;
-    }
+    let transitions = conds.transitions();
+    status.conditions = conds.into_vec();
+    finish(ctx, s, "ContractService", &transitions, &old, &status).await?;
     Ok(if transient {
         Action::requeue(Duration::from_secs(15))
     } else {
@@ -265,31 +208,5 @@ async fn cleanup(s: &ContractService, ctx: &Context) -> Result<Action, Reconcile
             Ok(Action::await_change())
         }
         Err(e) => Err(ReconcileError::Psa(e)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn drift_lists_fields() {
-        let existing = CatalogService {
-            id: "1".into(),
-            name: "S".into(),
-            description: "d".into(),
-            cost: 10_000,
-            price: 30_000,
-        };
-        let mut wanted = CatalogServiceSpec {
-            name: "S".into(),
-            description: "d".into(),
-            cost: 10_000,
-            price: 30_000,
-        };
-        assert!(drift(&existing, &wanted).is_empty());
-        wanted.price = 35_000;
-        wanted.description = "new".into();
-        assert_eq!(drift(&existing, &wanted), ["description", "price"]);
     }
 }

@@ -1,148 +1,75 @@
-//! CustomerMapping reconciler: company, default contact and contract resolved; the contract line
-//! of the referenced ContractService kept at the mapping's quantity, cost and price.
+//! CustomerMapping reconciler: dereference → validate → resolve → apply → status.
+//!
+//! * validate: no other mapping claims the organization; the connection exists and is
+//!   authenticated in this process.
+//! * resolve: company, default contact and contract (`resolve::customer::resolve_customer`, the
+//!   same function `plan` uses).
+//! * apply: the routing fact goes to the publisher's index — routable, or blocked with the
+//!   reason, so the organization is held instead of reaching the catch-all — and the reconcile
+//!   waits until the dispatcher has it; then (leader only) the contract line is kept in step.
+//! * status: Ready=True only once this process routes the organization.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
-use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
+use kube::{Api, ResourceExt};
 
 use crate::api::condition_types::*;
-use crate::api::{
-    find_condition, make_condition, set_condition, CompanyRef, ContactRef, ContractService,
-    CustomerMapping, CustomerMappingStatus,
-};
-use crate::psa::{Company, ContractLine, LineUpdate, LineValues, Psa, PsaError};
+use crate::api::{ContractService, CustomerMapping, CustomerMappingStatus, PsaConnection};
+use crate::psa::{LineUpdate, LineValues, Psa, PsaError};
 use crate::resolved::{ConnectionKey, ResolvedCustomer};
 
-use super::context::{CompanyIndex, Context};
+use super::context::Context;
+use super::index::MappingFact;
+use super::resolve::billing::{line_from_status, plan_line, wanted_line, LinePlan};
+use super::resolve::customer::{duplicates_of, resolve_customer, CustomerResolution};
+use super::status::{finish, Conditions};
 use super::ReconcileError;
 
-/// Finds the mapped company in the index (identifier or name, case-insensitive, active only).
-pub fn pick_company(index: &CompanyIndex, company: &CompanyRef) -> Result<Company, String> {
-    if let Some(id) = &company.identifier {
-        return match index.by_identifier.get(&id.trim().to_lowercase()) {
-            Some(c) if c.active => Ok(c.clone()),
-            Some(_) => Err(format!(
-                "company with identifier {id:?} is inactive in the PSA"
-            )),
-            None => Err(format!("no company with identifier {id:?} in the PSA")),
-        };
-    }
-    let name = company.name.as_deref().unwrap_or_default();
-    let hits: Vec<&Company> = index
-        .by_name
-        .get(&name.trim().to_lowercase())
-        .map(|v| v.iter().filter(|c| c.active).collect())
-        .unwrap_or_default();
-    match hits.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => Err(format!("no active company named {name:?} in the PSA")),
-        many => Err(format!(
-            "{} companies are named {name:?}; map by identifier instead ({})",
-            many.len(),
-            many.iter()
-                .map(|c| c.identifier.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-    }
+/// What the reconciler reads besides the mapping itself (the controllers' caches).
+#[derive(Clone)]
+pub struct Watched {
+    pub connections: Store<PsaConnection>,
+    pub mappings: Store<CustomerMapping>,
 }
 
-/// What to do with the contract line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LinePlan {
-    Add(LineValues),
-    Update { line: ContractLine, to: LineValues },
-    InStep(ContractLine),
+/// A condition outcome: holds, or the reason and message why not.
+type Verdict = Result<String, (String, String)>;
+
+/// Everything a reconcile learned, before it is written anywhere.
+struct Evaluation {
+    ids: CustomerMappingStatus,
+    /// The customer the organization routes to, or why it does not.
+    customer: Result<ResolvedCustomer, (String, String)>,
+    contract_line: Option<Verdict>,
+    /// The PSA or the API server could not be reached (message).
+    transient: Option<String>,
+    /// Waiting on something a watch may not report (a sibling's deletion, the connection).
+    recheck_soon: bool,
 }
 
-/// Decides the contract-line write: add when missing, update only when something differs.
-pub fn plan_line(existing: Option<ContractLine>, wanted: LineValues) -> LinePlan {
-    match existing {
-        None => LinePlan::Add(wanted),
-        Some(line)
-            if line.quantity == wanted.quantity
-                && line.cost == wanted.cost
-                && line.price == wanted.price =>
-        {
-            LinePlan::InStep(line)
+impl Evaluation {
+    fn blocked(reason: &str, message: String, recheck_soon: bool) -> Self {
+        Evaluation {
+            ids: CustomerMappingStatus::default(),
+            customer: Err((reason.to_string(), message)),
+            contract_line: None,
+            transient: None,
+            recheck_soon,
         }
-        Some(line) => LinePlan::Update { line, to: wanted },
     }
-}
-
-/// Where the PSA cannot list contract lines (Kaseya BMS API v2, see `Psa::lists_contract_lines`),
-/// the line this operator wrote last is known only from the mapping's status; without it a
-/// restart would add a second line. Status keeps the line id and quantity but not cost and price,
-/// so the wanted ones stand in for them: after a restart only a quantity change is noticed.
-pub fn line_from_status(
-    status: Option<&CustomerMappingStatus>,
-    contract_id: &str,
-    service_id: &str,
-    wanted: LineValues,
-) -> Option<ContractLine> {
-    let s = status?;
-    if s.contract_id.as_deref() != Some(contract_id) {
-        return None;
-    }
-    Some(ContractLine {
-        id: s.contract_line_id.clone()?,
-        contract_id: contract_id.to_string(),
-        service_id: service_id.to_string(),
-        quantity: s.synced_quantity?,
-        cost: wanted.cost,
-        price: wanted.price,
-    })
-}
-
-/// `candidate` names the same organization as `org_lower` (already trimmed and lower-cased).
-fn same_organization(candidate: &str, org_lower: &str) -> bool {
-    let c = candidate.trim();
-    if c.is_ascii() && org_lower.is_ascii() {
-        return c.eq_ignore_ascii_case(org_lower);
-    }
-    c.to_lowercase() == org_lower
-}
-
-/// Names of the other mappings of the same connection claiming the same organization.
-pub fn duplicates_of(me: &CustomerMapping, all: &[Arc<CustomerMapping>]) -> Vec<String> {
-    let org = me.spec.organization.trim().to_lowercase();
-    let mut names: Vec<String> = all
-        .iter()
-        // Cheap comparisons first: this runs for every mapping of a wave (n² in all).
-        .filter(|m| {
-            m.spec.connection_ref.name == me.spec.connection_ref.name
-                && m.metadata.namespace == me.metadata.namespace
-                && m.metadata.name != me.metadata.name
-                && m.meta().deletion_timestamp.is_none()
-                && same_organization(&m.spec.organization, &org)
-        })
-        .map(|m| m.name_any())
-        .collect();
-    names.sort();
-    names
-}
-
-struct Outcome {
-    status: CustomerMappingStatus,
-    conds: Vec<(&'static str, bool, String, String)>,
-    customer: Option<(String, ResolvedCustomer)>,
-    transient: bool,
-    conflict: bool,
 }
 
 pub async fn reconcile(
     m: Arc<CustomerMapping>,
     ctx: Arc<Context>,
-    store: Store<CustomerMapping>,
+    watched: Watched,
 ) -> Result<Action, ReconcileError> {
     let started = Instant::now();
-    let result = reconcile_inner(&m, &ctx, &store).await;
+    let result = reconcile_inner(&m, &ctx, &watched).await;
     ctx.metrics.observe(
         "CustomerMapping",
         started.elapsed().as_secs_f64(),
@@ -154,149 +81,59 @@ pub async fn reconcile(
 async fn reconcile_inner(
     m: &CustomerMapping,
     ctx: &Context,
-    store: &Store<CustomerMapping>,
+    watched: &Watched,
 ) -> Result<Action, ReconcileError> {
-    let ns = m.namespace().unwrap_or_default();
-    let key = ConnectionKey::new(ns.clone(), m.spec.connection_ref.name.clone());
+    // Dereference.
+    let key = ConnectionKey::new(
+        m.namespace().unwrap_or_default(),
+        m.spec.connection_ref.name.clone(),
+    );
     let name = m.name_any();
-    let generation = m.metadata.generation;
     let old = m.status.clone().unwrap_or_default();
-    let now = Timestamp::now();
 
-    let outcome = evaluate(m, ctx, store, &key).await;
-
-    // Keep the dispatcher's view in step: only Ready mappings route alerts.
-    {
-        let mut st = ctx.state();
-        let entry = st.customers.entry(key.clone()).or_default();
-        match &outcome.customer {
-            Some((org, c)) => {
-                entry.insert(name.clone(), (org.clone(), c.clone()));
-            }
-            None => {
-                entry.remove(&name);
-            }
-        }
-    }
-    ctx.publish_customers(&key).await;
-
-    let mut conds: Vec<Condition> = old.conditions.clone();
-    for (t, ok, reason, msg) in &outcome.conds {
-        set_condition(
-            &mut conds,
-            make_condition(
-                &old.conditions,
-                t,
-                *ok,
-                reason,
-                msg.clone(),
-                generation,
-                now,
-            ),
-        );
-    }
-    let ready_ok = outcome.customer.is_some();
-    let (reason, msg) = if ready_ok {
-        (
-            "Ready".to_string(),
-            "alerts of this organization are routed to the mapped company".to_string(),
-        )
-    } else {
-        let first = outcome.conds.iter().find(|c| !c.1);
-        first
-            .map(|c| (c.2.clone(), c.3.clone()))
-            .unwrap_or(("Pending".into(), "not checked yet".into()))
+    // Validate, resolve.
+    let mut eval = match validate(m, ctx, watched, &key) {
+        Err(blocked) => blocked,
+        Ok(psa) => evaluate(m, ctx, &key, psa.as_ref()).await,
     };
-    set_condition(
-        &mut conds,
-        make_condition(
-            &old.conditions,
-            READY,
-            ready_ok,
-            &reason,
-            msg,
-            generation,
-            now,
-        ),
-    );
-    set_condition(
-        &mut conds,
-        make_condition(
-            &old.conditions,
-            SYNCED,
-            !outcome.transient,
-            if outcome.transient {
-                "PsaUnavailable"
-            } else {
-                "ReconcileSuccess"
-            },
-            if outcome.transient {
-                "the PSA could not be reached; retrying"
-            } else {
-                "status reflects the PSA"
-            },
-            generation,
-            now,
-        ),
-    );
-    let mut status = outcome.status;
-    status.observed_generation = generation;
-    status.conditions = conds;
 
-    for c in &status.conditions {
-        let before = find_condition(&old.conditions, &c.type_);
-        if before
-            .map(|b| b.status != c.status || b.reason != c.reason)
-            .unwrap_or(c.status != "True")
-        {
-            ctx.event(
-                m,
-                c.status != "True",
-                &c.reason,
-                &c.type_,
-                format!("{}={}: {}", c.type_, c.status, c.message),
-            )
-            .await;
-        }
+    // Apply: the routing fact first (Ready depends on it), then billing.
+    let fact = match &eval.customer {
+        Ok(customer) => MappingFact::Routable {
+            organization: m.spec.organization.clone(),
+            customer: customer.clone(),
+        },
+        Err((reason, message)) => MappingFact::Blocked {
+            organization: m.spec.organization.clone(),
+            reason: format!("{reason}: {message}"),
+        },
+    };
+    let applied = ctx.publisher.apply_customer(&key, &name, fact);
+    ctx.publisher.published(applied).await;
+    if eval.customer.is_ok() && ctx.is_leader() {
+        sync_contract_line(m, ctx, &key, &mut eval).await;
     }
-    if status != old {
-        let api: Api<CustomerMapping> = Api::namespaced(ctx.client.clone(), &ns);
-        super::apply_status(&api, &name, "CustomerMapping", json!(status)).await?;
-    }
-    Ok(if outcome.transient || outcome.conflict {
-        // A conflict may end by a sibling's deletion the watch saw before our cache did.
+
+    // Status.
+    let (status, transitions) = build_status(m, &old, &eval);
+    finish(ctx, m, "CustomerMapping", &transitions, &old, &status).await?;
+    Ok(if eval.transient.is_some() || eval.recheck_soon {
         Action::requeue(Duration::from_secs(15))
     } else {
         Action::requeue(ctx.default_revalidate)
     })
 }
 
-fn fail(
-    t: &'static str,
-    reason: &str,
-    msg: impl Into<String>,
-) -> (&'static str, bool, String, String) {
-    (t, false, reason.to_string(), msg.into())
-}
-
-async fn evaluate(
+/// The checks that need no PSA call; `Ok` carries the connection's client.
+fn validate(
     m: &CustomerMapping,
     ctx: &Context,
-    store: &Store<CustomerMapping>,
+    watched: &Watched,
     key: &ConnectionKey,
-) -> Outcome {
-    let mut out = Outcome {
-        status: CustomerMappingStatus::default(),
-        conds: vec![],
-        customer: None,
-        transient: false,
-        conflict: false,
-    };
-    let dups = duplicates_of(m, &store.state());
+) -> Result<Arc<dyn Psa>, Evaluation> {
+    let dups = duplicates_of(m, &watched.mappings.state());
     if !dups.is_empty() {
-        out.conflict = true;
-        out.conds.push(fail(
-            RESOLVED,
+        return Err(Evaluation::blocked(
             "DuplicateOrganization",
             format!(
                 "organization {:?} is also mapped by {} on connection {:?}; neither is used until one is removed",
@@ -304,357 +141,265 @@ async fn evaluate(
                 dups.join(", "),
                 key.name
             ),
+            // A conflict may end by a sibling's deletion the watch saw before our cache did.
+            true,
         ));
-        return out;
     }
-    if ctx.registry.get(key).is_none() {
-        out.conds.push(fail(
-            RESOLVED,
+    let exists = watched.connections.state().iter().any(|c| {
+        c.namespace().as_deref() == Some(key.namespace.as_str()) && c.name_any() == key.name
+    });
+    if !exists {
+        return Err(Evaluation::blocked(
             "ConnectionNotFound",
             format!("PsaConnection {:?} does not exist", key.name),
+            false,
         ));
-        return out;
     }
-    let Some(psa) = ctx.psa_client(key) else {
-        out.conds.push(fail(
-            RESOLVED,
+    match ctx.psa_client(key) {
+        Some(psa) if ctx.publisher.is_authenticated(key) => Ok(psa),
+        // The publisher triggers a new reconcile when the connection authenticates.
+        _ => Err(Evaluation::blocked(
             "ConnectionNotReady",
             format!("PsaConnection {:?} is not authenticated yet", key.name),
-        ));
-        return out;
-    };
-    match evaluate_with_psa(m, ctx, key, psa.as_ref(), &mut out).await {
-        Ok(()) => {}
-        Err(e) => {
-            out.transient = e.is_transient();
-            out.conds.push(fail(RESOLVED, e.reason(), e.to_string()));
-            out.customer = None;
-        }
+            true,
+        )),
     }
-    out
 }
 
-async fn evaluate_with_psa(
+/// Resolves the customer against the PSA; a PSA failure blocks routing with its reason.
+async fn evaluate(
     m: &CustomerMapping,
     ctx: &Context,
     key: &ConnectionKey,
     psa: &dyn Psa,
-    out: &mut Outcome,
-) -> Result<(), PsaError> {
-    let spec = &m.spec;
-    let mut index = ctx.company_index(key, psa, false).await?;
-    let mut company = pick_company(&index, &spec.company);
-    if company.is_err() {
-        // A company created since the listing: list again once before reporting.
-        index = ctx.company_index(key, psa, true).await?;
-        company = pick_company(&index, &spec.company);
-    }
-    let company = match company {
-        Ok(c) => c,
-        Err(msg) => {
-            out.conds.push(fail(RESOLVED, "CompanyNotFound", msg));
-            return Ok(());
-        }
-    };
-    out.status.company_id = Some(company.id.clone());
-    out.status.company_name = Some(company.name.clone());
-
-    let contact = match &spec.default_contact {
-        None => None,
-        Some(ContactRef { email: Some(e), .. }) => {
-            match psa.find_contact_by_email(&company.id, e).await? {
-                Some(c) => Some(c),
-                None => {
-                    out.conds.push(fail(
-                        RESOLVED,
-                        "ContactNotFound",
-                        format!("no contact with e-mail {e:?} in company {:?}", company.name),
-                    ));
-                    return Ok(());
-                }
+) -> Evaluation {
+    match resolve(ctx, key, psa, m).await {
+        Ok(resolution) => {
+            let mut ids = CustomerMappingStatus::default();
+            if let Ok(c) = &resolution.company {
+                ids.company_id = Some(c.id.clone());
+                ids.company_name = Some(c.name.clone());
+            }
+            ids.contact_id = resolution
+                .contact
+                .as_ref()
+                .and_then(|l| l.found.as_ref().ok())
+                .map(|c| c.id.clone());
+            ids.contract_id = resolution.contract().map(|c| c.id.clone());
+            let customer = match resolution.problem() {
+                Some((reason, message)) => Err((reason.to_string(), message)),
+                None => resolution
+                    .customer(&m.name_any())
+                    .ok_or_else(|| ("CompanyNotFound".to_string(), "no company".to_string())),
+            };
+            Evaluation {
+                ids,
+                customer,
+                contract_line: None,
+                transient: None,
+                recheck_soon: false,
             }
         }
-        Some(ContactRef { name: Some(n), .. }) => {
-            match psa.find_contact_by_name(&company.id, n).await? {
-                Some(c) => Some(c),
-                None => {
-                    out.conds.push(fail(
-                        RESOLVED,
-                        "ContactNotFound",
-                        format!("no contact named {n:?} in company {:?}", company.name),
-                    ));
-                    return Ok(());
-                }
-            }
-        }
-        Some(_) => None,
-    };
-    out.status.contact_id = contact.as_ref().map(|c| c.id.clone());
-
-    let contract = match &spec.contract {
-        None => None,
-        Some(c) => match psa.find_contract(&company.id, &c.name).await? {
-            Some(found) if found.active => Some(found),
-            Some(_) => {
-                out.conds.push(fail(
-                    RESOLVED,
-                    "ContractInactive",
-                    format!("contract {:?} is not active", c.name),
-                ));
-                return Ok(());
-            }
-            None => {
-                out.conds.push(fail(
-                    RESOLVED,
-                    "ContractNotFound",
-                    format!(
-                        "company {:?} has no contract named {:?}",
-                        company.name, c.name
-                    ),
-                ));
-                return Ok(());
-            }
-        },
-    };
-    out.status.contract_id = contract.as_ref().map(|c| c.id.clone());
-    out.conds.push((
-        RESOLVED,
-        true,
-        "Resolved".into(),
-        format!("company {:?} resolved", company.name),
-    ));
-
-    let customer = ResolvedCustomer {
-        mapping_name: m.name_any(),
-        company_id: company.id.clone(),
-        company_name: company.name.clone(),
-        location_id: company.location_id.clone(),
-        default_contact_id: contact.map(|c| c.id).or(company.default_contact_id.clone()),
-        contract_id: out.status.contract_id.clone(),
-    };
-    // Routing works even when billing does not: the customer is published either way.
-    out.customer = Some((spec.organization.clone(), customer));
-
-    let Some(line_spec) = &spec.contract_service else {
-        out.conds.push((
-            CONTRACT_SYNCED,
-            true,
-            "NotRequested".into(),
-            "no contractService in spec".into(),
-        ));
-        return Ok(());
-    };
-    let Some(contract) = contract else {
-        out.conds.push(fail(
-            CONTRACT_SYNCED,
-            "ContractMissing",
-            "contractService needs spec.contract",
-        ));
-        return Ok(());
-    };
-    let ns = m.namespace().unwrap_or_default();
-    let services: Api<ContractService> = Api::namespaced(ctx.client.clone(), &ns);
-    let service = match services.get_opt(&line_spec.service_ref.name).await {
-        Ok(s) => s,
         Err(e) => {
-            out.transient = true;
-            out.conds
-                .push(fail(CONTRACT_SYNCED, "ServiceUnreadable", e.to_string()));
-            return Ok(());
+            let mut eval = Evaluation::blocked(e.reason(), e.to_string(), false);
+            eval.transient = e.is_transient().then(|| e.to_string());
+            eval
         }
+    }
+}
+
+/// `resolve_customer` against the cached company index, listing again once when the company
+/// is missing (it may have been created since the listing).
+async fn resolve(
+    ctx: &Context,
+    key: &ConnectionKey,
+    psa: &dyn Psa,
+    m: &CustomerMapping,
+) -> Result<CustomerResolution, PsaError> {
+    let index = ctx.company_index(key, psa, false).await?;
+    let first = resolve_customer(psa, &index, &m.spec).await?;
+    if first.company.is_ok() {
+        return Ok(first);
+    }
+    let index = ctx.company_index(key, psa, true).await?;
+    resolve_customer(psa, &index, &m.spec).await
+}
+
+/// Keeps the contract line of the referenced ContractService at the mapping's quantity, cost
+/// and price (leader only: it writes to the PSA).
+async fn sync_contract_line(
+    m: &CustomerMapping,
+    ctx: &Context,
+    key: &ConnectionKey,
+    eval: &mut Evaluation,
+) {
+    let Some(line_spec) = &m.spec.contract_service else {
+        eval.contract_line = Some(Ok("no contractService in spec".into()));
+        return;
     };
-    let Some(service) = service else {
-        out.conds.push(fail(
-            CONTRACT_SYNCED,
-            "ServiceNotFound",
-            format!(
-                "ContractService {:?} does not exist",
-                line_spec.service_ref.name
-            ),
-        ));
-        return Ok(());
+    let Some(contract_id) = eval.ids.contract_id.clone() else {
+        eval.contract_line = Some(Err((
+            "ContractMissing".into(),
+            "contractService needs spec.contract".into(),
+        )));
+        return;
+    };
+    let Some(psa) = ctx.psa_client(key) else {
+        return;
+    };
+    let services: Api<ContractService> =
+        Api::namespaced(ctx.client.clone(), &m.namespace().unwrap_or_default());
+    let service_name = &line_spec.service_ref.name;
+    let service = match services.get_opt(service_name).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            eval.contract_line = Some(Err((
+                "ServiceNotFound".into(),
+                format!("ContractService {service_name:?} does not exist"),
+            )));
+            return;
+        }
+        Err(e) => {
+            eval.transient = Some(e.to_string());
+            eval.contract_line = Some(Err(("ServiceUnreadable".into(), e.to_string())));
+            return;
+        }
     };
     let Some(service_id) = service.status.as_ref().and_then(|s| s.external_id.clone()) else {
-        out.conds.push(fail(
-            CONTRACT_SYNCED,
-            "ServiceNotReady",
-            format!(
-                "waiting for ContractService {:?} to exist in the PSA",
-                line_spec.service_ref.name
-            ),
-        ));
-        return Ok(());
+        eval.contract_line = Some(Err((
+            "ServiceNotReady".into(),
+            format!("waiting for ContractService {service_name:?} to exist in the PSA"),
+        )));
+        return;
     };
-    let money = |o: &Option<crate::api::Money>, d: &crate::api::Money| {
-        o.as_ref().unwrap_or(d).to_minor().unwrap_or(0)
+    let wanted = wanted_line(line_spec, &service.spec.cost, &service.spec.price);
+    let target = LineTarget {
+        contract_id: &contract_id,
+        service_id: &service_id,
+        service_name: &service.spec.name,
     };
-    let wanted = LineValues {
-        quantity: line_spec.quantity,
-        cost: money(&line_spec.cost, &service.spec.cost),
-        price: money(&line_spec.price, &service.spec.price),
-    };
-    let mut existing = psa.find_contract_line(&contract.id, &service_id).await?;
+    match keep_line_in_step(m, ctx, psa.as_ref(), &target, wanted).await {
+        Ok((line_id, quantity, message)) => {
+            eval.ids.contract_line_id = Some(line_id);
+            eval.ids.synced_quantity = Some(quantity);
+            eval.contract_line = Some(Ok(message));
+        }
+        Err(e) => {
+            eval.transient = e.is_transient().then(|| e.to_string());
+            eval.contract_line = Some(Err((e.reason().to_string(), e.to_string())));
+        }
+    }
+}
+
+/// The contract and catalog service a line belongs to.
+struct LineTarget<'a> {
+    contract_id: &'a String,
+    service_id: &'a String,
+    service_name: &'a str,
+}
+
+/// Adds or updates the line as `plan_line` decides; returns (line id, quantity, message).
+async fn keep_line_in_step(
+    m: &CustomerMapping,
+    ctx: &Context,
+    psa: &dyn Psa,
+    target: &LineTarget<'_>,
+    wanted: LineValues,
+) -> Result<(String, i64, String), PsaError> {
+    let (contract_id, service_id) = (target.contract_id, target.service_id);
+    let mut existing = psa.find_contract_line(contract_id, service_id).await?;
     if existing.is_none() && !psa.lists_contract_lines() {
-        existing = line_from_status(m.status.as_ref(), &contract.id, &service_id, wanted);
+        existing = line_from_status(m.status.as_ref(), contract_id, service_id, wanted);
     }
     let (line, note) = match plan_line(existing, wanted) {
         LinePlan::InStep(line) => (line, None),
         LinePlan::Add(v) => {
-            let line = psa.add_contract_line(&contract.id, &service_id, v).await?;
-            ctx.event(
-                m,
-                false,
-                "ContractLineAdded",
-                "ContractSync",
-                format!("added {:?} × {}", service.spec.name, v.quantity),
-            )
-            .await;
+            let line = psa.add_contract_line(contract_id, service_id, v).await?;
+            let msg = format!("added {:?} × {}", target.service_name, v.quantity);
+            ctx.event(m, false, "ContractLineAdded", "ContractSync", msg)
+                .await;
             (line, None)
         }
         LinePlan::Update { line, to } => {
             let from = line.quantity;
-            let upd = psa.update_contract_line(&line, to).await?;
-            let note = match &upd {
+            let update = psa.update_contract_line(&line, to).await?;
+            let note = match &update {
                 LineUpdate::Replaced { note, .. } => Some(note.clone()),
                 LineUpdate::Updated(_) => None,
             };
-            ctx.event(
-                m,
-                false,
-                "ContractLineUpdated",
-                "ContractSync",
-                format!(
-                    "quantity {from} → {}{}",
-                    to.quantity,
-                    note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default()
-                ),
-            )
-            .await;
-            (upd.line().clone(), note)
+            let suffix = note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
+            let msg = format!("quantity {from} → {}{suffix}", to.quantity);
+            ctx.event(m, false, "ContractLineUpdated", "ContractSync", msg)
+                .await;
+            (update.line().clone(), note)
         }
     };
-    out.status.contract_line_id = Some(line.id.clone());
-    out.status.synced_quantity = Some(line.quantity);
-    let msg = match note {
+    let message = match note {
         Some(n) => format!("line {} at quantity {}; {n}", line.id, line.quantity),
         None => format!("line {} at quantity {}", line.id, line.quantity),
     };
-    out.conds
-        .push((CONTRACT_SYNCED, true, "InStep".into(), msg));
-    Ok(())
+    Ok((line.id, line.quantity, message))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn company(id: &str, ident: &str, name: &str, active: bool) -> Company {
-        Company {
-            id: id.into(),
-            identifier: ident.into(),
-            name: name.into(),
-            active,
-            ..Default::default()
+/// The status an evaluation stands for, and the conditions that changed.
+fn build_status(
+    m: &CustomerMapping,
+    old: &CustomerMappingStatus,
+    eval: &Evaluation,
+) -> (
+    CustomerMappingStatus,
+    Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+) {
+    let generation = m.metadata.generation;
+    let mut conds = Conditions::new(&old.conditions, generation, Timestamp::now());
+    match &eval.customer {
+        Ok(c) => {
+            conds.set(
+                RESOLVED,
+                true,
+                "Resolved",
+                format!("company {:?} resolved", c.company_name),
+            );
+            conds.set(
+                READY,
+                true,
+                "Ready",
+                "alerts of this organization are routed to the mapped company",
+            );
+        }
+        Err((reason, message)) => {
+            conds.set(RESOLVED, false, reason, message.clone());
+            conds.set(
+                READY,
+                false,
+                reason,
+                format!(
+                    "{message}; alerts of this organization are held, not sent to the catch-all"
+                ),
+            );
         }
     }
-
-    #[test]
-    fn company_picking() {
-        let idx = CompanyIndex::build(vec![
-            company("1", "CONTOSO", "Contoso Ltd", true),
-            company("2", "OLD", "Old Co", false),
-            company("3", "TWIN1", "Twin", true),
-            company("4", "TWIN2", "Twin", true),
-        ]);
-        let by_id = |s: &str| CompanyRef {
-            identifier: Some(s.into()),
-            name: None,
-        };
-        let by_name = |s: &str| CompanyRef {
-            identifier: None,
-            name: Some(s.into()),
-        };
-        assert_eq!(pick_company(&idx, &by_id("contoso")).unwrap().id, "1");
-        assert_eq!(pick_company(&idx, &by_name("Contoso Ltd")).unwrap().id, "1");
-        assert!(pick_company(&idx, &by_id("OLD"))
-            .unwrap_err()
-            .contains("inactive"));
-        assert!(pick_company(&idx, &by_name("Nope"))
-            .unwrap_err()
-            .contains("no active company"));
-        let twin = pick_company(&idx, &by_name("Twin")).unwrap_err();
-        assert!(twin.contains("TWIN1, TWIN2"), "{twin}");
-    }
-
-    #[test]
-    fn a_line_the_psa_cannot_list_is_recalled_from_status() {
-        let wanted = LineValues {
-            quantity: 43,
-            cost: 15_000,
-            price: 40_000,
-        };
-        let synced = CustomerMappingStatus {
-            contract_id: Some("7".into()),
-            contract_line_id: Some("11".into()),
-            synced_quantity: Some(42),
-            ..Default::default()
-        };
-        let line = line_from_status(Some(&synced), "7", "9", wanted).unwrap();
-        assert_eq!((line.id.as_str(), line.quantity), ("11", 42));
-        assert_eq!((line.cost, line.price), (15_000, 40_000));
-        // Then the plan is an update of that line, not a second add.
-        assert!(matches!(
-            plan_line(Some(line), wanted),
-            LinePlan::Update { .. }
-        ));
-        let other_contract = CustomerMappingStatus {
-            contract_id: Some("8".into()),
-            ..synced.clone()
-        };
-        let never_synced = CustomerMappingStatus {
-            contract_line_id: None,
-            ..synced.clone()
-        };
-        for s in [Some(&other_contract), Some(&never_synced), None] {
-            assert_eq!(line_from_status(s, "7", "9", wanted), None);
+    match &eval.contract_line {
+        Some(Ok(message)) if m.spec.contract_service.is_none() => {
+            conds.set(CONTRACT_SYNCED, true, "NotRequested", message.clone())
         }
+        Some(Ok(message)) => conds.set(CONTRACT_SYNCED, true, "InStep", message.clone()),
+        Some(Err((reason, message))) => conds.set(CONTRACT_SYNCED, false, reason, message.clone()),
+        None => {}
     }
-
-    #[test]
-    fn line_plans() {
-        let line = ContractLine {
-            id: "9".into(),
-            contract_id: "1".into(),
-            service_id: "2".into(),
-            quantity: 42,
-            cost: 15_000,
-            price: 40_000,
-        };
-        let v = |q| LineValues {
-            quantity: q,
-            cost: 15_000,
-            price: 40_000,
-        };
-        assert_eq!(plan_line(None, v(42)), LinePlan::Add(v(42)));
-        assert_eq!(
-            plan_line(Some(line.clone()), v(42)),
-            LinePlan::InStep(line.clone())
-        );
-        assert_eq!(
-            plan_line(Some(line.clone()), v(43)),
-            LinePlan::Update {
-                line: line.clone(),
-                to: v(43)
-            }
-        );
-        let price_change = LineValues {
-            quantity: 42,
-            cost: 15_000,
-            price: 45_000,
-        };
-        assert!(matches!(
-            plan_line(Some(line), price_change),
-            LinePlan::Update { .. }
-        ));
+    match &eval.transient {
+        Some(message) => conds.set(SYNCED, false, "PsaUnavailable", message.clone()),
+        None => conds.set(SYNCED, true, "ReconcileSuccess", "status reflects the PSA"),
     }
+    let transitions = conds.transitions();
+    let mut status = eval.ids.clone();
+    // A line the PSA cannot list is known only from status: keep it while billing is not
+    // re-checked (routing failed, or another replica is the leader).
+    if eval.contract_line.is_none() {
+        status.contract_line_id = old.contract_line_id.clone();
+        status.synced_quantity = old.synced_quantity;
+    }
+    status.observed_generation = generation;
+    status.conditions = conds.into_vec();
+    (status, transitions)
 }

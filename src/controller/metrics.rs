@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -22,6 +23,9 @@ pub struct ControllerMetrics {
     pub reconciles: Family<KindLabels, Counter>,
     pub errors: Family<ErrorLabels, Counter>,
     pub duration: Family<KindLabels, Histogram>,
+    /// Connections whose routing is not complete in this process (warming up: the initial list
+    /// of mappings not seen, or mappings not evaluated yet); their events are held.
+    pub incomplete_connections: Gauge,
 }
 
 impl Default for ControllerMetrics {
@@ -32,6 +36,7 @@ impl Default for ControllerMetrics {
             duration: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.001, 2.0, 16))
             }),
+            incomplete_connections: Gauge::default(),
         }
     }
 }
@@ -52,7 +57,17 @@ impl ControllerMetrics {
             "Reconcile duration by kind",
             m.duration.clone(),
         );
+        sub.register(
+            "routing_incomplete_connections",
+            "Connections whose routing is still being established in this process (events held)",
+            m.incomplete_connections.clone(),
+        );
         m
+    }
+
+    pub fn set_incomplete_connections(&self, n: usize) {
+        self.incomplete_connections
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     pub fn observe(&self, kind: &str, seconds: f64, error: Option<&str>) {

@@ -1,18 +1,26 @@
 //! Reconcilers of the three custom resources and what they share.
 //!
-//! Each reconcile follows dereference → validate → build → apply → status. PSA name matching and
-//! settings resolution are pure (`names`, `resolve`); the reconcilers do the I/O around them.
+//! Each reconcile reads as dereference → validate → resolve → apply → status. The rules are pure
+//! and shared with `gitops` (`resolve/`); routing facts go into one index whose single writer
+//! publishes the dispatcher's snapshots (`index`, `publish`); statuses and Events are finished
+//! one way (`status`).
+//!
+//! Imports run one way: reconcilers → context/publish/status/resolve → index; nothing here
+//! imports a reconciler.
 
 pub mod connection;
 pub mod context;
 pub mod contract_service;
 pub mod factory;
+pub mod index;
 pub mod mapping;
 pub mod metrics;
-pub mod names;
+pub mod publish;
 pub mod resolve;
 pub mod run;
 pub mod secrets;
+pub mod stats_sink;
+pub mod status;
 
 use kube::api::{Patch, PatchParams};
 use kube::Api;

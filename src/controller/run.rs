@@ -3,6 +3,7 @@
 //! and ContractServices, ContractService → the mappings that reference it.
 
 use std::collections::hash_map::DefaultHasher;
+use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,8 @@ use crate::api::{ContractService, CustomerMapping, PsaConnection};
 use crate::resolved::ConnectionKey;
 
 use super::context::Context;
+use super::index::MappingInventory;
+use super::mapping::Watched;
 use super::{connection, contract_service, mapping, ReconcileError, RECONCILE_REQUESTED_AT};
 
 /// Which namespaces to watch.
@@ -50,19 +53,6 @@ fn spec_predicate<K: Resource>(obj: &K) -> Option<u64> {
         .as_ref()
         .and_then(|a| a.get(RECONCILE_REQUESTED_AT))
         .hash(&mut h);
-    Some(h.finish())
-}
-
-/// A connection change that matters to its dependents: spec, or whether it is authenticated/ready.
-fn connection_readiness(c: &PsaConnection) -> Option<u64> {
-    let mut h = DefaultHasher::new();
-    c.meta().generation.hash(&mut h);
-    c.meta().uid.hash(&mut h);
-    if let Some(st) = &c.status {
-        for cond in &st.conditions {
-            (&cond.type_, &cond.status).hash(&mut h);
-        }
-    }
     Some(h.finish())
 }
 
@@ -115,7 +105,8 @@ pub async fn run_controllers(
         .run(connection::reconcile, error_policy, ctx.clone())
         .for_each(|_| future::ready(()));
 
-    // CustomerMapping: re-checked when its connection becomes (un)ready or its service changes.
+    // CustomerMapping: re-checked when its connection is (un)authenticated in this process (the
+    // publisher says so; a status write may not happen after a restart) or its service changes.
     let (map_reader, map_writer) = reflector::store::<CustomerMapping>();
     let map_stream = watcher(
         api::<CustomerMapping>(&client, &scope),
@@ -125,13 +116,6 @@ pub async fn run_controllers(
     .reflect(map_writer)
     .applied_objects()
     .predicate_filter(spec_predicate, PredicateConfig::default());
-    let conn_changes = watcher(
-        api::<PsaConnection>(&client, &scope),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .applied_objects()
-    .predicate_filter(connection_readiness, PredicateConfig::default());
     let service_changes = watcher(
         api::<ContractService>(&client, &scope),
         watcher::Config::default(),
@@ -148,18 +132,22 @@ pub async fn run_controllers(
     let by_sibling = map_reader.clone();
     let by_conn = map_reader.clone();
     let by_service = map_reader.clone();
-    let store_for_reconcile = map_reader.clone();
-    let mappings = Controller::for_stream(map_stream, map_reader.clone())
-        .watches_stream(conn_changes, move |c: PsaConnection| {
-            let ns = c.namespace();
-            let name = c.name_any();
+    let watched = Watched {
+        connections: conn_reader.clone(),
+        mappings: map_reader.clone(),
+    };
+    let mapping_triggers = ctx.publisher.connection_changes().flat_map(move |key| {
+        futures::stream::iter(
             by_conn
                 .state()
                 .into_iter()
-                .filter(|m| m.namespace() == ns && m.spec.connection_ref.name == name)
+                .filter(|m| of_connection(m.namespace(), &m.spec.connection_ref.name, &key))
                 .map(|m| ObjectRef::from_obj(&*m))
-                .collect::<Vec<_>>()
-        })
+                .collect::<Vec<_>>(),
+        )
+    });
+    let mappings = Controller::for_stream(map_stream, map_reader.clone())
+        .reconcile_on(mapping_triggers)
         .watches_stream(service_changes, move |s: ContractService| {
             let ns = s.namespace();
             let name = s.name_any();
@@ -197,15 +185,15 @@ pub async fn run_controllers(
         .graceful_shutdown_on(shutdown.clone())
         .run(
             move |m, ctx| {
-                let store = store_for_reconcile.clone();
-                async move { mapping::reconcile(m, ctx, store).await }
+                let watched = watched.clone();
+                async move { mapping::reconcile(m, ctx, watched).await }
             },
             error_policy,
             ctx.clone(),
         )
         .for_each(|_| future::ready(()));
 
-    // ContractService: re-checked when its connection becomes (un)ready.
+    // ContractService: re-checked when its connection is (un)authenticated in this process.
     let (svc_reader, svc_writer) = reflector::store::<ContractService>();
     let svc_stream = watcher(
         api::<ContractService>(&client, &scope),
@@ -215,33 +203,32 @@ pub async fn run_controllers(
     .reflect(svc_writer)
     .applied_objects()
     .predicate_filter(spec_predicate, PredicateConfig::default());
-    let conn_changes2 = watcher(
-        api::<PsaConnection>(&client, &scope),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .applied_objects()
-    .predicate_filter(connection_readiness, PredicateConfig::default());
     let svc_by_conn = svc_reader.clone();
-    let services = Controller::for_stream(svc_stream, svc_reader.clone())
-        .watches_stream(conn_changes2, move |c: PsaConnection| {
-            let ns = c.namespace();
-            let name = c.name_any();
+    let service_triggers = ctx.publisher.connection_changes().flat_map(move |key| {
+        futures::stream::iter(
             svc_by_conn
                 .state()
                 .into_iter()
-                .filter(|s| s.namespace() == ns && s.spec.connection_ref.name == name)
+                .filter(|s| of_connection(s.namespace(), &s.spec.connection_ref.name, &key))
                 .map(|s| ObjectRef::from_obj(&*s))
-                .collect::<Vec<_>>()
-        })
+                .collect::<Vec<_>>(),
+        )
+    });
+    let services = Controller::for_stream(svc_stream, svc_reader.clone())
+        .reconcile_on(service_triggers)
         .graceful_shutdown_on(shutdown.clone())
         .run(contract_service::reconcile, error_policy, ctx.clone())
         .for_each(|_| future::ready(()));
 
-    let janitor = janitor(ctx.clone(), conn_reader, map_reader, shutdown.clone());
-    let publisher_ctx = ctx.clone();
-    let publisher = async move { publisher_ctx.customer_publisher(shutdown.clone()).await };
-    futures::join!(connections, mappings, services, janitor, publisher);
+    let inventory = inventory(ctx.clone(), conn_reader, map_reader, shutdown.clone());
+    let publisher = ctx.publisher.clone();
+    let publishing = async move { publisher.run(shutdown.clone()).await };
+    futures::join!(connections, mappings, services, inventory, publishing);
+}
+
+/// A resource of namespace `ns` referencing connection `name` belongs to `key`.
+fn of_connection(ns: Option<String>, name: &str, key: &ConnectionKey) -> bool {
+    ns.as_deref() == Some(key.namespace.as_str()) && name == key.name
 }
 
 fn references_secret(c: &PsaConnection, name: &str) -> bool {
@@ -257,55 +244,60 @@ fn references_secret(c: &PsaConnection, name: &str) -> bool {
             .unwrap_or(false)
 }
 
-/// Removes deleted connections and mappings from the dispatcher's view. Deletions are not
-/// reconciled (no finalizer is needed for in-memory state), so this sweeps every few seconds.
-async fn janitor(
+/// How often the inventory of existing resources is handed to the publisher.
+const INVENTORY_EVERY: Duration = Duration::from_millis(500);
+
+/// Tells the publisher which connections and mappings exist in the API server: the initial
+/// list (a connection's routing is complete only once its mappings are known), deletions (no
+/// finalizer is needed for in-memory state) and organizations changed in a spec.
+async fn inventory(
     ctx: Arc<Context>,
     conns: reflector::Store<PsaConnection>,
     maps: reflector::Store<CustomerMapping>,
     shutdown: impl future::Future<Output = ()> + Unpin,
 ) {
     let sweep = async {
-        let mut tick = tokio::time::interval(Duration::from_secs(3));
+        if conns.wait_until_ready().await.is_err() || maps.wait_until_ready().await.is_err() {
+            return;
+        }
+        let mut tick = tokio::time::interval(INVENTORY_EVERY);
         loop {
             tick.tick().await;
-            if conns.wait_until_ready().await.is_err() || maps.wait_until_ready().await.is_err() {
-                continue;
-            }
-            let live_conns: std::collections::HashSet<ConnectionKey> = conns
+            let live: HashSet<ConnectionKey> = conns
                 .state()
                 .iter()
                 .map(|c| ConnectionKey::new(c.namespace().unwrap_or_default(), c.name_any()))
                 .collect();
-            for key in ctx.registry.keys() {
-                if !live_conns.contains(&key) {
-                    ctx.registry.remove(&key);
+            for key in ctx.publisher.connection_keys() {
+                if !live.contains(&key) {
+                    ctx.publisher.remove_connection(&key);
                     ctx.forget_connection(&key);
                 }
             }
-            let live_maps: std::collections::HashSet<(String, String)> = maps
-                .state()
-                .iter()
-                .map(|m| (m.namespace().unwrap_or_default(), m.name_any()))
-                .collect();
-            let mut touched = vec![];
-            {
-                let mut st = ctx.state();
-                for (key, by_name) in st.customers.iter_mut() {
-                    let before = by_name.len();
-                    by_name.retain(|name, _| {
-                        live_maps.contains(&(key.namespace.clone(), name.clone()))
-                    });
-                    if by_name.len() != before {
-                        touched.push(key.clone());
-                    }
-                }
-            }
-            for key in touched {
-                connection::republish_customers(&ctx, &key);
-            }
+            ctx.publisher
+                .sync_inventory(mapping_inventory(&maps.state()));
+            ctx.metrics
+                .set_incomplete_connections(ctx.publisher.incomplete_connections());
         }
     };
     futures::pin_mut!(sweep);
     future::select(sweep, shutdown).await;
+}
+
+/// Connection → mapping name → organization, of the mappings not being deleted.
+fn mapping_inventory(maps: &[Arc<CustomerMapping>]) -> MappingInventory {
+    let mut inv = MappingInventory::new();
+    for m in maps
+        .iter()
+        .filter(|m| m.meta().deletion_timestamp.is_none())
+    {
+        let key = ConnectionKey::new(
+            m.namespace().unwrap_or_default(),
+            m.spec.connection_ref.name.clone(),
+        );
+        inv.entry(key)
+            .or_default()
+            .insert(m.name_any(), m.spec.organization.clone());
+    }
+    inv
 }

@@ -20,9 +20,10 @@ use crate::dispatch::decide::routing::{
 };
 use crate::dispatch::decide::values::{issue_types, resolve_value};
 use crate::dispatch::event::Event;
+use crate::dispatch::stats::StatsBoard;
 use crate::dispatch::store::{GroupTicket, Store, StoreError, StoredEvent, TicketRecord};
 use crate::psa::{NewTicket, PsaError, PsaId};
-use crate::resolved::{ConnectionKey, Registry, ResolvedConnection, ResolvedCustomer};
+use crate::resolved::{ConnectionKey, ResolvedConnection, ResolvedCustomer};
 
 /// Why an event could not be delivered this time.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,13 @@ pub enum DeliveryError {
         "no PSA company for organization {0:?}: no CustomerMapping, no automatic match and no catch-all company"
     )]
     Unroutable(String),
+    /// The organization has a CustomerMapping that does not route (yet): the event waits, and
+    /// is never sent to the catch-all company.
+    #[error("organization {organization:?} is held: {reason}")]
+    Held {
+        organization: String,
+        reason: String,
+    },
     #[error("the ticket of this group changed state too often while delivering; retrying")]
     Unsettled,
 }
@@ -80,7 +88,7 @@ pub struct Delivery<'a> {
     pub store: &'a Arc<dyn Store>,
     pub psa: &'a PsaCalls,
     pub caches: &'a Caches,
-    pub registry: &'a Registry,
+    pub stats: &'a StatsBoard,
     /// How long a ticket's "open" answer is trusted before the next note re-reads it.
     pub ticket_state_ttl: Duration,
     pub now_ms: i64,
@@ -314,6 +322,12 @@ impl Delivery<'_> {
             }
         }
         let route = self.route(&event.organization).await?;
+        if let Route::Held(reason) = &route {
+            return Err(DeliveryError::Held {
+                organization: event.organization.clone(),
+                reason: reason.clone(),
+            });
+        }
         let Some(customer) = route.customer().cloned() else {
             return Err(DeliveryError::Unroutable(event.organization.clone()));
         };
@@ -351,6 +365,7 @@ impl Delivery<'_> {
     async fn route(&self, organization: &str) -> Result<Route, DeliveryError> {
         let table = RoutingTable {
             customers: &self.conn.customers,
+            held: &self.conn.held_organizations,
             account_mapping: self.conn.account_mapping,
             catch_all: self.conn.catch_all.as_ref(),
         };
@@ -371,7 +386,7 @@ impl Delivery<'_> {
                     None => AutoAnswer::NotFound,
                 };
                 let hit = matches!(answer, AutoAnswer::Found(_));
-                self.registry.with_stats(&self.conn.key, |s| {
+                self.stats.update(&self.conn.key, |s| {
                     if hit {
                         s.auto_matched += 1;
                     } else {

@@ -10,5 +10,6 @@ pub mod failsafe;
 pub mod grouping;
 pub mod intake;
 pub mod metrics;
+pub mod stats;
 pub mod store;
 pub mod worker;

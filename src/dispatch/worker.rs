@@ -24,6 +24,7 @@ use crate::dispatch::decide::retry::{after_failure, backoff, AfterFailure};
 use crate::dispatch::deliver::{Caches, Delivery, DeliveryError};
 use crate::dispatch::failsafe::{compose, send};
 use crate::dispatch::metrics::DispatchMetrics;
+use crate::dispatch::stats::{StatsBoard, StatsSink};
 use crate::dispatch::store::{Store, StoredEvent};
 use crate::resolved::{ConnectionKey, Failsafe, Registry, ResolvedConnection};
 
@@ -53,6 +54,10 @@ pub struct DispatcherOptions {
     pub failsafe_retry: Duration,
     /// How long shutdown waits for lanes to finish the event at hand.
     pub shutdown_grace: Duration,
+    /// How often changed counters go to the status sink.
+    pub stats_every: Duration,
+    /// How long an event of a held organization waits before it is looked at again.
+    pub held_recheck: Duration,
 }
 
 impl Default for DispatcherOptions {
@@ -75,6 +80,8 @@ impl Default for DispatcherOptions {
             company_ttl: Ttl::default(),
             failsafe_retry: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
+            stats_every: Duration::from_secs(5),
+            held_recheck: Duration::from_secs(1),
         }
     }
 }
@@ -86,6 +93,8 @@ pub struct Dispatcher {
 
 struct Inner {
     registry: Registry,
+    stats: StatsBoard,
+    sink: Mutex<Option<Arc<dyn StatsSink>>>,
     store: Arc<dyn Store>,
     metrics: Arc<DispatchMetrics>,
     options: DispatcherOptions,
@@ -110,6 +119,7 @@ struct SchedState {
     /// (a PSA outage or a revoked credential is exactly when the failsafe is needed).
     last_failsafe: HashMap<ConnectionKey, Failsafe>,
     stats_refreshed: Option<Instant>,
+    stats_sunk: Option<Instant>,
     unknown_swept: Option<Instant>,
 }
 
@@ -136,6 +146,8 @@ impl Dispatcher {
         Dispatcher {
             inner: Arc::new(Inner {
                 registry,
+                stats: StatsBoard::default(),
+                sink: Mutex::new(None),
                 store,
                 metrics,
                 global_slots: Arc::new(Semaphore::new(options.max_parallel_lanes.max(1))),
@@ -146,6 +158,17 @@ impl Dispatcher {
                 state: Mutex::new(SchedState::default()),
             }),
         }
+    }
+
+    /// Sends the counters to `sink` (the PsaConnection status) every `stats_every` when changed.
+    pub fn with_stats_sink(self, sink: Arc<dyn StatsSink>) -> Self {
+        *self.inner.sink.lock().unwrap_or_else(|p| p.into_inner()) = Some(sink);
+        self
+    }
+
+    /// The dispatcher's counters per connection.
+    pub fn stats(&self) -> StatsBoard {
+        self.inner.stats.clone()
     }
 
     /// Runs until `shutdown` completes; then lets lanes finish the event at hand (up to
@@ -434,7 +457,7 @@ impl Inner {
         }
         for key in self.registry.keys() {
             if let Ok(c) = self.store.counters(key.clone()).await {
-                self.registry.with_stats(&key, |s| {
+                self.stats.update(&key, |s| {
                     s.accepted = c.accepted;
                     s.pending = c.pending;
                     s.dead_letters = c.dead_letters;
@@ -444,6 +467,24 @@ impl Inner {
         if let Ok(depth) = self.store.queue_depth().await {
             self.metrics.set_queue_depth(depth);
         }
+        self.sink_stats().await;
+    }
+
+    /// Hands changed counters to the status sink, at most every `stats_every`.
+    async fn sink_stats(&self) {
+        let sink = self.sink.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(sink) = sink else {
+            return;
+        };
+        {
+            let mut st = self.state();
+            let every = self.options.stats_every;
+            if st.stats_sunk.is_some_and(|t| t.elapsed() < every) {
+                return;
+            }
+            st.stats_sunk = Some(Instant::now());
+        }
+        self.stats.flush_to(sink.as_ref()).await;
     }
 
     /// Delivers a lane's events in order until it is empty, not due, held, or its turn is up.
@@ -501,7 +542,7 @@ impl Inner {
             store: &self.store,
             psa: &calls,
             caches: &self.caches,
-            registry: &self.registry,
+            stats: &self.stats,
             ticket_state_ttl: self.options.ticket_state_ttl,
             now_ms: now,
         };
@@ -527,7 +568,7 @@ impl Inner {
                 for _ in 0..done.notes_added {
                     self.metrics.note_added(key);
                 }
-                self.registry.with_stats(key, |s| {
+                self.stats.update(key, |s| {
                     s.tickets_created += u64::from(done.ticket_created);
                     s.notes_added += u64::from(done.notes_added);
                 });
@@ -616,6 +657,7 @@ impl Inner {
                 }
             }
             DeliveryError::Unroutable(_) => AfterFailure::GiveUp,
+            DeliveryError::Held { .. } => return self.hold(conn, head, &err).await,
             DeliveryError::Store(e) => {
                 // The claim runs out with its lease; nothing else to do without a store.
                 tracing::error!(connection = %key, error = %e, "store failed during delivery");
@@ -646,6 +688,31 @@ impl Inner {
                 self.dead_letter(key, head, reason).await
             }
         }
+    }
+
+    /// An event of a held organization waits without spending an attempt, up to
+    /// `unresolved_hold` from its acceptance; then it is a dead letter (failsafe e-mail).
+    /// `true` = the lane may go on.
+    async fn hold(
+        &self,
+        conn: &ResolvedConnection,
+        head: &StoredEvent,
+        err: &DeliveryError,
+    ) -> bool {
+        let now = now_ms();
+        let held_for = now.saturating_sub(head.envelope.accepted_at_ms);
+        if held_for < ms(self.options.unresolved_hold) {
+            let recheck = now + ms(self.options.held_recheck);
+            if let Err(e) = self.store.defer(head.seq, recheck).await {
+                tracing::warn!(connection = %conn.key, error = %e, "cannot defer a held event");
+            }
+            return false;
+        }
+        let reason = format!(
+            "{err}; held for {}s and not sent to the catch-all company",
+            held_for / 1000
+        );
+        self.dead_letter(&conn.key, head, reason).await
     }
 
     /// The failsafe settings for a connection: the current snapshot's, else the last seen.
@@ -704,7 +771,7 @@ impl Inner {
                     tracing::error!(connection = %key, error = %e, "failsafe e-mail sent but not recorded; it may be sent again");
                 }
                 self.metrics.failsafe_email(&key);
-                self.registry.with_stats(&key, |s| s.failsafe_emails += 1);
+                self.stats.update(&key, |s| s.failsafe_emails += 1);
                 tracing::warn!(connection = %key, event = %ev.envelope.event.id,
                     recipients = failsafe.recipients.len(), "failsafe e-mail sent");
             }

@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 
 use crate::api::PsaConnection;
-use crate::controller::connection::{dispatch_config, smtp_settings};
 use crate::controller::factory::{FactoryError, PsaFactory, RealPsaFactory};
-use crate::controller::names::nearest;
+use crate::controller::resolve::names::nearest;
+use crate::controller::resolve::settings::{dispatch_config, smtp_settings};
 use crate::controller::secrets::{decode_secret, SecretData};
 
 use super::diagnostic::Diagnostic;

@@ -298,7 +298,7 @@ async fn routing_and_contact_fallback_chain() {
     }
     // The unmatched organization was looked up once (negative caching).
     assert_eq!(psa.calls("find_company_by_name"), 2);
-    let stats = h.registry.stats(&h.key);
+    let stats = h.stats.get(&h.key);
     assert_eq!((stats.auto_matched, stats.auto_unmatched), (1, 1));
     assert_eq!(
         stats.unmatched_organizations,
@@ -503,7 +503,7 @@ async fn failsafe_email_through_a_real_smtp_server() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(h.store.dead_letters(Some(h.key.clone()), 10).await.unwrap()[0].failsafe_sent);
-    assert_eq!(h.registry.stats(&h.key).failsafe_emails, 1);
+    assert_eq!(h.stats.get(&h.key).failsafe_emails, 1);
     let metrics = h.metrics_text();
     assert!(
         metrics.contains(

@@ -236,7 +236,7 @@ async fn psa_and_smtp_down_dead_letters_are_kept_and_replayable() {
         "{metrics}"
     );
     eventually("the numbers the status reports", || {
-        h.registry.stats(&h.key).dead_letters == 4
+        h.stats.get(&h.key).dead_letters == 4
     })
     .await;
 

@@ -40,6 +40,8 @@ fn resolved(key: &ConnectionKey, grouping: Grouping) -> Arc<ResolvedConnection> 
         account_mapping: AccountMapping::default(),
         catch_all: None,
         customers: HashMap::new(),
+        held_organizations: Default::default(),
+        complete: true,
         ticket: ResolvedTicket::default(),
         failsafe: None,
         dispatch: DispatchConfig::default(),

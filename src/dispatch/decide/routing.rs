@@ -38,13 +38,16 @@ pub enum Route {
     NeedLookup(AutoLookup),
     /// No mapping, no automatic match, no catch-all: only the failsafe e-mail is left.
     Unroutable,
+    /// A CustomerMapping names the organization but does not route it (not evaluated yet by this
+    /// process, or not Ready): wait, then the failsafe — never the catch-all.
+    Held(String),
 }
 
 impl Route {
     pub fn customer(&self) -> Option<&ResolvedCustomer> {
         match self {
             Route::Mapped(c) | Route::AutoMapped(c) | Route::CatchAll(c) => Some(c),
-            Route::NeedLookup(_) | Route::Unroutable => None,
+            Route::NeedLookup(_) | Route::Unroutable | Route::Held(_) => None,
         }
     }
 
@@ -56,6 +59,7 @@ impl Route {
             Route::CatchAll(_) => "catchAll",
             Route::NeedLookup(_) => "lookup",
             Route::Unroutable => "unroutable",
+            Route::Held(_) => "held",
         }
     }
 }
@@ -63,6 +67,8 @@ impl Route {
 /// The routing inputs taken from the connection snapshot.
 pub struct RoutingTable<'a> {
     pub customers: &'a HashMap<String, ResolvedCustomer>,
+    /// Organizations (trimmed, lower-cased) whose mapping does not route, with the reason.
+    pub held: &'a HashMap<String, String>,
     pub account_mapping: AccountMapping,
     pub catch_all: Option<&'a ResolvedCustomer>,
 }
@@ -71,6 +77,9 @@ pub struct RoutingTable<'a> {
 pub fn route(table: &RoutingTable<'_>, organization: &str, auto: Option<&AutoAnswer>) -> Route {
     if let Some(c) = find_mapping(table.customers, organization) {
         return Route::Mapped(c.clone());
+    }
+    if let Some(reason) = table.held.get(&organization.trim().to_lowercase()) {
+        return Route::Held(reason.clone());
     }
     let org = organization.trim();
     if !org.is_empty() {
@@ -208,10 +217,28 @@ mod tests {
             ),
             // An event without organization is never looked up.
             ("", ByCompanyName, true, None, Route::CatchAll(cust("99"))),
+            // A mapping that exists but does not route holds its organization, whatever the
+            // catch-all or automatic mapping would say.
+            (
+                " Tailspin ",
+                Manual,
+                true,
+                None,
+                Route::Held("company gone".into()),
+            ),
+            (
+                "TAILSPIN",
+                ByCompanyName,
+                true,
+                Some(&found),
+                Route::Held("company gone".into()),
+            ),
         ];
+        let held = HashMap::from([("tailspin".to_string(), "company gone".to_string())]);
         for (org, mode, with_catch_all, auto, want) in table {
             let t = RoutingTable {
                 customers: &customers,
+                held: &held,
                 account_mapping: mode,
                 catch_all: with_catch_all.then_some(&catch),
             };
@@ -230,6 +257,7 @@ mod tests {
         customers.insert("Acme".to_string(), cust("2"));
         let t = RoutingTable {
             customers: &customers,
+            held: &HashMap::new(),
             account_mapping: AccountMapping::Manual,
             catch_all: None,
         };

@@ -6,12 +6,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::api::{ContactRef, CustomerMapping, Money, PsaConnection};
-use crate::controller::connection::resolve_catch_all;
-use crate::controller::context::CompanyIndex;
-use crate::controller::contract_service::{drift, wanted_spec};
-use crate::controller::mapping::{duplicates_of, pick_company, plan_line, LinePlan};
-use crate::controller::names::nearest;
+use crate::api::{CustomerMapping, PsaConnection};
+use crate::controller::resolve::billing::{plan_line, wanted_line, LinePlan};
+use crate::controller::resolve::catalog::{drift, wanted_spec};
+use crate::controller::resolve::customer::{
+    duplicates_of, resolve_catch_all, resolve_customer, CompanyIndex, Lookup,
+};
+use crate::controller::resolve::names::nearest;
 use crate::controller::resolve::{fetch_catalog, resolve_ticket};
 use crate::psa::{CompanyFilter, LineValues, Psa, PsaError, PsaId};
 
@@ -192,6 +193,20 @@ async fn plan_service(
     Ok((sp, state))
 }
 
+/// A plan row of one looked-up part: wanted, and the id and name found or the problem.
+fn lookup_row<T>(l: &Lookup<T>, id_and_name: impl Fn(&T) -> (String, String)) -> Resolution {
+    let mut r = wanted_only(&l.wanted);
+    match &l.found {
+        Ok(t) => {
+            let (id, name) = id_and_name(t);
+            r.id = Some(id);
+            r.found = Some(name);
+        }
+        Err((_, message)) => r.problem = Some(message.clone()),
+    }
+    r
+}
+
 fn change(field: &str, from: &str, to: &str) -> FieldChange {
     FieldChange {
         field: field.into(),
@@ -294,8 +309,10 @@ async fn plan_customer(
         line: None,
         routed: false,
     };
-    let company = match pick_company(index, &spec.company) {
-        Ok(c) => c,
+    // The same resolution the mapping reconciler makes; here its result becomes plan rows.
+    let resolution = resolve_customer(psa, index, spec).await?;
+    let company = match &resolution.company {
+        Ok(c) => c.clone(),
         Err(msg) => {
             out.company.problem = Some(format!("{msg}{}", company_hint(index, &m.obj)));
             return Ok(out);
@@ -303,63 +320,18 @@ async fn plan_customer(
     };
     out.company.id = Some(company.id.clone());
     out.company.found = Some(company.name.clone());
-
-    if let Some(c) = &spec.default_contact {
-        let (wanted, found) = match c {
-            ContactRef { email: Some(e), .. } => {
-                (e.clone(), psa.find_contact_by_email(&company.id, e).await?)
-            }
-            ContactRef { name: Some(n), .. } => {
-                (n.clone(), psa.find_contact_by_name(&company.id, n).await?)
-            }
-            _ => (String::new(), None),
-        };
-        let mut r = wanted_only(&wanted);
-        match found {
-            Some(ct) => {
-                r.id = Some(ct.id.clone());
-                r.found = Some(ct.full_name());
-            }
-            None => {
-                r.problem = Some(format!(
-                    "no contact {wanted:?} in company {:?}",
-                    company.name
-                ))
-            }
-        }
-        let ok = r.ok();
-        out.contact = Some(r);
-        if !ok {
-            return Ok(out);
-        }
+    out.contact = resolution
+        .contact
+        .as_ref()
+        .map(|l| lookup_row(l, |c| (c.id.clone(), c.full_name())));
+    out.contract = resolution
+        .contract
+        .as_ref()
+        .map(|l| lookup_row(l, |k| (k.id.clone(), k.name.clone())));
+    if resolution.problem().is_some() {
+        return Ok(out);
     }
-
-    let contract = match &spec.contract {
-        None => None,
-        Some(c) => {
-            let mut r = wanted_only(&c.name);
-            let found = psa.find_contract(&company.id, &c.name).await?;
-            match &found {
-                Some(k) if k.active => {
-                    r.id = Some(k.id.clone());
-                    r.found = Some(k.name.clone());
-                }
-                Some(_) => r.problem = Some(format!("contract {:?} is not active", c.name)),
-                None => {
-                    r.problem = Some(format!(
-                        "company {:?} has no contract named {:?}",
-                        company.name, c.name
-                    ))
-                }
-            }
-            let ok = r.ok();
-            out.contract = Some(r);
-            if !ok {
-                return Ok(out);
-            }
-            found
-        }
-    };
+    let contract = resolution.contract().cloned();
     out.routed = true;
 
     let Some(line_spec) = &spec.contract_service else {
@@ -385,12 +357,7 @@ async fn plan_customer(
         ));
         return Ok(out);
     };
-    let money = |o: &Option<Money>, d: &Money| o.as_ref().unwrap_or(d).to_minor().unwrap_or(0);
-    let wanted = LineValues {
-        quantity: line_spec.quantity,
-        cost: money(&line_spec.cost, &service.obj.spec.cost),
-        price: money(&line_spec.price, &service.obj.spec.price),
-    };
+    let wanted = wanted_line(line_spec, &service.obj.spec.cost, &service.obj.spec.price);
     let catalog_name = service.obj.spec.name.clone();
     let after = Billing::of(wanted);
     let report = match services.get(svc_name) {

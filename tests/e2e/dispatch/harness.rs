@@ -9,6 +9,7 @@ use psa_operator::api::{AccountMapping, Grouping};
 use psa_operator::dispatch::event::{Envelope, Event, EventKind};
 use psa_operator::dispatch::grouping::group_key;
 use psa_operator::dispatch::metrics::DispatchMetrics;
+use psa_operator::dispatch::stats::StatsBoard;
 use psa_operator::dispatch::store::{
     ConnectionCounters, NewEvent, SqliteOptions, SqliteStore, Store,
 };
@@ -45,6 +46,8 @@ pub fn snapshot(key: &ConnectionKey, psa: Arc<dyn Psa>, grouping: Grouping) -> R
         account_mapping: AccountMapping::Manual,
         catch_all: Some(customer("99", Some("990"))),
         customers,
+        held_organizations: Default::default(),
+        complete: true,
         ticket: ResolvedTicket {
             closed_status_id: Some("closed-by-operator".into()),
             ..Default::default()
@@ -107,6 +110,8 @@ pub struct Harness {
     pub path: std::path::PathBuf,
     pub store: Arc<dyn Store>,
     pub registry: Registry,
+    /// The running dispatcher's counters (replaced at each start).
+    pub stats: StatsBoard,
     pub metrics: Arc<DispatchMetrics>,
     pub prometheus: prometheus_client::registry::Registry,
     pub key: ConnectionKey,
@@ -140,6 +145,7 @@ impl Harness {
             path,
             store,
             registry,
+            stats: StatsBoard::default(),
             metrics,
             prometheus,
             key,
@@ -158,6 +164,7 @@ impl Harness {
             self.metrics.clone(),
             self.options.clone(),
         );
+        self.stats = d.stats();
         self.task = Some(tokio::spawn(d.run(async {
             let _ = rx.await;
         })));

@@ -1,0 +1,215 @@
+//! Connection-level settings that need no PSA call: dispatcher tuning, Alertmanager label names,
+//! the failsafe SMTP Secret. Pure; the reconciler and `validate`/`plan` report the same misses.
+
+use std::time::Duration;
+
+use crate::api::{parse_duration, PsaConnectionSpec};
+use crate::resolved::{
+    AlertmanagerLabelNames, ConnectionKey, DispatchConfig, SmtpSettings, SmtpTls,
+};
+use crate::secret::SecretString;
+
+use super::Unresolved;
+
+/// Intake path of a connection.
+pub fn intake_path(key: &ConnectionKey) -> String {
+    format!("/v1/namespaces/{}/connections/{}", key.namespace, key.name)
+}
+
+/// Dispatcher settings with defaults applied; a bad duration is reported by name.
+pub fn dispatch_config(spec: &PsaConnectionSpec) -> Result<DispatchConfig, Unresolved> {
+    let mut cfg = DispatchConfig::default();
+    let Some(d) = &spec.dispatch else {
+        return Ok(cfg);
+    };
+    if let Some(n) = d.max_attempts {
+        cfg.max_attempts = n;
+    }
+    if let Some(n) = d.requests_per_hour {
+        cfg.requests_per_hour = n;
+    }
+    let dur = |field: &str, v: &Option<String>| -> Result<Option<Duration>, Unresolved> {
+        match v {
+            None => Ok(None),
+            Some(s) => parse_duration(s).map(Some).ok_or_else(|| Unresolved {
+                field: field.into(),
+                value: s.clone(),
+                problem: "is not a duration like 2s, 500ms or 1m30s".into(),
+            }),
+        }
+    };
+    if let Some(b) = dur("dispatch.initialBackoff", &d.initial_backoff)? {
+        cfg.initial_backoff = b;
+    }
+    if let Some(w) = dur("dispatch.groupWait", &d.group_wait)? {
+        cfg.group_wait = w;
+    }
+    Ok(cfg)
+}
+
+/// Alertmanager label names with defaults applied.
+pub fn alertmanager_labels(spec: &PsaConnectionSpec) -> AlertmanagerLabelNames {
+    let mut l = AlertmanagerLabelNames::default();
+    if let Some(a) = &spec.alertmanager {
+        if let Some(v) = &a.organization_label {
+            l.organization = v.clone();
+        }
+        if let Some(v) = &a.user_label {
+            l.user = v.clone();
+        }
+        if let Some(v) = &a.alert_type_label {
+            l.alert_type = v.clone();
+        }
+        if let Some(v) = &a.severity_label {
+            l.severity = v.clone();
+        }
+    }
+    l
+}
+
+/// Parses the failsafe SMTP Secret's entries (host, port, from, username, password, tls).
+pub fn smtp_settings(
+    secret_name: &str,
+    get: impl Fn(&str) -> Option<SecretString>,
+) -> Result<SmtpSettings, Unresolved> {
+    let field = |key: &str| format!("failsafe.smtpSecretRef({secret_name}).{key}");
+    let need = |key: &str| {
+        get(key).ok_or_else(|| Unresolved {
+            field: field(key),
+            value: String::new(),
+            problem: "missing".into(),
+        })
+    };
+    let host = need("host")?.expose().to_string();
+    let from = need("from")?.expose().to_string();
+    let port_s = get("port").map(|p| p.expose().to_string());
+    let tls = match get("tls").map(|t| t.expose().to_lowercase()).as_deref() {
+        None | Some("starttls") => SmtpTls::StartTls,
+        Some("none") => SmtpTls::None,
+        Some("tls") => SmtpTls::Tls,
+        Some(other) => {
+            return Err(Unresolved {
+                field: field("tls"),
+                value: other.into(),
+                problem: "must be none, starttls or tls".into(),
+            })
+        }
+    };
+    let default_port = match tls {
+        SmtpTls::Tls => 465,
+        SmtpTls::StartTls => 587,
+        SmtpTls::None => 25,
+    };
+    let port = match port_s {
+        None => default_port,
+        Some(p) => p.parse().map_err(|_| Unresolved {
+            field: field("port"),
+            value: p.clone(),
+            problem: "is not a port number".into(),
+        })?,
+    };
+    Ok(SmtpSettings {
+        host,
+        port,
+        from,
+        username: get("username").map(|u| u.expose().to_string()),
+        password: get("password"),
+        tls,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{DispatchSettings, ProviderSpec};
+    use std::collections::BTreeMap;
+
+    fn spec_with_dispatch(d: DispatchSettings) -> PsaConnectionSpec {
+        PsaConnectionSpec {
+            suspend: None,
+            provider: ProviderSpec::default(),
+            catch_all: None,
+            account_mapping: None,
+            grouping: None,
+            ticket: None,
+            failsafe: None,
+            intake: None,
+            dispatch: Some(d),
+            alertmanager: None,
+            revalidate_interval: None,
+        }
+    }
+
+    #[test]
+    fn dispatch_defaults_and_overrides() {
+        let cfg = dispatch_config(&spec_with_dispatch(DispatchSettings::default())).unwrap();
+        assert_eq!(cfg, DispatchConfig::default());
+        assert_eq!(cfg.max_attempts, 8);
+        let cfg = dispatch_config(&spec_with_dispatch(DispatchSettings {
+            max_attempts: Some(3),
+            initial_backoff: Some("500ms".into()),
+            requests_per_hour: Some(60),
+            group_wait: Some("30s".into()),
+        }))
+        .unwrap();
+        assert_eq!(cfg.max_attempts, 3);
+        assert_eq!(cfg.initial_backoff, Duration::from_millis(500));
+        assert_eq!(cfg.group_wait, Duration::from_secs(30));
+        let bad = dispatch_config(&spec_with_dispatch(DispatchSettings {
+            group_wait: Some("soon".into()),
+            ..Default::default()
+        }))
+        .unwrap_err();
+        assert_eq!(bad.field, "dispatch.groupWait");
+    }
+
+    #[test]
+    fn smtp_secret_parsing() {
+        let secret = |pairs: &[(&str, &str)]| {
+            let m: BTreeMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            move |k: &str| m.get(k).map(|v| SecretString::new(v.clone()))
+        };
+        let s = smtp_settings(
+            "smtp",
+            secret(&[
+                ("host", "127.0.0.1"),
+                ("port", "2525"),
+                ("from", "psa@x"),
+                ("tls", "none"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.host.as_str(), s.port, s.tls),
+            ("127.0.0.1", 2525, SmtpTls::None)
+        );
+        assert!(s.password.is_none());
+        let s = smtp_settings(
+            "smtp",
+            secret(&[("host", "mail"), ("from", "a@b"), ("password", "pw")]),
+        )
+        .unwrap();
+        assert_eq!((s.port, s.tls), (587, SmtpTls::StartTls));
+        assert!(
+            !format!("{s:?}").contains("pw"),
+            "password must not appear in Debug"
+        );
+        let e = smtp_settings("smtp", secret(&[("from", "a@b")])).unwrap_err();
+        assert_eq!(e.field, "failsafe.smtpSecretRef(smtp).host");
+        let e = smtp_settings(
+            "smtp",
+            secret(&[("host", "h"), ("from", "a@b"), ("tls", "ssl3")]),
+        )
+        .unwrap_err();
+        assert!(e.problem.contains("none, starttls or tls"));
+        let e = smtp_settings(
+            "smtp",
+            secret(&[("host", "h"), ("from", "a@b"), ("port", "smtp")]),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "failsafe.smtpSecretRef(smtp).port");
+    }
+}
