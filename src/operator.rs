@@ -24,7 +24,7 @@ use crate::dispatch::intake::{self, IntakeLimits, IntakeState};
 use crate::dispatch::metrics::DispatchMetrics;
 use crate::dispatch::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::dispatch::store::Store;
-use crate::dispatch::worker::Dispatcher;
+use crate::dispatch::worker::{Dispatcher, DispatcherOptions};
 use crate::psa::instrumented::PsaCallMetrics;
 use crate::resolved::Registry;
 
@@ -91,6 +91,8 @@ pub struct OperatorOptions {
     pub intake_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
     pub factory: Arc<dyn PsaFactory>,
+    /// See `DispatcherOptions::unresolved_hold`.
+    pub unresolved_hold: std::time::Duration,
 }
 
 impl OperatorOptions {
@@ -105,6 +107,7 @@ impl OperatorOptions {
             intake_addr,
             metrics_addr,
             factory: Arc::new(RealPsaFactory),
+            unresolved_hold: DispatcherOptions::default().unresolved_hold,
         }
     }
 }
@@ -162,8 +165,17 @@ pub async fn run_operator(
         client,
         leader: ctx.leader.clone(),
     };
-    let dispatcher = Dispatcher::new(registry.clone(), store.clone(), dispatch_metrics.clone())
-        .with_stats_sink(Arc::new(status_sink))
+    let dispatcher_options = DispatcherOptions {
+        unresolved_hold: opts.unresolved_hold,
+        ..Default::default()
+    };
+    let dispatcher = Dispatcher::with_options(
+        registry.clone(),
+        store.clone(),
+        dispatch_metrics.clone(),
+        dispatcher_options,
+    )
+    .with_stats_sink(Arc::new(status_sink))
         .run(shutdown.clone());
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let controllers = run_controllers(ctx, opts.scope.clone(), shutdown.clone());

@@ -61,6 +61,11 @@ pub struct RunArgs {
     /// Listen address of /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:9090")]
     pub metrics_addr: String,
+    /// How long events are held while their connection's settings do not resolve, or while
+    /// their organization's CustomerMapping is not Ready, before they become dead letters and
+    /// go out by failsafe e-mail (e.g. 15m, 90s).
+    #[arg(long, env = "PSA_UNRESOLVED_HOLD", default_value = "15m")]
+    pub unresolved_hold: String,
 }
 
 #[derive(Args, Debug, Clone)]

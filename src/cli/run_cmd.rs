@@ -41,8 +41,15 @@ pub async fn shutdown_signal() {
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let intake_addr = parse_addr("intake-addr", &args.intake_addr)?;
     let metrics_addr = parse_addr("metrics-addr", &args.metrics_addr)?;
+    let unresolved_hold = crate::api::parse_duration(&args.unresolved_hold).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--unresolved-hold: {:?} is not a duration like 15m or 90s",
+            args.unresolved_hold
+        )
+    })?;
     let client = kube_client(args.kubeconfig.as_deref()).await?;
     let mut opts = OperatorOptions::with_defaults(args.store.clone(), intake_addr, metrics_addr);
+    opts.unresolved_hold = unresolved_hold;
     opts.scope = match args.namespace {
         Some(ns) => Scope::Namespace(ns),
         None => Scope::All,
