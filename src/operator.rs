@@ -176,7 +176,7 @@ pub async fn run_operator(
         dispatcher_options,
     )
     .with_stats_sink(Arc::new(status_sink))
-        .run(shutdown.clone());
+    .run(shutdown.clone());
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let controllers = run_controllers(ctx, opts.scope.clone(), shutdown.clone());
     let (health_res, intake_res, (), ()) = futures::join!(

@@ -33,6 +33,8 @@ pub struct CachedClient {
 pub struct SharedState {
     pub clients: HashMap<ConnectionKey, CachedClient>,
     company_indexes: HashMap<ConnectionKey, (Instant, Arc<CompanyIndex>)>,
+    /// The last `reconcile-requested-at` value acted on, per object (`kind/ns/name`).
+    recheck_requests: HashMap<String, String>,
 }
 
 pub struct Context {
@@ -81,6 +83,31 @@ impl Context {
     /// Whether this replica may write statuses and change the PSA now.
     pub fn is_leader(&self) -> bool {
         self.leader.load(Ordering::Relaxed)
+    }
+
+    /// `true` once per new value of the `psa-operator.io/reconcile-requested-at` annotation:
+    /// a re-check the user asked for reads the PSA afresh instead of cached listings.
+    pub fn recheck_requested<K: Resource<DynamicType = ()>>(&self, obj: &K) -> bool {
+        let Some(value) = obj
+            .meta()
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(super::RECONCILE_REQUESTED_AT))
+        else {
+            return false;
+        };
+        let id = format!(
+            "{}/{}/{}",
+            K::kind(&()),
+            obj.meta().namespace.as_deref().unwrap_or_default(),
+            obj.meta().name.as_deref().unwrap_or_default()
+        );
+        let mut st = self.state();
+        let seen = st.recheck_requests.get(&id) == Some(value);
+        if !seen {
+            st.recheck_requests.insert(id, value.clone());
+        }
+        !seen
     }
 
     pub fn state(&self) -> std::sync::MutexGuard<'_, SharedState> {

@@ -216,9 +216,10 @@ async fn resolve(
     psa: &dyn Psa,
     m: &CustomerMapping,
 ) -> Result<CustomerResolution, PsaError> {
-    let index = ctx.company_index(key, psa, false).await?;
+    let fresh = ctx.recheck_requested(m);
+    let index = ctx.company_index(key, psa, fresh).await?;
     let first = resolve_customer(psa, &index, &m.spec).await?;
-    if first.company.is_ok() {
+    if first.company.is_ok() || fresh {
         return Ok(first);
     }
     let index = ctx.company_index(key, psa, true).await?;

@@ -13,6 +13,7 @@ mod gitops;
 mod intake;
 mod packaging;
 mod providers;
+mod restart;
 mod sandbox_admin;
 mod secrets;
 mod support;

@@ -239,6 +239,18 @@ async fn patch_board_status(
     Ok(Json(record).into_response())
 }
 
+/// An administrator editing a company, e.g. deleting it (`deletedFlag`) or marking it inactive.
+async fn patch_company(State(s): State<Shared>, Path(raw): Path<String>, body: Bytes) -> ApiResult {
+    let n = id(&raw, Table::Companies)?;
+    let ops = json_body(&body)?;
+    let mut st = s.lock();
+    let mut record = st.get_or_404(Table::Companies, n)?.clone();
+    super::patch::apply(&mut record, &ops)?;
+    record["id"] = json!(n);
+    st.replace(Table::Companies, n, record.clone());
+    Ok(Json(record).into_response())
+}
+
 async fn delete_catalog(State(s): State<Shared>, Path(raw): Path<String>) -> ApiResult {
     let n = id(&raw, Table::Catalog)?;
     finance::delete_catalog(&mut s.lock(), n)?;
@@ -333,6 +345,10 @@ pub fn api() -> Router<Shared> {
             "/procurement/catalog/{id}",
             axum::routing::patch(patch_catalog).delete(delete_catalog),
         );
+    r = r.route(
+        "/company/companies/{id}",
+        axum::routing::patch(patch_company),
+    );
     // An administrator renaming a status (the drift the operator's re-validation must notice).
     r = r.route(
         "/service/boards/{id}/statuses/{child}",
