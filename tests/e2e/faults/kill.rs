@@ -1,6 +1,7 @@
-//! The operator as a process, SIGKILLed at random points while 1,000 events are posted to its
-//! intake and dispatched to the ConnectWise sandbox, restarted on the same store each round.
-//! Afterwards the sandbox holds every acknowledged event exactly once, and one ticket per key.
+//! The operator as a process, SIGKILLed at random points while 1,000 events of 100 users of two
+//! mapped organizations are posted to its intake and dispatched to the ConnectWise sandbox,
+//! restarted on the same store each round. Afterwards the sandbox holds every acknowledged event
+//! exactly once, one ticket per user, each on its organization's mapped company.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -12,13 +13,23 @@ use super::{env_num, event_id_counts, long_tests};
 use crate::controllers::{patch, Env};
 
 const TOKEN: &str = "demo-cw-intake-token";
-const USERS: usize = 50;
+const USERS: usize = 100;
+/// Users alternate between the two sample mappings: (organization, mapped company name).
+const ORGANIZATIONS: [(&str, &str); 2] = [
+    ("Contoso Ltd", "Contoso Ltd"),
+    ("Fabrikam Inc", "Fabrikam Inc"),
+];
 const BATCH: usize = 50;
+
+/// The organization of event `i` (by its user, so a user's events share a ticket).
+fn organization(i: usize) -> (&'static str, &'static str) {
+    ORGANIZATIONS[(i % USERS) % ORGANIZATIONS.len()]
+}
 
 fn event(i: usize) -> Value {
     json!({
-        "id": format!("k-{i}"), "organization": "Contoso Ltd",
-        "user": format!("kill{}@contoso.example", i % USERS),
+        "id": format!("k-{i}"), "organization": organization(i).0,
+        "user": format!("kill{}@users.example", i % USERS),
         "alertType": "Too Many Downloads", "severity": "medium",
         "title": "Too Many Downloads", "description": "kill test",
         "occurredAt": "2026-11-24T10:00:00Z"
@@ -199,7 +210,44 @@ async fn sigkilled_operator_loses_nothing_and_doubles_nothing() {
             }
         }
     }
+    let misrouted = misrouted(&state);
+    eprintln!("misrouted events: {}", misrouted.len());
     assert!(lost.is_empty(), "lost: {lost:?}");
     assert_eq!(duplicates, 0, "duplicate deliveries");
     assert_eq!(tickets, USERS, "one ticket per user, no duplicate ticket");
+    assert!(
+        misrouted.is_empty(),
+        "events on the wrong company: {misrouted:#?}"
+    );
+}
+
+/// Events whose note sits on a ticket of another company than their organization's mapping.
+fn misrouted(state: &Value) -> Vec<String> {
+    let company_of: HashMap<i64, &str> = state["tickets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| Some((t["id"].as_i64()?, t["company"]["name"].as_str()?)))
+        .collect();
+    let mut wrong = vec![];
+    for note in state["notes"].as_array().into_iter().flatten() {
+        let Some(text) = note["text"].as_str() else {
+            continue;
+        };
+        let company = note["ticketId"]
+            .as_i64()
+            .and_then(|t| company_of.get(&t))
+            .copied()
+            .unwrap_or("?");
+        for id in event_id_counts([text]).keys() {
+            let Some(i) = id.strip_prefix("k-").and_then(|n| n.parse::<usize>().ok()) else {
+                continue;
+            };
+            let wanted = organization(i).1;
+            if company != wanted {
+                wrong.push(format!("{id}: on {company:?}, wanted {wanted:?}"));
+            }
+        }
+    }
+    wrong
 }
