@@ -93,6 +93,8 @@ pub struct OperatorOptions {
     pub factory: Arc<dyn PsaFactory>,
     /// See `DispatcherOptions::unresolved_hold`.
     pub unresolved_hold: std::time::Duration,
+    /// See `Context::ready_grace`.
+    pub ready_grace: std::time::Duration,
 }
 
 impl OperatorOptions {
@@ -108,6 +110,7 @@ impl OperatorOptions {
             metrics_addr,
             factory: Arc::new(RealPsaFactory),
             unresolved_hold: DispatcherOptions::default().unresolved_hold,
+            ready_grace: std::time::Duration::from_secs(30 * 60),
         }
     }
 }
@@ -160,6 +163,7 @@ pub async fn run_operator(
         controller_metrics,
     );
     ctx.psa_calls = psa_calls;
+    ctx.ready_grace = opts.ready_grace;
     let ctx = Arc::new(ctx);
     let status_sink = ConnectionStatusSink {
         client,

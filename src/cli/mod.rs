@@ -66,6 +66,10 @@ pub struct RunArgs {
     /// go out by failsafe e-mail (e.g. 15m, 90s).
     #[arg(long, env = "PSA_UNRESOLVED_HOLD", default_value = "15m")]
     pub unresolved_hold: String,
+    /// How long a PSA outage keeps each resource's Ready condition as last known (Synced=False
+    /// says the PSA is unreachable) before Ready becomes Unknown (e.g. 30m).
+    #[arg(long, env = "PSA_READY_GRACE", default_value = "30m")]
+    pub ready_grace: String,
 }
 
 #[derive(Args, Debug, Clone)]

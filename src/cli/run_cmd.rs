@@ -47,9 +47,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             args.unresolved_hold
         )
     })?;
+    let ready_grace = crate::api::parse_duration(&args.ready_grace).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--ready-grace: {:?} is not a duration like 30m or 90s",
+            args.ready_grace
+        )
+    })?;
     let client = kube_client(args.kubeconfig.as_deref()).await?;
     let mut opts = OperatorOptions::with_defaults(args.store.clone(), intake_addr, metrics_addr);
     opts.unresolved_hold = unresolved_hold;
+    opts.ready_grace = ready_grace;
     opts.scope = match args.namespace {
         Some(ns) => Scope::Namespace(ns),
         None => Scope::All,

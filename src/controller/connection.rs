@@ -319,6 +319,7 @@ async fn reconcile_inner(conn: &PsaConnection, ctx: &Context) -> Result<Action, 
             intake_token,
             suspended: spec.suspended(),
             authenticated: psa.is_some(),
+            unreachable: eval.transient.is_some(),
             failsafe: failsafe.and_then(Result::ok),
             settings: eval
                 .settings
@@ -331,7 +332,7 @@ async fn reconcile_inner(conn: &PsaConnection, ctx: &Context) -> Result<Action, 
     ctx.publisher.published(applied).await;
 
     // Status.
-    let (status, transitions) = build_status(conn, &key, &old, &eval);
+    let (status, transitions) = build_status(conn, &key, &old, &eval, ctx.ready_grace);
     // Dispatch counters belong to the dispatcher's status sink (another field manager).
     let comparable_old = PsaConnectionStatus {
         dispatch: None,
@@ -358,6 +359,7 @@ fn build_status(
     key: &ConnectionKey,
     old: &PsaConnectionStatus,
     eval: &Evaluation,
+    grace: Duration,
 ) -> (
     PsaConnectionStatus,
     Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
@@ -376,16 +378,26 @@ fn build_status(
     } else {
         conds.set(SUSPENDED, false, "Active", "alerts flow to the PSA");
     }
-    match &eval.authenticated {
-        Ok(message) => conds.set(AUTHENTICATED, true, "Authenticated", message.clone()),
-        Err((reason, message)) => conds.set(AUTHENTICATED, false, reason, message.clone()),
-    }
     let mut status = PsaConnectionStatus {
         observed_generation: conn.metadata.generation,
         provider: Some(spec.provider.kind_name().to_string()),
         intake_path: Some(intake_path(key)),
         ..Default::default()
     };
+    if let Some(message) = &eval.transient {
+        // An outage says nothing new about the credentials or the names: keep what was known.
+        conds.psa_unavailable(message, grace);
+        status.resolved = old.resolved.clone();
+        status.last_validated = old.last_validated.clone();
+        conds.set_kstatus();
+        let transitions = conds.transitions();
+        status.conditions = conds.into_vec();
+        return (status, transitions);
+    }
+    match &eval.authenticated {
+        Ok(message) => conds.set(AUTHENTICATED, true, "Authenticated", message.clone()),
+        Err((reason, message)) => conds.set(AUTHENTICATED, false, reason, message.clone()),
+    }
     match &eval.settings {
         Ok(settings) if settings.misses.is_empty() => conds.set(
             SETTINGS_RESOLVED,
@@ -412,17 +424,15 @@ fn build_status(
             status.last_validated = old.last_validated.clone();
         }
     }
-    match &eval.transient {
-        Some(message) => conds.set(SYNCED, false, "PsaUnavailable", message.clone()),
-        None => conds.set(
-            SYNCED,
-            true,
-            "ReconcileSuccess",
-            "the PSA was reached and the status reflects it",
-        ),
-    }
+    conds.set(
+        SYNCED,
+        true,
+        "ReconcileSuccess",
+        "the PSA was reached and the status reflects it",
+    );
     let (ready, reason, message) = ready_summary(&conds, suspended);
     conds.set(READY, ready, &reason, message);
+    conds.set_kstatus();
     let transitions = conds.transitions();
     status.conditions = conds.into_vec();
     (status, transitions)

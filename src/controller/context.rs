@@ -52,6 +52,8 @@ pub struct Context {
     pub reporter: Reporter,
     /// Re-validation interval when the connection does not set one.
     pub default_revalidate: Duration,
+    /// How long a PSA outage keeps `Ready` as last known before it becomes `Unknown`.
+    pub ready_grace: Duration,
     /// Serialises company listings per connection so a wave of mappings lists once.
     index_lock: tokio::sync::Mutex<()>,
 }
@@ -76,6 +78,7 @@ impl Context {
                 instance: std::env::var("POD_NAME").ok(),
             },
             default_revalidate: Duration::from_secs(600),
+            ready_grace: Duration::from_secs(30 * 60),
             index_lock: tokio::sync::Mutex::new(()),
         }
     }

@@ -69,6 +69,12 @@ async fn apply(s: &ContractService, ctx: &Context) -> Result<Action, ReconcileEr
         .psa_client(&key)
         .filter(|_| ctx.publisher.is_authenticated(&key));
     let (ok, reason, message, transient) = match client {
+        None if ctx.publisher.is_unreachable(&key) => (
+            false,
+            "PsaUnavailable".to_string(),
+            format!("PsaConnection {:?} cannot reach its PSA", key.name),
+            true,
+        ),
         None => (
             false,
             "ConnectionNotReady".to_string(),
@@ -90,12 +96,14 @@ async fn apply(s: &ContractService, ctx: &Context) -> Result<Action, ReconcileEr
         },
     };
     let mut conds = Conditions::new(&old.conditions, s.metadata.generation, Timestamp::now());
-    conds.set(READY, ok, &reason, message.clone());
     if transient {
-        conds.set(SYNCED, false, "PsaUnavailable", message);
+        // An outage does not make the service fail: Ready stays as known within the grace.
+        conds.psa_unavailable(&message, ctx.ready_grace);
     } else {
+        conds.set(READY, ok, &reason, message.clone());
         conds.set(SYNCED, true, "ReconcileSuccess", "status reflects the PSA");
     }
+    conds.set_kstatus();
     let transitions = conds.transitions();
     status.conditions = conds.into_vec();
     finish(ctx, s, "ContractService", &transitions, &old, &status).await?;

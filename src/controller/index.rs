@@ -33,6 +33,9 @@ pub struct ConnectionFacts {
     pub failsafe: Option<Failsafe>,
     /// Resolved settings without customers; `None` = the settings do not resolve.
     pub settings: Option<Arc<ResolvedConnection>>,
+    /// The PSA could not be asked (outage): keep the settings and authentication known before,
+    /// so queued events keep flowing once it answers again.
+    pub unreachable: bool,
 }
 
 /// What the CustomerMapping reconciler learned about one mapping.
@@ -48,13 +51,20 @@ pub enum MappingFact {
         organization: String,
         reason: String,
     },
+    /// The PSA could not be asked: what was known before stands (a routable customer keeps
+    /// routing through an outage); never known → held like `Blocked`.
+    Unreachable {
+        organization: String,
+        reason: String,
+    },
 }
 
 impl MappingFact {
     fn organization(&self) -> &str {
         match self {
             MappingFact::Routable { organization, .. }
-            | MappingFact::Blocked { organization, .. } => organization,
+            | MappingFact::Blocked { organization, .. }
+            | MappingFact::Unreachable { organization, .. } => organization,
         }
     }
 }
@@ -87,7 +97,13 @@ pub fn organization_key(org: &str) -> String {
 }
 
 impl RoutingIndex {
-    pub fn apply_connection_settings(&mut self, key: &ConnectionKey, facts: ConnectionFacts) {
+    pub fn apply_connection_settings(&mut self, key: &ConnectionKey, mut facts: ConnectionFacts) {
+        if facts.unreachable {
+            if let Some(known) = self.connections.get(key) {
+                facts.settings = known.settings.clone();
+                facts.authenticated = known.authenticated;
+            }
+        }
         self.connections.insert(key.clone(), facts);
     }
 
@@ -97,6 +113,12 @@ impl RoutingIndex {
     }
 
     pub fn apply_customer(&mut self, key: &ConnectionKey, mapping: &str, fact: MappingFact) {
+        if let MappingFact::Unreachable { organization, .. } = &fact {
+            let known = self.facts.get(key).and_then(|f| f.get(mapping));
+            if known.is_some_and(|k| k.organization() == organization) {
+                return;
+            }
+        }
         // The reconciler holds the object, so it exists: keep the inventory in step until the
         // next sync confirms it (the reflector is never behind the reconciler).
         if let Some(inv) = &mut self.inventory {
@@ -209,10 +231,16 @@ impl RoutingIndex {
                 }) if organization == org => {
                     customers.insert(organization.clone(), customer.clone());
                 }
-                Some(MappingFact::Blocked {
-                    organization,
-                    reason,
-                }) if organization == org => {
+                Some(
+                    MappingFact::Blocked {
+                        organization,
+                        reason,
+                    }
+                    | MappingFact::Unreachable {
+                        organization,
+                        reason,
+                    },
+                ) if organization == org => {
                     held.insert(
                         organization_key(org),
                         format!("CustomerMapping {name:?} is not Ready: {reason}"),
@@ -420,6 +448,39 @@ mod tests {
         let (customers, held, _) = view(&idx).unwrap();
         assert_eq!(customers.len(), 1);
         assert!(held.is_empty());
+    }
+
+    #[test]
+    fn an_outage_keeps_what_was_known() {
+        let mut idx = RoutingIndex::default();
+        idx.apply_connection_settings(&key(), settings());
+        idx.sync_inventory(inventory(&[
+            ("contoso", "Contoso Ltd"),
+            ("new", "Tailspin"),
+        ]));
+        idx.apply_customer(&key(), "contoso", routable("Contoso Ltd", "10"));
+        let down = |org: &str| MappingFact::Unreachable {
+            organization: org.into(),
+            reason: "PSA answered 503".into(),
+        };
+        idx.apply_connection_settings(
+            &key(),
+            ConnectionFacts {
+                unreachable: true,
+                ..Default::default()
+            },
+        );
+        idx.apply_customer(&key(), "contoso", down("Contoso Ltd"));
+        idx.apply_customer(&key(), "new", down("Tailspin"));
+        let (customers, held, complete) = view(&idx).expect("settings kept through the outage");
+        assert_eq!(customers.get("Contoso Ltd").map(String::as_str), Some("10"));
+        assert_eq!(
+            held,
+            BTreeSet::from(["tailspin".into()]),
+            "never known: held"
+        );
+        assert!(complete);
+        assert!(idx.facts_of(&key()).unwrap().authenticated);
     }
 
     /// Every order of the same facts gives the same snapshot.

@@ -98,13 +98,18 @@ async fn reconcile_inner(
     };
 
     // Apply: the routing fact first (Ready depends on it), then billing.
-    let fact = match &eval.customer {
-        Ok(customer) => MappingFact::Routable {
-            organization: m.spec.organization.clone(),
+    let organization = m.spec.organization.clone();
+    let fact = match (&eval.customer, &eval.transient) {
+        (Ok(customer), _) => MappingFact::Routable {
+            organization,
             customer: customer.clone(),
         },
-        Err((reason, message)) => MappingFact::Blocked {
-            organization: m.spec.organization.clone(),
+        (Err((reason, message)), Some(_)) => MappingFact::Unreachable {
+            organization,
+            reason: format!("{reason}: {message}"),
+        },
+        (Err((reason, message)), None) => MappingFact::Blocked {
+            organization,
             reason: format!("{reason}: {message}"),
         },
     };
@@ -115,7 +120,7 @@ async fn reconcile_inner(
     }
 
     // Status.
-    let (status, transitions) = build_status(m, &old, &eval);
+    let (status, transitions) = build_status(m, &old, &eval, ctx.ready_grace);
     finish(ctx, m, "CustomerMapping", &transitions, &old, &status).await?;
     Ok(if eval.transient.is_some() || eval.recheck_soon {
         Action::requeue(Duration::from_secs(15))
@@ -157,6 +162,13 @@ fn validate(
     }
     match ctx.psa_client(key) {
         Some(psa) if ctx.publisher.is_authenticated(key) => Ok(psa),
+        // The connection's PSA is down: the mapping's own state is unknown, not failed.
+        _ if ctx.publisher.is_unreachable(key) => {
+            let message = format!("PsaConnection {:?} cannot reach its PSA", key.name);
+            let mut eval = Evaluation::blocked("PsaUnavailable", message.clone(), true);
+            eval.transient = Some(message);
+            Err(eval)
+        }
         // The publisher triggers a new reconcile when the connection authenticates.
         _ => Err(Evaluation::blocked(
             "ConnectionNotReady",
@@ -347,12 +359,23 @@ fn build_status(
     m: &CustomerMapping,
     old: &CustomerMappingStatus,
     eval: &Evaluation,
+    grace: Duration,
 ) -> (
     CustomerMappingStatus,
     Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
 ) {
     let generation = m.metadata.generation;
     let mut conds = Conditions::new(&old.conditions, generation, Timestamp::now());
+    if let (Some(message), Err(_)) = (&eval.transient, &eval.customer) {
+        // An outage says nothing new about the company: keep what was known (and routed).
+        conds.psa_unavailable(message, grace);
+        conds.set_kstatus();
+        let transitions = conds.transitions();
+        let mut status = old.clone();
+        status.observed_generation = generation;
+        status.conditions = conds.into_vec();
+        return (status, transitions);
+    }
     match &eval.customer {
         Ok(c) => {
             conds.set(
@@ -392,6 +415,7 @@ fn build_status(
         Some(message) => conds.set(SYNCED, false, "PsaUnavailable", message.clone()),
         None => conds.set(SYNCED, true, "ReconcileSuccess", "status reflects the PSA"),
     }
+    conds.set_kstatus();
     let transitions = conds.transitions();
     let mut status = eval.ids.clone();
     // A line the PSA cannot list is known only from status: keep it while billing is not

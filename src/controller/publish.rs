@@ -123,6 +123,14 @@ impl Publisher {
             .is_some_and(|f| f.authenticated)
     }
 
+    /// The connection's PSA could not be reached at its last check (an outage, not a refusal).
+    pub fn is_unreachable(&self, key: &ConnectionKey) -> bool {
+        self.state()
+            .index
+            .facts_of(key)
+            .is_some_and(|f| f.unreachable)
+    }
+
     pub fn completeness(&self, key: &ConnectionKey) -> Completeness {
         self.state().index.completeness(key)
     }

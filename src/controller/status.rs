@@ -1,13 +1,19 @@
 //! One way to finish a reconcile: set conditions against the old ones, emit an Event for each
 //! transition (one rule for every kind), and write status only when it changed.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::api::condition_types::{READY, SUSPENDED, SYNCED};
+
+/// kstatus conditions ("abnormal-true"): present only while they hold.
+pub const RECONCILING: &str = "Reconciling";
+pub const STALLED: &str = "Stalled";
 use crate::api::{find_condition, make_condition, set_condition};
 
 use super::context::Context;
@@ -45,6 +51,78 @@ impl Conditions {
         set_condition(&mut self.new, c);
     }
 
+    /// Sets a condition to `Unknown` (the PSA could not be asked), keeping its transition time
+    /// while it stays Unknown.
+    pub fn set_unknown(&mut self, type_: &str, reason: &str, message: impl Into<String>) {
+        let ltt = find_condition(&self.old, type_)
+            .filter(|c| c.status == "Unknown")
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or(Time(self.now));
+        set_condition(
+            &mut self.new,
+            Condition {
+                type_: type_.to_string(),
+                status: "Unknown".into(),
+                reason: reason.to_string(),
+                message: message.into(),
+                observed_generation: self.generation,
+                last_transition_time: ltt,
+            },
+        );
+    }
+
+    /// How long `Synced` has been False before this reconcile (the PSA outage so far).
+    pub fn outage_so_far(&self) -> Duration {
+        find_condition(&self.old, SYNCED)
+            .filter(|c| c.status == "False")
+            .and_then(|c| {
+                self.now
+                    .duration_since(c.last_transition_time.0)
+                    .try_into()
+                    .ok()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A transient PSA failure: `Synced=False`, and `Ready` kept as last known while the outage
+    /// is shorter than `grace` (then `Unknown`): a maintenance window does not turn GitOps red,
+    /// and events keep queueing. A resource never checked before is `Unknown` at once.
+    pub fn psa_unavailable(&mut self, message: &str, grace: Duration) {
+        let within_grace = self.outage_so_far() < grace;
+        self.set(SYNCED, false, "PsaUnavailable", message.to_string());
+        let known = find_condition(&self.old, READY).is_some_and(|c| c.status != "Unknown");
+        if !(known && within_grace) {
+            self.set_unknown(
+                READY,
+                "PsaUnavailable",
+                format!("the PSA cannot be reached; last state unknown: {message}"),
+            );
+        } else if let Some(old) = find_condition(&self.old, READY).cloned() {
+            set_condition(&mut self.new, old);
+        }
+    }
+
+    /// Derives the kstatus conditions from Ready: `Stalled` while it is False for a reason only a
+    /// change can fix, `Reconciling` while it is Unknown.
+    pub fn set_kstatus(&mut self) {
+        let ready = self.get(READY).cloned();
+        let stalled = ready
+            .as_ref()
+            .filter(|r| r.status == "False" && r.reason != "Suspended");
+        match stalled {
+            Some(r) => self.set(STALLED, true, &r.reason, r.message.clone()),
+            None => self.remove(STALLED),
+        }
+        match ready.as_ref().filter(|r| r.status == "Unknown") {
+            Some(r) => self.set(RECONCILING, true, &r.reason, r.message.clone()),
+            None => self.remove(RECONCILING),
+        }
+    }
+
+    pub fn remove(&mut self, type_: &str) {
+        self.new.retain(|c| c.type_ != type_);
+    }
+
     pub fn get(&self, type_: &str) -> Option<&Condition> {
         find_condition(&self.new, type_)
     }
@@ -53,12 +131,26 @@ impl Conditions {
         self.get(type_).is_some_and(|c| c.status == "True")
     }
 
-    /// The conditions an Event should be emitted for (see [`is_transition`]).
+    /// The conditions an Event should be emitted for (see [`is_transition`]): one Event per
+    /// problem — Ready repeating another condition's reason, and the kstatus conditions that
+    /// mirror Ready, add none.
     pub fn transitions(&self) -> Vec<Condition> {
-        self.new
+        let changed: Vec<&Condition> = self
+            .new
             .iter()
+            .filter(|c| c.type_ != STALLED && c.type_ != RECONCILING)
             .filter(|c| is_transition(find_condition(&self.old, &c.type_), c))
-            .cloned()
+            .collect();
+        let repeats = |c: &Condition| {
+            c.type_ == READY
+                && changed
+                    .iter()
+                    .any(|o| o.type_ != READY && o.status == c.status && o.reason == c.reason)
+        };
+        changed
+            .iter()
+            .filter(|c| !repeats(c))
+            .map(|c| (*c).clone())
             .collect()
     }
 
@@ -72,6 +164,8 @@ impl Conditions {
 pub fn is_transition(before: Option<&Condition>, now: &Condition) -> bool {
     match before {
         Some(b) => b.status != now.status || b.reason != now.reason,
+        // A connection that is not suspended is the normal case: no Event for it.
+        None if now.type_ == SUSPENDED => now.status == "True",
         None => now.status != "True" || now.type_ == READY,
     }
 }
@@ -156,5 +250,58 @@ mod tests {
         assert_eq!(t.len(), 1, "a new True condition other than Ready is quiet");
         assert_eq!(t[0].reason, "ContactNotFound");
         assert!(is_warning(&t[0]));
+    }
+
+    #[test]
+    fn one_event_per_problem() {
+        let t0 = Timestamp::from_second(1_000).unwrap();
+        let mut c = Conditions::new(&[], Some(1), t0);
+        c.set(RESOLVED, false, "CompanyNotFound", "no company");
+        c.set(READY, false, "CompanyNotFound", "no company; held");
+        c.set_kstatus();
+        let t = c.transitions();
+        assert_eq!(t.len(), 1, "{t:?}");
+        assert_eq!(t[0].type_, RESOLVED);
+        assert!(
+            c.is_true(STALLED),
+            "a configuration problem stalls (kstatus)"
+        );
+    }
+
+    /// (Ready before, outage so far, grace) → Ready after a transient failure.
+    #[test]
+    fn outages_keep_ready_within_the_grace() {
+        let grace = Duration::from_secs(30 * 60);
+        let start = Timestamp::from_second(1_000_000).unwrap();
+        let at = |secs: i64| Timestamp::from_second(1_000_000 + secs).unwrap();
+        let healthy = {
+            let mut c = Conditions::new(&[], Some(1), start);
+            c.set(READY, true, "Ready", "ok");
+            c.set(SYNCED, true, "ReconcileSuccess", "ok");
+            c.into_vec()
+        };
+        // First failure: Synced False, Ready still True, no kstatus Reconciling.
+        let mut c = Conditions::new(&healthy, Some(1), at(10));
+        c.psa_unavailable("503", grace);
+        c.set_kstatus();
+        assert!(c.is_true(READY));
+        assert_eq!(c.get(SYNCED).unwrap().status, "False");
+        assert!(c.get(RECONCILING).is_none());
+        let during = c.into_vec();
+        // 20 minutes in: still Ready.
+        let mut c = Conditions::new(&during, Some(1), at(20 * 60));
+        c.psa_unavailable("503", grace);
+        assert!(c.is_true(READY));
+        // 31 minutes in: Unknown, Reconciling (kstatus), never False.
+        let mut c = Conditions::new(&during, Some(1), at(31 * 60));
+        c.psa_unavailable("503", grace);
+        c.set_kstatus();
+        assert_eq!(c.get(READY).unwrap().status, "Unknown");
+        assert!(c.is_true(RECONCILING));
+        assert!(c.get(STALLED).is_none());
+        // Never checked before: Unknown at once.
+        let mut c = Conditions::new(&[], Some(1), at(0));
+        c.psa_unavailable("503", grace);
+        assert_eq!(c.get(READY).unwrap().status, "Unknown");
     }
 }

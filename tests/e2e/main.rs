@@ -10,6 +10,7 @@ mod dispatch;
 mod faults;
 mod flow;
 mod gitops;
+mod health;
 mod intake;
 mod packaging;
 mod providers;

@@ -115,6 +115,27 @@ fn cases() -> Vec<Case> {
             flux: "Current",
             kstatus: "Current",
         },
+        // A PSA outage shorter than the grace keeps the last known Ready: nothing turns red while
+        // the queue holds the alerts.
+        Case {
+            name: "PSA outage within the grace",
+            status: Some(json!({"observedGeneration": 3, "conditions": [
+                ready.clone(),
+                cond("Synced", "False", "PsaUnavailable", "ConnectWise answered 503", 3)]})),
+            argo: "Healthy",
+            flux: "Current",
+            kstatus: "Current",
+        },
+        Case {
+            name: "PSA outage past the grace",
+            status: Some(json!({"observedGeneration": 3, "conditions": [
+                cond("Ready", "Unknown", "PsaUnavailable", "the PSA cannot be reached", 3),
+                cond("Synced", "False", "PsaUnavailable", "ConnectWise answered 503", 3),
+                cond("Reconciling", "True", "PsaUnavailable", "the PSA cannot be reached", 3)]})),
+            argo: "Progressing",
+            flux: "InProgress",
+            kstatus: "InProgress",
+        },
         Case {
             name: "stalled",
             status: Some(json!({"observedGeneration": 3, "conditions": [

@@ -1,0 +1,115 @@
+//! Honest health during a PSA outage: the connection says `Synced=False PsaUnavailable` while its
+//! `Ready` stays as last known for the grace, then `Unknown` — never `False`, so Argo CD and Flux
+//! do not report the integration broken during a vendor maintenance window. Mappings do not
+//! cascade the connection's outage, and the alerts accepted meanwhile are delivered afterwards.
+
+use std::time::{Duration, Instant};
+
+use psa_operator::sandbox::Faults;
+use serde_json::json;
+
+use crate::controllers::{patch, Env};
+
+/// Asks the operator to re-check a resource now (as `kubectl annotate` would).
+async fn recheck(env: &Env, what: &str, value: &str) {
+    patch(
+        env,
+        what,
+        "merge",
+        &json!({"metadata": {"annotations": {"psa-operator.io/reconcile-requested-at": value}}})
+            .to_string(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_is_synced_false_not_ready_false() {
+    let grace = Duration::from_secs(8);
+    let env = Env::start_with_env(&[("PSA_READY_GRACE", "8s")]).await;
+    env.wait_condition("psaconnection/demo-cw", "Ready", "True")
+        .await;
+    env.wait_condition("customermapping/contoso", "Ready", "True")
+        .await;
+    patch(
+        &env,
+        "psaconnection/demo-cw",
+        "merge",
+        r#"{"spec":{"dispatch":{"requestsPerHour":1000000,"initialBackoff":"500ms","maxAttempts":30}}}"#,
+    )
+    .await;
+
+    env.cw
+        .admin()
+        .set_faults(Faults {
+            outage: true,
+            ..Faults::default()
+        })
+        .unwrap();
+    let outage = Instant::now();
+    recheck(&env, "psaconnection/demo-cw", "outage-1").await;
+    recheck(&env, "customermapping/contoso", "outage-1").await;
+    let (_, reason, _) = env
+        .wait_condition("psaconnection/demo-cw", "Synced", "False")
+        .await;
+    assert_eq!(reason, "PsaUnavailable");
+    let (ready, reason, _) = env.condition("psaconnection/demo-cw", "Ready").await;
+    assert_eq!((ready.as_str(), reason.as_str()), ("True", "Ready"));
+    let (auth, _, _) = env
+        .condition("psaconnection/demo-cw", "Authenticated")
+        .await;
+    assert_eq!(auth, "True", "an outage says nothing about the credentials");
+    env.wait_condition("customermapping/contoso", "Synced", "False")
+        .await;
+    let (ready, _, _) = env.condition("customermapping/contoso", "Ready").await;
+    assert_eq!(ready, "True", "the mapping does not cascade the outage");
+
+    // An alert during the outage is accepted and queued.
+    let r = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{}/v1/namespaces/psa/connections/demo-cw/alerts",
+            env.intake_port
+        ))
+        .bearer_auth("demo-cw-intake-token")
+        .json(&json!({"id": "outage-1", "organization": "Contoso Ltd",
+            "user": "outage@contoso.example", "alertType": "Too Many Downloads",
+            "title": "Too Many Downloads", "description": "during the outage"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+
+    // Past the grace: Ready is Unknown (kstatus Reconciling), still not False.
+    tokio::time::sleep((grace + Duration::from_secs(1)).saturating_sub(outage.elapsed())).await;
+    recheck(&env, "psaconnection/demo-cw", "outage-2").await;
+    let (_, reason, _) = env
+        .wait_condition("psaconnection/demo-cw", "Ready", "Unknown")
+        .await;
+    assert_eq!(reason, "PsaUnavailable");
+    let (reconciling, _, _) = env.condition("psaconnection/demo-cw", "Reconciling").await;
+    assert_eq!(reconciling, "True");
+    let (stalled, _, _) = env.condition("psaconnection/demo-cw", "Stalled").await;
+    assert_eq!(stalled, "", "an outage is not a stall");
+
+    // The PSA is back: everything green again, the queued alert on the mapped company.
+    env.cw.admin().set_faults(Faults::default()).unwrap();
+    recheck(&env, "psaconnection/demo-cw", "outage-3").await;
+    env.wait_condition("psaconnection/demo-cw", "Ready", "True")
+        .await;
+    env.wait_condition("psaconnection/demo-cw", "Synced", "True")
+        .await;
+    let ticket = env
+        .eventually("the queued alert's ticket", || async {
+            let st = Env::sandbox_state(&env.cw).await;
+            st["tickets"].as_array().and_then(|t| {
+                t.iter()
+                    .find(|t| {
+                        t["summary"]
+                            .as_str()
+                            .is_some_and(|s| s.contains("outage@contoso.example"))
+                    })
+                    .cloned()
+            })
+        })
+        .await;
+    assert_eq!(ticket["company"]["name"], "Contoso Ltd", "{ticket}");
+}
