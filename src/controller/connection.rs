@@ -23,6 +23,7 @@ use super::factory::credentials_secret_name;
 use super::index::ConnectionFacts;
 use super::resolve::customer::resolve_catch_all;
 use super::resolve::settings::{alertmanager_labels, dispatch_config, intake_path, smtp_settings};
+use super::resolve::ticket::required_by_psa;
 use super::resolve::{
     describe_unresolved, fetch_catalog, resolve_ticket, resolved_values, Unresolved,
 };
@@ -116,6 +117,8 @@ struct Settings {
     resolved: Option<ResolvedConnection>,
     ids: ResolvedIds,
     misses: Vec<Unresolved>,
+    /// Settings the PSA requires that the spec leaves unset (reported before name misses).
+    required: Vec<Unresolved>,
 }
 
 async fn resolve_settings(
@@ -127,6 +130,7 @@ async fn resolve_settings(
     let spec = &conn.spec;
     let mut misses = vec![];
     let ticket_spec = spec.ticket.clone().unwrap_or_default();
+    let required = required_by_psa(psa.provider(), &ticket_spec);
     let (catalog, _board) = fetch_catalog(psa.as_ref(), &ticket_spec).await?;
     let ticket = resolve_ticket(&ticket_spec, &catalog)
         .map_err(|m| misses.extend(m))
@@ -150,7 +154,7 @@ async fn resolve_settings(
         ids.catch_all_company = Some(c.company_id.clone());
         ids.catch_all_contact = c.default_contact_id.clone();
     }
-    let resolved = match (ticket, dispatch, misses.is_empty()) {
+    let resolved = match (ticket, dispatch, misses.is_empty() && required.is_empty()) {
         (Some(ticket), Some(dispatch), true) => Some(ResolvedConnection {
             key: key.clone(),
             generation: conn.metadata.generation.unwrap_or_default(),
@@ -172,6 +176,7 @@ async fn resolve_settings(
         resolved,
         ids,
         misses,
+        required,
     })
 }
 
@@ -399,6 +404,20 @@ fn build_status(
         Err((reason, message)) => conds.set(AUTHENTICATED, false, reason, message.clone()),
     }
     match &eval.settings {
+        Ok(settings) if !settings.required.is_empty() => {
+            let all: Vec<Unresolved> = settings
+                .required
+                .iter()
+                .chain(&settings.misses)
+                .cloned()
+                .collect();
+            conds.set(
+                SETTINGS_RESOLVED,
+                false,
+                "RequiredByPsa",
+                describe_unresolved(&all),
+            )
+        }
         Ok(settings) if settings.misses.is_empty() => conds.set(
             SETTINGS_RESOLVED,
             true,

@@ -11,7 +11,9 @@ use crate::api::PsaConnection;
 use crate::controller::factory::{FactoryError, PsaFactory, RealPsaFactory};
 use crate::controller::resolve::names::nearest;
 use crate::controller::resolve::settings::{dispatch_config, smtp_settings};
+use crate::controller::resolve::ticket::required_by_psa;
 use crate::controller::secrets::{decode_secret, SecretData};
+use crate::psa::Provider;
 
 use super::diagnostic::Diagnostic;
 use super::resource_set::{Located, ResourceSet};
@@ -102,6 +104,7 @@ pub fn check(set: &ResourceSet, all: &[Document]) -> Vec<Diagnostic> {
     out.extend(duplicate_organizations(set));
     out.extend(duplicate_service_names(set));
     for c in &set.connections {
+        out.extend(required_settings(c));
         if let Err(u) = dispatch_config(&c.obj.spec) {
             out.push(Diagnostic::at(
                 &c.doc,
@@ -229,6 +232,24 @@ fn duplicate_service_names(set: &ResourceSet) -> Vec<Diagnostic> {
         }
     }
     out
+}
+
+/// Ticket settings the connection's PSA requires that the spec leaves unset (the same rule the
+/// reconciler reports as `SettingsResolved=False RequiredByPsa`).
+fn required_settings(c: &Located<PsaConnection>) -> Vec<Diagnostic> {
+    let Some(provider) = Provider::from_kind_name(c.obj.spec.provider.kind_name()) else {
+        return vec![];
+    };
+    let ticket = c.obj.spec.ticket.clone().unwrap_or_default();
+    required_by_psa(provider, &ticket)
+        .into_iter()
+        .map(|u| {
+            // `line_of` falls back to the nearest parent present (the ticket block, or spec).
+            let field = format!("spec.{}", u.field);
+            let message = format!("{field} {}", u.problem);
+            Diagnostic::at(&c.doc, &field, "RequiredByPsa", message)
+        })
+        .collect()
 }
 
 /// The Secrets a connection references: present, decodable, with the keys the operator reads.

@@ -45,6 +45,31 @@ impl Provider {
             Provider::KaseyaBms => "KaseyaBMS",
         }
     }
+
+    /// The provider of a connection's `spec.provider` kind name (`ProviderSpec::kind_name`).
+    pub fn from_kind_name(kind: &str) -> Option<Provider> {
+        [Provider::ConnectWise, Provider::KaseyaBms]
+            .into_iter()
+            .find(|p| p.as_str() == kind)
+    }
+
+    /// Ticket settings this PSA cannot create a ticket without (from the vendor's document);
+    /// a connection that leaves one unset is refused at reconcile, `validate` and `plan`.
+    pub fn required_ticket_settings(self) -> &'static [RequiredTicketSetting] {
+        match self {
+            Provider::ConnectWise => connectwise::REQUIRED_TICKET_SETTINGS,
+            Provider::KaseyaBms => bms::REQUIRED_TICKET_SETTINGS,
+        }
+    }
+}
+
+/// A ticket setting a PSA requires, and the PSA field it fills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequiredTicketSetting {
+    /// `board`, `status`, `priority`, `type` or `source` (under `spec.ticket`).
+    pub setting: &'static str,
+    /// The field of the PSA's ticket, as its document names it.
+    pub psa_field: &'static str,
 }
 
 /// Anything with an id and a display name (board, type, priority, source, …).

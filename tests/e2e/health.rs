@@ -1,4 +1,4 @@
-//! Honest health during a PSA outage: the connection says `Synced=False PsaUnavailable` while its
+//! GitOps-grade health. Honest health during a PSA outage: the connection says `Synced=False PsaUnavailable` while its
 //! `Ready` stays as last known for the grace, then `Unknown` — never `False`, so Argo CD and Flux
 //! do not report the integration broken during a vendor maintenance window. Mappings do not
 //! cascade the connection's outage, and the alerts accepted meanwhile are delivered afterwards.
@@ -112,4 +112,62 @@ async fn an_outage_is_synced_false_not_ready_false() {
         })
         .await;
     assert_eq!(ticket["company"]["name"], "Contoso Ltd", "{ticket}");
+}
+
+/// A Kaseya BMS connection that leaves `ticket.status` unset could never create a ticket (the BMS
+/// document requires StatusId): refused at reconcile time, before the first alert fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setting_the_psa_requires_is_refused_before_any_alert() {
+    let env = Env::start().await;
+    env.wait_condition("psaconnection/demo-bms", "Ready", "True")
+        .await;
+    patch(
+        &env,
+        "psaconnection/demo-bms",
+        "json",
+        r#"[{"op": "remove", "path": "/spec/ticket/status"}]"#,
+    )
+    .await;
+    let (_, reason, message) = env
+        .wait_condition("psaconnection/demo-bms", "SettingsResolved", "False")
+        .await;
+    assert_eq!(reason, "RequiredByPsa");
+    assert!(
+        message.contains("ticket.status") && message.contains("StatusId"),
+        "{message}"
+    );
+    let (ready, reason, _) = env.condition("psaconnection/demo-bms", "Ready").await;
+    assert_eq!(
+        (ready.as_str(), reason.as_str()),
+        ("False", "RequiredByPsa")
+    );
+}
+
+/// `validate` says the same before anything is synced.
+#[test]
+fn validate_refuses_a_setting_the_psa_requires() {
+    use psa_operator::gitops::validate::validate_sources;
+    use psa_operator::gitops::yaml_docs::Source;
+    let connection = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config/samples/psaconnection-kaseya-bms.yaml"),
+    )
+    .unwrap();
+    let without_status: String = connection
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("status:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let v = validate_sources(&[Source {
+        name: "bms.yaml".into(),
+        text: without_status,
+    }]);
+    let d = v
+        .diagnostics
+        .iter()
+        .find(|d| d.reason == "RequiredByPsa")
+        .unwrap_or_else(|| panic!("{:#?}", v.diagnostics));
+    assert_eq!(d.field, "spec.ticket.status");
+    assert!(d.message.contains("StatusId"), "{}", d.message);
+    assert!(d.line > 0);
 }

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::api::{EventField, TicketSettings, ValueMapping};
-use crate::psa::{Named, Psa, PsaId, PsaResult, StatusInfo};
+use crate::psa::{Named, Provider, Psa, PsaId, PsaResult, StatusInfo};
 use crate::resolved::{IssueTypeIds, ResolvedTicket, ResolvedValue};
 
 use super::names::{find_by_name, HasName};
@@ -40,6 +40,45 @@ impl std::fmt::Display for Unresolved {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {:?}: {}", self.field, self.value, self.problem)
     }
+}
+
+/// Settings the PSA requires on every ticket that the spec leaves unset (or mapped without a
+/// default, so some events would have none). Pure; the reconciler reports them as
+/// `RequiredByPsa`, `validate` and `plan` the same way.
+pub fn required_by_psa(provider: Provider, settings: &TicketSettings) -> Vec<Unresolved> {
+    provider
+        .required_ticket_settings()
+        .iter()
+        .filter_map(|req| {
+            let field = format!("ticket.{}", req.setting);
+            let problem = |why: &str| Unresolved {
+                field: field.clone(),
+                value: String::new(),
+                problem: format!(
+                    "{why}: {} requires {} on every ticket",
+                    provider.as_str(),
+                    req.psa_field
+                ),
+            };
+            if req.setting == "board" {
+                return settings.board.is_none().then(|| problem("not set"));
+            }
+            let value = match req.setting {
+                "status" => &settings.status,
+                "priority" => &settings.priority,
+                "type" => &settings.type_,
+                "source" => &settings.source,
+                _ => return None,
+            };
+            match value {
+                None => Some(problem("not set")),
+                Some(v) if v.value.is_none() && v.default.is_none() => Some(problem(
+                    "a map without a default leaves some events without it",
+                )),
+                Some(_) => None,
+            }
+        })
+        .collect()
 }
 
 /// Joins misses into one condition message.
@@ -521,5 +560,41 @@ mod tests {
         assert_eq!(t.board_id, None);
         assert_eq!(t.priority, ResolvedValue::NotSet);
         assert_eq!(t.issue_type_default, IssueTypeIds::default());
+    }
+
+    #[test]
+    fn settings_the_psa_requires() {
+        let one = |v: &str| ValueMapping {
+            value: Some(v.into()),
+            ..Default::default()
+        };
+        let mut t = TicketSettings {
+            status: Some(one("New")),
+            priority: Some(one("High")),
+            type_: Some(one("Incident")),
+            ..Default::default()
+        };
+        assert!(required_by_psa(Provider::ConnectWise, &t).is_empty());
+        let misses = required_by_psa(Provider::KaseyaBms, &t);
+        assert_eq!(misses.len(), 1);
+        assert_eq!(misses[0].field, "ticket.source");
+        assert!(
+            misses[0].problem.contains("SourceId"),
+            "{}",
+            misses[0].problem
+        );
+        t.source = Some(ValueMapping {
+            map: Some([("a".to_string(), "Email".to_string())].into()),
+            ..Default::default()
+        });
+        let misses = required_by_psa(Provider::KaseyaBms, &t);
+        assert!(misses[0].problem.contains("without a default"));
+        t.source.as_mut().unwrap().default = Some("Email".into());
+        assert!(required_by_psa(Provider::KaseyaBms, &t).is_empty());
+        t.status = None;
+        assert_eq!(
+            required_by_psa(Provider::KaseyaBms, &t)[0].field,
+            "ticket.status"
+        );
     }
 }

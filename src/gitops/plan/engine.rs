@@ -13,6 +13,7 @@ use crate::controller::resolve::customer::{
     duplicates_of, resolve_catch_all, resolve_customer, CompanyIndex, Lookup,
 };
 use crate::controller::resolve::names::nearest;
+use crate::controller::resolve::ticket::required_by_psa;
 use crate::controller::resolve::{fetch_catalog, resolve_ticket};
 use crate::psa::{CompanyFilter, LineValues, Psa, PsaError, PsaId};
 
@@ -62,6 +63,19 @@ async fn run(
     let ticket = spec.ticket.clone().unwrap_or_default();
     let (catalog, _) = fetch_catalog(psa, &ticket).await?;
     plan.names = name_checks(&ticket, &resolve_ticket(&ticket, &catalog));
+    // Settings the PSA requires but the spec leaves unset: a problem row each (no ticket could
+    // be created), as the reconciler's `RequiredByPsa`.
+    plan.names.extend(
+        required_by_psa(psa.provider(), &ticket)
+            .into_iter()
+            .map(|u| NameCheck {
+                field: u.field,
+                value: u.value,
+                resolves: Some(false),
+                id: None,
+                problem: Some(u.problem),
+            }),
+    );
     if let Some(ca) = &spec.catch_all {
         plan.names.extend(catch_all_names(psa, ca).await?);
     }

@@ -45,6 +45,27 @@ use super::{
 };
 
 /// Rows asked for per page (what Kaseya's own samples use).
+/// `TicketInputDto` of the BMS v2 document requires PriorityId, SourceId, StatusId and TypeId
+/// besides what the dispatcher always sends (AccountId, LocationId, Title, Details, OpenDate).
+pub const REQUIRED_TICKET_SETTINGS: &[crate::psa::RequiredTicketSetting] = &[
+    crate::psa::RequiredTicketSetting {
+        setting: "status",
+        psa_field: "StatusId",
+    },
+    crate::psa::RequiredTicketSetting {
+        setting: "priority",
+        psa_field: "PriorityId",
+    },
+    crate::psa::RequiredTicketSetting {
+        setting: "type",
+        psa_field: "TypeId",
+    },
+    crate::psa::RequiredTicketSetting {
+        setting: "source",
+        psa_field: "SourceId",
+    },
+];
+
 pub const PAGE_SIZE: usize = 100;
 /// Upper bound on pages read by one listing (100,000 rows).
 const MAX_PAGES: usize = 1_000;

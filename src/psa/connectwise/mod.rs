@@ -55,6 +55,11 @@ use super::*;
 use crate::secret::SecretString;
 
 /// `summary` longer than this is rejected by ConnectWise; the client cuts it.
+/// ConnectWise fills board, status, type and priority from the company's and board's defaults
+/// when a ticket leaves them out; only the summary and the company are required, and the
+/// dispatcher always sends both.
+pub const REQUIRED_TICKET_SETTINGS: &[crate::psa::RequiredTicketSetting] = &[];
+
 pub const SUMMARY_MAX: usize = 100;
 /// `externalXRef` limit.
 pub const MARKER_MAX: usize = 100;
