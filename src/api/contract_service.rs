@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{conditions_schema, LocalRef, Money};
 
-/// A catalog service ensured in the PSA (adopted by name when it exists).
+/// A catalog service ensured in the PSA: created when absent; an existing item of the same name
+/// is adopted only when `adopt: true` says so.
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "psa-operator.io",
@@ -38,9 +39,27 @@ pub struct ContractServiceSpec {
     pub cost: Money,
     /// Default price per unit (decimal string).
     pub price: Money,
-    /// What happens in the PSA when this resource is deleted (default Orphan).
+    /// What happens in the PSA when this resource is deleted (default Orphan). An adopted item
+    /// is deleted only with `managementPolicy: Full`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
+    /// Adopt a catalog item of this name that already exists in the PSA (default false: an
+    /// existing item is reported with `AdoptionNotRequested` and left untouched).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt: Option<bool>,
+    /// How much of an adopted item the operator manages (default Partial).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_policy: Option<ManagementPolicy>,
+}
+
+/// How much of an adopted catalog item the operator manages. Items it created are always Full.
+#[derive(JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ManagementPolicy {
+    /// Only the fields the spec sets are kept in step; the item is never deleted.
+    #[default]
+    Partial,
+    /// The operator owns the item: every field follows the spec and `deletionPolicy` applies.
+    Full,
 }
 
 /// What deleting the resource does to the PSA catalog service.

@@ -204,6 +204,10 @@ pub async fn run_controllers(
     .applied_objects()
     .predicate_filter(spec_predicate, PredicateConfig::default());
     let svc_by_conn = svc_reader.clone();
+    let service_watched = contract_service::Watched {
+        connections: conn_reader.clone(),
+        services: svc_reader.clone(),
+    };
     let service_triggers = ctx.publisher.connection_changes().flat_map(move |key| {
         futures::stream::iter(
             svc_by_conn
@@ -217,7 +221,14 @@ pub async fn run_controllers(
     let services = Controller::for_stream(svc_stream, svc_reader.clone())
         .reconcile_on(service_triggers)
         .graceful_shutdown_on(shutdown.clone())
-        .run(contract_service::reconcile, error_policy, ctx.clone())
+        .run(
+            move |s, ctx| {
+                let watched = service_watched.clone();
+                async move { contract_service::reconcile(s, ctx, watched).await }
+            },
+            error_policy,
+            ctx.clone(),
+        )
         .for_each(|_| future::ready(()));
 
     let inventory = inventory(ctx.clone(), conn_reader, map_reader, shutdown.clone());

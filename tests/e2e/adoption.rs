@@ -1,0 +1,202 @@
+//! Adoption and deletion of catalog items, safe for GitOps: an existing item is adopted only when
+//! the spec asks, an adopted item keeps what the spec does not set and survives deletion, two
+//! resources never fight over one item, and deleting a connection first never leaves its services
+//! stuck Terminating.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::controllers::{apply_text, patch, Env};
+
+/// A catalog item a technician made by hand in ConnectWise.
+async fn hand_made_item(env: &Env, identifier: &str, description: &str) -> i64 {
+    let first_id = |v: Value| v[0]["id"].as_i64().expect("an id");
+    let types: Value = env
+        .cw_api(reqwest::Method::GET, "/procurement/types", Value::Null)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let subcategories: Value = env
+        .cw_api(
+            reqwest::Method::GET,
+            "/procurement/subcategories",
+            Value::Null,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let r = env
+        .cw_api(
+            reqwest::Method::POST,
+            "/procurement/catalog",
+            json!({
+                "identifier": identifier, "description": description,
+                "customerDescription": description, "productClass": "Service",
+                "type": {"id": first_id(types)}, "subcategory": {"id": first_id(subcategories)},
+                "cost": 2.0, "price": 5.0, "inactiveFlag": false
+            }),
+        )
+        .await;
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+    r.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+}
+
+async fn item(env: &Env, id: i64) -> Option<Value> {
+    Env::sandbox_state(&env.cw).await["catalog"]
+        .as_array()?
+        .iter()
+        .find(|c| c["id"].as_i64() == Some(id))
+        .cloned()
+}
+
+fn service(name: &str, item: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: psa-operator.io/v1alpha1\nkind: ContractService\nmetadata: {{name: {name}, namespace: psa}}\n\
+         spec:\n  connectionRef: {{name: demo-cw}}\n  name: {item}\n  cost: \"2.50\"\n  price: \"6.00\"\n{extra}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_item_is_adopted_only_when_asked_and_survives_deletion() {
+    let env = Env::start().await;
+    env.wait_condition("psaconnection/demo-cw", "Ready", "True")
+        .await;
+    let id = hand_made_item(&env, "Hand Made", "written by the MSP").await;
+
+    // Not asked to adopt: reported, untouched.
+    apply_text(
+        &env.cluster,
+        &service("hand", "Hand Made", "  deletionPolicy: Delete\n"),
+    )
+    .await;
+    let (_, reason, message) = env
+        .wait_condition("contractservice/hand", "Ready", "False")
+        .await;
+    assert_eq!(reason, "AdoptionNotRequested");
+    assert!(message.contains("adopt: true"), "{message}");
+    assert_eq!(item(&env, id).await.unwrap()["price"], 5.0);
+
+    // Adopted: cost and price follow the spec, the description it does not set is kept.
+    patch(
+        &env,
+        "contractservice/hand",
+        "merge",
+        r#"{"spec":{"adopt":true}}"#,
+    )
+    .await;
+    env.eventually("the adopted item in step", || async {
+        let c = item(&env, id).await?;
+        (c["price"] == 6.0 && c["cost"] == 2.5).then_some(())
+    })
+    .await;
+    env.wait_condition("contractservice/hand", "Ready", "True")
+        .await;
+    assert_eq!(
+        env.jsonpath("contractservice/hand", "{.status.origin}")
+            .await,
+        "Adopted"
+    );
+    let c = item(&env, id).await.unwrap();
+    assert_eq!(c["customerDescription"], "written by the MSP", "{c}");
+
+    // deletionPolicy Delete does not delete what the operator did not create.
+    env.cluster
+        .kubectl_ok(&["delete", "-n", "psa", "contractservice/hand", "--wait=true"])
+        .await;
+    assert!(item(&env, id).await.is_some(), "the adopted item stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_resources_claiming_one_item_both_say_so() {
+    let env = Env::start().await;
+    env.wait_condition("contractservice/saas-alerts-monitoring", "Ready", "True")
+        .await;
+    // A second resource (through the same tenant) naming the sample's item.
+    apply_text(
+        &env.cluster,
+        &service("twin", "SaaS Alerts Monitoring", "  adopt: true\n"),
+    )
+    .await;
+    let (_, reason, message) = env
+        .wait_condition("contractservice/twin", "Ready", "False")
+        .await;
+    assert_eq!(reason, "DuplicateClaim");
+    assert!(message.contains("psa/saas-alerts-monitoring"), "{message}");
+    env.cluster
+        .kubectl_ok(&[
+            "annotate",
+            "-n",
+            "psa",
+            "contractservice/saas-alerts-monitoring",
+            "psa-operator.io/reconcile-requested-at=twin",
+        ])
+        .await;
+    let (_, reason, _) = env
+        .wait_condition("contractservice/saas-alerts-monitoring", "Ready", "False")
+        .await;
+    assert_eq!(reason, "DuplicateClaim");
+    // Removing the twin heals the original.
+    env.cluster
+        .kubectl_ok(&["delete", "-n", "psa", "contractservice/twin"])
+        .await;
+    env.wait_condition("contractservice/saas-alerts-monitoring", "Ready", "True")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_connection_first_leaves_nothing_terminating() {
+    let env = Env::start().await;
+    apply_text(
+        &env.cluster,
+        &service("owned", "Owned Service", "  deletionPolicy: Delete\n"),
+    )
+    .await;
+    env.wait_condition("contractservice/owned", "Ready", "True")
+        .await;
+    // What Argo CD's prune or a namespace deletion does: everything at once, connection first.
+    env.cluster
+        .kubectl_ok(&[
+            "delete",
+            "-n",
+            "psa",
+            "psaconnection/demo-cw",
+            "--wait=false",
+        ])
+        .await;
+    env.cluster
+        .kubectl_ok(&[
+            "delete",
+            "-n",
+            "psa",
+            "contractservice/owned",
+            "--wait=false",
+        ])
+        .await;
+    let started = Instant::now();
+    loop {
+        let left = env
+            .cluster
+            .kubectl(&[
+                "get",
+                "-n",
+                "psa",
+                "contractservice,psaconnection",
+                "-o",
+                "name",
+            ])
+            .await;
+        let names = String::from_utf8_lossy(&left.stdout).to_string();
+        if !names.contains("contractservice/owned") && !names.contains("psaconnection/demo-cw") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "still there after 60 s: {names}\n{}",
+            env.dump_on_failure().await
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
