@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use futures::{future, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{watcher, Controller, PredicateConfig, WatchStreamExt};
@@ -85,10 +86,17 @@ pub async fn run_controllers(
     .predicate_filter(spec_predicate, PredicateConfig::default());
     let secret_index = conn_reader.clone();
     let connections = Controller::for_stream(conn_stream, conn_reader.clone())
-        .watches(
-            api::<Secret>(&client, &scope),
-            watcher::Config::default(),
-            move |secret: Secret| {
+        // Secrets are watched as metadata only: the operator never caches Secret data (Helm
+        // release Secrets and every other Secret of the cluster stay out of its memory); a
+        // referenced one is read in full, by name, when its connection reconciles.
+        .watches_stream(
+            watcher(
+                api::<PartialObjectMeta<Secret>>(&client, &scope),
+                watcher::Config::default(),
+            )
+            .default_backoff()
+            .touched_objects(),
+            move |secret: PartialObjectMeta<Secret>| {
                 let ns = secret.namespace().unwrap_or_default();
                 let name = secret.name_any();
                 secret_index
