@@ -108,10 +108,40 @@ impl OperatorOptions {
     }
 }
 
+/// The operator's two listeners, bound before it starts (so `dev` can report real ports).
+pub struct OperatorListeners {
+    pub metrics: tokio::net::TcpListener,
+    pub intake: tokio::net::TcpListener,
+}
+
+impl OperatorListeners {
+    /// Binds `opts.metrics_addr` and `opts.intake_addr`; the error names the address.
+    pub async fn bind(opts: &OperatorOptions) -> anyhow::Result<Self> {
+        let metrics = tokio::net::TcpListener::bind(opts.metrics_addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("binding metrics address {}: {e}", opts.metrics_addr))?;
+        let intake = tokio::net::TcpListener::bind(opts.intake_addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("binding intake address {}: {e}", opts.intake_addr))?;
+        Ok(OperatorListeners { metrics, intake })
+    }
+}
+
 /// Runs the operator until `shutdown` resolves.
 pub async fn run_operator(
     client: Client,
     opts: OperatorOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> anyhow::Result<()> {
+    let listeners = OperatorListeners::bind(&opts).await?;
+    run_operator_on(client, opts, listeners, shutdown).await
+}
+
+/// Runs the operator on listeners bound by the caller until `shutdown` resolves.
+pub async fn run_operator_on(
+    client: Client,
+    opts: OperatorOptions,
+    listeners: OperatorListeners,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> anyhow::Result<()> {
     let registry = Registry::new();
@@ -131,12 +161,10 @@ pub async fn run_operator(
             .map_err(|e| anyhow::anyhow!("opening store {}: {e}", opts.store.display()))?,
     );
 
-    let health = tokio::net::TcpListener::bind(opts.metrics_addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("binding metrics address {}: {e}", opts.metrics_addr))?;
-    let intake = tokio::net::TcpListener::bind(opts.intake_addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("binding intake address {}: {e}", opts.intake_addr))?;
+    let OperatorListeners {
+        metrics: health,
+        intake,
+    } = listeners;
     tracing::info!(metrics = %health.local_addr()?, intake = %intake.local_addr()?, store = %opts.store.display(), "operator starting");
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
     let health_srv = axum::serve(health, health_router(metrics.clone(), ready.clone()))

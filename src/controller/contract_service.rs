@@ -149,7 +149,8 @@ async fn apply(s: &ContractService, ctx: &Context) -> Result<Action, ReconcileEr
         .map(|b| b.status != if ok { "True" } else { "False" } || b.reason != reason)
         .unwrap_or(true)
     {
-        ctx.event(s, !ok, &reason, "EnsureCatalogService", message)
+        let warning = super::event_type::is_warning(ok, &reason);
+        ctx.event(s, warning, &reason, "EnsureCatalogService", message)
             .await;
     }
     if status != old {

@@ -251,7 +251,7 @@ async fn reconcile_inner(
         {
             ctx.event(
                 m,
-                c.status != "True",
+                super::event_type::is_warning(c.status == "True", &c.reason),
                 &c.reason,
                 &c.type_,
                 format!("{}={}: {}", c.type_, c.status, c.message),

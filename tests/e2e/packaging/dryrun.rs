@@ -135,7 +135,7 @@ fn check(k: &Kubectl) {
     );
     // And the server would refuse a broken one: the dry run is a real check.
     let broken = std::fs::read_to_string(
-        repo().join("config/samples/contractservice-saas-alerts-monitoring.yaml"),
+        repo().join("config/samples/03-contractservice-saas-alerts-monitoring.yaml"),
     )
     .unwrap()
     .replace("price: \"3.00\"", "price: 3.5");
