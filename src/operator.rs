@@ -149,6 +149,12 @@ pub async fn run_operator_on(
     let controller_metrics = Arc::new(ControllerMetrics::register(&mut metrics));
     let psa_calls = PsaCallMetrics::register(&mut metrics);
     let dispatch_metrics = Arc::new(DispatchMetrics::register(&mut metrics));
+    metrics.register_collector(Box::new(
+        crate::dispatch::connection_metrics::ConnectionMetrics::new(
+            registry.clone(),
+            dispatch_metrics.clone(),
+        ),
+    ));
     let metrics: SharedMetrics = Arc::new(Mutex::new(metrics));
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
 

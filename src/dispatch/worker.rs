@@ -506,7 +506,7 @@ impl Inner {
             now_ms: now,
         };
         let result = delivery.run(group_key, &batch).await;
-        self.metrics.psa_calls_for_event(calls.count());
+        self.metrics.psa_calls_for_event(&conn.key, calls.count());
         let head = &batch[0];
         match result {
             Ok(done) => {
