@@ -16,3 +16,4 @@ mod providers;
 mod sandbox_admin;
 mod secrets;
 mod support;
+mod tour;
