@@ -224,6 +224,8 @@ pub struct DispatchStats {
     pub auto_matched: u64,
     pub auto_unmatched: u64,
     pub unmatched_organizations: Vec<String>,
+    /// The latest failed delivery: (RFC 3339 time, message).
+    pub last_error: Option<(String, String)>,
 }
 
 /// The shared, in-memory registry: reconcilers publish, the intake and dispatcher read.

@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::api::condition_types::*;
 use crate::api::{
     find_condition, make_condition, parse_duration, set_condition, AutoMappingCounts, CatchAll,
-    DispatchCounters, PsaConnection, PsaConnectionSpec, PsaConnectionStatus, ResolvedIds,
+    PsaConnection, PsaConnectionSpec, PsaConnectionStatus, ResolvedIds,
 };
 use crate::psa::instrumented::InstrumentedPsa;
 use crate::psa::{Psa, PsaError};
@@ -617,14 +617,7 @@ async fn reconcile_inner(conn: &PsaConnection, ctx: &Context) -> Result<Action, 
     status.conditions = conds;
 
     let stats = ctx.registry.stats(&key);
-    status.dispatch = Some(DispatchCounters {
-        accepted: stats.accepted,
-        pending: stats.pending,
-        tickets_created: stats.tickets_created,
-        notes_added: stats.notes_added,
-        failsafe_emails: stats.failsafe_emails,
-        dead_letters: stats.dead_letters,
-    });
+    status.dispatch = Some(super::dispatch_status::dispatch_status(&stats, spec));
     if spec.account_mapping.unwrap_or_default() != crate::api::AccountMapping::Manual {
         status.auto_mapping = Some(AutoMappingCounts {
             matched: stats.auto_matched,

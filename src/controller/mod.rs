@@ -6,6 +6,7 @@
 pub mod connection;
 pub mod context;
 pub mod contract_service;
+pub mod dispatch_status;
 pub mod event_type;
 pub mod factory;
 pub mod mapping;

@@ -591,6 +591,9 @@ impl Inner {
     ) -> bool {
         let key = &conn.key;
         let now = now_ms();
+        let failed_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        self.registry
+            .with_stats(key, |s| s.last_error = Some((failed_at, err.to_string())));
         let cfg = &conn.dispatch;
         let attempt = head.attempts + 1;
         let jitter: f64 = rand::random();

@@ -295,5 +295,89 @@ async fn readme_tour_from_dev_to_the_ticket_in_the_browser() {
         missing.is_empty(),
         "used by rules/dashboard but not in /metrics: {missing:?}\nexposed: {exposed:?}"
     );
+
+    // 5. `kubectl get` shows the tickets and dead letters per connection; after a PSA outage,
+    //    `kubectl describe` shows the budget in force and the last delivery error.
+    let cw_faults = format!("{}/_sandbox/faults", url(&ready, "connectwise"));
+    http.post(&cw_faults)
+        .json(&serde_json::json!({"outage": true}))
+        .send()
+        .await
+        .unwrap();
+    let sent = Command::new(bin())
+        .args(["send-sample", "-n", "psa", "--connection", "demo-cw"])
+        .args([
+            "--user",
+            "joe@contoso.example",
+            "--intake-url",
+            url(&ready, "intake"),
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .unwrap();
+    assert!(sent.status.success());
+    let mut nudge = 0;
+    let described = eventually(Duration::from_secs(60), "status with the last error", || {
+        nudge += 1;
+        let kubeconfig = kubeconfig.clone();
+        async move {
+            // A new annotation value asks the reconciler to copy the dispatcher's counters now.
+            let patch = format!(
+                r#"{{"metadata":{{"annotations":{{"psa-operator.io/reconcile-requested-at":"{nudge}"}}}}}}"#
+            );
+            kubectl_cmd(&kubeconfig)
+                .args(["patch", "psaconnection", "demo-cw", "-n", "psa", "--type=merge", "-p", &patch])
+                .output()
+                .ok()?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let out = kubectl_cmd(&kubeconfig)
+                .args(["describe", "psaconnection", "demo-cw", "-n", "psa"])
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.contains("Last Error").then_some(text)
+        }
+    })
+    .await;
+    assert!(
+        described.contains("Requests Per Hour:  1500"),
+        "{described}"
+    );
+    assert!(
+        described.contains("503"),
+        "the outage's status code: {described}"
+    );
+    assert!(!described.contains("demo-private"), "{described}");
+    http.post(&cw_faults)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    let table = kubectl_cmd(&kubeconfig)
+        .args(["get", "psaconnection", "-n", "psa"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap()
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert!(
+        header.contains(&"TICKETS") && header.contains(&"DEAD LETTERS"),
+        "{table}"
+    );
+    let cw_row: Vec<&str> = table
+        .lines()
+        .find(|l| l.starts_with("demo-cw "))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    // NAME PROVIDER READY SYNCED REASON TICKETS DEAD-LETTERS AGE
+    assert_eq!(cw_row[5], "1", "one ticket so far: {table}");
+    assert_eq!(cw_row[6], "0", "{table}");
     drop(dev);
 }
