@@ -1,14 +1,20 @@
 //! Which condition transitions deserve a `Warning` Event.
 //!
-//! A resource that waits for its PsaConnection to be reconciled is not broken: a first
-//! `kubectl apply -f config/samples/` creates the mappings milliseconds after the connection,
-//! before the connection has authenticated, and a burst of Warnings on a healthy demo sends the
-//! reader looking for a fault that is not there. Such transitions are `Normal`; the condition
+//! A resource that waits for its PsaConnection (or ContractService) to be reconciled is not
+//! broken: a first `kubectl apply -f config/samples/` creates the mappings milliseconds after
+//! the connection and the service, before the connection has authenticated or the service
+//! exists in the PSA, and a burst of Warnings on a healthy demo sends the reader looking for a
+//! fault that is not there. Such transitions are `Normal`; the condition
 //! (Ready=False with the reason) still shows the wait in `kubectl get`, and a wait that lasts
 //! is visible there and in the connection's own Warnings.
 
-/// Reasons that mean "waiting for the connection", not "something is wrong here".
-const WAITING_FOR_CONNECTION: [&str; 2] = ["ConnectionNotFound", "ConnectionNotReady"];
+/// Reasons that mean "waiting for the connection (or the ContractService) to be reconciled",
+/// not "something is wrong here".
+const WAITING_FOR_CONNECTION: [&str; 3] = [
+    "ConnectionNotFound",
+    "ConnectionNotReady",
+    "ServiceNotReady",
+];
 
 /// Whether a condition transition to `healthy` (status True) with `reason` is a Warning Event.
 pub fn is_warning(healthy: bool, reason: &str) -> bool {
@@ -25,6 +31,8 @@ mod tests {
             (true, "Ready", false),
             (false, "ConnectionNotFound", false),
             (false, "ConnectionNotReady", false),
+            (false, "ServiceNotReady", false),
+            (false, "ServiceNotFound", true),
             (false, "CompanyNotFound", true),
             (false, "DuplicateOrganization", true),
             (false, "PsaUnavailable", true),

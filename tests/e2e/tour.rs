@@ -124,6 +124,30 @@ fn apply_samples(state: &Path, kubeconfig: &str) {
     );
 }
 
+/// `send-sample` through the real intake, as the banner suggests.
+fn send_sample(ready: &Value, connection: &str, user: &str) {
+    let sent = Command::new(bin())
+        .args(["send-sample", "-n", "psa", "--connection", connection])
+        .args(["--user", user, "--intake-url", url(ready, "intake")])
+        .env("KUBECONFIG", url(ready, "kubeconfig"))
+        .output()
+        .unwrap();
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+}
+
+/// The `<article>` of ticket `id` in a sandbox page.
+fn ticket_article<'a>(page: &'a str, id: &Value) -> &'a str {
+    let start = page
+        .find(&format!("id=\"ticket-{id}\""))
+        .unwrap_or_else(|| panic!("no ticket {id} in the page:\n{page}"));
+    let article = &page[start..];
+    &article[..article.find("</article>").unwrap()]
+}
+
 async fn wait_all_ready(kubeconfig: &str) {
     eventually(Duration::from_secs(90), "every sample Ready", || async {
         let list = kubectl_json(
@@ -218,24 +242,7 @@ async fn readme_tour_from_dev_to_the_ticket_in_the_browser() {
     );
 
     // 3. send-sample through the real intake; the ticket appears on the sandbox's page.
-    let sent = Command::new(bin())
-        .args([
-            "send-sample",
-            "-n",
-            "psa",
-            "--connection",
-            "demo-cw",
-            "--intake-url",
-            url(&ready, "intake"),
-        ])
-        .env("KUBECONFIG", &kubeconfig)
-        .output()
-        .unwrap();
-    assert!(
-        sent.status.success(),
-        "{}",
-        String::from_utf8_lossy(&sent.stderr)
-    );
+    send_sample(&ready, "demo-cw", "jane@contoso.example");
     let cw = url(&ready, "connectwise").to_string();
     let state_url = format!("{cw}/_sandbox/state");
     let ticket = eventually(Duration::from_secs(60), "the sample's ticket", || {
@@ -250,11 +257,7 @@ async fn readme_tour_from_dev_to_the_ticket_in_the_browser() {
     let page = tokio::task::spawn_blocking(move || chromium_dom(&format!("{cw}/")))
         .await
         .unwrap();
-    let article_start = page
-        .find(&format!("id=\"ticket-{}\"", ticket["id"]))
-        .unwrap_or_else(|| panic!("no ticket article in the page:\n{page}"));
-    let article = &page[article_start..];
-    let article = &article[..article.find("</article>").unwrap()];
+    let article = ticket_article(&page, &ticket["id"]);
     assert!(
         article.contains(&summary),
         "summary {summary:?} not in {article}"
@@ -276,6 +279,34 @@ async fn readme_tour_from_dev_to_the_ticket_in_the_browser() {
     assert!(
         page.contains("service/tickets"),
         "the ticket's POST is among the recent calls"
+    );
+
+    // The Kaseya BMS page: two samples of one user → one ticket with a note (User grouping).
+    send_sample(&ready, "demo-bms", "jane@contoso.example");
+    send_sample(&ready, "demo-bms", "jane@contoso.example");
+    let bms = url(&ready, "bms").to_string();
+    let bms_state = format!("{bms}/_sandbox/state");
+    let ticket = eventually(Duration::from_secs(60), "the BMS ticket's note", || {
+        let (http, bms_state) = (http.clone(), bms_state.clone());
+        async move {
+            let s: Value = http.get(&bms_state).send().await.ok()?.json().await.ok()?;
+            let t = s["tickets"].as_array()?.first()?.clone();
+            (!t["notes"].as_array()?.is_empty()).then_some(t)
+        }
+    })
+    .await;
+    let page = tokio::task::spawn_blocking(move || chromium_dom(&format!("{bms}/")))
+        .await
+        .unwrap();
+    let article = ticket_article(&page, &ticket["id"]);
+    let title = ticket["title"].as_str().unwrap();
+    let note = ticket["notes"][0]["details"].as_str().unwrap();
+    let note_line = note.lines().next().unwrap();
+    assert!(article.contains(title), "title {title:?} not in {article}");
+    assert!(article.contains("Security Alerts"), "the queue: {article}");
+    assert!(
+        article.contains(note_line),
+        "note {note_line:?} not in {article}"
     );
 
     // 4. Every metric the chart's rules and dashboard use is exposed by this operator.
@@ -304,18 +335,7 @@ async fn readme_tour_from_dev_to_the_ticket_in_the_browser() {
         .send()
         .await
         .unwrap();
-    let sent = Command::new(bin())
-        .args(["send-sample", "-n", "psa", "--connection", "demo-cw"])
-        .args([
-            "--user",
-            "joe@contoso.example",
-            "--intake-url",
-            url(&ready, "intake"),
-        ])
-        .env("KUBECONFIG", &kubeconfig)
-        .output()
-        .unwrap();
-    assert!(sent.status.success());
+    send_sample(&ready, "demo-cw", "joe@contoso.example");
     let mut nudge = 0;
     let described = eventually(Duration::from_secs(60), "status with the last error", || {
         nudge += 1;

@@ -110,3 +110,53 @@ fn contract_lines(state: &Value) -> Vec<ContractLineRow> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn closed_comes_from_the_status_list_and_lines_from_contracts() {
+        let state = json!({
+            "tenant": "demo",
+            "accounts": [{"id": 4, "accountCode": "CONTOSO", "accountName": "Contoso Ltd"}],
+            "statuses": [{"id": 22, "name": "New", "closed": false},
+                         {"id": 25, "name": "Completed", "closed": true}],
+            "tickets": [
+                {"id": 31, "ticketNumber": "T1", "title": "open one", "accountName": "Contoso Ltd",
+                 "queueName": "Security Alerts", "statusId": 22, "statusName": "New",
+                 "details": "what happened", "contactName": "Jane Doe",
+                 "typeName": "Alert", "issueTypeName": "SaaS Alerts", "subIssueTypeName": "IAM",
+                 "notes": [{"id": 9, "details": "later", "isInternal": false, "createdOn": "b"},
+                           {"id": 8, "details": "earlier", "isInternal": true, "createdOn": "a"}]},
+                {"id": 32, "ticketNumber": "T2", "title": "done", "accountName": "Contoso Ltd",
+                 "statusId": 25, "statusName": "Completed", "notes": []},
+                {"id": 33, "ticketNumber": "T3", "title": "completed date", "accountName": "Contoso Ltd",
+                 "statusId": 22, "completedDate": "2026-01-01T00:00:00", "notes": []},
+            ],
+            "contracts": [{"id": 8, "accountId": 4, "name": "Managed Security", "lines": [
+                {"contractName": "Managed Security", "serviceName": "SaaS Alerts Monitoring",
+                 "units": 42.0, "unitPrice": 4.0, "unitCost": 1.5, "totalPrice": 168.0}]}],
+        });
+        let v = view(&state);
+        assert_eq!(
+            (v.account.as_str(), v.board_label.as_str()),
+            ("tenant demo", "Queue")
+        );
+        let closed: Vec<(&str, bool)> = v
+            .tickets
+            .iter()
+            .map(|t| (t.number.as_str(), t.closed))
+            .collect();
+        assert_eq!(closed, [("T3", true), ("T2", true), ("T1", false)]);
+        assert_eq!(v.companies[0].open_tickets, 1);
+        let open = &v.tickets[2];
+        assert_eq!(open.description, "what happened");
+        assert_eq!(open.kind, "Alert / SaaS Alerts / IAM");
+        let notes: Vec<&str> = open.notes.iter().map(|n| n.text.as_str()).collect();
+        assert_eq!(notes, ["earlier", "later"]);
+        assert_eq!(v.contract_lines[0].company, "Contoso Ltd");
+        assert_eq!(v.contract_lines[0].quantity, 42.0);
+    }
+}

@@ -98,3 +98,73 @@ fn contract_lines(state: &Value) -> Vec<ContractLineRow> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tickets_newest_first_with_their_notes_in_order_and_lines_joined() {
+        let state = json!({
+            "companies": [
+                {"id": 2, "identifier": "CONTOSO", "name": "Contoso Ltd"},
+                {"id": 9, "identifier": "GONE", "name": "Gone Inc", "deletedFlag": true},
+            ],
+            "tickets": [
+                {"id": 1, "summary": "old", "company": {"name": "Contoso Ltd"}, "closedFlag": true,
+                 "status": {"name": ">Closed"}},
+                {"id": 2, "summary": "new", "company": {"name": "Contoso Ltd"}, "closedFlag": false,
+                 "board": {"name": "Security Alerts"}, "status": {"name": "New"},
+                 "contact": {"name": "Jane Doe"}, "agreement": {"name": "Managed Security"},
+                 "type": {"name": "Alert"}, "subType": {"name": "Identity"}},
+            ],
+            "notes": [
+                {"id": 5, "ticketId": 2, "text": "second", "internalAnalysisFlag": true},
+                {"id": 3, "ticketId": 2, "text": "first"},
+                {"id": 4, "ticketId": 1, "text": "other ticket"},
+            ],
+            "agreements": [{"id": 7, "name": "Managed Security", "company": {"name": "Contoso Ltd"}}],
+            "additions": [{"agreementId": 7, "product": {"identifier": "SaaS Alerts Monitoring"},
+                           "quantity": 42.0, "unitPrice": 4.0, "unitCost": 1.5, "extPrice": 168.0}],
+        });
+        let v = view(&state, "demo");
+        assert_eq!(v.account, "company demo");
+        assert_eq!(v.companies.len(), 1, "deleted companies are not shown");
+        assert_eq!(v.companies[0].open_tickets, 1);
+        let summaries: Vec<&str> = v.tickets.iter().map(|t| t.summary.as_str()).collect();
+        assert_eq!(summaries, ["new", "old"]);
+        let t = &v.tickets[0];
+        assert_eq!(
+            (
+                t.board.as_str(),
+                t.contact.as_str(),
+                t.contract.as_str(),
+                t.kind.as_str()
+            ),
+            (
+                "Security Alerts",
+                "Jane Doe",
+                "Managed Security",
+                "Alert / Identity"
+            )
+        );
+        let notes: Vec<(&str, bool)> = t
+            .notes
+            .iter()
+            .map(|n| (n.text.as_str(), n.internal))
+            .collect();
+        assert_eq!(notes, [("first", false), ("second", true)]);
+        assert!(v.tickets[1].closed);
+        let line = &v.contract_lines[0];
+        assert_eq!(
+            (
+                line.company.as_str(),
+                line.contract.as_str(),
+                line.service.as_str()
+            ),
+            ("Contoso Ltd", "Managed Security", "SaaS Alerts Monitoring")
+        );
+        assert_eq!((line.quantity, line.total_price), (42.0, 168.0));
+    }
+}
