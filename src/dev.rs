@@ -1,16 +1,22 @@
 //! `psa-operator dev`: everything on one machine — the embedded Kubernetes API server with our
 //! CRDs, ConnectWise and Kaseya BMS sandboxes seeded with the demo data `config/samples/` uses,
 //! and the operator (reconcilers, dispatcher, intake) pointed at them.
+//!
+//! Once every part listens, `dev` prints one JSON line on stdout (the [`ReadyLine`]: real
+//! addresses, also after binding port 0) for scripts and CI jobs, a human banner on stderr, and
+//! writes the same JSON to `<state-dir>/endpoints.json`, which `dev --print-samples` reads to
+//! print `config/samples/` with those addresses.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
 use crate::api::crdgen::all_crds_yaml;
 use crate::devcluster::{self, DevCluster};
-use crate::operator::{kube_client, run_operator, OperatorOptions};
+use crate::operator::{kube_client, run_operator_on, OperatorListeners, OperatorOptions};
 use crate::sandbox::{self, RunningSandbox};
 
 /// Ports and paths of a dev environment.
@@ -76,27 +82,63 @@ pub async fn start_environment(s: &DevSettings) -> anyhow::Result<DevEnvironment
     })
 }
 
-fn banner(s: &DevSettings, env: &DevEnvironment, kubeconfig: &Path) -> String {
+/// The machine-readable line `dev` prints on stdout once everything listens. Field order is the
+/// documented one; every URL is a base URL without a trailing slash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReadyLine {
+    pub ready: bool,
+    /// Path of the kubeconfig pointing at the embedded API server.
+    pub kubeconfig: String,
+    pub api_server: String,
+    /// Base URL of the alert intake (`send-sample --intake-url` takes it as is).
+    pub intake: String,
+    pub connectwise: String,
+    pub bms: String,
+    /// Base URL of `/metrics`, `/healthz` and `/readyz`.
+    pub metrics: String,
+}
+
+/// Name of the file in the state directory that holds the [`ReadyLine`] of the running `dev`.
+pub const ENDPOINTS_FILE: &str = "endpoints.json";
+
+fn http_url(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+fn banner(ready: &ReadyLine) -> String {
     format!(
         "psa-operator dev is running\n\
          \x20 Kubernetes API   {api}\n\
-         \x20 ConnectWise PSA  {cw}  (sandbox; company demo)\n\
-         \x20 Kaseya BMS       {bms}  (sandbox; tenant demo)\n\
-         \x20 alert intake     http://127.0.0.1:{intake}/v1/namespaces/<ns>/connections/<name>/alerts\n\
-         \x20 metrics          http://127.0.0.1:{metrics}/metrics\n\
+         \x20 ConnectWise PSA  {cw}  (sandbox; company demo; open it in a browser)\n\
+         \x20 Kaseya BMS       {bms}  (sandbox; tenant demo; open it in a browser)\n\
+         \x20 alert intake     {intake}/v1/namespaces/<ns>/connections/<name>/alerts\n\
+         \x20 metrics          {metrics}/metrics\n\
          \n\
          Try it:\n\
          \x20 export KUBECONFIG={kc}\n\
-         \x20 kubectl apply -f config/samples/\n\
+         \x20 {apply}\n\
          \x20 kubectl get psa -n psa\n\
+         \x20 psa-operator send-sample -n psa --connection demo-cw --intake-url {intake}\n\
          Stop with Ctrl-C.",
-        api = env.cluster.url(),
-        cw = env.connectwise.base_url(),
-        bms = env.bms.base_url(),
-        intake = s.intake_port,
-        metrics = s.metrics_port,
-        kc = kubeconfig.display(),
+        api = ready.api_server,
+        cw = ready.connectwise,
+        bms = ready.bms,
+        intake = ready.intake,
+        metrics = ready.metrics,
+        kc = ready.kubeconfig,
+        apply = apply_hint(ready),
     )
+}
+
+/// How to apply the samples: as they are when the sandboxes sit on the ports the samples name,
+/// otherwise rewritten with the real addresses.
+fn apply_hint(ready: &ReadyLine) -> &'static str {
+    if ready.connectwise == DEFAULT_CONNECTWISE_URL && ready.bms == DEFAULT_BMS_URL {
+        "kubectl apply -f config/samples/"
+    } else {
+        "psa-operator dev --print-samples | kubectl apply -f -"
+    }
 }
 
 /// Runs `dev` until Ctrl-C.
@@ -112,8 +154,244 @@ pub async fn run_dev(
         ([127, 0, 0, 1], s.intake_port).into(),
         ([127, 0, 0, 1], s.metrics_port).into(),
     );
-    println!("{}", banner(&s, &env, &kubeconfig));
-    let result = run_operator(client, opts, shutdown).await;
+    let listeners = OperatorListeners::bind(&opts).await?;
+    let ready = ReadyLine {
+        ready: true,
+        kubeconfig: kubeconfig.display().to_string(),
+        api_server: env.cluster.url(),
+        intake: http_url(listeners.intake.local_addr()?),
+        connectwise: env.connectwise.base_url(),
+        bms: env.bms.base_url(),
+        metrics: http_url(listeners.metrics.local_addr()?),
+    };
+    let line = serde_json::to_string(&ready)?;
+    let endpoints = s.state_dir.join(ENDPOINTS_FILE);
+    std::fs::write(&endpoints, format!("{line}\n"))
+        .with_context(|| format!("writing {}", endpoints.display()))?;
+    eprintln!("{}", banner(&ready));
+    // The listeners are bound, so connections queue from here on: the line is true when printed.
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}")?;
+        out.flush()?;
+    }
+    let result = run_operator_on(client, opts, listeners, shutdown).await;
+    // A stale endpoints file would make --print-samples point at a stopped environment.
+    let _ = std::fs::remove_file(&endpoints);
     env.cluster.shutdown().await?;
     result
+}
+
+/// The sandbox URLs `config/samples/` names (the default ports of `dev`).
+pub const DEFAULT_CONNECTWISE_URL: &str = "http://127.0.0.1:8081";
+pub const DEFAULT_BMS_URL: &str = "http://127.0.0.1:8082";
+
+/// `dev --print-samples`: the samples in `samples_dir` with the addresses of the `dev` running on
+/// `state_dir`, in apply order.
+pub fn print_samples(state_dir: &Path, samples_dir: &Path) -> anyhow::Result<String> {
+    let endpoints = state_dir.join(ENDPOINTS_FILE);
+    let text = std::fs::read_to_string(&endpoints).with_context(|| {
+        format!(
+            "no `psa-operator dev` is running with --state-dir {} ({} not found); start it first",
+            state_dir.display(),
+            endpoints.display()
+        )
+    })?;
+    let ready: ReadyLine = serde_json::from_str(text.trim())
+        .with_context(|| format!("{} is not a dev ready line", endpoints.display()))?;
+    let files = read_samples(samples_dir)?;
+    Ok(render_samples(&files, &ready))
+}
+
+/// The `.yaml` files of a directory as (file name, text), sorted by name.
+fn read_samples(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let entries = std::fs::read_dir(dir).with_context(|| {
+        format!(
+            "cannot read the samples in {} (run from the repository root or pass --samples DIR)",
+            dir.display()
+        )
+    })?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+        if !is_yaml {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        files.push((name.into_owned(), text));
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Where a kind goes in a first apply: what others reference comes before them, so no
+/// reconciler starts on an object whose Secret or connection is not there yet.
+fn apply_rank(kind: &str) -> u8 {
+    match kind {
+        "Namespace" => 0,
+        "Secret" | "ConfigMap" => 1,
+        "PsaConnection" => 2,
+        "ContractService" => 3,
+        "CustomerMapping" => 4,
+        _ => 5,
+    }
+}
+
+/// The top-level `kind:` of one YAML document (None for an empty or comment-only document).
+fn kind_of(doc: &str) -> Option<&str> {
+    doc.lines()
+        .find_map(|l| l.strip_prefix("kind:"))
+        .map(|k| k.trim().trim_matches(|c| c == '"' || c == '\''))
+}
+
+/// One multi-document YAML stream: every document of `files` in apply order (stable within a
+/// kind), the default sandbox URLs replaced by the real ones.
+pub fn render_samples(files: &[(String, String)], ready: &ReadyLine) -> String {
+    let mut docs: Vec<(u8, String)> = Vec::new();
+    for (name, text) in files {
+        for doc in split_documents(text) {
+            let Some(kind) = kind_of(&doc) else { continue };
+            let doc = doc
+                .replace(DEFAULT_CONNECTWISE_URL, &ready.connectwise)
+                .replace(DEFAULT_BMS_URL, &ready.bms);
+            docs.push((apply_rank(kind), format!("# from {name}\n{}", doc.trim())));
+        }
+    }
+    docs.sort_by_key(|(rank, _)| *rank);
+    let mut out = String::new();
+    for (_, doc) in docs {
+        out.push_str("---\n");
+        out.push_str(&doc);
+        out.push('\n');
+    }
+    out
+}
+
+/// Splits a YAML stream at its `---` separator lines.
+fn split_documents(text: &str) -> Vec<String> {
+    let mut docs = vec![String::new()];
+    for line in text.lines() {
+        if line.trim_end() == "---" {
+            docs.push(String::new());
+            continue;
+        }
+        let current = docs.last_mut().expect("never empty");
+        current.push_str(line);
+        current.push('\n');
+    }
+    docs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready(cw: &str, bms: &str) -> ReadyLine {
+        ReadyLine {
+            ready: true,
+            kubeconfig: "/tmp/kc".into(),
+            api_server: "http://127.0.0.1:40001".into(),
+            intake: "http://127.0.0.1:40002".into(),
+            connectwise: cw.into(),
+            bms: bms.into(),
+            metrics: "http://127.0.0.1:40003".into(),
+        }
+    }
+
+    #[test]
+    fn ready_line_has_the_documented_keys_in_order() {
+        let line = serde_json::to_string(&ready("http://a", "http://b")).unwrap();
+        assert_eq!(
+            line,
+            r#"{"ready":true,"kubeconfig":"/tmp/kc","apiServer":"http://127.0.0.1:40001","intake":"http://127.0.0.1:40002","connectwise":"http://a","bms":"http://b","metrics":"http://127.0.0.1:40003"}"#
+        );
+    }
+
+    #[test]
+    fn apply_rank_puts_what_is_referenced_first() {
+        let table = [
+            ("Namespace", 0),
+            ("Secret", 1),
+            ("PsaConnection", 2),
+            ("ContractService", 3),
+            ("CustomerMapping", 4),
+            ("Something", 5),
+        ];
+        for (kind, rank) in table {
+            assert_eq!(apply_rank(kind), rank, "{kind}");
+        }
+    }
+
+    #[test]
+    fn rendered_samples_are_ordered_and_point_at_the_real_sandboxes() {
+        let files = vec![
+            (
+                "a-mapping.yaml".to_string(),
+                "kind: CustomerMapping\nmetadata: {name: m}\n".to_string(),
+            ),
+            (
+                "b-conn.yaml".to_string(),
+                "# a comment\nkind: PsaConnection\nspec:\n  url: http://127.0.0.1:8081\n---\nkind: PsaConnection\nspec:\n  url: http://127.0.0.1:8082\n".to_string(),
+            ),
+            (
+                "c-secrets.yaml".to_string(),
+                "---\nkind: Secret\nmetadata: {name: s1}\n---\n# only a comment\n---\nkind: Secret\nmetadata: {name: s2}\n".to_string(),
+            ),
+        ];
+        let out = render_samples(
+            &files,
+            &ready("http://127.0.0.1:41001", "http://127.0.0.1:41002"),
+        );
+        let kinds: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("kind: "))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "Secret",
+                "Secret",
+                "PsaConnection",
+                "PsaConnection",
+                "CustomerMapping"
+            ]
+        );
+        assert!(out.contains("url: http://127.0.0.1:41001\n"), "{out}");
+        assert!(out.contains("url: http://127.0.0.1:41002\n"), "{out}");
+        assert!(!out.contains(":8081") && !out.contains(":8082"), "{out}");
+        // s1 stays before s2: the order within a kind is the files' order.
+        assert!(out.find("s1").unwrap() < out.find("s2").unwrap());
+        // Every document is parseable YAML with a kind.
+        for doc in serde_yaml::Deserializer::from_str(&out) {
+            let v = serde_yaml::Value::deserialize(doc).unwrap();
+            assert!(v.get("kind").is_some(), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn repository_samples_list_secrets_before_what_reads_them() {
+        // `kubectl apply -f config/samples/` applies files in name order.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/samples");
+        let files = read_samples(&dir).unwrap();
+        let ranks: Vec<u8> = files
+            .iter()
+            .flat_map(|(_, text)| split_documents(text))
+            .filter_map(|d| kind_of(&d).map(apply_rank))
+            .collect();
+        let mut sorted = ranks.clone();
+        sorted.sort();
+        assert_eq!(ranks, sorted, "file order of config/samples");
+        assert!(ranks.contains(&1) && ranks.contains(&4));
+    }
+
+    #[test]
+    fn print_samples_without_a_running_dev_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = print_samples(dir.path(), Path::new("config/samples")).unwrap_err();
+        assert!(format!("{err:#}").contains("start it first"), "{err:#}");
+    }
 }

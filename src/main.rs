@@ -63,6 +63,18 @@ fn main() {
             psa_operator::cli::init_logging();
             psa_operator::cli::block_on(psa_operator::cli::run_cmd::run(args))
         }
+        Command::Dev(args) if args.print_samples => {
+            match psa_operator::dev::print_samples(&args.state_dir, &args.samples) {
+                Ok(text) => {
+                    print!("{text}");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    1
+                }
+            }
+        }
         Command::Dev(args) => {
             psa_operator::cli::init_logging();
             psa_operator::cli::block_on(psa_operator::dev::run_dev(

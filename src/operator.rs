@@ -115,10 +115,52 @@ impl OperatorOptions {
     }
 }
 
+/// The operator's two listeners, bound before it starts (so `dev` can report real ports).
+pub struct OperatorListeners {
+    pub metrics: tokio::net::TcpListener,
+    pub intake: tokio::net::TcpListener,
+}
+
+impl OperatorListeners {
+    /// Binds `opts.metrics_addr` and `opts.intake_addr`; the error names the address.
+    pub async fn bind(opts: &OperatorOptions) -> anyhow::Result<Self> {
+        let metrics = tokio::net::TcpListener::bind(opts.metrics_addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("binding metrics address {}: {e}", opts.metrics_addr))?;
+        let intake = tokio::net::TcpListener::bind(opts.intake_addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("binding intake address {}: {e}", opts.intake_addr))?;
+        Ok(OperatorListeners { metrics, intake })
+    }
+}
+
+/// Opens the dispatch store named in the options (creating its directory).
+fn open_store(opts: &OperatorOptions) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(parent) = opts.store.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| anyhow::anyhow!("creating store directory {}: {e}", parent.display()))?;
+    }
+    Ok(Arc::new(
+        SqliteStore::open(&opts.store, SqliteOptions::default())
+            .map_err(|e| anyhow::anyhow!("opening store {}: {e}", opts.store.display()))?,
+    ))
+}
+
 /// Runs the operator until `shutdown` resolves.
 pub async fn run_operator(
     client: Client,
     opts: OperatorOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> anyhow::Result<()> {
+    let listeners = OperatorListeners::bind(&opts).await?;
+    run_operator_on(client, opts, listeners, shutdown).await
+}
+
+/// Runs the operator on listeners bound by the caller until `shutdown` resolves.
+pub async fn run_operator_on(
+    client: Client,
+    opts: OperatorOptions,
+    listeners: OperatorListeners,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> anyhow::Result<()> {
     let registry = Registry::new();
@@ -126,24 +168,31 @@ pub async fn run_operator(
     let controller_metrics = Arc::new(ControllerMetrics::register(&mut metrics));
     let psa_calls = PsaCallMetrics::register(&mut metrics);
     let dispatch_metrics = Arc::new(DispatchMetrics::register(&mut metrics));
+    let dispatcher_options = DispatcherOptions {
+        unresolved_hold: opts.unresolved_hold,
+        ..Default::default()
+    };
+    let store = open_store(&opts)?;
+    let dispatcher = Dispatcher::with_options(
+        registry.clone(),
+        store.clone(),
+        dispatch_metrics.clone(),
+        dispatcher_options,
+    );
+    metrics.register_collector(Box::new(
+        crate::dispatch::connection_metrics::ConnectionMetrics::new(
+            registry.clone(),
+            dispatcher.stats(),
+            dispatch_metrics.clone(),
+        ),
+    ));
     let metrics: SharedMetrics = Arc::new(Mutex::new(metrics));
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
-    if let Some(parent) = opts.store.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| anyhow::anyhow!("creating store directory {}: {e}", parent.display()))?;
-    }
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&opts.store, SqliteOptions::default())
-            .map_err(|e| anyhow::anyhow!("opening store {}: {e}", opts.store.display()))?,
-    );
-
-    let health = tokio::net::TcpListener::bind(opts.metrics_addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("binding metrics address {}: {e}", opts.metrics_addr))?;
-    let intake = tokio::net::TcpListener::bind(opts.intake_addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("binding intake address {}: {e}", opts.intake_addr))?;
+    let OperatorListeners {
+        metrics: health,
+        intake,
+    } = listeners;
     tracing::info!(metrics = %health.local_addr()?, intake = %intake.local_addr()?, store = %opts.store.display(), "operator starting");
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
     let health_srv = axum::serve(health, health_router(metrics.clone(), ready.clone()))
@@ -169,18 +218,9 @@ pub async fn run_operator(
         client,
         leader: ctx.leader.clone(),
     };
-    let dispatcher_options = DispatcherOptions {
-        unresolved_hold: opts.unresolved_hold,
-        ..Default::default()
-    };
-    let dispatcher = Dispatcher::with_options(
-        registry.clone(),
-        store.clone(),
-        dispatch_metrics.clone(),
-        dispatcher_options,
-    )
-    .with_stats_sink(Arc::new(status_sink))
-    .run(shutdown.clone());
+    let dispatcher = dispatcher
+        .with_stats_sink(Arc::new(status_sink))
+        .run(shutdown.clone());
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let controllers = run_controllers(ctx, opts.scope.clone(), shutdown.clone());
     let (health_res, intake_res, (), ()) = futures::join!(

@@ -25,6 +25,8 @@ use super::common::{conditions_schema, SecretRef};
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Synced","type":"string","jsonPath":".status.conditions[?(@.type==\"Synced\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Tickets","type":"integer","jsonPath":".status.dispatch.ticketsCreated"}"#,
+    printcolumn = r#"{"name":"Dead Letters","type":"integer","jsonPath":".status.dispatch.deadLetters"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -374,6 +376,22 @@ pub struct DispatchCounters {
     pub notes_added: u64,
     pub failsafe_emails: u64,
     pub dead_letters: u64,
+    /// The PSA request budget per hour in force (spec.dispatch.requestsPerHour or the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_hour: Option<u32>,
+    /// The latest failed delivery to the PSA (retried or dead-lettered), for `kubectl describe`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<DeliveryFailure>,
+}
+
+/// One failed delivery of an event to the PSA.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryFailure {
+    /// When it failed (RFC 3339).
+    pub time: String,
+    /// What failed, as the PSA or the dispatcher said it (never a credential).
+    pub message: String,
 }
 
 /// Counts of automatic account mapping.

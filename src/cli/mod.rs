@@ -92,6 +92,13 @@ pub struct DevArgs {
     /// Port of the Kaseya BMS sandbox (the samples use 8082).
     #[arg(long, default_value_t = 8082)]
     pub bms_port: u16,
+    /// Do not start anything: print the samples (--samples) with the addresses of the `dev`
+    /// running on --state-dir, Secrets first, ready for `kubectl apply -f -`.
+    #[arg(long)]
+    pub print_samples: bool,
+    /// Directory of the sample resources --print-samples reads.
+    #[arg(long, default_value = "config/samples", requires = "print_samples")]
+    pub samples: PathBuf,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -62,6 +62,15 @@ impl ControllerMetrics {
             "Connections whose routing is still being established in this process (events held)",
             m.incomplete_connections.clone(),
         );
+        // Error series exist at 0 from the start, so a rate() over them is 0, not "no data".
+        for kind in ["PsaConnection", "CustomerMapping", "ContractService"] {
+            for category in ["transient", "permanent"] {
+                let _ = m.errors.get_or_create(&ErrorLabels {
+                    kind: kind.to_string(),
+                    category: category.to_string(),
+                });
+            }
+        }
         m
     }
 

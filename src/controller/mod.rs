@@ -11,6 +11,8 @@
 pub mod connection;
 pub mod context;
 pub mod contract_service;
+pub mod dispatch_status;
+pub mod event_type;
 pub mod factory;
 pub mod index;
 pub mod mapping;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 
-use crate::api::{AutoMappingCounts, DispatchCounters, PsaConnection, GROUP, VERSION};
+use crate::api::{AutoMappingCounts, PsaConnection, GROUP, VERSION};
 use crate::dispatch::stats::{DispatchStats, StatsSink};
 use crate::resolved::ConnectionKey;
 
@@ -23,14 +23,7 @@ pub struct ConnectionStatusSink {
 
 /// The status fragment the counters stand for.
 pub fn status_fragment(stats: &DispatchStats) -> serde_json::Value {
-    let dispatch = DispatchCounters {
-        accepted: stats.accepted,
-        pending: stats.pending,
-        tickets_created: stats.tickets_created,
-        notes_added: stats.notes_added,
-        failsafe_emails: stats.failsafe_emails,
-        dead_letters: stats.dead_letters,
-    };
+    let dispatch = super::dispatch_status::dispatch_status(stats);
     let mut status = serde_json::json!({ "dispatch": dispatch });
     if stats.auto_matched + stats.auto_unmatched > 0 {
         let auto = AutoMappingCounts {

@@ -170,9 +170,12 @@ pub fn is_transition(before: Option<&Condition>, now: &Condition) -> bool {
     }
 }
 
-/// Warning unless the condition holds; Suspended is the user's decision, never a warning.
+/// Warning unless the condition holds; Suspended is the user's decision, and waiting for the
+/// connection is no fault (`event_type`): neither is a warning.
 pub fn is_warning(c: &Condition) -> bool {
-    c.status != "True" && c.type_ != SUSPENDED && !(c.type_ == SYNCED && c.status == "Unknown")
+    c.type_ != SUSPENDED
+        && c.status != "Unknown"
+        && super::event_type::is_warning(c.status == "True", &c.reason)
 }
 
 /// Emits the transition Events and writes `status` (server-side apply) when it differs from `old`.

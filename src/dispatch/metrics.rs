@@ -51,6 +51,22 @@ pub enum RejectReason {
     RateLimited,
 }
 
+impl RejectReason {
+    /// Every reason, so that each has a series (at 0) from the start: a rate over a series that
+    /// does not exist yet is no rate at all, and an alert on it stays silent.
+    pub const ALL: [RejectReason; 9] = [
+        RejectReason::Unauthorized,
+        RejectReason::UnknownConnection,
+        RejectReason::PayloadTooLarge,
+        RejectReason::UnsupportedMediaType,
+        RejectReason::MalformedJson,
+        RejectReason::Invalid,
+        RejectReason::StoreUnavailable,
+        RejectReason::NotReady,
+        RejectReason::RateLimited,
+    ];
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RejectLabels {
     reason: RejectReason,
@@ -65,6 +81,8 @@ pub struct DispatchMetrics {
     notes_added: Family<ConnectionLabels, Counter>,
     failsafe_emails: Family<ConnectionLabels, Counter>,
     dead_letters: Family<ConnectionLabels, Counter>,
+    /// PSA calls the dispatcher spent per connection (what `dispatch.requestsPerHour` limits).
+    psa_calls: Family<ConnectionLabels, Counter>,
     queue_depth: Gauge,
     psa_calls_per_event: Histogram,
 }
@@ -86,6 +104,7 @@ impl DispatchMetrics {
         let notes_added = Family::default();
         let failsafe_emails = Family::default();
         let dead_letters = Family::default();
+        let psa_calls = Family::default();
         let queue_depth = Gauge::default();
         // 1 call is the floor (one create or note); a burst merged into one note, a contact
         // lookup, a closed-ticket check and retries push it up.
@@ -127,6 +146,11 @@ impl DispatchMetrics {
             dead_letters.clone(),
         );
         registry.register(
+            "psa_calls",
+            "PSA API calls the dispatcher made, per connection (counted against requestsPerHour)",
+            psa_calls.clone(),
+        );
+        registry.register(
             "queue_depth",
             "Events queued for delivery (held ones included)",
             queue_depth.clone(),
@@ -136,7 +160,11 @@ impl DispatchMetrics {
             "PSA API calls spent delivering one event",
             psa_calls_per_event.clone(),
         );
+        for reason in RejectReason::ALL {
+            let _ = rejected.get_or_create(&RejectLabels { reason });
+        }
         DispatchMetrics {
+            psa_calls,
             accepted,
             duplicates,
             rejected,
@@ -177,9 +205,29 @@ impl DispatchMetrics {
         self.dead_letters.get_or_create(&conn.into()).inc();
     }
 
-    /// Records how many PSA calls delivering one event took.
-    pub fn psa_calls_for_event(&self, calls: u32) {
+    /// Records how many PSA calls delivering one event of `conn` took.
+    pub fn psa_calls_for_event(&self, conn: &ConnectionKey, calls: u32) {
         self.psa_calls_per_event.observe(f64::from(calls));
+        self.psa_calls
+            .get_or_create(&conn.into())
+            .inc_by(u64::from(calls));
+    }
+
+    /// Creates every per-connection series of `conn` (at 0) so that dashboards and alert rules
+    /// see the connection before its first ticket, failsafe e-mail or dead letter.
+    pub fn init_connection(&self, conn: &ConnectionKey) {
+        let labels: ConnectionLabels = conn.into();
+        for family in [
+            &self.accepted,
+            &self.duplicates,
+            &self.tickets_created,
+            &self.notes_added,
+            &self.failsafe_emails,
+            &self.dead_letters,
+            &self.psa_calls,
+        ] {
+            let _ = family.get_or_create(&labels);
+        }
     }
 
     pub fn set_queue_depth(&self, depth: u64) {
@@ -233,12 +281,14 @@ mod tests {
         m.note_added(&acme);
         m.failsafe_email(&acme);
         m.dead_letter(&acme);
-        m.psa_calls_for_event(2);
+        m.psa_calls_for_event(&acme, 2);
         m.set_queue_depth(7);
         let text = encode(&registry);
         for line in [
             r#"psa_operator_dispatch_events_accepted_total{namespace="psa",connection="acme"} 3"#,
             r#"psa_operator_dispatch_events_rejected_total{reason="Unauthorized"} 2"#,
+            r#"psa_operator_dispatch_events_rejected_total{reason="StoreUnavailable"} 0"#,
+            r#"psa_operator_dispatch_psa_calls_total{namespace="psa",connection="acme"} 2"#,
             r#"psa_operator_dispatch_tickets_created_total{namespace="psa",connection="acme"} 1"#,
             r#"psa_operator_dispatch_notes_added_total{namespace="psa",connection="acme"} 1"#,
             r#"psa_operator_dispatch_failsafe_emails_total{namespace="psa",connection="acme"} 1"#,

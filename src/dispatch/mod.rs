@@ -3,6 +3,7 @@
 
 pub mod budget;
 pub mod cache;
+pub mod connection_metrics;
 pub mod decide;
 pub mod deliver;
 pub mod event;

@@ -18,6 +18,10 @@ pub struct DispatchStats {
     pub auto_matched: u64,
     pub auto_unmatched: u64,
     pub unmatched_organizations: Vec<String>,
+    /// The latest failed delivery: (RFC 3339 time, message).
+    pub last_error: Option<(String, String)>,
+    /// The PSA request budget in force (the connection's, or the default).
+    pub requests_per_hour: Option<u32>,
 }
 
 /// Where the statistics go (the PsaConnection status in the operator; nowhere in benchmarks).

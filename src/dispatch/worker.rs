@@ -306,7 +306,10 @@ impl Inner {
                     st.last_failsafe.insert(key.clone(), f.clone());
                 }
             }
-            let budget = self.budget(key, conn.dispatch.requests_per_hour);
+            let per_hour = conn.dispatch.requests_per_hour;
+            self.stats
+                .update(key, |s| s.requests_per_hour = Some(per_hour));
+            let budget = self.budget(key, per_hour);
             if let Some(until) = budget.paused_until() {
                 wake = wake.min(until);
                 continue;
@@ -547,7 +550,7 @@ impl Inner {
             now_ms: now,
         };
         let result = delivery.run(group_key, &batch).await;
-        self.metrics.psa_calls_for_event(calls.count());
+        self.metrics.psa_calls_for_event(&conn.key, calls.count());
         let head = &batch[0];
         match result {
             Ok(done) => {
@@ -632,6 +635,9 @@ impl Inner {
     ) -> bool {
         let key = &conn.key;
         let now = now_ms();
+        let failed_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        self.stats
+            .update(key, |s| s.last_error = Some((failed_at, err.to_string())));
         let cfg = &conn.dispatch;
         let attempt = head.attempts + 1;
         let jitter: f64 = rand::random();

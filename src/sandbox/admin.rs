@@ -9,6 +9,7 @@
 //! | `POST /_sandbox/faults`  | replaces the faults: `{latencyMs, errorRate, rateLimitPerMinute, outage}`; absent = off |
 //! | `POST /_sandbox/reset`   | restores the seed, zeroes the counters, restores the start-up faults |
 //! | `GET /_sandbox/state`    | the emulator's whole state as JSON (shape is the emulator's)         |
+//! | `GET /`                  | read-only HTML page of the state and the last PSA calls ([`super::web`]) |
 //!
 //! A fault is applied to a PSA call in this order: latency, outage (503), rate limit (429 with
 //! `Retry-After`), random server error (500). Every call that reaches a PSA route is counted,
@@ -35,6 +36,10 @@ pub trait SandboxBackend: Send + Sync + 'static {
     fn state(&self) -> serde_json::Value;
     /// The error body the emulated PSA would send for an injected fault (its own error shape).
     fn fault_body(&self, fault: InjectedFault) -> serde_json::Value;
+    /// What a technician would see in the PSA, for the read-only page at `/` (none: no page).
+    fn web_view(&self) -> Option<super::web::PsaView> {
+        None
+    }
 }
 
 /// A fault the admin layer injected into a PSA call.
@@ -111,6 +116,20 @@ impl CallReport {
     }
 }
 
+/// One PSA call as the web view lists it (newest first).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RecentCall {
+    /// RFC 3339, UTC, seconds.
+    pub at: String,
+    pub method: String,
+    /// The path called (without the query string).
+    pub path: String,
+    pub status: u16,
+}
+
+/// How many calls the web view keeps.
+const RECENT_CALLS: usize = 50;
+
 /// Call counters, faults and the rate-limit window of one sandbox.
 pub struct Admin {
     backend: Arc<dyn SandboxBackend>,
@@ -124,6 +143,8 @@ struct AdminState {
     faults: Faults,
     /// Start times of the calls admitted in the last minute (for `rateLimitPerMinute`).
     admitted: VecDeque<Instant>,
+    /// The last [`RECENT_CALLS`] PSA calls, oldest first.
+    recent: VecDeque<RecentCall>,
 }
 
 const RATE_WINDOW: Duration = Duration::from_secs(60);
@@ -166,7 +187,22 @@ impl Admin {
     }
 
     pub fn clear_calls(&self) {
-        self.lock().calls.clear();
+        let mut st = self.lock();
+        st.calls.clear();
+        st.recent.clear();
+    }
+
+    /// The last PSA calls, newest first.
+    pub fn recent_calls(&self) -> Vec<RecentCall> {
+        self.lock().recent.iter().rev().cloned().collect()
+    }
+
+    fn record(&self, call: RecentCall) {
+        let mut st = self.lock();
+        if st.recent.len() == RECENT_CALLS {
+            st.recent.pop_front();
+        }
+        st.recent.push_back(call);
     }
 
     pub fn faults(&self) -> Faults {
@@ -188,6 +224,7 @@ impl Admin {
         let mut st = self.lock();
         st.calls.clear();
         st.admitted.clear();
+        st.recent.clear();
         st.faults = self.startup_faults.clone();
     }
 
@@ -256,10 +293,22 @@ async fn count_and_fault(State(admin): State<Arc<Admin>>, req: Request, next: Ne
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| req.uri().path().to_string());
     let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
     let (latency, fault) = admin.admit(&method, &route, Instant::now());
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    let resp = answer(&admin, fault, req, next).await;
+    admin.record(RecentCall {
+        at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        method,
+        path,
+        status: resp.status().as_u16(),
+    });
+    resp
+}
+
+async fn answer(admin: &Admin, fault: Option<InjectedFault>, req: Request, next: Next) -> Response {
     match fault {
         None => next.run(req).await,
         Some(fault) => {
@@ -300,7 +349,16 @@ fn admin_routes(admin: Arc<Admin>) -> Router {
             "/_sandbox/state",
             get(|State(a): State<Arc<Admin>>| async move { Json(a.backend.state()) }),
         )
+        .route("/", get(web_page))
         .with_state(admin)
+}
+
+/// `GET /`: the read-only page of the sandbox, or 404 when the emulator has none.
+async fn web_page(State(admin): State<Arc<Admin>>) -> Response {
+    match admin.backend.web_view() {
+        Some(view) => super::web::page(&view, &admin.recent_calls()),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn set_faults(

@@ -8,6 +8,8 @@
 //!   [`admin::SandboxBackend`] and wraps its PSA router with [`admin::with_admin`].
 //! * [`serve`]: runs a finished router on a listener in the background and hands back a
 //!   [`RunningSandbox`] (bound address, admin handle, shutdown on drop).
+//! * [`web`]: the read-only HTML page at `/` (companies, tickets and notes, contract lines, the
+//!   last calls); each emulator's `web` module turns its state into the page's view.
 //!
 //! Typical emulator entry point:
 //! ```ignore
@@ -20,6 +22,7 @@
 pub mod admin;
 pub mod bms;
 pub mod connectwise;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -266,7 +266,7 @@ fn validate_binary_exits_1_with_text_and_json() {
 #[test]
 fn secrets_are_checked_only_when_the_input_has_some() {
     let conn =
-        std::fs::read_to_string(repo().join("config/samples/psaconnection-connectwise.yaml"))
+        std::fs::read_to_string(repo().join("config/samples/02-psaconnection-connectwise.yaml"))
             .unwrap();
     let line = 1 + conn
         .lines()
@@ -277,7 +277,7 @@ fn secrets_are_checked_only_when_the_input_has_some() {
         text: conn.clone(),
     }]);
     assert!(alone.is_valid(), "{:?}", alone.diagnostics);
-    let secrets = std::fs::read_to_string(repo().join("config/samples/secrets.yaml")).unwrap();
+    let secrets = std::fs::read_to_string(repo().join("config/samples/01-secrets.yaml")).unwrap();
     let without_smtp = secrets.replace("name: smtp", "name: smtp-relay");
     let v = validate_sources(&[
         Source {
@@ -588,11 +588,11 @@ async fn import_scaffolds_unmapped_connectwise_companies() {
     let dir = tempfile::tempdir().unwrap();
     let conn = connection_file(
         dir.path(),
-        "psaconnection-connectwise.yaml",
+        "02-psaconnection-connectwise.yaml",
         "http://127.0.0.1:8081",
         &off.sandbox.base_url(),
     );
-    let secrets = repo().join("config/samples/secrets.yaml");
+    let secrets = repo().join("config/samples/01-secrets.yaml");
     clear_calls(&off.sandbox).await;
     let args = |extra: &[&str]| -> Vec<String> {
         let mut a = vec![
@@ -656,7 +656,7 @@ async fn import_from_kaseya_bms_writes_files() {
     let dir = tempfile::tempdir().unwrap();
     let conn = connection_file(
         dir.path(),
-        "psaconnection-kaseya-bms.yaml",
+        "02-psaconnection-kaseya-bms.yaml",
         "http://127.0.0.1:8082",
         &off.sandbox.base_url(),
     );
@@ -669,7 +669,7 @@ async fn import_from_kaseya_bms_writes_files() {
         conn.display().to_string(),
         "--secret-file".into(),
         repo()
-            .join("config/samples/secrets.yaml")
+            .join("config/samples/01-secrets.yaml")
             .display()
             .to_string(),
         "--filter-type".into(),
@@ -714,7 +714,7 @@ async fn plan_reads_credentials_from_the_cluster() {
     let cluster = DevCluster::start(listener, Config::default())
         .await
         .unwrap();
-    let secrets = std::fs::read_to_string(repo().join("config/samples/secrets.yaml")).unwrap();
+    let secrets = std::fs::read_to_string(repo().join("config/samples/01-secrets.yaml")).unwrap();
     let ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: psa}\n---\n";
     cluster
         .apply_yaml(&format!("{ns}{secrets}"), "gitops-test")
@@ -725,9 +725,9 @@ async fn plan_reads_credentials_from_the_cluster() {
     let input = dir.path().join("input");
     std::fs::create_dir(&input).unwrap();
     for f in [
-        "psaconnection-connectwise.yaml",
-        "contractservice-saas-alerts-monitoring.yaml",
-        "customermapping-contoso.yaml",
+        "02-psaconnection-connectwise.yaml",
+        "03-contractservice-saas-alerts-monitoring.yaml",
+        "04-customermapping-contoso.yaml",
     ] {
         std::fs::copy(repo().join("config/samples").join(f), input.join(f)).unwrap();
     }

@@ -19,3 +19,4 @@ mod restart;
 mod sandbox_admin;
 mod secrets;
 mod support;
+mod tour;

@@ -21,6 +21,7 @@ mod limits;
 mod routes;
 pub mod seed;
 mod session;
+mod web;
 mod wire;
 mod world;
 
@@ -96,6 +97,10 @@ impl SandboxBackend for BmsSandbox {
     fn state(&self) -> Value {
         let inner = self.lock();
         routes::state_json(&inner.world, inner.sessions.len())
+    }
+
+    fn web_view(&self) -> Option<crate::sandbox::web::PsaView> {
+        Some(web::view(&self.state()))
     }
 
     fn fault_body(&self, fault: InjectedFault) -> Value {

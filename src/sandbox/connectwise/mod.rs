@@ -25,6 +25,7 @@ mod routes;
 pub mod seed;
 mod store;
 mod tickets;
+mod web;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -148,6 +149,10 @@ impl SandboxBackend for CwSandbox {
 
     fn state(&self) -> Value {
         self.lock().dump()
+    }
+
+    fn web_view(&self) -> Option<crate::sandbox::web::PsaView> {
+        Some(web::view(&self.state(), &self.seed.company_id))
     }
 
     fn fault_body(&self, fault: InjectedFault) -> Value {

@@ -88,12 +88,13 @@ fn check(k: &Kubectl) {
         out.contains("clusterrole.rbac.authorization.k8s.io/psa-operator created (server dry run)"),
         "{out}"
     );
-    // Non-default values, less the ServiceMonitor (its CRD belongs to the Prometheus Operator).
+    // Non-default values, less the ServiceMonitor and PrometheusRule (their CRDs belong to the
+    // Prometheus Operator) and the dashboard (its namespace belongs to Grafana).
     let values = [
         "-f",
         "charts/psa-operator/ci/namespaced-values.yaml",
         "--set",
-        "serviceMonitor.enabled=false",
+        "serviceMonitor.enabled=false,prometheusRule.enabled=false,grafanaDashboard.enabled=false",
     ];
     let out = k.ok(&dry, Some(&helm_template(&values)));
     assert!(
@@ -135,7 +136,7 @@ fn check(k: &Kubectl) {
     );
     // And the server would refuse a broken one: the dry run is a real check.
     let broken = std::fs::read_to_string(
-        repo().join("config/samples/contractservice-saas-alerts-monitoring.yaml"),
+        repo().join("config/samples/03-contractservice-saas-alerts-monitoring.yaml"),
     )
     .unwrap()
     .replace("price: \"3.00\"", "price: 3.5");

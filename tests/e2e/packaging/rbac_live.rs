@@ -155,12 +155,12 @@ async fn every_api_call_of_the_operator_is_granted() {
     let mut samples = String::new();
     for file in [
         "00-namespace.yaml",
-        "secrets.yaml",
-        "psaconnection-connectwise.yaml",
-        "psaconnection-kaseya-bms.yaml",
-        "customermapping-contoso.yaml",
-        "customermapping-fabrikam.yaml",
-        "contractservice-saas-alerts-monitoring.yaml",
+        "01-secrets.yaml",
+        "02-psaconnection-connectwise.yaml",
+        "02-psaconnection-kaseya-bms.yaml",
+        "04-customermapping-contoso.yaml",
+        "04-customermapping-fabrikam.yaml",
+        "03-contractservice-saas-alerts-monitoring.yaml",
     ] {
         let text = std::fs::read_to_string(repo().join("config/samples").join(file)).unwrap();
         // No PSA answers here: point the connections at a closed loopback port.

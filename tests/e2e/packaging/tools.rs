@@ -146,3 +146,48 @@ pub fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
     );
     found[0]
 }
+
+/// Chromium (Debian's `chromium` package; $PSA_CHROMIUM overrides), for the sandbox pages.
+pub fn chromium() -> PathBuf {
+    std::env::var_os("PSA_CHROMIUM")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+        .or_else(|| on_path("chromium"))
+        .or_else(|| on_path("chromium-browser"))
+        .expect("chromium not found: run .ci/install-tools (Debian package chromium) or set PSA_CHROMIUM")
+}
+
+/// promtool (Debian's `prometheus` package; $PSA_PROMTOOL overrides), for the alert rules.
+pub fn promtool() -> PathBuf {
+    std::env::var_os("PSA_PROMTOOL")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+        .or_else(|| on_path("promtool"))
+        .expect("promtool not found: run .ci/install-tools (Debian package prometheus) or set PSA_PROMTOOL")
+}
+
+/// The DOM of `url` after Chromium loaded it headless (no JavaScript is needed by our pages;
+/// the flags keep Chromium off the network and away from the user's profile).
+pub fn chromium_dom(url: &str) -> String {
+    let profile = tempfile::tempdir().expect("temporary profile");
+    let out = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(["--dump-dom", url])
+        .output()
+        .expect("chromium starts");
+    assert!(
+        out.status.success(),
+        "chromium --dump-dom {url} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
