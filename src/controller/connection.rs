@@ -39,7 +39,7 @@ pub fn intake_path(key: &ConnectionKey) -> String {
 
 /// Dispatcher settings with defaults applied; a bad duration is reported by name.
 pub fn dispatch_config(spec: &PsaConnectionSpec) -> Result<DispatchConfig, Unresolved> {
-    let mut cfg = DispatchConfig::default();
+    let mut cfg = DispatchConfig::for_provider(spec.provider.provider());
     let Some(d) = &spec.dispatch else {
         return Ok(cfg);
     };
@@ -187,7 +187,16 @@ async fn authenticate(ctx: &Context, key: &ConnectionKey, spec: &PsaConnectionSp
             }
         },
     };
-    match psa.verify().await {
+    // Rights before settings: a role that cannot close tickets fails here, not at the first
+    // resolved finding (issue 17).
+    let verified = match psa.verify().await {
+        Ok(()) => psa
+            .missing_permissions(crate::psa::TICKET_FEATURES)
+            .await
+            .and_then(|m| crate::psa::permission_problem(&m).map_or(Ok(()), Err)),
+        Err(e) => Err(e),
+    };
+    match verified {
         Ok(()) => {
             let mut st = ctx.state();
             let changed = st
@@ -287,6 +296,9 @@ async fn resolve_settings(
             None
         }
     };
+    if let Some(t) = &ticket {
+        misses.extend(super::type_combinations::check(psa.as_ref(), &ticket_spec, t).await?);
+    }
     let catch_all = match &spec.catch_all {
         None => None,
         Some(ca) => match resolve_catch_all(psa.as_ref(), ca).await? {
@@ -503,7 +515,13 @@ async fn reconcile_inner(conn: &PsaConnection, ctx: &Context) -> Result<Action, 
                     AUTHENTICATED,
                     true,
                     "Authenticated",
-                    format!("{} accepted the credentials", psa.provider().as_str()),
+                    match psa.endpoint().await {
+                        Some(at) => format!(
+                            "{} accepted the credentials at {at}",
+                            psa.provider().as_str()
+                        ),
+                        None => format!("{} accepted the credentials", psa.provider().as_str()),
+                    },
                     generation,
                     now,
                 ),
@@ -624,6 +642,9 @@ async fn reconcile_inner(conn: &PsaConnection, ctx: &Context) -> Result<Action, 
         notes_added: stats.notes_added,
         failsafe_emails: stats.failsafe_emails,
         dead_letters: stats.dead_letters,
+        requests_per_hour: dispatch_config(spec)
+            .ok()
+            .and_then(|d| d.shown_requests_per_hour()),
     });
     if spec.account_mapping.unwrap_or_default() != crate::api::AccountMapping::Manual {
         status.auto_mapping = Some(AutoMappingCounts {

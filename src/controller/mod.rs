@@ -13,6 +13,7 @@ pub mod names;
 pub mod resolve;
 pub mod run;
 pub mod secrets;
+pub mod type_combinations;
 
 use kube::api::{Patch, PatchParams};
 use kube::Api;

@@ -18,6 +18,11 @@ pub enum PsaError {
         status: Option<u16>,
         message: String,
     },
+    /// The credentials are fine but the PSA user's role lacks a right (ConnectWise 403
+    /// `Security`). `message` names the feature and the right to grant; permanent until an
+    /// administrator changes the role.
+    #[error("the PSA denied permission: {message}")]
+    PermissionDenied { message: String },
     /// The referenced object does not exist.
     #[error("not found in the PSA: {message}")]
     NotFound { message: String },
@@ -50,6 +55,7 @@ impl PsaError {
         match self {
             PsaError::Transient { .. } => "PsaUnavailable",
             PsaError::Auth { .. } => "AuthenticationFailed",
+            PsaError::PermissionDenied { .. } => "PermissionDenied",
             PsaError::NotFound { .. } => "NotFound",
             PsaError::Permanent { .. } => "PsaRejected",
         }
