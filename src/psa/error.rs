@@ -108,6 +108,14 @@ mod tests {
             assert_eq!(e.reason(), reason, "{status}");
             assert_eq!(e.is_transient(), transient, "{status}");
         }
+        let denied = PsaError::PermissionDenied {
+            message: "closing tickets needs Service Desk › Close Service Tickets › Edit level"
+                .into(),
+        };
+        assert_eq!(
+            (denied.reason(), denied.is_transient()),
+            ("PermissionDenied", false)
+        );
         let e = PsaError::from_status(429, "slow down", Some(Duration::from_secs(7)));
         assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
         assert_eq!(

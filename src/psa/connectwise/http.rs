@@ -601,6 +601,89 @@ mod tests {
     }
 
     #[test]
+    fn site_addresses_map_to_the_cloud_api_host() {
+        let table = [
+            (
+                "https://na.myconnectwise.net",
+                "https://api-na.myconnectwise.net",
+            ),
+            (
+                "https://EU.myconnectwise.net/",
+                "https://api-eu.myconnectwise.net",
+            ),
+            (
+                "https://au.myconnectwise.net/v4_6_release/",
+                "https://api-au.myconnectwise.net/v4_6_release",
+            ),
+            (
+                "https://api-na.myconnectwise.net",
+                "https://api-na.myconnectwise.net",
+            ),
+            (
+                "https://staging.connectwisedev.com",
+                "https://api-staging.connectwisedev.com",
+            ),
+            ("https://cw.example.com", "https://cw.example.com"),
+            ("http://127.0.0.1:8081", "http://127.0.0.1:8081"),
+            // Only the region label itself is rewritten.
+            ("https://myconnectwise.net", "https://myconnectwise.net"),
+            (
+                "https://a.b.myconnectwise.net",
+                "https://a.b.myconnectwise.net",
+            ),
+        ];
+        for (typed, want) in table {
+            assert_eq!(api_site(typed), want, "{typed}");
+        }
+    }
+
+    #[test]
+    fn forbidden_is_a_missing_right_named_by_the_call() {
+        let body = br#"{"code":"Security","message":"You do not have security permission to perform this action."}"#;
+        let e = error_from_reply(StatusCode::FORBIDDEN, None, body);
+        assert_eq!(e.reason(), "PermissionDenied");
+        assert!(!e.is_transient());
+        let e = name_the_right(e, &Method::POST, "/service/tickets");
+        assert_eq!(
+            e.to_string(),
+            "the PSA denied permission: POST /service/tickets needs Service Desk › Service Tickets › \
+             Add level in the API member's security role: You do not have security permission to \
+             perform this action."
+        );
+        // 401 stays a credential problem.
+        let e = error_from_reply(
+            StatusCode::UNAUTHORIZED,
+            None,
+            br#"{"code":"Unauthorized","message":"x"}"#,
+        );
+        assert_eq!(e.reason(), "AuthenticationFailed");
+    }
+
+    #[test]
+    fn conversion_errors_are_permanent_even_as_500() {
+        let table: [(&[u8], bool); 5] = [
+            (br#"{"code":"ConnectWiseApi","message":"String was not recognized as a valid Boolean."}"#, false),
+            (br#"{"code":"ConnectWiseApi","message":"Input string was not in a correct format."}"#, false),
+            (br#"{"code":"ConnectWiseApi","message":"A timeout has occured. Please try again."}"#, true),
+            (br#"{"code":"ConnectWiseApi","message":"An error has occurred."}"#, true),
+            (b"<html>Bad gateway</html>", true),
+        ];
+        for (body, transient) in table {
+            let e = error_from_reply(StatusCode::INTERNAL_SERVER_ERROR, None, body);
+            assert_eq!(
+                e.is_transient(),
+                transient,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // Gateways and timeouts in front of ConnectWise stay transient.
+        for status in [StatusCode::BAD_GATEWAY, StatusCode::GATEWAY_TIMEOUT] {
+            assert!(error_from_reply(status, None, b"").is_transient());
+        }
+    }
+
+    #[test]
     fn retry_after_reads_seconds_and_dates() {
         let mut h = HeaderMap::new();
         assert_eq!(retry_after(&h), None);

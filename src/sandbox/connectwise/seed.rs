@@ -16,6 +16,9 @@
 //!       - { firstName: Jane, lastName: Doe, email: jane@contoso.example }
 //!     agreements:
 //!       - { name: Managed Security, type: Managed Services, status: Active }   # type/status optional
+//!       # Billing (all optional): start 2024-01-01, prorated, no next invoice date. Without
+//!       # proration an addition must take effect on or after nextInvoiceDate.
+//!       - { name: Backup, startDate: 2024-01-01, billStartDate: 2024-02-01, prorate: false, nextInvoiceDate: 2027-01-01 }
 //! boards:
 //!   - name: Security Alerts
 //!     statuses:                   # in sort order; `default` = status of new tickets without one
@@ -24,6 +27,8 @@
 //!     types: [Alert, Incident]    # plain names, or { name, default, inactive }
 //!     subtypes: [Identity]
 //!     items: []
+//!     associations:               # typeSubTypeItemAssociations (optional; none = no restriction)
+//!       - { type: Alert, subType: Identity }      # item optional
 //! priorities: [{ name: Priority 3 - Medium, default: true }, Priority 4 - Low]
 //! sources: [SIEM]
 //! procurement:                    # what catalog items need (type and subcategory)
@@ -101,6 +106,28 @@ pub struct SeedAgreement {
     pub agreement_type: Option<String>,
     #[serde(default)]
     pub status: Option<String>,
+    /// `yyyy-mm-dd`; default 2024-01-01.
+    #[serde(default)]
+    pub start_date: Option<String>,
+    #[serde(default)]
+    pub bill_start_date: Option<String>,
+    /// Default true (any effective date on or after the start is accepted).
+    #[serde(default)]
+    pub prorate: Option<bool>,
+    #[serde(default)]
+    pub next_invoice_date: Option<String>,
+}
+
+/// An allowed type / subtype / item combination of a board, by names.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedAssociation {
+    #[serde(rename = "type")]
+    pub type_: String,
+    #[serde(default)]
+    pub sub_type: Option<String>,
+    #[serde(default)]
+    pub item: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -117,6 +144,8 @@ pub struct SeedBoard {
     pub subtypes: Vec<NameOr<SeedNamed>>,
     #[serde(default)]
     pub items: Vec<NameOr<SeedNamed>>,
+    #[serde(default)]
+    pub associations: Vec<SeedAssociation>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
