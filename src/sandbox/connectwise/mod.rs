@@ -47,6 +47,7 @@ use tokio::net::TcpListener;
 
 use self::errors::ApiError;
 use self::seed::Seed;
+pub use self::store::first_of_next_month;
 use self::store::Store;
 use super::admin::{self, Admin, Faults, InjectedFault, SandboxBackend};
 use super::RunningSandbox;

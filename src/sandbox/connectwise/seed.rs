@@ -17,7 +17,8 @@
 //!     agreements:
 //!       - { name: Managed Security, type: Managed Services, status: Active }   # type/status optional
 //!       # Billing (all optional): start 2024-01-01, prorated, no next invoice date. Without
-//!       # proration an addition must take effect on or after nextInvoiceDate.
+//!       # proration an addition must take effect on or after nextInvoiceDate (default: the
+//!       # first of next month, monthly billing in advance).
 //!       - { name: Backup, startDate: 2024-01-01, billStartDate: 2024-02-01, prorate: false, nextInvoiceDate: 2027-01-01 }
 //! boards:
 //!   - name: Security Alerts

@@ -262,6 +262,17 @@ impl Table {
     }
 }
 
+/// The first day of the month after `day`.
+pub fn first_of_next_month(day: chrono::NaiveDate) -> chrono::NaiveDate {
+    use chrono::Datelike;
+    let (y, m) = if day.month() == 12 {
+        (day.year() + 1, 1)
+    } else {
+        (day.year(), day.month() + 1)
+    };
+    chrono::NaiveDate::from_ymd_opt(y, m, 1).unwrap_or(day)
+}
+
 /// Who the API member is on records it touches (`enteredBy`, `closedBy`).
 pub const API_MEMBER: &str = "APIMember";
 
@@ -450,9 +461,19 @@ impl Store {
                     "noEndingDateFlag": true, "prorateFlag": a.prorate.unwrap_or(true),
                     "billCycleId": 1, "_info": info(),
                 });
+                // Monthly billing in advance: without proration the current month is invoiced
+                // already, so the next invoice is on the first of next month.
+                let next_invoice = stamp(&a.next_invoice_date).or_else(|| {
+                    (a.prorate == Some(false)).then(|| {
+                        format!(
+                            "{}T00:00:00Z",
+                            first_of_next_month(chrono::Utc::now().date_naive())
+                        )
+                    })
+                });
                 for (field, value) in [
                     ("billStartDate", stamp(&a.bill_start_date)),
-                    ("nextInvoiceDate", stamp(&a.next_invoice_date)),
+                    ("nextInvoiceDate", next_invoice),
                 ] {
                     if let Some(v) = value {
                         record[field] = json!(v);
