@@ -1547,3 +1547,60 @@ async fn a_404_rereads_the_codebase_once_whatever_the_body() {
     assert_eq!(c.get_ticket(&"5".to_string()).await.unwrap(), None);
     assert_eq!(discoveries.load(Ordering::SeqCst), 2);
 }
+
+/// The operator end to end: a role without Close Service Tickets turns the connection's
+/// Ready into `PermissionDenied` naming the right, before any alert; status shows the API
+/// address used and that ConnectWise has no hourly budget while BMS has its 1,500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_names_a_missing_right_before_any_alert() {
+    use crate::controllers::Env;
+    let env = Env::start().await;
+    env.wait_condition("psaconnection/demo-cw", "Ready", "True")
+        .await;
+    let (_, _, authenticated) = env
+        .condition("psaconnection/demo-cw", "Authenticated")
+        .await;
+    assert!(
+        authenticated.contains(&format!("at {}{API}", env.cw.base_url())),
+        "{authenticated}"
+    );
+    assert_eq!(
+        env.jsonpath(
+            "psaconnection/demo-cw",
+            "{.status.dispatch.requestsPerHour}"
+        )
+        .await,
+        ""
+    );
+    env.wait_condition("psaconnection/demo-bms", "Ready", "True")
+        .await;
+    assert_eq!(
+        env.jsonpath(
+            "psaconnection/demo-bms",
+            "{.status.dispatch.requestsPerHour}"
+        )
+        .await,
+        "1500"
+    );
+
+    let r = reqwest::Client::new()
+        .post(format!("{}/_sandbox/roles", env.cw.base_url()))
+        .json(&json!({"deny": ["Service Desk/Close Service Tickets/Edit"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, reason, message) = env
+        .wait_condition("psaconnection/demo-cw", "Ready", "False")
+        .await;
+    assert_eq!(reason, "PermissionDenied", "{message}");
+    assert!(
+        message.contains("closing tickets needs Service Desk › Close Service Tickets › Edit level"),
+        "{message}"
+    );
+    assert_eq!(
+        state(&env.cw).await["tickets"],
+        json!([]),
+        "no alert was needed to find out"
+    );
+}
