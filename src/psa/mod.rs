@@ -469,3 +469,53 @@ pub trait Psa: Send + Sync {
 
 /// Default request timeout of the PSA clients.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolved::DispatchConfig;
+
+    #[test]
+    fn the_default_budget_follows_each_psa() {
+        let table = [
+            (Some(Provider::ConnectWise), UNMETERED, None),
+            (Some(Provider::KaseyaBms), 1500, Some(1500)),
+            (None, 1500, Some(1500)),
+        ];
+        for (provider, per_hour, shown) in table {
+            let cfg = DispatchConfig::for_provider(provider);
+            assert_eq!(cfg.requests_per_hour, per_hour, "{provider:?}");
+            assert_eq!(cfg.shown_requests_per_hour(), shown, "{provider:?}");
+            assert_eq!(cfg.max_attempts, DispatchConfig::default().max_attempts);
+        }
+    }
+
+    #[test]
+    fn missing_rights_become_one_permission_error_grouped_by_feature() {
+        assert_eq!(permission_problem(&[]), None);
+        let m = |feature, right: &str| MissingPermission {
+            feature,
+            right: right.into(),
+        };
+        let e = permission_problem(&[
+            m(
+                Feature::CloseTickets,
+                "Service Desk › Close Service Tickets › Edit level",
+            ),
+            m(
+                Feature::Tickets,
+                "Service Desk › Service Tickets › Add level",
+            ),
+            m(Feature::Tickets, "System › Table Setup › Inquire level"),
+        ])
+        .unwrap();
+        assert_eq!(e.reason(), "PermissionDenied");
+        assert_eq!(
+            e.to_string(),
+            "the PSA denied permission: the credentials work, but the PSA user's role lacks \
+             rights: creating tickets and notes needs Service Desk › Service Tickets › Add level, \
+             System › Table Setup › Inquire level; closing tickets needs Service Desk › Close \
+             Service Tickets › Edit level"
+        );
+    }
+}
