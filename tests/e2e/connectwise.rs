@@ -1502,6 +1502,19 @@ async fn closing_prefers_closed_and_type_combinations_follow_the_board() {
         vec![1, 2]
     );
     assert_eq!(calls(&sb).await.total, 1);
+    // The sandbox refuses such a ticket the way the check predicted.
+    let ticket = |w: &TypeCombination| NewTicket {
+        marker: "combo".into(),
+        summary: "x".into(),
+        company_id: contoso.id.clone(),
+        board_id: Some(board.id.clone()),
+        type_id: w.type_id.clone(),
+        issue_type_id: w.issue_type_id.clone(),
+        ..NewTicket::default()
+    };
+    assert!(c.create_ticket(&ticket(&wanted[0])).await.is_ok());
+    let e = c.create_ticket(&ticket(&wanted[1])).await.unwrap_err();
+    assert!(e.to_string().contains("combination is not allowed"), "{e}");
 }
 
 #[tokio::test]

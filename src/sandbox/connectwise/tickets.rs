@@ -135,6 +135,41 @@ fn enum_field(
     }
 }
 
+/// A subtype or item must form a combination the board's `typeSubTypeItemAssociations` list
+/// (boards without associations allow any).
+fn check_association(
+    store: &Store,
+    board: Option<i64>,
+    type_id: Option<i64>,
+    sub_type: Option<i64>,
+    item: Option<i64>,
+    errors: &mut Vec<FieldError>,
+) {
+    let Some(board) = board else { return };
+    if sub_type.is_none() && item.is_none() {
+        return;
+    }
+    let mut assocs = store
+        .all(Table::TypeAssociations)
+        .filter(|a| a["board"]["id"].as_i64() == Some(board))
+        .peekable();
+    if assocs.peek().is_none() {
+        return;
+    }
+    let fits =
+        |want: Option<i64>, have: &Value| want.is_none_or(|w| have["id"].as_i64() == Some(w));
+    let allowed = assocs.any(|a| {
+        fits(type_id, &a["type"]) && fits(sub_type, &a["subType"]) && fits(item, &a["item"])
+    });
+    if !allowed {
+        errors.push(FieldError::new(
+            "InvalidField",
+            if item.is_some() { "item" } else { "subType" },
+            "This type / subtype / item combination is not allowed on the board.",
+        ));
+    }
+}
+
 /// The stored ticket for `body` (a create body, or the patched ticket when `old` is given).
 fn build(store: &Store, body: &Value, old: Option<&Value>) -> Result<Value, ApiError> {
     let mut errors = Vec::new();
@@ -205,6 +240,7 @@ fn build(store: &Store, body: &Value, old: Option<&Value>) -> Result<Value, ApiE
             .find(|p| p["defaultFlag"] == json!(true))
             .and_then(|p| p["id"].as_i64())
     });
+    check_association(store, board, type_id, sub_type, item, &mut errors);
     let source = optional("source", Table::Sources, false, &mut errors);
     let contact = optional("contact", Table::Contacts, false, &mut errors);
     let agreement = optional("agreement", Table::Agreements, false, &mut errors);
