@@ -116,16 +116,6 @@ pub fn rights_of(feature: Feature) -> &'static [Right] {
     }
 }
 
-/// What a feature is called in messages.
-pub fn feature_label(feature: Feature) -> &'static str {
-    match feature {
-        Feature::Tickets => "creating tickets and notes",
-        Feature::CloseTickets => "closing tickets",
-        Feature::Contracts => "agreement additions (contract lines)",
-        Feature::Catalog => "catalog items",
-    }
-}
-
 /// The right a call needs, from its method and its path under the API base (ids anywhere in
 /// the path are ignored). `None` for calls no role restricts (`/system/info`, `mysecurity`).
 pub fn right_for(method: &Method, path: &str) -> Option<Right> {
@@ -229,25 +219,6 @@ pub fn missing_rights(features: &[Feature], granted: &[MySecurity]) -> Vec<Missi
     out
 }
 
-/// "closing tickets needs Service Desk › Close Service Tickets › Edit level; …".
-pub fn describe_missing(missing: &[MissingRight]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut features: Vec<Feature> = missing.iter().map(|m| m.feature).collect();
-    features.dedup();
-    for f in features {
-        let rights: Vec<String> = missing
-            .iter()
-            .filter(|m| m.feature == f)
-            .map(|m| m.right.to_string())
-            .collect();
-        parts.push(format!("{} needs {}", feature_label(f), rights.join(", ")));
-    }
-    format!(
-        "the API member's security role (System › Security Roles) lacks rights: {}",
-        parts.join("; ")
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,11 +317,6 @@ mod tests {
                 feature: Feature::CloseTickets,
                 right: CLOSE_EDIT
             }]
-        );
-        assert_eq!(
-            describe_missing(&missing),
-            "the API member's security role (System › Security Roles) lacks rights: closing \
-             tickets needs Service Desk › Close Service Tickets › Edit level"
         );
         // Rows ConnectWise does not list are not guessed at.
         assert!(missing_rights(&[Feature::Contracts], &granted).is_empty());
