@@ -1617,3 +1617,37 @@ async fn the_operator_names_a_missing_right_before_any_alert() {
         "no alert was needed to find out"
     );
 }
+
+/// The web address users type works: calls go to the cloud API host (a pinned codebase needs
+/// no discovery call, so nothing leaves the machine).
+#[tokio::test]
+async fn a_web_site_address_calls_the_api_host() {
+    for (typed, host) in [
+        (
+            "https://na.myconnectwise.net",
+            "https://api-na.myconnectwise.net",
+        ),
+        (
+            "https://eu.myconnectwise.net/",
+            "https://api-eu.myconnectwise.net",
+        ),
+        (
+            "https://api-au.myconnectwise.net",
+            "https://api-au.myconnectwise.net",
+        ),
+    ] {
+        let mut cfg = config(typed);
+        cfg.codebase = Some("v2025_1/".into());
+        let c = ConnectWiseClient::new(cfg).unwrap();
+        assert_eq!(
+            c.endpoint().await,
+            Some(format!("{host}/v2025_1/apis/3.0")),
+            "{typed}"
+        );
+    }
+    // The sandbox (any other host) is used as given, and works.
+    let sb = demo().await;
+    let c = client(&sb);
+    c.verify().await.unwrap();
+    assert_eq!(c.endpoint().await, Some(format!("{}{API}", sb.base_url())));
+}
