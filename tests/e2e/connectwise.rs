@@ -1596,13 +1596,43 @@ async fn the_operator_names_a_missing_right_before_any_alert() {
         "1500"
     );
 
-    let r = reqwest::Client::new()
-        .post(format!("{}/_sandbox/roles", env.cw.base_url()))
-        .json(&json!({"deny": ["Service Desk/Close Service Tickets/Edit"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let deny = |rights: Value| {
+        let url = format!("{}/_sandbox/roles", env.cw.base_url());
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .json(&json!({ "deny": rights }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    // A catalog service change the role may not make: the ContractService names the right.
+    env.wait_condition("contractservice/saas-alerts-monitoring", "Ready", "True")
+        .await;
+    deny(json!(["Procurement/Product Catalog/Edit"])).await;
+    crate::controllers::patch(
+        &env,
+        "contractservice/saas-alerts-monitoring",
+        "merge",
+        r#"{"spec":{"price":"4.00"}}"#,
+    )
+    .await;
+    let (_, reason, message) = env
+        .wait_condition("contractservice/saas-alerts-monitoring", "Ready", "False")
+        .await;
+    assert_eq!(reason, "PermissionDenied", "{message}");
+    assert!(
+        message.contains("Procurement › Product Catalog › Edit level"),
+        "{message}"
+    );
+
+    deny(json!([
+        "Procurement/Product Catalog/Edit",
+        "Service Desk/Close Service Tickets/Edit"
+    ]))
+    .await;
     let (_, reason, message) = env
         .wait_condition("psaconnection/demo-cw", "Ready", "False")
         .await;
