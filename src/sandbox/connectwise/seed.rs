@@ -241,13 +241,72 @@ pub fn parse(yaml: &str) -> Result<Seed, String> {
                 b.name
             ));
         }
+        check_associations(b)?;
+    }
+    for c in &seed.companies {
+        for a in &c.agreements {
+            for (field, date) in [
+                ("startDate", &a.start_date),
+                ("billStartDate", &a.bill_start_date),
+                ("nextInvoiceDate", &a.next_invoice_date),
+            ] {
+                if let Some(d) = date {
+                    chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").map_err(|_| {
+                        format!(
+                            "invalid seed: agreement {:?}: {field} {d:?} is not a date like 2024-01-01",
+                            a.name
+                        )
+                    })?;
+                }
+            }
+        }
     }
     Ok(seed)
+}
+
+/// Every name in a board's associations is a type, subtype or item of that board (a typo would
+/// otherwise silently allow any subtype).
+fn check_associations(b: &SeedBoard) -> Result<(), String> {
+    let has = |list: &[NameOr<SeedNamed>], n: &str| {
+        list.iter().any(|x| x.named().name.eq_ignore_ascii_case(n))
+    };
+    for a in &b.associations {
+        let missing = [
+            ("type", Some(&a.type_), &b.types),
+            ("subType", a.sub_type.as_ref(), &b.subtypes),
+            ("item", a.item.as_ref(), &b.items),
+        ]
+        .into_iter()
+        .find_map(|(what, name, list)| name.filter(|n| !has(list, n)).map(|n| (what, n)));
+        if let Some((what, name)) = missing {
+            return Err(format!(
+                "invalid seed: board {:?}: association {what} {name:?} is not one of the board's {what}s",
+                b.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn associations_and_billing_dates_are_checked() {
+        let base = "companyId: d\npublicKey: p\nprivateKey: k\n";
+        let board = |assoc: &str| {
+            format!("{base}boards:\n  - name: B\n    types: [Alert]\n    subtypes: [Identity]\n    associations: [{assoc}]\n")
+        };
+        assert!(parse(&board("{ type: Alert, subType: Identity }")).is_ok());
+        let e = parse(&board("{ type: Alert, subType: Identiy }")).unwrap_err();
+        assert!(e.contains("subType \"Identiy\""), "{e}");
+        let e = parse(&format!(
+            "{base}companies:\n  - identifier: C\n    name: C\n    agreements: [{{ name: A, nextInvoiceDate: next month }}]\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("nextInvoiceDate"), "{e}");
+    }
 
     #[test]
     fn demo_seed_has_what_the_samples_rely_on() {
