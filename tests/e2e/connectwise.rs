@@ -1596,6 +1596,35 @@ async fn the_operator_names_a_missing_right_before_any_alert() {
         "1500"
     );
 
+    // A ticket type the board does not combine with an issue type in use: named, then fixed.
+    crate::controllers::patch(
+        &env,
+        "psaconnection/demo-cw",
+        "merge",
+        r#"{"spec":{"ticket":{"type":{"value":"Incident"}}}}"#,
+    )
+    .await;
+    let (_, reason, message) = env
+        .wait_condition("psaconnection/demo-cw", "SettingsResolved", "False")
+        .await;
+    assert_eq!(reason, "NamesNotFound", "{message}");
+    assert!(
+        message.contains(
+            "ticket.issueType.overrides[0] \"Incident / Data Leakage\": is not a type / subtype / item combination the board allows"
+        ),
+        "{message}"
+    );
+    assert!(!message.contains("Incident / Identity"), "{message}");
+    crate::controllers::patch(
+        &env,
+        "psaconnection/demo-cw",
+        "merge",
+        r#"{"spec":{"ticket":{"type":{"value":"Alert"}}}}"#,
+    )
+    .await;
+    env.wait_condition("psaconnection/demo-cw", "Ready", "True")
+        .await;
+
     let deny = |rights: Value| {
         let url = format!("{}/_sandbox/roles", env.cw.base_url());
         async move {
