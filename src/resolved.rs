@@ -121,6 +121,23 @@ pub struct DispatchConfig {
     pub group_wait: Duration,
 }
 
+impl DispatchConfig {
+    /// The defaults for a provider: its request budget (see
+    /// [`crate::psa::Provider::default_requests_per_hour`]), the rest as [`Default`].
+    pub fn for_provider(provider: Option<crate::psa::Provider>) -> Self {
+        let mut cfg = DispatchConfig::default();
+        if let Some(p) = provider {
+            cfg.requests_per_hour = p.default_requests_per_hour();
+        }
+        cfg
+    }
+
+    /// The budget for status: `None` when unmetered.
+    pub fn shown_requests_per_hour(&self) -> Option<u32> {
+        Some(self.requests_per_hour).filter(|n| *n != crate::psa::UNMETERED)
+    }
+}
+
 impl Default for DispatchConfig {
     fn default() -> Self {
         DispatchConfig {

@@ -88,7 +88,9 @@ pub struct ProviderSpec {
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectWiseProvider {
-    /// Site URL, e.g. `https://api-na.myconnectwise.net`; the codebase is discovered from it.
+    /// Site URL: the API host (`https://api-na.myconnectwise.net`) or the web address users log
+    /// in at (`https://na.myconnectwise.net`, also eu/au/aus/za), which is mapped to its API
+    /// host; on-premises sites as they are. The codebase is discovered from it.
     #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("url must start with https:// (or http:// for a local sandbox)"))]
     pub url: String,
     /// The "Company ID" used when logging in to ConnectWise.
@@ -102,6 +104,10 @@ pub struct ConnectWiseProvider {
     /// Codebase override (e.g. `v2025_1/`); discovered from `/login/companyinfo` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub codebase: Option<String>,
+    /// Let ConnectWise process notifications (e-mails to the contact and resources) for the
+    /// tickets and notes the operator writes. Default false: alert follow-ups stay quiet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_notifications: Option<bool>,
 }
 
 /// Kaseya BMS site and API user.
@@ -283,7 +289,8 @@ pub struct IntakeSettings {
     pub token_secret_ref: SecretRef,
 }
 
-/// Dispatcher tuning. Defaults (in code): maxAttempts 8, initialBackoff 2s, requestsPerHour 1500, groupWait 0s.
+/// Dispatcher tuning. Defaults (in code): maxAttempts 8, initialBackoff 2s, groupWait 0s,
+/// requestsPerHour per provider (ConnectWise: none, pacing by 429 Retry-After; Kaseya BMS: 1500).
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DispatchSettings {
@@ -295,7 +302,7 @@ pub struct DispatchSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
     pub initial_backoff: Option<String>,
-    /// PSA request budget per hour for this connection.
+    /// PSA request budget per hour for this connection (overrides the provider's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000000))]
     pub requests_per_hour: Option<u32>,
@@ -376,7 +383,8 @@ pub struct DispatchCounters {
     pub notes_added: u64,
     pub failsafe_emails: u64,
     pub dead_letters: u64,
-    /// The PSA request budget per hour in force (spec.dispatch.requestsPerHour or the default).
+    /// The PSA request budget in effect (spec or the provider's default); absent when there
+    /// is none (ConnectWise: calls are paced by the PSA's 429 Retry-After).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_per_hour: Option<u32>,
     /// The latest failed delivery to the PSA (retried or dead-lettered), for `kubectl describe`.
@@ -412,6 +420,15 @@ impl PsaConnectionSpec {
 }
 
 impl ProviderSpec {
+    /// The configured provider, when exactly one is set.
+    pub fn provider(&self) -> Option<crate::psa::Provider> {
+        match (&self.connect_wise, &self.kaseya_bms) {
+            (Some(_), None) => Some(crate::psa::Provider::ConnectWise),
+            (None, Some(_)) => Some(crate::psa::Provider::KaseyaBms),
+            _ => None,
+        }
+    }
+
     /// Display name of the configured provider.
     pub fn kind_name(&self) -> &'static str {
         match (&self.connect_wise, &self.kaseya_bms) {

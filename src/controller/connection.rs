@@ -79,7 +79,16 @@ async fn authenticate(ctx: &Context, key: &ConnectionKey, spec: &PsaConnectionSp
             }
         },
     };
-    match psa.verify().await {
+    // Rights before settings: a role that cannot close tickets fails here, not at the first
+    // resolved finding.
+    let verified = match psa.verify().await {
+        Ok(()) => psa
+            .missing_permissions(crate::psa::TICKET_FEATURES)
+            .await
+            .and_then(|m| crate::psa::permission_problem(&m).map_or(Ok(()), Err)),
+        Err(e) => Err(e),
+    };
+    match verified {
         Ok(()) => {
             let mut st = ctx.state();
             let changed = st
@@ -135,6 +144,9 @@ async fn resolve_settings(
     let ticket = resolve_ticket(&ticket_spec, &catalog)
         .map_err(|m| misses.extend(m))
         .ok();
+    if let Some(t) = &ticket {
+        misses.extend(super::type_combinations::check(psa.as_ref(), &ticket_spec, t).await?);
+    }
     let catch_all = match &spec.catch_all {
         None => None,
         Some(ca) => resolve_catch_all(psa.as_ref(), ca)
@@ -276,7 +288,11 @@ async fn evaluate(
             None,
         ),
         Auth::Ok(psa) => {
-            let accepted = format!("{} accepted the credentials", psa.provider().as_str());
+            let provider = psa.provider().as_str();
+            let accepted = match psa.endpoint().await {
+                Some(at) => format!("{provider} accepted the credentials at {at}"),
+                None => format!("{provider} accepted the credentials"),
+            };
             let settings = resolve_settings(key, conn, psa.clone(), failsafe).await;
             let transient = match &settings {
                 Err(e) if e.is_transient() => Some(e.to_string()),

@@ -67,6 +67,7 @@ impl PsaFactory for RealPsaFactory {
                     credentials.require("privateKey")?,
                 );
                 cfg.codebase = cw.codebase.clone();
+                cfg.process_notifications = cw.process_notifications.unwrap_or(false);
                 let client = ConnectWiseClient::new(cfg)
                     .map_err(|e| FactoryError::Invalid(e.to_string()))?;
                 Ok(Arc::new(client))

@@ -23,6 +23,7 @@ pub mod run;
 pub mod secrets;
 pub mod stats_sink;
 pub mod status;
+pub mod type_combinations;
 
 use kube::api::{Patch, PatchParams};
 use kube::Api;

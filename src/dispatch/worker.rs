@@ -306,10 +306,9 @@ impl Inner {
                     st.last_failsafe.insert(key.clone(), f.clone());
                 }
             }
-            let per_hour = conn.dispatch.requests_per_hour;
-            self.stats
-                .update(key, |s| s.requests_per_hour = Some(per_hour));
-            let budget = self.budget(key, per_hour);
+            let shown = conn.dispatch.shown_requests_per_hour();
+            self.stats.update(key, |s| s.requests_per_hour = shown);
+            let budget = self.budget(key, conn.dispatch.requests_per_hour);
             if let Some(until) = budget.paused_until() {
                 wake = wake.min(until);
                 continue;

@@ -18,6 +18,11 @@ pub enum PsaError {
         status: Option<u16>,
         message: String,
     },
+    /// The credentials are fine but the PSA user's role lacks a right (ConnectWise 403
+    /// `Security`). `message` names the feature and the right to grant; permanent until an
+    /// administrator changes the role.
+    #[error("the PSA denied permission: {message}")]
+    PermissionDenied { message: String },
     /// The referenced object does not exist.
     #[error("not found in the PSA: {message}")]
     NotFound { message: String },
@@ -50,6 +55,7 @@ impl PsaError {
         match self {
             PsaError::Transient { .. } => "PsaUnavailable",
             PsaError::Auth { .. } => "AuthenticationFailed",
+            PsaError::PermissionDenied { .. } => "PermissionDenied",
             PsaError::NotFound { .. } => "NotFound",
             PsaError::Permanent { .. } => "PsaRejected",
         }
@@ -102,6 +108,14 @@ mod tests {
             assert_eq!(e.reason(), reason, "{status}");
             assert_eq!(e.is_transient(), transient, "{status}");
         }
+        let denied = PsaError::PermissionDenied {
+            message: "closing tickets needs Service Desk › Close Service Tickets › Edit level"
+                .into(),
+        };
+        assert_eq!(
+            (denied.reason(), denied.is_transient()),
+            ("PermissionDenied", false)
+        );
         let e = PsaError::from_status(429, "slow down", Some(Duration::from_secs(7)));
         assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
         assert_eq!(

@@ -52,6 +52,7 @@ impl InstrumentedPsa {
             Ok(_) => "ok",
             Err(PsaError::Transient { .. }) => "transient",
             Err(PsaError::Auth { .. }) => "auth",
+            Err(PsaError::PermissionDenied { .. }) => "permission_denied",
             Err(PsaError::NotFound { .. }) => "not_found",
             Err(PsaError::Permanent { .. }) => "permanent",
         };
@@ -74,6 +75,25 @@ impl Psa for InstrumentedPsa {
     }
     async fn verify(&self) -> PsaResult<()> {
         self.count("verify", self.inner.verify().await)
+    }
+    async fn endpoint(&self) -> Option<String> {
+        self.inner.endpoint().await
+    }
+    async fn missing_permissions(&self, features: &[Feature]) -> PsaResult<Vec<MissingPermission>> {
+        self.count(
+            "missing_permissions",
+            self.inner.missing_permissions(features).await,
+        )
+    }
+    async fn invalid_type_combinations(
+        &self,
+        board_id: Option<&PsaId>,
+        wanted: &[TypeCombination],
+    ) -> PsaResult<Vec<usize>> {
+        self.count(
+            "invalid_type_combinations",
+            self.inner.invalid_type_combinations(board_id, wanted).await,
+        )
     }
     async fn find_company_by_identifier(&self, identifier: &str) -> PsaResult<Option<Company>> {
         self.count(

@@ -38,7 +38,21 @@ pub enum Provider {
     KaseyaBms,
 }
 
+/// A request budget meaning "none": the PSA documents no hourly limit and paces callers with
+/// `429` + `Retry-After`, which pauses the connection (see `dispatch::budget`).
+pub const UNMETERED: u32 = u32::MAX;
+
 impl Provider {
+    /// The default `dispatch.requestsPerHour`, from each PSA's documented limits: ConnectWise
+    /// documents none (it answers 429 with `Retry-After` when busy); Kaseya BMS allows 1,500
+    /// requests per hour per endpoint, so 1,500 for the connection never exceeds it.
+    pub fn default_requests_per_hour(self) -> u32 {
+        match self {
+            Provider::ConnectWise => UNMETERED,
+            Provider::KaseyaBms => 1500,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Provider::ConnectWise => "ConnectWise",
@@ -98,6 +112,21 @@ pub struct StatusInfo {
     pub id: PsaId,
     pub name: String,
     pub closed: bool,
+}
+
+/// The closed status to close tickets with when the settings name none: one named "Closed"
+/// (or ">Closed", ConnectWise's way of sorting it last; case ignored) before any other closed
+/// status, else the first closed status in the PSA's order.
+pub fn preferred_closed_status(statuses: &[StatusInfo]) -> Option<&StatusInfo> {
+    let named_closed = |s: &&StatusInfo| {
+        s.name
+            .trim()
+            .trim_start_matches('>')
+            .trim()
+            .eq_ignore_ascii_case("closed")
+    };
+    let closed = || statuses.iter().filter(|s| s.closed);
+    closed().find(named_closed).or_else(|| closed().next())
 }
 
 /// A PSA company (ConnectWise company, BMS account).
@@ -242,6 +271,73 @@ pub struct Ticket {
     pub marker: Option<String>,
 }
 
+/// What the operator does in a PSA, for checking the PSA user's rights up front.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Feature {
+    /// Look up companies, contacts and ticket settings; create tickets; add notes.
+    Tickets,
+    /// Close tickets when a finding is resolved.
+    CloseTickets,
+    /// Read contracts and add or update their lines.
+    Contracts,
+    /// Create, update and delete catalog services.
+    Catalog,
+}
+
+/// The features every connection uses (tickets, and closing them on resolve).
+pub const TICKET_FEATURES: &[Feature] = &[Feature::Tickets, Feature::CloseTickets];
+
+/// A right the PSA user lacks, named as the PSA's administration screens name it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissingPermission {
+    pub feature: Feature,
+    /// e.g. "Service Desk › Close Service Tickets › Edit level".
+    pub right: String,
+}
+
+/// The `PermissionDenied` error for a set of missing rights; `None` when nothing is missing.
+pub fn permission_problem(missing: &[MissingPermission]) -> Option<PsaError> {
+    if missing.is_empty() {
+        return None;
+    }
+    let mut parts: Vec<String> = Vec::new();
+    let mut features: Vec<Feature> = missing.iter().map(|m| m.feature).collect();
+    features.sort();
+    features.dedup();
+    for f in features {
+        let rights: Vec<&str> = missing
+            .iter()
+            .filter(|m| m.feature == f)
+            .map(|m| m.right.as_str())
+            .collect();
+        parts.push(format!("{} needs {}", feature_label(f), rights.join(", ")));
+    }
+    Some(PsaError::PermissionDenied {
+        message: format!(
+            "the credentials work, but the PSA user's role lacks rights: {}",
+            parts.join("; ")
+        ),
+    })
+}
+
+/// What a feature is called in messages.
+pub fn feature_label(feature: Feature) -> &'static str {
+    match feature {
+        Feature::Tickets => "creating tickets and notes",
+        Feature::CloseTickets => "closing tickets",
+        Feature::Contracts => "contract lines",
+        Feature::Catalog => "catalog services",
+    }
+}
+
+/// A ticket type / issue type / sub-issue type combination the settings use, by PSA id.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct TypeCombination {
+    pub type_id: Option<PsaId>,
+    pub issue_type_id: Option<PsaId>,
+    pub sub_issue_type_id: Option<PsaId>,
+}
+
 /// Filters for listing companies (import).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CompanyFilter {
@@ -259,6 +355,31 @@ pub trait Psa: Send + Sync {
 
     /// Checks the credentials with one cheap authenticated call.
     async fn verify(&self) -> PsaResult<()>;
+
+    /// The API address calls go to (for status), once known. `None` when the provider does
+    /// not say.
+    async fn endpoint(&self) -> Option<String> {
+        None
+    }
+
+    /// The rights `features` need that the PSA user lacks, checked read-only. Providers that
+    /// cannot tell answer an empty list (a missing right then shows on first use).
+    async fn missing_permissions(&self, features: &[Feature]) -> PsaResult<Vec<MissingPermission>> {
+        let _ = features;
+        Ok(Vec::new())
+    }
+
+    /// The positions in `wanted` of combinations the board does not allow, for PSAs that
+    /// restrict which sub-issue types go with which types per board (ConnectWise
+    /// `typeSubTypeItemAssociations`). Other providers allow every combination.
+    async fn invalid_type_combinations(
+        &self,
+        board_id: Option<&PsaId>,
+        wanted: &[TypeCombination],
+    ) -> PsaResult<Vec<usize>> {
+        let _ = (board_id, wanted);
+        Ok(Vec::new())
+    }
 
     async fn find_company_by_identifier(&self, identifier: &str) -> PsaResult<Option<Company>>;
     async fn find_company_by_name(&self, name: &str) -> PsaResult<Option<Company>>;
@@ -373,3 +494,53 @@ pub trait Psa: Send + Sync {
 
 /// Default request timeout of the PSA clients.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolved::DispatchConfig;
+
+    #[test]
+    fn the_default_budget_follows_each_psa() {
+        let table = [
+            (Some(Provider::ConnectWise), UNMETERED, None),
+            (Some(Provider::KaseyaBms), 1500, Some(1500)),
+            (None, 1500, Some(1500)),
+        ];
+        for (provider, per_hour, shown) in table {
+            let cfg = DispatchConfig::for_provider(provider);
+            assert_eq!(cfg.requests_per_hour, per_hour, "{provider:?}");
+            assert_eq!(cfg.shown_requests_per_hour(), shown, "{provider:?}");
+            assert_eq!(cfg.max_attempts, DispatchConfig::default().max_attempts);
+        }
+    }
+
+    #[test]
+    fn missing_rights_become_one_permission_error_grouped_by_feature() {
+        assert_eq!(permission_problem(&[]), None);
+        let m = |feature, right: &str| MissingPermission {
+            feature,
+            right: right.into(),
+        };
+        let e = permission_problem(&[
+            m(
+                Feature::CloseTickets,
+                "Service Desk › Close Service Tickets › Edit level",
+            ),
+            m(
+                Feature::Tickets,
+                "Service Desk › Service Tickets › Add level",
+            ),
+            m(Feature::Tickets, "System › Table Setup › Inquire level"),
+        ])
+        .unwrap();
+        assert_eq!(e.reason(), "PermissionDenied");
+        assert_eq!(
+            e.to_string(),
+            "the PSA denied permission: the credentials work, but the PSA user's role lacks \
+             rights: creating tickets and notes needs Service Desk › Service Tickets › Add level, \
+             System › Table Setup › Inquire level; closing tickets needs Service Desk › Close \
+             Service Tickets › Edit level"
+        );
+    }
+}

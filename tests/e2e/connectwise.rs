@@ -1067,3 +1067,646 @@ async fn a_moved_codebase_is_discovered_again() {
     assert!(matches!(e, PsaError::NotFound { .. }), "{e}");
     assert_eq!(discoveries.load(Ordering::SeqCst), 2);
 }
+
+// ---- Issue 17: ConnectWise as a real instance behaves -------------------------------------
+
+/// A seed with billing dates on agreements, a board whose statuses list "Completed" before
+/// ">Closed", and type/subtype associations.
+fn billing_seed(next_invoice: &str) -> seed::Seed {
+    seed::parse(&format!(
+        r#"
+companyId: demo
+publicKey: {DEMO_PUBLIC_KEY}
+privateKey: {DEMO_PRIVATE_KEY}
+companies:
+  - identifier: CONTOSO
+    name: Contoso Ltd
+    contacts:
+      - {{ firstName: Jane, lastName: Doe, email: jane@contoso.example }}
+    agreements:
+      - {{ name: Monthly, prorate: false, nextInvoiceDate: "{next_invoice}" }}
+      - {{ name: Prorated, prorate: true, nextInvoiceDate: "{next_invoice}" }}
+boards:
+  - name: Security Alerts
+    statuses:
+      - {{ name: New, default: true }}
+      - {{ name: Completed, closed: true }}
+      - {{ name: ">Closed", closed: true }}
+    types: [Alert, Incident]
+    subtypes: [Identity, Data Leakage]
+    associations:
+      - {{ type: Alert, subType: Identity }}
+procurement:
+  types: [{{ name: Service, typeXref: Service }}]
+  subcategories: [Managed Services]
+catalog:
+  - {{ identifier: Backup, description: Backup service, cost: 1.5, price: 4 }}
+"#
+    ))
+    .unwrap()
+}
+
+fn next_month_first() -> String {
+    let today = chrono::Utc::now().date_naive();
+    psa_operator::sandbox::connectwise::first_of_next_month(today)
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+fn additions(st: &Value) -> Vec<Value> {
+    st["additions"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn additions_start_on_a_date_the_agreement_accepts_and_future_cancellations_still_bill() {
+    let next = next_month_first();
+    let sb = sandbox_with(billing_seed(&next)).await;
+    let c = client(&sb);
+    let contoso = company(&c, "CONTOSO").await;
+    let backup = c.find_catalog_service("Backup").await.unwrap().unwrap();
+    let monthly = c
+        .find_contract(&contoso.id, "Monthly")
+        .await
+        .unwrap()
+        .unwrap();
+    let values = LineValues {
+        quantity: 3,
+        cost: 15_000,
+        price: 40_000,
+    };
+
+    // ConnectWise itself refuses today on an agreement invoiced until next month.
+    let http = reqwest::Client::new();
+    let today = chrono::Utc::now().format("%Y-%m-%dT00:00:00Z").to_string();
+    let (status, body) = send_json(
+        &http,
+        reqwest::Method::POST,
+        format!(
+            "{}{API}/finance/agreements/{}/additions",
+            sb.base_url(),
+            monthly.id
+        ),
+        &json!({"product": {"id": backup.id.parse::<i64>().unwrap()}, "quantity": 1,
+                "billCustomer": "Billable", "effectiveDate": today}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["message"], "addition object is invalid");
+    assert_eq!(body["errors"][0]["field"], "effectiveDate");
+
+    // The client reads the agreement and starts the line on the next invoice date.
+    clear_calls(&sb).await;
+    let line = c
+        .add_contract_line(&monthly.id, &backup.id, values)
+        .await
+        .unwrap();
+    assert_eq!(calls(&sb).await.total, 2, "agreement read + addition");
+    let st = state(&sb).await;
+    let added = additions(&st)
+        .into_iter()
+        .find(|a| a["id"].as_i64().map(|i| i.to_string()) == Some(line.id.clone()))
+        .unwrap();
+    assert_eq!(added["effectiveDate"], format!("{next}T00:00:00Z"));
+
+    // A prorated agreement takes today.
+    let prorated = c
+        .find_contract(&contoso.id, "Prorated")
+        .await
+        .unwrap()
+        .unwrap();
+    let line2 = c
+        .add_contract_line(&prorated.id, &backup.id, values)
+        .await
+        .unwrap();
+    let st = state(&sb).await;
+    let added = additions(&st)
+        .into_iter()
+        .find(|a| a["id"].as_i64().map(|i| i.to_string()) == Some(line2.id.clone()))
+        .unwrap();
+    assert_eq!(added["effectiveDate"], today);
+
+    // Cancelled for the end of next month: still the agreement's line (no second one).
+    let cancel = |date: String| {
+        let http = http.clone();
+        let url = format!(
+            "{}{API}/finance/agreements/{}/additions/{}",
+            sb.base_url(),
+            monthly.id,
+            line.id
+        );
+        async move {
+            send_json(
+                &http,
+                reqwest::Method::PATCH,
+                url,
+                &json!([{"op": "replace", "path": "cancelledDate", "value": date}]),
+            )
+            .await
+        }
+    };
+    let (status, _) = cancel(format!("{}-28T00:00:00Z", &next[..7])).await;
+    assert_eq!(status, StatusCode::OK);
+    let found = c.find_contract_line(&monthly.id, &backup.id).await.unwrap();
+    assert_eq!(found.map(|l| l.id), Some(line.id.clone()));
+    // Cancelled as of yesterday: gone.
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1))
+        .format("%Y-%m-%dT00:00:00Z")
+        .to_string();
+    cancel(yesterday).await;
+    assert_eq!(
+        c.find_contract_line(&monthly.id, &backup.id).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_role_without_close_service_tickets_is_named_up_front_and_close_leaves_nothing_behind() {
+    let sb = demo().await;
+    let c = client(&sb);
+    assert_eq!(
+        c.missing_permissions(TICKET_FEATURES).await.unwrap(),
+        vec![],
+        "the demo API member has every right"
+    );
+    let http = reqwest::Client::new();
+    let roles = format!("{}/_sandbox/roles", sb.base_url());
+    // A right the sandbox does not know is refused with the reason.
+    let r = http
+        .post(&roles)
+        .json(&json!({"deny": ["Service Desk/Close Tickets/Edit"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("not a module function"));
+    let r = http
+        .post(&roles)
+        .json(&json!({"deny": ["Service Desk/Close Service Tickets/Edit"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Read-only probe: one call, the missing right by module, function and level.
+    clear_calls(&sb).await;
+    let missing = c.missing_permissions(TICKET_FEATURES).await.unwrap();
+    assert_eq!(calls(&sb).await.total, 1);
+    assert_eq!(
+        missing,
+        vec![MissingPermission {
+            feature: Feature::CloseTickets,
+            right: "Service Desk › Close Service Tickets › Edit level".into()
+        }]
+    );
+    let e = permission_problem(&missing).unwrap();
+    assert_eq!(e.reason(), "PermissionDenied");
+    assert!(
+        e.to_string()
+            .contains("closing tickets needs Service Desk › Close Service Tickets › Edit level"),
+        "{e}"
+    );
+
+    // Tickets still work; closing fails as a permission, naming the right, and no resolution
+    // note is left on a ticket that stayed open.
+    let contoso = company(&c, "CONTOSO").await;
+    let t = c
+        .create_ticket(&NewTicket {
+            marker: "perm-1".into(),
+            summary: "Impossible travel".into(),
+            company_id: contoso.id.clone(),
+            ..NewTicket::default()
+        })
+        .await
+        .unwrap();
+    let e = c
+        .close_ticket(&t.id, None, Some("Resolved by the customer."))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, PsaError::PermissionDenied { .. }), "{e}");
+    assert!(
+        e.to_string().contains("Close Service Tickets › Edit level"),
+        "{e}"
+    );
+    assert!(!c.get_ticket(&t.id).await.unwrap().unwrap().closed);
+    assert_eq!(c.note_texts(&t.id).await.unwrap(), Some(vec![]));
+
+    // A denied read is named by the call that needed it.
+    http.post(&roles)
+        .json(&json!({"deny": ["Companies/Company Maintenance/Inquire"]}))
+        .send()
+        .await
+        .unwrap();
+    let e = c.find_company_by_identifier("CONTOSO").await.unwrap_err();
+    assert_eq!(e.reason(), "PermissionDenied");
+    assert!(
+        e.to_string()
+            .contains("Companies › Company Maintenance › Inquire level"),
+        "{e}"
+    );
+    // Reset grants everything again.
+    reqwest::Client::new()
+        .post(format!("{}/_sandbox/reset", sb.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert!(c.find_company_by_identifier("CONTOSO").await.is_ok());
+}
+
+#[tokio::test]
+async fn validation_errors_carry_connectwise_codes_and_lengths_count_utf16() {
+    let sb = demo().await;
+    let c = client(&sb);
+    let http = reqwest::Client::new();
+    let contoso = company(&c, "CONTOSO").await;
+    let cid: i64 = contoso.id.parse().unwrap();
+    let tickets = format!("{}{API}/service/tickets", sb.base_url());
+    let post = |body: Value| {
+        let (http, url) = (http.clone(), tickets.clone());
+        async move { send_json(&http, reqwest::Method::POST, url, &body).await }
+    };
+    let code_of = |b: &Value| b["errors"][0]["code"].as_str().unwrap_or("").to_string();
+
+    let (s, b) = post(json!({"company": {"id": cid}})).await;
+    assert_eq!(
+        (s, code_of(&b)),
+        (StatusCode::BAD_REQUEST, "MissingRequiredField".into()),
+        "{b}"
+    );
+    // 99 letters + an emoji: 100 characters but 101 UTF-16 units.
+    let emoji = format!("{}🔥", "a".repeat(99));
+    let (s, b) = post(json!({"summary": emoji, "company": {"id": cid}})).await;
+    assert_eq!(
+        (s, code_of(&b)),
+        (StatusCode::BAD_REQUEST, "MaxLengthField".into()),
+        "{b}"
+    );
+    assert_eq!(
+        b["errors"][0]["message"],
+        "The field summary must be a string with a maximum length of 100."
+    );
+    let (s, b) = post(json!({"summary": "x", "company": {"id": cid}, "status": {"id": 999}})).await;
+    assert_eq!(
+        (s, code_of(&b)),
+        (StatusCode::BAD_REQUEST, "NotFound".into()),
+        "{b}"
+    );
+    let (s, b) =
+        post(json!({"summary": "x", "company": {"id": cid}, "processNotifications": "maybe"}))
+            .await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        b,
+        json!({"code": "ConnectWiseApi", "message": "String was not recognized as a valid Boolean."})
+    );
+    let r = raw(
+        &http,
+        reqwest::Method::GET,
+        format!("{tickets}?conditions=colour=\"red\""),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["code"], "ApiFindCondition");
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap()
+            .contains("colour is not a recognized name"),
+        "{b}"
+    );
+
+    // The client cuts the same summary to what ConnectWise accepts, and the ticket exists.
+    let t = c
+        .create_ticket(&NewTicket {
+            marker: "utf16".into(),
+            summary: emoji.clone(),
+            company_id: contoso.id.clone(),
+            ..NewTicket::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(t.summary, "a".repeat(99));
+    // A note without a display flag is refused.
+    let (s, b) = send_json(
+        &http,
+        reqwest::Method::POST,
+        format!("{tickets}/{}/notes", t.id),
+        &json!({"text": "hidden"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        b["message"],
+        "Please choose where to display the notes in order to save this record."
+    );
+}
+
+#[tokio::test]
+async fn alert_tickets_and_notes_do_not_email_the_contact() {
+    let sb = demo().await;
+    let c = client(&sb);
+    let contoso = company(&c, "CONTOSO").await;
+    let jane = c
+        .find_contact_by_email(&contoso.id, "jane@contoso.example")
+        .await
+        .unwrap()
+        .unwrap();
+    let t = c
+        .create_ticket(&NewTicket {
+            marker: "quiet-1".into(),
+            summary: "Impossible travel".into(),
+            description: "details".into(),
+            company_id: contoso.id.clone(),
+            contact_id: Some(jane.id.clone()),
+            ..NewTicket::default()
+        })
+        .await
+        .unwrap();
+    c.add_note(&t.id, "a follow-up alert").await.unwrap();
+    c.close_ticket(&t.id, None, Some("resolved")).await.unwrap();
+    assert_eq!(state(&sb).await["notifications"], json!([]));
+
+    // Left to ConnectWise's default, the same note would have e-mailed Jane.
+    let (s, _) = send_json(
+        &reqwest::Client::new(),
+        reqwest::Method::POST,
+        format!("{}{API}/service/tickets/{}/notes", sb.base_url(), t.id),
+        &json!({"text": "hello", "detailDescriptionFlag": true}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let sent = state(&sb).await["notifications"].clone();
+    assert_eq!(sent.as_array().unwrap().len(), 1);
+    assert_eq!(sent[0]["to"], "jane@contoso.example");
+
+    // processNotifications: true in the spec lets ConnectWise notify.
+    let mut cfg = config(&sb.base_url());
+    cfg.process_notifications = true;
+    let loud = ConnectWiseClient::new(cfg).unwrap();
+    loud.add_note(&t.id, "told").await.unwrap();
+    assert_eq!(
+        state(&sb).await["notifications"].as_array().unwrap().len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn closing_prefers_closed_and_type_combinations_follow_the_board() {
+    let sb = sandbox_with(billing_seed(&next_month_first())).await;
+    let c = client(&sb);
+    let contoso = company(&c, "CONTOSO").await;
+    let board = c.boards().await.unwrap().remove(0);
+    let t = c
+        .create_ticket(&NewTicket {
+            marker: "close-pref".into(),
+            summary: "x".into(),
+            company_id: contoso.id.clone(),
+            board_id: Some(board.id.clone()),
+            ..NewTicket::default()
+        })
+        .await
+        .unwrap();
+    c.close_ticket(&t.id, None, None).await.unwrap();
+    let statuses = c.statuses(Some(&board.id)).await.unwrap();
+    let closed = c.get_ticket(&t.id).await.unwrap().unwrap();
+    let name = statuses
+        .iter()
+        .find(|s| Some(s.id.as_str()) == closed.status_id.as_deref())
+        .map(|s| s.name.as_str());
+    assert_eq!(
+        name,
+        Some(">Closed"),
+        "not the first closed status, Completed"
+    );
+
+    let id_of = |v: &[Named], n: &str| v.iter().find(|x| x.name == n).unwrap().id.clone();
+    let types = c.ticket_types(Some(&board.id)).await.unwrap();
+    let subtypes = c.issue_types(Some(&board.id)).await.unwrap();
+    let combo = |t: &str, s: &str| TypeCombination {
+        type_id: Some(id_of(&types, t)),
+        issue_type_id: Some(id_of(&subtypes, s)),
+        sub_issue_type_id: None,
+    };
+    let wanted = [
+        combo("Alert", "Identity"),
+        combo("Incident", "Identity"),
+        combo("Alert", "Data Leakage"),
+    ];
+    clear_calls(&sb).await;
+    assert_eq!(
+        c.invalid_type_combinations(Some(&board.id), &wanted)
+            .await
+            .unwrap(),
+        vec![1, 2]
+    );
+    assert_eq!(calls(&sb).await.total, 1);
+    // The sandbox refuses such a ticket the way the check predicted.
+    let ticket = |w: &TypeCombination| NewTicket {
+        marker: "combo".into(),
+        summary: "x".into(),
+        company_id: contoso.id.clone(),
+        board_id: Some(board.id.clone()),
+        type_id: w.type_id.clone(),
+        issue_type_id: w.issue_type_id.clone(),
+        ..NewTicket::default()
+    };
+    assert!(c.create_ticket(&ticket(&wanted[0])).await.is_ok());
+    let e = c.create_ticket(&ticket(&wanted[1])).await.unwrap_err();
+    assert!(e.to_string().contains("combination is not allowed"), "{e}");
+}
+
+#[tokio::test]
+async fn a_404_rereads_the_codebase_once_whatever_the_body() {
+    // After an upgrade the old codebase answers 404 with a ConnectWise body; companyinfo names
+    // the new one. A real 404 (same codebase) is reported after one re-read, not retried.
+    let discoveries = Arc::new(AtomicUsize::new(0));
+    let d = discoveries.clone();
+    let not_found = || async {
+        json_reply(
+            StatusCode::NOT_FOUND,
+            json!({"code": "NotFound", "message": "Ticket 5 not found"}).to_string(),
+        )
+    };
+    let app =
+        Router::new()
+            .route(
+                "/login/companyinfo/demo",
+                get(move || {
+                    let n = d.fetch_add(1, Ordering::SeqCst);
+                    let codebase = if n == 0 { "v2024_1/" } else { "v2025_1/" };
+                    async move {
+                        json_reply(StatusCode::OK, json!({ "Codebase": codebase }).to_string())
+                    }
+                }),
+            )
+            .route("/v2024_1/apis/3.0/system/info", get(not_found))
+            .route(
+                "/v2025_1/apis/3.0/system/info",
+                get(|| async { json_reply(StatusCode::OK, "{}".into()) }),
+            )
+            .route("/v2025_1/apis/3.0/service/tickets/5", get(not_found));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let c = ConnectWiseClient::new(config(&url)).unwrap();
+    c.verify().await.unwrap();
+    assert_eq!(discoveries.load(Ordering::SeqCst), 2);
+    assert_eq!(c.endpoint().await, Some(format!("{url}/v2025_1/apis/3.0")));
+    // A deleted ticket: None, and no discovery storm (re-reads are spaced a minute apart).
+    assert_eq!(c.get_ticket(&"5".to_string()).await.unwrap(), None);
+    assert_eq!(c.get_ticket(&"5".to_string()).await.unwrap(), None);
+    assert_eq!(discoveries.load(Ordering::SeqCst), 2);
+}
+
+/// The operator end to end: a role without Close Service Tickets turns the connection's
+/// Ready into `PermissionDenied` naming the right, before any alert; status shows the API
+/// address used and that ConnectWise has no hourly budget while BMS has its 1,500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_names_a_missing_right_before_any_alert() {
+    use crate::controllers::Env;
+    let env = Env::start().await;
+    env.wait_condition("psaconnection/demo-cw", "Ready", "True")
+        .await;
+    let (_, _, authenticated) = env
+        .condition("psaconnection/demo-cw", "Authenticated")
+        .await;
+    assert!(
+        authenticated.contains(&format!("at {}{API}", env.cw.base_url())),
+        "{authenticated}"
+    );
+    assert_eq!(
+        env.jsonpath(
+            "psaconnection/demo-cw",
+            "{.status.dispatch.requestsPerHour}"
+        )
+        .await,
+        ""
+    );
+    env.wait_condition("psaconnection/demo-bms", "Ready", "True")
+        .await;
+    assert_eq!(
+        env.jsonpath(
+            "psaconnection/demo-bms",
+            "{.status.dispatch.requestsPerHour}"
+        )
+        .await,
+        "1500"
+    );
+
+    // A ticket type the board does not combine with an issue type in use: named, then fixed.
+    crate::controllers::patch(
+        &env,
+        "psaconnection/demo-cw",
+        "merge",
+        r#"{"spec":{"ticket":{"type":{"value":"Incident"}}}}"#,
+    )
+    .await;
+    let (_, reason, message) = env
+        .wait_condition("psaconnection/demo-cw", "SettingsResolved", "False")
+        .await;
+    assert_eq!(reason, "NamesNotFound", "{message}");
+    assert!(
+        message.contains(
+            "ticket.issueType.overrides[0] \"Incident / Data Leakage\": is not a type / subtype / item combination the board allows"
+        ),
+        "{message}"
+    );
+    assert!(!message.contains("Incident / Identity"), "{message}");
+    crate::controllers::patch(
+        &env,
+        "psaconnection/demo-cw",
+        "merge",
+        r#"{"spec":{"ticket":{"type":{"value":"Alert"}}}}"#,
+    )
+    .await;
+    env.wait_condition("psaconnection/demo-cw", "Ready", "True")
+        .await;
+
+    let deny = |rights: Value| {
+        let url = format!("{}/_sandbox/roles", env.cw.base_url());
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .json(&json!({ "deny": rights }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    // A catalog service change the role may not make: the ContractService names the right.
+    env.wait_condition("contractservice/saas-alerts-monitoring", "Ready", "True")
+        .await;
+    deny(json!(["Procurement/Product Catalog/Edit"])).await;
+    crate::controllers::patch(
+        &env,
+        "contractservice/saas-alerts-monitoring",
+        "merge",
+        r#"{"spec":{"price":"4.00"}}"#,
+    )
+    .await;
+    let (_, reason, message) = env
+        .wait_condition("contractservice/saas-alerts-monitoring", "Ready", "False")
+        .await;
+    assert_eq!(reason, "PermissionDenied", "{message}");
+    assert!(
+        message.contains("Procurement › Product Catalog › Edit level"),
+        "{message}"
+    );
+
+    deny(json!([
+        "Procurement/Product Catalog/Edit",
+        "Service Desk/Close Service Tickets/Edit"
+    ]))
+    .await;
+    let (_, reason, message) = env
+        .wait_condition("psaconnection/demo-cw", "Ready", "False")
+        .await;
+    assert_eq!(reason, "PermissionDenied", "{message}");
+    assert!(
+        message.contains("closing tickets needs Service Desk › Close Service Tickets › Edit level"),
+        "{message}"
+    );
+    assert_eq!(
+        state(&env.cw).await["tickets"],
+        json!([]),
+        "no alert was needed to find out"
+    );
+}
+
+/// The web address users type works: calls go to the cloud API host (a pinned codebase needs
+/// no discovery call, so nothing leaves the machine).
+#[tokio::test]
+async fn a_web_site_address_calls_the_api_host() {
+    for (typed, host) in [
+        (
+            "https://na.myconnectwise.net",
+            "https://api-na.myconnectwise.net",
+        ),
+        (
+            "https://eu.myconnectwise.net/",
+            "https://api-eu.myconnectwise.net",
+        ),
+        (
+            "https://api-au.myconnectwise.net",
+            "https://api-au.myconnectwise.net",
+        ),
+    ] {
+        let mut cfg = config(typed);
+        cfg.codebase = Some("v2025_1/".into());
+        let c = ConnectWiseClient::new(cfg).unwrap();
+        assert_eq!(
+            c.endpoint().await,
+            Some(format!("{host}/v2025_1/apis/3.0")),
+            "{typed}"
+        );
+    }
+    // The sandbox (any other host) is used as given, and works.
+    let sb = demo().await;
+    let c = client(&sb);
+    c.verify().await.unwrap();
+    assert_eq!(c.endpoint().await, Some(format!("{}{API}", sb.base_url())));
+}

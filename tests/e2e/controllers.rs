@@ -275,6 +275,14 @@ async fn connectwise_samples_converge_and_follow_changes() {
     let additions = rows(&st, "additions");
     assert_eq!(additions.len(), 1, "{additions:?}");
     assert_eq!(additions[0]["quantity"].as_f64(), Some(42.0));
+    // The demo agreement is not prorated and invoiced through this month: the line starts on
+    // the next invoice date, as ConnectWise requires.
+    let next =
+        psa_operator::sandbox::connectwise::first_of_next_month(chrono::Utc::now().date_naive());
+    assert_eq!(
+        additions[0]["effectiveDate"].as_str(),
+        Some(format!("{next}T00:00:00Z").as_str())
+    );
     assert_eq!(
         env.jsonpath("customermapping/contoso", "{.status.syncedQuantity}")
             .await,

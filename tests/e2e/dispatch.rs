@@ -733,6 +733,53 @@ async fn psa_calls_connectwise() {
     );
 }
 
+/// A burst of 300 alerts (30 users × 10) on ConnectWise with the default dispatch settings:
+/// ConnectWise documents no hourly limit, so no budget holds the burst back (the former
+/// default of 1,500 an hour allowed 75 calls at once, then one every 2.4 s: about 25 minutes).
+#[tokio::test]
+async fn a_burst_of_300_alerts_on_connectwise_defaults_is_delivered_in_minutes() {
+    let cw = cw::Cw::start().await;
+    let mut conn = cw.snapshot(&cw_key(), Grouping::User);
+    conn.dispatch = psa_operator::resolved::DispatchConfig::for_provider(Some(
+        psa_operator::psa::Provider::ConnectWise,
+    ));
+    assert_eq!(conn.dispatch.shown_requests_per_hour(), None);
+    let mut h = Harness::new(conn);
+    h.start();
+    cw.clear_calls();
+    let started = std::time::Instant::now();
+    let burst: Vec<_> = (0..300)
+        .map(|i| {
+            alert(
+                &format!("burst-{i}"),
+                &format!("user{}@contoso.example", i % 30),
+                "Too Many Downloads",
+            )
+        })
+        .collect();
+    h.send(burst).await;
+    loop {
+        let c = h.counters().await;
+        if c.delivered + c.dead_letters >= 300 {
+            assert_eq!(c.dead_letters, 0);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "300 alerts not delivered in 2 minutes: {c:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = started.elapsed();
+    let calls = cw.calls();
+    eprintln!("300 alerts on ConnectWise defaults: {took:?}, {calls} PSA calls");
+    assert_eq!(cw.tickets().await.len(), 30);
+    assert!(
+        calls > 75,
+        "more calls than the old default's burst: {calls}"
+    );
+}
+
 /// BMS reads its note types once, on the client's first note.
 #[tokio::test]
 async fn psa_calls_bms() {

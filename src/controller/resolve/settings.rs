@@ -18,7 +18,7 @@ pub fn intake_path(key: &ConnectionKey) -> String {
 
 /// Dispatcher settings with defaults applied; a bad duration is reported by name.
 pub fn dispatch_config(spec: &PsaConnectionSpec) -> Result<DispatchConfig, Unresolved> {
-    let mut cfg = DispatchConfig::default();
+    let mut cfg = DispatchConfig::for_provider(spec.provider.provider());
     let Some(d) = &spec.dispatch else {
         return Ok(cfg);
     };
@@ -145,6 +145,21 @@ mod tests {
         let cfg = dispatch_config(&spec_with_dispatch(DispatchSettings::default())).unwrap();
         assert_eq!(cfg, DispatchConfig::default());
         assert_eq!(cfg.max_attempts, 8);
+        // ConnectWise: no hourly budget unless the spec sets one.
+        let mut cw = spec_with_dispatch(DispatchSettings::default());
+        cw.provider.connect_wise = Some(Default::default());
+        assert_eq!(
+            dispatch_config(&cw).unwrap().shown_requests_per_hour(),
+            None
+        );
+        cw.dispatch = Some(DispatchSettings {
+            requests_per_hour: Some(600),
+            ..Default::default()
+        });
+        assert_eq!(
+            dispatch_config(&cw).unwrap().shown_requests_per_hour(),
+            Some(600)
+        );
         let cfg = dispatch_config(&spec_with_dispatch(DispatchSettings {
             max_attempts: Some(3),
             initial_backoff: Some("500ms".into()),

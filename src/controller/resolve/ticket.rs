@@ -331,7 +331,7 @@ pub fn resolve_ticket(
                 None
             }
         },
-        None => cat.statuses.iter().find(|s| s.closed).map(|s| s.id.clone()),
+        None => crate::psa::preferred_closed_status(&cat.statuses).map(|s| s.id.clone()),
     };
     if !r.misses.is_empty() {
         return Err(r.misses);

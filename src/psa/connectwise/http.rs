@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::RwLock;
 
 use super::paging;
+use super::rights;
 use super::wire::{CompanyInfo, ErrorBody};
 use super::ConnectWiseConfig;
 use crate::psa::{PsaError, PsaResult};
@@ -22,6 +23,9 @@ pub const PAGE_SIZE: u32 = 1000;
 const MAX_PAGES: usize = 1000;
 /// Wait assumed when a 429 carries no usable `Retry-After`.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// A 404 re-reads `/login/companyinfo` at most this often: deleted tickets and companies answer
+/// 404 too, and a burst of them must not become a burst of discovery calls.
+const REDISCOVERY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How the client reacts to `429 Too Many Requests` (and `503` with `Retry-After`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,6 +65,8 @@ pub struct Transport {
     base: RwLock<Option<String>>,
     /// After a 429 with `Retry-After`, no request leaves before this instant.
     not_before: Mutex<Option<Instant>>,
+    /// When a 404 last made us re-read the codebase.
+    last_rediscovery: Mutex<Option<Instant>>,
     retry: RetryPolicy,
 }
 
@@ -107,12 +113,13 @@ impl Transport {
             })?;
         Ok(Transport {
             http,
-            site: cfg.url.trim_end_matches('/').to_string(),
+            site: api_site(&cfg.url),
             company_id: cfg.company_id.clone(),
             headers,
             codebase_override: cfg.codebase.clone().filter(|c| !c.trim().is_empty()),
             base: RwLock::new(None),
             not_before: Mutex::new(None),
+            last_rediscovery: Mutex::new(None),
             retry: cfg.retry.clone(),
         })
     }
@@ -173,9 +180,34 @@ impl Transport {
         }
     }
 
-    /// Forgets the discovered codebase (after a site upgrade moved it).
-    async fn forget_codebase(&self) {
-        *self.base.write().await = None;
+    /// After a 404: re-reads the codebase (at most once per [`REDISCOVERY_INTERVAL`]) and
+    /// answers whether it moved, in which case the base now points at the new one. A cloud
+    /// upgrade moves the codebase and every old path answers 404, whatever the body says.
+    async fn codebase_moved(&self) -> bool {
+        if self.codebase_override.is_some() {
+            return false;
+        }
+        {
+            let mut last = self
+                .last_rediscovery
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < REDISCOVERY_INTERVAL) {
+                return false;
+            }
+            *last = Some(Instant::now());
+        }
+        let Ok(codebase) = self.discover_codebase().await else {
+            return false;
+        };
+        let fresh = api_base(&self.site, &codebase);
+        let mut slot = self.base.write().await;
+        if slot.as_deref() == Some(fresh.as_str()) {
+            return false;
+        }
+        tracing::info!(api_base = %fresh, "ConnectWise codebase changed; calls follow it");
+        *slot = Some(fresh);
+        true
     }
 
     /// Sends one request, honouring `Retry-After`; non-2xx answers become [`PsaError`]s.
@@ -238,18 +270,20 @@ impl Transport {
                 }
                 return Err(error_from_reply(status, Some(wait), &bytes));
             }
-            // A codebase that moved answers 404 on every path, without a ConnectWise error body.
+            // A codebase that moved answers 404 on every path (with or without an error body).
             if status == StatusCode::NOT_FOUND
-                && self.codebase_override.is_none()
                 && matches!(target, Target::Api { .. })
                 && !rediscovered
-                && !is_api_error(&bytes)
+                && self.codebase_moved().await
             {
                 rediscovered = true;
-                self.forget_codebase().await;
                 continue;
             }
-            return Err(error_from_reply(status, retry_after, &bytes));
+            let err = error_from_reply(status, retry_after, &bytes);
+            return Err(match &target {
+                Target::Api { path, .. } => name_the_right(err, &method, path),
+                Target::Absolute(_) => err,
+            });
         }
     }
 
@@ -378,8 +412,48 @@ fn parse<T: DeserializeOwned>(reply: &Reply) -> PsaResult<T> {
     })
 }
 
-fn is_api_error(body: &[u8]) -> bool {
-    serde_json::from_slice::<ErrorBody>(body).is_ok_and(|b| b.code.is_some())
+/// The API host a site address stands for: ConnectWise cloud serves the web UI at
+/// `{region}.myconnectwise.net` and the API at `api-{region}.myconnectwise.net`, and users
+/// paste the address they log in at. Other hosts (on-premises, the sandbox) are kept as given.
+pub fn api_site(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/');
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (host, tail) = match rest.find(['/', ':']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let lower = host.to_ascii_lowercase();
+    let cloud = ["myconnectwise.net", "connectwisedev.com"]
+        .iter()
+        .any(|domain| {
+            lower
+                .strip_suffix(domain)
+                .and_then(|p| p.strip_suffix('.'))
+                .is_some_and(|region| !region.is_empty() && !region.contains('.'))
+        });
+    if cloud && !lower.starts_with("api-") {
+        format!("{scheme}://api-{lower}{tail}")
+    } else {
+        url.to_string()
+    }
+}
+
+/// Whether a 500 body is a conversion or validation failure (the same request fails again),
+/// as opposed to ConnectWise's "A timeout has occured" and other passing trouble.
+fn is_conversion_error(body: &ErrorBody) -> bool {
+    let m = body.message.as_deref().unwrap_or("").to_ascii_lowercase();
+    [
+        "was not recognized as a valid",
+        "input string was not in a correct format",
+        "error converting value",
+        "could not convert",
+        "cannot convert",
+        "is not a valid",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
 }
 
 /// Maps a non-2xx answer, keeping the PSA's message.
@@ -388,14 +462,41 @@ pub fn error_from_reply(
     retry_after: Option<Duration>,
     body: &[u8],
 ) -> PsaError {
-    let message = match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(b) if b.code.is_some() || b.message.is_some() => b.describe(),
-        _ => status
+    let parsed = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .filter(|b| b.code.is_some() || b.message.is_some());
+    let message = match &parsed {
+        Some(b) => b.describe(),
+        None => status
             .canonical_reason()
             .unwrap_or("unexpected status")
             .to_string(),
     };
-    PsaError::from_status(status.as_u16(), message, retry_after)
+    match status.as_u16() {
+        // The role lacks a right; the credentials are fine (those are 401).
+        403 => PsaError::PermissionDenied { message },
+        500 if parsed.as_ref().is_some_and(is_conversion_error) => PsaError::Permanent {
+            status: Some(500),
+            message,
+        },
+        s => PsaError::from_status(s, message, retry_after),
+    }
+}
+
+/// A 403 names the right the call needs (module › function › level), so the message tells the
+/// administrator what to grant.
+pub fn name_the_right(err: PsaError, method: &Method, path: &str) -> PsaError {
+    match err {
+        PsaError::PermissionDenied { message } => {
+            let need = rights::right_for(method, path)
+                .map(|r| format!("{method} {path} needs {r} in the API member's security role"))
+                .unwrap_or_else(|| format!("{method} {path} is not allowed for the API member"));
+            PsaError::PermissionDenied {
+                message: format!("{need}: {message}"),
+            }
+        }
+        other => other,
+    }
 }
 
 /// A network failure: the request label and the underlying cause, never the URL (its query may
@@ -497,6 +598,89 @@ mod tests {
                 message: "Unauthorized".into()
             }
         );
+    }
+
+    #[test]
+    fn site_addresses_map_to_the_cloud_api_host() {
+        let table = [
+            (
+                "https://na.myconnectwise.net",
+                "https://api-na.myconnectwise.net",
+            ),
+            (
+                "https://EU.myconnectwise.net/",
+                "https://api-eu.myconnectwise.net",
+            ),
+            (
+                "https://au.myconnectwise.net/v4_6_release/",
+                "https://api-au.myconnectwise.net/v4_6_release",
+            ),
+            (
+                "https://api-na.myconnectwise.net",
+                "https://api-na.myconnectwise.net",
+            ),
+            (
+                "https://staging.connectwisedev.com",
+                "https://api-staging.connectwisedev.com",
+            ),
+            ("https://cw.example.com", "https://cw.example.com"),
+            ("http://127.0.0.1:8081", "http://127.0.0.1:8081"),
+            // Only the region label itself is rewritten.
+            ("https://myconnectwise.net", "https://myconnectwise.net"),
+            (
+                "https://a.b.myconnectwise.net",
+                "https://a.b.myconnectwise.net",
+            ),
+        ];
+        for (typed, want) in table {
+            assert_eq!(api_site(typed), want, "{typed}");
+        }
+    }
+
+    #[test]
+    fn forbidden_is_a_missing_right_named_by_the_call() {
+        let body = br#"{"code":"Security","message":"You do not have security permission to perform this action."}"#;
+        let e = error_from_reply(StatusCode::FORBIDDEN, None, body);
+        assert_eq!(e.reason(), "PermissionDenied");
+        assert!(!e.is_transient());
+        let e = name_the_right(e, &Method::POST, "/service/tickets");
+        assert_eq!(
+            e.to_string(),
+            "the PSA denied permission: POST /service/tickets needs Service Desk › Service Tickets › \
+             Add level in the API member's security role: You do not have security permission to \
+             perform this action."
+        );
+        // 401 stays a credential problem.
+        let e = error_from_reply(
+            StatusCode::UNAUTHORIZED,
+            None,
+            br#"{"code":"Unauthorized","message":"x"}"#,
+        );
+        assert_eq!(e.reason(), "AuthenticationFailed");
+    }
+
+    #[test]
+    fn conversion_errors_are_permanent_even_as_500() {
+        let table: [(&[u8], bool); 5] = [
+            (br#"{"code":"ConnectWiseApi","message":"String was not recognized as a valid Boolean."}"#, false),
+            (br#"{"code":"ConnectWiseApi","message":"Input string was not in a correct format."}"#, false),
+            (br#"{"code":"ConnectWiseApi","message":"A timeout has occured. Please try again."}"#, true),
+            (br#"{"code":"ConnectWiseApi","message":"An error has occurred."}"#, true),
+            (b"<html>Bad gateway</html>", true),
+        ];
+        for (body, transient) in table {
+            let e = error_from_reply(StatusCode::INTERNAL_SERVER_ERROR, None, body);
+            assert_eq!(
+                e.is_transient(),
+                transient,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // Gateways and timeouts in front of ConnectWise stay transient.
+        for status in [StatusCode::BAD_GATEWAY, StatusCode::GATEWAY_TIMEOUT] {
+            assert!(error_from_reply(status, None, b"").is_transient());
+        }
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! | method | calls |
 //! |--------|-------|
 //! | `verify` | 1 (`GET /system/info`) |
+//! | `missing_permissions` | paged (1) (`GET /system/mysecurity`) |
+//! | `invalid_type_combinations` | paged (1) (`GET /service/boards/{id}/typeSubTypeItemAssociations`), 0 without a subtype or item |
 //! | `find_company_by_identifier`, `find_company_by_name` | 1 |
 //! | `get_company` | 1 |
 //! | `list_companies` | paged |
@@ -29,12 +31,13 @@
 //! | `update_catalog_service` | 1 (PATCH) |
 //! | `delete_catalog_service` | 1, or 2 when the item is in use (409) and is deactivated instead |
 //! | `find_contract_line` | 1 |
-//! | `add_contract_line` | 1 |
+//! | `add_contract_line` | 2 (read the agreement's billing dates, then add) |
 //! | `update_contract_line` | 1 (PATCH) |
 
 pub(crate) mod conditions;
 mod http;
 mod paging;
+pub mod rights;
 mod wire;
 
 use std::time::Duration;
@@ -46,7 +49,7 @@ use serde_json::json;
 use tokio::sync::Mutex;
 
 pub use conditions::Lit;
-pub use http::RetryPolicy;
+pub use http::{api_site, RetryPolicy};
 
 use self::conditions as cond;
 use self::http::{Target, Transport};
@@ -54,18 +57,21 @@ use self::wire::*;
 use super::*;
 use crate::secret::SecretString;
 
-/// `summary` longer than this is rejected by ConnectWise; the client cuts it.
 /// ConnectWise fills board, status, type and priority from the company's and board's defaults
 /// when a ticket leaves them out; only the summary and the company are required, and the
 /// dispatcher always sends both.
 pub const REQUIRED_TICKET_SETTINGS: &[crate::psa::RequiredTicketSetting] = &[];
 
+/// `summary` longer than this is rejected by ConnectWise; the client cuts it. Like every
+/// ConnectWise length limit it counts UTF-16 code units (.NET string length): an emoji is two.
 pub const SUMMARY_MAX: usize = 100;
 /// `externalXRef` limit.
 pub const MARKER_MAX: usize = 100;
 /// Catalog `identifier` and `description` limits.
 pub const CATALOG_IDENTIFIER_MAX: usize = 60;
 pub const CATALOG_DESCRIPTION_MAX: usize = 60;
+/// Catalog `customerDescription` limit.
+pub const CATALOG_CUSTOMER_DESCRIPTION_MAX: usize = 6000;
 /// `Accept: application/vnd.connectwise.com+json; version=…` sent by default.
 pub const DEFAULT_API_VERSION: &str = "2022.1";
 
@@ -92,6 +98,9 @@ pub struct ConnectWiseConfig {
     pub catalog_type_id: Option<i64>,
     /// Procurement subcategory id for new catalog items; the first subcategory when `None`.
     pub catalog_subcategory_id: Option<i64>,
+    /// `processNotifications` on new tickets and notes. `false` (the default) keeps ConnectWise
+    /// from e-mailing the customer's contact about every alert follow-up.
+    pub process_notifications: bool,
 }
 
 impl ConnectWiseConfig {
@@ -115,6 +124,7 @@ impl ConnectWiseConfig {
             retry: RetryPolicy::default(),
             catalog_type_id: None,
             catalog_subcategory_id: None,
+            process_notifications: false,
         }
     }
 }
@@ -140,6 +150,7 @@ pub struct ConnectWiseClient {
     catalog_subcategory_id: Option<i64>,
     /// (type id, subcategory id) for new catalog items, discovered once.
     catalog_defaults: Mutex<Option<(i64, i64)>>,
+    process_notifications: bool,
 }
 
 impl std::fmt::Debug for ConnectWiseClient {
@@ -155,6 +166,7 @@ impl ConnectWiseClient {
             catalog_type_id: cfg.catalog_type_id,
             catalog_subcategory_id: cfg.catalog_subcategory_id,
             catalog_defaults: Mutex::new(None),
+            process_notifications: cfg.process_notifications,
         })
     }
 
@@ -277,7 +289,7 @@ impl ConnectWiseClient {
             .collect())
     }
 
-    /// The first closed status of the ticket's board, by sort order (2 calls).
+    /// The closed status of the ticket's board [`pick_closed_status`] prefers (2 calls).
     async fn closed_status_of(&self, ticket_id: i64) -> PsaResult<i64> {
         let t: TicketRecord = self
             .get(&format!("/service/tickets/{ticket_id}"), &[])
@@ -294,11 +306,11 @@ impl ConnectWiseClient {
         let mut statuses: Vec<BoardStatus> = self
             .board_list(Some(&board.to_string()), "statuses")
             .await?;
-        statuses.retain(|s| s.closed_status == Some(true) && s.inactive != Some(true));
+        statuses.retain(|s| s.inactive != Some(true));
         statuses.sort_by_key(|s| (s.sort_order.unwrap_or(i64::MAX), s.id));
-        statuses
-            .first()
-            .and_then(|s| s.id)
+        let listed: Vec<StatusInfo> = statuses.into_iter().map(BoardStatus::into_status).collect();
+        pick_closed_status(&listed)
+            .and_then(|s| s.id.parse::<i64>().ok())
             .ok_or_else(|| PsaError::Permanent {
                 status: None,
                 message: format!("service board {board} has no closed status"),
@@ -376,14 +388,85 @@ fn opt_ref(id: &Option<PsaId>) -> PsaResult<Option<Ref>> {
         .map(|o| o.map(Ref::id))
 }
 
-/// The first `max` characters (not bytes) of `s`.
+/// Length as ConnectWise counts it: UTF-16 code units.
+fn cw_len(s: &str) -> usize {
+    s.encode_utf16().count()
+}
+
+/// The longest prefix of `s` within `max` UTF-16 code units, never splitting a character.
 fn cut(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
+    let mut used = 0;
+    s.chars()
+        .take_while(|c| {
+            used += c.len_utf16();
+            used <= max
+        })
+        .collect()
+}
+
+/// The closed status a ticket is closed with when the settings name none: one called
+/// "Closed" (also ">Closed", ConnectWise's convention to sort it last) before any other closed
+/// status; otherwise the first closed one in board order.
+pub fn pick_closed_status(statuses: &[StatusInfo]) -> Option<&StatusInfo> {
+    crate::psa::preferred_closed_status(statuses)
+}
+
+/// The first day an addition to this agreement may take effect, on or after `today`: not
+/// before the agreement (or its billing) starts, and, without proration, not inside a period
+/// that is already invoiced (ConnectWise refuses both with 400 "addition object is invalid").
+pub fn addition_effective_date(
+    agreement: &AgreementRecord,
+    today: chrono::NaiveDate,
+) -> chrono::NaiveDate {
+    let date = |d: &Option<String>| d.as_deref().and_then(parse_date);
+    let mut earliest = today;
+    for floor in [
+        date(&agreement.start_date),
+        date(&agreement.bill_start_date),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        earliest = earliest.max(floor);
+    }
+    if agreement.prorate_flag != Some(true) {
+        if let Some(next) = date(&agreement.next_invoice_date) {
+            earliest = earliest.max(next);
+        }
+    }
+    earliest
+}
+
+/// The positions in `wanted` of type / subtype / item combinations the board's associations
+/// do not allow. A board without associations restricts nothing we can check.
+pub fn invalid_combinations(assocs: &[TypeAssociation], wanted: &[TypeCombination]) -> Vec<usize> {
+    if assocs.is_empty() {
+        return Vec::new();
+    }
+    let id = |r: &Option<Ref>| r.as_ref().and_then(|r| r.id).map(|i| i.to_string());
+    let matches = |want: &Option<PsaId>, have: Option<String>| match want {
+        None => true,
+        Some(w) => have.as_deref() == Some(w.trim()),
+    };
+    wanted
+        .iter()
+        .enumerate()
+        // Only a subtype or an item is restricted; a type alone is always allowed.
+        .filter(|(_, w)| w.issue_type_id.is_some() || w.sub_issue_type_id.is_some())
+        .filter(|(_, w)| {
+            !assocs.iter().any(|a| {
+                matches(&w.type_id, id(&a.type_))
+                    && matches(&w.issue_type_id, id(&a.sub_type))
+                    && matches(&w.sub_issue_type_id, id(&a.item))
+            })
+        })
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// The `POST /service/tickets` body for a neutral ticket (pure).
-fn ticket_body(t: &NewTicket) -> PsaResult<NewTicketBody> {
-    if t.marker.chars().count() > MARKER_MAX {
+fn ticket_body(t: &NewTicket, process_notifications: bool) -> PsaResult<NewTicketBody> {
+    if cw_len(&t.marker) > MARKER_MAX {
         return Err(PsaError::Permanent {
             status: None,
             message: format!("ticket marker longer than {MARKER_MAX} characters"),
@@ -395,6 +478,7 @@ fn ticket_body(t: &NewTicket) -> PsaResult<NewTicketBody> {
         company: Ref::id(numeric_id(&t.company_id)?),
         external_x_ref: t.marker.clone(),
         initial_description: Some(t.description.clone()).filter(|d| !d.is_empty()),
+        process_notifications,
         contact: opt_ref(&t.contact_id)?,
         site: opt_ref(&t.location_id)?,
         board: opt_ref(&t.board_id)?,
@@ -416,7 +500,13 @@ fn catalog_patch(spec: &CatalogServiceSpec) -> Vec<PatchOp> {
             "description",
             json!(cut(&catalog_description(spec), CATALOG_DESCRIPTION_MAX)),
         ),
-        PatchOp::replace("customerDescription", json!(catalog_description(spec))),
+        PatchOp::replace(
+            "customerDescription",
+            json!(cut(
+                &catalog_description(spec),
+                CATALOG_CUSTOMER_DESCRIPTION_MAX
+            )),
+        ),
         PatchOp::replace("cost", json!(to_units(spec.cost))),
         PatchOp::replace("price", json!(to_units(spec.price))),
         PatchOp::replace("inactiveFlag", json!(false)),
@@ -450,6 +540,51 @@ impl Psa for ConnectWiseClient {
     async fn verify(&self) -> PsaResult<()> {
         let _: serde_json::Value = self.get("/system/info", &[]).await?;
         Ok(())
+    }
+
+    /// No call once the codebase is known: the API base (`https://api-na…/v2025_1/apis/3.0`).
+    async fn endpoint(&self) -> Option<String> {
+        self.http.base().await.ok()
+    }
+
+    /// Paged (1): `GET /system/mysecurity`, the API member's own levels per module function.
+    /// Instances that do not answer it (403, 404, older versions) are taken as unknown.
+    async fn missing_permissions(&self, features: &[Feature]) -> PsaResult<Vec<MissingPermission>> {
+        let granted: Vec<rights::MySecurity> = match self.http.list("/system/mysecurity", &[]).await
+        {
+            Ok(rows) => rows,
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => {
+                tracing::debug!(error = %e, "ConnectWise rights cannot be read up front");
+                return Ok(Vec::new());
+            }
+        };
+        Ok(rights::missing_rights(features, &granted)
+            .into_iter()
+            .map(|m| MissingPermission {
+                feature: m.feature,
+                right: m.right.to_string(),
+            })
+            .collect())
+    }
+
+    /// Paged (1): `GET /service/boards/{id}/typeSubTypeItemAssociations`.
+    async fn invalid_type_combinations(
+        &self,
+        board_id: Option<&PsaId>,
+        wanted: &[TypeCombination],
+    ) -> PsaResult<Vec<usize>> {
+        if board_id.is_none()
+            || wanted
+                .iter()
+                .all(|w| w.issue_type_id.is_none() && w.sub_issue_type_id.is_none())
+        {
+            return Ok(Vec::new());
+        }
+        let assocs: Vec<TypeAssociation> = self
+            .board_list(board_id, "typeSubTypeItemAssociations")
+            .await?;
+        Ok(invalid_combinations(&assocs, wanted))
     }
 
     /// 1 call: `GET /company/companies?conditions=identifier="…"`.
@@ -578,7 +713,8 @@ impl Psa for ConnectWiseClient {
 
     /// 1 call: `POST /service/tickets` (summary cut to 100 characters, marker in `externalXRef`).
     async fn create_ticket(&self, t: &NewTicket) -> PsaResult<Ticket> {
-        let body = serde_json::to_value(ticket_body(t)?).map_err(internal)?;
+        let body =
+            serde_json::to_value(ticket_body(t, self.process_notifications)?).map_err(internal)?;
         let rec: TicketRecord = self.post("/service/tickets", body).await?;
         Ok(rec.into_ticket())
     }
@@ -627,6 +763,7 @@ impl Psa for ConnectWiseClient {
             detail_description_flag: true,
             internal_analysis_flag: false,
             resolution_flag: false,
+            process_notifications: self.process_notifications,
         };
         let body = serde_json::to_value(body).map_err(internal)?;
         let rec: IdOnly = self
@@ -640,8 +777,9 @@ impl Psa for ConnectWiseClient {
             })
     }
 
-    /// 1 call (`PATCH /service/tickets/{id}` status), +1 for the note (posted first, as a
-    /// resolution note), +2 without `status_id` (the ticket, then its board's statuses).
+    /// 1 call (`PATCH /service/tickets/{id}` status), +1 for the note (a resolution note,
+    /// posted once the ticket is closed, so a role that may not close leaves no half-done
+    /// close behind), +2 without `status_id` (the ticket, then its board's statuses).
     async fn close_ticket(
         &self,
         ticket_id: &PsaId,
@@ -653,20 +791,32 @@ impl Psa for ConnectWiseClient {
             Some(s) => numeric_id(s)?,
             None => self.closed_status_of(id).await?,
         };
+        let ops = [PatchOp::replace("status", json!({ "id": status }))];
+        let closed: PsaResult<TicketRecord> =
+            self.patch(&format!("/service/tickets/{id}"), &ops).await;
+        if let Err(PsaError::PermissionDenied { message }) = closed {
+            return Err(PsaError::PermissionDenied {
+                message: format!(
+                    "closing a ticket needs {} (and {}) in the API member's security role: {message}",
+                    rights::CLOSE_EDIT,
+                    rights::TICKETS_EDIT
+                ),
+            });
+        }
+        closed?;
         if let Some(text) = note.filter(|n| !n.trim().is_empty()) {
             let body = NewNoteBody {
                 text,
                 detail_description_flag: true,
                 internal_analysis_flag: false,
                 resolution_flag: true,
+                process_notifications: self.process_notifications,
             };
             let body = serde_json::to_value(body).map_err(internal)?;
             let _: IdOnly = self
                 .post(&format!("/service/tickets/{id}/notes"), body)
                 .await?;
         }
-        let ops = [PatchOp::replace("status", json!({ "id": status }))];
-        let _: TicketRecord = self.patch(&format!("/service/tickets/{id}"), &ops).await?;
         Ok(())
     }
 
@@ -711,7 +861,7 @@ impl Psa for ConnectWiseClient {
 
     /// 1 call: `POST /procurement/catalog` (+2 once: procurement type and subcategory lookups).
     async fn create_catalog_service(&self, spec: &CatalogServiceSpec) -> PsaResult<CatalogService> {
-        if spec.name.chars().count() > CATALOG_IDENTIFIER_MAX {
+        if cw_len(&spec.name) > CATALOG_IDENTIFIER_MAX {
             return Err(PsaError::Permanent {
                 status: None,
                 message: format!(
@@ -725,7 +875,7 @@ impl Psa for ConnectWiseClient {
         let body = NewCatalogBody {
             identifier: spec.name.clone(),
             description: cut(&description, CATALOG_DESCRIPTION_MAX),
-            customer_description: description,
+            customer_description: cut(&description, CATALOG_CUSTOMER_DESCRIPTION_MAX),
             subcategory: Ref::id(sub_id),
             type_: Ref::id(type_id),
             product_class: "Service",
@@ -780,8 +930,8 @@ impl Psa for ConnectWiseClient {
         }
     }
 
-    /// 1 call: `GET /finance/agreements/{id}/additions?conditions=product/id=…`; cancelled
-    /// additions are ignored.
+    /// 1 call: `GET /finance/agreements/{id}/additions?conditions=product/id=…`; additions
+    /// cancelled as of today are ignored (one cancelled for a later date still bills).
     async fn find_contract_line(
         &self,
         contract_id: &PsaId,
@@ -800,9 +950,10 @@ impl Psa for ConnectWiseClient {
                 25,
             )
             .await?;
+        let today = chrono::Utc::now().date_naive();
         Ok(rows
             .into_iter()
-            .filter(|a| !a.is_cancelled())
+            .filter(|a| !a.is_cancelled(today))
             .find(|a| {
                 a.product
                     .as_ref()
@@ -814,7 +965,9 @@ impl Psa for ConnectWiseClient {
             .map(|a| a.into_line(contract_id)))
     }
 
-    /// 1 call: `POST /finance/agreements/{id}/additions` (billable, effective today).
+    /// 2 calls: `GET /finance/agreements/{id}` (start, billing start, proration, next invoice
+    /// date), then `POST /finance/agreements/{id}/additions` (billable, effective on the first
+    /// date the agreement accepts: [`addition_effective_date`]).
     async fn add_contract_line(
         &self,
         contract_id: &PsaId,
@@ -822,13 +975,17 @@ impl Psa for ConnectWiseClient {
         values: LineValues,
     ) -> PsaResult<ContractLine> {
         let agreement = numeric_id(contract_id)?;
+        let record: AgreementRecord = self
+            .get(&format!("/finance/agreements/{agreement}"), &[])
+            .await?;
+        let effective = addition_effective_date(&record, chrono::Utc::now().date_naive());
         let body = NewAdditionBody {
             product: Ref::id(numeric_id(service_id)?),
             quantity: values.quantity as f64,
             unit_price: to_units(values.price),
             unit_cost: to_units(values.cost),
             bill_customer: "Billable",
-            effective_date: chrono::Utc::now().format("%Y-%m-%dT00:00:00Z").to_string(),
+            effective_date: effective.format("%Y-%m-%dT00:00:00Z").to_string(),
         };
         let body = serde_json::to_value(body).map_err(internal)?;
         let rec: AdditionRecord = self

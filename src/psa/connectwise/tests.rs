@@ -54,7 +54,7 @@ fn ticket_body_cuts_the_summary_and_sets_only_given_ids() {
         priority_id: Some("4".into()),
         ..NewTicket::default()
     };
-    let body = serde_json::to_value(ticket_body(&t).unwrap()).unwrap();
+    let body = serde_json::to_value(ticket_body(&t, false).unwrap()).unwrap();
     assert_eq!(
         body["summary"].as_str().unwrap().chars().count(),
         SUMMARY_MAX
@@ -66,6 +66,10 @@ fn ticket_body_cuts_the_summary_and_sets_only_given_ids() {
     assert_eq!(body["externalXRef"], "alert-8f3a");
     assert_eq!(body["initialDescription"], "details");
     assert_eq!(body["recordType"], "ServiceTicket");
+    // Alert tickets do not e-mail the customer's contact unless the spec asks for it.
+    assert_eq!(body["processNotifications"], json!(false));
+    let loud = serde_json::to_value(ticket_body(&t, true).unwrap()).unwrap();
+    assert_eq!(loud["processNotifications"], json!(true));
     for absent in [
         "contact",
         "type",
@@ -88,7 +92,7 @@ fn ticket_body_refuses_what_connectwise_would() {
         ..NewTicket::default()
     };
     assert!(matches!(
-        ticket_body(&bad_id),
+        ticket_body(&bad_id, false),
         Err(PsaError::Permanent { .. })
     ));
     let long_marker = NewTicket {
@@ -98,7 +102,7 @@ fn ticket_body_refuses_what_connectwise_would() {
         ..NewTicket::default()
     };
     assert!(matches!(
-        ticket_body(&long_marker),
+        ticket_body(&long_marker, false),
         Err(PsaError::Permanent { .. })
     ));
 }
@@ -274,7 +278,7 @@ fn parses_statuses_agreements_catalog_and_additions() {
         "unitPrice": 5.5, "unitCost": 1.0
     }))
     .unwrap();
-    assert!(!add.is_cancelled());
+    assert!(!add.is_cancelled(chrono::NaiveDate::from_ymd_opt(2026, 12, 2).unwrap()));
     assert_eq!(
         add.into_line("12"),
         ContractLine {
@@ -286,4 +290,180 @@ fn parses_statuses_agreements_catalog_and_additions() {
             price: 55_000,
         }
     );
+}
+
+fn day(s: &str) -> chrono::NaiveDate {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+/// Lengths are UTF-16 code units, as ConnectWise (.NET) counts them.
+#[test]
+fn summaries_are_cut_in_utf16_code_units_without_splitting_a_character() {
+    // 99 letters and an emoji: 100 characters, 101 UTF-16 units; ConnectWise refuses it.
+    let summary = format!("{}🔥", "a".repeat(99));
+    let t = NewTicket {
+        marker: "m".into(),
+        summary,
+        company_id: "1".into(),
+        ..NewTicket::default()
+    };
+    let body = serde_json::to_value(ticket_body(&t, false).unwrap()).unwrap();
+    let sent = body["summary"].as_str().unwrap();
+    assert_eq!(
+        sent,
+        "a".repeat(99),
+        "the emoji does not fit and is not split"
+    );
+    assert!(sent.encode_utf16().count() <= SUMMARY_MAX);
+    // 50 emoji are exactly 100 units and fit whole.
+    assert_eq!(cut(&"🔥".repeat(60), 100), "🔥".repeat(50));
+    assert_eq!(cut("é".repeat(150).as_str(), 100).chars().count(), 100);
+}
+
+#[test]
+fn catalog_customer_description_is_cut_to_6000() {
+    let spec = CatalogServiceSpec {
+        name: "Backup".into(),
+        description: "x".repeat(7000),
+        cost: 0,
+        price: 0,
+    };
+    let ops = serde_json::to_value(catalog_patch(&spec)).unwrap();
+    let customer = ops
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["path"] == "customerDescription")
+        .unwrap();
+    assert_eq!(customer["value"].as_str().unwrap().len(), 6000);
+}
+
+#[test]
+fn a_closed_status_named_closed_wins() {
+    let st = |id: &str, name: &str, closed: bool| StatusInfo {
+        id: id.into(),
+        name: name.into(),
+        closed,
+    };
+    let table: Vec<(Vec<StatusInfo>, Option<&str>)> = vec![
+        // Board order puts "Completed" first; ">Closed" is still preferred.
+        (
+            vec![
+                st("1", "New", false),
+                st("2", "Completed", true),
+                st("3", ">Closed", true),
+            ],
+            Some("3"),
+        ),
+        (
+            vec![st("2", "Resolved", true), st("4", " closed ", true)],
+            Some("4"),
+        ),
+        // A status named Closed that is not a closed status does not count.
+        (
+            vec![st("5", "Closed", false), st("6", "Done", true)],
+            Some("6"),
+        ),
+        (vec![st("1", "New", false)], None),
+    ];
+    for (statuses, want) in table {
+        assert_eq!(
+            pick_closed_status(&statuses).map(|s| s.id.as_str()),
+            want,
+            "{statuses:?}"
+        );
+    }
+}
+
+/// Agreements as `GET /finance/agreements/{id}` returns them (null fields omitted).
+#[test]
+fn addition_dates_follow_the_agreement_billing() {
+    let agreement =
+        |v: serde_json::Value| -> AgreementRecord { serde_json::from_value(v).unwrap() };
+    let today = day("2026-12-02");
+    let table = [
+        // Prorated, started long ago: today.
+        (
+            json!({"id": 12, "name": "Managed Security", "startDate": "2024-01-01T00:00:00Z",
+                   "billStartDate": "2024-01-01T00:00:00Z", "prorateFlag": true,
+                   "nextInvoiceDate": "2027-01-01T00:00:00Z", "agreementStatus": "Active"}),
+            "2026-12-02",
+        ),
+        // Not prorated, December already invoiced: the next invoice date.
+        (
+            json!({"id": 12, "startDate": "2024-01-01T00:00:00Z", "prorateFlag": false,
+                   "nextInvoiceDate": "2027-01-01T00:00:00Z", "billCycleId": 1}),
+            "2027-01-01",
+        ),
+        // Billing starts later than the agreement: not before billing starts.
+        (
+            json!({"id": 12, "startDate": "2026-11-01T00:00:00Z", "billStartDate": "2026-12-15T00:00:00Z",
+                   "prorateFlag": true}),
+            "2026-12-15",
+        ),
+        // A future agreement.
+        (
+            json!({"id": 12, "startDate": "2027-02-01T00:00:00Z"}),
+            "2027-02-01",
+        ),
+        // Nothing known: today.
+        (json!({"id": 12}), "2026-12-02"),
+        // A next invoice date in the past does not pull the date back.
+        (
+            json!({"id": 12, "prorateFlag": false, "nextInvoiceDate": "2026-11-01T00:00:00Z"}),
+            "2026-12-02",
+        ),
+    ];
+    for (record, want) in table {
+        assert_eq!(
+            addition_effective_date(&agreement(record.clone()), today),
+            day(want),
+            "{record}"
+        );
+    }
+}
+
+#[test]
+fn an_addition_cancelled_for_a_later_date_still_bills() {
+    let add = |cancelled: Option<&str>| -> AdditionRecord {
+        let mut v = json!({"id": 9, "product": {"id": 55}, "quantity": 3, "billCustomer": "Billable",
+                           "effectiveDate": "2024-01-01T00:00:00Z"});
+        if let Some(c) = cancelled {
+            v["cancelledDate"] = json!(c);
+        }
+        serde_json::from_value(v).unwrap()
+    };
+    let today = day("2026-12-02");
+    assert!(!add(None).is_cancelled(today));
+    assert!(!add(Some("2027-01-31T00:00:00Z")).is_cancelled(today));
+    assert!(add(Some("2026-12-02T00:00:00Z")).is_cancelled(today));
+    assert!(add(Some("2025-06-30T00:00:00Z")).is_cancelled(today));
+    // An unreadable date is taken as cancelled (as before), not as billing forever.
+    assert!(add(Some("soon")).is_cancelled(today));
+}
+
+#[test]
+fn type_combinations_are_checked_against_the_board_associations() {
+    let assocs: Vec<TypeAssociation> = serde_json::from_value(json!([
+        {"id": 1, "type": {"id": 7, "name": "Alert"}, "subType": {"id": 9, "name": "Identity"},
+         "board": {"id": 1, "name": "Security Alerts"}},
+        {"id": 2, "type": {"id": 7, "name": "Alert"}, "subType": {"id": 10, "name": "Data Leakage"},
+         "item": {"id": 3, "name": "Download"}, "board": {"id": 1, "name": "Security Alerts"}}
+    ]))
+    .unwrap();
+    let c = |t: Option<&str>, s: Option<&str>, i: Option<&str>| TypeCombination {
+        type_id: t.map(str::to_string),
+        issue_type_id: s.map(str::to_string),
+        sub_issue_type_id: i.map(str::to_string),
+    };
+    let wanted = vec![
+        c(Some("7"), Some("9"), None),       // allowed
+        c(Some("8"), Some("9"), None),       // Incident + Identity: no
+        c(Some("7"), Some("10"), Some("3")), // allowed with its item
+        c(Some("7"), Some("9"), Some("3")),  // item of another subtype: no
+        c(None, Some("10"), None),           // any type: allowed
+        c(Some("8"), None, None),            // a type alone is never restricted
+    ];
+    assert_eq!(invalid_combinations(&assocs, &wanted), vec![1, 3]);
+    assert!(invalid_combinations(&[], &wanted).is_empty());
 }

@@ -274,6 +274,8 @@ pub struct NewTicketBody {
     pub external_x_ref: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub initial_description: Option<String>,
+    /// `false` keeps ConnectWise from e-mailing the contact and resources about the ticket.
+    pub process_notifications: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contact: Option<Ref>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -304,6 +306,7 @@ pub struct NewNoteBody<'a> {
     pub detail_description_flag: bool,
     pub internal_analysis_flag: bool,
     pub resolution_flag: bool,
+    pub process_notifications: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -311,7 +314,7 @@ pub struct IdOnly {
     pub id: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AgreementRecord {
     pub id: Option<i64>,
@@ -319,6 +322,12 @@ pub struct AgreementRecord {
     pub company: Option<Ref>,
     pub agreement_status: Option<String>,
     pub cancelled_flag: Option<bool>,
+    pub start_date: Option<String>,
+    pub bill_start_date: Option<String>,
+    /// With proration an addition may start mid-period (the partial period is prorated);
+    /// without it, only on or after the next invoice date.
+    pub prorate_flag: Option<bool>,
+    pub next_invoice_date: Option<String>,
 }
 
 impl AgreementRecord {
@@ -406,10 +415,13 @@ pub struct AdditionRecord {
 }
 
 impl AdditionRecord {
-    pub fn is_cancelled(&self) -> bool {
-        self.cancelled_date
-            .as_deref()
-            .is_some_and(|d| !d.is_empty())
+    /// Cancelled on or before `today`. An addition cancelled for a future date still bills
+    /// until then, so it still counts as the agreement's line.
+    pub fn is_cancelled(&self, today: chrono::NaiveDate) -> bool {
+        match self.cancelled_date.as_deref().map(str::trim) {
+            None | Some("") => false,
+            Some(d) => parse_date(d).is_none_or(|d| d <= today),
+        }
     }
 
     /// `agreement_id` is the fallback for responses that omit `agreementId`.
@@ -430,6 +442,22 @@ impl AdditionRecord {
             price: from_units(self.unit_price),
         }
     }
+}
+
+/// The date part of a ConnectWise timestamp (`2024-01-01T00:00:00Z`, or a bare date).
+pub fn parse_date(s: &str) -> Option<chrono::NaiveDate> {
+    let day = s.trim().get(..10)?;
+    chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()
+}
+
+/// One row of `GET /service/boards/{id}/typeSubTypeItemAssociations`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypeAssociation {
+    #[serde(rename = "type")]
+    pub type_: Option<Ref>,
+    pub sub_type: Option<Ref>,
+    pub item: Option<Ref>,
 }
 
 /// Body of `POST /finance/agreements/{id}/additions`.

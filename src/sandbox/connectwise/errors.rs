@@ -21,15 +21,25 @@ impl FieldError {
             message: message.into(),
         }
     }
+    /// A required field left out (`MissingRequiredField`, as real instances answer).
     pub fn required(field: &str) -> Self {
-        FieldError::new("Required", field, format!("{field} is required"))
+        FieldError::new(
+            "MissingRequiredField",
+            field,
+            format!("The {field} field is required."),
+        )
     }
+    /// Text over its limit, counted in UTF-16 code units as .NET does (`MaxLengthField`).
     pub fn too_long(field: &str, max: usize) -> Self {
         FieldError::new(
-            "OutOfRange",
+            "MaxLengthField",
             field,
-            format!("{field} cannot be longer than {max} characters"),
+            format!("The field {field} must be a string with a maximum length of {max}."),
         )
+    }
+    /// A reference to a record that does not exist (`NotFound` on the field).
+    pub fn missing_reference(field: &str, message: impl Into<String>) -> Self {
+        FieldError::new("NotFound", field, message)
     }
 }
 
@@ -56,6 +66,27 @@ impl ApiError {
         ApiError {
             status: StatusCode::BAD_REQUEST,
             body: json!({"code": "InvalidObject", "message": message.into()}),
+        }
+    }
+    /// 400 `ApiFindCondition`: a `conditions`/`childConditions`/`orderBy` the server cannot use.
+    pub fn find_condition(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            body: json!({"code": "ApiFindCondition", "message": message.into()}),
+        }
+    }
+    /// 403 `Security`: the API member's security role lacks the right the call needs.
+    pub fn security() -> Self {
+        ApiError {
+            status: StatusCode::FORBIDDEN,
+            body: json!({"code": "Security", "message": "You do not have security permission to perform this action."}),
+        }
+    }
+    /// 500 `ConnectWiseApi` for a value .NET cannot convert (permanent despite the status).
+    pub fn conversion(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            body: json!({"code": "ConnectWiseApi", "message": message.into()}),
         }
     }
     pub fn not_found(message: impl Into<String>) -> Self {

@@ -21,7 +21,7 @@ const BILL_CUSTOMER: &[&str] = &["Billable", "DoNotBill", "NoCharge"];
 fn required_text(body: &Value, field: &str, max: usize, errors: &mut Vec<FieldError>) -> String {
     match body.get(field).and_then(Value::as_str) {
         Some(s) if !s.trim().is_empty() => {
-            if s.chars().count() > max {
+            if super::tickets::cw_len(s) > max {
                 errors.push(FieldError::too_long(field, max));
             }
             s.to_string()
@@ -89,9 +89,10 @@ pub fn update_catalog(store: &mut Store, id: i64, ops: &Value) -> Result<Value, 
 /// `DELETE /procurement/catalog/{id}`: refused (409) while an agreement addition uses it.
 pub fn delete_catalog(store: &mut Store, id: i64) -> Result<(), ApiError> {
     store.get_or_404(Table::Catalog, id)?;
-    let in_use = store.all(Table::Additions).any(|a| {
-        a["product"]["id"].as_i64() == Some(id) && a.get("cancelledDate").is_none_or(Value::is_null)
-    });
+    let today = chrono::Utc::now().date_naive();
+    let in_use = store
+        .all(Table::Additions)
+        .any(|a| a["product"]["id"].as_i64() == Some(id) && !cancelled_by(a, today));
     if in_use {
         return Err(ApiError::in_use(format!(
             "CatalogItem {id} is in use on an agreement and cannot be deleted"
@@ -174,9 +175,68 @@ fn build_catalog(store: &Store, body: &Value, self_id: Option<i64>) -> Result<Va
     Ok(Value::Object(m))
 }
 
+/// The date part of a ConnectWise timestamp.
+fn day(v: &Value) -> Option<chrono::NaiveDate> {
+    let s = v.as_str()?.trim();
+    chrono::NaiveDate::parse_from_str(s.get(..10)?, "%Y-%m-%d").ok()
+}
+
+/// Whether an addition no longer bills on `today` (cancelled on or before it).
+fn cancelled_by(addition: &Value, today: chrono::NaiveDate) -> bool {
+    match addition.get("cancelledDate").filter(|v| !v.is_null()) {
+        None => false,
+        Some(v) => day(v).is_none_or(|d| d <= today),
+    }
+}
+
+/// ConnectWise's rule for an addition's `effectiveDate`: not before the agreement (or its
+/// billing) starts; without proration, not inside a period already invoiced, i.e. on or after
+/// the next invoice date.
+fn check_effective_date(agreement: &Value, body: &Value, errors: &mut Vec<FieldError>) {
+    let effective = match body.get("effectiveDate").filter(|v| !v.is_null()) {
+        None => chrono::Utc::now().date_naive(),
+        Some(v) => match day(v) {
+            Some(d) => d,
+            None => {
+                errors.push(FieldError::new(
+                    "InvalidField",
+                    "effectiveDate",
+                    "effectiveDate must be a date like 2024-01-01T00:00:00Z",
+                ));
+                return;
+            }
+        },
+    };
+    for field in ["startDate", "billStartDate"] {
+        if let Some(start) = day(&agreement[field]).filter(|s| effective < *s) {
+            errors.push(FieldError::new(
+                "InvalidField",
+                "effectiveDate",
+                format!("The effective date cannot be before the agreement's {field} ({start})."),
+            ));
+            return;
+        }
+    }
+    let prorated = agreement["prorateFlag"].as_bool().unwrap_or(false);
+    if let Some(next) = day(&agreement["nextInvoiceDate"]).filter(|n| !prorated && effective < *n) {
+        errors.push(FieldError::new(
+            "InvalidField",
+            "effectiveDate",
+            format!(
+                "The agreement is not prorated and is invoiced until {next}: the effective date must be on or after the next invoice date."
+            ),
+        ));
+    }
+}
+
 /// `POST /finance/agreements/{id}/additions`.
 pub fn create_addition(store: &mut Store, agreement: i64, body: &Value) -> Result<Value, ApiError> {
-    store.get_or_404(Table::Agreements, agreement)?;
+    let record = store.get_or_404(Table::Agreements, agreement)?.clone();
+    let mut errors = Vec::new();
+    check_effective_date(&record, body, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::invalid("addition", errors));
+    }
     let addition = build_addition(store, agreement, body, None)?;
     let id = store.insert(Table::Additions, addition);
     Ok(store
@@ -203,7 +263,16 @@ pub fn update_addition(
     ops: &Value,
 ) -> Result<Value, ApiError> {
     let mut doc = addition_of(store, agreement, id)?;
+    let before = doc["effectiveDate"].clone();
     patch::apply(&mut doc, ops)?;
+    if doc["effectiveDate"] != before {
+        let mut errors = Vec::new();
+        let record = store.get_or_404(Table::Agreements, agreement)?;
+        check_effective_date(record, &doc, &mut errors);
+        if !errors.is_empty() {
+            return Err(ApiError::invalid("addition", errors));
+        }
+    }
     let addition = build_addition(store, agreement, &doc, Some(id))?;
     store.replace(Table::Additions, id, addition.clone());
     Ok(addition)
@@ -244,7 +313,7 @@ fn build_addition(
     let unit_cost = number(body, "unitCost", catalog_number("cost"), &mut errors);
     let less_included = number(body, "lessIncluded", 0.0, &mut errors);
     if !errors.is_empty() {
-        return Err(ApiError::invalid("agreementAddition", errors));
+        return Err(ApiError::invalid("addition", errors));
     }
     let agreement_status = store
         .get(Table::Agreements, agreement)

@@ -34,8 +34,8 @@ fn check_fields(table: Table, e: &query::Expr, param: &str) -> Result<(), ApiErr
     for f in query::fields(e) {
         let known = f == "_info" || table.fields().iter().any(|k| k.eq_ignore_ascii_case(f));
         if !known {
-            return Err(ApiError::bad_request(format!(
-                "{param}: {f} is not a field of {}",
+            return Err(ApiError::find_condition(format!(
+                "{f} is not a recognized name. ({param} on {})",
                 table.resource()
             )));
         }
@@ -45,7 +45,7 @@ fn check_fields(table: Table, e: &query::Expr, param: &str) -> Result<(), ApiErr
 
 /// The rows matching `conditions` and `childConditions`, in `orderBy` order (id by default).
 pub fn select(table: Table, rows: Vec<Value>, params: &ListParams) -> Result<Vec<Value>, ApiError> {
-    let bad = |p: &str, e: query::QueryError| ApiError::bad_request(format!("{p}: {}", e.0));
+    let bad = |p: &str, e: query::QueryError| ApiError::find_condition(format!("{p}: {}", e.0));
     let cond =
         query::parse(params.get("conditions").unwrap_or("")).map_err(|e| bad("conditions", e))?;
     let child = query::parse(params.get("childConditions").unwrap_or(""))

@@ -11,6 +11,11 @@
 //! * Validation like the real PSA: summary over 100 characters, unknown or foreign-board ids,
 //!   duplicate catalog identifier (`ObjectExists`), a status name not on the board.
 //! * Errors in ConnectWise's shape: `{code, message, errors[{code, message, resource, field}]}`.
+//! * The API member's security role: every right granted until `POST /_sandbox/roles`
+//!   (`{"deny": ["Service Desk/Close Service Tickets/Edit"]}`) takes some away; calls needing
+//!   a denied right answer 403 `{"code":"Security"}`; `GET /system/mysecurity` lists the levels.
+//! * `processNotifications` (default true) records the e-mail ConnectWise would send the
+//!   ticket's contact in the `notifications` table of `/_sandbox/state`.
 //! * `/_sandbox/…` admin API from [`crate::sandbox::admin`].
 //!
 //! Wire handling is the sandbox's own (JSON records built here), never the client's structs.
@@ -22,11 +27,13 @@ mod listing;
 mod patch;
 pub(crate) mod query;
 mod routes;
+mod security;
 pub mod seed;
 mod store;
 mod tickets;
 mod web;
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::{Path, Request, State};
@@ -41,6 +48,7 @@ use tokio::net::TcpListener;
 
 use self::errors::ApiError;
 use self::seed::Seed;
+pub use self::store::first_of_next_month;
 use self::store::Store;
 use super::admin::{self, Admin, Faults, InjectedFault, SandboxBackend};
 use super::RunningSandbox;
@@ -69,6 +77,8 @@ pub struct CwSandbox {
     seed: Seed,
     initial: Store,
     store: Mutex<Store>,
+    /// Rights the API member's role lacks (`Module/Function/Level`).
+    denied: Mutex<BTreeSet<String>>,
 }
 
 impl CwSandbox {
@@ -78,11 +88,21 @@ impl CwSandbox {
             store: Mutex::new(initial.clone()),
             initial,
             seed,
+            denied: Mutex::new(BTreeSet::new()),
         })
     }
 
     fn lock(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn denied(&self) -> MutexGuard<'_, BTreeSet<String>> {
+        self.denied.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the API member's role has `right` (`Module/Function/Level`).
+    fn may(&self, right: &str) -> bool {
+        !self.denied().contains(right)
     }
 
     /// `/{codebase}apis/3.0`.
@@ -145,6 +165,7 @@ impl CwSandbox {
 impl SandboxBackend for CwSandbox {
     fn reset(&self) {
         *self.lock() = self.initial.clone();
+        self.denied().clear();
     }
 
     fn state(&self) -> Value {
@@ -175,6 +196,12 @@ async fn authenticated(State(s): State<Arc<CwSandbox>>, req: Request, next: Next
     if let Err(e) = s.authenticate(req.headers()) {
         return e.into_response();
     }
+    // Nested under the codebase, the request path is relative to the API base here.
+    if let Some(right) = security::needed(req.method(), req.uri().path()) {
+        if !s.may(right) {
+            return ApiError::security().into_response();
+        }
+    }
     let mut resp = next.run(req).await;
     resp.headers_mut()
         .insert("api-current-version", HeaderValue::from_static("2025.1"));
@@ -192,6 +219,42 @@ async fn company_info(State(s): State<Arc<CwSandbox>>, Path(company): Path<Strin
     }))
 }
 
+/// `POST /_sandbox/roles` body.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolesBody {
+    #[serde(default)]
+    deny: Vec<String>,
+}
+
+/// `GET /_sandbox/roles`: the denied rights.
+async fn get_roles(State(s): State<Arc<CwSandbox>>) -> Json<Value> {
+    Json(json!({ "deny": s.denied().iter().collect::<Vec<_>>() }))
+}
+
+/// `POST /_sandbox/roles`: replaces the denied rights (an empty list grants everything).
+async fn set_roles(State(s): State<Arc<CwSandbox>>, body: axum::body::Bytes) -> Response {
+    let parsed: Result<RolesBody, String> = serde_json::from_slice(&body)
+        .map_err(|e| format!("expected {{\"deny\": [\"Module/Function/Level\", …]}}: {e}"));
+    let rights = parsed.and_then(|b| {
+        b.deny
+            .iter()
+            .map(|r| security::canonical(r))
+            .collect::<Result<BTreeSet<String>, String>>()
+    });
+    match rights {
+        Ok(rights) => {
+            *s.denied() = rights;
+            get_roles(State(s)).await.into_response()
+        }
+        Err(problem) => (
+            axum::http::StatusCode::BAD_REQUEST,
+            Json(json!({ "error": problem })),
+        )
+            .into_response(),
+    }
+}
+
 /// The whole app (PSA routes counted and faulted, plus `/_sandbox/`) and its admin handle.
 pub fn app(seed: Seed, startup_faults: Faults) -> (Router, Arc<Admin>) {
     let sandbox = CwSandbox::new(seed);
@@ -203,8 +266,11 @@ pub fn app(seed: Seed, startup_faults: Faults) -> (Router, Arc<Admin>) {
         .route("/login/companyinfo/{company}", get(company_info))
         .nest(&sandbox.api_prefix(), api)
         .with_state(sandbox.clone());
+    let roles = Router::new()
+        .route("/_sandbox/roles", get(get_roles).post(set_roles))
+        .with_state(sandbox.clone());
     let admin = Admin::new(sandbox, startup_faults);
-    (admin::with_admin(psa, admin.clone()), admin)
+    (admin::with_admin(psa, admin.clone()).merge(roles), admin)
 }
 
 /// Serves the emulator on `listener` in the background of the current runtime.

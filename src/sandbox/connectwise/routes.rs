@@ -152,7 +152,12 @@ async fn create_ticket(State(s): State<Shared>, body: Bytes) -> ApiResult {
 async fn patch_ticket(State(s): State<Shared>, Path(raw): Path<String>, body: Bytes) -> ApiResult {
     let n = id(&raw, Table::Tickets)?;
     let ops = json_body(&body)?;
-    Ok(Json(tickets::update(&mut s.lock(), n, &ops)?).into_response())
+    let may_close = s.may(super::security::CLOSE_TICKETS);
+    Ok(Json(tickets::update(&mut s.lock(), n, &ops, may_close)?).into_response())
+}
+
+async fn my_security(State(s): State<Shared>) -> Json<Value> {
+    Json(Value::Array(super::security::my_security(&s.denied())))
 }
 
 async fn delete_ticket(State(s): State<Shared>, Path(raw): Path<String>) -> ApiResult {
@@ -306,7 +311,9 @@ async fn delete_addition(
 
 /// Every API route; the caller nests it under the codebase and adds authentication.
 pub fn api() -> Router<Shared> {
-    let mut r = Router::new().route("/system/info", get(system_info));
+    let mut r = Router::new()
+        .route("/system/info", get(system_info))
+        .route("/system/mysecurity", get(my_security));
     for (path, table) in [
         ("/company/companies", Table::Companies),
         ("/company/contacts", Table::Contacts),
@@ -324,6 +331,7 @@ pub fn api() -> Router<Shared> {
         ("types", Table::Types),
         ("subtypes", Table::Subtypes),
         ("items", Table::Items),
+        ("typeSubTypeItemAssociations", Table::TypeAssociations),
     ] {
         r = board_collection(r, what, table);
     }

@@ -16,6 +16,10 @@
 //!       - { firstName: Jane, lastName: Doe, email: jane@contoso.example }
 //!     agreements:
 //!       - { name: Managed Security, type: Managed Services, status: Active }   # type/status optional
+//!       # Billing (all optional): start 2024-01-01, prorated, no next invoice date. Without
+//!       # proration an addition must take effect on or after nextInvoiceDate (default: the
+//!       # first of next month, monthly billing in advance).
+//!       - { name: Backup, startDate: 2024-01-01, billStartDate: 2024-02-01, prorate: false, nextInvoiceDate: 2027-01-01 }
 //! boards:
 //!   - name: Security Alerts
 //!     statuses:                   # in sort order; `default` = status of new tickets without one
@@ -24,6 +28,8 @@
 //!     types: [Alert, Incident]    # plain names, or { name, default, inactive }
 //!     subtypes: [Identity]
 //!     items: []
+//!     associations:               # typeSubTypeItemAssociations (optional; none = no restriction)
+//!       - { type: Alert, subType: Identity }      # item optional
 //! priorities: [{ name: Priority 3 - Medium, default: true }, Priority 4 - Low]
 //! sources: [SIEM]
 //! procurement:                    # what catalog items need (type and subcategory)
@@ -101,6 +107,28 @@ pub struct SeedAgreement {
     pub agreement_type: Option<String>,
     #[serde(default)]
     pub status: Option<String>,
+    /// `yyyy-mm-dd`; default 2024-01-01.
+    #[serde(default)]
+    pub start_date: Option<String>,
+    #[serde(default)]
+    pub bill_start_date: Option<String>,
+    /// Default true (any effective date on or after the start is accepted).
+    #[serde(default)]
+    pub prorate: Option<bool>,
+    #[serde(default)]
+    pub next_invoice_date: Option<String>,
+}
+
+/// An allowed type / subtype / item combination of a board, by names.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedAssociation {
+    #[serde(rename = "type")]
+    pub type_: String,
+    #[serde(default)]
+    pub sub_type: Option<String>,
+    #[serde(default)]
+    pub item: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -117,6 +145,8 @@ pub struct SeedBoard {
     pub subtypes: Vec<NameOr<SeedNamed>>,
     #[serde(default)]
     pub items: Vec<NameOr<SeedNamed>>,
+    #[serde(default)]
+    pub associations: Vec<SeedAssociation>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -211,13 +241,72 @@ pub fn parse(yaml: &str) -> Result<Seed, String> {
                 b.name
             ));
         }
+        check_associations(b)?;
+    }
+    for c in &seed.companies {
+        for a in &c.agreements {
+            for (field, date) in [
+                ("startDate", &a.start_date),
+                ("billStartDate", &a.bill_start_date),
+                ("nextInvoiceDate", &a.next_invoice_date),
+            ] {
+                if let Some(d) = date {
+                    chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").map_err(|_| {
+                        format!(
+                            "invalid seed: agreement {:?}: {field} {d:?} is not a date like 2024-01-01",
+                            a.name
+                        )
+                    })?;
+                }
+            }
+        }
     }
     Ok(seed)
+}
+
+/// Every name in a board's associations is a type, subtype or item of that board (a typo would
+/// otherwise silently allow any subtype).
+fn check_associations(b: &SeedBoard) -> Result<(), String> {
+    let has = |list: &[NameOr<SeedNamed>], n: &str| {
+        list.iter().any(|x| x.named().name.eq_ignore_ascii_case(n))
+    };
+    for a in &b.associations {
+        let missing = [
+            ("type", Some(&a.type_), &b.types),
+            ("subType", a.sub_type.as_ref(), &b.subtypes),
+            ("item", a.item.as_ref(), &b.items),
+        ]
+        .into_iter()
+        .find_map(|(what, name, list)| name.filter(|n| !has(list, n)).map(|n| (what, n)));
+        if let Some((what, name)) = missing {
+            return Err(format!(
+                "invalid seed: board {:?}: association {what} {name:?} is not one of the board's {what}s",
+                b.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn associations_and_billing_dates_are_checked() {
+        let base = "companyId: d\npublicKey: p\nprivateKey: k\n";
+        let board = |assoc: &str| {
+            format!("{base}boards:\n  - name: B\n    types: [Alert]\n    subtypes: [Identity]\n    associations: [{assoc}]\n")
+        };
+        assert!(parse(&board("{ type: Alert, subType: Identity }")).is_ok());
+        let e = parse(&board("{ type: Alert, subType: Identiy }")).unwrap_err();
+        assert!(e.contains("subType \"Identiy\""), "{e}");
+        let e = parse(&format!(
+            "{base}companies:\n  - identifier: C\n    name: C\n    agreements: [{{ name: A, nextInvoiceDate: next month }}]\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("nextInvoiceDate"), "{e}");
+    }
 
     #[test]
     fn demo_seed_has_what_the_samples_rely_on() {

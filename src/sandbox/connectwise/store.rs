@@ -27,10 +27,14 @@ pub enum Table {
     Catalog,
     ProcurementTypes,
     Subcategories,
+    /// E-mails ConnectWise would have sent (ticket and note writes with processNotifications).
+    Notifications,
+    /// `/service/boards/{id}/typeSubTypeItemAssociations`.
+    TypeAssociations,
 }
 
 impl Table {
-    pub const ALL: [Table; 16] = [
+    pub const ALL: [Table; 18] = [
         Table::Companies,
         Table::Contacts,
         Table::Boards,
@@ -47,6 +51,8 @@ impl Table {
         Table::Catalog,
         Table::ProcurementTypes,
         Table::Subcategories,
+        Table::Notifications,
+        Table::TypeAssociations,
     ];
 
     /// Name in `/_sandbox/state`.
@@ -68,6 +74,8 @@ impl Table {
             Table::Catalog => "catalog",
             Table::ProcurementTypes => "procurementTypes",
             Table::Subcategories => "subcategories",
+            Table::Notifications => "notifications",
+            Table::TypeAssociations => "typeSubTypeItemAssociations",
         }
     }
 
@@ -90,6 +98,8 @@ impl Table {
             Table::Catalog => "CatalogItem",
             Table::ProcurementTypes => "ProductType",
             Table::Subcategories => "ProductSubcategory",
+            Table::Notifications => "Notification",
+            Table::TypeAssociations => "TypeSubTypeItemAssociation",
         }
     }
 
@@ -203,6 +213,10 @@ impl Table {
                 "endDate",
                 "noEndingDateFlag",
                 "parentAgreement",
+                "billStartDate",
+                "prorateFlag",
+                "nextInvoiceDate",
+                "billCycleId",
             ],
             Table::Additions => &[
                 "id",
@@ -242,8 +256,21 @@ impl Table {
             ],
             Table::ProcurementTypes => &["id", "name", "typeXref", "inactiveFlag"],
             Table::Subcategories => &["id", "name", "category", "inactiveFlag"],
+            Table::Notifications => &["id", "ticketId", "to", "about", "dateSent"],
+            Table::TypeAssociations => &["id", "type", "subType", "item", "board"],
         }
     }
+}
+
+/// The first day of the month after `day`.
+pub fn first_of_next_month(day: chrono::NaiveDate) -> chrono::NaiveDate {
+    use chrono::Datelike;
+    let (y, m) = if day.month() == 12 {
+        (day.year() + 1, 1)
+    } else {
+        (day.year(), day.month() + 1)
+    };
+    chrono::NaiveDate::from_ymd_opt(y, m, 1).unwrap_or(day)
 }
 
 /// Who the API member is on records it touches (`enteredBy`, `closedBy`).
@@ -352,8 +379,7 @@ impl Store {
             Some(r) => r["id"].as_i64(),
             None => {
                 let scope = board.map(|b| format!(" on board {b}")).unwrap_or_default();
-                errors.push(FieldError::new(
-                    "InvalidField",
+                errors.push(FieldError::missing_reference(
                     field,
                     format!("{} {} not found{scope}", table.resource(), reference),
                 ));
@@ -425,15 +451,35 @@ impl Store {
             }
             for a in &c.agreements {
                 let status = a.status.clone().unwrap_or_else(|| "Active".into());
-                s.insert(
-                    Table::Agreements,
-                    json!({
-                        "name": a.name, "type": {"id": 1, "name": agreement_type(&a.agreement_type)},
-                        "company": company_ref, "agreementStatus": status,
-                        "cancelledFlag": status.eq_ignore_ascii_case("cancelled"),
-                        "startDate": "2024-01-01T00:00:00Z", "noEndingDateFlag": true, "_info": info(),
-                    }),
-                );
+                let stamp =
+                    |d: &Option<String>| d.as_ref().map(|d| format!("{}T00:00:00Z", d.trim()));
+                let mut record = json!({
+                    "name": a.name, "type": {"id": 1, "name": agreement_type(&a.agreement_type)},
+                    "company": company_ref, "agreementStatus": status,
+                    "cancelledFlag": status.eq_ignore_ascii_case("cancelled"),
+                    "startDate": stamp(&a.start_date).unwrap_or_else(|| "2024-01-01T00:00:00Z".into()),
+                    "noEndingDateFlag": true, "prorateFlag": a.prorate.unwrap_or(true),
+                    "billCycleId": 1, "_info": info(),
+                });
+                // Monthly billing in advance: without proration the current month is invoiced
+                // already, so the next invoice is on the first of next month.
+                let next_invoice = stamp(&a.next_invoice_date).or_else(|| {
+                    (a.prorate == Some(false)).then(|| {
+                        format!(
+                            "{}T00:00:00Z",
+                            first_of_next_month(chrono::Utc::now().date_naive())
+                        )
+                    })
+                });
+                for (field, value) in [
+                    ("billStartDate", stamp(&a.bill_start_date)),
+                    ("nextInvoiceDate", next_invoice),
+                ] {
+                    if let Some(v) = value {
+                        record[field] = json!(v);
+                    }
+                }
+                s.insert(Table::Agreements, record);
             }
         }
         for b in &seed.boards {
@@ -470,6 +516,30 @@ impl Store {
                         json!({"name": t.name, "inactiveFlag": t.inactive, "board": board_ref, "_info": info()}),
                     );
                 }
+            }
+            for a in &b.associations {
+                let on_board = |s: &Store, table: Table, name: &str| {
+                    s.all(table)
+                        .find(|r| {
+                            r["board"]["id"].as_i64() == Some(board_id)
+                                && r["name"]
+                                    .as_str()
+                                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                        })
+                        .and_then(|r| r["id"].as_i64())
+                        .map(|id| s.reference(table, id))
+                };
+                let mut record = json!({"board": board_ref, "_info": info()});
+                for (field, table, name) in [
+                    ("type", Table::Types, Some(&a.type_)),
+                    ("subType", Table::Subtypes, a.sub_type.as_ref()),
+                    ("item", Table::Items, a.item.as_ref()),
+                ] {
+                    if let Some(r) = name.and_then(|n| on_board(&s, table, n)) {
+                        record[field] = r;
+                    }
+                }
+                s.insert(Table::TypeAssociations, record);
             }
         }
         for (i, p) in seed.priorities.iter().enumerate() {

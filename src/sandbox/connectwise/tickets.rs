@@ -13,10 +13,52 @@ const CONTACT_NAME_MAX: usize = 62;
 const RECORD_TYPES: &[&str] = &["ServiceTicket", "ProjectTicket", "ProjectIssue"];
 const LEVELS: &[&str] = &["Low", "Medium", "High"];
 
+/// ConnectWise's length: .NET string length, UTF-16 code units (an emoji counts two).
+pub fn cw_len(s: &str) -> usize {
+    s.encode_utf16().count()
+}
+
+/// `processNotifications` of a write: absent means true (ConnectWise notifies by default); a
+/// value that is not a boolean fails .NET's conversion with a 500.
+fn process_notifications(body: &Value) -> Result<bool, ApiError> {
+    match body.get("processNotifications") {
+        None | Some(Value::Null) => Ok(true),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(ApiError::conversion(
+            "String was not recognized as a valid Boolean.",
+        )),
+    }
+}
+
+/// Records the e-mail ConnectWise would send the ticket's contact (the sandbox sends none).
+fn notify_contact(store: &mut Store, ticket: i64, what: &str) {
+    let email = store
+        .get(Table::Tickets, ticket)
+        .and_then(|t| t["contact"]["id"].as_i64())
+        .and_then(|c| store.get(Table::Contacts, c))
+        .and_then(|c| {
+            c["communicationItems"]
+                .as_array()?
+                .iter()
+                .find(|i| i["communicationType"] == json!("Email"))
+                .and_then(|i| i["value"].as_str().map(str::to_string))
+        });
+    if let Some(to) = email {
+        store.insert(
+            Table::Notifications,
+            json!({"ticketId": ticket, "to": to, "about": what, "dateSent": now()}),
+        );
+    }
+}
+
 /// `POST /service/tickets`.
 pub fn create(store: &mut Store, body: &Value) -> Result<Value, ApiError> {
+    let notify = process_notifications(body)?;
     let ticket = build(store, body, None)?;
     let id = store.insert(Table::Tickets, ticket);
+    if notify {
+        notify_contact(store, id, "ticket created");
+    }
     if let Some(text) = body
         .get("initialDescription")
         .and_then(Value::as_str)
@@ -31,12 +73,16 @@ pub fn create(store: &mut Store, body: &Value) -> Result<Value, ApiError> {
         .unwrap_or(Value::Null))
 }
 
-/// `PATCH /service/tickets/{id}`: the patched ticket is validated like a new one.
-pub fn update(store: &mut Store, id: i64, ops: &Value) -> Result<Value, ApiError> {
+/// `PATCH /service/tickets/{id}`: the patched ticket is validated like a new one. Closing it
+/// (a closed status) needs Close Service Tickets edit besides Service Tickets edit.
+pub fn update(store: &mut Store, id: i64, ops: &Value, may_close: bool) -> Result<Value, ApiError> {
     let old = store.get_or_404(Table::Tickets, id)?.clone();
     let mut doc = old.clone();
     patch::apply(&mut doc, ops)?;
     let ticket = build(store, &doc, Some(&old))?;
+    if !may_close && ticket["closedFlag"] == json!(true) && old["closedFlag"] != json!(true) {
+        return Err(ApiError::security());
+    }
     store.replace(Table::Tickets, id, ticket.clone());
     Ok(ticket)
 }
@@ -50,7 +96,7 @@ fn text_field<'a>(
     match body.get(field) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => {
-            if s.chars().count() > max {
+            if cw_len(s) > max {
                 errors.push(FieldError::too_long(field, max));
             }
             Some(s.as_str())
@@ -86,6 +132,41 @@ fn enum_field(
                 default.to_string()
             }
         },
+    }
+}
+
+/// A subtype or item must form a combination the board's `typeSubTypeItemAssociations` list
+/// (boards without associations allow any).
+fn check_association(
+    store: &Store,
+    board: Option<i64>,
+    type_id: Option<i64>,
+    sub_type: Option<i64>,
+    item: Option<i64>,
+    errors: &mut Vec<FieldError>,
+) {
+    let Some(board) = board else { return };
+    if sub_type.is_none() && item.is_none() {
+        return;
+    }
+    let mut assocs = store
+        .all(Table::TypeAssociations)
+        .filter(|a| a["board"]["id"].as_i64() == Some(board))
+        .peekable();
+    if assocs.peek().is_none() {
+        return;
+    }
+    let fits =
+        |want: Option<i64>, have: &Value| want.is_none_or(|w| have["id"].as_i64() == Some(w));
+    let allowed = assocs.any(|a| {
+        fits(type_id, &a["type"]) && fits(sub_type, &a["subType"]) && fits(item, &a["item"])
+    });
+    if !allowed {
+        errors.push(FieldError::new(
+            "InvalidField",
+            if item.is_some() { "item" } else { "subType" },
+            "This type / subtype / item combination is not allowed on the board.",
+        ));
     }
 }
 
@@ -159,6 +240,7 @@ fn build(store: &Store, body: &Value, old: Option<&Value>) -> Result<Value, ApiE
             .find(|p| p["defaultFlag"] == json!(true))
             .and_then(|p| p["id"].as_i64())
     });
+    check_association(store, board, type_id, sub_type, item, &mut errors);
     let source = optional("source", Table::Sources, false, &mut errors);
     let contact = optional("contact", Table::Contacts, false, &mut errors);
     let agreement = optional("agreement", Table::Agreements, false, &mut errors);
@@ -282,14 +364,22 @@ pub fn add_note(store: &mut Store, ticket: i64, body: &Value) -> Result<Value, A
             vec![FieldError::required("text")],
         ));
     }
+    let notify = process_notifications(body)?;
     let flag = |f: &str| body.get(f).and_then(Value::as_bool).unwrap_or(false);
-    let id = insert_note(
-        store,
-        ticket,
-        text,
+    let (discussion, internal, resolution) = (
         flag("detailDescriptionFlag"),
         flag("internalAnalysisFlag"),
         flag("resolutionFlag"),
     );
+    if !(discussion || internal || resolution) {
+        return Err(ApiError::bad_request(
+            "Please choose where to display the notes in order to save this record.",
+        ));
+    }
+    let id = insert_note(store, ticket, text, discussion, internal, resolution);
+    // Internal notes reach resources only; the contact hears of discussion and resolution notes.
+    if notify && (discussion || resolution) {
+        notify_contact(store, ticket, "note added");
+    }
     Ok(store.get(Table::Notes, id).cloned().unwrap_or(Value::Null))
 }
