@@ -493,7 +493,7 @@ mod tests {
             Fact(&'static str, MappingFact),
             Remove(&'static str),
         }
-        let ops = vec![
+        let ops = [
             Op::Settings,
             Op::Inventory,
             Op::Fact("contoso", routable("Contoso Ltd", "10")),

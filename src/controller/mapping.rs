@@ -93,7 +93,7 @@ async fn reconcile_inner(
 
     // Validate, resolve.
     let mut eval = match validate(m, ctx, watched, &key) {
-        Err(blocked) => blocked,
+        Err(blocked) => *blocked,
         Ok(psa) => evaluate(m, ctx, &key, psa.as_ref()).await,
     };
 
@@ -135,10 +135,10 @@ fn validate(
     ctx: &Context,
     watched: &Watched,
     key: &ConnectionKey,
-) -> Result<Arc<dyn Psa>, Evaluation> {
+) -> Result<Arc<dyn Psa>, Box<Evaluation>> {
     let dups = duplicates_of(m, &watched.mappings.state());
     if !dups.is_empty() {
-        return Err(Evaluation::blocked(
+        return Err(Box::new(Evaluation::blocked(
             "DuplicateOrganization",
             format!(
                 "organization {:?} is also mapped by {} on connection {:?}; neither is used until one is removed",
@@ -148,17 +148,17 @@ fn validate(
             ),
             // A conflict may end by a sibling's deletion the watch saw before our cache did.
             true,
-        ));
+        )));
     }
     let exists = watched.connections.state().iter().any(|c| {
         c.namespace().as_deref() == Some(key.namespace.as_str()) && c.name_any() == key.name
     });
     if !exists {
-        return Err(Evaluation::blocked(
+        return Err(Box::new(Evaluation::blocked(
             "ConnectionNotFound",
             format!("PsaConnection {:?} does not exist", key.name),
             false,
-        ));
+        )));
     }
     match ctx.psa_client(key) {
         Some(psa) if ctx.publisher.is_authenticated(key) => Ok(psa),
@@ -167,14 +167,14 @@ fn validate(
             let message = format!("PsaConnection {:?} cannot reach its PSA", key.name);
             let mut eval = Evaluation::blocked("PsaUnavailable", message.clone(), true);
             eval.transient = Some(message);
-            Err(eval)
+            Err(Box::new(eval))
         }
         // The publisher triggers a new reconcile when the connection authenticates.
-        _ => Err(Evaluation::blocked(
+        _ => Err(Box::new(Evaluation::blocked(
             "ConnectionNotReady",
             format!("PsaConnection {:?} is not authenticated yet", key.name),
             true,
-        )),
+        ))),
     }
 }
 

@@ -1587,14 +1587,17 @@ async fn the_operator_names_a_missing_right_before_any_alert() {
     );
     env.wait_condition("psaconnection/demo-bms", "Ready", "True")
         .await;
-    assert_eq!(
-        env.jsonpath(
-            "psaconnection/demo-bms",
-            "{.status.dispatch.requestsPerHour}"
-        )
-        .await,
-        "1500"
-    );
+    // The dispatcher's status sink writes the budget in force within a few seconds.
+    env.eventually("the BMS budget in status", || async {
+        let n = env
+            .jsonpath(
+                "psaconnection/demo-bms",
+                "{.status.dispatch.requestsPerHour}",
+            )
+            .await;
+        (n == "1500").then_some(())
+    })
+    .await;
 
     // A ticket type the board does not combine with an issue type in use: named, then fixed.
     crate::controllers::patch(

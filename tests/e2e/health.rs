@@ -150,7 +150,7 @@ fn validate_refuses_a_setting_the_psa_requires() {
     use psa_operator::gitops::yaml_docs::Source;
     let connection = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("config/samples/psaconnection-kaseya-bms.yaml"),
+            .join("config/samples/02-psaconnection-kaseya-bms.yaml"),
     )
     .unwrap();
     let without_status: String = connection

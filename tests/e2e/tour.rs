@@ -341,7 +341,7 @@ async fn readme_tour_from_dev_to_the_ticket_in_the_browser() {
         nudge += 1;
         let kubeconfig = kubeconfig.clone();
         async move {
-            // A new annotation value asks the reconciler to copy the dispatcher's counters now.
+            // The dispatcher's status sink writes the counters every few seconds.
             let patch = format!(
                 r#"{{"metadata":{{"annotations":{{"psa-operator.io/reconcile-requested-at":"{nudge}"}}}}}}"#
             );
@@ -359,10 +359,9 @@ async fn readme_tour_from_dev_to_the_ticket_in_the_browser() {
         }
     })
     .await;
-    assert!(
-        described.contains("Requests Per Hour:  1500"),
-        "{described}"
-    );
+    // ConnectWise has no hourly budget by default (its 429 Retry-After paces the calls): none
+    // is shown as in force.
+    assert!(!described.contains("Requests Per Hour"), "{described}");
     assert!(
         described.contains("503"),
         "the outage's status code: {described}"
