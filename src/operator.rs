@@ -21,9 +21,9 @@ use crate::controller::metrics::ControllerMetrics;
 use crate::controller::run::{run_controllers, Scope};
 use crate::dispatch::intake::{self, IntakeLimits, IntakeState};
 use crate::dispatch::metrics::DispatchMetrics;
-use crate::dispatch::store::sqlite::{SqliteOptions, SqliteStore};
-use crate::dispatch::store::Store;
-use crate::dispatch::worker::Dispatcher;
+use crate::dispatch::store::{self, Store, StoreLocation};
+use crate::dispatch::worker::{Dispatcher, DispatcherOptions};
+use crate::leader::{ElectionTiming, LeaderFlag, LeaderMetrics};
 use crate::psa::instrumented::PsaCallMetrics;
 use crate::resolved::Registry;
 
@@ -47,6 +47,9 @@ pub type SharedMetrics = Arc<Mutex<MetricsRegistry>>;
 struct HealthState {
     metrics: SharedMetrics,
     ready: Arc<std::sync::atomic::AtomicBool>,
+    /// When set, `/readyz` also needs the store to answer: a replica that cannot reach
+    /// PostgreSQL leaves the Service's endpoints, so alerts go to a replica that can take them.
+    store: Option<Arc<dyn Store>>,
 }
 
 async fn metrics_handler(State(st): State<HealthState>) -> impl IntoResponse {
@@ -67,43 +70,83 @@ async fn metrics_handler(State(st): State<HealthState>) -> impl IntoResponse {
 }
 
 async fn readyz(State(st): State<HealthState>) -> impl IntoResponse {
-    if st.ready.load(std::sync::atomic::Ordering::Relaxed) {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    if !st.ready.load(std::sync::atomic::Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "starting");
     }
+    if let Some(store) = &st.store {
+        let probe = tokio::time::timeout(STORE_PROBE_TIMEOUT, store.queue_depth()).await;
+        if !matches!(probe, Ok(Ok(_))) {
+            return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
+        }
+    }
+    (StatusCode::OK, "ok")
 }
+
+/// How long `/readyz` waits for the store before calling the replica unready.
+const STORE_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// `/metrics`, `/healthz`, `/readyz`.
 pub fn health_router(metrics: SharedMetrics, ready: Arc<std::sync::atomic::AtomicBool>) -> Router {
+    health_router_with(metrics, ready, None)
+}
+
+/// `/metrics`, `/healthz`, `/readyz`; `/readyz` also probes `store` when given.
+pub fn health_router_with(
+    metrics: SharedMetrics,
+    ready: Arc<std::sync::atomic::AtomicBool>,
+    store: Option<Arc<dyn Store>>,
+) -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .with_state(HealthState { metrics, ready })
+        .with_state(HealthState {
+            metrics,
+            ready,
+            store,
+        })
+}
+
+/// Leader election of the controllers (several replicas): which Lease, and who we are.
+#[derive(Clone, Debug)]
+pub struct LeaderElection {
+    pub namespace: String,
+    pub lease_name: String,
+    /// This replica's name in the Lease (the pod name).
+    pub identity: String,
+    pub timing: ElectionTiming,
 }
 
 /// Options of the operator process.
 pub struct OperatorOptions {
     pub scope: Scope,
-    pub store: std::path::PathBuf,
+    pub store: StoreLocation,
     pub intake_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
     pub factory: Arc<dyn PsaFactory>,
+    /// `None`: this replica always leads (one replica, `dev`).
+    pub leader_election: Option<LeaderElection>,
+    /// Name of this replica's lane claims in a shared store (the pod name).
+    pub replica: String,
+    /// How long a lane claim lasts before another replica may take the lane over.
+    pub claim_lease: Option<std::time::Duration>,
 }
 
 impl OperatorOptions {
     pub fn with_defaults(
-        store: std::path::PathBuf,
+        store: impl Into<StoreLocation>,
         intake_addr: SocketAddr,
         metrics_addr: SocketAddr,
     ) -> Self {
         OperatorOptions {
             scope: Scope::All,
-            store,
+            store: store.into(),
             intake_addr,
             metrics_addr,
             factory: Arc::new(RealPsaFactory),
+            leader_election: None,
+            replica: store::postgres::default_owner(),
+            claim_lease: None,
         }
     }
 }
@@ -119,17 +162,16 @@ pub async fn run_operator(
     let controller_metrics = Arc::new(ControllerMetrics::register(&mut metrics));
     let psa_calls = PsaCallMetrics::register(&mut metrics);
     let dispatch_metrics = Arc::new(DispatchMetrics::register(&mut metrics));
+    let leader_metrics = LeaderMetrics::register(&mut metrics);
     let metrics: SharedMetrics = Arc::new(Mutex::new(metrics));
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
-    if let Some(parent) = opts.store.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| anyhow::anyhow!("creating store directory {}: {e}", parent.display()))?;
+    let store: Arc<dyn Store> = store::open(&opts.store, &opts.replica)
+        .await
+        .map_err(|e| anyhow::anyhow!("opening store {}: {e}", opts.store))?;
+    if opts.leader_election.is_none() && opts.store.is_shared() {
+        tracing::warn!("shared store without --leader-elect: run one replica only, or every replica writes statuses");
     }
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&opts.store, SqliteOptions::default())
-            .map_err(|e| anyhow::anyhow!("opening store {}: {e}", opts.store.display()))?,
-    );
 
     let health = tokio::net::TcpListener::bind(opts.metrics_addr)
         .await
@@ -137,10 +179,13 @@ pub async fn run_operator(
     let intake = tokio::net::TcpListener::bind(opts.intake_addr)
         .await
         .map_err(|e| anyhow::anyhow!("binding intake address {}: {e}", opts.intake_addr))?;
-    tracing::info!(metrics = %health.local_addr()?, intake = %intake.local_addr()?, store = %opts.store.display(), "operator starting");
+    tracing::info!(metrics = %health.local_addr()?, intake = %intake.local_addr()?, store = %opts.store, "operator starting");
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
-    let health_srv = axum::serve(health, health_router(metrics.clone(), ready.clone()))
-        .with_graceful_shutdown(shutdown.clone());
+    let health_srv = axum::serve(
+        health,
+        health_router_with(metrics.clone(), ready.clone(), Some(store.clone())),
+    )
+    .with_graceful_shutdown(shutdown.clone());
     let intake_state = IntakeState {
         registry: registry.clone(),
         store: store.clone(),
@@ -149,8 +194,47 @@ pub async fn run_operator(
     };
     let intake_srv =
         axum::serve(intake, intake::router(intake_state)).with_graceful_shutdown(shutdown.clone());
-    let dispatcher = Dispatcher::new(registry.clone(), store.clone(), dispatch_metrics.clone())
-        .run(shutdown.clone());
+    let mut dispatcher_options = DispatcherOptions::default();
+    if let Some(lease) = opts.claim_lease {
+        dispatcher_options.claim_lease = lease;
+    }
+    let dispatcher = Dispatcher::with_options(
+        registry.clone(),
+        store.clone(),
+        dispatch_metrics.clone(),
+        dispatcher_options,
+    )
+    .run(shutdown.clone());
+
+    // Leadership: true while this replica may write statuses and PSA objects. Without an
+    // election it always may; with one, it starts false and follows the Lease.
+    let leader_flag: LeaderFlag = Arc::new(std::sync::atomic::AtomicBool::new(
+        opts.leader_election.is_none(),
+    ));
+    leader_metrics
+        .is_leader
+        .set(i64::from(opts.leader_election.is_none()));
+    let election = {
+        let client = client.clone();
+        let flag = leader_flag.clone();
+        let shutdown = shutdown.clone();
+        let election = opts.leader_election.clone();
+        async move {
+            if let Some(le) = election {
+                crate::leader::run_election(
+                    client,
+                    &le.namespace,
+                    &le.lease_name,
+                    &le.identity,
+                    le.timing,
+                    flag,
+                    leader_metrics,
+                    shutdown,
+                )
+                .await;
+            }
+        }
+    };
 
     let mut ctx = Context::new(
         client,
@@ -159,14 +243,18 @@ pub async fn run_operator(
         controller_metrics,
     );
     ctx.psa_calls = psa_calls;
+    // Merge point for the controllers' leadership gate (src/controller is reshaped in
+    // parallel): `ctx.leader = leader_flag.clone();` once `Context::leader` exists.
+    let _controllers_leader_gate: &LeaderFlag = &leader_flag;
     let ctx = Arc::new(ctx);
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let controllers = run_controllers(ctx, opts.scope.clone(), shutdown.clone());
-    let (health_res, intake_res, (), ()) = futures::join!(
+    let (health_res, intake_res, (), (), ()) = futures::join!(
         health_srv.into_future(),
         intake_srv.into_future(),
         controllers,
-        dispatcher
+        dispatcher,
+        election
     );
     health_res?;
     intake_res?;

@@ -14,6 +14,13 @@ pub enum StoreLocation {
     Postgres(String),
 }
 
+/// A path is an SQLite file (as `--store` always took it).
+impl From<PathBuf> for StoreLocation {
+    fn from(path: PathBuf) -> Self {
+        StoreLocation::Sqlite(path)
+    }
+}
+
 /// Why a `--store` value was refused. Never holds the password of the URL.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StoreLocationError {
