@@ -10,6 +10,7 @@ mod dispatch;
 mod faults;
 mod flow;
 mod gitops;
+mod ha;
 mod intake;
 mod packaging;
 mod providers;

@@ -1,0 +1,328 @@
+//! High availability: leader election on devcluster Leases, and two `run` replicas sharing one
+//! (throwaway) PostgreSQL store while one of them is SIGKILLed mid-burst.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+use psa_operator::dispatch::store::postgres::throwaway::{skip_requested, ThrowawayPostgres};
+use psa_operator::leader::{run_election, ElectionTiming, LeaderMetrics};
+use serde_json::{json, Value};
+
+use crate::controllers::{patch, Env};
+use crate::devcluster::Cluster;
+use crate::faults::event_id_counts;
+use crate::support::{bin, free_port, ChildGuard};
+
+fn fast_timing() -> ElectionTiming {
+    ElectionTiming {
+        lease_duration: Duration::from_secs(3),
+        renew_deadline: Duration::from_secs(2),
+        retry_period: Duration::from_millis(300),
+    }
+}
+
+struct Candidate {
+    flag: Arc<AtomicBool>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn candidate(cluster: &Cluster, identity: &str) -> Candidate {
+    let client = psa_operator::operator::kube_client(Some(&cluster.kubeconfig))
+        .await
+        .unwrap();
+    let flag = Arc::new(AtomicBool::new(false));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let f = flag.clone();
+    let identity = identity.to_string();
+    let task = tokio::spawn(async move {
+        run_election(
+            client,
+            "default",
+            "psa-operator-leader",
+            &identity,
+            fast_timing(),
+            f,
+            LeaderMetrics::default(),
+            async {
+                let _ = stopped.await;
+            },
+        )
+        .await
+    });
+    Candidate {
+        flag,
+        stop: Some(stop),
+        task,
+    }
+}
+
+async fn wait_for(what: &str, timeout: Duration, f: impl Fn() -> bool) -> Duration {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    start.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_leader_at_a_time_and_a_takeover_within_the_lease() {
+    let cluster = Cluster::start().await;
+    let a = candidate(&cluster, "replica-a").await;
+    wait_for("replica-a to lead", Duration::from_secs(10), || {
+        a.flag.load(Ordering::SeqCst)
+    })
+    .await;
+    let b = candidate(&cluster, "replica-b").await;
+    // b campaigns for a few lease periods and never leads while a renews.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(4) {
+        assert!(a.flag.load(Ordering::SeqCst), "the leader lost a renewed lease");
+        assert!(!b.flag.load(Ordering::SeqCst), "two leaders at once");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let leases: Api<Lease> = Api::namespaced(
+        psa_operator::operator::kube_client(Some(&cluster.kubeconfig))
+            .await
+            .unwrap(),
+        "default",
+    );
+    let lease = leases.get("psa-operator-leader").await.unwrap();
+    let spec = lease.spec.unwrap();
+    assert_eq!(spec.holder_identity.as_deref(), Some("replica-a"));
+    assert_eq!(spec.lease_duration_seconds, Some(3));
+
+    // a dies without a word (its task is aborted: no release): b takes over once the record
+    // has stood still for the lease duration.
+    a.task.abort();
+    let took = wait_for("replica-b to take over", Duration::from_secs(15), || {
+        b.flag.load(Ordering::SeqCst)
+    })
+    .await;
+    assert!(
+        took >= Duration::from_secs(2),
+        "took over after {took:?}, before the lease could have run out"
+    );
+    eprintln!("takeover after the leader died: {took:?} (lease 3 s)");
+    let spec = leases
+        .get("psa-operator-leader")
+        .await
+        .unwrap()
+        .spec
+        .unwrap();
+    assert_eq!(spec.holder_identity.as_deref(), Some("replica-b"));
+    assert_eq!(spec.lease_transitions, Some(1));
+
+    // A graceful stop hands the lease over at once.
+    let mut b = b;
+    let c = candidate(&cluster, "replica-c").await;
+    let _ = b.stop.take().unwrap().send(());
+    b.task.await.unwrap();
+    assert!(!b.flag.load(Ordering::SeqCst), "a stopped leader is no leader");
+    let took = wait_for("replica-c after a release", Duration::from_secs(10), || {
+        c.flag.load(Ordering::SeqCst)
+    })
+    .await;
+    assert!(took < Duration::from_secs(3), "release did not hand over: {took:?}");
+}
+
+// ---- two replicas on one PostgreSQL ----
+
+const TOKEN: &str = "demo-cw-intake-token";
+
+fn alert(i: usize) -> Value {
+    json!({
+        "id": format!("ha-{i}"), "organization": "Contoso Ltd",
+        "user": format!("ha{}@contoso.example", i % 40),
+        "alertType": "Too Many Downloads", "severity": "medium",
+        "title": "Too Many Downloads", "description": "ha test",
+        "occurredAt": "2026-11-24T10:00:00Z"
+    })
+}
+
+fn start_replica(env: &Env, name: &str, store: &str) -> (ChildGuard, u16, u16) {
+    let intake = free_port();
+    let metrics = free_port();
+    let log = env
+        .cluster
+        .dir
+        .path()
+        .join(format!("operator-{name}-{intake}.log"));
+    let child = std::process::Command::new(bin())
+        .args([
+            "run",
+            "--kubeconfig",
+            env.cluster.kubeconfig.to_str().unwrap(),
+            "--store",
+            store,
+            "--intake-addr",
+            &format!("127.0.0.1:{intake}"),
+            "--metrics-addr",
+            &format!("127.0.0.1:{metrics}"),
+            "--replica-name",
+            name,
+            "--claim-lease",
+            "3",
+            "--leader-elect",
+            "--leader-elect-namespace",
+            "psa",
+            "--leader-lease-duration",
+            "4",
+            "--leader-renew-deadline",
+            "3",
+            "--leader-retry-period",
+            "1",
+        ])
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("replica starts");
+    (ChildGuard { child, log }, intake, metrics)
+}
+
+async fn ready(port: u16) -> bool {
+    reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .is_ok_and(|r| r.status() == 200)
+}
+
+/// Posts one alert; true on 202.
+async fn post(http: &reqwest::Client, port: u16, i: usize) -> bool {
+    let url = format!("http://127.0.0.1:{port}/v1/namespaces/psa/connections/demo-cw/alerts");
+    matches!(
+        http.post(&url).bearer_auth(TOKEN).json(&alert(i)).send().await,
+        Ok(r) if r.status() == 202
+    )
+}
+
+async fn metric(port: u16, name: &str) -> Option<f64> {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} "))?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_one_postgres_lose_and_double_nothing_when_one_is_killed() {
+    if skip_requested("two_replicas_on_one_postgres") {
+        return;
+    }
+    let pg = ThrowawayPostgres::start().expect("throwaway PostgreSQL");
+    let store = pg.create_database("ha_e2e").await.unwrap();
+    let mut env = Env::start().await;
+    env.wait_condition("psaconnection/demo-cw", "Ready", "True")
+        .await;
+    patch(
+        &env,
+        "psaconnection/demo-cw",
+        "merge",
+        r#"{"spec":{"dispatch":{"requestsPerHour":1000000,"initialBackoff":"200ms"}}}"#,
+    )
+    .await;
+    // The Env's single-replica operator (SQLite) steps aside for the two replicas.
+    env.operator.kill();
+
+    let mut a = start_replica(&env, "replica-a", &store);
+    let b = start_replica(&env, "replica-b", &store);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(ready(a.2).await && ready(b.2).await) {
+        assert!(Instant::now() < deadline, "replicas never became ready:\n{}\n{}", a.0.log_text(), b.0.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Exactly one leader.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (la, lb) = (
+            metric(a.2, "psa_operator_leader").await,
+            metric(b.2, "psa_operator_leader").await,
+        );
+        if la.unwrap_or(0.0) + lb.unwrap_or(0.0) == 1.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no single leader: {la:?} {lb:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Round-robin over both intakes; replica-a is SIGKILLed a third of the way in and
+    // restarted; alerts it refused go to replica-b.
+    const TOTAL: usize = 600;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let wait_routable = Instant::now() + Duration::from_secs(60);
+    while !post(&http, b.1, 0).await {
+        assert!(Instant::now() < wait_routable, "replica-b never took an alert");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut acked = BTreeSet::from([0usize]);
+    let mut a_alive = true;
+    for i in 1..TOTAL {
+        if i == TOTAL / 3 {
+            a.0.child.kill().unwrap(); // SIGKILL
+            let _ = a.0.child.wait();
+            a_alive = false;
+        }
+        if i == TOTAL * 2 / 3 {
+            a = start_replica(&env, "replica-a", &store);
+            a_alive = true;
+        }
+        let first = if i % 2 == 0 && a_alive { a.1 } else { b.1 };
+        let ok = post(&http, first, i).await || post(&http, b.1, i).await;
+        assert!(ok, "alert {i} refused by both replicas");
+        acked.insert(i);
+    }
+    assert_eq!(acked.len(), TOTAL);
+
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let counts = loop {
+        let st = Env::sandbox_state(&env.cw).await;
+        let notes = st["notes"].as_array().cloned().unwrap_or_default();
+        let counts = event_id_counts(notes.iter().filter_map(|n| n["text"].as_str()));
+        let got = (0..TOTAL)
+            .filter(|i| counts.contains_key(&format!("ha-{i}")))
+            .count();
+        if got == TOTAL {
+            break counts;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {got} of {TOTAL} alerts in the PSA\nreplica-a:\n{}\nreplica-b:\n{}",
+            a.0.log_text(),
+            b.0.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    // Let in-flight work land, then count duplicates.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let st = Env::sandbox_state(&env.cw).await;
+    let notes = st["notes"].as_array().cloned().unwrap_or_default();
+    let counts_after = event_id_counts(notes.iter().filter_map(|n| n["text"].as_str()));
+    let duplicates: usize = counts_after
+        .iter()
+        .filter(|(id, _)| id.starts_with("ha-"))
+        .map(|(_, c)| c - 1)
+        .sum();
+    eprintln!(
+        "two replicas: {TOTAL} alerts acknowledged, {} in the PSA, {duplicates} duplicates",
+        counts.len()
+    );
+    assert_eq!(duplicates, 0, "an alert reached the PSA twice");
+    // Every ticket of the run is on the mapped company (CONTOSO, config/samples).
+    let tickets = st["tickets"].as_array().cloned().unwrap_or_default();
+    assert!(!tickets.is_empty());
+    for t in &tickets {
+        assert_eq!(t["company"]["identifier"], "CONTOSO", "ticket on the wrong company: {t}");
+    }
+}
