@@ -297,6 +297,10 @@ pub struct BenchArgs {
     /// e2e-latency: latency the sandbox adds to every PSA call, in ms (default 50).
     #[arg(long)]
     pub latency_ms: Option<u64>,
+    /// intake: also measure a PostgreSQL store (postgres://…), reported beside SQLite's. Each
+    /// run uses a connection name of its own, so a database can be reused.
+    #[arg(long, env = "PSA_BENCH_STORE", hide_env_values = true)]
+    pub store: Option<String>,
     /// intake: the Alertmanager binary to compare with.
     #[arg(long, default_value = "/usr/bin/prometheus-alertmanager")]
     pub alertmanager: PathBuf,
