@@ -380,3 +380,135 @@ async fn two_replicas_on_one_postgres_lose_and_double_nothing_when_one_is_killed
     eprintln!("two replicas: tickets per company {companies:?}");
     assert!(!companies.is_empty(), "no ticket holds the run's alerts");
 }
+
+// ---- PostgreSQL restarted under the intake ----
+
+/// An intake on a PgStore (no cluster needed: the connection is published directly).
+async fn intake_on(
+    store: Arc<dyn psa_operator::dispatch::store::Store>,
+) -> (u16, tokio::task::JoinHandle<()>) {
+    use psa_operator::dispatch::intake::{router, IntakeLimits, IntakeState};
+    use psa_operator::resolved::{ConnectionEntry, ConnectionKey, Registry};
+    let registry = Registry::new();
+    registry.publish(
+        ConnectionKey::new("psa", "demo-cw"),
+        ConnectionEntry {
+            intake_token: Some(psa_operator::secret::SecretString::new(TOKEN)),
+            ..Default::default()
+        },
+    );
+    let mut metrics = prometheus_client::registry::Registry::default();
+    let state = IntakeState {
+        registry,
+        store,
+        metrics: Arc::new(psa_operator::dispatch::metrics::DispatchMetrics::register(
+            &mut metrics,
+        )),
+        limits: IntakeLimits::default(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router(state)).await.unwrap();
+    });
+    (port, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_means_503_problems_and_nothing_acknowledged_is_lost() {
+    use psa_operator::dispatch::store::{PgOptions, PgStore, Store};
+    use psa_operator::resolved::ConnectionKey;
+    if skip_requested("postgres_down_means_503") {
+        return;
+    }
+    let pg = ThrowawayPostgres::start().expect("throwaway PostgreSQL");
+    let url = pg.create_database("ha_restart").await.unwrap();
+    let options = PgOptions {
+        wait_timeout: Duration::from_secs(2),
+        ..PgOptions::default()
+    };
+    let store: Arc<dyn Store> = Arc::new(PgStore::connect(&url, options).await.unwrap());
+    let (port, server) = intake_on(store.clone()).await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let url_alerts =
+        format!("http://127.0.0.1:{port}/v1/namespaces/psa/connections/demo-cw/alerts");
+    let send = |i: usize| {
+        http.post(&url_alerts)
+            .bearer_auth(TOKEN)
+            .json(&alert(i))
+            .send()
+    };
+    let mut acked = BTreeSet::new();
+    for i in 0..20 {
+        assert_eq!(send(i).await.unwrap().status(), 202);
+        acked.insert(i);
+    }
+
+    pg.stop().unwrap();
+    for i in 20..25 {
+        let r = send(i).await.unwrap();
+        assert_eq!(r.status(), 503, "no 202 without a commit");
+        assert_eq!(
+            r.headers()["content-type"].to_str().unwrap(),
+            "application/problem+json"
+        );
+        let problem: Value = r.json().await.unwrap();
+        assert_eq!(problem["status"], 503, "{problem}");
+        let text = problem.to_string();
+        assert!(
+            !text.contains("postgres@"),
+            "no store URL in the problem: {text}"
+        );
+    }
+
+    pg.restart().unwrap();
+    // The pool reconnects: the sender's retries get through.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for i in 20..40 {
+        loop {
+            let status = send(i).await.map(|r| r.status().as_u16()).unwrap_or(0);
+            if status == 202 {
+                acked.insert(i);
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "intake never recovered: {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    server.abort();
+    let c = store
+        .counters(ConnectionKey::new("psa", "demo-cw"))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.accepted as usize,
+        acked.len(),
+        "every 202 is stored, once"
+    );
+    assert_eq!(acked.len(), 40);
+    let lane_ids: BTreeSet<String> = {
+        let mut ids = BTreeSet::new();
+        let ready = store.ready_lanes(None, i64::MAX / 2, 1000).await.unwrap();
+        for lane in ready {
+            for ev in store
+                .lane_events(lane.connection.clone(), lane.group_key.clone(), 1000)
+                .await
+                .unwrap()
+            {
+                ids.insert(ev.envelope.event.id.clone());
+            }
+        }
+        ids
+    };
+    let want: BTreeSet<String> = acked.iter().map(|i| format!("ha-{i}")).collect();
+    assert_eq!(
+        lane_ids, want,
+        "every acknowledged alert is queued for delivery"
+    );
+}
