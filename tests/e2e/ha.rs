@@ -187,7 +187,10 @@ fn start_replica(env: &Env, name: &str, store: &str) -> (ChildGuard, u16, u16) {
             "--leader-retry-period",
             "1",
         ])
-        .env("RUST_LOG", "info")
+        .env(
+            "RUST_LOG",
+            std::env::var("PSA_HA_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -351,10 +354,11 @@ async fn two_replicas_on_one_postgres_lose_and_double_nothing_when_one_is_killed
         counts.len()
     );
     assert_eq!(duplicates, 0, "an alert reached the PSA twice");
-    // Which companies the run's tickets are on. Expected: CONTOSO (config/samples). Measured
-    // on this branch: some land on the connection's default company — reported to the lead
-    // (the controllers' leader gate is not wired yet: both replicas write PSA objects), so
-    // this is printed, not asserted, until the gate lands.
+    // Which companies the run's tickets are on. Expected: CONTOSO (config/samples). Measured:
+    // a freshly started operator — one replica on SQLite just as well — delivers the first
+    // alerts of a group before the mapping is in its routing snapshot, to the catch-all
+    // company, and the group's later alerts follow that ticket. Reported to the lead (routing
+    // readiness, not the store); printed here, not asserted, until that is fixed.
     let ours: BTreeSet<String> = notes
         .iter()
         .filter(|n| {
@@ -378,6 +382,14 @@ async fn two_replicas_on_one_postgres_lose_and_double_nothing_when_one_is_killed
         }
     }
     eprintln!("two replicas: tickets per company {companies:?}");
+    if let Ok(dir) = std::env::var("PSA_HA_KEEP_LOGS") {
+        for entry in std::fs::read_dir(env.cluster.dir.path()).unwrap().flatten() {
+            let _ = std::fs::copy(
+                entry.path(),
+                std::path::Path::new(&dir).join(entry.file_name()),
+            );
+        }
+    }
     assert!(!companies.is_empty(), "no ticket holds the run's alerts");
 }
 
