@@ -382,82 +382,139 @@ fn add_delta(deltas: &mut CounterDeltas, ns: &str, name: &str, d: [i64; 4]) {
     }
 }
 
-/// Applies counter deltas, in key order (the counter rows are locked in a fixed order).
+/// Counter rows per connection: a transaction writes one of them (see the migration).
+const COUNTER_SHARDS: i16 = 16;
+
+/// Applies counter deltas to one shard, in key order (rows locked in a fixed order).
 async fn apply_counters(tx: &Transaction<'_>, deltas: &CounterDeltas) -> StoreResult<()> {
+    let shard: i16 = rand::random_range(0..COUNTER_SHARDS);
     for ((ns, name), [accepted, pending, delivered, dead]) in deltas {
         exec(
             tx,
-            "INSERT INTO psa_counters (namespace, connection, accepted, pending, delivered, dead_letters)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (namespace, connection) DO UPDATE SET
+            "INSERT INTO psa_counters (namespace, connection, accepted, pending, delivered, dead_letters, shard)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (namespace, connection, shard) DO UPDATE SET
                accepted = psa_counters.accepted + excluded.accepted,
                pending = psa_counters.pending + excluded.pending,
                delivered = psa_counters.delivered + excluded.delivered,
                dead_letters = psa_counters.dead_letters + excluded.dead_letters",
-            &[ns, name, accepted, pending, delivered, dead],
+            &[ns, name, accepted, pending, delivered, dead, &shard],
         )
         .await?;
     }
     Ok(())
 }
 
-async fn enqueue_one(
-    tx: &Transaction<'_>,
-    ev: &NewEvent,
-    deltas: &mut CounterDeltas,
-) -> StoreResult<Enqueued> {
+/// Inserts one event and, for a new lane, the lane with it as head; answers (seq, new). A
+/// duplicate answers the stored seq with `new = false` — unless the first copy was committed by
+/// another transaction while this statement waited, which its snapshot cannot see: then no
+/// row, and `stored_seq` looks again.
+const ENQUEUE_ONE: &str = "
+WITH ins AS (
+    INSERT INTO psa_events (namespace, connection, event_id, group_key, kind, body, state,
+                            attempts, next_attempt_at_ms, accepted_at_ms)
+    VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, $7)
+    ON CONFLICT (namespace, connection, event_id) DO NOTHING
+    RETURNING seq
+), lane AS (
+    INSERT INTO psa_lanes (namespace, connection, group_key, head_seq, ready_at_ms)
+    SELECT $1, $2, $4, seq, $7 FROM ins
+    ON CONFLICT (namespace, connection, group_key) DO NOTHING
+)
+SELECT seq, TRUE FROM ins
+UNION ALL
+SELECT seq, FALSE FROM psa_events
+ WHERE namespace = $1 AND connection = $2 AND event_id = $3 AND NOT EXISTS (SELECT 1 FROM ins)";
+
+/// Enqueues a batch in one round trip: the lane locks (sorted) and one `ENQUEUE_ONE` per
+/// event are pipelined on the connection, which runs them in the order sent.
+async fn enqueue_batch(tx: &Transaction<'_>, events: &[NewEvent]) -> StoreResult<Vec<Enqueued>> {
+    let lock = tx
+        .prepare_cached("SELECT pg_advisory_xact_lock($1)")
+        .await
+        .map_err(unavailable)?;
+    let insert = tx.prepare_cached(ENQUEUE_ONE).await.map_err(unavailable)?;
+    let mut keys: Vec<i64> = events
+        .iter()
+        .map(|e| {
+            lane_lock_key((
+                e.envelope.namespace.as_str(),
+                e.envelope.connection.as_str(),
+                e.group_key.as_str(),
+            ))
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let bodies = events
+        .iter()
+        .map(|ev| {
+            serde_json::to_string(&ev.envelope)
+                .map_err(|e| StoreError::Corrupt(format!("cannot encode event: {e}")))
+        })
+        .collect::<StoreResult<Vec<String>>>()?;
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e.envelope.event.kind.as_str())
+        .collect();
+    let (lock, insert) = (&lock, &insert);
+    let locks = futures::future::try_join_all(keys.iter().map(|k| {
+        let params: Vec<&(dyn ToSql + Sync)> = vec![k];
+        tx.execute_raw(lock, params)
+    }));
+    let inserts = futures::future::try_join_all(events.iter().zip(&bodies).zip(&kinds).map(
+        |((ev, body), kind)| {
+            let env = &ev.envelope;
+            let params: Vec<&(dyn ToSql + Sync)> = vec![
+                &env.namespace,
+                &env.connection,
+                &env.event.id,
+                &ev.group_key,
+                kind,
+                body,
+                &env.accepted_at_ms,
+            ];
+            async move {
+                use futures::TryStreamExt;
+                tx.query_raw(insert, params)
+                    .await?
+                    .try_collect::<Vec<Row>>()
+                    .await
+            }
+        },
+    ));
+    // Polled in this order, so every lock is requested before the first insert.
+    let (locked, inserted) = futures::join!(locks, inserts);
+    locked.map_err(unavailable)?;
+    let rows = inserted.map_err(unavailable)?;
+    let mut out = Vec::with_capacity(events.len());
+    for (ev, rows) in events.iter().zip(rows) {
+        let found = match rows.first() {
+            Some(row) => Enqueued {
+                seq: get(row, 0)?,
+                new: get(row, 1)?,
+            },
+            None => Enqueued {
+                seq: stored_seq(tx, ev).await?,
+                new: false,
+            },
+        };
+        out.push(found);
+    }
+    Ok(out)
+}
+
+/// The seq of an already stored event (a fresh snapshot: it may have just been committed).
+async fn stored_seq(tx: &Transaction<'_>, ev: &NewEvent) -> StoreResult<i64> {
     let env = &ev.envelope;
-    let body = serde_json::to_string(env)
-        .map_err(|e| StoreError::Corrupt(format!("cannot encode event: {e}")))?;
-    let inserted = query_opt(
+    let row = query_opt(
         tx,
-        "INSERT INTO psa_events (namespace, connection, event_id, group_key, kind, body, state,
-                                 attempts, next_attempt_at_ms, accepted_at_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, $7)
-         ON CONFLICT (namespace, connection, event_id) DO NOTHING
-         RETURNING seq",
-        &[
-            &env.namespace,
-            &env.connection,
-            &env.event.id,
-            &ev.group_key,
-            &env.event.kind.as_str(),
-            &body,
-            &env.accepted_at_ms,
-        ],
+        "SELECT seq FROM psa_events WHERE namespace = $1 AND connection = $2 AND event_id = $3",
+        &[&env.namespace, &env.connection, &env.event.id],
     )
-    .await?;
-    let Some(row) = inserted else {
-        let row = query_opt(
-            tx,
-            "SELECT seq FROM psa_events WHERE namespace = $1 AND connection = $2 AND event_id = $3",
-            &[&env.namespace, &env.connection, &env.event.id],
-        )
-        .await?
-        .ok_or_else(|| StoreError::Unavailable("duplicate event vanished; retry".into()))?;
-        return Ok(Enqueued {
-            seq: get(&row, 0)?,
-            new: false,
-        });
-    };
-    let seq: i64 = get(&row, 0)?;
-    // A new lane starts with this event as head; an existing lane keeps its (earlier) head.
-    exec(
-        tx,
-        "INSERT INTO psa_lanes (namespace, connection, group_key, head_seq, ready_at_ms)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (namespace, connection, group_key) DO NOTHING",
-        &[
-            &env.namespace,
-            &env.connection,
-            &ev.group_key,
-            &seq,
-            &env.accepted_at_ms,
-        ],
-    )
-    .await?;
-    add_delta(deltas, &env.namespace, &env.connection, [1, 1, 0, 0]);
-    Ok(Enqueued { seq, new: true })
+    .await?
+    .ok_or_else(|| StoreError::Unavailable("a duplicate event vanished; retry".into()))?;
+    get(&row, 0)
 }
 
 async fn write_ticket_record(tx: &Transaction<'_>, record: &TicketRecord) -> StoreResult<()> {
@@ -546,21 +603,13 @@ impl Store for PgStore {
         }
         self.in_tx(true, move |tx| {
             Box::pin(async move {
-                lock_lanes(
-                    tx,
-                    events.iter().map(|e| {
-                        (
-                            e.envelope.namespace.as_str(),
-                            e.envelope.connection.as_str(),
-                            e.group_key.as_str(),
-                        )
-                    }),
-                )
-                .await?;
+                let out = enqueue_batch(tx, &events).await?;
                 let mut deltas = CounterDeltas::new();
-                let mut out = Vec::with_capacity(events.len());
-                for ev in &events {
-                    out.push(enqueue_one(tx, ev, &mut deltas).await?);
+                for (ev, r) in events.iter().zip(&out) {
+                    if r.new {
+                        let env = &ev.envelope;
+                        add_delta(&mut deltas, &env.namespace, &env.connection, [1, 1, 0, 0]);
+                    }
                 }
                 apply_counters(tx, &deltas).await?;
                 Ok(out)
@@ -1039,15 +1088,20 @@ impl Store for PgStore {
             Box::pin(async move {
                 let row = query_opt(
                     tx,
-                    "SELECT accepted, pending, delivered, dead_letters FROM psa_counters
-                     WHERE namespace = $1 AND connection = $2",
+                    "SELECT SUM(accepted)::BIGINT, SUM(pending)::BIGINT, SUM(delivered)::BIGINT,
+                            SUM(dead_letters)::BIGINT
+                     FROM psa_counters WHERE namespace = $1 AND connection = $2",
                     &[&connection.namespace, &connection.name],
                 )
                 .await?;
-                let [accepted, pending, delivered, dead] = match row {
-                    Some(r) => [get::<i64>(&r, 0)?, get(&r, 1)?, get(&r, 2)?, get(&r, 3)?],
-                    None => [0; 4],
+                // No rows: the sums are NULL (an unknown connection counts zero).
+                let sum = |i: usize| -> StoreResult<i64> {
+                    match &row {
+                        Some(r) => Ok(get::<Option<i64>>(r, i)?.unwrap_or(0)),
+                        None => Ok(0),
+                    }
                 };
+                let [accepted, pending, delivered, dead] = [sum(0)?, sum(1)?, sum(2)?, sum(3)?];
                 let u = |v: i64| u64::try_from(v).unwrap_or(0);
                 Ok(ConnectionCounters {
                     accepted: u(accepted),

@@ -69,14 +69,17 @@ CREATE TABLE psa_finding_tickets (
     updated_at_ms BIGINT NOT NULL,
     PRIMARY KEY (namespace, connection, finding_id)
 );
+-- Counters per connection, spread over shards: every transaction adds its deltas to one
+-- shard row, so concurrent commits do not queue on one row lock; readers sum the shards.
 CREATE TABLE psa_counters (
-    namespace    TEXT   NOT NULL,
-    connection   TEXT   NOT NULL,
-    accepted     BIGINT NOT NULL,
-    pending      BIGINT NOT NULL,
-    delivered    BIGINT NOT NULL,
-    dead_letters BIGINT NOT NULL,
-    PRIMARY KEY (namespace, connection)
+    namespace    TEXT     NOT NULL,
+    connection   TEXT     NOT NULL,
+    shard        SMALLINT NOT NULL,
+    accepted     BIGINT   NOT NULL,
+    pending      BIGINT   NOT NULL,
+    delivered    BIGINT   NOT NULL,
+    dead_letters BIGINT   NOT NULL,
+    PRIMARY KEY (namespace, connection, shard)
 );
 ",
 )];
