@@ -342,20 +342,33 @@ impl Election {
     }
 }
 
-/// Campaigns for `lease_name` in `namespace` as `identity` until `shutdown`; `flag` is true
-/// exactly while this replica may write. See the module doc for the protocol.
+/// Which Lease to campaign for, and as whom.
+#[derive(Clone, Debug)]
+pub struct ElectionSettings {
+    pub namespace: String,
+    pub lease_name: String,
+    /// This replica's name in the Lease (the pod name).
+    pub identity: String,
+    pub timing: ElectionTiming,
+}
+
+/// Campaigns for the Lease of `settings` until `shutdown`; `flag` is true exactly while this
+/// replica may write. See the module doc for the protocol.
 pub async fn run_election(
     client: Client,
-    namespace: &str,
-    lease_name: &str,
-    identity: &str,
-    timing: ElectionTiming,
+    settings: ElectionSettings,
     flag: LeaderFlag,
     metrics: LeaderMetrics,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     Election::new(
-        client, namespace, lease_name, identity, timing, flag, metrics,
+        client,
+        &settings.namespace,
+        &settings.lease_name,
+        &settings.identity,
+        settings.timing,
+        flag,
+        metrics,
     )
     .run(shutdown)
     .await

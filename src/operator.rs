@@ -23,7 +23,7 @@ use crate::dispatch::intake::{self, IntakeLimits, IntakeState};
 use crate::dispatch::metrics::DispatchMetrics;
 use crate::dispatch::store::{self, Store, StoreLocation};
 use crate::dispatch::worker::{Dispatcher, DispatcherOptions};
-use crate::leader::{ElectionTiming, LeaderFlag, LeaderMetrics};
+use crate::leader::{LeaderFlag, LeaderMetrics};
 use crate::psa::instrumented::PsaCallMetrics;
 use crate::resolved::Registry;
 
@@ -108,14 +108,7 @@ pub fn health_router_with(
 }
 
 /// Leader election of the controllers (several replicas): which Lease, and who we are.
-#[derive(Clone, Debug)]
-pub struct LeaderElection {
-    pub namespace: String,
-    pub lease_name: String,
-    /// This replica's name in the Lease (the pod name).
-    pub identity: String,
-    pub timing: ElectionTiming,
-}
+pub type LeaderElection = crate::leader::ElectionSettings;
 
 /// Options of the operator process.
 pub struct OperatorOptions {
@@ -221,17 +214,7 @@ pub async fn run_operator(
         let election = opts.leader_election.clone();
         async move {
             if let Some(le) = election {
-                crate::leader::run_election(
-                    client,
-                    &le.namespace,
-                    &le.lease_name,
-                    &le.identity,
-                    le.timing,
-                    flag,
-                    leader_metrics,
-                    shutdown,
-                )
-                .await;
+                crate::leader::run_election(client, le, flag, leader_metrics, shutdown).await;
             }
         }
     };

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use psa_operator::dispatch::store::postgres::throwaway::{skip_requested, ThrowawayPostgres};
-use psa_operator::leader::{run_election, ElectionTiming, LeaderMetrics};
+use psa_operator::leader::{run_election, ElectionSettings, ElectionTiming, LeaderMetrics};
 use serde_json::{json, Value};
 
 use crate::controllers::{patch, Env};
@@ -40,18 +40,15 @@ async fn candidate(cluster: &Cluster, identity: &str) -> Candidate {
     let f = flag.clone();
     let identity = identity.to_string();
     let task = tokio::spawn(async move {
-        run_election(
-            client,
-            "default",
-            "psa-operator-leader",
-            &identity,
-            fast_timing(),
-            f,
-            LeaderMetrics::default(),
-            async {
-                let _ = stopped.await;
-            },
-        )
+        let settings = ElectionSettings {
+            namespace: "default".into(),
+            lease_name: "psa-operator-leader".into(),
+            identity,
+            timing: fast_timing(),
+        };
+        run_election(client, settings, f, LeaderMetrics::default(), async {
+            let _ = stopped.await;
+        })
         .await
     });
     Candidate {
