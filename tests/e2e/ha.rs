@@ -255,7 +255,17 @@ async fn two_replicas_on_one_postgres_lose_and_double_nothing_when_one_is_killed
     // The Env's single-replica operator (SQLite) steps aside for the two replicas.
     env.operator.kill();
 
+    // replica-a starts first and leads; replica-b follows.
     let mut a = start_replica(&env, "replica-a", &store);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric(a.2, "psa_operator_leader").await != Some(1.0) {
+        assert!(
+            Instant::now() < deadline,
+            "replica-a never led:\n{}",
+            a.0.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let b = start_replica(&env, "replica-b", &store);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !(mappings_loaded(a.2).await && mappings_loaded(b.2).await) {
@@ -298,11 +308,20 @@ async fn two_replicas_on_one_postgres_lose_and_double_nothing_when_one_is_killed
     }
     let mut acked = BTreeSet::from([0usize]);
     let mut a_alive = true;
+    let mut killed_at: Option<Instant> = None;
+    let mut takeover: Option<Duration> = None;
     for i in 1..TOTAL {
         if i == TOTAL / 3 {
-            a.0.child.kill().unwrap(); // SIGKILL
+            a.0.child.kill().unwrap(); // SIGKILL of the leader
             let _ = a.0.child.wait();
             a_alive = false;
+            killed_at = Some(Instant::now());
+        }
+        if let Some(at) = killed_at {
+            if metric(b.2, "psa_operator_leader").await == Some(1.0) {
+                takeover = Some(at.elapsed());
+                killed_at = None;
+            }
         }
         if i == TOTAL / 2 {
             a = start_replica(&env, "replica-a", &store);
@@ -316,6 +335,31 @@ async fn two_replicas_on_one_postgres_lose_and_double_nothing_when_one_is_killed
         acked.insert(i);
     }
     assert_eq!(acked.len(), TOTAL);
+    // replica-b leads once the killed leader's Lease ran out (4 s): well within the burst.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while takeover.is_none() {
+        if let Some(at) = killed_at {
+            if metric(b.2, "psa_operator_leader").await == Some(1.0) {
+                takeover = Some(at.elapsed());
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica-b never took the lead over"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let takeover = takeover.unwrap();
+    eprintln!("two replicas: replica-b leads {takeover:?} after the leader was killed (lease 4 s)");
+    assert!(
+        takeover >= Duration::from_secs(2),
+        "took over after {takeover:?}, before the lease could have run out"
+    );
+    assert_ne!(
+        metric(a.2, "psa_operator_leader").await,
+        Some(1.0),
+        "two leaders: the restarted replica-a must follow"
+    );
 
     let deadline = Instant::now() + Duration::from_secs(180);
     let counts = loop {
