@@ -12,6 +12,7 @@ pub mod dev;
 pub mod devcluster;
 pub mod dispatch;
 pub mod gitops;
+pub mod leader;
 pub mod operator;
 pub mod psa;
 pub mod resolved;

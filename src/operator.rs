@@ -22,9 +22,9 @@ use crate::controller::run::{run_controllers, Scope};
 use crate::controller::stats_sink::ConnectionStatusSink;
 use crate::dispatch::intake::{self, IntakeLimits, IntakeState};
 use crate::dispatch::metrics::DispatchMetrics;
-use crate::dispatch::store::sqlite::{SqliteOptions, SqliteStore};
-use crate::dispatch::store::Store;
+use crate::dispatch::store::{self, Store, StoreLocation};
 use crate::dispatch::worker::{Dispatcher, DispatcherOptions};
+use crate::leader::{LeaderFlag, LeaderMetrics};
 use crate::psa::instrumented::PsaCallMetrics;
 use crate::resolved::Registry;
 
@@ -48,6 +48,9 @@ pub type SharedMetrics = Arc<Mutex<MetricsRegistry>>;
 struct HealthState {
     metrics: SharedMetrics,
     ready: Arc<std::sync::atomic::AtomicBool>,
+    /// When set, `/readyz` also needs the store to answer: a replica that cannot reach
+    /// PostgreSQL leaves the Service's endpoints, so alerts go to a replica that can take them.
+    store: Option<Arc<dyn Store>>,
 }
 
 async fn metrics_handler(State(st): State<HealthState>) -> impl IntoResponse {
@@ -68,26 +71,50 @@ async fn metrics_handler(State(st): State<HealthState>) -> impl IntoResponse {
 }
 
 async fn readyz(State(st): State<HealthState>) -> impl IntoResponse {
-    if st.ready.load(std::sync::atomic::Ordering::Relaxed) {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    if !st.ready.load(std::sync::atomic::Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "starting");
     }
+    if let Some(store) = &st.store {
+        let probe = tokio::time::timeout(STORE_PROBE_TIMEOUT, store.queue_depth()).await;
+        if !matches!(probe, Ok(Ok(_))) {
+            return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
+        }
+    }
+    (StatusCode::OK, "ok")
 }
+
+/// How long `/readyz` waits for the store before calling the replica unready.
+const STORE_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// `/metrics`, `/healthz`, `/readyz`.
 pub fn health_router(metrics: SharedMetrics, ready: Arc<std::sync::atomic::AtomicBool>) -> Router {
+    health_router_with(metrics, ready, None)
+}
+
+/// `/metrics`, `/healthz`, `/readyz`; `/readyz` also probes `store` when given.
+pub fn health_router_with(
+    metrics: SharedMetrics,
+    ready: Arc<std::sync::atomic::AtomicBool>,
+    store: Option<Arc<dyn Store>>,
+) -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .with_state(HealthState { metrics, ready })
+        .with_state(HealthState {
+            metrics,
+            ready,
+            store,
+        })
 }
+
+/// Leader election of the controllers (several replicas): which Lease, and who we are.
+pub type LeaderElection = crate::leader::ElectionSettings;
 
 /// Options of the operator process.
 pub struct OperatorOptions {
     pub scope: Scope,
-    pub store: std::path::PathBuf,
+    pub store: StoreLocation,
     pub intake_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
     pub factory: Arc<dyn PsaFactory>,
@@ -95,22 +122,31 @@ pub struct OperatorOptions {
     pub unresolved_hold: std::time::Duration,
     /// See `Context::ready_grace`.
     pub ready_grace: std::time::Duration,
+    /// `None`: this replica always leads (one replica, `dev`).
+    pub leader_election: Option<LeaderElection>,
+    /// Name of this replica's lane claims in a shared store (the pod name).
+    pub replica: String,
+    /// How long a lane claim lasts before another replica may take the lane over.
+    pub claim_lease: Option<std::time::Duration>,
 }
 
 impl OperatorOptions {
     pub fn with_defaults(
-        store: std::path::PathBuf,
+        store: impl Into<StoreLocation>,
         intake_addr: SocketAddr,
         metrics_addr: SocketAddr,
     ) -> Self {
         OperatorOptions {
             scope: Scope::All,
-            store,
+            store: store.into(),
             intake_addr,
             metrics_addr,
             factory: Arc::new(RealPsaFactory),
             unresolved_hold: DispatcherOptions::default().unresolved_hold,
             ready_grace: std::time::Duration::from_secs(30 * 60),
+            leader_election: None,
+            replica: store::postgres::default_owner(),
+            claim_lease: None,
         }
     }
 }
@@ -132,18 +168,6 @@ impl OperatorListeners {
             .map_err(|e| anyhow::anyhow!("binding intake address {}: {e}", opts.intake_addr))?;
         Ok(OperatorListeners { metrics, intake })
     }
-}
-
-/// Opens the dispatch store named in the options (creating its directory).
-fn open_store(opts: &OperatorOptions) -> anyhow::Result<Arc<dyn Store>> {
-    if let Some(parent) = opts.store.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| anyhow::anyhow!("creating store directory {}: {e}", parent.display()))?;
-    }
-    Ok(Arc::new(
-        SqliteStore::open(&opts.store, SqliteOptions::default())
-            .map_err(|e| anyhow::anyhow!("opening store {}: {e}", opts.store.display()))?,
-    ))
 }
 
 /// Runs the operator until `shutdown` resolves.
@@ -168,11 +192,20 @@ pub async fn run_operator_on(
     let controller_metrics = Arc::new(ControllerMetrics::register(&mut metrics));
     let psa_calls = PsaCallMetrics::register(&mut metrics);
     let dispatch_metrics = Arc::new(DispatchMetrics::register(&mut metrics));
-    let dispatcher_options = DispatcherOptions {
+    let leader_metrics = LeaderMetrics::register(&mut metrics);
+    let store: Arc<dyn Store> = store::open(&opts.store, &opts.replica)
+        .await
+        .map_err(|e| anyhow::anyhow!("opening store {}: {e}", opts.store))?;
+    if opts.leader_election.is_none() && opts.store.is_shared() {
+        tracing::warn!("shared store without --leader-elect: run one replica only, or every replica writes statuses");
+    }
+    let mut dispatcher_options = DispatcherOptions {
         unresolved_hold: opts.unresolved_hold,
         ..Default::default()
     };
-    let store = open_store(&opts)?;
+    if let Some(lease) = opts.claim_lease {
+        dispatcher_options.claim_lease = lease;
+    }
     let dispatcher = Dispatcher::with_options(
         registry.clone(),
         store.clone(),
@@ -193,10 +226,13 @@ pub async fn run_operator_on(
         metrics: health,
         intake,
     } = listeners;
-    tracing::info!(metrics = %health.local_addr()?, intake = %intake.local_addr()?, store = %opts.store.display(), "operator starting");
+    tracing::info!(metrics = %health.local_addr()?, intake = %intake.local_addr()?, store = %opts.store, "operator starting");
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
-    let health_srv = axum::serve(health, health_router(metrics.clone(), ready.clone()))
-        .with_graceful_shutdown(shutdown.clone());
+    let health_srv = axum::serve(
+        health,
+        health_router_with(metrics.clone(), ready.clone(), Some(store.clone())),
+    )
+    .with_graceful_shutdown(shutdown.clone());
     let intake_state = IntakeState {
         registry: registry.clone(),
         store: store.clone(),
@@ -205,6 +241,26 @@ pub async fn run_operator_on(
     };
     let intake_srv =
         axum::serve(intake, intake::router(intake_state)).with_graceful_shutdown(shutdown.clone());
+    // Leadership: true while this replica may write statuses and PSA objects. Without an
+    // election it always may; with one, it starts false and follows the Lease.
+    let leader_flag: LeaderFlag = Arc::new(std::sync::atomic::AtomicBool::new(
+        opts.leader_election.is_none(),
+    ));
+    leader_metrics
+        .is_leader
+        .set(i64::from(opts.leader_election.is_none()));
+    let election = {
+        let client = client.clone();
+        let flag = leader_flag.clone();
+        let shutdown = shutdown.clone();
+        let election = opts.leader_election.clone();
+        async move {
+            if let Some(le) = election {
+                crate::leader::run_election(client, le, flag, leader_metrics, shutdown).await;
+            }
+        }
+    };
+
     let mut ctx = Context::new(
         client.clone(),
         registry.clone(),
@@ -213,6 +269,8 @@ pub async fn run_operator_on(
     );
     ctx.psa_calls = psa_calls;
     ctx.ready_grace = opts.ready_grace;
+    // Only the leader writes statuses and changes the PSA; every replica keeps its routing.
+    ctx.leader = leader_flag.clone();
     let ctx = Arc::new(ctx);
     let status_sink = ConnectionStatusSink {
         client,
@@ -223,11 +281,12 @@ pub async fn run_operator_on(
         .run(shutdown.clone());
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let controllers = run_controllers(ctx, opts.scope.clone(), shutdown.clone());
-    let (health_res, intake_res, (), ()) = futures::join!(
+    let (health_res, intake_res, (), (), ()) = futures::join!(
         health_srv.into_future(),
         intake_srv.into_future(),
         controllers,
-        dispatcher
+        dispatcher,
+        election
     );
     health_res?;
     intake_res?;

@@ -1,12 +1,43 @@
 //! `bench intake`: alerts per second accepted durably by the intake, single-alert and batched
 //! requests, side by side with the same alerts posted to a real Alertmanager in the same run.
 
+use std::sync::Arc;
+
 use serde_json::{json, Value};
 
 use super::alertmanager::{self, Alertmanager};
 use super::stats::summarize;
 use crate::cli::BenchArgs;
-use crate::dispatch::intake::throughput::{measure_intake, post_all, ThroughputRun};
+use crate::dispatch::intake::throughput::{
+    measure_intake, measure_intake_on, post_all, ThroughputReport, ThroughputRun,
+};
+use crate::dispatch::store::{self, CommitStats, Store, StoreLocation};
+
+/// The PostgreSQL store of `--store`, when one was given.
+async fn postgres_store(args: &BenchArgs) -> anyhow::Result<Option<(Arc<dyn Store>, String)>> {
+    let Some(url) = &args.store else {
+        return Ok(None);
+    };
+    let location = StoreLocation::parse(url)?;
+    if !location.is_shared() {
+        anyhow::bail!(
+            "--store: bench intake compares a postgres:// store with SQLite; got {location}"
+        );
+    }
+    let store = store::open(&location, "psa-operator-bench")
+        .await
+        .map_err(|e| anyhow::anyhow!("opening {location}: {e}"))?;
+    Ok(Some((store, location.to_string())))
+}
+
+fn figures(r: &ThroughputReport) -> Value {
+    json!({
+        "alertsPerSecond": round(r.alerts_per_second),
+        "seconds": round(r.seconds),
+        "requests": r.requests,
+        "latency": summarize(r.latencies.clone()),
+    })
+}
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
     let alerts = args.alerts.unwrap_or(2000).max(1);
@@ -14,6 +45,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
     let batch = args.batch.unwrap_or(100).clamp(1, 100);
     let dir = tempfile::tempdir()?;
     let am = Alertmanager::start(&args.alertmanager, dir.path()).await?;
+    let postgres = postgres_store(args).await?;
     let http = reqwest::Client::new();
     let mut modes = Vec::new();
     for (mode, per_request) in [("single", 1), ("batch", batch)] {
@@ -27,6 +59,14 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
         let bodies = alertmanager::request_bodies(alerts, per_request);
         let peer = post_all(&http, &am.alerts_url(), None, bodies, clients, 200).await?;
         let peer_rate = alerts as f64 / peer.seconds.max(f64::EPSILON);
+        let on_postgres = match &postgres {
+            Some((store, _)) => {
+                let name = format!("intake-{mode}-{:08x}", rand::random::<u32>());
+                let r = measure_intake_on(store.clone(), &name, CommitStats::default, run).await?;
+                figures(&r)
+            }
+            None => Value::Null,
+        };
         modes.push(json!({
             "mode": mode,
             "alertsPerRequest": per_request,
@@ -43,6 +83,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
                 "latency": summarize(peer.latencies),
             },
             "ratio": round(ours.alerts_per_second / peer_rate.max(f64::EPSILON)),
+            "psaOperatorPostgres": on_postgres,
         }));
     }
     let version = am.version.clone();
@@ -51,6 +92,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
         "alerts": alerts,
         "clients": clients,
         "durability": "202 after the SQLite commit (fsync) of every request",
+        "postgres": postgres.as_ref().map(|(_, shown)| shown.clone()),
         "alertmanagerVersion": version,
         "modes": modes,
     }))

@@ -52,9 +52,16 @@ pub struct RunArgs {
     /// Watch all namespaces (the default when --namespace is absent).
     #[arg(long, short = 'A')]
     pub all_namespaces: bool,
-    /// SQLite store for the event queue, grouping index and dead letters.
-    #[arg(long, default_value = "psa-operator.db")]
-    pub store: PathBuf,
+    /// Store of the event queue, grouping index and dead letters: a file path or
+    /// sqlite:///path (one replica), or postgres://user@host/db?sslmode=verify-full (shared by
+    /// several replicas; the password from PGPASSWORD or the URL, e.g. a Secret in PSA_STORE).
+    #[arg(
+        long,
+        env = "PSA_STORE",
+        hide_env_values = true,
+        default_value = "psa-operator.db"
+    )]
+    pub store: String,
     /// Listen address of the alert intake.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub intake_addr: String,
@@ -70,6 +77,32 @@ pub struct RunArgs {
     /// says the PSA is unreachable) before Ready becomes Unknown (e.g. 30m).
     #[arg(long, env = "PSA_READY_GRACE", default_value = "30m")]
     pub ready_grace: String,
+    /// Elect one leader among the replicas (a coordination.k8s.io Lease): only the leader
+    /// writes statuses and PSA objects; every replica serves the intake and dispatches.
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// Namespace of the leader Lease (default: the pod's namespace from POD_NAMESPACE).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub leader_elect_namespace: Option<String>,
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "psa-operator-leader")]
+    pub leader_elect_lease: String,
+    /// This replica's name in the Lease and in lane claims (default: the pod name, HOSTNAME).
+    #[arg(long, env = "POD_NAME")]
+    pub replica_name: Option<String>,
+    /// Seconds a leader record stays valid without renewal.
+    #[arg(long, default_value_t = 15)]
+    pub leader_lease_duration: u64,
+    /// Seconds after which a leader that cannot renew steps down (below the lease duration).
+    #[arg(long, default_value_t = 10)]
+    pub leader_renew_deadline: u64,
+    /// Seconds between renewals / attempts.
+    #[arg(long, default_value_t = 2)]
+    pub leader_retry_period: u64,
+    /// Seconds a replica's claim on a lane lasts: after a replica dies, its lanes move to
+    /// another replica once this has passed (the marker lookup prevents a second ticket).
+    #[arg(long)]
+    pub claim_lease: Option<u64>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -241,9 +274,9 @@ pub struct SendSampleArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ReplayArgs {
-    /// SQLite store of the operator.
-    #[arg(long)]
-    pub store: PathBuf,
+    /// Store of the operator: a file path, sqlite:///path or postgres://… (as `run --store`).
+    #[arg(long, env = "PSA_STORE", hide_env_values = true)]
+    pub store: String,
     /// Namespace/name of the connection (all when absent).
     #[arg(long)]
     pub connection: Option<String>,
@@ -280,6 +313,10 @@ pub struct BenchArgs {
     /// e2e-latency: latency the sandbox adds to every PSA call, in ms (default 50).
     #[arg(long)]
     pub latency_ms: Option<u64>,
+    /// intake: also measure a PostgreSQL store (postgres://…), reported beside SQLite's. Each
+    /// run uses a connection name of its own, so a database can be reused.
+    #[arg(long, env = "PSA_BENCH_STORE", hide_env_values = true)]
+    pub store: Option<String>,
     /// intake: the Alertmanager binary to compare with.
     #[arg(long, default_value = "/usr/bin/prometheus-alertmanager")]
     pub alertmanager: PathBuf,

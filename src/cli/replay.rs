@@ -7,7 +7,7 @@
 use anyhow::{bail, Context as _};
 
 use super::ReplayArgs;
-use crate::dispatch::store::{SqliteOptions, SqliteStore, Store};
+use crate::dispatch::store::{open, StoreLocation};
 use crate::resolved::ConnectionKey;
 
 /// `ns/name` → connection key.
@@ -27,11 +27,16 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
         },
         None => None,
     };
-    if !args.store.exists() {
-        bail!("no store at {}", args.store.display());
+    let location = StoreLocation::parse(&args.store)?;
+    if let StoreLocation::Sqlite(path) = &location {
+        if !path.exists() {
+            bail!("no store at {}", path.display());
+        }
     }
-    let store = SqliteStore::open(&args.store, SqliteOptions::default())
-        .with_context(|| format!("opening {}", args.store.display()))?;
+    let owner = format!("psa-operator-replay-{}", std::process::id());
+    let store = open(&location, &owner)
+        .await
+        .with_context(|| format!("opening {location}"))?;
     let dead = store.dead_letters(connection.clone(), usize::MAX).await?;
     for ev in &dead {
         let env = &ev.envelope;

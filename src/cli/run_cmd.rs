@@ -2,8 +2,12 @@
 
 use std::net::SocketAddr;
 
+use std::time::Duration;
+
 use crate::controller::run::Scope;
-use crate::operator::{kube_client, run_operator, OperatorOptions};
+use crate::dispatch::store::StoreLocation;
+use crate::leader::ElectionTiming;
+use crate::operator::{kube_client, run_operator, LeaderElection, OperatorOptions};
 
 use super::RunArgs;
 
@@ -53,8 +57,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             args.ready_grace
         )
     })?;
+    let store = StoreLocation::parse(&args.store)?;
+    let leader_election = leader_election(&args)?;
     let client = kube_client(args.kubeconfig.as_deref()).await?;
-    let mut opts = OperatorOptions::with_defaults(args.store.clone(), intake_addr, metrics_addr);
+    let mut opts = OperatorOptions::with_defaults(store, intake_addr, metrics_addr);
+    if let Some(name) = args.replica_name.clone().filter(|n| !n.is_empty()) {
+        opts.replica = name;
+    }
+    opts.leader_election = leader_election.map(|mut le| {
+        le.identity = opts.replica.clone();
+        le
+    });
+    opts.claim_lease = args.claim_lease.map(Duration::from_secs);
     opts.unresolved_hold = unresolved_hold;
     opts.ready_grace = ready_grace;
     opts.scope = match args.namespace {
@@ -62,4 +76,32 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         None => Scope::All,
     };
     run_operator(client, opts, shutdown_signal()).await
+}
+
+/// The election settings from the flags (`None` without `--leader-elect`).
+fn leader_election(args: &RunArgs) -> anyhow::Result<Option<LeaderElection>> {
+    if !args.leader_elect {
+        return Ok(None);
+    }
+    let timing = ElectionTiming {
+        lease_duration: Duration::from_secs(args.leader_lease_duration),
+        renew_deadline: Duration::from_secs(args.leader_renew_deadline),
+        retry_period: Duration::from_secs(args.leader_retry_period),
+    };
+    timing.validate().map_err(anyhow::Error::msg)?;
+    let namespace = args
+        .leader_elect_namespace
+        .clone()
+        .or_else(|| args.namespace.clone())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--leader-elect needs --leader-elect-namespace (or POD_NAMESPACE, or --namespace)"
+            )
+        })?;
+    Ok(Some(LeaderElection {
+        namespace,
+        lease_name: args.leader_elect_lease.clone(),
+        identity: String::new(),
+        timing,
+    }))
 }

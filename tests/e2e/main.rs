@@ -11,6 +11,7 @@ mod dispatch;
 mod faults;
 mod flow;
 mod gitops;
+mod ha;
 mod health;
 mod intake;
 mod packaging;

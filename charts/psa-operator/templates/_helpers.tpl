@@ -75,3 +75,14 @@ config/rbac/required-permissions.yaml (scope: watched); a test compares them.
   resources: [events]
   verbs: [create, patch]
 {{- end }}
+
+{{/* Whether the store is a shared PostgreSQL database. */}}
+{{- define "psa-operator.sharedStore" -}}
+{{- if .Values.store.postgres.urlSecretRef.name }}true{{ end -}}
+{{- end }}
+
+{{/* Whether to run leader election: `auto` = with a shared store. */}}
+{{- define "psa-operator.leaderElect" -}}
+{{- $e := .Values.leaderElection.enabled -}}
+{{- if eq (toString $e) "auto" }}{{ include "psa-operator.sharedStore" . }}{{ else if $e }}true{{ end -}}
+{{- end }}

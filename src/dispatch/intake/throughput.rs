@@ -1,5 +1,5 @@
 //! Measures how many alerts per second the intake accepts *durably*: real HTTP on loopback,
-//! N concurrent clients, the SQLite store with fsync on every commit. For `bench intake` and the
+//! N concurrent clients, the SQLite store with fsync on every commit (or a PostgreSQL store). For `bench intake` and the
 //! figure on the dispatcher issue.
 
 use std::future::IntoFuture;
@@ -57,8 +57,22 @@ pub async fn measure_intake(dir: &Path, run: ThroughputRun) -> anyhow::Result<Th
         SqliteStore::open(dir.join("throughput.db"), SqliteOptions::default())
             .context("opening the store")?,
     );
-    let store: Arc<dyn Store> = sqlite.clone();
-    let key = ConnectionKey::new("bench", "intake");
+    let stats = sqlite.clone();
+    measure_intake_on(sqlite, "intake", move || stats.commit_stats(), run).await
+}
+
+/// Runs one measurement on `store` (SQLite or PostgreSQL) through connection `bench/<name>`;
+/// `commit_stats` reads the store's batching counters (zeros where it has none).
+pub async fn measure_intake_on(
+    store: Arc<dyn Store>,
+    name: &str,
+    commit_stats: impl Fn() -> CommitStats,
+    run: ThroughputRun,
+) -> anyhow::Result<ThroughputReport> {
+    if run.clients == 0 || run.batch == 0 || run.alerts == 0 {
+        bail!("clients, alerts and batch must be positive");
+    }
+    let key = ConnectionKey::new("bench", name);
     let registry = Registry::new();
     registry.publish(
         key.clone(),
@@ -77,16 +91,16 @@ pub async fn measure_intake(dir: &Path, run: ThroughputRun) -> anyhow::Result<Th
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(axum::serve(listener, router(state)).into_future());
-    let url = format!("http://{addr}/v1/namespaces/bench/connections/intake/alerts");
+    let url = format!("http://{addr}/v1/namespaces/bench/connections/{name}/alerts");
 
     // Bodies are built before the clock starts: the measurement is the intake, not the client.
     let bodies = request_bodies(run);
     let requests = bodies.len();
     let http = reqwest::Client::new();
-    let before = sqlite.commit_stats();
+    let before = commit_stats();
     let load = post_all(&http, &url, Some(TOKEN), bodies, run.clients, 202).await?;
     let seconds = load.seconds;
-    let after = sqlite.commit_stats();
+    let after = commit_stats();
     server.abort();
     let stored = store.counters(key).await?.accepted;
     if stored != run.alerts as u64 {

@@ -1,9 +1,11 @@
 //! The durable store of the dispatcher: event queue, grouping index, finding index, counters.
 //!
-//! `Store` is the narrow interface the intake and the workers use; `sqlite::SqliteStore` backs it
-//! with one embedded SQLite file. The interface is written so PostgreSQL can back it later for
-//! several replicas: every call is one transaction, and per-key ordering rests on a claim with a
-//! lease rather than on in-process locks.
+//! `Store` is the narrow interface the intake and the workers use. `sqlite::SqliteStore` backs it
+//! with one embedded SQLite file (`dev`, single replica); `postgres::PgStore` with a PostgreSQL
+//! database that several replicas share. `--store` picks one (`location::StoreLocation`). Every
+//! call is one transaction, and per-key ordering rests on a claim with a lease rather than on
+//! in-process locks, so both backends give the same semantics (the conformance suite runs the
+//! same tests against both).
 //!
 //! # Queue model
 //!
@@ -23,6 +25,7 @@
 //! reports it) and can be put back with `replay_dead_letters`. Suspended connections need nothing
 //! from the store: the worker does not claim their lanes, so their events stay queued.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,9 +34,47 @@ use tokio::sync::watch;
 use crate::dispatch::event::Envelope;
 use crate::resolved::ConnectionKey;
 
+pub mod location;
+pub mod postgres;
 pub mod sqlite;
 
+#[cfg(test)]
+mod conformance;
+
+pub use location::{StoreLocation, StoreLocationError};
+pub use postgres::{PgOptions, PgStore};
 pub use sqlite::{CommitStats, SqliteOptions, SqliteStore};
+
+/// Opens the store at `location`: creates the SQLite file's directory, or connects to
+/// PostgreSQL and migrates its schema. `owner` names this replica's lane claims.
+pub async fn open(location: &StoreLocation, owner: &str) -> StoreResult<Arc<dyn Store>> {
+    match location {
+        StoreLocation::Sqlite(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    StoreError::Unavailable(format!(
+                        "creating store directory {}: {e}",
+                        parent.display()
+                    ))
+                })?;
+            }
+            let path = path.clone();
+            let store = tokio::task::spawn_blocking(move || {
+                SqliteStore::open(path, SqliteOptions::default())
+            })
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("opening the store: {e}")))??;
+            Ok(Arc::new(store))
+        }
+        StoreLocation::Postgres(url) => {
+            let options = PgOptions {
+                owner: owner.to_string(),
+                ..PgOptions::default()
+            };
+            Ok(Arc::new(PgStore::connect(url, options).await?))
+        }
+    }
+}
 
 /// Why a store call failed. Messages never hold event content or secrets.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -259,7 +300,9 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
     ) -> StoreResult<u64>;
 
-    /// Ends every claim (startup of a single replica: claims of a crashed process are void).
+    /// Ends the claims of an earlier run of this replica (startup: claims of a crashed process
+    /// are void). SQLite has one replica, so every claim; PostgreSQL only those of this
+    /// replica's owner name — other replicas' claims are live, a dead one's run out with the lease.
     async fn release_all_claims(&self) -> StoreResult<u64>;
 
     /// The ticket recorded for a group.

@@ -5,9 +5,10 @@ use serde_json::Value;
 use super::tools::{find, helm, of_kind, run, run_ok, yaml_docs};
 
 const CHART: &str = "charts/psa-operator";
-const CI_VALUES: [&str; 2] = [
+const CI_VALUES: [&str; 3] = [
     "charts/psa-operator/ci/namespaced-values.yaml",
     "charts/psa-operator/ci/ephemeral-values.yaml",
+    "charts/psa-operator/ci/ha-values.yaml",
 ];
 
 /// `helm template` of the chart as release `psa-operator` in `psa-operator-system`.
@@ -171,13 +172,18 @@ fn non_default_values_confine_and_expose_the_operator() {
 }
 
 #[test]
-fn values_schema_rejects_a_second_replica_and_unknown_keys() {
+fn values_schema_rejects_a_second_sqlite_replica_and_unknown_keys() {
     let two = run(
         &helm(),
         &["template", "x", CHART, "--set", "replicaCount=2"],
     );
-    assert!(!two.ok, "two replicas must be refused");
+    assert!(!two.ok, "two replicas on one SQLite file must be refused");
     assert!(two.stderr.contains("replicaCount"), "{}", two.stderr);
+    assert!(
+        two.stderr.contains("store.postgres.urlSecretRef"),
+        "the refusal names the way out: {}",
+        two.stderr
+    );
     let typo = run(
         &helm(),
         &["template", "x", CHART, "--set", "persistance.enabled=false"],
@@ -194,6 +200,44 @@ fn values_schema_rejects_a_second_replica_and_unknown_keys() {
         ],
     );
     assert!(!bad_ns.ok, "an invalid namespace name must be refused");
+}
+
+#[test]
+fn ha_values_render_replicas_on_postgres_with_a_leader_pdb_and_spread() {
+    let docs = render(&["-f", "charts/psa-operator/ci/ha-values.yaml"]);
+    let deploy = find(&docs, "Deployment", "psa-operator");
+    assert_eq!(deploy["spec"]["replicas"], 2);
+    assert_eq!(deploy["spec"]["strategy"]["type"], "RollingUpdate");
+    let c = container(&docs, "psa-operator");
+    let args = args_of(&c);
+    assert!(args.contains(&"--leader-elect"), "{args:?}");
+    assert!(
+        !args.iter().any(|a| a.starts_with("--store")),
+        "the URL comes from the Secret, not an argument: {args:?}"
+    );
+    let store_env = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "PSA_STORE")
+        .expect("PSA_STORE");
+    assert_eq!(
+        store_env["valueFrom"]["secretKeyRef"]["name"],
+        "psa-operator-postgres"
+    );
+    assert!(
+        of_kind(&docs, "PersistentVolumeClaim").is_empty(),
+        "no SQLite volume with a shared store"
+    );
+    let pdb = find(&docs, "PodDisruptionBudget", "psa-operator");
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    let anti = &deploy["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+        ["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"];
+    assert_eq!(anti["topologyKey"], "kubernetes.io/hostname");
+    let mounts = c["volumeMounts"].as_array().unwrap();
+    assert!(mounts
+        .iter()
+        .any(|m| m["mountPath"] == "/etc/psa-operator/postgres-ca"));
 }
 
 #[test]

@@ -111,3 +111,45 @@ fn kustomize_install_equals_the_chart_defaults() {
         );
     }
 }
+
+#[test]
+fn kustomize_ha_overlay_runs_two_replicas_on_postgres() {
+    let docs = yaml_docs(&run_ok(&kubectl(), &["kustomize", "config/ha"]));
+    let deploy = find(&docs, "Deployment", "psa-operator");
+    assert_eq!(deploy["spec"]["replicas"], 2);
+    assert_eq!(deploy["spec"]["strategy"]["type"], "RollingUpdate");
+    let pod = &deploy["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(args.contains(&"--leader-elect"), "{args:?}");
+    assert!(!args.iter().any(|a| a.starts_with("--store")), "{args:?}");
+    let store = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "PSA_STORE")
+        .expect("PSA_STORE from a Secret");
+    assert_eq!(
+        store["valueFrom"]["secretKeyRef"]["name"],
+        "psa-operator-postgres"
+    );
+    assert!(of_kind(&docs, "PersistentVolumeClaim").is_empty());
+    assert!(!pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v["name"] == "store"));
+    assert_eq!(
+        pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
+            ["podAffinityTerm"]["topologyKey"],
+        "kubernetes.io/hostname"
+    );
+    let pdb = find(&docs, "PodDisruptionBudget", "psa-operator");
+    assert_eq!(pdb["metadata"]["namespace"], "psa-operator-system");
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+}

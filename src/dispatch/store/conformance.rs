@@ -1,0 +1,536 @@
+//! The store conformance suite: the same tests against SQLite and a real PostgreSQL server
+//! (a throwaway one, see `postgres::throwaway`). A backend is opened as several `Store`
+//! instances over the same data — two pools, as two replicas would have.
+//!
+//! PostgreSQL tests skip only with `PSA_SKIP_POSTGRES=1` (and say so loudly); a missing server
+//! binary fails them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use super::postgres::throwaway::{skip_requested, ThrowawayPostgres};
+use super::*;
+use crate::dispatch::event::{Envelope, Event, EventKind};
+
+enum Backing {
+    Sqlite(tempfile::TempDir),
+    Postgres(String),
+}
+
+struct Backend {
+    backing: Backing,
+}
+
+fn server() -> &'static ThrowawayPostgres {
+    static SERVER: OnceLock<ThrowawayPostgres> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        ThrowawayPostgres::start().unwrap_or_else(|e| {
+            panic!("cannot start the throwaway PostgreSQL (PSA_SKIP_POSTGRES=1 skips): {e}")
+        })
+    })
+}
+
+impl Backend {
+    fn sqlite() -> Backend {
+        Backend {
+            backing: Backing::Sqlite(tempfile::tempdir().unwrap()),
+        }
+    }
+
+    async fn postgres(test: &str) -> Option<Backend> {
+        if skip_requested(test) {
+            return None;
+        }
+        let url = server().create_database(test).await.unwrap();
+        Some(Backend {
+            backing: Backing::Postgres(url),
+        })
+    }
+
+    /// Whether replicas share it (claims have owners).
+    fn shared(&self) -> bool {
+        matches!(self.backing, Backing::Postgres(_))
+    }
+
+    /// A store instance (a replica's pool) named `owner`.
+    async fn open(&self, owner: &str) -> Arc<dyn Store> {
+        match &self.backing {
+            Backing::Sqlite(dir) => Arc::new(
+                SqliteStore::open(dir.path().join("store.db"), SqliteOptions::default()).unwrap(),
+            ),
+            Backing::Postgres(url) => Arc::new(
+                PgStore::connect(
+                    url,
+                    PgOptions {
+                        owner: owner.into(),
+                        ..PgOptions::default()
+                    },
+                )
+                .await
+                .unwrap(),
+            ),
+        }
+    }
+}
+
+fn event(id: &str) -> Event {
+    Event {
+        id: id.into(),
+        kind: EventKind::Alert,
+        organization: "Contoso Ltd".into(),
+        user: Some("jane@contoso.example".into()),
+        alert_type: "Too Many Downloads".into(),
+        severity: Some("critical".into()),
+        title: "Too Many Downloads".into(),
+        description: "412 files".into(),
+        occurred_at: Some("2026-11-24T16:18:28Z".into()),
+        url: None,
+        finding_id: None,
+        status: None,
+        priority: None,
+        comment: None,
+        author: None,
+        labels: Default::default(),
+        annotations: Default::default(),
+    }
+}
+
+fn new_event(conn: &str, id: &str, key: &str, at: i64) -> NewEvent {
+    NewEvent {
+        group_key: key.into(),
+        envelope: Envelope {
+            namespace: "psa".into(),
+            connection: conn.into(),
+            accepted_at_ms: at,
+            event: event(id),
+        },
+    }
+}
+
+async fn enqueue_all(store: &dyn Store, events: &[(&str, &str, &str, i64)]) -> Vec<Enqueued> {
+    let batch = events
+        .iter()
+        .map(|(c, id, k, at)| new_event(c, id, k, *at))
+        .collect();
+    store.enqueue(batch).await.unwrap()
+}
+
+fn acme() -> ConnectionKey {
+    ConnectionKey::new("psa", "acme")
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+async fn claim(store: &dyn Store, key: &str, now: i64, lease: Duration) -> Option<StoredEvent> {
+    store.claim(acme(), key.into(), now, lease).await.unwrap()
+}
+
+// ---- the suite ----
+
+async fn duplicates_are_ignored_and_a_new_instance_sees_committed_events(b: Backend) {
+    let store = b.open("a").await;
+    let r = enqueue_all(
+        &*store,
+        &[("acme", "a1", "k", 1000), ("acme", "a2", "k", 1000)],
+    )
+    .await;
+    assert!(r.iter().all(|e| e.new));
+    let again = enqueue_all(
+        &*store,
+        &[("acme", "a1", "k", 2000), ("other", "a1", "k", 2000)],
+    )
+    .await;
+    assert_eq!(
+        again[0],
+        Enqueued {
+            seq: r[0].seq,
+            new: false
+        }
+    );
+    assert!(again[1].new, "same id, other connection: another event");
+    drop(store);
+
+    let other = b.open("b").await;
+    let lane = other.lane_events(acme(), "k".into(), 10).await.unwrap();
+    let ids: Vec<_> = lane.iter().map(|e| e.envelope.event.id.as_str()).collect();
+    assert_eq!(ids, ["a1", "a2"]);
+    assert_eq!(lane[0].envelope.accepted_at_ms, 1000, "duplicate overwrote");
+    let c = other.counters(acme()).await.unwrap();
+    assert_eq!((c.accepted, c.pending, c.delivered), (2, 2, 0));
+    assert_eq!(other.queue_depth().await.unwrap(), 3);
+}
+
+async fn a_lane_hands_out_one_event_at_a_time_in_arrival_order(b: Backend) {
+    let store = b.open("a").await;
+    enqueue_all(
+        &*store,
+        &[
+            ("acme", "a1", "jane", 10),
+            ("acme", "b1", "bob", 11),
+            ("acme", "a2", "jane", 12),
+        ],
+    )
+    .await;
+    let lanes = store.ready_lanes(None, 100, 10).await.unwrap();
+    let keys: Vec<_> = lanes.iter().map(|l| l.group_key.as_str()).collect();
+    assert_eq!(keys, ["jane", "bob"]);
+    let first = claim(&*store, "jane", 100, MINUTE).await.expect("head");
+    assert_eq!(first.envelope.event.id, "a1");
+    assert_eq!(first.claims, 1);
+    assert!(claim(&*store, "jane", 100, MINUTE).await.is_none());
+    let lanes = store.ready_lanes(Some(acme()), 100, 10).await.unwrap();
+    assert_eq!(lanes.len(), 1, "the claimed lane is not offered");
+    store.mark_done(vec![first.seq], 150).await.unwrap();
+    let second = claim(&*store, "jane", 200, MINUTE).await.expect("next");
+    assert_eq!(second.envelope.event.id, "a2");
+    assert_eq!(
+        store.mark_done(vec![first.seq], 200).await,
+        Err(StoreError::NotQueued(first.seq))
+    );
+    let c = store.counters(acme()).await.unwrap();
+    assert_eq!((c.accepted, c.pending, c.delivered), (3, 2, 1));
+}
+
+async fn an_expired_lease_lets_another_replica_claim_the_lane(b: Backend) {
+    let a = b.open("replica-a").await;
+    let other = b.open("replica-b").await;
+    enqueue_all(&*a, &[("acme", "a1", "k", 0)]).await;
+    let lease = Duration::from_millis(500);
+    let first = claim(&*a, "k", 0, lease).await.expect("claimed by a");
+    assert!(
+        claim(&*other, "k", 499, lease).await.is_none(),
+        "lease held"
+    );
+    assert_eq!(other.next_ready_at(None).await.unwrap(), Some(500));
+    let again = claim(&*other, "k", 500, lease)
+        .await
+        .expect("lease ran out");
+    assert_eq!(again.seq, first.seq);
+    assert_eq!(
+        again.claims, 2,
+        "the second claim is visible to the marker lookup"
+    );
+    // The first claimant's late outcome still counts once; the event is not delivered twice.
+    other.mark_done(vec![again.seq], 600).await.unwrap();
+    assert_eq!(
+        a.mark_done(vec![first.seq], 601).await,
+        Err(StoreError::NotQueued(first.seq))
+    );
+    assert_eq!(a.counters(acme()).await.unwrap().delivered, 1);
+}
+
+async fn release_all_claims_ends_this_replicas_claims(b: Backend) {
+    let a = b.open("replica-a").await;
+    let other = b.open("replica-b").await;
+    enqueue_all(&*a, &[("acme", "a1", "k1", 0), ("acme", "b1", "k2", 0)]).await;
+    assert!(claim(&*a, "k1", 0, MINUTE).await.is_some());
+    assert!(claim(&*other, "k2", 0, MINUTE).await.is_some());
+    let released = a.release_all_claims().await.unwrap();
+    assert!(
+        claim(&*a, "k1", 10, MINUTE).await.is_some(),
+        "own claim ended"
+    );
+    if b.shared() {
+        assert_eq!(released, 1, "only replica-a's claim");
+        assert!(
+            claim(&*a, "k2", 10, MINUTE).await.is_none(),
+            "replica-b's live claim stays"
+        );
+    } else {
+        assert_eq!(released, 2, "one replica: every claim is its own");
+    }
+}
+
+async fn retries_count_attempts_and_defer_does_not(b: Backend) {
+    let store = b.open("a").await;
+    enqueue_all(&*store, &[("acme", "a1", "k", 0), ("acme", "a2", "k", 0)]).await;
+    let ev = claim(&*store, "k", 0, MINUTE).await.unwrap();
+    let n = store
+        .retry_later(ev.seq, 5_000, "HTTP 503".into())
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert!(
+        claim(&*store, "k", 4_999, MINUTE).await.is_none(),
+        "not due"
+    );
+    assert_eq!(
+        store.next_ready_at(Some(acme())).await.unwrap(),
+        Some(5_000)
+    );
+    let ev = claim(&*store, "k", 5_000, MINUTE).await.unwrap();
+    assert_eq!(
+        ev.envelope.event.id, "a1",
+        "the retried head keeps its place"
+    );
+    assert_eq!(ev.last_error.as_deref(), Some("HTTP 503"));
+    store.defer(ev.seq, 9_000).await.unwrap();
+    let ev = claim(&*store, "k", 9_000, MINUTE).await.unwrap();
+    assert_eq!(ev.attempts, 1, "defer counts no attempt");
+    assert_eq!(
+        store.defer(12345, 0).await,
+        Err(StoreError::NotQueued(12345))
+    );
+}
+
+async fn dead_letters_free_the_lane_mail_once_and_replay(b: Backend) {
+    let store = b.open("a").await;
+    enqueue_all(&*store, &[("acme", "a1", "k", 0), ("acme", "a2", "k", 0)]).await;
+    let ev = claim(&*store, "k", 0, MINUTE).await.unwrap();
+    store
+        .dead_letter(ev.seq, "HTTP 400: bad board".into(), 100)
+        .await
+        .unwrap();
+    let next = claim(&*store, "k", 100, MINUTE)
+        .await
+        .expect("lane flows on");
+    assert_eq!(next.envelope.event.id, "a2");
+    let due = store.failsafe_due(None, 100, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].state, EventState::DeadLetter);
+    store
+        .failsafe_retry_later(ev.seq, 1_000, "smtp down".into())
+        .await
+        .unwrap();
+    assert!(store.failsafe_due(None, 999, 10).await.unwrap().is_empty());
+    store.mark_failsafe_sent(ev.seq).await.unwrap();
+    assert!(store
+        .failsafe_due(None, 5_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.mark_failsafe_sent(next.seq).await,
+        Err(StoreError::NotDeadLetter(next.seq))
+    );
+    let c = store.counters(acme()).await.unwrap();
+    assert_eq!((c.pending, c.dead_letters), (1, 1));
+
+    store.mark_done(vec![next.seq], 200).await.unwrap();
+    assert_eq!(
+        store.replay_dead_letters(Some(acme()), 300).await.unwrap(),
+        1
+    );
+    let back = claim(&*store, "k", 300, MINUTE).await.expect("replayed");
+    assert_eq!((back.seq, back.attempts), (ev.seq, 0));
+    assert!(store.dead_letters(None, 10).await.unwrap().is_empty());
+    let c = store.counters(acme()).await.unwrap();
+    assert_eq!((c.pending, c.delivered, c.dead_letters), (1, 1, 0));
+}
+
+async fn complete_writes_the_indexes_all_or_nothing(b: Backend) {
+    let store = b.open("a").await;
+    enqueue_all(&*store, &[("acme", "a1", "k", 0), ("acme", "f1", "f", 0)]).await;
+    let ev = claim(&*store, "k", 0, MINUTE).await.unwrap();
+    let group = |id: &str| TicketRecord::Group {
+        connection: acme(),
+        group_key: "k".into(),
+        ticket: GroupTicket {
+            ticket_id: id.into(),
+            open: true,
+            updated_at_ms: 10,
+        },
+    };
+    // One unknown seq fails the call and nothing of it stays.
+    assert_eq!(
+        store
+            .complete(vec![ev.seq, 999_999], 10, vec![group("T-1")])
+            .await,
+        Err(StoreError::NotQueued(999_999))
+    );
+    assert_eq!(store.group_ticket(acme(), "k".into()).await.unwrap(), None);
+    assert_eq!(store.counters(acme()).await.unwrap().delivered, 0);
+
+    let finding = TicketRecord::Finding {
+        connection: acme(),
+        finding_id: "F-9".into(),
+        ticket_id: "T-2".into(),
+        updated_at_ms: 10,
+    };
+    store
+        .complete(vec![ev.seq], 10, vec![group("T-1"), finding])
+        .await
+        .unwrap();
+    let t = store
+        .group_ticket(acme(), "k".into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((t.ticket_id.as_str(), t.open), ("T-1", true));
+    assert_eq!(
+        store.finding_ticket(acme(), "F-9".into()).await.unwrap(),
+        Some("T-2".into())
+    );
+    store
+        .set_group_ticket(
+            acme(),
+            "k".into(),
+            GroupTicket {
+                ticket_id: "T-1".into(),
+                open: false,
+                updated_at_ms: 20,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .group_ticket(acme(), "k".into())
+            .await
+            .unwrap()
+            .unwrap()
+            .open
+    );
+    store
+        .set_finding_ticket(acme(), "F-9".into(), "T-3".into(), 30)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.finding_ticket(acme(), "F-9".into()).await.unwrap(),
+        Some("T-3".into())
+    );
+}
+
+async fn concurrent_claimants_from_two_pools_get_each_lane_once(b: Backend) {
+    let a = b.open("replica-a").await;
+    let other = b.open("replica-b").await;
+    let lanes: Vec<String> = (0..40).map(|i| format!("lane-{i}")).collect();
+    let events: Vec<(String, String)> = lanes
+        .iter()
+        .map(|l| (format!("{l}-e"), l.clone()))
+        .collect();
+    a.enqueue(
+        events
+            .iter()
+            .map(|(id, key)| new_event("acme", id, key, 0))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, store) in [a.clone(), other.clone()].into_iter().enumerate() {
+        for chunk in 0..4 {
+            let store = store.clone();
+            let lanes = lanes.clone();
+            tasks.spawn(async move {
+                let mut won = Vec::new();
+                // Every task tries every lane, from a different starting point.
+                for j in 0..lanes.len() {
+                    let key = &lanes[(j + chunk * 10 + i * 5) % lanes.len()];
+                    if let Some(ev) = store.claim(acme(), key.clone(), 10, MINUTE).await.unwrap() {
+                        won.push(ev.seq);
+                    }
+                }
+                won
+            });
+        }
+    }
+    let mut claimed = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        claimed.extend(r.unwrap());
+    }
+    claimed.sort_unstable();
+    let distinct: BTreeSet<i64> = claimed.iter().copied().collect();
+    assert_eq!(claimed.len(), lanes.len(), "each lane claimed exactly once");
+    assert_eq!(distinct.len(), lanes.len());
+}
+
+async fn enqueue_and_complete_racing_on_one_lane_lose_nothing(b: Backend) {
+    let producer = b.open("replica-a").await;
+    let consumer = b.open("replica-b").await;
+    const N: usize = 150;
+    let produce = tokio::spawn(async move {
+        for i in 0..N {
+            producer
+                .enqueue(vec![new_event("acme", &format!("e{i:04}"), "k", i as i64)])
+                .await
+                .unwrap();
+        }
+    });
+    let mut delivered = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while delivered.len() < N {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {N} delivered: an event was lost from its lane",
+            delivered.len()
+        );
+        match consumer
+            .claim(acme(), "k".into(), i64::MAX / 2, MINUTE)
+            .await
+            .unwrap()
+        {
+            Some(ev) => {
+                delivered.push(ev.envelope.event.id.clone());
+                consumer.mark_done(vec![ev.seq], 1).await.unwrap();
+            }
+            None => tokio::time::sleep(Duration::from_millis(2)).await,
+        }
+    }
+    produce.await.unwrap();
+    let want: Vec<String> = (0..N).map(|i| format!("e{i:04}")).collect();
+    assert_eq!(delivered, want, "every event once, in arrival order");
+    let c = consumer.counters(acme()).await.unwrap();
+    assert_eq!(
+        (c.accepted, c.pending, c.delivered),
+        (N as u64, 0, N as u64)
+    );
+}
+
+async fn the_same_ids_from_two_replicas_are_stored_once(b: Backend) {
+    let a = b.open("replica-a").await;
+    let other = b.open("replica-b").await;
+    let batch = |conn: &str| -> Vec<NewEvent> {
+        (0..60)
+            .map(|i| new_event(conn, &format!("dup-{i}"), &format!("k{}", i % 7), i))
+            .collect()
+    };
+    let (ra, rb) = tokio::join!(a.enqueue(batch("acme")), other.enqueue(batch("acme")));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    let mut seqs: BTreeMap<usize, i64> = BTreeMap::new();
+    for (i, (x, y)) in ra.iter().zip(&rb).enumerate() {
+        assert_eq!(x.seq, y.seq, "dup-{i} has one seq");
+        assert!(x.new ^ y.new, "dup-{i} is new for exactly one replica");
+        seqs.insert(i, x.seq);
+    }
+    let c = a.counters(acme()).await.unwrap();
+    assert_eq!((c.accepted, c.pending), (60, 60));
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::sqlite()).await
+                }
+            )*
+        }
+        mod postgres_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(b) = super::Backend::postgres(stringify!($name)).await else {
+                        return;
+                    };
+                    super::$name(b).await
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    duplicates_are_ignored_and_a_new_instance_sees_committed_events,
+    a_lane_hands_out_one_event_at_a_time_in_arrival_order,
+    an_expired_lease_lets_another_replica_claim_the_lane,
+    release_all_claims_ends_this_replicas_claims,
+    retries_count_attempts_and_defer_does_not,
+    dead_letters_free_the_lane_mail_once_and_replay,
+    complete_writes_the_indexes_all_or_nothing,
+    concurrent_claimants_from_two_pools_get_each_lane_once,
+    enqueue_and_complete_racing_on_one_lane_lose_nothing,
+    the_same_ids_from_two_replicas_are_stored_once,
+);

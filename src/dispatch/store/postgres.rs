@@ -1,0 +1,1163 @@
+//! `Store` on PostgreSQL, shared by every replica (tokio-postgres + deadpool-postgres, rustls).
+//!
+//! Every call is one transaction on a pooled connection; a call returns only after its commit.
+//! What SQLite gets from its single writer, this backend gets from locks:
+//!
+//! - **Lanes** are serialised by a transaction-scoped advisory lock per lane (a hash of
+//!   namespace/connection/group key), taken in sorted order by every call that enqueues into or
+//!   re-derives a lane. So an enqueue and a `complete` of the same lane on two replicas cannot
+//!   interleave into a lane row that misses a queued event, and `seq`s of a lane are allocated
+//!   in lane order.
+//! - **Claims** are one conditional `UPDATE … WHERE claimed_until_ms IS NULL OR <= now`; a second
+//!   claimant blocks on the row and then re-checks the condition on the committed row, so one
+//!   wins. A claim records its owner (the replica) so a restarted replica releases only its own.
+//! - **Schema** migrations are embedded and versioned; the migrating replica holds an advisory
+//!   lock, so two replicas starting at once apply each migration exactly once.
+//!
+//! Workers of one process are woken after each commit that queued work; other replicas find
+//! it at their next poll (`DispatcherOptions::idle_poll`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction};
+use tokio::sync::watch;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+use super::{
+    ConnectionCounters, Enqueued, EventState, GroupTicket, NewEvent, ReadyLane, Store, StoreError,
+    StoreResult, StoredEvent, TicketRecord,
+};
+use crate::dispatch::event::Envelope;
+use crate::resolved::ConnectionKey;
+
+pub mod connect;
+pub mod migrations;
+pub mod throwaway;
+
+pub use connect::PgConnectOptions;
+
+/// Tuning of the PostgreSQL store.
+#[derive(Clone, Debug)]
+pub struct PgOptions {
+    /// Most connections this replica opens.
+    pub max_connections: usize,
+    /// How long a call waits for a free connection (or for a new one) before failing.
+    pub wait_timeout: Duration,
+    /// Who claims lanes: the replica's identity (pod name). `release_all_claims` ends only its
+    /// claims; the claims of other replicas run out with their lease.
+    pub owner: String,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            max_connections: 16,
+            wait_timeout: Duration::from_secs(5),
+            owner: default_owner(),
+        }
+    }
+}
+
+/// The pod name (`HOSTNAME` in Kubernetes), else the host name, else a random id.
+pub fn default_owner() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| format!("psa-operator-{:08x}", rand::random::<u32>()))
+}
+
+/// The PostgreSQL-backed store.
+pub struct PgStore {
+    pool: Pool,
+    owner: String,
+    shown: String,
+    changes: Arc<watch::Sender<u64>>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("url", &self.shown)
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+const STATE_QUEUED: i64 = 0;
+const STATE_DONE: i64 = 1;
+const STATE_DEAD: i64 = 2;
+
+const EVENT_COLUMNS: &str = "seq, group_key, body, state, attempts, next_attempt_at_ms, \
+                             last_error, failsafe_sent, finished_at_ms, claims, \
+                             failsafe_next_at_ms, failsafe_error";
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl PgStore {
+    /// Connects, applies the embedded migrations and returns the store. Fails (Unavailable)
+    /// when the server cannot be reached: the caller decides whether to retry.
+    pub async fn connect(url: &str, options: PgOptions) -> StoreResult<PgStore> {
+        let opts = PgConnectOptions::from_url(url).map_err(StoreError::Unavailable)?;
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match opts.tls_config().map_err(StoreError::Unavailable)? {
+            Some(tls) => Manager::from_config(
+                opts.config.clone(),
+                tokio_postgres_rustls::MakeRustlsConnect::new(tls),
+                manager_config,
+            ),
+            None => Manager::from_config(opts.config.clone(), NoTls, manager_config),
+        };
+        let pool = Pool::builder(manager)
+            .max_size(options.max_connections.max(2))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(options.wait_timeout))
+            .create_timeout(Some(options.wait_timeout))
+            .recycle_timeout(Some(options.wait_timeout))
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", opts.shown)))?;
+        let store = PgStore {
+            pool,
+            owner: options.owner,
+            shown: opts.shown,
+            changes: Arc::new(watch::channel(0u64).0),
+        };
+        {
+            let mut client = store.client().await?;
+            migrations::apply(&mut client).await?;
+        }
+        Ok(store)
+    }
+
+    /// The URL with its password hidden.
+    pub fn shown_url(&self) -> &str {
+        &self.shown
+    }
+
+    /// This replica's claim owner.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", self.shown)))
+    }
+
+    /// Runs `body` in one transaction and commits; wakes this process's workers after a commit
+    /// when `notifies`.
+    async fn in_tx<R, F>(&self, notifies: bool, body: F) -> StoreResult<R>
+    where
+        R: Send,
+        F: for<'c> FnOnce(&'c Transaction<'c>) -> futures::future::BoxFuture<'c, StoreResult<R>>
+            + Send,
+    {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(unavailable)?;
+        let out = body(&tx).await;
+        match out {
+            Ok(v) => {
+                tx.commit().await.map_err(unavailable)?;
+                if notifies {
+                    self.changes.send_modify(|n| *n = n.wrapping_add(1));
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                // Dropping the transaction rolls it back; say so explicitly to free the
+                // connection at once.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+// ---- helpers on a transaction ----
+
+async fn exec(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<u64> {
+    let stmt = tx.prepare_cached(sql).await.map_err(unavailable)?;
+    tx.execute(&stmt, params).await.map_err(unavailable)
+}
+
+async fn query(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> StoreResult<Vec<Row>> {
+    let stmt = tx.prepare_cached(sql).await.map_err(unavailable)?;
+    tx.query(&stmt, params).await.map_err(unavailable)
+}
+
+async fn query_opt(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> StoreResult<Option<Row>> {
+    let stmt = tx.prepare_cached(sql).await.map_err(unavailable)?;
+    tx.query_opt(&stmt, params).await.map_err(unavailable)
+}
+
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> StoreResult<T> {
+    row.try_get(i)
+        .map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))
+}
+
+/// A lane: (namespace, connection, group key).
+type Lane = (String, String, String);
+
+/// The advisory-lock key of a lane. Stable across builds and replicas (FNV-1a, 64 bit), so
+/// every replica locks the same key for the same lane. Collisions only serialise two lanes.
+pub fn lane_lock_key((ns, name, key): (&str, &str, &str)) -> i64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h = OFFSET;
+    for part in [ns, name, key] {
+        for b in part.bytes().chain(std::iter::once(0u8)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(PRIME);
+        }
+    }
+    h as i64
+}
+
+/// Takes the advisory locks of `lanes` in ascending key order (a fixed order: no deadlock
+/// between two calls that lock several lanes).
+async fn lock_lanes<'a>(
+    tx: &Transaction<'_>,
+    lanes: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+) -> StoreResult<()> {
+    let mut keys: Vec<i64> = lanes.into_iter().map(lane_lock_key).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for k in keys {
+        exec(tx, "SELECT pg_advisory_xact_lock($1)", &[&k]).await?;
+    }
+    Ok(())
+}
+
+fn into_event(row: &Row) -> StoreResult<StoredEvent> {
+    let seq: i64 = get(row, 0)?;
+    let body: String = get(row, 2)?;
+    let envelope: Envelope = serde_json::from_str(&body)
+        .map_err(|e| StoreError::Corrupt(format!("event {seq}: {e}")))?;
+    let state = match get::<i64>(row, 3)? {
+        STATE_QUEUED => EventState::Queued,
+        STATE_DONE => EventState::Done,
+        STATE_DEAD => EventState::DeadLetter,
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "event {seq}: unknown state {other}"
+            )))
+        }
+    };
+    Ok(StoredEvent {
+        seq,
+        group_key: get(row, 1)?,
+        envelope,
+        state,
+        attempts: u32::try_from(get::<i64>(row, 4)?).unwrap_or(u32::MAX),
+        next_attempt_at_ms: get(row, 5)?,
+        last_error: get(row, 6)?,
+        failsafe_sent: get(row, 7)?,
+        finished_at_ms: get(row, 8)?,
+        claims: u32::try_from(get::<i64>(row, 9)?).unwrap_or(u32::MAX),
+        failsafe_next_at_ms: get(row, 10)?,
+        failsafe_error: get(row, 11)?,
+    })
+}
+
+async fn query_events(
+    tx: &Transaction<'_>,
+    sql_tail: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> StoreResult<Vec<StoredEvent>> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM psa_events {sql_tail}");
+    query(tx, &sql, params)
+        .await?
+        .iter()
+        .map(into_event)
+        .collect()
+}
+
+/// The lane of a queued event; `NotQueued` otherwise.
+async fn queued_lane(tx: &Transaction<'_>, seq: i64) -> StoreResult<Lane> {
+    let row = query_opt(
+        tx,
+        "SELECT namespace, connection, group_key FROM psa_events WHERE seq = $1 AND state = 0",
+        &[&seq],
+    )
+    .await?
+    .ok_or(StoreError::NotQueued(seq))?;
+    Ok((get(&row, 0)?, get(&row, 1)?, get(&row, 2)?))
+}
+
+/// Locks the lanes of queued events `seqs`, then checks they are still queued (a concurrent
+/// call may have finished one while this one waited for the lock). Returns each event's lane.
+async fn lock_queued(tx: &Transaction<'_>, seqs: &[i64]) -> StoreResult<Vec<(i64, Lane)>> {
+    let mut found = Vec::with_capacity(seqs.len());
+    for &seq in seqs {
+        found.push((seq, queued_lane(tx, seq).await?));
+    }
+    lock_lanes(
+        tx,
+        found
+            .iter()
+            .map(|(_, (ns, n, k))| (ns.as_str(), n.as_str(), k.as_str())),
+    )
+    .await?;
+    for (seq, _) in &found {
+        queued_lane(tx, *seq).await?;
+    }
+    Ok(found)
+}
+
+/// Re-derives a lane's head from its queued events (or drops the lane). The caller holds the
+/// lane's advisory lock.
+async fn refresh_lane(
+    tx: &Transaction<'_>,
+    (ns, name, key): &Lane,
+    end_claim: bool,
+) -> StoreResult<()> {
+    let head = query_opt(
+        tx,
+        "SELECT seq, next_attempt_at_ms FROM psa_events
+         WHERE namespace = $1 AND connection = $2 AND group_key = $3 AND state = 0
+         ORDER BY seq LIMIT 1",
+        &[ns, name, key],
+    )
+    .await?;
+    match head {
+        Some(row) => {
+            let (seq, ready_at): (i64, i64) = (get(&row, 0)?, get(&row, 1)?);
+            exec(
+                tx,
+                "INSERT INTO psa_lanes (namespace, connection, group_key, head_seq, ready_at_ms)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (namespace, connection, group_key) DO UPDATE SET
+                   head_seq = excluded.head_seq,
+                   ready_at_ms = excluded.ready_at_ms,
+                   claimed_until_ms = CASE WHEN $6 THEN NULL ELSE psa_lanes.claimed_until_ms END,
+                   claimed_by = CASE WHEN $6 THEN NULL ELSE psa_lanes.claimed_by END",
+                &[ns, name, key, &seq, &ready_at, &end_claim],
+            )
+            .await?;
+        }
+        None => {
+            exec(
+                tx,
+                "DELETE FROM psa_lanes WHERE namespace = $1 AND connection = $2 AND group_key = $3",
+                &[ns, name, key],
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Counter deltas per connection: [accepted, pending, delivered, dead letters].
+type CounterDeltas = BTreeMap<(String, String), [i64; 4]>;
+
+fn add_delta(deltas: &mut CounterDeltas, ns: &str, name: &str, d: [i64; 4]) {
+    let e = deltas
+        .entry((ns.to_string(), name.to_string()))
+        .or_default();
+    for (acc, x) in e.iter_mut().zip(d) {
+        *acc += x;
+    }
+}
+
+/// Counter rows per connection: a transaction writes one of them (see the migration).
+const COUNTER_SHARDS: i16 = 16;
+
+/// Applies counter deltas to one shard, in key order (rows locked in a fixed order).
+async fn apply_counters(tx: &Transaction<'_>, deltas: &CounterDeltas) -> StoreResult<()> {
+    let shard: i16 = rand::random_range(0..COUNTER_SHARDS);
+    for ((ns, name), [accepted, pending, delivered, dead]) in deltas {
+        exec(
+            tx,
+            "INSERT INTO psa_counters (namespace, connection, accepted, pending, delivered, dead_letters, shard)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (namespace, connection, shard) DO UPDATE SET
+               accepted = psa_counters.accepted + excluded.accepted,
+               pending = psa_counters.pending + excluded.pending,
+               delivered = psa_counters.delivered + excluded.delivered,
+               dead_letters = psa_counters.dead_letters + excluded.dead_letters",
+            &[ns, name, accepted, pending, delivered, dead, &shard],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Inserts one event and, for a new lane, the lane with it as head; answers (seq, new). A
+/// duplicate answers the stored seq with `new = false` — unless the first copy was committed by
+/// another transaction while this statement waited, which its snapshot cannot see: then no
+/// row, and `stored_seq` looks again.
+const ENQUEUE_ONE: &str = "
+WITH ins AS (
+    INSERT INTO psa_events (namespace, connection, event_id, group_key, kind, body, state,
+                            attempts, next_attempt_at_ms, accepted_at_ms)
+    VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, $7)
+    ON CONFLICT (namespace, connection, event_id) DO NOTHING
+    RETURNING seq
+), lane AS (
+    INSERT INTO psa_lanes (namespace, connection, group_key, head_seq, ready_at_ms)
+    SELECT $1, $2, $4, seq, $7 FROM ins
+    ON CONFLICT (namespace, connection, group_key) DO NOTHING
+)
+SELECT seq, TRUE FROM ins
+UNION ALL
+SELECT seq, FALSE FROM psa_events
+ WHERE namespace = $1 AND connection = $2 AND event_id = $3 AND NOT EXISTS (SELECT 1 FROM ins)";
+
+/// Enqueues a batch in one round trip: the lane locks (sorted) and one `ENQUEUE_ONE` per
+/// event are pipelined on the connection, which runs them in the order sent.
+async fn enqueue_batch(tx: &Transaction<'_>, events: &[NewEvent]) -> StoreResult<Vec<Enqueued>> {
+    let lock = tx
+        .prepare_cached("SELECT pg_advisory_xact_lock($1)")
+        .await
+        .map_err(unavailable)?;
+    let insert = tx.prepare_cached(ENQUEUE_ONE).await.map_err(unavailable)?;
+    let mut keys: Vec<i64> = events
+        .iter()
+        .map(|e| {
+            lane_lock_key((
+                e.envelope.namespace.as_str(),
+                e.envelope.connection.as_str(),
+                e.group_key.as_str(),
+            ))
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let bodies = events
+        .iter()
+        .map(|ev| {
+            serde_json::to_string(&ev.envelope)
+                .map_err(|e| StoreError::Corrupt(format!("cannot encode event: {e}")))
+        })
+        .collect::<StoreResult<Vec<String>>>()?;
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e.envelope.event.kind.as_str())
+        .collect();
+    let (lock, insert) = (&lock, &insert);
+    let locks = futures::future::try_join_all(keys.iter().map(|k| {
+        let params: Vec<&(dyn ToSql + Sync)> = vec![k];
+        tx.execute_raw(lock, params)
+    }));
+    let inserts = futures::future::try_join_all(events.iter().zip(&bodies).zip(&kinds).map(
+        |((ev, body), kind)| {
+            let env = &ev.envelope;
+            let params: Vec<&(dyn ToSql + Sync)> = vec![
+                &env.namespace,
+                &env.connection,
+                &env.event.id,
+                &ev.group_key,
+                kind,
+                body,
+                &env.accepted_at_ms,
+            ];
+            async move {
+                use futures::TryStreamExt;
+                tx.query_raw(insert, params)
+                    .await?
+                    .try_collect::<Vec<Row>>()
+                    .await
+            }
+        },
+    ));
+    // Polled in this order, so every lock is requested before the first insert.
+    let (locked, inserted) = futures::join!(locks, inserts);
+    locked.map_err(unavailable)?;
+    let rows = inserted.map_err(unavailable)?;
+    let mut out = Vec::with_capacity(events.len());
+    for (ev, rows) in events.iter().zip(rows) {
+        let found = match rows.first() {
+            Some(row) => Enqueued {
+                seq: get(row, 0)?,
+                new: get(row, 1)?,
+            },
+            None => Enqueued {
+                seq: stored_seq(tx, ev).await?,
+                new: false,
+            },
+        };
+        out.push(found);
+    }
+    Ok(out)
+}
+
+/// The seq of an already stored event (a fresh snapshot: it may have just been committed).
+async fn stored_seq(tx: &Transaction<'_>, ev: &NewEvent) -> StoreResult<i64> {
+    let env = &ev.envelope;
+    let row = query_opt(
+        tx,
+        "SELECT seq FROM psa_events WHERE namespace = $1 AND connection = $2 AND event_id = $3",
+        &[&env.namespace, &env.connection, &env.event.id],
+    )
+    .await?
+    .ok_or_else(|| StoreError::Unavailable("a duplicate event vanished; retry".into()))?;
+    get(&row, 0)
+}
+
+async fn write_ticket_record(tx: &Transaction<'_>, record: &TicketRecord) -> StoreResult<()> {
+    match record {
+        TicketRecord::Group {
+            connection,
+            group_key,
+            ticket,
+        } => exec(
+            tx,
+            "INSERT INTO psa_group_tickets (namespace, connection, group_key, ticket_id, open, updated_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (namespace, connection, group_key) DO UPDATE SET
+               ticket_id = excluded.ticket_id, open = excluded.open,
+               updated_at_ms = excluded.updated_at_ms",
+            &[
+                &connection.namespace,
+                &connection.name,
+                group_key,
+                &ticket.ticket_id,
+                &ticket.open,
+                &ticket.updated_at_ms,
+            ],
+        )
+        .await,
+        TicketRecord::Finding {
+            connection,
+            finding_id,
+            ticket_id,
+            updated_at_ms,
+        } => exec(
+            tx,
+            "INSERT INTO psa_finding_tickets (namespace, connection, finding_id, ticket_id, updated_at_ms)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (namespace, connection, finding_id) DO UPDATE SET
+               ticket_id = excluded.ticket_id, updated_at_ms = excluded.updated_at_ms",
+            &[
+                &connection.namespace,
+                &connection.name,
+                finding_id,
+                ticket_id,
+                updated_at_ms,
+            ],
+        )
+        .await,
+    }
+    .map(|_| ())
+}
+
+/// Runs an UPDATE of one dead letter; `NotDeadLetter` when it matched no row.
+async fn update_dead_letter(
+    tx: &Transaction<'_>,
+    seq: i64,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> StoreResult<()> {
+    if exec(tx, sql, params).await? == 0 {
+        return Err(StoreError::NotDeadLetter(seq));
+    }
+    Ok(())
+}
+
+/// ($1, $2) of an optional connection filter; empty strings select all connections.
+fn conn_params(connection: &Option<ConnectionKey>) -> (String, String) {
+    match connection {
+        Some(k) => (k.namespace.clone(), k.name.clone()),
+        None => (String::new(), String::new()),
+    }
+}
+
+const CONN_FILTER: &str = "($1 = '' OR (namespace = $1 AND connection = $2))";
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn limit_param(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn enqueue(&self, events: Vec<NewEvent>) -> StoreResult<Vec<Enqueued>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.in_tx(true, move |tx| {
+            Box::pin(async move {
+                let out = enqueue_batch(tx, &events).await?;
+                let mut deltas = CounterDeltas::new();
+                for (ev, r) in events.iter().zip(&out) {
+                    if r.new {
+                        let env = &ev.envelope;
+                        add_delta(&mut deltas, &env.namespace, &env.connection, [1, 1, 0, 0]);
+                    }
+                }
+                apply_counters(tx, &deltas).await?;
+                Ok(out)
+            })
+        })
+        .await
+    }
+
+    async fn ready_lanes(
+        &self,
+        connection: Option<ConnectionKey>,
+        now_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<ReadyLane>> {
+        let (ns, name) = conn_params(&connection);
+        let limit = limit_param(limit);
+        self.in_tx(false, move |tx| {
+            Box::pin(async move {
+                let sql = format!(
+                    "SELECT namespace, connection, group_key, ready_at_ms FROM psa_lanes
+                     WHERE {CONN_FILTER} AND ready_at_ms <= $3
+                       AND (claimed_until_ms IS NULL OR claimed_until_ms <= $3)
+                     ORDER BY ready_at_ms LIMIT $4"
+                );
+                query(tx, &sql, &[&ns, &name, &now_ms, &limit])
+                    .await?
+                    .iter()
+                    .map(|r| {
+                        Ok(ReadyLane {
+                            connection: ConnectionKey::new(
+                                get::<String>(r, 0)?,
+                                get::<String>(r, 1)?,
+                            ),
+                            group_key: get(r, 2)?,
+                            ready_at_ms: get(r, 3)?,
+                        })
+                    })
+                    .collect()
+            })
+        })
+        .await
+    }
+
+    async fn next_ready_at(&self, connection: Option<ConnectionKey>) -> StoreResult<Option<i64>> {
+        let (ns, name) = conn_params(&connection);
+        self.in_tx(false, move |tx| {
+            Box::pin(async move {
+                // A claimed lane can be claimed again at the earliest when its lease ends.
+                let sql = format!(
+                    "SELECT MIN(CASE WHEN claimed_until_ms IS NULL THEN ready_at_ms
+                                     ELSE GREATEST(ready_at_ms, claimed_until_ms) END)
+                     FROM psa_lanes WHERE {CONN_FILTER}"
+                );
+                let row = query_opt(tx, &sql, &[&ns, &name]).await?;
+                match row {
+                    Some(r) => get::<Option<i64>>(&r, 0),
+                    None => Ok(None),
+                }
+            })
+        })
+        .await
+    }
+
+    async fn claim(
+        &self,
+        connection: ConnectionKey,
+        group_key: String,
+        now_ms: i64,
+        lease: Duration,
+    ) -> StoreResult<Option<StoredEvent>> {
+        let owner = self.owner.clone();
+        self.in_tx(false, move |tx| {
+            Box::pin(async move {
+                let until = now_ms.saturating_add(ms(lease));
+                let head = query_opt(
+                    tx,
+                    "UPDATE psa_lanes SET claimed_until_ms = $4, claimed_by = $6
+                     WHERE namespace = $1 AND connection = $2 AND group_key = $3
+                       AND ready_at_ms <= $5
+                       AND (claimed_until_ms IS NULL OR claimed_until_ms <= $5)
+                     RETURNING head_seq",
+                    &[
+                        &connection.namespace,
+                        &connection.name,
+                        &group_key,
+                        &until,
+                        &now_ms,
+                        &owner,
+                    ],
+                )
+                .await?;
+                let Some(row) = head else { return Ok(None) };
+                let seq: i64 = get(&row, 0)?;
+                exec(
+                    tx,
+                    "UPDATE psa_events SET claims = claims + 1 WHERE seq = $1",
+                    &[&seq],
+                )
+                .await?;
+                let mut found = query_events(tx, "WHERE seq = $1 AND state = 0", &[&seq]).await?;
+                match found.pop() {
+                    Some(ev) => Ok(Some(ev)),
+                    None => Err(StoreError::Corrupt(format!(
+                        "lane head {seq} is not a queued event"
+                    ))),
+                }
+            })
+        })
+        .await
+    }
+
+    async fn lane_events(
+        &self,
+        connection: ConnectionKey,
+        group_key: String,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        let limit = limit_param(limit);
+        self.in_tx(false, move |tx| {
+            Box::pin(async move {
+                query_events(
+                    tx,
+                    "WHERE namespace = $1 AND connection = $2 AND group_key = $3 AND state = 0
+                     ORDER BY seq LIMIT $4",
+                    &[&connection.namespace, &connection.name, &group_key, &limit],
+                )
+                .await
+            })
+        })
+        .await
+    }
+
+    async fn complete(
+        &self,
+        seqs: Vec<i64>,
+        now_ms: i64,
+        records: Vec<TicketRecord>,
+    ) -> StoreResult<()> {
+        self.in_tx(true, move |tx| {
+            Box::pin(async move {
+                let found = lock_queued(tx, &seqs).await?;
+                let mut deltas = CounterDeltas::new();
+                let mut lanes = std::collections::BTreeSet::new();
+                for (seq, lane) in found {
+                    exec(
+                        tx,
+                        "UPDATE psa_events SET state = 1, finished_at_ms = $2 WHERE seq = $1",
+                        &[&seq, &now_ms],
+                    )
+                    .await?;
+                    add_delta(&mut deltas, &lane.0, &lane.1, [0, -1, 1, 0]);
+                    lanes.insert(lane);
+                }
+                for lane in &lanes {
+                    refresh_lane(tx, lane, true).await?;
+                }
+                for r in &records {
+                    write_ticket_record(tx, r).await?;
+                }
+                apply_counters(tx, &deltas).await
+            })
+        })
+        .await
+    }
+
+    async fn retry_later(
+        &self,
+        seq: i64,
+        next_attempt_at_ms: i64,
+        error: String,
+    ) -> StoreResult<u32> {
+        self.in_tx(true, move |tx| {
+            Box::pin(async move {
+                let mut found = lock_queued(tx, &[seq]).await?;
+                let (_, lane) = found.pop().ok_or(StoreError::NotQueued(seq))?;
+                let row = query_opt(
+                    tx,
+                    "UPDATE psa_events SET attempts = attempts + 1, next_attempt_at_ms = $2,
+                                           last_error = $3
+                     WHERE seq = $1 RETURNING attempts",
+                    &[&seq, &next_attempt_at_ms, &error],
+                )
+                .await?
+                .ok_or(StoreError::NotQueued(seq))?;
+                refresh_lane(tx, &lane, true).await?;
+                Ok(u32::try_from(get::<i64>(&row, 0)?).unwrap_or(u32::MAX))
+            })
+        })
+        .await
+    }
+
+    async fn defer(&self, seq: i64, not_before_ms: i64) -> StoreResult<()> {
+        self.in_tx(true, move |tx| {
+            Box::pin(async move {
+                let mut found = lock_queued(tx, &[seq]).await?;
+                let (_, lane) = found.pop().ok_or(StoreError::NotQueued(seq))?;
+                exec(
+                    tx,
+                    "UPDATE psa_events SET next_attempt_at_ms = $2 WHERE seq = $1",
+                    &[&seq, &not_before_ms],
+                )
+                .await?;
+                refresh_lane(tx, &lane, true).await
+            })
+        })
+        .await
+    }
+
+    async fn dead_letter(&self, seq: i64, error: String, now_ms: i64) -> StoreResult<()> {
+        self.in_tx(true, move |tx| {
+            Box::pin(async move {
+                let mut found = lock_queued(tx, &[seq]).await?;
+                let (_, lane) = found.pop().ok_or(StoreError::NotQueued(seq))?;
+                exec(
+                    tx,
+                    "UPDATE psa_events SET state = 2, attempts = attempts + 1, last_error = $2,
+                                           finished_at_ms = $3, failsafe_sent = FALSE,
+                                           failsafe_next_at_ms = $3, failsafe_error = NULL
+                     WHERE seq = $1",
+                    &[&seq, &error, &now_ms],
+                )
+                .await?;
+                let mut deltas = CounterDeltas::new();
+                add_delta(&mut deltas, &lane.0, &lane.1, [0, -1, 0, 1]);
+                refresh_lane(tx, &lane, true).await?;
+                apply_counters(tx, &deltas).await
+            })
+        })
+        .await
+    }
+
+    async fn mark_failsafe_sent(&self, seq: i64) -> StoreResult<()> {
+        self.in_tx(false, move |tx| {
+            Box::pin(async move {
+                update_dead_letter(
+                    tx,
+                    seq,
+                    "UPDATE psa_events SET failsafe_sent = TRUE, failsafe_next_at_ms = NULL
+                     WHERE seq = $1 AND state = 2",
+                    &[&seq],
+                )
+                .await
+            })
+        })
+        .await
+    }
+
+    async fn failsafe_due(
+        &self,
+        connection: Option<ConnectionKey>,
+        now_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        let (ns, name) = conn_params(&connection);
+        let limit = limit_param(limit);
+        self.in_tx(false, move |tx| {
+            Box::pin(async move {
+                query_events(
+                    tx,
+                    &format!(
+                        "WHERE {CONN_FILTER} AND state = 2 AND NOT failsafe_sent
+                           AND failsafe_next_at_ms <= $3
+                         ORDER BY failsafe_next_at_ms, seq LIMIT $4"
+                    ),
+                    &[&ns, &name, &now_ms, &limit],
+                )
+                .await
+            })
+        })
+        .await
+    }
+
+    async fn failsafe_retry_later(
+        &self,
+        seq: i64,
+        next_at_ms: i64,
+        error: String,
+    ) -> StoreResult<()> {
+        self.in_tx(false, move |tx| {
+            Box::pin(async move {
+                update_dead_letter(
+                    tx,
+                    seq,
+                    "UPDATE psa_events SET failsafe_next_at_ms = $2, failsafe_error = $3
+                     WHERE seq = $1 AND state = 2 AND NOT failsafe_sent",
+                    &[&seq, &next_at_ms, &error],
+                )
+                .await
+            })
+        })
+        .await
+    }
+
+    async fn dead_letters(
+        &self,
+        connection: Option<ConnectionKey>,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        let (ns, name) = conn_params(&connection);
+        let limit = limit_param(limit);
+        self.in_tx(false, move |tx| {
+            Box::pin(async move {
+                query_events(
+                    tx,
+                    &format!("WHERE {CONN_FILTER} AND state = 2 ORDER BY seq LIMIT $3"),
+                    &[&ns, &name, &limit],
+                )
+                .await
+            })
+        })
+        .await
+    }
+
+    async fn replay_dead_letters(
+        &self,
+        connection: Option<ConnectionKey>,
+        now_ms: i64,
+    ) -> StoreResult<u64> {
+        let (ns, name) = conn_params(&connection);
+        self.in_tx(true, move |tx| {
+            Box::pin(async move {
+                // Lock the lanes the dead letters go back to before touching them.
+                let dead = query(
+                    tx,
+                    &format!(
+                        "SELECT DISTINCT namespace, connection, group_key FROM psa_events
+                         WHERE {CONN_FILTER} AND state = 2"
+                    ),
+                    &[&ns, &name],
+                )
+                .await?;
+                let lanes: Vec<Lane> = dead
+                    .iter()
+                    .map(|r| Ok((get(r, 0)?, get(r, 1)?, get(r, 2)?)))
+                    .collect::<StoreResult<_>>()?;
+                lock_lanes(
+                    tx,
+                    lanes
+                        .iter()
+                        .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str())),
+                )
+                .await?;
+                let replayed = query(
+                    tx,
+                    &format!(
+                        "UPDATE psa_events SET state = 0, attempts = 0, next_attempt_at_ms = $3,
+                                               finished_at_ms = NULL, failsafe_sent = FALSE,
+                                               failsafe_next_at_ms = NULL, failsafe_error = NULL
+                         WHERE {CONN_FILTER} AND state = 2
+                         RETURNING namespace, connection, group_key"
+                    ),
+                    &[&ns, &name, &now_ms],
+                )
+                .await?;
+                let mut deltas = CounterDeltas::new();
+                let mut touched = std::collections::BTreeSet::new();
+                for r in &replayed {
+                    let lane: Lane = (get(r, 0)?, get(r, 1)?, get(r, 2)?);
+                    add_delta(&mut deltas, &lane.0, &lane.1, [0, 1, 0, -1]);
+                    touched.insert(lane);
+                }
+                for lane in &touched {
+                    // A lane being worked on keeps its claim; the replayed event queues behind it.
+                    refresh_lane(tx, lane, false).await?;
+                }
+                apply_counters(tx, &deltas).await?;
+                Ok(replayed.len() as u64)
+            })
+        })
+        .await
+    }
+
+    /// Ends the claims of this replica (`PgOptions::owner`) only: the other replicas' claims
+    /// are live work, and a dead replica's claims run out with their lease.
+    async fn release_all_claims(&self) -> StoreResult<u64> {
+        let owner = self.owner.clone();
+        self.in_tx(true, move |tx| {
+            Box::pin(async move {
+                exec(
+                    tx,
+                    "UPDATE psa_lanes SET claimed_until_ms = NULL, claimed_by = NULL
+                     WHERE claimed_until_ms IS NOT NULL AND claimed_by = $1",
+                    &[&owner],
+                )
+                .await
+            })
+        })
+        .await
+    }
+
+    async fn group_ticket(
+        &self,
+        connection: ConnectionKey,
+        group_key: String,
+    ) -> StoreResult<Option<GroupTicket>> {
+        self.in_tx(false, move |tx| {
+            Box::pin(async move {
+                let row = query_opt(
+                    tx,
+                    "SELECT ticket_id, open, updated_at_ms FROM psa_group_tickets
+                     WHERE namespace = $1 AND connection = $2 AND group_key = $3",
+                    &[&connection.namespace, &connection.name, &group_key],
+                )
+                .await?;
+                row.map(|r| {
+                    Ok(GroupTicket {
+                        ticket_id: get(&r, 0)?,
+                        open: get(&r, 1)?,
+                        updated_at_ms: get(&r, 2)?,
+                    })
+                })
+                .transpose()
+            })
+        })
+        .await
+    }
+
+    async fn set_group_ticket(
+        &self,
+        connection: ConnectionKey,
+        group_key: String,
+        ticket: GroupTicket,
+    ) -> StoreResult<()> {
+        let record = TicketRecord::Group {
+            connection,
+            group_key,
+            ticket,
+        };
+        self.in_tx(false, move |tx| {
+            Box::pin(async move { write_ticket_record(tx, &record).await })
+        })
+        .await
+    }
+
+    async fn finding_ticket(
+        &self,
+        connection: ConnectionKey,
+        finding_id: String,
+    ) -> StoreResult<Option<String>> {
+        self.in_tx(false, move |tx| {
+            Box::pin(async move {
+                let row = query_opt(
+                    tx,
+                    "SELECT ticket_id FROM psa_finding_tickets
+                     WHERE namespace = $1 AND connection = $2 AND finding_id = $3",
+                    &[&connection.namespace, &connection.name, &finding_id],
+                )
+                .await?;
+                row.map(|r| get(&r, 0)).transpose()
+            })
+        })
+        .await
+    }
+
+    async fn set_finding_ticket(
+        &self,
+        connection: ConnectionKey,
+        finding_id: String,
+        ticket_id: String,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let record = TicketRecord::Finding {
+            connection,
+            finding_id,
+            ticket_id,
+            updated_at_ms: now_ms,
+        };
+        self.in_tx(false, move |tx| {
+            Box::pin(async move { write_ticket_record(tx, &record).await })
+        })
+        .await
+    }
+
+    async fn counters(&self, connection: ConnectionKey) -> StoreResult<ConnectionCounters> {
+        self.in_tx(false, move |tx| {
+            Box::pin(async move {
+                let row = query_opt(
+                    tx,
+                    "SELECT SUM(accepted)::BIGINT, SUM(pending)::BIGINT, SUM(delivered)::BIGINT,
+                            SUM(dead_letters)::BIGINT
+                     FROM psa_counters WHERE namespace = $1 AND connection = $2",
+                    &[&connection.namespace, &connection.name],
+                )
+                .await?;
+                // No rows: the sums are NULL (an unknown connection counts zero).
+                let sum = |i: usize| -> StoreResult<i64> {
+                    match &row {
+                        Some(r) => Ok(get::<Option<i64>>(r, i)?.unwrap_or(0)),
+                        None => Ok(0),
+                    }
+                };
+                let [accepted, pending, delivered, dead] = [sum(0)?, sum(1)?, sum(2)?, sum(3)?];
+                let u = |v: i64| u64::try_from(v).unwrap_or(0);
+                Ok(ConnectionCounters {
+                    accepted: u(accepted),
+                    pending: u(pending),
+                    delivered: u(delivered),
+                    dead_letters: u(dead),
+                })
+            })
+        })
+        .await
+    }
+
+    async fn queue_depth(&self) -> StoreResult<u64> {
+        self.in_tx(false, move |tx| {
+            Box::pin(async move {
+                let row = query_opt(
+                    tx,
+                    "SELECT COALESCE(SUM(pending), 0)::BIGINT FROM psa_counters",
+                    &[],
+                )
+                .await?;
+                let v: i64 = match row {
+                    Some(r) => get(&r, 0)?,
+                    None => 0,
+                };
+                Ok(u64::try_from(v).unwrap_or(0))
+            })
+        })
+        .await
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lane_lock_keys_are_stable_and_separate_the_parts() {
+        // Fixed value: every replica and every build must lock the same key for a lane.
+        assert_eq!(
+            lane_lock_key(("psa", "acme", "k")),
+            lane_lock_key(("psa", "acme", "k"))
+        );
+        assert_ne!(
+            lane_lock_key(("psa", "acme", "k")),
+            lane_lock_key(("psa", "acmek", ""))
+        );
+        assert_ne!(
+            lane_lock_key(("psa", "acme", "k1")),
+            lane_lock_key(("psa", "acme", "k2"))
+        );
+        // The FNV-1a value pinned: a change would let two builds lock different keys.
+        assert_eq!(lane_lock_key(("psa", "acme", "k")), 3931385594016856718);
+    }
+}
