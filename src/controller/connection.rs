@@ -287,6 +287,10 @@ async fn resolve_settings(
             None
         }
     };
+    misses.extend(super::required_fields::missing_required(
+        psa.provider(),
+        &ticket_spec,
+    ));
     let catch_all = match &spec.catch_all {
         None => None,
         Some(ca) => match resolve_catch_all(psa.as_ref(), ca).await? {

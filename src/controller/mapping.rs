@@ -286,7 +286,7 @@ async fn evaluate(
     key: &ConnectionKey,
 ) -> Outcome {
     let mut out = Outcome {
-        status: CustomerMappingStatus::default(),
+        status: super::line_memory::billing_memory(m.status.as_ref()),
         conds: vec![],
         customer: None,
         transient: false,
@@ -493,14 +493,15 @@ async fn evaluate_with_psa(
         cost: money(&line_spec.cost, &service.spec.cost),
         price: money(&line_spec.price, &service.spec.price),
     };
-    let mut existing = psa.find_contract_line(&contract.id, &service_id).await?;
-    if existing.is_none() && !psa.lists_contract_lines() {
-        existing = line_from_status(m.status.as_ref(), &contract.id, &service_id, wanted);
-    }
-    let (line, note) = match plan_line(existing, wanted) {
-        LinePlan::InStep(line) => (line, None),
+    let found = psa.find_contract_line(&contract.id, &service_id).await?;
+    let found_id = found.as_ref().map(|l| l.id.clone());
+    let remembered = line_from_status(m.status.as_ref(), &contract.id, &service_id, wanted);
+    let existing = super::line_memory::line_to_plan(found, remembered, psa.lists_contract_lines());
+    let (line, note, reason) = match plan_line(existing, wanted) {
+        LinePlan::InStep(line) => (line, None, "InStep"),
         LinePlan::Add(v) => {
             let line = psa.add_contract_line(&contract.id, &service_id, v).await?;
+            let reason = super::line_memory::added_reason(found_id.as_deref(), &line);
             ctx.event(
                 m,
                 false,
@@ -509,7 +510,7 @@ async fn evaluate_with_psa(
                 format!("added {:?} × {}", service.spec.name, v.quantity),
             )
             .await;
-            (line, None)
+            (line, None, reason)
         }
         LinePlan::Update { line, to } => {
             let from = line.quantity;
@@ -530,7 +531,11 @@ async fn evaluate_with_psa(
                 ),
             )
             .await;
-            (upd.line().clone(), note)
+            (
+                upd.line().clone(),
+                note,
+                super::line_memory::updated_reason(&upd),
+            )
         }
     };
     out.status.contract_line_id = Some(line.id.clone());
@@ -539,8 +544,7 @@ async fn evaluate_with_psa(
         Some(n) => format!("line {} at quantity {}; {n}", line.id, line.quantity),
         None => format!("line {} at quantity {}", line.id, line.quantity),
     };
-    out.conds
-        .push((CONTRACT_SYNCED, true, "InStep".into(), msg));
+    out.conds.push((CONTRACT_SYNCED, true, reason.into(), msg));
     Ok(())
 }
 

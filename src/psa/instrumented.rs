@@ -53,7 +53,9 @@ impl InstrumentedPsa {
             Err(PsaError::Transient { .. }) => "transient",
             Err(PsaError::Auth { .. }) => "auth",
             Err(PsaError::NotFound { .. }) => "not_found",
-            Err(PsaError::Permanent { .. }) => "permanent",
+            Err(PsaError::Permanent { .. }) | Err(PsaError::LookupUnavailable { .. }) => {
+                "permanent"
+            }
         };
         self.metrics
             .calls

@@ -199,6 +199,10 @@ impl Transport {
                     PsaError::Transient { .. } => e,
                     PsaError::Auth { status, message }
                     | PsaError::Permanent { status, message } => PsaError::Auth { status, message },
+                    PsaError::LookupUnavailable { message, .. } => PsaError::Auth {
+                        status: Some(status),
+                        message,
+                    },
                     PsaError::NotFound { message } => PsaError::Auth {
                         status: Some(status),
                         message,
