@@ -920,3 +920,21 @@ async fn the_client_reads_the_documented_payloads() {
     assert_eq!(e.reason(), "AuthenticationFailed", "{e}");
     assert_eq!(logins.load(Ordering::SeqCst), before + 1);
 }
+
+/// The tenant lookup table names are Kaseya's to publish and are not: a table the tenant does
+/// not know is reported as `LookupUnavailable` naming it, and the names can be configured.
+#[tokio::test]
+async fn an_unknown_lookup_table_is_named_in_the_error() {
+    let sb = sandbox(demo_seed()).await;
+    let mut cfg = config(&sb);
+    cfg.lookup_tables.ticket_type = "IncidentKind".into();
+    let c = BmsClient::new(cfg).unwrap();
+    let e = c.ticket_types(None).await.unwrap_err();
+    assert_eq!(e.reason(), "LookupUnavailable", "{e}");
+    assert!(e.to_string().contains("\"IncidentKind\""), "{e}");
+    assert!(e.to_string().contains("lookupTables"), "{e}");
+    assert!(!e.is_transient());
+    // Sources still come from their (default) table.
+    assert!(!c.sources().await.unwrap().is_empty());
+    crate::bms_contract::assert_contract(&sb).await;
+}
