@@ -730,6 +730,30 @@ async fn the_sandbox_speaks_the_bms_wire_format() {
     assert_eq!(page["result"][0]["accountName"], "Fabrikam Inc");
     assert_eq!(page["result"][0]["locations"][0]["isMain"], true);
 
+    // A technician's tool searching tickets with a body, as the document describes.
+    let found: Value = http
+        .post(format!("{base}/v2/servicedesk/tickets/search"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"PageSize": 10, "PageNumber": 1,
+                                  "Filter": {"AccountCode": "CONTOSO", "ExcludeCompleted": 1}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["success"], true, "{found}");
+    assert_eq!(found["totalRecords"], 0, "no tickets yet: {found}");
+    // A path BMS does not have: 404 with an empty body, as ASP.NET answers.
+    let r = http
+        .get(format!("{base}/v2/servicedesk/tickets/1/nothing-here"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().is_empty());
+
     // A body the binder cannot read: 400 problem details, not the envelope.
     let r = http
         .post(format!("{base}/v2/servicedesk/tickets"))
