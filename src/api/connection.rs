@@ -122,6 +122,28 @@ pub struct KaseyaBmsProvider {
     pub tenant: String,
     /// Secret with keys `username` and `password` of the API user.
     pub credentials_secret_ref: SecretRef,
+    /// Names of the tenant lookup tables read for ticket types, sources and note types. Kaseya
+    /// does not publish them; absent = `TicketType`, `TicketSource`, `TicketNoteType`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookup_tables: Option<BmsLookupTables>,
+}
+
+/// Kaseya BMS tenant lookup table names (`GET /v2/system/tenantlookup/{tableName}`).
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BmsLookupTables {
+    /// Table of ticket types (default `TicketType`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub ticket_type: Option<String>,
+    /// Table of ticket sources (default `TicketSource`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub ticket_source: Option<String>,
+    /// Table of ticket note types (default `TicketNoteType`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub note_type: Option<String>,
 }
 
 /// Catch-all account for unmapped organizations.

@@ -73,12 +73,24 @@ impl PsaFactory for RealPsaFactory {
                 Ok(Arc::new(client))
             }
             (None, Some(bms)) => {
-                let cfg = BmsConfig::new(
+                let mut cfg = BmsConfig::new(
                     bms.url.trim_end_matches('/'),
                     bms.tenant.clone(),
                     credentials.require("username")?.expose(),
                     credentials.require("password")?,
                 );
+                if let Some(t) = &bms.lookup_tables {
+                    let tables = &mut cfg.lookup_tables;
+                    for (name, slot) in [
+                        (&t.ticket_type, &mut tables.ticket_type),
+                        (&t.ticket_source, &mut tables.ticket_source),
+                        (&t.note_type, &mut tables.note_type),
+                    ] {
+                        if let Some(n) = name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+                            *slot = n.to_string();
+                        }
+                    }
+                }
                 let client =
                     BmsClient::new(cfg).map_err(|e| FactoryError::Invalid(e.to_string()))?;
                 Ok(Arc::new(client))

@@ -26,6 +26,7 @@ use super::context::Context;
 use super::index::MappingFact;
 use super::resolve::billing::{line_from_status, plan_line, wanted_line, LinePlan};
 use super::resolve::customer::{duplicates_of, resolve_customer, CustomerResolution};
+use super::resolve::line_memory::{added_reason, line_to_plan, updated_reason};
 use super::status::{finish, Conditions};
 use super::ReconcileError;
 
@@ -36,8 +37,8 @@ pub struct Watched {
     pub mappings: Store<CustomerMapping>,
 }
 
-/// A condition outcome: holds, or the reason and message why not.
-type Verdict = Result<String, (String, String)>;
+/// A condition outcome: (reason, message) when it holds, or the reason and message why not.
+type Verdict = Result<(String, String), (String, String)>;
 
 /// Everything a reconcile learned, before it is written anywhere.
 struct Evaluation {
@@ -247,7 +248,10 @@ async fn sync_contract_line(
     eval: &mut Evaluation,
 ) {
     let Some(line_spec) = &m.spec.contract_service else {
-        eval.contract_line = Some(Ok("no contractService in spec".into()));
+        eval.contract_line = Some(Ok((
+            "NotRequested".into(),
+            "no contractService in spec".into(),
+        )));
         return;
     };
     let Some(contract_id) = eval.ids.contract_id.clone() else {
@@ -292,10 +296,10 @@ async fn sync_contract_line(
         service_name: &service.spec.name,
     };
     match keep_line_in_step(m, ctx, psa.as_ref(), &target, wanted).await {
-        Ok((line_id, quantity, message)) => {
+        Ok((line_id, quantity, reason, message)) => {
             eval.ids.contract_line_id = Some(line_id);
             eval.ids.synced_quantity = Some(quantity);
-            eval.contract_line = Some(Ok(message));
+            eval.contract_line = Some(Ok((reason.to_string(), message)));
         }
         Err(e) => {
             eval.transient = e.is_transient().then(|| e.to_string());
@@ -318,20 +322,21 @@ async fn keep_line_in_step(
     psa: &dyn Psa,
     target: &LineTarget<'_>,
     wanted: LineValues,
-) -> Result<(String, i64, String), PsaError> {
+) -> Result<(String, i64, &'static str, String), PsaError> {
     let (contract_id, service_id) = (target.contract_id, target.service_id);
-    let mut existing = psa.find_contract_line(contract_id, service_id).await?;
-    if existing.is_none() && !psa.lists_contract_lines() {
-        existing = line_from_status(m.status.as_ref(), contract_id, service_id, wanted);
-    }
-    let (line, note) = match plan_line(existing, wanted) {
-        LinePlan::InStep(line) => (line, None),
+    let found = psa.find_contract_line(contract_id, service_id).await?;
+    let found_id = found.as_ref().map(|l| l.id.clone());
+    let remembered = line_from_status(m.status.as_ref(), contract_id, service_id, wanted);
+    let existing = line_to_plan(found, remembered, psa.lists_contract_lines());
+    let (line, note, reason) = match plan_line(existing, wanted) {
+        LinePlan::InStep(line) => (line, None, "InStep"),
         LinePlan::Add(v) => {
             let line = psa.add_contract_line(contract_id, service_id, v).await?;
             let msg = format!("added {:?} × {}", target.service_name, v.quantity);
             ctx.event(m, false, "ContractLineAdded", "ContractSync", msg)
                 .await;
-            (line, None)
+            let reason = added_reason(found_id.as_deref(), &line);
+            (line, None, reason)
         }
         LinePlan::Update { line, to } => {
             let from = line.quantity;
@@ -344,14 +349,14 @@ async fn keep_line_in_step(
             let msg = format!("quantity {from} → {}{suffix}", to.quantity);
             ctx.event(m, false, "ContractLineUpdated", "ContractSync", msg)
                 .await;
-            (update.line().clone(), note)
+            (update.line().clone(), note, updated_reason(&update))
         }
     };
     let message = match note {
         Some(n) => format!("line {} at quantity {}; {n}", line.id, line.quantity),
         None => format!("line {} at quantity {}", line.id, line.quantity),
     };
-    Ok((line.id, line.quantity, message))
+    Ok((line.id, line.quantity, reason, message))
 }
 
 /// The status an evaluation stands for, and the conditions that changed.
@@ -404,10 +409,7 @@ fn build_status(
         }
     }
     match &eval.contract_line {
-        Some(Ok(message)) if m.spec.contract_service.is_none() => {
-            conds.set(CONTRACT_SYNCED, true, "NotRequested", message.clone())
-        }
-        Some(Ok(message)) => conds.set(CONTRACT_SYNCED, true, "InStep", message.clone()),
+        Some(Ok((reason, message))) => conds.set(CONTRACT_SYNCED, true, reason, message.clone()),
         Some(Err((reason, message))) => conds.set(CONTRACT_SYNCED, false, reason, message.clone()),
         None => {}
     }

@@ -26,6 +26,10 @@ pub enum PsaError {
     /// The referenced object does not exist.
     #[error("not found in the PSA: {message}")]
     NotFound { message: String },
+    /// A lookup the PSA does not offer under the name the client uses (e.g. a Kaseya BMS tenant
+    /// lookup table whose name Kaseya does not publish): configuration, not a transient fault.
+    #[error("lookup {table:?} is not available in the PSA: {message}")]
+    LookupUnavailable { table: String, message: String },
     /// Validation and other client errors: retrying the same request will not help.
     #[error("PSA rejected the request{}: {message}", status_suffix(*.status))]
     Permanent {
@@ -58,6 +62,7 @@ impl PsaError {
             PsaError::PermissionDenied { .. } => "PermissionDenied",
             PsaError::NotFound { .. } => "NotFound",
             PsaError::Permanent { .. } => "PsaRejected",
+            PsaError::LookupUnavailable { .. } => "LookupUnavailable",
         }
     }
 

@@ -54,7 +54,9 @@ impl InstrumentedPsa {
             Err(PsaError::Auth { .. }) => "auth",
             Err(PsaError::PermissionDenied { .. }) => "permission_denied",
             Err(PsaError::NotFound { .. }) => "not_found",
-            Err(PsaError::Permanent { .. }) => "permanent",
+            Err(PsaError::Permanent { .. }) | Err(PsaError::LookupUnavailable { .. }) => {
+                "permanent"
+            }
         };
         self.metrics
             .calls

@@ -59,6 +59,7 @@ async fn managed_security(c: &BmsClient, contoso: &Company) -> Contract {
 struct Settings {
     queue: String,
     status_new: String,
+    closed: String,
     alert: String,
     high: String,
     saas: String,
@@ -79,6 +80,7 @@ async fn settings(c: &BmsClient) -> Settings {
             .unwrap()
             .id
             .clone(),
+        closed: statuses.iter().find(|s| s.closed).unwrap().id.clone(),
         alert: id_of(&c.ticket_types(None).await.unwrap(), "Alert"),
         high: id_of(&c.priorities().await.unwrap(), "High"),
         saas: id_of(&c.sources().await.unwrap(), "SaaS Alerts"),
@@ -161,6 +163,7 @@ async fn companies_and_contacts_are_found_exactly() {
             .unwrap(),
         None
     );
+    crate::bms_contract::assert_contract(&sb).await;
 }
 
 #[tokio::test]
@@ -202,6 +205,7 @@ async fn picklists_carry_the_demo_values() {
             ("Completed".to_string(), true)
         ]
     );
+    crate::bms_contract::assert_contract(&sb).await;
 }
 
 #[tokio::test]
@@ -252,7 +256,7 @@ async fn tickets_are_created_found_noted_and_closed() {
     assert!(row["details"]
         .as_str()
         .unwrap()
-        .ends_with("[psa-operator:evt-0001]"));
+        .ends_with("psa-operator-ref:evt-0001"));
 
     let note = c.add_note(&t.id, "Too Many Uploads by jane").await.unwrap();
     assert!(!note.is_empty());
@@ -297,6 +301,7 @@ async fn tickets_are_created_found_noted_and_closed() {
         .unwrap();
     assert_eq!(state(&sb).await["tickets"][1]["statusName"], "Completed");
     assert!(c.get_ticket(&t2.id).await.unwrap().unwrap().closed);
+    crate::bms_contract::assert_contract(&sb).await;
 }
 
 #[tokio::test]
@@ -338,6 +343,7 @@ async fn catalog_services_and_contract_lines() {
 
     let contoso = contoso(&c).await;
     let contract = managed_security(&c, &contoso).await;
+    // BMS finds lines but cannot read their units: callers supply the units they remember.
     assert!(!c.lists_contract_lines());
     assert_eq!(
         c.find_contract_line(&contract.id, &created.id)
@@ -362,40 +368,55 @@ async fn catalog_services_and_contract_lines() {
         Some(line.clone())
     );
 
+    // Unchanged: one search, no write.
     clear_calls(&sb).await;
     match c.update_contract_line(&line, v).await.unwrap() {
         LineUpdate::Updated(l) => assert_eq!(l, line),
         other => panic!("nothing changed, got {other:?}"),
     }
-    assert_eq!(calls(&sb).await.total, 0, "an unchanged line costs no call");
+    let report = calls(&sb).await;
+    assert_eq!(report.total, 1, "{report:?}");
 
-    let more = LineValues { quantity: 43, ..v };
+    // Price only: updated in place, same line.
+    let dearer = LineValues { price: 45_000, ..v };
+    match c.update_contract_line(&line, dearer).await.unwrap() {
+        LineUpdate::Updated(l) => assert_eq!((l.id.as_str(), l.price), (line.id.as_str(), 45_000)),
+        other => panic!("a price change is made in place, got {other:?}"),
+    }
+
+    // Units: a new line effective today, the old one ended (cost and price 0).
+    let more = LineValues {
+        quantity: 43,
+        ..dearer
+    };
     let LineUpdate::Replaced { line: new, note } =
         c.update_contract_line(&line, more).await.unwrap()
     else {
-        panic!("BMS cannot update a line in place");
+        panic!("BMS cannot change a line's units");
     };
     assert_ne!(new.id, line.id);
     assert_eq!(new.quantity, 43);
-    assert!(
-        note.contains(&format!("end line {} in BMS", line.id)),
-        "{note}"
-    );
-    assert_eq!(
-        c.find_contract_line(&contract.id, &created.id)
-            .await
-            .unwrap(),
-        Some(new.clone())
-    );
+    assert!(note.contains(&format!("ended line {}", line.id)), "{note}");
     let st = state(&sb).await;
-    let lines: Vec<i64> = st["contracts"][0]["lines"]
+    let lines: Vec<(i64, f64)> = st["contracts"][0]["lines"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|l| l["units"].as_f64().unwrap() as i64)
+        .map(|l| {
+            (
+                l["units"].as_f64().unwrap() as i64,
+                l["unitPrice"].as_f64().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(lines, [42, 43]);
-
+    assert_eq!(lines, [(42, 0.0), (43, 4.5)], "one line bills");
+    assert_eq!(
+        c.find_contract_line(&contract.id, &created.id)
+            .await
+            .unwrap()
+            .map(|l| l.id),
+        Some(new.id.clone())
+    );
     // In use by a contract: BMS refuses the delete, and says why.
     let e = c.delete_catalog_service(&created.id).await.unwrap_err();
     assert!(e.to_string().contains("used by a contract"), "{e}");
@@ -410,6 +431,7 @@ async fn catalog_services_and_contract_lines() {
     assert_eq!(c.find_catalog_service("Spare").await.unwrap(), None);
     // Deleting again is not an error.
     c.delete_catalog_service(&spare.id).await.unwrap();
+    crate::bms_contract::assert_contract(&sb).await;
 }
 
 #[tokio::test]
@@ -482,6 +504,7 @@ async fn an_expired_token_costs_one_login_and_one_repeat() {
     // First call, the call refused with 401, its repeat.
     assert_eq!(report.count("GET", "/v2/security/userinfo"), 3);
     assert_eq!(report.count("POST", "/v2/security/refreshtoken"), 0);
+    crate::bms_contract::assert_contract(&sb).await;
 }
 
 #[tokio::test]
@@ -502,6 +525,7 @@ async fn a_token_about_to_expire_is_refreshed_before_use() {
         3,
         "no call met a 401"
     );
+    crate::bms_contract::assert_contract(&sb).await;
 }
 
 #[tokio::test]
@@ -571,6 +595,7 @@ async fn the_client_keeps_within_its_per_endpoint_budget() {
         "the 4th never left"
     );
     assert_eq!(report.count("GET", "/v2/system/priorities/lookup"), 1);
+    crate::bms_contract::assert_contract(&sb).await;
 }
 
 /// The figures in the provider docs: what one ticket and one note cost on BMS.
@@ -578,6 +603,9 @@ async fn the_client_keeps_within_its_per_endpoint_budget() {
 async fn calls_per_ticket_and_note() {
     let sb = sandbox(demo_seed()).await;
     let c = client(&sb);
+    // The connection reconciler verifies a client before the dispatcher uses it; that call also
+    // reads the tenant's time zone for the dates the client writes.
+    c.verify().await.unwrap();
     let s = settings(&c).await;
     let contoso = contoso(&c).await;
     let new = NewTicket {
@@ -628,12 +656,28 @@ async fn calls_per_ticket_and_note() {
     clear_calls(&sb).await;
     c.get_ticket(&t.id).await.unwrap();
     c.find_ticket_by_marker("evt-count").await.unwrap();
-    c.close_ticket(&t.id, None, None).await.unwrap();
+    c.close_ticket(&t.id, Some(&s.closed), None).await.unwrap();
     assert_eq!(
         calls(&sb).await.total,
         3,
-        "get, find by marker, close: one each"
+        "get, find by marker, close with the resolved closed status: one each"
     );
+    // Without a closed status from the settings the client reads the statuses once: BMS would
+    // take a missing StatusId as 0.
+    clear_calls(&sb).await;
+    c.close_ticket(&t.id, None, None).await.unwrap();
+    c.close_ticket(&t.id, None, None).await.unwrap();
+    let report = calls(&sb).await;
+    assert_eq!(
+        report.count("GET", "/v2/system/statuses/lookup"),
+        1,
+        "{report:?}"
+    );
+    assert_eq!(
+        report.count("POST", "/v2/servicedesk/tickets/{id}/resolve"),
+        2
+    );
+    crate::bms_contract::assert_contract(&sb).await;
 }
 
 #[tokio::test]
@@ -685,6 +729,30 @@ async fn the_sandbox_speaks_the_bms_wire_format() {
     assert_eq!(page["result"].as_array().unwrap().len(), 1);
     assert_eq!(page["result"][0]["accountName"], "Fabrikam Inc");
     assert_eq!(page["result"][0]["locations"][0]["isMain"], true);
+
+    // A technician's tool searching tickets with a body, as the document describes.
+    let found: Value = http
+        .post(format!("{base}/v2/servicedesk/tickets/search"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"PageSize": 10, "PageNumber": 1,
+                                  "Filter": {"AccountCode": "CONTOSO", "ExcludeCompleted": 1}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["success"], true, "{found}");
+    assert_eq!(found["totalRecords"], 0, "no tickets yet: {found}");
+    // A path BMS does not have: 404 with an empty body, as ASP.NET answers.
+    let r = http
+        .get(format!("{base}/v2/servicedesk/tickets/1/nothing-here"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().is_empty());
 
     // A body the binder cannot read: 400 problem details, not the envelope.
     let r = http
@@ -806,6 +874,12 @@ async fn documented_bms() -> (String, std::sync::Arc<std::sync::atomic::AtomicUs
             get(move || async move { json(queues) }),
         )
         .route(
+            "/v2/security/userinfo",
+            get(move || async move {
+                json(r#"{"Success":true,"Result":{"UserId":7,"TimeZoneValue":-5.0,"TimeZoneName":"Eastern Standard Time"}}"#.to_string())
+            }),
+        )
+        .route(
             "/v2/crm/accounts/summary/{id}",
             get(move || async move { json(account) }),
         )
@@ -869,4 +943,22 @@ async fn the_client_reads_the_documented_payloads() {
     let e = c.get_ticket(&"5".to_string()).await.unwrap_err();
     assert_eq!(e.reason(), "AuthenticationFailed", "{e}");
     assert_eq!(logins.load(Ordering::SeqCst), before + 1);
+}
+
+/// The tenant lookup table names are Kaseya's to publish and are not: a table the tenant does
+/// not know is reported as `LookupUnavailable` naming it, and the names can be configured.
+#[tokio::test]
+async fn an_unknown_lookup_table_is_named_in_the_error() {
+    let sb = sandbox(demo_seed()).await;
+    let mut cfg = config(&sb);
+    cfg.lookup_tables.ticket_type = "IncidentKind".into();
+    let c = BmsClient::new(cfg).unwrap();
+    let e = c.ticket_types(None).await.unwrap_err();
+    assert_eq!(e.reason(), "LookupUnavailable", "{e}");
+    assert!(e.to_string().contains("\"IncidentKind\""), "{e}");
+    assert!(e.to_string().contains("lookupTables"), "{e}");
+    assert!(!e.is_transient());
+    // Sources still come from their (default) table.
+    assert!(!c.sources().await.unwrap().is_empty());
+    crate::bms_contract::assert_contract(&sb).await;
 }

@@ -502,6 +502,29 @@ async fn kaseya_bms_connection_becomes_ready() {
     .await;
     env.wait_condition("psaconnection/demo-bms", "Ready", "True")
         .await;
+
+    // No queue: BMS refuses tickets without one, so the settings are refused up front.
+    patch(
+        &env,
+        "psaconnection/demo-bms",
+        "json",
+        r#"[{"op":"remove","path":"/spec/ticket/board"}]"#,
+    )
+    .await;
+    let (_, reason, message) = env
+        .wait_condition("psaconnection/demo-bms", "SettingsResolved", "False")
+        .await;
+    assert!(message.contains("ticket.board"), "{reason}: {message}");
+    assert!(message.contains("queue"), "{message}");
+    patch(
+        &env,
+        "psaconnection/demo-bms",
+        "merge",
+        r#"{"spec":{"ticket":{"board":"Security Alerts"}}}"#,
+    )
+    .await;
+    env.wait_condition("psaconnection/demo-bms", "Ready", "True")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -560,14 +583,65 @@ spec:
         .await;
 }
 
-/// Kaseya BMS billing: the contract line follows the mapping; BMS cannot change a line, so a
-/// quantity change adds a superseding line and the condition says so. `Orphan` keeps the service.
+/// A call to the BMS sandbox's REST API as a technician's tool makes it (its own login).
+async fn bms_api(env: &Env, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    let http = reqwest::Client::new();
+    let base = env.bms.base_url();
+    let login: Value = http
+        .post(format!("{base}/v2/security/authenticate"))
+        .form(&[
+            ("GrantType", "password"),
+            ("UserName", "demo-api"),
+            ("Password", "demo-password"),
+            ("Tenant", "demo"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["result"]["accessToken"].as_str().unwrap().to_string();
+    let mut req = http
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let answer: Value = req.send().await.unwrap().json().await.unwrap();
+    assert_eq!(answer["success"], true, "{path}: {answer}");
+    answer
+}
+
+/// Lines of a catalog service on Contoso's "Managed Security" through the related-services
+/// search: (line id, unit price).
+async fn bms_service_lines(env: &Env, service_id: &str) -> Vec<(i64, f64)> {
+    let answer = bms_api(
+        env,
+        reqwest::Method::POST,
+        &format!("/v2/admin/finance/services/{service_id}/relatedservices/search"),
+        Some(serde_json::json!({"PageSize": 100, "PageNumber": 1,
+                                "Filter": {"ContractName": "Managed Security"}})),
+    )
+    .await;
+    answer["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_i64().unwrap(), r["unitPrice"].as_f64().unwrap()))
+        .collect()
+}
+
+/// Kaseya BMS billing: a line added by hand in BMS before the mapping existed is adopted; a
+/// quantity change adds a line and ends the old one, so exactly one line bills; the same quantity
+/// again (after an operator restart, from status memory) changes nothing. Checked through the
+/// related-services search a BMS user's tool would use. `Orphan` keeps the service.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kaseya_bms_billing_and_orphan_deletion() {
-    let env = Env::start().await;
+    let mut env = Env::start().await;
     env.wait_condition("psaconnection/demo-bms", "Ready", "True")
         .await;
-    let yaml = r#"
+    let service_yaml = r#"
 apiVersion: psa-operator.io/v1alpha1
 kind: ContractService
 metadata: {name: bms-monitoring, namespace: psa}
@@ -578,72 +652,130 @@ spec:
   cost: "1.00"
   price: "3.00"
   deletionPolicy: Orphan
----
-apiVersion: psa-operator.io/v1alpha1
-kind: CustomerMapping
-metadata: {name: contoso-bms, namespace: psa}
-spec:
-  connectionRef: {name: demo-bms}
-  organization: Contoso Ltd
-  company: {identifier: CONTOSO}
-  defaultContact: {name: Alert Contact}
-  contract: {name: Managed Security}
-  contractService: {serviceRef: {name: bms-monitoring}, quantity: 10}
 "#;
-    apply_text(&env.cluster, yaml).await;
+    apply_text(&env.cluster, service_yaml).await;
     env.wait_condition("contractservice/bms-monitoring", "Ready", "True")
         .await;
-    env.wait_condition("customermapping/contoso-bms", "ContractSynced", "True")
+    let service_id = env
+        .jsonpath("contractservice/bms-monitoring", "{.status.externalId}")
         .await;
-    let lines = |st: &Value| -> Vec<Value> {
+    let st = Env::sandbox_state(&env.bms).await;
+    let contract_id = st["contracts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "Managed Security")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+
+    // Someone adds the service to Contoso's contract in BMS by hand, 5 units.
+    let hand = bms_api(
+        &env,
+        reqwest::Method::POST,
+        &format!("/v2/finance/contracts/recurringservices/{contract_id}/services"),
+        Some(serde_json::json!([{
+            "ServiceId": service_id.parse::<i64>().unwrap(), "Units": 5, "UnitCost": 1.0,
+            "UnitPrice": 3.0, "EffectiveDate": "2026-01-01T00:00:00", "SortOrder": 0,
+        }])),
+    )
+    .await;
+    let hand_id = hand["result"]["id"].as_i64().unwrap();
+
+    let billing = |rows: &[(i64, f64)]| -> Vec<i64> {
+        rows.iter()
+            .filter(|(_, p)| *p != 0.0)
+            .map(|(id, _)| *id)
+            .collect()
+    };
+    let units_of = |st: &Value, id: i64| -> f64 {
         st["contracts"]
             .as_array()
             .unwrap()
             .iter()
             .flat_map(|k| k["lines"].as_array().cloned().unwrap_or_default())
-            .collect()
-    };
-    let st = Env::sandbox_state(&env.bms).await;
-    assert_eq!(
-        st["services"]
-            .as_array()
+            .find(|l| l["id"].as_i64() == Some(id))
+            .and_then(|l| l["units"].as_f64())
             .unwrap()
-            .iter()
-            .filter(|s| s["name"] == "SaaS Alerts Monitoring")
-            .count(),
-        1
-    );
-    let l = lines(&st);
-    assert_eq!(l.len(), 1, "{l:?}");
-    assert_eq!(l[0]["units"].as_f64(), Some(10.0));
+    };
+
+    let mapping_yaml = |quantity: i64| {
+        format!(
+            r#"
+apiVersion: psa-operator.io/v1alpha1
+kind: CustomerMapping
+metadata: {{name: contoso-bms, namespace: psa}}
+spec:
+  connectionRef: {{name: demo-bms}}
+  organization: Contoso Ltd
+  company: {{identifier: CONTOSO}}
+  defaultContact: {{name: Alert Contact}}
+  contract: {{name: Managed Security}}
+  contractService: {{serviceRef: {{name: bms-monitoring}}, quantity: {quantity}}}
+"#
+        )
+    };
+    apply_text(&env.cluster, &mapping_yaml(5)).await;
+    let (_, reason, message) = env
+        .wait_condition("customermapping/contoso-bms", "ContractSynced", "True")
+        .await;
+    assert_eq!(reason, "LineAdopted", "{message}");
     assert_eq!(
-        l[0]["unitPrice"].as_f64(),
-        Some(3.0),
-        "ContractService default price"
+        env.jsonpath("customermapping/contoso-bms", "{.status.contractLineId}")
+            .await,
+        hand_id.to_string()
+    );
+    assert_eq!(
+        bms_service_lines(&env, &service_id).await,
+        [(hand_id, 3.0)],
+        "adopted, not duplicated"
     );
 
-    // Quantity 10 → 12: a new line effective today; the condition tells the operator.
+    // 5 → 7: BMS cannot change a line's units; a new line bills 7, the old one is ended.
+    apply_text(&env.cluster, &mapping_yaml(7)).await;
+    env.eventually("syncedQuantity 7", || async {
+        (env.jsonpath("customermapping/contoso-bms", "{.status.syncedQuantity}")
+            .await
+            == "7")
+            .then_some(())
+    })
+    .await;
+    let (_, reason, message) = env
+        .condition("customermapping/contoso-bms", "ContractSynced")
+        .await;
+    assert_eq!(reason, "LineReplaced", "{message}");
+    assert!(
+        message.contains(&format!("ended line {hand_id}")),
+        "{message}"
+    );
+    let rows = bms_service_lines(&env, &service_id).await;
+    let bills = billing(&rows);
+    assert_eq!(bills.len(), 1, "exactly one billing line: {rows:?}");
+    let st = Env::sandbox_state(&env.bms).await;
+    assert_eq!(units_of(&st, bills[0]), 7.0);
+
+    // 7 again, after a restart (the line's units are remembered in status): nothing changes.
+    env.restart_operator();
+    apply_text(&env.cluster, &mapping_yaml(7)).await;
     patch(
         &env,
         "customermapping/contoso-bms",
         "merge",
-        r#"{"spec":{"contractService":{"quantity":12}}}"#,
+        r#"{"metadata":{"annotations":{"psa-operator.io/reconcile-requested-at":"again"}}}"#,
     )
     .await;
-    env.eventually("syncedQuantity 12", || async {
-        (env.jsonpath("customermapping/contoso-bms", "{.status.syncedQuantity}")
-            .await
-            == "12")
-            .then_some(())
+    env.eventually("ContractSynced InStep", || async {
+        let (status, reason, _) = env
+            .condition("customermapping/contoso-bms", "ContractSynced")
+            .await;
+        (status == "True" && reason == "InStep").then_some(())
     })
     .await;
-    let l = lines(&Env::sandbox_state(&env.bms).await);
-    assert_eq!(l.len(), 2, "{l:?}");
-    assert!(l.iter().any(|x| x["units"].as_f64() == Some(12.0)));
-    let (_, _, message) = env
-        .condition("customermapping/contoso-bms", "ContractSynced")
-        .await;
-    assert!(message.to_lowercase().contains("line"), "{message}");
+    let again = bms_service_lines(&env, &service_id).await;
+    assert_eq!(again, rows, "no write for the same quantity");
+    assert_eq!(billing(&again), bills);
+    assert_eq!(units_of(&Env::sandbox_state(&env.bms).await, bills[0]), 7.0);
+    crate::bms_contract::assert_contract(&env.bms).await;
 
     // Orphan: deleting the resource leaves the service in the PSA.
     env.cluster

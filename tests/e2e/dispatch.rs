@@ -685,6 +685,7 @@ async fn seed_user_grouping_bms() {
     assert_eq!(t[0]["issueTypeId"].to_string(), bms.ids.issue);
     assert_eq!(t[0]["subIssueTypeId"].to_string(), bms.ids.sub_general);
     assert_eq!(t[1]["subIssueTypeId"].to_string(), bms.ids.sub_iam);
+    crate::bms_contract::assert_contract(&bms.sb).await;
 }
 
 /// Seed 000, "User+Alert", every step, on each provider.
@@ -709,6 +710,7 @@ async fn seed_user_and_alert_grouping_bms() {
     let mut h = Harness::new(bms.snapshot(&bms_key(), Grouping::UserAndAlert));
     h.start();
     scenarios::seed_user_and_alert(&bms, &h).await;
+    crate::bms_contract::assert_contract(&bms.sb).await;
 }
 
 /// PSA calls for a first alert, a follow-up alert and a burst of 100 alerts of one key, with

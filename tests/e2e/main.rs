@@ -4,6 +4,7 @@ mod adoption;
 mod bad_resources;
 mod bench;
 mod bms;
+mod bms_contract;
 mod connectwise;
 mod controllers;
 mod devcluster;

@@ -12,6 +12,9 @@ use serde_json::Value;
 /// than a day away — e.g. a local time read as UTC). A 401 still triggers one re-login.
 pub const FALLBACK_LIFETIME: Duration = Duration::from_secs(10 * 60);
 const MAX_PLAUSIBLE_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// Refresh tokens live for days (the BMS document gives `RefreshTokenExpireOn` and no bound);
+/// a year is the most believed.
+const MAX_PLAUSIBLE_REFRESH_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// A bearer token and when it stops working, on this process's monotonic clock.
 /// `Debug` never prints the tokens.
@@ -61,20 +64,43 @@ pub fn next_action(now: Instant, token: Option<&Token>, margin: Duration) -> Tok
     }
 }
 
-/// How long a token is good for, from its `…ExpireOn` time and the server's clock (the response's
-/// `Date` header) when known, else ours. Times without an offset are read as UTC.
+/// How long an access token is good for, from its `…ExpireOn` time and the server's clock (the
+/// response's `Date` header) when known, else ours. Times without an offset are read as UTC.
 pub fn lifetime(
     expire_on: Option<&str>,
     server_now: Option<DateTime<Utc>>,
     local_now: DateTime<Utc>,
 ) -> Duration {
-    let Some(expiry) = expire_on.and_then(parse_time) else {
-        return FALLBACK_LIFETIME;
-    };
+    plausible(expire_on, server_now, local_now, MAX_PLAUSIBLE_LIFETIME).unwrap_or(FALLBACK_LIFETIME)
+}
+
+/// How long a refresh token is good for: days are normal. `None` when the expiry cannot be
+/// trusted — the client then tries the refresh token anyway (a refused refresh falls back to a
+/// login), rather than sending the password again every access-token lifetime.
+pub fn refresh_lifetime(
+    expire_on: Option<&str>,
+    server_now: Option<DateTime<Utc>>,
+    local_now: DateTime<Utc>,
+) -> Option<Duration> {
+    plausible(
+        expire_on,
+        server_now,
+        local_now,
+        MAX_PLAUSIBLE_REFRESH_LIFETIME,
+    )
+}
+
+fn plausible(
+    expire_on: Option<&str>,
+    server_now: Option<DateTime<Utc>>,
+    local_now: DateTime<Utc>,
+    max: Duration,
+) -> Option<Duration> {
+    let expiry = expire_on.and_then(parse_time)?;
     let base = server_now.unwrap_or(local_now);
     match (expiry - base).to_std() {
-        Ok(d) if !d.is_zero() && d <= MAX_PLAUSIBLE_LIFETIME => d,
-        _ => FALLBACK_LIFETIME,
+        Ok(d) if !d.is_zero() && d <= max => Some(d),
+        _ => None,
     }
 }
 
@@ -118,10 +144,12 @@ pub fn token_from_result(
         server_now,
         local_now,
     );
-    let refresh_expires_at = result
-        .get("refreshtokenexpireon")
-        .and_then(Value::as_str)
-        .map(|s| now + lifetime(Some(s), server_now, local_now));
+    let refresh_expires_at = refresh_lifetime(
+        result.get("refreshtokenexpireon").and_then(Value::as_str),
+        server_now,
+        local_now,
+    )
+    .map(|d| now + d);
     Some(Token {
         access: access.to_string(),
         refresh,
@@ -207,9 +235,30 @@ mod tests {
         let t = token_from_result(&r, now, None, local).unwrap();
         assert_eq!(t.access, "eyJ-secret");
         assert_eq!(t.expires_at, now + Duration::from_secs(900));
-        // A week is beyond the plausible range for an access token but a refresh token may live that
-        // long; it falls back to the short default, which only means an earlier full login.
-        assert!(t.refresh_expires_at.is_some());
+        // A week is beyond the plausible range for an access token but normal for a refresh token:
+        // it is kept, so the client refreshes for a week instead of logging in again.
+        assert_eq!(
+            t.refresh_expires_at,
+            Some(now + Duration::from_secs(7 * 24 * 3600))
+        );
+        let later = now + Duration::from_secs(3 * 3600);
+        let expired_access = Token {
+            expires_at: now,
+            ..t.clone()
+        };
+        assert_eq!(
+            next_action(later, Some(&expired_access), Duration::from_secs(60)),
+            TokenAction::Refresh,
+            "hours later the refresh token is still used, not the password"
+        );
+        // An untrustworthy refresh expiry: refresh anyway (a refusal falls back to a login).
+        let odd = json!({"accesstoken":"a","refreshtoken":"r","refreshtokenexpireon":"never"});
+        assert_eq!(
+            token_from_result(&odd, now, None, local)
+                .unwrap()
+                .refresh_expires_at,
+            None
+        );
         let shown = format!("{t:?}");
         assert!(!shown.contains("secret"), "{shown}");
         assert!(token_from_result(&json!({"accesstoken":""}), now, None, local).is_none());

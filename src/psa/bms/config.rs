@@ -33,6 +33,27 @@ impl Default for RateBudget {
     }
 }
 
+/// Names of the tenant lookup tables (`GET /v2/system/tenantlookup/{tableName}`) for the
+/// picklists Kaseya's document has no dedicated path for. The document names no table; these
+/// defaults are guesses kept overridable (`spec.provider.kaseyaBms.lookupTables`). A table the
+/// tenant does not know is reported as `LookupUnavailable` naming it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LookupTables {
+    pub ticket_type: String,
+    pub ticket_source: String,
+    pub note_type: String,
+}
+
+impl Default for LookupTables {
+    fn default() -> Self {
+        LookupTables {
+            ticket_type: "TicketType".into(),
+            ticket_source: "TicketSource".into(),
+            note_type: "TicketNoteType".into(),
+        }
+    }
+}
+
 /// Everything [`super::BmsClient::new`] needs; reconcilers fill it from a `PsaConnection` and its
 /// Secret (`username`, `password`).
 #[derive(Clone, Debug)]
@@ -47,6 +68,7 @@ pub struct BmsConfig {
     pub timeout: Duration,
     /// A token this close to its expiry is renewed before use.
     pub refresh_margin: Duration,
+    pub lookup_tables: LookupTables,
 }
 
 impl BmsConfig {
@@ -67,6 +89,7 @@ impl BmsConfig {
             budget: RateBudget::default(),
             timeout: crate::psa::DEFAULT_TIMEOUT,
             refresh_margin: Duration::from_secs(60),
+            lookup_tables: LookupTables::default(),
         }
     }
 }

@@ -1,15 +1,32 @@
 //! Pure conversions between BMS wire rows and the neutral types, and the small decisions the
 //! client makes on its own: which location, which status counts as closed, where our marker sits.
 
+use chrono::{DateTime, NaiveDateTime, Utc};
+
 use crate::psa::{Company, Contact, ContractLine, MinorUnits, PsaError, PsaResult, Ticket};
 
-use super::wire::{WAccount, WContact, WLine, WTicket};
+use super::lines::Related;
+use super::wire::{WAccount, WContact, WLine, WRelated, WTicket};
 
-/// BMS tickets have no external-reference field, but the ticket list filters on `Details`. Our
-/// marker therefore travels as the last line of the details, in brackets, so a "contains" search
-/// for the bracketed token finds exactly our ticket.
+/// BMS tickets have no writable reference field (the document's `RmmTicketReference` is output
+/// only), but the ticket list filters on `Details`. Our marker therefore travels as the last line
+/// of the details. The list filter is a "contains" match, possibly SQL `LIKE`, so the token holds
+/// no `LIKE` metacharacter (`%`, `_`, `[`, `]`, `^`): anything outside `[A-Za-z0-9.:-]` in a
+/// marker is written as `~XX` (hex of the byte). Our markers (`psaop-` + hex) need no escaping.
+const MARKER_OPEN: &str = "psa-operator-ref:";
+/// The bracketed form earlier versions wrote; still recognised when reading a ticket.
+const LEGACY_OPEN: &str = "[psa-operator:";
+
 pub fn marker_token(marker: &str) -> String {
-    format!("[psa-operator:{marker}]")
+    let mut out = String::from(MARKER_OPEN);
+    for b in marker.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b':' | b'-') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("~{b:02X}"));
+        }
+    }
+    out
 }
 
 /// The details we send: the description, a blank line, the marker token.
@@ -22,14 +39,63 @@ pub fn details_with_marker(description: &str, marker: &str) -> String {
     }
 }
 
-/// The marker in a ticket's details, if we put one there.
+/// The marker in a ticket's details, if we put one there (current or legacy form).
 pub fn marker_in(details: &str) -> Option<String> {
-    const OPEN: &str = "[psa-operator:";
-    let start = details.rfind(OPEN)? + OPEN.len();
-    let rest = &details[start..];
-    let end = rest.find(']')?;
-    let m = rest[..end].trim();
-    (!m.is_empty()).then(|| m.to_string())
+    let current = details.rfind(MARKER_OPEN).map(|i| i + MARKER_OPEN.len());
+    let legacy = details.rfind(LEGACY_OPEN).map(|i| i + LEGACY_OPEN.len());
+    let m = match (current, legacy) {
+        (Some(c), l) if l.is_none_or(|l| c > l) => {
+            let rest = &details[c..];
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            unescape_marker(&rest[..end])?
+        }
+        (_, Some(l)) => {
+            let rest = &details[l..];
+            rest[..rest.find(']')?].trim().to_string()
+        }
+        _ => return None,
+    };
+    (!m.is_empty()).then_some(m)
+}
+
+fn unescape_marker(token: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(token.len());
+    let mut it = token.bytes();
+    while let Some(b) = it.next() {
+        if b == b'~' {
+            let hex = [it.next()?, it.next()?];
+            bytes.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            bytes.push(b);
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+/// Whether a name can go into a "contains" filter as it is: no SQL `LIKE` metacharacter that
+/// could make BMS miss the literal name. (Results are checked exactly afterwards either way.)
+pub fn like_safe(name: &str) -> bool {
+    !name.contains(['%', '_', '[', ']', '^'])
+}
+
+/// The tenant's wall clock: BMS date-times carry no offset and are read in the tenant's time
+/// zone (`userinfo.timeZoneValue`, hours from UTC). An offset outside ±14 h is not trusted.
+pub fn tenant_time(now: DateTime<Utc>, offset_hours: Option<f64>) -> NaiveDateTime {
+    let secs = offset_hours
+        .filter(|h| h.is_finite() && h.abs() <= 14.0)
+        .map(|h| (h * 3600.0).round() as i64)
+        .unwrap_or(0);
+    now.naive_utc() + chrono::Duration::seconds(secs)
+}
+
+/// A wall-clock time as BMS writes it (`2026-12-02T23:10:00`).
+pub fn wire_time(t: NaiveDateTime) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+/// The start of that day, for effective dates.
+pub fn wire_day(t: NaiveDateTime) -> String {
+    t.format("%Y-%m-%dT00:00:00").to_string()
 }
 
 /// Which statuses count as closed. BMS closes a ticket by setting `completedDate`, and its status
@@ -151,6 +217,17 @@ pub fn line(l: WLine, contract_id: &str, service_id: &str) -> ContractLine {
     }
 }
 
+/// A related-services row, when it names its contract.
+pub fn related(r: WRelated) -> Option<Related> {
+    Some(Related {
+        id: r.id,
+        contract_id: r.contract_id?,
+        effective_date: r.effective_date.unwrap_or_default(),
+        cost: money_from_wire(r.unit_cost),
+        price: money_from_wire(r.unit_price),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,18 +237,53 @@ mod tests {
     #[test]
     fn marker_round_trips_through_details() {
         let table = [
-            ("Too many downloads by bob", "evt-1", Some("evt-1")),
+            (
+                "Too many downloads by bob",
+                "psaop-0a1b2c",
+                Some("psaop-0a1b2c"),
+            ),
             ("", "evt-2", Some("evt-2")),
             ("text [psa-operator:old]\n\nmore", "evt-3", Some("evt-3")),
+            ("odd marker", "a_b%c[d] e~", Some("a_b%c[d] e~")),
         ];
         for (desc, marker, want) in table {
             let d = details_with_marker(desc, marker);
             assert_eq!(marker_in(&d).as_deref(), want, "{d}");
-            assert!(d.ends_with(&marker_token(marker)));
+            let token = marker_token(marker);
+            assert!(d.ends_with(&token));
+            assert!(like_safe(&token), "{token}");
+            assert!(!token.contains(char::is_whitespace), "{token}");
         }
+        assert_eq!(marker_token("psaop-0a1b"), "psa-operator-ref:psaop-0a1b");
+        // Tickets written by earlier versions still carry their marker.
+        assert_eq!(
+            marker_in("x\n\n[psa-operator:psaop-77]").as_deref(),
+            Some("psaop-77")
+        );
         assert_eq!(marker_in("no marker here"), None);
-        assert_eq!(marker_in("[psa-operator:]"), None);
+        assert_eq!(marker_in("psa-operator-ref:"), None);
         assert_eq!(marker_in("[psa-operator:unterminated"), None);
+        assert_eq!(marker_in("psa-operator-ref:bad~G1"), None);
+    }
+
+    #[test]
+    fn tenant_time_follows_the_tenant_offset() {
+        let now = DateTime::parse_from_rfc3339("2026-12-02T23:30:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let table = [
+            (None, "2026-12-02T23:30:00", "2026-12-02T00:00:00"),
+            (Some(0.0), "2026-12-02T23:30:00", "2026-12-02T00:00:00"),
+            (Some(1.0), "2026-12-03T00:30:00", "2026-12-03T00:00:00"),
+            (Some(5.5), "2026-12-03T05:00:00", "2026-12-03T00:00:00"),
+            (Some(-5.0), "2026-12-02T18:30:00", "2026-12-02T00:00:00"),
+            (Some(99.0), "2026-12-02T23:30:00", "2026-12-02T00:00:00"),
+        ];
+        for (offset, time, day) in table {
+            let t = tenant_time(now, offset);
+            assert_eq!(wire_time(t), time, "{offset:?}");
+            assert_eq!(wire_day(t), day, "{offset:?}");
+        }
     }
 
     #[test]

@@ -1,72 +1,191 @@
-//! Recurring contract-service lines, where BMS API v2 is at its thinnest: it can add lines to a
-//! contract (`POST /v2/finance/contracts/recurringservices/{contractId}/services`) but has no call
-//! that lists a contract's lines, changes a line's units, or ends a line.
+//! Recurring contract-service lines ("related services" of a catalog service), from Kaseya's
+//! OpenAPI document:
+//! * `POST /v2/finance/contracts/recurringservices/{contractId}/services` adds lines (service,
+//!   units, cost, price, effective date);
+//! * `POST /v2/admin/finance/services/{serviceId}/relatedservices/search` lists a service's lines
+//!   across contracts: id, contract, account, effective date, cost, price — **no units**;
+//! * `POST …/relatedservices/bulkupdate` sets cost, price and effective date of chosen lines.
 //!
-//! What this client does about it (see also `docs/providers/kaseya-bms.md`):
-//! * It remembers the lines it added or replaced, per (contract, service), for its own lifetime
-//!   ([`LineLedger`]); `find_contract_line` answers from there because the PSA cannot.
-//!   [`crate::psa::Psa::lists_contract_lines`] is `false` for BMS so callers keep the line they
-//!   got back (id, quantity, cost, price) in durable status and pass it to `update_contract_line`.
-//! * A quantity, cost or price change is recorded the way BMS records recurring-service changes
-//!   — a line for the same service with the new values, effective today — and reported as
-//!   [`crate::psa::LineUpdate::Replaced`] with a note naming both lines, so the status tells a
-//!   person to end the superseded line in BMS if their billing does not supersede it by date.
-//!   No values changed → no call at all.
+//! No call reads or changes a line's units, and none ends or removes a line. So:
+//! * cost or price differ → the line is updated in place (bulk update);
+//! * units differ → a line with the new values is added, effective today, and the old line is
+//!   ended the only way the API allows — its cost and price set to zero — so exactly one line
+//!   bills; the status note names both;
+//! * a line found on the contract that this operator did not write (the wizard's "Add Service to
+//!   Contract") is adopted: its cost and price are brought in step, and its units — which cannot
+//!   be read — are taken to be the wanted quantity (said in the note, so a person can check);
+//! * a second billing line of the same service on the same contract (e.g. from an earlier
+//!   version that added a line per change) is ended.
+//!
+//! Units are remembered, not read: the client's [`LineLedger`] (this process) and the mapping's
+//! status (across restarts, see `Psa::lists_contract_lines`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use chrono::NaiveDate;
-
 use crate::api::common::format_decimal_4;
-use crate::psa::{ContractLine, LineValues};
+use crate::psa::{ContractLine, LineValues, MinorUnits};
 
-/// Lines this client added or replaced, by (contract id, service id).
+/// One line of a service, as the related-services search shows it (money in minor units).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Related {
+    pub id: String,
+    pub contract_id: String,
+    pub effective_date: String,
+    pub cost: MinorUnits,
+    pub price: MinorUnits,
+}
+
+impl Related {
+    /// A line with zero cost and price bills nothing: ended (or a free service).
+    pub fn bills(&self) -> bool {
+        self.cost != 0 || self.price != 0
+    }
+}
+
+/// The contract's current line of a service and the other lines that still bill.
+#[derive(Debug, PartialEq, Eq)]
+pub struct OnContract<'a> {
+    pub current: Option<&'a Related>,
+    pub extra_billing: Vec<&'a Related>,
+}
+
+/// Picks the current line among a service's lines on one contract: the newest billing line
+/// (effective date, then id), or the newest line when none bills.
+pub fn on_contract<'a>(rows: &'a [Related], contract_id: &str) -> OnContract<'a> {
+    let mine: Vec<&Related> = rows
+        .iter()
+        .filter(|r| r.contract_id == contract_id)
+        .collect();
+    let newest = |a: &&Related, b: &&Related| {
+        (a.bills(), a.effective_date.as_str(), id_num(&a.id)).cmp(&(
+            b.bills(),
+            b.effective_date.as_str(),
+            id_num(&b.id),
+        ))
+    };
+    let current = mine.iter().copied().max_by(newest);
+    let extra_billing = mine
+        .iter()
+        .copied()
+        .filter(|r| r.bills() && Some(r.id.as_str()) != current.map(|c| c.id.as_str()))
+        .collect();
+    OnContract {
+        current,
+        extra_billing,
+    }
+}
+
+fn id_num(id: &str) -> i64 {
+    id.parse().unwrap_or(0)
+}
+
+/// What to write to bring a contract's line of a service to the wanted values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LineWrite {
+    /// Nothing differs.
+    Nothing,
+    /// Cost or price differ: bulk-update the line in place.
+    InPlace { line_id: String },
+    /// Units differ (or no line bills): add a line, then end the listed ones.
+    Replace { end: Vec<String> },
+    /// No line at all: add one.
+    Add,
+}
+
+/// Decides the write. `known_units` are the units of `current` as remembered (ledger or status);
+/// `None` = a line nobody here wrote, whose units are taken to be the wanted ones (adoption).
+/// Extra billing lines are always ended.
+pub fn decide(
+    found: &OnContract<'_>,
+    known_units: Option<i64>,
+    wanted: LineValues,
+) -> (LineWrite, Vec<String>) {
+    let extras: Vec<String> = found.extra_billing.iter().map(|r| r.id.clone()).collect();
+    let Some(cur) = found.current else {
+        return (LineWrite::Add, extras);
+    };
+    let units_differ = known_units.is_some_and(|u| u != wanted.quantity);
+    // A current line that no longer bills while the wanted one does was ended: start anew.
+    let ended = !cur.bills() && (wanted.cost != 0 || wanted.price != 0);
+    if units_differ || ended {
+        let mut end = vec![];
+        if cur.bills() {
+            end.push(cur.id.clone());
+        }
+        end.extend(extras);
+        return (LineWrite::Replace { end }, Vec::new());
+    }
+    if cur.cost != wanted.cost || cur.price != wanted.price {
+        return (
+            LineWrite::InPlace {
+                line_id: cur.id.clone(),
+            },
+            extras,
+        );
+    }
+    (LineWrite::Nothing, extras)
+}
+
+/// Units of the lines this client wrote or adopted, by line id, for its own lifetime.
 #[derive(Default)]
 pub struct LineLedger {
-    lines: Mutex<HashMap<(String, String), ContractLine>>,
+    units: Mutex<HashMap<String, i64>>,
 }
 
 impl LineLedger {
-    pub fn get(&self, contract_id: &str, service_id: &str) -> Option<ContractLine> {
-        self.lock()
-            .get(&(contract_id.to_string(), service_id.to_string()))
-            .cloned()
+    pub fn units(&self, line_id: &str) -> Option<i64> {
+        self.lock().get(line_id).copied()
     }
 
     pub fn remember(&self, line: &ContractLine) {
-        self.lock().insert(
-            (line.contract_id.clone(), line.service_id.clone()),
-            line.clone(),
-        );
+        self.lock().insert(line.id.clone(), line.quantity);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), ContractLine>> {
-        self.lines.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.units.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-/// Whether a line already holds the wanted values.
-pub fn unchanged(line: &ContractLine, values: LineValues) -> bool {
-    line.quantity == values.quantity && line.cost == values.cost && line.price == values.price
-}
-
-/// The status text for a replacement.
-pub fn replacement_note(old: &ContractLine, new: &ContractLine, effective: NaiveDate) -> String {
+fn values_text(quantity: i64, cost: MinorUnits, price: MinorUnits) -> String {
     format!(
-        "Kaseya BMS API v2 cannot change a contract line: added line {} ({} units, cost {}, price {}) \
-         effective {} to supersede line {} ({} units, cost {}, price {}); end line {} in BMS if \
-         your billing does not supersede it by effective date",
+        "{quantity} units, cost {}, price {}",
+        format_decimal_4(cost),
+        format_decimal_4(price)
+    )
+}
+
+/// Status note for a units change: the new line and the ended ones.
+pub fn replacement_note(new: &ContractLine, ended: &[String], effective: &str) -> String {
+    let mut note = format!(
+        "added line {} ({}) effective {effective}",
         new.id,
-        new.quantity,
-        format_decimal_4(new.cost),
-        format_decimal_4(new.price),
-        effective.format("%Y-%m-%d"),
-        old.id,
-        old.quantity,
-        format_decimal_4(old.cost),
-        format_decimal_4(old.price),
-        old.id,
+        values_text(new.quantity, new.cost, new.price)
+    );
+    if !ended.is_empty() {
+        note.push_str(&format!(
+            "; ended line {} (cost and price set to 0: Kaseya BMS API v2 cannot change a line's \
+             units or end a line otherwise)",
+            ended.join(", ")
+        ));
+    }
+    note
+}
+
+/// Status note for adopting a line this operator did not write.
+pub fn adoption_note(line: &ContractLine) -> String {
+    format!(
+        "adopted line {} found on the contract; its units cannot be read through Kaseya BMS API \
+         v2 and are taken to be {} — check the line in BMS if it was added with other units",
+        line.id, line.quantity
+    )
+}
+
+/// Status note for extra billing lines that were ended.
+pub fn extras_note(ended: &[String]) -> String {
+    format!(
+        "ended duplicate line {} of the same service (cost and price set to 0)",
+        ended.join(", ")
     )
 }
 
@@ -74,63 +193,147 @@ pub fn replacement_note(old: &ContractLine, new: &ContractLine, effective: Naive
 mod tests {
     use super::*;
 
-    fn line(id: &str, q: i64) -> ContractLine {
-        ContractLine {
+    fn row(id: &str, contract: &str, date: &str, cost: i64, price: i64) -> Related {
+        Related {
             id: id.into(),
-            contract_id: "7".into(),
-            service_id: "9".into(),
-            quantity: q,
-            cost: 15_000,
-            price: 40_000,
+            contract_id: contract.into(),
+            effective_date: date.into(),
+            cost,
+            price,
+        }
+    }
+
+    const WANT: LineValues = LineValues {
+        quantity: 7,
+        cost: 15_000,
+        price: 40_000,
+    };
+
+    #[test]
+    fn the_current_line_is_the_newest_that_bills() {
+        let rows = vec![
+            row("10", "7", "2026-01-01T00:00:00", 15_000, 40_000),
+            row("11", "7", "2026-03-01T00:00:00", 0, 0),
+            row("12", "8", "2026-04-01T00:00:00", 15_000, 40_000),
+            row("13", "7", "2026-02-01T00:00:00", 15_000, 40_000),
+        ];
+        let f = on_contract(&rows, "7");
+        assert_eq!(f.current.map(|r| r.id.as_str()), Some("13"));
+        assert_eq!(
+            f.extra_billing
+                .iter()
+                .map(|r| r.id.as_str())
+                .collect::<Vec<_>>(),
+            ["10"]
+        );
+        let ended_only = vec![row("11", "7", "2026-03-01T00:00:00", 0, 0)];
+        assert_eq!(
+            on_contract(&ended_only, "7").current.map(|r| r.id.as_str()),
+            Some("11")
+        );
+        assert_eq!(on_contract(&rows, "9").current, None);
+    }
+
+    #[test]
+    fn writes_follow_what_differs() {
+        let same = row("13", "7", "2026-02-01T00:00:00", 15_000, 40_000);
+        let cheaper = row("13", "7", "2026-02-01T00:00:00", 15_000, 30_000);
+        let ended = row("13", "7", "2026-02-01T00:00:00", 0, 0);
+        let dup = row("10", "7", "2026-01-01T00:00:00", 15_000, 40_000);
+        let one = |r: &Related| vec![r.clone()];
+        type Row = (
+            &'static str,
+            Vec<Related>,
+            Option<i64>,
+            LineWrite,
+            Vec<&'static str>,
+        );
+        let table: Vec<Row> = vec![
+            (
+                "nothing on the contract",
+                vec![],
+                None,
+                LineWrite::Add,
+                vec![],
+            ),
+            ("in step", one(&same), Some(7), LineWrite::Nothing, vec![]),
+            (
+                "adopted, units unknown, money in step",
+                one(&same),
+                None,
+                LineWrite::Nothing,
+                vec![],
+            ),
+            (
+                "price differs",
+                one(&cheaper),
+                Some(7),
+                LineWrite::InPlace {
+                    line_id: "13".into(),
+                },
+                vec![],
+            ),
+            (
+                "units differ",
+                one(&cheaper),
+                Some(5),
+                LineWrite::Replace {
+                    end: vec!["13".into()],
+                },
+                vec![],
+            ),
+            (
+                "current line was ended",
+                one(&ended),
+                Some(7),
+                LineWrite::Replace { end: vec![] },
+                vec![],
+            ),
+            (
+                "a duplicate bills too",
+                vec![same.clone(), dup.clone()],
+                Some(7),
+                LineWrite::Nothing,
+                vec!["10"],
+            ),
+            (
+                "units differ with a duplicate",
+                vec![same.clone(), dup],
+                Some(5),
+                LineWrite::Replace {
+                    end: vec!["13".into(), "10".into()],
+                },
+                vec![],
+            ),
+        ];
+        for (name, rows, units, want_write, want_end) in table {
+            let f = on_contract(&rows, "7");
+            let (write, end) = decide(&f, units, WANT);
+            assert_eq!(write, want_write, "{name}");
+            assert_eq!(end, want_end, "{name}");
         }
     }
 
     #[test]
-    fn only_a_real_difference_needs_a_call() {
-        let l = line("1", 42);
-        let same = LineValues {
-            quantity: 42,
+    fn notes_name_the_lines() {
+        let new = ContractLine {
+            id: "14".into(),
+            contract_id: "7".into(),
+            service_id: "9".into(),
+            quantity: 7,
             cost: 15_000,
             price: 40_000,
         };
-        assert!(unchanged(&l, same));
-        for v in [
-            LineValues {
-                quantity: 43,
-                ..same
-            },
-            LineValues {
-                cost: 15_001,
-                ..same
-            },
-            LineValues { price: 0, ..same },
-        ] {
-            assert!(!unchanged(&l, v), "{v:?}");
-        }
-    }
-
-    #[test]
-    fn note_names_both_lines_and_the_date() {
-        let note = replacement_note(
-            &line("11", 40),
-            &line("12", 42),
-            NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(),
-        );
+        let note = replacement_note(&new, &["13".into()], "2026-12-02");
         assert!(
-            note.contains("added line 12 (42 units, cost 1.50, price 4.00)"),
+            note.starts_with("added line 14 (7 units, cost 1.50, price 4.00) effective 2026-12-02"),
             "{note}"
         );
-        assert!(note.contains("effective 2026-11-24"), "{note}");
-        assert!(note.contains("end line 11 in BMS"), "{note}");
-    }
-
-    #[test]
-    fn ledger_keeps_the_latest_line_per_contract_and_service() {
+        assert!(note.contains("ended line 13"), "{note}");
+        assert!(adoption_note(&new).contains("taken to be 7"));
         let ledger = LineLedger::default();
-        assert_eq!(ledger.get("7", "9"), None);
-        ledger.remember(&line("11", 40));
-        ledger.remember(&line("12", 42));
-        assert_eq!(ledger.get("7", "9").map(|l| l.id), Some("12".to_string()));
-        assert_eq!(ledger.get("7", "8"), None);
+        ledger.remember(&new);
+        assert_eq!(ledger.units("14"), Some(7));
+        assert_eq!(ledger.units("13"), None);
     }
 }

@@ -8,7 +8,11 @@
 //! * every answer goes through [`envelope::parse_response`]: `success: false` behind HTTP 200 is
 //!   an error carrying the PSA's message, never a success;
 //! * a per-endpoint call budget ([`RateBudget`], 1,500 calls per hour per endpoint by default);
-//! * contract lines cannot be listed or changed through v2: see [`lines`].
+//! * contract lines are found and updated through the catalog service's related services; their
+//!   units can be neither read nor changed, so a units change adds a line and ends the old one:
+//!   see [`lines`];
+//! * date-times are written in the tenant's time zone (`userinfo.timeZoneValue`), read once;
+//! * paged lists stop at `totalRecords` where the answer carries it, else at a short page.
 //!
 //! # Calls per operation
 //! Each method's doc gives the HTTP calls it makes once a token is held. Add one login call
@@ -24,19 +28,23 @@ mod lines;
 mod transport;
 mod wire;
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{NaiveDateTime, Utc};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 
-pub use config::{BmsConfig, BmsCredentials, RateBudget};
+pub use config::{BmsConfig, BmsCredentials, LookupTables, RateBudget};
 pub use envelope::{parse_response, Envelope};
 
+use self::lines::{LineWrite, Related};
 use self::transport::{Req, Transport};
 use self::wire::{
-    decode, decode_list, WAccount, WContact, WIdOnly, WLine, WLocationLookup, WLookup, WService,
-    WTicket,
+    decode, decode_list, WAccount, WContact, WIdOnly, WLine, WLocationLookup, WLookup, WRelated,
+    WService, WTicket, WUserInfo,
 };
 use super::{
     CatalogService, CatalogServiceSpec, Company, CompanyFilter, Contact, Contract, ContractLine,
@@ -47,7 +55,13 @@ use super::{
 /// Rows asked for per page (what Kaseya's own samples use).
 /// `TicketInputDto` of the BMS v2 document requires PriorityId, SourceId, StatusId and TypeId
 /// besides what the dispatcher always sends (AccountId, LocationId, Title, Details, OpenDate).
+/// Clients written against live tenants report that a queue or an assignee is needed too;
+/// psa-operator assigns no one, so the queue (`ticket.board`) is required.
 pub const REQUIRED_TICKET_SETTINGS: &[crate::psa::RequiredTicketSetting] = &[
+    crate::psa::RequiredTicketSetting {
+        setting: "board",
+        psa_field: "QueueId",
+    },
     crate::psa::RequiredTicketSetting {
         setting: "status",
         psa_field: "StatusId",
@@ -69,33 +83,91 @@ pub const REQUIRED_TICKET_SETTINGS: &[crate::psa::RequiredTicketSetting] = &[
 pub const PAGE_SIZE: usize = 100;
 /// Upper bound on pages read by one listing (100,000 rows).
 const MAX_PAGES: usize = 1_000;
-
-/// Generic tenant lookup tables for the picklists v2 has no dedicated path for. Kaseya does not
-/// publish these table names; they are kept here, in one place, to be corrected against a live
-/// tenant.
-pub const TICKET_TYPE_TABLE: &str = "TicketType";
-pub const TICKET_SOURCE_TABLE: &str = "TicketSource";
-pub const NOTE_TYPE_TABLE: &str = "TicketNoteType";
+/// Pages read looking for a marker: the token is unique, so one row is expected; a few pages
+/// allow for "contains" matches on other text without reading the whole ticket list.
+const MARKER_PAGES: usize = 3;
 
 /// Comment BMS requires when resolving a ticket and none was given.
 const DEFAULT_CLOSE_COMMENT: &str = "Closed by psa-operator.";
 
 /// A Kaseya BMS client. Cheap to share behind `Arc<dyn Psa>`; holds the token, the call budget,
-/// the cached note type and the ledger of contract lines it added.
+/// values read once (note type, closed status, the tenant's time zone), the units of the contract
+/// lines it wrote, and the names of the contracts and accounts it has seen (to narrow searches).
 pub struct BmsClient {
     t: Transport,
+    tables: LookupTables,
     note_type: OnceCell<i64>,
+    closed_status: OnceCell<i64>,
+    time_zone: OnceCell<Option<f64>>,
     ledger: lines::LineLedger,
+    /// `contract:{id}` / `account:{id}` → name.
+    names: Mutex<HashMap<String, String>>,
 }
 
 impl BmsClient {
     /// Builds a client; nothing is sent until the first call.
     pub fn new(config: BmsConfig) -> PsaResult<Self> {
         Ok(BmsClient {
+            tables: config.lookup_tables.clone(),
             t: Transport::new(config)?,
             note_type: OnceCell::new(),
+            closed_status: OnceCell::new(),
+            time_zone: OnceCell::new(),
             ledger: lines::LineLedger::default(),
+            names: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn remember_name(&self, key: String, name: &str) {
+        self.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, name.to_string());
+    }
+
+    fn name_of(&self, key: &str) -> Option<String> {
+        self.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    fn remember_company(&self, c: &Company) {
+        self.remember_name(format!("account:{}", c.id), &c.name);
+    }
+
+    /// The tenant's wall clock now (one `userinfo` call per client, on first use).
+    async fn tenant_now(&self) -> PsaResult<NaiveDateTime> {
+        let offset = self
+            .time_zone
+            .get_or_try_init(|| async {
+                let v = self.result(Req::get("/v2/security/userinfo")).await?;
+                let info: WUserInfo = serde_json::from_value(v).unwrap_or_default();
+                Ok::<_, PsaError>(info.time_zone_value)
+            })
+            .await?;
+        Ok(convert::tenant_time(Utc::now(), *offset))
+    }
+
+    /// Reads a tenant lookup table; a table the tenant does not know is `LookupUnavailable`
+    /// naming it (the table names are not published, see [`LookupTables`]).
+    async fn tenant_lookup(&self, what: &str, table: &str) -> PsaResult<Vec<WLookup>> {
+        let path = format!("/v2/system/tenantlookup/{}", urlencoding::encode(table));
+        match self.result(Req::get(path)).await {
+            Ok(v) => decode_list(what, v),
+            Err(PsaError::Permanent { message, .. }) | Err(PsaError::NotFound { message }) => {
+                Err(PsaError::LookupUnavailable {
+                    table: table.to_string(),
+                    message: format!(
+                        "the tenant has no {what} lookup table {table:?} ({message}); Kaseya \
+                         does not publish these names — set \
+                         spec.provider.kaseyaBms.lookupTables to the tenant's table"
+                    ),
+                })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn result(&self, req: Req) -> PsaResult<Value> {
@@ -109,11 +181,23 @@ impl BmsClient {
         what: &str,
         req: Req,
         first_only: bool,
+        keep: impl FnMut(&T) -> bool,
+    ) -> PsaResult<Vec<T>> {
+        self.pages_up_to(what, req, first_only, MAX_PAGES, keep)
+            .await
+    }
+
+    async fn pages_up_to<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        req: Req,
+        first_only: bool,
+        max_pages: usize,
         mut keep: impl FnMut(&T) -> bool,
     ) -> PsaResult<Vec<T>> {
         let mut out = Vec::new();
         let mut seen = 0usize;
-        for page in 1..=MAX_PAGES {
+        for page in 1..=max_pages {
             let env = self
                 .t
                 .call(req.clone().q("PageSize", PAGE_SIZE).q("PageNumber", page))
@@ -129,8 +213,7 @@ impl BmsClient {
                     }
                 }
             }
-            let total_reached = env.total_records.is_some_and(|t| seen as u64 >= t);
-            if n < PAGE_SIZE || total_reached {
+            if last_page(n, seen, env.total_records) {
                 break;
             }
         }
@@ -139,14 +222,7 @@ impl BmsClient {
 
     async fn lookup(&self, what: &str, path: &str) -> PsaResult<Vec<Named>> {
         let rows: Vec<WLookup> = decode_list(what, self.result(Req::get(path)).await?)?;
-        Ok(rows
-            .into_iter()
-            .filter(|r| r.is_active != Some(false))
-            .map(|r| Named {
-                id: r.id,
-                name: r.name.unwrap_or_default(),
-            })
-            .collect())
+        Ok(active_named(rows))
     }
 
     async fn find_account(&self, filter: &str, value: &str) -> PsaResult<Option<Company>> {
@@ -166,7 +242,11 @@ impl BmsClient {
                     .is_some_and(|f| convert::same_name(f, value))
             })
             .await?;
-        Ok(rows.into_iter().next().map(convert::company))
+        let company = rows.into_iter().next().map(convert::company);
+        if let Some(c) = &company {
+            self.remember_company(c);
+        }
+        Ok(company)
     }
 
     /// The account's main location: one call to the locations lookup.
@@ -190,9 +270,9 @@ impl BmsClient {
     async fn note_type(&self) -> PsaResult<i64> {
         self.note_type
             .get_or_try_init(|| async {
-                let path = format!("/v2/system/tenantlookup/{NOTE_TYPE_TABLE}");
-                let rows: Vec<WLookup> =
-                    decode_list("note type", self.result(Req::get(path)).await?)?;
+                let rows = self
+                    .tenant_lookup("ticket note type", &self.tables.note_type)
+                    .await?;
                 let active: Vec<&WLookup> =
                     rows.iter().filter(|r| r.is_active != Some(false)).collect();
                 let pick = active
@@ -226,12 +306,13 @@ impl BmsClient {
     ) -> PsaResult<ContractLine> {
         let cid = convert::num_id("contract", contract_id)?;
         let sid = convert::num_id("service", service_id)?;
+        let effective = convert::wire_day(self.tenant_now().await?);
         let body = json!([{
             "ServiceId": sid,
             "Units": values.quantity,
             "UnitCost": convert::money_to_wire(values.cost),
             "UnitPrice": convert::money_to_wire(values.price),
-            "EffectiveDate": today_midnight(),
+            "EffectiveDate": effective,
             "SortOrder": 0,
         }]);
         let path = format!("/v2/finance/contracts/recurringservices/{cid}/services");
@@ -267,13 +348,23 @@ fn empty_answer(what: &str) -> PsaError {
     }
 }
 
-/// BMS date-times are offset-less; we send UTC.
-fn now_wire() -> String {
-    Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string()
+/// Whether a paged listing is done: at `totalRecords` when the answer carries it (a server may
+/// cap pages below what we ask), else at a short page.
+fn last_page(rows_in_page: usize, seen: usize, total: Option<u64>) -> bool {
+    match total {
+        Some(t) => rows_in_page == 0 || seen as u64 >= t,
+        None => rows_in_page < PAGE_SIZE,
+    }
 }
 
-fn today_midnight() -> String {
-    Utc::now().format("%Y-%m-%dT00:00:00").to_string()
+fn active_named(rows: Vec<WLookup>) -> Vec<Named> {
+    rows.into_iter()
+        .filter(|r| r.is_active != Some(false))
+        .map(|r| Named {
+            id: r.id,
+            name: r.name.unwrap_or_default(),
+        })
+        .collect()
 }
 
 fn set_opt(body: &mut Value, key: &str, what: &str, id: Option<&PsaId>) -> PsaResult<()> {
@@ -299,11 +390,13 @@ impl Psa for BmsClient {
         Provider::KaseyaBms
     }
 
-    /// 1 call: `GET /v2/security/userinfo` (plus the login every first call makes).
+    /// 1 call: `GET /v2/security/userinfo` (plus the login every first call makes); keeps the
+    /// tenant's time zone for the dates this client writes.
     async fn verify(&self) -> PsaResult<()> {
-        self.result(Req::get("/v2/security/userinfo"))
-            .await
-            .map(|_| ())
+        let v = self.result(Req::get("/v2/security/userinfo")).await?;
+        let info: WUserInfo = serde_json::from_value(v).unwrap_or_default();
+        let _ = self.time_zone.set(info.time_zone_value);
+        Ok(())
     }
 
     /// 1 call: `GET /v2/crm/accounts/summary?Filter.AccountCode=` (more only when over 100
@@ -325,7 +418,11 @@ impl Psa for BmsClient {
         );
         match self.result(Req::get(path)).await {
             Ok(Value::Null) => Ok(None),
-            Ok(v) => Ok(Some(convert::company(decode("account", v)?))),
+            Ok(v) => {
+                let c = convert::company(decode("account", v)?);
+                self.remember_company(&c);
+                Ok(Some(c))
+            }
             Err(PsaError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
@@ -348,7 +445,11 @@ impl Psa for BmsClient {
                 type_ok && (!filter.parent_only || a.parent_id.is_none())
             })
             .await?;
-        Ok(rows.into_iter().map(convert::company).collect())
+        let companies: Vec<Company> = rows.into_iter().map(convert::company).collect();
+        for c in &companies {
+            self.remember_company(c);
+        }
+        Ok(companies)
     }
 
     /// 1 call: `GET /v2/crm/contacts/search?Filter.EmailAddress=&Filter.AccountIds=`; exact
@@ -425,10 +526,12 @@ impl Psa for BmsClient {
             .collect())
     }
 
-    /// 1 call: `GET /v2/system/tenantlookup/TicketType`.
+    /// 1 call: `GET /v2/system/tenantlookup/{lookupTables.ticketType}` (default `TicketType`).
     async fn ticket_types(&self, _board_id: Option<&PsaId>) -> PsaResult<Vec<Named>> {
-        let path = format!("/v2/system/tenantlookup/{TICKET_TYPE_TABLE}");
-        self.lookup("ticket type", &path).await
+        let rows = self
+            .tenant_lookup("ticket type", &self.tables.ticket_type)
+            .await?;
+        Ok(active_named(rows))
     }
 
     /// 1 call: `GET /v2/system/issuetypes/lookup`.
@@ -454,16 +557,20 @@ impl Psa for BmsClient {
             .await
     }
 
-    /// 1 call: `GET /v2/system/tenantlookup/TicketSource`.
+    /// 1 call: `GET /v2/system/tenantlookup/{lookupTables.ticketSource}` (default
+    /// `TicketSource`).
     async fn sources(&self) -> PsaResult<Vec<Named>> {
-        let path = format!("/v2/system/tenantlookup/{TICKET_SOURCE_TABLE}");
-        self.lookup("source", &path).await
+        let rows = self
+            .tenant_lookup("ticket source", &self.tables.ticket_source)
+            .await?;
+        Ok(active_named(rows))
     }
 
     /// 1 call: `POST /v2/servicedesk/tickets` — 2 when `location_id` is absent (the account's
-    /// main location is looked up first). The marker is the last line of the details. BMS
-    /// requires status, priority, type and source; when one is unset BMS's validation message
-    /// comes back as a permanent error.
+    /// main location is looked up first), 1 more for the client's first dated write (the tenant's
+    /// time zone). The marker is the last line of the details. The document requires status,
+    /// priority, type and source, and live tenants a queue (or an assignee); settings resolution
+    /// refuses a BMS connection without them, so an unset one here is BMS's validation message.
     async fn create_ticket(&self, t: &NewTicket) -> PsaResult<Ticket> {
         let account = convert::num_id("account", &t.company_id)?;
         let location = match &t.location_id {
@@ -475,7 +582,7 @@ impl Psa for BmsClient {
             "Details": convert::details_with_marker(&t.description, &t.marker),
             "AccountId": account,
             "LocationId": location,
-            "OpenDate": now_wire(),
+            "OpenDate": convert::wire_time(self.tenant_now().await?),
         });
         set_opt(&mut body, "ContactId", "contact", t.contact_id.as_ref())?;
         set_opt(&mut body, "QueueId", "queue", t.board_id.as_ref())?;
@@ -511,12 +618,13 @@ impl Psa for BmsClient {
         Ok(ticket)
     }
 
-    /// 1 call: `GET /v2/servicedesk/tickets?Filter.Details=[psa-operator:MARKER]`, checked exactly.
+    /// 1 call (at most 3): `GET /v2/servicedesk/tickets?Filter.Details=psa-operator-ref:MARKER`
+    /// (a token without `LIKE` metacharacters), checked exactly.
     async fn find_ticket_by_marker(&self, marker: &str) -> PsaResult<Option<Ticket>> {
         let req =
             Req::get("/v2/servicedesk/tickets").q("Filter.Details", convert::marker_token(marker));
         let rows: Vec<WTicket> = self
-            .pages("ticket", req, true, |t: &WTicket| {
+            .pages_up_to("ticket", req, true, MARKER_PAGES, |t: &WTicket| {
                 t.details.as_deref().and_then(convert::marker_in).as_deref() == Some(marker)
             })
             .await?;
@@ -556,7 +664,7 @@ impl Psa for BmsClient {
             "Details": text,
             "IsInternal": true,
             "TypeId": type_id,
-            "NoteDate": now_wire(),
+            "NoteDate": convert::wire_time(self.tenant_now().await?),
         });
         let path = format!("/v2/servicedesk/tickets/{id}/notes");
         let v = self
@@ -568,7 +676,10 @@ impl Psa for BmsClient {
         Ok(decode::<WIdOnly>("note", v)?.id)
     }
 
-    /// 1 call: `POST /v2/servicedesk/tickets/{id}/resolve` with the note as its comment.
+    /// 1 call: `POST /v2/servicedesk/tickets/{id}/resolve` with the note as its comment and the
+    /// closed status resolved with the settings — never without one (the document's `StatusId`
+    /// is a plain integer: left out, it would be sent as 0). Without one given, the tenant's first
+    /// closed status is read once (1 more call).
     async fn close_ticket(
         &self,
         ticket_id: &PsaId,
@@ -585,7 +696,10 @@ impl Psa for BmsClient {
             "IsInternal": true,
             "IsPublishToKnowledgeBase": false,
         });
-        set_opt(&mut body, "StatusId", "status", status_id)?;
+        body["StatusId"] = json!(match status_id {
+            Some(s) => convert::num_id("status", s)?,
+            None => self.closed_status().await?,
+        });
         let path = format!("/v2/servicedesk/tickets/{id}/resolve");
         self.result(Req::with_body(Method::POST, path, body))
             .await
@@ -599,7 +713,7 @@ impl Psa for BmsClient {
             .q("AccountId", account)
             .q("ExcludeExpiredContracts", "true");
         let rows: Vec<WLookup> = decode_list("contract", self.result(req).await?)?;
-        Ok(rows
+        let contract = rows
             .into_iter()
             .filter(|c| {
                 c.name
@@ -612,7 +726,12 @@ impl Psa for BmsClient {
                 company_id: company_id.clone(),
                 name: c.name.unwrap_or_default(),
                 active: c.is_active != Some(false),
-            }))
+            });
+        if let Some(c) = &contract {
+            self.remember_name(format!("contract:{}", c.id), &c.name);
+            self.remember_name(format!("contract-account:{}", c.id), &c.company_id);
+        }
+        Ok(contract)
     }
 
     /// 2 calls when found (`GET …/services/lookup?Filter.Name=` then `GET …/services/{id}` for
@@ -715,44 +834,251 @@ impl Psa for BmsClient {
         }
     }
 
+    /// `false`: BMS finds a contract's line of a service but cannot read its units, so the
+    /// caller supplies the units it remembers for that line (see [`lines`]).
     fn lists_contract_lines(&self) -> bool {
         false
     }
 
-    /// 0 calls: BMS v2 cannot list a contract's lines; answers from the lines this client added
-    /// or replaced (see [`lines`]).
+    /// 1 call per 100 lines of the service (usually 1): `POST …/services/{id}/relatedservices/
+    /// search`, narrowed by contract and account name when known. The line is the contract's
+    /// current one (the newest that bills); its quantity is what this client wrote, or 0 when it
+    /// did not write it (the caller's memory decides then).
     async fn find_contract_line(
         &self,
         contract_id: &PsaId,
         service_id: &PsaId,
     ) -> PsaResult<Option<ContractLine>> {
-        Ok(self.ledger.get(contract_id, service_id))
+        let rows = self.service_lines(contract_id, service_id).await?;
+        let found = lines::on_contract(&rows, contract_id);
+        Ok(found.current.map(|cur| {
+            let units = self.ledger.units(&cur.id).unwrap_or(0);
+            line_of(cur, contract_id, service_id, units)
+        }))
     }
 
-    /// 1 call: `POST /v2/finance/contracts/recurringservices/{contractId}/services`, effective today.
+    /// 1 search; then either 1 call to add the line (`POST /v2/finance/contracts/
+    /// recurringservices/{contractId}/services`, effective today for the tenant) or, when the
+    /// contract already has a line of the service (added in BMS by hand), its adoption: 0–2 bulk
+    /// updates (cost and price in step, duplicates ended).
     async fn add_contract_line(
         &self,
         contract_id: &PsaId,
         service_id: &PsaId,
         values: LineValues,
     ) -> PsaResult<ContractLine> {
-        self.post_line(contract_id, service_id, values).await
+        Ok(self
+            .sync_line(contract_id, service_id, None, values)
+            .await?
+            .line()
+            .clone())
     }
 
-    /// 0 calls when nothing changed; otherwise 1 call adding a superseding line effective today,
-    /// returned as [`LineUpdate::Replaced`] with a note for status (v2 cannot change a line).
+    /// 1 search, then: nothing when the line is in step; 1 bulk update when cost or price differ
+    /// (in place); when units differ, 1 call adding a line effective today and 1 bulk update
+    /// ending the old one (cost and price 0), returned as [`LineUpdate::Replaced`] with a note.
     async fn update_contract_line(
         &self,
         line: &ContractLine,
         values: LineValues,
     ) -> PsaResult<LineUpdate> {
-        if lines::unchanged(line, values) {
-            return Ok(LineUpdate::Updated(line.clone()));
+        self.sync_line(&line.contract_id, &line.service_id, Some(line), values)
+            .await
+    }
+}
+
+impl BmsClient {
+    /// The closed status for resolving without one from the settings: the first closed status.
+    async fn closed_status(&self) -> PsaResult<i64> {
+        self.closed_status
+            .get_or_try_init(|| async {
+                let statuses = self.statuses(None).await?;
+                let closed =
+                    statuses
+                        .iter()
+                        .find(|s| s.closed)
+                        .ok_or_else(|| PsaError::Permanent {
+                            status: None,
+                            message: "the BMS tenant has no closed status to resolve tickets with"
+                                .to_string(),
+                        })?;
+                convert::num_id("status", &closed.id)
+            })
+            .await
+            .copied()
+    }
+
+    /// Every line of a catalog service on `contract_id` (paged by `totalRecords`). Contract and
+    /// account names narrow the search when this client has seen them and they hold no `LIKE`
+    /// metacharacter; rows are matched on the contract id either way.
+    async fn service_lines(&self, contract_id: &str, service_id: &str) -> PsaResult<Vec<Related>> {
+        let sid = convert::num_id("service", service_id)?;
+        let mut filter = serde_json::Map::new();
+        let contract_name = self.name_of(&format!("contract:{contract_id}"));
+        let account_name = self
+            .name_of(&format!("contract-account:{contract_id}"))
+            .and_then(|a| self.name_of(&format!("account:{a}")));
+        for (key, name) in [
+            ("ContractName", contract_name),
+            ("AccountName", account_name),
+        ] {
+            if let Some(n) = name.filter(|n| convert::like_safe(n) && !n.trim().is_empty()) {
+                filter.insert(key.into(), Value::String(n));
+            }
         }
-        let new = self
-            .post_line(&line.contract_id, &line.service_id, values)
-            .await?;
-        let note = lines::replacement_note(line, &new, Utc::now().date_naive());
-        Ok(LineUpdate::Replaced { line: new, note })
+        let path = format!("/v2/admin/finance/services/{sid}/relatedservices/search");
+        let mut out = Vec::new();
+        let mut seen = 0usize;
+        for page in 1..=MAX_PAGES {
+            let body = json!({"PageSize": PAGE_SIZE, "PageNumber": page, "Filter": filter});
+            let env = self
+                .t
+                .call(Req::with_body(Method::POST, path.clone(), body))
+                .await?;
+            let rows: Vec<WRelated> = decode_list("contract line", env.result)?;
+            let n = rows.len();
+            seen += n;
+            out.extend(
+                rows.into_iter()
+                    .filter_map(convert::related)
+                    .filter(|r| r.contract_id == contract_id),
+            );
+            if last_page(n, seen, env.total_records) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Brings the contract's line of a service to `values`; `remembered` is the line (and units)
+    /// the caller believes current, `None` when it knows of none.
+    async fn sync_line(
+        &self,
+        contract_id: &str,
+        service_id: &str,
+        remembered: Option<&ContractLine>,
+        values: LineValues,
+    ) -> PsaResult<LineUpdate> {
+        let rows = self.service_lines(contract_id, service_id).await?;
+        let found = lines::on_contract(&rows, contract_id);
+        let current_id = found.current.map(|c| c.id.clone());
+        // Units are known for the remembered line, or for one this client wrote.
+        let known_units = current_id.as_deref().and_then(|id| {
+            remembered
+                .filter(|r| r.id == id)
+                .map(|r| r.quantity)
+                .or_else(|| self.ledger.units(id))
+        });
+        let adopting = found.current.is_some() && known_units.is_none();
+        let (write, end) = lines::decide(&found, known_units, values);
+        let mut notes = Vec::new();
+        let line = match write {
+            LineWrite::Nothing | LineWrite::InPlace { .. } => {
+                let cur = found.current.expect("a current line to keep");
+                if let LineWrite::InPlace { line_id } = &write {
+                    self.bulk_update(
+                        contract_id,
+                        service_id,
+                        std::slice::from_ref(line_id),
+                        values,
+                    )
+                    .await?;
+                }
+                let line = ContractLine {
+                    id: cur.id.clone(),
+                    contract_id: contract_id.to_string(),
+                    service_id: service_id.to_string(),
+                    quantity: values.quantity,
+                    cost: values.cost,
+                    price: values.price,
+                };
+                if adopting {
+                    notes.push(lines::adoption_note(&line));
+                }
+                line
+            }
+            LineWrite::Add | LineWrite::Replace { .. } => {
+                let new = self.post_line(contract_id, service_id, values).await?;
+                if let LineWrite::Replace { end } = &write {
+                    if !end.is_empty() {
+                        let zero = LineValues {
+                            quantity: 0,
+                            cost: 0,
+                            price: 0,
+                        };
+                        self.bulk_update(contract_id, service_id, end, zero).await?;
+                    }
+                    let day = self.tenant_now().await?.format("%Y-%m-%d").to_string();
+                    notes.push(lines::replacement_note(&new, end, &day));
+                } else if remembered.is_some() {
+                    notes.push(format!(
+                        "the remembered line no longer bills in BMS; added line {}",
+                        new.id
+                    ));
+                }
+                new
+            }
+        };
+        if !end.is_empty() {
+            let zero = LineValues {
+                quantity: 0,
+                cost: 0,
+                price: 0,
+            };
+            self.bulk_update(contract_id, service_id, &end, zero)
+                .await?;
+            notes.push(lines::extras_note(&end));
+        }
+        self.ledger.remember(&line);
+        Ok(if notes.is_empty() {
+            LineUpdate::Updated(line)
+        } else {
+            LineUpdate::Replaced {
+                line,
+                note: notes.join("; "),
+            }
+        })
+    }
+
+    /// 1 call: `POST …/services/{id}/relatedservices/bulkupdate` setting cost and price of the
+    /// listed lines (units are not part of the call).
+    async fn bulk_update(
+        &self,
+        contract_id: &str,
+        service_id: &str,
+        line_ids: &[String],
+        values: LineValues,
+    ) -> PsaResult<()> {
+        let sid = convert::num_id("service", service_id)?;
+        let cid = convert::num_id("contract", contract_id)?;
+        let selected = line_ids
+            .iter()
+            .map(|id| {
+                Ok(json!({"ClientContractId": cid,
+                          "ClientContractServiceId": convert::num_id("contract line", id)?}))
+            })
+            .collect::<PsaResult<Vec<Value>>>()?;
+        let body = json!({
+            "SelectedClientContractServices": selected,
+            "Values": {
+                "UnitCost": convert::money_to_wire(values.cost),
+                "UnitPrice": convert::money_to_wire(values.price),
+            },
+        });
+        let path = format!("/v2/admin/finance/services/{sid}/relatedservices/bulkupdate");
+        self.result(Req::with_body(Method::POST, path, body))
+            .await
+            .map(|_| ())
+    }
+}
+
+fn line_of(r: &Related, contract_id: &str, service_id: &str, units: i64) -> ContractLine {
+    ContractLine {
+        id: r.id.clone(),
+        contract_id: contract_id.to_string(),
+        service_id: service_id.to_string(),
+        quantity: units,
+        cost: r.cost,
+        price: r.price,
     }
 }

@@ -199,12 +199,12 @@ impl Transport {
                     PsaError::Transient { .. } => e,
                     PsaError::Auth { status, message }
                     | PsaError::Permanent { status, message } => PsaError::Auth { status, message },
-                    PsaError::NotFound { message } | PsaError::PermissionDenied { message } => {
-                        PsaError::Auth {
-                            status: Some(status),
-                            message,
-                        }
-                    }
+                    PsaError::NotFound { message }
+                    | PsaError::PermissionDenied { message }
+                    | PsaError::LookupUnavailable { message, .. } => PsaError::Auth {
+                        status: Some(status),
+                        message,
+                    },
                 },
             )?;
         auth::token_from_result(&env.result, now, server_now, Utc::now())

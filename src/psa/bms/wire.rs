@@ -149,6 +149,29 @@ pub struct WLine {
     pub unit_price: Option<f64>,
 }
 
+/// A row of `POST …/services/{id}/relatedservices/search` (`RelatedServicesListOutputDto`).
+#[derive(Debug, Deserialize)]
+pub struct WRelated {
+    #[serde(deserialize_with = "de_id")]
+    pub id: String,
+    #[serde(rename = "contractid", default, deserialize_with = "de_opt_id")]
+    pub contract_id: Option<String>,
+    #[serde(rename = "effectivedate", default)]
+    pub effective_date: Option<String>,
+    #[serde(rename = "unitcost", default)]
+    pub unit_cost: Option<f64>,
+    #[serde(rename = "unitprice", default)]
+    pub unit_price: Option<f64>,
+}
+
+/// The parts of `GET /v2/security/userinfo` the client uses: the tenant's time zone.
+#[derive(Debug, Default, Deserialize)]
+pub struct WUserInfo {
+    /// Hours from UTC (`TimeZoneValue`, a float in the document, e.g. `-5` or `5.5`).
+    #[serde(rename = "timezonevalue", default)]
+    pub time_zone_value: Option<f64>,
+}
+
 /// Reads a result into a wire type; a shape we cannot read is a permanent error naming `what`.
 pub fn decode<T: serde::de::DeserializeOwned>(what: &str, v: Value) -> PsaResult<T> {
     serde_json::from_value(v).map_err(|e| PsaError::Permanent {

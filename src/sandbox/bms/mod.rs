@@ -15,8 +15,10 @@
 //! * no call lists a contract's lines or changes a line, as in v2.
 //!
 //! The shared `/_sandbox/` admin API (calls, faults, reset, state) comes from [`super::admin`];
-//! this emulator adds `POST /_sandbox/tokens/expire`, which makes every access token expire now.
+//! this emulator adds `POST /_sandbox/tokens/expire`, which makes every access token expire now,
+//! and `GET /_sandbox/exchanges`, the last requests and answers as sent (see [`exchanges`]).
 
+mod exchanges;
 mod limits;
 mod routes;
 pub mod seed;
@@ -30,7 +32,8 @@ use std::time::Instant;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
+use axum::Json;
 use axum::Router;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -39,6 +42,7 @@ pub use seed::{Seed, SeedError};
 
 use super::admin::{self, Admin, Faults, InjectedFault, SandboxBackend};
 use super::RunningSandbox;
+use exchanges::ExchangeLog;
 use limits::EndpointLimiter;
 use session::Sessions;
 use world::World;
@@ -57,6 +61,7 @@ pub(crate) struct Inner {
     pub world: World,
     pub sessions: Sessions,
     pub limiter: EndpointLimiter,
+    pub exchanges: ExchangeLog,
 }
 
 /// One emulated tenant: the seed it started from and its current state.
@@ -71,6 +76,7 @@ impl BmsSandbox {
             world: World::from_seed(&seed),
             sessions: Sessions::default(),
             limiter: EndpointLimiter::default(),
+            exchanges: ExchangeLog::default(),
         });
         Arc::new(BmsSandbox { seed, inner })
     }
@@ -92,6 +98,7 @@ impl SandboxBackend for BmsSandbox {
         inner.world = World::from_seed(&self.seed);
         inner.sessions.clear();
         inner.limiter.clear();
+        inner.exchanges.clear();
     }
 
     fn state(&self) -> Value {
@@ -121,17 +128,24 @@ pub fn app(seed: Seed, startup_faults: Faults) -> (Router, Arc<Admin>) {
     let sandbox = BmsSandbox::new(seed);
     let psa = routes::api(sandbox.clone());
     let admin = Admin::new(sandbox.clone(), startup_faults);
-    let app = admin::with_admin(psa, admin.clone()).merge(
-        Router::new()
-            .route(
-                "/_sandbox/tokens/expire",
-                post(|State(s): State<Arc<BmsSandbox>>| async move {
-                    s.expire_tokens();
-                    StatusCode::NO_CONTENT
-                }),
-            )
-            .with_state(sandbox),
-    );
+    let app =
+        admin::with_admin(psa, admin.clone()).merge(
+            Router::new()
+                .route(
+                    "/_sandbox/exchanges",
+                    get(|State(s): State<Arc<BmsSandbox>>| async move {
+                        Json(s.lock().exchanges.all())
+                    }),
+                )
+                .route(
+                    "/_sandbox/tokens/expire",
+                    post(|State(s): State<Arc<BmsSandbox>>| async move {
+                        s.expire_tokens();
+                        StatusCode::NO_CONTENT
+                    }),
+                )
+                .with_state(sandbox),
+        );
     (app, admin)
 }
 

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use super::exchanges;
 use super::session::LoginError;
 use super::wire::{self, fail, ok, ok_paged};
 use super::world::{Fail, Pick, World};
@@ -52,6 +53,7 @@ pub fn api(s: Arc<BmsSandbox>) -> Router {
             "/v2/servicedesk/tickets",
             get(tickets_list).post(ticket_create),
         )
+        .route("/v2/servicedesk/tickets/search", post(tickets_search))
         .route(
             "/v2/servicedesk/tickets/{id}",
             get(ticket_get).patch(ticket_patch),
@@ -67,6 +69,14 @@ pub fn api(s: Arc<BmsSandbox>) -> Router {
             "/v2/admin/finance/services/{id}",
             get(service_get).put(service_put).delete(service_delete),
         )
+        .route(
+            "/v2/admin/finance/services/{id}/relatedservices/search",
+            post(related_search),
+        )
+        .route(
+            "/v2/admin/finance/services/{id}/relatedservices/bulkupdate",
+            post(related_bulk_update),
+        )
         .route("/v2/finance/contracts/lookup", get(contracts_lookup))
         .route(
             "/v2/finance/contracts/recurringservices/{id}/services",
@@ -78,7 +88,51 @@ pub fn api(s: Arc<BmsSandbox>) -> Router {
         .route("/v2/security/refreshtoken", post(refresh))
         .merge(protected)
         .route_layer(middleware::from_fn_with_state(s.clone(), throttled))
+        .fallback(unknown_route)
+        .layer(middleware::from_fn_with_state(s.clone(), recorded))
         .with_state(s)
+}
+
+/// What ASP.NET answers for a path it has no route for: 404 with an empty body. (A known path
+/// with another method gets axum's 405, as ASP.NET's does.)
+async fn unknown_route() -> Response {
+    StatusCode::NOT_FOUND.into_response()
+}
+
+/// Keeps the request and the answer in the exchange log, bodies as sent.
+async fn recorded(State(s): S, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let req_bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let (request_body, req_cut) = exchanges::body_text(&req_bytes);
+    let method = parts.method.to_string();
+    let path = parts.uri.path().to_string();
+    let query = parts.uri.query().unwrap_or_default().to_string();
+    let request_content_type = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let resp = next
+        .run(Request::from_parts(parts, Body::from(req_bytes)))
+        .await;
+    let (rparts, rbody) = resp.into_parts();
+    let resp_bytes = axum::body::to_bytes(rbody, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let (response_body, resp_cut) = exchanges::body_text(&resp_bytes);
+    s.lock().exchanges.record(exchanges::Exchange {
+        method,
+        path,
+        query,
+        request_content_type,
+        request_body,
+        status: rparts.status.as_u16(),
+        response_body,
+        truncated: req_cut || resp_cut,
+    });
+    Response::from_parts(rparts, Body::from(resp_bytes))
 }
 
 async fn authenticated(State(s): S, req: Request, next: Next) -> Response {
@@ -132,6 +186,30 @@ impl Params {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.trim())
             .filter(|v| !v.is_empty())
+    }
+
+    /// A search body as the query parameters of the matching list call (`Filter.X` → `filter.x`).
+    fn from_search(search: &wire::SearchIn) -> Params {
+        let mut pairs: Vec<(String, String)> = search
+            .filter
+            .iter()
+            .filter_map(|(k, v)| {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    _ => return None,
+                };
+                Some((format!("filter.{k}"), text))
+            })
+            .collect();
+        if let Some(n) = search.page_size {
+            pairs.push(("pagesize".into(), n.to_string()));
+        }
+        if let Some(n) = search.page_number {
+            pairs.push(("pagenumber".into(), n.to_string()));
+        }
+        Params(pairs)
     }
 
     /// Ids given repeated or comma-separated.
@@ -254,9 +332,24 @@ async fn userinfo(State(s): S) -> Response {
         "emailAddress": null,
         "tenantId": inner.world.tenant_id,
         "businessName": inner.world.tenant,
-        "timeZoneName": "UTC",
+        "timeZoneName": time_zone_name(inner.world.settings.utc_offset_hours),
+        "timeZoneValue": inner.world.settings.utc_offset_hours,
         "currencyCode": "USD",
     }))
+}
+
+/// *Sandbox*: the tenant's zone named by its offset (`UTC`, `UTC+05:30`).
+fn time_zone_name(hours: f64) -> String {
+    if hours == 0.0 {
+        return "UTC".into();
+    }
+    let minutes = (hours * 60.0).round() as i64;
+    let sign = if minutes < 0 { '-' } else { '+' };
+    format!(
+        "UTC{sign}{:02}:{:02}",
+        minutes.abs() / 60,
+        minutes.abs() % 60
+    )
 }
 
 // ---- accounts and contacts -------------------------------------------------------------------
@@ -367,20 +460,39 @@ async fn contacts_search(State(s): S, RawQuery(q): RawQuery) -> Response {
 
 // ---- picklists -------------------------------------------------------------------------------
 
-fn picks(list: &[Pick]) -> Response {
+/// Picklist rows in the shape of each lookup's DTO (the document gives each its own fields).
+#[derive(Clone, Copy)]
+enum PickShape {
+    /// `QueueLookupOutputDto`: id, name, isActive.
+    Queue,
+    /// `PriorityLookupOutputDto`: id, name, color, isDefault.
+    Priority,
+    /// `TenantLookupOutputDto`: id, name, isActive, isDefault.
+    TenantLookup,
+}
+
+fn picks(list: &[Pick], shape: PickShape) -> Response {
     ok(Value::Array(
         list.iter()
-            .map(|p| json!({"id": p.id, "name": p.name, "isActive": p.active, "isDefault": p.default}))
+            .map(|p| match shape {
+                PickShape::Queue => json!({"id": p.id, "name": p.name, "isActive": p.active}),
+                PickShape::Priority => {
+                    json!({"id": p.id, "name": p.name, "color": "#ffffff", "isDefault": p.default})
+                }
+                PickShape::TenantLookup => {
+                    json!({"id": p.id, "name": p.name, "isActive": p.active, "isDefault": p.default})
+                }
+            })
             .collect(),
     ))
 }
 
 async fn queues(State(s): S) -> Response {
-    picks(&s.lock().world.queues)
+    picks(&s.lock().world.queues, PickShape::Queue)
 }
 
 async fn priorities(State(s): S) -> Response {
-    picks(&s.lock().world.priorities)
+    picks(&s.lock().world.priorities, PickShape::Priority)
 }
 
 /// *Sandbox*: open statuses have `typeId` 1, closed ones 3 (Kaseya does not document the types).
@@ -434,9 +546,9 @@ async fn tenant_lookup(State(s): S, Path(table): Path<String>) -> Response {
     let inner = s.lock();
     let w = &inner.world;
     match table.to_ascii_lowercase().as_str() {
-        "tickettype" => picks(&w.ticket_types),
-        "ticketsource" => picks(&w.sources),
-        "ticketnotetype" => picks(&w.note_types),
+        "tickettype" => picks(&w.ticket_types, PickShape::TenantLookup),
+        "ticketsource" => picks(&w.sources, PickShape::TenantLookup),
+        "ticketnotetype" => picks(&w.note_types, PickShape::TenantLookup),
         _ => fail(Fail::Invalid(vec![format!(
             "Invalid table name '{table}'."
         )])),
@@ -447,20 +559,50 @@ async fn tenant_lookup(State(s): S, Path(table): Path<String>) -> Response {
 
 async fn tickets_list(State(s): S, RawQuery(q): RawQuery) -> Response {
     let p = Params::new(q);
+    let inner = s.lock();
+    ticket_page(&inner.world, &p)
+}
+
+/// `POST /v2/servicedesk/tickets/search`: the list's filters and paging, in a body.
+async fn tickets_search(State(s): S, body: Bytes) -> Response {
+    let v = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        bound!(wire::body_json(&body))
+    };
+    let search = bound!(wire::search_in(&v).map_err(wire::refuse));
+    let p = Params::from_search(&search);
+    let inner = s.lock();
+    ticket_page(&inner.world, &p)
+}
+
+/// Tickets matching the list filters (`Filter.*`, "contains", any case), one page of them.
+fn ticket_page(w: &World, p: &Params) -> Response {
     let accounts = p.ids("filter.accountids");
     let exclude_completed = p.flag("filter.excludecompleted").unwrap_or(false);
-    let statuses: Vec<String> = p
-        .get("filter.statusnames")
-        .map(|v| v.split(',').map(|x| x.trim().to_lowercase()).collect())
-        .unwrap_or_default();
-    let inner = s.lock();
-    let w = &inner.world;
+    let names = |key: &str| -> Vec<String> {
+        p.get(key)
+            .map(|v| v.split(',').map(|x| x.trim().to_lowercase()).collect())
+            .unwrap_or_default()
+    };
+    let statuses = names("filter.statusnames");
+    let queues = names("filter.queuenames");
     let rows: Vec<Value> = w
         .tickets
         .iter()
         .filter(|t| contains(&t.title, p.get("filter.title")))
         .filter(|t| contains(&t.details, p.get("filter.details")))
         .filter(|t| contains(&t.number, p.get("filter.ticketnumber")))
+        .filter(|t| {
+            let account = w.account(t.account_id);
+            contains(
+                account.map_or("", |a| a.name.as_str()),
+                p.get("filter.account"),
+            ) && contains(
+                account.map_or("", |a| a.code.as_str()),
+                p.get("filter.accountcode"),
+            )
+        })
         .filter(|t| accounts.is_empty() || accounts.contains(&t.account_id))
         .filter(|t| !exclude_completed || t.completed_date.is_none())
         .filter(|t| {
@@ -468,7 +610,13 @@ async fn tickets_list(State(s): S, RawQuery(q): RawQuery) -> Response {
                 || w.status(t.status_id)
                     .is_some_and(|st| statuses.contains(&st.name.to_lowercase()))
         })
-        .map(|t| wire::ticket_out(w, t))
+        .filter(|t| {
+            queues.is_empty()
+                || t.queue_id
+                    .and_then(|q| w.queues.iter().find(|x| x.id == q))
+                    .is_some_and(|q| queues.contains(&q.name.to_lowercase()))
+        })
+        .map(|t| wire::ticket_row(w, t))
         .collect();
     let total = rows.len();
     ok_paged(p.page(rows), total)
@@ -678,6 +826,43 @@ async fn contracts_lookup(State(s): S, RawQuery(q): RawQuery) -> Response {
         })
         .collect();
     ok(Value::Array(rows))
+}
+
+/// `POST /v2/admin/finance/services/{id}/relatedservices/search`: the service's lines across
+/// contracts, paged, with `totalRecords`.
+async fn related_search(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
+    let id = bound!(path_id(&id));
+    let v = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        bound!(wire::body_json(&body))
+    };
+    let search = bound!(wire::search_in(&v).map_err(wire::refuse));
+    let p = Params::from_search(&search);
+    let filter = wire::related_filter(&search.filter);
+    let inner = s.lock();
+    let w = &inner.world;
+    match w.related_lines(id, &filter) {
+        Ok(lines) => {
+            let rows: Vec<Value> = lines.into_iter().map(|l| wire::related_row(w, l)).collect();
+            let total = rows.len();
+            ok_paged(p.page(rows), total)
+        }
+        Err(f) => fail(f),
+    }
+}
+
+/// `POST /v2/admin/finance/services/{id}/relatedservices/bulkupdate`: cost, price and effective
+/// date of the chosen lines; the result is a message (`StringResponse`).
+async fn related_bulk_update(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
+    let id = bound!(path_id(&id));
+    let v = bound!(wire::body_json(&body));
+    let (chosen, values) = bound!(wire::bulk_update_in(&v).map_err(wire::refuse));
+    let mut inner = s.lock();
+    match inner.world.bulk_update_lines(id, &chosen, &values) {
+        Ok(n) => ok(Value::String(format!("{n} contract service(s) updated."))),
+        Err(f) => fail(f),
+    }
 }
 
 /// Adds lines; the answer is one line (the last added), as the Swagger declares.

@@ -8,6 +8,7 @@
 //!   accessTokenSeconds: 900          # access token lifetime (default 900)
 //!   refreshTokenSeconds: 604800      # refresh token lifetime (default one week)
 //!   callsPerHourPerEndpoint: 1500    # 429 beyond this, per route template per rolling hour; 0 = off
+//!   utcOffsetHours: 0                # the tenant's time zone as userinfo reports it (timeZoneValue)
 //! accounts:
 //!   - name: Contoso Ltd              # AccountName
 //!     code: CONTOSO                  # AccountCode
@@ -79,6 +80,7 @@ pub struct Settings {
     pub access_token_seconds: u64,
     pub refresh_token_seconds: u64,
     pub calls_per_hour_per_endpoint: u32,
+    pub utc_offset_hours: f64,
 }
 
 impl Default for Settings {
@@ -87,6 +89,7 @@ impl Default for Settings {
             access_token_seconds: 900,
             refresh_token_seconds: 7 * 24 * 3600,
             calls_per_hour_per_endpoint: 1500,
+            utc_offset_hours: 0.0,
         }
     }
 }

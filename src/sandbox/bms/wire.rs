@@ -7,7 +7,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-use super::world::{Account, Contact, Fail, LineIn, NoteIn, ServiceIn, Ticket, TicketIn, World};
+use super::world::{
+    Account, BulkValues, Contact, Fail, LineIn, NoteIn, RelatedFilter, ServiceIn, Ticket, TicketIn,
+    World,
+};
 
 /// `{success:true, result}`.
 pub fn ok(result: Value) -> Response {
@@ -227,6 +230,7 @@ pub fn ticket_in(v: &Value) -> Bound<TicketIn> {
         location_id: r.int("LocationId"),
         contact_id: r.int("ContactId"),
         queue_id: r.int("QueueId"),
+        assignee_id: r.int("AssigneeId"),
         status_id: r.int("StatusId"),
         priority_id: r.int("PriorityId"),
         type_id: r.int("TypeId"),
@@ -305,6 +309,114 @@ pub fn lines_in(v: &Value) -> Bound<Vec<LineIn>> {
     } else {
         Err(errors)
     }
+}
+
+/// Paging of a search body (`PageSize`, `PageNumber`) and its `Filter` object (folded keys).
+pub struct SearchIn {
+    pub page_size: Option<i64>,
+    pub page_number: Option<i64>,
+    pub filter: Map<String, Value>,
+}
+
+/// A `…/search` body: `{PageSize, PageNumber, Sort, Filter: {…}}`; an empty body is a search
+/// without filters.
+pub fn search_in(v: &Value) -> Bound<SearchIn> {
+    if v.is_null() {
+        return Ok(SearchIn {
+            page_size: None,
+            page_number: None,
+            filter: Map::new(),
+        });
+    }
+    let mut r = Reader::new(v, "");
+    let page_size = r.int("PageSize");
+    let page_number = r.int("PageNumber");
+    let filter = match v.get("filter") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => {
+            r.errors
+                .push(("$.Filter".into(), "An object is expected.".into()));
+            Map::new()
+        }
+    };
+    done(
+        r,
+        SearchIn {
+            page_size,
+            page_number,
+            filter,
+        },
+    )
+}
+
+/// `RelatedServicesListFilterDto`'s name filters.
+pub fn related_filter(f: &Map<String, Value>) -> RelatedFilter {
+    let text = |k: &str| f.get(k).and_then(Value::as_str).map(str::to_string);
+    RelatedFilter {
+        service_name: text("servicename"),
+        contract_name: text("contractname"),
+        account_name: text("accountname"),
+    }
+}
+
+/// `RelatedServicesListBulkUpdateInputDto`: the chosen (contract, line) pairs and the values.
+pub fn bulk_update_in(v: &Value) -> Bound<(Vec<(i64, i64)>, BulkValues)> {
+    let mut errors = Vec::new();
+    let mut chosen = Vec::new();
+    let selected = v
+        .get("selectedclientcontractservices")
+        .and_then(Value::as_array);
+    for (i, item) in selected.into_iter().flatten().enumerate() {
+        let mut r = Reader::new(item, &format!("SelectedClientContractServices[{i}]."));
+        let contract = r.int("ClientContractId");
+        let line = r.int("ClientContractServiceId");
+        errors.extend(r.errors);
+        if let (Some(c), Some(l)) = (contract, line) {
+            chosen.push((c, l));
+        }
+    }
+    let values = v.get("values").cloned().unwrap_or(Value::Null);
+    let mut r = Reader::new(&values, "Values.");
+    let out = BulkValues {
+        unit_cost: r.num("UnitCost"),
+        unit_price: r.num("UnitPrice"),
+        effective_date: r.text("EffectiveDate"),
+    };
+    r.text("ServiceName");
+    r.text("ServiceDescription");
+    errors.extend(r.errors);
+    if errors.is_empty() {
+        Ok((chosen, out))
+    } else {
+        Err(errors)
+    }
+}
+
+/// `RelatedServicesListOutputDto`: one line of a catalog service on a contract. It carries no
+/// units; the document has no call that reads a line's units back.
+pub fn related_row(w: &World, l: &super::world::Line) -> Value {
+    let service = w.service(l.service_id);
+    let contract = w.contract(l.contract_id);
+    let account = contract.and_then(|k| w.account(k.account_id));
+    json!({
+        "id": l.id,
+        "serviceId": l.service_id,
+        "contractId": l.contract_id,
+        "accountId": contract.map(|k| k.account_id).unwrap_or_default(),
+        "serviceName": service.map(|s| s.name.as_str()),
+        "serviceDescription": service.map(|s| s.description.as_str()),
+        "contractName": contract.map(|k| k.name.as_str()),
+        "accountName": account.map(|a| a.name.as_str()),
+        "effectiveDate": l.effective_date,
+        "contractStartDate": contract.map(|k| k.start_date.as_str()),
+        "contractEndDate": contract.map(|k| k.end_date.as_str()),
+        "unitCost": l.unit_cost,
+        "unitPrice": l.unit_price,
+        "marginType": 0,
+        "margin": l.unit_price - l.unit_cost,
+        "excludeFromContractBulkUpdates": false,
+    })
 }
 
 /// Parses `application/x-www-form-urlencoded` into lowercased keys (BMS binds any casing).
@@ -417,6 +529,20 @@ pub fn ticket_out(w: &World, t: &Ticket) -> Value {
     })
 }
 
+/// `TicketListDto`, the row of the ticket list and search: the output DTO less the fields only a
+/// single ticket carries, plus the tenant's name.
+pub fn ticket_row(w: &World, t: &Ticket) -> Value {
+    let mut v = ticket_out(w, t);
+    if let Some(m) = v.as_object_mut() {
+        for key in ["contactEmail", "sourceName", "tenantId"] {
+            m.remove(key);
+        }
+        m.insert("tenantName".into(), Value::String(w.tenant.clone()));
+    }
+    v
+}
+
+/// `TicketNoteOutputDto` (it has no note date; `createdOn` is when the note was written).
 pub fn note_out(w: &World, n: &super::world::Note) -> Value {
     json!({
         "id": n.id,
@@ -424,9 +550,7 @@ pub fn note_out(w: &World, n: &super::world::Note) -> Value {
         "isInternal": n.internal,
         "typeId": n.type_id,
         "typeName": pick_name(&w.note_types, Some(n.type_id)),
-        "noteDate": n.note_date,
         "createdOn": n.created_on,
-        "createdByName": "API User",
     })
 }
 

@@ -112,9 +112,14 @@ pub struct Contract {
     pub account_id: i64,
     pub name: String,
     pub active: bool,
+    /// *Sandbox*: every seeded contract runs from the start of 2026 to the end of 2030.
+    pub start_date: String,
+    pub end_date: String,
 }
 
-/// A recurring-service line of a contract. BMS v2 can add these, not list or change them.
+/// A recurring-service line of a contract. BMS v2 adds these per contract, lists and changes
+/// their cost, price and effective date per catalog service (related services), and has no call
+/// that reads or changes their units or removes them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Line {
     pub id: i64,
@@ -125,6 +130,23 @@ pub struct Line {
     pub unit_price: f64,
     pub effective_date: String,
     pub sort_order: i64,
+}
+
+/// Filters of `RelatedServicesListFilterDto` the sandbox applies ("contains", any case).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RelatedFilter {
+    pub service_name: Option<String>,
+    pub contract_name: Option<String>,
+    pub account_name: Option<String>,
+}
+
+/// `RelatedServicesBulkUpdateValues`: absent = unchanged. (*Sandbox*: `ServiceName` and
+/// `ServiceDescription` are accepted and not kept; a line's name is its catalog service's.)
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BulkValues {
+    pub unit_cost: Option<f64>,
+    pub unit_price: Option<f64>,
+    pub effective_date: Option<String>,
 }
 
 /// A refusal, answered with HTTP 200 and `success:false` as BMS does.
@@ -157,6 +179,7 @@ pub struct TicketIn {
     pub location_id: Option<i64>,
     pub contact_id: Option<i64>,
     pub queue_id: Option<i64>,
+    pub assignee_id: Option<i64>,
     pub status_id: Option<i64>,
     pub priority_id: Option<i64>,
     pub type_id: Option<i64>,
@@ -303,6 +326,8 @@ impl World {
                     account_id: id,
                     name: k.name.clone(),
                     active: k.active,
+                    start_date: "2026-01-01T00:00:00".into(),
+                    end_date: "2030-12-31T00:00:00".into(),
                 });
             }
         }
@@ -432,6 +457,11 @@ impl World {
             if absent {
                 missing.push(format!("'{name}' is required."));
             }
+        }
+        // Not in the document's `required`, but clients written against live tenants report
+        // that a ticket needs a queue or an assignee; the sandbox holds clients to that.
+        if t.queue_id.is_none() && t.assignee_id.is_none() {
+            missing.push("'QueueId' or 'AssigneeId' is required.".to_string());
         }
         if !missing.is_empty() {
             return Err(Fail::Invalid(missing));
@@ -782,6 +812,97 @@ impl World {
         Ok(ids)
     }
 
+    /// Lines of one catalog service across contracts (`…/services/{id}/relatedservices/search`),
+    /// "contains" filters on contract, account and service names, newest first. Ended lines
+    /// (zero cost and price) are lines too: BMS keeps them.
+    pub fn related_lines(&self, service_id: i64, f: &RelatedFilter) -> Result<Vec<&Line>, Fail> {
+        let Some(service) = self.service(service_id) else {
+            return Err(Fail::NotFound("Service not found.".into()));
+        };
+        let has = |hay: &str, needle: &Option<String>| {
+            needle
+                .as_deref()
+                .is_none_or(|n| hay.to_lowercase().contains(&n.trim().to_lowercase()))
+        };
+        if !has(&service.name, &f.service_name) {
+            return Ok(Vec::new());
+        }
+        let mut rows: Vec<&Line> = self
+            .lines
+            .iter()
+            .filter(|l| l.service_id == service_id)
+            .filter(|l| {
+                let contract = self.contract(l.contract_id);
+                let account = contract.and_then(|k| self.account(k.account_id));
+                has(contract.map_or("", |k| k.name.as_str()), &f.contract_name)
+                    && has(account.map_or("", |a| a.name.as_str()), &f.account_name)
+            })
+            .collect();
+        rows.sort_by_key(|l| std::cmp::Reverse(l.id));
+        Ok(rows)
+    }
+
+    /// `…/relatedservices/bulkupdate`: sets cost, price and effective date on the chosen lines of
+    /// one service. Every chosen line must be a line of that service on that contract; nothing
+    /// changes unless all are. Units cannot be changed (the document's values have none).
+    pub fn bulk_update_lines(
+        &mut self,
+        service_id: i64,
+        chosen: &[(i64, i64)],
+        values: &BulkValues,
+    ) -> Result<usize, Fail> {
+        if self.service(service_id).is_none() {
+            return Err(Fail::NotFound("Service not found.".into()));
+        }
+        let mut errors = Vec::new();
+        if chosen.is_empty() {
+            errors.push("At least one contract service must be selected.".to_string());
+        }
+        for (contract, line) in chosen {
+            let ok = self
+                .lines
+                .iter()
+                .any(|l| l.id == *line && l.contract_id == *contract && l.service_id == service_id);
+            if !ok {
+                errors.push(format!(
+                    "Contract service {line} of contract {contract} is not a line of service {service_id}."
+                ));
+            }
+        }
+        for (what, v) in [
+            ("UnitCost", values.unit_cost),
+            ("UnitPrice", values.unit_price),
+        ] {
+            if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
+                errors.push(format!("'{what}' must be zero or more."));
+            }
+        }
+        if let Some(d) = &values.effective_date {
+            if !valid_date(d) {
+                errors.push(format!("'EffectiveDate' {d:?} is not a date."));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Fail::Invalid(errors));
+        }
+        let mut n = 0;
+        for l in self.lines.iter_mut() {
+            if chosen.iter().any(|(_, id)| *id == l.id) {
+                if let Some(c) = values.unit_cost {
+                    l.unit_cost = c;
+                }
+                if let Some(p) = values.unit_price {
+                    l.unit_price = p;
+                }
+                if let Some(d) = &values.effective_date {
+                    l.effective_date = d.clone();
+                }
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Ticket counts per account name, for a glance at `/_sandbox/state`.
     pub fn ticket_counts(&self) -> HashMap<String, usize> {
         let mut m = HashMap::new();
@@ -820,6 +941,7 @@ mod tests {
             type_id: Some(pick(&w.ticket_types, "Alert")),
             source_id: Some(pick(&w.sources, "SaaS Alerts")),
             open_date: Some("2026-11-24T10:00:00".into()),
+            queue_id: Some(w.queues[0].id),
             ..TicketIn::default()
         }
     }

@@ -35,8 +35,6 @@ pub struct Ids {
 pub struct Bms {
     pub sb: RunningSandbox,
     pub client: Arc<BmsClient>,
-    /// The technician's own session.
-    pub technician: BmsClient,
     pub ids: Ids,
 }
 
@@ -56,7 +54,9 @@ impl Bms {
             .unwrap();
         let config = || BmsConfig::new(sb.base_url(), "demo", "demo-api", "demo-password");
         let client = Arc::new(BmsClient::new(config()).unwrap());
-        let technician = BmsClient::new(config()).unwrap();
+        // As the connection reconciler does before publishing the client (it also reads the
+        // tenant's time zone, so the first dated write costs no extra call).
+        client.verify().await.unwrap();
         let c = client.as_ref();
         let contoso = c
             .find_company_by_identifier("CONTOSO")
@@ -107,12 +107,7 @@ impl Bms {
             issue,
         };
         sb.admin().clear_calls();
-        Bms {
-            sb,
-            client,
-            technician,
-            ids,
-        }
+        Bms { sb, client, ids }
     }
 
     /// The snapshot a reconciler would publish for the demo BMS connection.
@@ -174,16 +169,43 @@ impl Bms {
         state["tickets"].as_array().cloned().unwrap_or_default()
     }
 
-    /// A technician closes the ticket through the BMS API.
+    /// A technician resolves the ticket through the BMS REST API, as their own tool would: a
+    /// login of its own, then `POST /v2/servicedesk/tickets/{id}/resolve` with a closed status.
     pub async fn close_by_id(&self, id: &str) {
-        self.technician
-            .close_ticket(
-                &id.to_string(),
-                Some(&self.ids.closed),
-                Some("Not an issue; limits raised."),
-            )
+        let http = reqwest::Client::new();
+        let base = self.sb.base_url();
+        let login: Value = http
+            .post(format!("{base}/v2/security/authenticate"))
+            .form(&[
+                ("GrantType", "password"),
+                ("UserName", "demo-api"),
+                ("Password", "demo-password"),
+                ("Tenant", "demo"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
             .await
             .unwrap();
+        let token = login["result"]["accessToken"].as_str().unwrap().to_string();
+        let closed: i64 = self.ids.closed.parse().unwrap();
+        let answer: Value = http
+            .post(format!("{base}/v2/servicedesk/tickets/{id}/resolve"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({
+                "Comment": "Not an issue; limits raised.",
+                "StatusId": closed,
+                "IsInternal": false,
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer["success"], true, "{answer}");
+        assert!(answer["result"]["completedDate"].is_string(), "{answer}");
     }
 }
 
