@@ -84,6 +84,8 @@ pub struct RequiredTicketSetting {
     pub setting: &'static str,
     /// The field of the PSA's ticket, as its document names it.
     pub psa_field: &'static str,
+    /// Why, when the document alone does not say it (empty otherwise).
+    pub note: &'static str,
 }
 
 /// Anything with an id and a display name (board, type, priority, source, …).

@@ -55,9 +55,10 @@ pub fn required_by_psa(provider: Provider, settings: &TicketSettings) -> Vec<Unr
                 field: field.clone(),
                 value: String::new(),
                 problem: format!(
-                    "{why}: {} requires {} on every ticket",
+                    "{why}: {} requires {} on every ticket{}",
                     provider.as_str(),
-                    req.psa_field
+                    req.psa_field,
+                    req.note
                 ),
             };
             if req.setting == "board" {
@@ -569,6 +570,7 @@ mod tests {
             ..Default::default()
         };
         let mut t = TicketSettings {
+            board: Some("Security Alerts".into()),
             status: Some(one("New")),
             priority: Some(one("High")),
             type_: Some(one("Incident")),

@@ -61,22 +61,27 @@ pub const REQUIRED_TICKET_SETTINGS: &[crate::psa::RequiredTicketSetting] = &[
     crate::psa::RequiredTicketSetting {
         setting: "board",
         psa_field: "QueueId",
+        note: " (a queue: BMS refuses a ticket without a queue or an assignee, and psa-operator assigns no one)",
     },
     crate::psa::RequiredTicketSetting {
         setting: "status",
         psa_field: "StatusId",
+        note: "",
     },
     crate::psa::RequiredTicketSetting {
         setting: "priority",
         psa_field: "PriorityId",
+        note: "",
     },
     crate::psa::RequiredTicketSetting {
         setting: "type",
         psa_field: "TypeId",
+        note: "",
     },
     crate::psa::RequiredTicketSetting {
         setting: "source",
         psa_field: "SourceId",
+        note: "",
     },
 ];
 
