@@ -27,7 +27,7 @@ use crate::secret::SecretString;
 use super::context::{CachedClient, Context};
 use super::factory::credentials_secret_name;
 use super::resolve::{
-    describe_unresolved, fetch_catalog, resolve_ticket, resolved_values, Unresolved,
+    describe_unresolved, fetch_catalog, misses_reason, resolve_ticket, resolved_values, Unresolved,
 };
 use super::secrets::read_secret;
 use super::ReconcileError;
@@ -536,7 +536,7 @@ async fn reconcile_inner(conn: &PsaConnection, ctx: &Context) -> Result<Action, 
                                 &old.conditions,
                                 SETTINGS_RESOLVED,
                                 false,
-                                "NamesNotFound",
+                                misses_reason(&settings.misses),
                                 describe_unresolved(&settings.misses),
                                 generation,
                                 now,

@@ -42,6 +42,29 @@ impl std::fmt::Display for Unresolved {
     }
 }
 
+/// Field of a summary template that cannot go live (see `render::check_template`).
+pub const SUMMARY_TEMPLATE_FIELD: &str = "ticket.summaryTemplate";
+
+/// A summary template that does not compile, or is too costly to render, as a miss.
+fn template_miss(template: Option<&str>) -> Option<Unresolved> {
+    let err = crate::dispatch::decide::render::check_template(template?).err()?;
+    Some(Unresolved {
+        field: SUMMARY_TEMPLATE_FIELD.into(),
+        value: crate::dispatch::decide::render::cut_chars(template?, 60),
+        problem: err.0,
+    })
+}
+
+/// The `SettingsResolved` reason for a list of misses: `InvalidTemplate` when the summary
+/// template is among them (a name that exists will not fix it), else `NamesNotFound`.
+pub fn misses_reason(misses: &[Unresolved]) -> &'static str {
+    if misses.iter().any(|m| m.field == SUMMARY_TEMPLATE_FIELD) {
+        "InvalidTemplate"
+    } else {
+        "NamesNotFound"
+    }
+}
+
 /// Joins misses into one condition message.
 pub fn describe_unresolved(misses: &[Unresolved]) -> String {
     misses
@@ -294,6 +317,9 @@ pub fn resolve_ticket(
         },
         None => cat.statuses.iter().find(|s| s.closed).map(|s| s.id.clone()),
     };
+    if let Some(miss) = template_miss(settings.summary_template.as_deref()) {
+        r.misses.push(miss);
+    }
     if !r.misses.is_empty() {
         return Err(r.misses);
     }
@@ -467,6 +493,36 @@ mod tests {
             flat["ticket.issueType.overrides.Too Many Downloads.subIssueType"],
             "41"
         );
+    }
+
+    #[test]
+    fn a_costly_or_broken_summary_template_is_an_invalid_template() {
+        let table: &[(&str, Option<&str>)] = &[
+            ("{{ alertType }} — {{ user }}", None),
+            (
+                "{% for i in range(10000) %}{% for j in range(10000) %}x{% endfor %}{% endfor %}",
+                Some("InvalidTemplate"),
+            ),
+            ("{{ alertType ", Some("InvalidTemplate")),
+        ];
+        for (template, reason) in table {
+            let mut s = reference_settings();
+            s.summary_template = Some(template.to_string());
+            match (resolve_ticket(&s, &catalog()), reason) {
+                (Ok(t), None) => assert_eq!(t.summary_template.as_deref(), Some(*template)),
+                (Err(misses), Some(reason)) => {
+                    assert_eq!(misses[0].field, "ticket.summaryTemplate");
+                    assert_eq!(misses_reason(&misses), *reason);
+                }
+                (other, _) => panic!("{template}: {other:?}"),
+            }
+        }
+        let name_miss = Unresolved {
+            field: "ticket.board".into(),
+            value: "x".into(),
+            problem: "not found".into(),
+        };
+        assert_eq!(misses_reason(&[name_miss]), "NamesNotFound");
     }
 
     #[test]

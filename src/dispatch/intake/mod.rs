@@ -48,7 +48,7 @@ pub struct IntakeLimits {
     pub events_body: usize,
     /// Body limit of `/alertmanager` (a whole group per message).
     pub alertmanager_body: usize,
-    /// Most events in one `/alerts` or `/findings` request.
+    /// Most events in one request, on every endpoint (Alertmanager: alerts in one message).
     pub max_batch: usize,
     /// Longest wait for the rest of a body (a stalled sender gets a 400, not a held socket).
     pub body_timeout: Duration,
@@ -104,7 +104,9 @@ impl Endpoint {
         match self {
             Endpoint::Alerts => alerts::parse_alerts(body, limits.max_batch),
             Endpoint::Findings => findings::parse_findings(body, limits.max_batch),
-            Endpoint::Alertmanager => alertmanager::parse_alertmanager(body, names),
+            Endpoint::Alertmanager => {
+                alertmanager::parse_alertmanager(body, names, limits.max_batch)
+            }
         }
     }
 }
