@@ -16,6 +16,7 @@ use crate::api::{
     find_condition, make_condition, parse_duration, set_condition, AutoMappingCounts, CatchAll,
     DispatchCounters, PsaConnection, PsaConnectionSpec, PsaConnectionStatus, ResolvedIds,
 };
+use crate::dispatch::failsafe::clear_text_auth_problem;
 use crate::psa::instrumented::InstrumentedPsa;
 use crate::psa::{Psa, PsaError};
 use crate::resolved::{
@@ -129,11 +130,20 @@ pub fn smtp_settings(
             problem: "is not a port number".into(),
         })?,
     };
+    let username = get("username").map(|u| u.expose().to_string());
+    let allow = get("allowInsecureAuth").is_some_and(|v| v.expose().trim() == "true");
+    if let Some(problem) = clear_text_auth_problem(tls, username.is_some(), allow) {
+        return Err(Unresolved {
+            field: field("tls"),
+            value: "none".into(),
+            problem: problem.into(),
+        });
+    }
     Ok(SmtpSettings {
         host,
         port,
         from,
-        username: get("username").map(|u| u.expose().to_string()),
+        username,
         password: get("password"),
         tls,
     })
@@ -796,6 +806,18 @@ mod tests {
             !format!("{s:?}").contains("pw"),
             "password must not appear in Debug"
         );
+        let clear = [
+            ("host", "h"),
+            ("from", "a@b"),
+            ("tls", "none"),
+            ("username", "u"),
+            ("password", "pw"),
+        ];
+        let e = smtp_settings("smtp", secret(&clear)).unwrap_err();
+        assert_eq!(e.field, "failsafe.smtpSecretRef(smtp).tls");
+        assert!(e.problem.contains("allowInsecureAuth"), "{}", e.problem);
+        let allowed = [&clear[..], &[("allowInsecureAuth", "true")]].concat();
+        assert!(smtp_settings("smtp", secret(&allowed)).is_ok());
         let e = smtp_settings("smtp", secret(&[("from", "a@b")])).unwrap_err();
         assert_eq!(e.field, "failsafe.smtpSecretRef(smtp).host");
         let e = smtp_settings(

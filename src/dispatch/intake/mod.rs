@@ -385,6 +385,135 @@ mod tests {
         }
     }
 
+    /// Bodies up to the body limit built to produce as many field errors (and as long
+    /// pointers) as possible: every problem document stays under 64 KiB.
+    #[test]
+    fn problem_documents_stay_small_for_any_body_up_to_the_limit() {
+        let limits = IntakeLimits::default();
+        let names = AlertmanagerLabelNames::default();
+        let fill = |prefix: &str, item: &str, suffix: &str, limit: usize| {
+            let n = (limit - prefix.len() - suffix.len()) / (item.len() + 1);
+            let items = vec![item; n].join(",");
+            format!("{prefix}{items}{suffix}").into_bytes()
+        };
+        let huge_key = format!("\"{}\":1", "k".repeat(256 * 1024));
+        let bodies: Vec<(Endpoint, Vec<u8>)> = vec![
+            (
+                Endpoint::Alertmanager,
+                fill(r#"{"version":"4","alerts":["#, "{}", "]}", limits.alertmanager_body),
+            ),
+            (
+                Endpoint::Alertmanager,
+                fill(r#"{"version":"4","alerts":["#, "{}", "]}", 300 * 1024),
+            ),
+            (
+                Endpoint::Alertmanager,
+                format!(
+                    r#"{{"version":"4","alerts":[{{"status":"firing","startsAt":"2026-11-24T15:02:10Z","fingerprint":"f","labels":{{{}}}}}]}}"#,
+                    vec![huge_key.as_str(); 7].join(",")
+                )
+                .into_bytes(),
+            ),
+            (
+                Endpoint::Alertmanager,
+                format!(
+                    r#"{{"version":"4","alerts":[{{"status":"firing","startsAt":"2026-11-24T15:02:10Z","fingerprint":"f","labels":{{{}}}}}]}}"#,
+                    (0..60).map(|i| format!("\"l{i}\":1")).collect::<Vec<_>>().join(",")
+                )
+                .into_bytes(),
+            ),
+            (Endpoint::Alerts, fill("[", "{}", "]", limits.events_body)),
+            (Endpoint::Alerts, fill("[", "{}", "]", 100 * 3)),
+            (Endpoint::Findings, fill("[", r#"{"id":7,"findingId":7,"event":7,"organization":7,"name":7,"type":7,"priority":[],"status":7,"description":7,"comment":7,"author":7,"url":7,"occurredAt":7}"#, "]", 100 * 200)),
+        ];
+        for (endpoint, body) in bodies {
+            assert!(body.len() <= endpoint.body_limit(&limits), "{endpoint:?}");
+            let rejection = match endpoint.parse(&body, &limits, &names) {
+                Err(ParseError::Invalid(errors)) => Rejection::Invalid(errors),
+                Err(ParseError::Malformed(why)) => Rejection::Malformed(why),
+                Ok(events) => panic!("{endpoint:?}: {} events accepted", events.len()),
+            };
+            let doc = serde_json::to_vec(&rejection.problem()).unwrap();
+            assert!(
+                doc.len() < 64 * 1024,
+                "{endpoint:?}: a {} byte body gave a {} byte problem document",
+                body.len(),
+                doc.len()
+            );
+        }
+    }
+
+    /// The red-team Alertmanager cases: more alerts than any endpoint takes, a 1.5 MB `user`
+    /// label. Both are refused with a named field, as `/alerts` refuses them.
+    #[test]
+    fn alertmanager_holds_the_limits_of_every_endpoint() {
+        let limits = IntakeLimits::default();
+        let names = AlertmanagerLabelNames::default();
+        let alert = |user: &str| {
+            serde_json::json!({"status": "firing", "startsAt": "2026-11-24T15:02:10Z",
+                "fingerprint": "f", "labels": {"alertname": "X", "user": user}})
+        };
+        let too_many = serde_json::json!({"version": "4",
+            "alerts": vec![alert("jane@contoso.example"); limits.max_batch + 1]});
+        let long_user =
+            serde_json::json!({"version": "4", "alerts": [alert(&"u".repeat(1_500_000))]});
+        let limits_big = IntakeLimits {
+            alertmanager_body: 4 * 1024 * 1024,
+            ..limits.clone()
+        };
+        for (body, pointer) in [(too_many, "/alerts"), (long_user, "/alerts/0/labels/user")] {
+            match Endpoint::Alertmanager.parse(body.to_string().as_bytes(), &limits_big, &names) {
+                Err(ParseError::Invalid(e)) => assert_eq!(e[0].pointer, pointer),
+                other => panic!("{pointer}: {other:?}"),
+            }
+        }
+        let at_limit = serde_json::json!({"version": "4",
+            "alerts": (0..limits.max_batch).map(|i| {
+                let mut a = alert("jane@contoso.example");
+                a["fingerprint"] = serde_json::json!(format!("f{i}"));
+                a
+            }).collect::<Vec<_>>()});
+        let events = Endpoint::Alertmanager
+            .parse(at_limit.to_string().as_bytes(), &limits, &names)
+            .unwrap();
+        assert_eq!(events.len(), limits.max_batch);
+    }
+
+    /// Line breaks in single-line fields would forge header-like lines in descriptions and
+    /// failsafe e-mails; bidirectional overrides would disguise a summary.
+    #[test]
+    fn single_line_fields_refuse_line_breaks_and_lose_bidi_controls() {
+        let limits = IntakeLimits::default();
+        let names = AlertmanagerLabelNames::default();
+        let base = serde_json::json!({"id": "rt-1", "organization": "Contoso Ltd",
+            "user": "jane@contoso.example", "alertType": "Too Many Downloads"});
+        for field in ["organization", "user", "alertType", "id"] {
+            let mut body = base.clone();
+            body[field] = serde_json::json!("Contoso\r\nBcc: x@evil.example");
+            match Endpoint::Alerts.parse(body.to_string().as_bytes(), &limits, &names) {
+                Err(ParseError::Invalid(e)) => {
+                    assert_eq!(e[0].pointer, format!("/{field}"));
+                    assert!(e[0].detail.contains("single line"), "{}", e[0].detail);
+                }
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        let mut body = base.clone();
+        body["alertType"] = serde_json::json!("invoice\u{202E}fdp.exe");
+        let ev = Endpoint::Alerts
+            .parse(body.to_string().as_bytes(), &limits, &names)
+            .unwrap();
+        assert_eq!(ev[0].alert_type, "invoicefdp.exe");
+        // Alertmanager: a label cannot be refused (the group would be dropped); it is one line.
+        let am = serde_json::json!({"version": "4", "alerts": [{"status": "firing",
+            "startsAt": "2026-11-24T15:02:10Z", "fingerprint": "f",
+            "labels": {"alertname": "X", "organization": "Contoso\nBcc: x@evil.example"}}]});
+        let ev = Endpoint::Alertmanager
+            .parse(am.to_string().as_bytes(), &limits, &names)
+            .unwrap();
+        assert_eq!(ev[0].organization, "Contoso Bcc: x@evil.example");
+    }
+
     #[tokio::test]
     async fn bodies_over_the_limit_are_refused_declared_or_not() {
         let body = || Body::from(vec![b'x'; 11]);
