@@ -47,6 +47,7 @@ pub type SharedMetrics = Arc<Mutex<MetricsRegistry>>;
 struct HealthState {
     metrics: SharedMetrics,
     ready: Arc<std::sync::atomic::AtomicBool>,
+    store: Option<Arc<dyn Store>>,
 }
 
 async fn metrics_handler(State(st): State<HealthState>) -> impl IntoResponse {
@@ -66,21 +67,37 @@ async fn metrics_handler(State(st): State<HealthState>) -> impl IntoResponse {
     }
 }
 
+/// Ready once started and while the store takes writes: with a full disk or a removed store
+/// file the intake answers 503, and readiness says so.
 async fn readyz(State(st): State<HealthState>) -> impl IntoResponse {
-    if st.ready.load(std::sync::atomic::Ordering::Relaxed) {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    if !st.ready.load(std::sync::atomic::Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "starting".to_string());
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    match &st.store {
+        Some(store) => match store.health(now).await {
+            Ok(()) => (StatusCode::OK, "ok".to_string()),
+            Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        },
+        None => (StatusCode::OK, "ok".to_string()),
     }
 }
 
-/// `/metrics`, `/healthz`, `/readyz`.
-pub fn health_router(metrics: SharedMetrics, ready: Arc<std::sync::atomic::AtomicBool>) -> Router {
+/// `/metrics`, `/healthz`, `/readyz` (with the store's health when one is given).
+pub fn health_router(
+    metrics: SharedMetrics,
+    ready: Arc<std::sync::atomic::AtomicBool>,
+    store: Option<Arc<dyn Store>>,
+) -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .with_state(HealthState { metrics, ready })
+        .with_state(HealthState {
+            metrics,
+            ready,
+            store,
+        })
 }
 
 /// Options of the operator process.
@@ -139,8 +156,11 @@ pub async fn run_operator(
         .map_err(|e| anyhow::anyhow!("binding intake address {}: {e}", opts.intake_addr))?;
     tracing::info!(metrics = %health.local_addr()?, intake = %intake.local_addr()?, store = %opts.store.display(), "operator starting");
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
-    let health_srv = axum::serve(health, health_router(metrics.clone(), ready.clone()))
-        .with_graceful_shutdown(shutdown.clone());
+    let health_srv = axum::serve(
+        health,
+        health_router(metrics.clone(), ready.clone(), Some(store.clone())),
+    )
+    .with_graceful_shutdown(shutdown.clone());
     let intake_state = IntakeState {
         registry: registry.clone(),
         store: store.clone(),

@@ -39,6 +39,19 @@ impl EventKind {
         }
     }
 
+    /// The endpoint family whose ids this kind shares: event ids are unique per connection
+    /// *and* id space, so an `/alerts` sender cannot make a `/findings` or Alertmanager event
+    /// a "duplicate" by reusing its id.
+    pub fn id_space(self) -> &'static str {
+        match self {
+            EventKind::Alert => "alerts",
+            EventKind::FindingCreated
+            | EventKind::FindingCommented
+            | EventKind::FindingResolved => "findings",
+            EventKind::AlertFiring | EventKind::AlertResolved => "alertmanager",
+        }
+    }
+
     pub fn is_finding(self) -> bool {
         matches!(
             self,

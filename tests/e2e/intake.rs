@@ -118,6 +118,7 @@ async fn start_with(busy_timeout: Duration, limits: IntakeLimits) -> Intake {
     let health = psa_operator::operator::health_router(
         Arc::new(Mutex::new(prom)),
         Arc::new(AtomicBool::new(true)),
+        Some(store.clone()),
     );
     tokio::spawn(async move { axum::serve(ops, health).await });
     Intake {

@@ -138,9 +138,10 @@ pub fn router(state: IntakeState) -> Router {
         .with_state(state)
 }
 
-/// Ready when the store answers.
+/// Ready when the store takes writes (`Store::health`): an intake that would answer 503 to
+/// every alert is taken out of the Service.
 async fn readyz(State(st): State<IntakeState>) -> Response {
-    match st.store.queue_depth().await {
+    match st.store.health(now_ms()).await {
         Ok(_) => (StatusCode::OK, "ok").into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "store not ready");
