@@ -1,7 +1,6 @@
 //! The operator process (`psa-operator run`): reconcilers, ticket dispatcher, intake and the
 //! metrics/health server, wired together and stopped together.
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -19,6 +18,7 @@ use crate::controller::context::Context;
 use crate::controller::factory::{PsaFactory, RealPsaFactory};
 use crate::controller::metrics::ControllerMetrics;
 use crate::controller::run::{run_controllers, Scope};
+use crate::dispatch::intake::server::{serve, ServerLimits};
 use crate::dispatch::intake::{self, IntakeLimits, IntakeState};
 use crate::dispatch::metrics::DispatchMetrics;
 use crate::dispatch::store::sqlite::{SqliteOptions, SqliteStore};
@@ -107,6 +107,8 @@ pub struct OperatorOptions {
     pub intake_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
     pub factory: Arc<dyn PsaFactory>,
+    /// Connection limits of the intake and metrics listeners.
+    pub server: ServerLimits,
 }
 
 impl OperatorOptions {
@@ -121,6 +123,7 @@ impl OperatorOptions {
             intake_addr,
             metrics_addr,
             factory: Arc::new(RealPsaFactory),
+            server: ServerLimits::default(),
         }
     }
 }
@@ -156,19 +159,24 @@ pub async fn run_operator(
         .map_err(|e| anyhow::anyhow!("binding intake address {}: {e}", opts.intake_addr))?;
     tracing::info!(metrics = %health.local_addr()?, intake = %intake.local_addr()?, store = %opts.store.display(), "operator starting");
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
-    let health_srv = axum::serve(
+    let health_srv = serve(
         health,
         health_router(metrics.clone(), ready.clone(), Some(store.clone())),
-    )
-    .with_graceful_shutdown(shutdown.clone());
+        opts.server.clone(),
+        shutdown.clone(),
+    );
     let intake_state = IntakeState {
         registry: registry.clone(),
         store: store.clone(),
         metrics: dispatch_metrics.clone(),
         limits: IntakeLimits::default(),
     };
-    let intake_srv =
-        axum::serve(intake, intake::router(intake_state)).with_graceful_shutdown(shutdown.clone());
+    let intake_srv = serve(
+        intake,
+        intake::router(intake_state),
+        opts.server.clone(),
+        shutdown.clone(),
+    );
     let dispatcher = Dispatcher::new(registry.clone(), store.clone(), dispatch_metrics.clone())
         .run(shutdown.clone());
 
@@ -182,12 +190,8 @@ pub async fn run_operator(
     let ctx = Arc::new(ctx);
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let controllers = run_controllers(ctx, opts.scope.clone(), shutdown.clone());
-    let (health_res, intake_res, (), ()) = futures::join!(
-        health_srv.into_future(),
-        intake_srv.into_future(),
-        controllers,
-        dispatcher
-    );
+    let (health_res, intake_res, (), ()) =
+        futures::join!(health_srv, intake_srv, controllers, dispatcher);
     health_res?;
     intake_res?;
     Ok(())

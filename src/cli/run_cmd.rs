@@ -43,6 +43,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let metrics_addr = parse_addr("metrics-addr", &args.metrics_addr)?;
     let client = kube_client(args.kubeconfig.as_deref()).await?;
     let mut opts = OperatorOptions::with_defaults(args.store.clone(), intake_addr, metrics_addr);
+    opts.server = args.server_limits();
     opts.scope = match args.namespace {
         Some(ns) => Scope::Namespace(ns),
         None => Scope::All,

@@ -36,6 +36,7 @@ pub mod fields;
 pub mod findings;
 pub mod problem;
 pub mod rate;
+pub mod server;
 pub mod throughput;
 
 use fields::ParseError;
