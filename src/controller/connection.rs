@@ -17,6 +17,7 @@ use crate::api::{
     DispatchCounters, PsaConnection, PsaConnectionSpec, PsaConnectionStatus, ResolvedIds,
 };
 use crate::dispatch::failsafe::clear_text_auth_problem;
+use crate::dispatch::intake::check_intake_token;
 use crate::psa::instrumented::InstrumentedPsa;
 use crate::psa::{Psa, PsaError};
 use crate::resolved::{
@@ -29,6 +30,7 @@ use super::context::{CachedClient, Context};
 use super::factory::credentials_secret_name;
 use super::resolve::{
     describe_unresolved, fetch_catalog, misses_reason, resolve_ticket, resolved_values, Unresolved,
+    WEAK_TOKEN_FIELD,
 };
 use super::secrets::read_secret;
 use super::ReconcileError;
@@ -435,7 +437,17 @@ async fn reconcile_inner(conn: &PsaConnection, ctx: &Context) -> Result<Action, 
             .await
             .and_then(|d| d.require("token"))
         {
-            Ok(t) => Some(t),
+            Ok(t) => match check_intake_token(&t) {
+                Ok(t) => Some(t),
+                Err(problem) => {
+                    intake_problem = Some(Unresolved {
+                        field: WEAK_TOKEN_FIELD.into(),
+                        value: i.token_secret_ref.name.clone(),
+                        problem,
+                    });
+                    None
+                }
+            },
             Err(e) => {
                 tracing::warn!(connection = %key, error = %e, "intake token unavailable");
                 intake_problem = Some(Unresolved {

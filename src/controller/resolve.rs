@@ -55,11 +55,17 @@ fn template_miss(template: Option<&str>) -> Option<Unresolved> {
     })
 }
 
+/// Field of an intake token too short to use (see `intake::check_intake_token`).
+pub const WEAK_TOKEN_FIELD: &str = "intake.tokenSecretRef.token";
+
 /// The `SettingsResolved` reason for a list of misses: `InvalidTemplate` when the summary
-/// template is among them (a name that exists will not fix it), else `NamesNotFound`.
+/// template is among them, `WeakIntakeToken` for a too-short intake token (a name that exists
+/// will fix neither), else `NamesNotFound`.
 pub fn misses_reason(misses: &[Unresolved]) -> &'static str {
     if misses.iter().any(|m| m.field == SUMMARY_TEMPLATE_FIELD) {
         "InvalidTemplate"
+    } else if misses.iter().any(|m| m.field == WEAK_TOKEN_FIELD) {
+        "WeakIntakeToken"
     } else {
         "NamesNotFound"
     }
@@ -522,7 +528,13 @@ mod tests {
             value: "x".into(),
             problem: "not found".into(),
         };
-        assert_eq!(misses_reason(&[name_miss]), "NamesNotFound");
+        assert_eq!(misses_reason(&[name_miss.clone()]), "NamesNotFound");
+        let weak = Unresolved {
+            field: WEAK_TOKEN_FIELD.into(),
+            value: "intake".into(),
+            problem: "short".into(),
+        };
+        assert_eq!(misses_reason(&[name_miss, weak]), "WeakIntakeToken");
     }
 
     #[test]
