@@ -278,13 +278,14 @@ async fn every_rejection_is_a_problem_document_and_stores_nothing() {
         Value,
     );
     let cases: Vec<Case> = vec![
+        // An unknown connection answers as a wrong token does: names cannot be probed.
         (
             "/v1/namespaces/psa/connections/nope/alerts",
             Some("acme-token"),
             json_ct,
             valid.clone(),
-            404,
-            json!({"parameter": "name"}),
+            401,
+            json!({"header": "Authorization"}),
         ),
         (
             ACME_ALERTS,
@@ -400,7 +401,7 @@ async fn every_rejection_is_a_problem_document_and_stores_nothing() {
         .await
         .unwrap();
     assert!(
-        text.contains(r#"psa_operator_dispatch_events_rejected_total{reason="Unauthorized"} 2"#),
+        text.contains(r#"psa_operator_dispatch_events_rejected_total{reason="Unauthorized"} 3"#),
         "{text}"
     );
     assert!(
@@ -525,6 +526,33 @@ async fn findings_are_keyed_by_their_finding() {
     );
 }
 
+/// The red-team case: `store.db` and its `-wal`/`-shm` deleted while running. The next alert
+/// gets 503 (not a 202 for an alert a restart would lose) and both readiness endpoints fail.
+#[tokio::test]
+async fn a_deleted_store_answers_503_and_fails_readiness() {
+    let h = start(Duration::from_secs(5)).await;
+    let (status, _) = h.post_json(ACME_ALERTS, "acme-token", &alert("sa-1")).await;
+    assert_eq!(status, 202);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", h.db.display()));
+    }
+    let (status, doc) = h.post_json(ACME_ALERTS, "acme-token", &alert("sa-2")).await;
+    assert_eq!(status, 503, "{doc}");
+    assert_eq!(
+        doc["type"],
+        "https://psa-operator.io/problems/store-unavailable"
+    );
+    for url in [
+        format!("{}/readyz", h.base),
+        h.metrics_url.replace("/metrics", "/readyz"),
+    ] {
+        let r = h.http.get(&url).send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        assert_eq!(status, 503, "{url}: {text}");
+    }
+}
+
 #[tokio::test]
 async fn an_unwritable_store_answers_503_and_keeps_nothing() {
     let h = start(Duration::from_millis(200)).await;
@@ -566,7 +594,8 @@ async fn an_unwritable_store_answers_503_and_keeps_nothing() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    let status = r.status().as_u16();
+    assert_eq!(status, 200, "{}", r.text().await.unwrap());
     let r = h
         .http
         .get(format!("{}/healthz", h.base))

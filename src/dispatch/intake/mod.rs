@@ -158,7 +158,11 @@ async fn readyz(State(st): State<IntakeState>) -> Response {
         Ok(_) => (StatusCode::OK, "ok").into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "store not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("store unavailable: {e}"),
+            )
+                .into_response()
         }
     }
 }

@@ -469,25 +469,31 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let real_work = batch.iter().any(|j| !j.probe);
-            let outcome = self.commit_batch(&conn, batch);
-            if real_work {
-                self.health.record(outcome.as_ref().map(|_| ()));
-            }
+            self.commit_batch(&conn, batch);
         }
     }
 
-    /// Runs a batch in one transaction and answers each job; the batch's outcome.
-    fn commit_batch(&self, conn: &Connection, batch: Vec<Job>) -> Result<(), StoreError> {
+    /// Health after a batch, recorded before any caller hears the outcome (a caller that
+    /// got its answer and asks `health` next must see this batch's effect).
+    fn record_health(&self, real_work: bool, outcome: Result<(), &StoreError>) {
+        if real_work {
+            self.health.record(outcome);
+        }
+    }
+
+    /// Runs a batch in one transaction and answers each job.
+    fn commit_batch(&self, conn: &Connection, batch: Vec<Job>) {
         let notifies = batch.iter().any(|j| j.notifies);
+        let real_work = batch.iter().any(|j| !j.probe);
         let begin = self
             .check_file()
             .and_then(|()| conn.execute_batch("BEGIN IMMEDIATE").map_err(unavailable));
         if let Err(err) = begin {
+            self.record_health(real_work, Err(&err));
             for job in batch {
                 (job.run)(Err(err.clone()))(Ok(()));
             }
-            return Err(err);
+            return;
         }
         let replies: Vec<Reply> = batch.into_iter().map(|job| (job.run)(Ok(conn))).collect();
         let commit = conn.execute_batch("COMMIT").map_err(|e| {
@@ -500,13 +506,13 @@ impl Writer {
                 self.changes.send_modify(|n| *n = n.wrapping_add(1));
             }
         }
+        self.record_health(real_work, commit.as_ref().map(|_| ()));
         self.stats
             .calls
             .fetch_add(replies.len() as u64, Ordering::Relaxed);
         for reply in replies {
             reply(commit.clone());
         }
-        commit
     }
 
     /// The path still names the file that was opened: writes to a deleted or replaced store
