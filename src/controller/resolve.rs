@@ -528,7 +528,10 @@ mod tests {
             value: "x".into(),
             problem: "not found".into(),
         };
-        assert_eq!(misses_reason(&[name_miss.clone()]), "NamesNotFound");
+        assert_eq!(
+            misses_reason(std::slice::from_ref(&name_miss)),
+            "NamesNotFound"
+        );
         let weak = Unresolved {
             field: WEAK_TOKEN_FIELD.into(),
             value: "intake".into(),

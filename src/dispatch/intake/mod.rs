@@ -485,7 +485,7 @@ mod tests {
                 Endpoint::Alertmanager,
                 format!(
                     r#"{{"version":"4","alerts":[{{"status":"firing","startsAt":"2026-11-24T15:02:10Z","fingerprint":"f","labels":{{{}}}}}]}}"#,
-                    vec![huge_key.as_str(); 7].join(",")
+                    [huge_key.as_str(); 7].join(",")
                 )
                 .into_bytes(),
             ),
