@@ -49,7 +49,8 @@ async fn bind(port: u16, what: &str) -> anyhow::Result<TcpListener> {
 
 /// Starts the API server (CRDs installed) and both sandboxes; writes the kubeconfig.
 pub async fn start_environment(s: &DevSettings) -> anyhow::Result<DevEnvironment> {
-    std::fs::create_dir_all(&s.state_dir)
+    // The snapshot holds every Secret, the store alerts and user e-mails: owner only.
+    devcluster::persist::create_private_dir(&s.state_dir)
         .with_context(|| format!("creating {}", s.state_dir.display()))?;
     let cluster = DevCluster::start(
         bind(s.api_port, "Kubernetes API server").await?,

@@ -159,7 +159,14 @@ mod intake {
             (Endpoint::Alerts, alert.clone()),
             (Endpoint::Alerts, json!([alert.clone(), alert])),
             (Endpoint::Findings, finding),
-            (Endpoint::Alertmanager, am),
+            (Endpoint::Alertmanager, am.clone()),
+            // A message with many alerts: mutations push it over the per-request limit.
+            (Endpoint::Alertmanager, {
+                let mut many = am;
+                let one = many["alerts"][0].clone();
+                many["alerts"] = Value::Array(vec![one; 100]);
+                many
+            }),
         ]
     }
 
@@ -309,6 +316,7 @@ mod templates {
             };
             let s = summary(Some(&template), &ev);
             assert!(s.text.chars().count() <= SUMMARY_LIMIT, "{s:?}");
+            assert!(!s.text.contains('\u{202e}'), "{s:?}");
             assert!(!s.text.contains('\n'), "{s:?}");
             errors += usize::from(s.template_error.is_some());
             let _ = description(&ev);
@@ -316,6 +324,53 @@ mod templates {
             let _ = combined_note(&[&ev, &ev]);
         }
         eprintln!("templates: {errors} template errors reported (default summary used)");
+    }
+
+    /// Costly templates built from loops, nesting and amplifying constructs over an event with
+    /// the most labels the intake allows: every render ends quickly, within the output cap.
+    #[test]
+    fn costly_templates_stay_bounded() {
+        use crate::dispatch::decide::render::check_template;
+        let mut r = rng("costly templates");
+        let mut ev = event(&mut r);
+        ev.labels = (0..64)
+            .map(|i| (format!("l{i}"), "v".repeat(1024)))
+            .collect();
+        let parts = [
+            "{% for a in labels %}",
+            "{% for b in labels|items %}",
+            "{% if a %}",
+            "{{ labels|join(title) }}",
+            "{{ title ~ title }}",
+            "{{ 'x' * 1000000 }}",
+            "{{ range(100000)|join }}",
+            "{{ a }}",
+            "{% set t = title %}",
+        ];
+        for _ in 0..cases().min(300) {
+            let mut template = String::new();
+            let mut open = Vec::new();
+            for _ in 0..r.random_range(1..8) {
+                let p = parts[r.random_range(0..parts.len())];
+                template.push_str(p);
+                if p.starts_with("{% for") {
+                    open.push("{% endfor %}");
+                } else if p.starts_with("{% if") {
+                    open.push("{% endif %}");
+                }
+            }
+            while let Some(end) = open.pop() {
+                template.push_str(end);
+            }
+            let started = std::time::Instant::now();
+            let s = summary(Some(&template), &ev);
+            let _ = check_template(&template);
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(2),
+                "{template}"
+            );
+            assert!(s.text.chars().count() <= SUMMARY_LIMIT, "{template}");
+        }
     }
 }
 

@@ -1,7 +1,6 @@
 //! The operator process (`psa-operator run`): reconcilers, ticket dispatcher, intake and the
 //! metrics/health server, wired together and stopped together.
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -20,6 +19,7 @@ use crate::controller::factory::{PsaFactory, RealPsaFactory};
 use crate::controller::metrics::ControllerMetrics;
 use crate::controller::run::{run_controllers, Scope};
 use crate::controller::stats_sink::ConnectionStatusSink;
+use crate::dispatch::intake::server::{serve, ServerLimits};
 use crate::dispatch::intake::{self, IntakeLimits, IntakeState};
 use crate::dispatch::metrics::DispatchMetrics;
 use crate::dispatch::store::{self, Store, StoreLocation};
@@ -70,12 +70,16 @@ async fn metrics_handler(State(st): State<HealthState>) -> impl IntoResponse {
     }
 }
 
+/// Ready once started and while the store takes writes: with a full disk or a removed store
+/// file the intake answers 503, and readiness says so.
 async fn readyz(State(st): State<HealthState>) -> impl IntoResponse {
     if !st.ready.load(std::sync::atomic::Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, "starting");
     }
     if let Some(store) = &st.store {
-        let probe = tokio::time::timeout(STORE_PROBE_TIMEOUT, store.queue_depth()).await;
+        // A write probe (the file replaced or removed, the disk full, PostgreSQL gone).
+        let now = chrono::Utc::now().timestamp_millis();
+        let probe = tokio::time::timeout(STORE_PROBE_TIMEOUT, store.health(now)).await;
         if !matches!(probe, Ok(Ok(_))) {
             return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
         }
@@ -128,6 +132,8 @@ pub struct OperatorOptions {
     pub replica: String,
     /// How long a lane claim lasts before another replica may take the lane over.
     pub claim_lease: Option<std::time::Duration>,
+    /// Connection limits of the intake and metrics listeners.
+    pub server: ServerLimits,
 }
 
 impl OperatorOptions {
@@ -147,6 +153,7 @@ impl OperatorOptions {
             leader_election: None,
             replica: store::postgres::default_owner(),
             claim_lease: None,
+            server: ServerLimits::default(),
         }
     }
 }
@@ -228,19 +235,24 @@ pub async fn run_operator_on(
     } = listeners;
     tracing::info!(metrics = %health.local_addr()?, intake = %intake.local_addr()?, store = %opts.store, "operator starting");
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
-    let health_srv = axum::serve(
+    let health_srv = serve(
         health,
         health_router_with(metrics.clone(), ready.clone(), Some(store.clone())),
-    )
-    .with_graceful_shutdown(shutdown.clone());
+        opts.server.clone(),
+        shutdown.clone(),
+    );
     let intake_state = IntakeState {
         registry: registry.clone(),
         store: store.clone(),
         metrics: dispatch_metrics.clone(),
         limits: IntakeLimits::default(),
     };
-    let intake_srv =
-        axum::serve(intake, intake::router(intake_state)).with_graceful_shutdown(shutdown.clone());
+    let intake_srv = serve(
+        intake,
+        intake::router(intake_state),
+        opts.server.clone(),
+        shutdown.clone(),
+    );
     // Leadership: true while this replica may write statuses and PSA objects. Without an
     // election it always may; with one, it starts false and follows the Lease.
     let leader_flag: LeaderFlag = Arc::new(std::sync::atomic::AtomicBool::new(
@@ -281,13 +293,8 @@ pub async fn run_operator_on(
         .run(shutdown.clone());
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let controllers = run_controllers(ctx, opts.scope.clone(), shutdown.clone());
-    let (health_res, intake_res, (), (), ()) = futures::join!(
-        health_srv.into_future(),
-        intake_srv.into_future(),
-        controllers,
-        dispatcher,
-        election
-    );
+    let (health_res, intake_res, (), (), ()) =
+        futures::join!(health_srv, intake_srv, controllers, dispatcher, election);
     health_res?;
     intake_res?;
     Ok(())

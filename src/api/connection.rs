@@ -206,6 +206,7 @@ pub struct TicketSettings {
     pub issue_type: Option<IssueTypeSettings>,
     /// minijinja template for the ticket summary; cut to the PSA's limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
     pub summary_template: Option<String>,
     /// Status used to close a ticket when a finding is resolved (default: the board's first closed status).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -281,8 +282,9 @@ pub struct IssueTypeSettings {
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IssueTypeOverride {
-    /// Alert type as alerts name it, e.g. `Too Many Downloads`.
-    #[schemars(length(min = 1))]
+    /// Alert type as alerts name it, e.g. `Too Many Downloads` (the intake takes at most 256
+    /// bytes).
+    #[schemars(length(min = 1, max = 256))]
     pub alert_type: String,
     /// Issue type for this alert type.
     #[schemars(length(min = 1))]
@@ -339,12 +341,16 @@ pub struct DispatchSettings {
 #[serde(rename_all = "camelCase")]
 pub struct AlertmanagerLabels {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
     pub organization_label: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
     pub user_label: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
     pub alert_type_label: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
     pub severity_label: Option<String>,
 }
 

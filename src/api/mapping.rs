@@ -28,8 +28,9 @@ use super::common::{conditions_schema, LocalRef, Money};
 pub struct CustomerMappingSpec {
     /// The PsaConnection this mapping belongs to (same namespace).
     pub connection_ref: LocalRef,
-    /// The organization/account name exactly as it appears in alerts and findings.
-    #[schemars(length(min = 1))]
+    /// The organization/account name exactly as it appears in alerts and findings (the intake
+    /// takes at most 256 bytes).
+    #[schemars(length(min = 1, max = 256))]
     pub organization: String,
     /// The PSA company: by identifier or by name.
     pub company: CompanyRef,

@@ -278,3 +278,33 @@ fn reference_yaml_round_trips() {
         ["PsaConnection", "CustomerMapping", "ContractService"]
     );
 }
+
+/// Every string the intake bounds and a resource compares against has the same bound in the
+/// schema, so a value that can never match is refused by the API server instead of reporting
+/// Ready (a 300-character organization).
+#[test]
+fn schema_limits_match_the_intake() {
+    use crate::dispatch::decide::render::TEMPLATE_SOURCE_LIMIT;
+    use crate::dispatch::intake::alerts::MAX_NAME;
+    let mapping = schema_of::<CustomerMapping>();
+    let conn = schema_of::<PsaConnection>();
+    let spec = |s: &Value| s["properties"]["spec"]["properties"].clone();
+    let ticket = spec(&conn)["ticket"]["properties"].clone();
+    let labels = spec(&conn)["alertmanager"]["properties"].clone();
+    let cases = [
+        (spec(&mapping)["organization"].clone(), MAX_NAME),
+        (
+            ticket["issueType"]["properties"]["overrides"]["items"]["properties"]["alertType"]
+                .clone(),
+            MAX_NAME,
+        ),
+        (ticket["summaryTemplate"].clone(), TEMPLATE_SOURCE_LIMIT),
+        (labels["organizationLabel"].clone(), MAX_NAME),
+        (labels["userLabel"].clone(), MAX_NAME),
+        (labels["alertTypeLabel"].clone(), MAX_NAME),
+        (labels["severityLabel"].clone(), MAX_NAME),
+    ];
+    for (field, max) in cases {
+        assert_eq!(field["maxLength"], json!(max), "{field}");
+    }
+}

@@ -39,7 +39,7 @@ pub struct ConnectionSpec {
 impl ConnectionSpec {
     /// The bearer token of this connection's intake.
     pub fn token(&self) -> String {
-        format!("{}-intake-token", self.name)
+        format!("{}-bench-intake-token", self.name)
     }
 }
 
@@ -174,7 +174,7 @@ mod tests {
             assert_eq!(d.len(), 2);
             assert_eq!(
                 d[0]["stringData"]["token"].as_str(),
-                Some("c1-intake-token")
+                Some("c1-bench-intake-token")
             );
             let conn: crate::api::PsaConnection =
                 serde_yaml::from_value(d[1].clone()).expect("a PsaConnection");

@@ -103,6 +103,28 @@ pub struct RunArgs {
     /// another replica once this has passed (the marker lookup prevents a second ticket).
     #[arg(long)]
     pub claim_lease: Option<u64>,
+    /// Seconds a client may take to send a request's headers; also how long an idle
+    /// keep-alive connection stays open.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub header_timeout_secs: u64,
+    /// Seconds a whole request (body included) may take; slower ones get 408.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout_secs: u64,
+    /// Most open connections per listener (intake, metrics); further ones get 503. Keep it
+    /// well under the process's file limit.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub max_connections: u64,
+}
+
+impl RunArgs {
+    /// The connection limits of the intake and metrics listeners.
+    pub fn server_limits(&self) -> crate::dispatch::intake::server::ServerLimits {
+        crate::dispatch::intake::server::ServerLimits {
+            header_read_timeout: std::time::Duration::from_secs(self.header_timeout_secs),
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
+            max_connections: self.max_connections as usize,
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]

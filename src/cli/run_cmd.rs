@@ -71,6 +71,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     opts.claim_lease = args.claim_lease.map(Duration::from_secs);
     opts.unresolved_hold = unresolved_hold;
     opts.ready_grace = ready_grace;
+    opts.server = args.server_limits();
     opts.scope = match args.namespace {
         Some(ns) => Scope::Namespace(ns),
         None => Scope::All,

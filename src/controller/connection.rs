@@ -24,12 +24,14 @@ use super::index::ConnectionFacts;
 use super::resolve::customer::resolve_catch_all;
 use super::resolve::settings::{alertmanager_labels, dispatch_config, intake_path, smtp_settings};
 use super::resolve::ticket::required_by_psa;
+use super::resolve::ticket::{misses_reason, WEAK_TOKEN_FIELD};
 use super::resolve::{
     describe_unresolved, fetch_catalog, resolve_ticket, resolved_values, Unresolved,
 };
 use super::secrets::read_secret;
 use super::status::{finish, Conditions};
 use super::ReconcileError;
+use crate::dispatch::intake::check_intake_token;
 
 /// Outcome of the credential step.
 enum Auth {
@@ -229,7 +231,17 @@ async fn read_intake_token(
         .await
         .and_then(|d| d.require("token"))
     {
-        Ok(t) => (Some(t), None),
+        Ok(t) => match check_intake_token(&t) {
+            Ok(t) => (Some(t), None),
+            Err(problem) => {
+                let miss = Unresolved {
+                    field: WEAK_TOKEN_FIELD.into(),
+                    value: secret.clone(),
+                    problem,
+                };
+                (None, Some(miss))
+            }
+        },
         Err(e) => {
             tracing::warn!(connection = %key, error = %e, "intake token unavailable");
             let miss = Unresolved {
@@ -443,7 +455,7 @@ fn build_status(
         Ok(settings) => conds.set(
             SETTINGS_RESOLVED,
             false,
-            "NamesNotFound",
+            misses_reason(&settings.misses),
             describe_unresolved(&settings.misses),
         ),
         Err((reason, message)) => conds.set(SETTINGS_RESOLVED, false, reason, message.clone()),

@@ -63,24 +63,68 @@ pub fn load(dir: &Path) -> Result<Store, PersistError> {
     decode(&doc).map_err(|reason| PersistError::Format { path, reason })
 }
 
-/// Writes the snapshot atomically (temporary file, then rename).
+/// Writes the snapshot atomically (temporary file, then rename). It holds every Secret: the
+/// file is 0600 in a 0700 directory.
 pub fn save(dir: &Path, doc: &Value) -> Result<(), PersistError> {
     let path = snapshot_path(dir);
     let io = |source| PersistError::Io {
         path: path.clone(),
         source,
     };
-    std::fs::create_dir_all(dir).map_err(io)?;
+    create_private_dir(dir).map_err(io)?;
     let tmp = dir.join("devcluster-snapshot.json.tmp");
-    std::fs::write(&tmp, doc.to_string()).map_err(io)?;
+    write_private_file(&tmp, doc.to_string().as_bytes()).map_err(io)?;
     std::fs::rename(&tmp, &path).map_err(io)?;
     Ok(())
+}
+
+/// Creates `dir` (and parents) and makes it 0700: dev state holds Secrets and alerts.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to a file readable by its owner only (created 0600, never briefly wider).
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        // An existing file keeps its mode on open: narrow it first.
+        if path.exists() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    options.open(path)?.write_all(bytes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::devcluster::store::WriteOpts;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_snapshot_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("cluster");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        save(&dir, &json!({"secrets": "all of them"})).unwrap();
+        save(&dir, &json!({"secrets": "again"})).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&snapshot_path(&dir)), 0o600);
+        assert_eq!(mode(&dir), 0o700);
+    }
 
     #[test]
     fn snapshot_round_trip_keeps_objects_and_counter() {

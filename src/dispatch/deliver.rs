@@ -333,7 +333,7 @@ impl Delivery<'_> {
         };
         let (contact_id, contact_source) = self.contact(&customer, event).await?;
         let ticket = &self.conn.ticket;
-        let summary = render::summary(ticket.summary_template.as_deref(), event);
+        let summary = render::summary_bounded(ticket.summary_template.clone(), event).await;
         if let Some(e) = &summary.template_error {
             tracing::warn!(connection = %self.conn.key, error = %e, "using the default summary");
         }

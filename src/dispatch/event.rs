@@ -39,6 +39,19 @@ impl EventKind {
         }
     }
 
+    /// The endpoint family whose ids this kind shares: event ids are unique per connection
+    /// *and* id space, so an `/alerts` sender cannot make a `/findings` or Alertmanager event
+    /// a "duplicate" by reusing its id.
+    pub fn id_space(self) -> &'static str {
+        match self {
+            EventKind::Alert => "alerts",
+            EventKind::FindingCreated
+            | EventKind::FindingCommented
+            | EventKind::FindingResolved => "findings",
+            EventKind::AlertFiring | EventKind::AlertResolved => "alertmanager",
+        }
+    }
+
     pub fn is_finding(self) -> bool {
         matches!(
             self,
@@ -107,5 +120,54 @@ pub struct Envelope {
 impl Envelope {
     pub fn connection_key(&self) -> ConnectionKey {
         ConnectionKey::new(self.namespace.clone(), self.connection.clone())
+    }
+}
+
+/// Unicode bidirectional formatting controls (LRM/RLM/ALM, embeddings and overrides, isolates).
+/// In a ticket summary a U+202E makes "exe.txt" read as "txt.exe": they are dropped from every
+/// text an event brings in, and from every text rendered for a PSA or an e-mail.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// `s` without bidirectional controls.
+pub fn strip_bidi_controls(s: &str) -> String {
+    s.chars().filter(|c| !is_bidi_control(*c)).collect()
+}
+
+/// Whether `s` breaks lines or holds other control characters: a single-line field with one
+/// could forge a "Bcc: …" line in a ticket description or failsafe body.
+pub fn breaks_lines(s: &str) -> bool {
+    s.chars()
+        .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::*;
+
+    #[test]
+    fn bidi_controls_are_stripped_and_line_breaks_seen() {
+        let cases = [
+            ("invoice\u{202E}txt.exe", "invoicetxt.exe"),
+            ("\u{2066}a\u{2069}\u{200F}b", "ab"),
+            ("Contoso Ltd — é 👍", "Contoso Ltd — é 👍"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(strip_bidi_controls(input), want, "{input:?}");
+        }
+        for (s, breaks) in [
+            ("Contoso", false),
+            ("Contoso\r\nBcc: x@evil.example", true),
+            ("a\nb", true),
+            ("a\u{2028}b", true),
+            ("tab\there", true),
+            ("é 👍 —", false),
+        ] {
+            assert_eq!(breaks_lines(s), breaks, "{s:?}");
+        }
     }
 }

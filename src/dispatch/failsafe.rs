@@ -34,6 +34,40 @@ pub enum FailsafeError {
     },
 }
 
+/// Why SMTP credentials must not be used with these settings: without TLS, `AUTH PLAIN` sends
+/// the password in clear. Allowed only when the Secret opts in (`allowInsecureAuth: "true"`),
+/// e.g. for a relay on loopback. Pure; the connection reconciler reports it on the Secret's
+/// `tls` key.
+pub fn clear_text_auth_problem(
+    tls: SmtpTls,
+    has_credentials: bool,
+    allow_insecure_auth: bool,
+) -> Option<&'static str> {
+    (tls == SmtpTls::None && has_credentials && !allow_insecure_auth).then_some(
+        "with a username, the password would cross the network in clear: use starttls or tls, \
+         or set allowInsecureAuth: \"true\" in the Secret for a trusted relay",
+    )
+}
+
+/// Largest failsafe body: the event's texts are bounded by the intake, but a dead letter's
+/// labels and annotations add up; a mail server refuses (and a mailbox chokes on) megabytes.
+pub const MAX_BODY: usize = 64 * 1024;
+/// Share of the body for the rendered alert and for the raw event.
+const MAX_DETAILS: usize = 16 * 1024;
+const MAX_JSON: usize = 32 * 1024;
+
+/// `text` cut to `max` bytes with a line saying how much was left out.
+fn bounded_section(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let kept = render::cut_bytes(text, max);
+    format!(
+        "{kept}\n[… {} more bytes not shown; `psa-operator replay` keeps the whole event]",
+        text.len() - kept.len()
+    )
+}
+
 /// Subject and body of a failsafe e-mail.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FailsafeMail {
@@ -55,6 +89,9 @@ pub fn compose(envelope: &Envelope, reason: &str) -> FailsafeMail {
     let what = render::cut_chars(&render::one_line(&what), 150);
     let subject = format!("[psa-operator] {what}: {SUBJECT_SUFFIX}");
     let json = serde_json::to_string_pretty(e).unwrap_or_else(|_| "(not serialisable)".into());
+    let json = bounded_section(&json, MAX_JSON);
+    let details = bounded_section(&render::description(e), MAX_DETAILS);
+    let reason = render::cut_chars(reason, 2000);
     let body = format!(
         "psa-operator could not create a ticket or note for this {kind} and kept it as a dead letter.\n\
          Replay it with `psa-operator replay` once the cause is fixed.\n\n\
@@ -63,7 +100,6 @@ pub fn compose(envelope: &Envelope, reason: &str) -> FailsafeMail {
         kind = e.kind.as_str(),
         ns = envelope.namespace,
         name = envelope.connection,
-        details = render::description(e),
     );
     FailsafeMail { subject, body }
 }
@@ -189,6 +225,46 @@ mod tests {
             "\"id\": \"sa-9\"",
         ] {
             assert!(m.body.contains(part), "missing {part:?}\n{}", m.body);
+        }
+    }
+
+    /// The red-team dead letter (6.2 MB failsafe e-mail): whatever the event holds, the body
+    /// stays within `MAX_BODY` and still names the connection and the reason.
+    #[test]
+    fn bodies_are_bounded() {
+        let mut env = envelope(Some("jane@contoso.example"), "Too Many Downloads");
+        env.event.description = "d".repeat(8 * 1024);
+        for i in 0..64 {
+            env.event.labels.insert(format!("l{i}"), "v".repeat(1024));
+        }
+        for i in 0..32 {
+            env.event
+                .annotations
+                .insert(format!("a{i}"), "a".repeat(8 * 1024));
+        }
+        env.event.user = Some("u".repeat(1_500_000));
+        let m = compose(&env, &"r".repeat(100_000));
+        assert!(m.body.len() <= MAX_BODY, "{} bytes", m.body.len());
+        assert!(m.body.contains("Connection: psa/acme-cw"));
+        assert!(m.body.contains("more bytes not shown"));
+        assert!(m.subject.chars().count() < 200);
+    }
+
+    #[test]
+    fn credentials_need_tls_unless_the_secret_allows_clear_text() {
+        let table = [
+            (SmtpTls::None, true, false, true),
+            (SmtpTls::None, true, true, false),
+            (SmtpTls::None, false, false, false),
+            (SmtpTls::StartTls, true, false, false),
+            (SmtpTls::Tls, true, false, false),
+        ];
+        for (tls, creds, allow, refused) in table {
+            assert_eq!(
+                clear_text_auth_problem(tls, creds, allow).is_some(),
+                refused,
+                "{tls:?} {creds} {allow}"
+            );
         }
     }
 

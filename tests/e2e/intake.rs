@@ -117,9 +117,10 @@ async fn start_with(busy_timeout: Duration, limits: IntakeLimits) -> Intake {
 
     let ops = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics_url = format!("http://{}/metrics", ops.local_addr().unwrap());
-    let health = psa_operator::operator::health_router(
+    let health = psa_operator::operator::health_router_with(
         Arc::new(Mutex::new(prom)),
         Arc::new(AtomicBool::new(true)),
+        Some(store.clone()),
     );
     tokio::spawn(async move { axum::serve(ops, health).await });
     Intake {
@@ -279,13 +280,14 @@ async fn every_rejection_is_a_problem_document_and_stores_nothing() {
         Value,
     );
     let cases: Vec<Case> = vec![
+        // An unknown connection answers as a wrong token does: names cannot be probed.
         (
             "/v1/namespaces/psa/connections/nope/alerts",
             Some("acme-token"),
             json_ct,
             valid.clone(),
-            404,
-            json!({"parameter": "name"}),
+            401,
+            json!({"header": "Authorization"}),
         ),
         (
             ACME_ALERTS,
@@ -401,7 +403,7 @@ async fn every_rejection_is_a_problem_document_and_stores_nothing() {
         .await
         .unwrap();
     assert!(
-        text.contains(r#"psa_operator_dispatch_events_rejected_total{reason="Unauthorized"} 2"#),
+        text.contains(r#"psa_operator_dispatch_events_rejected_total{reason="Unauthorized"} 3"#),
         "{text}"
     );
     assert!(
@@ -526,6 +528,33 @@ async fn findings_are_keyed_by_their_finding() {
     );
 }
 
+/// The red-team case: `store.db` and its `-wal`/`-shm` deleted while running. The next alert
+/// gets 503 (not a 202 for an alert a restart would lose) and both readiness endpoints fail.
+#[tokio::test]
+async fn a_deleted_store_answers_503_and_fails_readiness() {
+    let h = start(Duration::from_secs(5)).await;
+    let (status, _) = h.post_json(ACME_ALERTS, "acme-token", &alert("sa-1")).await;
+    assert_eq!(status, 202);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", h.db.display()));
+    }
+    let (status, doc) = h.post_json(ACME_ALERTS, "acme-token", &alert("sa-2")).await;
+    assert_eq!(status, 503, "{doc}");
+    assert_eq!(
+        doc["type"],
+        "https://psa-operator.io/problems/store-unavailable"
+    );
+    for url in [
+        format!("{}/readyz", h.base),
+        h.metrics_url.replace("/metrics", "/readyz"),
+    ] {
+        let r = h.http.get(&url).send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        assert_eq!(status, 503, "{url}: {text}");
+    }
+}
+
 #[tokio::test]
 async fn an_unwritable_store_answers_503_and_keeps_nothing() {
     let h = start(Duration::from_millis(200)).await;
@@ -567,7 +596,8 @@ async fn an_unwritable_store_answers_503_and_keeps_nothing() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    let status = r.status().as_u16();
+    assert_eq!(status, 200, "{}", r.text().await.unwrap());
     let r = h
         .http
         .get(format!("{}/healthz", h.base))

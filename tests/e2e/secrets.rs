@@ -105,7 +105,9 @@ async fn no_secret_value_in_logs_events_statuses_or_errors() {
         &env,
         "secret/smtp",
         "merge",
-        &json!({"stringData": {"username": "alerts", "password": SMTP_PASSWORD}}).to_string(),
+        &json!({"stringData": {"username": "alerts", "password": SMTP_PASSWORD,
+            "allowInsecureAuth": "true"}})
+        .to_string(),
     )
     .await;
     env.wait_condition("psaconnection/demo-cw", "Ready", "True")

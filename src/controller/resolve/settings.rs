@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::api::{parse_duration, PsaConnectionSpec};
+use crate::dispatch::failsafe::clear_text_auth_problem;
 use crate::resolved::{
     AlertmanagerLabelNames, ConnectionKey, DispatchConfig, SmtpSettings, SmtpTls,
 };
@@ -108,11 +109,21 @@ pub fn smtp_settings(
             problem: "is not a port number".into(),
         })?,
     };
+    // A password sent in clear text needs the Secret's explicit consent.
+    let username = get("username").map(|u| u.expose().to_string());
+    let allow = get("allowInsecureAuth").is_some_and(|v| v.expose().trim() == "true");
+    if let Some(problem) = clear_text_auth_problem(tls, username.is_some(), allow) {
+        return Err(Unresolved {
+            field: field("tls"),
+            value: "none".into(),
+            problem: problem.into(),
+        });
+    }
     Ok(SmtpSettings {
         host,
         port,
         from,
-        username: get("username").map(|u| u.expose().to_string()),
+        username,
         password: get("password"),
         tls,
     })
@@ -212,6 +223,18 @@ mod tests {
             !format!("{s:?}").contains("pw"),
             "password must not appear in Debug"
         );
+        let clear = [
+            ("host", "h"),
+            ("from", "a@b"),
+            ("tls", "none"),
+            ("username", "u"),
+            ("password", "pw"),
+        ];
+        let e = smtp_settings("smtp", secret(&clear)).unwrap_err();
+        assert_eq!(e.field, "failsafe.smtpSecretRef(smtp).tls");
+        assert!(e.problem.contains("allowInsecureAuth"), "{}", e.problem);
+        let allowed = [&clear[..], &[("allowInsecureAuth", "true")]].concat();
+        assert!(smtp_settings("smtp", secret(&allowed)).is_ok());
         let e = smtp_settings("smtp", secret(&[("from", "a@b")])).unwrap_err();
         assert_eq!(e.field, "failsafe.smtpSecretRef(smtp).host");
         let e = smtp_settings(

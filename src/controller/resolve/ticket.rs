@@ -82,6 +82,35 @@ pub fn required_by_psa(provider: Provider, settings: &TicketSettings) -> Vec<Unr
         .collect()
 }
 
+/// Field of a summary template that cannot go live (see `render::check_template`).
+pub const SUMMARY_TEMPLATE_FIELD: &str = "ticket.summaryTemplate";
+
+/// A summary template that does not compile, or is too costly to render, as a miss.
+fn template_miss(template: Option<&str>) -> Option<Unresolved> {
+    let err = crate::dispatch::decide::render::check_template(template?).err()?;
+    Some(Unresolved {
+        field: SUMMARY_TEMPLATE_FIELD.into(),
+        value: crate::dispatch::decide::render::cut_chars(template?, 60),
+        problem: err.0,
+    })
+}
+
+/// Field of an intake token too short to use (see `intake::check_intake_token`).
+pub const WEAK_TOKEN_FIELD: &str = "intake.tokenSecretRef.token";
+
+/// The `SettingsResolved` reason for a list of misses: `InvalidTemplate` when the summary
+/// template is among them, `WeakIntakeToken` for a too-short intake token (a name that exists
+/// will fix neither), else `NamesNotFound`.
+pub fn misses_reason(misses: &[Unresolved]) -> &'static str {
+    if misses.iter().any(|m| m.field == SUMMARY_TEMPLATE_FIELD) {
+        "InvalidTemplate"
+    } else if misses.iter().any(|m| m.field == WEAK_TOKEN_FIELD) {
+        "WeakIntakeToken"
+    } else {
+        "NamesNotFound"
+    }
+}
+
 /// Joins misses into one condition message.
 pub fn describe_unresolved(misses: &[Unresolved]) -> String {
     misses
@@ -334,6 +363,9 @@ pub fn resolve_ticket(
         },
         None => crate::psa::preferred_closed_status(&cat.statuses).map(|s| s.id.clone()),
     };
+    if let Some(miss) = template_miss(settings.summary_template.as_deref()) {
+        r.misses.push(miss);
+    }
     if !r.misses.is_empty() {
         return Err(r.misses);
     }
@@ -507,6 +539,45 @@ mod tests {
             flat["ticket.issueType.overrides.Too Many Downloads.subIssueType"],
             "41"
         );
+    }
+
+    #[test]
+    fn a_costly_or_broken_summary_template_is_an_invalid_template() {
+        let table: &[(&str, Option<&str>)] = &[
+            ("{{ alertType }} — {{ user }}", None),
+            (
+                "{% for i in range(10000) %}{% for j in range(10000) %}x{% endfor %}{% endfor %}",
+                Some("InvalidTemplate"),
+            ),
+            ("{{ alertType ", Some("InvalidTemplate")),
+        ];
+        for (template, reason) in table {
+            let mut s = reference_settings();
+            s.summary_template = Some(template.to_string());
+            match (resolve_ticket(&s, &catalog()), reason) {
+                (Ok(t), None) => assert_eq!(t.summary_template.as_deref(), Some(*template)),
+                (Err(misses), Some(reason)) => {
+                    assert_eq!(misses[0].field, "ticket.summaryTemplate");
+                    assert_eq!(misses_reason(&misses), *reason);
+                }
+                (other, _) => panic!("{template}: {other:?}"),
+            }
+        }
+        let name_miss = Unresolved {
+            field: "ticket.board".into(),
+            value: "x".into(),
+            problem: "not found".into(),
+        };
+        assert_eq!(
+            misses_reason(std::slice::from_ref(&name_miss)),
+            "NamesNotFound"
+        );
+        let weak = Unresolved {
+            field: WEAK_TOKEN_FIELD.into(),
+            value: "intake".into(),
+            problem: "short".into(),
+        };
+        assert_eq!(misses_reason(&[name_miss, weak]), "WeakIntakeToken");
     }
 
     #[test]

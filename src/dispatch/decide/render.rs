@@ -4,10 +4,18 @@
 //! templates so one context shape serves all texts. A user template that fails to render falls
 //! back to the default summary (the ticket matters more than the wording) and the error is
 //! reported to the caller for logging.
+//!
+//! A user template is untrusted work: it runs in an environment without the functions and
+//! operators that can build large values from small ones (`range`, `replace`, `*`, `~`, …),
+//! with minijinja fuel (an instruction budget), a recursion limit and an output cap, on a
+//! blocking thread under a deadline (`summary_bounded`). `check_template` compiles and
+//! dry-renders one at reconcile time, so a template that cannot run never goes live.
+
+use std::time::Duration;
 
 use minijinja::{context, Environment, Value};
 
-use crate::dispatch::event::{Event, EventKind};
+use crate::dispatch::event::{strip_bidi_controls, Event, EventKind};
 
 /// Both PSAs cap the summary/title at 100 characters (ConnectWise `summary`, BMS `Title`).
 pub const SUMMARY_LIMIT: usize = 100;
@@ -56,24 +64,28 @@ pub struct Summary {
     pub template_error: Option<TemplateError>,
 }
 
+/// The template context. Single-line fields are put on one line here too (events stored
+/// before the intake refused line breaks, Alertmanager labels), so no value can start a line
+/// of its own in a description, a note or a failsafe e-mail.
 fn event_context(event: &Event) -> Value {
+    let line = |s: &Option<String>| s.as_deref().map(one_line);
     context! {
-        id => &event.id,
+        id => one_line(&event.id),
         kind => event.kind.as_str(),
         finding => event.kind.is_finding(),
-        organization => &event.organization,
-        user => &event.user,
-        alertType => &event.alert_type,
-        severity => &event.severity,
+        organization => one_line(&event.organization),
+        user => line(&event.user),
+        alertType => one_line(&event.alert_type),
+        severity => line(&event.severity),
         title => &event.title,
         description => &event.description,
         occurredAt => &event.occurred_at,
         url => &event.url,
         findingId => &event.finding_id,
-        status => &event.status,
-        priority => &event.priority,
+        status => line(&event.status),
+        priority => line(&event.priority),
         comment => &event.comment,
-        author => &event.author,
+        author => line(&event.author),
         labels => &event.labels,
         annotations => &event.annotations,
     }
@@ -85,22 +97,208 @@ fn render(template: &str, ctx: Value) -> Result<String, minijinja::Error> {
     env.render_str(template, ctx)
 }
 
+/// Instructions one user-template render may execute. A summary template needs a few hundred;
+/// `{% for i in … %}{% for j in … %}` runs out in milliseconds instead of spinning for minutes.
+pub const TEMPLATE_FUEL: u64 = 20_000;
+/// Longest text a user template may produce (the summary keeps 100 characters of it).
+pub const TEMPLATE_OUTPUT_LIMIT: usize = 4 * 1024;
+/// Deepest nesting of blocks and loops.
+pub const TEMPLATE_RECURSION_LIMIT: usize = 16;
+/// Longest template source.
+pub const TEMPLATE_SOURCE_LIMIT: usize = 2 * 1024;
+/// How long a delivery waits for a user template before it uses the default summary.
+pub const TEMPLATE_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Filters and globals that turn a small input into a large value (`replace("", x)` is
+/// quadratic, `range` and `namespace` feed loops and accumulators): not offered to user
+/// templates.
+const AMPLIFYING_FILTERS: &[&str] = &["replace", "indent", "format", "center", "batch", "pprint"];
+const AMPLIFYING_GLOBALS: &[&str] = &["range", "namespace", "dict", "cycler", "joiner"];
+
+/// Operators that repeat or concatenate strings (`"x" * 100000000`, `{% set a = a ~ a %}`).
+/// Output is written piece by piece, so `{{ a }}{{ b }}` does what `a ~ b` would.
+const AMPLIFYING_OPERATORS: &[char] = &['*', '~', '+'];
+
+fn user_environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_fuel(Some(TEMPLATE_FUEL));
+    env.set_recursion_limit(TEMPLATE_RECURSION_LIMIT);
+    for f in AMPLIFYING_FILTERS {
+        env.remove_filter(f);
+    }
+    for g in AMPLIFYING_GLOBALS {
+        env.remove_global(g);
+    }
+    env
+}
+
+/// The first amplifying operator used inside a `{{ … }}` or `{% … %}` tag, string literals
+/// skipped.
+fn amplifying_operator(template: &str) -> Option<char> {
+    let mut rest = template;
+    while let Some(start) = rest.find(['{']) {
+        let after = &rest[start + 1..];
+        let close = match after.chars().next() {
+            Some('{') => "}}",
+            Some('%') => "%}",
+            _ => {
+                rest = after;
+                continue;
+            }
+        };
+        let body = &after[1..];
+        let end = body.find(close).unwrap_or(body.len());
+        let mut quote: Option<char> = None;
+        for c in body[..end].chars() {
+            match quote {
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None if c == '"' || c == '\'' => quote = Some(c),
+                None if AMPLIFYING_OPERATORS.contains(&c) => return Some(c),
+                None => {}
+            }
+        }
+        rest = &body[end..];
+    }
+    None
+}
+
+/// An `io::Write` that refuses to grow past `limit` bytes.
+struct CappedOutput {
+    bytes: Vec<u8>,
+    limit: usize,
+    overflowed: bool,
+}
+
+impl std::io::Write for CappedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.limit {
+            self.overflowed = true;
+            return Err(std::io::Error::other("template output limit"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Renders a user template within every bound above.
+fn render_user(template: &str, ctx: Value) -> Result<String, TemplateError> {
+    if template.len() > TEMPLATE_SOURCE_LIMIT {
+        return Err(TemplateError(format!(
+            "is longer than {TEMPLATE_SOURCE_LIMIT} bytes"
+        )));
+    }
+    if let Some(op) = amplifying_operator(template) {
+        return Err(TemplateError(format!(
+            "uses the {op:?} operator, which summary templates do not offer \
+             (write {{{{ a }}}}{{{{ b }}}} to join values)"
+        )));
+    }
+    let env = user_environment();
+    let compiled = env
+        .template_from_str(template)
+        .map_err(|e| TemplateError(e.to_string()))?;
+    let mut out = CappedOutput {
+        bytes: Vec::new(),
+        limit: TEMPLATE_OUTPUT_LIMIT,
+        overflowed: false,
+    };
+    let rendered = compiled.render_captured_to(ctx, &mut out).map(|_| ());
+    match rendered {
+        Ok(()) => Ok(String::from_utf8_lossy(&out.bytes).into_owned()),
+        Err(_) if out.overflowed => Err(TemplateError(format!(
+            "renders more than {TEMPLATE_OUTPUT_LIMIT} bytes"
+        ))),
+        Err(e) if e.kind() == minijinja::ErrorKind::OutOfFuel => Err(TemplateError(format!(
+            "does more than {TEMPLATE_FUEL} steps of work (loops too large)"
+        ))),
+        Err(e) => Err(TemplateError(e.to_string())),
+    }
+}
+
+/// Whether a summary template can go live: it compiles, stays within the bounds and renders a
+/// non-empty text for a sample of each event shape. Pure; the connection reconciler reports a
+/// failure as `InvalidTemplate`.
+pub fn check_template(template: &str) -> Result<(), TemplateError> {
+    if template.trim().is_empty() {
+        return Ok(());
+    }
+    for event in sample_events() {
+        let text = render_user(template, event_context(&event))?;
+        if text.trim().is_empty() {
+            return Err(TemplateError(format!(
+                "renders to an empty text for a {} event",
+                event.kind.as_str()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// One event of each shape with every field filled, for `check_template`; as many labels as
+/// the intake lets an Alertmanager alert carry, so a loop over them is tried at full size.
+fn sample_events() -> Vec<Event> {
+    let labels = (0..64)
+        .map(|i| (format!("label{i}"), "v".repeat(256)))
+        .chain([("alertname".to_string(), "TooManyDownloads".to_string())])
+        .collect();
+    let alert = Event {
+        id: "sample-1".into(),
+        kind: EventKind::Alert,
+        organization: "Contoso Ltd".into(),
+        user: Some("jane@contoso.example".into()),
+        alert_type: "Too Many Downloads".into(),
+        severity: Some("high".into()),
+        title: "412 files downloaded".into(),
+        description: "412 files downloaded from SharePoint in 10 minutes".into(),
+        occurred_at: Some("2026-11-24T16:18:28Z".into()),
+        url: Some("https://alerts.example/e/1".into()),
+        finding_id: None,
+        status: None,
+        priority: None,
+        comment: None,
+        author: None,
+        labels,
+        annotations: [("summary".to_string(), "412 files".to_string())].into(),
+    };
+    let finding = Event {
+        kind: EventKind::FindingCreated,
+        finding_id: Some("f-1".into()),
+        status: Some("Open".into()),
+        priority: Some("1".into()),
+        user: None,
+        ..alert.clone()
+    };
+    let firing = Event {
+        kind: EventKind::AlertFiring,
+        finding_id: Some("6d1ddaf090ad53b0".into()),
+        status: Some("firing".into()),
+        ..alert.clone()
+    };
+    vec![alert, finding, firing]
+}
+
 /// Renders a built-in template; they are tested, so a failure only means a bug in this file,
-/// and the event's raw fields are still better than nothing.
+/// and the event's raw fields are still better than nothing. Bidirectional controls dropped.
 fn render_builtin(template: &str, ctx: Value, event: &Event) -> String {
-    render(template, ctx).unwrap_or_else(|e| {
+    let text = render(template, ctx).unwrap_or_else(|e| {
         tracing::error!(error = %e, "built-in ticket template failed");
         format!(
             "{} / {} / {}\n{}",
             event.alert_type, event.organization, event.title, event.description
         )
-    })
+    });
+    strip_bidi_controls(&text)
 }
 
 /// The ticket summary: the user template (or the default), on one line, cut to the PSA limit.
+/// Runs on the calling thread: from async code use `summary_bounded`.
 pub fn summary(template: Option<&str>, event: &Event) -> Summary {
     let (raw, template_error) = match template {
-        Some(t) if !t.trim().is_empty() => match render(t, event_context(event)) {
+        Some(t) if !t.trim().is_empty() => match render_user(t, event_context(event)) {
             Ok(s) if !s.trim().is_empty() => (s, None),
             Ok(_) => (
                 render_builtin(DEFAULT_SUMMARY, event_context(event), event),
@@ -108,7 +306,7 @@ pub fn summary(template: Option<&str>, event: &Event) -> Summary {
             ),
             Err(e) => (
                 render_builtin(DEFAULT_SUMMARY, event_context(event), event),
-                Some(TemplateError(e.to_string())),
+                Some(e),
             ),
         },
         _ => (
@@ -119,6 +317,31 @@ pub fn summary(template: Option<&str>, event: &Event) -> Summary {
     Summary {
         text: cut_chars(&one_line(&raw), SUMMARY_LIMIT),
         template_error,
+    }
+}
+
+/// `summary` on a blocking thread, so a slow template never holds an async worker (and the
+/// PSA calls of other connections behind it); past `TEMPLATE_DEADLINE` the default summary is
+/// used. Fuel ends the abandoned render soon after.
+pub async fn summary_bounded(template: Option<String>, event: &Event) -> Summary {
+    let Some(template) = template.filter(|t| !t.trim().is_empty()) else {
+        return summary(None, event);
+    };
+    let owned = event.clone();
+    let job = tokio::task::spawn_blocking(move || summary(Some(&template), &owned));
+    match tokio::time::timeout(TEMPLATE_DEADLINE, job).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(join)) => Summary {
+            template_error: Some(TemplateError(format!("render failed: {join}"))),
+            ..summary(None, event)
+        },
+        Err(_) => Summary {
+            template_error: Some(TemplateError(format!(
+                "took longer than {} s",
+                TEMPLATE_DEADLINE.as_secs()
+            ))),
+            ..summary(None, event)
+        },
     }
 }
 
@@ -166,12 +389,23 @@ pub fn combined_note(events: &[&Event]) -> String {
     }
 }
 
-/// Control characters and line breaks become spaces, runs of blanks one space.
+/// Control characters and line breaks become spaces, runs of blanks one space; bidirectional
+/// controls are dropped.
 pub fn one_line(s: &str) -> String {
-    s.split(|c: char| c.is_whitespace() || c.is_control())
+    strip_bidi_controls(s)
+        .split(|c: char| c.is_whitespace() || c.is_control())
         .filter(|w| !w.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// At most `max` bytes of `s`, cut on a character boundary.
+pub fn cut_bytes(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
 }
 
 /// At most `limit` characters (not bytes), ending in "…" when something was cut.
@@ -255,6 +489,94 @@ mod tests {
             assert_eq!(s.template_error.is_some(), err, "{template:?}");
             assert!(s.text.chars().count() <= SUMMARY_LIMIT);
         }
+    }
+
+    /// The red-team template (nested loops) and other ways to make one render expensive: each
+    /// is refused by `check_template` and, at delivery, falls back to the default summary
+    /// quickly instead of spinning a thread.
+    #[test]
+    fn hostile_templates_are_bounded() {
+        let mut e = alert();
+        for i in 0..64 {
+            e.labels.insert(format!("l{i}"), "v".repeat(1000));
+        }
+        let nested = "{% for a in labels %}{% for b in labels %}{% for c in labels %}\
+                      {% for d in labels %}{{ a }}{% endfor %}{% endfor %}{% endfor %}{% endfor %}";
+        let cases: &[(&str, &str)] = &[
+            (
+                "{% for i in range(10000) %}{% for j in range(10000) %}x{% endfor %}{% endfor %}",
+                "range",
+            ),
+            (nested, "bytes"),
+            (
+                "{% for a in labels %}{% for b in labels %}{% if a == b %}{% endif %}\
+                 {% endfor %}{% endfor %}{% for a in labels %}{% for b in labels %}\
+                 {% for c in labels %}{% if a == c %}{% endif %}{% endfor %}{% endfor %}{% endfor %}",
+                "steps of work",
+            ),
+            ("{{ 'x' * 100000000 }}", "operator"),
+            ("{% set a = title ~ title %}{{ a }}", "operator"),
+            ("{{ title|replace('', title) }}", "replace"),
+            ("{{ alertType }}", ""),
+        ];
+        for (template, why) in cases {
+            let started = std::time::Instant::now();
+            let s = summary(Some(template), &e);
+            assert!(started.elapsed() < Duration::from_secs(2), "{template}");
+            let checked = check_template(template);
+            if why.is_empty() {
+                assert_eq!(s.template_error, None);
+                assert_eq!(checked, Ok(()));
+                continue;
+            }
+            let err = s.template_error.expect(template).0;
+            assert!(err.contains(why), "{template}: {err}");
+            assert_eq!(
+                s.text,
+                "Too Many Downloads — jane@contoso.example (Contoso Ltd)"
+            );
+            assert!(checked.is_err(), "{template}");
+        }
+        let long = "{{ alertType }}".repeat(200);
+        assert!(check_template(&long).unwrap_err().0.contains("longer than"));
+        // Operators inside string literals are text, not operators.
+        assert_eq!(check_template("{{ alertType }} {{ '*' }} ~ +"), Ok(()));
+        assert!(check_template("{{ nothing }}").is_err(), "empty render");
+    }
+
+    #[tokio::test]
+    async fn bounded_summaries_render_off_the_async_workers() {
+        let s = summary_bounded(
+            Some("[{{ severity|upper }}] {{ alertType }}".into()),
+            &alert(),
+        )
+        .await;
+        assert_eq!(s.text, "[CRITICAL] Too Many Downloads");
+        let s = summary_bounded(Some("{% for i in range(9) %}{% endfor %}".into()), &alert()).await;
+        assert!(s.template_error.is_some());
+        assert_eq!(
+            s.text,
+            "Too Many Downloads — jane@contoso.example (Contoso Ltd)"
+        );
+    }
+
+    #[test]
+    fn bidi_controls_and_line_breaks_never_reach_ticket_texts() {
+        let mut e = alert();
+        e.organization = "Contoso\r\nBcc: x@evil.example".into();
+        e.alert_type = "invoice\u{202E}fdp.exe".into();
+        e.user = Some("jane\nTo: all@contoso.example".into());
+        let s = summary(Some("{{ alertType }} {{ organization }}"), &e).text;
+        assert!(!s.contains('\u{202E}') && !s.contains('\n'), "{s:?}");
+        let d = description(&e);
+        assert!(!d.contains('\u{202E}'), "{d:?}");
+        for line in d.lines() {
+            assert!(!line.starts_with("Bcc:") && !line.starts_with("To:"), "{d}");
+        }
+        assert!(
+            d.contains("Organization: Contoso Bcc: x@evil.example"),
+            "{d}"
+        );
     }
 
     #[test]

@@ -12,15 +12,33 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::alerts::MAX_DESCRIPTION;
-use super::fields::{field_error, parse_json, FieldError, Fields, Need, ParseError};
+use super::alerts::{MAX_DESCRIPTION, MAX_NAME, MAX_TITLE};
+use super::fields::{field_error, parse_json, FieldError, Fields, MapLimits, Need, ParseError};
+use crate::dispatch::decide::render::{cut_bytes, one_line};
 use crate::dispatch::event::{Event, EventKind};
 use crate::resolved::AlertmanagerLabelNames;
 
-/// Parses an Alertmanager webhook message.
+/// Labels: names and values as short as Prometheus ever makes them; the labels that become the
+/// organization, user, alert type and severity are held to `/alerts`' name limit on top.
+const LABEL_LIMITS: MapLimits = MapLimits {
+    entries: 64,
+    key: MAX_NAME,
+    value: MAX_TITLE,
+};
+
+/// Annotations carry the prose (summary, description, runbook links).
+const ANNOTATION_LIMITS: MapLimits = MapLimits {
+    entries: 32,
+    key: MAX_NAME,
+    value: MAX_DESCRIPTION,
+};
+
+/// Parses an Alertmanager webhook message of at most `max_alerts` alerts (the same per-request
+/// limit as `/alerts`; Alertmanager's `max_alerts` webhook setting keeps a group within it).
 pub fn parse_alertmanager(
     body: &[u8],
     names: &AlertmanagerLabelNames,
+    max_alerts: usize,
 ) -> Result<Vec<Event>, ParseError> {
     let value = parse_json(body)?;
     let mut errors: Vec<FieldError> = Vec::new();
@@ -45,6 +63,15 @@ pub fn parse_alertmanager(
             &[]
         }
     };
+    if alerts.len() > max_alerts {
+        return Err(ParseError::Invalid(vec![field_error(
+            "/alerts",
+            format!(
+                "must hold at most {max_alerts} alerts per message \
+                 (set max_alerts in Alertmanager's webhook_config)"
+            ),
+        )]));
+    }
     let mut events = Vec::new();
     for (i, alert) in alerts.iter().enumerate() {
         let at = format!("/alerts/{i}");
@@ -68,9 +95,9 @@ fn parse_alert(
 ) -> Option<Event> {
     let mut f = Fields::of(alert, at, errors)?;
     let status = f.one_of("status", Need::Required, &["firing", "resolved"]);
-    let labels = f.string_map("labels", Need::Required);
+    let labels = f.string_map("labels", Need::Required, LABEL_LIMITS);
     let annotations = f
-        .string_map("annotations", Need::Optional)
+        .string_map("annotations", Need::Optional, ANNOTATION_LIMITS)
         .unwrap_or_default();
     let starts_at = f.time("startsAt", Need::Required);
     let ends_at = f.time("endsAt", Need::Optional);
@@ -80,6 +107,24 @@ fn parse_alert(
         .string("generatorURL", Need::Optional, 2048)
         .filter(|u| u.starts_with("http://") || u.starts_with("https://"));
     let (status, labels, starts_at, fingerprint) = (status?, labels?, starts_at?, fingerprint?);
+    let mut too_long = false;
+    for name in [
+        &names.organization,
+        &names.user,
+        &names.alert_type,
+        &names.severity,
+    ] {
+        if labels.get(name).is_some_and(|v| v.len() > MAX_NAME) {
+            errors.push(field_error(
+                super::fields::pointer(&format!("{at}/labels"), name),
+                format!("must be at most {MAX_NAME} bytes (it names the organization, user, alert type or severity)"),
+            ));
+            too_long = true;
+        }
+    }
+    if too_long {
+        return None;
+    }
 
     let summary = annotations.get("summary").cloned();
     let description = annotations
@@ -131,15 +176,16 @@ fn parse_alert(
 /// Sets organization, user, alert type, severity and title of an Alertmanager event from its
 /// labels under `names`. The intake calls it with the connection's names; a worker calls it
 /// again with the resolved names for events stored before the connection resolved (they were
-/// read with the default names). Idempotent.
+/// read with the default names). Idempotent. Label values may hold line breaks (refusing them
+/// would make Alertmanager drop the group): the single-line fields get them as spaces, and at
+/// most `/alerts`' name limit.
 pub fn apply_label_names(event: &mut Event, names: &AlertmanagerLabelNames) {
     let label = |name: &str| {
         event
             .labels
             .get(name)
-            .map(|v| v.trim())
+            .map(|v| cut_bytes(&one_line(v), MAX_NAME))
             .filter(|v| !v.is_empty())
-            .map(str::to_string)
     };
     let alert_type = label(&names.alert_type)
         .or_else(|| label("alertname"))
@@ -169,7 +215,7 @@ mod tests {
 
     #[test]
     fn the_recorded_webhook_becomes_one_firing_event() {
-        let evs = parse_alertmanager(FIXTURE.as_bytes(), &names()).unwrap();
+        let evs = parse_alertmanager(FIXTURE.as_bytes(), &names(), 100).unwrap();
         assert_eq!(evs.len(), 1);
         let e = &evs[0];
         assert_eq!(e.kind, EventKind::AlertFiring);
@@ -213,8 +259,9 @@ mod tests {
         let firing = alert("firing", "2026-11-24T15:02:10.114Z", labels.clone());
         let resolved = alert("resolved", "2026-11-24T16:02:10.114+01:00", labels.clone());
         let next = alert("firing", "2026-11-24T18:00:00Z", labels);
-        let a = parse_alertmanager(&message(json!([firing.clone()])), &names()).unwrap();
-        let b = parse_alertmanager(&message(json!([firing, resolved, next])), &names()).unwrap();
+        let a = parse_alertmanager(&message(json!([firing.clone()])), &names(), 100).unwrap();
+        let b =
+            parse_alertmanager(&message(json!([firing, resolved, next])), &names(), 100).unwrap();
         assert_eq!(a[0].id, b[0].id, "a repeated message repeats the id");
         assert_eq!(
             b[1].id,
@@ -244,7 +291,7 @@ mod tests {
             json!({"alertname": "X", "rule": "Impossible travel", "customer": "Fabrikam",
                    "upn": "bob@fabrikam.example", "level": "CRITICAL", "organization": "no"}),
         );
-        let e = parse_alertmanager(&message(json!([a])), &names)
+        let e = parse_alertmanager(&message(json!([a])), &names, 100)
             .unwrap()
             .remove(0);
         assert_eq!(e.organization, "Fabrikam");
@@ -260,7 +307,7 @@ mod tests {
             "2026-11-24T15:02:10Z",
             json!({"alertname": "X", "customer": "Fabrikam", "upn": "bob@fabrikam.example"}),
         );
-        let mut e = parse_alertmanager(&message(json!([a])), &names())
+        let mut e = parse_alertmanager(&message(json!([a])), &names(), 100)
             .unwrap()
             .remove(0);
         assert_eq!((e.organization.as_str(), e.user.as_deref()), ("", None));
@@ -281,7 +328,7 @@ mod tests {
     #[test]
     fn missing_organization_routes_to_catch_all_rather_than_failing() {
         let a = alert("firing", "2026-11-24T15:02:10Z", json!({"alertname": "X"}));
-        let e = parse_alertmanager(&message(json!([a])), &names())
+        let e = parse_alertmanager(&message(json!([a])), &names(), 100)
             .unwrap()
             .remove(0);
         assert_eq!(e.organization, "");
@@ -314,7 +361,7 @@ mod tests {
             (message(json!([7])), vec!["/alerts/0"]),
         ];
         for (body, want) in cases {
-            match parse_alertmanager(&body, &names()) {
+            match parse_alertmanager(&body, &names(), 100) {
                 Err(ParseError::Invalid(e)) => {
                     let got: Vec<_> = e.iter().map(|e| e.pointer.as_str()).collect();
                     assert_eq!(got, want, "{}", String::from_utf8_lossy(&body));
@@ -327,7 +374,7 @@ mod tests {
     #[test]
     fn an_empty_group_is_accepted_with_no_events() {
         assert_eq!(
-            parse_alertmanager(&message(json!([])), &names()),
+            parse_alertmanager(&message(json!([])), &names(), 100),
             Ok(vec![])
         );
     }

@@ -30,7 +30,7 @@ fn parse_one(item: &serde_json::Value, at: &str, errors: &mut Vec<FieldError>) -
     let id = f.string_alias(&["id", "eventId"], Need::Required, MAX_ID);
     let organization = f.name_or_object("organization", Need::Required, &["name"], MAX_NAME);
     let user = f.name_or_object("user", Need::Optional, &["email", "name"], MAX_NAME);
-    let alert_type = f.string("alertType", Need::Required, MAX_NAME);
+    let alert_type = f.line("alertType", Need::Required, MAX_NAME);
     let severity = f.one_of("severity", Need::Optional, SEVERITIES);
     let title = f.string("title", Need::Optional, MAX_TITLE);
     let description = f.string("description", Need::Optional, MAX_DESCRIPTION);
@@ -38,7 +38,7 @@ fn parse_one(item: &serde_json::Value, at: &str, errors: &mut Vec<FieldError>) -
     let url = f.url("url");
     let mut labels = BTreeMap::new();
     for name in ["product", "alertTypeCode", "ip"] {
-        if let Some(v) = f.string(name, Need::Optional, MAX_NAME) {
+        if let Some(v) = f.line(name, Need::Optional, MAX_NAME) {
             labels.insert(name.to_string(), v);
         }
     }

@@ -8,6 +8,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::dispatch::event::{breaks_lines, strip_bidi_controls};
+
 /// One invalid field: where (RFC 6901 JSON pointer into the body) and what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FieldError {
@@ -48,6 +50,16 @@ pub fn field_error(pointer: impl Into<String>, detail: impl Into<String>) -> Fie
 pub enum Need {
     Required,
     Optional,
+}
+
+/// Bounds of a string map (Alertmanager labels and annotations).
+#[derive(Clone, Copy, Debug)]
+pub struct MapLimits {
+    pub entries: usize,
+    /// Longest key (bytes).
+    pub key: usize,
+    /// Longest value (bytes).
+    pub value: usize,
 }
 
 /// The fields of one JSON object at `base`; errors go to the shared list.
@@ -94,7 +106,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// A non-blank string of at most `max` bytes (trimmed).
+    /// A non-blank string of at most `max` bytes (trimmed, bidirectional controls dropped).
     pub fn string(&mut self, name: &str, need: Need, max: usize) -> Option<String> {
         let Some(v) = self.raw(name) else {
             self.missing(name, need);
@@ -104,7 +116,8 @@ impl<'a> Fields<'a> {
             self.error(name, "must be a string");
             return None;
         };
-        let s = s.trim();
+        let cleaned = strip_bidi_controls(s);
+        let s = cleaned.trim();
         if s.is_empty() {
             if need == Need::Required {
                 self.error(name, "must not be empty");
@@ -118,11 +131,25 @@ impl<'a> Fields<'a> {
         Some(s.to_string())
     }
 
-    /// The first of `names` that is present (aliases such as `id` / `eventId`), as a string.
+    /// `string` that must be one line: names, ids and types end up on lines of their own in
+    /// ticket descriptions and failsafe e-mails, where a line break could forge a header.
+    pub fn line(&mut self, name: &str, need: Need, max: usize) -> Option<String> {
+        let s = self.string(name, need, max)?;
+        if breaks_lines(&s) {
+            self.error(
+                name,
+                "must be a single line (no line breaks or control characters)",
+            );
+            return None;
+        }
+        Some(s)
+    }
+
+    /// The first of `names` that is present (aliases such as `id` / `eventId`), as one line.
     pub fn string_alias(&mut self, names: &[&str], need: Need, max: usize) -> Option<String> {
         let present = names.iter().find(|n| self.raw(n).is_some());
         match present {
-            Some(name) => self.string(name, need, max),
+            Some(name) => self.line(name, need, max),
             None => {
                 self.missing(names[0], need);
                 None
@@ -134,7 +161,7 @@ impl<'a> Fields<'a> {
     pub fn string_or_number(&mut self, name: &str, max: usize) -> Option<String> {
         match self.raw(name) {
             Some(Value::Number(n)) => Some(n.to_string()),
-            Some(Value::String(_)) => self.string(name, Need::Optional, max),
+            Some(Value::String(_)) => self.line(name, Need::Optional, max),
             Some(_) => {
                 self.error(name, "must be a string or a number");
                 None
@@ -181,7 +208,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// A name given as a string or as an object with a `name` (or first of `keys`) member:
+    /// A one-line name given as a string or as an object with a `name` (or first of `keys`) member:
     /// `"organization": "Contoso"` and `"organization": {"id": "9", "name": "Contoso"}`.
     pub fn name_or_object(
         &mut self,
@@ -196,15 +223,16 @@ impl<'a> Fields<'a> {
                 let mut inner = Fields::of(v, at, self.errors)?;
                 inner.string_alias(keys, need, max)
             }
-            _ => self.string(name, need, max),
+            _ => self.line(name, need, max),
         }
     }
 
-    /// An object whose values are all strings (labels, annotations).
+    /// An object whose values are all strings (labels, annotations), within `limits`.
     pub fn string_map(
         &mut self,
         name: &str,
         need: Need,
+        limits: MapLimits,
     ) -> Option<std::collections::BTreeMap<String, String>> {
         let Some(v) = self.raw(name) else {
             self.missing(name, need);
@@ -214,12 +242,29 @@ impl<'a> Fields<'a> {
             self.error(name, "must be an object of strings");
             return None;
         };
+        if obj.len() > limits.entries {
+            self.error(
+                name,
+                format!("must have at most {} entries", limits.entries),
+            );
+            return None;
+        }
         let mut out = std::collections::BTreeMap::new();
         let at = self.at(name);
         for (k, v) in obj {
+            if k.len() > limits.key {
+                // The key itself may be huge: name the map, not the key.
+                let detail = format!("keys must be at most {} bytes", limits.key);
+                self.errors.push(field_error(at.clone(), detail));
+                continue;
+            }
             match v.as_str() {
+                Some(s) if s.len() > limits.value => self.errors.push(field_error(
+                    pointer(&at, k),
+                    format!("must be at most {} bytes", limits.value),
+                )),
                 Some(s) => {
-                    out.insert(k.clone(), s.to_string());
+                    out.insert(k.clone(), strip_bidi_controls(s));
                 }
                 None => self
                     .errors
@@ -394,7 +439,12 @@ mod tests {
             f.one_of("d", Need::Required, &["low", "high"]).as_deref(),
             Some("high")
         );
-        assert!(f.string_map("e", Need::Required).is_some());
+        let limits = MapLimits {
+            entries: 10,
+            key: 10,
+            value: 10,
+        };
+        assert!(f.string_map("e", Need::Required, limits).is_some());
         let got: Vec<_> = errors
             .iter()
             .map(|e| (e.pointer.as_str(), e.detail.as_str()))

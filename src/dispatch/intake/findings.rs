@@ -26,20 +26,20 @@ pub fn parse_findings(body: &[u8], max_batch: usize) -> Result<Vec<Event>, Parse
 fn parse_one(item: &serde_json::Value, at: &str, errors: &mut Vec<FieldError>) -> Option<Event> {
     let mut f = Fields::of(item, at, errors)?;
     let id = f.string_alias(&["id", "eventId"], Need::Required, MAX_ID);
-    let finding_id = f.string("findingId", Need::Required, MAX_ID);
+    let finding_id = f.line("findingId", Need::Required, MAX_ID);
     let lifecycle = f.one_of("event", Need::Required, LIFECYCLE);
     let organization = f.name_or_object("organization", Need::Required, &["name"], MAX_NAME);
     let name = f.string("name", Need::Optional, MAX_TITLE);
-    let finding_type = f.string("type", Need::Optional, MAX_NAME);
+    let finding_type = f.line("type", Need::Optional, MAX_NAME);
     let priority = f.string_or_number("priority", MAX_NAME);
-    let status = f.string("status", Need::Optional, MAX_NAME);
+    let status = f.line("status", Need::Optional, MAX_NAME);
     let description = f.string("description", Need::Optional, MAX_DESCRIPTION);
     let comment_need = match lifecycle.as_deref() {
         Some("commented") => Need::Required,
         _ => Need::Optional,
     };
     let comment = f.string("comment", comment_need, MAX_COMMENT);
-    let author = f.string("author", Need::Optional, MAX_NAME);
+    let author = f.line("author", Need::Optional, MAX_NAME);
     let url = f.url("url");
     let occurred_at = f.time("occurredAt", Need::Optional);
     let (id, finding_id, lifecycle, organization) = (id?, finding_id?, lifecycle?, organization?);

@@ -16,6 +16,26 @@ pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 /// Base of the problem `type` URIs.
 const TYPE_BASE: &str = "https://psa-operator.io/problems/";
 
+/// Most field errors listed in one problem document; `detail` counts all of them. A hostile
+/// body can hold hundreds of thousands of bad fields: listing them all would answer a 2 MiB
+/// request with a document a hundred times larger.
+pub const MAX_LISTED_ERRORS: usize = 100;
+
+/// Longest pointer or detail text in a listed error (a JSON key can be as long as the body).
+const MAX_ITEM_TEXT: usize = 256;
+
+/// `s` cut to at most `max` bytes on a character boundary, "…" marking the cut.
+fn bounded(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
 /// One thing wrong with the request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ProblemItem {
@@ -58,9 +78,12 @@ impl ProblemItem {
     }
 }
 
-impl From<FieldError> for ProblemItem {
-    fn from(e: FieldError) -> Self {
-        ProblemItem::pointer(e.pointer, e.detail)
+impl From<&FieldError> for ProblemItem {
+    fn from(e: &FieldError) -> Self {
+        ProblemItem::pointer(
+            bounded(&e.pointer, MAX_ITEM_TEXT),
+            bounded(&e.detail, MAX_ITEM_TEXT),
+        )
     }
 }
 
@@ -172,17 +195,26 @@ impl Rejection {
                 "malformed-json",
                 "Malformed JSON",
                 "the body is not valid JSON".to_string(),
-                vec![ProblemItem::pointer("", why.clone())],
+                vec![ProblemItem::pointer("", bounded(why, MAX_ITEM_TEXT))],
             ),
             Rejection::Invalid(errors) => (
                 "invalid-event",
                 "Invalid event",
                 format!(
-                    "{} field error{}; nothing was stored",
+                    "{} field error{}{}; nothing was stored",
                     errors.len(),
-                    if errors.len() == 1 { "" } else { "s" }
+                    if errors.len() == 1 { "" } else { "s" },
+                    if errors.len() > MAX_LISTED_ERRORS {
+                        format!(" (the first {MAX_LISTED_ERRORS} are listed)")
+                    } else {
+                        String::new()
+                    }
                 ),
-                errors.iter().cloned().map(ProblemItem::from).collect(),
+                errors
+                    .iter()
+                    .take(MAX_LISTED_ERRORS)
+                    .map(ProblemItem::from)
+                    .collect(),
             ),
             Rejection::StoreUnavailable => (
                 "store-unavailable",

@@ -111,7 +111,7 @@ pub struct NewEvent {
 pub struct Enqueued {
     /// Store sequence number (arrival order) of the event — of the first copy for a duplicate.
     pub seq: i64,
-    /// `false` when (connection, event id) was already stored: nothing was changed.
+    /// `false` when (connection, id space, event id) was already stored: nothing was changed.
     pub new: bool,
 }
 
@@ -200,8 +200,9 @@ pub struct ConnectionCounters {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Stores the events in one transaction, all or nothing, durably (committed and synced)
-    /// before returning. An event whose (connection, id) is already stored is left unchanged
-    /// and reported with `new: false`. Results are in input order.
+    /// before returning. An event whose (connection, `kind.id_space()`, id) is already stored
+    /// is left unchanged and reported with `new: false` — ids of different endpoints never
+    /// collide. Results are in input order.
     async fn enqueue(&self, events: Vec<NewEvent>) -> StoreResult<Vec<Enqueued>>;
 
     /// Lanes whose head is due at `now_ms` and not claimed, earliest due first. `connection`
@@ -341,6 +342,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Events queued over all connections.
     async fn queue_depth(&self) -> StoreResult<u64>;
+
+    /// Whether the store takes writes now (readiness): `Err` while the last real work failed
+    /// to commit (disk full, I/O error, the file removed or replaced) until work commits
+    /// again, and when a small probe write fails. Cheap enough for every readiness probe.
+    /// The default only reads; a backend should override it with a write probe.
+    async fn health(&self, now_ms: i64) -> StoreResult<()> {
+        let _ = now_ms;
+        self.queue_depth().await.map(|_| ())
+    }
 
     /// A counter bumped after each commit that queued or re-queued work (enqueue, retry,
     /// defer, replay, finished claim): workers wait on it instead of polling.

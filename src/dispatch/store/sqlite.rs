@@ -48,6 +48,7 @@ pub struct SqliteStore {
     changes: Arc<watch::Sender<u64>>,
     path: PathBuf,
     stats: Arc<BatchCounters>,
+    health: Arc<Health>,
 }
 
 /// How well commits are shared: calls answered and transactions committed since open.
@@ -81,16 +82,19 @@ type JobBody = Box<dyn FnOnce(Result<&Connection, StoreError>) -> Reply + Send>;
 struct Job {
     /// Whether a successful commit of this job should wake workers.
     notifies: bool,
+    /// A readiness probe: its outcome is its answer, not a change of the recorded health.
+    probe: bool,
     run: JobBody,
 }
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
     seq                INTEGER PRIMARY KEY AUTOINCREMENT,
     namespace          TEXT    NOT NULL,
     connection         TEXT    NOT NULL,
+    id_space           TEXT    NOT NULL,
     event_id           TEXT    NOT NULL,
     group_key          TEXT    NOT NULL,
     kind               TEXT    NOT NULL,
@@ -105,7 +109,7 @@ CREATE TABLE IF NOT EXISTS events (
     failsafe_next_at_ms INTEGER,
     failsafe_error     TEXT,
     claims             INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (namespace, connection, event_id)
+    UNIQUE (namespace, connection, id_space, event_id)
 );
 CREATE INDEX IF NOT EXISTS events_lane_queued
     ON events (namespace, connection, group_key, seq) WHERE state = 0;
@@ -142,6 +146,11 @@ CREATE TABLE IF NOT EXISTS finding_tickets (
     updated_at_ms INTEGER NOT NULL,
     PRIMARY KEY (namespace, connection, finding_id)
 ) WITHOUT ROWID;
+-- One row: the last readiness probe's write (`Store::health`).
+CREATE TABLE IF NOT EXISTS health (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    checked_at_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS counters (
     namespace    TEXT    NOT NULL,
     connection   TEXT    NOT NULL,
@@ -153,6 +162,42 @@ CREATE TABLE IF NOT EXISTS counters (
 ) WITHOUT ROWID;
 ";
 
+/// Version 1 → 2: event ids become unique per id space (`EventKind::id_space`), which needs
+/// the UNIQUE constraint rebuilt. Indexes are recreated by `SCHEMA` afterwards.
+const MIGRATE_1_TO_2: &str = "
+CREATE TABLE events_v2 (
+    seq                INTEGER PRIMARY KEY AUTOINCREMENT,
+    namespace          TEXT    NOT NULL,
+    connection         TEXT    NOT NULL,
+    id_space           TEXT    NOT NULL,
+    event_id           TEXT    NOT NULL,
+    group_key          TEXT    NOT NULL,
+    kind               TEXT    NOT NULL,
+    body               TEXT    NOT NULL,
+    state              INTEGER NOT NULL,
+    attempts           INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at_ms INTEGER NOT NULL,
+    last_error         TEXT,
+    accepted_at_ms     INTEGER NOT NULL,
+    finished_at_ms     INTEGER,
+    failsafe_sent      INTEGER NOT NULL DEFAULT 0,
+    failsafe_next_at_ms INTEGER,
+    failsafe_error     TEXT,
+    claims             INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (namespace, connection, id_space, event_id)
+);
+INSERT INTO events_v2
+SELECT seq, namespace, connection,
+       CASE WHEN kind = 'alert' THEN 'alerts'
+            WHEN kind LIKE 'finding.%' THEN 'findings'
+            ELSE 'alertmanager' END,
+       event_id, group_key, kind, body, state, attempts, next_attempt_at_ms, last_error,
+       accepted_at_ms, finished_at_ms, failsafe_sent, failsafe_next_at_ms, failsafe_error, claims
+FROM events;
+DROP TABLE events;
+ALTER TABLE events_v2 RENAME TO events;
+";
+
 const EVENT_COLUMNS: &str = "seq, group_key, body, state, attempts, next_attempt_at_ms, \
                              last_error, failsafe_sent, finished_at_ms, claims, \
                              failsafe_next_at_ms, failsafe_error";
@@ -161,14 +206,89 @@ const STATE_QUEUED: i64 = 0;
 const STATE_DONE: i64 = 1;
 const STATE_DEAD: i64 = 2;
 
+/// A SQLite error as a store error: a damaged file is `Corrupt` (it will not heal by waiting),
+/// everything else (disk full, I/O, locks) `Unavailable`.
 fn unavailable(e: rusqlite::Error) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+            StoreError::Corrupt(e.to_string())
+        }
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+/// Which file a path names (device, inode): a store file deleted or replaced while open
+/// keeps taking writes into the unlinked inode, which a restart would never see.
+#[cfg(unix)]
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|_| (0, 0))
+}
+
+/// `PRAGMA quick_check` at open: a store with damaged pages must not start and answer 503
+/// "malformed" to every alert; the message says how to recover.
+fn check_integrity(conn: &Connection, path: &Path) -> StoreResult<()> {
+    let verdict: String = conn
+        .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+        .map_err(|e| corrupt_at(path, &unavailable(e).to_string()))?;
+    if verdict == "ok" {
+        Ok(())
+    } else {
+        Err(corrupt_at(path, &verdict))
+    }
+}
+
+fn corrupt_at(path: &Path, why: &str) -> StoreError {
+    StoreError::Corrupt(format!(
+        "{} failed its integrity check ({why}); move it aside and restore a backup or start \
+         empty (docs/operations.md, \"Store corrupted\")",
+        path.display()
+    ))
+}
+
+/// What the writer thread knows about the store's health (`Store::health`).
+#[derive(Default)]
+struct Health {
+    /// Why the last batch of real work failed to commit; cleared by the next one that commits.
+    fault: std::sync::Mutex<Option<String>>,
+}
+
+impl Health {
+    fn fault(&self) -> Option<String> {
+        self.fault.lock().expect("health lock").clone()
+    }
+
+    /// Records a batch outcome; logs each change between healthy and failing once.
+    fn record(&self, outcome: Result<(), &StoreError>) {
+        let mut fault = self.fault.lock().expect("health lock");
+        match (outcome, fault.is_some()) {
+            (Ok(()), true) => {
+                tracing::info!("store writes succeed again");
+                *fault = None;
+            }
+            (Err(e), was_failing) => {
+                if !was_failing {
+                    tracing::error!(error = %e, "store writes fail: the intake answers 503 and readiness fails until they succeed");
+                }
+                *fault = Some(e.to_string());
+            }
+            (Ok(()), false) => {}
+        }
+    }
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the store file and starts its writer thread.
     pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> StoreResult<SqliteStore> {
         let path = path.as_ref().to_path_buf();
+        make_private(&path)?;
+        let identity = file_identity(&path);
         let conn = Connection::open(&path).map_err(unavailable)?;
         conn.busy_timeout(options.busy_timeout)
             .map_err(unavailable)?;
@@ -183,6 +303,7 @@ impl SqliteStore {
         // FULL: the WAL is synced at every commit, so a returned commit survives power loss.
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(unavailable)?;
+        check_integrity(&conn, &path)?;
         migrate(&conn)?;
 
         let (jobs, rx) = mpsc::channel::<Job>();
@@ -192,15 +313,25 @@ impl SqliteStore {
         let stats = Arc::new(BatchCounters::default());
         let thread_stats = stats.clone();
         let max_batch = options.max_batch.max(1);
+        let health = Arc::new(Health::default());
+        let writer = Writer {
+            changes: thread_changes,
+            stats: thread_stats,
+            health: health.clone(),
+            path: path.clone(),
+            identity,
+            max_batch,
+        };
         std::thread::Builder::new()
             .name("psa-store-writer".into())
-            .spawn(move || writer_loop(conn, rx, thread_changes, thread_stats, max_batch))
+            .spawn(move || writer.run(conn, rx))
             .map_err(|e| StoreError::Unavailable(format!("cannot start writer thread: {e}")))?;
         Ok(SqliteStore {
             jobs,
             changes,
             path,
             stats,
+            health,
         })
     }
 
@@ -218,6 +349,14 @@ impl SqliteStore {
 
     /// Runs `f` on the writer thread inside the next batch transaction; answers after commit.
     async fn call<R, F>(&self, notifies: bool, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    {
+        self.call_job(notifies, false, f).await
+    }
+
+    async fn call_job<R, F>(&self, notifies: bool, probe: bool, f: F) -> StoreResult<R>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
@@ -241,11 +380,35 @@ impl SqliteStore {
         self.jobs
             .send(Job {
                 notifies,
+                probe,
                 run: Box::new(run),
             })
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
+}
+
+/// Creates the store file 0600 (or narrows an existing one): it holds alerts and users'
+/// e-mail addresses. SQLite gives its `-wal` and `-shm` files the same mode.
+fn make_private(path: &Path) -> StoreResult<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let io = |e: std::io::Error| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", path.display()))
+        };
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(io)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 fn migrate(conn: &Connection) -> StoreResult<()> {
@@ -257,8 +420,9 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
             "store schema version {version} is newer than this build ({SCHEMA_VERSION})"
         )));
     }
+    let upgrade = if version == 1 { MIGRATE_1_TO_2 } else { "" };
     conn.execute_batch(&format!(
-        "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        "BEGIN IMMEDIATE; {upgrade} {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
     ))
     .map_err(|e| {
         let _ = conn.execute_batch("ROLLBACK");
@@ -284,50 +448,84 @@ fn in_savepoint<R>(
     }
 }
 
-fn writer_loop(
-    conn: Connection,
-    rx: mpsc::Receiver<Job>,
+/// The writer thread's state.
+struct Writer {
     changes: Arc<watch::Sender<u64>>,
     stats: Arc<BatchCounters>,
+    health: Arc<Health>,
+    path: PathBuf,
+    /// The file opened (device, inode).
+    identity: Option<(u64, u64)>,
     max_batch: usize,
-) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+}
+
+impl Writer {
+    fn run(self, conn: Connection, rx: mpsc::Receiver<Job>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < self.max_batch {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
             }
+            self.commit_batch(&conn, batch);
         }
+    }
+
+    /// Health after a batch, recorded before any caller hears the outcome (a caller that
+    /// got its answer and asks `health` next must see this batch's effect).
+    fn record_health(&self, real_work: bool, outcome: Result<(), &StoreError>) {
+        if real_work {
+            self.health.record(outcome);
+        }
+    }
+
+    /// Runs a batch in one transaction and answers each job.
+    fn commit_batch(&self, conn: &Connection, batch: Vec<Job>) {
         let notifies = batch.iter().any(|j| j.notifies);
-        match conn.execute_batch("BEGIN IMMEDIATE") {
-            Err(e) => {
-                let err = unavailable(e);
-                for job in batch {
-                    (job.run)(Err(err.clone()))(Ok(()));
-                }
+        let real_work = batch.iter().any(|j| !j.probe);
+        let begin = self
+            .check_file()
+            .and_then(|()| conn.execute_batch("BEGIN IMMEDIATE").map_err(unavailable));
+        if let Err(err) = begin {
+            self.record_health(real_work, Err(&err));
+            for job in batch {
+                (job.run)(Err(err.clone()))(Ok(()));
             }
-            Ok(()) => {
-                let replies: Vec<Reply> =
-                    batch.into_iter().map(|job| (job.run)(Ok(&conn))).collect();
-                let commit = conn.execute_batch("COMMIT").map_err(|e| {
-                    let _ = conn.execute_batch("ROLLBACK");
-                    unavailable(e)
-                });
-                if commit.is_ok() {
-                    stats.commits.fetch_add(1, Ordering::Relaxed);
-                    if notifies {
-                        changes.send_modify(|n| *n = n.wrapping_add(1));
-                    }
-                }
-                stats
-                    .calls
-                    .fetch_add(replies.len() as u64, Ordering::Relaxed);
-                for reply in replies {
-                    reply(commit.clone());
-                }
+            return;
+        }
+        let replies: Vec<Reply> = batch.into_iter().map(|job| (job.run)(Ok(conn))).collect();
+        let commit = conn.execute_batch("COMMIT").map_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            unavailable(e)
+        });
+        if commit.is_ok() {
+            self.stats.commits.fetch_add(1, Ordering::Relaxed);
+            if notifies {
+                self.changes.send_modify(|n| *n = n.wrapping_add(1));
             }
         }
+        self.record_health(real_work, commit.as_ref().map(|_| ()));
+        self.stats
+            .calls
+            .fetch_add(replies.len() as u64, Ordering::Relaxed);
+        for reply in replies {
+            reply(commit.clone());
+        }
+    }
+
+    /// The path still names the file that was opened: writes to a deleted or replaced store
+    /// would be acknowledged and lost at the next restart.
+    fn check_file(&self) -> Result<(), StoreError> {
+        if file_identity(&self.path) == self.identity {
+            return Ok(());
+        }
+        Err(StoreError::Unavailable(format!(
+            "store file {} was removed or replaced while open; nothing is stored until the \
+             operator restarts on the file at that path (docs/operations.md)",
+            self.path.display()
+        )))
     }
 }
 
@@ -494,9 +692,9 @@ fn enqueue_one(conn: &Connection, ev: &NewEvent) -> StoreResult<Enqueued> {
     let inserted = conn
         .prepare_cached(
             "INSERT INTO events (namespace, connection, event_id, group_key, kind, body, state,
-                                 attempts, next_attempt_at_ms, accepted_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, ?7, ?7)
-             ON CONFLICT (namespace, connection, event_id) DO NOTHING",
+                                 attempts, next_attempt_at_ms, accepted_at_ms, id_space)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, ?7, ?7, ?8)
+             ON CONFLICT (namespace, connection, id_space, event_id) DO NOTHING",
         )
         .map_err(unavailable)?
         .execute(params![
@@ -506,18 +704,26 @@ fn enqueue_one(conn: &Connection, ev: &NewEvent) -> StoreResult<Enqueued> {
             ev.group_key,
             env.event.kind.as_str(),
             body,
-            env.accepted_at_ms
+            env.accepted_at_ms,
+            env.event.kind.id_space()
         ])
         .map_err(unavailable)?;
     if inserted == 0 {
         let seq: i64 = conn
             .prepare_cached(
-                "SELECT seq FROM events WHERE namespace = ?1 AND connection = ?2 AND event_id = ?3",
+                "SELECT seq FROM events
+                 WHERE namespace = ?1 AND connection = ?2 AND id_space = ?3 AND event_id = ?4",
             )
             .map_err(unavailable)?
-            .query_row(params![env.namespace, env.connection, env.event.id], |r| {
-                r.get(0)
-            })
+            .query_row(
+                params![
+                    env.namespace,
+                    env.connection,
+                    env.event.kind.id_space(),
+                    env.event.id
+                ],
+                |r| r.get(0),
+            )
             .map_err(unavailable)?;
         return Ok(Enqueued { seq, new: false });
     }
@@ -1058,6 +1264,23 @@ impl Store for SqliteStore {
                 delivered: u(delivered),
                 dead_letters: u(dead),
             })
+        })
+        .await
+    }
+
+    async fn health(&self, now_ms: i64) -> StoreResult<()> {
+        if let Some(fault) = self.health.fault() {
+            return Err(StoreError::Unavailable(fault));
+        }
+        self.call_job(false, true, move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO health (id, checked_at_ms) VALUES (1, ?1)
+                 ON CONFLICT (id) DO UPDATE SET checked_at_ms = excluded.checked_at_ms",
+            )
+            .map_err(unavailable)?
+            .execute([now_ms])
+            .map_err(unavailable)?;
+            Ok(())
         })
         .await
     }

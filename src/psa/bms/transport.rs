@@ -222,6 +222,13 @@ fn auth_error(message: &str) -> PsaError {
 /// Connection failures and timeouts are transient. The message names the path, never the URL's
 /// query (which may hold an e-mail address) nor a header.
 fn transport_error(path: &str, e: reqwest::Error) -> PsaError {
+    // A request that cannot be built (an invalid URL) fails the same way every time.
+    if e.is_builder() {
+        return PsaError::Permanent {
+            status: None,
+            message: format!("request to {path} cannot be built: {}", e.without_url()),
+        };
+    }
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -244,4 +251,18 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     }
     let at = auth::parse_http_date(v)?;
     (at - Utc::now()).to_std().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// See the ConnectWise twin: an unbuildable request is permanent, not retried.
+    #[tokio::test]
+    async fn a_request_that_cannot_be_built_is_permanent() {
+        let url = format!("http://127.0.0.1:9/x?q={}", "u".repeat(70_000));
+        let e = reqwest::Client::new().get(url).send().await.unwrap_err();
+        let err = transport_error("/contacts", e);
+        assert!(matches!(err, PsaError::Permanent { .. }), "{err:?}");
+    }
 }

@@ -502,6 +502,18 @@ pub fn name_the_right(err: PsaError, method: &Method, path: &str) -> PsaError {
 /// A network failure: the request label and the underlying cause, never the URL (its query may
 /// hold an e-mail address) nor a header.
 fn transport_error(e: &reqwest::Error, label: &str) -> PsaError {
+    // A request that cannot be built (an invalid URL) fails the same way every time.
+    if e.is_builder() {
+        return PsaError::Permanent {
+            status: None,
+            message: format!(
+                "{label} cannot be built: {}",
+                std::error::Error::source(e)
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "invalid request".into())
+            ),
+        };
+    }
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -535,6 +547,17 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The red-team look-up with a 1.5 MB user: reqwest refuses to build the request
+    /// ("Parsed Url is not a valid Uri"); retrying cannot help, so it is permanent.
+    #[tokio::test]
+    async fn a_request_that_cannot_be_built_is_permanent() {
+        let url = format!("http://127.0.0.1:9/x?q={}", "u".repeat(70_000));
+        let e = reqwest::Client::new().get(url).send().await.unwrap_err();
+        let err = transport_error(&e, "contact look-up");
+        assert!(matches!(err, PsaError::Permanent { .. }), "{err:?}");
+        assert!(!err.is_transient());
+    }
 
     #[test]
     fn api_base_normalises_slashes() {

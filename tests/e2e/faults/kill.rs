@@ -49,8 +49,9 @@ async fn post_until_gone(port: u16, pending: Vec<usize>) -> Vec<usize> {
         let body: Vec<Value> = chunk.iter().map(|i| event(*i)).collect();
         match http.post(&url).bearer_auth(TOKEN).json(&body).send().await {
             Ok(r) if r.status() == 202 => acked.extend_from_slice(chunk),
-            Ok(r) if r.status() == 404 || r.status() == 503 => {
-                // Not resolved yet after a restart: try again shortly.
+            Ok(r) if r.status() == 401 || r.status() == 503 => {
+                // Not loaded yet after a restart (an unknown connection answers 401, as a
+                // wrong token does): try again shortly.
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 return acked;
             }

@@ -559,3 +559,166 @@ async fn calls_waiting_on_one_commit_share_the_next_one() {
     );
     assert_eq!(store.counters(acme()).await.unwrap().accepted, 10);
 }
+
+/// The red-team case: `store.db` (+ `-wal`, `-shm`) deleted, or replaced, while running. The
+/// next enqueue must fail (the intake answers 503) and health must fail, instead of a 202 for
+/// an alert written into an unlinked file.
+#[tokio::test]
+async fn a_removed_or_replaced_store_file_refuses_writes_and_fails_health() {
+    for replace in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        enqueue_all(&store, &[("acme", "a1", "k", 1000)]).await;
+        assert_eq!(store.health(1000).await, Ok(()));
+        let db = dir.path().join("store.db");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
+        if replace {
+            std::fs::write(&db, b"").unwrap();
+        }
+        let err = store
+            .enqueue(vec![new_event("acme", "a2", "k", 2000)])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Unavailable(m) if m.contains("removed or replaced")),
+            "{err}"
+        );
+        let health = store.health(2000).await.unwrap_err();
+        assert!(
+            health.to_string().contains("removed or replaced"),
+            "{health}"
+        );
+    }
+}
+
+/// A store with damaged pages refuses to open with a message naming the recovery, instead of
+/// starting ready and answering "malformed" to every alert.
+#[test]
+fn a_corrupted_store_refuses_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store.db");
+    {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let store = open(&dir);
+            let batch: Vec<_> = (0..400)
+                .map(|i| new_event("acme", &format!("a{i}"), &format!("k{i}"), 1000))
+                .collect();
+            store.enqueue(batch).await.unwrap();
+        });
+    }
+    // Let the writer thread close the file (it checkpoints the WAL into store.db).
+    std::thread::sleep(Duration::from_millis(200));
+    let mut bytes = std::fs::read(&db).unwrap();
+    assert!(bytes.len() > 16 * 4096, "{} bytes", bytes.len());
+    for b in &mut bytes[8 * 4096..12 * 4096] {
+        *b = 0x5a;
+    }
+    std::fs::write(&db, bytes).unwrap();
+    let err = SqliteStore::open(&db, SqliteOptions::default()).unwrap_err();
+    match err {
+        StoreError::Corrupt(m) => {
+            assert!(
+                m.contains("integrity check") && m.contains("operations.md"),
+                "{m}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Ids are unique per endpoint family: an `/alerts` id cannot suppress a finding or an
+/// Alertmanager alert with the same id.
+#[tokio::test]
+async fn event_ids_are_unique_per_id_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let with_kind = |id: &str, kind: EventKind| {
+        let mut ev = new_event("acme", id, "k", 1000);
+        ev.envelope.event.kind = kind;
+        ev
+    };
+    let am_id = "am:6d1ddaf090ad53b0:2026-11-24T16:18:28Z:firing";
+    let first = store
+        .enqueue(vec![
+            with_kind("rt-1", EventKind::Alert),
+            with_kind(am_id, EventKind::Alert),
+        ])
+        .await
+        .unwrap();
+    let second = store
+        .enqueue(vec![
+            with_kind("rt-1", EventKind::FindingCreated),
+            with_kind(am_id, EventKind::AlertFiring),
+            with_kind("rt-1", EventKind::FindingCommented),
+            with_kind("rt-1", EventKind::Alert),
+        ])
+        .await
+        .unwrap();
+    assert!(first.iter().all(|e| e.new));
+    let new: Vec<_> = second.iter().map(|e| e.new).collect();
+    assert_eq!(new, [true, true, false, false]);
+}
+
+/// A version 1 store (one id space) opens as version 2 with its events kept in the space of
+/// their kind.
+#[tokio::test]
+async fn a_version_1_store_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store.db");
+    {
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE events (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT, namespace TEXT NOT NULL,
+                connection TEXT NOT NULL, event_id TEXT NOT NULL, group_key TEXT NOT NULL,
+                kind TEXT NOT NULL, body TEXT NOT NULL, state INTEGER NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at_ms INTEGER NOT NULL,
+                last_error TEXT, accepted_at_ms INTEGER NOT NULL, finished_at_ms INTEGER,
+                failsafe_sent INTEGER NOT NULL DEFAULT 0, failsafe_next_at_ms INTEGER,
+                failsafe_error TEXT, claims INTEGER NOT NULL DEFAULT 0,
+                UNIQUE (namespace, connection, event_id));
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        let body = serde_json::to_string(&new_event("acme", "rt-1", "k", 1000).envelope).unwrap();
+        conn.execute(
+            "INSERT INTO events (namespace, connection, event_id, group_key, kind, body, state,
+                                 next_attempt_at_ms, accepted_at_ms)
+             VALUES ('psa', 'acme', 'rt-1', 'k', 'alert', ?1, 1, 1000, 1000)",
+            [body],
+        )
+        .unwrap();
+    }
+    let store = open(&dir);
+    let again = store
+        .enqueue(vec![new_event("acme", "rt-1", "k", 2000)])
+        .await
+        .unwrap();
+    assert!(
+        !again[0].new,
+        "the stored alert is still a duplicate of itself"
+    );
+    let mut finding = new_event("acme", "rt-1", "k", 2000);
+    finding.envelope.event.kind = EventKind::FindingCreated;
+    assert!(store.enqueue(vec![finding]).await.unwrap()[0].new);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_store_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    enqueue_all(&store, &[("acme", "a1", "k", 1000)]).await;
+    for suffix in ["", "-wal"] {
+        let path = format!("{}{suffix}", dir.path().join("store.db").display());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{path}");
+    }
+}
