@@ -1,5 +1,5 @@
 //! `psa-operator dev`: everything on one machine — the embedded Kubernetes API server with our
-//! CRDs, ConnectWise and Kaseya BMS sandboxes seeded with the demo data `config/samples/` uses,
+//! CRDs, ConnectWise, Kaseya BMS and Autotask sandboxes seeded with the demo data `config/samples/` uses,
 //! and the operator (reconcilers, dispatcher, intake) pointed at them.
 
 use std::net::SocketAddr;
@@ -22,6 +22,7 @@ pub struct DevSettings {
     pub metrics_port: u16,
     pub connectwise_port: u16,
     pub bms_port: u16,
+    pub autotask_port: u16,
 }
 
 /// The running parts (for tests that start `dev` in-process).
@@ -29,6 +30,7 @@ pub struct DevEnvironment {
     pub cluster: DevCluster,
     pub connectwise: RunningSandbox,
     pub bms: RunningSandbox,
+    pub autotask: RunningSandbox,
     pub kubeconfig: PathBuf,
 }
 
@@ -41,7 +43,7 @@ async fn bind(port: u16, what: &str) -> anyhow::Result<TcpListener> {
     })
 }
 
-/// Starts the API server (CRDs installed) and both sandboxes; writes the kubeconfig.
+/// Starts the API server (CRDs installed) and the three sandboxes; writes the kubeconfig.
 pub async fn start_environment(s: &DevSettings) -> anyhow::Result<DevEnvironment> {
     std::fs::create_dir_all(&s.state_dir)
         .with_context(|| format!("creating {}", s.state_dir.display()))?;
@@ -68,10 +70,17 @@ pub async fn start_environment(s: &DevSettings) -> anyhow::Result<DevEnvironment
         Default::default(),
     )
     .await?;
+    let autotask = sandbox::autotask::start(
+        bind(s.autotask_port, "Autotask sandbox").await?,
+        sandbox::autotask::demo_seed(),
+        Default::default(),
+    )
+    .await?;
     Ok(DevEnvironment {
         cluster,
         connectwise,
         bms,
+        autotask,
         kubeconfig,
     })
 }
@@ -82,6 +91,7 @@ fn banner(s: &DevSettings, env: &DevEnvironment, kubeconfig: &Path) -> String {
          \x20 Kubernetes API   {api}\n\
          \x20 ConnectWise PSA  {cw}  (sandbox; company demo)\n\
          \x20 Kaseya BMS       {bms}  (sandbox; tenant demo)\n\
+         \x20 Autotask         {autotask}/atservicesrest  (sandbox; user demo-api@msp.example)\n\
          \x20 alert intake     http://127.0.0.1:{intake}/v1/namespaces/<ns>/connections/<name>/alerts\n\
          \x20 metrics          http://127.0.0.1:{metrics}/metrics\n\
          \n\
@@ -93,6 +103,7 @@ fn banner(s: &DevSettings, env: &DevEnvironment, kubeconfig: &Path) -> String {
         api = env.cluster.url(),
         cw = env.connectwise.base_url(),
         bms = env.bms.base_url(),
+        autotask = env.autotask.base_url(),
         intake = s.intake_port,
         metrics = s.metrics_port,
         kc = kubeconfig.display(),

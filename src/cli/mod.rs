@@ -88,6 +88,9 @@ pub struct DevArgs {
     /// Port of the Kaseya BMS sandbox (the samples use 8082).
     #[arg(long, default_value_t = 8082)]
     pub bms_port: u16,
+    /// Port of the Autotask sandbox (the samples use 8083).
+    #[arg(long, default_value_t = 8083)]
+    pub autotask_port: u16,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -111,6 +114,7 @@ pub struct DevclusterArgs {
 pub enum SandboxProvider {
     Connectwise,
     Bms,
+    Autotask,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -286,6 +290,7 @@ impl DevArgs {
             metrics_port: self.metrics_port,
             connectwise_port: self.connectwise_port,
             bms_port: self.bms_port,
+            autotask_port: self.autotask_port,
         }
     }
 }
