@@ -1,5 +1,6 @@
 //! The one integration-test binary: each area of the project is a module.
 
+mod autotask;
 mod autotask_contract;
 mod bad_resources;
 mod bench;

@@ -77,7 +77,17 @@ impl Transport {
             .http
             .get(format!("{root}{ZONE_INFORMATION}"))
             .query(&[("user", self.config.username.as_str())]);
-        let v = self.exchange(rb, ZONE_INFORMATION).await?;
+        // Autotask knowing no zone for the user is a credentials problem, not a missing object.
+        let v = self
+            .exchange(rb, ZONE_INFORMATION)
+            .await
+            .map_err(|e| match e {
+                PsaError::NotFound { message } => PsaError::Auth {
+                    status: Some(404),
+                    message,
+                },
+                other => other,
+            })?;
         let zone: WZone = decode("zone information", v)?;
         match zone.url.filter(|u| !u.trim().is_empty()) {
             Some(url) => convert::zone_base(&url),
