@@ -107,7 +107,7 @@ fn matches(obj: &Value, f: &FilterIn) -> bool {
     let want = f.value.as_ref().unwrap_or(&Value::Null);
     match op.as_str() {
         "exist" => have.is_some_and(|v| v.as_str() != Some("")),
-        "notexist" => !have.is_some_and(|v| v.as_str() != Some("")),
+        "notexist" => have.is_none_or(|v| v.as_str() == Some("")),
         "in" | "notin" => {
             let list = want.as_array().cloned().unwrap_or_default();
             let found =

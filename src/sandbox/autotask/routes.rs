@@ -41,8 +41,11 @@ fn created(id: i64) -> Response {
 }
 
 /// Binds a JSON body as Autotask's model binder would: a wrong type is a 400 naming the problem.
-fn bind<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| error(400, format!("The request is invalid: {e}")))
+fn bind<T: DeserializeOwned>(body: &Bytes) -> Result<T, Refusal> {
+    serde_json::from_slice(body).map_err(|e| Refusal {
+        status: 400,
+        message: format!("The request is invalid: {e}"),
+    })
 }
 
 /// `http://HOST/atservicesrest`, from the Host the client used (for zone and page URLs).
@@ -227,7 +230,7 @@ async fn query_post(
 ) -> Response {
     match bind::<QueryIn>(&body) {
         Ok(model) => run_query(&sb, &h, name, model),
-        Err(r) => r,
+        Err(r) => refused(r),
     }
 }
 
@@ -261,7 +264,7 @@ fn run_query(sb: &AutotaskSandbox, h: &HeaderMap, name: &'static str, model: Que
         .collect();
     let next = (matching.len() > limit).then(|| {
         let last = page.last().and_then(|v| v["id"].as_i64()).unwrap_or(0);
-        let mut filter: Vec<Value> = serde_json::to_value(&search_of(&model))
+        let mut filter: Vec<Value> = serde_json::to_value(search_of(&model))
             .ok()
             .and_then(|v| v["filter"].as_array().cloned())
             .unwrap_or_default();
@@ -340,7 +343,7 @@ async fn item(AxState(sb): AxState<Sb>, Path(id): Path<String>, name: &'static s
 async fn create_ticket(AxState(sb): AxState<Sb>, body: Bytes) -> Response {
     let t: TicketIn = match bind(&body) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return refused(r),
     };
     match sb.lock().create_ticket(t) {
         Ok(id) => created(id),
@@ -351,7 +354,7 @@ async fn create_ticket(AxState(sb): AxState<Sb>, body: Bytes) -> Response {
 async fn patch_ticket(AxState(sb): AxState<Sb>, body: Bytes) -> Response {
     let p: PatchIn = match bind(&body) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return refused(r),
     };
     match sb.lock().patch_ticket(p) {
         Ok(id) => created(id),
@@ -359,15 +362,17 @@ async fn patch_ticket(AxState(sb): AxState<Sb>, body: Bytes) -> Response {
     }
 }
 
-fn parent(id: &str) -> Result<i64, Response> {
-    id.parse::<i64>()
-        .map_err(|_| error(400, format!("The value '{id}' is not valid for parentId.")))
+fn parent(id: &str) -> Result<i64, Refusal> {
+    id.parse::<i64>().map_err(|_| Refusal {
+        status: 400,
+        message: format!("The value '{id}' is not valid for parentId."),
+    })
 }
 
 async fn create_note(AxState(sb): AxState<Sb>, Path(id): Path<String>, body: Bytes) -> Response {
     let (ticket, n) = match (parent(&id), bind::<NoteIn>(&body)) {
         (Ok(t), Ok(n)) => (t, n),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return refused(r),
     };
     match sb.lock().create_note(ticket, n) {
         Ok(id) => created(id),
@@ -397,7 +402,7 @@ fn children(st: &State, entity: &str, parent_field: &str, parent: i64) -> Respon
 async fn ticket_notes(AxState(sb): AxState<Sb>, Path(id): Path<String>) -> Response {
     match parent(&id) {
         Ok(t) => children(&sb.lock(), "TicketNotes", "ticketID", t),
-        Err(r) => r,
+        Err(r) => refused(r),
     }
 }
 
@@ -407,7 +412,7 @@ async fn create_service(AxState(sb): AxState<Sb>, body: Bytes) -> Response {
             Ok(id) => created(id),
             Err(r) => refused(r),
         },
-        Err(r) => r,
+        Err(r) => refused(r),
     }
 }
 
@@ -428,14 +433,14 @@ async fn patch_service(AxState(sb): AxState<Sb>, body: Bytes) -> Response {
             Ok(id) => created(id),
             Err(r) => refused(r),
         },
-        Err(r) => r,
+        Err(r) => refused(r),
     }
 }
 
 async fn contract_services(AxState(sb): AxState<Sb>, Path(id): Path<String>) -> Response {
     match parent(&id) {
         Ok(c) => children(&sb.lock(), "ContractServices", "contractID", c),
-        Err(r) => r,
+        Err(r) => refused(r),
     }
 }
 
@@ -446,7 +451,7 @@ async fn create_contract_service(
 ) -> Response {
     let (contract, c) = match (parent(&id), bind::<ContractServiceIn>(&body)) {
         (Ok(k), Ok(c)) => (k, c),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return refused(r),
     };
     match sb.lock().create_contract_service(contract, c) {
         Ok(id) => created(id),
@@ -461,7 +466,7 @@ async fn patch_contract_service(
 ) -> Response {
     let (contract, p) = match (parent(&id), bind::<PatchIn>(&body)) {
         (Ok(k), Ok(p)) => (k, p),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return refused(r),
     };
     let mut st = sb.lock();
     let cs = p.get("id").and_then(Value::as_i64).unwrap_or(-1);
@@ -495,7 +500,7 @@ async fn create_adjustment(AxState(sb): AxState<Sb>, body: Bytes) -> Response {
             Ok(id) => created(id),
             Err(r) => refused(r),
         },
-        Err(r) => r,
+        Err(r) => refused(r),
     }
 }
 
