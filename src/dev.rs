@@ -1,5 +1,5 @@
 //! `psa-operator dev`: everything on one machine — the embedded Kubernetes API server with our
-//! CRDs, ConnectWise and Kaseya BMS sandboxes seeded with the demo data `config/samples/` uses,
+//! CRDs, ConnectWise, Kaseya BMS and Autotask sandboxes seeded with the demo data `config/samples/` uses,
 //! and the operator (reconcilers, dispatcher, intake) pointed at them.
 //!
 //! Once every part listens, `dev` prints one JSON line on stdout (the [`ReadyLine`]: real
@@ -28,6 +28,7 @@ pub struct DevSettings {
     pub metrics_port: u16,
     pub connectwise_port: u16,
     pub bms_port: u16,
+    pub autotask_port: u16,
 }
 
 /// The running parts (for tests that start `dev` in-process).
@@ -35,6 +36,7 @@ pub struct DevEnvironment {
     pub cluster: DevCluster,
     pub connectwise: RunningSandbox,
     pub bms: RunningSandbox,
+    pub autotask: RunningSandbox,
     pub kubeconfig: PathBuf,
 }
 
@@ -47,7 +49,7 @@ async fn bind(port: u16, what: &str) -> anyhow::Result<TcpListener> {
     })
 }
 
-/// Starts the API server (CRDs installed) and both sandboxes; writes the kubeconfig.
+/// Starts the API server (CRDs installed) and the three sandboxes; writes the kubeconfig.
 pub async fn start_environment(s: &DevSettings) -> anyhow::Result<DevEnvironment> {
     // The snapshot holds every Secret, the store alerts and user e-mails: owner only.
     devcluster::persist::create_private_dir(&s.state_dir)
@@ -75,10 +77,17 @@ pub async fn start_environment(s: &DevSettings) -> anyhow::Result<DevEnvironment
         Default::default(),
     )
     .await?;
+    let autotask = sandbox::autotask::start(
+        bind(s.autotask_port, "Autotask sandbox").await?,
+        sandbox::autotask::demo_seed(),
+        Default::default(),
+    )
+    .await?;
     Ok(DevEnvironment {
         cluster,
         connectwise,
         bms,
+        autotask,
         kubeconfig,
     })
 }
@@ -96,6 +105,7 @@ pub struct ReadyLine {
     pub intake: String,
     pub connectwise: String,
     pub bms: String,
+    pub autotask: String,
     /// Base URL of `/metrics`, `/healthz` and `/readyz`.
     pub metrics: String,
 }
@@ -113,6 +123,7 @@ fn banner(ready: &ReadyLine) -> String {
          \x20 Kubernetes API   {api}\n\
          \x20 ConnectWise PSA  {cw}  (sandbox; company demo; open it in a browser)\n\
          \x20 Kaseya BMS       {bms}  (sandbox; tenant demo; open it in a browser)\n\
+         \x20 Autotask         {autotask}  (sandbox; user demo-api@msp.example)\n\
          \x20 alert intake     {intake}/v1/namespaces/<ns>/connections/<name>/alerts\n\
          \x20 metrics          {metrics}/metrics\n\
          \n\
@@ -125,6 +136,7 @@ fn banner(ready: &ReadyLine) -> String {
         api = ready.api_server,
         cw = ready.connectwise,
         bms = ready.bms,
+        autotask = ready.autotask,
         intake = ready.intake,
         metrics = ready.metrics,
         kc = ready.kubeconfig,
@@ -163,6 +175,7 @@ pub async fn run_dev(
         intake: http_url(listeners.intake.local_addr()?),
         connectwise: env.connectwise.base_url(),
         bms: env.bms.base_url(),
+        autotask: env.autotask.base_url(),
         metrics: http_url(listeners.metrics.local_addr()?),
     };
     let line = serde_json::to_string(&ready)?;
@@ -299,6 +312,7 @@ mod tests {
             intake: "http://127.0.0.1:40002".into(),
             connectwise: cw.into(),
             bms: bms.into(),
+            autotask: "http://c".into(),
             metrics: "http://127.0.0.1:40003".into(),
         }
     }
@@ -308,7 +322,7 @@ mod tests {
         let line = serde_json::to_string(&ready("http://a", "http://b")).unwrap();
         assert_eq!(
             line,
-            r#"{"ready":true,"kubeconfig":"/tmp/kc","apiServer":"http://127.0.0.1:40001","intake":"http://127.0.0.1:40002","connectwise":"http://a","bms":"http://b","metrics":"http://127.0.0.1:40003"}"#
+            r#"{"ready":true,"kubeconfig":"/tmp/kc","apiServer":"http://127.0.0.1:40001","intake":"http://127.0.0.1:40002","connectwise":"http://a","bms":"http://b","autotask":"http://c","metrics":"http://127.0.0.1:40003"}"#
         );
     }
 

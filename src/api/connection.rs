@@ -71,8 +71,8 @@ pub struct PsaConnectionSpec {
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     cel,
-    validation = Rule::new("(has(self.connectWise) ? 1 : 0) + (has(self.kaseyaBms) ? 1 : 0) == 1")
-        .message("exactly one provider must be set: connectWise or kaseyaBms")
+    validation = Rule::new("(has(self.connectWise) ? 1 : 0) + (has(self.kaseyaBms) ? 1 : 0) + (has(self.autotask) ? 1 : 0) == 1")
+        .message("exactly one provider must be set: connectWise, kaseyaBms or autotask")
         .reason(Reason::FieldValueInvalid)
 )]
 pub struct ProviderSpec {
@@ -82,6 +82,9 @@ pub struct ProviderSpec {
     /// Kaseya BMS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kaseya_bms: Option<KaseyaBmsProvider>,
+    /// Autotask PSA (Datto/Kaseya).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autotask: Option<AutotaskProvider>,
 }
 
 /// ConnectWise PSA site and API member.
@@ -144,6 +147,22 @@ pub struct BmsLookupTables {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub note_type: Option<String>,
+}
+
+/// Autotask zone and API-only user.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AutotaskProvider {
+    /// The zone's REST URL, e.g. `https://webservices15.autotask.net/atservicesrest/`;
+    /// discovered from the API user (`ZoneInformation`) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("zoneUrl must start with https:// (or http:// for a local sandbox)"))]
+    pub zone_url: Option<String>,
+    /// The API-only user's user name (its e-mail address).
+    #[schemars(length(min = 1))]
+    pub username: String,
+    /// Secret with keys `secret` (the API user's secret) and `integrationCode` (the tracking identifier).
+    pub credentials_secret_ref: SecretRef,
 }
 
 /// Catch-all account for unmapped organizations.
@@ -364,7 +383,7 @@ pub struct PsaConnectionStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
-    /// `ConnectWise` or `KaseyaBMS`.
+    /// `ConnectWise`, `KaseyaBMS` or `Autotask`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
     /// PSA ids of every resolved name.
@@ -459,10 +478,44 @@ impl ProviderSpec {
 
     /// Display name of the configured provider.
     pub fn kind_name(&self) -> &'static str {
-        match (&self.connect_wise, &self.kaseya_bms) {
-            (Some(_), _) => "ConnectWise",
-            (None, Some(_)) => "KaseyaBMS",
-            (None, None) => "None",
+        match (&self.connect_wise, &self.kaseya_bms, &self.autotask) {
+            (Some(_), _, _) => "ConnectWise",
+            (None, Some(_), _) => "KaseyaBMS",
+            (None, None, Some(_)) => "Autotask",
+            (None, None, None) => "None",
+        }
+    }
+
+    /// The field naming the credentials Secret of the configured provider (for messages).
+    pub fn credentials_field(&self) -> &'static str {
+        match (&self.connect_wise, &self.kaseya_bms, &self.autotask) {
+            (Some(_), _, _) => "spec.provider.connectWise.credentialsSecretRef.name",
+            (None, Some(_), _) => "spec.provider.kaseyaBms.credentialsSecretRef.name",
+            (None, None, Some(_)) => "spec.provider.autotask.credentialsSecretRef.name",
+            (None, None, None) => "spec.provider",
+        }
+    }
+
+    /// The PSA's URL as configured (Autotask: the zone URL, empty when discovered).
+    pub fn url(&self) -> String {
+        match (&self.connect_wise, &self.kaseya_bms, &self.autotask) {
+            (Some(cw), _, _) => cw.url.clone(),
+            (None, Some(b), _) => b.url.clone(),
+            (None, None, Some(a)) => a.zone_url.clone().unwrap_or_default(),
+            (None, None, None) => String::new(),
+        }
+    }
+
+    /// Points the configured provider at another URL (a sandbox standing in for the PSA).
+    pub fn set_url(&mut self, url: &str) {
+        if let Some(cw) = self.connect_wise.as_mut() {
+            cw.url = url.to_string();
+        }
+        if let Some(b) = self.kaseya_bms.as_mut() {
+            b.url = url.to_string();
+        }
+        if let Some(a) = self.autotask.as_mut() {
+            a.zone_url = Some(url.to_string());
         }
     }
 }

@@ -154,6 +154,9 @@ pub struct DevArgs {
     /// Directory of the sample resources --print-samples reads.
     #[arg(long, default_value = "config/samples", requires = "print_samples")]
     pub samples: PathBuf,
+    /// Port of the Autotask sandbox (the samples use 8083).
+    #[arg(long, default_value_t = 8083)]
+    pub autotask_port: u16,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -177,6 +180,7 @@ pub struct DevclusterArgs {
 pub enum SandboxProvider {
     Connectwise,
     Bms,
+    Autotask,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -356,6 +360,7 @@ impl DevArgs {
             metrics_port: self.metrics_port,
             connectwise_port: self.connectwise_port,
             bms_port: self.bms_port,
+            autotask_port: self.autotask_port,
         }
     }
 }

@@ -34,6 +34,13 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
             };
             sandbox::bms::start(listener, seed, faults).await?
         }
+        SandboxProvider::Autotask => {
+            let seed = match &args.seed {
+                Some(path) => sandbox::autotask::load_seed(path).map_err(anyhow::Error::msg)?,
+                None => sandbox::autotask::demo_seed(),
+            };
+            sandbox::autotask::start(listener, seed, faults).await?
+        }
     };
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on {}", running.base_url())?;

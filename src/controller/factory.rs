@@ -1,7 +1,7 @@
 //! Builds PSA clients from a PsaConnection's provider spec and its credentials Secret.
 //!
 //! Behind a trait so tests can hand the reconcilers a client of their choosing; the production
-//! factory builds the ConnectWise or Kaseya BMS REST client.
+//! factory builds the ConnectWise, Kaseya BMS or Autotask REST client.
 
 use std::sync::Arc;
 
@@ -38,14 +38,19 @@ impl FactoryError {
 
 /// Name of the credentials Secret of a provider.
 pub fn credentials_secret_name(provider: &ProviderSpec) -> Option<&str> {
-    match (&provider.connect_wise, &provider.kaseya_bms) {
-        (Some(cw), _) => Some(&cw.credentials_secret_ref.name),
-        (None, Some(bms)) => Some(&bms.credentials_secret_ref.name),
+    match (
+        &provider.connect_wise,
+        &provider.kaseya_bms,
+        &provider.autotask,
+    ) {
+        (Some(cw), _, _) => Some(&cw.credentials_secret_ref.name),
+        (None, Some(bms), _) => Some(&bms.credentials_secret_ref.name),
+        (None, None, Some(at)) => Some(&at.credentials_secret_ref.name),
         _ => None,
     }
 }
 
-/// The production factory: ConnectWise and Kaseya BMS REST clients.
+/// The production factory: ConnectWise, Kaseya BMS and Autotask REST clients.
 #[derive(Clone, Debug, Default)]
 pub struct RealPsaFactory;
 
@@ -55,10 +60,15 @@ impl PsaFactory for RealPsaFactory {
         provider: &ProviderSpec,
         credentials: &SecretData,
     ) -> Result<Arc<dyn Psa>, FactoryError> {
+        use crate::psa::autotask::{AutotaskClient, AutotaskConfig};
         use crate::psa::bms::{BmsClient, BmsConfig};
         use crate::psa::connectwise::{ConnectWiseClient, ConnectWiseConfig};
-        match (&provider.connect_wise, &provider.kaseya_bms) {
-            (Some(cw), None) => {
+        match (
+            &provider.connect_wise,
+            &provider.kaseya_bms,
+            &provider.autotask,
+        ) {
+            (Some(cw), None, None) => {
                 let mut cfg = ConnectWiseConfig::new(
                     cw.url.trim_end_matches('/'),
                     cw.company_id.clone(),
@@ -72,7 +82,7 @@ impl PsaFactory for RealPsaFactory {
                     .map_err(|e| FactoryError::Invalid(e.to_string()))?;
                 Ok(Arc::new(client))
             }
-            (None, Some(bms)) => {
+            (None, Some(bms), None) => {
                 let mut cfg = BmsConfig::new(
                     bms.url.trim_end_matches('/'),
                     bms.tenant.clone(),
@@ -93,6 +103,17 @@ impl PsaFactory for RealPsaFactory {
                 }
                 let client =
                     BmsClient::new(cfg).map_err(|e| FactoryError::Invalid(e.to_string()))?;
+                Ok(Arc::new(client))
+            }
+            (None, None, Some(at)) => {
+                let cfg = AutotaskConfig::new(
+                    at.zone_url.clone(),
+                    at.username.clone(),
+                    credentials.require("secret")?,
+                    credentials.require("integrationCode")?,
+                );
+                let client =
+                    AutotaskClient::new(cfg).map_err(|e| FactoryError::Invalid(e.to_string()))?;
                 Ok(Arc::new(client))
             }
             _ => Err(FactoryError::Invalid(

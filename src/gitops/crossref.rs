@@ -277,10 +277,7 @@ fn connection_secrets(set: &ResourceSet, c: &Located<PsaConnection>) -> Vec<Diag
             }
         }
     };
-    let provider_field = match (&spec.provider.connect_wise, &spec.provider.kaseya_bms) {
-        (Some(_), _) => "spec.provider.connectWise.credentialsSecretRef.name",
-        _ => "spec.provider.kaseyaBms.credentialsSecretRef.name",
-    };
+    let provider_field = spec.provider.credentials_field();
     let mut found = vec![];
     if let Some(name) = crate::controller::factory::credentials_secret_name(&spec.provider) {
         if let Some(data) = lookup(provider_field, name) {

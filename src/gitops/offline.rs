@@ -26,12 +26,14 @@ pub fn detect_provider(text: &str) -> Result<Provider, String> {
     match (
         has("companyId") && has("publicKey"),
         has("tenant") && has("users"),
+        has("apiUsers"),
     ) {
-        (true, false) => Ok(Provider::ConnectWise),
-        (false, true) => Ok(Provider::KaseyaBms),
+        (true, false, false) => Ok(Provider::ConnectWise),
+        (false, true, false) => Ok(Provider::KaseyaBms),
+        (false, false, true) => Ok(Provider::Autotask),
         _ => Err(
             "cannot tell the PSA of this seed: a ConnectWise seed has companyId and publicKey, \
-             a Kaseya BMS seed has tenant and users"
+             a Kaseya BMS seed has tenant and users, an Autotask seed has apiUsers"
                 .into(),
         ),
     }
@@ -88,6 +90,26 @@ pub async fn start(path: &Path) -> Result<OfflinePsa, String> {
                 .map_err(|e| format!("cannot start the Kaseya BMS sandbox: {e}"))?;
             (running, creds)
         }
+        Provider::Autotask => {
+            use crate::sandbox::autotask;
+            let seed =
+                autotask::seed::Seed::from_yaml(&text).map_err(|e| format!("{shown}: {e}"))?;
+            let user = seed
+                .api_users
+                .first()
+                .ok_or_else(|| format!("{shown}: the seed has no API user"))?;
+            let creds = secret_data(
+                "seed",
+                &[
+                    ("secret", &user.secret),
+                    ("integrationCode", &user.integration_code),
+                ],
+            );
+            let running = autotask::start(listener, seed, Faults::default())
+                .await
+                .map_err(|e| format!("cannot start the Autotask sandbox: {e}"))?;
+            (running, creds)
+        }
     };
     Ok(OfflinePsa {
         provider,
@@ -110,6 +132,10 @@ mod tests {
         assert_eq!(
             detect_provider(crate::sandbox::bms::seed::DEMO_SEED_YAML),
             Ok(Provider::KaseyaBms)
+        );
+        assert_eq!(
+            detect_provider(crate::sandbox::autotask::seed::DEMO_SEED_YAML),
+            Ok(Provider::Autotask)
         );
         assert!(detect_provider("boards: []\n").is_err());
     }

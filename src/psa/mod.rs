@@ -1,24 +1,25 @@
 //! The provider-neutral `Psa` trait and the types reconcilers and the dispatcher use.
 //!
-//! Each PSA lives in its own module (`connectwise`, `bms`) with its own wire structs; nothing
+//! Each PSA lives in its own module (`connectwise`, `bms`, `autotask`) with its own wire structs; nothing
 //! here knows a provider's JSON. Ids are kept as opaque strings (both PSAs use integers today,
 //! but neither the controllers nor the store should care).
 //!
 //! Name mapping between the seeds and the providers:
-//! | neutral          | ConnectWise PSA          | Kaseya BMS            |
-//! |------------------|--------------------------|-----------------------|
-//! | board            | service board            | queue                 |
-//! | ticket type      | type (per board)         | ticket type           |
-//! | issue type       | subtype (per board)      | issue type            |
-//! | sub-issue type   | item (per board)         | sub-issue type        |
-//! | contract         | agreement                | contract              |
-//! | catalog service  | catalog item (product)   | service               |
-//! | contract line    | agreement addition       | contract service line |
+//! | neutral          | ConnectWise PSA          | Kaseya BMS            | Autotask              |
+//! |------------------|--------------------------|-----------------------|-----------------------|
+//! | board            | service board            | queue                 | queue (`queueID`)     |
+//! | ticket type      | type (per board)         | ticket type           | `ticketType`          |
+//! | issue type       | subtype (per board)      | issue type            | `issueType`           |
+//! | sub-issue type   | item (per board)         | sub-issue type        | `subIssueType`        |
+//! | contract         | agreement                | contract              | contract              |
+//! | catalog service  | catalog item (product)   | service               | service               |
+//! | contract line    | agreement addition       | contract service line | contract service      |
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub mod autotask;
 pub mod bms;
 pub mod connectwise;
 pub mod error;
@@ -36,6 +37,7 @@ pub type PsaResult<T> = Result<T, PsaError>;
 pub enum Provider {
     ConnectWise,
     KaseyaBms,
+    Autotask,
 }
 
 /// A request budget meaning "none": the PSA documents no hourly limit and paces callers with
@@ -57,6 +59,7 @@ impl Provider {
         match self {
             Provider::ConnectWise => "ConnectWise",
             Provider::KaseyaBms => "KaseyaBMS",
+            Provider::Autotask => "Autotask",
         }
     }
 

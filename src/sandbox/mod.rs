@@ -1,6 +1,6 @@
 //! Stateful emulators of the PSA REST APIs the clients call, for tests, `dev` and benchmarks.
 //!
-//! Each emulator (`connectwise`, `bms`) keeps its own wire types: it never reuses the client's
+//! Each emulator (`connectwise`, `bms`, `autotask`) keeps its own wire types: it never reuses the client's
 //! structs, so a mistake shared by both sides cannot hide. What they share is here:
 //!
 //! * [`admin`]: the `/_sandbox/` API (call counts, fault injection, reset, state dump) and the
@@ -20,6 +20,7 @@
 //! ```
 
 pub mod admin;
+pub mod autotask;
 pub mod bms;
 pub mod connectwise;
 pub mod web;

@@ -16,6 +16,9 @@ pub struct Env {
     /// Kept alive for the Kaseya BMS connection of the samples.
     #[allow(dead_code)]
     pub bms: RunningSandbox,
+    /// Kept alive for the Autotask connection of the samples.
+    #[allow(dead_code)]
+    pub autotask: RunningSandbox,
     pub operator: ChildGuard,
     pub intake_port: u16,
     pub metrics_port: u16,
@@ -25,7 +28,7 @@ pub struct Env {
 
 /// The samples of `config/samples/` with the sandbox URLs of this test and a short
 /// re-validation interval (so PSA-side renames show within the test).
-pub fn samples_for(cw: &RunningSandbox, bms: &RunningSandbox) -> String {
+pub fn samples_for(cw: &RunningSandbox, bms: &RunningSandbox, at: &RunningSandbox) -> String {
     let dir = repo().join("config/samples");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -40,7 +43,8 @@ pub fn samples_for(cw: &RunningSandbox, bms: &RunningSandbox) -> String {
         let mut text = std::fs::read_to_string(f)
             .unwrap()
             .replace("http://127.0.0.1:8081", &cw.base_url())
-            .replace("http://127.0.0.1:8082", &bms.base_url());
+            .replace("http://127.0.0.1:8082", &bms.base_url())
+            .replace("http://127.0.0.1:8083", &at.base_url());
         if text.contains("kind: PsaConnection") {
             text = text.replacen("\nspec:\n", "\nspec:\n  revalidateInterval: 2s\n", 1);
         }
@@ -83,13 +87,21 @@ impl Env {
         )
         .await
         .unwrap();
-        apply_text(&cluster, &samples_for(&cw, &bms)).await;
+        let autotask = sandbox::autotask::start(
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            sandbox::autotask::demo_seed(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        apply_text(&cluster, &samples_for(&cw, &bms, &autotask)).await;
         let (operator, intake_port, metrics_port) =
             start_operator(cluster.dir.path(), &cluster.kubeconfig, operator_env);
         Env {
             cluster,
             cw,
             bms,
+            autotask,
             operator,
             intake_port,
             metrics_port,

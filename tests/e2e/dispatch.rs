@@ -2,6 +2,7 @@
 //! worked examples, routing and contact fallback, findings lifecycle, failsafe e-mail, crash
 //! idempotency, held connections, groupWait, and the PSA calls each costs.
 
+pub mod autotask;
 pub mod bms;
 pub mod cw;
 pub mod fake_psa;

@@ -221,3 +221,69 @@ async fn kaseya_bms_auto_mapping_and_catch_all() {
         .await;
     assert!(unmatched.contains("Unknown Org"), "{unmatched}");
 }
+
+/// Autotask from the samples: the connection (zone URL, API user headers) becomes Ready, an
+/// alert of a mapped-by-name organization becomes a ticket on that company with the sample's
+/// queue, status, priority map and issue / sub-issue override, and a follow-up becomes a note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autotask_sample_connection_ticket_and_note() {
+    let env = Env::start().await;
+    env.wait_condition("psaconnection/demo-autotask", "Ready", "True")
+        .await;
+    assert_eq!(
+        env.jsonpath("psaconnection/demo-autotask", "{.status.provider}")
+            .await,
+        "Autotask"
+    );
+    let token = "demo-autotask-intake-token";
+    let a = alert("at1", "jane@contoso.example", "Too Many Downloads");
+    assert_eq!(
+        post_alert(&env, "demo-autotask", token, a).await.status(),
+        202
+    );
+    let b = alert("at2", "jane@contoso.example", "Too Many Uploads");
+    assert_eq!(
+        post_alert(&env, "demo-autotask", token, b).await.status(),
+        202
+    );
+    let st = env
+        .eventually("an Autotask ticket with a note", || async {
+            let st = Env::sandbox_state(&env.autotask).await;
+            let t = tickets(&st);
+            (t.len() == 1 && t[0]["notes"].as_array().is_some_and(|n| n.len() == 1)).then_some(st)
+        })
+        .await;
+    let t = &tickets(&st)[0];
+    let pick = |list: &str, label: &str| {
+        st["picklists"][list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["label"] == label)
+            .unwrap_or_else(|| panic!("{label} in {list}"))["value"]
+            .clone()
+    };
+    let contoso = st["companies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["companyName"] == "Contoso Ltd")
+        .unwrap()["id"]
+        .clone();
+    assert_eq!(t["companyID"], contoso, "{t}");
+    assert_eq!(t["queueID"], pick("Tickets.queueID", "Security Alerts"));
+    assert_eq!(t["status"], pick("Tickets.status", "New"));
+    assert_eq!(
+        t["priority"],
+        pick("Tickets.priority", "High"),
+        "severity high → High"
+    );
+    assert_eq!(
+        t["subIssueType"],
+        pick("Tickets.subIssueType", "Data Leakage")
+    );
+    assert!(t["notes"][0]["description"]
+        .as_str()
+        .unwrap()
+        .contains("Too Many Uploads"));
+}

@@ -86,7 +86,7 @@ fn validate_accepts_the_samples() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     assert_eq!(
         text(&out.stdout),
-        "5 object(s) checked, 6 other object(s) ignored: valid\n"
+        "6 object(s) checked, 8 other object(s) ignored: valid\n"
     );
 }
 
@@ -106,7 +106,7 @@ fn validate_reads_a_stream_from_stdin() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["valid"], true);
-    assert_eq!(v["checked"], 5);
+    assert_eq!(v["checked"], 6);
     assert_eq!(v["diagnostics"], serde_json::json!([]));
 
     // A broken object in the stream is reported against `<stdin>` with its line in the stream.
@@ -510,7 +510,7 @@ spec:
 }
 
 #[tokio::test]
-async fn plan_binary_against_both_sandboxes() {
+async fn plan_binary_against_the_three_sandboxes() {
     let args: Vec<String> = [
         "plan",
         "config/samples",
@@ -518,6 +518,11 @@ async fn plan_binary_against_both_sandboxes() {
         &cw_seed().display().to_string(),
         "--offline-psa-seed",
         &bms_seed().display().to_string(),
+        "--offline-psa-seed",
+        &repo()
+            .join("src/sandbox/autotask/demo-seed.yaml")
+            .display()
+            .to_string(),
         "--output",
         "json",
     ]
@@ -533,10 +538,18 @@ async fn plan_binary_against_both_sandboxes() {
     assert_eq!(s["priceDelta"], "+168.00");
     assert_eq!(s["costDelta"], "+63.00");
     assert_eq!(s["problems"], 0);
-    assert_eq!(v["connections"].as_array().unwrap().len(), 2);
+    assert_eq!(v["connections"].as_array().unwrap().len(), 3);
+    let autotask = v["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "demo-autotask")
+        .expect("the Autotask connection is planned");
+    assert_eq!(autotask["provider"], "Autotask", "{autotask}");
+    assert!(autotask["error"].is_null(), "{autotask}");
 
     // Text output and --detailed-exitcode: changes → 2.
-    let mut text_args: Vec<String> = args[..6].to_vec();
+    let mut text_args: Vec<String> = args[..8].to_vec();
     text_args.push("--detailed-exitcode".into());
     let out = psa_operator_async(text_args).await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));

@@ -1,6 +1,8 @@
 //! The one integration-test binary: each area of the project is a module.
 
 mod adoption;
+mod autotask;
+mod autotask_contract;
 mod bad_resources;
 mod bench;
 mod bms;

@@ -1,9 +1,10 @@
 //! The provider-neutral contract suite: one set of checks on `Arc<dyn Psa>`, run against the
-//! ConnectWise client on its sandbox and the Kaseya BMS client on its sandbox, both seeded with
+//! ConnectWise, Kaseya BMS and Autotask clients each on its sandbox, all seeded with
 //! the same demo organisations. What a reconciler or the dispatcher relies on must hold for both.
 
 use std::sync::Arc;
 
+use psa_operator::psa::autotask::{AutotaskClient, AutotaskConfig};
 use psa_operator::psa::bms::{BmsClient, BmsConfig};
 use psa_operator::psa::connectwise::{ConnectWiseClient, ConnectWiseConfig};
 use psa_operator::psa::{CatalogServiceSpec, LineValues, Named, NewTicket, Psa, PsaId, StatusInfo};
@@ -49,7 +50,25 @@ async fn providers() -> Vec<(RunningSandbox, Arc<dyn Psa>)> {
         "demo-password",
     ))
     .unwrap();
-    vec![(cw, Arc::new(cw_client)), (bms, Arc::new(bms_client))]
+    let at = psa_operator::sandbox::autotask::start(
+        listener().await,
+        psa_operator::sandbox::autotask::demo_seed(),
+        Faults::default(),
+    )
+    .await
+    .unwrap();
+    let at_client = AutotaskClient::new(AutotaskConfig::new(
+        Some(format!("{}/atservicesrest/", at.base_url())),
+        psa_operator::sandbox::autotask::DEMO_USERNAME,
+        psa_operator::sandbox::autotask::DEMO_SECRET,
+        psa_operator::sandbox::autotask::DEMO_INTEGRATION_CODE,
+    ))
+    .unwrap();
+    vec![
+        (cw, Arc::new(cw_client)),
+        (bms, Arc::new(bms_client)),
+        (at, Arc::new(at_client)),
+    ]
 }
 
 fn named(list: &[Named], name: &str, who: &str) -> PsaId {
@@ -149,7 +168,13 @@ async fn a_ticket_lives_the_same_life_on_every_provider() {
         let statuses = psa.statuses(Some(&board)).await.unwrap();
         let new = status(&statuses, "New", who);
         assert!(!new.closed, "{who}");
-        assert!(status(&statuses, "Completed", who).closed, "{who}");
+        // Autotask's closed status is its system status "Complete" (5).
+        let closed = if who == "Autotask" {
+            "Complete"
+        } else {
+            "Completed"
+        };
+        assert!(status(&statuses, closed, who).closed, "{who}");
         let alert = named(&psa.ticket_types(Some(&board)).await.unwrap(), "Alert", who);
         let source = named(&psa.sources().await.unwrap(), "SaaS Alerts", who);
         let priority = psa.priorities().await.unwrap()[1].id.clone();

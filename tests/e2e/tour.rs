@@ -14,13 +14,14 @@ use serde_json::Value;
 use crate::packaging::tools::{chromium_dom, kubectl};
 use crate::support::{bin, eventually, ChildGuard};
 
-const READY_KEYS: [&str; 7] = [
+const READY_KEYS: [&str; 8] = [
     "ready",
     "kubeconfig",
     "apiServer",
     "intake",
     "connectwise",
     "bms",
+    "autotask",
     "metrics",
 ];
 
@@ -201,7 +202,7 @@ async fn readme_tour_from_dev_to_the_ticket_in_the_browser() {
     assert_eq!(got, want, "{ready}");
     assert_eq!(ready["ready"], true);
     let http = reqwest::Client::new();
-    for key in ["apiServer", "intake", "connectwise", "bms", "metrics"] {
+    for key in ["apiServer", "intake", "connectwise", "bms", "autotask", "metrics"] {
         let base = url(&ready, key);
         assert!(!base.ends_with(":0"), "{key} reports port 0: {base}");
         let path = if key == "metrics" { "/healthz" } else { "/" };

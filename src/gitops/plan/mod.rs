@@ -25,19 +25,17 @@ use model::{ConnectionPlan, Plan, Problem, Summary};
 
 /// The provider of a connection spec.
 fn provider_of(c: &PsaConnection) -> Option<Provider> {
-    match (&c.spec.provider.connect_wise, &c.spec.provider.kaseya_bms) {
-        (Some(_), _) => Some(Provider::ConnectWise),
-        (None, Some(_)) => Some(Provider::KaseyaBms),
+    let p = &c.spec.provider;
+    match (&p.connect_wise, &p.kaseya_bms, &p.autotask) {
+        (Some(_), _, _) => Some(Provider::ConnectWise),
+        (None, Some(_), _) => Some(Provider::KaseyaBms),
+        (None, None, Some(_)) => Some(Provider::Autotask),
         _ => None,
     }
 }
 
 fn url_of(c: &PsaConnection) -> String {
-    match (&c.spec.provider.connect_wise, &c.spec.provider.kaseya_bms) {
-        (Some(cw), _) => cw.url.clone(),
-        (None, Some(b)) => b.url.clone(),
-        _ => String::new(),
-    }
+    c.spec.provider.url()
 }
 
 /// Where to plan a connection: the PSA of its spec, or a sandbox.
@@ -88,12 +86,7 @@ async fn plan_one(
         };
         cp.url = off.sandbox.base_url();
         cp.sandbox_seed = Some(off.seed_file.clone());
-        if let Some(cw) = spec.connect_wise.as_mut() {
-            cw.url = cp.url.clone();
-        }
-        if let Some(b) = spec.kaseya_bms.as_mut() {
-            b.url = cp.url.clone();
-        }
+        spec.set_url(&cp.url);
         fallback = Some((
             &off.credentials,
             format!("the credentials of seed {}", off.seed_file),

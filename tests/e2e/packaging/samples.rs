@@ -90,8 +90,8 @@ fn samples_validate_against_the_crd_schemas() {
     }
     assert_eq!(
         counted,
-        (2, 2, 1),
-        "two connections, two mappings, one service"
+        (3, 2, 1),
+        "three connections, two mappings, one service"
     );
     let providers: Vec<String> = of_kind(&docs, "PsaConnection")
         .iter()
@@ -100,7 +100,7 @@ fn samples_validate_against_the_crd_schemas() {
             typed.spec.provider.kind_name().to_string()
         })
         .collect();
-    assert_eq!(providers, ["ConnectWise", "KaseyaBMS"]);
+    assert_eq!(providers, ["Autotask", "ConnectWise", "KaseyaBMS"]);
 }
 
 /// The keys the operator reads from a referenced Secret.
@@ -136,6 +136,15 @@ fn sample_references_resolve_within_the_samples() {
                 &bms["credentialsSecretRef"]["name"],
                 &keys,
                 "Kaseya BMS",
+            );
+        }
+        if let Some(at) = spec["provider"].get("autotask") {
+            let keys = ["secret", "integrationCode"];
+            assert_secret_keys(
+                &docs,
+                &at["credentialsSecretRef"]["name"],
+                &keys,
+                "Autotask",
             );
         }
         let token = &spec["intake"]["tokenSecretRef"]["name"];

@@ -1,0 +1,156 @@
+//! Companies and contacts (the picklists are in `mod.rs`: one `entityInformation/fields` call).
+
+use std::collections::HashMap;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::convert::{self, eq, num_id, same_name};
+use super::transport::{decode, THRESHOLD_INFORMATION};
+use super::wire::{WCompany, WContact, WItem};
+use super::AutotaskClient;
+use crate::psa::{Company, CompanyFilter, Contact, PsaError, PsaId, PsaResult};
+
+/// `isActive` of a contact: 1 = active (an integer in the document).
+fn contact_active(c: &WContact) -> bool {
+    c.is_active != Some(0)
+}
+
+impl AutotaskClient {
+    /// 1 call: `GET /V1.0/ThresholdInformation`.
+    pub(super) async fn verify_credentials(&self) -> PsaResult<()> {
+        self.t
+            .call(Method::GET, THRESHOLD_INFORMATION, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// 1 call: `POST /V1.0/Companies/query` with `field eq value`; the exact name (any case) wins.
+    pub(super) async fn company_where(
+        &self,
+        field: &str,
+        value: &str,
+    ) -> PsaResult<Option<Company>> {
+        let needle = value.split_whitespace().collect::<Vec<_>>().join(" ");
+        if needle.is_empty() {
+            return Ok(None);
+        }
+        let by_number = field == "companyNumber";
+        let matches = move |c: &WCompany| {
+            let have = if by_number {
+                &c.company_number
+            } else {
+                &c.company_name
+            };
+            have.as_deref().is_some_and(|h| same_name(h, value))
+        };
+        let rows: Vec<WCompany> = self
+            .t
+            .query("Companies", vec![eq(field, needle)], Some(&matches))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .find(|c| matches(c))
+            .map(|c| convert::company(c, None)))
+    }
+
+    /// 1 call: `GET /V1.0/Companies/{id}`; `None` when there is no such company.
+    pub(super) async fn company_by_id(&self, id: &PsaId) -> PsaResult<Option<Company>> {
+        let path = format!("/V1.0/Companies/{}", num_id("company", id)?);
+        match self.t.call(Method::GET, &path, None).await {
+            Ok(v) => Ok(decode::<WItem<WCompany>>("company", v)?
+                .item
+                .map(|c| convert::company(c, None))),
+            Err(PsaError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// 1 call for the `companyType` picklist, then ⌈companies / 500⌉ query pages.
+    pub(super) async fn companies(&self, filter: &CompanyFilter) -> PsaResult<Vec<Company>> {
+        let types = self.picklist("Companies", "companyType").await?;
+        let type_names: HashMap<String, String> = types
+            .iter()
+            .map(|v| (v.value.clone(), v.label.clone().unwrap_or_default()))
+            .collect();
+        let mut conditions: Vec<Value> = vec![json!({"op": "gte", "field": "id", "value": 0})];
+        if let Some(want) = &filter.company_type {
+            let value = types
+                .iter()
+                .find(|v| v.label.as_deref().is_some_and(|l| same_name(l, want)))
+                .ok_or_else(|| PsaError::Permanent {
+                    status: None,
+                    message: format!("Autotask has no company type {want:?}"),
+                })?;
+            conditions.push(eq("companyType", num_id("company type", &value.value)?));
+        }
+        let rows: Vec<WCompany> = self.t.query("Companies", conditions, None).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|c| !filter.parent_only || c.parent_company_id.is_none())
+            .map(|c| {
+                let name = c
+                    .company_type
+                    .and_then(|t| type_names.get(&t.to_string()).cloned());
+                convert::company(c, name)
+            })
+            .collect())
+    }
+
+    /// 1 call: `POST /V1.0/Contacts/query` on the company and `emailAddress`, `emailAddress2` or
+    /// `emailAddress3`; active contacts only, re-checked here (any case).
+    pub(super) async fn contacts_by_email(
+        &self,
+        company_id: &PsaId,
+        email: &str,
+    ) -> PsaResult<Vec<Contact>> {
+        let company = num_id("company", company_id)?;
+        let want = email.trim();
+        if want.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<WContact> = self
+            .t
+            .query(
+                "Contacts",
+                convert::contact_email_filter(company, want),
+                None,
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|c| {
+                contact_active(c)
+                    && c.company_id == Some(company)
+                    && convert::contact_has_email(c, want)
+            })
+            .map(|c| convert::contact(c, Some(want)))
+            .collect())
+    }
+
+    /// ⌈contacts of the company / 500⌉ calls: `POST /V1.0/Contacts/query` on the company;
+    /// "First Last" compared without regard to case or spacing.
+    pub(super) async fn contact_by_name(
+        &self,
+        company_id: &PsaId,
+        name: &str,
+    ) -> PsaResult<Option<Contact>> {
+        let company = num_id("company", company_id)?;
+        let matches = move |c: &WContact| {
+            let full = format!(
+                "{} {}",
+                c.first_name.as_deref().unwrap_or(""),
+                c.last_name.as_deref().unwrap_or("")
+            );
+            contact_active(c) && same_name(&full, name)
+        };
+        let rows: Vec<WContact> = self
+            .t
+            .query("Contacts", vec![eq("companyID", company)], Some(&matches))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .find(|c| matches(c))
+            .map(|c| convert::contact(c, None)))
+    }
+}

@@ -1,0 +1,358 @@
+//! Autotask PSA (Datto/Kaseya) REST API v1.0 client behind the neutral [`Psa`] trait.
+//!
+//! Facts come from `reference/specs/autotask-rest-v1-swagger.json` (the document Autotask
+//! serves) and `reference/psa-apis/autotask.md`; choices where they are silent are in
+//! `docs/providers/autotask.md`. The module is laid out like every provider should be:
+//!
+//! | file           | what it holds                                                            |
+//! |----------------|--------------------------------------------------------------------------|
+//! | `transport.rs` | zone discovery, credential headers, one limited call, query paging       |
+//! | `limits.rs`    | the database's shared hourly threshold, our share, 3 requests/endpoint   |
+//! | `wire.rs`      | the client's own serde types of Autotask's JSON                          |
+//! | `convert.rs`   | pure conversions and decisions (table-tested)                            |
+//! | `directory.rs` | companies, contacts, picklists (statuses, queues, types, …)              |
+//! | `tickets.rs`   | tickets (marker in `externalID`), notes, closing                         |
+//! | `billing.rs`   | contracts, the `Services` catalog, contract services and their units     |
+//!
+//! # Calls per operation
+//! Each method's doc gives the calls it makes. Add one `ZoneInformation` call for the first call
+//! of a client without a configured zone, and one `ThresholdInformation` call at most once a
+//! minute (the database's use, see [`limits`]).
+
+mod billing;
+mod convert;
+mod directory;
+pub mod limits;
+mod tickets;
+mod transport;
+mod wire;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use reqwest::Method;
+
+pub use limits::AutotaskLimits;
+
+use self::transport::Transport;
+use self::wire::{WField, WFields, WPicklistValue};
+use super::{
+    CatalogService, CatalogServiceSpec, Company, CompanyFilter, Contact, Contract, ContractLine,
+    LineUpdate, LineValues, Named, NewTicket, Provider, Psa, PsaError, PsaId, PsaResult,
+    StatusInfo, Ticket,
+};
+use crate::secret::SecretString;
+
+/// Where zone discovery asks when no zone is configured.
+pub const DISCOVERY_URL: &str = "https://webservices.autotask.net/atservicesrest";
+
+/// How long a picklist read from `entityInformation/fields` is reused: settings resolution asks
+/// for seven ticket picklists in a row, all in one answer.
+const FIELDS_TTL: Duration = Duration::from_secs(60);
+
+/// Everything [`AutotaskClient::new`] needs; the factory fills it from a `PsaConnection` and its
+/// Secret (`secret`, `integrationCode`).
+#[derive(Clone, Debug)]
+pub struct AutotaskConfig {
+    /// The zone's REST root (`https://webservices15.autotask.net/atservicesrest/`); discovered
+    /// from the API user when absent.
+    pub zone_url: Option<String>,
+    /// Where zone discovery asks (Autotask's global host; a sandbox in tests).
+    pub discovery_url: String,
+    /// The API-only user's e-mail (header `UserName`).
+    pub username: String,
+    /// The API user's secret (header `Secret`).
+    pub secret: SecretString,
+    /// The integration's tracking identifier (header `ApiIntegrationCode`).
+    pub integration_code: SecretString,
+    pub limits: AutotaskLimits,
+    pub timeout: Duration,
+}
+
+impl AutotaskConfig {
+    pub fn new(
+        zone_url: Option<String>,
+        username: impl Into<String>,
+        secret: impl Into<SecretString>,
+        integration_code: impl Into<SecretString>,
+    ) -> Self {
+        AutotaskConfig {
+            zone_url,
+            discovery_url: DISCOVERY_URL.to_string(),
+            username: username.into(),
+            secret: secret.into(),
+            integration_code: integration_code.into(),
+            limits: AutotaskLimits::default(),
+            timeout: crate::psa::DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+type FieldCache = HashMap<&'static str, (Instant, Arc<Vec<WField>>)>;
+
+/// An Autotask client. Cheap to share behind `Arc<dyn Psa>`.
+pub struct AutotaskClient {
+    t: Transport,
+    fields: Mutex<FieldCache>,
+}
+
+impl AutotaskClient {
+    /// Builds a client; nothing is sent until the first call.
+    pub fn new(config: AutotaskConfig) -> PsaResult<Self> {
+        Ok(AutotaskClient {
+            t: Transport::new(config)?,
+            fields: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The share (0–1) of the Autotask database's hourly threshold in use at the last reading.
+    pub fn database_share(&self) -> Option<f64> {
+        self.t.limits.share()
+    }
+
+    /// The fields of an entity (1 call, reused for [`FIELDS_TTL`]).
+    async fn fields(&self, entity: &'static str) -> PsaResult<Arc<Vec<WField>>> {
+        let cached = {
+            let map = self.fields.lock().unwrap_or_else(|p| p.into_inner());
+            map.get(entity)
+                .filter(|(at, _)| at.elapsed() < FIELDS_TTL)
+                .map(|(_, f)| f.clone())
+        };
+        if let Some(f) = cached {
+            return Ok(f);
+        }
+        let path = format!("/V1.0/{entity}/entityInformation/fields");
+        let v = self.t.call(Method::GET, &path, None).await?;
+        let fields: WFields = transport::decode("field information", v)?;
+        let fields = Arc::new(fields.fields);
+        self.fields
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(entity, (Instant::now(), fields.clone()));
+        Ok(fields)
+    }
+
+    /// The values of one picklist field of an entity (all of them, active or not).
+    async fn picklist(&self, entity: &'static str, field: &str) -> PsaResult<Vec<WPicklistValue>> {
+        let fields = self.fields(entity).await?;
+        let f = fields
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(field))
+            .ok_or_else(|| PsaError::Permanent {
+                status: None,
+                message: format!("Autotask's {entity} fields carry no {field} picklist"),
+            })?;
+        Ok(f.picklist_values.clone().unwrap_or_default())
+    }
+
+    /// Active values of a picklist as neutral names.
+    async fn named_picklist(&self, entity: &'static str, field: &str) -> PsaResult<Vec<Named>> {
+        Ok(convert::active_values(&self.picklist(entity, field).await?)
+            .iter()
+            .map(convert::named)
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Psa for AutotaskClient {
+    fn provider(&self) -> Provider {
+        Provider::Autotask
+    }
+
+    /// 1 call: `GET /V1.0/ThresholdInformation` (authenticated, cheap, and tells the share used).
+    async fn verify(&self) -> PsaResult<()> {
+        self.verify_credentials().await
+    }
+
+    async fn find_company_by_identifier(&self, identifier: &str) -> PsaResult<Option<Company>> {
+        self.company_where("companyNumber", identifier).await
+    }
+
+    async fn find_company_by_name(&self, name: &str) -> PsaResult<Option<Company>> {
+        self.company_where("companyName", name).await
+    }
+
+    async fn get_company(&self, id: &PsaId) -> PsaResult<Option<Company>> {
+        self.company_by_id(id).await
+    }
+
+    async fn list_companies(&self, filter: &CompanyFilter) -> PsaResult<Vec<Company>> {
+        self.companies(filter).await
+    }
+
+    async fn find_contact_by_email(
+        &self,
+        company_id: &PsaId,
+        email: &str,
+    ) -> PsaResult<Option<Contact>> {
+        Ok(self
+            .contacts_by_email(company_id, email)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn find_contacts_by_email(
+        &self,
+        company_id: &PsaId,
+        email: &str,
+    ) -> PsaResult<Vec<Contact>> {
+        self.contacts_by_email(company_id, email).await
+    }
+
+    async fn find_contact_by_name(
+        &self,
+        company_id: &PsaId,
+        name: &str,
+    ) -> PsaResult<Option<Contact>> {
+        self.contact_by_name(company_id, name).await
+    }
+
+    /// 1 call (shared by every ticket picklist for a minute): the `queueID` picklist.
+    async fn boards(&self) -> PsaResult<Vec<Named>> {
+        self.named_picklist("Tickets", "queueID").await
+    }
+
+    /// 1 call (shared): the `status` picklist; only "Complete" (5) is closed.
+    async fn statuses(&self, _board_id: Option<&PsaId>) -> PsaResult<Vec<StatusInfo>> {
+        let values = self.picklist("Tickets", "status").await?;
+        Ok(convert::active_values(&values)
+            .iter()
+            .map(convert::status_info)
+            .collect())
+    }
+
+    /// 1 call (shared): the `ticketType` picklist.
+    async fn ticket_types(&self, _board_id: Option<&PsaId>) -> PsaResult<Vec<Named>> {
+        self.named_picklist("Tickets", "ticketType").await
+    }
+
+    /// 1 call (shared): the `issueType` picklist.
+    async fn issue_types(&self, _board_id: Option<&PsaId>) -> PsaResult<Vec<Named>> {
+        self.named_picklist("Tickets", "issueType").await
+    }
+
+    /// 1 call (shared): the `subIssueType` picklist values whose `parentValue` is the issue type.
+    async fn sub_issue_types(
+        &self,
+        _board_id: Option<&PsaId>,
+        issue_type_id: &PsaId,
+    ) -> PsaResult<Vec<Named>> {
+        let values = self.picklist("Tickets", "subIssueType").await?;
+        Ok(convert::active_values(&values)
+            .iter()
+            .filter(|v| v.parent_value.as_deref().map(str::trim) == Some(issue_type_id.trim()))
+            .map(convert::named)
+            .collect())
+    }
+
+    /// 1 call (shared): the `priority` picklist.
+    async fn priorities(&self) -> PsaResult<Vec<Named>> {
+        self.named_picklist("Tickets", "priority").await
+    }
+
+    /// 1 call (shared): the `source` picklist.
+    async fn sources(&self) -> PsaResult<Vec<Named>> {
+        self.named_picklist("Tickets", "source").await
+    }
+
+    async fn create_ticket(&self, t: &NewTicket) -> PsaResult<Ticket> {
+        self.new_ticket(t).await
+    }
+
+    async fn find_ticket_by_marker(&self, marker: &str) -> PsaResult<Option<Ticket>> {
+        self.ticket_by_marker(marker).await
+    }
+
+    async fn get_ticket(&self, id: &PsaId) -> PsaResult<Option<Ticket>> {
+        self.ticket_by_id(id).await
+    }
+
+    async fn add_note(&self, ticket_id: &PsaId, text: &str) -> PsaResult<PsaId> {
+        self.post_note(ticket_id, text).await
+    }
+
+    async fn note_texts(&self, ticket_id: &PsaId) -> PsaResult<Option<Vec<String>>> {
+        self.notes_of(ticket_id).await.map(Some)
+    }
+
+    async fn close_ticket(
+        &self,
+        ticket_id: &PsaId,
+        status_id: Option<&PsaId>,
+        note: Option<&str>,
+    ) -> PsaResult<()> {
+        self.complete_ticket(ticket_id, status_id, note).await
+    }
+
+    async fn find_contract(&self, company_id: &PsaId, name: &str) -> PsaResult<Option<Contract>> {
+        self.contract_named(company_id, name).await
+    }
+
+    async fn find_catalog_service(&self, name: &str) -> PsaResult<Option<CatalogService>> {
+        self.service_named(name).await
+    }
+
+    async fn create_catalog_service(&self, spec: &CatalogServiceSpec) -> PsaResult<CatalogService> {
+        self.new_service(spec).await
+    }
+
+    async fn update_catalog_service(
+        &self,
+        id: &PsaId,
+        spec: &CatalogServiceSpec,
+    ) -> PsaResult<CatalogService> {
+        self.patch_service(id, spec).await
+    }
+
+    async fn delete_catalog_service(&self, id: &PsaId) -> PsaResult<()> {
+        self.deactivate_service(id).await
+    }
+
+    async fn find_contract_line(
+        &self,
+        contract_id: &PsaId,
+        service_id: &PsaId,
+    ) -> PsaResult<Option<ContractLine>> {
+        self.contract_service(contract_id, service_id).await
+    }
+
+    async fn add_contract_line(
+        &self,
+        contract_id: &PsaId,
+        service_id: &PsaId,
+        values: LineValues,
+    ) -> PsaResult<ContractLine> {
+        self.attach_service(contract_id, service_id, values).await
+    }
+
+    async fn update_contract_line(
+        &self,
+        line: &ContractLine,
+        values: LineValues,
+    ) -> PsaResult<LineUpdate> {
+        self.adjust_units(line, values).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_secret_and_tracking_identifier() {
+        let c = AutotaskConfig::new(
+            None,
+            "api@msp.example",
+            "s3cr3t-pw",
+            "TRACKINGID27CHARSLONGXXXXXX",
+        );
+        let shown = format!("{c:?}");
+        assert!(shown.contains("api@msp.example"), "{shown}");
+        assert!(!shown.contains("s3cr3t-pw"), "{shown}");
+        assert!(!shown.contains("TRACKINGID27"), "{shown}");
+    }
+}

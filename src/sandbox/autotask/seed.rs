@@ -1,0 +1,274 @@
+//! The Autotask sandbox seed: a YAML description of one Autotask database.
+//!
+//! ```yaml
+//! apiUsers:                          # API-only users: the three headers must match one
+//!   - {userName: api@msp.example, secret: s3cret, integrationCode: TRACKINGID}
+//! settings:                          # all optional
+//!   requestsPerHour: 10000           # the database threshold (all integrations); 0 = off
+//!   threadsPerEndpoint: 3            # concurrent requests per endpoint per tracking identifier
+//! companies:
+//!   - name: Contoso Ltd              # companyName
+//!     number: CONTOSO                # companyNumber (the identifier)
+//!     type: Customer                 # companyType label (default Customer)
+//!     parent: Some Company           # name of a parent company (optional)
+//!     active: true                   # default true
+//!     contacts:
+//!       - {firstName: Jane, lastName: Doe, email: jane@contoso.example, email2: j@x, email3: d@y, active: true}
+//!     contracts:
+//!       - {name: Managed Security, type: 7, active: true}   # 7 = recurring service
+//! companyTypes: [Customer, Vendor]   # picklists: labels, values 1.. in order
+//! queues: [Security Alerts]
+//! ticketTypes: [Alert]
+//! sources: [SaaS Alerts]
+//! priorities: [Critical, High]
+//! statuses: [{value: 1, label: New}, {value: 5, label: Complete}]   # explicit values
+//! issueTypes: [{name: SaaS Alerts, subIssueTypes: [General, IAM]}]
+//! noteTypes: [Internal Note]
+//! billingCodes: [{name: Recurring Services, useType: Recurring Contract Service}]
+//! services: [{name: Backup, description: Cloud backup, unitCost: 1.5, unitPrice: 4}]
+//! ```
+//! Ids are assigned in the order above (companies from 1, contacts from 1, …), so a seed always
+//! yields the same ids.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// The built-in demo database.
+pub const DEMO_SEED_YAML: &str = include_str!("demo-seed.yaml");
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Seed {
+    pub api_users: Vec<SeedUser>,
+    #[serde(default)]
+    pub settings: Settings,
+    #[serde(default)]
+    pub companies: Vec<SeedCompany>,
+    #[serde(default)]
+    pub company_types: Vec<String>,
+    #[serde(default)]
+    pub queues: Vec<String>,
+    #[serde(default)]
+    pub ticket_types: Vec<String>,
+    #[serde(default)]
+    pub sources: Vec<String>,
+    #[serde(default)]
+    pub priorities: Vec<String>,
+    #[serde(default)]
+    pub statuses: Vec<SeedStatus>,
+    #[serde(default)]
+    pub issue_types: Vec<SeedIssueType>,
+    #[serde(default)]
+    pub note_types: Vec<String>,
+    #[serde(default)]
+    pub billing_codes: Vec<SeedBillingCode>,
+    #[serde(default)]
+    pub services: Vec<SeedService>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedUser {
+    pub user_name: String,
+    pub secret: String,
+    pub integration_code: String,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Settings {
+    pub requests_per_hour: u64,
+    pub threads_per_endpoint: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            requests_per_hour: 10_000,
+            threads_per_endpoint: 3,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedCompany {
+    pub name: String,
+    #[serde(default)]
+    pub number: Option<String>,
+    #[serde(default)]
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+    #[serde(default)]
+    pub parent: Option<String>,
+    #[serde(default = "yes")]
+    pub active: bool,
+    #[serde(default)]
+    pub contacts: Vec<SeedContact>,
+    #[serde(default)]
+    pub contracts: Vec<SeedContract>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedContact {
+    pub first_name: String,
+    pub last_name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub email2: Option<String>,
+    #[serde(default)]
+    pub email3: Option<String>,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedContract {
+    pub name: String,
+    /// `contractType` (7 = recurring service).
+    #[serde(default = "recurring", rename = "type")]
+    pub type_: i64,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn recurring() -> i64 {
+    7
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedStatus {
+    pub value: i64,
+    pub label: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedIssueType {
+    pub name: String,
+    #[serde(default)]
+    pub sub_issue_types: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedBillingCode {
+    pub name: String,
+    pub use_type: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedService {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub unit_cost: f64,
+    #[serde(default)]
+    pub unit_price: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    #[error("cannot read the seed file {path}: {message}")]
+    Io { path: String, message: String },
+    #[error("invalid Autotask seed: {0}")]
+    Invalid(String),
+}
+
+impl Seed {
+    pub fn demo() -> Seed {
+        Seed::from_yaml(DEMO_SEED_YAML).expect("the built-in Autotask demo seed is valid")
+    }
+
+    pub fn from_yaml(text: &str) -> Result<Seed, SeedError> {
+        let seed: Seed =
+            serde_yaml::from_str(text).map_err(|e| SeedError::Invalid(e.to_string()))?;
+        seed.check()?;
+        Ok(seed)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Seed, SeedError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SeedError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Seed::from_yaml(&text)
+    }
+
+    fn check(&self) -> Result<(), SeedError> {
+        if self.api_users.is_empty() {
+            return Err(SeedError::Invalid(
+                "apiUsers: at least one API user is needed".into(),
+            ));
+        }
+        for c in &self.companies {
+            if let Some(p) = &c.parent {
+                if !self.companies.iter().any(|o| &o.name == p) {
+                    return Err(SeedError::Invalid(format!(
+                        "company {:?}: parent {p:?} is not a company of the seed",
+                        c.name
+                    )));
+                }
+            }
+            if let Some(t) = &c.type_ {
+                if !self.company_types.iter().any(|k| k == t) {
+                    return Err(SeedError::Invalid(format!(
+                        "company {:?}: type {t:?} is not in companyTypes",
+                        c.name
+                    )));
+                }
+            }
+        }
+        let mut values: Vec<i64> = self.statuses.iter().map(|s| s.value).collect();
+        values.sort_unstable();
+        values.dedup();
+        if values.len() != self.statuses.len() {
+            return Err(SeedError::Invalid("statuses: a value is used twice".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_seed_holds_the_documented_database() {
+        let s = Seed::demo();
+        let names: Vec<&str> = s.companies.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["Default Customer", "Contoso Ltd", "Fabrikam Inc"]);
+        assert_eq!(s.companies[1].contracts[0].name, "Managed Security");
+        assert_eq!(s.companies[1].contracts[0].type_, 7);
+        assert!(s.queues.contains(&"Security Alerts".to_string()));
+        assert!(s
+            .statuses
+            .iter()
+            .any(|st| st.value == 5 && st.label == "Complete"));
+    }
+
+    #[test]
+    fn inconsistent_seeds_are_refused() {
+        let bad = [
+            "apiUsers: []\n",
+            "apiUsers: [{userName: a, secret: b, integrationCode: c}]\ncompanies: [{name: A, parent: B}]\n",
+            "apiUsers: [{userName: a, secret: b, integrationCode: c}]\ncompanies: [{name: A, type: Vendor}]\n",
+            "apiUsers: [{userName: a, secret: b, integrationCode: c}]\nstatuses: [{value: 1, label: A}, {value: 1, label: B}]\n",
+            "apiUsers: [{userName: a, secret: b, integrationCode: c}]\nboards: []\n",
+        ];
+        for text in bad {
+            assert!(Seed::from_yaml(text).is_err(), "{text}");
+        }
+    }
+}

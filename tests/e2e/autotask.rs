@@ -1,0 +1,284 @@
+//! Autotask-specific behaviour on the sandbox (the cross-provider cases are in `providers.rs`,
+//! the dispatcher's in `dispatch/autotask.rs`, the document checks in `autotask_contract.rs`):
+//! user counts as adjustments of one contract service, the database's shared threshold, three
+//! requests per endpoint, credentials and zone discovery, the binary's `--flavor autotask`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use psa_operator::psa::autotask::{AutotaskClient, AutotaskConfig};
+use psa_operator::psa::{CatalogServiceSpec, LineValues, Psa};
+use psa_operator::sandbox::autotask::{
+    demo_seed, start, DEMO_INTEGRATION_CODE, DEMO_SECRET, DEMO_USERNAME,
+};
+use psa_operator::sandbox::{Faults, RunningSandbox};
+use serde_json::{json, Value};
+
+async fn sandbox() -> RunningSandbox {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start(listener, demo_seed(), Faults::default())
+        .await
+        .unwrap()
+}
+
+fn zone(sb: &RunningSandbox) -> Option<String> {
+    Some(format!("{}/atservicesrest/", sb.base_url()))
+}
+
+fn client(sb: &RunningSandbox) -> AutotaskClient {
+    AutotaskClient::new(AutotaskConfig::new(
+        zone(sb),
+        DEMO_USERNAME,
+        DEMO_SECRET,
+        DEMO_INTEGRATION_CODE,
+    ))
+    .unwrap()
+}
+
+async fn state(sb: &RunningSandbox) -> Value {
+    reqwest::get(format!("{}/_sandbox/state", sb.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn set_database(sb: &RunningSandbox, body: Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/_sandbox/database", sb.base_url()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// The billing case: 5 users, then 7, is one contract service with two adjustments
+/// (+5 when attached, +2 from today); the units in force read back as 7; nothing changes when
+/// asked again for 7.
+#[tokio::test]
+async fn user_count_5_to_7_is_one_adjustment_of_plus_2_on_one_contract_service() {
+    let sb = sandbox().await;
+    let c = client(&sb);
+    let contoso = c
+        .find_company_by_name("Contoso Ltd")
+        .await
+        .unwrap()
+        .unwrap();
+    let contract = c
+        .find_contract(&contoso.id, "Managed Security")
+        .await
+        .unwrap()
+        .unwrap();
+    let svc = c
+        .create_catalog_service(&CatalogServiceSpec {
+            name: "SaaS Alerts Monitoring".into(),
+            description: "per monitored user".into(),
+            cost: 15_000,
+            price: 40_000,
+        })
+        .await
+        .unwrap();
+    let v = LineValues {
+        quantity: 5,
+        cost: 15_000,
+        price: 40_000,
+    };
+    let line = c.add_contract_line(&contract.id, &svc.id, v).await.unwrap();
+    let seven = LineValues { quantity: 7, ..v };
+    let current = c
+        .find_contract_line(&contract.id, &svc.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(current.quantity, 5);
+    c.update_contract_line(&current, seven).await.unwrap();
+    let after = c
+        .find_contract_line(&contract.id, &svc.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((after.id.as_str(), after.quantity), (line.id.as_str(), 7));
+    sb.admin().clear_calls();
+    c.update_contract_line(&after, seven).await.unwrap();
+    let calls = sb.admin().calls();
+    assert_eq!(
+        calls.count("POST", "/atservicesrest/V1.0/ContractServiceAdjustments"),
+        0,
+        "no adjustment when the count is unchanged: {calls:?}"
+    );
+
+    let st = state(&sb).await;
+    let lines = st["contractServices"].as_array().unwrap();
+    assert_eq!(lines.len(), 1, "exactly one contract service: {lines:?}");
+    let changes: Vec<i64> = lines[0]["adjustments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["unitChange"].as_i64().unwrap())
+        .collect();
+    assert_eq!(changes, [5, 2]);
+    assert_eq!(lines[0]["units"][0]["units"], 7);
+}
+
+/// Three requests per endpoint: the sandbox refuses a fourth concurrent one (429), and the
+/// client, asked for nine at once, never sends more than three and gets all nine answers.
+#[tokio::test]
+async fn three_concurrent_requests_per_endpoint() {
+    let sb = sandbox().await;
+    set_database(&sb, json!({"processingMs": 300})).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/atservicesrest/V1.0/Companies/7", sb.base_url());
+    let raw: Vec<_> = (0..5)
+        .map(|_| {
+            http.get(&url)
+                .header("ApiIntegrationCode", DEMO_INTEGRATION_CODE)
+                .header("UserName", DEMO_USERNAME)
+                .header("Secret", DEMO_SECRET)
+                .send()
+        })
+        .collect();
+    let statuses: Vec<u16> = futures::future::join_all(raw)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        2,
+        "{statuses:?}"
+    );
+
+    let c = Arc::new(client(&sb));
+    c.verify().await.unwrap();
+    let started = Instant::now();
+    let calls: Vec<_> = (0..9)
+        .map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move { c.find_company_by_name("Fabrikam Inc").await })
+        })
+        .collect();
+    for call in calls {
+        assert!(call.await.unwrap().unwrap().is_some());
+    }
+    // Nine calls of 300 ms, three at a time: three rounds.
+    assert!(
+        started.elapsed() >= Duration::from_millis(850),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// At 100 % of the database's hourly threshold the sandbox refuses with 429 and says why;
+/// `ThresholdInformation` still answers; a client reads it and holds its calls with a reason.
+#[tokio::test]
+async fn the_database_threshold_is_shared_and_refused_at_100_percent() {
+    let sb = sandbox().await;
+    let c = client(&sb);
+    c.verify().await.unwrap();
+    assert_eq!(c.database_share(), Some(0.0));
+    set_database(&sb, json!({"requestsThisHour": 10_000})).await;
+    let r = reqwest::Client::new()
+        .get(format!("{}/atservicesrest/V1.0/Companies/1", sb.base_url()))
+        .header("ApiIntegrationCode", DEMO_INTEGRATION_CODE)
+        .header("UserName", DEMO_USERNAME)
+        .header("Secret", DEMO_SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("request threshold"),
+        "{body}"
+    );
+
+    let fresh = client(&sb);
+    let e = fresh.find_company_by_name("Contoso Ltd").await.unwrap_err();
+    assert!(e.is_transient(), "{e}");
+    assert!(e.to_string().contains("100 %"), "{e}");
+    assert_eq!(fresh.database_share(), Some(1.0));
+}
+
+/// Wrong credentials are an authentication error; an API user Autotask does not know has no
+/// zone; a known one is discovered and used.
+#[tokio::test]
+async fn credentials_and_zone_discovery() {
+    let sb = sandbox().await;
+    let wrong = AutotaskClient::new(AutotaskConfig::new(
+        zone(&sb),
+        DEMO_USERNAME,
+        "not-the-secret",
+        DEMO_INTEGRATION_CODE,
+    ))
+    .unwrap();
+    let e = wrong.verify().await.unwrap_err();
+    assert_eq!(e.reason(), "AuthenticationFailed", "{e}");
+    assert!(!e.to_string().contains("not-the-secret"), "{e}");
+
+    let discover = |user: &str| {
+        let mut cfg = AutotaskConfig::new(None, user, DEMO_SECRET, DEMO_INTEGRATION_CODE);
+        cfg.discovery_url = format!("{}/atservicesrest", sb.base_url());
+        AutotaskClient::new(cfg).unwrap()
+    };
+    let e = discover("nobody@msp.example").verify().await.unwrap_err();
+    assert_eq!(e.reason(), "AuthenticationFailed", "{e}");
+    assert!(e.to_string().contains("Zone information"), "{e}");
+    discover(DEMO_USERNAME).verify().await.unwrap();
+}
+
+/// `psa-operator sandbox --flavor autotask` serves the demo database on the Autotask paths.
+#[tokio::test]
+async fn the_binary_serves_the_autotask_flavor() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_psa-operator"))
+        .args(["sandbox", "--flavor", "autotask", "--addr", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(60), out.next_line())
+        .await
+        .expect("the sandbox announced itself in time")
+        .unwrap()
+        .unwrap_or_default();
+    let url = line
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    let c = AutotaskClient::new(AutotaskConfig::new(
+        Some(format!("{url}/atservicesrest/")),
+        DEMO_USERNAME,
+        DEMO_SECRET,
+        DEMO_INTEGRATION_CODE,
+    ))
+    .unwrap();
+    let contoso = c
+        .find_company_by_identifier("CONTOSO")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(contoso.name, "Contoso Ltd");
+    let queues: Vec<String> = c
+        .boards()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|q| q.name)
+        .collect();
+    assert!(
+        queues.contains(&"Security Alerts".to_string()),
+        "{queues:?}"
+    );
+}

@@ -1,0 +1,546 @@
+//! The dispatcher against the Autotask sandbox: the real client, state read back from the
+//! sandbox, a technician completing tickets through the Autotask REST API; the seed's grouping
+//! examples, the contact fallback chain, issue / sub-issue types, findings, a crash mid-burst
+//! and the failsafe e-mail when the database is over its threshold.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use psa_operator::api::Grouping;
+use psa_operator::dispatch::event::EventKind;
+use psa_operator::psa::autotask::{AutotaskClient, AutotaskConfig};
+use psa_operator::psa::{Named, Psa};
+use psa_operator::resolved::*;
+use psa_operator::sandbox::autotask::{
+    demo_seed, start, DEMO_INTEGRATION_CODE, DEMO_SECRET, DEMO_USERNAME,
+};
+use psa_operator::sandbox::{Faults, RunningSandbox};
+use serde_json::{json, Value};
+
+use super::harness::{alert, eventually, finding, snapshot, Harness, JANE, ORG};
+use super::scenarios;
+use super::smtp;
+use super::view::{PsaView, TicketView};
+
+pub struct Ids {
+    pub contoso: String,
+    pub jane: String,
+    pub alert_contact: String,
+    pub default_customer: String,
+    pub default_contact: String,
+    pub contract: String,
+    pub queue: String,
+    pub status_new: String,
+    pub complete: String,
+    pub alert_type: String,
+    pub high: String,
+    pub source: String,
+    pub issue: String,
+    pub security: String,
+    pub sub_general: String,
+    pub sub_leak: String,
+    pub sub_iam: String,
+}
+
+pub struct At {
+    pub sb: RunningSandbox,
+    pub client: Arc<AutotaskClient>,
+    /// The technician's own API session.
+    pub technician: AutotaskClient,
+    pub ids: Ids,
+}
+
+fn id_of(list: &[Named], name: &str) -> String {
+    list.iter()
+        .find(|n| n.name == name)
+        .unwrap_or_else(|| panic!("{name} not in {list:?}"))
+        .id
+        .clone()
+}
+
+pub fn config(sb: &RunningSandbox) -> AutotaskConfig {
+    AutotaskConfig::new(
+        Some(format!("{}/atservicesrest/", sb.base_url())),
+        DEMO_USERNAME,
+        DEMO_SECRET,
+        DEMO_INTEGRATION_CODE,
+    )
+}
+
+fn key() -> ConnectionKey {
+    ConnectionKey::new("psa", "demo-autotask")
+}
+
+impl At {
+    pub async fn start() -> At {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sb = start(listener, demo_seed(), Faults::default())
+            .await
+            .unwrap();
+        let client = Arc::new(AutotaskClient::new(config(&sb)).unwrap());
+        let technician = AutotaskClient::new(config(&sb)).unwrap();
+        let c = client.as_ref();
+        let contoso = c.find_company_by_name(ORG).await.unwrap().unwrap();
+        let default = c
+            .find_company_by_name("Default Customer")
+            .await
+            .unwrap()
+            .unwrap();
+        let contact = |company: String, e: &'static str| async move {
+            c.find_contact_by_email(&company, e)
+                .await
+                .unwrap()
+                .unwrap()
+                .id
+        };
+        let jane = contact(contoso.id.clone(), JANE).await;
+        let alert_contact = contact(contoso.id.clone(), "alerts@contoso.example").await;
+        let default_contact = c
+            .find_contact_by_name(&default.id, "Default Contact")
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let contract = c
+            .find_contract(&contoso.id, "Managed Security")
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let statuses = c.statuses(None).await.unwrap();
+        let status = |n: &str| statuses.iter().find(|s| s.name == n).unwrap().id.clone();
+        let issue_types = c.issue_types(None).await.unwrap();
+        let issue = id_of(&issue_types, "SaaS Alerts");
+        let subs = c.sub_issue_types(None, &issue).await.unwrap();
+        let ids = Ids {
+            contoso: contoso.id.clone(),
+            jane,
+            alert_contact,
+            default_customer: default.id.clone(),
+            default_contact,
+            contract,
+            queue: id_of(&c.boards().await.unwrap(), "Security Alerts"),
+            status_new: status("New"),
+            complete: status("Complete"),
+            alert_type: id_of(&c.ticket_types(None).await.unwrap(), "Alert"),
+            high: id_of(&c.priorities().await.unwrap(), "High"),
+            source: id_of(&c.sources().await.unwrap(), "SaaS Alerts"),
+            security: id_of(&issue_types, "Security"),
+            sub_general: id_of(&subs, "General"),
+            sub_leak: id_of(&subs, "Data Leakage"),
+            sub_iam: id_of(&subs, "IAM"),
+            issue,
+        };
+        sb.admin().clear_calls();
+        At {
+            sb,
+            client,
+            technician,
+            ids,
+        }
+    }
+
+    /// The snapshot a reconciler would publish for the demo Autotask connection: Contoso mapped
+    /// (default contact Alert Contact, contract Managed Security), the catch-all Default Customer.
+    pub fn snapshot(&self, grouping: Grouping) -> ResolvedConnection {
+        let mut conn = snapshot(&key(), self.client.clone() as Arc<dyn Psa>, grouping);
+        let ids = &self.ids;
+        conn.customers = [(
+            ORG.to_string(),
+            ResolvedCustomer {
+                mapping_name: "contoso".into(),
+                company_id: ids.contoso.clone(),
+                company_name: ORG.into(),
+                location_id: None,
+                default_contact_id: Some(ids.alert_contact.clone()),
+                contract_id: Some(ids.contract.clone()),
+            },
+        )]
+        .into();
+        conn.catch_all = Some(ResolvedCustomer {
+            mapping_name: String::new(),
+            company_id: ids.default_customer.clone(),
+            company_name: "Default Customer".into(),
+            location_id: None,
+            default_contact_id: Some(ids.default_contact.clone()),
+            contract_id: None,
+        });
+        conn.ticket = ResolvedTicket {
+            board_id: Some(ids.queue.clone()),
+            source: ResolvedValue::One(ids.source.clone()),
+            status: ResolvedValue::One(ids.status_new.clone()),
+            type_: ResolvedValue::One(ids.alert_type.clone()),
+            priority: ResolvedValue::One(ids.high.clone()),
+            issue_type_default: IssueTypeIds {
+                issue_type: Some(ids.issue.clone()),
+                sub_issue_type: Some(ids.sub_general.clone()),
+            },
+            issue_type_overrides: [(
+                "Multiple MFA Failures".to_string(),
+                IssueTypeIds {
+                    issue_type: Some(ids.issue.clone()),
+                    sub_issue_type: Some(ids.sub_iam.clone()),
+                },
+            )]
+            .into(),
+            closed_status_id: Some(ids.complete.clone()),
+            ..Default::default()
+        };
+        conn
+    }
+
+    pub async fn state(&self) -> Value {
+        reqwest::get(format!("{}/_sandbox/state", self.sb.base_url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Tickets (with their notes) as the sandbox holds them, oldest first.
+    pub async fn tickets(&self) -> Vec<Value> {
+        self.state().await["tickets"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+pub fn notes(ticket: &Value) -> Vec<String> {
+    ticket["notes"]
+        .as_array()
+        .map(|n| {
+            n.iter()
+                .map(|n| n["description"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl PsaView for At {
+    async fn tickets(&self) -> Vec<TicketView> {
+        At::tickets(self)
+            .await
+            .into_iter()
+            .map(|t| TicketView {
+                id: t["id"].to_string(),
+                summary: t["title"].as_str().unwrap_or_default().into(),
+                closed: t["status"] == 5 && !t["completedDate"].is_null(),
+                notes: notes(&t),
+            })
+            .collect()
+    }
+    /// The technician sets the ticket to Complete through the REST API (with a note).
+    async fn technician_closes(&self, id: &str) {
+        self.technician
+            .close_ticket(&id.to_string(), None, Some("Not an issue; limits raised."))
+            .await
+            .unwrap();
+    }
+    fn calls(&self) -> u64 {
+        self.sb.admin().calls().total
+    }
+    fn clear_calls(&self) {
+        self.sb.admin().clear_calls();
+    }
+}
+
+/// Seed 000, "User", every step, on Autotask; the tickets carry the mapped company, the user's
+/// contact, the queue, the mapping's contract, the default issue / sub-issue type and the
+/// override for Multiple MFA Failures, and our marker in `externalID`.
+#[tokio::test]
+async fn seed_user_grouping_autotask() {
+    let at = At::start().await;
+    let mut h = Harness::new(at.snapshot(Grouping::User));
+    h.start();
+    scenarios::seed_user(&at, &h).await;
+    let t = at.tickets().await;
+    let ids = &at.ids;
+    let s = |v: &Value| v.to_string();
+    assert_eq!(s(&t[0]["companyID"]), ids.contoso);
+    assert_eq!(s(&t[0]["contactID"]), ids.jane, "the user's own contact");
+    assert_eq!(s(&t[0]["queueID"]), ids.queue);
+    assert_eq!(
+        s(&t[0]["contractID"]),
+        ids.contract,
+        "the mapping's contract"
+    );
+    assert_eq!(s(&t[0]["ticketType"]), ids.alert_type);
+    assert_eq!(s(&t[0]["source"]), ids.source);
+    assert_eq!(s(&t[0]["issueType"]), ids.issue);
+    assert_eq!(s(&t[0]["subIssueType"]), ids.sub_general);
+    assert_eq!(s(&t[1]["subIssueType"]), ids.sub_iam);
+    assert!(
+        t[0]["externalID"].as_str().unwrap().starts_with("psaop-"),
+        "{}",
+        t[0]
+    );
+    // The technician's completion note is on the closed ticket, after ours.
+    let n = notes(&t[0]);
+    assert_eq!(
+        n.last().map(String::as_str),
+        Some("Not an issue; limits raised.")
+    );
+}
+
+/// Seed 000, "User+Alert", every step, on Autotask.
+#[tokio::test]
+async fn seed_user_and_alert_grouping_autotask() {
+    let at = At::start().await;
+    let mut h = Harness::new(at.snapshot(Grouping::UserAndAlert));
+    h.start();
+    scenarios::seed_user_and_alert(&at, &h).await;
+}
+
+/// Contact by the user's e-mail → the mapping's default contact → the catch-all's contact
+/// (unmapped organization on the catch-all company).
+#[tokio::test]
+async fn contact_fallback_chain_autotask() {
+    let at = At::start().await;
+    let mut h = Harness::new(at.snapshot(Grouping::User));
+    h.start();
+    let mut stranger = alert("s1", "who@elsewhere.example", "Too Many Downloads");
+    stranger.organization = "Unmapped Org".into();
+    h.send_and_settle(vec![
+        alert("j1", JANE, "Too Many Downloads"),
+        alert("b1", "bob@contoso.example", "Too Many Downloads"),
+        stranger,
+    ])
+    .await;
+    let by_event: HashMap<String, Value> = at
+        .tickets()
+        .await
+        .into_iter()
+        .map(|t| {
+            let d = t["description"].as_str().unwrap_or_default();
+            let id = d.rsplit("Event id: ").next().unwrap().trim().to_string();
+            (id, t)
+        })
+        .collect();
+    let ids = &at.ids;
+    let table = [
+        ("j1", &ids.contoso, &ids.jane),
+        ("b1", &ids.contoso, &ids.alert_contact),
+        ("s1", &ids.default_customer, &ids.default_contact),
+    ];
+    for (event, company, contact) in table {
+        let t = by_event
+            .get(event)
+            .unwrap_or_else(|| panic!("no ticket for {event}"));
+        assert_eq!(&t["companyID"].to_string(), company, "{event}");
+        assert_eq!(&t["contactID"].to_string(), contact, "{event}");
+    }
+    assert!(
+        by_event["s1"]["contractID"].is_null(),
+        "no contract on the catch-all"
+    );
+}
+
+/// The seed guide's five issue / sub-issue type combinations, as Autotask stores them: none;
+/// issue type only; issue + sub-issue type; an override with its own issue type only; an
+/// override with issue + sub-issue type.
+#[tokio::test]
+async fn the_five_issue_type_combinations_autotask() {
+    let at = At::start().await;
+    let ids = &at.ids;
+    let both = |i: &str, s: &str| IssueTypeIds {
+        issue_type: Some(i.to_string()),
+        sub_issue_type: Some(s.to_string()),
+    };
+    let only = |i: &str| IssueTypeIds {
+        issue_type: Some(i.to_string()),
+        sub_issue_type: None,
+    };
+    type Case = (
+        IssueTypeIds,
+        Vec<(String, IssueTypeIds)>,
+        &'static str,
+        Option<String>,
+        Option<String>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            IssueTypeIds::default(),
+            vec![],
+            "Too Many Downloads",
+            None,
+            None,
+        ),
+        (
+            only(&ids.security),
+            vec![],
+            "Too Many Downloads",
+            Some(ids.security.clone()),
+            None,
+        ),
+        (
+            both(&ids.issue, &ids.sub_general),
+            vec![],
+            "Too Many Downloads",
+            Some(ids.issue.clone()),
+            Some(ids.sub_general.clone()),
+        ),
+        (
+            both(&ids.issue, &ids.sub_general),
+            vec![("Too Many Downloads".into(), only(&ids.security))],
+            "Too Many Downloads",
+            Some(ids.security.clone()),
+            None,
+        ),
+        (
+            only(&ids.security),
+            vec![("Too Many Downloads".into(), both(&ids.issue, &ids.sub_leak))],
+            "Too Many Downloads",
+            Some(ids.issue.clone()),
+            Some(ids.sub_leak.clone()),
+        ),
+    ];
+    for (n, (default, overrides, alert_type, issue, sub)) in cases.into_iter().enumerate() {
+        let mut conn = at.snapshot(Grouping::UserAndAlert);
+        conn.ticket.issue_type_default = default;
+        conn.ticket.issue_type_overrides = overrides.into_iter().collect();
+        let mut h = Harness::new(conn);
+        h.start();
+        let user = format!("user{n}@contoso.example");
+        h.send_and_settle(vec![alert(&format!("i{n}"), &user, alert_type)])
+            .await;
+        let t = at.tickets().await;
+        let t = t.last().unwrap();
+        let got = |f: &str| t[f].as_i64().map(|v| v.to_string());
+        assert_eq!(
+            (got("issueType"), got("subIssueType")),
+            (issue, sub),
+            "case {n}: {t}"
+        );
+        h.kill().await;
+    }
+}
+
+/// Findings lifecycle: a ticket, the comment as a note, the resolution as a note and status
+/// Complete.
+#[tokio::test]
+async fn findings_lifecycle_autotask() {
+    let at = At::start().await;
+    let mut h = Harness::new(at.snapshot(Grouping::User));
+    h.start();
+    let mut c = finding("c1", EventKind::FindingCommented, "F1");
+    c.comment = Some("Looking into it".into());
+    h.send_and_settle(vec![finding("cr", EventKind::FindingCreated, "F1"), c])
+        .await;
+    h.send_and_settle(vec![finding("rs", EventKind::FindingResolved, "F1")])
+        .await;
+    let t = at.tickets().await;
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0]["status"], 5, "{}", t[0]);
+    assert!(!t[0]["completedDate"].is_null());
+    let n = notes(&t[0]);
+    assert_eq!(n.len(), 2, "{n:?}");
+    assert!(n[0].contains("Looking into it"));
+    assert!(n[1].contains("The finding was resolved"));
+}
+
+/// The dispatcher killed in the middle of a burst and restarted on the same store: every event
+/// is exactly one ticket or one note (the marker in `externalID` finds a ticket that was created
+/// before the crash was recorded).
+#[tokio::test]
+async fn killed_mid_burst_every_event_once_autotask() {
+    let at = At::start().await;
+    let mut h = Harness::new(at.snapshot(Grouping::UserAndAlert));
+    h.start();
+    let types = ["T1", "T2", "T3", "T4", "T5"];
+    let burst: Vec<_> = (0..10)
+        .flat_map(|i| types.map(|t| alert(&format!("{t}-{i}"), JANE, t)))
+        .collect();
+    h.send(burst).await;
+    eventually("part of the burst delivered", || at.calls() >= 20).await;
+    h.kill().await;
+    let before = h.counters().await.delivered;
+    assert!(before < 50, "killed too late to mean anything: {before}");
+    h.reopen_store();
+    h.start();
+    h.wait_counters("the whole burst", |c| c.delivered == 50)
+        .await;
+    let tickets = at.tickets().await;
+    assert_eq!(tickets.len(), 5, "one ticket per alert type");
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for t in &tickets {
+        let texts = std::iter::once(t["description"].as_str().unwrap_or_default().to_string())
+            .chain(notes(t));
+        for text in texts {
+            for line in text.lines() {
+                if let Some(id) = line.trim().strip_prefix("Event id: ") {
+                    *seen.entry(id.to_string()).or_default() += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(seen.len(), 50, "{seen:?}");
+    assert!(seen.values().all(|n| *n == 1), "an event twice: {seen:?}");
+}
+
+/// The Autotask database is over its threshold (other integrations used it up): the client
+/// holds its calls, the event runs out of attempts and goes out by failsafe e-mail; nothing is
+/// sent to Autotask but the threshold reading.
+#[tokio::test]
+async fn failsafe_email_when_the_database_is_over_its_threshold() {
+    if !smtp::available() {
+        return;
+    }
+    use psa_operator::resolved::{Failsafe, SmtpSettings, SmtpTls};
+    let at = At::start().await;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/_sandbox/database", at.sb.base_url()))
+        .json(&json!({"requestsThisHour": 10_000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let port = smtp::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let server = smtp::SmtpServer::start(port, dir.path()).await;
+    // A fresh client (its first call reads the threshold) retrying held calls soon.
+    let mut cfg = config(&at.sb);
+    cfg.limits.hold_retry_after = Duration::from_millis(100);
+    let client = Arc::new(AutotaskClient::new(cfg).unwrap());
+    let mut conn = at.snapshot(Grouping::User);
+    conn.psa = client.clone();
+    conn.dispatch.max_attempts = 2;
+    conn.failsafe = Some(Failsafe {
+        recipients: vec!["soc@msp.example".into()],
+        smtp: SmtpSettings {
+            host: "127.0.0.1".into(),
+            port,
+            from: "psa-operator@msp.example".into(),
+            username: None,
+            password: None,
+            tls: SmtpTls::None,
+        },
+    });
+    let mut h = Harness::new(conn);
+    h.start();
+    at.sb.admin().clear_calls();
+    h.send(vec![alert("t1", JANE, "Too Many Downloads")]).await;
+    h.wait_counters("a dead letter", |c| c.dead_letters == 1)
+        .await;
+    eventually("the failsafe e-mail", || !server.messages().is_empty()).await;
+    let msg = &server.messages()[0];
+    assert!(smtp::subject(msg).ends_with("integration failsafe used"));
+    assert!(
+        smtp::body(msg).contains("request threshold"),
+        "{}",
+        smtp::body(msg)
+    );
+    assert_eq!(client.database_share(), Some(1.0));
+    let calls = at.sb.admin().calls();
+    assert_eq!(
+        calls.total,
+        calls.count("GET", "/atservicesrest/V1.0/ThresholdInformation"),
+        "only threshold readings while held: {calls:?}"
+    );
+    assert!(at.tickets().await.is_empty());
+}
