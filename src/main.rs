@@ -56,8 +56,7 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Crd => {
-            print!("{}", psa_operator::api::crdgen::all_crds_yaml());
-            0
+            psa_operator::cli::print_stdout(&psa_operator::api::crdgen::all_crds_yaml())
         }
         Command::Run(args) => {
             psa_operator::cli::init_logging();

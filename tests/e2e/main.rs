@@ -3,6 +3,7 @@
 mod bad_resources;
 mod bench;
 mod bms;
+mod cli;
 mod connectwise;
 mod controllers;
 mod devcluster;
