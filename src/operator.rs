@@ -18,6 +18,7 @@ use prometheus_client::registry::Registry as MetricsRegistry;
 use crate::controller::context::Context;
 use crate::controller::factory::{PsaFactory, RealPsaFactory};
 use crate::controller::metrics::ControllerMetrics;
+use crate::controller::problem_events::ConnectionProblemEvents;
 use crate::controller::run::{run_controllers, Scope};
 use crate::controller::stats_sink::ConnectionStatusSink;
 use crate::dispatch::intake::{self, IntakeLimits, IntakeState};
@@ -176,6 +177,10 @@ pub async fn run_operator(
         dispatcher_options,
     )
     .with_stats_sink(Arc::new(status_sink))
+    .with_problem_sink(Arc::new(ConnectionProblemEvents::new(
+        ctx.recorder.clone(),
+        ctx.leader.clone(),
+    )))
     .run(shutdown.clone());
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let controllers = run_controllers(ctx, opts.scope.clone(), shutdown.clone());

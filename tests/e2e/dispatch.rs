@@ -6,6 +6,7 @@ pub mod bms;
 pub mod cw;
 pub mod fake_psa;
 pub mod harness;
+pub mod problem_events;
 mod scenarios;
 pub mod smtp;
 mod view;
