@@ -274,6 +274,11 @@ pub struct FailsafeSettings {
     pub recipients: Vec<String>,
     /// Secret with keys host, port, from, optional username, password, tls (none|starttls|tls).
     pub smtp_secret_ref: SecretRef,
+    /// What the subject of a failsafe e-mail starts with, for the MSP's mail rules (the subject
+    /// always ends with "integration failsafe used"). Empty: no prefix. Default: [psa-operator].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 60), regex(pattern = r"^[^\r\n]*$"))]
+    pub subject_prefix: Option<String>,
 }
 
 /// Intake authentication.

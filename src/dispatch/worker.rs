@@ -795,7 +795,11 @@ impl Inner {
             return;
         };
         let reason = ev.last_error.as_deref().unwrap_or("unknown");
-        let mail = compose(&ev.envelope, reason);
+        let prefix = failsafe
+            .subject_prefix
+            .as_deref()
+            .unwrap_or(crate::dispatch::failsafe::DEFAULT_SUBJECT_PREFIX);
+        let mail = compose(&ev.envelope, reason, prefix);
         match send(&failsafe, &mail).await {
             Ok(()) => {
                 if let Err(e) = self.store.mark_failsafe_sent(ev.seq).await {

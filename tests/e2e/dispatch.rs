@@ -449,6 +449,7 @@ async fn failsafe_email_through_a_real_smtp_server() {
             password: None,
             tls: SmtpTls::None,
         },
+        subject_prefix: None,
     });
     let mut h = Harness::new(conn);
     h.start();

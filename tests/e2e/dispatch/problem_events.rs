@@ -72,7 +72,7 @@ async fn one_event_series_per_problem_for_dead_letters_and_failsafe_mails() {
     let key = ConnectionKey::new("psa", "acme");
     let dir = tempfile::tempdir().unwrap();
     let port = smtp::free_port();
-    let _server = if smtp_on {
+    let server = if smtp_on {
         Some(smtp::SmtpServer::start(port, dir.path()).await)
     } else {
         None
@@ -89,6 +89,7 @@ async fn one_event_series_per_problem_for_dead_letters_and_failsafe_mails() {
             password: None,
             tls: SmtpTls::None,
         },
+        subject_prefix: Some("[SOC][acme]".into()),
     });
     let h = Harness::new(conn);
     let recorder = Recorder::new(
@@ -164,6 +165,17 @@ async fn one_event_series_per_problem_for_dead_letters_and_failsafe_mails() {
             !note.contains("soc@msp.example"),
             "no addresses in Events: {note}"
         );
+        // failsafe.subjectPrefix starts every subject; the suffix mail rules need stays.
+        let messages = server.as_ref().unwrap().messages();
+        assert_eq!(messages.len(), 3);
+        for m in &messages {
+            let subject = smtp::subject(m);
+            assert!(
+                subject.starts_with("[SOC][acme] Too Many Downloads"),
+                "{subject}"
+            );
+            assert!(subject.ends_with("integration failsafe used"), "{subject}");
+        }
     }
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
