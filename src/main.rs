@@ -2,6 +2,7 @@ use clap::Parser;
 use psa_operator::cli::{Cli, Command};
 
 /// `psa-operator devcluster`: serve until Ctrl-C, then save the snapshot.
+#[cfg(feature = "dev-tools")]
 fn run_devcluster(args: psa_operator::cli::DevclusterArgs) -> i32 {
     use psa_operator::devcluster::{Config, DevCluster};
     let runtime = match tokio::runtime::Runtime::new() {
@@ -62,6 +63,7 @@ fn main() {
             psa_operator::cli::init_logging();
             psa_operator::cli::block_on(psa_operator::cli::run_cmd::run(args))
         }
+        #[cfg(feature = "dev-tools")]
         Command::Dev(args) => {
             psa_operator::cli::init_logging();
             psa_operator::cli::block_on(psa_operator::dev::run_dev(
@@ -69,7 +71,9 @@ fn main() {
                 psa_operator::cli::run_cmd::shutdown_signal(),
             ))
         }
+        #[cfg(feature = "dev-tools")]
         Command::Devcluster(args) => run_devcluster(args),
+        #[cfg(feature = "dev-tools")]
         Command::Sandbox(args) => {
             psa_operator::cli::init_logging();
             psa_operator::cli::block_on(psa_operator::cli::sandbox_cmd::run(args))
@@ -81,6 +85,7 @@ fn main() {
             psa_operator::cli::block_on(psa_operator::cli::send_sample::run(args))
         }
         Command::Replay(args) => psa_operator::cli::block_on(psa_operator::cli::replay::run(args)),
+        #[cfg(feature = "dev-tools")]
         Command::Bench(args) => psa_operator::bench::run(args),
     };
     std::process::exit(code);

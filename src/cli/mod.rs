@@ -20,10 +20,13 @@ pub enum Command {
     /// Run the operator: reconcilers, ticket dispatcher and intake (the in-cluster process).
     Run(RunArgs),
     /// Start everything on this machine: embedded Kubernetes API server, PSA sandboxes, operator, intake.
+    #[cfg(feature = "dev-tools")]
     Dev(DevArgs),
     /// Run only the embedded Kubernetes API server (for tests and experiments).
+    #[cfg(feature = "dev-tools")]
     Devcluster(DevclusterArgs),
     /// Run a stateful PSA sandbox (ConnectWise or Kaseya BMS emulator) seeded with demo data.
+    #[cfg(feature = "dev-tools")]
     Sandbox(SandboxArgs),
     /// Print the CustomResourceDefinitions as multi-document YAML.
     Crd,
@@ -38,6 +41,7 @@ pub enum Command {
     /// Re-queue dead-lettered events of a connection for delivery.
     Replay(ReplayArgs),
     /// Run a benchmark and print one JSON object with the figures.
+    #[cfg(feature = "dev-tools")]
     Bench(BenchArgs),
 }
 
@@ -278,6 +282,7 @@ pub struct BenchArgs {
 pub mod replay;
 pub mod run_cmd;
 
+#[cfg(feature = "dev-tools")]
 impl DevArgs {
     pub fn settings(&self) -> crate::dev::DevSettings {
         crate::dev::DevSettings {
@@ -290,6 +295,7 @@ impl DevArgs {
         }
     }
 }
+#[cfg(feature = "dev-tools")]
 pub mod sandbox_cmd;
 pub mod send_sample;
 
