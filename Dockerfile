@@ -1,4 +1,6 @@
 # syntax=docker/dockerfile:1.7
+# The image is built without the `dev-tools` feature: no dev, devcluster, sandbox or bench
+# subcommands in production (Cargo.toml [features]).
 # psa-operator container image: a static-ish Rust binary (rustls, bundled SQLite; no OpenSSL)
 # on a distroless base that has only glibc, CA certificates and a non-root user.
 #
@@ -18,7 +20,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin psa-operator \
+    cargo build --release --locked --bin psa-operator --no-default-features \
  && install -D -m 0755 target/release/psa-operator /out/usr/local/bin/psa-operator \
  && install -d -m 0750 /out/var/lib/psa-operator
 

@@ -5,9 +5,11 @@
 //! `dispatch` (intake, store, workers), `devcluster` (embedded Kubernetes API server), `cli`.
 
 pub mod api;
+#[cfg(feature = "dev-tools")]
 pub mod bench;
 pub mod cli;
 pub mod controller;
+#[cfg(feature = "dev-tools")]
 pub mod dev;
 pub mod devcluster;
 pub mod dispatch;

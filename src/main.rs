@@ -2,6 +2,7 @@ use clap::Parser;
 use psa_operator::cli::{Cli, Command};
 
 /// `psa-operator devcluster`: serve until Ctrl-C, then save the snapshot.
+#[cfg(feature = "dev-tools")]
 fn run_devcluster(args: psa_operator::cli::DevclusterArgs) -> i32 {
     use psa_operator::devcluster::{Config, DevCluster};
     let runtime = match tokio::runtime::Runtime::new() {
@@ -56,13 +57,13 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Crd => {
-            print!("{}", psa_operator::api::crdgen::all_crds_yaml());
-            0
+            psa_operator::cli::print_stdout(&psa_operator::api::crdgen::all_crds_yaml())
         }
         Command::Run(args) => {
             psa_operator::cli::init_logging();
             psa_operator::cli::block_on(psa_operator::cli::run_cmd::run(args))
         }
+        #[cfg(feature = "dev-tools")]
         Command::Dev(args) if args.print_samples => {
             match psa_operator::dev::print_samples(&args.state_dir, &args.samples) {
                 Ok(text) => {
@@ -75,6 +76,7 @@ fn main() {
                 }
             }
         }
+        #[cfg(feature = "dev-tools")]
         Command::Dev(args) => {
             psa_operator::cli::init_logging();
             psa_operator::cli::block_on(psa_operator::dev::run_dev(
@@ -82,7 +84,9 @@ fn main() {
                 psa_operator::cli::run_cmd::shutdown_signal(),
             ))
         }
+        #[cfg(feature = "dev-tools")]
         Command::Devcluster(args) => run_devcluster(args),
+        #[cfg(feature = "dev-tools")]
         Command::Sandbox(args) => {
             psa_operator::cli::init_logging();
             psa_operator::cli::block_on(psa_operator::cli::sandbox_cmd::run(args))
@@ -94,6 +98,7 @@ fn main() {
             psa_operator::cli::block_on(psa_operator::cli::send_sample::run(args))
         }
         Command::Replay(args) => psa_operator::cli::block_on(psa_operator::cli::replay::run(args)),
+        #[cfg(feature = "dev-tools")]
         Command::Bench(args) => psa_operator::bench::run(args),
     };
     std::process::exit(code);

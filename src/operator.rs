@@ -17,6 +17,7 @@ use prometheus_client::registry::Registry as MetricsRegistry;
 use crate::controller::context::Context;
 use crate::controller::factory::{PsaFactory, RealPsaFactory};
 use crate::controller::metrics::ControllerMetrics;
+use crate::controller::problem_events::ConnectionProblemEvents;
 use crate::controller::run::{run_controllers, Scope};
 use crate::controller::stats_sink::ConnectionStatusSink;
 use crate::dispatch::intake::server::{serve, ServerLimits};
@@ -290,6 +291,10 @@ pub async fn run_operator_on(
     };
     let dispatcher = dispatcher
         .with_stats_sink(Arc::new(status_sink))
+        .with_problem_sink(Arc::new(ConnectionProblemEvents::new(
+            ctx.recorder.clone(),
+            ctx.leader.clone(),
+        )))
         .run(shutdown.clone());
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let controllers = run_controllers(ctx, opts.scope.clone(), shutdown.clone());

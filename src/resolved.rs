@@ -110,6 +110,8 @@ pub enum SmtpTls {
 pub struct Failsafe {
     pub recipients: Vec<String>,
     pub smtp: SmtpSettings,
+    /// `failsafe.subjectPrefix`; `None`: [`crate::dispatch::failsafe::DEFAULT_SUBJECT_PREFIX`].
+    pub subject_prefix: Option<String>,
 }
 
 /// Dispatcher tuning with defaults applied.

@@ -15,6 +15,7 @@ use super::common::{conditions_schema, SecretRef};
     group = "psa-operator.io",
     version = "v1alpha1",
     kind = "PsaConnection",
+    doc = "PsaConnection: one PSA account (ConnectWise PSA or Kaseya BMS), the settings of every ticket created in it, where alerts are received (intake) and where they go when no ticket can be made (failsafe e-mail). `kubectl explain psaconnection.spec` describes each field.",
     plural = "psaconnections",
     singular = "psaconnection",
     shortname = "psaconn",
@@ -27,11 +28,13 @@ use super::common::{conditions_schema, SecretRef};
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Tickets","type":"integer","jsonPath":".status.dispatch.ticketsCreated"}"#,
     printcolumn = r#"{"name":"Dead Letters","type":"integer","jsonPath":".status.dispatch.deadLetters"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PsaConnectionSpec {
     /// Durable enable/disable: when true, alerts are accepted and held, and nothing is sent to the PSA.
+    /// Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
     /// The PSA and its credentials. Exactly one provider must be set.
@@ -177,7 +180,7 @@ pub struct CatchAll {
     pub contact: Option<String>,
 }
 
-/// How an organization without a CustomerMapping is matched to a PSA company.
+/// How an organization without a CustomerMapping is matched to a PSA company. Default: Manual.
 #[derive(JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AccountMapping {
     /// Only CustomerMappings; everything else goes to the catch-all.
@@ -189,7 +192,7 @@ pub enum AccountMapping {
     ByCompanyName,
 }
 
-/// Which alerts share one ticket.
+/// Which alerts share one ticket. Default: User.
 #[derive(JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Grouping {
     /// One open ticket per (organization, user): later alerts of any type become notes.
@@ -322,6 +325,11 @@ pub struct FailsafeSettings {
     pub recipients: Vec<String>,
     /// Secret with keys host, port, from, optional username, password, tls (none|starttls|tls).
     pub smtp_secret_ref: SecretRef,
+    /// What the subject of a failsafe e-mail starts with, for the MSP's mail rules (the subject
+    /// always ends with "integration failsafe used"). Empty: no prefix. Default: [psa-operator].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 60), regex(pattern = r"^[^\r\n]*$"))]
+    pub subject_prefix: Option<String>,
 }
 
 /// Intake authentication.
@@ -337,19 +345,20 @@ pub struct IntakeSettings {
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DispatchSettings {
-    /// Attempts before the failsafe e-mail and a dead letter.
+    /// Attempts before the failsafe e-mail and a dead letter. Default: 8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
     pub max_attempts: Option<u32>,
-    /// First retry delay; doubles per attempt with jitter.
+    /// First retry delay; doubles per attempt with jitter. Default: 2s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
     pub initial_backoff: Option<String>,
-    /// PSA request budget per hour for this connection (overrides the provider's default).
+    /// PSA request budget per hour for this connection (overrides the provider's default: ConnectWise none, Kaseya BMS 1500).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000000))]
     pub requests_per_hour: Option<u32>,
     /// How long to collect alerts of a new group before creating its ticket (the rest become one note).
+    /// Default: 0s (no wait).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
     pub group_wait: Option<String>,
@@ -359,15 +368,19 @@ pub struct DispatchSettings {
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertmanagerLabels {
+    /// Label with the organization (the CustomerMapping's `organization`). Default: organization.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256))]
     pub organization_label: Option<String>,
+    /// Label with the user the alert is about. Default: user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256))]
     pub user_label: Option<String>,
+    /// Label with the alert type (grouping, issue-type overrides). Default: alertname.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256))]
     pub alert_type_label: Option<String>,
+    /// Label with the severity (priority map). Default: severity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256))]
     pub severity_label: Option<String>,
@@ -377,6 +390,8 @@ pub struct AlertmanagerLabels {
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PsaConnectionStatus {
+    /// The metadata.generation this status describes; older than the generation = not yet
+    /// reconciled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Ready, Synced, Authenticated, SettingsResolved, Suspended.
@@ -407,12 +422,16 @@ pub struct PsaConnectionStatus {
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResolvedIds {
+    /// Id of `ticket.board`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub board: Option<String>,
+    /// Id of `catchAll.company`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catch_all_company: Option<String>,
+    /// Id of `catchAll.contact`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catch_all_contact: Option<String>,
+    /// Id of the status that closes a ticket when a finding is resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed_status: Option<String>,
     /// Setting (e.g. `priority.map.critical`) → PSA id.
@@ -424,11 +443,17 @@ pub struct ResolvedIds {
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DispatchCounters {
+    /// Events accepted by the intake and stored.
     pub accepted: u64,
+    /// Events queued (waiting, retrying or held).
     pub pending: u64,
+    /// Tickets this process created.
     pub tickets_created: u64,
+    /// Notes this process added to open tickets.
     pub notes_added: u64,
+    /// Failsafe e-mails sent.
     pub failsafe_emails: u64,
+    /// Events kept as dead letters (replay them with `psa-operator replay`).
     pub dead_letters: u64,
     /// The PSA request budget in effect (spec or the provider's default); absent when there
     /// is none (ConnectWise: calls are paced by the PSA's 429 Retry-After).
@@ -453,8 +478,11 @@ pub struct DeliveryFailure {
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AutoMappingCounts {
+    /// Organizations matched to a PSA company.
     pub matched: u64,
+    /// Organizations with no matching PSA company (they go to the catch-all).
     pub unmatched: u64,
+    /// Some of the unmatched organizations, by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unmatched_organizations: Vec<String>,
 }

@@ -14,6 +14,7 @@ use super::common::{conditions_schema, LocalRef, Money};
     group = "psa-operator.io",
     version = "v1alpha1",
     kind = "ContractService",
+    doc = "ContractService: a service in the PSA catalog (ConnectWise product, BMS contract service) that CustomerMappings bill per user on their contracts. `kubectl explain contractservice.spec` describes each field.",
     plural = "contractservices",
     singular = "contractservice",
     shortname = "csvc",
@@ -24,7 +25,8 @@ use super::common::{conditions_schema, LocalRef, Money};
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Synced","type":"string","jsonPath":".status.conditions[?(@.type==\"Synced\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ContractServiceSpec {
@@ -33,6 +35,7 @@ pub struct ContractServiceSpec {
     /// Catalog identifier / service name in the PSA.
     #[schemars(length(min = 1, max = 50))]
     pub name: String,
+    /// Description of the service in the PSA catalog.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Default cost per unit (decimal string).
@@ -62,7 +65,7 @@ pub enum ManagementPolicy {
     Full,
 }
 
-/// What deleting the resource does to the PSA catalog service.
+/// What deleting the resource does to the PSA catalog service. Default: Orphan.
 #[derive(JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeletionPolicy {
     /// Leave the service in the PSA.
@@ -76,8 +79,11 @@ pub enum DeletionPolicy {
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContractServiceStatus {
+    /// The metadata.generation this status describes; older than the generation = not yet
+    /// reconciled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// Ready, Synced.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,

@@ -12,6 +12,7 @@ use super::common::{conditions_schema, LocalRef, Money};
     group = "psa-operator.io",
     version = "v1alpha1",
     kind = "CustomerMapping",
+    doc = "CustomerMapping: an organization as alerts name it, mapped to a company in the PSA of a PsaConnection, with the contact and contract its tickets get and, optionally, a contract line billed per user. `kubectl explain customermapping.spec` describes each field.",
     plural = "customermappings",
     singular = "customermapping",
     shortname = "custmap",
@@ -22,7 +23,8 @@ use super::common::{conditions_schema, LocalRef, Money};
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Synced","type":"string","jsonPath":".status.conditions[?(@.type==\"Synced\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct CustomerMappingSpec {
@@ -75,9 +77,11 @@ pub struct CompanyRef {
         .reason(Reason::FieldValueInvalid)
 )]
 pub struct ContactRef {
+    /// The contact's e-mail address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self.contains('@')").message("email must contain @"))]
     pub email: Option<String>,
+    /// The contact's full name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub name: Option<String>,
@@ -87,6 +91,7 @@ pub struct ContactRef {
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContractRef {
+    /// Name of the contract in the PSA.
     #[schemars(length(min = 1))]
     pub name: String,
 }
@@ -112,20 +117,27 @@ pub struct ContractServiceLine {
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CustomerMappingStatus {
+    /// The metadata.generation this status describes; older than the generation = not yet
+    /// reconciled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Ready, Synced, Resolved, ContractSynced.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
+    /// Id of the mapped company in the PSA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub company_id: Option<String>,
+    /// Name of the mapped company in the PSA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub company_name: Option<String>,
+    /// Id of the contact the tickets get.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_id: Option<String>,
+    /// Id of the contract attached to tickets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contract_id: Option<String>,
+    /// Id of the contract line kept in step with `contractService`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contract_line_id: Option<String>,
     /// Quantity last written to the contract line.

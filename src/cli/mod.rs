@@ -20,10 +20,13 @@ pub enum Command {
     /// Run the operator: reconcilers, ticket dispatcher and intake (the in-cluster process).
     Run(RunArgs),
     /// Start everything on this machine: embedded Kubernetes API server, PSA sandboxes, operator, intake.
+    #[cfg(feature = "dev-tools")]
     Dev(DevArgs),
     /// Run only the embedded Kubernetes API server (for tests and experiments).
+    #[cfg(feature = "dev-tools")]
     Devcluster(DevclusterArgs),
     /// Run a stateful PSA sandbox (ConnectWise or Kaseya BMS emulator) seeded with demo data.
+    #[cfg(feature = "dev-tools")]
     Sandbox(SandboxArgs),
     /// Print the CustomResourceDefinitions as multi-document YAML.
     Crd,
@@ -38,6 +41,7 @@ pub enum Command {
     /// Re-queue dead-lettered events of a connection for delivery.
     Replay(ReplayArgs),
     /// Run a benchmark and print one JSON object with the figures.
+    #[cfg(feature = "dev-tools")]
     Bench(BenchArgs),
 }
 
@@ -220,7 +224,8 @@ pub struct PlanArgs {
     /// Files or directories of YAML; `-` reads standard input.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-    /// Kubeconfig to read referenced Secrets from (when they are not in the input).
+    /// Kubeconfig to read referenced Secrets and live resources from (default: $KUBECONFIG;
+    /// neither: no cluster is read).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
     /// Plan against a sandbox seeded from this file instead of the live PSA; repeat it for a
@@ -245,7 +250,7 @@ pub struct ImportArgs {
     /// Only parent companies.
     #[arg(long)]
     pub parent_only: bool,
-    /// Kubeconfig to read the credentials Secret from.
+    /// Kubeconfig to read the credentials Secret from (default: $KUBECONFIG).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
     /// YAML with the credentials Secret (instead of reading it from the cluster).
@@ -351,6 +356,7 @@ pub struct BenchArgs {
 pub mod replay;
 pub mod run_cmd;
 
+#[cfg(feature = "dev-tools")]
 impl DevArgs {
     pub fn settings(&self) -> crate::dev::DevSettings {
         crate::dev::DevSettings {
@@ -364,6 +370,7 @@ impl DevArgs {
         }
     }
 }
+#[cfg(feature = "dev-tools")]
 pub mod sandbox_cmd;
 pub mod send_sample;
 
@@ -396,9 +403,55 @@ pub fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> i
     };
     match rt.block_on(fut) {
         Ok(()) => 0,
+        // `psa-operator plan -o json | head`: the reader has what it wanted; say nothing.
+        Err(e) if is_broken_pipe(&e) => 0,
         Err(e) => {
             eprintln!("error: {e:#}");
             1
         }
+    }
+}
+
+/// Whether `e` is a write to a closed pipe (the reader of our standard output went away).
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(|j| j.io_error_kind())
+                == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Writes `text` to standard output; a closed pipe is not an error (exit quietly).
+pub fn print_stdout(text: &str) -> i32 {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            eprintln!("error: cannot write to standard output: {e}");
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod pipe_tests {
+    use super::is_broken_pipe;
+
+    #[test]
+    fn broken_pipes_are_recognised_through_context_and_serde() {
+        let io = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        let e = anyhow::Error::from(io).context("writing the plan");
+        assert!(is_broken_pipe(&e));
+        let json = serde_json::Error::io(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(is_broken_pipe(&anyhow::Error::from(json)));
+        assert!(!is_broken_pipe(&anyhow::anyhow!("PSA refused")));
+        let other = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(!is_broken_pipe(&anyhow::Error::from(other)));
     }
 }

@@ -116,6 +116,24 @@ pub async fn run(args: SendSampleArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What to tell the user when `--connection` names no PsaConnection.
+fn missing_connection(namespace: &str, name: &str) -> String {
+    format!(
+        "there is no PsaConnection {name:?} in namespace {namespace:?} \
+         (`kubectl get psaconnections -n {namespace}` lists them; --namespace/-n picks another namespace)"
+    )
+}
+
+/// A kube error as one sentence: the API server's message, not the Rust structure around it.
+fn kube_error_text(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) if !status.message.is_empty() => {
+            format!("{} ({})", status.message, status.reason)
+        }
+        other => other.to_string(),
+    }
+}
+
 fn kind_word(kind: SampleKind) -> &'static str {
     match kind {
         SampleKind::Alert => "alert",
@@ -129,12 +147,16 @@ async fn token_from_cluster(args: &SendSampleArgs) -> anyhow::Result<SecretStrin
         .await
         .context("no --token given and no cluster to read the intake Secret from")?;
     let api: Api<PsaConnection> = Api::namespaced(client.clone(), &args.namespace);
-    let conn = api.get(&args.connection).await.with_context(|| {
-        format!(
-            "reading PsaConnection {}/{}",
-            args.namespace, args.connection
-        )
-    })?;
+    let conn = match api.get_opt(&args.connection).await {
+        Ok(Some(c)) => c,
+        Ok(None) => bail!("{}", missing_connection(&args.namespace, &args.connection)),
+        Err(e) => bail!(
+            "cannot read PsaConnection {}/{}: {}",
+            args.namespace,
+            args.connection,
+            kube_error_text(&e)
+        ),
+    };
     let Some(intake) = conn.spec.intake else {
         bail!(
             "PsaConnection {}/{} has no spec.intake.tokenSecretRef; pass --token",
@@ -184,6 +206,17 @@ mod tests {
         assert_eq!(ev.kind, EventKind::FindingCreated);
         assert_eq!(ev.finding_id.as_deref(), Some("s-2"));
         assert_eq!(ev.priority.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn a_missing_connection_is_named_without_debug_output() {
+        let m = missing_connection("psa", "nope");
+        assert!(
+            m.contains("no PsaConnection \"nope\" in namespace \"psa\""),
+            "{m}"
+        );
+        assert!(m.contains("kubectl get psaconnections -n psa"), "{m}");
+        assert!(!m.contains('{') && !m.contains("ErrorResponse"), "{m}");
     }
 
     #[test]

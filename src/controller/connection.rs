@@ -206,6 +206,7 @@ async fn read_failsafe(
             Ok(data) => smtp_settings(&data.name, |k| data.optional(k)).map(|smtp| Failsafe {
                 recipients: f.recipients.clone(),
                 smtp,
+                subject_prefix: f.subject_prefix.clone(),
             }),
             Err(e) => Err(Unresolved {
                 field: "failsafe.smtpSecretRef".into(),

@@ -50,6 +50,9 @@ pub struct Context {
     /// Every PSA client built is wrapped to count its calls.
     pub psa_calls: PsaCallMetrics,
     pub reporter: Reporter,
+    /// One Recorder for every Event of this process: it remembers what it published, so a
+    /// repeated Event becomes a series (count and last time patched) instead of a new object.
+    pub recorder: Recorder,
     /// Re-validation interval when the connection does not set one.
     pub default_revalidate: Duration,
     /// How long a PSA outage keeps `Ready` as last known before it becomes `Unknown`.
@@ -65,7 +68,12 @@ impl Context {
         factory: Arc<dyn PsaFactory>,
         metrics: Arc<ControllerMetrics>,
     ) -> Self {
+        let reporter = Reporter {
+            controller: "psa-operator".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
         Context {
+            recorder: Recorder::new(client.clone(), reporter.clone()),
             client,
             publisher: Arc::new(Publisher::new(registry)),
             leader: Arc::new(AtomicBool::new(true)),
@@ -73,10 +81,7 @@ impl Context {
             state: Mutex::new(SharedState::default()),
             metrics,
             psa_calls: PsaCallMetrics::default(),
-            reporter: Reporter {
-                controller: "psa-operator".into(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
+            reporter,
             default_revalidate: Duration::from_secs(600),
             ready_grace: Duration::from_secs(30 * 60),
             index_lock: tokio::sync::Mutex::new(()),
@@ -161,7 +166,6 @@ impl Context {
         if !self.is_leader() {
             return;
         }
-        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
         let ev = Event {
             type_: if warning {
                 EventType::Warning
@@ -173,7 +177,7 @@ impl Context {
             action: action.to_string(),
             secondary: None,
         };
-        if let Err(e) = recorder.publish(&ev, &obj.object_ref(&())).await {
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
             tracing::warn!(error = %e, reason, "could not publish event");
         }
     }

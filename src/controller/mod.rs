@@ -17,6 +17,7 @@ pub mod factory;
 pub mod index;
 pub mod mapping;
 pub mod metrics;
+pub mod problem_events;
 pub mod publish;
 pub mod resolve;
 pub mod run;

@@ -17,6 +17,9 @@ use crate::resolved::{Failsafe, SmtpSettings, SmtpTls};
 /// Every failsafe subject ends with this.
 pub const SUBJECT_SUFFIX: &str = "integration failsafe used";
 
+/// What a failsafe subject starts with unless `failsafe.subjectPrefix` says otherwise.
+pub const DEFAULT_SUBJECT_PREFIX: &str = "[psa-operator]";
+
 /// How long one SMTP conversation may take.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -75,8 +78,9 @@ pub struct FailsafeMail {
     pub body: String,
 }
 
-/// Composes the e-mail for a dead-lettered event; `reason` says why no ticket was made.
-pub fn compose(envelope: &Envelope, reason: &str) -> FailsafeMail {
+/// Composes the e-mail for a dead-lettered event; `reason` says why no ticket was made;
+/// `prefix` starts the subject (mail rules of the MSP key on it; empty = no prefix).
+pub fn compose(envelope: &Envelope, reason: &str, prefix: &str) -> FailsafeMail {
     let e = &envelope.event;
     let mut what = e.alert_type.clone();
     if let Some(user) = e.user.as_deref().filter(|u| !u.trim().is_empty()) {
@@ -87,7 +91,13 @@ pub fn compose(envelope: &Envelope, reason: &str) -> FailsafeMail {
         what.push_str(&format!(" ({})", e.organization));
     }
     let what = render::cut_chars(&render::one_line(&what), 150);
-    let subject = format!("[psa-operator] {what}: {SUBJECT_SUFFIX}");
+    // One line whatever the spec holds: a line break in a header would start another header.
+    let prefix = render::cut_chars(&render::one_line(prefix), 60);
+    let subject = if prefix.is_empty() {
+        format!("{what}: {SUBJECT_SUFFIX}")
+    } else {
+        format!("{prefix} {what}: {SUBJECT_SUFFIX}")
+    };
     let json = serde_json::to_string_pretty(e).unwrap_or_else(|_| "(not serialisable)".into());
     let json = bounded_section(&json, MAX_JSON);
     let details = bounded_section(&render::description(e), MAX_DETAILS);
@@ -201,9 +211,9 @@ mod tests {
             ),
         ];
         for (env, want) in table {
-            assert_eq!(compose(&env, "r").subject, want);
+            assert_eq!(compose(&env, "r", DEFAULT_SUBJECT_PREFIX).subject, want);
         }
-        let s = compose(&envelope(None, &long), "r").subject;
+        let s = compose(&envelope(None, &long), "r", DEFAULT_SUBJECT_PREFIX).subject;
         assert!(
             s.ends_with(SUBJECT_SUFFIX) && s.chars().count() < 200,
             "{s}"
@@ -211,10 +221,33 @@ mod tests {
     }
 
     #[test]
+    fn the_subject_prefix_is_configurable_and_stays_one_line() {
+        let env = envelope(None, "Too Many Downloads");
+        let table = [
+            (
+                "[SOC][Contoso]",
+                "[SOC][Contoso] Too Many Downloads (Contoso Ltd): integration failsafe used",
+            ),
+            (
+                "",
+                "Too Many Downloads (Contoso Ltd): integration failsafe used",
+            ),
+            (
+                "ALERT\r\nBcc: x@evil.example",
+                "ALERT Bcc: x@evil.example Too Many Downloads (Contoso Ltd): integration failsafe used",
+            ),
+        ];
+        for (prefix, want) in table {
+            assert_eq!(compose(&env, "r", prefix).subject, want, "{prefix:?}");
+        }
+    }
+
+    #[test]
     fn body_carries_the_whole_alert_and_the_reason() {
         let m = compose(
             &envelope(Some("jane@contoso.example"), "Too Many Downloads"),
             "PSA rejected the request (HTTP 400): board inactive",
+            DEFAULT_SUBJECT_PREFIX,
         );
         for part in [
             "Connection: psa/acme-cw",
@@ -280,8 +313,9 @@ mod tests {
                 password: Some(SecretString::new("hunter2")),
                 tls: SmtpTls::None,
             },
+            subject_prefix: None,
         };
-        let mail = compose(&envelope(None, "X"), "r");
+        let mail = compose(&envelope(None, "X"), "r", DEFAULT_SUBJECT_PREFIX);
         let e = send(&fs, &mail).await.expect_err("bad recipient");
         assert!(matches!(e, FailsafeError::Address { .. }), "{e}");
         fs.recipients = vec!["soc@example.com".into()];

@@ -11,6 +11,7 @@ pub mod failsafe;
 pub mod grouping;
 pub mod intake;
 pub mod metrics;
+pub mod problems;
 pub mod stats;
 pub mod store;
 pub mod worker;

@@ -24,6 +24,7 @@ use crate::dispatch::decide::retry::{after_failure, backoff, AfterFailure};
 use crate::dispatch::deliver::{Caches, Delivery, DeliveryError};
 use crate::dispatch::failsafe::{compose, send};
 use crate::dispatch::metrics::DispatchMetrics;
+use crate::dispatch::problems::{DeliveryProblem, ProblemSink};
 use crate::dispatch::stats::{StatsBoard, StatsSink};
 use crate::dispatch::store::{Store, StoredEvent};
 use crate::resolved::{ConnectionKey, Failsafe, Registry, ResolvedConnection};
@@ -95,6 +96,8 @@ struct Inner {
     registry: Registry,
     stats: StatsBoard,
     sink: Mutex<Option<Arc<dyn StatsSink>>>,
+    /// Where dead letters and failsafe e-mails are reported (Events on the connection).
+    problems: Mutex<Option<Arc<dyn ProblemSink>>>,
     store: Arc<dyn Store>,
     metrics: Arc<DispatchMetrics>,
     options: DispatcherOptions,
@@ -148,6 +151,7 @@ impl Dispatcher {
                 registry,
                 stats: StatsBoard::default(),
                 sink: Mutex::new(None),
+                problems: Mutex::new(None),
                 store,
                 metrics,
                 global_slots: Arc::new(Semaphore::new(options.max_parallel_lanes.max(1))),
@@ -163,6 +167,16 @@ impl Dispatcher {
     /// Sends the counters to `sink` (the PsaConnection status) every `stats_every` when changed.
     pub fn with_stats_sink(self, sink: Arc<dyn StatsSink>) -> Self {
         *self.inner.sink.lock().unwrap_or_else(|p| p.into_inner()) = Some(sink);
+        self
+    }
+
+    /// Reports each dead letter and each failsafe e-mail sent to `sink`.
+    pub fn with_problem_sink(self, sink: Arc<dyn ProblemSink>) -> Self {
+        *self
+            .inner
+            .problems
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(sink);
         self
     }
 
@@ -431,16 +445,33 @@ impl Inner {
     async fn dead_letter(&self, key: &ConnectionKey, ev: &StoredEvent, reason: String) -> bool {
         tracing::warn!(connection = %key, event = %ev.envelope.event.id, reason = %reason,
             "event moved to the dead letters");
+        let problem = DeliveryProblem::DeadLetter {
+            event_id: ev.envelope.event.id.clone(),
+            reason: reason.clone(),
+        };
         match self.store.dead_letter(ev.seq, reason, now_ms()).await {
             Ok(()) => {
                 self.metrics.dead_letter(key);
                 self.mail_wake.notify_one();
+                self.report(key, &problem).await;
                 true
             }
             Err(e) => {
                 tracing::error!(connection = %key, error = %e, "cannot record a dead letter");
                 false
             }
+        }
+    }
+
+    /// Hands a delivery problem to the problem sink, if one is wired.
+    async fn report(&self, key: &ConnectionKey, problem: &DeliveryProblem) {
+        let sink = self
+            .problems
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(sink) = sink {
+            sink.report(key, problem).await;
         }
     }
 
@@ -769,7 +800,11 @@ impl Inner {
             return;
         };
         let reason = ev.last_error.as_deref().unwrap_or("unknown");
-        let mail = compose(&ev.envelope, reason);
+        let prefix = failsafe
+            .subject_prefix
+            .as_deref()
+            .unwrap_or(crate::dispatch::failsafe::DEFAULT_SUBJECT_PREFIX);
+        let mail = compose(&ev.envelope, reason, prefix);
         match send(&failsafe, &mail).await {
             Ok(()) => {
                 if let Err(e) = self.store.mark_failsafe_sent(ev.seq).await {
@@ -779,6 +814,11 @@ impl Inner {
                 self.stats.update(&key, |s| s.failsafe_emails += 1);
                 tracing::warn!(connection = %key, event = %ev.envelope.event.id,
                     recipients = failsafe.recipients.len(), "failsafe e-mail sent");
+                let problem = DeliveryProblem::FailsafeSent {
+                    event_id: ev.envelope.event.id.clone(),
+                    recipients: failsafe.recipients.len(),
+                };
+                self.report(&key, &problem).await;
             }
             Err(e) => {
                 tracing::error!(connection = %key, event = %ev.envelope.event.id, error = %e,

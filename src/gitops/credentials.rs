@@ -9,6 +9,46 @@ use crate::controller::secrets::{decode_secret, read_secret, SecretData};
 
 use super::resource_set::ResourceSet;
 
+/// Which kubeconfig `plan` and `import` read: `--kubeconfig`, else `$KUBECONFIG` (every file
+/// of the list, merged as kubectl merges them), else none (no cluster is asked).
+pub fn kubeconfig_source(
+    flag: Option<&Path>,
+    env: Option<std::ffi::OsString>,
+) -> Option<KubeconfigSource> {
+    match (flag, env) {
+        (Some(p), _) => Some(KubeconfigSource::File(p.to_path_buf())),
+        (None, Some(v)) if !v.is_empty() => Some(KubeconfigSource::Env),
+        _ => None,
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KubeconfigSource {
+    File(std::path::PathBuf),
+    Env,
+}
+
+/// The cluster `plan` and `import` read Secrets and live resources from, if any.
+pub async fn optional_cluster_client(flag: Option<&Path>) -> anyhow::Result<Option<kube::Client>> {
+    use anyhow::Context as _;
+    match kubeconfig_source(flag, std::env::var_os("KUBECONFIG")) {
+        None => Ok(None),
+        Some(KubeconfigSource::File(p)) => Ok(Some(cluster_client(&p).await?)),
+        Some(KubeconfigSource::Env) => {
+            let kc = kube::config::Kubeconfig::from_env()
+                .context("cannot read the kubeconfig files of $KUBECONFIG")?
+                .context("$KUBECONFIG names no kubeconfig file")?;
+            let cfg = kube::Config::from_custom_kubeconfig(
+                kc,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await
+            .context("the kubeconfig of $KUBECONFIG is not usable")?;
+            Ok(Some(kube::Client::try_from(cfg)?))
+        }
+    }
+}
+
 /// A kube client from a kubeconfig file (its current context).
 pub async fn cluster_client(path: &Path) -> anyhow::Result<kube::Client> {
     use anyhow::Context as _;
@@ -72,4 +112,24 @@ pub async fn credentials_for(
     Err(format!(
         "Secret {name:?} is neither in the input nor readable (pass it in the input or use --kubeconfig)"
     ))
+}
+
+#[cfg(test)]
+mod kubeconfig_tests {
+    use super::*;
+
+    #[test]
+    fn the_flag_wins_then_the_environment_then_no_cluster() {
+        let flag = Path::new("/tmp/kc");
+        assert_eq!(
+            kubeconfig_source(Some(flag), Some("/other".into())),
+            Some(KubeconfigSource::File(flag.to_path_buf()))
+        );
+        assert_eq!(
+            kubeconfig_source(None, Some("/a:/b".into())),
+            Some(KubeconfigSource::Env)
+        );
+        assert_eq!(kubeconfig_source(None, Some("".into())), None);
+        assert_eq!(kubeconfig_source(None, None), None);
+    }
 }

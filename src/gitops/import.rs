@@ -13,7 +13,7 @@ use crate::cli::ImportArgs;
 use crate::controller::factory::{PsaFactory, RealPsaFactory};
 use crate::psa::{Company, CompanyFilter, Psa};
 
-use super::credentials::{cluster_client, credentials_for};
+use super::credentials::{credentials_for, optional_cluster_client};
 use super::read_only::ReadOnlyPsa;
 use super::resource_set::{Located, ResourceSet};
 use super::schema::check_object;
@@ -243,10 +243,7 @@ fn write_out(dir: &Path, scaffolds: &[Scaffold]) -> anyhow::Result<(usize, Vec<S
 
 async fn execute(args: ImportArgs) -> anyhow::Result<()> {
     let (conn, set) = read_connection(&args)?;
-    let cluster = match &args.kubeconfig {
-        Some(p) => Some(cluster_client(p).await?),
-        None => None,
-    };
+    let cluster = optional_cluster_client(args.kubeconfig.as_deref()).await?;
     let creds = credentials_for(&conn.obj, conn.namespace(), &set, cluster.as_ref(), None)
         .await
         .map_err(anyhow::Error::msg)?;
@@ -272,7 +269,10 @@ async fn execute(args: ImportArgs) -> anyhow::Result<()> {
         }
         None => {
             let docs: Vec<&str> = r.scaffolds.iter().map(|s| s.yaml.as_str()).collect();
-            print!("{}", docs.join("---\n"));
+            use std::io::Write as _;
+            std::io::stdout()
+                .lock()
+                .write_all(docs.join("---\n").as_bytes())?;
         }
     }
     eprintln!(

@@ -133,8 +133,12 @@ pub fn run(args: &ValidateArgs) -> i32 {
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
     if let Err(e) = render(&v, args.output, &mut lock) {
-        eprintln!("error: cannot write the report: {e}");
-        return 1;
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            // `validate … | head`: the reader stopped; the exit code still tells validity.
+        } else {
+            eprintln!("error: cannot write the report: {e}");
+            return 1;
+        }
     }
     if v.is_valid() {
         0

@@ -7,6 +7,7 @@ pub mod bms;
 pub mod cw;
 pub mod fake_psa;
 pub mod harness;
+pub mod problem_events;
 mod scenarios;
 pub mod smtp;
 mod view;
@@ -449,6 +450,7 @@ async fn failsafe_email_through_a_real_smtp_server() {
             password: None,
             tls: SmtpTls::None,
         },
+        subject_prefix: None,
     });
     let mut h = Harness::new(conn);
     h.start();

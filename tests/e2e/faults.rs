@@ -212,6 +212,7 @@ async fn psa_and_smtp_down_dead_letters_are_kept_and_replayable() {
             password: None,
             tls: SmtpTls::None,
         },
+        subject_prefix: None,
     });
     let mut h = Harness::new(conn);
     set_faults(&cw, outage());

@@ -7,6 +7,7 @@ mod bad_resources;
 mod bench;
 mod bms;
 mod bms_contract;
+mod cli;
 mod connectwise;
 mod controllers;
 mod devcluster;

@@ -4,6 +4,7 @@
 //! PATH), `kubectl` ($PSA_KUBECTL or PATH) and Lua 5.4 ($PSA_LUA, `lua5.4` or `lua` on PATH);
 //! `.ci/install-tools` installs them.
 
+mod chart_crds;
 mod crds;
 mod demo_data;
 mod dryrun;

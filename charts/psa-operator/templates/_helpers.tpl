@@ -57,20 +57,17 @@ config/rbac/required-permissions.yaml (scope: watched); a test compares them.
 */}}
 {{- define "psa-operator.watchedRules" -}}
 - apiGroups: [psa-operator.io]
-  resources: [psaconnections]
-  verbs: [get, list, watch]
+  resources: [psaconnections, customermappings]
+  verbs: [list, watch]
 - apiGroups: [psa-operator.io]
-  resources: [customermappings, contractservices]
+  resources: [contractservices]
   verbs: [get, list, watch, patch]
 - apiGroups: [psa-operator.io]
   resources: [psaconnections/status, customermappings/status, contractservices/status]
-  verbs: [get, patch, update]
+  verbs: [patch]
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch]
-- apiGroups: [""]
-  resources: [events]
-  verbs: [create, patch]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
@@ -85,4 +82,12 @@ config/rbac/required-permissions.yaml (scope: watched); a test compares them.
 {{- define "psa-operator.leaderElect" -}}
 {{- $e := .Values.leaderElection.enabled -}}
 {{- if eq (toString $e) "auto" }}{{ include "psa-operator.sharedStore" . }}{{ else if $e }}true{{ end -}}
+{{/* Labels of the CRDs: the chart's, without the component (CRDs belong to no one pod). */}}
+{{- define "psa-operator.crdLabels" -}}
+helm.sh/chart: {{ include "psa-operator.chart" . }}
+app.kubernetes.io/name: {{ include "psa-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: psa-operator
 {{- end }}

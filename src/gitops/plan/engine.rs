@@ -40,14 +40,16 @@ fn problem(e: &PsaError) -> Problem {
 }
 
 /// Fills `plan` for `conn`; a PSA error stops the connection's plan and is recorded in it.
+/// `managed`: ContractService name → the catalog id its live status already records.
 pub async fn plan_connection(
     conn: &Located<PsaConnection>,
     set: &ResourceSet,
     psa: &dyn Psa,
+    managed: &BTreeMap<String, String>,
     plan: &mut ConnectionPlan,
 ) {
     plan.account_mapping = format!("{:?}", conn.obj.spec.account_mapping.unwrap_or_default());
-    if let Err(e) = run(conn, set, psa, plan).await {
+    if let Err(e) = run(conn, set, psa, managed, plan).await {
         plan.error = Some(problem(&e));
     }
 }
@@ -56,6 +58,7 @@ async fn run(
     conn: &Located<PsaConnection>,
     set: &ResourceSet,
     psa: &dyn Psa,
+    managed: &BTreeMap<String, String>,
     plan: &mut ConnectionPlan,
 ) -> Result<(), PsaError> {
     let spec = &conn.obj.spec;
@@ -82,7 +85,7 @@ async fn run(
 
     let mut services: BTreeMap<String, CatalogState> = BTreeMap::new();
     for s in set.services_of(conn.namespace(), conn.name()) {
-        let (sp, state) = plan_service(psa, s).await?;
+        let (sp, state) = plan_service(psa, s, managed.get(s.name())).await?;
         services.insert(s.name().to_string(), state);
         plan.catalog.push(sp);
     }
@@ -158,6 +161,7 @@ async fn catch_all_names(
 async fn plan_service(
     psa: &dyn Psa,
     s: &Located<crate::api::ContractService>,
+    managed_id: Option<&String>,
 ) -> Result<(ServicePlan, CatalogState), PsaError> {
     let mut sp = ServicePlan {
         resource: s.name().to_string(),
@@ -188,11 +192,7 @@ async fn plan_service(
         Some(found) => {
             let fields = drift(&found, &wanted);
             sp.id = Some(found.id.clone());
-            sp.action = if fields.is_empty() {
-                ServiceAction::Adopt
-            } else {
-                ServiceAction::Correct
-            };
+            sp.action = existing_service_action(fields.is_empty(), managed_id == Some(&found.id));
             sp.changes = fields
                 .into_iter()
                 .map(|f| match f {
@@ -205,6 +205,16 @@ async fn plan_service(
         }
     };
     Ok((sp, state))
+}
+
+/// What applying does to a catalog service found in the PSA: nothing when this resource already
+/// manages it and nothing drifted, adopt it when not yet managed, else correct the drift.
+fn existing_service_action(in_step: bool, managed_by_this_resource: bool) -> ServiceAction {
+    match (in_step, managed_by_this_resource) {
+        (true, true) => ServiceAction::InStep,
+        (true, false) => ServiceAction::Adopt,
+        (false, _) => ServiceAction::Correct,
+    }
 }
 
 /// A plan row of one looked-up part: wanted, and the id and name found or the problem.
@@ -424,4 +434,27 @@ async fn plan_customer(
     };
     out.line = Some(report);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_this_resource_already_manages_is_not_adopted_again() {
+        let table = [
+            // (as the spec says, managed by this resource) → action
+            ((true, true), ServiceAction::InStep),
+            ((true, false), ServiceAction::Adopt),
+            ((false, true), ServiceAction::Correct),
+            ((false, false), ServiceAction::Correct),
+        ];
+        for ((in_step, managed), want) in table {
+            assert_eq!(
+                existing_service_action(in_step, managed),
+                want,
+                "in step {in_step}, managed {managed}"
+            );
+        }
+    }
 }

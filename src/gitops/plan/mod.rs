@@ -16,7 +16,7 @@ use crate::cli::{OutputFormat, PlanArgs};
 use crate::controller::factory::{PsaFactory, RealPsaFactory};
 use crate::psa::Provider;
 
-use super::credentials::{cluster_client, credentials_for};
+use super::credentials::{credentials_for, optional_cluster_client};
 use super::offline::{self, OfflinePsa};
 use super::read_only::ReadOnlyPsa;
 use super::resource_set::{Located, ResourceSet};
@@ -122,9 +122,39 @@ async fn plan_one(
         }
     };
     let psa = ReadOnlyPsa::new(client);
-    engine::plan_connection(conn, set, &psa, &mut cp).await;
+    let managed = match &targets.cluster {
+        Some(cluster) => managed_service_ids(cluster, conn, set).await,
+        None => Default::default(),
+    };
+    engine::plan_connection(conn, set, &psa, &managed, &mut cp).await;
     cp.psa_calls = psa.calls();
     cp
+}
+
+/// The catalog id each ContractService of `conn` manages, from its live status in the cluster
+/// (`status.externalId`): such a service is not adopted again. Services not in the cluster (or
+/// not readable) have none.
+async fn managed_service_ids(
+    cluster: &kube::Client,
+    conn: &Located<PsaConnection>,
+    set: &ResourceSet,
+) -> std::collections::BTreeMap<String, String> {
+    let api: kube::Api<crate::api::ContractService> =
+        kube::Api::namespaced(cluster.clone(), conn.namespace());
+    let mut out = std::collections::BTreeMap::new();
+    for s in set.services_of(conn.namespace(), conn.name()) {
+        match api.get_opt(s.name()).await {
+            Ok(Some(live)) => {
+                if let Some(id) = live.status.and_then(|st| st.external_id) {
+                    out.insert(s.name().to_string(), id);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(service = s.name(), error = %e,
+                "cannot read the live ContractService; planning it as unmanaged"),
+        }
+    }
+    out
 }
 
 /// Totals over the connections.
@@ -142,6 +172,7 @@ pub fn summarize(conns: &[ConnectionPlan]) -> Summary {
                 ServiceAction::Correct => s.services_to_correct += 1,
                 ServiceAction::Adopt => s.services_to_adopt += 1,
                 ServiceAction::Invalid => s.problems += 1,
+                ServiceAction::InStep => {}
             }
         }
         for cust in &c.customers {
@@ -180,10 +211,10 @@ async fn execute(args: &PlanArgs, code: &AtomicI32) -> anyhow::Result<()> {
             .offline
             .push(offline::start(seed).await.map_err(anyhow::Error::msg)?);
     }
-    if let Some(path) = &args.kubeconfig {
-        targets.cluster = Some(cluster_client(path).await?);
-    }
+    targets.cluster = optional_cluster_client(args.kubeconfig.as_deref()).await?;
     let plan = plan_set(&v.set, &targets).await;
+    // Known before the output is written, so a reader that stops early (`| head`) keeps it.
+    code.store(exit_code(&plan, args.detailed_exitcode), Ordering::SeqCst);
     let mut out = std::io::stdout().lock();
     match args.output {
         OutputFormat::Json => {
@@ -193,15 +224,18 @@ async fn execute(args: &PlanArgs, code: &AtomicI32) -> anyhow::Result<()> {
         }
         OutputFormat::Text => render::write(&plan, &mut out)?,
     }
-    let exit = if plan.summary.problems > 0 {
+    Ok(())
+}
+
+/// 1 with problems; with `--detailed-exitcode` 2 for changes; else 0.
+fn exit_code(plan: &Plan, detailed: bool) -> i32 {
+    if plan.summary.problems > 0 {
         1
-    } else if args.detailed_exitcode && plan.summary.has_changes() {
+    } else if detailed && plan.summary.has_changes() {
         2
     } else {
         0
-    };
-    code.store(exit, Ordering::SeqCst);
-    Ok(())
+    }
 }
 
 /// The subcommand: 0 when the plan has no problem, 1 when something does not resolve or the

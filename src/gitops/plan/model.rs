@@ -100,6 +100,9 @@ pub enum ServiceAction {
     Create,
     /// In the catalog and as the spec says: the operator adopts it as is.
     Adopt,
+    /// Already managed by this resource (its live status records this catalog id) and as the
+    /// spec says: nothing to do. Not a change for `--detailed-exitcode`.
+    InStep,
     /// In the catalog with other values: the operator adopts it and corrects the fields.
     Correct,
     /// The spec cannot be applied (a money field is not a decimal).

@@ -116,6 +116,7 @@ fn connection(c: &ConnectionPlan, out: &mut dyn Write) -> io::Result<()> {
                 ServiceAction::Create => ("+", "create"),
                 ServiceAction::Correct => ("~", "correct"),
                 ServiceAction::Adopt => ("=", "adopt"),
+                ServiceAction::InStep => (" ", "in step"),
                 ServiceAction::Invalid => ("!", "invalid"),
             };
             write!(

@@ -89,6 +89,33 @@ async fn apply_get_wait_explain_describe_diff() {
     for field in ["provider", "grouping", "catchAll"] {
         assert!(explain.contains(field), "explain lacks {field}: {explain}");
     }
+    // The kinds and fields say what they are, with their defaults; no generator boilerplate.
+    for kind in ["psaconnection", "customermapping", "contractservice"] {
+        let top = c.kubectl_ok(&["explain", kind]).await;
+        assert!(!top.contains("Auto-generated"), "{top}");
+        assert!(
+            top.contains("kubectl explain"),
+            "{kind} has no description: {top}"
+        );
+    }
+    let attempts = c
+        .kubectl_ok(&["explain", "psaconnection.spec.dispatch.maxAttempts"])
+        .await;
+    assert!(attempts.contains("Default: 8"), "{attempts}");
+    let grouping = c
+        .kubectl_ok(&["explain", "psaconnection.spec.grouping"])
+        .await;
+    assert!(grouping.contains("Default: User"), "{grouping}");
+    // The Ready message is a column of `-o wide` only (priority 1).
+    let narrow = c.kubectl_ok(&["get", "psaconnection", "acme-cw"]).await;
+    assert!(!narrow.contains("MESSAGE"), "{narrow}");
+    let wide = c
+        .kubectl_ok(&["get", "psaconnection", "acme-cw", "-o", "wide"])
+        .await;
+    assert!(
+        wide.contains("MESSAGE") && wide.contains("PSA reachable"),
+        "{wide}"
+    );
 
     let yaml = c
         .kubectl_ok(&["get", "psaconnection", "acme-cw", "-o", "yaml"])

@@ -40,7 +40,7 @@ fn assert_copy_of_crds(copy_dir: &str) {
 
 #[test]
 fn chart_crds_are_the_generated_crds() {
-    assert_copy_of_crds("charts/psa-operator/crds");
+    assert_copy_of_crds("charts/psa-operator/files/crds");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Least privilege: the roles bound to the operator's ServiceAccount grant exactly the
 //! permissions in config/rbac/required-permissions.yaml — each one, in the right scope, and
-//! nothing else — in the chart (both watch modes) and in the kustomize install.
+//! nothing else — in the chart (both watch modes, with and without leader election) and in the
+//! kustomize installs (cluster-wide, one namespace, the leader-election component).
 
 use std::collections::BTreeSet;
 
@@ -14,8 +15,18 @@ type Grant = (String, String, String, String);
 
 const CLUSTER: &str = "*cluster*";
 
-/// config/rbac/required-permissions.yaml as (scope kind, group, resource, verb).
-pub fn required_permissions() -> Vec<(String, String, String, String)> {
+/// A permission of config/rbac/required-permissions.yaml.
+pub struct Required {
+    pub scope: String,
+    pub group: String,
+    pub resource: String,
+    pub verb: String,
+    /// Granted only with leader election enabled.
+    pub leader_election: bool,
+}
+
+/// config/rbac/required-permissions.yaml, one entry per verb.
+pub fn required_permissions() -> Vec<Required> {
     let text = std::fs::read_to_string(repo().join("config/rbac/required-permissions.yaml"))
         .expect("required-permissions.yaml");
     let doc = &yaml_docs(&text)[0];
@@ -26,24 +37,37 @@ pub fn required_permissions() -> Vec<(String, String, String, String)> {
                 .unwrap_or_else(|| panic!("{k} in {p}"))
                 .to_string()
         };
+        let leader_election = match p.get("when").and_then(Value::as_str) {
+            None => false,
+            Some("leaderElection") => true,
+            Some(other) => panic!("unknown `when: {other}` in required-permissions.yaml"),
+        };
         for verb in p["verbs"].as_array().unwrap() {
-            let verb = verb.as_str().unwrap().to_string();
-            out.push((field("scope"), field("group"), field("resource"), verb));
+            out.push(Required {
+                scope: field("scope"),
+                group: field("group"),
+                resource: field("resource"),
+                verb: verb.as_str().unwrap().to_string(),
+                leader_election,
+            });
         }
     }
     out
 }
 
-fn required(watched_scope: &str, operator_ns: &str) -> BTreeSet<Grant> {
+/// What must be granted: watched-scope permissions in `watched_scope`, operator-scope ones in
+/// `operator_ns`, leader election's only when it is enabled.
+fn required(watched_scope: &str, operator_ns: &str, leader_election: bool) -> BTreeSet<Grant> {
     required_permissions()
         .into_iter()
-        .map(|(scope, group, resource, verb)| {
-            let scope = match scope.as_str() {
+        .filter(|r| leader_election || !r.leader_election)
+        .map(|r| {
+            let scope = match r.scope.as_str() {
                 "watched" => watched_scope,
                 "operator" => operator_ns,
                 other => panic!("unknown scope {other:?} in required-permissions.yaml"),
             };
-            (scope.to_string(), group, resource, verb)
+            (scope.to_string(), r.group, r.resource, r.verb)
         })
         .collect()
 }
@@ -134,7 +158,32 @@ fn chart_grants_exactly_the_required_permissions_cluster_wide() {
     assert_exact(
         "chart (all namespaces)",
         got,
-        required(CLUSTER, "psa-operator-system"),
+        required(CLUSTER, "psa-operator-system", false),
+    );
+    // No Event of the core group: kube-runtime's Recorder writes events.k8s.io only.
+    let docs = helm::render(&[]);
+    let got = granted(&docs, "psa-operator", "psa-operator-system");
+    assert!(got.iter().all(|g| !(g.1.is_empty() && g.2 == "events")));
+    assert!(
+        got.iter().all(|g| g.2 != "leases"),
+        "no Lease without leader election"
+    );
+}
+
+#[test]
+fn chart_grants_leases_only_with_leader_election() {
+    let docs = helm::render(&["--set", "leaderElection.enabled=true"]);
+    let got = granted(&docs, "psa-operator", "psa-operator-system");
+    assert_exact(
+        "chart (leader election)",
+        got.clone(),
+        required(CLUSTER, "psa-operator-system", true),
+    );
+    let leases: Vec<&Grant> = got.iter().filter(|g| g.2 == "leases").collect();
+    assert!(!leases.is_empty());
+    assert!(
+        leases.iter().all(|g| g.0 == "psa-operator-system"),
+        "Leases only in the operator's namespace: {leases:?}"
     );
 }
 
@@ -145,7 +194,7 @@ fn chart_grants_exactly_the_required_permissions_in_one_namespace() {
     assert_exact(
         "chart (namespace psa)",
         got,
-        required("psa", "psa-operator-system"),
+        required("psa", "psa-operator-system", false),
     );
 }
 
@@ -156,7 +205,56 @@ fn kustomize_grants_exactly_the_required_permissions() {
     assert_exact(
         "config/default",
         got,
-        required(CLUSTER, "psa-operator-system"),
+        required(CLUSTER, "psa-operator-system", false),
+    );
+}
+
+#[test]
+fn kustomize_namespaced_overlay_grants_the_required_permissions_in_one_namespace() {
+    let docs = kustomize::render_dir("config/namespaced");
+    let got = granted(&docs, "psa-operator", "psa-operator-system");
+    assert_exact(
+        "config/namespaced",
+        got,
+        required("psa", "psa-operator-system", false),
+    );
+    assert!(
+        of_kind(&docs, "ClusterRoleBinding").is_empty(),
+        "nothing cluster-wide is bound to the operator"
+    );
+    let deploy = find(&docs, "Deployment", "psa-operator");
+    let args = &deploy["spec"]["template"]["spec"]["containers"][0]["args"];
+    let args: Vec<&str> = args
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(args.contains(&"--namespace=psa"), "{args:?}");
+    assert!(!args.contains(&"--all-namespaces"), "{args:?}");
+    // The same grant as the chart confined to `psa`.
+    let chart = helm::render(&["--set", "watch.namespace=psa"]);
+    assert_eq!(
+        find(&docs, "Role", "psa-operator")["rules"],
+        find(&chart, "Role", "psa-operator")["rules"]
+    );
+}
+
+#[test]
+fn kustomize_leader_election_component_equals_the_chart() {
+    let docs = kustomize::render_dir("config/components/leader-election");
+    let chart = helm::render(&["--set", "leaderElection.enabled=true"]);
+    let role = "psa-operator-leader-election";
+    assert_eq!(
+        find(&docs, "Role", role)["rules"],
+        find(&chart, "Role", role)["rules"]
+    );
+    let mut with = kustomize::render();
+    with.extend(docs);
+    assert_exact(
+        "config/default + leader-election component",
+        granted(&with, "psa-operator", "psa-operator-system"),
+        required(CLUSTER, "psa-operator-system", true),
     );
 }
 
@@ -174,7 +272,7 @@ fn a_missing_or_extra_grant_is_reported() {
         serde_json::json!({"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}),
     );
     let got = granted(&docs, "psa-operator", "psa-operator-system");
-    let (missing, extra) = diff(&got, &required(CLUSTER, "psa-operator-system"));
+    let (missing, extra) = diff(&got, &required(CLUSTER, "psa-operator-system", false));
     let resources = |v: &[Grant]| v.iter().map(|g| g.2.clone()).collect::<BTreeSet<_>>();
     assert_eq!(resources(&missing), BTreeSet::from(["secrets".to_string()]));
     assert_eq!(

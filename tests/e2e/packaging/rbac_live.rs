@@ -94,10 +94,12 @@ fn permission(method: &str, uri: &str) -> Option<(String, String, String)> {
     Some((group.to_string(), resource, verb.to_string()))
 }
 
+/// What the chart grants by default (no leader election).
 fn required() -> BTreeSet<(String, String, String)> {
     super::rbac::required_permissions()
         .into_iter()
-        .map(|(_, group, resource, verb)| (group, resource, verb))
+        .filter(|r| !r.leader_election)
+        .map(|r| (r.group, r.resource, r.verb))
         .collect()
 }
 
@@ -140,15 +142,15 @@ async fn every_api_call_of_the_operator_is_granted() {
         .await
         .unwrap();
     let crds = std::fs::read_to_string(
-        repo().join("charts/psa-operator/crds/psa-operator.io_psaconnections.yaml"),
+        repo().join("charts/psa-operator/files/crds/psa-operator.io_psaconnections.yaml"),
     )
     .unwrap()
         + &std::fs::read_to_string(
-            repo().join("charts/psa-operator/crds/psa-operator.io_customermappings.yaml"),
+            repo().join("charts/psa-operator/files/crds/psa-operator.io_customermappings.yaml"),
         )
         .unwrap()
         + &std::fs::read_to_string(
-            repo().join("charts/psa-operator/crds/psa-operator.io_contractservices.yaml"),
+            repo().join("charts/psa-operator/files/crds/psa-operator.io_contractservices.yaml"),
         )
         .unwrap();
     cluster.apply_yaml(&crds, "test").unwrap();
@@ -239,6 +241,33 @@ async fn every_api_call_of_the_operator_is_granted() {
             "{group} {resource} {verb} not seen: {used:#?}"
         );
     }
-    let unused: Vec<_> = granted.difference(&used).collect();
-    eprintln!("granted but not exercised in this run: {unused:?}");
+    // And nothing is granted that the operator does not call: every grant was used in this run,
+    // or is one of the few whose call needs a PSA that answers (none does here).
+    let unused: BTreeSet<(String, String, String)> = granted.difference(&used).cloned().collect();
+    let explained: BTreeSet<(String, String, String)> = NOT_CALLED_WITHOUT_A_PSA
+        .iter()
+        .map(|(g, r, v, _why)| (g.to_string(), r.to_string(), v.to_string()))
+        .collect();
+    let unexplained: Vec<_> = unused.difference(&explained).collect();
+    assert!(
+        unexplained.is_empty(),
+        "granted but never called (remove them from required-permissions.yaml and the roles): \
+         {unexplained:#?}"
+    );
 }
+
+/// Granted permissions this run cannot exercise, and the call that needs each.
+const NOT_CALLED_WITHOUT_A_PSA: [(&str, &str, &str, &str); 2] = [
+    (
+        "events.k8s.io",
+        "events",
+        "patch",
+        "the Recorder patches an Event series when the same Event repeats",
+    ),
+    (
+        "psa-operator.io",
+        "contractservices",
+        "get",
+        "a mapping's contractService is read once its connection authenticates",
+    ),
+];
