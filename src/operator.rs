@@ -195,7 +195,7 @@ pub async fn run_operator_on(
     listeners: OperatorListeners,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> anyhow::Result<()> {
-    let registry = Registry::new();
+    let registry = Registry::starting();
     let mut metrics = MetricsRegistry::default();
     let controller_metrics = Arc::new(ControllerMetrics::register(&mut metrics));
     let psa_calls = PsaCallMetrics::register(&mut metrics);

@@ -280,11 +280,34 @@ pub struct Registry {
     /// Failsafe settings, published even while the PSA settings do not resolve: a revoked
     /// credential or a renamed status is exactly when the failsafe e-mail is needed.
     failsafes: Arc<RwLock<HashMap<ConnectionKey, Failsafe>>>,
+    /// Every connection the API server had when the controllers started has been published:
+    /// before that, a connection not in the registry may simply not be loaded yet.
+    synced: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Registry {
+    /// A registry its writer fills as it goes: every connection is known (intake-only uses).
     pub fn new() -> Self {
+        let r = Self::default();
+        r.mark_synced();
+        r
+    }
+
+    /// A registry the controllers are about to fill: until `mark_synced`, a connection missing
+    /// from it may still be loading (the intake asks senders to retry).
+    pub fn starting() -> Self {
         Self::default()
+    }
+
+    /// Marks the registry complete (see `synced`).
+    pub fn mark_synced(&self) {
+        self.synced
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a connection missing from the registry is really unknown (not still loading).
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Publishes (replaces) the entry of a connection; watchers are notified.

@@ -110,6 +110,19 @@ impl Publisher {
         self.pending.notify_one();
     }
 
+    /// Marks the registry complete once every connection that exists (`live`) has been applied.
+    pub fn note_live_connections(&self, live: &std::collections::HashSet<ConnectionKey>) {
+        if self.registry.is_synced() {
+            return;
+        }
+        let known: BTreeSet<ConnectionKey> = self.connection_keys().into_iter().collect();
+        if live.iter().all(|k| known.contains(k)) {
+            // Published by the next flush at the latest: flush now so the registry has them.
+            self.flush();
+            self.registry.mark_synced();
+        }
+    }
+
     /// Connections the index knows (whether or not their settings resolve).
     pub fn connection_keys(&self) -> Vec<ConnectionKey> {
         self.state().index.connection_keys()

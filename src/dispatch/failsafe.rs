@@ -276,7 +276,7 @@ mod tests {
                 .insert(format!("a{i}"), "a".repeat(8 * 1024));
         }
         env.event.user = Some("u".repeat(1_500_000));
-        let m = compose(&env, &"r".repeat(100_000));
+        let m = compose(&env, &"r".repeat(100_000), "");
         assert!(m.body.len() <= MAX_BODY, "{} bytes", m.body.len());
         assert!(m.body.contains("Connection: psa/acme-cw"));
         assert!(m.body.contains("more bytes not shown"));

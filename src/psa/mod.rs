@@ -52,6 +52,9 @@ impl Provider {
         match self {
             Provider::ConnectWise => UNMETERED,
             Provider::KaseyaBms => 1500,
+            // 10,000 an hour per database, shared with every other integration: half of it
+            // (the client's own share guard keeps to the same figure).
+            Provider::Autotask => 5000,
         }
     }
 
@@ -65,9 +68,13 @@ impl Provider {
 
     /// The provider of a connection's `spec.provider` kind name (`ProviderSpec::kind_name`).
     pub fn from_kind_name(kind: &str) -> Option<Provider> {
-        [Provider::ConnectWise, Provider::KaseyaBms]
-            .into_iter()
-            .find(|p| p.as_str() == kind)
+        [
+            Provider::ConnectWise,
+            Provider::KaseyaBms,
+            Provider::Autotask,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == kind)
     }
 
     /// Ticket settings this PSA cannot create a ticket without (from the vendor's document);
@@ -76,6 +83,7 @@ impl Provider {
         match self {
             Provider::ConnectWise => connectwise::REQUIRED_TICKET_SETTINGS,
             Provider::KaseyaBms => bms::REQUIRED_TICKET_SETTINGS,
+            Provider::Autotask => autotask::REQUIRED_TICKET_SETTINGS,
         }
     }
 }

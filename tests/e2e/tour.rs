@@ -202,7 +202,14 @@ async fn readme_tour_from_dev_to_the_ticket_in_the_browser() {
     assert_eq!(got, want, "{ready}");
     assert_eq!(ready["ready"], true);
     let http = reqwest::Client::new();
-    for key in ["apiServer", "intake", "connectwise", "bms", "autotask", "metrics"] {
+    for key in [
+        "apiServer",
+        "intake",
+        "connectwise",
+        "bms",
+        "autotask",
+        "metrics",
+    ] {
         let base = url(&ready, key);
         assert!(!base.ends_with(":0"), "{key} reports port 0: {base}");
         let path = if key == "metrics" { "/healthz" } else { "/" };

@@ -233,6 +233,10 @@ async fn accept(
     let entry = st.registry.get(key);
     let authenticated = match entry.as_ref() {
         Some(e) => authenticate(headers, e.intake_token.as_ref()),
+        // Right after a start the connection may not be loaded yet: a well-formed request is
+        // asked to retry (503), as for a token not readable yet — Alertmanager retries a 503,
+        // not a 401. Every unknown name answers alike, so existence is still not told.
+        None if !st.registry.is_synced() => authenticate(headers, None),
         // Same answer as a wrong token: whether a connection exists is not told to strangers.
         None => check_bearer(headers, |_| false),
     };

@@ -27,6 +27,27 @@ mod tickets;
 mod transport;
 mod wire;
 
+/// The minimal ticket create that works on live tenants: companyID, title, status, priority and a
+/// queue (or an assigned resource with its role, which psa-operator never sets). The REST
+/// document marks no property required, so this comes from the provider notes.
+pub const REQUIRED_TICKET_SETTINGS: &[crate::psa::RequiredTicketSetting] = &[
+    crate::psa::RequiredTicketSetting {
+        setting: "board",
+        psa_field: "queueID",
+        note: " (a queue: without one Autotask needs an assigned resource, and psa-operator assigns no one)",
+    },
+    crate::psa::RequiredTicketSetting {
+        setting: "status",
+        psa_field: "status",
+        note: "",
+    },
+    crate::psa::RequiredTicketSetting {
+        setting: "priority",
+        psa_field: "priority",
+        note: "",
+    },
+];
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -512,6 +512,7 @@ async fn failsafe_email_when_the_database_is_over_its_threshold() {
     conn.dispatch.max_attempts = 2;
     conn.failsafe = Some(Failsafe {
         recipients: vec!["soc@msp.example".into()],
+        subject_prefix: None,
         smtp: SmtpSettings {
             host: "127.0.0.1".into(),
             port,
