@@ -200,6 +200,7 @@ pub async fn run_dev(
 /// The sandbox URLs `config/samples/` names (the default ports of `dev`).
 pub const DEFAULT_CONNECTWISE_URL: &str = "http://127.0.0.1:8081";
 pub const DEFAULT_BMS_URL: &str = "http://127.0.0.1:8082";
+pub const DEFAULT_AUTOTASK_URL: &str = "http://127.0.0.1:8083";
 
 /// `dev --print-samples`: the samples in `samples_dir` with the addresses of the `dev` running on
 /// `state_dir`, in apply order.
@@ -271,7 +272,8 @@ pub fn render_samples(files: &[(String, String)], ready: &ReadyLine) -> String {
             let Some(kind) = kind_of(&doc) else { continue };
             let doc = doc
                 .replace(DEFAULT_CONNECTWISE_URL, &ready.connectwise)
-                .replace(DEFAULT_BMS_URL, &ready.bms);
+                .replace(DEFAULT_BMS_URL, &ready.bms)
+                .replace(DEFAULT_AUTOTASK_URL, &ready.autotask);
             docs.push((apply_rank(kind), format!("# from {name}\n{}", doc.trim())));
         }
     }

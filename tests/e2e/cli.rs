@@ -52,12 +52,12 @@ fn write_input(dir: &Path, url: &str) -> PathBuf {
     std::fs::create_dir_all(&input).unwrap();
     std::fs::write(
         input.join("connection.yaml"),
-        sample("psaconnection-connectwise.yaml").replace("http://127.0.0.1:8081", url),
+        sample("02-psaconnection-connectwise.yaml").replace("http://127.0.0.1:8081", url),
     )
     .unwrap();
     std::fs::write(
         input.join("service.yaml"),
-        sample("contractservice-saas-alerts-monitoring.yaml"),
+        sample("03-contractservice-saas-alerts-monitoring.yaml"),
     )
     .unwrap();
     input
@@ -94,7 +94,7 @@ async fn plan_detailed_exitcode_is_0_once_the_operator_has_converged() {
     let input = write_input(dir.path(), &cw.sandbox.base_url());
     let objects = [
         sample("00-namespace.yaml"),
-        sample("secrets.yaml"),
+        sample("01-secrets.yaml"),
         std::fs::read_to_string(input.join("connection.yaml")).unwrap(),
         std::fs::read_to_string(input.join("service.yaml")).unwrap(),
     ]
@@ -188,6 +188,8 @@ async fn plan_into_a_closed_pipe_is_quiet() {
                 "src/sandbox/connectwise/demo-seed.yaml",
                 "--offline-psa-seed",
                 "src/sandbox/bms/demo-seed.yaml",
+                "--offline-psa-seed",
+                "src/sandbox/autotask/demo-seed.yaml",
                 "-o",
                 "json",
             ])

@@ -36,6 +36,7 @@ async fn start_dev(state: &Path) -> (ChildGuard, Value) {
         "--metrics-port",
         "--connectwise-port",
         "--bms-port",
+        "--autotask-port",
     ] {
         cmd.args([port, "0"]);
     }
@@ -168,7 +169,7 @@ async fn wait_all_ready(kubeconfig: &str) {
                 .flatten()
                 .any(|c| c["type"] == "Ready" && c["status"] == "True")
         };
-        (items.len() == 5 && items.iter().all(ready)).then_some(())
+        (items.len() == 6 && items.iter().all(ready)).then_some(())
     })
     .await;
 }

@@ -82,6 +82,8 @@ config/rbac/required-permissions.yaml (scope: watched); a test compares them.
 {{- define "psa-operator.leaderElect" -}}
 {{- $e := .Values.leaderElection.enabled -}}
 {{- if eq (toString $e) "auto" }}{{ include "psa-operator.sharedStore" . }}{{ else if $e }}true{{ end -}}
+{{- end }}
+
 {{/* Labels of the CRDs: the chart's, without the component (CRDs belong to no one pod). */}}
 {{- define "psa-operator.crdLabels" -}}
 helm.sh/chart: {{ include "psa-operator.chart" . }}
