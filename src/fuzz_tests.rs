@@ -236,7 +236,7 @@ mod intake {
 
 mod conditions {
     use super::*;
-    use crate::psa::connectwise::conditions::{and, eq_id, eq_str, or};
+    use crate::psa::connectwise::query::{and, eq_id, eq_str, or};
     use crate::sandbox::connectwise::query;
 
     /// Whatever the value, the condition parses and an exact-value record matches it (the

@@ -16,6 +16,7 @@ pub mod dispatch;
 pub mod gitops;
 pub mod leader;
 pub mod operator;
+pub mod providers;
 pub mod psa;
 pub mod resolved;
 pub mod sandbox;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::api::{AccountMapping, EventField, Grouping};
-use crate::psa::{Psa, PsaId};
+use crate::psa::{PsaId, TicketDesk};
 use crate::secret::SecretString;
 
 /// Namespace and name of a PsaConnection.
@@ -176,7 +176,8 @@ pub struct ResolvedConnection {
     pub key: ConnectionKey,
     /// `metadata.generation` the snapshot was built from.
     pub generation: i64,
-    pub psa: Arc<dyn Psa>,
+    /// The connection's PSA as the dispatcher uses it.
+    pub psa: Arc<dyn TicketDesk>,
     pub grouping: Grouping,
     pub account_mapping: AccountMapping,
     pub catch_all: Option<ResolvedCustomer>,
@@ -221,10 +222,10 @@ impl ResolvedConnection {
     }
 }
 
-#[cfg(test)]
 impl ResolvedConnection {
-    /// Settings with nothing configured, for tests of what is built around them.
-    pub fn for_tests(key: ConnectionKey, psa: Arc<dyn Psa>) -> Self {
+    /// Settings with nothing configured: the fixture unit tests, the e2e harness and
+    /// benchmarks start from (`ResolvedConnection { grouping, ..ResolvedConnection::sample(key, psa) }`).
+    pub fn sample(key: ConnectionKey, psa: Arc<dyn TicketDesk>) -> Self {
         ResolvedConnection {
             key,
             generation: 1,
@@ -248,7 +249,6 @@ impl std::fmt::Debug for ResolvedConnection {
         f.debug_struct("ResolvedConnection")
             .field("key", &self.key)
             .field("generation", &self.generation)
-            .field("provider", &self.psa.provider())
             .field("grouping", &self.grouping)
             .field("customers", &self.customers.len())
             .field("held", &self.held_organizations.len())

@@ -69,7 +69,7 @@ pub struct PsaConnectionSpec {
     pub revalidate_interval: Option<String>,
 }
 
-/// The PSA this connection talks to. Exactly one member is set.
+/// The PSA this connection talks to. Exactly one member is set; `crate::providers` reads it.
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -491,59 +491,5 @@ impl PsaConnectionSpec {
     /// `true` when the connection is suspended (durable disable).
     pub fn suspended(&self) -> bool {
         self.suspend.unwrap_or(false)
-    }
-}
-
-impl ProviderSpec {
-    /// The configured provider, when exactly one is set.
-    pub fn provider(&self) -> Option<crate::psa::Provider> {
-        match (&self.connect_wise, &self.kaseya_bms) {
-            (Some(_), None) => Some(crate::psa::Provider::ConnectWise),
-            (None, Some(_)) => Some(crate::psa::Provider::KaseyaBms),
-            _ => None,
-        }
-    }
-
-    /// Display name of the configured provider.
-    pub fn kind_name(&self) -> &'static str {
-        match (&self.connect_wise, &self.kaseya_bms, &self.autotask) {
-            (Some(_), _, _) => "ConnectWise",
-            (None, Some(_), _) => "KaseyaBMS",
-            (None, None, Some(_)) => "Autotask",
-            (None, None, None) => "None",
-        }
-    }
-
-    /// The field naming the credentials Secret of the configured provider (for messages).
-    pub fn credentials_field(&self) -> &'static str {
-        match (&self.connect_wise, &self.kaseya_bms, &self.autotask) {
-            (Some(_), _, _) => "spec.provider.connectWise.credentialsSecretRef.name",
-            (None, Some(_), _) => "spec.provider.kaseyaBms.credentialsSecretRef.name",
-            (None, None, Some(_)) => "spec.provider.autotask.credentialsSecretRef.name",
-            (None, None, None) => "spec.provider",
-        }
-    }
-
-    /// The PSA's URL as configured (Autotask: the zone URL, empty when discovered).
-    pub fn url(&self) -> String {
-        match (&self.connect_wise, &self.kaseya_bms, &self.autotask) {
-            (Some(cw), _, _) => cw.url.clone(),
-            (None, Some(b), _) => b.url.clone(),
-            (None, None, Some(a)) => a.zone_url.clone().unwrap_or_default(),
-            (None, None, None) => String::new(),
-        }
-    }
-
-    /// Points the configured provider at another URL (a sandbox standing in for the PSA).
-    pub fn set_url(&mut self, url: &str) {
-        if let Some(cw) = self.connect_wise.as_mut() {
-            cw.url = url.to_string();
-        }
-        if let Some(b) = self.kaseya_bms.as_mut() {
-            b.url = url.to_string();
-        }
-        if let Some(a) = self.autotask.as_mut() {
-            a.zone_url = Some(url.to_string());
-        }
     }
 }

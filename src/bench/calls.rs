@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::env::{loopback, BenchEnv};
 use super::manifests::{self, ConnectionSpec, Provider, NAMESPACE};
-use crate::cli::BenchArgs;
+use super::BenchArgs;
 use crate::dispatch::intake::throughput::post_all;
 use crate::sandbox::{self, RunningSandbox};
 

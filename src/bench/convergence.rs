@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::env::{loopback, BenchEnv};
 use super::intake::round;
 use super::manifests::{self, ConnectionSpec, Provider};
-use crate::cli::BenchArgs;
+use super::BenchArgs;
 use crate::sandbox::{self, RunningSandbox};
 
 /// A ConnectWise sandbox seeded with `mappings` companies, its connection Ready under a running

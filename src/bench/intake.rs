@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::alertmanager::{self, Alertmanager};
 use super::stats::summarize;
-use crate::cli::BenchArgs;
+use super::BenchArgs;
 use crate::dispatch::intake::throughput::{
     measure_intake, measure_intake_on, post_all, ThroughputReport, ThroughputRun,
 };

@@ -13,7 +13,7 @@ use super::calls::alert;
 use super::convergence::ready_connection;
 use super::env::BenchEnv;
 use super::stats::summarize;
-use crate::cli::BenchArgs;
+use super::BenchArgs;
 use crate::sandbox::admin::Faults;
 
 const POLL: Duration = Duration::from_millis(20);

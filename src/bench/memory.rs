@@ -11,7 +11,7 @@ use super::convergence::{apply_and_wait, ready_connection};
 use super::env::BenchEnv;
 use super::intake::round;
 use super::manifests::{ConnectionSpec, Provider};
-use crate::cli::BenchArgs;
+use super::BenchArgs;
 use crate::dispatch::intake::throughput::{post_all, request_bodies, ThroughputRun};
 
 /// `VmRSS` and `VmHWM` (peak) of a process, in KiB, from `/proc/<pid>/status`.

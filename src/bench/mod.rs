@@ -20,9 +20,50 @@ pub mod manifests;
 pub mod memory;
 pub mod stats;
 
+use std::path::PathBuf;
+
 use serde_json::{json, Value};
 
-use crate::cli::BenchArgs;
+/// The arguments of `psa-operator bench` (the CLI's `Command` embeds them).
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Benchmark name: intake, calls-per-alert, e2e-latency, convergence, memory.
+    pub name: String,
+    /// Print JSON (the default output is JSON as well; kept for scripts).
+    #[arg(long)]
+    pub json: bool,
+    /// intake: alerts per mode (default 2000); e2e-latency: alerts sent (default 500).
+    #[arg(long)]
+    pub alerts: Option<usize>,
+    /// intake: concurrent HTTP clients (default 8).
+    #[arg(long)]
+    pub clients: Option<usize>,
+    /// intake: alerts per request in the batch mode (default 100, the intake's maximum).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// calls-per-alert: size of the bursts (default 100).
+    #[arg(long)]
+    pub burst: Option<usize>,
+    /// convergence (default 1000) and memory (default 10000): CustomerMappings applied.
+    #[arg(long)]
+    pub mappings: Option<usize>,
+    /// memory: events stored before RSS is read (default 100000).
+    #[arg(long)]
+    pub events: Option<usize>,
+    /// e2e-latency: alerts per second (default 100).
+    #[arg(long)]
+    pub rate: Option<usize>,
+    /// e2e-latency: latency the sandbox adds to every PSA call, in ms (default 50).
+    #[arg(long)]
+    pub latency_ms: Option<u64>,
+    /// intake: also measure a PostgreSQL store (postgres://…), reported beside SQLite's. Each
+    /// run uses a connection name of its own, so a database can be reused.
+    #[arg(long, env = "PSA_BENCH_STORE", hide_env_values = true)]
+    pub store: Option<String>,
+    /// intake: the Alertmanager binary to compare with.
+    #[arg(long, default_value = "/usr/bin/prometheus-alertmanager")]
+    pub alertmanager: PathBuf,
+}
 
 /// Every benchmark's name, as the command line takes it.
 pub const NAMES: [&str; 5] = [

@@ -4,6 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+#[cfg(feature = "dev-tools")]
+pub use crate::bench::BenchArgs;
+pub use crate::gitops::args::{ImportArgs, OutputFormat, PlanArgs, ValidateArgs};
+
 /// Exit code of a subcommand whose issue has not landed yet.
 pub const EXIT_NOT_AVAILABLE: i32 = 2;
 
@@ -180,18 +184,11 @@ pub struct DevclusterArgs {
     pub tls: bool,
 }
 
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SandboxProvider {
-    Connectwise,
-    Bms,
-    Autotask,
-}
-
 #[derive(Args, Debug, Clone)]
 pub struct SandboxArgs {
     /// Which PSA to emulate.
     #[arg(long, value_enum)]
-    pub flavor: SandboxProvider,
+    pub flavor: crate::psa::Provider,
     /// Listen address.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub addr: String,
@@ -201,68 +198,6 @@ pub struct SandboxArgs {
     /// Added latency per request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
-}
-
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OutputFormat {
-    #[default]
-    Text,
-    Json,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct ValidateArgs {
-    /// Files or directories of YAML; `-` reads standard input.
-    #[arg(required = true)]
-    pub paths: Vec<PathBuf>,
-    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct PlanArgs {
-    /// Files or directories of YAML; `-` reads standard input.
-    #[arg(required = true)]
-    pub paths: Vec<PathBuf>,
-    /// Kubeconfig to read referenced Secrets and live resources from (default: $KUBECONFIG;
-    /// neither: no cluster is read).
-    #[arg(long)]
-    pub kubeconfig: Option<PathBuf>,
-    /// Plan against a sandbox seeded from this file instead of the live PSA; repeat it for a
-    /// ConnectWise and a Kaseya BMS seed.
-    #[arg(long)]
-    pub offline_psa_seed: Vec<PathBuf>,
-    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
-    /// Exit 2 when the plan has changes and no problem (0: nothing to change, 1: problems).
-    #[arg(long)]
-    pub detailed_exitcode: bool,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct ImportArgs {
-    /// PsaConnection YAML to import from.
-    #[arg(long)]
-    pub connection_file: PathBuf,
-    /// Only companies of this type.
-    #[arg(long)]
-    pub filter_type: Option<String>,
-    /// Only parent companies.
-    #[arg(long)]
-    pub parent_only: bool,
-    /// Kubeconfig to read the credentials Secret from (default: $KUBECONFIG).
-    #[arg(long)]
-    pub kubeconfig: Option<PathBuf>,
-    /// YAML with the credentials Secret (instead of reading it from the cluster).
-    #[arg(long)]
-    pub secret_file: Option<PathBuf>,
-    /// Files or directories with the CustomerMappings already in git; their companies are skipped.
-    #[arg(long)]
-    pub existing: Vec<PathBuf>,
-    /// Write one file per scaffold into this directory (existing files are left alone)
-    /// instead of printing them.
-    #[arg(long)]
-    pub out_dir: Option<PathBuf>,
 }
 
 /// What `send-sample` sends.
@@ -311,46 +246,6 @@ pub struct ReplayArgs {
     /// Namespace/name of the connection (all when absent).
     #[arg(long)]
     pub connection: Option<String>,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct BenchArgs {
-    /// Benchmark name: intake, calls-per-alert, e2e-latency, convergence, memory.
-    pub name: String,
-    /// Print JSON (the default output is JSON as well; kept for scripts).
-    #[arg(long)]
-    pub json: bool,
-    /// intake: alerts per mode (default 2000); e2e-latency: alerts sent (default 500).
-    #[arg(long)]
-    pub alerts: Option<usize>,
-    /// intake: concurrent HTTP clients (default 8).
-    #[arg(long)]
-    pub clients: Option<usize>,
-    /// intake: alerts per request in the batch mode (default 100, the intake's maximum).
-    #[arg(long)]
-    pub batch: Option<usize>,
-    /// calls-per-alert: size of the bursts (default 100).
-    #[arg(long)]
-    pub burst: Option<usize>,
-    /// convergence (default 1000) and memory (default 10000): CustomerMappings applied.
-    #[arg(long)]
-    pub mappings: Option<usize>,
-    /// memory: events stored before RSS is read (default 100000).
-    #[arg(long)]
-    pub events: Option<usize>,
-    /// e2e-latency: alerts per second (default 100).
-    #[arg(long)]
-    pub rate: Option<usize>,
-    /// e2e-latency: latency the sandbox adds to every PSA call, in ms (default 50).
-    #[arg(long)]
-    pub latency_ms: Option<u64>,
-    /// intake: also measure a PostgreSQL store (postgres://…), reported beside SQLite's. Each
-    /// run uses a connection name of its own, so a database can be reused.
-    #[arg(long, env = "PSA_BENCH_STORE", hide_env_values = true)]
-    pub store: Option<String>,
-    /// intake: the Alertmanager binary to compare with.
-    #[arg(long, default_value = "/usr/bin/prometheus-alertmanager")]
-    pub alertmanager: PathBuf,
 }
 
 pub mod replay;

@@ -8,8 +8,8 @@ use std::io::Write;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use super::{SandboxArgs, SandboxProvider};
-use crate::sandbox::{self, Faults};
+use super::SandboxArgs;
+use crate::sandbox::Faults;
 
 pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&args.addr)
@@ -19,29 +19,22 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
         latency_ms: args.latency_ms,
         ..Faults::default()
     };
-    let running = match args.flavor {
-        SandboxProvider::Connectwise => {
-            let seed = match &args.seed {
-                Some(path) => sandbox::connectwise::load_seed(path).map_err(anyhow::Error::msg)?,
-                None => sandbox::connectwise::demo_seed(),
-            };
-            sandbox::connectwise::start(listener, seed, faults).await?
-        }
-        SandboxProvider::Bms => {
-            let seed = match &args.seed {
-                Some(path) => sandbox::bms::load_seed(path).map_err(anyhow::Error::msg)?,
-                None => sandbox::bms::demo_seed(),
-            };
-            sandbox::bms::start(listener, seed, faults).await?
-        }
-        SandboxProvider::Autotask => {
-            let seed = match &args.seed {
-                Some(path) => sandbox::autotask::load_seed(path).map_err(anyhow::Error::msg)?,
-                None => sandbox::autotask::demo_seed(),
-            };
-            sandbox::autotask::start(listener, seed, faults).await?
-        }
+    let seed_text = match &args.seed {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read seed {}: {e}", path.display()))?,
+        ),
+        None => None,
     };
+    let shown = args.seed.as_ref().map(|p| p.display().to_string());
+    let (running, _) = args
+        .flavor
+        .start_sandbox(listener, seed_text.as_deref(), faults)
+        .await
+        .map_err(|e| match &shown {
+            Some(path) => anyhow::anyhow!("{path}: {e}"),
+            None => anyhow::anyhow!(e),
+        })?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on {}", running.base_url())?;
     out.flush()?;

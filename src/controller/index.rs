@@ -293,7 +293,7 @@ mod tests {
     fn settings() -> ConnectionFacts {
         ConnectionFacts {
             authenticated: true,
-            settings: Some(Arc::new(ResolvedConnection::for_tests(key(), psa()))),
+            settings: Some(Arc::new(ResolvedConnection::sample(key(), psa()))),
             ..Default::default()
         }
     }

@@ -14,7 +14,9 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 
-use crate::psa::{Company, Contact, NewTicket, Psa, PsaError, PsaId, PsaResult, Ticket};
+use async_trait::async_trait;
+
+use crate::psa::{Company, Contact, NewTicket, PsaError, PsaId, PsaResult, Ticket, TicketDesk};
 
 pub struct Budget {
     per_hour: u32,
@@ -71,13 +73,13 @@ impl Budget {
 /// counted (PSA calls per event), and a `Retry-After` in an error pauses the connection.
 #[derive(Clone)]
 pub struct PsaCalls {
-    psa: Arc<dyn Psa>,
+    psa: Arc<dyn TicketDesk>,
     budget: Arc<Budget>,
     calls: Arc<AtomicU32>,
 }
 
 impl PsaCalls {
-    pub fn new(psa: Arc<dyn Psa>, budget: Arc<Budget>) -> Self {
+    pub fn new(psa: Arc<dyn TicketDesk>, budget: Arc<Budget>) -> Self {
         PsaCalls {
             psa,
             budget,
@@ -101,38 +103,30 @@ impl PsaCalls {
         }
         r
     }
+}
 
-    pub async fn get_ticket(&self, id: &PsaId) -> PsaResult<Option<Ticket>> {
-        self.call(self.psa.get_ticket(id)).await
-    }
-
-    pub async fn find_ticket_by_marker(&self, marker: &str) -> PsaResult<Option<Ticket>> {
-        self.call(self.psa.find_ticket_by_marker(marker)).await
-    }
-
-    pub async fn create_ticket(&self, t: &NewTicket) -> PsaResult<Ticket> {
-        self.call(self.psa.create_ticket(t)).await
-    }
-
-    pub async fn add_note(&self, ticket_id: &PsaId, text: &str) -> PsaResult<PsaId> {
-        self.call(self.psa.add_note(ticket_id, text)).await
-    }
-
-    pub async fn note_texts(&self, ticket_id: &PsaId) -> PsaResult<Option<Vec<String>>> {
-        self.call(self.psa.note_texts(ticket_id)).await
-    }
-
-    pub async fn close_ticket(
-        &self,
-        ticket_id: &PsaId,
-        status_id: Option<&PsaId>,
-        note: Option<&str>,
-    ) -> PsaResult<()> {
-        self.call(self.psa.close_ticket(ticket_id, status_id, note))
+/// The dispatcher's PSA: the [`TicketDesk`] calls, each behind the connection's budget.
+#[async_trait]
+impl TicketDesk for PsaCalls {
+    async fn find_company_by_identifier(&self, identifier: &str) -> PsaResult<Option<Company>> {
+        self.call(self.psa.find_company_by_identifier(identifier))
             .await
     }
 
-    pub async fn find_contacts_by_email(
+    async fn find_company_by_name(&self, name: &str) -> PsaResult<Option<Company>> {
+        self.call(self.psa.find_company_by_name(name)).await
+    }
+
+    async fn find_contact_by_email(
+        &self,
+        company_id: &PsaId,
+        email: &str,
+    ) -> PsaResult<Option<Contact>> {
+        self.call(self.psa.find_contact_by_email(company_id, email))
+            .await
+    }
+
+    async fn find_contacts_by_email(
         &self,
         company_id: &PsaId,
         email: &str,
@@ -141,13 +135,34 @@ impl PsaCalls {
             .await
     }
 
-    pub async fn find_company_by_identifier(&self, identifier: &str) -> PsaResult<Option<Company>> {
-        self.call(self.psa.find_company_by_identifier(identifier))
-            .await
+    async fn create_ticket(&self, t: &NewTicket) -> PsaResult<Ticket> {
+        self.call(self.psa.create_ticket(t)).await
     }
 
-    pub async fn find_company_by_name(&self, name: &str) -> PsaResult<Option<Company>> {
-        self.call(self.psa.find_company_by_name(name)).await
+    async fn find_ticket_by_marker(&self, marker: &str) -> PsaResult<Option<Ticket>> {
+        self.call(self.psa.find_ticket_by_marker(marker)).await
+    }
+
+    async fn get_ticket(&self, id: &PsaId) -> PsaResult<Option<Ticket>> {
+        self.call(self.psa.get_ticket(id)).await
+    }
+
+    async fn add_note(&self, ticket_id: &PsaId, text: &str) -> PsaResult<PsaId> {
+        self.call(self.psa.add_note(ticket_id, text)).await
+    }
+
+    async fn note_texts(&self, ticket_id: &PsaId) -> PsaResult<Option<Vec<String>>> {
+        self.call(self.psa.note_texts(ticket_id)).await
+    }
+
+    async fn close_ticket(
+        &self,
+        ticket_id: &PsaId,
+        status_id: Option<&PsaId>,
+        note: Option<&str>,
+    ) -> PsaResult<()> {
+        self.call(self.psa.close_ticket(ticket_id, status_id, note))
+            .await
     }
 }
 

@@ -22,7 +22,7 @@ use crate::dispatch::decide::values::{issue_types, resolve_value};
 use crate::dispatch::event::Event;
 use crate::dispatch::stats::StatsBoard;
 use crate::dispatch::store::{GroupTicket, Store, StoreError, StoredEvent, TicketRecord};
-use crate::psa::{NewTicket, PsaError, PsaId};
+use crate::psa::{NewTicket, PsaError, PsaId, TicketDesk};
 use crate::resolved::{ConnectionKey, ResolvedConnection, ResolvedCustomer};
 
 /// Why an event could not be delivered this time.

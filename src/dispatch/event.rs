@@ -106,6 +106,33 @@ pub struct Event {
     pub annotations: BTreeMap<String, String>,
 }
 
+impl Event {
+    /// A complete alert (Contoso's Jane, "Too Many Downloads"): the one fixture unit tests,
+    /// the e2e harness and benchmarks build their events from, changing what they are about
+    /// with struct update syntax (`Event { id, ..Event::sample() }`).
+    pub fn sample() -> Event {
+        Event {
+            id: "sa-1".into(),
+            kind: EventKind::Alert,
+            organization: "Contoso Ltd".into(),
+            user: Some("jane@contoso.example".into()),
+            alert_type: "Too Many Downloads".into(),
+            severity: Some("critical".into()),
+            title: "Too Many Downloads".into(),
+            description: "412 files downloaded from SharePoint in 10 minutes".into(),
+            occurred_at: Some("2026-11-24T16:18:28Z".into()),
+            url: Some("https://alerts.example/e/sa-1".into()),
+            finding_id: None,
+            status: None,
+            priority: None,
+            comment: None,
+            author: None,
+            labels: Default::default(),
+            annotations: Default::default(),
+        }
+    }
+}
+
 /// An event as stored: which connection it came through and when it was accepted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

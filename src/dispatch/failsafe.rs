@@ -192,7 +192,7 @@ mod tests {
                 alert_type: alert_type.into(),
                 description: "412 files".into(),
                 url: Some("https://alerts.example/e/sa-9".into()),
-                ..crate::dispatch::decide::sample_alert()
+                ..crate::dispatch::event::Event::sample()
             },
         }
     }

@@ -58,18 +58,7 @@ mod tests {
             organization: org.into(),
             user: user.map(str::to_string),
             alert_type: alert_type.into(),
-            severity: None,
-            title: "t".into(),
-            description: String::new(),
-            occurred_at: None,
-            url: None,
-            finding_id: None,
-            status: None,
-            priority: None,
-            comment: None,
-            author: None,
-            labels: Default::default(),
-            annotations: Default::default(),
+            ..Event::sample()
         }
     }
 

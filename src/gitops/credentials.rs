@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use crate::api::PsaConnection;
-use crate::controller::factory::credentials_secret_name;
 use crate::controller::secrets::{decode_secret, read_secret, SecretData};
 
 use super::resource_set::ResourceSet;
@@ -75,7 +74,7 @@ pub async fn credentials_for(
     cluster: Option<&kube::Client>,
     fallback: Option<(&SecretData, &str)>,
 ) -> Result<Credentials, String> {
-    let Some(name) = credentials_secret_name(&conn.spec.provider) else {
+    let Some(name) = conn.spec.provider.credentials_secret_name() else {
         return Err("the connection sets no provider".into());
     };
     if let Some(s) = set.secret(namespace, name) {

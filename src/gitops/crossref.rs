@@ -13,7 +13,6 @@ use crate::controller::resolve::names::nearest;
 use crate::controller::resolve::settings::{dispatch_config, smtp_settings};
 use crate::controller::resolve::ticket::required_by_psa;
 use crate::controller::secrets::{decode_secret, SecretData};
-use crate::psa::Provider;
 
 use super::diagnostic::Diagnostic;
 use super::resource_set::{Located, ResourceSet};
@@ -237,7 +236,7 @@ fn duplicate_service_names(set: &ResourceSet) -> Vec<Diagnostic> {
 /// Ticket settings the connection's PSA requires that the spec leaves unset (the same rule the
 /// reconciler reports as `SettingsResolved=False RequiredByPsa`).
 fn required_settings(c: &Located<PsaConnection>) -> Vec<Diagnostic> {
-    let Some(provider) = Provider::from_kind_name(c.obj.spec.provider.kind_name()) else {
+    let Some(provider) = c.obj.spec.provider.selected().map(|p| p.provider()) else {
         return vec![];
     };
     let ticket = c.obj.spec.ticket.clone().unwrap_or_default();
@@ -279,7 +278,7 @@ fn connection_secrets(set: &ResourceSet, c: &Located<PsaConnection>) -> Vec<Diag
     };
     let provider_field = spec.provider.credentials_field();
     let mut found = vec![];
-    if let Some(name) = crate::controller::factory::credentials_secret_name(&spec.provider) {
+    if let Some(name) = spec.provider.credentials_secret_name() {
         if let Some(data) = lookup(provider_field, name) {
             found.push((provider_field, Check::Credentials, data));
         }

@@ -8,10 +8,10 @@ use std::path::Path;
 use anyhow::{bail, Context as _};
 use serde_json::json;
 
+use super::args::ImportArgs;
 use crate::api::{CustomerMapping, PsaConnection, GROUP, VERSION};
-use crate::cli::ImportArgs;
 use crate::controller::factory::{PsaFactory, RealPsaFactory};
-use crate::psa::{Company, CompanyFilter, Psa};
+use crate::psa::{Company, CompanyFilter, Directory, Psa};
 
 use super::credentials::{credentials_for, optional_cluster_client};
 use super::read_only::ReadOnlyPsa;

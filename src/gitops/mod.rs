@@ -5,6 +5,7 @@
 //! Everything starts from [`yaml_docs`]: the YAML as the user wrote it, with lines, so every
 //! finding points at `file:line`.
 
+pub mod args;
 pub mod credentials;
 pub mod crossref;
 pub mod diagnostic;

@@ -1,6 +1,7 @@
 //! A `Psa` that only reads: `plan` and `import` talk to the PSA through it, so a bug in either
 //! cannot create, change or delete anything. It also counts the calls by method, which `plan`
-//! reports.
+//! reports. Every method is forwarded, those with a default in the traits too: a default
+//! would hide the client's own answer.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -52,12 +53,21 @@ impl Psa for ReadOnlyPsa {
     fn provider(&self) -> Provider {
         self.inner.provider()
     }
-    fn lists_contract_lines(&self) -> bool {
-        self.inner.lists_contract_lines()
-    }
     async fn verify(&self) -> PsaResult<()> {
         self.read("verify").verify().await
     }
+    async fn endpoint(&self) -> Option<String> {
+        self.inner.endpoint().await
+    }
+    async fn missing_permissions(&self, features: &[Feature]) -> PsaResult<Vec<MissingPermission>> {
+        self.read("missing_permissions")
+            .missing_permissions(features)
+            .await
+    }
+}
+
+#[async_trait]
+impl TicketDesk for ReadOnlyPsa {
     async fn find_company_by_identifier(&self, identifier: &str) -> PsaResult<Option<Company>> {
         self.read("find_company_by_identifier")
             .find_company_by_identifier(identifier)
@@ -68,12 +78,6 @@ impl Psa for ReadOnlyPsa {
             .find_company_by_name(name)
             .await
     }
-    async fn get_company(&self, id: &PsaId) -> PsaResult<Option<Company>> {
-        self.read("get_company").get_company(id).await
-    }
-    async fn list_companies(&self, filter: &CompanyFilter) -> PsaResult<Vec<Company>> {
-        self.read("list_companies").list_companies(filter).await
-    }
     async fn find_contact_by_email(
         &self,
         company_id: &PsaId,
@@ -82,6 +86,59 @@ impl Psa for ReadOnlyPsa {
         self.read("find_contact_by_email")
             .find_contact_by_email(company_id, email)
             .await
+    }
+    async fn find_contacts_by_email(
+        &self,
+        company_id: &PsaId,
+        email: &str,
+    ) -> PsaResult<Vec<Contact>> {
+        self.read("find_contacts_by_email")
+            .find_contacts_by_email(company_id, email)
+            .await
+    }
+    async fn create_ticket(&self, _t: &NewTicket) -> PsaResult<Ticket> {
+        refused("create_ticket")
+    }
+    async fn find_ticket_by_marker(&self, marker: &str) -> PsaResult<Option<Ticket>> {
+        self.read("find_ticket_by_marker")
+            .find_ticket_by_marker(marker)
+            .await
+    }
+    async fn get_ticket(&self, id: &PsaId) -> PsaResult<Option<Ticket>> {
+        self.read("get_ticket").get_ticket(id).await
+    }
+    async fn add_note(&self, _ticket_id: &PsaId, _text: &str) -> PsaResult<PsaId> {
+        refused("add_note")
+    }
+    async fn note_texts(&self, ticket_id: &PsaId) -> PsaResult<Option<Vec<String>>> {
+        self.read("note_texts").note_texts(ticket_id).await
+    }
+    async fn close_ticket(
+        &self,
+        _ticket_id: &PsaId,
+        _status_id: Option<&PsaId>,
+        _note: Option<&str>,
+    ) -> PsaResult<()> {
+        refused("close_ticket")
+    }
+}
+
+#[async_trait]
+impl Directory for ReadOnlyPsa {
+    async fn invalid_type_combinations(
+        &self,
+        board_id: Option<&PsaId>,
+        wanted: &[TypeCombination],
+    ) -> PsaResult<Vec<usize>> {
+        self.read("invalid_type_combinations")
+            .invalid_type_combinations(board_id, wanted)
+            .await
+    }
+    async fn get_company(&self, id: &PsaId) -> PsaResult<Option<Company>> {
+        self.read("get_company").get_company(id).await
+    }
+    async fn list_companies(&self, filter: &CompanyFilter) -> PsaResult<Vec<Company>> {
+        self.read("list_companies").list_companies(filter).await
     }
     async fn find_contact_by_name(
         &self,
@@ -119,27 +176,12 @@ impl Psa for ReadOnlyPsa {
     async fn sources(&self) -> PsaResult<Vec<Named>> {
         self.read("sources").sources().await
     }
-    async fn create_ticket(&self, _t: &NewTicket) -> PsaResult<Ticket> {
-        refused("create_ticket")
-    }
-    async fn find_ticket_by_marker(&self, marker: &str) -> PsaResult<Option<Ticket>> {
-        self.read("find_ticket_by_marker")
-            .find_ticket_by_marker(marker)
-            .await
-    }
-    async fn get_ticket(&self, id: &PsaId) -> PsaResult<Option<Ticket>> {
-        self.read("get_ticket").get_ticket(id).await
-    }
-    async fn add_note(&self, _ticket_id: &PsaId, _text: &str) -> PsaResult<PsaId> {
-        refused("add_note")
-    }
-    async fn close_ticket(
-        &self,
-        _ticket_id: &PsaId,
-        _status_id: Option<&PsaId>,
-        _note: Option<&str>,
-    ) -> PsaResult<()> {
-        refused("close_ticket")
+}
+
+#[async_trait]
+impl Billing for ReadOnlyPsa {
+    fn lists_contract_lines(&self) -> bool {
+        self.inner.lists_contract_lines()
     }
     async fn find_contract(&self, company_id: &PsaId, name: &str) -> PsaResult<Option<Contract>> {
         self.read("find_contract")

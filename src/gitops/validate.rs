@@ -6,7 +6,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::cli::{OutputFormat, ValidateArgs};
+use super::args::{OutputFormat, ValidateArgs};
 
 use super::diagnostic::{sort, Diagnostic};
 use super::resource_set::ResourceSet;

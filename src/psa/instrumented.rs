@@ -87,16 +87,10 @@ impl Psa for InstrumentedPsa {
             self.inner.missing_permissions(features).await,
         )
     }
-    async fn invalid_type_combinations(
-        &self,
-        board_id: Option<&PsaId>,
-        wanted: &[TypeCombination],
-    ) -> PsaResult<Vec<usize>> {
-        self.count(
-            "invalid_type_combinations",
-            self.inner.invalid_type_combinations(board_id, wanted).await,
-        )
-    }
+}
+
+#[async_trait]
+impl TicketDesk for InstrumentedPsa {
     async fn find_company_by_identifier(&self, identifier: &str) -> PsaResult<Option<Company>> {
         self.count(
             "find_company_by_identifier",
@@ -109,12 +103,6 @@ impl Psa for InstrumentedPsa {
             self.inner.find_company_by_name(name).await,
         )
     }
-    async fn get_company(&self, id: &PsaId) -> PsaResult<Option<Company>> {
-        self.count("get_company", self.inner.get_company(id).await)
-    }
-    async fn list_companies(&self, filter: &CompanyFilter) -> PsaResult<Vec<Company>> {
-        self.count("list_companies", self.inner.list_companies(filter).await)
-    }
     async fn find_contact_by_email(
         &self,
         company_id: &PsaId,
@@ -124,6 +112,67 @@ impl Psa for InstrumentedPsa {
             "find_contact_by_email",
             self.inner.find_contact_by_email(company_id, email).await,
         )
+    }
+    async fn find_contacts_by_email(
+        &self,
+        company_id: &PsaId,
+        email: &str,
+    ) -> PsaResult<Vec<Contact>> {
+        self.count(
+            "find_contacts_by_email",
+            self.inner.find_contacts_by_email(company_id, email).await,
+        )
+    }
+    async fn create_ticket(&self, t: &NewTicket) -> PsaResult<Ticket> {
+        self.count("create_ticket", self.inner.create_ticket(t).await)
+    }
+    async fn find_ticket_by_marker(&self, marker: &str) -> PsaResult<Option<Ticket>> {
+        self.count(
+            "find_ticket_by_marker",
+            self.inner.find_ticket_by_marker(marker).await,
+        )
+    }
+    async fn get_ticket(&self, id: &PsaId) -> PsaResult<Option<Ticket>> {
+        self.count("get_ticket", self.inner.get_ticket(id).await)
+    }
+    async fn add_note(&self, ticket_id: &PsaId, text: &str) -> PsaResult<PsaId> {
+        self.count("add_note", self.inner.add_note(ticket_id, text).await)
+    }
+    // Capabilities with a default in the trait must be forwarded too: the default would hide
+    // the client's own answer (a re-claimed note added twice, a BMS contract line doubled).
+    async fn note_texts(&self, ticket_id: &PsaId) -> PsaResult<Option<Vec<String>>> {
+        self.count("note_texts", self.inner.note_texts(ticket_id).await)
+    }
+    async fn close_ticket(
+        &self,
+        ticket_id: &PsaId,
+        status_id: Option<&PsaId>,
+        note: Option<&str>,
+    ) -> PsaResult<()> {
+        self.count(
+            "close_ticket",
+            self.inner.close_ticket(ticket_id, status_id, note).await,
+        )
+    }
+}
+
+#[async_trait]
+impl Directory for InstrumentedPsa {
+    async fn invalid_type_combinations(
+        &self,
+        board_id: Option<&PsaId>,
+        wanted: &[TypeCombination],
+    ) -> PsaResult<Vec<usize>> {
+        self.count(
+            "invalid_type_combinations",
+            self.inner.invalid_type_combinations(board_id, wanted).await,
+        )
+    }
+    async fn get_company(&self, id: &PsaId) -> PsaResult<Option<Company>> {
+        self.count("get_company", self.inner.get_company(id).await)
+    }
+    async fn list_companies(&self, filter: &CompanyFilter) -> PsaResult<Vec<Company>> {
+        self.count("list_companies", self.inner.list_companies(filter).await)
     }
     async fn find_contact_by_name(
         &self,
@@ -163,39 +212,12 @@ impl Psa for InstrumentedPsa {
     async fn sources(&self) -> PsaResult<Vec<Named>> {
         self.count("sources", self.inner.sources().await)
     }
-    async fn create_ticket(&self, t: &NewTicket) -> PsaResult<Ticket> {
-        self.count("create_ticket", self.inner.create_ticket(t).await)
-    }
-    async fn find_ticket_by_marker(&self, marker: &str) -> PsaResult<Option<Ticket>> {
-        self.count(
-            "find_ticket_by_marker",
-            self.inner.find_ticket_by_marker(marker).await,
-        )
-    }
-    async fn get_ticket(&self, id: &PsaId) -> PsaResult<Option<Ticket>> {
-        self.count("get_ticket", self.inner.get_ticket(id).await)
-    }
-    async fn add_note(&self, ticket_id: &PsaId, text: &str) -> PsaResult<PsaId> {
-        self.count("add_note", self.inner.add_note(ticket_id, text).await)
-    }
-    // Capabilities with a default in the trait must be forwarded too: the default would hide
-    // the client's own answer (a re-claimed note added twice, a BMS contract line doubled).
-    async fn note_texts(&self, ticket_id: &PsaId) -> PsaResult<Option<Vec<String>>> {
-        self.count("note_texts", self.inner.note_texts(ticket_id).await)
-    }
+}
+
+#[async_trait]
+impl Billing for InstrumentedPsa {
     fn lists_contract_lines(&self) -> bool {
         self.inner.lists_contract_lines()
-    }
-    async fn close_ticket(
-        &self,
-        ticket_id: &PsaId,
-        status_id: Option<&PsaId>,
-        note: Option<&str>,
-    ) -> PsaResult<()> {
-        self.count(
-            "close_ticket",
-            self.inner.close_ticket(ticket_id, status_id, note).await,
-        )
     }
     async fn find_contract(&self, company_id: &PsaId, name: &str) -> PsaResult<Option<Contract>> {
         self.count(

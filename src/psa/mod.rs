@@ -23,6 +23,7 @@ pub mod autotask;
 pub mod bms;
 pub mod connectwise;
 pub mod error;
+pub mod http;
 pub mod instrumented;
 pub use error::PsaError;
 
@@ -32,7 +33,7 @@ pub type PsaId = String;
 /// Result of a PSA call.
 pub type PsaResult<T> = Result<T, PsaError>;
 
-/// Which PSA a client talks to.
+/// Which PSA a client talks to (what each one implies: `crate::providers`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Provider {
     ConnectWise,
@@ -43,50 +44,6 @@ pub enum Provider {
 /// A request budget meaning "none": the PSA documents no hourly limit and paces callers with
 /// `429` + `Retry-After`, which pauses the connection (see `dispatch::budget`).
 pub const UNMETERED: u32 = u32::MAX;
-
-impl Provider {
-    /// The default `dispatch.requestsPerHour`, from each PSA's documented limits: ConnectWise
-    /// documents none (it answers 429 with `Retry-After` when busy); Kaseya BMS allows 1,500
-    /// requests per hour per endpoint, so 1,500 for the connection never exceeds it.
-    pub fn default_requests_per_hour(self) -> u32 {
-        match self {
-            Provider::ConnectWise => UNMETERED,
-            Provider::KaseyaBms => 1500,
-            // 10,000 an hour per database, shared with every other integration: half of it
-            // (the client's own share guard keeps to the same figure).
-            Provider::Autotask => 5000,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::ConnectWise => "ConnectWise",
-            Provider::KaseyaBms => "KaseyaBMS",
-            Provider::Autotask => "Autotask",
-        }
-    }
-
-    /// The provider of a connection's `spec.provider` kind name (`ProviderSpec::kind_name`).
-    pub fn from_kind_name(kind: &str) -> Option<Provider> {
-        [
-            Provider::ConnectWise,
-            Provider::KaseyaBms,
-            Provider::Autotask,
-        ]
-        .into_iter()
-        .find(|p| p.as_str() == kind)
-    }
-
-    /// Ticket settings this PSA cannot create a ticket without (from the vendor's document);
-    /// a connection that leaves one unset is refused at reconcile, `validate` and `plan`.
-    pub fn required_ticket_settings(self) -> &'static [RequiredTicketSetting] {
-        match self {
-            Provider::ConnectWise => connectwise::REQUIRED_TICKET_SETTINGS,
-            Provider::KaseyaBms => bms::REQUIRED_TICKET_SETTINGS,
-            Provider::Autotask => autotask::REQUIRED_TICKET_SETTINGS,
-        }
-    }
-}
 
 /// A ticket setting a PSA requires, and the PSA field it fills.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -358,12 +315,21 @@ pub struct CompanyFilter {
     pub parent_only: bool,
 }
 
-/// Everything the reconcilers and the dispatcher need from a PSA.
+/// A PSA as each of its callers sees it. The abstraction is split by caller, so a wrapper or a
+/// fake implements only what its caller uses:
+///
+/// * [`TicketDesk`] — the dispatcher: find an alert's company and contact, create, find and read
+///   tickets, add notes, close tickets;
+/// * [`Directory`] — the reconcilers, `plan` and `import`: companies, contacts by name and the
+///   ticket settings (boards, statuses, types, priorities, sources);
+/// * [`Billing`] — contract services and mapped contracts: contracts, the catalog, contract
+///   lines;
+/// * [`Psa`] — all three, plus the account: which provider, credentials, rights.
 ///
 /// Implementations map transport and PSA failures onto [`PsaError`], keeping the PSA's message
 /// and never including a secret. Each method documents the calls it costs in its provider module.
 #[async_trait]
-pub trait Psa: Send + Sync {
+pub trait Psa: TicketDesk + Directory + Billing {
     fn provider(&self) -> Provider;
 
     /// Checks the credentials with one cheap authenticated call.
@@ -381,24 +347,14 @@ pub trait Psa: Send + Sync {
         let _ = features;
         Ok(Vec::new())
     }
+}
 
-    /// The positions in `wanted` of combinations the board does not allow, for PSAs that
-    /// restrict which sub-issue types go with which types per board (ConnectWise
-    /// `typeSubTypeItemAssociations`). Other providers allow every combination.
-    async fn invalid_type_combinations(
-        &self,
-        board_id: Option<&PsaId>,
-        wanted: &[TypeCombination],
-    ) -> PsaResult<Vec<usize>> {
-        let _ = (board_id, wanted);
-        Ok(Vec::new())
-    }
-
+/// What the dispatcher asks of a PSA (`dispatch::budget::PsaCalls` puts the connection's
+/// request budget in front of it). The reconcilers use these look-ups too, through [`Psa`].
+#[async_trait]
+pub trait TicketDesk: Send + Sync {
     async fn find_company_by_identifier(&self, identifier: &str) -> PsaResult<Option<Company>>;
     async fn find_company_by_name(&self, name: &str) -> PsaResult<Option<Company>>;
-    async fn get_company(&self, id: &PsaId) -> PsaResult<Option<Company>>;
-    /// All companies (paged through), filtered.
-    async fn list_companies(&self, filter: &CompanyFilter) -> PsaResult<Vec<Company>>;
 
     async fn find_contact_by_email(
         &self,
@@ -419,28 +375,6 @@ pub trait Psa: Send + Sync {
             .into_iter()
             .collect())
     }
-    async fn find_contact_by_name(
-        &self,
-        company_id: &PsaId,
-        name: &str,
-    ) -> PsaResult<Option<Contact>>;
-
-    /// Service boards / queues.
-    async fn boards(&self) -> PsaResult<Vec<Named>>;
-    /// Statuses (of a board where the PSA scopes them so).
-    async fn statuses(&self, board_id: Option<&PsaId>) -> PsaResult<Vec<StatusInfo>>;
-    /// Ticket types.
-    async fn ticket_types(&self, board_id: Option<&PsaId>) -> PsaResult<Vec<Named>>;
-    /// Issue types (ConnectWise subtypes).
-    async fn issue_types(&self, board_id: Option<&PsaId>) -> PsaResult<Vec<Named>>;
-    /// Sub-issue types of an issue type (ConnectWise items).
-    async fn sub_issue_types(
-        &self,
-        board_id: Option<&PsaId>,
-        issue_type_id: &PsaId,
-    ) -> PsaResult<Vec<Named>>;
-    async fn priorities(&self) -> PsaResult<Vec<Named>>;
-    async fn sources(&self) -> PsaResult<Vec<Named>>;
 
     /// Creates a ticket carrying `t.marker`.
     async fn create_ticket(&self, t: &NewTicket) -> PsaResult<Ticket>;
@@ -465,7 +399,54 @@ pub trait Psa: Send + Sync {
         status_id: Option<&PsaId>,
         note: Option<&str>,
     ) -> PsaResult<()>;
+}
 
+/// The look-ups the reconcilers, `plan` and `import` make: companies, contacts by name, and the
+/// ticket settings names resolve against.
+#[async_trait]
+pub trait Directory: Send + Sync {
+    async fn get_company(&self, id: &PsaId) -> PsaResult<Option<Company>>;
+    /// All companies (paged through), filtered.
+    async fn list_companies(&self, filter: &CompanyFilter) -> PsaResult<Vec<Company>>;
+    async fn find_contact_by_name(
+        &self,
+        company_id: &PsaId,
+        name: &str,
+    ) -> PsaResult<Option<Contact>>;
+
+    /// Service boards / queues.
+    async fn boards(&self) -> PsaResult<Vec<Named>>;
+    /// Statuses (of a board where the PSA scopes them so).
+    async fn statuses(&self, board_id: Option<&PsaId>) -> PsaResult<Vec<StatusInfo>>;
+    /// Ticket types.
+    async fn ticket_types(&self, board_id: Option<&PsaId>) -> PsaResult<Vec<Named>>;
+    /// Issue types (ConnectWise subtypes).
+    async fn issue_types(&self, board_id: Option<&PsaId>) -> PsaResult<Vec<Named>>;
+    /// Sub-issue types of an issue type (ConnectWise items).
+    async fn sub_issue_types(
+        &self,
+        board_id: Option<&PsaId>,
+        issue_type_id: &PsaId,
+    ) -> PsaResult<Vec<Named>>;
+    async fn priorities(&self) -> PsaResult<Vec<Named>>;
+    async fn sources(&self) -> PsaResult<Vec<Named>>;
+
+    /// The positions in `wanted` of combinations the board does not allow, for PSAs that
+    /// restrict which sub-issue types go with which types per board (ConnectWise
+    /// `typeSubTypeItemAssociations`). Other providers allow every combination.
+    async fn invalid_type_combinations(
+        &self,
+        board_id: Option<&PsaId>,
+        wanted: &[TypeCombination],
+    ) -> PsaResult<Vec<usize>> {
+        let _ = (board_id, wanted);
+        Ok(Vec::new())
+    }
+}
+
+/// What contract services and mapped contracts need: contracts, the catalog, contract lines.
+#[async_trait]
+pub trait Billing: Send + Sync {
     /// The company's contract with this name.
     async fn find_contract(&self, company_id: &PsaId, name: &str) -> PsaResult<Option<Contract>>;
 
@@ -479,10 +460,11 @@ pub trait Psa: Send + Sync {
     /// Deletes (or deactivates, where the PSA cannot delete) a catalog service.
     async fn delete_catalog_service(&self, id: &PsaId) -> PsaResult<()>;
 
-    /// Whether [`Psa::find_contract_line`] reads the PSA. `false` where the PSA has no call that
-    /// lists a contract's lines (Kaseya BMS API v2): there it only sees lines this client instance
-    /// added, so callers keep the line they got back (id and values) in durable status and pass
-    /// it to [`Psa::update_contract_line`] after a restart instead of adding a second line.
+    /// Whether [`Billing::find_contract_line`] reads the PSA. `false` where the PSA has no call
+    /// that lists a contract's lines (Kaseya BMS API v2): there it only sees lines this client
+    /// instance added, so callers keep the line they got back (id and values) in durable status
+    /// and pass it to [`Billing::update_contract_line`] after a restart instead of adding a
+    /// second line.
     fn lists_contract_lines(&self) -> bool {
         true
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use psa_operator::psa::autotask::{AutotaskClient, AutotaskConfig};
+use psa_operator::psa::{Billing, Directory, TicketDesk};
 use psa_operator::psa::{CatalogServiceSpec, LineValues, Psa};
 use psa_operator::sandbox::autotask::{
     demo_seed, start, DEMO_INTEGRATION_CODE, DEMO_SECRET, DEMO_USERNAME,

@@ -26,6 +26,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use psa_operator::psa::autotask::{AutotaskClient, AutotaskConfig};
+use psa_operator::psa::{Billing, Directory, TicketDesk};
 use psa_operator::psa::{CatalogServiceSpec, CompanyFilter, LineValues, NewTicket, Psa};
 use psa_operator::sandbox::autotask::seed::SeedCompany;
 use psa_operator::sandbox::autotask::{

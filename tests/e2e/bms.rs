@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use psa_operator::psa::bms::{BmsClient, BmsConfig, RateBudget};
+use psa_operator::psa::{Billing, Directory, TicketDesk};
 use psa_operator::psa::{
     CatalogServiceSpec, Company, CompanyFilter, Contract, LineUpdate, LineValues, NewTicket, Psa,
     PsaError,

@@ -264,7 +264,7 @@ async fn psa_and_smtp_down_dead_letters_are_kept_and_replayable() {
 #[tokio::test]
 async fn instrumented_client_keeps_the_clients_capabilities() {
     use psa_operator::psa::instrumented::{InstrumentedPsa, PsaCallMetrics};
-    use psa_operator::psa::Psa;
+    use psa_operator::psa::Billing;
     let cw = Cw::start().await;
     let mut h = Harness::new(cw.snapshot(&key(), Grouping::User));
     h.start();

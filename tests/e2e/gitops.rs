@@ -12,6 +12,7 @@ use psa_operator::gitops::plan::{plan_set, Targets};
 use psa_operator::gitops::resource_set::ResourceSet;
 use psa_operator::gitops::validate::{validate_paths, validate_sources};
 use psa_operator::gitops::yaml_docs::Source;
+use psa_operator::psa::Billing;
 use psa_operator::psa::{CatalogServiceSpec, LineValues, Psa};
 use psa_operator::sandbox::CallReport;
 use serde_json::Value;

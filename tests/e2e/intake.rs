@@ -1,22 +1,18 @@
 //! The intake over real HTTP on loopback, with a hand-populated registry and a real SQLite store
 //! that each test reopens from disk to see what was acknowledged.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use psa_operator::api::{AccountMapping, Grouping};
+use psa_operator::api::Grouping;
 use psa_operator::dispatch::intake::throughput::{measure_intake, ThroughputRun};
 use psa_operator::dispatch::intake::{router, IntakeLimits, IntakeState};
 use psa_operator::dispatch::metrics::{track_queue_depth, DispatchMetrics};
 use psa_operator::dispatch::store::{SqliteOptions, SqliteStore, Store};
 use psa_operator::psa::connectwise::{ConnectWiseClient, ConnectWiseConfig};
-use psa_operator::resolved::{
-    AlertmanagerLabelNames, ConnectionEntry, ConnectionKey, DispatchConfig, Registry,
-    ResolvedConnection, ResolvedTicket,
-};
+use psa_operator::resolved::{ConnectionEntry, ConnectionKey, Registry, ResolvedConnection};
 use psa_operator::secret::SecretString;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -32,20 +28,11 @@ fn resolved(key: &ConnectionKey, grouping: Grouping) -> Arc<ResolvedConnection> 
         SecretString::new("pub"),
         SecretString::new("priv"),
     );
+    let psa = Arc::new(ConnectWiseClient::new(cfg).expect("client"));
     Arc::new(ResolvedConnection {
-        key: key.clone(),
-        generation: 1,
-        psa: Arc::new(ConnectWiseClient::new(cfg).expect("client")),
         grouping,
-        account_mapping: AccountMapping::default(),
-        catch_all: None,
-        customers: HashMap::new(),
-        held_organizations: Default::default(),
         complete: true,
-        ticket: ResolvedTicket::default(),
-        failsafe: None,
-        dispatch: DispatchConfig::default(),
-        alertmanager: AlertmanagerLabelNames::default(),
+        ..ResolvedConnection::sample(key.clone(), psa)
     })
 }
 

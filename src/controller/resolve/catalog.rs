@@ -88,18 +88,9 @@ pub fn may_delete(spec: &ContractServiceSpec, status: &ContractServiceStatus) ->
 /// The PSA tenant a connection's provider settings point at (credentials aside): two
 /// connections with the same tenant share one catalog.
 pub fn tenant_of(provider: &ProviderSpec) -> Option<String> {
-    let norm = |url: &str| url.trim().trim_end_matches('/').to_lowercase();
-    if let Some(cw) = &provider.connect_wise {
-        return Some(format!(
-            "connectwise|{}|{}",
-            norm(&cw.url),
-            cw.company_id.to_lowercase()
-        ));
-    }
     provider
-        .kaseya_bms
-        .as_ref()
-        .map(|b| format!("bms|{}|{}", norm(&b.url), b.tenant.to_lowercase()))
+        .selected()
+        .and_then(crate::providers::ProviderRef::tenant)
 }
 
 /// A ContractService as a claim on a catalog item: (namespace/name, tenant, item name).

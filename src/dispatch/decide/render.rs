@@ -247,22 +247,12 @@ fn sample_events() -> Vec<Event> {
         .collect();
     let alert = Event {
         id: "sample-1".into(),
-        kind: EventKind::Alert,
-        organization: "Contoso Ltd".into(),
-        user: Some("jane@contoso.example".into()),
-        alert_type: "Too Many Downloads".into(),
         severity: Some("high".into()),
         title: "412 files downloaded".into(),
-        description: "412 files downloaded from SharePoint in 10 minutes".into(),
-        occurred_at: Some("2026-11-24T16:18:28Z".into()),
         url: Some("https://alerts.example/e/1".into()),
-        finding_id: None,
-        status: None,
-        priority: None,
-        comment: None,
-        author: None,
         labels,
         annotations: [("summary".to_string(), "412 files".to_string())].into(),
+        ..Event::sample()
     };
     let finding = Event {
         kind: EventKind::FindingCreated,
@@ -423,7 +413,7 @@ mod tests {
     use super::*;
 
     fn alert() -> Event {
-        crate::dispatch::decide::sample_alert()
+        crate::dispatch::event::Event::sample()
     }
 
     #[test]

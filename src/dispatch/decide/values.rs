@@ -71,7 +71,7 @@ mod tests {
             severity: severity.map(Into::into),
             status: Some("Open".into()),
             priority: Some("1".into()),
-            ..crate::dispatch::decide::sample_alert()
+            ..crate::dispatch::event::Event::sample()
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::postgres::throwaway::{skip_requested, ThrowawayPostgres};
 use super::*;
-use crate::dispatch::event::{Envelope, Event, EventKind};
+use crate::dispatch::event::{Envelope, Event};
 
 enum Backing {
     Sqlite(tempfile::TempDir),
@@ -77,22 +77,9 @@ impl Backend {
 fn event(id: &str) -> Event {
     Event {
         id: id.into(),
-        kind: EventKind::Alert,
-        organization: "Contoso Ltd".into(),
-        user: Some("jane@contoso.example".into()),
-        alert_type: "Too Many Downloads".into(),
-        severity: Some("critical".into()),
-        title: "Too Many Downloads".into(),
         description: "412 files".into(),
-        occurred_at: Some("2026-11-24T16:18:28Z".into()),
         url: None,
-        finding_id: None,
-        status: None,
-        priority: None,
-        comment: None,
-        author: None,
-        labels: Default::default(),
-        annotations: Default::default(),
+        ..Event::sample()
     }
 }
 

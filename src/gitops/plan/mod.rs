@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
 use crate::api::PsaConnection;
-use crate::cli::{OutputFormat, PlanArgs};
 use crate::controller::factory::{PsaFactory, RealPsaFactory};
+use crate::gitops::args::{OutputFormat, PlanArgs};
 use crate::psa::Provider;
 
 use super::credentials::{credentials_for, optional_cluster_client};
@@ -25,13 +25,7 @@ use model::{ConnectionPlan, Plan, Problem, Summary};
 
 /// The provider of a connection spec.
 fn provider_of(c: &PsaConnection) -> Option<Provider> {
-    let p = &c.spec.provider;
-    match (&p.connect_wise, &p.kaseya_bms, &p.autotask) {
-        (Some(_), _, _) => Some(Provider::ConnectWise),
-        (None, Some(_), _) => Some(Provider::KaseyaBms),
-        (None, None, Some(_)) => Some(Provider::Autotask),
-        _ => None,
-    }
+    c.spec.provider.selected().map(|p| p.provider())
 }
 
 fn url_of(c: &PsaConnection) -> String {

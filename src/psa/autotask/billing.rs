@@ -13,10 +13,12 @@ use super::wire::{
     WBillingCode, WContract, WContractService, WContractServiceUnit, WOperation, WService,
 };
 use super::AutotaskClient;
+use crate::psa::Billing;
 use crate::psa::{
     CatalogService, CatalogServiceSpec, Contract, ContractLine, LineUpdate, LineValues, PsaError,
     PsaId, PsaResult,
 };
+use async_trait::async_trait;
 
 /// Contract `status` 1 = active.
 const CONTRACT_ACTIVE: i64 = 1;
@@ -319,5 +321,50 @@ impl AutotaskClient {
             price: values.price,
             ..line.clone()
         }))
+    }
+}
+
+#[async_trait]
+impl Billing for AutotaskClient {
+    async fn find_contract(&self, company_id: &PsaId, name: &str) -> PsaResult<Option<Contract>> {
+        self.contract_named(company_id, name).await
+    }
+    async fn find_catalog_service(&self, name: &str) -> PsaResult<Option<CatalogService>> {
+        self.service_named(name).await
+    }
+    async fn create_catalog_service(&self, spec: &CatalogServiceSpec) -> PsaResult<CatalogService> {
+        self.new_service(spec).await
+    }
+    async fn update_catalog_service(
+        &self,
+        id: &PsaId,
+        spec: &CatalogServiceSpec,
+    ) -> PsaResult<CatalogService> {
+        self.patch_service(id, spec).await
+    }
+    async fn delete_catalog_service(&self, id: &PsaId) -> PsaResult<()> {
+        self.deactivate_service(id).await
+    }
+    async fn find_contract_line(
+        &self,
+        contract_id: &PsaId,
+        service_id: &PsaId,
+    ) -> PsaResult<Option<ContractLine>> {
+        self.contract_service(contract_id, service_id).await
+    }
+    async fn add_contract_line(
+        &self,
+        contract_id: &PsaId,
+        service_id: &PsaId,
+        values: LineValues,
+    ) -> PsaResult<ContractLine> {
+        self.attach_service(contract_id, service_id, values).await
+    }
+    async fn update_contract_line(
+        &self,
+        line: &ContractLine,
+        values: LineValues,
+    ) -> PsaResult<LineUpdate> {
+        self.adjust_units(line, values).await
     }
 }

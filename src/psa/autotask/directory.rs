@@ -9,7 +9,10 @@ use super::convert::{self, eq, num_id, same_name};
 use super::transport::{decode, THRESHOLD_INFORMATION};
 use super::wire::{WCompany, WContact, WItem};
 use super::AutotaskClient;
+use super::*;
+use crate::psa::Directory;
 use crate::psa::{Company, CompanyFilter, Contact, PsaError, PsaId, PsaResult};
+use async_trait::async_trait;
 
 /// `isActive` of a contact: 1 = active (an integer in the document).
 fn contact_active(c: &WContact) -> bool {
@@ -152,5 +155,63 @@ impl AutotaskClient {
             .into_iter()
             .find(|c| matches(c))
             .map(|c| convert::contact(c, None)))
+    }
+}
+
+#[async_trait]
+impl Directory for AutotaskClient {
+    async fn get_company(&self, id: &PsaId) -> PsaResult<Option<Company>> {
+        self.company_by_id(id).await
+    }
+    async fn list_companies(&self, filter: &CompanyFilter) -> PsaResult<Vec<Company>> {
+        self.companies(filter).await
+    }
+    async fn find_contact_by_name(
+        &self,
+        company_id: &PsaId,
+        name: &str,
+    ) -> PsaResult<Option<Contact>> {
+        self.contact_by_name(company_id, name).await
+    }
+    /// 1 call (shared by every ticket picklist for a minute): the `queueID` picklist.
+    async fn boards(&self) -> PsaResult<Vec<Named>> {
+        self.named_picklist("Tickets", "queueID").await
+    }
+    /// 1 call (shared): the `status` picklist; only "Complete" (5) is closed.
+    async fn statuses(&self, _board_id: Option<&PsaId>) -> PsaResult<Vec<StatusInfo>> {
+        let values = self.picklist("Tickets", "status").await?;
+        Ok(convert::active_values(&values)
+            .iter()
+            .map(convert::status_info)
+            .collect())
+    }
+    /// 1 call (shared): the `ticketType` picklist.
+    async fn ticket_types(&self, _board_id: Option<&PsaId>) -> PsaResult<Vec<Named>> {
+        self.named_picklist("Tickets", "ticketType").await
+    }
+    /// 1 call (shared): the `issueType` picklist.
+    async fn issue_types(&self, _board_id: Option<&PsaId>) -> PsaResult<Vec<Named>> {
+        self.named_picklist("Tickets", "issueType").await
+    }
+    /// 1 call (shared): the `subIssueType` picklist values whose `parentValue` is the issue type.
+    async fn sub_issue_types(
+        &self,
+        _board_id: Option<&PsaId>,
+        issue_type_id: &PsaId,
+    ) -> PsaResult<Vec<Named>> {
+        let values = self.picklist("Tickets", "subIssueType").await?;
+        Ok(convert::active_values(&values)
+            .iter()
+            .filter(|v| v.parent_value.as_deref().map(str::trim) == Some(issue_type_id.trim()))
+            .map(convert::named)
+            .collect())
+    }
+    /// 1 call (shared): the `priority` picklist.
+    async fn priorities(&self) -> PsaResult<Vec<Named>> {
+        self.named_picklist("Tickets", "priority").await
+    }
+    /// 1 call (shared): the `source` picklist.
+    async fn sources(&self) -> PsaResult<Vec<Named>> {
+        self.named_picklist("Tickets", "source").await
     }
 }

@@ -7,7 +7,10 @@ use super::convert::{self, eq, num_id, opt_id, truncate_chars};
 use super::transport::decode;
 use super::wire::{WItem, WNewTicket, WNote, WOperation, WTicket};
 use super::AutotaskClient;
+use super::*;
+use crate::psa::TicketDesk;
 use crate::psa::{NewTicket, PsaError, PsaId, PsaResult, Ticket};
+use async_trait::async_trait;
 
 impl AutotaskClient {
     /// 1 call: `POST /V1.0/Tickets` (answer `{itemId}`). Title and description are cut to
@@ -135,5 +138,56 @@ impl AutotaskClient {
             .call(Method::PATCH, "/V1.0/Tickets", Some(&body))
             .await
             .map(|_| ())
+    }
+}
+
+#[async_trait]
+impl TicketDesk for AutotaskClient {
+    async fn find_company_by_identifier(&self, identifier: &str) -> PsaResult<Option<Company>> {
+        self.company_where("companyNumber", identifier).await
+    }
+    async fn find_company_by_name(&self, name: &str) -> PsaResult<Option<Company>> {
+        self.company_where("companyName", name).await
+    }
+    async fn find_contact_by_email(
+        &self,
+        company_id: &PsaId,
+        email: &str,
+    ) -> PsaResult<Option<Contact>> {
+        Ok(self
+            .contacts_by_email(company_id, email)
+            .await?
+            .into_iter()
+            .next())
+    }
+    async fn find_contacts_by_email(
+        &self,
+        company_id: &PsaId,
+        email: &str,
+    ) -> PsaResult<Vec<Contact>> {
+        self.contacts_by_email(company_id, email).await
+    }
+    async fn create_ticket(&self, t: &NewTicket) -> PsaResult<Ticket> {
+        self.new_ticket(t).await
+    }
+    async fn find_ticket_by_marker(&self, marker: &str) -> PsaResult<Option<Ticket>> {
+        self.ticket_by_marker(marker).await
+    }
+    async fn get_ticket(&self, id: &PsaId) -> PsaResult<Option<Ticket>> {
+        self.ticket_by_id(id).await
+    }
+    async fn add_note(&self, ticket_id: &PsaId, text: &str) -> PsaResult<PsaId> {
+        self.post_note(ticket_id, text).await
+    }
+    async fn note_texts(&self, ticket_id: &PsaId) -> PsaResult<Option<Vec<String>>> {
+        self.notes_of(ticket_id).await.map(Some)
+    }
+    async fn close_ticket(
+        &self,
+        ticket_id: &PsaId,
+        status_id: Option<&PsaId>,
+        note: Option<&str>,
+    ) -> PsaResult<()> {
+        self.complete_ticket(ticket_id, status_id, note).await
     }
 }

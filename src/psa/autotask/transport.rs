@@ -5,9 +5,9 @@
 //! The credential headers are marked sensitive and never reach a log or an error; error texts
 //! name the path, never the URL (a query string may hold an e-mail address).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -17,6 +17,7 @@ use super::convert::{self, endpoint_of};
 use super::limits::{database_share, Limits};
 use super::wire::{WPage, WThreshold, WZone};
 use super::AutotaskConfig;
+use crate::psa::http::{self, retry_after, transport_error};
 use crate::psa::{PsaError, PsaResult};
 
 /// Rows per query page (Autotask's maximum).
@@ -36,14 +37,7 @@ pub struct Transport {
 
 impl Transport {
     pub fn new(config: AutotaskConfig) -> PsaResult<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| PsaError::Permanent {
-                status: None,
-                message: format!("cannot build the HTTP client: {e}"),
-            })?;
+        let http = http::client(config.timeout)?;
         let zone = OnceCell::new();
         if let Some(url) = &config.zone_url {
             zone.set(convert::zone_base(url)?)
@@ -119,14 +113,17 @@ impl Transport {
 
     /// Sends with the credentials; an error answer becomes a classified `PsaError`.
     async fn exchange(&self, rb: reqwest::RequestBuilder, path: &str) -> PsaResult<Value> {
+        let label = format!("request to {path}");
+        let started = Instant::now();
         let resp = self
             .credentials(rb)
             .send()
             .await
-            .map_err(|e| transport_error(path, e))?;
+            .map_err(|e| transport_error(&label, e))?;
         let status = resp.status().as_u16();
         let retry = retry_after(resp.headers());
-        let bytes = resp.bytes().await.map_err(|e| transport_error(path, e))?;
+        let bytes = resp.bytes().await.map_err(|e| transport_error(&label, e))?;
+        http::trace_call("Autotask", &label, status, started);
         if !(200..300).contains(&status) {
             return Err(convert::classify(status, &bytes, retry));
         }
@@ -257,32 +254,4 @@ pub fn decode<T: DeserializeOwned>(what: &str, v: Value) -> PsaResult<T> {
         status: None,
         message: format!("cannot read the Autotask {what} answer: {e}"),
     })
-}
-
-/// Connection failures and timeouts are transient. The message names the path, never the URL.
-fn transport_error(path: &str, e: reqwest::Error) -> PsaError {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else {
-        "failed"
-    };
-    PsaError::Transient {
-        status: None,
-        message: format!("request to {path} {what}: {}", e.without_url()),
-        retry_after: None,
-    }
-}
-
-/// `Retry-After` in seconds or as an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
-        .to_std()
-        .ok()
 }

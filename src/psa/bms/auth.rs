@@ -115,13 +115,6 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
         .map(|n| n.and_utc())
 }
 
-/// The HTTP `Date` header (`Tue, 24 Nov 2026 23:50:00 GMT`).
-pub fn parse_http_date(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc2822(s.trim())
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
 /// Reads a token result (keys already lowercased). `None` when there is no access token.
 pub fn token_from_result(
     result: &Value,
@@ -263,14 +256,5 @@ mod tests {
         assert!(!shown.contains("secret"), "{shown}");
         assert!(token_from_result(&json!({"accesstoken":""}), now, None, local).is_none());
         assert!(token_from_result(&json!({}), now, None, local).is_none());
-    }
-
-    #[test]
-    fn http_dates_parse() {
-        assert_eq!(
-            parse_http_date("Tue, 24 Nov 2026 23:50:00 GMT"),
-            Some(utc("2026-11-24T23:50:00Z"))
-        );
-        assert_eq!(parse_http_date("yesterday"), None);
     }
 }

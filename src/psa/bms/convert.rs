@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 
 use crate::psa::{Company, Contact, ContractLine, MinorUnits, PsaError, PsaResult, Ticket};
 
-use super::lines::Related;
+use super::billing::Related;
 use super::wire::{WAccount, WContact, WLine, WRelated, WTicket};
 
 /// BMS tickets have no writable reference field (the document's `RmmTicketReference` is output

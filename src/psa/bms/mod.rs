@@ -20,11 +20,13 @@
 //! `refreshtoken` call when it is about to; a 401 adds one login and the call once more.
 
 mod auth;
-mod budget;
+mod billing;
 mod config;
 mod convert;
+mod directory;
 pub(crate) mod envelope;
-mod lines;
+mod limits;
+mod tickets;
 mod transport;
 mod wire;
 
@@ -40,7 +42,7 @@ use tokio::sync::OnceCell;
 pub use config::{BmsConfig, BmsCredentials, LookupTables, RateBudget};
 pub use envelope::{parse_response, Envelope};
 
-use self::lines::{LineWrite, Related};
+use self::billing::{LineWrite, Related};
 use self::transport::{Req, Transport};
 use self::wire::{
     decode, decode_list, WAccount, WContact, WIdOnly, WLine, WLocationLookup, WLookup, WRelated,
@@ -51,6 +53,7 @@ use super::{
     LineUpdate, LineValues, Named, NewTicket, Provider, Psa, PsaError, PsaId, PsaResult,
     StatusInfo, Ticket,
 };
+use crate::psa::Directory;
 
 /// Rows asked for per page (what Kaseya's own samples use).
 /// `TicketInputDto` of the BMS v2 document requires PriorityId, SourceId, StatusId and TypeId
@@ -104,7 +107,7 @@ pub struct BmsClient {
     note_type: OnceCell<i64>,
     closed_status: OnceCell<i64>,
     time_zone: OnceCell<Option<f64>>,
-    ledger: lines::LineLedger,
+    ledger: billing::LineLedger,
     /// `contract:{id}` / `account:{id}` → name.
     names: Mutex<HashMap<String, String>>,
 }
@@ -118,7 +121,7 @@ impl BmsClient {
             note_type: OnceCell::new(),
             closed_status: OnceCell::new(),
             time_zone: OnceCell::new(),
-            ledger: lines::LineLedger::default(),
+            ledger: billing::LineLedger::default(),
             names: Mutex::new(HashMap::new()),
         })
     }
@@ -394,7 +397,6 @@ impl Psa for BmsClient {
     fn provider(&self) -> Provider {
         Provider::KaseyaBms
     }
-
     /// 1 call: `GET /v2/security/userinfo` (plus the login every first call makes); keeps the
     /// tenant's time zone for the dates this client writes.
     async fn verify(&self) -> PsaResult<()> {
@@ -402,493 +404,6 @@ impl Psa for BmsClient {
         let info: WUserInfo = serde_json::from_value(v).unwrap_or_default();
         let _ = self.time_zone.set(info.time_zone_value);
         Ok(())
-    }
-
-    /// 1 call: `GET /v2/crm/accounts/summary?Filter.AccountCode=` (more only when over 100
-    /// accounts contain the code); exact match on the code, any case.
-    async fn find_company_by_identifier(&self, identifier: &str) -> PsaResult<Option<Company>> {
-        self.find_account("Filter.AccountCode", identifier).await
-    }
-
-    /// 1 call: `GET /v2/crm/accounts/summary?Filter.AccountName=`; exact match, any case.
-    async fn find_company_by_name(&self, name: &str) -> PsaResult<Option<Company>> {
-        self.find_account("Filter.AccountName", name).await
-    }
-
-    /// 1 call: `GET /v2/crm/accounts/summary/{id}` (a bare DTO, no envelope).
-    async fn get_company(&self, id: &PsaId) -> PsaResult<Option<Company>> {
-        let path = format!(
-            "/v2/crm/accounts/summary/{}",
-            convert::num_id("account", id)?
-        );
-        match self.result(Req::get(path)).await {
-            Ok(Value::Null) => Ok(None),
-            Ok(v) => {
-                let c = convert::company(decode("account", v)?);
-                self.remember_company(&c);
-                Ok(Some(c))
-            }
-            Err(PsaError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// ⌈accounts / 100⌉ calls: `GET /v2/crm/accounts/summary` paged (type filtered by the PSA
-    /// and checked again here, parents-only filtered here).
-    async fn list_companies(&self, filter: &CompanyFilter) -> PsaResult<Vec<Company>> {
-        let mut req = Req::get("/v2/crm/accounts/summary");
-        if let Some(t) = &filter.company_type {
-            req = req.q("Filter.AccountTypeName", t);
-        }
-        let rows: Vec<WAccount> = self
-            .pages("account", req, false, |a: &WAccount| {
-                let type_ok = filter.company_type.as_deref().is_none_or(|want| {
-                    a.account_type
-                        .as_deref()
-                        .is_some_and(|t| convert::same_name(t, want))
-                });
-                type_ok && (!filter.parent_only || a.parent_id.is_none())
-            })
-            .await?;
-        let companies: Vec<Company> = rows.into_iter().map(convert::company).collect();
-        for c in &companies {
-            self.remember_company(c);
-        }
-        Ok(companies)
-    }
-
-    /// 1 call: `GET /v2/crm/contacts/search?Filter.EmailAddress=&Filter.AccountIds=`; exact
-    /// e-mail match, any case, active contacts of that account only.
-    async fn find_contact_by_email(
-        &self,
-        company_id: &PsaId,
-        email: &str,
-    ) -> PsaResult<Option<Contact>> {
-        let account = convert::num_id("account", company_id)?;
-        let want = email.trim();
-        let req = Req::get("/v2/crm/contacts/search")
-            .q("Filter.EmailAddress", want)
-            .q("Filter.AccountIds", account);
-        let rows: Vec<WContact> = self
-            .pages("contact", req, true, |c: &WContact| {
-                c.is_active != Some(false)
-                    && c.account_id.as_deref() == Some(company_id.as_str())
-                    && c.email
-                        .as_deref()
-                        .is_some_and(|e| e.trim().eq_ignore_ascii_case(want))
-            })
-            .await?;
-        Ok(rows.into_iter().next().map(convert::contact))
-    }
-
-    /// 1 call per 100 contacts of the account: `GET /v2/crm/contacts/search?Filter.AccountIds=`;
-    /// "First Last" compared without regard to case or spacing.
-    async fn find_contact_by_name(
-        &self,
-        company_id: &PsaId,
-        name: &str,
-    ) -> PsaResult<Option<Contact>> {
-        let account = convert::num_id("account", company_id)?;
-        let req = Req::get("/v2/crm/contacts/search").q("Filter.AccountIds", account);
-        let rows: Vec<WContact> = self
-            .pages("contact", req, true, |c: &WContact| {
-                let full = format!(
-                    "{} {}",
-                    c.first_name.as_deref().unwrap_or(""),
-                    c.last_name.as_deref().unwrap_or("")
-                );
-                c.is_active != Some(false)
-                    && c.account_id.as_deref() == Some(company_id.as_str())
-                    && convert::same_name(&full, name)
-            })
-            .await?;
-        Ok(rows.into_iter().next().map(convert::contact))
-    }
-
-    /// 1 call: `GET /v2/system/queues/lookup` (active queues).
-    async fn boards(&self) -> PsaResult<Vec<Named>> {
-        self.lookup("queue", "/v2/system/queues/lookup").await
-    }
-
-    /// 1 call: `GET /v2/system/statuses/lookup`. BMS statuses are not per queue; `closed` is
-    /// judged by name (see [`convert::is_closed_status_name`]).
-    async fn statuses(&self, _board_id: Option<&PsaId>) -> PsaResult<Vec<StatusInfo>> {
-        let rows: Vec<WLookup> = decode_list(
-            "status",
-            self.result(Req::get("/v2/system/statuses/lookup")).await?,
-        )?;
-        Ok(rows
-            .into_iter()
-            .filter(|r| r.is_active != Some(false))
-            .map(|r| {
-                let name = r.name.unwrap_or_default();
-                StatusInfo {
-                    closed: convert::is_closed_status_name(&name),
-                    id: r.id,
-                    name,
-                }
-            })
-            .collect())
-    }
-
-    /// 1 call: `GET /v2/system/tenantlookup/{lookupTables.ticketType}` (default `TicketType`).
-    async fn ticket_types(&self, _board_id: Option<&PsaId>) -> PsaResult<Vec<Named>> {
-        let rows = self
-            .tenant_lookup("ticket type", &self.tables.ticket_type)
-            .await?;
-        Ok(active_named(rows))
-    }
-
-    /// 1 call: `GET /v2/system/issuetypes/lookup`.
-    async fn issue_types(&self, _board_id: Option<&PsaId>) -> PsaResult<Vec<Named>> {
-        self.lookup("issue type", "/v2/system/issuetypes/lookup")
-            .await
-    }
-
-    /// 1 call: `GET /v2/system/issuetypes/{id}/issuesubtypes/lookup`.
-    async fn sub_issue_types(
-        &self,
-        _board_id: Option<&PsaId>,
-        issue_type_id: &PsaId,
-    ) -> PsaResult<Vec<Named>> {
-        let id = convert::num_id("issue type", issue_type_id)?;
-        let path = format!("/v2/system/issuetypes/{id}/issuesubtypes/lookup");
-        self.lookup("sub-issue type", &path).await
-    }
-
-    /// 1 call: `GET /v2/system/priorities/lookup`.
-    async fn priorities(&self) -> PsaResult<Vec<Named>> {
-        self.lookup("priority", "/v2/system/priorities/lookup")
-            .await
-    }
-
-    /// 1 call: `GET /v2/system/tenantlookup/{lookupTables.ticketSource}` (default
-    /// `TicketSource`).
-    async fn sources(&self) -> PsaResult<Vec<Named>> {
-        let rows = self
-            .tenant_lookup("ticket source", &self.tables.ticket_source)
-            .await?;
-        Ok(active_named(rows))
-    }
-
-    /// 1 call: `POST /v2/servicedesk/tickets` — 2 when `location_id` is absent (the account's
-    /// main location is looked up first), 1 more for the client's first dated write (the tenant's
-    /// time zone). The marker is the last line of the details. The document requires status,
-    /// priority, type and source, and live tenants a queue (or an assignee); settings resolution
-    /// refuses a BMS connection without them, so an unset one here is BMS's validation message.
-    async fn create_ticket(&self, t: &NewTicket) -> PsaResult<Ticket> {
-        let account = convert::num_id("account", &t.company_id)?;
-        let location = match &t.location_id {
-            Some(l) => convert::num_id("location", l)?,
-            None => self.main_location(account).await?,
-        };
-        let mut body = json!({
-            "Title": t.summary,
-            "Details": convert::details_with_marker(&t.description, &t.marker),
-            "AccountId": account,
-            "LocationId": location,
-            "OpenDate": convert::wire_time(self.tenant_now().await?),
-        });
-        set_opt(&mut body, "ContactId", "contact", t.contact_id.as_ref())?;
-        set_opt(&mut body, "QueueId", "queue", t.board_id.as_ref())?;
-        set_opt(&mut body, "StatusId", "status", t.status_id.as_ref())?;
-        set_opt(&mut body, "TypeId", "ticket type", t.type_id.as_ref())?;
-        set_opt(
-            &mut body,
-            "IssueTypeId",
-            "issue type",
-            t.issue_type_id.as_ref(),
-        )?;
-        set_opt(
-            &mut body,
-            "SubIssueTypeId",
-            "sub-issue type",
-            t.sub_issue_type_id.as_ref(),
-        )?;
-        set_opt(&mut body, "PriorityId", "priority", t.priority_id.as_ref())?;
-        set_opt(&mut body, "SourceId", "source", t.source_id.as_ref())?;
-        set_opt(&mut body, "ContractId", "contract", t.contract_id.as_ref())?;
-        let v = self
-            .result(Req::with_body(
-                Method::POST,
-                "/v2/servicedesk/tickets",
-                body,
-            ))
-            .await?;
-        if v.is_null() {
-            return Err(empty_answer("ticket"));
-        }
-        let mut ticket = convert::ticket(decode("ticket", v)?);
-        ticket.marker.get_or_insert_with(|| t.marker.clone());
-        Ok(ticket)
-    }
-
-    /// 1 call (at most 3): `GET /v2/servicedesk/tickets?Filter.Details=psa-operator-ref:MARKER`
-    /// (a token without `LIKE` metacharacters), checked exactly.
-    async fn find_ticket_by_marker(&self, marker: &str) -> PsaResult<Option<Ticket>> {
-        let req =
-            Req::get("/v2/servicedesk/tickets").q("Filter.Details", convert::marker_token(marker));
-        let rows: Vec<WTicket> = self
-            .pages_up_to("ticket", req, true, MARKER_PAGES, |t: &WTicket| {
-                t.details.as_deref().and_then(convert::marker_in).as_deref() == Some(marker)
-            })
-            .await?;
-        Ok(rows.into_iter().next().map(convert::ticket))
-    }
-
-    /// 1 call: `GET /v2/servicedesk/tickets/{id}`; closed when `completedDate` is set.
-    async fn get_ticket(&self, id: &PsaId) -> PsaResult<Option<Ticket>> {
-        let path = format!("/v2/servicedesk/tickets/{}", convert::num_id("ticket", id)?);
-        match self.result(Req::get(path)).await {
-            Ok(Value::Null) => Ok(None),
-            Ok(v) => Ok(Some(convert::ticket(decode("ticket", v)?))),
-            Err(PsaError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// 1 call per page: `GET /v2/servicedesk/tickets/{id}/notes` (paged, no total).
-    async fn note_texts(&self, ticket_id: &PsaId) -> PsaResult<Option<Vec<String>>> {
-        #[derive(serde::Deserialize)]
-        struct WNoteText {
-            #[serde(default, alias = "Details")]
-            details: Option<String>,
-        }
-        let id = convert::num_id("ticket", ticket_id)?;
-        let path = format!("/v2/servicedesk/tickets/{id}/notes");
-        let rows: Vec<WNoteText> = self.pages("note", Req::get(path), false, |_| true).await?;
-        Ok(Some(rows.into_iter().filter_map(|n| n.details).collect()))
-    }
-
-    /// 1 call: `POST /v2/servicedesk/tickets/{id}/notes` (internal note) — plus 1 for the
-    /// client's first note, which reads the tenant's note types once.
-    async fn add_note(&self, ticket_id: &PsaId, text: &str) -> PsaResult<PsaId> {
-        let id = convert::num_id("ticket", ticket_id)?;
-        let type_id = self.note_type().await?;
-        let body = json!({
-            "Details": text,
-            "IsInternal": true,
-            "TypeId": type_id,
-            "NoteDate": convert::wire_time(self.tenant_now().await?),
-        });
-        let path = format!("/v2/servicedesk/tickets/{id}/notes");
-        let v = self
-            .result(Req::with_body(Method::POST, path, body))
-            .await?;
-        if v.is_null() {
-            return Err(empty_answer("note"));
-        }
-        Ok(decode::<WIdOnly>("note", v)?.id)
-    }
-
-    /// 1 call: `POST /v2/servicedesk/tickets/{id}/resolve` with the note as its comment and the
-    /// closed status resolved with the settings — never without one (the document's `StatusId`
-    /// is a plain integer: left out, it would be sent as 0). Without one given, the tenant's first
-    /// closed status is read once (1 more call).
-    async fn close_ticket(
-        &self,
-        ticket_id: &PsaId,
-        status_id: Option<&PsaId>,
-        note: Option<&str>,
-    ) -> PsaResult<()> {
-        let id = convert::num_id("ticket", ticket_id)?;
-        let comment = note
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .unwrap_or(DEFAULT_CLOSE_COMMENT);
-        let mut body = json!({
-            "Comment": comment,
-            "IsInternal": true,
-            "IsPublishToKnowledgeBase": false,
-        });
-        body["StatusId"] = json!(match status_id {
-            Some(s) => convert::num_id("status", s)?,
-            None => self.closed_status().await?,
-        });
-        let path = format!("/v2/servicedesk/tickets/{id}/resolve");
-        self.result(Req::with_body(Method::POST, path, body))
-            .await
-            .map(|_| ())
-    }
-
-    /// 1 call: `GET /v2/finance/contracts/lookup?AccountId=&ExcludeExpiredContracts=true`.
-    async fn find_contract(&self, company_id: &PsaId, name: &str) -> PsaResult<Option<Contract>> {
-        let account = convert::num_id("account", company_id)?;
-        let req = Req::get("/v2/finance/contracts/lookup")
-            .q("AccountId", account)
-            .q("ExcludeExpiredContracts", "true");
-        let rows: Vec<WLookup> = decode_list("contract", self.result(req).await?)?;
-        let contract = rows
-            .into_iter()
-            .filter(|c| {
-                c.name
-                    .as_deref()
-                    .is_some_and(|n| convert::same_name(n, name))
-            })
-            .max_by_key(|c| c.is_active != Some(false))
-            .map(|c| Contract {
-                id: c.id,
-                company_id: company_id.clone(),
-                name: c.name.unwrap_or_default(),
-                active: c.is_active != Some(false),
-            });
-        if let Some(c) = &contract {
-            self.remember_name(format!("contract:{}", c.id), &c.name);
-            self.remember_name(format!("contract-account:{}", c.id), &c.company_id);
-        }
-        Ok(contract)
-    }
-
-    /// 2 calls when found (`GET …/services/lookup?Filter.Name=` then `GET …/services/{id}` for
-    /// cost and price, which the lookup does not carry), 1 when not.
-    async fn find_catalog_service(&self, name: &str) -> PsaResult<Option<CatalogService>> {
-        let req = Req::get("/v2/admin/finance/services/lookup").q("Filter.Name", name);
-        let rows: Vec<WLookup> = self
-            .pages("service", req, true, |s: &WLookup| {
-                s.name
-                    .as_deref()
-                    .is_some_and(|n| convert::same_name(n, name))
-            })
-            .await?;
-        match rows.into_iter().next() {
-            None => Ok(None),
-            Some(row) => match self.get_service(&row.id).await {
-                Ok(s) => Ok(Some(catalog(s))),
-                Err(PsaError::NotFound { .. }) => Ok(None),
-                Err(e) => Err(e),
-            },
-        }
-    }
-
-    /// 1 call: `POST /v2/admin/finance/services/services`.
-    async fn create_catalog_service(&self, spec: &CatalogServiceSpec) -> PsaResult<CatalogService> {
-        let body = json!({
-            "Name": spec.name,
-            "Description": spec.description,
-            "UnitCost": convert::money_to_wire(spec.cost),
-            "UnitPrice": convert::money_to_wire(spec.price),
-            "IsActive": true,
-            "IsTaxable": false,
-        });
-        let v = self
-            .result(Req::with_body(
-                Method::POST,
-                "/v2/admin/finance/services/services",
-                body,
-            ))
-            .await?;
-        if v.is_null() {
-            return Err(empty_answer("service"));
-        }
-        Ok(catalog(decode("service", v)?))
-    }
-
-    /// 2 calls: `GET …/services/{id}` then `PUT …/services/{id}`. The PUT replaces the whole
-    /// service, so category, unit of measure, accounts, tax and margin are read first and sent
-    /// back unchanged: only name, description, cost and price are ours.
-    async fn update_catalog_service(
-        &self,
-        id: &PsaId,
-        spec: &CatalogServiceSpec,
-    ) -> PsaResult<CatalogService> {
-        let current = self.get_service(id).await?;
-        let sid = convert::num_id("service", id)?;
-        let body = json!({
-            "Id": sid,
-            "Name": spec.name,
-            "Description": spec.description,
-            "UnitCost": convert::money_to_wire(spec.cost),
-            "UnitPrice": convert::money_to_wire(spec.price),
-            "CategoryId": current.category_id,
-            "SubCategoryId": current.sub_category_id,
-            "UnitOfMeasureId": current.unit_of_measure_id,
-            "IncomeAccountId": current.income_account_id,
-            "ExpenseAccountId": current.expense_account_id,
-            "IsActive": current.is_active.unwrap_or(true),
-            "IsTaxable": current.is_taxable.unwrap_or(false),
-            "Margin": current.margin,
-            "MarginType": current.margin_type,
-        });
-        let path = format!("/v2/admin/finance/services/{sid}");
-        let v = self.result(Req::with_body(Method::PUT, path, body)).await?;
-        if v.is_null() {
-            return Ok(CatalogService {
-                id: id.clone(),
-                name: spec.name.clone(),
-                description: spec.description.clone(),
-                cost: spec.cost,
-                price: spec.price,
-            });
-        }
-        Ok(catalog(decode("service", v)?))
-    }
-
-    /// 1 call: `DELETE /v2/admin/finance/services/{id}`; already gone counts as done.
-    async fn delete_catalog_service(&self, id: &PsaId) -> PsaResult<()> {
-        let path = format!(
-            "/v2/admin/finance/services/{}",
-            convert::num_id("service", id)?
-        );
-        let req = Req {
-            method: Method::DELETE,
-            ..Req::get(path)
-        };
-        match self.result(req).await {
-            Ok(_) | Err(PsaError::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// `false`: BMS finds a contract's line of a service but cannot read its units, so the
-    /// caller supplies the units it remembers for that line (see [`lines`]).
-    fn lists_contract_lines(&self) -> bool {
-        false
-    }
-
-    /// 1 call per 100 lines of the service (usually 1): `POST …/services/{id}/relatedservices/
-    /// search`, narrowed by contract and account name when known. The line is the contract's
-    /// current one (the newest that bills); its quantity is what this client wrote, or 0 when it
-    /// did not write it (the caller's memory decides then).
-    async fn find_contract_line(
-        &self,
-        contract_id: &PsaId,
-        service_id: &PsaId,
-    ) -> PsaResult<Option<ContractLine>> {
-        let rows = self.service_lines(contract_id, service_id).await?;
-        let found = lines::on_contract(&rows, contract_id);
-        Ok(found.current.map(|cur| {
-            let units = self.ledger.units(&cur.id).unwrap_or(0);
-            line_of(cur, contract_id, service_id, units)
-        }))
-    }
-
-    /// 1 search; then either 1 call to add the line (`POST /v2/finance/contracts/
-    /// recurringservices/{contractId}/services`, effective today for the tenant) or, when the
-    /// contract already has a line of the service (added in BMS by hand), its adoption: 0–2 bulk
-    /// updates (cost and price in step, duplicates ended).
-    async fn add_contract_line(
-        &self,
-        contract_id: &PsaId,
-        service_id: &PsaId,
-        values: LineValues,
-    ) -> PsaResult<ContractLine> {
-        Ok(self
-            .sync_line(contract_id, service_id, None, values)
-            .await?
-            .line()
-            .clone())
-    }
-
-    /// 1 search, then: nothing when the line is in step; 1 bulk update when cost or price differ
-    /// (in place); when units differ, 1 call adding a line effective today and 1 bulk update
-    /// ending the old one (cost and price 0), returned as [`LineUpdate::Replaced`] with a note.
-    async fn update_contract_line(
-        &self,
-        line: &ContractLine,
-        values: LineValues,
-    ) -> PsaResult<LineUpdate> {
-        self.sync_line(&line.contract_id, &line.service_id, Some(line), values)
-            .await
     }
 }
 
@@ -965,7 +480,7 @@ impl BmsClient {
         values: LineValues,
     ) -> PsaResult<LineUpdate> {
         let rows = self.service_lines(contract_id, service_id).await?;
-        let found = lines::on_contract(&rows, contract_id);
+        let found = billing::on_contract(&rows, contract_id);
         let current_id = found.current.map(|c| c.id.clone());
         // Units are known for the remembered line, or for one this client wrote.
         let known_units = current_id.as_deref().and_then(|id| {
@@ -975,7 +490,7 @@ impl BmsClient {
                 .or_else(|| self.ledger.units(id))
         });
         let adopting = found.current.is_some() && known_units.is_none();
-        let (write, end) = lines::decide(&found, known_units, values);
+        let (write, end) = billing::decide(&found, known_units, values);
         let mut notes = Vec::new();
         let line = match write {
             LineWrite::Nothing | LineWrite::InPlace { .. } => {
@@ -998,7 +513,7 @@ impl BmsClient {
                     price: values.price,
                 };
                 if adopting {
-                    notes.push(lines::adoption_note(&line));
+                    notes.push(billing::adoption_note(&line));
                 }
                 line
             }
@@ -1014,7 +529,7 @@ impl BmsClient {
                         self.bulk_update(contract_id, service_id, end, zero).await?;
                     }
                     let day = self.tenant_now().await?.format("%Y-%m-%d").to_string();
-                    notes.push(lines::replacement_note(&new, end, &day));
+                    notes.push(billing::replacement_note(&new, end, &day));
                 } else if remembered.is_some() {
                     notes.push(format!(
                         "the remembered line no longer bills in BMS; added line {}",
@@ -1032,7 +547,7 @@ impl BmsClient {
             };
             self.bulk_update(contract_id, service_id, &end, zero)
                 .await?;
-            notes.push(lines::extras_note(&end));
+            notes.push(billing::extras_note(&end));
         }
         self.ledger.remember(&line);
         Ok(if notes.is_empty() {

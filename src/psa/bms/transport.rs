@@ -2,18 +2,19 @@
 //! re-login on 401, envelope. Credentials travel only in the login form and the bearer header;
 //! neither reaches a log or an error.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::Utc;
-use reqwest::header::{HeaderMap, AUTHORIZATION, DATE, RETRY_AFTER};
+use reqwest::header::{HeaderMap, AUTHORIZATION, DATE};
 use reqwest::Method;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::auth::{self, Token, TokenAction};
-use super::budget::{endpoint_of, Budget};
 use super::config::BmsConfig;
 use super::envelope::{self, Envelope};
+use super::limits::{endpoint_of, Budget};
+use crate::psa::http::{self, retry_after, transport_error};
 use crate::psa::{PsaError, PsaResult};
 
 pub const AUTHENTICATE: &str = "/v2/security/authenticate";
@@ -62,14 +63,7 @@ pub struct Transport {
 
 impl Transport {
     pub fn new(config: BmsConfig) -> PsaResult<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| PsaError::Permanent {
-                status: None,
-                message: format!("cannot build the HTTP client: {e}"),
-            })?;
+        let http = http::client(config.timeout)?;
         let base = config.url.trim().trim_end_matches('/').to_string();
         if !(base.starts_with("https://") || base.starts_with("http://")) {
             return Err(PsaError::Permanent {
@@ -121,10 +115,13 @@ impl Transport {
         rb: reqwest::RequestBuilder,
         path: &str,
     ) -> PsaResult<(u16, HeaderMap, bytes::Bytes)> {
-        let resp = rb.send().await.map_err(|e| transport_error(path, e))?;
+        let label = format!("request to {path}");
+        let started = Instant::now();
+        let resp = rb.send().await.map_err(|e| transport_error(&label, e))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let bytes = resp.bytes().await.map_err(|e| transport_error(path, e))?;
+        let bytes = resp.bytes().await.map_err(|e| transport_error(&label, e))?;
+        http::trace_call("KaseyaBMS", &label, status, started);
         Ok((status, headers, bytes))
     }
 
@@ -192,7 +189,7 @@ impl Transport {
         let server_now = headers
             .get(DATE)
             .and_then(|v| v.to_str().ok())
-            .and_then(auth::parse_http_date);
+            .and_then(http::parse_http_date);
         let env =
             envelope::parse_response(status, &bytes, retry_after(&headers)).map_err(
                 |e| match e {
@@ -216,53 +213,5 @@ fn auth_error(message: &str) -> PsaError {
     PsaError::Auth {
         status: None,
         message: message.to_string(),
-    }
-}
-
-/// Connection failures and timeouts are transient. The message names the path, never the URL's
-/// query (which may hold an e-mail address) nor a header.
-fn transport_error(path: &str, e: reqwest::Error) -> PsaError {
-    // A request that cannot be built (an invalid URL) fails the same way every time.
-    if e.is_builder() {
-        return PsaError::Permanent {
-            status: None,
-            message: format!("request to {path} cannot be built: {}", e.without_url()),
-        };
-    }
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else {
-        "failed"
-    };
-    PsaError::Transient {
-        status: None,
-        message: format!("request to {path} {what}: {}", e.without_url()),
-        retry_after: None,
-    }
-}
-
-/// `Retry-After` in seconds or as an HTTP date.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = auth::parse_http_date(v)?;
-    (at - Utc::now()).to_std().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// See the ConnectWise twin: an unbuildable request is permanent, not retried.
-    #[tokio::test]
-    async fn a_request_that_cannot_be_built_is_permanent() {
-        let url = format!("http://127.0.0.1:9/x?q={}", "u".repeat(70_000));
-        let e = reqwest::Client::new().get(url).send().await.unwrap_err();
-        let err = transport_error("/contacts", e);
-        assert!(matches!(err, PsaError::Permanent { .. }), "{err:?}");
     }
 }

@@ -61,6 +61,15 @@ pub fn load_seed(path: &std::path::Path) -> Result<Seed, String> {
     Seed::from_file(path).map_err(|e| e.to_string())
 }
 
+/// The Secret entries of a connection that call as this seed's first API user.
+pub fn seed_credentials(seed: &Seed) -> Result<Vec<(&'static str, String)>, String> {
+    let user = seed.api_users.first().ok_or("the seed has no API user")?;
+    Ok(vec![
+        ("secret", user.secret.clone()),
+        ("integrationCode", user.integration_code.clone()),
+    ])
+}
+
 /// One emulated Autotask database: the seed it started from and its current state.
 pub struct AutotaskSandbox {
     seed: Seed,

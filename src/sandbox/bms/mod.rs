@@ -23,9 +23,9 @@ mod limits;
 mod routes;
 pub mod seed;
 mod session;
+mod state;
 mod web;
 mod wire;
-mod world;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -45,7 +45,7 @@ use super::RunningSandbox;
 use exchanges::ExchangeLog;
 use limits::EndpointLimiter;
 use session::Sessions;
-use world::World;
+use state::World;
 
 /// The built-in demo tenant (`demo`, user `demo-api` / `demo-password`).
 pub fn demo_seed() -> Seed {
@@ -55,6 +55,15 @@ pub fn demo_seed() -> Seed {
 /// A seed from a YAML file (format in [`seed`]).
 pub fn load_seed(path: &std::path::Path) -> Result<Seed, String> {
     Seed::from_file(path).map_err(|e| e.to_string())
+}
+
+/// The Secret entries of a connection that log in as this seed's first user.
+pub fn seed_credentials(seed: &Seed) -> Result<Vec<(&'static str, String)>, String> {
+    let user = seed.users.first().ok_or("the seed has no user")?;
+    Ok(vec![
+        ("username", user.user_name.clone()),
+        ("password", user.password.clone()),
+    ])
 }
 
 pub(crate) struct Inner {

@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 
 use super::exchanges;
 use super::session::LoginError;
+use super::state::{Fail, Pick, World};
 use super::wire::{self, fail, ok, ok_paged};
-use super::world::{Fail, Pick, World};
 use super::BmsSandbox;
 
 type S = State<Arc<BmsSandbox>>;
@@ -693,7 +693,7 @@ async fn ticket_patch(State(s): S, Path(id): Path<String>, body: Bytes) -> Respo
     ticket_answer(w, id)
 }
 
-fn edit(w: &mut World, id: i64, f: impl FnOnce(&mut super::world::Ticket)) -> Result<(), Fail> {
+fn edit(w: &mut World, id: i64, f: impl FnOnce(&mut super::state::Ticket)) -> Result<(), Fail> {
     let t = w
         .tickets
         .iter_mut()

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-use super::world::{
+use super::state::{
     Account, BulkValues, Contact, Fail, LineIn, NoteIn, RelatedFilter, ServiceIn, Ticket, TicketIn,
     World,
 };
@@ -395,7 +395,7 @@ pub fn bulk_update_in(v: &Value) -> Bound<(Vec<(i64, i64)>, BulkValues)> {
 
 /// `RelatedServicesListOutputDto`: one line of a catalog service on a contract. It carries no
 /// units; the document has no call that reads a line's units back.
-pub fn related_row(w: &World, l: &super::world::Line) -> Value {
+pub fn related_row(w: &World, l: &super::state::Line) -> Value {
     let service = w.service(l.service_id);
     let contract = w.contract(l.contract_id);
     let account = contract.and_then(|k| w.account(k.account_id));
@@ -478,7 +478,7 @@ pub fn contact_row(w: &World, c: &Contact) -> Value {
     })
 }
 
-fn pick_name(list: &[super::world::Pick], id: Option<i64>) -> Option<String> {
+fn pick_name(list: &[super::state::Pick], id: Option<i64>) -> Option<String> {
     id.and_then(|id| list.iter().find(|p| p.id == id).map(|p| p.name.clone()))
 }
 
@@ -543,7 +543,7 @@ pub fn ticket_row(w: &World, t: &Ticket) -> Value {
 }
 
 /// `TicketNoteOutputDto` (it has no note date; `createdOn` is when the note was written).
-pub fn note_out(w: &World, n: &super::world::Note) -> Value {
+pub fn note_out(w: &World, n: &super::state::Note) -> Value {
     json!({
         "id": n.id,
         "details": n.details,
@@ -554,7 +554,7 @@ pub fn note_out(w: &World, n: &super::world::Note) -> Value {
     })
 }
 
-pub fn service_out(s: &super::world::Service) -> Value {
+pub fn service_out(s: &super::state::Service) -> Value {
     json!({
         "id": s.id,
         "name": s.name,
@@ -568,7 +568,7 @@ pub fn service_out(s: &super::world::Service) -> Value {
     })
 }
 
-pub fn line_out(w: &World, l: &super::world::Line) -> Value {
+pub fn line_out(w: &World, l: &super::state::Line) -> Value {
     let service = w.service(l.service_id);
     let contract = w.contract(l.contract_id);
     json!({

@@ -21,17 +21,17 @@
 //! Wire handling is the sandbox's own (JSON records built here), never the client's structs.
 //! Seed format: [`seed`].
 
-mod errors;
-mod finance;
+mod billing;
 mod listing;
 mod patch;
 pub(crate) mod query;
 mod routes;
 mod security;
 pub mod seed;
-mod store;
+mod state;
 mod tickets;
 mod web;
+mod wire;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -46,10 +46,10 @@ use base64::Engine;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use self::errors::ApiError;
 use self::seed::Seed;
-pub use self::store::first_of_next_month;
-use self::store::Store;
+pub use self::state::first_of_next_month;
+use self::state::Store;
+use self::wire::ApiError;
 use super::admin::{self, Admin, Faults, InjectedFault, SandboxBackend};
 use super::RunningSandbox;
 
@@ -70,6 +70,14 @@ pub fn load_seed(path: &std::path::Path) -> Result<Seed, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read seed {}: {e}", path.display()))?;
     seed::parse(&text)
+}
+
+/// The Secret entries of a connection that this seed's API member accepts.
+pub fn seed_credentials(seed: &Seed) -> Vec<(&'static str, String)> {
+    vec![
+        ("publicKey", seed.public_key.clone()),
+        ("privateKey", seed.private_key.clone()),
+    ]
 }
 
 /// The emulator's state and identity.

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::errors::ApiError;
+use super::wire::ApiError;
 
 /// Applies ConnectWise-style patch operations to `doc`.
 ///

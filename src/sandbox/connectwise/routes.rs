@@ -11,10 +11,10 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::errors::ApiError;
 use super::listing::{self, ListParams};
-use super::store::{Store, Table};
-use super::{finance, tickets, CwSandbox};
+use super::state::{Store, Table};
+use super::wire::ApiError;
+use super::{billing, tickets, CwSandbox};
 
 type Shared = Arc<CwSandbox>;
 type ApiResult = Result<Response, ApiError>;
@@ -204,13 +204,13 @@ async fn add_note(State(s): State<Shared>, Path(raw): Path<String>, body: Bytes)
 
 async fn create_catalog(State(s): State<Shared>, body: Bytes) -> ApiResult {
     let body = json_body(&body)?;
-    Ok(created(finance::create_catalog(&mut s.lock(), &body)?))
+    Ok(created(billing::create_catalog(&mut s.lock(), &body)?))
 }
 
 async fn patch_catalog(State(s): State<Shared>, Path(raw): Path<String>, body: Bytes) -> ApiResult {
     let n = id(&raw, Table::Catalog)?;
     let ops = json_body(&body)?;
-    Ok(Json(finance::update_catalog(&mut s.lock(), n, &ops)?).into_response())
+    Ok(Json(billing::update_catalog(&mut s.lock(), n, &ops)?).into_response())
 }
 
 async fn patch_board_status(
@@ -233,7 +233,7 @@ async fn patch_board_status(
     if record["name"].as_str().is_none_or(|n| n.trim().is_empty()) {
         return Err(ApiError::invalid(
             "status",
-            vec![super::errors::FieldError::new(
+            vec![super::wire::FieldError::new(
                 "Required",
                 "name",
                 "name is required",
@@ -258,7 +258,7 @@ async fn patch_company(State(s): State<Shared>, Path(raw): Path<String>, body: B
 
 async fn delete_catalog(State(s): State<Shared>, Path(raw): Path<String>) -> ApiResult {
     let n = id(&raw, Table::Catalog)?;
-    finance::delete_catalog(&mut s.lock(), n)?;
+    billing::delete_catalog(&mut s.lock(), n)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -282,12 +282,12 @@ async fn create_addition(
 ) -> ApiResult {
     let a = id(&raw, Table::Agreements)?;
     let body = json_body(&body)?;
-    Ok(created(finance::create_addition(&mut s.lock(), a, &body)?))
+    Ok(created(billing::create_addition(&mut s.lock(), a, &body)?))
 }
 
 async fn get_addition(State(s): State<Shared>, Path((a, n)): Path<(String, String)>) -> ApiResult {
     let (a, n) = (id(&a, Table::Agreements)?, id(&n, Table::Additions)?);
-    Ok(Json(finance::addition_of(&s.lock(), a, n)?).into_response())
+    Ok(Json(billing::addition_of(&s.lock(), a, n)?).into_response())
 }
 
 async fn patch_addition(
@@ -297,7 +297,7 @@ async fn patch_addition(
 ) -> ApiResult {
     let (a, n) = (id(&a, Table::Agreements)?, id(&n, Table::Additions)?);
     let ops = json_body(&body)?;
-    Ok(Json(finance::update_addition(&mut s.lock(), a, n, &ops)?).into_response())
+    Ok(Json(billing::update_addition(&mut s.lock(), a, n, &ops)?).into_response())
 }
 
 async fn delete_addition(
@@ -305,7 +305,7 @@ async fn delete_addition(
     Path((a, n)): Path<(String, String)>,
 ) -> ApiResult {
     let (a, n) = (id(&a, Table::Agreements)?, id(&n, Table::Additions)?);
-    finance::delete_addition(&mut s.lock(), a, n)?;
+    billing::delete_addition(&mut s.lock(), a, n)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

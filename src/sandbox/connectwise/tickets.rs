@@ -2,9 +2,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::errors::{ApiError, FieldError};
 use super::patch;
-use super::store::{info, now, Store, Table, API_MEMBER};
+use super::state::{info, now, Store, Table, API_MEMBER};
+use super::wire::{ApiError, FieldError};
 
 pub const SUMMARY_MAX: usize = 100;
 const X_REF_MAX: usize = 100;

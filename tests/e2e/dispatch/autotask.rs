@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use psa_operator::api::Grouping;
 use psa_operator::dispatch::event::EventKind;
 use psa_operator::psa::autotask::{AutotaskClient, AutotaskConfig};
+use psa_operator::psa::{Billing, Directory, TicketDesk};
 use psa_operator::psa::{Named, Psa};
 use psa_operator::resolved::*;
 use psa_operator::sandbox::autotask::{

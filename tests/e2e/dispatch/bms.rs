@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use psa_operator::api::Grouping;
 use psa_operator::psa::bms::{BmsClient, BmsConfig};
+use psa_operator::psa::{Directory, TicketDesk};
 use psa_operator::psa::{Named, Psa};
 use psa_operator::resolved::*;
 use psa_operator::sandbox::bms::{demo_seed, start};

@@ -8,6 +8,7 @@ use base64::Engine;
 use psa_operator::api::{EventField, Grouping};
 use psa_operator::psa::connectwise::{ConnectWiseClient, ConnectWiseConfig};
 use psa_operator::psa::Psa;
+use psa_operator::psa::{Billing, Directory, TicketDesk};
 use psa_operator::resolved::*;
 use psa_operator::sandbox::connectwise::{
     self as cw_sandbox, DEMO_CLIENT_ID, DEMO_COMPANY_ID, DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY,

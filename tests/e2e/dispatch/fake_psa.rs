@@ -132,21 +132,8 @@ impl FakePsa {
     }
 }
 
-fn unsupported<T>(what: &str) -> PsaResult<T> {
-    Err(PsaError::Permanent {
-        status: None,
-        message: format!("{what} is not emulated by the fake PSA"),
-    })
-}
-
 #[async_trait]
-impl Psa for FakePsa {
-    fn provider(&self) -> Provider {
-        Provider::ConnectWise
-    }
-    async fn verify(&self) -> PsaResult<()> {
-        self.enter("verify")
-    }
+impl TicketDesk for FakePsa {
     async fn find_company_by_identifier(&self, identifier: &str) -> PsaResult<Option<Company>> {
         self.enter("find_company_by_identifier")?;
         Ok(self.with(|s| {
@@ -164,14 +151,6 @@ impl Psa for FakePsa {
                 .find(|c| c.name.eq_ignore_ascii_case(name))
                 .cloned()
         }))
-    }
-    async fn get_company(&self, id: &PsaId) -> PsaResult<Option<Company>> {
-        self.enter("get_company")?;
-        Ok(self.with(|s| s.companies.iter().find(|c| &c.id == id).cloned()))
-    }
-    async fn list_companies(&self, _filter: &CompanyFilter) -> PsaResult<Vec<Company>> {
-        self.enter("list_companies")?;
-        Ok(self.with(|s| s.companies.clone()))
     }
     async fn find_contact_by_email(
         &self,
@@ -202,34 +181,6 @@ impl Psa for FakePsa {
                 .cloned()
                 .collect()
         }))
-    }
-    async fn find_contact_by_name(
-        &self,
-        _company_id: &PsaId,
-        _name: &str,
-    ) -> PsaResult<Option<Contact>> {
-        unsupported("find_contact_by_name")
-    }
-    async fn boards(&self) -> PsaResult<Vec<Named>> {
-        unsupported("boards")
-    }
-    async fn statuses(&self, _board_id: Option<&PsaId>) -> PsaResult<Vec<StatusInfo>> {
-        unsupported("statuses")
-    }
-    async fn ticket_types(&self, _board_id: Option<&PsaId>) -> PsaResult<Vec<Named>> {
-        unsupported("ticket_types")
-    }
-    async fn issue_types(&self, _board_id: Option<&PsaId>) -> PsaResult<Vec<Named>> {
-        unsupported("issue_types")
-    }
-    async fn sub_issue_types(&self, _b: Option<&PsaId>, _i: &PsaId) -> PsaResult<Vec<Named>> {
-        unsupported("sub_issue_types")
-    }
-    async fn priorities(&self) -> PsaResult<Vec<Named>> {
-        unsupported("priorities")
-    }
-    async fn sources(&self) -> PsaResult<Vec<Named>> {
-        unsupported("sources")
     }
     async fn create_ticket(&self, t: &NewTicket) -> PsaResult<Ticket> {
         self.enter("create_ticket")?;
@@ -328,45 +279,5 @@ impl Psa for FakePsa {
                 }),
             }
         })
-    }
-    async fn find_contract(&self, _company_id: &PsaId, _name: &str) -> PsaResult<Option<Contract>> {
-        unsupported("find_contract")
-    }
-    async fn find_catalog_service(&self, _name: &str) -> PsaResult<Option<CatalogService>> {
-        unsupported("find_catalog_service")
-    }
-    async fn create_catalog_service(
-        &self,
-        _spec: &CatalogServiceSpec,
-    ) -> PsaResult<CatalogService> {
-        unsupported("create_catalog_service")
-    }
-    async fn update_catalog_service(
-        &self,
-        _id: &PsaId,
-        _spec: &CatalogServiceSpec,
-    ) -> PsaResult<CatalogService> {
-        unsupported("update_catalog_service")
-    }
-    async fn delete_catalog_service(&self, _id: &PsaId) -> PsaResult<()> {
-        unsupported("delete_catalog_service")
-    }
-    async fn find_contract_line(&self, _c: &PsaId, _s: &PsaId) -> PsaResult<Option<ContractLine>> {
-        unsupported("find_contract_line")
-    }
-    async fn add_contract_line(
-        &self,
-        _c: &PsaId,
-        _s: &PsaId,
-        _v: LineValues,
-    ) -> PsaResult<ContractLine> {
-        unsupported("add_contract_line")
-    }
-    async fn update_contract_line(
-        &self,
-        _l: &ContractLine,
-        _v: LineValues,
-    ) -> PsaResult<LineUpdate> {
-        unsupported("update_contract_line")
     }
 }

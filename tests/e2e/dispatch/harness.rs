@@ -1,7 +1,7 @@
 //! A dispatcher on a real SQLite store in a temp dir, with a connection snapshot in a registry,
 //! and helpers to enqueue events and wait for their outcome.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use psa_operator::dispatch::store::{
     ConnectionCounters, NewEvent, SqliteOptions, SqliteStore, Store,
 };
 use psa_operator::dispatch::worker::{now_ms, Dispatcher, DispatcherOptions};
-use psa_operator::psa::Psa;
+use psa_operator::psa::TicketDesk;
 use psa_operator::resolved::*;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -35,31 +35,30 @@ pub fn customer(company: &str, default_contact: Option<&str>) -> ResolvedCustome
 
 /// A snapshot like the reconciler publishes: Contoso mapped to company 10 (default contact
 /// 100), catch-all company 99 (contact 990), fast retries, an unlimited budget.
-pub fn snapshot(key: &ConnectionKey, psa: Arc<dyn Psa>, grouping: Grouping) -> ResolvedConnection {
+pub fn snapshot(
+    key: &ConnectionKey,
+    psa: Arc<dyn TicketDesk>,
+    grouping: Grouping,
+) -> ResolvedConnection {
     let mut customers = HashMap::new();
     customers.insert(ORG.to_string(), customer("10", Some("100")));
     ResolvedConnection {
-        key: key.clone(),
-        generation: 1,
-        psa,
         grouping,
         account_mapping: AccountMapping::Manual,
         catch_all: Some(customer("99", Some("990"))),
         customers,
-        held_organizations: Default::default(),
         complete: true,
         ticket: ResolvedTicket {
             closed_status_id: Some("closed-by-operator".into()),
             ..Default::default()
         },
-        failsafe: None,
         dispatch: DispatchConfig {
             max_attempts: 3,
             initial_backoff: Duration::from_millis(50),
             requests_per_hour: 1_000_000,
             group_wait: Duration::ZERO,
         },
-        alertmanager: AlertmanagerLabelNames::default(),
+        ..ResolvedConnection::sample(key.clone(), psa)
     }
 }
 
@@ -76,22 +75,13 @@ pub fn test_options() -> DispatcherOptions {
 pub fn alert(id: &str, user: &str, alert_type: &str) -> Event {
     Event {
         id: id.into(),
-        kind: EventKind::Alert,
         organization: ORG.into(),
         user: Some(user.into()),
         alert_type: alert_type.into(),
-        severity: Some("critical".into()),
         title: alert_type.into(),
         description: format!("{alert_type} for {user}"),
-        occurred_at: Some("2026-11-24T16:18:28Z".into()),
         url: Some(format!("https://alerts.example/e/{id}")),
-        finding_id: None,
-        status: None,
-        priority: None,
-        comment: None,
-        author: None,
-        labels: BTreeMap::new(),
-        annotations: BTreeMap::new(),
+        ..Event::sample()
     }
 }
 

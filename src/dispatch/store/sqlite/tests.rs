@@ -7,22 +7,9 @@ use crate::dispatch::event::{Event, EventKind};
 fn event(id: &str) -> Event {
     Event {
         id: id.into(),
-        kind: EventKind::Alert,
-        organization: "Contoso Ltd".into(),
-        user: Some("jane@contoso.example".into()),
-        alert_type: "Too Many Downloads".into(),
-        severity: Some("critical".into()),
-        title: "Too Many Downloads".into(),
         description: "412 files".into(),
-        occurred_at: Some("2026-11-24T16:18:28Z".into()),
         url: None,
-        finding_id: None,
-        status: None,
-        priority: None,
-        comment: None,
-        author: None,
-        labels: Default::default(),
-        annotations: Default::default(),
+        ..Event::sample()
     }
 }
 

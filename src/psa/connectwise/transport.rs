@@ -4,9 +4,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{
-    HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, LINK, RETRY_AFTER,
-};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, LINK};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use tokio::sync::RwLock;
@@ -15,6 +13,7 @@ use super::paging;
 use super::rights;
 use super::wire::{CompanyInfo, ErrorBody};
 use super::ConnectWiseConfig;
+use crate::psa::http::{self, retry_after, transport_error};
 use crate::psa::{PsaError, PsaResult};
 
 /// Largest page ConnectWise serves; lists are read in pages of this size.
@@ -102,15 +101,7 @@ impl Transport {
                 message: format!("invalid ConnectWise API version {:?}", cfg.api_version),
             })?,
         );
-        let http = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("psa-operator/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| PsaError::Permanent {
-                status: None,
-                message: format!("cannot build the HTTP client: {e}"),
-            })?;
+        let http = http::client(cfg.timeout)?;
         Ok(Transport {
             http,
             site: api_site(&cfg.url),
@@ -154,12 +145,12 @@ impl Transport {
             .header(ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| transport_error(&e, "GET /login/companyinfo"))?;
+            .map_err(|e| transport_error("GET /login/companyinfo", e))?;
         let status = resp.status();
         let body = resp
             .bytes()
             .await
-            .map_err(|e| transport_error(&e, "GET /login/companyinfo"))?;
+            .map_err(|e| transport_error("GET /login/companyinfo", e))?;
         if !status.is_success() {
             return Err(error_from_reply(status, None, &body));
         }
@@ -243,14 +234,11 @@ impl Transport {
                 req = req.header(CONTENT_TYPE, "application/json").json(b);
             }
             let started = Instant::now();
-            let resp = req.send().await.map_err(|e| transport_error(&e, &label))?;
+            let resp = req.send().await.map_err(|e| transport_error(&label, e))?;
             let status = resp.status();
             let headers = resp.headers().clone();
-            let bytes = resp
-                .bytes()
-                .await
-                .map_err(|e| transport_error(&e, &label))?;
-            tracing::debug!(request = %label, status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "ConnectWise call");
+            let bytes = resp.bytes().await.map_err(|e| transport_error(&label, e))?;
+            http::trace_call("ConnectWise", &label, status.as_u16(), started);
             if status.is_success() {
                 return Ok(Reply {
                     status,
@@ -499,65 +487,9 @@ pub fn name_the_right(err: PsaError, method: &Method, path: &str) -> PsaError {
     }
 }
 
-/// A network failure: the request label and the underlying cause, never the URL (its query may
-/// hold an e-mail address) nor a header.
-fn transport_error(e: &reqwest::Error, label: &str) -> PsaError {
-    // A request that cannot be built (an invalid URL) fails the same way every time.
-    if e.is_builder() {
-        return PsaError::Permanent {
-            status: None,
-            message: format!(
-                "{label} cannot be built: {}",
-                std::error::Error::source(e)
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "invalid request".into())
-            ),
-        };
-    }
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else {
-        "failed"
-    };
-    PsaError::Transient {
-        status: None,
-        message: format!(
-            "{label} {what}: {}",
-            std::error::Error::source(e)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "no further detail".into())
-        ),
-        retry_after: None,
-    }
-}
-
-/// `Retry-After` in seconds or as an HTTP date.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    let left = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(left.to_std().unwrap_or(Duration::ZERO))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The red-team look-up with a 1.5 MB user: reqwest refuses to build the request
-    /// ("Parsed Url is not a valid Uri"); retrying cannot help, so it is permanent.
-    #[tokio::test]
-    async fn a_request_that_cannot_be_built_is_permanent() {
-        let url = format!("http://127.0.0.1:9/x?q={}", "u".repeat(70_000));
-        let e = reqwest::Client::new().get(url).send().await.unwrap_err();
-        let err = transport_error(&e, "contact look-up");
-        assert!(matches!(err, PsaError::Permanent { .. }), "{err:?}");
-        assert!(!err.is_transient());
-    }
 
     #[test]
     fn api_base_normalises_slashes() {
@@ -704,20 +636,5 @@ mod tests {
         for status in [StatusCode::BAD_GATEWAY, StatusCode::GATEWAY_TIMEOUT] {
             assert!(error_from_reply(status, None, b"").is_transient());
         }
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_dates() {
-        let mut h = HeaderMap::new();
-        assert_eq!(retry_after(&h), None);
-        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(retry_after(&h), Some(Duration::ZERO));
-        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&h), None);
     }
 }

@@ -25,6 +25,10 @@ use std::sync::Mutex;
 
 use crate::api::common::format_decimal_4;
 use crate::psa::{ContractLine, LineValues, MinorUnits};
+use async_trait::async_trait;
+
+use super::*;
+use crate::psa::Billing;
 
 /// One line of a service, as the related-services search shows it (money in minor units).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -187,6 +191,181 @@ pub fn extras_note(ended: &[String]) -> String {
         "ended duplicate line {} of the same service (cost and price set to 0)",
         ended.join(", ")
     )
+}
+
+#[async_trait]
+impl Billing for BmsClient {
+    /// 1 call: `GET /v2/finance/contracts/lookup?AccountId=&ExcludeExpiredContracts=true`.
+    async fn find_contract(&self, company_id: &PsaId, name: &str) -> PsaResult<Option<Contract>> {
+        let account = convert::num_id("account", company_id)?;
+        let req = Req::get("/v2/finance/contracts/lookup")
+            .q("AccountId", account)
+            .q("ExcludeExpiredContracts", "true");
+        let rows: Vec<WLookup> = decode_list("contract", self.result(req).await?)?;
+        let contract = rows
+            .into_iter()
+            .filter(|c| {
+                c.name
+                    .as_deref()
+                    .is_some_and(|n| convert::same_name(n, name))
+            })
+            .max_by_key(|c| c.is_active != Some(false))
+            .map(|c| Contract {
+                id: c.id,
+                company_id: company_id.clone(),
+                name: c.name.unwrap_or_default(),
+                active: c.is_active != Some(false),
+            });
+        if let Some(c) = &contract {
+            self.remember_name(format!("contract:{}", c.id), &c.name);
+            self.remember_name(format!("contract-account:{}", c.id), &c.company_id);
+        }
+        Ok(contract)
+    }
+    /// 2 calls when found (`GET …/services/lookup?Filter.Name=` then `GET …/services/{id}` for
+    /// cost and price, which the lookup does not carry), 1 when not.
+    async fn find_catalog_service(&self, name: &str) -> PsaResult<Option<CatalogService>> {
+        let req = Req::get("/v2/admin/finance/services/lookup").q("Filter.Name", name);
+        let rows: Vec<WLookup> = self
+            .pages("service", req, true, |s: &WLookup| {
+                s.name
+                    .as_deref()
+                    .is_some_and(|n| convert::same_name(n, name))
+            })
+            .await?;
+        match rows.into_iter().next() {
+            None => Ok(None),
+            Some(row) => match self.get_service(&row.id).await {
+                Ok(s) => Ok(Some(catalog(s))),
+                Err(PsaError::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            },
+        }
+    }
+    /// 1 call: `POST /v2/admin/finance/services/services`.
+    async fn create_catalog_service(&self, spec: &CatalogServiceSpec) -> PsaResult<CatalogService> {
+        let body = json!({
+            "Name": spec.name,
+            "Description": spec.description,
+            "UnitCost": convert::money_to_wire(spec.cost),
+            "UnitPrice": convert::money_to_wire(spec.price),
+            "IsActive": true,
+            "IsTaxable": false,
+        });
+        let v = self
+            .result(Req::with_body(
+                Method::POST,
+                "/v2/admin/finance/services/services",
+                body,
+            ))
+            .await?;
+        if v.is_null() {
+            return Err(empty_answer("service"));
+        }
+        Ok(catalog(decode("service", v)?))
+    }
+    /// 2 calls: `GET …/services/{id}` then `PUT …/services/{id}`. The PUT replaces the whole
+    /// service, so category, unit of measure, accounts, tax and margin are read first and sent
+    /// back unchanged: only name, description, cost and price are ours.
+    async fn update_catalog_service(
+        &self,
+        id: &PsaId,
+        spec: &CatalogServiceSpec,
+    ) -> PsaResult<CatalogService> {
+        let current = self.get_service(id).await?;
+        let sid = convert::num_id("service", id)?;
+        let body = json!({
+            "Id": sid,
+            "Name": spec.name,
+            "Description": spec.description,
+            "UnitCost": convert::money_to_wire(spec.cost),
+            "UnitPrice": convert::money_to_wire(spec.price),
+            "CategoryId": current.category_id,
+            "SubCategoryId": current.sub_category_id,
+            "UnitOfMeasureId": current.unit_of_measure_id,
+            "IncomeAccountId": current.income_account_id,
+            "ExpenseAccountId": current.expense_account_id,
+            "IsActive": current.is_active.unwrap_or(true),
+            "IsTaxable": current.is_taxable.unwrap_or(false),
+            "Margin": current.margin,
+            "MarginType": current.margin_type,
+        });
+        let path = format!("/v2/admin/finance/services/{sid}");
+        let v = self.result(Req::with_body(Method::PUT, path, body)).await?;
+        if v.is_null() {
+            return Ok(CatalogService {
+                id: id.clone(),
+                name: spec.name.clone(),
+                description: spec.description.clone(),
+                cost: spec.cost,
+                price: spec.price,
+            });
+        }
+        Ok(catalog(decode("service", v)?))
+    }
+    /// 1 call: `DELETE /v2/admin/finance/services/{id}`; already gone counts as done.
+    async fn delete_catalog_service(&self, id: &PsaId) -> PsaResult<()> {
+        let path = format!(
+            "/v2/admin/finance/services/{}",
+            convert::num_id("service", id)?
+        );
+        let req = Req {
+            method: Method::DELETE,
+            ..Req::get(path)
+        };
+        match self.result(req).await {
+            Ok(_) | Err(PsaError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+    /// `false`: BMS finds a contract's line of a service but cannot read its units, so the
+    /// caller supplies the units it remembers for that line (see [`lines`]).
+    fn lists_contract_lines(&self) -> bool {
+        false
+    }
+    /// 1 call per 100 lines of the service (usually 1): `POST …/services/{id}/relatedservices/
+    /// search`, narrowed by contract and account name when known. The line is the contract's
+    /// current one (the newest that bills); its quantity is what this client wrote, or 0 when it
+    /// did not write it (the caller's memory decides then).
+    async fn find_contract_line(
+        &self,
+        contract_id: &PsaId,
+        service_id: &PsaId,
+    ) -> PsaResult<Option<ContractLine>> {
+        let rows = self.service_lines(contract_id, service_id).await?;
+        let found = billing::on_contract(&rows, contract_id);
+        Ok(found.current.map(|cur| {
+            let units = self.ledger.units(&cur.id).unwrap_or(0);
+            line_of(cur, contract_id, service_id, units)
+        }))
+    }
+    /// 1 search; then either 1 call to add the line (`POST /v2/finance/contracts/
+    /// recurringservices/{contractId}/services`, effective today for the tenant) or, when the
+    /// contract already has a line of the service (added in BMS by hand), its adoption: 0–2 bulk
+    /// updates (cost and price in step, duplicates ended).
+    async fn add_contract_line(
+        &self,
+        contract_id: &PsaId,
+        service_id: &PsaId,
+        values: LineValues,
+    ) -> PsaResult<ContractLine> {
+        Ok(self
+            .sync_line(contract_id, service_id, None, values)
+            .await?
+            .line()
+            .clone())
+    }
+    /// 1 search, then: nothing when the line is in step; 1 bulk update when cost or price differ
+    /// (in place); when units differ, 1 call adding a line effective today and 1 bulk update
+    /// ending the old one (cost and price 0), returned as [`LineUpdate::Replaced`] with a note.
+    async fn update_contract_line(
+        &self,
+        line: &ContractLine,
+        values: LineValues,
+    ) -> PsaResult<LineUpdate> {
+        self.sync_line(&line.contract_id, &line.service_id, Some(line), values)
+            .await
+    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use super::errors::{ApiError, FieldError};
 use super::seed::Seed;
+use super::wire::{ApiError, FieldError};
 
 /// The collections the sandbox keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

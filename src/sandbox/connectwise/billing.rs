@@ -2,9 +2,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::errors::{ApiError, FieldError};
 use super::patch;
-use super::store::{info, Store, Table};
+use super::state::{info, Store, Table};
+use super::wire::{ApiError, FieldError};
 
 const IDENTIFIER_MAX: usize = 60;
 const DESCRIPTION_MAX: usize = 60;
