@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::env::{loopback, BenchEnv};
 use super::manifests::{self, ConnectionSpec, Provider, NAMESPACE};
 use super::BenchArgs;
-use crate::dispatch::intake::throughput::post_all;
+use crate::bench::throughput::post_all;
 use crate::sandbox::{self, RunningSandbox};
 
 /// Wait used by the `groupWait` connections: long enough for a loopback burst to land in it.

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::alertmanager::{self, Alertmanager};
 use super::stats::summarize;
 use super::BenchArgs;
-use crate::dispatch::intake::throughput::{
+use crate::bench::throughput::{
     measure_intake, measure_intake_on, post_all, ThroughputReport, ThroughputRun,
 };
 use crate::dispatch::store::{self, CommitStats, Store, StoreLocation};

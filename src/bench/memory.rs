@@ -12,7 +12,7 @@ use super::env::BenchEnv;
 use super::intake::round;
 use super::manifests::{ConnectionSpec, Provider};
 use super::BenchArgs;
-use crate::dispatch::intake::throughput::{post_all, request_bodies, ThroughputRun};
+use crate::bench::throughput::{post_all, request_bodies, ThroughputRun};
 
 /// `VmRSS` and `VmHWM` (peak) of a process, in KiB, from `/proc/<pid>/status`.
 pub fn parse_status(status: &str) -> (Option<u64>, Option<u64>) {

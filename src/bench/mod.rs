@@ -19,6 +19,7 @@ pub mod latency;
 pub mod manifests;
 pub mod memory;
 pub mod stats;
+pub mod throughput;
 
 use std::path::PathBuf;
 

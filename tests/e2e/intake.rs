@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use psa_operator::api::Grouping;
-use psa_operator::dispatch::intake::throughput::{measure_intake, ThroughputRun};
+use psa_operator::bench::throughput::{measure_intake, ThroughputRun};
 use psa_operator::dispatch::intake::{router, IntakeLimits, IntakeState};
 use psa_operator::dispatch::metrics::{track_queue_depth, DispatchMetrics};
 use psa_operator::dispatch::store::{SqliteOptions, SqliteStore, Store};

@@ -40,7 +40,6 @@ pub mod findings;
 pub mod problem;
 pub mod rate;
 pub mod server;
-pub mod throughput;
 
 use fields::ParseError;
 pub use problem::{Problem, ProblemItem, Rejection, PROBLEM_CONTENT_TYPE};

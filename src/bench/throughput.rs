@@ -11,7 +11,7 @@ use anyhow::{bail, Context as _};
 use serde::Serialize;
 use serde_json::json;
 
-use super::{router, IntakeLimits, IntakeState};
+use crate::dispatch::intake::{router, IntakeLimits, IntakeState};
 use crate::dispatch::metrics::DispatchMetrics;
 use crate::dispatch::store::{CommitStats, SqliteOptions, SqliteStore, Store};
 use crate::resolved::{ConnectionEntry, ConnectionKey, Registry};
