@@ -12,7 +12,7 @@ use psa_operator::api::Grouping;
 use psa_operator::dispatch::event::EventKind;
 use psa_operator::psa::autotask::{AutotaskClient, AutotaskConfig};
 use psa_operator::psa::{Billing, Directory, TicketDesk};
-use psa_operator::psa::{Named, Psa};
+use psa_operator::psa::Named;
 use psa_operator::resolved::*;
 use psa_operator::sandbox::autotask::{
     demo_seed, start, DEMO_INTEGRATION_CODE, DEMO_SECRET, DEMO_USERNAME,
@@ -20,29 +20,25 @@ use psa_operator::sandbox::autotask::{
 use psa_operator::sandbox::{Faults, RunningSandbox};
 use serde_json::{json, Value};
 
-use super::harness::{alert, eventually, finding, snapshot, Harness, JANE, ORG};
+use super::harness::{alert, eventually, finding, DemoIds, Harness, JANE, ORG};
 use super::scenarios;
 use super::smtp;
 use super::view::{PsaView, TicketView};
 
+/// The demo ids, and what only the Autotask scenarios use.
 pub struct Ids {
-    pub contoso: String,
-    pub jane: String,
-    pub alert_contact: String,
-    pub default_customer: String,
-    pub default_contact: String,
+    pub demo: DemoIds,
+    /// Contoso's "Managed Security" contract.
     pub contract: String,
-    pub queue: String,
-    pub status_new: String,
-    pub complete: String,
-    pub alert_type: String,
-    pub high: String,
-    pub source: String,
-    pub issue: String,
     pub security: String,
-    pub sub_general: String,
     pub sub_leak: String,
-    pub sub_iam: String,
+}
+
+impl std::ops::Deref for Ids {
+    type Target = DemoIds;
+    fn deref(&self) -> &DemoIds {
+        &self.demo
+    }
 }
 
 pub struct At {
@@ -116,23 +112,27 @@ impl At {
         let issue = id_of(&issue_types, "SaaS Alerts");
         let subs = c.sub_issue_types(None, &issue).await.unwrap();
         let ids = Ids {
-            contoso: contoso.id.clone(),
-            jane,
-            alert_contact,
-            default_customer: default.id.clone(),
-            default_contact,
+            demo: DemoIds {
+                contoso: contoso.id.clone(),
+                contoso_location: None,
+                jane,
+                alert_contact,
+                default_customer: default.id.clone(),
+                default_location: None,
+                default_contact,
+                queue: id_of(&c.boards().await.unwrap(), "Security Alerts"),
+                status_new: status("New"),
+                closed: status("Complete"),
+                alert_type: id_of(&c.ticket_types(None).await.unwrap(), "Alert"),
+                high: id_of(&c.priorities().await.unwrap(), "High"),
+                source: id_of(&c.sources().await.unwrap(), "SaaS Alerts"),
+                issue,
+                sub_general: id_of(&subs, "General"),
+                sub_iam: id_of(&subs, "IAM"),
+            },
             contract,
-            queue: id_of(&c.boards().await.unwrap(), "Security Alerts"),
-            status_new: status("New"),
-            complete: status("Complete"),
-            alert_type: id_of(&c.ticket_types(None).await.unwrap(), "Alert"),
-            high: id_of(&c.priorities().await.unwrap(), "High"),
-            source: id_of(&c.sources().await.unwrap(), "SaaS Alerts"),
             security: id_of(&issue_types, "Security"),
-            sub_general: id_of(&subs, "General"),
             sub_leak: id_of(&subs, "Data Leakage"),
-            sub_iam: id_of(&subs, "IAM"),
-            issue,
         };
         sb.admin().clear_calls();
         At {
@@ -146,50 +146,8 @@ impl At {
     /// The snapshot a reconciler would publish for the demo Autotask connection: Contoso mapped
     /// (default contact Alert Contact, contract Managed Security), the catch-all Default Customer.
     pub fn snapshot(&self, grouping: Grouping) -> ResolvedConnection {
-        let mut conn = snapshot(&key(), self.client.clone() as Arc<dyn Psa>, grouping);
         let ids = &self.ids;
-        conn.customers = [(
-            ORG.to_string(),
-            ResolvedCustomer {
-                mapping_name: "contoso".into(),
-                company_id: ids.contoso.clone(),
-                company_name: ORG.into(),
-                location_id: None,
-                default_contact_id: Some(ids.alert_contact.clone()),
-                contract_id: Some(ids.contract.clone()),
-            },
-        )]
-        .into();
-        conn.catch_all = Some(ResolvedCustomer {
-            mapping_name: String::new(),
-            company_id: ids.default_customer.clone(),
-            company_name: "Default Customer".into(),
-            location_id: None,
-            default_contact_id: Some(ids.default_contact.clone()),
-            contract_id: None,
-        });
-        conn.ticket = ResolvedTicket {
-            board_id: Some(ids.queue.clone()),
-            source: ResolvedValue::One(ids.source.clone()),
-            status: ResolvedValue::One(ids.status_new.clone()),
-            type_: ResolvedValue::One(ids.alert_type.clone()),
-            priority: ResolvedValue::One(ids.high.clone()),
-            issue_type_default: IssueTypeIds {
-                issue_type: Some(ids.issue.clone()),
-                sub_issue_type: Some(ids.sub_general.clone()),
-            },
-            issue_type_overrides: [(
-                "Multiple MFA Failures".to_string(),
-                IssueTypeIds {
-                    issue_type: Some(ids.issue.clone()),
-                    sub_issue_type: Some(ids.sub_iam.clone()),
-                },
-            )]
-            .into(),
-            closed_status_id: Some(ids.complete.clone()),
-            ..Default::default()
-        };
-        conn
+        ids.snapshot(&key(), self.client.clone(), grouping, Some(&ids.contract))
     }
 
     pub async fn state(&self) -> Value {

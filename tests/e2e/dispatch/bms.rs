@@ -12,26 +12,9 @@ use psa_operator::sandbox::bms::{demo_seed, start};
 use psa_operator::sandbox::{Faults, RunningSandbox};
 use serde_json::Value;
 
-use super::harness::{snapshot, ORG};
+use super::harness::DemoIds;
 
-pub struct Ids {
-    pub contoso: String,
-    pub contoso_location: Option<String>,
-    pub jane: String,
-    pub alert_contact: String,
-    pub default_customer: String,
-    pub default_location: Option<String>,
-    pub default_contact: String,
-    pub queue: String,
-    pub status_new: String,
-    pub closed: String,
-    pub alert_type: String,
-    pub high: String,
-    pub source: String,
-    pub issue: String,
-    pub sub_general: String,
-    pub sub_iam: String,
-}
+pub type Ids = DemoIds;
 
 pub struct Bms {
     pub sb: RunningSandbox,
@@ -113,50 +96,7 @@ impl Bms {
 
     /// The snapshot a reconciler would publish for the demo BMS connection.
     pub fn snapshot(&self, key: &ConnectionKey, grouping: Grouping) -> ResolvedConnection {
-        let mut conn = snapshot(key, self.client.clone() as Arc<dyn Psa>, grouping);
-        let ids = &self.ids;
-        conn.customers = [(
-            ORG.to_string(),
-            ResolvedCustomer {
-                mapping_name: "contoso".into(),
-                company_id: ids.contoso.clone(),
-                company_name: ORG.into(),
-                location_id: ids.contoso_location.clone(),
-                default_contact_id: Some(ids.alert_contact.clone()),
-                contract_id: None,
-            },
-        )]
-        .into();
-        conn.catch_all = Some(ResolvedCustomer {
-            mapping_name: String::new(),
-            company_id: ids.default_customer.clone(),
-            company_name: "Default Customer".into(),
-            location_id: ids.default_location.clone(),
-            default_contact_id: Some(ids.default_contact.clone()),
-            contract_id: None,
-        });
-        conn.ticket = ResolvedTicket {
-            board_id: Some(ids.queue.clone()),
-            source: ResolvedValue::One(ids.source.clone()),
-            status: ResolvedValue::One(ids.status_new.clone()),
-            type_: ResolvedValue::One(ids.alert_type.clone()),
-            priority: ResolvedValue::One(ids.high.clone()),
-            issue_type_default: IssueTypeIds {
-                issue_type: Some(ids.issue.clone()),
-                sub_issue_type: Some(ids.sub_general.clone()),
-            },
-            issue_type_overrides: [(
-                "Multiple MFA Failures".to_string(),
-                IssueTypeIds {
-                    issue_type: Some(ids.issue.clone()),
-                    sub_issue_type: Some(ids.sub_iam.clone()),
-                },
-            )]
-            .into(),
-            closed_status_id: Some(ids.closed.clone()),
-            ..Default::default()
-        };
-        conn
+        self.ids.snapshot(key, self.client.clone(), grouping, None)
     }
 
     /// Tickets (with their notes) as the sandbox holds them, oldest first.

@@ -62,6 +62,86 @@ pub fn snapshot(
     }
 }
 
+/// The demo tenant's ids a provider's dispatch scenarios route with, read from its sandbox (the
+/// Kaseya BMS and Autotask demo seeds hold the same organisations and ticket settings).
+pub struct DemoIds {
+    pub contoso: String,
+    /// BMS: the company's main location (tickets need one).
+    pub contoso_location: Option<String>,
+    pub jane: String,
+    pub alert_contact: String,
+    pub default_customer: String,
+    pub default_location: Option<String>,
+    pub default_contact: String,
+    pub queue: String,
+    pub status_new: String,
+    /// The status the operator closes tickets with.
+    pub closed: String,
+    pub alert_type: String,
+    pub high: String,
+    pub source: String,
+    pub issue: String,
+    pub sub_general: String,
+    pub sub_iam: String,
+}
+
+impl DemoIds {
+    /// The snapshot a reconciler would publish for the demo connection: Contoso mapped (default
+    /// contact Alert Contact, `contract` when given), the catch-all Default Customer, the demo
+    /// ticket settings with the IAM sub-issue type for Multiple MFA Failures.
+    pub fn snapshot(
+        &self,
+        key: &ConnectionKey,
+        psa: Arc<dyn TicketDesk>,
+        grouping: Grouping,
+        contract: Option<&String>,
+    ) -> ResolvedConnection {
+        let mut conn = snapshot(key, psa, grouping);
+        conn.customers = [(
+            ORG.to_string(),
+            ResolvedCustomer {
+                mapping_name: "contoso".into(),
+                company_id: self.contoso.clone(),
+                company_name: ORG.into(),
+                location_id: self.contoso_location.clone(),
+                default_contact_id: Some(self.alert_contact.clone()),
+                contract_id: contract.cloned(),
+            },
+        )]
+        .into();
+        conn.catch_all = Some(ResolvedCustomer {
+            mapping_name: String::new(),
+            company_id: self.default_customer.clone(),
+            company_name: "Default Customer".into(),
+            location_id: self.default_location.clone(),
+            default_contact_id: Some(self.default_contact.clone()),
+            contract_id: None,
+        });
+        conn.ticket = ResolvedTicket {
+            board_id: Some(self.queue.clone()),
+            source: ResolvedValue::One(self.source.clone()),
+            status: ResolvedValue::One(self.status_new.clone()),
+            type_: ResolvedValue::One(self.alert_type.clone()),
+            priority: ResolvedValue::One(self.high.clone()),
+            issue_type_default: IssueTypeIds {
+                issue_type: Some(self.issue.clone()),
+                sub_issue_type: Some(self.sub_general.clone()),
+            },
+            issue_type_overrides: [(
+                "Multiple MFA Failures".to_string(),
+                IssueTypeIds {
+                    issue_type: Some(self.issue.clone()),
+                    sub_issue_type: Some(self.sub_iam.clone()),
+                },
+            )]
+            .into(),
+            closed_status_id: Some(self.closed.clone()),
+            ..Default::default()
+        };
+        conn
+    }
+}
+
 pub fn test_options() -> DispatcherOptions {
     DispatcherOptions {
         ticket_state_ttl: Duration::ZERO,
