@@ -288,6 +288,7 @@ pub async fn run_operator_on(
     let status_sink = ConnectionStatusSink {
         client,
         leader: ctx.leader.clone(),
+        metrics: ctx.metrics.clone(),
     };
     let dispatcher = dispatcher
         .with_stats_sink(Arc::new(status_sink))

@@ -212,7 +212,10 @@ where
         return Ok(());
     }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    super::apply_status(&api, &obj.name_any(), kind, serde_json::json!(new)).await
+    super::apply_status(&api, &obj.name_any(), kind, serde_json::json!(new)).await?;
+    ctx.metrics
+        .status_written(super::metrics::STATUS_WRITER_RECONCILER);
+    Ok(())
 }
 
 #[cfg(test)]

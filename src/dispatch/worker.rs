@@ -26,7 +26,7 @@ use crate::dispatch::failsafe::{compose, send};
 use crate::dispatch::metrics::DispatchMetrics;
 use crate::dispatch::problems::{DeliveryProblem, ProblemSink};
 use crate::dispatch::stats::{StatsBoard, StatsSink};
-use crate::dispatch::store::{Store, StoredEvent};
+use crate::dispatch::store::{Store, StoreError, StoredEvent};
 use crate::resolved::{ConnectionKey, Failsafe, Registry, ResolvedConnection};
 
 /// Tuning of the dispatcher process (per-connection tuning lives in the PsaConnection).
@@ -124,6 +124,9 @@ struct SchedState {
     stats_refreshed: Option<Instant>,
     stats_sunk: Option<Instant>,
     unknown_swept: Option<Instant>,
+    /// Claims this process could not end because the store refused the write: event seq →
+    /// (connection, when the claim was taken). Released at the next rounds, within the lease.
+    unreleased: HashMap<i64, (ConnectionKey, Instant)>,
 }
 
 pub fn now_ms() -> i64 {
@@ -289,6 +292,7 @@ impl Inner {
     /// One scheduling round: starts every lane that may run now. Returns when to look again
     /// at the latest (the next retry, the end of a hold or a pause).
     async fn schedule(self: &Arc<Self>, lanes: &mut JoinSet<()>) -> Instant {
+        self.retry_releases().await;
         let now = now_ms();
         let mut wake = Instant::now() + self.options.idle_poll;
         self.refresh_stats().await;
@@ -549,6 +553,7 @@ impl Inner {
             return false;
         }
         let now = now_ms();
+        let claimed_at = Instant::now();
         let head = match self
             .store
             .claim(
@@ -590,9 +595,11 @@ impl Inner {
                     .complete(seqs, now_ms(), done.records.clone())
                     .await
                 {
-                    // The claim expires with its lease and the event is delivered again; a
-                    // ticket create is then found by its marker.
+                    // Delivered but not recorded: give the lane back at once (not after the
+                    // lease), so this or another replica delivers it again as soon as the
+                    // store takes writes; the marker lookup then finds the ticket created.
                     tracing::error!(connection = %key, error = %e, "cannot record a delivery");
+                    self.release(key, head.seq, claimed_at).await;
                     return false;
                 }
                 if done.ticket_created {
@@ -616,7 +623,42 @@ impl Inner {
                     "delivered");
                 true
             }
-            Err(e) => self.failed(&conn, head, e).await,
+            Err(e) => self.failed(&conn, head, e, claimed_at).await,
+        }
+    }
+
+    /// Ends this process's claim of the lane whose head is `seq` after its outcome could not be
+    /// recorded: the event is due again now, without counting an attempt. When the store
+    /// refuses that too, the release is retried at each scheduling round — but only within
+    /// the lease: after it another replica may hold the lane, and its claim is not ours to end.
+    async fn release(&self, key: &ConnectionKey, seq: i64, claimed_at: Instant) {
+        match self.store.defer(seq, now_ms()).await {
+            // NotQueued: the outcome was recorded after all (the answer, not the commit, was lost).
+            Ok(()) | Err(StoreError::NotQueued(_)) => {
+                self.state().unreleased.remove(&seq);
+            }
+            Err(e) => {
+                tracing::warn!(connection = %key, error = %e, "cannot release a lane claim yet; retrying");
+                self.state()
+                    .unreleased
+                    .insert(seq, (key.clone(), claimed_at));
+            }
+        }
+    }
+
+    /// Retries the releases the store refused, while their claims are still this process's.
+    async fn retry_releases(&self) {
+        let lease = self.options.claim_lease;
+        let pending: Vec<(i64, ConnectionKey, Instant)> = {
+            let mut st = self.state();
+            st.unreleased.retain(|_, (_, at)| at.elapsed() < lease);
+            st.unreleased
+                .iter()
+                .map(|(seq, (key, at))| (*seq, key.clone(), *at))
+                .collect()
+        };
+        for (seq, key, at) in pending {
+            self.release(&key, seq, at).await;
         }
     }
 
@@ -662,6 +704,7 @@ impl Inner {
         conn: &ResolvedConnection,
         head: &StoredEvent,
         err: DeliveryError,
+        claimed_at: Instant,
     ) -> bool {
         let key = &conn.key;
         let now = now_ms();
@@ -695,8 +738,8 @@ impl Inner {
             DeliveryError::Unroutable(_) => AfterFailure::GiveUp,
             DeliveryError::Held { .. } => return self.hold(conn, head, &err).await,
             DeliveryError::Store(e) => {
-                // The claim runs out with its lease; nothing else to do without a store.
                 tracing::error!(connection = %key, error = %e, "store failed during delivery");
+                self.release(key, head.seq, claimed_at).await;
                 return false;
             }
         };

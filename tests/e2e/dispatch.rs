@@ -10,6 +10,7 @@ pub mod harness;
 pub mod problem_events;
 mod scenarios;
 pub mod smtp;
+mod store_faults;
 mod view;
 
 use std::collections::HashMap;
