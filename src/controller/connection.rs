@@ -366,7 +366,14 @@ async fn reconcile_inner(conn: &PsaConnection, ctx: &Context) -> Result<Action, 
     ctx.publisher.published(applied).await;
 
     // Status.
-    let (status, transitions) = build_status(conn, &key, &old, &eval, ctx.ready_grace);
+    let (status, transitions) = build_status(
+        conn,
+        &key,
+        &old,
+        &eval,
+        ctx.ready_grace,
+        ctx.store_health.problem().as_deref(),
+    );
     // Dispatch counters belong to the dispatcher's status sink (another field manager).
     let comparable_old = PsaConnectionStatus {
         dispatch: None,
@@ -394,6 +401,7 @@ fn build_status(
     old: &PsaConnectionStatus,
     eval: &Evaluation,
     grace: Duration,
+    store_problem: Option<&str>,
 ) -> (
     PsaConnectionStatus,
     Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
@@ -423,6 +431,7 @@ fn build_status(
         conds.psa_unavailable(message, grace);
         status.resolved = old.resolved.clone();
         status.last_validated = old.last_validated.clone();
+        super::store_health::apply(&mut conds, store_problem);
         conds.set_kstatus();
         let transitions = conds.transitions();
         status.conditions = conds.into_vec();
@@ -480,6 +489,7 @@ fn build_status(
     );
     let (ready, reason, message) = ready_summary(&conds, suspended);
     conds.set(READY, ready, &reason, message);
+    super::store_health::apply(&mut conds, store_problem);
     conds.set_kstatus();
     let transitions = conds.transitions();
     status.conditions = conds.into_vec();

@@ -57,6 +57,8 @@ pub struct Context {
     pub default_revalidate: Duration,
     /// How long a PSA outage keeps `Ready` as last known before it becomes `Unknown`.
     pub ready_grace: Duration,
+    /// The dispatch store's last health probe (condition `StoreHealthy` of every connection).
+    pub store_health: super::store_health::StoreHealth,
     /// Serialises company listings per connection so a wave of mappings lists once.
     index_lock: tokio::sync::Mutex<()>,
 }
@@ -84,6 +86,7 @@ impl Context {
             reporter,
             default_revalidate: Duration::from_secs(600),
             ready_grace: Duration::from_secs(30 * 60),
+            store_health: Default::default(),
             index_lock: tokio::sync::Mutex::new(()),
         }
     }

@@ -24,6 +24,7 @@ pub mod run;
 pub mod secrets;
 pub mod stats_sink;
 pub mod status;
+pub mod store_health;
 pub mod type_combinations;
 
 use kube::api::{Patch, PatchParams};

@@ -109,6 +109,8 @@ pub async fn run_controllers(
                     .collect::<Vec<_>>()
             },
         )
+        // The store's health is a condition of every connection.
+        .reconcile_all_on(ctx.store_health.changes())
         .graceful_shutdown_on(shutdown.clone())
         .run(connection::reconcile, error_policy, ctx.clone())
         .for_each(|_| future::ready(()));

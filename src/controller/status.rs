@@ -106,14 +106,20 @@ impl Conditions {
     /// change can fix, `Reconciling` while it is Unknown.
     pub fn set_kstatus(&mut self) {
         let ready = self.get(READY).cloned();
+        // Not stalled: suspension is the user's choice; an unavailable store is an outage the
+        // operator recovers from by itself (Reconciling, like an unknown Ready).
+        let recovers = |r: &&Condition| r.reason == super::store_health::STORE_UNAVAILABLE;
         let stalled = ready
             .as_ref()
-            .filter(|r| r.status == "False" && r.reason != "Suspended");
+            .filter(|r| r.status == "False" && r.reason != "Suspended" && !recovers(r));
         match stalled {
             Some(r) => self.set(STALLED, true, &r.reason, r.message.clone()),
             None => self.remove(STALLED),
         }
-        match ready.as_ref().filter(|r| r.status == "Unknown") {
+        match ready
+            .as_ref()
+            .filter(|r| r.status == "Unknown" || recovers(r))
+        {
             Some(r) => self.set(RECONCILING, true, &r.reason, r.message.clone()),
             None => self.remove(RECONCILING),
         }

@@ -638,10 +638,14 @@ impl Inner {
                 self.state().unreleased.remove(&seq);
             }
             Err(e) => {
-                tracing::warn!(connection = %key, error = %e, "cannot release a lane claim yet; retrying");
-                self.state()
+                let first = self
+                    .state()
                     .unreleased
-                    .insert(seq, (key.clone(), claimed_at));
+                    .insert(seq, (key.clone(), claimed_at))
+                    .is_none();
+                if first {
+                    tracing::warn!(connection = %key, error = %e, "cannot release a lane claim yet; retrying");
+                }
             }
         }
     }
@@ -753,6 +757,7 @@ impl Inner {
                     .await
                 {
                     tracing::warn!(connection = %key, error = %e, "cannot schedule a retry");
+                    self.release(key, head.seq, claimed_at).await;
                 }
                 false
             }
