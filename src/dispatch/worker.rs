@@ -203,6 +203,7 @@ impl Dispatcher {
         // stops them all, as a process exit would.
         let mut mail = JoinSet::new();
         mail.spawn(inner.clone().failsafe_loop());
+        mail.spawn(inner.clone().stats_loop());
         let mut lanes = JoinSet::new();
         let mut watchers = JoinSet::new();
         let mut changes = Some(inner.store.subscribe());
@@ -295,7 +296,6 @@ impl Inner {
         self.retry_releases().await;
         let now = now_ms();
         let mut wake = Instant::now() + self.options.idle_poll;
-        self.refresh_stats().await;
         let known = self.registry.keys();
         for key in &known {
             let Some(entry) = self.registry.get(key) else {
@@ -476,6 +476,16 @@ impl Inner {
             .clone();
         if let Some(sink) = sink {
             sink.report(key, problem).await;
+        }
+    }
+
+    /// Refreshes the counters once a second, on a task of its own: a scheduling round never
+    /// waits for the counter queries or the status write to the API server (with lanes
+    /// started only by rounds, that wait was added to the latency of every alert behind it).
+    async fn stats_loop(self: Arc<Self>) {
+        loop {
+            self.refresh_stats().await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 
