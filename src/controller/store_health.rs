@@ -111,8 +111,9 @@ mod tests {
 
     #[test]
     fn the_store_answer_decides_the_condition() {
-        assert_eq!(store_condition(None).0, true);
-        assert_eq!(store_condition(None).1, "StoreAvailable");
+        let (ok, reason, _) = store_condition(None);
+        assert!(ok);
+        assert_eq!(reason, "StoreAvailable");
         let (ok, reason, message) = store_condition(Some("store unavailable: disk full"));
         assert!(!ok);
         assert_eq!(reason, STORE_UNAVAILABLE);

@@ -56,7 +56,7 @@ pub async fn listen_forever(
             Ok(()) => failures = 1,
             Err(e) => {
                 failures = failures.saturating_add(1);
-                if failures == 1 || failures % 20 == 0 {
+                if failures == 1 || failures.is_multiple_of(20) {
                     tracing::warn!(store = %opts.shown, error = %e,
                         "cannot listen for other replicas' work; polling meanwhile");
                 }
