@@ -81,27 +81,50 @@ pub async fn measure_intake_on(
             ..Default::default()
         },
     );
+    // Bodies are built before the clock starts: the measurement is the intake, not the client.
+    let bodies = request_bodies(run);
+    let requests = bodies.len();
     let mut metrics_registry = prometheus_client::registry::Registry::default();
     let state = IntakeState {
         registry,
         store: store.clone(),
         metrics: Arc::new(DispatchMetrics::register(&mut metrics_registry)),
-        limits: IntakeLimits::default(),
+        limits: IntakeLimits {
+            // The per-connection rate limit stays on the path, sized so the run fits in it.
+            requests_per_minute: IntakeLimits::default()
+                .requests_per_minute
+                .max(u32::try_from(requests).unwrap_or(u32::MAX)),
+            ..IntakeLimits::default()
+        },
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    // The intake runs on a runtime of its own, as in the operator's process: the clients'
+    // tasks do not queue on its worker threads (Alertmanager, the peer, is its own process).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    let server = tokio::spawn(axum::serve(listener, router(state)).into_future());
+    let server_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("intake-under-test")
+        .enable_all()
+        .build()?;
+    server_runtime.spawn(async move {
+        match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => {
+                let _ = axum::serve(l, router(state)).into_future().await;
+            }
+            Err(e) => tracing::error!(error = %e, "intake under test cannot listen"),
+        }
+    });
     let url = format!("http://{addr}/v1/namespaces/bench/connections/{name}/alerts");
 
-    // Bodies are built before the clock starts: the measurement is the intake, not the client.
-    let bodies = request_bodies(run);
-    let requests = bodies.len();
     let http = reqwest::Client::new();
     let before = commit_stats();
-    let load = post_all(&http, &url, Some(TOKEN), bodies, run.clients, 202).await?;
-    let seconds = load.seconds;
+    let load = post_all(&http, &url, Some(TOKEN), bodies, run.clients, 202).await;
     let after = commit_stats();
-    server.abort();
+    // Not dropped here: dropping a runtime inside another one's task would panic.
+    server_runtime.shutdown_background();
+    let load = load?;
+    let seconds = load.seconds;
     let stored = store.counters(key).await?.accepted;
     if stored != run.alerts as u64 {
         bail!("{} alerts sent but {stored} stored", run.alerts);
