@@ -121,7 +121,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
                 "requests": requests,
                 "latency": summarize(latencies),
                 // Requests answered per fsync'd commit: the group commit at work.
-                "storeCallsPerCommit": round(calls as f64 / (commits.max(1)) as f64),
+                "storeCallsPerCommit": round(calls as f64 / commits.max(1) as f64),
             },
             "alertmanager": {
                 "alertsPerSecond": round(median(r.peer_rates.clone())),
