@@ -62,8 +62,9 @@ mod tests {
 
     #[test]
     fn fits_lines_and_refuses_a_single_size() {
-        // (points, slope, intercept, r²)
-        let cases: [(&[(f64, f64)], Option<(f64, f64, f64)>); 5] = [
+        // (points, expected (slope, intercept, r²))
+        type Case<'a> = (&'a [(f64, f64)], Option<(f64, f64, f64)>);
+        let cases: [Case<'_>; 5] = [
             (&[(1000.0, 30.0), (3000.0, 50.0)], Some((0.01, 20.0, 1.0))),
             (
                 &[(1.0, 2.0), (2.0, 4.0), (3.0, 6.0), (4.0, 8.0)],
