@@ -180,8 +180,9 @@ pub struct ResolvedConnection {
     pub grouping: Grouping,
     pub account_mapping: AccountMapping,
     pub catch_all: Option<ResolvedCustomer>,
-    /// Organization (as alerts name it) → customer, from Ready CustomerMappings.
-    pub customers: HashMap<String, ResolvedCustomer>,
+    /// Organization (as alerts name it) → customer, from Ready CustomerMappings. Shared with
+    /// the routing index and every earlier snapshot: a rebuild copies pointers, not strings.
+    pub customers: HashMap<Arc<str>, Arc<ResolvedCustomer>>,
     /// Organizations (trimmed, lower-cased) that have a CustomerMapping which does not route
     /// (not evaluated yet by this process, or not Ready), with the reason. Their events are held
     /// and then dead-lettered, never sent to the catch-all.
@@ -199,7 +200,7 @@ impl ResolvedConnection {
     /// stay.
     pub fn with_routing(
         &self,
-        customers: HashMap<String, ResolvedCustomer>,
+        customers: HashMap<Arc<str>, Arc<ResolvedCustomer>>,
         held_organizations: HashMap<String, String>,
         complete: bool,
     ) -> Self {

@@ -62,7 +62,7 @@ pub async fn apply_and_wait(env: &BenchEnv, conn: &str, count: usize) -> anyhow:
 }
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
-    let mappings = args.mappings.unwrap_or(1000).max(1);
+    let mappings = args.mappings.first().copied().unwrap_or(1000).max(1);
     let mut env = BenchEnv::start().await?;
     let (cw, conn) = ready_connection(&mut env, mappings, &[]).await?;
     let seconds = apply_and_wait(&env, &conn.name, mappings).await?;

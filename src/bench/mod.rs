@@ -14,6 +14,7 @@ pub mod alertmanager;
 pub mod calls;
 pub mod convergence;
 pub mod env;
+pub mod fit;
 pub mod intake;
 pub mod latency;
 pub mod manifests;

@@ -329,12 +329,17 @@ pub struct BenchArgs {
     /// intake: alerts per request in the batch mode (default 100, the intake's maximum).
     #[arg(long)]
     pub batch: Option<usize>,
+    /// intake: rounds per mode, ours and Alertmanager's alternated; the median is reported
+    /// (default 3).
+    #[arg(long)]
+    pub rounds: Option<usize>,
     /// calls-per-alert: size of the bursts (default 100).
     #[arg(long)]
     pub burst: Option<usize>,
-    /// convergence (default 1000) and memory (default 10000): CustomerMappings applied.
-    #[arg(long)]
-    pub mappings: Option<usize>,
+    /// convergence (default 1000) and memory (default 10000): CustomerMappings applied. A
+    /// comma-separated list (`1000,3000,10000`) measures each size and fits the growth.
+    #[arg(long, value_delimiter = ',')]
+    pub mappings: Vec<usize>,
     /// memory: events stored before RSS is read (default 100000).
     #[arg(long)]
     pub events: Option<usize>,

@@ -99,11 +99,11 @@ async fn reconcile_inner(
     };
 
     // Apply: the routing fact first (Ready depends on it), then billing.
-    let organization = m.spec.organization.clone();
+    let organization: std::sync::Arc<str> = m.spec.organization.as_str().into();
     let fact = match (&eval.customer, &eval.transient) {
         (Ok(customer), _) => MappingFact::Routable {
             organization,
-            customer: customer.clone(),
+            customer: std::sync::Arc::new(customer.clone()),
         },
         (Err((reason, message)), Some(_)) => MappingFact::Unreachable {
             organization,

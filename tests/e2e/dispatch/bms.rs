@@ -115,15 +115,15 @@ impl Bms {
         let mut conn = snapshot(key, self.client.clone() as Arc<dyn Psa>, grouping);
         let ids = &self.ids;
         conn.customers = [(
-            ORG.to_string(),
-            ResolvedCustomer {
+            ORG.into(),
+            Arc::new(ResolvedCustomer {
                 mapping_name: "contoso".into(),
                 company_id: ids.contoso.clone(),
                 company_name: ORG.into(),
                 location_id: ids.contoso_location.clone(),
                 default_contact_id: Some(ids.alert_contact.clone()),
                 contract_id: None,
-            },
+            }),
         )]
         .into();
         conn.catch_all = Some(ResolvedCustomer {

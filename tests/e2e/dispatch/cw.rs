@@ -156,13 +156,13 @@ impl Cw {
                 contract_id: contract.map(Into::into),
             };
         conn.customers = [(
-            ORG.to_string(),
-            customer(
+            ORG.into(),
+            Arc::new(customer(
                 &self.ids.contoso,
                 "contoso",
                 &self.ids.alert_contact,
                 Some(&self.ids.agreement),
-            ),
+            )),
         )]
         .into();
         conn.catch_all = Some(customer(

@@ -37,7 +37,7 @@ pub fn customer(company: &str, default_contact: Option<&str>) -> ResolvedCustome
 /// 100), catch-all company 99 (contact 990), fast retries, an unlimited budget.
 pub fn snapshot(key: &ConnectionKey, psa: Arc<dyn Psa>, grouping: Grouping) -> ResolvedConnection {
     let mut customers = HashMap::new();
-    customers.insert(ORG.to_string(), customer("10", Some("100")));
+    customers.insert(ORG.into(), Arc::new(customer("10", Some("100"))));
     ResolvedConnection {
         key: key.clone(),
         generation: 1,
