@@ -58,7 +58,7 @@ pub struct WebhookSource {
     /// CloudEvents `type`s this source maps on `/cloudevents` (exact, or a prefix ending in
     /// `*`). The first source whose list matches an event's type maps it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = 32), inner(length(min = 1, max = 256)))]
     pub cloud_event_types: Vec<String>,
     /// Signature check of each request (besides the intake's bearer token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
