@@ -580,7 +580,13 @@ mod tests {
             value: "intake".into(),
             problem: "short".into(),
         };
-        assert_eq!(misses_reason(&[name_miss, weak]), "WeakIntakeToken");
+        assert_eq!(misses_reason(&[name_miss.clone(), weak]), "WeakIntakeToken");
+        let source = Unresolved {
+            field: "sources[0].organization".into(),
+            value: "payload.org.".into(),
+            problem: "invalid CEL expression".into(),
+        };
+        assert_eq!(misses_reason(&[name_miss, source]), "InvalidSource");
     }
 
     #[test]

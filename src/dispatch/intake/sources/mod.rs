@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use kube_cel::{cel, KubeCelExt};
 use serde_json::Value;
 
 use super::alerts::{MAX_DESCRIPTION, MAX_NAME, MAX_TITLE};
@@ -315,7 +316,9 @@ impl CompiledSource {
     /// Evaluates every expression; each failure is a field error naming the spec field and
     /// the expression.
     pub fn evaluate(&self, input: &Input) -> Result<Mapped, Vec<FieldError>> {
-        let mut ctx = cel::Context::default();
+        // Kubernetes' CEL library (lowerAscii, split, join, …): what the same users write in
+        // validation rules.
+        let mut ctx = cel::Context::default().with_all();
         let mut errors = Vec::new();
         for (name, value) in [("payload", input.payload), ("event", input.event)] {
             match cel::to_value(value) {

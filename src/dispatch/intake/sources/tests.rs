@@ -44,7 +44,7 @@ fn sources_spec() -> Vec<WebhookSource> {
          "organization": "payload.customer.name",
          "alertType": "payload.rule",
          "user": "payload.account",
-         "severity": "payload.severity",
+         "severity": "payload.severity.lowerAscii()",
          "title": "event.subject + ': ' + payload.rule",
          "description": "payload.summary",
          "cloudEventTypes": ["com.example.siem.*"]}
@@ -202,7 +202,7 @@ fn a_saas_webhook_fixture_is_mapped_by_its_expressions() {
     assert_eq!(e.id, "webhook:edr:inc_01JD4W7Q2M8X9K3V5T6Y");
     assert_eq!(e.organization, "Contoso Ltd");
     assert_eq!(e.alert_type, "EDR incident");
-    assert_eq!(e.user.as_deref(), Some("jane@contoso.example"));
+    assert_eq!(e.user.as_deref(), Some("bob@contoso.example"));
     assert_eq!(e.severity.as_deref(), Some("critical"));
     assert_eq!(e.title, "CRITICAL - Incident on WKS-0042 (Contoso Ltd)");
     assert!(
