@@ -169,7 +169,7 @@ fn svix_key(secret: &SecretString) -> Option<Vec<u8>> {
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || s.is_empty() {
+    if !s.len().is_multiple_of(2) || s.is_empty() {
         return None;
     }
     (0..s.len())
@@ -215,6 +215,15 @@ pub(crate) mod tests {
     }
 
     const SVIX_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    /// (case, signature header, body, expected error detail).
+    type HmacCase<'a> = (&'a str, Option<String>, &'a [u8], Option<&'a str>);
+    /// (case, headers, expected error header and detail).
+    type SvixCase<'a> = (
+        &'a str,
+        BTreeMap<&'a str, String>,
+        Option<(&'a str, &'a str)>,
+    );
     const NOW: i64 = 1_764_700_000;
 
     fn check(
@@ -233,7 +242,7 @@ pub(crate) mod tests {
             secret: SecretString::new("shared-signing-secret"),
         };
         let good = hmac_hex("shared-signing-secret", body);
-        let cases: Vec<(&str, Option<String>, &[u8], Option<&str>)> = vec![
+        let cases: Vec<HmacCase> = vec![
             ("good", Some(good.clone()), body, None),
             (
                 "good, sha256= prefix",
@@ -293,7 +302,7 @@ pub(crate) mod tests {
         let old = NOW - 6 * 60;
         let signed_old = svix_sign(SVIX_SECRET, id, old, body);
         let other_key = svix_sign("whsec_b3RoZXIta2V5LW9mLXRoZS1zZW5kZXI=", id, NOW, body);
-        let cases: Vec<(&str, BTreeMap<&str, String>, Option<(&str, &str)>)> = vec![
+        let cases: Vec<SvixCase> = vec![
             ("good", headers(id, NOW, signed_now.clone()), None),
             (
                 "good, 4 min old",
