@@ -193,6 +193,10 @@ pub struct ResolvedConnection {
     pub failsafe: Option<Failsafe>,
     pub dispatch: DispatchConfig,
     pub alertmanager: AlertmanagerLabelNames,
+    /// Label names of Grafana alerts (`spec.grafana`), with defaults applied.
+    pub grafana: AlertmanagerLabelNames,
+    /// `spec.sources`, compiled (`/webhook/{source}`, `/cloudevents`).
+    pub sources: crate::dispatch::intake::sources::SharedSources,
 }
 
 impl ResolvedConnection {
@@ -218,6 +222,8 @@ impl ResolvedConnection {
             failsafe: self.failsafe.clone(),
             dispatch: self.dispatch.clone(),
             alertmanager: self.alertmanager.clone(),
+            grafana: self.grafana.clone(),
+            sources: self.sources.clone(),
         }
     }
 }
@@ -240,6 +246,8 @@ impl ResolvedConnection {
             failsafe: None,
             dispatch: DispatchConfig::default(),
             alertmanager: AlertmanagerLabelNames::default(),
+            grafana: AlertmanagerLabelNames::default(),
+            sources: Default::default(),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod connection;
 pub mod contract_service;
 pub mod crdgen;
 pub mod mapping;
+pub mod sources;
 #[cfg(test)]
 mod tests;
 
@@ -16,6 +17,7 @@ pub use common::*;
 pub use connection::*;
 pub use contract_service::*;
 pub use mapping::*;
+pub use sources::*;
 
 /// API group of every resource of this operator.
 pub const GROUP: &str = "psa-operator.io";

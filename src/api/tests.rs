@@ -308,3 +308,45 @@ fn schema_limits_match_the_intake() {
         assert_eq!(field["maxLength"], json!(max), "{field}");
     }
 }
+
+#[test]
+fn cel_rules_of_sources() {
+    let with_sources = |sources: Value| {
+        let mut c = connection(json!({"connectWise": cw_provider()}), json!({}));
+        c["spec"]["sources"] = sources;
+        cel_errors::<PsaConnection>(c)
+    };
+    let source = |name: &str, signature: Value| {
+        json!({"name": name, "organization": "payload.org", "alertType": "payload.type",
+               "signature": signature})
+    };
+    let hmac = json!({"hmacSha256": {"header": "X-Signature", "secretRef": {"name": "s"}}});
+    let svix = json!({"svix": {"secretRef": {"name": "s"}, "tolerance": "5m"}});
+    assert!(with_sources(json!([
+        source("a", hmac.clone()),
+        source("b", svix.clone())
+    ]))
+    .is_empty());
+    let dup = with_sources(json!([
+        source("a", hmac.clone()),
+        source("a", svix.clone())
+    ]));
+    assert!(
+        dup.iter()
+            .any(|e| e.contains("source names must be unique")),
+        "{dup:?}"
+    );
+    let both = json!({"hmacSha256": hmac["hmacSha256"], "svix": svix["svix"]});
+    let errs = with_sources(json!([source("a", both)]));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("exactly one signature scheme")),
+        "{errs:?}"
+    );
+    let errs = with_sources(json!([source("a", json!({}))]));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("exactly one signature scheme")),
+        "{errs:?}"
+    );
+}

@@ -22,7 +22,9 @@ use super::context::{CachedClient, Context};
 use super::factory::credentials_secret_name;
 use super::index::ConnectionFacts;
 use super::resolve::customer::resolve_catch_all;
-use super::resolve::settings::{alertmanager_labels, dispatch_config, intake_path, smtp_settings};
+use super::resolve::settings::{
+    alertmanager_labels, dispatch_config, intake_path, label_names, smtp_settings,
+};
 use super::resolve::ticket::required_by_psa;
 use super::resolve::ticket::{misses_reason, WEAK_TOKEN_FIELD};
 use super::resolve::{
@@ -183,6 +185,8 @@ async fn resolve_settings(
             failsafe,
             dispatch,
             alertmanager: alertmanager_labels(spec),
+            grafana: label_names(spec.grafana.as_ref()),
+            sources: Default::default(),
         }),
         _ => None,
     };
@@ -338,12 +342,16 @@ async fn reconcile_inner(conn: &PsaConnection, ctx: &Context) -> Result<Action, 
     // Validate: the Secrets the intake and the failsafe need, whatever the PSA says.
     let (intake_token, intake_problem) = read_intake_token(ctx, &key, spec).await;
     let failsafe = read_failsafe(ctx, &key, spec).await;
+    let sources = super::sources::read_sources(ctx, &key, spec).await;
 
     // Resolve.
     let (mut eval, psa) = evaluate(ctx, &key, conn, failsafe.clone()).await;
     if let (Ok(settings), Some(miss)) = (&mut eval.settings, intake_problem) {
         settings.misses.push(miss);
         settings.resolved = None;
+    }
+    if let Ok(settings) = &mut eval.settings {
+        super::sources::apply_sources(&mut settings.resolved, &mut settings.misses, sources);
     }
 
     // Apply: the dispatcher holds events until the settings resolve.

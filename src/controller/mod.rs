@@ -22,6 +22,7 @@ pub mod publish;
 pub mod resolve;
 pub mod run;
 pub mod secrets;
+pub mod sources;
 pub mod stats_sink;
 pub mod status;
 pub mod store_health;

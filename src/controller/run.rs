@@ -269,6 +269,9 @@ fn references_secret(c: &PsaConnection, name: &str) -> bool {
             .as_ref()
             .map(|f| f.smtp_secret_ref.name == name)
             .unwrap_or(false)
+        || crate::dispatch::intake::sources::secret_names(&s.sources)
+            .iter()
+            .any(|n| n == name)
 }
 
 /// How often the inventory of existing resources is handed to the publisher.

@@ -46,6 +46,8 @@ fn resolved(key: &ConnectionKey, grouping: Grouping) -> Arc<ResolvedConnection> 
         failsafe: None,
         dispatch: DispatchConfig::default(),
         alertmanager: AlertmanagerLabelNames::default(),
+        grafana: AlertmanagerLabelNames::default(),
+        sources: Default::default(),
     })
 }
 

@@ -50,8 +50,13 @@ pub fn dispatch_config(spec: &PsaConnectionSpec) -> Result<DispatchConfig, Unres
 
 /// Alertmanager label names with defaults applied.
 pub fn alertmanager_labels(spec: &PsaConnectionSpec) -> AlertmanagerLabelNames {
+    label_names(spec.alertmanager.as_ref())
+}
+
+/// Label names of `spec.alertmanager` or `spec.grafana` with defaults applied.
+pub fn label_names(labels: Option<&crate::api::AlertmanagerLabels>) -> AlertmanagerLabelNames {
     let mut l = AlertmanagerLabelNames::default();
-    if let Some(a) = &spec.alertmanager {
+    if let Some(a) = labels {
         if let Some(v) = &a.organization_label {
             l.organization = v.clone();
         }
@@ -147,6 +152,8 @@ mod tests {
             intake: None,
             dispatch: Some(d),
             alertmanager: None,
+            grafana: None,
+            sources: Vec::new(),
             revalidate_interval: None,
         }
     }

@@ -40,10 +40,12 @@ pub mod findings;
 pub mod problem;
 pub mod rate;
 pub mod server;
+pub mod sources;
 pub mod throughput;
 
 use fields::ParseError;
 pub use problem::{Problem, ProblemItem, Rejection, PROBLEM_CONTENT_TYPE};
+use sources::intake::MappedRoute;
 
 /// Size limits of the intake.
 #[derive(Clone, Debug)]
@@ -92,17 +94,20 @@ pub enum Endpoint {
     Alerts,
     Findings,
     Alertmanager,
+    /// Grafana alerting's webhook contact point (read with `spec.grafana`'s label names).
+    Grafana,
 }
 
 impl Endpoint {
     fn body_limit(self, limits: &IntakeLimits) -> usize {
         match self {
-            Endpoint::Alertmanager => limits.alertmanager_body,
+            Endpoint::Alertmanager | Endpoint::Grafana => limits.alertmanager_body,
             Endpoint::Alerts | Endpoint::Findings => limits.events_body,
         }
     }
 
-    /// The endpoint's pure parser.
+    /// The endpoint's pure parser; `names` are the label names of the endpoint (Alertmanager's
+    /// or Grafana's).
     pub fn parse(
         self,
         body: &[u8],
@@ -115,6 +120,24 @@ impl Endpoint {
             Endpoint::Alertmanager => {
                 alertmanager::parse_alertmanager(body, names, limits.max_batch)
             }
+            Endpoint::Grafana => sources::grafana::parse_grafana(body, names, limits.max_batch),
+        }
+    }
+}
+
+/// What a request is sent to: a built-in shape, or one mapped by `spec.sources`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    Fixed(Endpoint),
+    /// `/cloudevents` or `/webhook/{source}`.
+    Mapped(sources::intake::MappedRoute),
+}
+
+impl Route {
+    fn body_limit(&self, limits: &IntakeLimits) -> usize {
+        match self {
+            Route::Fixed(e) => e.body_limit(limits),
+            Route::Mapped(_) => limits.events_body,
         }
     }
 }
@@ -126,24 +149,58 @@ pub fn router(state: IntakeState) -> Router {
         rate: rate::IntakeRate::new(state.limits.requests_per_minute),
         auth_failures: rate::AuthFailures::new(state.limits.auth_failures_per_minute),
     });
-    let route = |endpoint: Endpoint| {
+    let route = |endpoint: Route| {
         let guards = guards.clone();
-        post(move |st, peer, path, headers, body| {
-            receive(endpoint, guards, st, peer, path, headers, body)
-        })
+        post(
+            move |st, peer, Path((ns, name)): Path<(String, String)>, headers, body| {
+                receive(endpoint, guards, st, peer, (ns, name), headers, body)
+            },
+        )
+    };
+    let webhook = {
+        let guards = guards.clone();
+        post(
+            move |st,
+                  peer,
+                  Path((ns, name, source)): Path<(String, String, String)>,
+                  headers,
+                  body| {
+                receive(
+                    Route::Mapped(MappedRoute::Webhook(source)),
+                    guards,
+                    st,
+                    peer,
+                    (ns, name),
+                    headers,
+                    body,
+                )
+            },
+        )
     };
     Router::new()
         .route(
             "/v1/namespaces/{ns}/connections/{name}/alerts",
-            route(Endpoint::Alerts),
+            route(Route::Fixed(Endpoint::Alerts)),
         )
         .route(
             "/v1/namespaces/{ns}/connections/{name}/findings",
-            route(Endpoint::Findings),
+            route(Route::Fixed(Endpoint::Findings)),
         )
         .route(
             "/v1/namespaces/{ns}/connections/{name}/alertmanager",
-            route(Endpoint::Alertmanager),
+            route(Route::Fixed(Endpoint::Alertmanager)),
+        )
+        .route(
+            "/v1/namespaces/{ns}/connections/{name}/grafana",
+            route(Route::Fixed(Endpoint::Grafana)),
+        )
+        .route(
+            "/v1/namespaces/{ns}/connections/{name}/cloudevents",
+            route(Route::Mapped(MappedRoute::CloudEvents)),
+        )
+        .route(
+            "/v1/namespaces/{ns}/connections/{name}/webhook/{source}",
+            webhook,
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -198,17 +255,17 @@ struct Guards {
 type Peer = Option<Extension<ConnectInfo<std::net::SocketAddr>>>;
 
 async fn receive(
-    endpoint: Endpoint,
+    endpoint: Route,
     guards: Arc<Guards>,
     State(st): State<IntakeState>,
     peer: Peer,
-    Path((ns, name)): Path<(String, String)>,
+    (ns, name): (String, String),
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let key = ConnectionKey::new(ns, name);
     let source = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
-    match accept(endpoint, &guards, &st, source, &key, &headers, body).await {
+    match accept(&endpoint, &guards, &st, source, &key, &headers, body).await {
         Ok(accepted) => (StatusCode::ACCEPTED, Json(accepted)).into_response(),
         Err(rej) => {
             st.metrics.rejected(rej.reason());
@@ -219,7 +276,7 @@ async fn receive(
 }
 
 async fn accept(
-    endpoint: Endpoint,
+    endpoint: &Route,
     guards: &Guards,
     st: &IntakeState,
     source: Option<std::net::IpAddr>,
@@ -260,13 +317,32 @@ async fn accept(
     // Borrowed, not cloned or built: this runs for every request.
     static DEFAULT_NAMES: std::sync::LazyLock<AlertmanagerLabelNames> =
         std::sync::LazyLock::new(AlertmanagerLabelNames::default);
-    let names = resolved.map_or(&*DEFAULT_NAMES, |r| &r.alertmanager);
-    let events = endpoint
-        .parse(&bytes, &st.limits, names)
-        .map_err(|e| match e {
-            ParseError::Malformed(why) => Rejection::Malformed(why),
-            ParseError::Invalid(errors) => Rejection::Invalid(errors),
-        })?;
+    let events = match endpoint {
+        Route::Fixed(endpoint) => {
+            let names = resolved.map_or(&*DEFAULT_NAMES, |r| match endpoint {
+                Endpoint::Grafana => &r.grafana,
+                _ => &r.alertmanager,
+            });
+            endpoint
+                .parse(&bytes, &st.limits, names)
+                .map_err(parse_rejection)?
+        }
+        Route::Mapped(mapped) => {
+            // The mapping is part of the resolved settings: until then the sender retries.
+            let resolved = resolved.ok_or(Rejection::NotResolved)?;
+            let mapped = sources::intake::map_request(
+                mapped,
+                &resolved.sources,
+                headers,
+                &bytes,
+                &st.limits,
+            );
+            if let (Err(Rejection::BadSignature { .. }), Some(ip)) = (&mapped, source) {
+                guards.auth_failures.failed(ip);
+            }
+            mapped?
+        }
+    };
 
     // Until the connection resolves its grouping is unknown: the coarser `User` key keeps
     // every order the finer key would need.
@@ -408,6 +484,13 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+pub(crate) fn parse_rejection(e: ParseError) -> Rejection {
+    match e {
+        ParseError::Malformed(why) => Rejection::Malformed(why),
+        ParseError::Invalid(errors) => Rejection::Invalid(errors),
+    }
 }
 
 fn now_ms() -> i64 {

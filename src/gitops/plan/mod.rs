@@ -7,6 +7,7 @@ pub mod engine;
 pub mod model;
 pub mod names;
 pub mod render;
+pub mod sources;
 
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
@@ -65,6 +66,7 @@ async fn plan_one(
         name: conn.name().to_string(),
         provider: provider.map(|p| p.as_str()).unwrap_or("None").to_string(),
         url: url_of(&conn.obj),
+        sources: sources::source_plans(&conn.obj.spec.sources),
         ..Default::default()
     };
     let mut spec = conn.obj.spec.provider.clone();
@@ -166,6 +168,7 @@ pub fn summarize(conns: &[ConnectionPlan]) -> Summary {
         s.problems += usize::from(c.error.is_some());
         s.problems += c.names.iter().filter(|n| n.resolves == Some(false)).count();
         s.problems += c.catch_all.len();
+        s.problems += c.sources.iter().filter(|p| !p.problems.is_empty()).count();
         for svc in &c.catalog {
             match svc.action {
                 ServiceAction::Create => s.services_to_create += 1,

@@ -69,6 +69,26 @@ pub struct ConnectionPlan {
     pub account_mapping: String,
     /// PSA reads by method.
     pub psa_calls: BTreeMap<String, u64>,
+    /// `spec.sources`: the webhook and CloudEvents mappings the intake will use.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourcePlan>,
+}
+
+/// One `spec.sources` entry as the intake will use it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourcePlan {
+    pub name: String,
+    /// Intake path below the connection (`webhook/<name>`).
+    pub path: String,
+    /// `hmacSha256 (X-Signature)`, `svix`, or `none`.
+    pub signature: String,
+    /// CloudEvents types it maps on `/cloudevents`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cloud_event_types: Vec<String>,
+    /// Expressions that do not compile (`organization: invalid CEL expression …`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

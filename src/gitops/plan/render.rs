@@ -97,6 +97,25 @@ fn connection(c: &ConnectionPlan, out: &mut dyn Write) -> io::Result<()> {
             writeln!(out, "    {mark:<4} {:<w$}  {:?}  {tail}", n.field, n.value)?;
         }
     }
+    if !c.sources.is_empty() {
+        writeln!(out, "  Intake sources:")?;
+        for s in &c.sources {
+            let mark = if s.problems.is_empty() { "ok" } else { "!" };
+            let types = if s.cloud_event_types.is_empty() {
+                String::new()
+            } else {
+                format!(", CloudEvents {}", s.cloud_event_types.join(" "))
+            };
+            writeln!(
+                out,
+                "    {mark:<4} {}  signature {}{types}",
+                s.path, s.signature
+            )?;
+            for p in &s.problems {
+                writeln!(out, "         ! {p}")?;
+            }
+        }
+    }
     if !c.catalog.is_empty() {
         writeln!(out, "  Catalog services:")?;
         for s in &c.catalog {

@@ -60,6 +60,8 @@ pub fn snapshot(key: &ConnectionKey, psa: Arc<dyn Psa>, grouping: Grouping) -> R
             group_wait: Duration::ZERO,
         },
         alertmanager: AlertmanagerLabelNames::default(),
+        grafana: AlertmanagerLabelNames::default(),
+        sources: Default::default(),
     }
 }
 
