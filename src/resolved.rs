@@ -75,6 +75,15 @@ pub struct ResolvedTicket {
     pub closed_status_id: Option<PsaId>,
 }
 
+/// `spec.lifecycle` with its closed status resolved.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ResolvedLifecycle {
+    /// `onResolve: Close`: the last resolution of a ticket's alerts closes it.
+    pub close_on_resolve: bool,
+    /// Status a resolved group's ticket is closed with (`None` = the PSA's closed status).
+    pub closed_status_id: Option<PsaId>,
+}
+
 /// A company with the contact and contract tickets for it get.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct ResolvedCustomer {
@@ -192,6 +201,7 @@ pub struct ResolvedConnection {
     pub failsafe: Option<Failsafe>,
     pub dispatch: DispatchConfig,
     pub alertmanager: AlertmanagerLabelNames,
+    pub lifecycle: ResolvedLifecycle,
 }
 
 impl ResolvedConnection {
@@ -217,6 +227,7 @@ impl ResolvedConnection {
             failsafe: self.failsafe.clone(),
             dispatch: self.dispatch.clone(),
             alertmanager: self.alertmanager.clone(),
+            lifecycle: self.lifecycle.clone(),
         }
     }
 }
@@ -239,6 +250,7 @@ impl ResolvedConnection {
             failsafe: None,
             dispatch: DispatchConfig::default(),
             alertmanager: AlertmanagerLabelNames::default(),
+            lifecycle: ResolvedLifecycle::default(),
         }
     }
 }

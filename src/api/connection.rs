@@ -63,6 +63,9 @@ pub struct PsaConnectionSpec {
     /// Labels of Alertmanager alerts that carry the organization, user and alert type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alertmanager: Option<AlertmanagerLabels>,
+    /// What a resolved alert does to its group's ticket (default: a note).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<super::lifecycle::LifecycleSettings>,
     /// How often the PSA settings are re-validated to catch renames and deletions in the PSA (default 10m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]

@@ -8,6 +8,7 @@ pub mod common;
 pub mod connection;
 pub mod contract_service;
 pub mod crdgen;
+pub mod lifecycle;
 pub mod mapping;
 #[cfg(test)]
 mod tests;
@@ -15,6 +16,7 @@ mod tests;
 pub use common::*;
 pub use connection::*;
 pub use contract_service::*;
+pub use lifecycle::*;
 pub use mapping::*;
 
 /// API group of every resource of this operator.

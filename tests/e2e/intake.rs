@@ -15,7 +15,7 @@ use psa_operator::dispatch::store::{SqliteOptions, SqliteStore, Store};
 use psa_operator::psa::connectwise::{ConnectWiseClient, ConnectWiseConfig};
 use psa_operator::resolved::{
     AlertmanagerLabelNames, ConnectionEntry, ConnectionKey, DispatchConfig, Registry,
-    ResolvedConnection, ResolvedTicket,
+    ResolvedConnection, ResolvedLifecycle, ResolvedTicket,
 };
 use psa_operator::secret::SecretString;
 use serde_json::{json, Value};
@@ -46,6 +46,7 @@ fn resolved(key: &ConnectionKey, grouping: Grouping) -> Arc<ResolvedConnection> 
         failsafe: None,
         dispatch: DispatchConfig::default(),
         alertmanager: AlertmanagerLabelNames::default(),
+        lifecycle: ResolvedLifecycle::default(),
     })
 }
 

@@ -147,6 +147,7 @@ mod tests {
             intake: None,
             dispatch: Some(d),
             alertmanager: None,
+            lifecycle: None,
             revalidate_interval: None,
         }
     }

@@ -60,6 +60,7 @@ pub fn snapshot(key: &ConnectionKey, psa: Arc<dyn Psa>, grouping: Grouping) -> R
             group_wait: Duration::ZERO,
         },
         alertmanager: AlertmanagerLabelNames::default(),
+        lifecycle: ResolvedLifecycle::default(),
     }
 }
 
