@@ -107,6 +107,14 @@ mod tests {
         }
     }
 
+    /// (closeOnResolve, record after the resolution, status read, step)
+    type Row<'a> = (
+        bool,
+        Option<&'a GroupLifecycle>,
+        Option<Option<&'a PsaId>>,
+        ResolveStep,
+    );
+
     #[test]
     fn resolution_table() {
         use ResolveStep::*;
@@ -115,12 +123,7 @@ mod tests {
         let none_firing = record("T1", Some("16"), &[]);
         let unknown_status = record("T1", None, &[]);
         let one_firing = record("T1", Some("16"), &["fp-b"]);
-        let table: Vec<(
-            bool,
-            Option<&GroupLifecycle>,
-            Option<Option<&PsaId>>,
-            ResolveStep,
-        )> = vec![
+        let table: Vec<Row> = vec![
             (
                 false,
                 Some(&none_firing),
