@@ -75,6 +75,15 @@ pub struct ResolvedTicket {
     pub closed_status_id: Option<PsaId>,
 }
 
+/// `spec.lifecycle` with its closed status resolved.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ResolvedLifecycle {
+    /// `onResolve: Close`: the last resolution of a ticket's alerts closes it.
+    pub close_on_resolve: bool,
+    /// Status a resolved group's ticket is closed with (`None` = the PSA's closed status).
+    pub closed_status_id: Option<PsaId>,
+}
+
 /// A company with the contact and contract tickets for it get.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct ResolvedCustomer {
@@ -197,6 +206,7 @@ pub struct ResolvedConnection {
     pub grafana: AlertmanagerLabelNames,
     /// `spec.sources`, compiled (`/webhook/{source}`, `/cloudevents`).
     pub sources: crate::dispatch::intake::sources::SharedSources,
+    pub lifecycle: ResolvedLifecycle,
 }
 
 impl ResolvedConnection {
@@ -224,6 +234,7 @@ impl ResolvedConnection {
             alertmanager: self.alertmanager.clone(),
             grafana: self.grafana.clone(),
             sources: self.sources.clone(),
+            lifecycle: self.lifecycle.clone(),
         }
     }
 }
@@ -248,6 +259,7 @@ impl ResolvedConnection {
             alertmanager: AlertmanagerLabelNames::default(),
             grafana: AlertmanagerLabelNames::default(),
             sources: Default::default(),
+            lifecycle: ResolvedLifecycle::default(),
         }
     }
 }

@@ -74,6 +74,9 @@ pub struct PsaConnectionSpec {
     #[schemars(length(max = 32))]
     #[x_kube(validation = Rule::new("self.all(s, self.exists_one(t, t.name == s.name))").message("source names must be unique"))]
     pub sources: Vec<WebhookSource>,
+    /// What a resolved alert does to its group's ticket (default: a note).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<super::lifecycle::LifecycleSettings>,
     /// How often the PSA settings are re-validated to catch renames and deletions in the PSA (default 10m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]

@@ -8,6 +8,7 @@ pub mod common;
 pub mod connection;
 pub mod contract_service;
 pub mod crdgen;
+pub mod lifecycle;
 pub mod mapping;
 pub mod sources;
 #[cfg(test)]
@@ -16,6 +17,7 @@ mod tests;
 pub use common::*;
 pub use connection::*;
 pub use contract_service::*;
+pub use lifecycle::*;
 pub use mapping::*;
 pub use sources::*;
 

@@ -219,6 +219,39 @@ fn cel_rejects_value_and_map_together() {
     }
 }
 
+/// The CEL rule (the enum and length limits are schema checks, see the CRD).
+#[test]
+fn cel_checks_the_lifecycle() {
+    let table = [
+        (
+            json!({"onResolve": "Close", "closedStatus": "Completed"}),
+            None,
+        ),
+        (json!({"onResolve": "Note"}), None),
+        (json!({}), None),
+        (
+            json!({"closedStatus": "Completed"}),
+            Some("closedStatus is only used with onResolve: Close"),
+        ),
+        (
+            json!({"onResolve": "Note", "closedStatus": "Completed"}),
+            Some("closedStatus is only used with onResolve: Close"),
+        ),
+    ];
+    for (lifecycle, want) in table {
+        let mut obj = connection(json!({"connectWise": cw_provider()}), json!({}));
+        obj["spec"]["lifecycle"] = lifecycle.clone();
+        let errs = cel_errors::<PsaConnection>(obj);
+        match want {
+            None => assert!(errs.is_empty(), "{lifecycle}: {errs:?}"),
+            Some(msg) => assert!(
+                errs.iter().any(|e| e.contains(msg)),
+                "{lifecycle}: want {msg}, got {errs:?}"
+            ),
+        }
+    }
+}
+
 #[test]
 fn cel_rules_of_mappings() {
     let base = |company: Value, quantity: i64| {

@@ -25,6 +25,7 @@ use super::resolve::customer::resolve_catch_all;
 use super::resolve::settings::{
     alertmanager_labels, dispatch_config, intake_path, label_names, smtp_settings,
 };
+use super::resolve::lifecycle::resolve_lifecycle;
 use super::resolve::ticket::required_by_psa;
 use super::resolve::ticket::{misses_reason, WEAK_TOKEN_FIELD};
 use super::resolve::{
@@ -151,6 +152,15 @@ async fn resolve_settings(
     if let Some(t) = &ticket {
         misses.extend(super::type_combinations::check(psa.as_ref(), &ticket_spec, t).await?);
     }
+    let lifecycle = ticket.as_ref().and_then(|t| {
+        resolve_lifecycle(
+            spec.lifecycle.as_ref(),
+            &catalog.statuses,
+            t.closed_status_id.as_ref(),
+        )
+        .map_err(|m| misses.push(m))
+        .ok()
+    });
     let catch_all = match &spec.catch_all {
         None => None,
         Some(ca) => resolve_catch_all(psa.as_ref(), ca)
@@ -166,12 +176,16 @@ async fn resolve_settings(
         ids.closed_status = t.closed_status_id.clone();
         ids.values = resolved_values(t);
     }
+    if let Some(id) = lifecycle.as_ref().and_then(|l| l.closed_status_id.clone()) {
+        ids.values.insert("lifecycle.closedStatus".into(), id);
+    }
     if let Some(c) = &catch_all {
         ids.catch_all_company = Some(c.company_id.clone());
         ids.catch_all_contact = c.default_contact_id.clone();
     }
-    let resolved = match (ticket, dispatch, misses.is_empty() && required.is_empty()) {
-        (Some(ticket), Some(dispatch), true) => Some(ResolvedConnection {
+    let complete = misses.is_empty() && required.is_empty();
+    let resolved = match (ticket, dispatch, lifecycle, complete) {
+        (Some(ticket), Some(dispatch), Some(lifecycle), true) => Some(ResolvedConnection {
             key: key.clone(),
             generation: conn.metadata.generation.unwrap_or_default(),
             psa,
@@ -187,6 +201,7 @@ async fn resolve_settings(
             alertmanager: alertmanager_labels(spec),
             grafana: label_names(spec.grafana.as_ref()),
             sources: Default::default(),
+            lifecycle,
         }),
         _ => None,
     };

@@ -7,6 +7,7 @@ pub mod bms;
 pub mod cw;
 pub mod fake_psa;
 pub mod harness;
+mod lifecycle;
 pub mod problem_events;
 mod scenarios;
 pub mod smtp;

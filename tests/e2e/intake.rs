@@ -15,7 +15,7 @@ use psa_operator::dispatch::store::{SqliteOptions, SqliteStore, Store};
 use psa_operator::psa::connectwise::{ConnectWiseClient, ConnectWiseConfig};
 use psa_operator::resolved::{
     AlertmanagerLabelNames, ConnectionEntry, ConnectionKey, DispatchConfig, Registry,
-    ResolvedConnection, ResolvedTicket,
+    ResolvedConnection, ResolvedLifecycle, ResolvedTicket,
 };
 use psa_operator::secret::SecretString;
 use serde_json::{json, Value};
@@ -48,6 +48,7 @@ fn resolved(key: &ConnectionKey, grouping: Grouping) -> Arc<ResolvedConnection> 
         alertmanager: AlertmanagerLabelNames::default(),
         grafana: AlertmanagerLabelNames::default(),
         sources: Default::default(),
+        lifecycle: ResolvedLifecycle::default(),
     })
 }
 

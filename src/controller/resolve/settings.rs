@@ -154,6 +154,7 @@ mod tests {
             alertmanager: None,
             grafana: None,
             sources: Vec::new(),
+            lifecycle: None,
             revalidate_interval: None,
         }
     }

@@ -29,8 +29,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    ConnectionCounters, Enqueued, EventState, GroupTicket, NewEvent, ReadyLane, Store, StoreError,
-    StoreResult, StoredEvent, TicketRecord,
+    firing_json, parse_firing, ConnectionCounters, Enqueued, EventState, GroupLifecycle,
+    GroupTicket, NewEvent, ReadyLane, Store, StoreError, StoreResult, StoredEvent, TicketRecord,
 };
 use crate::dispatch::event::Envelope;
 use crate::resolved::ConnectionKey;
@@ -547,6 +547,29 @@ async fn stored_seq(tx: &Transaction<'_>, ev: &NewEvent) -> StoreResult<i64> {
 
 async fn write_ticket_record(tx: &Transaction<'_>, record: &TicketRecord) -> StoreResult<()> {
     match record {
+        TicketRecord::Lifecycle {
+            connection,
+            group_key,
+            lifecycle,
+        } => {
+            exec(
+                tx,
+                "INSERT INTO psa_group_lifecycle (namespace, connection, group_key, ticket_id, status_id, firing)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (namespace, connection, group_key) DO UPDATE SET
+                   ticket_id = excluded.ticket_id, status_id = excluded.status_id,
+                   firing = excluded.firing",
+                &[
+                    &connection.namespace,
+                    &connection.name,
+                    group_key,
+                    &lifecycle.ticket_id,
+                    &lifecycle.status_id,
+                    &firing_json(&lifecycle.firing),
+                ],
+            )
+            .await
+        }
         TicketRecord::Group {
             connection,
             group_key,
@@ -1047,6 +1070,33 @@ impl Store for PgStore {
                         ticket_id: get(&r, 0)?,
                         open: get(&r, 1)?,
                         updated_at_ms: get(&r, 2)?,
+                    })
+                })
+                .transpose()
+            })
+        })
+        .await
+    }
+
+    async fn group_lifecycle(
+        &self,
+        connection: ConnectionKey,
+        group_key: String,
+    ) -> StoreResult<Option<GroupLifecycle>> {
+        self.in_tx(false, move |tx| {
+            Box::pin(async move {
+                let row = query_opt(
+                    tx,
+                    "SELECT ticket_id, status_id, firing FROM psa_group_lifecycle
+                     WHERE namespace = $1 AND connection = $2 AND group_key = $3",
+                    &[&connection.namespace, &connection.name, &group_key],
+                )
+                .await?;
+                row.map(|r| {
+                    Ok(GroupLifecycle {
+                        ticket_id: get(&r, 0)?,
+                        status_id: get(&r, 1)?,
+                        firing: parse_firing(&get::<String>(&r, 2)?),
                     })
                 })
                 .transpose()

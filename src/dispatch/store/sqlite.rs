@@ -18,8 +18,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use tokio::sync::{oneshot, watch};
 
 use super::{
-    ConnectionCounters, Enqueued, EventState, GroupTicket, NewEvent, ReadyLane, Store, StoreError,
-    StoreResult, StoredEvent, TicketRecord,
+    firing_json, parse_firing, ConnectionCounters, Enqueued, EventState, GroupLifecycle,
+    GroupTicket, NewEvent, ReadyLane, Store, StoreError, StoreResult, StoredEvent, TicketRecord,
 };
 use crate::dispatch::event::Envelope;
 use crate::resolved::ConnectionKey;
@@ -139,6 +139,16 @@ CREATE TABLE IF NOT EXISTS group_tickets (
     ticket_id     TEXT    NOT NULL,
     open          INTEGER NOT NULL,
     updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (namespace, connection, group_key)
+) WITHOUT ROWID;
+-- Auto-resolve: the alerts of a group's ticket still firing (JSON array) and our status.
+CREATE TABLE IF NOT EXISTS group_lifecycle (
+    namespace     TEXT    NOT NULL,
+    connection    TEXT    NOT NULL,
+    group_key     TEXT    NOT NULL,
+    ticket_id     TEXT    NOT NULL,
+    status_id     TEXT,
+    firing        TEXT    NOT NULL,
     PRIMARY KEY (namespace, connection, group_key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS finding_tickets (
@@ -822,6 +832,27 @@ fn enqueue_request(
 
 fn write_ticket_record(conn: &Connection, record: &TicketRecord) -> StoreResult<()> {
     match record {
+        TicketRecord::Lifecycle {
+            connection,
+            group_key,
+            lifecycle,
+        } => conn
+            .prepare_cached(
+                "INSERT INTO group_lifecycle (namespace, connection, group_key, ticket_id, status_id, firing)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (namespace, connection, group_key) DO UPDATE SET
+                   ticket_id = excluded.ticket_id, status_id = excluded.status_id,
+                   firing = excluded.firing",
+            )
+            .map_err(unavailable)?
+            .execute(params![
+                connection.namespace,
+                connection.name,
+                group_key,
+                lifecycle.ticket_id,
+                lifecycle.status_id,
+                firing_json(&lifecycle.firing),
+            ]),
         TicketRecord::Group {
             connection,
             group_key,
@@ -1278,6 +1309,33 @@ impl Store for SqliteStore {
         };
         self.call(false, move |conn| write_ticket_record(conn, &record))
             .await
+    }
+
+    async fn group_lifecycle(
+        &self,
+        connection: ConnectionKey,
+        group_key: String,
+    ) -> StoreResult<Option<GroupLifecycle>> {
+        self.call(false, move |conn| {
+            conn.prepare_cached(
+                "SELECT ticket_id, status_id, firing FROM group_lifecycle
+                 WHERE namespace = ?1 AND connection = ?2 AND group_key = ?3",
+            )
+            .map_err(unavailable)?
+            .query_row(
+                params![connection.namespace, connection.name, group_key],
+                |r| {
+                    Ok(GroupLifecycle {
+                        ticket_id: r.get(0)?,
+                        status_id: r.get(1)?,
+                        firing: parse_firing(&r.get::<_, String>(2)?),
+                    })
+                },
+            )
+            .optional()
+            .map_err(unavailable)
+        })
+        .await
     }
 
     async fn finding_ticket(

@@ -6,15 +6,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::api::{CustomerMapping, PsaConnection};
+use crate::api::{CustomerMapping, LifecycleSettings, PsaConnection, TicketSettings};
 use crate::controller::resolve::billing::{plan_line, wanted_line, LinePlan};
 use crate::controller::resolve::catalog::{drift, wanted_spec};
 use crate::controller::resolve::customer::{
     duplicates_of, resolve_catch_all, resolve_customer, CompanyIndex, Lookup,
 };
+use crate::controller::resolve::lifecycle::resolve_lifecycle;
 use crate::controller::resolve::names::nearest;
 use crate::controller::resolve::ticket::required_by_psa;
-use crate::controller::resolve::{fetch_catalog, resolve_ticket};
+use crate::controller::resolve::{fetch_catalog, resolve_ticket, PsaCatalog};
 use crate::psa::{CompanyFilter, LineValues, Psa, PsaError, PsaId};
 
 use super::super::resource_set::{Located, ResourceSet};
@@ -37,6 +38,29 @@ fn problem(e: &PsaError) -> Problem {
         reason: e.reason().to_string(),
         message: e.to_string(),
     }
+}
+
+/// The row of `lifecycle.closedStatus`, resolved as the reconciler does (none when unset).
+fn lifecycle_names(
+    lifecycle: Option<&LifecycleSettings>,
+    catalog: &PsaCatalog,
+    ticket: &TicketSettings,
+) -> Option<NameCheck> {
+    let name = lifecycle?.closed_status.clone()?;
+    let ticket_closed = resolve_ticket(ticket, catalog)
+        .ok()
+        .and_then(|t| t.closed_status_id);
+    let resolved = resolve_lifecycle(lifecycle, &catalog.statuses, ticket_closed.as_ref());
+    Some(NameCheck {
+        field: "lifecycle.closedStatus".into(),
+        value: name,
+        resolves: Some(resolved.is_ok()),
+        id: resolved
+            .as_ref()
+            .ok()
+            .and_then(|l| l.closed_status_id.clone()),
+        problem: resolved.err().map(|u| u.problem),
+    })
 }
 
 /// Fills `plan` for `conn`; a PSA error stops the connection's plan and is recorded in it.
@@ -79,6 +103,8 @@ async fn run(
                 problem: Some(u.problem),
             }),
     );
+    plan.names
+        .extend(lifecycle_names(spec.lifecycle.as_ref(), &catalog, &ticket));
     if let Some(ca) = &spec.catch_all {
         plan.names.extend(catch_all_names(psa, ca).await?);
     }
@@ -439,6 +465,51 @@ async fn plan_customer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::OnResolve;
+    use crate::psa::StatusInfo;
+
+    #[test]
+    fn plan_shows_the_lifecycle_closed_status() {
+        let catalog = PsaCatalog {
+            statuses: vec![
+                StatusInfo {
+                    id: "1".into(),
+                    name: "New".into(),
+                    closed: false,
+                },
+                StatusInfo {
+                    id: "14".into(),
+                    name: "Completed".into(),
+                    closed: true,
+                },
+            ],
+            ..Default::default()
+        };
+        let ticket = TicketSettings::default();
+        let spec = |closed: &str| LifecycleSettings {
+            on_resolve: Some(OnResolve::Close),
+            closed_status: Some(closed.into()),
+        };
+        assert_eq!(lifecycle_names(None, &catalog, &ticket), None);
+        let no_status = LifecycleSettings {
+            on_resolve: Some(OnResolve::Close),
+            closed_status: None,
+        };
+        assert_eq!(lifecycle_names(Some(&no_status), &catalog, &ticket), None);
+        let row = lifecycle_names(Some(&spec("Completed")), &catalog, &ticket).unwrap();
+        assert_eq!(
+            (row.field.as_str(), row.resolves, row.id.as_deref()),
+            ("lifecycle.closedStatus", Some(true), Some("14"))
+        );
+        let row = lifecycle_names(Some(&spec("Complete")), &catalog, &ticket).unwrap();
+        assert_eq!((row.resolves, row.id), (Some(false), None));
+        assert!(row.problem.unwrap().contains("Completed"));
+        let row = lifecycle_names(Some(&spec("New")), &catalog, &ticket).unwrap();
+        assert_eq!(
+            row.problem.as_deref(),
+            Some("is not a closed status in the PSA")
+        );
+    }
 
     #[test]
     fn a_service_this_resource_already_manages_is_not_adopted_again() {

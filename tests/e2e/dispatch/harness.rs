@@ -62,6 +62,7 @@ pub fn snapshot(key: &ConnectionKey, psa: Arc<dyn Psa>, grouping: Grouping) -> R
         alertmanager: AlertmanagerLabelNames::default(),
         grafana: AlertmanagerLabelNames::default(),
         sources: Default::default(),
+        lifecycle: ResolvedLifecycle::default(),
     }
 }
 
