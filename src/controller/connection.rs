@@ -22,7 +22,9 @@ use super::context::{CachedClient, Context};
 use super::factory::credentials_secret_name;
 use super::index::ConnectionFacts;
 use super::resolve::customer::resolve_catch_all;
-use super::resolve::settings::{alertmanager_labels, dispatch_config, intake_path, smtp_settings};
+use super::resolve::settings::{
+    alertmanager_labels, dispatch_config, intake_path, smtp_settings, unresolved_hold,
+};
 use super::resolve::ticket::required_by_psa;
 use super::resolve::ticket::{misses_reason, WEAK_TOKEN_FIELD};
 use super::resolve::{
@@ -352,6 +354,7 @@ async fn reconcile_inner(conn: &PsaConnection, ctx: &Context) -> Result<Action, 
         ConnectionFacts {
             intake_token,
             suspended: spec.suspended(),
+            unresolved_hold: unresolved_hold(spec).ok().flatten(),
             authenticated: psa.is_some(),
             unreachable: eval.transient.is_some(),
             failsafe: failsafe.and_then(Result::ok),

@@ -59,6 +59,12 @@ pub async fn plan_connection(
     plan: &mut ConnectionPlan,
 ) {
     plan.account_mapping = format!("{:?}", conn.obj.spec.account_mapping.unwrap_or_default());
+    plan.unresolved_hold = conn
+        .obj
+        .spec
+        .dispatch
+        .as_ref()
+        .and_then(|d| d.unresolved_hold.clone());
     if let Err(e) = run(conn, set, psa, live, plan).await {
         plan.error = Some(problem(&e));
     }

@@ -69,6 +69,10 @@ pub struct ConnectionPlan {
     pub catch_all: Vec<CatchAllEntry>,
     /// How organizations without a mapping are routed (`Manual`: catch-all; otherwise by name).
     pub account_mapping: String,
+    /// How long held events wait before the failsafe: `spec.dispatch.unresolvedHold`, or
+    /// `None` = the operator's `--unresolved-hold`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unresolved_hold: Option<String>,
     /// PSA reads by method.
     pub psa_calls: BTreeMap<String, u64>,
 }

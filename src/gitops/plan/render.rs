@@ -174,6 +174,14 @@ fn connection(c: &ConnectionPlan, out: &mut dyn Write) -> io::Result<()> {
             "  Organizations without a mapping are {unmapped} (accountMapping {}).",
             c.account_mapping
         )?;
+        let hold = match &c.unresolved_hold {
+            Some(h) => format!("{h} (spec.dispatch.unresolvedHold)"),
+            None => "the operator's --unresolved-hold (default 15m)".into(),
+        };
+        writeln!(
+            out,
+            "  Alerts of organizations whose mapping does not resolve wait {hold}, then go to the failsafe e-mail."
+        )?;
     }
     let reads: u64 = c.psa_calls.values().sum();
     if reads > 0 {
