@@ -288,6 +288,10 @@ pub struct ConnectionEntry {
     pub suspended: bool,
     /// `None` until the settings resolve (events are held meanwhile).
     pub resolved: Option<Arc<ResolvedConnection>>,
+    /// How long held events of this connection wait before they are dead-lettered
+    /// (`spec.dispatch.unresolvedHold`); `None` = the dispatcher's `unresolved_hold`. Known
+    /// before the settings resolve: it applies exactly while they do not.
+    pub unresolved_hold: Option<std::time::Duration>,
 }
 
 /// The shared, in-memory registry: the controllers' publisher (`controller::publish`) is its one

@@ -376,6 +376,13 @@ pub struct DispatchSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
     pub group_wait: Option<String>,
+    /// How long events wait while this connection's settings or an organization's mapping do
+    /// not resolve (company not found, mapping not evaluated yet), before they become dead
+    /// letters and go out by failsafe e-mail. Overrides the operator's `--unresolved-hold`
+    /// (default 15m) for this connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub unresolved_hold: Option<String>,
 }
 
 /// Alertmanager label names (defaults: organization, user, alertname).

@@ -23,7 +23,7 @@ use super::factory::credentials_secret_name;
 use super::index::ConnectionFacts;
 use super::resolve::customer::resolve_catch_all;
 use super::resolve::settings::{
-    alertmanager_labels, dispatch_config, intake_path, label_names, smtp_settings,
+    alertmanager_labels, dispatch_config, intake_path, label_names, smtp_settings, unresolved_hold,
 };
 use super::resolve::lifecycle::resolve_lifecycle;
 use super::resolve::ticket::required_by_psa;
@@ -375,6 +375,7 @@ async fn reconcile_inner(conn: &PsaConnection, ctx: &Context) -> Result<Action, 
         ConnectionFacts {
             intake_token,
             suspended: spec.suspended(),
+            unresolved_hold: unresolved_hold(spec).ok().flatten(),
             authenticated: psa.is_some(),
             unreachable: eval.transient.is_some(),
             failsafe: failsafe.and_then(Result::ok),

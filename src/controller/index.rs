@@ -36,6 +36,8 @@ pub struct ConnectionFacts {
     /// The PSA could not be asked (outage): keep the settings and authentication known before,
     /// so queued events keep flowing once it answers again.
     pub unreachable: bool,
+    /// `spec.dispatch.unresolvedHold`; `None` = the operator's default.
+    pub unresolved_hold: Option<std::time::Duration>,
 }
 
 /// What the CustomerMapping reconciler learned about one mapping.
@@ -209,6 +211,7 @@ impl RoutingIndex {
             intake_token: facts.intake_token.clone(),
             suspended: facts.suspended,
             resolved,
+            unresolved_hold: facts.unresolved_hold,
         })
     }
 

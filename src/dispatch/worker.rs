@@ -409,7 +409,7 @@ impl Inner {
             .held_since
             .entry(key.clone())
             .or_insert_with(Instant::now);
-        let hold = self.options.unresolved_hold;
+        let hold = self.hold_of(key);
         if since.elapsed() < hold {
             return since + hold;
         }
@@ -795,7 +795,7 @@ impl Inner {
     ) -> bool {
         let now = now_ms();
         let held_for = now.saturating_sub(head.envelope.accepted_at_ms);
-        if held_for < ms(self.options.unresolved_hold) {
+        if held_for < ms(self.hold_of(&conn.key)) {
             let recheck = now + ms(self.options.held_recheck);
             if let Err(e) = self.store.defer(head.seq, recheck).await {
                 tracing::warn!(connection = %conn.key, error = %e, "cannot defer a held event");
@@ -807,6 +807,15 @@ impl Inner {
             held_for / 1000
         );
         self.dead_letter(&conn.key, head, reason).await
+    }
+
+    /// How long a connection's held events wait: its `spec.dispatch.unresolvedHold`, else the
+    /// dispatcher's default.
+    fn hold_of(&self, key: &ConnectionKey) -> Duration {
+        self.registry
+            .get(key)
+            .and_then(|e| e.unresolved_hold)
+            .unwrap_or(self.options.unresolved_hold)
     }
 
     /// The failsafe settings for a connection: the current snapshot's, else the last seen.

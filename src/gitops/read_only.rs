@@ -55,6 +55,9 @@ impl Psa for ReadOnlyPsa {
     fn lists_contract_lines(&self) -> bool {
         self.inner.lists_contract_lines()
     }
+    fn line_update_method(&self, line: &ContractLine, to: LineValues) -> Option<String> {
+        self.inner.line_update_method(line, to)
+    }
     async fn verify(&self) -> PsaResult<()> {
         self.read("verify").verify().await
     }

@@ -186,6 +186,9 @@ impl Psa for InstrumentedPsa {
     fn lists_contract_lines(&self) -> bool {
         self.inner.lists_contract_lines()
     }
+    fn line_update_method(&self, line: &ContractLine, to: LineValues) -> Option<String> {
+        self.inner.line_update_method(line, to)
+    }
     async fn close_ticket(
         &self,
         ticket_id: &PsaId,

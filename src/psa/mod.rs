@@ -479,12 +479,23 @@ pub trait Psa: Send + Sync {
     /// Deletes (or deactivates, where the PSA cannot delete) a catalog service.
     async fn delete_catalog_service(&self, id: &PsaId) -> PsaResult<()>;
 
-    /// Whether [`Psa::find_contract_line`] reads the PSA. `false` where the PSA has no call that
-    /// lists a contract's lines (Kaseya BMS API v2): there it only sees lines this client instance
-    /// added, so callers keep the line they got back (id and values) in durable status and pass
-    /// it to [`Psa::update_contract_line`] after a restart instead of adding a second line.
+    /// Whether the line [`Psa::find_contract_line`] returns carries the line's real quantity.
+    /// Every provider finds the line itself in the PSA (ConnectWise and Autotask read it whole;
+    /// Kaseya BMS through `relatedservices/search`, which shows id, cost and price). `false`
+    /// where the PSA has no call that reads a line's units (Kaseya BMS API v2): the quantity
+    /// returned is only what this client instance wrote (0 otherwise), so callers keep the
+    /// quantity they wrote in durable status and plan against it after a restart
+    /// (`controller::resolve::line_memory`), and a line nobody remembers is adopted.
     fn lists_contract_lines(&self) -> bool {
         true
+    }
+
+    /// How this PSA carries out [`Psa::update_contract_line`] from `line` to `to`, in words, for
+    /// `plan`; `None` when it is a plain update in place. Kaseya BMS cannot change a line's
+    /// units: it adds a line and ends the old one.
+    fn line_update_method(&self, line: &ContractLine, to: LineValues) -> Option<String> {
+        let _ = (line, to);
+        None
     }
 
     async fn find_contract_line(

@@ -53,11 +53,10 @@ fn line_text(l: &LinePlanReport) -> String {
             money(&l.after, |b| &b.price),
             money(&l.after, |b| &b.cost)
         ),
-        (LineAction::Unknown, _) => format!(
-            "? line {:?} x {after_q} (price {}, cost {}){note}",
+        (LineAction::Adopt, Some(d)) => format!(
+            "> adopt line {:?} x {after_q}: {}{note}",
             l.service,
-            money(&l.after, |b| &b.price),
-            money(&l.after, |b| &b.cost)
+            amounts(d)
         ),
         _ => format!("! line {:?}{note}", l.service),
     }
@@ -194,6 +193,14 @@ fn connection(c: &ConnectionPlan, out: &mut dyn Write) -> io::Result<()> {
             "  Organizations without a mapping are {unmapped} (accountMapping {}).",
             c.account_mapping
         )?;
+        let hold = match &c.unresolved_hold {
+            Some(h) => format!("{h} (spec.dispatch.unresolvedHold)"),
+            None => "the operator's --unresolved-hold (default 15m)".into(),
+        };
+        writeln!(
+            out,
+            "  Alerts of organizations whose mapping does not resolve wait {hold}, then go to the failsafe e-mail."
+        )?;
     }
     let reads: u64 = c.psa_calls.values().sum();
     if reads > 0 {
@@ -216,13 +223,14 @@ pub fn write(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
     let s = &plan.summary;
     writeln!(
         out,
-        "Plan: {} catalog service(s) to create, {} to correct, {} to adopt; {} contract line(s) to add, {} to change; \
+        "Plan: {} catalog service(s) to create, {} to correct, {} to adopt; {} contract line(s) to add, {} to change, {} to adopt; \
          billing per period: price {}, cost {}; {} problem(s); {} PSA read(s), no writes.",
         s.services_to_create,
         s.services_to_correct,
         s.services_to_adopt,
         s.lines_to_add,
         s.lines_to_change,
+        s.lines_to_adopt,
         s.price_delta,
         s.cost_delta,
         s.problems,

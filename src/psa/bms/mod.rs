@@ -845,6 +845,11 @@ impl Psa for BmsClient {
         false
     }
 
+    /// Units differ → a new line plus the old one ended; cost or price only → in place.
+    fn line_update_method(&self, line: &ContractLine, to: LineValues) -> Option<String> {
+        Some(lines::update_method(line, to))
+    }
+
     /// 1 call per 100 lines of the service (usually 1): `POST …/services/{id}/relatedservices/
     /// search`, narrowed by contract and account name when known. The line is the contract's
     /// current one (the newest that bills); its quantity is what this client wrote, or 0 when it

@@ -139,6 +139,7 @@ impl Harness {
                 intake_token: None,
                 suspended: false,
                 resolved: Some(Arc::new(conn)),
+                unresolved_hold: None,
             },
         );
         let mut prometheus = prometheus_client::registry::Registry::default();
