@@ -36,7 +36,12 @@ fn rss_mib(pid: u32) -> anyhow::Result<(f64, f64)> {
 }
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
-    let mappings = args.mappings.unwrap_or(10_000).max(1);
+    let mappings = args
+        .mappings
+        .as_ref()
+        .and_then(|sizes| sizes.first().copied())
+        .unwrap_or(10_000)
+        .max(1);
     let events = args.events.unwrap_or(100_000).max(1);
     let held = ConnectionSpec {
         name: "held".into(),

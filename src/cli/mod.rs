@@ -332,9 +332,10 @@ pub struct BenchArgs {
     /// calls-per-alert: size of the bursts (default 100).
     #[arg(long)]
     pub burst: Option<usize>,
-    /// convergence (default 1000) and memory (default 10000): CustomerMappings applied.
-    #[arg(long)]
-    pub mappings: Option<usize>,
+    /// convergence (default 1000) and memory (default 10000): CustomerMappings applied; a
+    /// comma-separated list (`1000,3000,10000`) measures each size (convergence).
+    #[arg(long, value_delimiter = ',')]
+    pub mappings: Option<Vec<usize>>,
     /// memory: events stored before RSS is read (default 100000).
     #[arg(long)]
     pub events: Option<usize>,
