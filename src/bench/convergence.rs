@@ -46,6 +46,32 @@ pub async fn ready_connection(
     Ok((cw, conn))
 }
 
+/// As [`ready_connection`], on a Kaseya BMS sandbox seeded with `mappings` accounts.
+pub async fn ready_bms_connection(
+    env: &mut BenchEnv,
+    mappings: usize,
+) -> anyhow::Result<(RunningSandbox, ConnectionSpec)> {
+    let bms = sandbox::bms::start(
+        loopback().await?,
+        manifests::bms_seed_with(mappings)?,
+        Default::default(),
+    )
+    .await?;
+    let conn = ConnectionSpec {
+        name: "bms".into(),
+        provider: Provider::KaseyaBms,
+        url: bms.base_url(),
+        group_wait: "0s".into(),
+        suspend: false,
+    };
+    env.apply(&manifests::connection_yaml(&conn))?;
+    env.start_operator()?;
+    env.wait_connection_ready(&conn.name).await?;
+    env.settle(&bms, Duration::from_millis(500)).await?;
+    bms.admin().clear_calls();
+    Ok((bms, conn))
+}
+
 /// Applies the mappings and waits until `count` are Ready; returns the seconds it took.
 pub async fn apply_and_wait(env: &BenchEnv, conn: &str, count: usize) -> anyhow::Result<f64> {
     let started = Instant::now();
@@ -71,9 +97,12 @@ struct Point {
 
 /// Each size in a fresh environment (API server, sandbox, operator), so a point's calls are its
 /// own: mappings applied at once to a Ready connection → all Ready.
-async fn measure(mappings: usize) -> anyhow::Result<Point> {
+async fn measure(provider: Provider, mappings: usize) -> anyhow::Result<Point> {
     let mut env = BenchEnv::start().await?;
-    let (cw, conn) = ready_connection(&mut env, mappings, &[]).await?;
+    let (cw, conn) = match provider {
+        Provider::ConnectWise => ready_connection(&mut env, mappings, &[]).await?,
+        Provider::KaseyaBms => ready_bms_connection(&mut env, mappings).await?,
+    };
     let seconds = apply_and_wait(&env, &conn.name, mappings).await?;
     let report = cw.admin().calls();
     let by_route: BTreeMap<String, u64> = report
@@ -133,14 +162,21 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
         Some(list) if !list.is_empty() => list.iter().map(|n| (*n).max(1)).collect(),
         _ => vec![1000],
     };
+    let provider = match args.provider.as_deref() {
+        None | Some("connectWise") => Provider::ConnectWise,
+        Some("kaseyaBms") => Provider::KaseyaBms,
+        Some(other) => anyhow::bail!(
+            "--provider {other:?}: one of connectWise, kaseyaBms (Autotask is not benchmarked yet)"
+        ),
+    };
     let mut points = Vec::new();
     for mappings in sizes {
-        points.push(measure(mappings).await?);
+        points.push(measure(provider, mappings).await?);
     }
     let first = &points[0];
     Ok(json!({
         "bench": "convergence",
-        "provider": "connectWise",
+        "provider": provider.label(),
         // The first size's figures at the top level, as before the list existed.
         "mappings": first.mappings,
         "secondsToAllReady": round(first.seconds),

@@ -419,9 +419,13 @@ fn build_status(
             );
         }
     }
-    if let (Ok(customer), Some(contact)) = (&eval.customer, &eval.contact) {
-        let (ok, reason, message) = contact_condition(contact, &customer.company_name);
-        conds.set(CONTACT_RESOLVED, ok, reason, message);
+    match (&eval.customer, &eval.contact) {
+        (Ok(customer), Some(contact)) => {
+            let (ok, reason, message) = contact_condition(contact, &customer.company_name);
+            conds.set(CONTACT_RESOLVED, ok, reason, message);
+        }
+        // Not routed: Resolved/Ready say why; a contact verdict of before would be stale.
+        _ => conds.remove(CONTACT_RESOLVED),
     }
     match &eval.contract_line {
         Some(Ok((reason, message))) => conds.set(CONTRACT_SYNCED, true, reason, message.clone()),
