@@ -226,7 +226,7 @@ async fn contacts_of_several_accounts_in_one_search_with_the_point_of_contact() 
     assert_eq!(c.primary_contact(&contoso).await.unwrap(), None);
     // BMS has no contract call for several accounts: the directory looks contracts up per mapping.
     assert_eq!(
-        c.contracts_of_companies(&[contoso.id.clone()])
+        c.contracts_of_companies(std::slice::from_ref(&contoso.id))
             .await
             .unwrap(),
         None
