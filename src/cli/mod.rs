@@ -340,6 +340,9 @@ pub struct BenchArgs {
     /// comma-separated list (`1000,3000,10000`) measures each size and fits the growth.
     #[arg(long, value_delimiter = ',')]
     pub mappings: Vec<usize>,
+    /// convergence: the PSA sandbox, `connectWise` (default) or `kaseyaBms`.
+    #[arg(long)]
+    pub provider: Option<String>,
     /// memory: events stored before RSS is read (default 100000).
     #[arg(long)]
     pub events: Option<usize>,

@@ -149,6 +149,11 @@ impl PsaCalls {
     pub async fn find_company_by_name(&self, name: &str) -> PsaResult<Option<Company>> {
         self.call(self.psa.find_company_by_name(name)).await
     }
+
+    /// The company's primary contact (at most one call; see `Psa::primary_contact`).
+    pub async fn primary_contact(&self, company: &Company) -> PsaResult<Option<Contact>> {
+        self.call(self.psa.primary_contact(company)).await
+    }
 }
 
 /// A failed PSA call that should not count against the event (the budget was the problem).

@@ -27,7 +27,7 @@ use crate::dispatch::stats::StatsBoard;
 use crate::dispatch::store::{
     GroupLifecycle, GroupTicket, Store, StoreError, StoredEvent, TicketRecord,
 };
-use crate::psa::{NewTicket, PsaError, PsaId};
+use crate::psa::{Company, NewTicket, PsaError, PsaId};
 use crate::resolved::{ConnectionKey, ResolvedConnection, ResolvedCustomer};
 
 /// Why an event could not be delivered this time.
@@ -470,7 +470,7 @@ impl Delivery<'_> {
                     AutoLookup::ByName(n) => self.psa.find_company_by_name(n).await?,
                 };
                 let answer = match company.filter(|c| c.active) {
-                    Some(c) => AutoAnswer::Found(auto_customer(&c)),
+                    Some(c) => AutoAnswer::Found(self.auto_customer_with_contact(&c).await?),
                     None => AutoAnswer::NotFound,
                 };
                 let hit = matches!(answer, AutoAnswer::Found(_));
@@ -494,6 +494,28 @@ impl Delivery<'_> {
             }
         };
         Ok(route(&table, organization, Some(&answer)))
+    }
+
+    /// An automatically matched company as a customer, its default contact completed with the
+    /// company's primary contact where the company record names none (BMS, Autotask: one call,
+    /// cached with the company). A PSA refusing that look-up costs the contact, not the ticket.
+    async fn auto_customer_with_contact(
+        &self,
+        company: &Company,
+    ) -> Result<ResolvedCustomer, DeliveryError> {
+        let mut customer = auto_customer(company);
+        if customer.default_contact_id.is_none() {
+            customer.default_contact_id = match self.psa.primary_contact(company).await {
+                Ok(found) => found.map(|c| c.id),
+                Err(e) if e.is_transient() => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(connection = %self.conn.key, error = %e,
+                        "primary contact lookup failed; the ticket gets no company contact");
+                    None
+                }
+            };
+        }
+        Ok(customer)
     }
 
     /// The contact chain with the e-mail lookup cached (hits, misses and ambiguous answers).

@@ -95,6 +95,25 @@ impl Psa for ReadOnlyPsa {
             .find_contact_by_name(company_id, name)
             .await
     }
+    async fn contacts_of_companies(
+        &self,
+        company_ids: &[PsaId],
+    ) -> PsaResult<Option<Vec<DirectoryContact>>> {
+        self.read("contacts_of_companies")
+            .contacts_of_companies(company_ids)
+            .await
+    }
+    async fn contracts_of_companies(
+        &self,
+        company_ids: &[PsaId],
+    ) -> PsaResult<Option<Vec<Contract>>> {
+        self.read("contracts_of_companies")
+            .contracts_of_companies(company_ids)
+            .await
+    }
+    async fn primary_contact(&self, company: &Company) -> PsaResult<Option<Contact>> {
+        self.read("primary_contact").primary_contact(company).await
+    }
     async fn boards(&self) -> PsaResult<Vec<Named>> {
         self.read("boards").boards().await
     }

@@ -125,6 +125,27 @@ impl Psa for InstrumentedPsa {
             self.inner.find_contact_by_email(company_id, email).await,
         )
     }
+    async fn contacts_of_companies(
+        &self,
+        company_ids: &[PsaId],
+    ) -> PsaResult<Option<Vec<DirectoryContact>>> {
+        self.count(
+            "contacts_of_companies",
+            self.inner.contacts_of_companies(company_ids).await,
+        )
+    }
+    async fn contracts_of_companies(
+        &self,
+        company_ids: &[PsaId],
+    ) -> PsaResult<Option<Vec<Contract>>> {
+        self.count(
+            "contracts_of_companies",
+            self.inner.contracts_of_companies(company_ids).await,
+        )
+    }
+    async fn primary_contact(&self, company: &Company) -> PsaResult<Option<Contact>> {
+        self.count("primary_contact", self.inner.primary_contact(company).await)
+    }
     async fn find_contact_by_name(
         &self,
         company_id: &PsaId,

@@ -182,6 +182,17 @@ impl Contact {
     }
 }
 
+/// A contact as a batched directory listing gives it: every e-mail address it has (ConnectWise
+/// contacts carry several) and whether the PSA marks it as its company's primary contact.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct DirectoryContact {
+    pub contact: Contact,
+    /// All e-mail addresses, as the PSA spells them.
+    pub emails: Vec<String>,
+    /// Kaseya BMS `IsPoc`, Autotask `primaryContact`; ConnectWise says it on the company instead.
+    pub primary: bool,
+}
+
 /// A contract (ConnectWise agreement, BMS contract).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Contract {
@@ -425,6 +436,31 @@ pub trait Psa: Send + Sync {
         name: &str,
     ) -> PsaResult<Option<Contact>>;
 
+    /// The active contacts of these companies, every page, for the controllers' batched directory
+    /// (`controller::resolve::directory`): a wave of mappings costs a few listings instead of one
+    /// look-up per mapping. Providers split `company_ids` into batches their API accepts.
+    /// `None`: this provider cannot list by several companies; callers look up per mapping.
+    async fn contacts_of_companies(
+        &self,
+        company_ids: &[PsaId],
+    ) -> PsaResult<Option<Vec<DirectoryContact>>> {
+        let _ = company_ids;
+        Ok(None)
+    }
+
+    /// The company's primary contact, for a company that is routed to without a mapping
+    /// (automatic mapping): the end of the contact chain before "no contact". The default is
+    /// what the company record says (ConnectWise `defaultContact`); providers that keep the
+    /// flag on the contact (BMS `IsPoc`, Autotask `primaryContact`) ask for it (1 call).
+    async fn primary_contact(&self, company: &Company) -> PsaResult<Option<Contact>> {
+        Ok(company.default_contact_id.as_ref().map(|id| Contact {
+            id: id.clone(),
+            company_id: Some(company.id.clone()),
+            first_name: company.default_contact_name.clone().unwrap_or_default(),
+            ..Default::default()
+        }))
+    }
+
     /// Service boards / queues.
     async fn boards(&self) -> PsaResult<Vec<Named>>;
     /// Statuses (of a board where the PSA scopes them so).
@@ -468,6 +504,16 @@ pub trait Psa: Send + Sync {
 
     /// The company's contract with this name.
     async fn find_contract(&self, company_id: &PsaId, name: &str) -> PsaResult<Option<Contract>>;
+
+    /// The contracts of these companies (active or not), every page, for the batched directory.
+    /// `None`: not listable by several companies; callers use [`Psa::find_contract`] per mapping.
+    async fn contracts_of_companies(
+        &self,
+        company_ids: &[PsaId],
+    ) -> PsaResult<Option<Vec<Contract>>> {
+        let _ = company_ids;
+        Ok(None)
+    }
 
     async fn find_catalog_service(&self, name: &str) -> PsaResult<Option<CatalogService>>;
     async fn create_catalog_service(&self, spec: &CatalogServiceSpec) -> PsaResult<CatalogService>;

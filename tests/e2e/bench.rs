@@ -149,6 +149,25 @@ async fn convergence_counts_mappings_and_calls() {
     assert!(v["byRoute"].is_object());
 }
 
+/// Issue [S] item 1: 300 mappings applied at once converge on a batched directory. The bound is
+/// on the ConnectWise sandbox's own call count (`/_sandbox/calls`, read by the benchmark), not a
+/// time: before batching this took 602 calls (a contact and an agreement look-up per mapping);
+/// now the companies, their contacts and their agreements are listed in a few pages and batches.
+#[tokio::test]
+async fn three_hundred_mappings_converge_on_a_few_dozen_psa_calls() {
+    let v = bench(&["convergence", "--mappings", "300,30"]).await;
+    let points = v["points"].as_array().expect("points");
+    assert_eq!(points.len(), 2, "{v}");
+    assert_eq!(points[0]["mappings"], 300);
+    let calls = number(&points[0], "/psa_calls");
+    assert!(calls <= 30.0, "300 mappings took {calls} PSA calls: {v}");
+    // Per route: no per-mapping contact or agreement look-ups.
+    for (route, n) in points[0]["byRoute"].as_object().unwrap() {
+        assert!(n.as_u64().unwrap() <= 10, "{route} called {n} times: {v}");
+    }
+    assert!(v["fit"]["callsPerMapping"].as_f64().is_some(), "{v}");
+}
+
 #[tokio::test]
 async fn memory_reads_the_operator_rss_per_size_and_fits_the_growth() {
     let v = bench(&["memory", "--mappings", "3,6", "--events", "150"]).await;

@@ -9,7 +9,7 @@ use super::convert::{self, eq, num_id, same_name};
 use super::transport::{decode, THRESHOLD_INFORMATION};
 use super::wire::{WCompany, WContact, WItem};
 use super::AutotaskClient;
-use crate::psa::{Company, CompanyFilter, Contact, PsaError, PsaId, PsaResult};
+use crate::psa::{Company, CompanyFilter, Contact, DirectoryContact, PsaError, PsaId, PsaResult};
 
 /// `isActive` of a contact: 1 = active (an integer in the document).
 fn contact_active(c: &WContact) -> bool {
@@ -151,6 +151,55 @@ impl AutotaskClient {
         Ok(rows
             .into_iter()
             .find(|c| matches(c))
+            .map(|c| convert::contact(c, None)))
+    }
+
+    /// ⌈companies / 500⌉ × ⌈contacts / 500⌉ calls: `POST /V1.0/Contacts/query` with
+    /// `companyID in […]`, active contacts only (filtered by the PSA and again here).
+    pub(super) async fn contacts_of(
+        &self,
+        company_ids: &[PsaId],
+    ) -> PsaResult<Vec<DirectoryContact>> {
+        let mut out = Vec::new();
+        for batch in convert::id_batches(company_ids)? {
+            let rows: Vec<WContact> = self
+                .t
+                .query(
+                    "Contacts",
+                    vec![convert::any_of("companyID", &batch), eq("isActive", 1)],
+                    None,
+                )
+                .await?;
+            out.extend(
+                rows.into_iter()
+                    .filter(contact_active)
+                    .map(convert::directory_contact),
+            );
+        }
+        Ok(out)
+    }
+
+    /// 1 call: `POST /V1.0/Contacts/query` on the company, `primaryContact` true, active.
+    pub(super) async fn primary_contact_of(
+        &self,
+        company_id: &PsaId,
+    ) -> PsaResult<Option<Contact>> {
+        let company = num_id("company", company_id)?;
+        let rows: Vec<WContact> = self
+            .t
+            .query(
+                "Contacts",
+                vec![
+                    eq("companyID", company),
+                    eq("primaryContact", true),
+                    eq("isActive", 1),
+                ],
+                None,
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .find(|c| contact_active(c) && c.primary_contact == Some(true))
             .map(|c| convert::contact(c, None)))
     }
 }

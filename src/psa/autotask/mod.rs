@@ -61,8 +61,8 @@ use self::transport::Transport;
 use self::wire::{WField, WFields, WPicklistValue};
 use super::{
     CatalogService, CatalogServiceSpec, Company, CompanyFilter, Contact, Contract, ContractLine,
-    LineUpdate, LineValues, Named, NewTicket, Provider, Psa, PsaError, PsaId, PsaResult,
-    StatusInfo, Ticket,
+    DirectoryContact, LineUpdate, LineValues, Named, NewTicket, Provider, Psa, PsaError, PsaId,
+    PsaResult, StatusInfo, Ticket,
 };
 use crate::secret::SecretString;
 
@@ -232,6 +232,18 @@ impl Psa for AutotaskClient {
         self.contact_by_name(company_id, name).await
     }
 
+    async fn contacts_of_companies(
+        &self,
+        company_ids: &[PsaId],
+    ) -> PsaResult<Option<Vec<DirectoryContact>>> {
+        self.contacts_of(company_ids).await.map(Some)
+    }
+
+    /// Autotask keeps the flag on the contact (`primaryContact`), not the company.
+    async fn primary_contact(&self, company: &Company) -> PsaResult<Option<Contact>> {
+        self.primary_contact_of(&company.id).await
+    }
+
     /// 1 call (shared by every ticket picklist for a minute): the `queueID` picklist.
     async fn boards(&self) -> PsaResult<Vec<Named>> {
         self.named_picklist("Tickets", "queueID").await
@@ -311,6 +323,13 @@ impl Psa for AutotaskClient {
 
     async fn find_contract(&self, company_id: &PsaId, name: &str) -> PsaResult<Option<Contract>> {
         self.contract_named(company_id, name).await
+    }
+
+    async fn contracts_of_companies(
+        &self,
+        company_ids: &[PsaId],
+    ) -> PsaResult<Option<Vec<Contract>>> {
+        self.contracts_of(company_ids).await.map(Some)
     }
 
     async fn find_catalog_service(&self, name: &str) -> PsaResult<Option<CatalogService>> {

@@ -48,8 +48,8 @@ use self::wire::{
 };
 use super::{
     CatalogService, CatalogServiceSpec, Company, CompanyFilter, Contact, Contract, ContractLine,
-    LineUpdate, LineValues, Named, NewTicket, Provider, Psa, PsaError, PsaId, PsaResult,
-    StatusInfo, Ticket,
+    DirectoryContact, LineUpdate, LineValues, Named, NewTicket, Provider, Psa, PsaError, PsaId,
+    PsaResult, StatusInfo, Ticket,
 };
 
 /// Rows asked for per page (what Kaseya's own samples use).
@@ -88,6 +88,9 @@ pub const REQUIRED_TICKET_SETTINGS: &[crate::psa::RequiredTicketSetting] = &[
 pub const PAGE_SIZE: usize = 100;
 /// Upper bound on pages read by one listing (100,000 rows).
 const MAX_PAGES: usize = 1_000;
+
+/// Accounts per contact search: 100 repeated `Filter.AccountIds` keys keep the query near 3 KB.
+const ACCOUNTS_PER_SEARCH: usize = 100;
 /// Pages read looking for a marker: the token is unique, so one row is expected; a few pages
 /// allow for "contains" matches on other text without reading the whole ticket list.
 const MARKER_PAGES: usize = 3;
@@ -500,6 +503,46 @@ impl Psa for BmsClient {
                 c.is_active != Some(false)
                     && c.account_id.as_deref() == Some(company_id.as_str())
                     && convert::same_name(&full, name)
+            })
+            .await?;
+        Ok(rows.into_iter().next().map(convert::contact))
+    }
+
+    /// ⌈accounts / 100⌉ × ⌈contacts / 100⌉ calls: `GET /v2/crm/contacts/search?Filter.AccountIds=…
+    /// &Filter.AccountIds=…&Filter.IsActive=true` (the array as repeated keys), `IsPoc` kept.
+    async fn contacts_of_companies(
+        &self,
+        company_ids: &[PsaId],
+    ) -> PsaResult<Option<Vec<DirectoryContact>>> {
+        let mut out = Vec::new();
+        for batch in company_ids.chunks(ACCOUNTS_PER_SEARCH) {
+            let mut req = Req::get("/v2/crm/contacts/search").q("Filter.IsActive", "true");
+            for id in batch {
+                req = req.q("Filter.AccountIds", convert::num_id("account", id)?);
+            }
+            let rows: Vec<WContact> = self
+                .pages("contact", req, false, |c: &WContact| {
+                    c.is_active != Some(false)
+                })
+                .await?;
+            out.extend(rows.into_iter().map(convert::directory_contact));
+        }
+        Ok(Some(out))
+    }
+
+    /// 1 call: `GET /v2/crm/contacts/search?Filter.AccountIds=&Filter.IsPoc=true`: the account's
+    /// point of contact (BMS keeps no primary contact on the account itself).
+    async fn primary_contact(&self, company: &Company) -> PsaResult<Option<Contact>> {
+        let account = convert::num_id("account", &company.id)?;
+        let req = Req::get("/v2/crm/contacts/search")
+            .q("Filter.AccountIds", account)
+            .q("Filter.IsPoc", "true")
+            .q("Filter.IsActive", "true");
+        let rows: Vec<WContact> = self
+            .pages("contact", req, true, |c: &WContact| {
+                c.is_active != Some(false)
+                    && c.is_poc == Some(true)
+                    && c.account_id.as_deref() == Some(company.id.as_str())
             })
             .await?;
         Ok(rows.into_iter().next().map(convert::contact))

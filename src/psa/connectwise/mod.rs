@@ -381,6 +381,17 @@ fn id_cond(field: &str, id: &str) -> PsaResult<String> {
     })
 }
 
+/// Ids per `in (…)` condition: 400 ids of up to 7 digits keep the query string near 3 KB, well
+/// inside the 8 KB request line common web servers accept.
+const IDS_PER_CONDITION: usize = 400;
+
+fn in_cond(field: &str, ids: &[PsaId]) -> PsaResult<String> {
+    cond::in_ids(field, ids).ok_or_else(|| PsaError::Permanent {
+        status: None,
+        message: format!("{ids:?} are not ConnectWise ids"),
+    })
+}
+
 fn opt_ref(id: &Option<PsaId>) -> PsaResult<Option<Ref>> {
     id.as_deref()
         .map(numeric_id)
@@ -843,6 +854,55 @@ impl Psa for ConnectWiseClient {
             .collect();
         found.sort_by_key(|c| !c.active);
         Ok(found.into_iter().next())
+    }
+
+    /// ⌈companies / 400⌉ × pages of 1,000: `GET /company/contacts?conditions=company/id in (…)
+    /// and inactiveFlag=false`. ConnectWise marks the primary contact on the company
+    /// (`defaultContact`), not on the contact, so `primary` stays `false` here.
+    async fn contacts_of_companies(
+        &self,
+        company_ids: &[PsaId],
+    ) -> PsaResult<Option<Vec<DirectoryContact>>> {
+        let mut out = Vec::new();
+        for batch in company_ids.chunks(IDS_PER_CONDITION) {
+            let q = [
+                (
+                    "conditions",
+                    cond::and([
+                        in_cond("company/id", batch)?,
+                        cond::eq("inactiveFlag", Lit::Bool(false)),
+                    ]),
+                ),
+                ("orderBy", "id asc".to_string()),
+            ];
+            let rows: Vec<ContactRecord> = self.http.list("/company/contacts", &q).await?;
+            out.extend(rows.into_iter().map(|r| {
+                let emails = r.emails().into_iter().map(str::to_string).collect();
+                DirectoryContact {
+                    contact: r.into_contact(None),
+                    emails,
+                    primary: false,
+                }
+            }));
+        }
+        Ok(Some(out))
+    }
+
+    /// ⌈companies / 400⌉ × pages of 1,000: `GET /finance/agreements?conditions=company/id in (…)`.
+    async fn contracts_of_companies(
+        &self,
+        company_ids: &[PsaId],
+    ) -> PsaResult<Option<Vec<Contract>>> {
+        let mut out = Vec::new();
+        for batch in company_ids.chunks(IDS_PER_CONDITION) {
+            let q = [
+                ("conditions", in_cond("company/id", batch)?),
+                ("orderBy", "id asc".to_string()),
+            ];
+            let rows: Vec<AgreementRecord> = self.http.list("/finance/agreements", &q).await?;
+            out.extend(rows.into_iter().map(AgreementRecord::into_contract));
+        }
+        Ok(Some(out))
     }
 
     /// 1 call: `GET /procurement/catalog?conditions=identifier="…"`.
