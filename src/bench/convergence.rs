@@ -158,9 +158,10 @@ fn fit_json(points: &[Point]) -> Value {
 }
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
-    let sizes: Vec<usize> = match &args.mappings {
-        Some(list) if !list.is_empty() => list.iter().map(|n| (*n).max(1)).collect(),
-        _ => vec![1000],
+    let sizes: Vec<usize> = if args.mappings.is_empty() {
+        vec![1000]
+    } else {
+        args.mappings.iter().map(|n| (*n).max(1)).collect()
     };
     let provider = match args.provider.as_deref() {
         None | Some("connectWise") => Provider::ConnectWise,

@@ -507,6 +507,7 @@ fn published(psa: &FakePsa) -> Registry {
                 Arc::new(psa.clone()),
                 Grouping::User,
             ))),
+            unresolved_hold: None,
         },
     );
     registry

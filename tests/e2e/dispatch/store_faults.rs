@@ -93,6 +93,13 @@ impl Store for FaultyStore {
     async fn dead_letter(&self, seq: i64, error: String, now_ms: i64) -> StoreResult<()> {
         self.inner.dead_letter(seq, error, now_ms).await
     }
+    async fn group_lifecycle(
+        &self,
+        connection: ConnectionKey,
+        group_key: String,
+    ) -> StoreResult<Option<GroupLifecycle>> {
+        self.inner.group_lifecycle(connection, group_key).await
+    }
     async fn mark_failsafe_sent(&self, seq: i64) -> StoreResult<()> {
         self.inner.mark_failsafe_sent(seq).await
     }
