@@ -22,10 +22,10 @@ use super::context::{CachedClient, Context};
 use super::factory::credentials_secret_name;
 use super::index::ConnectionFacts;
 use super::resolve::customer::resolve_catch_all;
+use super::resolve::lifecycle::resolve_lifecycle;
 use super::resolve::settings::{
     alertmanager_labels, dispatch_config, intake_path, label_names, smtp_settings, unresolved_hold,
 };
-use super::resolve::lifecycle::resolve_lifecycle;
 use super::resolve::ticket::required_by_psa;
 use super::resolve::ticket::{misses_reason, WEAK_TOKEN_FIELD};
 use super::resolve::{
