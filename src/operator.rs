@@ -113,6 +113,9 @@ pub fn health_router_with(
         })
 }
 
+/// How often the store's health is probed for the connections' `StoreHealthy` condition.
+const STORE_PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Leader election of the controllers (several replicas): which Lease, and who we are.
 pub type LeaderElection = crate::leader::ElectionSettings;
 
@@ -284,10 +287,15 @@ pub async fn run_operator_on(
     ctx.ready_grace = opts.ready_grace;
     // Only the leader writes statuses and changes the PSA; every replica keeps its routing.
     ctx.leader = leader_flag.clone();
+    let store_probe = ctx
+        .store_health
+        .clone()
+        .watch_store(store.clone(), STORE_PROBE_EVERY);
     let ctx = Arc::new(ctx);
     let status_sink = ConnectionStatusSink {
         client,
         leader: ctx.leader.clone(),
+        metrics: ctx.metrics.clone(),
     };
     let dispatcher = dispatcher
         .with_stats_sink(Arc::new(status_sink))
@@ -298,6 +306,13 @@ pub async fn run_operator_on(
         .run(shutdown.clone());
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let controllers = run_controllers(ctx, opts.scope.clone(), shutdown.clone());
+    // The probe never ends by itself; it stops with the controllers.
+    let controllers = async move {
+        tokio::select! {
+            () = controllers => {}
+            () = store_probe => {}
+        }
+    };
     let (health_res, intake_res, (), (), ()) =
         futures::join!(health_srv, intake_srv, controllers, dispatcher, election);
     health_res?;

@@ -75,6 +75,15 @@ pub struct ResolvedTicket {
     pub closed_status_id: Option<PsaId>,
 }
 
+/// `spec.lifecycle` with its closed status resolved.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ResolvedLifecycle {
+    /// `onResolve: Close`: the last resolution of a ticket's alerts closes it.
+    pub close_on_resolve: bool,
+    /// Status a resolved group's ticket is closed with (`None` = the PSA's closed status).
+    pub closed_status_id: Option<PsaId>,
+}
+
 /// A company with the contact and contract tickets for it get.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct ResolvedCustomer {
@@ -181,8 +190,9 @@ pub struct ResolvedConnection {
     pub grouping: Grouping,
     pub account_mapping: AccountMapping,
     pub catch_all: Option<ResolvedCustomer>,
-    /// Organization (as alerts name it) → customer, from Ready CustomerMappings.
-    pub customers: HashMap<String, ResolvedCustomer>,
+    /// Organization (as alerts name it) → customer, from Ready CustomerMappings. Shared with
+    /// the routing index and every earlier snapshot: a rebuild copies pointers, not strings.
+    pub customers: HashMap<Arc<str>, Arc<ResolvedCustomer>>,
     /// Organizations (trimmed, lower-cased) that have a CustomerMapping which does not route
     /// (not evaluated yet by this process, or not Ready), with the reason. Their events are held
     /// and then dead-lettered, never sent to the catch-all.
@@ -193,6 +203,11 @@ pub struct ResolvedConnection {
     pub failsafe: Option<Failsafe>,
     pub dispatch: DispatchConfig,
     pub alertmanager: AlertmanagerLabelNames,
+    /// Label names of Grafana alerts (`spec.grafana`), with defaults applied.
+    pub grafana: AlertmanagerLabelNames,
+    /// `spec.sources`, compiled (`/webhook/{source}`, `/cloudevents`).
+    pub sources: crate::dispatch::intake::sources::SharedSources,
+    pub lifecycle: ResolvedLifecycle,
 }
 
 impl ResolvedConnection {
@@ -200,7 +215,7 @@ impl ResolvedConnection {
     /// stay.
     pub fn with_routing(
         &self,
-        customers: HashMap<String, ResolvedCustomer>,
+        customers: HashMap<Arc<str>, Arc<ResolvedCustomer>>,
         held_organizations: HashMap<String, String>,
         complete: bool,
     ) -> Self {
@@ -218,6 +233,9 @@ impl ResolvedConnection {
             failsafe: self.failsafe.clone(),
             dispatch: self.dispatch.clone(),
             alertmanager: self.alertmanager.clone(),
+            grafana: self.grafana.clone(),
+            sources: self.sources.clone(),
+            lifecycle: self.lifecycle.clone(),
         }
     }
 }
@@ -240,6 +258,9 @@ impl ResolvedConnection {
             failsafe: None,
             dispatch: DispatchConfig::default(),
             alertmanager: AlertmanagerLabelNames::default(),
+            grafana: AlertmanagerLabelNames::default(),
+            sources: Default::default(),
+            lifecycle: ResolvedLifecycle::default(),
         }
     }
 }
@@ -267,6 +288,10 @@ pub struct ConnectionEntry {
     pub suspended: bool,
     /// `None` until the settings resolve (events are held meanwhile).
     pub resolved: Option<Arc<ResolvedConnection>>,
+    /// How long held events of this connection wait before they are dead-lettered
+    /// (`spec.dispatch.unresolvedHold`); `None` = the dispatcher's `unresolved_hold`. Known
+    /// before the settings resolve: it applies exactly while they do not.
+    pub unresolved_hold: Option<std::time::Duration>,
 }
 
 /// The shared, in-memory registry: the controllers' publisher (`controller::publish`) is its one

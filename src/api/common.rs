@@ -81,6 +81,8 @@ pub mod condition_types {
     pub const SUSPENDED: &str = "Suspended";
     pub const RESOLVED: &str = "Resolved";
     pub const CONTRACT_SYNCED: &str = "ContractSynced";
+    /// CustomerMapping: its tickets have a default contact (informational, not part of Ready).
+    pub const CONTACT_RESOLVED: &str = "ContactResolved";
 }
 
 /// Builds a Kubernetes-convention condition. `last_transition_time` is kept from `previous`

@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{conditions_schema, SecretRef};
+use super::sources::WebhookSource;
 
 /// One PSA account and the ticket settings for every alert sent to it.
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,6 +64,19 @@ pub struct PsaConnectionSpec {
     /// Labels of Alertmanager alerts that carry the organization, user and alert type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alertmanager: Option<AlertmanagerLabels>,
+    /// Labels of Grafana alerts (`/grafana`) that carry the organization, user and alert type
+    /// (same defaults as `alertmanager`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grafana: Option<AlertmanagerLabels>,
+    /// Generic JSON webhook senders (`/webhook/{name}`) and CloudEvents mappings
+    /// (`/cloudevents`): CEL expressions that read the alert fields from the payload.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("self.all(s, self.exists_one(t, t.name == s.name))").message("source names must be unique"))]
+    pub sources: Vec<WebhookSource>,
+    /// What a resolved alert does to its group's ticket (default: a note).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<super::lifecycle::LifecycleSettings>,
     /// How often the PSA settings are re-validated to catch renames and deletions in the PSA (default 10m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
@@ -362,6 +376,13 @@ pub struct DispatchSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
     pub group_wait: Option<String>,
+    /// How long events wait while this connection's settings or an organization's mapping do
+    /// not resolve (company not found, mapping not evaluated yet), before they become dead
+    /// letters and go out by failsafe e-mail. Overrides the operator's `--unresolved-hold`
+    /// (default 15m) for this connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub unresolved_hold: Option<String>,
 }
 
 /// Alertmanager label names (defaults: organization, user, alertname).

@@ -8,14 +8,18 @@ pub mod common;
 pub mod connection;
 pub mod contract_service;
 pub mod crdgen;
+pub mod lifecycle;
 pub mod mapping;
+pub mod sources;
 #[cfg(test)]
 mod tests;
 
 pub use common::*;
 pub use connection::*;
 pub use contract_service::*;
+pub use lifecycle::*;
 pub use mapping::*;
+pub use sources::*;
 
 /// API group of every resource of this operator.
 pub const GROUP: &str = "psa-operator.io";

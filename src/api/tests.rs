@@ -219,6 +219,39 @@ fn cel_rejects_value_and_map_together() {
     }
 }
 
+/// The CEL rule (the enum and length limits are schema checks, see the CRD).
+#[test]
+fn cel_checks_the_lifecycle() {
+    let table = [
+        (
+            json!({"onResolve": "Close", "closedStatus": "Completed"}),
+            None,
+        ),
+        (json!({"onResolve": "Note"}), None),
+        (json!({}), None),
+        (
+            json!({"closedStatus": "Completed"}),
+            Some("closedStatus is only used with onResolve: Close"),
+        ),
+        (
+            json!({"onResolve": "Note", "closedStatus": "Completed"}),
+            Some("closedStatus is only used with onResolve: Close"),
+        ),
+    ];
+    for (lifecycle, want) in table {
+        let mut obj = connection(json!({"connectWise": cw_provider()}), json!({}));
+        obj["spec"]["lifecycle"] = lifecycle.clone();
+        let errs = cel_errors::<PsaConnection>(obj);
+        match want {
+            None => assert!(errs.is_empty(), "{lifecycle}: {errs:?}"),
+            Some(msg) => assert!(
+                errs.iter().any(|e| e.contains(msg)),
+                "{lifecycle}: want {msg}, got {errs:?}"
+            ),
+        }
+    }
+}
+
 #[test]
 fn cel_rules_of_mappings() {
     let base = |company: Value, quantity: i64| {
@@ -307,4 +340,46 @@ fn schema_limits_match_the_intake() {
     for (field, max) in cases {
         assert_eq!(field["maxLength"], json!(max), "{field}");
     }
+}
+
+#[test]
+fn cel_rules_of_sources() {
+    let with_sources = |sources: Value| {
+        let mut c = connection(json!({"connectWise": cw_provider()}), json!({}));
+        c["spec"]["sources"] = sources;
+        cel_errors::<PsaConnection>(c)
+    };
+    let source = |name: &str, signature: Value| {
+        json!({"name": name, "organization": "payload.org", "alertType": "payload.type",
+               "signature": signature})
+    };
+    let hmac = json!({"hmacSha256": {"header": "X-Signature", "secretRef": {"name": "s"}}});
+    let svix = json!({"svix": {"secretRef": {"name": "s"}, "tolerance": "5m"}});
+    assert!(with_sources(json!([
+        source("a", hmac.clone()),
+        source("b", svix.clone())
+    ]))
+    .is_empty());
+    let dup = with_sources(json!([
+        source("a", hmac.clone()),
+        source("a", svix.clone())
+    ]));
+    assert!(
+        dup.iter()
+            .any(|e| e.contains("source names must be unique")),
+        "{dup:?}"
+    );
+    let both = json!({"hmacSha256": hmac["hmacSha256"], "svix": svix["svix"]});
+    let errs = with_sources(json!([source("a", both)]));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("exactly one signature scheme")),
+        "{errs:?}"
+    );
+    let errs = with_sources(json!([source("a", json!({}))]));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("exactly one signature scheme")),
+        "{errs:?}"
+    );
 }

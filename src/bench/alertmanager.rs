@@ -95,7 +95,8 @@ impl Alertmanager {
 
 /// The same alerts as the intake measurement, in Alertmanager's `postableAlerts` shape, chunked
 /// into request bodies of `batch` (every body is an array; Alertmanager accepts nothing else).
-pub fn request_bodies(alerts: usize, batch: usize) -> Vec<String> {
+/// `round` makes each round's label sets new (Alertmanager would otherwise update, not add).
+pub fn request_bodies(alerts: usize, batch: usize, round: usize) -> Vec<String> {
     let all: Vec<_> = (0..alerts)
         .map(|i| {
             json!({
@@ -103,7 +104,7 @@ pub fn request_bodies(alerts: usize, batch: usize) -> Vec<String> {
                     "alertname": "Too Many Downloads",
                     "organization": format!("Org {}", i % 50),
                     "user": format!("user{}@example.com", i % 500),
-                    "id": format!("tp-{i}"),
+                    "id": format!("tp-{round}-{i}"),
                     "severity": "critical",
                 },
                 "annotations": {"description": "412 files downloaded from SharePoint in 10 minutes"},
@@ -122,12 +123,15 @@ mod tests {
 
     #[test]
     fn bodies_are_arrays_of_batch_size_with_distinct_label_sets() {
-        let bodies = request_bodies(5, 2);
+        let bodies = request_bodies(5, 2, 0);
         assert_eq!(bodies.len(), 3);
         let first: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
         assert_eq!(first.as_array().unwrap().len(), 2);
         assert_ne!(first[0]["labels"], first[1]["labels"]);
         let last: serde_json::Value = serde_json::from_str(&bodies[2]).unwrap();
         assert_eq!(last.as_array().unwrap().len(), 1);
+        let next_round: serde_json::Value =
+            serde_json::from_str(&request_bodies(5, 2, 1)[0]).unwrap();
+        assert_ne!(first[0]["labels"], next_round[0]["labels"]);
     }
 }

@@ -46,6 +46,32 @@ pub async fn ready_connection(
     Ok((cw, conn))
 }
 
+/// As [`ready_connection`], on a Kaseya BMS sandbox seeded with `mappings` accounts.
+pub async fn ready_bms_connection(
+    env: &mut BenchEnv,
+    mappings: usize,
+) -> anyhow::Result<(RunningSandbox, ConnectionSpec)> {
+    let bms = sandbox::bms::start(
+        loopback().await?,
+        manifests::bms_seed_with(mappings)?,
+        Default::default(),
+    )
+    .await?;
+    let conn = ConnectionSpec {
+        name: "bms".into(),
+        provider: Provider::KaseyaBms,
+        url: bms.base_url(),
+        group_wait: "0s".into(),
+        suspend: false,
+    };
+    env.apply(&manifests::connection_yaml(&conn))?;
+    env.start_operator()?;
+    env.wait_connection_ready(&conn.name).await?;
+    env.settle(&bms, Duration::from_millis(500)).await?;
+    bms.admin().clear_calls();
+    Ok((bms, conn))
+}
+
 /// Applies the mappings and waits until `count` are Ready; returns the seconds it took.
 pub async fn apply_and_wait(env: &BenchEnv, conn: &str, count: usize) -> anyhow::Result<f64> {
     let started = Instant::now();
@@ -61,10 +87,22 @@ pub async fn apply_and_wait(env: &BenchEnv, conn: &str, count: usize) -> anyhow:
     Ok(started.elapsed().as_secs_f64())
 }
 
-pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
-    let mappings = args.mappings.unwrap_or(1000).max(1);
+/// One measured size.
+struct Point {
+    mappings: usize,
+    seconds: f64,
+    psa_calls: u64,
+    by_route: BTreeMap<String, u64>,
+}
+
+/// Each size in a fresh environment (API server, sandbox, operator), so a point's calls are its
+/// own: mappings applied at once to a Ready connection → all Ready.
+async fn measure(provider: Provider, mappings: usize) -> anyhow::Result<Point> {
     let mut env = BenchEnv::start().await?;
-    let (cw, conn) = ready_connection(&mut env, mappings, &[]).await?;
+    let (cw, conn) = match provider {
+        Provider::ConnectWise => ready_connection(&mut env, mappings, &[]).await?,
+        Provider::KaseyaBms => ready_bms_connection(&mut env, mappings).await?,
+    };
     let seconds = apply_and_wait(&env, &conn.name, mappings).await?;
     let report = cw.admin().calls();
     let by_route: BTreeMap<String, u64> = report
@@ -73,12 +111,101 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
         .map(|c| (format!("{} {}", c.method, c.route), c.count))
         .collect();
     env.stop().await?;
+    Ok(Point {
+        mappings,
+        seconds,
+        psa_calls: report.total,
+        by_route,
+    })
+}
+
+/// Least-squares line `y = intercept + slope · x` through the points; the slope is the growth
+/// per mapping. `None` with fewer than two distinct sizes.
+pub fn fit_line(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let n = points.len() as f64;
+    if n < 2.0 {
+        return None;
+    }
+    let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
+    if sxx == 0.0 {
+        return None;
+    }
+    let sxy: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
+    let slope = sxy / sxx;
+    Some((slope, mean_y - slope * mean_x))
+}
+
+/// The fitted growth as JSON: per mapping (slope) and fixed part (intercept), for calls and
+/// seconds; `null` with a single size.
+fn fit_json(points: &[Point]) -> Value {
+    let line = |y: &dyn Fn(&Point) -> f64| {
+        let xy: Vec<(f64, f64)> = points.iter().map(|p| (p.mappings as f64, y(p))).collect();
+        fit_line(&xy)
+    };
+    let calls = line(&|p| p.psa_calls as f64);
+    let seconds = line(&|p| p.seconds);
+    match (calls, seconds) {
+        (Some((cs, ci)), Some((ss, si))) => json!({
+            "callsPerMapping": cs,
+            "callsFixed": round(ci),
+            "secondsPerMapping": ss,
+            "secondsFixed": round(si),
+        }),
+        _ => Value::Null,
+    }
+}
+
+pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
+    let sizes: Vec<usize> = if args.mappings.is_empty() {
+        vec![1000]
+    } else {
+        args.mappings.iter().map(|n| (*n).max(1)).collect()
+    };
+    let provider = match args.provider.as_deref() {
+        None | Some("connectWise") => Provider::ConnectWise,
+        Some("kaseyaBms") => Provider::KaseyaBms,
+        Some(other) => anyhow::bail!(
+            "--provider {other:?}: one of connectWise, kaseyaBms (Autotask is not benchmarked yet)"
+        ),
+    };
+    let mut points = Vec::new();
+    for mappings in sizes {
+        points.push(measure(provider, mappings).await?);
+    }
+    let first = &points[0];
     Ok(json!({
-        "provider": "connectWise",
-        "mappings": mappings,
-        "secondsToAllReady": round(seconds),
-        "psaCalls": report.total,
-        "psaCallsPerMapping": round(report.total as f64 / mappings as f64),
-        "byRoute": by_route,
+        "bench": "convergence",
+        "provider": provider.label(),
+        // The first size's figures at the top level, as before the list existed.
+        "mappings": first.mappings,
+        "secondsToAllReady": round(first.seconds),
+        "psaCalls": first.psa_calls,
+        "psaCallsPerMapping": round(first.psa_calls as f64 / first.mappings as f64),
+        "byRoute": first.by_route,
+        "points": points.iter().map(|p| json!({
+            "mappings": p.mappings,
+            "seconds": round(p.seconds),
+            "psa_calls": p.psa_calls,
+            "psaCallsPerMapping": round(p.psa_calls as f64 / p.mappings as f64),
+            "byRoute": p.by_route,
+        })).collect::<Vec<_>>(),
+        "fit": fit_json(&points),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit_line;
+
+    #[test]
+    fn the_fitted_line_recovers_slope_and_intercept() {
+        let (slope, intercept) =
+            fit_line(&[(1000.0, 40.0), (3000.0, 60.0), (10000.0, 130.0)]).unwrap();
+        assert!((slope - 0.01).abs() < 1e-9, "{slope}");
+        assert!((intercept - 30.0).abs() < 1e-6, "{intercept}");
+        assert_eq!(fit_line(&[(5.0, 1.0)]), None);
+        assert_eq!(fit_line(&[(5.0, 1.0), (5.0, 2.0)]), None);
+    }
 }

@@ -149,6 +149,24 @@ pub fn bms_seed() -> sandbox::bms::Seed {
     seed
 }
 
+/// [`bms_seed`] plus `count` generated accounts (code = the company identifier), each with the
+/// contact and the contract its generated mapping names.
+pub fn bms_seed_with(count: usize) -> Result<sandbox::bms::Seed, serde_json::Error> {
+    let mut seed = bms_seed();
+    for i in 0..count {
+        seed.accounts.push(serde_json::from_value(json!({
+            "name": company_name(i),
+            "code": company_identifier(i),
+            "type": "Customer",
+            "locations": ["Main"],
+            "contacts": [{"firstName": "Alert", "lastName": "Contact",
+                          "email": format!("alerts@bench{i:05}.example")}],
+            "contracts": [{"name": "Managed Security"}],
+        }))?);
+    }
+    Ok(seed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::convergence::{apply_and_wait, ready_connection};
 use super::env::BenchEnv;
+use super::fit::linear_fit;
 use super::intake::round;
 use super::manifests::{ConnectionSpec, Provider};
 use super::BenchArgs;
@@ -35,9 +36,12 @@ fn rss_mib(pid: u32) -> anyhow::Result<(f64, f64)> {
     }
 }
 
-pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
-    let mappings = args.mappings.unwrap_or(10_000).max(1);
-    let events = args.events.unwrap_or(100_000).max(1);
+/// The RSS target of issue [S] for 10,000 mappings and 100,000 stored events.
+pub const TARGET_MIB: f64 = 128.0;
+
+/// One size of the curve: a fresh environment (its own operator process and store), so each
+/// point's RSS is its own and not what an earlier, larger point left behind.
+async fn measure_point(mappings: usize, events: usize) -> anyhow::Result<Value> {
     let held = ConnectionSpec {
         name: "held".into(),
         provider: Provider::ConnectWise,
@@ -110,7 +114,57 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
             "withMappingsAndEvents": round(with_events.0),
             "peak": round(with_events.1),
         },
-        "targetMiB": 96,
+    }))
+}
+
+/// The growth over the points: MiB of RSS per mapping (with the events stored) and seconds
+/// to all Ready per mapping. `null` with a single size.
+fn growth(points: &[Value]) -> Value {
+    let series = |pointer: &str| -> Vec<(f64, f64)> {
+        points
+            .iter()
+            .filter_map(|p| Some((p["mappings"].as_f64()?, p.pointer(pointer)?.as_f64()?)))
+            .collect()
+    };
+    let rss = linear_fit(&series("/rssMiB/withMappingsAndEvents"));
+    let seconds = linear_fit(&series("/secondsToAllReady"));
+    match (rss, seconds) {
+        (Some(rss), Some(seconds)) => json!({
+            "mibPerMapping": round4(rss.slope),
+            "fixedMiB": round(rss.intercept),
+            "rssRSquared": round4(rss.r_squared),
+            "secondsPerMapping": round4(seconds.slope),
+            "secondsRSquared": round4(seconds.r_squared),
+        }),
+        _ => Value::Null,
+    }
+}
+
+fn round4(v: f64) -> f64 {
+    (v * 10_000.0).round() / 10_000.0
+}
+
+pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
+    let sizes: Vec<usize> = if args.mappings.is_empty() {
+        vec![10_000]
+    } else {
+        args.mappings.iter().map(|m| (*m).max(1)).collect()
+    };
+    let events = args.events.unwrap_or(100_000).max(1);
+    let mut points = Vec::with_capacity(sizes.len());
+    for mappings in sizes {
+        points.push(
+            measure_point(mappings, events)
+                .await
+                .with_context(|| format!("memory with {mappings} mappings"))?,
+        );
+    }
+    Ok(json!({
+        "bench": "memory",
+        "events": events,
+        "targetMiB": TARGET_MIB,
+        "fit": growth(&points),
+        "points": points,
     }))
 }
 
@@ -123,5 +177,19 @@ mod tests {
         let s = "Name:\tpsa-operator\nVmHWM:\t   20480 kB\nVmRSS:\t   10240 kB\n";
         assert_eq!(parse_status(s), (Some(10240), Some(20480)));
         assert_eq!(parse_status("Name: x\n"), (None, None));
+    }
+
+    #[test]
+    fn growth_is_fitted_over_two_sizes_and_absent_for_one() {
+        let point = |m: u64, rss: f64, s: f64| {
+            serde_json::json!({"mappings": m, "secondsToAllReady": s,
+                               "rssMiB": {"withMappingsAndEvents": rss}})
+        };
+        let two = [point(1000, 40.0, 5.0), point(3000, 60.0, 15.0)];
+        let fit = super::growth(&two);
+        assert_eq!(fit["mibPerMapping"], 0.01);
+        assert_eq!(fit["fixedMiB"], 30.0);
+        assert_eq!(fit["secondsPerMapping"], 0.005);
+        assert!(super::growth(&two[..1]).is_null());
     }
 }

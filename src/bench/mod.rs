@@ -14,6 +14,7 @@ pub mod alertmanager;
 pub mod calls;
 pub mod convergence;
 pub mod env;
+pub mod fit;
 pub mod intake;
 pub mod latency;
 pub mod manifests;
@@ -42,12 +43,20 @@ pub struct BenchArgs {
     /// intake: alerts per request in the batch mode (default 100, the intake's maximum).
     #[arg(long)]
     pub batch: Option<usize>,
+    /// intake: rounds per mode, ours and Alertmanager's alternated; the median is reported
+    /// (default 3).
+    #[arg(long)]
+    pub rounds: Option<usize>,
     /// calls-per-alert: size of the bursts (default 100).
     #[arg(long)]
     pub burst: Option<usize>,
-    /// convergence (default 1000) and memory (default 10000): CustomerMappings applied.
+    /// convergence (default 1000) and memory (default 10000): CustomerMappings applied. A
+    /// comma-separated list (`1000,3000,10000`) measures each size and fits the growth.
+    #[arg(long, value_delimiter = ',')]
+    pub mappings: Vec<usize>,
+    /// convergence: the PSA sandbox, `connectWise` (default) or `kaseyaBms`.
     #[arg(long)]
-    pub mappings: Option<usize>,
+    pub provider: Option<String>,
     /// memory: events stored before RSS is read (default 100000).
     #[arg(long)]
     pub events: Option<usize>,

@@ -22,7 +22,10 @@ use super::context::{CachedClient, Context};
 use super::factory::credentials_secret_name;
 use super::index::ConnectionFacts;
 use super::resolve::customer::resolve_catch_all;
-use super::resolve::settings::{alertmanager_labels, dispatch_config, intake_path, smtp_settings};
+use super::resolve::lifecycle::resolve_lifecycle;
+use super::resolve::settings::{
+    alertmanager_labels, dispatch_config, intake_path, label_names, smtp_settings, unresolved_hold,
+};
 use super::resolve::ticket::required_by_psa;
 use super::resolve::ticket::{misses_reason, WEAK_TOKEN_FIELD};
 use super::resolve::{
@@ -149,6 +152,15 @@ async fn resolve_settings(
     if let Some(t) = &ticket {
         misses.extend(super::type_combinations::check(psa.as_ref(), &ticket_spec, t).await?);
     }
+    let lifecycle = ticket.as_ref().and_then(|t| {
+        resolve_lifecycle(
+            spec.lifecycle.as_ref(),
+            &catalog.statuses,
+            t.closed_status_id.as_ref(),
+        )
+        .map_err(|m| misses.push(m))
+        .ok()
+    });
     let catch_all = match &spec.catch_all {
         None => None,
         Some(ca) => resolve_catch_all(psa.as_ref(), ca)
@@ -164,12 +176,16 @@ async fn resolve_settings(
         ids.closed_status = t.closed_status_id.clone();
         ids.values = resolved_values(t);
     }
+    if let Some(id) = lifecycle.as_ref().and_then(|l| l.closed_status_id.clone()) {
+        ids.values.insert("lifecycle.closedStatus".into(), id);
+    }
     if let Some(c) = &catch_all {
         ids.catch_all_company = Some(c.company_id.clone());
         ids.catch_all_contact = c.default_contact_id.clone();
     }
-    let resolved = match (ticket, dispatch, misses.is_empty() && required.is_empty()) {
-        (Some(ticket), Some(dispatch), true) => Some(ResolvedConnection {
+    let complete = misses.is_empty() && required.is_empty();
+    let resolved = match (ticket, dispatch, lifecycle, complete) {
+        (Some(ticket), Some(dispatch), Some(lifecycle), true) => Some(ResolvedConnection {
             key: key.clone(),
             generation: conn.metadata.generation.unwrap_or_default(),
             psa,
@@ -183,6 +199,9 @@ async fn resolve_settings(
             failsafe,
             dispatch,
             alertmanager: alertmanager_labels(spec),
+            grafana: label_names(spec.grafana.as_ref()),
+            sources: Default::default(),
+            lifecycle,
         }),
         _ => None,
     };
@@ -338,12 +357,16 @@ async fn reconcile_inner(conn: &PsaConnection, ctx: &Context) -> Result<Action, 
     // Validate: the Secrets the intake and the failsafe need, whatever the PSA says.
     let (intake_token, intake_problem) = read_intake_token(ctx, &key, spec).await;
     let failsafe = read_failsafe(ctx, &key, spec).await;
+    let sources = super::sources::read_sources(ctx, &key, spec).await;
 
     // Resolve.
     let (mut eval, psa) = evaluate(ctx, &key, conn, failsafe.clone()).await;
     if let (Ok(settings), Some(miss)) = (&mut eval.settings, intake_problem) {
         settings.misses.push(miss);
         settings.resolved = None;
+    }
+    if let Ok(settings) = &mut eval.settings {
+        super::sources::apply_sources(&mut settings.resolved, &mut settings.misses, sources);
     }
 
     // Apply: the dispatcher holds events until the settings resolve.
@@ -352,6 +375,7 @@ async fn reconcile_inner(conn: &PsaConnection, ctx: &Context) -> Result<Action, 
         ConnectionFacts {
             intake_token,
             suspended: spec.suspended(),
+            unresolved_hold: unresolved_hold(spec).ok().flatten(),
             authenticated: psa.is_some(),
             unreachable: eval.transient.is_some(),
             failsafe: failsafe.and_then(Result::ok),
@@ -366,7 +390,14 @@ async fn reconcile_inner(conn: &PsaConnection, ctx: &Context) -> Result<Action, 
     ctx.publisher.published(applied).await;
 
     // Status.
-    let (status, transitions) = build_status(conn, &key, &old, &eval, ctx.ready_grace);
+    let (status, transitions) = build_status(
+        conn,
+        &key,
+        &old,
+        &eval,
+        ctx.ready_grace,
+        ctx.store_health.problem().as_deref(),
+    );
     // Dispatch counters belong to the dispatcher's status sink (another field manager).
     let comparable_old = PsaConnectionStatus {
         dispatch: None,
@@ -394,6 +425,7 @@ fn build_status(
     old: &PsaConnectionStatus,
     eval: &Evaluation,
     grace: Duration,
+    store_problem: Option<&str>,
 ) -> (
     PsaConnectionStatus,
     Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
@@ -423,6 +455,7 @@ fn build_status(
         conds.psa_unavailable(message, grace);
         status.resolved = old.resolved.clone();
         status.last_validated = old.last_validated.clone();
+        super::store_health::apply(&mut conds, store_problem);
         conds.set_kstatus();
         let transitions = conds.transitions();
         status.conditions = conds.into_vec();
@@ -480,6 +513,7 @@ fn build_status(
     );
     let (ready, reason, message) = ready_summary(&conds, suspended);
     conds.set(READY, ready, &reason, message);
+    super::store_health::apply(&mut conds, store_problem);
     conds.set_kstatus();
     let transitions = conds.transitions();
     status.conditions = conds.into_vec();

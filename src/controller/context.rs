@@ -11,16 +11,23 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
 
 use crate::psa::instrumented::PsaCallMetrics;
-use crate::psa::{CompanyFilter, Psa, PsaResult};
+use crate::psa::{CompanyFilter, Psa, PsaId, PsaResult};
 use crate::resolved::{ConnectionKey, Registry};
 
 use super::factory::PsaFactory;
 use super::metrics::ControllerMetrics;
 use super::publish::Publisher;
 use super::resolve::customer::CompanyIndex;
+use super::resolve::directory::{uncovered, Directory};
 
 /// How long a listed company index is reused by mapping reconciles.
 pub const COMPANY_INDEX_TTL: Duration = Duration::from_secs(60);
+
+/// How long the batched directory (contacts and contracts of the mapped companies) answers
+/// before the next reconcile lists every mapped company again, in batches: the periodic
+/// re-validation of mappings (every `revalidateInterval`) always finds it expired, so drift in the
+/// PSA (a contact moved, an agreement renamed) is seen at the cost of a few listings per wave.
+pub const DIRECTORY_TTL: Duration = Duration::from_secs(120);
 
 /// An authenticated client and what it was built from (rebuilt when that changes).
 #[derive(Clone)]
@@ -33,6 +40,8 @@ pub struct CachedClient {
 pub struct SharedState {
     pub clients: HashMap<ConnectionKey, CachedClient>,
     company_indexes: HashMap<ConnectionKey, (Instant, Arc<CompanyIndex>)>,
+    /// Per connection: when every mapped company was last listed, and the directory.
+    directories: HashMap<ConnectionKey, (Instant, Arc<Directory>)>,
     /// The last `reconcile-requested-at` value acted on, per object (`kind/ns/name`).
     recheck_requests: HashMap<String, String>,
 }
@@ -57,8 +66,12 @@ pub struct Context {
     pub default_revalidate: Duration,
     /// How long a PSA outage keeps `Ready` as last known before it becomes `Unknown`.
     pub ready_grace: Duration,
+    /// The dispatch store's last health probe (condition `StoreHealthy` of every connection).
+    pub store_health: super::store_health::StoreHealth,
     /// Serialises company listings per connection so a wave of mappings lists once.
     index_lock: tokio::sync::Mutex<()>,
+    /// Serialises directory listings so a wave of mappings lists each company once.
+    directory_lock: tokio::sync::Mutex<()>,
 }
 
 impl Context {
@@ -84,7 +97,9 @@ impl Context {
             reporter,
             default_revalidate: Duration::from_secs(600),
             ready_grace: Duration::from_secs(30 * 60),
+            store_health: Default::default(),
             index_lock: tokio::sync::Mutex::new(()),
+            directory_lock: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -151,11 +166,67 @@ impl Context {
         Ok(idx)
     }
 
+    /// The batched directory of a connection, covering `company_id`. Built by listing the
+    /// contacts and contracts of every company `mapped()` names (batched by the client) when
+    /// there is none or it expired ([`DIRECTORY_TTL`]); extended by the companies it does not
+    /// cover yet when `company_id` is new (a mapping added later costs its own listing, or
+    /// shares one with the mappings that arrived with it); `force` (a re-check the user asked
+    /// for) lists `company_id` afresh.
+    pub async fn directory(
+        &self,
+        key: &ConnectionKey,
+        psa: &dyn Psa,
+        company_id: &PsaId,
+        mapped: impl Fn() -> Vec<PsaId>,
+        force: bool,
+    ) -> PsaResult<Arc<Directory>> {
+        let _guard = self.directory_lock.lock().await;
+        let current = self
+            .state()
+            .directories
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < DIRECTORY_TTL)
+            .cloned();
+        let with_mine = |mut ids: Vec<PsaId>| {
+            ids.push(company_id.clone());
+            ids
+        };
+        let (listed_at, wanted, base) = match current {
+            None => {
+                let ids = with_mine(gather_wave(&mapped).await);
+                (Instant::now(), uncovered(None, ids), None)
+            }
+            Some((at, dir)) if force => (at, vec![company_id.clone()], Some(dir)),
+            Some((_, dir)) if dir.covers(company_id) => return Ok(dir),
+            Some((at, dir)) => {
+                let ids = with_mine(gather_wave(&mapped).await);
+                (at, uncovered(Some(&dir), ids), Some(dir))
+            }
+        };
+        let listing = Directory::from_listing(
+            &wanted,
+            psa.contacts_of_companies(&wanted).await?,
+            psa.contracts_of_companies(&wanted).await?,
+        );
+        let dir = match base {
+            Some(mut dir) => {
+                Arc::make_mut(&mut dir).merge(listing);
+                dir
+            }
+            None => Arc::new(listing),
+        };
+        self.state()
+            .directories
+            .insert(key.clone(), (listed_at, dir.clone()));
+        Ok(dir)
+    }
+
     /// Forgets cached PSA data of a connection (credentials or PSA changed).
     pub fn forget_connection(&self, key: &ConnectionKey) {
         let mut st = self.state();
         st.clients.remove(key);
         st.company_indexes.remove(key);
+        st.directories.remove(key);
     }
 
     /// Publishes a Kubernetes Event about `obj`; failures are logged, never fatal.
@@ -182,6 +253,33 @@ impl Context {
         }
     }
 }
+
+/// The mapped companies once the watch has stopped delivering new mappings of the connection
+/// (the count unchanged for [`WAVE_QUIET`], at most [`WAVE_GATHER_MAX`]): mappings applied
+/// together arrive over a moment, and listing before the last of them arrived would cost one
+/// listing per arrival instead of one per wave. A single mapping changed later waits
+/// `WAVE_QUIET` once.
+async fn gather_wave(mapped: &impl Fn() -> Vec<PsaId>) -> Vec<PsaId> {
+    let started = Instant::now();
+    let mut ids = mapped();
+    let mut quiet_since = Instant::now();
+    while started.elapsed() < WAVE_GATHER_MAX && quiet_since.elapsed() < WAVE_QUIET {
+        tokio::time::sleep(WAVE_POLL).await;
+        let now = mapped();
+        if now.len() != ids.len() {
+            quiet_since = Instant::now();
+        }
+        ids = now;
+    }
+    ids
+}
+
+/// How long the mapping count must stay unchanged before a wave is listed.
+const WAVE_QUIET: Duration = Duration::from_millis(300);
+/// How often the count is looked at meanwhile.
+const WAVE_POLL: Duration = Duration::from_millis(100);
+/// The longest a listing waits for a wave to end (a steady trickle of new mappings).
+const WAVE_GATHER_MAX: Duration = Duration::from_secs(5);
 
 /// Cuts `s` to at most `max` bytes at a char boundary.
 pub fn truncate(s: &str, max: usize) -> String {

@@ -36,6 +36,8 @@ pub struct ConnectionFacts {
     /// The PSA could not be asked (outage): keep the settings and authentication known before,
     /// so queued events keep flowing once it answers again.
     pub unreachable: bool,
+    /// `spec.dispatch.unresolvedHold`; `None` = the operator's default.
+    pub unresolved_hold: Option<std::time::Duration>,
 }
 
 /// What the CustomerMapping reconciler learned about one mapping.
@@ -43,18 +45,19 @@ pub struct ConnectionFacts {
 pub enum MappingFact {
     /// The organization routes to this customer.
     Routable {
-        organization: String,
-        customer: ResolvedCustomer,
+        organization: Arc<str>,
+        /// Shared with the snapshots built from this fact (never copied per rebuild).
+        customer: Arc<ResolvedCustomer>,
     },
     /// The mapping exists but does not route; its organization is held for this reason.
     Blocked {
-        organization: String,
+        organization: Arc<str>,
         reason: String,
     },
     /// The PSA could not be asked: what was known before stands (a routable customer keeps
     /// routing through an outage); never known → held like `Blocked`.
     Unreachable {
-        organization: String,
+        organization: Arc<str>,
         reason: String,
     },
 }
@@ -115,7 +118,7 @@ impl RoutingIndex {
     pub fn apply_customer(&mut self, key: &ConnectionKey, mapping: &str, fact: MappingFact) {
         if let MappingFact::Unreachable { organization, .. } = &fact {
             let known = self.facts.get(key).and_then(|f| f.get(mapping));
-            if known.is_some_and(|k| k.organization() == organization) {
+            if known.is_some_and(|k| k.organization() == &**organization) {
                 return;
             }
         }
@@ -208,6 +211,7 @@ impl RoutingIndex {
             intake_token: facts.intake_token.clone(),
             suspended: facts.suspended,
             resolved,
+            unresolved_hold: facts.unresolved_hold,
         })
     }
 
@@ -216,7 +220,10 @@ impl RoutingIndex {
         &self,
         key: &ConnectionKey,
         inv: &MappingInventory,
-    ) -> (HashMap<String, ResolvedCustomer>, HashMap<String, String>) {
+    ) -> (
+        HashMap<Arc<str>, Arc<ResolvedCustomer>>,
+        HashMap<String, String>,
+    ) {
         let mut customers = HashMap::new();
         let mut held = HashMap::new();
         let facts = self.facts.get(key);
@@ -228,7 +235,7 @@ impl RoutingIndex {
                 Some(MappingFact::Routable {
                     organization,
                     customer,
-                }) if organization == org => {
+                }) if **organization == **org => {
                     customers.insert(organization.clone(), customer.clone());
                 }
                 Some(
@@ -240,7 +247,7 @@ impl RoutingIndex {
                         organization,
                         reason,
                     },
-                ) if organization == org => {
+                ) if **organization == **org => {
                     held.insert(
                         organization_key(org),
                         format!("CustomerMapping {name:?} is not Ready: {reason}"),
@@ -310,7 +317,7 @@ mod tests {
     fn routable(org: &str, id: &str) -> MappingFact {
         MappingFact::Routable {
             organization: org.into(),
-            customer: customer(id),
+            customer: Arc::new(customer(id)),
         }
     }
 
@@ -339,7 +346,7 @@ mod tests {
         Some((
             r.customers
                 .iter()
-                .map(|(o, c)| (o.clone(), c.company_id.clone()))
+                .map(|(o, c)| (o.to_string(), c.company_id.clone()))
                 .collect(),
             r.held_organizations.keys().cloned().collect(),
             r.complete,

@@ -25,7 +25,10 @@ use crate::resolved::{ConnectionKey, ResolvedCustomer};
 use super::context::Context;
 use super::index::MappingFact;
 use super::resolve::billing::{line_from_status, plan_line, wanted_line, LinePlan};
-use super::resolve::customer::{duplicates_of, resolve_customer, CustomerResolution};
+use super::resolve::customer::{
+    duplicates_of, mapped_company_ids, pick_company, resolve_customer_in, CustomerResolution,
+    MappingContact,
+};
 use super::resolve::line_memory::{added_reason, line_to_plan, updated_reason};
 use super::status::{finish, Conditions};
 use super::ReconcileError;
@@ -46,6 +49,8 @@ struct Evaluation {
     /// The customer the organization routes to, or why it does not.
     customer: Result<ResolvedCustomer, (String, String)>,
     contract_line: Option<Verdict>,
+    /// The default contact of the organization's tickets, once the customer resolved.
+    contact: Option<MappingContact>,
     /// The PSA or the API server could not be reached (message).
     transient: Option<String>,
     /// Waiting on something a watch may not report (a sibling's deletion, the connection).
@@ -58,6 +63,7 @@ impl Evaluation {
             ids: CustomerMappingStatus::default(),
             customer: Err((reason.to_string(), message)),
             contract_line: None,
+            contact: None,
             transient: None,
             recheck_soon,
         }
@@ -95,15 +101,15 @@ async fn reconcile_inner(
     // Validate, resolve.
     let mut eval = match validate(m, ctx, watched, &key) {
         Err(blocked) => *blocked,
-        Ok(psa) => evaluate(m, ctx, &key, psa.as_ref()).await,
+        Ok(psa) => evaluate(m, ctx, watched, &key, psa.as_ref()).await,
     };
 
     // Apply: the routing fact first (Ready depends on it), then billing.
-    let organization = m.spec.organization.clone();
+    let organization: std::sync::Arc<str> = m.spec.organization.as_str().into();
     let fact = match (&eval.customer, &eval.transient) {
         (Ok(customer), _) => MappingFact::Routable {
             organization,
-            customer: customer.clone(),
+            customer: std::sync::Arc::new(customer.clone()),
         },
         (Err((reason, message)), Some(_)) => MappingFact::Unreachable {
             organization,
@@ -183,21 +189,19 @@ fn validate(
 async fn evaluate(
     m: &CustomerMapping,
     ctx: &Context,
+    watched: &Watched,
     key: &ConnectionKey,
     psa: &dyn Psa,
 ) -> Evaluation {
-    match resolve(ctx, key, psa, m).await {
+    match resolve(ctx, watched, key, psa, m).await {
         Ok(resolution) => {
             let mut ids = CustomerMappingStatus::default();
             if let Ok(c) = &resolution.company {
                 ids.company_id = Some(c.id.clone());
                 ids.company_name = Some(c.name.clone());
             }
-            ids.contact_id = resolution
-                .contact
-                .as_ref()
-                .and_then(|l| l.found.as_ref().ok())
-                .map(|c| c.id.clone());
+            let contact = resolution.default_contact();
+            ids.contact_id = contact.as_ref().and_then(|c| c.id().cloned());
             ids.contract_id = resolution.contract().map(|c| c.id.clone());
             let customer = match resolution.problem() {
                 Some((reason, message)) => Err((reason.to_string(), message)),
@@ -209,6 +213,7 @@ async fn evaluate(
                 ids,
                 customer,
                 contract_line: None,
+                contact,
                 transient: None,
                 recheck_soon: false,
             }
@@ -221,22 +226,28 @@ async fn evaluate(
     }
 }
 
-/// `resolve_customer` against the cached company index, listing again once when the company
-/// is missing (it may have been created since the listing).
+/// `resolve_customer_in` against the cached company index and the connection's batched
+/// directory, listing the companies again once when the company is missing (it may have been
+/// created since the listing).
 async fn resolve(
     ctx: &Context,
+    watched: &Watched,
     key: &ConnectionKey,
     psa: &dyn Psa,
     m: &CustomerMapping,
 ) -> Result<CustomerResolution, PsaError> {
     let fresh = ctx.recheck_requested(m);
-    let index = ctx.company_index(key, psa, fresh).await?;
-    let first = resolve_customer(psa, &index, &m.spec).await?;
-    if first.company.is_ok() || fresh {
-        return Ok(first);
+    let mut index = ctx.company_index(key, psa, fresh).await?;
+    if pick_company(&index, &m.spec.company).is_err() && !fresh {
+        index = ctx.company_index(key, psa, true).await?;
     }
-    let index = ctx.company_index(key, psa, true).await?;
-    resolve_customer(psa, &index, &m.spec).await
+    let Ok(company) = pick_company(&index, &m.spec.company) else {
+        return resolve_customer_in(psa, &index, None, &m.spec).await;
+    };
+    let mapped =
+        || mapped_company_ids(&index, &watched.mappings.state(), &key.namespace, &key.name);
+    let directory = ctx.directory(key, psa, &company.id, mapped, fresh).await?;
+    resolve_customer_in(psa, &index, Some(&directory), &m.spec).await
 }
 
 /// Keeps the contract line of the referenced ContractService at the mapping's quantity, cost
@@ -408,6 +419,14 @@ fn build_status(
             );
         }
     }
+    match (&eval.customer, &eval.contact) {
+        (Ok(customer), Some(contact)) => {
+            let (ok, reason, message) = contact_condition(contact, &customer.company_name);
+            conds.set(CONTACT_RESOLVED, ok, reason, message);
+        }
+        // Not routed: Resolved/Ready say why; a contact verdict of before would be stale.
+        _ => conds.remove(CONTACT_RESOLVED),
+    }
     match &eval.contract_line {
         Some(Ok((reason, message))) => conds.set(CONTRACT_SYNCED, true, reason, message.clone()),
         Some(Err((reason, message))) => conds.set(CONTRACT_SYNCED, false, reason, message.clone()),
@@ -429,4 +448,31 @@ fn build_status(
     status.observed_generation = generation;
     status.conditions = conds.into_vec();
     (status, transitions)
+}
+
+/// The `ContactResolved` condition (status, reason, message) for a mapping's contact chain. It
+/// does not gate `Ready`: a ticket without a contact is still delivered (the PSA accepts it),
+/// so `NoContact` is a warning an operator can act on, not a reason to hold alerts.
+fn contact_condition(contact: &MappingContact, company: &str) -> (bool, &'static str, String) {
+    match contact {
+        MappingContact::Named(id) => (
+            true,
+            "DefaultContact",
+            format!("tickets get contact {id} (spec.defaultContact) unless the alert user is a contact"),
+        ),
+        MappingContact::Company(id) => (
+            true,
+            "CompanyContact",
+            format!("tickets get company {company:?}'s primary contact {id} unless the alert user is a contact"),
+        ),
+        MappingContact::NoContact => (
+            false,
+            "NoContact",
+            format!(
+                "no spec.defaultContact and company {company:?} has no default or primary contact in the PSA: \
+                 tickets whose alert user is not a contact of the company are created without a contact; \
+                 set spec.defaultContact or mark a primary contact in the PSA"
+            ),
+        ),
+    }
 }

@@ -19,8 +19,21 @@ pub struct ErrorLabels {
     pub category: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriterLabels {
+    /// reconciler (conditions, resolved ids) | dispatch (delivery counters)
+    pub writer: String,
+}
+
+/// `writer` label of the reconcilers' status writes.
+pub const STATUS_WRITER_RECONCILER: &str = "reconciler";
+/// `writer` label of the dispatch counters' status writes.
+pub const STATUS_WRITER_DISPATCH: &str = "dispatch";
+
 pub struct ControllerMetrics {
     pub reconciles: Family<KindLabels, Counter>,
+    /// Status writes this replica sent to the API server: only the leader's grow.
+    pub status_writes: Family<WriterLabels, Counter>,
     pub errors: Family<ErrorLabels, Counter>,
     pub duration: Family<KindLabels, Histogram>,
     /// Connections whose routing is not complete in this process (warming up: the initial list
@@ -32,6 +45,7 @@ impl Default for ControllerMetrics {
     fn default() -> Self {
         ControllerMetrics {
             reconciles: Family::default(),
+            status_writes: Family::default(),
             errors: Family::default(),
             duration: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.001, 2.0, 16))
@@ -45,6 +59,16 @@ impl ControllerMetrics {
     /// Creates the metrics and registers them under `psa_operator_controller_*`.
     pub fn register(registry: &mut Registry) -> Self {
         let m = ControllerMetrics::default();
+        registry.register(
+            "psa_operator_status_writes",
+            "Status writes this replica made (only the leader writes statuses)",
+            m.status_writes.clone(),
+        );
+        for writer in [STATUS_WRITER_RECONCILER, STATUS_WRITER_DISPATCH] {
+            let _ = m.status_writes.get_or_create(&WriterLabels {
+                writer: writer.to_string(),
+            });
+        }
         let sub = registry.sub_registry_with_prefix("psa_operator_controller");
         sub.register("reconciles", "Reconciles by kind", m.reconciles.clone());
         sub.register(
@@ -72,6 +96,15 @@ impl ControllerMetrics {
             }
         }
         m
+    }
+
+    /// Counts one status write that reached the API server.
+    pub fn status_written(&self, writer: &str) {
+        self.status_writes
+            .get_or_create(&WriterLabels {
+                writer: writer.to_string(),
+            })
+            .inc();
     }
 
     pub fn set_incomplete_connections(&self, n: usize) {

@@ -22,8 +22,10 @@ pub mod publish;
 pub mod resolve;
 pub mod run;
 pub mod secrets;
+pub mod sources;
 pub mod stats_sink;
 pub mod status;
+pub mod store_health;
 pub mod type_combinations;
 
 use kube::api::{Patch, PatchParams};

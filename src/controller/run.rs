@@ -81,11 +81,13 @@ pub async fn run_controllers(
         watcher::Config::default(),
     )
     .default_backoff()
+    .modify(drop_managed_fields)
     .reflect(conn_writer)
     .applied_objects()
     .predicate_filter(spec_predicate, PredicateConfig::default());
     let secret_index = conn_reader.clone();
     let connections = Controller::for_stream(conn_stream, conn_reader.clone())
+        .with_config(bounded())
         // Secrets are watched as metadata only: the operator never caches Secret data (Helm
         // release Secrets and every other Secret of the cluster stay out of its memory); a
         // referenced one is read in full, by name, when its connection reconciles.
@@ -109,6 +111,8 @@ pub async fn run_controllers(
                     .collect::<Vec<_>>()
             },
         )
+        // The store's health is a condition of every connection.
+        .reconcile_all_on(ctx.store_health.changes())
         .graceful_shutdown_on(shutdown.clone())
         .run(connection::reconcile, error_policy, ctx.clone())
         .for_each(|_| future::ready(()));
@@ -121,6 +125,7 @@ pub async fn run_controllers(
         watcher::Config::default(),
     )
     .default_backoff()
+    .modify(drop_managed_fields)
     .reflect(map_writer)
     .applied_objects()
     .predicate_filter(spec_predicate, PredicateConfig::default());
@@ -155,6 +160,7 @@ pub async fn run_controllers(
         )
     });
     let mappings = Controller::for_stream(map_stream, map_reader.clone())
+        .with_config(bounded())
         .reconcile_on(mapping_triggers)
         .watches_stream(service_changes, move |s: ContractService| {
             let ns = s.namespace();
@@ -208,6 +214,7 @@ pub async fn run_controllers(
         watcher::Config::default(),
     )
     .default_backoff()
+    .modify(drop_managed_fields)
     .reflect(svc_writer)
     .applied_objects()
     .predicate_filter(spec_predicate, PredicateConfig::default());
@@ -227,6 +234,7 @@ pub async fn run_controllers(
         )
     });
     let services = Controller::for_stream(svc_stream, svc_reader.clone())
+        .with_config(bounded())
         .reconcile_on(service_triggers)
         .graceful_shutdown_on(shutdown.clone())
         .run(
@@ -261,6 +269,9 @@ fn references_secret(c: &PsaConnection, name: &str) -> bool {
             .as_ref()
             .map(|f| f.smtp_secret_ref.name == name)
             .unwrap_or(false)
+        || crate::dispatch::intake::sources::secret_names(&s.sources)
+            .iter()
+            .any(|n| n == name)
 }
 
 /// How often the inventory of existing resources is handed to the publisher.
@@ -319,4 +330,21 @@ fn mapping_inventory(maps: &[Arc<CustomerMapping>]) -> MappingInventory {
             .insert(m.name_any(), m.spec.organization.clone());
     }
     inv
+}
+
+/// Reconciles in flight per controller. Unbounded (kube's default), applying 10,000 mappings
+/// starts 10,000 reconciles at once: each holds its own API-server connection, buffers and PSA
+/// answers, and the heap grows with the number of mappings instead of with this bound (heap
+/// profile in docs/benchmarks.md, "Memory").
+const MAX_CONCURRENT_RECONCILES: u16 = 32;
+
+fn bounded() -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().concurrency(MAX_CONCURRENT_RECONCILES)
+}
+
+/// The cached copies of watched objects keep no `metadata.managedFields`: nothing here reads
+/// them, and with the spec applied by one manager and the status written by two more they are
+/// a large part of each cached object (issue [S], memory with 10,000 mappings).
+fn drop_managed_fields<K: kube::ResourceExt>(obj: &mut K) {
+    obj.managed_fields_mut().clear();
 }

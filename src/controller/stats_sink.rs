@@ -19,6 +19,8 @@ pub struct ConnectionStatusSink {
     pub client: Client,
     /// Only the leader writes status.
     pub leader: Arc<AtomicBool>,
+    /// Counts the writes (`psa_operator_status_writes_total{writer="dispatch"}`).
+    pub metrics: Arc<super::metrics::ControllerMetrics>,
 }
 
 /// The status fragment the counters stand for.
@@ -59,7 +61,11 @@ impl StatsSink for ConnectionStatusSink {
             .patch_status(&key.name, &params, &Patch::Apply(&patch))
             .await
         {
-            Ok(_) => true,
+            Ok(_) => {
+                self.metrics
+                    .status_written(super::metrics::STATUS_WRITER_DISPATCH);
+                true
+            }
             // Deleted meanwhile: nothing to write to.
             Err(kube::Error::Api(e)) if e.code == 404 => true,
             Err(e) => {

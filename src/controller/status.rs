@@ -106,14 +106,20 @@ impl Conditions {
     /// change can fix, `Reconciling` while it is Unknown.
     pub fn set_kstatus(&mut self) {
         let ready = self.get(READY).cloned();
+        // Not stalled: suspension is the user's choice; an unavailable store is an outage the
+        // operator recovers from by itself (Reconciling, like an unknown Ready).
+        let recovers = |r: &&Condition| r.reason == super::store_health::STORE_UNAVAILABLE;
         let stalled = ready
             .as_ref()
-            .filter(|r| r.status == "False" && r.reason != "Suspended");
+            .filter(|r| r.status == "False" && r.reason != "Suspended" && !recovers(r));
         match stalled {
             Some(r) => self.set(STALLED, true, &r.reason, r.message.clone()),
             None => self.remove(STALLED),
         }
-        match ready.as_ref().filter(|r| r.status == "Unknown") {
+        match ready
+            .as_ref()
+            .filter(|r| r.status == "Unknown" || recovers(r))
+        {
             Some(r) => self.set(RECONCILING, true, &r.reason, r.message.clone()),
             None => self.remove(RECONCILING),
         }
@@ -212,7 +218,10 @@ where
         return Ok(());
     }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    super::apply_status(&api, &obj.name_any(), kind, serde_json::json!(new)).await
+    super::apply_status(&api, &obj.name_any(), kind, serde_json::json!(new)).await?;
+    ctx.metrics
+        .status_written(super::metrics::STATUS_WRITER_RECONCILER);
+    Ok(())
 }
 
 #[cfg(test)]

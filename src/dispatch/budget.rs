@@ -164,6 +164,11 @@ impl TicketDesk for PsaCalls {
         self.call(self.psa.close_ticket(ticket_id, status_id, note))
             .await
     }
+
+    /// The company's primary contact (at most one call; see `Psa::primary_contact`).
+    async fn primary_contact(&self, company: &Company) -> PsaResult<Option<Contact>> {
+        self.call(self.psa.primary_contact(company)).await
+    }
 }
 
 /// A failed PSA call that should not count against the event (the budget was the problem).

@@ -13,6 +13,9 @@ use crate::dispatch::budget::PsaCalls;
 use crate::dispatch::cache::{Ttl, TtlCache};
 use crate::dispatch::decide::action::{plan, Indexed, Plan, TicketState};
 use crate::dispatch::decide::contact::{choose_contact, user_email, ContactSource, EmailLookup};
+use crate::dispatch::decide::lifecycle::{
+    after_firing, after_resolution, alert_identity, on_resolution, ResolveStep,
+};
 use crate::dispatch::decide::marker::ticket_marker;
 use crate::dispatch::decide::render;
 use crate::dispatch::decide::routing::{
@@ -21,8 +24,10 @@ use crate::dispatch::decide::routing::{
 use crate::dispatch::decide::values::{issue_types, resolve_value};
 use crate::dispatch::event::Event;
 use crate::dispatch::stats::StatsBoard;
-use crate::dispatch::store::{GroupTicket, Store, StoreError, StoredEvent, TicketRecord};
-use crate::psa::{NewTicket, PsaError, PsaId, TicketDesk};
+use crate::dispatch::store::{
+    GroupLifecycle, GroupTicket, Store, StoreError, StoredEvent, TicketRecord,
+};
+use crate::psa::{Company, NewTicket, PsaError, PsaId, TicketDesk};
 use crate::resolved::{ConnectionKey, ResolvedConnection, ResolvedCustomer};
 
 /// Why an event could not be delivered this time.
@@ -65,6 +70,14 @@ pub struct Delivered {
     /// Which link of the routing and contact chains applied (for logs), when a ticket was made.
     pub route: Option<&'static str>,
     pub contact: Option<ContactSource>,
+}
+
+/// What the alert lifecycle makes of a note.
+enum LifecycleStep {
+    /// The record to write (if any) and whether the note closes the ticket.
+    Record(Option<GroupLifecycle>, bool),
+    /// The ticket turned out closed or deleted: plan again with this state.
+    Replan(TicketState),
 }
 
 /// Lookups cached across events: contacts by e-mail, companies of automatic account mapping.
@@ -139,7 +152,12 @@ impl Delivery<'_> {
                     });
                 }
                 Plan::NewTicket { close } => {
-                    let id = self.new_ticket(group_key, head, &mut out).await?;
+                    let (id, created_status) = self.new_ticket(group_key, head, &mut out).await?;
+                    if finding_id.is_none() {
+                        let fed = batch.iter().map(|e| alert_identity(&e.envelope.event));
+                        let life = after_firing(None, &id, Some(created_status), fed);
+                        out.records.extend(self.lifecycle_record(group_key, life));
+                    }
                     out.records.push(match &finding_id {
                         Some(f) => TicketRecord::Finding {
                             connection: self.conn.key.clone(),
@@ -172,7 +190,31 @@ impl Delivery<'_> {
                     out.ticket_id = Some(id);
                     return Ok(out);
                 }
-                Plan::Note { ticket_id, close } => {
+                Plan::Note {
+                    ticket_id,
+                    mut close,
+                } => {
+                    let mut close_status = self.conn.ticket.closed_status_id.as_ref();
+                    if finding_id.is_none() {
+                        match self.alert_lifecycle(group_key, batch, &ticket_id).await? {
+                            LifecycleStep::Record(life, closes) => {
+                                out.records.extend(self.lifecycle_record(group_key, life));
+                                if closes {
+                                    close = true;
+                                    close_status = self.conn.lifecycle.closed_status_id.as_ref();
+                                }
+                            }
+                            LifecycleStep::Replan(state) => {
+                                out.records.push(self.group_record(
+                                    group_key,
+                                    &ticket_id,
+                                    state == TicketState::Open,
+                                ));
+                                indexed = Some(Indexed { ticket_id, state });
+                                continue;
+                            }
+                        }
+                    }
                     let events: Vec<&Event> = batch.iter().map(|e| &e.envelope.event).collect();
                     let text = render::combined_note(&events);
                     // An earlier attempt may have added the note and died before recording
@@ -194,11 +236,7 @@ impl Delivery<'_> {
                     let text = (!noted).then_some(text);
                     let sent = if close {
                         self.psa
-                            .close_ticket(
-                                &ticket_id,
-                                self.conn.ticket.closed_status_id.as_ref(),
-                                text.as_deref(),
-                            )
+                            .close_ticket(&ticket_id, close_status, text.as_deref())
                             .await
                     } else if let Some(text) = &text {
                         self.psa.add_note(&ticket_id, text).await.map(|_| ())
@@ -265,6 +303,56 @@ impl Delivery<'_> {
         }
     }
 
+    fn lifecycle_record(
+        &self,
+        group_key: &str,
+        lifecycle: Option<GroupLifecycle>,
+    ) -> Option<TicketRecord> {
+        lifecycle.map(|lifecycle| TicketRecord::Lifecycle {
+            connection: self.conn.key.clone(),
+            group_key: group_key.to_string(),
+            lifecycle,
+        })
+    }
+
+    /// What the batch (firing alerts noted on `ticket_id`, or one resolution) does to the
+    /// record of the ticket's firing alerts, and whether the resolution closes the ticket.
+    /// Reads the ticket (one call) only when it would close, to leave a ticket a technician
+    /// moved alone.
+    async fn alert_lifecycle(
+        &self,
+        group_key: &str,
+        batch: &[StoredEvent],
+        ticket_id: &PsaId,
+    ) -> Result<LifecycleStep, DeliveryError> {
+        let before = self
+            .store
+            .group_lifecycle(self.conn.key.clone(), group_key.to_string())
+            .await?;
+        let head = &batch[0].envelope.event;
+        if !head.kind.is_resolution() {
+            let fed = batch.iter().map(|e| alert_identity(&e.envelope.event));
+            let after = after_firing(before.as_ref(), ticket_id, None, fed);
+            return Ok(LifecycleStep::Record(after, false));
+        }
+        let after = after_resolution(before.as_ref(), ticket_id, &alert_identity(head));
+        let close = self.conn.lifecycle.close_on_resolve;
+        let mut step = on_resolution(close, after.as_ref(), None);
+        if step == ResolveStep::ReadStatus {
+            let ticket = match self.psa.get_ticket(ticket_id).await? {
+                None => return Ok(LifecycleStep::Replan(TicketState::Gone)),
+                Some(t) if t.closed => return Ok(LifecycleStep::Replan(TicketState::Closed)),
+                Some(t) => t,
+            };
+            step = on_resolution(close, after.as_ref(), Some(ticket.status_id.as_ref()));
+        }
+        if let ResolveStep::Note(why) = step {
+            tracing::debug!(connection = %self.conn.key, ticket = %ticket_id, why,
+                "resolution added as a note");
+        }
+        Ok(LifecycleStep::Record(after, step == ResolveStep::Close))
+    }
+
     /// The ticket the index points to, with what we may assume about its state.
     async fn indexed(
         &self,
@@ -309,7 +397,7 @@ impl Delivery<'_> {
         group_key: &str,
         head: &StoredEvent,
         out: &mut Delivered,
-    ) -> Result<PsaId, DeliveryError> {
+    ) -> Result<(PsaId, Option<PsaId>), DeliveryError> {
         let event = &head.envelope.event;
         let marker = ticket_marker(&self.conn.key, group_key, &event.id);
         // An earlier claim or a failed attempt may have reached the PSA (crash, timeout after
@@ -318,7 +406,7 @@ impl Delivery<'_> {
             if let Some(t) = self.psa.find_ticket_by_marker(&marker).await? {
                 out.ticket_created = true;
                 out.recovered_by_marker = true;
-                return Ok(t.id);
+                return Ok((t.id, t.status_id));
             }
         }
         let route = self.route(&event.organization).await?;
@@ -358,7 +446,7 @@ impl Delivery<'_> {
         out.ticket_created = true;
         out.route = Some(route.label());
         out.contact = Some(contact_source);
-        Ok(created.id)
+        Ok((created.id, created.status_id))
     }
 
     /// Routing with the automatic account mapping lookup cached (hits and misses).
@@ -382,7 +470,7 @@ impl Delivery<'_> {
                     AutoLookup::ByName(n) => self.psa.find_company_by_name(n).await?,
                 };
                 let answer = match company.filter(|c| c.active) {
-                    Some(c) => AutoAnswer::Found(auto_customer(&c)),
+                    Some(c) => AutoAnswer::Found(self.auto_customer_with_contact(&c).await?),
                     None => AutoAnswer::NotFound,
                 };
                 let hit = matches!(answer, AutoAnswer::Found(_));
@@ -406,6 +494,28 @@ impl Delivery<'_> {
             }
         };
         Ok(route(&table, organization, Some(&answer)))
+    }
+
+    /// An automatically matched company as a customer, its default contact completed with the
+    /// company's primary contact where the company record names none (BMS, Autotask: one call,
+    /// cached with the company). A PSA refusing that look-up costs the contact, not the ticket.
+    async fn auto_customer_with_contact(
+        &self,
+        company: &Company,
+    ) -> Result<ResolvedCustomer, DeliveryError> {
+        let mut customer = auto_customer(company);
+        if customer.default_contact_id.is_none() {
+            customer.default_contact_id = match self.psa.primary_contact(company).await {
+                Ok(found) => found.map(|c| c.id),
+                Err(e) if e.is_transient() => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(connection = %self.conn.key, error = %e,
+                        "primary contact lookup failed; the ticket gets no company contact");
+                    None
+                }
+            };
+        }
+        Ok(customer)
     }
 
     /// The contact chain with the e-mail lookup cached (hits, misses and ambiguous answers).

@@ -23,8 +23,11 @@ pub enum EventKind {
     FindingResolved,
     /// Alertmanager alert firing: grouped like `Alert`.
     AlertFiring,
-    /// Alertmanager alert resolved: a note (resolution) on the group's ticket.
+    /// Alertmanager alert resolved: a note (resolution) on the group's ticket, or the ticket
+    /// closed with `lifecycle.onResolve: Close` once none of its alerts fires.
     AlertResolved,
+    /// An `/alerts` alert sent again with `"status": "resolved"`: like `AlertResolved`.
+    AlertCleared,
 }
 
 impl EventKind {
@@ -36,6 +39,7 @@ impl EventKind {
             EventKind::FindingResolved => "finding.resolved",
             EventKind::AlertFiring => "alertmanager.firing",
             EventKind::AlertResolved => "alertmanager.resolved",
+            EventKind::AlertCleared => "alert.resolved",
         }
     }
 
@@ -44,12 +48,17 @@ impl EventKind {
     /// a "duplicate" by reusing its id.
     pub fn id_space(self) -> &'static str {
         match self {
-            EventKind::Alert => "alerts",
+            EventKind::Alert | EventKind::AlertCleared => "alerts",
             EventKind::FindingCreated
             | EventKind::FindingCommented
             | EventKind::FindingResolved => "findings",
             EventKind::AlertFiring | EventKind::AlertResolved => "alertmanager",
         }
+    }
+
+    /// An alert that stopped firing (Alertmanager `resolved`, `/alerts` `"status":"resolved"`).
+    pub fn is_resolution(self) -> bool {
+        matches!(self, EventKind::AlertResolved | EventKind::AlertCleared)
     }
 
     pub fn is_finding(self) -> bool {
@@ -87,6 +96,7 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// Findings: the finding id (one ticket per finding). Alertmanager: the alert fingerprint.
+    /// `/alerts`: the sender's `alertId`, naming one alert across its firing and resolved events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finding_id: Option<String>,
     /// Finding status / priority / type as the sender names them (for value maps).

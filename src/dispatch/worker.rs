@@ -26,7 +26,7 @@ use crate::dispatch::failsafe::{compose, send};
 use crate::dispatch::metrics::DispatchMetrics;
 use crate::dispatch::problems::{DeliveryProblem, ProblemSink};
 use crate::dispatch::stats::{StatsBoard, StatsSink};
-use crate::dispatch::store::{Store, StoredEvent};
+use crate::dispatch::store::{Store, StoreError, StoredEvent};
 use crate::resolved::{ConnectionKey, Failsafe, Registry, ResolvedConnection};
 
 /// Tuning of the dispatcher process (per-connection tuning lives in the PsaConnection).
@@ -124,6 +124,9 @@ struct SchedState {
     stats_refreshed: Option<Instant>,
     stats_sunk: Option<Instant>,
     unknown_swept: Option<Instant>,
+    /// Claims this process could not end because the store refused the write: event seq →
+    /// (connection, when the claim was taken). Released at the next rounds, within the lease.
+    unreleased: HashMap<i64, (ConnectionKey, Instant)>,
 }
 
 pub fn now_ms() -> i64 {
@@ -200,6 +203,7 @@ impl Dispatcher {
         // stops them all, as a process exit would.
         let mut mail = JoinSet::new();
         mail.spawn(inner.clone().failsafe_loop());
+        mail.spawn(inner.clone().stats_loop());
         let mut lanes = JoinSet::new();
         let mut watchers = JoinSet::new();
         let mut changes = Some(inner.store.subscribe());
@@ -289,9 +293,9 @@ impl Inner {
     /// One scheduling round: starts every lane that may run now. Returns when to look again
     /// at the latest (the next retry, the end of a hold or a pause).
     async fn schedule(self: &Arc<Self>, lanes: &mut JoinSet<()>) -> Instant {
+        self.retry_releases().await;
         let now = now_ms();
         let mut wake = Instant::now() + self.options.idle_poll;
-        self.refresh_stats().await;
         let known = self.registry.keys();
         for key in &known {
             let Some(entry) = self.registry.get(key) else {
@@ -405,7 +409,7 @@ impl Inner {
             .held_since
             .entry(key.clone())
             .or_insert_with(Instant::now);
-        let hold = self.options.unresolved_hold;
+        let hold = self.hold_of(key);
         if since.elapsed() < hold {
             return since + hold;
         }
@@ -472,6 +476,16 @@ impl Inner {
             .clone();
         if let Some(sink) = sink {
             sink.report(key, problem).await;
+        }
+    }
+
+    /// Refreshes the counters once a second, on a task of its own: a scheduling round never
+    /// waits for the counter queries or the status write to the API server (with lanes
+    /// started only by rounds, that wait was added to the latency of every alert behind it).
+    async fn stats_loop(self: Arc<Self>) {
+        loop {
+            self.refresh_stats().await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 
@@ -549,6 +563,7 @@ impl Inner {
             return false;
         }
         let now = now_ms();
+        let claimed_at = Instant::now();
         let head = match self
             .store
             .claim(
@@ -590,9 +605,11 @@ impl Inner {
                     .complete(seqs, now_ms(), done.records.clone())
                     .await
                 {
-                    // The claim expires with its lease and the event is delivered again; a
-                    // ticket create is then found by its marker.
+                    // Delivered but not recorded: give the lane back at once (not after the
+                    // lease), so this or another replica delivers it again as soon as the
+                    // store takes writes; the marker lookup then finds the ticket created.
                     tracing::error!(connection = %key, error = %e, "cannot record a delivery");
+                    self.release(key, head.seq, claimed_at).await;
                     return false;
                 }
                 if done.ticket_created {
@@ -616,7 +633,46 @@ impl Inner {
                     "delivered");
                 true
             }
-            Err(e) => self.failed(&conn, head, e).await,
+            Err(e) => self.failed(&conn, head, e, claimed_at).await,
+        }
+    }
+
+    /// Ends this process's claim of the lane whose head is `seq` after its outcome could not be
+    /// recorded: the event is due again now, without counting an attempt. When the store
+    /// refuses that too, the release is retried at each scheduling round — but only within
+    /// the lease: after it another replica may hold the lane, and its claim is not ours to end.
+    async fn release(&self, key: &ConnectionKey, seq: i64, claimed_at: Instant) {
+        match self.store.defer(seq, now_ms()).await {
+            // NotQueued: the outcome was recorded after all (the answer, not the commit, was lost).
+            Ok(()) | Err(StoreError::NotQueued(_)) => {
+                self.state().unreleased.remove(&seq);
+            }
+            Err(e) => {
+                let first = self
+                    .state()
+                    .unreleased
+                    .insert(seq, (key.clone(), claimed_at))
+                    .is_none();
+                if first {
+                    tracing::warn!(connection = %key, error = %e, "cannot release a lane claim yet; retrying");
+                }
+            }
+        }
+    }
+
+    /// Retries the releases the store refused, while their claims are still this process's.
+    async fn retry_releases(&self) {
+        let lease = self.options.claim_lease;
+        let pending: Vec<(i64, ConnectionKey, Instant)> = {
+            let mut st = self.state();
+            st.unreleased.retain(|_, (_, at)| at.elapsed() < lease);
+            st.unreleased
+                .iter()
+                .map(|(seq, (key, at))| (*seq, key.clone(), *at))
+                .collect()
+        };
+        for (seq, key, at) in pending {
+            self.release(&key, seq, at).await;
         }
     }
 
@@ -662,6 +718,7 @@ impl Inner {
         conn: &ResolvedConnection,
         head: &StoredEvent,
         err: DeliveryError,
+        claimed_at: Instant,
     ) -> bool {
         let key = &conn.key;
         let now = now_ms();
@@ -695,8 +752,8 @@ impl Inner {
             DeliveryError::Unroutable(_) => AfterFailure::GiveUp,
             DeliveryError::Held { .. } => return self.hold(conn, head, &err).await,
             DeliveryError::Store(e) => {
-                // The claim runs out with its lease; nothing else to do without a store.
                 tracing::error!(connection = %key, error = %e, "store failed during delivery");
+                self.release(key, head.seq, claimed_at).await;
                 return false;
             }
         };
@@ -710,6 +767,7 @@ impl Inner {
                     .await
                 {
                     tracing::warn!(connection = %key, error = %e, "cannot schedule a retry");
+                    self.release(key, head.seq, claimed_at).await;
                 }
                 false
             }
@@ -737,7 +795,7 @@ impl Inner {
     ) -> bool {
         let now = now_ms();
         let held_for = now.saturating_sub(head.envelope.accepted_at_ms);
-        if held_for < ms(self.options.unresolved_hold) {
+        if held_for < ms(self.hold_of(&conn.key)) {
             let recheck = now + ms(self.options.held_recheck);
             if let Err(e) = self.store.defer(head.seq, recheck).await {
                 tracing::warn!(connection = %conn.key, error = %e, "cannot defer a held event");
@@ -749,6 +807,15 @@ impl Inner {
             held_for / 1000
         );
         self.dead_letter(&conn.key, head, reason).await
+    }
+
+    /// How long a connection's held events wait: its `spec.dispatch.unresolvedHold`, else the
+    /// dispatcher's default.
+    fn hold_of(&self, key: &ConnectionKey) -> Duration {
+        self.registry
+            .get(key)
+            .and_then(|e| e.unresolved_hold)
+            .unwrap_or(self.options.unresolved_hold)
     }
 
     /// The failsafe settings for a connection: the current snapshot's, else the last seen.

@@ -112,6 +112,14 @@ pub fn check(set: &ResourceSet, all: &[Document]) -> Vec<Diagnostic> {
                 format!("{:?} {}", u.value, u.problem),
             ));
         }
+        for e in crate::dispatch::intake::sources::check(&c.obj.spec.sources) {
+            out.push(Diagnostic::at(
+                &c.doc,
+                &format!("spec.{}", e.field),
+                "InvalidSource",
+                format!("{:?} {}", e.value, e.problem),
+            ));
+        }
     }
     if !set.secrets.is_empty() {
         for c in &set.connections {

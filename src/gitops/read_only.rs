@@ -121,6 +121,9 @@ impl TicketDesk for ReadOnlyPsa {
     ) -> PsaResult<()> {
         refused("close_ticket")
     }
+    async fn primary_contact(&self, company: &Company) -> PsaResult<Option<Contact>> {
+        self.read("primary_contact").primary_contact(company).await
+    }
 }
 
 #[async_trait]
@@ -147,6 +150,14 @@ impl Directory for ReadOnlyPsa {
     ) -> PsaResult<Option<Contact>> {
         self.read("find_contact_by_name")
             .find_contact_by_name(company_id, name)
+            .await
+    }
+    async fn contacts_of_companies(
+        &self,
+        company_ids: &[PsaId],
+    ) -> PsaResult<Option<Vec<DirectoryContact>>> {
+        self.read("contacts_of_companies")
+            .contacts_of_companies(company_ids)
             .await
     }
     async fn boards(&self) -> PsaResult<Vec<Named>> {
@@ -180,6 +191,14 @@ impl Directory for ReadOnlyPsa {
 
 #[async_trait]
 impl Billing for ReadOnlyPsa {
+    async fn contracts_of_companies(
+        &self,
+        company_ids: &[PsaId],
+    ) -> PsaResult<Option<Vec<Contract>>> {
+        self.read("contracts_of_companies")
+            .contracts_of_companies(company_ids)
+            .await
+    }
     fn lists_contract_lines(&self) -> bool {
         self.inner.lists_contract_lines()
     }
@@ -232,5 +251,8 @@ impl Billing for ReadOnlyPsa {
         _values: LineValues,
     ) -> PsaResult<LineUpdate> {
         refused("update_contract_line")
+    }
+    fn line_update_method(&self, line: &ContractLine, to: LineValues) -> Option<String> {
+        self.inner.line_update_method(line, to)
     }
 }

@@ -146,3 +146,46 @@ pub fn run(args: &ValidateArgs) -> i32 {
         1
     }
 }
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+
+    /// A CEL expression that does not compile is a `validate` finding at its field path and
+    /// line, before anything is synced.
+    #[test]
+    fn an_invalid_source_expression_is_reported_with_its_field_path() {
+        let text = r#"apiVersion: psa-operator.io/v1alpha1
+kind: PsaConnection
+metadata: {name: c, namespace: psa}
+spec:
+  provider:
+    connectWise:
+      url: https://api-na.myconnectwise.net
+      companyId: acme
+      clientId: c
+      credentialsSecretRef: {name: keys}
+  sources:
+    - name: edr
+      organization: payload.organization.
+      alertType: payload.type
+"#;
+        let v = validate_sources(&[Source {
+            name: "c.yaml".into(),
+            text: text.into(),
+        }]);
+        let d: Vec<_> = v
+            .diagnostics
+            .iter()
+            .filter(|d| d.reason == "InvalidSource")
+            .collect();
+        assert_eq!(d.len(), 1, "{:?}", v.diagnostics);
+        assert_eq!(d[0].field, "spec.sources[0].organization");
+        assert_eq!(d[0].line, 13);
+        assert!(
+            d[0].message.contains("invalid CEL expression"),
+            "{}",
+            d[0].message
+        );
+    }
+}

@@ -154,6 +154,9 @@ impl TicketDesk for InstrumentedPsa {
             self.inner.close_ticket(ticket_id, status_id, note).await,
         )
     }
+    async fn primary_contact(&self, company: &Company) -> PsaResult<Option<Contact>> {
+        self.count("primary_contact", self.inner.primary_contact(company).await)
+    }
 }
 
 #[async_trait]
@@ -211,6 +214,15 @@ impl Directory for InstrumentedPsa {
     }
     async fn sources(&self) -> PsaResult<Vec<Named>> {
         self.count("sources", self.inner.sources().await)
+    }
+    async fn contacts_of_companies(
+        &self,
+        company_ids: &[PsaId],
+    ) -> PsaResult<Option<Vec<DirectoryContact>>> {
+        self.count(
+            "contacts_of_companies",
+            self.inner.contacts_of_companies(company_ids).await,
+        )
     }
 }
 
@@ -285,5 +297,17 @@ impl Billing for InstrumentedPsa {
             "update_contract_line",
             self.inner.update_contract_line(line, values).await,
         )
+    }
+    async fn contracts_of_companies(
+        &self,
+        company_ids: &[PsaId],
+    ) -> PsaResult<Option<Vec<Contract>>> {
+        self.count(
+            "contracts_of_companies",
+            self.inner.contracts_of_companies(company_ids).await,
+        )
+    }
+    fn line_update_method(&self, line: &ContractLine, to: LineValues) -> Option<String> {
+        self.inner.line_update_method(line, to)
     }
 }

@@ -139,6 +139,17 @@ impl Contact {
     }
 }
 
+/// A contact as a batched directory listing gives it: every e-mail address it has (ConnectWise
+/// contacts carry several) and whether the PSA marks it as its company's primary contact.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct DirectoryContact {
+    pub contact: Contact,
+    /// All e-mail addresses, as the PSA spells them.
+    pub emails: Vec<String>,
+    /// Kaseya BMS `IsPoc`, Autotask `primaryContact`; ConnectWise says it on the company instead.
+    pub primary: bool,
+}
+
 /// A contract (ConnectWise agreement, BMS contract).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Contract {
@@ -376,6 +387,19 @@ pub trait TicketDesk: Send + Sync {
             .collect())
     }
 
+    /// The company's primary contact, for a company that is routed to without a mapping
+    /// (automatic mapping): the end of the contact chain before "no contact". The default is
+    /// what the company record says (ConnectWise `defaultContact`); providers that keep the
+    /// flag on the contact (BMS `IsPoc`, Autotask `primaryContact`) ask for it (1 call).
+    async fn primary_contact(&self, company: &Company) -> PsaResult<Option<Contact>> {
+        Ok(company.default_contact_id.as_ref().map(|id| Contact {
+            id: id.clone(),
+            company_id: Some(company.id.clone()),
+            first_name: company.default_contact_name.clone().unwrap_or_default(),
+            ..Default::default()
+        }))
+    }
+
     /// Creates a ticket carrying `t.marker`.
     async fn create_ticket(&self, t: &NewTicket) -> PsaResult<Ticket>;
     /// Finds a ticket by our marker (for idempotent create after a crash or a timeout).
@@ -414,6 +438,18 @@ pub trait Directory: Send + Sync {
         name: &str,
     ) -> PsaResult<Option<Contact>>;
 
+    /// The active contacts of these companies, every page, for the controllers' batched directory
+    /// (`controller::resolve::directory`): a wave of mappings costs a few listings instead of one
+    /// look-up per mapping. Providers split `company_ids` into batches their API accepts.
+    /// `None`: this provider cannot list by several companies; callers look up per mapping.
+    async fn contacts_of_companies(
+        &self,
+        company_ids: &[PsaId],
+    ) -> PsaResult<Option<Vec<DirectoryContact>>> {
+        let _ = company_ids;
+        Ok(None)
+    }
+
     /// Service boards / queues.
     async fn boards(&self) -> PsaResult<Vec<Named>>;
     /// Statuses (of a board where the PSA scopes them so).
@@ -450,6 +486,16 @@ pub trait Billing: Send + Sync {
     /// The company's contract with this name.
     async fn find_contract(&self, company_id: &PsaId, name: &str) -> PsaResult<Option<Contract>>;
 
+    /// The contracts of these companies (active or not), every page, for the batched directory.
+    /// `None`: not listable by several companies; callers use [`Psa::find_contract`] per mapping.
+    async fn contracts_of_companies(
+        &self,
+        company_ids: &[PsaId],
+    ) -> PsaResult<Option<Vec<Contract>>> {
+        let _ = company_ids;
+        Ok(None)
+    }
+
     async fn find_catalog_service(&self, name: &str) -> PsaResult<Option<CatalogService>>;
     async fn create_catalog_service(&self, spec: &CatalogServiceSpec) -> PsaResult<CatalogService>;
     async fn update_catalog_service(
@@ -460,13 +506,23 @@ pub trait Billing: Send + Sync {
     /// Deletes (or deactivates, where the PSA cannot delete) a catalog service.
     async fn delete_catalog_service(&self, id: &PsaId) -> PsaResult<()>;
 
-    /// Whether [`Billing::find_contract_line`] reads the PSA. `false` where the PSA has no call
-    /// that lists a contract's lines (Kaseya BMS API v2): there it only sees lines this client
-    /// instance added, so callers keep the line they got back (id and values) in durable status
-    /// and pass it to [`Billing::update_contract_line`] after a restart instead of adding a
-    /// second line.
+    /// Whether the line [`Billing::find_contract_line`] returns carries the line's real quantity.
+    /// Every provider finds the line itself in the PSA (ConnectWise and Autotask read it whole;
+    /// Kaseya BMS through `relatedservices/search`, which shows id, cost and price). `false`
+    /// where the PSA has no call that reads a line's units (Kaseya BMS API v2): the quantity
+    /// returned is only what this client instance wrote (0 otherwise), so callers keep the
+    /// quantity they wrote in durable status and plan against it after a restart
+    /// (`controller::resolve::line_memory`), and a line nobody remembers is adopted.
     fn lists_contract_lines(&self) -> bool {
         true
+    }
+
+    /// How this PSA carries out [`Psa::update_contract_line`] from `line` to `to`, in words, for
+    /// `plan`; `None` when it is a plain update in place. Kaseya BMS cannot change a line's
+    /// units: it adds a line and ends the old one.
+    fn line_update_method(&self, line: &ContractLine, to: LineValues) -> Option<String> {
+        let _ = (line, to);
+        None
     }
 
     async fn find_contract_line(

@@ -358,6 +358,25 @@ async fn workload(c: &AutotaskClient) {
         .await
         .unwrap()
         .unwrap();
+    // The batched directory ([S] item 1): contacts and contracts of several companies by
+    // `companyID in […]`, the primary contact by `primaryContact`.
+    let fabrikam = c
+        .find_company_by_identifier("FABRIKAM")
+        .await
+        .unwrap()
+        .unwrap();
+    let both = [contoso.id.clone(), fabrikam.id.clone()];
+    let listed = c.contacts_of_companies(&both).await.unwrap().unwrap();
+    assert!(listed.len() >= 3, "{listed:?}");
+    assert!(listed
+        .iter()
+        .any(|d| d.primary && d.contact.company_id.as_ref() == Some(&fabrikam.id)));
+    let contracts = c.contracts_of_companies(&both).await.unwrap().unwrap();
+    assert!(contracts
+        .iter()
+        .any(|k| k.name == "Managed Security" && k.company_id == contoso.id));
+    let primary = c.primary_contact(&fabrikam).await.unwrap().unwrap();
+    assert_eq!(primary.full_name(), "Alert Contact");
     let board = c.boards().await.unwrap()[0].id.clone();
     let statuses = c.statuses(Some(&board)).await.unwrap();
     let types = c.ticket_types(None).await.unwrap();

@@ -59,6 +59,16 @@ spec:
     priority: {value: Priority 9 - Imaginary}
 ---
 apiVersion: psa-operator.io/v1alpha1
+kind: PsaConnection
+metadata: {name: bad-lifecycle, namespace: psa}
+spec:
+  provider:
+    connectWise: {url: CW_URL, companyId: demo, clientId: 00000000-0000-0000-0000-000000000001, credentialsSecretRef: {name: demo-cw-keys}}
+  ticket:
+    board: Security Alerts
+  lifecycle: {onResolve: Close, closedStatus: Complete}
+---
+apiVersion: psa-operator.io/v1alpha1
 kind: CustomerMapping
 metadata: {name: elsewhere, namespace: other}
 spec:
@@ -115,6 +125,15 @@ async fn bad_resources_get_a_reason_and_no_hot_loop() {
         assert_eq!(got, reason, "{what}: {message}");
         assert!(!message.is_empty(), "{what}: a message says what to do");
     }
+    // lifecycle.closedStatus is resolved against the board's statuses like the ticket settings.
+    let (_, reason, message) = env
+        .wait_condition("psaconnection/bad-lifecycle", "SettingsResolved", "False")
+        .await;
+    assert_eq!(reason, "NamesNotFound", "{message}");
+    assert!(
+        message.contains("lifecycle.closedStatus") && message.contains("Completed"),
+        "names the field and the nearest status: {message}"
+    );
     // A mapping may only use a connection of its own namespace.
     let (_, reason, message) = {
         let out = env

@@ -167,6 +167,74 @@ async fn companies_and_contacts_are_found_exactly() {
     crate::bms_contract::assert_contract(&sb).await;
 }
 
+/// The batched directory listing ([S] item 1): the contacts of several accounts in one search
+/// (`Filter.AccountIds` repeated, as the document's integer array), the point of contact kept;
+/// the primary contact of one account by `Filter.IsPoc`. Both checked against Kaseya's document.
+#[tokio::test]
+async fn contacts_of_several_accounts_in_one_search_with_the_point_of_contact() {
+    let sb = sandbox(demo_seed()).await;
+    let c = client(&sb);
+    c.verify().await.unwrap();
+    let contoso = contoso(&c).await;
+    let fabrikam = c
+        .find_company_by_identifier("FABRIKAM")
+        .await
+        .unwrap()
+        .unwrap();
+    clear_calls(&sb).await;
+    let listed = c
+        .contacts_of_companies(&[contoso.id.clone(), fabrikam.id.clone()])
+        .await
+        .unwrap()
+        .expect("BMS lists contacts of several accounts");
+    assert_eq!(calls(&sb).await.total, 1, "one search for both accounts");
+    let mut rows: Vec<(String, String, bool)> = listed
+        .iter()
+        .map(|d| {
+            (
+                d.contact.company_id.clone().unwrap(),
+                d.emails.join(","),
+                d.primary,
+            )
+        })
+        .collect();
+    rows.sort();
+    let mut want = vec![
+        (
+            contoso.id.clone(),
+            "alerts@contoso.example".to_string(),
+            false,
+        ),
+        (
+            contoso.id.clone(),
+            "jane@contoso.example".to_string(),
+            false,
+        ),
+        (
+            fabrikam.id.clone(),
+            "alerts@fabrikam.example".to_string(),
+            true,
+        ),
+    ];
+    want.sort();
+    assert_eq!(rows, want);
+    let poc = c
+        .primary_contact(&fabrikam)
+        .await
+        .unwrap()
+        .expect("a point of contact");
+    assert_eq!(poc.full_name(), "Alert Contact");
+    assert_eq!(c.primary_contact(&contoso).await.unwrap(), None);
+    // BMS has no contract call for several accounts: the directory looks contracts up per mapping.
+    assert_eq!(
+        c.contracts_of_companies(std::slice::from_ref(&contoso.id))
+            .await
+            .unwrap(),
+        None
+    );
+    crate::bms_contract::assert_contract(&sb).await;
+}
+
 #[tokio::test]
 async fn picklists_carry_the_demo_values() {
     let sb = sandbox(demo_seed()).await;

@@ -539,6 +539,50 @@ async fn kaseya_bms_connection_becomes_ready() {
         .await;
 }
 
+/// The contact chain of a mapping without `defaultContact` ([G] tickets without a contact): on
+/// Kaseya BMS the account's point of contact (`IsPoc`) becomes the mapping's contact; an account
+/// without one is reported as `ContactResolved=False` / `NoContact` while the mapping stays Ready
+/// (its tickets are still delivered, without a contact).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mapping_contact_chain_is_reported() {
+    let env = Env::start().await;
+    env.wait_condition("psaconnection/demo-bms", "Ready", "True")
+        .await;
+    let mappings = r#"
+apiVersion: psa-operator.io/v1alpha1
+kind: CustomerMapping
+metadata: {name: fabrikam-bms, namespace: psa}
+spec:
+  connectionRef: {name: demo-bms}
+  organization: Fabrikam Inc
+  company: {identifier: FABRIKAM}
+---
+apiVersion: psa-operator.io/v1alpha1
+kind: CustomerMapping
+metadata: {name: contoso-bms, namespace: psa}
+spec:
+  connectionRef: {name: demo-bms}
+  organization: Contoso Ltd
+  company: {identifier: CONTOSO}
+"#;
+    apply_text(&env.cluster, mappings).await;
+    let (_, reason, message) = env
+        .wait_condition("customermapping/fabrikam-bms", "ContactResolved", "True")
+        .await;
+    assert_eq!(reason, "CompanyContact", "{message}");
+    let contact = env
+        .jsonpath("customermapping/fabrikam-bms", "{.status.contactId}")
+        .await;
+    assert!(!contact.is_empty(), "the point of contact's id in status");
+    let (_, reason, message) = env
+        .wait_condition("customermapping/contoso-bms", "ContactResolved", "False")
+        .await;
+    assert_eq!(reason, "NoContact", "{message}");
+    assert!(message.contains("Contoso Ltd"), "{message}");
+    env.wait_condition("customermapping/contoso-bms", "Ready", "True")
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mapping_problems_are_reported() {
     let env = Env::start().await;

@@ -7,9 +7,11 @@ pub mod bms;
 pub mod cw;
 pub mod fake_psa;
 pub mod harness;
+mod lifecycle;
 pub mod problem_events;
 mod scenarios;
 pub mod smtp;
+mod store_faults;
 mod view;
 
 use std::collections::HashMap;

@@ -174,8 +174,10 @@ async fn connectwise_user_grouping_example() {
 }
 
 /// Kaseya BMS with `accountMapping: ByCompanyName` (the sample): an organization without a
-/// CustomerMapping is matched to the account of the same name when its alert arrives, and the
-/// connection's status counts it; an unknown organization falls to the catch-all.
+/// CustomerMapping is matched to the account of the same name when its alert arrives, its ticket
+/// gets the account's point of contact (`IsPoc`; the contact chain ends at the company's primary
+/// contact), and the connection's status counts it; an unknown organization falls to the
+/// catch-all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kaseya_bms_auto_mapping_and_catch_all() {
     let env = Env::start().await;
@@ -199,9 +201,9 @@ async fn kaseya_bms_auto_mapping_and_catch_all() {
         .iter()
         .find(|t| t["accountName"] == "Fabrikam Inc")
         .expect("Fabrikam ticket");
-    // No contact of the user's and no CustomerMapping default: the catch-all contact belongs to
-    // another company, so the ticket has no contact rather than a wrong one.
-    assert!(fab["contactName"].is_null(), "{fab}");
+    // No contact of the user's and no CustomerMapping default: the account's point of contact
+    // (never the catch-all contact, which belongs to another company).
+    assert_eq!(fab["contactName"], "Alert Contact", "{fab}");
     assert!(
         t.iter().any(|t| t["accountName"] == "Default Customer"),
         "unknown org → catch-all: {t:?}"

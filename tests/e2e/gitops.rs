@@ -799,3 +799,177 @@ async fn read_only_client_refuses_writes() {
     assert_eq!(non_gets(&report, &[]), Vec::<String>::new());
     assert!(report.total >= 1);
 }
+
+/// Kaseya BMS billing in `plan`: the contract's line is read through `relatedservices/search`
+/// (id, cost, price); its units come from the mapping's status in the cluster. Without that
+/// status the line is adopted; with it, a units change is shown as the new line plus the old
+/// line ended, as the client will do it. Only reads reach the sandbox.
+#[tokio::test]
+async fn plan_shows_kaseya_bms_billing_lines() {
+    use kube::api::{Patch, PatchParams};
+    use psa_operator::api::CustomerMapping;
+    use psa_operator::devcluster::{Config, DevCluster};
+    use psa_operator::gitops::plan::render;
+    let extra = r#"
+apiVersion: psa-operator.io/v1alpha1
+kind: ContractService
+metadata: {name: bms-monitoring, namespace: psa}
+spec:
+  connectionRef: {name: demo-bms}
+  name: SaaS Alerts Monitoring
+  description: Monitoring of SaaS tenants
+  cost: "1.00"
+  price: "3.00"
+---
+apiVersion: psa-operator.io/v1alpha1
+kind: CustomerMapping
+metadata: {name: bms-contoso, namespace: psa}
+spec:
+  connectionRef: {name: demo-bms}
+  organization: Contoso Ltd
+  company: {identifier: CONTOSO}
+  contract: {name: Managed Security}
+  contractService: {serviceRef: {name: bms-monitoring}, quantity: 7}
+"#;
+    let set = samples_with(extra);
+    let off = offline::start(&bms_seed()).await.unwrap();
+    // BMS already bills Contoso 5 units of the service (the operator wrote that line earlier).
+    let bms = set.connection("psa", "demo-bms").unwrap();
+    let psa = writer(&off, &bms.obj.spec.provider);
+    let svc = psa
+        .create_catalog_service(&CatalogServiceSpec {
+            name: "SaaS Alerts Monitoring".into(),
+            description: "Monitoring of SaaS tenants".into(),
+            cost: 10_000,
+            price: 30_000,
+        })
+        .await
+        .unwrap();
+    let contoso = psa
+        .find_company_by_identifier("CONTOSO")
+        .await
+        .unwrap()
+        .unwrap();
+    let contract = psa
+        .find_contract(&contoso.id, "Managed Security")
+        .await
+        .unwrap()
+        .unwrap();
+    let five = LineValues {
+        quantity: 5,
+        cost: 10_000,
+        price: 30_000,
+    };
+    let line = psa
+        .add_contract_line(&contract.id, &svc.id, five)
+        .await
+        .unwrap();
+    let plan_text = |plan: &Plan| {
+        let mut out = Vec::new();
+        render::write(plan, &mut out).unwrap();
+        text(&out)
+    };
+
+    // No cluster: nobody remembers the line's units → adopted, taken to be 7.
+    let (plan, targets) = plan_offline(&set, off).await;
+    let c = resolved_connection(&plan, "demo-bms");
+    let contoso_plan = c
+        .customers
+        .iter()
+        .find(|m| m.mapping == "bms-contoso")
+        .unwrap();
+    assert_eq!(
+        contoso_plan.line.as_ref().unwrap().action,
+        LineAction::Adopt
+    );
+    let table = plan_text(&plan);
+    assert!(
+        table.contains(&format!(
+            "> adopt line \"SaaS Alerts Monitoring\" x 7: price 21.00 -> 21.00 (0.00), cost 7.00 -> 7.00 (0.00) \
+             [line {} is on the contract but not in the mapping's status; KaseyaBMS cannot read a line's units, \
+             so they are taken to be the wanted quantity]",
+            line.id
+        )),
+        "{table}"
+    );
+    assert!(
+        table.contains("0 contract line(s) to add, 0 to change, 1 to adopt;"),
+        "{table}"
+    );
+
+    // The cluster's status of the mapping remembers the line at 5 units → 5 → 7 is shown as
+    // the client makes it: a new line, the old one ended.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let cluster = DevCluster::start(listener, Config::default())
+        .await
+        .unwrap();
+    cluster
+        .apply_yaml(&psa_operator::api::crdgen::all_crds_yaml(), "gitops-test")
+        .unwrap();
+    let mapping = set
+        .mappings
+        .iter()
+        .find(|m| m.name() == "bms-contoso")
+        .unwrap();
+    let ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: psa}\n---\n";
+    cluster
+        .apply_yaml(
+            &format!("{ns}{}", serde_yaml::to_string(&mapping.obj).unwrap()),
+            "gitops-test",
+        )
+        .unwrap();
+    let client = kube::Client::try_from(kube::Config::new(cluster.url().parse().unwrap())).unwrap();
+    let api: kube::Api<CustomerMapping> = kube::Api::namespaced(client.clone(), "psa");
+    let status = serde_json::json!({"status": {
+        "contractId": contract.id, "contractLineId": line.id, "syncedQuantity": 5}});
+    api.patch_status(
+        "bms-contoso",
+        &PatchParams::default(),
+        &Patch::Merge(&status),
+    )
+    .await
+    .unwrap();
+    let mut targets = targets;
+    targets.cluster = Some(client);
+    clear_calls(&targets.offline[0].sandbox).await;
+    let plan = plan_set(&set, &targets).await;
+    let table = plan_text(&plan);
+    assert!(
+        table.contains(&format!(
+            "~ change line \"SaaS Alerts Monitoring\" quantity 5 -> 7: price 15.00 -> 21.00 (+6.00), cost 5.00 -> 7.00 (+2.00) \
+             [Kaseya BMS cannot change a line's units: adds a line of 7 units effective today and ends line {} \
+             (cost and price set to 0)]",
+            line.id
+        )),
+        "{table}"
+    );
+    assert!(
+        table.contains("0 contract line(s) to add, 1 to change, 0 to adopt;"),
+        "{table}"
+    );
+    assert_eq!(plan.summary.price_delta, "+6.00");
+
+    // Read-only: the token request and the line search are the only POSTs.
+    let report = calls(&targets.offline[0].sandbox).await;
+    assert_eq!(
+        non_gets(
+            &report,
+            &[
+                ("POST", "/v2/security/authenticate"),
+                (
+                    "POST",
+                    "/v2/admin/finance/services/{id}/relatedservices/search"
+                ),
+            ]
+        ),
+        Vec::<String>::new()
+    );
+    assert!(
+        report
+            .calls
+            .iter()
+            .any(|c| c.route.ends_with("/relatedservices/search")),
+        "{report:?}"
+    );
+    cluster.shutdown().await.unwrap();
+}

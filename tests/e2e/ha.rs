@@ -12,8 +12,16 @@ use psa_operator::dispatch::store::postgres::throwaway::{skip_requested, Throwaw
 use psa_operator::leader::{run_election, ElectionSettings, ElectionTiming, LeaderMetrics};
 use serde_json::{json, Value};
 
+use psa_operator::api::Grouping;
+use psa_operator::dispatch::metrics::DispatchMetrics;
+use psa_operator::dispatch::store::{PgOptions, PgStore, Store};
+use psa_operator::dispatch::worker::{Dispatcher, DispatcherOptions};
+use psa_operator::resolved::{ConnectionEntry, ConnectionKey, Registry};
+
 use crate::controllers::{patch, Env};
 use crate::devcluster::Cluster;
+use crate::dispatch::fake_psa::FakePsa;
+use crate::dispatch::harness::{snapshot, test_options};
 use crate::faults::event_id_counts;
 use crate::support::{bin, free_port, ChildGuard};
 
@@ -235,6 +243,20 @@ async fn metric(port: u16, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(&format!("{name} "))?.parse().ok())
 }
 
+/// `psa_operator_status_writes_total{writer}` of a replica (0 when absent).
+async fn status_writes(port: u16, writer: &str) -> f64 {
+    let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await else {
+        return 0.0;
+    };
+    let series = format!("psa_operator_status_writes_total{{writer=\"{writer}\"}} ");
+    r.text()
+        .await
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(&series)?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_on_one_postgres_lose_and_double_nothing_when_one_is_killed() {
     if skip_requested("two_replicas_on_one_postgres") {
@@ -293,7 +315,7 @@ async fn two_replicas_on_one_postgres_lose_and_double_nothing_when_one_is_killed
 
     // Round-robin over both intakes; replica-a is SIGKILLed a third of the way in and
     // restarted; alerts it refused go to replica-b.
-    const TOTAL: usize = 600;
+    const TOTAL: usize = 1000;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -313,6 +335,19 @@ async fn two_replicas_on_one_postgres_lose_and_double_nothing_when_one_is_killed
     let mut restarted = false;
     for i in 1..TOTAL {
         if i == TOTAL / 3 {
+            // Only the leader writes statuses: replica-a has (conditions at start, dispatch
+            // counters since), replica-b — taking and delivering alerts too — has not.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while status_writes(a.2, "dispatch").await == 0.0 {
+                assert!(Instant::now() < deadline, "the leader never wrote counters");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            assert!(status_writes(a.2, "reconciler").await > 0.0);
+            assert_eq!(
+                status_writes(b.2, "reconciler").await + status_writes(b.2, "dispatch").await,
+                0.0,
+                "a follower wrote statuses"
+            );
             a.0.child.kill().unwrap(); // SIGKILL of the leader
             let _ = a.0.child.wait();
             a_alive = false;
@@ -364,6 +399,15 @@ async fn two_replicas_on_one_postgres_lose_and_double_nothing_when_one_is_killed
         Some(1.0),
         "two leaders: the restarted replica-a must follow"
     );
+    // The new leader writes the statuses now; the restarted follower writes none.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status_writes(b.2, "dispatch").await == 0.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the new leader never wrote counters"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     let deadline = Instant::now() + Duration::from_secs(180);
     let counts = loop {
@@ -399,6 +443,11 @@ async fn two_replicas_on_one_postgres_lose_and_double_nothing_when_one_is_killed
         counts.len()
     );
     assert_eq!(duplicates, 0, "an alert reached the PSA twice");
+    assert_eq!(
+        status_writes(a.2, "reconciler").await + status_writes(a.2, "dispatch").await,
+        0.0,
+        "the restarted replica-a follows and wrote statuses"
+    );
     // Every ticket of the run is on the mapped company (config/samples: Contoso → CONTOSO),
     // whichever replica took the alert and however the kill cut the run: an organization with
     // a mapping is held, not sent to the catch-all, until the replica has evaluated it.
@@ -441,29 +490,74 @@ async fn two_replicas_on_one_postgres_lose_and_double_nothing_when_one_is_killed
     assert!(!companies.is_empty(), "no ticket holds the run's alerts");
 }
 
-// ---- PostgreSQL restarted under the intake ----
+// ---- a dispatcher and an intake on PostgreSQL, without a cluster ----
 
-/// An intake on a PgStore (no cluster needed: the connection is published directly).
-async fn intake_on(
-    store: Arc<dyn psa_operator::dispatch::store::Store>,
-) -> (u16, tokio::task::JoinHandle<()>) {
-    use psa_operator::dispatch::intake::{router, IntakeLimits, IntakeState};
-    use psa_operator::resolved::{ConnectionEntry, ConnectionKey, Registry};
+/// A connection snapshot as the reconcilers publish it (Contoso → company 10), the intake
+/// token set, delivering to `psa`.
+fn published(psa: &FakePsa) -> Registry {
     let registry = Registry::new();
+    let key = ConnectionKey::new("psa", "demo-cw");
     registry.publish(
-        ConnectionKey::new("psa", "demo-cw"),
+        key.clone(),
         ConnectionEntry {
             intake_token: Some(psa_operator::secret::SecretString::new(TOKEN)),
-            ..Default::default()
+            suspended: false,
+            resolved: Some(Arc::new(snapshot(
+                &key,
+                Arc::new(psa.clone()),
+                Grouping::User,
+            ))),
+            unresolved_hold: None,
         },
     );
+    registry
+}
+
+/// A replica's dispatcher on `store`, polling only every `idle_poll`; stops when dropped.
+struct Worker {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.abort();
+    }
+}
+
+fn dispatcher_on(registry: &Registry, store: Arc<dyn Store>, idle_poll: Duration) -> Worker {
+    let mut prometheus = prometheus_client::registry::Registry::default();
+    let metrics = Arc::new(DispatchMetrics::register(&mut prometheus));
+    let options = DispatcherOptions {
+        idle_poll,
+        ..test_options()
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(
+        Dispatcher::with_options(registry.clone(), store, metrics, options).run(async {
+            let _ = stopped.await;
+        }),
+    );
+    Worker {
+        stop: Some(stop),
+        task,
+    }
+}
+
+/// An intake on `store` serving the connections of `registry`.
+async fn intake_on(
+    registry: Registry,
+    store: Arc<dyn Store>,
+) -> (u16, tokio::task::JoinHandle<()>) {
+    use psa_operator::dispatch::intake::{router, IntakeLimits, IntakeState};
     let mut metrics = prometheus_client::registry::Registry::default();
     let state = IntakeState {
         registry,
         store,
-        metrics: Arc::new(psa_operator::dispatch::metrics::DispatchMetrics::register(
-            &mut metrics,
-        )),
+        metrics: Arc::new(DispatchMetrics::register(&mut metrics)),
         limits: IntakeLimits::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -474,21 +568,93 @@ async fn intake_on(
     (port, server)
 }
 
+async fn pg_store(url: &str, owner: &str) -> Arc<dyn Store> {
+    let options = PgOptions {
+        owner: owner.into(),
+        wait_timeout: Duration::from_secs(2),
+        ..PgOptions::default()
+    };
+    Arc::new(PgStore::connect(url, options).await.unwrap())
+}
+
+/// How often each `ha-N` event id is in the PSA (ticket descriptions and notes).
+fn ids_in(psa: &FakePsa) -> std::collections::HashMap<String, usize> {
+    let tickets = psa.tickets();
+    let texts = tickets
+        .iter()
+        .flat_map(|t| std::iter::once(&t.new.description).chain(t.notes.iter()));
+    event_id_counts(texts.map(String::as_str))
+}
+
+/// Replica B's intake commits an alert; replica A's workers are idle with a one-minute poll:
+/// only B's NOTIFY can make A deliver it within the bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_down_means_503_problems_and_nothing_acknowledged_is_lost() {
-    use psa_operator::dispatch::store::{PgOptions, PgStore, Store};
-    use psa_operator::resolved::ConnectionKey;
+async fn an_alert_taken_by_one_replica_is_delivered_by_the_idle_other_at_once() {
+    if skip_requested("an_alert_taken_by_one_replica") {
+        return;
+    }
+    let pg = ThrowawayPostgres::start().expect("throwaway PostgreSQL");
+    let url = pg.create_database("ha_wake").await.unwrap();
+    let psa = FakePsa::new();
+    let registry = published(&psa);
+    let store_a = pg_store(&url, "replica-a").await;
+    let store_b = pg_store(&url, "replica-b").await;
+    let poll = Duration::from_secs(60);
+    let _a = dispatcher_on(&registry, store_a, poll);
+    // Replica B takes alerts and runs no workers of its own here.
+    let (port_b, server_b) = intake_on(registry.clone(), store_b).await;
+    let http = reqwest::Client::new();
+    let url_alerts =
+        format!("http://127.0.0.1:{port_b}/v1/namespaces/psa/connections/demo-cw/alerts");
+    // A finishes its first rounds and goes idle.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut took = Vec::new();
+    for i in 0..3 {
+        let sent = Instant::now();
+        let r = http
+            .post(&url_alerts)
+            .bearer_auth(TOKEN)
+            .json(&alert(i))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        wait_for("replica-a to deliver", Duration::from_secs(20), || {
+            ids_in(&psa).contains_key(&format!("ha-{i}"))
+        })
+        .await;
+        took.push(sent.elapsed());
+        // Idle again before the next one.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    server_b.abort();
+    eprintln!("accepted on replica-b, delivered by idle replica-a after {took:?} (poll {poll:?})");
+    for t in &took {
+        assert!(
+            *t < Duration::from_secs(2),
+            "delivered after {t:?}: replica-a waited for its poll"
+        );
+    }
+    let tickets = psa.tickets();
+    assert_eq!(tickets.len(), 3);
+    assert!(tickets.iter().all(|t| t.new.company_id == "10"));
+}
+
+/// PostgreSQL stops mid-run: the intake answers 503 problem documents (no 202 without a
+/// commit); after the restart the senders' retries are accepted and every acknowledged alert
+/// is delivered, once, on the mapped company.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_means_503_problems_and_delivery_resumes_after_the_restart() {
     if skip_requested("postgres_down_means_503") {
         return;
     }
     let pg = ThrowawayPostgres::start().expect("throwaway PostgreSQL");
     let url = pg.create_database("ha_restart").await.unwrap();
-    let options = PgOptions {
-        wait_timeout: Duration::from_secs(2),
-        ..PgOptions::default()
-    };
-    let store: Arc<dyn Store> = Arc::new(PgStore::connect(&url, options).await.unwrap());
-    let (port, server) = intake_on(store.clone()).await;
+    let psa = FakePsa::new();
+    let registry = published(&psa);
+    let store = pg_store(&url, "replica-a").await;
+    let _worker = dispatcher_on(&registry, store.clone(), Duration::from_millis(500));
+    let (port, server) = intake_on(registry, store.clone()).await;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
@@ -541,34 +707,33 @@ async fn postgres_down_means_503_problems_and_nothing_acknowledged_is_lost() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+    assert_eq!(acked.len(), 40);
+    wait_for(
+        "every acknowledged alert in the PSA",
+        Duration::from_secs(60),
+        || ids_in(&psa).len() == acked.len(),
+    )
+    .await;
+    // In-flight work lands; then nothing is doubled.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     server.abort();
+    let ids = ids_in(&psa);
+    let want: BTreeSet<String> = acked.iter().map(|i| format!("ha-{i}")).collect();
+    assert_eq!(ids.keys().cloned().collect::<BTreeSet<_>>(), want);
+    assert!(
+        ids.values().all(|n| *n == 1),
+        "an alert reached the PSA twice: {ids:?}"
+    );
+    let tickets = psa.tickets();
+    assert!(
+        tickets.iter().all(|t| t.new.company_id == "10"),
+        "a ticket on another company than the mapped one"
+    );
     let c = store
         .counters(ConnectionKey::new("psa", "demo-cw"))
         .await
         .unwrap();
-    assert_eq!(
-        c.accepted as usize,
-        acked.len(),
-        "every 202 is stored, once"
-    );
-    assert_eq!(acked.len(), 40);
-    let lane_ids: BTreeSet<String> = {
-        let mut ids = BTreeSet::new();
-        let ready = store.ready_lanes(None, i64::MAX / 2, 1000).await.unwrap();
-        for lane in ready {
-            for ev in store
-                .lane_events(lane.connection.clone(), lane.group_key.clone(), 1000)
-                .await
-                .unwrap()
-            {
-                ids.insert(ev.envelope.event.id.clone());
-            }
-        }
-        ids
-    };
-    let want: BTreeSet<String> = acked.iter().map(|i| format!("ha-{i}")).collect();
-    assert_eq!(
-        lane_ids, want,
-        "every acknowledged alert is queued for delivery"
-    );
+    assert_eq!(c.accepted, 40, "every 202 is stored, once");
+    assert_eq!(c.delivered, 40, "and delivered");
+    assert_eq!(c.pending, 0);
 }

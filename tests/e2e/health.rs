@@ -171,3 +171,62 @@ fn validate_refuses_a_setting_the_psa_requires() {
     assert!(d.message.contains("StatusId"), "{}", d.message);
     assert!(d.line > 0);
 }
+
+/// The store removed under a running operator (the red-team case of [H2]): the intake answers
+/// 503, and the connection says so — `StoreHealthy=False StoreUnavailable`, `Ready=False` with
+/// that reason (it no longer promises "alerts become tickets"), `Reconciling` rather than
+/// `Stalled`, and a Warning Event. A restart on a fresh store makes it healthy again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_refuses_writes_shows_on_the_connection() {
+    let mut env = Env::start().await;
+    env.wait_condition("psaconnection/demo-cw", "Ready", "True")
+        .await;
+    let (_, reason, _) = env
+        .wait_condition("psaconnection/demo-cw", "StoreHealthy", "True")
+        .await;
+    assert_eq!(reason, "StoreAvailable");
+
+    let db = env.cluster.dir.path().join("store.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let (_, reason, message) = env
+        .wait_condition("psaconnection/demo-cw", "StoreHealthy", "False")
+        .await;
+    assert_eq!(reason, "StoreUnavailable");
+    assert!(message.contains("503"), "{message}");
+    assert!(
+        !message.contains(&*env.cluster.dir.path().to_string_lossy()),
+        "no store path in the condition: {message}"
+    );
+    let (ready, reason, _) = env.condition("psaconnection/demo-cw", "Ready").await;
+    assert_eq!(
+        (ready.as_str(), reason.as_str()),
+        ("False", "StoreUnavailable")
+    );
+    let (reconciling, _, _) = env.condition("psaconnection/demo-cw", "Reconciling").await;
+    assert_eq!(reconciling, "True");
+    let (stalled, _, _) = env.condition("psaconnection/demo-cw", "Stalled").await;
+    assert_eq!(stalled, "", "an outage of the store is not stalled");
+    env.eventually("a Warning Event StoreUnavailable", || async {
+        let out = env
+            .cluster
+            .kubectl(&["get", "events", "-n", "psa", "-o", "json"])
+            .await;
+        let events: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        events["items"]
+            .as_array()?
+            .iter()
+            .any(|e| e["reason"] == "StoreUnavailable" && e["type"] == "Warning")
+            .then_some(())
+    })
+    .await;
+
+    env.restart_operator();
+    env.wait_condition("psaconnection/demo-cw", "StoreHealthy", "True")
+        .await;
+    let (ready, reason, _) = env
+        .wait_condition("psaconnection/demo-cw", "Ready", "True")
+        .await;
+    assert_eq!((ready.as_str(), reason.as_str()), ("True", "Ready"));
+}

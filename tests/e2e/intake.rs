@@ -72,6 +72,7 @@ async fn start_with(busy_timeout: Duration, limits: IntakeLimits) -> Intake {
             intake_token: Some("acme-token".into()),
             suspended: false,
             resolved: Some(resolved(&acme, Grouping::UserAndAlert)),
+            unresolved_hold: None,
         },
     );
     registry.publish(
@@ -88,6 +89,7 @@ async fn start_with(busy_timeout: Duration, limits: IntakeLimits) -> Intake {
             intake_token: Some("paused-token".into()),
             suspended: true,
             resolved: Some(resolved(&paused, Grouping::User)),
+            unresolved_hold: None,
         },
     );
     let mut prom = prometheus_client::registry::Registry::default();

@@ -23,5 +23,6 @@ mod providers;
 mod restart;
 mod sandbox_admin;
 mod secrets;
+mod sources;
 mod support;
 mod tour;

@@ -41,9 +41,9 @@ pub fn plan_line(existing: Option<ContractLine>, wanted: LineValues) -> LinePlan
     }
 }
 
-/// Where the PSA cannot list contract lines (Kaseya BMS API v2, see `Psa::lists_contract_lines`),
-/// the line this operator wrote last is known only from the mapping's status; without it a
-/// restart would add a second line. Status keeps the line id and quantity but not cost and price,
+/// Where the PSA cannot read a contract line's units (Kaseya BMS API v2, see
+/// `Psa::lists_contract_lines`), the quantity this operator wrote last is known only from the
+/// mapping's status; without it a restart could not tell a units change. Status keeps the line id and quantity but not cost and price,
 /// so the wanted ones stand in for them: after a restart only a quantity change is noticed.
 pub fn line_from_status(
     status: Option<&CustomerMappingStatus>,

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use kube::{Resource, ResourceExt};
 
 use crate::api::{CatchAll, CompanyRef, ContactRef, CustomerMapping, CustomerMappingSpec};
-use crate::psa::{Company, Contact, Contract, Psa, PsaError};
+use crate::psa::{Company, Contact, Contract, Psa, PsaError, PsaId};
 use crate::resolved::ResolvedCustomer;
 
+use super::directory::Directory;
 use super::Unresolved;
 
 /// Companies of a PSA indexed by identifier and by name (lower-cased), from one paged listing.
@@ -94,6 +95,27 @@ pub fn duplicates_of(me: &CustomerMapping, all: &[Arc<CustomerMapping>]) -> Vec<
     names
 }
 
+/// The companies the mappings of one connection (`namespace`/`connection`) resolve to in
+/// `index`: what a batched directory listing covers. Mappings being deleted and mappings whose
+/// company does not resolve are left out.
+pub fn mapped_company_ids(
+    index: &CompanyIndex,
+    mappings: &[Arc<CustomerMapping>],
+    namespace: &str,
+    connection: &str,
+) -> Vec<crate::psa::PsaId> {
+    mappings
+        .iter()
+        .filter(|m| {
+            m.spec.connection_ref.name == connection
+                && m.metadata.namespace.as_deref() == Some(namespace)
+                && m.meta().deletion_timestamp.is_none()
+        })
+        .filter_map(|m| pick_company(index, &m.spec.company).ok())
+        .map(|c| c.id)
+        .collect()
+}
+
 /// One looked-up part of a mapping: what the spec asks for and what the PSA answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lookup<T> {
@@ -118,6 +140,50 @@ pub struct CustomerResolution {
     pub contact: Option<Lookup<Contact>>,
     /// `None`: no contract in the spec, or not reached.
     pub contract: Option<Lookup<Contract>>,
+    /// Where the chain ends when the spec names no default contact: the company's default
+    /// (ConnectWise) or primary (BMS `IsPoc`, Autotask `primaryContact`) contact, if it has one.
+    pub company_contact: Option<Contact>,
+}
+
+/// Which link of a mapping's contact chain gives its tickets' default contact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MappingContact {
+    /// `spec.defaultContact`.
+    Named(PsaId),
+    /// The company's default/primary contact in the PSA.
+    Company(PsaId),
+    /// Nothing to give: tickets without an alert user's contact get none.
+    NoContact,
+}
+
+impl MappingContact {
+    pub fn id(&self) -> Option<&PsaId> {
+        match self {
+            MappingContact::Named(id) | MappingContact::Company(id) => Some(id),
+            MappingContact::NoContact => None,
+        }
+    }
+}
+
+/// The contact chain of a mapping (pure): the spec's default contact → the company's default
+/// contact on its record (ConnectWise `defaultContact`) → the primary contact the PSA marks among
+/// its contacts → none. The catch-all contact is not part of it: it belongs to the catch-all
+/// company, and the dispatcher adds it only for that company's tickets.
+pub fn mapping_contact(
+    named: Option<&Contact>,
+    company: &Company,
+    primary: Option<&Contact>,
+) -> MappingContact {
+    if let Some(c) = named {
+        return MappingContact::Named(c.id.clone());
+    }
+    if let Some(id) = &company.default_contact_id {
+        return MappingContact::Company(id.clone());
+    }
+    match primary {
+        Some(c) => MappingContact::Company(c.id.clone()),
+        None => MappingContact::NoContact,
+    }
 }
 
 impl CustomerResolution {
@@ -141,22 +207,31 @@ impl CustomerResolution {
         self.contract.as_ref().and_then(|l| l.found.as_ref().ok())
     }
 
+    /// The default contact of the mapping's tickets and where it comes from; `None` while the
+    /// company does not resolve.
+    pub fn default_contact(&self) -> Option<MappingContact> {
+        let company = self.company.as_ref().ok()?;
+        let named = self.contact.as_ref().and_then(|l| l.found.as_ref().ok());
+        Some(mapping_contact(
+            named,
+            company,
+            self.company_contact.as_ref(),
+        ))
+    }
+
     /// The routable customer, when every part resolved. The contact chain ends at the company's
-    /// default contact when the mapping names none.
+    /// default or primary contact when the mapping names none.
     pub fn customer(&self, mapping_name: &str) -> Option<ResolvedCustomer> {
         if self.problem().is_some() {
             return None;
         }
         let company = self.company.as_ref().ok()?;
-        let contact = self.contact.as_ref().and_then(|l| l.found.as_ref().ok());
         Some(ResolvedCustomer {
             mapping_name: mapping_name.to_string(),
             company_id: company.id.clone(),
             company_name: company.name.clone(),
             location_id: company.location_id.clone(),
-            default_contact_id: contact
-                .map(|c| c.id.clone())
-                .or(company.default_contact_id.clone()),
+            default_contact_id: self.default_contact().and_then(|c| c.id().cloned()),
             contract_id: self.contract().map(|c| c.id.clone()),
         })
     }
@@ -168,24 +243,45 @@ pub async fn resolve_customer(
     index: &CompanyIndex,
     spec: &CustomerMappingSpec,
 ) -> Result<CustomerResolution, PsaError> {
+    resolve_customer_in(psa, index, None, spec).await
+}
+
+/// As [`resolve_customer`], answering contacts and contracts from the batched `directory` where it
+/// lists the company; only what it cannot answer costs PSA calls.
+pub async fn resolve_customer_in(
+    psa: &dyn Psa,
+    index: &CompanyIndex,
+    directory: Option<&Directory>,
+    spec: &CustomerMappingSpec,
+) -> Result<CustomerResolution, PsaError> {
     let mut out = CustomerResolution {
         company: pick_company(index, &spec.company),
         contact: None,
         contract: None,
+        company_contact: None,
     };
     let Ok(company) = out.company.clone() else {
         return Ok(out);
     };
     if let Some(c) = &spec.default_contact {
-        let lookup = find_contact(psa, &company, c).await?;
+        let lookup = find_contact(psa, directory, &company, c).await?;
         let ok = lookup.ok();
         out.contact = Some(lookup);
         if !ok {
             return Ok(out);
         }
+    } else if company.default_contact_id.is_none() {
+        out.company_contact = match directory.and_then(|d| d.primary_contact(&company.id)) {
+            Some(listed) => listed,
+            None => psa.primary_contact(&company).await?,
+        };
     }
     if let Some(c) = &spec.contract {
-        let found = match psa.find_contract(&company.id, &c.name).await? {
+        let found = match directory.and_then(|d| d.contract(&company.id, &c.name)) {
+            Some(listed) => listed,
+            None => psa.find_contract(&company.id, &c.name).await?,
+        };
+        let found = match found {
             Some(k) if k.active => Ok(k),
             Some(_) => Err((
                 "ContractInactive",
@@ -209,20 +305,26 @@ pub async fn resolve_customer(
 
 async fn find_contact(
     psa: &dyn Psa,
+    directory: Option<&Directory>,
     company: &Company,
     c: &ContactRef,
 ) -> Result<Lookup<Contact>, PsaError> {
+    let listed = |f: &dyn Fn(&Directory) -> Option<Option<Contact>>| directory.and_then(f);
     let (wanted, found, what) = match c {
-        ContactRef { email: Some(e), .. } => (
-            e.clone(),
-            psa.find_contact_by_email(&company.id, e).await?,
-            "with e-mail",
-        ),
-        ContactRef { name: Some(n), .. } => (
-            n.clone(),
-            psa.find_contact_by_name(&company.id, n).await?,
-            "named",
-        ),
+        ContactRef { email: Some(e), .. } => {
+            let found = match listed(&|d| d.contact_by_email(&company.id, e)) {
+                Some(answer) => answer,
+                None => psa.find_contact_by_email(&company.id, e).await?,
+            };
+            (e.clone(), found, "with e-mail")
+        }
+        ContactRef { name: Some(n), .. } => {
+            let found = match listed(&|d| d.contact_by_name(&company.id, n)) {
+                Some(answer) => answer,
+                None => psa.find_contact_by_name(&company.id, n).await?,
+            };
+            (n.clone(), found, "named")
+        }
         _ => (String::new(), None, "named"),
     };
     let found = found.ok_or_else(|| {
@@ -268,12 +370,17 @@ pub async fn resolve_catch_all(
             }
         }
     }
+    // No catch-all contact configured: the catch-all company's own default/primary contact.
+    let contact_id = match contact_id.or(company.default_contact_id.clone()) {
+        Some(id) => Some(id),
+        None => psa.primary_contact(&company).await?.map(|c| c.id),
+    };
     Ok(Ok(ResolvedCustomer {
         mapping_name: String::new(),
         company_id: company.id.clone(),
         company_name: company.name.clone(),
         location_id: company.location_id.clone(),
-        default_contact_id: contact_id.or(company.default_contact_id.clone()),
+        default_contact_id: contact_id,
         contract_id: None,
     }))
 }
@@ -290,6 +397,57 @@ mod tests {
             active,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn the_contact_chain_ends_at_the_company_contact_or_says_none() {
+        let named = Contact {
+            id: "10".into(),
+            ..Default::default()
+        };
+        let primary = Contact {
+            id: "30".into(),
+            ..Default::default()
+        };
+        let plain = company("1", "A", "A", true);
+        let with_default = Company {
+            default_contact_id: Some("20".into()),
+            ..plain.clone()
+        };
+        let table = [
+            (
+                "spec contact first",
+                Some(&named),
+                &with_default,
+                Some(&primary),
+                MappingContact::Named("10".into()),
+            ),
+            (
+                "company record default",
+                None,
+                &with_default,
+                Some(&primary),
+                MappingContact::Company("20".into()),
+            ),
+            (
+                "primary among contacts",
+                None,
+                &plain,
+                Some(&primary),
+                MappingContact::Company("30".into()),
+            ),
+            (
+                "nothing to give",
+                None,
+                &plain,
+                None,
+                MappingContact::NoContact,
+            ),
+        ];
+        for (what, spec, company, primary, want) in table {
+            assert_eq!(mapping_contact(spec, company, primary), want, "{what}");
+        }
+        assert_eq!(MappingContact::NoContact.id(), None);
     }
 
     #[test]

@@ -6,6 +6,8 @@
 pub mod billing;
 pub mod catalog;
 pub mod customer;
+pub mod directory;
+pub mod lifecycle;
 pub mod line_memory;
 pub mod names;
 pub mod settings;

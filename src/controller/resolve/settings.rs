@@ -45,13 +45,40 @@ pub fn dispatch_config(spec: &PsaConnectionSpec) -> Result<DispatchConfig, Unres
     if let Some(w) = dur("dispatch.groupWait", &d.group_wait)? {
         cfg.group_wait = w;
     }
+    unresolved_hold(spec)?;
     Ok(cfg)
+}
+
+/// `spec.dispatch.unresolvedHold`: how long this connection's held events wait before they are
+/// dead-lettered; `None` = the operator's `--unresolved-hold`. Read apart from the rest of the
+/// settings because the dispatcher needs it exactly while they do not resolve.
+pub fn unresolved_hold(spec: &PsaConnectionSpec) -> Result<Option<Duration>, Unresolved> {
+    let Some(s) = spec
+        .dispatch
+        .as_ref()
+        .and_then(|d| d.unresolved_hold.as_ref())
+    else {
+        return Ok(None);
+    };
+    match parse_duration(s) {
+        Some(d) if !d.is_zero() => Ok(Some(d)),
+        _ => Err(Unresolved {
+            field: "dispatch.unresolvedHold".into(),
+            value: s.clone(),
+            problem: "is not a positive duration like 2s, 500ms or 15m".into(),
+        }),
+    }
 }
 
 /// Alertmanager label names with defaults applied.
 pub fn alertmanager_labels(spec: &PsaConnectionSpec) -> AlertmanagerLabelNames {
+    label_names(spec.alertmanager.as_ref())
+}
+
+/// Label names of `spec.alertmanager` or `spec.grafana` with defaults applied.
+pub fn label_names(labels: Option<&crate::api::AlertmanagerLabels>) -> AlertmanagerLabelNames {
     let mut l = AlertmanagerLabelNames::default();
-    if let Some(a) = &spec.alertmanager {
+    if let Some(a) = labels {
         if let Some(v) = &a.organization_label {
             l.organization = v.clone();
         }
@@ -147,6 +174,9 @@ mod tests {
             intake: None,
             dispatch: Some(d),
             alertmanager: None,
+            grafana: None,
+            sources: Vec::new(),
+            lifecycle: None,
             revalidate_interval: None,
         }
     }
@@ -176,6 +206,7 @@ mod tests {
             initial_backoff: Some("500ms".into()),
             requests_per_hour: Some(60),
             group_wait: Some("30s".into()),
+            unresolved_hold: None,
         }))
         .unwrap();
         assert_eq!(cfg.max_attempts, 3);
@@ -187,6 +218,33 @@ mod tests {
         }))
         .unwrap_err();
         assert_eq!(bad.field, "dispatch.groupWait");
+    }
+
+    #[test]
+    fn unresolved_hold_per_connection() {
+        let with = |v: Option<&str>| {
+            spec_with_dispatch(DispatchSettings {
+                unresolved_hold: v.map(String::from),
+                ..Default::default()
+            })
+        };
+        let table = [
+            (None, Ok(None)),
+            (Some("2s"), Ok(Some(Duration::from_secs(2)))),
+            (Some("1h30m"), Ok(Some(Duration::from_secs(5400)))),
+            (Some("0s"), Err("dispatch.unresolvedHold")),
+            (Some("soon"), Err("dispatch.unresolvedHold")),
+        ];
+        for (value, want) in table {
+            let got = unresolved_hold(&with(value)).map_err(|u| u.field);
+            assert_eq!(got, want.map_err(String::from), "{value:?}");
+            // The settings as a whole report the same miss.
+            assert_eq!(
+                dispatch_config(&with(value)).is_ok(),
+                got.is_ok(),
+                "{value:?}"
+            );
+        }
     }
 
     #[test]

@@ -99,13 +99,16 @@ fn template_miss(template: Option<&str>) -> Option<Unresolved> {
 pub const WEAK_TOKEN_FIELD: &str = "intake.tokenSecretRef.token";
 
 /// The `SettingsResolved` reason for a list of misses: `InvalidTemplate` when the summary
-/// template is among them, `WeakIntakeToken` for a too-short intake token (a name that exists
-/// will fix neither), else `NamesNotFound`.
+/// template is among them, `WeakIntakeToken` for a too-short intake token, `InvalidSource` for
+/// a `spec.sources` entry that does not compile (a name that exists will fix none of them),
+/// else `NamesNotFound`.
 pub fn misses_reason(misses: &[Unresolved]) -> &'static str {
     if misses.iter().any(|m| m.field == SUMMARY_TEMPLATE_FIELD) {
         "InvalidTemplate"
     } else if misses.iter().any(|m| m.field == WEAK_TOKEN_FIELD) {
         "WeakIntakeToken"
+    } else if misses.iter().any(|m| m.field.starts_with("sources[")) {
+        "InvalidSource"
     } else {
         "NamesNotFound"
     }
@@ -577,7 +580,13 @@ mod tests {
             value: "intake".into(),
             problem: "short".into(),
         };
-        assert_eq!(misses_reason(&[name_miss, weak]), "WeakIntakeToken");
+        assert_eq!(misses_reason(&[name_miss.clone(), weak]), "WeakIntakeToken");
+        let source = Unresolved {
+            field: "sources[0].organization".into(),
+            value: "payload.org.".into(),
+            problem: "invalid CEL expression".into(),
+        };
+        assert_eq!(misses_reason(&[name_miss, source]), "InvalidSource");
     }
 
     #[test]

@@ -53,7 +53,9 @@ pub fn plan(kind: EventKind, indexed: Option<&Indexed>) -> Plan {
                 Plan::NewTicket { close: false }
             }
             FindingResolved => Plan::NewTicket { close: true },
-            AlertResolved => Plan::Nothing("resolved alert without a ticket in its group"),
+            AlertResolved | AlertCleared => {
+                Plan::Nothing("resolved alert without a ticket in its group")
+            }
         };
     };
     let id = || ix.ticket_id.clone();
@@ -65,12 +67,12 @@ pub fn plan(kind: EventKind, indexed: Option<&Indexed>) -> Plan {
         },
         (Alert | AlertFiring, Closed | Gone) => Plan::NewTicket { close: false },
 
-        (AlertResolved, Unknown) => Plan::CheckTicket(id()),
-        (AlertResolved, Open) => Plan::Note {
+        (AlertResolved | AlertCleared, Unknown) => Plan::CheckTicket(id()),
+        (AlertResolved | AlertCleared, Open) => Plan::Note {
             ticket_id: id(),
             close: false,
         },
-        (AlertResolved, Closed | Gone) => {
+        (AlertResolved | AlertCleared, Closed | Gone) => {
             Plan::Nothing("resolved alert whose ticket is already closed")
         }
 
@@ -142,6 +144,8 @@ mod tests {
             (AlertFiring, Some(Closed), new.clone()),
             (AlertResolved, Some(Unknown), check.clone()),
             (AlertResolved, Some(Open), note(false)),
+            (AlertCleared, Some(Unknown), check.clone()),
+            (AlertCleared, Some(Open), note(false)),
             (FindingCreated, None, new.clone()),
             (FindingCreated, Some(Gone), new.clone()),
             (FindingCommented, None, new.clone()),
@@ -162,6 +166,8 @@ mod tests {
             (AlertResolved, None),
             (AlertResolved, Some(Closed)),
             (AlertResolved, Some(Gone)),
+            (AlertCleared, None),
+            (AlertCleared, Some(Closed)),
             (FindingCreated, Some(Unknown)),
             (FindingCreated, Some(Open)),
             (FindingCreated, Some(Closed)),
@@ -258,6 +264,7 @@ mod tests {
         assert!(batchable(Alert) && batchable(AlertFiring));
         for k in [
             AlertResolved,
+            AlertCleared,
             FindingCreated,
             FindingCommented,
             FindingResolved,

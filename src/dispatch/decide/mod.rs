@@ -4,6 +4,7 @@
 pub mod action;
 pub mod batch;
 pub mod contact;
+pub mod lifecycle;
 pub mod marker;
 pub mod render;
 pub mod retry;

@@ -357,7 +357,7 @@ pub fn note(event: &Event) -> String {
     let ctx = context! { details => details, ..event_context(event) };
     let template = match event.kind {
         EventKind::Alert | EventKind::AlertFiring | EventKind::FindingCreated => FOLLOW_UP,
-        EventKind::AlertResolved => ALERT_RESOLVED,
+        EventKind::AlertResolved | EventKind::AlertCleared => ALERT_RESOLVED,
         EventKind::FindingCommented => COMMENT,
         EventKind::FindingResolved => FINDING_RESOLVED,
     };

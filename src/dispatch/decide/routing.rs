@@ -6,6 +6,7 @@
 //! catch-all company; with none of these the event cannot get a ticket and goes to the failsafe.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::api::AccountMapping;
 use crate::psa::Company;
@@ -66,7 +67,7 @@ impl Route {
 
 /// The routing inputs taken from the connection snapshot.
 pub struct RoutingTable<'a> {
-    pub customers: &'a HashMap<String, ResolvedCustomer>,
+    pub customers: &'a HashMap<Arc<str>, Arc<ResolvedCustomer>>,
     /// Organizations (trimmed, lower-cased) whose mapping does not route, with the reason.
     pub held: &'a HashMap<String, String>,
     pub account_mapping: AccountMapping,
@@ -105,7 +106,7 @@ pub fn route(table: &RoutingTable<'_>, organization: &str, auto: Option<&AutoAns
 /// Mappings name the organization "exactly as alerts do"; senders are not always consistent in
 /// case or surrounding blanks, so an exact match wins and a case-insensitive one is accepted.
 fn find_mapping<'a>(
-    customers: &'a HashMap<String, ResolvedCustomer>,
+    customers: &'a HashMap<Arc<str>, Arc<ResolvedCustomer>>,
     organization: &str,
 ) -> Option<&'a ResolvedCustomer> {
     if let Some(c) = customers.get(organization) {
@@ -118,7 +119,7 @@ fn find_mapping<'a>(
         .iter()
         .filter(|(org, _)| org.trim().to_lowercase() == wanted)
         .min_by(|a, b| a.0.cmp(b.0))
-        .map(|(_, c)| c)
+        .map(|(_, c)| &**c)
 }
 
 /// An automatically matched company as a customer (no mapping, so no contract).
@@ -148,7 +149,7 @@ mod tests {
     #[test]
     fn routing_table() {
         let mut customers = HashMap::new();
-        customers.insert("Contoso Ltd".to_string(), cust("10"));
+        customers.insert("Contoso Ltd".into(), Arc::new(cust("10")));
         let catch = cust("99");
         let found = AutoAnswer::Found(cust("20"));
         use AccountMapping::*;
@@ -253,8 +254,8 @@ mod tests {
     #[test]
     fn case_twins_pick_a_stable_mapping() {
         let mut customers = HashMap::new();
-        customers.insert("ACME".to_string(), cust("1"));
-        customers.insert("Acme".to_string(), cust("2"));
+        customers.insert("ACME".into(), Arc::new(cust("1")));
+        customers.insert("Acme".into(), Arc::new(cust("2")));
         let t = RoutingTable {
             customers: &customers,
             held: &HashMap::new(),

@@ -86,7 +86,7 @@ pub fn parse_alertmanager(
     }
 }
 
-fn parse_alert(
+pub(crate) fn parse_alert(
     alert: &Value,
     at: &str,
     names: &AlertmanagerLabelNames,

@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 use super::fields::{parse_items, FieldError, Fields, Need, ParseError};
 use crate::dispatch::event::{Event, EventKind};
 
+/// `status` of an `/alerts` alert.
+pub const ALERT_STATUSES: &[&str] = &["firing", "resolved"];
+
 pub const SEVERITIES: &[&str] = &["low", "medium", "high", "critical"];
 
 /// Longest accepted event id, organization, user, alert type, title.
@@ -36,6 +39,8 @@ fn parse_one(item: &serde_json::Value, at: &str, errors: &mut Vec<FieldError>) -
     let description = f.string("description", Need::Optional, MAX_DESCRIPTION);
     let occurred_at = f.time("occurredAt", Need::Optional);
     let url = f.url("url");
+    let status = f.one_of("status", Need::Optional, ALERT_STATUSES);
+    let alert_id = f.line("alertId", Need::Optional, MAX_ID);
     let mut labels = BTreeMap::new();
     for name in ["product", "alertTypeCode", "ip"] {
         if let Some(v) = f.line(name, Need::Optional, MAX_NAME) {
@@ -46,7 +51,11 @@ fn parse_one(item: &serde_json::Value, at: &str, errors: &mut Vec<FieldError>) -
     let (id, organization, alert_type) = (id?, organization?, alert_type?);
     Some(Event {
         id,
-        kind: EventKind::Alert,
+        kind: if status.as_deref() == Some("resolved") {
+            EventKind::AlertCleared
+        } else {
+            EventKind::Alert
+        },
         organization,
         user,
         title: title.unwrap_or_else(|| alert_type.clone()),
@@ -55,8 +64,8 @@ fn parse_one(item: &serde_json::Value, at: &str, errors: &mut Vec<FieldError>) -
         description: description.unwrap_or_default(),
         occurred_at,
         url,
-        finding_id: None,
-        status: None,
+        finding_id: alert_id,
+        status,
         priority: None,
         comment: None,
         author: None,
@@ -101,6 +110,27 @@ mod tests {
         assert_eq!(e.title, "412 files downloaded");
         assert_eq!(e.occurred_at.as_deref(), Some("2026-11-24T16:18:28Z"));
         assert_eq!(e.url.as_deref(), Some("https://saas.example/a/1"));
+    }
+
+    #[test]
+    fn a_resolved_alert_is_a_clearing_of_its_alert_id() {
+        let evs = parse(json!([
+            {"id": "a-1", "organization": "Contoso Ltd", "alertType": "Disk Full",
+             "alertId": "disk-c", "status": "Resolved"},
+            {"id": "a-2", "organization": "Contoso Ltd", "alertType": "Disk Full"},
+        ]))
+        .unwrap();
+        assert_eq!(evs[0].kind, EventKind::AlertCleared);
+        assert_eq!(evs[0].finding_id.as_deref(), Some("disk-c"));
+        assert_eq!(evs[1].kind, EventKind::Alert);
+        assert_eq!(evs[1].finding_id, None);
+        assert_eq!(
+            pointers(parse(
+                json!({"id": "a-3", "organization": "C", "alertType": "X",
+                                  "status": "gone"})
+            )),
+            vec!["/status"]
+        );
     }
 
     #[test]

@@ -40,9 +40,11 @@ pub mod findings;
 pub mod problem;
 pub mod rate;
 pub mod server;
+pub mod sources;
 
 use fields::ParseError;
 pub use problem::{Problem, ProblemItem, Rejection, PROBLEM_CONTENT_TYPE};
+use sources::intake::MappedRoute;
 
 /// Size limits of the intake.
 #[derive(Clone, Debug)]
@@ -91,17 +93,20 @@ pub enum Endpoint {
     Alerts,
     Findings,
     Alertmanager,
+    /// Grafana alerting's webhook contact point (read with `spec.grafana`'s label names).
+    Grafana,
 }
 
 impl Endpoint {
     fn body_limit(self, limits: &IntakeLimits) -> usize {
         match self {
-            Endpoint::Alertmanager => limits.alertmanager_body,
+            Endpoint::Alertmanager | Endpoint::Grafana => limits.alertmanager_body,
             Endpoint::Alerts | Endpoint::Findings => limits.events_body,
         }
     }
 
-    /// The endpoint's pure parser.
+    /// The endpoint's pure parser; `names` are the label names of the endpoint (Alertmanager's
+    /// or Grafana's).
     pub fn parse(
         self,
         body: &[u8],
@@ -114,6 +119,24 @@ impl Endpoint {
             Endpoint::Alertmanager => {
                 alertmanager::parse_alertmanager(body, names, limits.max_batch)
             }
+            Endpoint::Grafana => sources::grafana::parse_grafana(body, names, limits.max_batch),
+        }
+    }
+}
+
+/// What a request is sent to: a built-in shape, or one mapped by `spec.sources`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    Fixed(Endpoint),
+    /// `/cloudevents` or `/webhook/{source}`.
+    Mapped(sources::intake::MappedRoute),
+}
+
+impl Route {
+    fn body_limit(&self, limits: &IntakeLimits) -> usize {
+        match self {
+            Route::Fixed(e) => e.body_limit(limits),
+            Route::Mapped(_) => limits.events_body,
         }
     }
 }
@@ -125,24 +148,58 @@ pub fn router(state: IntakeState) -> Router {
         rate: rate::IntakeRate::new(state.limits.requests_per_minute),
         auth_failures: rate::AuthFailures::new(state.limits.auth_failures_per_minute),
     });
-    let route = |endpoint: Endpoint| {
+    let route = |endpoint: Route| {
         let guards = guards.clone();
-        post(move |st, peer, path, headers, body| {
-            receive(endpoint, guards, st, peer, path, headers, body)
-        })
+        post(
+            move |st, peer, Path((ns, name)): Path<(String, String)>, headers, body| {
+                receive(endpoint, guards, st, peer, (ns, name), headers, body)
+            },
+        )
+    };
+    let webhook = {
+        let guards = guards.clone();
+        post(
+            move |st,
+                  peer,
+                  Path((ns, name, source)): Path<(String, String, String)>,
+                  headers,
+                  body| {
+                receive(
+                    Route::Mapped(MappedRoute::Webhook(source)),
+                    guards,
+                    st,
+                    peer,
+                    (ns, name),
+                    headers,
+                    body,
+                )
+            },
+        )
     };
     Router::new()
         .route(
             "/v1/namespaces/{ns}/connections/{name}/alerts",
-            route(Endpoint::Alerts),
+            route(Route::Fixed(Endpoint::Alerts)),
         )
         .route(
             "/v1/namespaces/{ns}/connections/{name}/findings",
-            route(Endpoint::Findings),
+            route(Route::Fixed(Endpoint::Findings)),
         )
         .route(
             "/v1/namespaces/{ns}/connections/{name}/alertmanager",
-            route(Endpoint::Alertmanager),
+            route(Route::Fixed(Endpoint::Alertmanager)),
+        )
+        .route(
+            "/v1/namespaces/{ns}/connections/{name}/grafana",
+            route(Route::Fixed(Endpoint::Grafana)),
+        )
+        .route(
+            "/v1/namespaces/{ns}/connections/{name}/cloudevents",
+            route(Route::Mapped(MappedRoute::CloudEvents)),
+        )
+        .route(
+            "/v1/namespaces/{ns}/connections/{name}/webhook/{source}",
+            webhook,
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -197,17 +254,17 @@ struct Guards {
 type Peer = Option<Extension<ConnectInfo<std::net::SocketAddr>>>;
 
 async fn receive(
-    endpoint: Endpoint,
+    endpoint: Route,
     guards: Arc<Guards>,
     State(st): State<IntakeState>,
     peer: Peer,
-    Path((ns, name)): Path<(String, String)>,
+    (ns, name): (String, String),
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let key = ConnectionKey::new(ns, name);
     let source = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
-    match accept(endpoint, &guards, &st, source, &key, &headers, body).await {
+    match accept(&endpoint, &guards, &st, source, &key, &headers, body).await {
         Ok(accepted) => (StatusCode::ACCEPTED, Json(accepted)).into_response(),
         Err(rej) => {
             st.metrics.rejected(rej.reason());
@@ -218,7 +275,7 @@ async fn receive(
 }
 
 async fn accept(
-    endpoint: Endpoint,
+    endpoint: &Route,
     guards: &Guards,
     st: &IntakeState,
     source: Option<std::net::IpAddr>,
@@ -256,13 +313,35 @@ async fn accept(
     let bytes = read_body(headers, body, limit).await?;
 
     let resolved = entry.resolved.as_deref();
-    let names = resolved.map(|r| r.alertmanager.clone()).unwrap_or_default();
-    let events = endpoint
-        .parse(&bytes, &st.limits, &names)
-        .map_err(|e| match e {
-            ParseError::Malformed(why) => Rejection::Malformed(why),
-            ParseError::Invalid(errors) => Rejection::Invalid(errors),
-        })?;
+    // Borrowed, not cloned or built: this runs for every request.
+    static DEFAULT_NAMES: std::sync::LazyLock<AlertmanagerLabelNames> =
+        std::sync::LazyLock::new(AlertmanagerLabelNames::default);
+    let events = match endpoint {
+        Route::Fixed(endpoint) => {
+            let names = resolved.map_or(&*DEFAULT_NAMES, |r| match endpoint {
+                Endpoint::Grafana => &r.grafana,
+                _ => &r.alertmanager,
+            });
+            endpoint
+                .parse(&bytes, &st.limits, names)
+                .map_err(parse_rejection)?
+        }
+        Route::Mapped(mapped) => {
+            // The mapping is part of the resolved settings: until then the sender retries.
+            let resolved = resolved.ok_or(Rejection::NotResolved)?;
+            let mapped = sources::intake::map_request(
+                mapped,
+                &resolved.sources,
+                headers,
+                &bytes,
+                &st.limits,
+            );
+            if let (Err(Rejection::BadSignature { .. }), Some(ip)) = (&mapped, source) {
+                guards.auth_failures.failed(ip);
+            }
+            mapped?
+        }
+    };
 
     // Until the connection resolves its grouping is unknown: the coarser `User` key keeps
     // every order the finer key would need.
@@ -404,6 +483,13 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+pub(crate) fn parse_rejection(e: ParseError) -> Rejection {
+    match e {
+        ParseError::Malformed(why) => Rejection::Malformed(why),
+        ParseError::Invalid(errors) => Rejection::Invalid(errors),
+    }
 }
 
 fn now_ms() -> i64 {
@@ -740,5 +826,89 @@ mod tests {
                 .len(),
             11
         );
+    }
+
+    /// Concurrent single-alert requests share the store's commits (group commit). When a
+    /// shared commit fails, every request of it answers 503 with a problem document and none
+    /// of its alerts is stored; every request answered 202 is in the store file, read back
+    /// by a second, independent opening of that file.
+    #[tokio::test]
+    async fn a_failed_shared_commit_answers_503_to_each_waiter_and_every_202_is_on_disk() {
+        use crate::dispatch::store::SqliteStore;
+        use tower::ServiceExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let store = Arc::new(SqliteStore::open(&path, Default::default()).unwrap());
+        let registry = Registry::new();
+        let key = ConnectionKey::new("psa", "acme");
+        registry.publish(
+            key.clone(),
+            crate::resolved::ConnectionEntry {
+                intake_token: Some(SecretString::new("acme-intake-token-1")),
+                ..Default::default()
+            },
+        );
+        let mut prom = prometheus_client::registry::Registry::default();
+        let app = router(IntakeState {
+            registry,
+            store: store.clone(),
+            metrics: Arc::new(DispatchMetrics::register(&mut prom)),
+            limits: IntakeLimits::default(),
+        });
+        let send_all = |prefix: &'static str| {
+            let app = app.clone();
+            async move {
+                let requests = (0..16).map(|i| {
+                    let req =
+                        axum::http::Request::post("/v1/namespaces/psa/connections/acme/alerts")
+                            .header(header::AUTHORIZATION, "Bearer acme-intake-token-1")
+                            .header(header::CONTENT_TYPE, "application/json")
+                            .body(Body::from(format!(
+                                r#"{{"id":"{prefix}{i}","organization":"Contoso","alertType":"X"}}"#
+                            )))
+                            .unwrap();
+                    let app = app.clone();
+                    async move {
+                        let resp = app.oneshot(req).await.unwrap();
+                        let status = resp.status().as_u16();
+                        let kind = resp
+                            .headers()
+                            .get(header::CONTENT_TYPE)
+                            .map(|v| v.to_str().unwrap().to_string());
+                        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                            .await
+                            .unwrap();
+                        (status, kind, String::from_utf8_lossy(&body).into_owned())
+                    }
+                });
+                futures::future::join_all(requests).await
+            }
+        };
+
+        store.fail_next_commits(u32::MAX);
+        for (status, kind, body) in send_all("lost-").await {
+            assert_eq!(status, 503, "{body}");
+            assert_eq!(kind.as_deref(), Some(PROBLEM_CONTENT_TYPE), "{body}");
+            assert!(body.contains("store-unavailable"), "{body}");
+        }
+        store.fail_next_commits(0);
+        let before = store.commit_stats();
+        for (status, _, body) in send_all("kept-").await {
+            assert_eq!(status, 202, "{body}");
+        }
+        assert_eq!(store.commit_stats().calls - before.calls, 16);
+
+        // An independent reader of the file: what was answered 202 is there, nothing else.
+        let reader = rusqlite::Connection::open(&path).unwrap();
+        let ids: Vec<String> = reader
+            .prepare("SELECT event_id FROM events ORDER BY event_id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mut want: Vec<String> = (0..16).map(|i| format!("kept-{i}")).collect();
+        want.sort();
+        assert_eq!(ids, want);
     }
 }

@@ -116,13 +116,24 @@ pub enum Rejection {
     NotReady,
     /// Over the connection's intake request rate; retry after the whole seconds given.
     RateLimited(u64),
+    /// `/webhook/{source}` names no `spec.sources` entry.
+    UnknownSource(String),
+    /// A signed source's signature header is missing, malformed, stale or wrong.
+    BadSignature {
+        header: String,
+        detail: String,
+    },
+    /// The connection's settings (and so its source mappings) are not resolved yet.
+    NotResolved,
 }
 
 impl Rejection {
     pub fn status(&self) -> StatusCode {
         match self {
             Rejection::UnknownConnection(_) => StatusCode::NOT_FOUND,
-            Rejection::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Rejection::Unauthorized(_) | Rejection::BadSignature { .. } => StatusCode::UNAUTHORIZED,
+            Rejection::UnknownSource(_) => StatusCode::NOT_FOUND,
+            Rejection::NotResolved => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Rejection::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::BodyUnreadable | Rejection::Malformed(_) => StatusCode::BAD_REQUEST,
@@ -135,7 +146,11 @@ impl Rejection {
     pub fn reason(&self) -> RejectReason {
         match self {
             Rejection::UnknownConnection(_) => RejectReason::UnknownConnection,
-            Rejection::Unauthorized(_) => RejectReason::Unauthorized,
+            Rejection::Unauthorized(_) | Rejection::BadSignature { .. } => {
+                RejectReason::Unauthorized
+            }
+            Rejection::UnknownSource(_) => RejectReason::Invalid,
+            Rejection::NotResolved => RejectReason::NotReady,
             Rejection::UnsupportedMediaType(_) => RejectReason::UnsupportedMediaType,
             Rejection::PayloadTooLarge(_) => RejectReason::PayloadTooLarge,
             Rejection::BodyUnreadable | Rejection::Malformed(_) => RejectReason::MalformedJson,
@@ -232,6 +247,37 @@ impl Rejection {
                     "intake token not readable yet",
                 )],
             ),
+            Rejection::UnknownSource(name) => (
+                "unknown-source",
+                "Unknown source",
+                format!(
+                    "no spec.sources entry of this connection is named {:?}",
+                    bounded(name, 64)
+                ),
+                vec![ProblemItem::parameter(
+                    "source",
+                    "must name one of the connection's spec.sources",
+                )],
+            ),
+            Rejection::BadSignature { header, detail } => (
+                "bad-signature",
+                "Bad signature",
+                "the request signature does not verify with the source's signing secret; \
+                 nothing was stored"
+                    .to_string(),
+                vec![ProblemItem::header(
+                    &bounded(header, 64),
+                    bounded(detail, MAX_ITEM_TEXT),
+                )],
+            ),
+            Rejection::NotResolved => (
+                "connection-not-resolved",
+                "Connection not resolved",
+                "the connection's settings and source mappings are not resolved yet (see its \
+                 SettingsResolved condition); retry later"
+                    .to_string(),
+                vec![ProblemItem::parameter("name", "settings not resolved yet")],
+            ),
             Rejection::RateLimited(secs) => (
                 "rate-limited",
                 "Too many requests",
@@ -267,7 +313,7 @@ impl IntoResponse for Rejection {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             // Alertmanager and most senders retry 503s; give them a pace.
-            Rejection::StoreUnavailable | Rejection::NotReady => {
+            Rejection::StoreUnavailable | Rejection::NotReady | Rejection::NotResolved => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             Rejection::RateLimited(secs) => {

@@ -306,6 +306,57 @@ async fn dead_letters_free_the_lane_mail_once_and_replay(b: Backend) {
     assert_eq!((c.pending, c.delivered, c.dead_letters), (1, 1, 0));
 }
 
+async fn the_firing_alerts_of_a_group_ticket_are_kept_with_complete(b: Backend) {
+    let store = b.open("a").await;
+    enqueue_all(&*store, &[("acme", "a1", "k", 0), ("acme", "a2", "k", 0)]).await;
+    assert_eq!(
+        store.group_lifecycle(acme(), "k".into()).await.unwrap(),
+        None
+    );
+    let record = |ticket: &str, firing: &[&str]| TicketRecord::Lifecycle {
+        connection: acme(),
+        group_key: "k".into(),
+        lifecycle: GroupLifecycle {
+            ticket_id: ticket.into(),
+            status_id: Some("16".into()),
+            firing: firing.iter().map(|s| s.to_string()).collect(),
+        },
+    };
+    let ev = claim(&*store, "k", 0, MINUTE).await.unwrap();
+    store
+        .complete(vec![ev.seq], 10, vec![record("T-1", &["fp-a", "fp-b"])])
+        .await
+        .unwrap();
+    let kept = store.group_lifecycle(acme(), "k".into()).await.unwrap();
+    assert_eq!(
+        kept,
+        Some(GroupLifecycle {
+            ticket_id: "T-1".into(),
+            status_id: Some("16".into()),
+            firing: BTreeSet::from(["fp-a".to_string(), "fp-b".to_string()]),
+        })
+    );
+    // The next record replaces the set (one resolved), per group.
+    let ev = claim(&*store, "k", 20, MINUTE).await.unwrap();
+    store
+        .complete(vec![ev.seq], 20, vec![record("T-1", &["fp-b"])])
+        .await
+        .unwrap();
+    let kept = store
+        .group_lifecycle(acme(), "k".into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.firing, BTreeSet::from(["fp-b".to_string()]));
+    assert_eq!(
+        store
+            .group_lifecycle(ConnectionKey::new("psa", "other"), "k".into())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
 async fn complete_writes_the_indexes_all_or_nothing(b: Backend) {
     let store = b.open("a").await;
     enqueue_all(&*store, &[("acme", "a1", "k", 0), ("acme", "f1", "f", 0)]).await;
@@ -517,6 +568,7 @@ conformance!(
     retries_count_attempts_and_defer_does_not,
     dead_letters_free_the_lane_mail_once_and_replay,
     complete_writes_the_indexes_all_or_nothing,
+    the_firing_alerts_of_a_group_ticket_are_kept_with_complete,
     concurrent_claimants_from_two_pools_get_each_lane_once,
     enqueue_and_complete_racing_on_one_lane_lose_nothing,
     the_same_ids_from_two_replicas_are_stored_once,

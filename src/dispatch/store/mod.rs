@@ -162,6 +162,34 @@ pub enum TicketRecord {
         ticket_id: String,
         updated_at_ms: i64,
     },
+    /// Which alerts of a group's ticket are still firing (auto-resolve).
+    Lifecycle {
+        connection: ConnectionKey,
+        group_key: String,
+        lifecycle: GroupLifecycle,
+    },
+}
+
+/// The alerts that fed a group's ticket and still fire, and the status the dispatcher left the
+/// ticket in. A resolution closes the ticket only when none fires any more and its status is
+/// still ours (a technician who moved it keeps it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupLifecycle {
+    pub ticket_id: String,
+    /// The ticket's status when the dispatcher created it (`None`: the PSA did not say).
+    pub status_id: Option<String>,
+    /// Identities (see `decide::lifecycle::alert_identity`) of the alerts still firing.
+    pub firing: std::collections::BTreeSet<String>,
+}
+
+/// `GroupLifecycle::firing` as both stores keep it: a JSON array of strings.
+pub(crate) fn firing_json(firing: &std::collections::BTreeSet<String>) -> String {
+    serde_json::to_string(firing).unwrap_or_else(|_| "[]".into())
+}
+
+/// The inverse of [`firing_json`]; an unreadable value counts as "nothing known to fire".
+pub(crate) fn parse_firing(text: &str) -> std::collections::BTreeSet<String> {
+    serde_json::from_str(text).unwrap_or_default()
 }
 
 /// A lane whose head event is due and not claimed.
@@ -320,6 +348,13 @@ pub trait Store: Send + Sync + 'static {
         group_key: String,
         ticket: GroupTicket,
     ) -> StoreResult<()>;
+
+    /// The firing alerts recorded for a group's ticket.
+    async fn group_lifecycle(
+        &self,
+        connection: ConnectionKey,
+        group_key: String,
+    ) -> StoreResult<Option<GroupLifecycle>>;
 
     /// The ticket recorded for a finding.
     async fn finding_ticket(

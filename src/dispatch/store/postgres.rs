@@ -14,8 +14,9 @@
 //! - **Schema** migrations are embedded and versioned; the migrating replica holds an advisory
 //!   lock, so two replicas starting at once apply each migration exactly once.
 //!
-//! Workers of one process are woken after each commit that queued work; other replicas find
-//! it at their next poll (`DispatcherOptions::idle_poll`).
+//! Workers of one process are woken after each commit that queued work; the same commit sends
+//! a `NOTIFY` that wakes the other replicas' idle workers (`listen.rs`); the poll
+//! (`DispatcherOptions::idle_poll`) only backs that up.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,13 +29,14 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    ConnectionCounters, Enqueued, EventState, GroupTicket, NewEvent, ReadyLane, Store, StoreError,
-    StoreResult, StoredEvent, TicketRecord,
+    firing_json, parse_firing, ConnectionCounters, Enqueued, EventState, GroupLifecycle,
+    GroupTicket, NewEvent, ReadyLane, Store, StoreError, StoreResult, StoredEvent, TicketRecord,
 };
 use crate::dispatch::event::Envelope;
 use crate::resolved::ConnectionKey;
 
 pub mod connect;
+pub mod listen;
 pub mod migrations;
 pub mod throwaway;
 
@@ -82,6 +84,14 @@ pub struct PgStore {
     owner: String,
     shown: String,
     changes: Arc<watch::Sender<u64>>,
+    /// The session listening for other replicas' notifications (ends with the store).
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -129,11 +139,18 @@ impl PgStore {
             .recycle_timeout(Some(options.wait_timeout))
             .build()
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", opts.shown)))?;
+        let changes = Arc::new(watch::channel(0u64).0);
+        let listener = tokio::spawn(listen::listen_forever(
+            opts.clone(),
+            options.owner.clone(),
+            changes.clone(),
+        ));
         let store = PgStore {
             pool,
             owner: options.owner,
             shown: opts.shown,
-            changes: Arc::new(watch::channel(0u64).0),
+            changes,
+            listener,
         };
         {
             let mut client = store.client().await?;
@@ -159,8 +176,8 @@ impl PgStore {
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", self.shown)))
     }
 
-    /// Runs `body` in one transaction and commits; wakes this process's workers after a commit
-    /// when `notifies`.
+    /// Runs `body` in one transaction and commits; when `notifies`, the commit also wakes this
+    /// process's workers and (by `NOTIFY`, delivered at commit) the other replicas'.
     async fn in_tx<R, F>(&self, notifies: bool, body: F) -> StoreResult<R>
     where
         R: Send,
@@ -169,7 +186,18 @@ impl PgStore {
     {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(unavailable)?;
-        let out = body(&tx).await;
+        let mut out = body(&tx).await;
+        if notifies && out.is_ok() {
+            if let Err(e) = exec(
+                &tx,
+                "SELECT pg_notify($1, $2)",
+                &[&listen::CHANNEL, &self.owner],
+            )
+            .await
+            {
+                out = Err(e);
+            }
+        }
         match out {
             Ok(v) => {
                 tx.commit().await.map_err(unavailable)?;
@@ -519,6 +547,29 @@ async fn stored_seq(tx: &Transaction<'_>, ev: &NewEvent) -> StoreResult<i64> {
 
 async fn write_ticket_record(tx: &Transaction<'_>, record: &TicketRecord) -> StoreResult<()> {
     match record {
+        TicketRecord::Lifecycle {
+            connection,
+            group_key,
+            lifecycle,
+        } => {
+            exec(
+                tx,
+                "INSERT INTO psa_group_lifecycle (namespace, connection, group_key, ticket_id, status_id, firing)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (namespace, connection, group_key) DO UPDATE SET
+                   ticket_id = excluded.ticket_id, status_id = excluded.status_id,
+                   firing = excluded.firing",
+                &[
+                    &connection.namespace,
+                    &connection.name,
+                    group_key,
+                    &lifecycle.ticket_id,
+                    &lifecycle.status_id,
+                    &firing_json(&lifecycle.firing),
+                ],
+            )
+            .await
+        }
         TicketRecord::Group {
             connection,
             group_key,
@@ -1019,6 +1070,33 @@ impl Store for PgStore {
                         ticket_id: get(&r, 0)?,
                         open: get(&r, 1)?,
                         updated_at_ms: get(&r, 2)?,
+                    })
+                })
+                .transpose()
+            })
+        })
+        .await
+    }
+
+    async fn group_lifecycle(
+        &self,
+        connection: ConnectionKey,
+        group_key: String,
+    ) -> StoreResult<Option<GroupLifecycle>> {
+        self.in_tx(false, move |tx| {
+            Box::pin(async move {
+                let row = query_opt(
+                    tx,
+                    "SELECT ticket_id, status_id, firing FROM psa_group_lifecycle
+                     WHERE namespace = $1 AND connection = $2 AND group_key = $3",
+                    &[&connection.namespace, &connection.name, &group_key],
+                )
+                .await?;
+                row.map(|r| {
+                    Ok(GroupLifecycle {
+                        ticket_id: get(&r, 0)?,
+                        status_id: get(&r, 1)?,
+                        firing: parse_firing(&get::<String>(&r, 2)?),
                     })
                 })
                 .transpose()

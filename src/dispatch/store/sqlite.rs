@@ -18,8 +18,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use tokio::sync::{oneshot, watch};
 
 use super::{
-    ConnectionCounters, Enqueued, EventState, GroupTicket, NewEvent, ReadyLane, Store, StoreError,
-    StoreResult, StoredEvent, TicketRecord,
+    firing_json, parse_firing, ConnectionCounters, Enqueued, EventState, GroupLifecycle,
+    GroupTicket, NewEvent, ReadyLane, Store, StoreError, StoreResult, StoredEvent, TicketRecord,
 };
 use crate::dispatch::event::Envelope;
 use crate::resolved::ConnectionKey;
@@ -63,6 +63,9 @@ pub struct CommitStats {
 struct BatchCounters {
     calls: AtomicU64,
     commits: AtomicU64,
+    /// Tests: how many of the next commits fail (rolled back) as a full disk would make them.
+    #[cfg(test)]
+    failing_commits: std::sync::atomic::AtomicU32,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -136,6 +139,16 @@ CREATE TABLE IF NOT EXISTS group_tickets (
     ticket_id     TEXT    NOT NULL,
     open          INTEGER NOT NULL,
     updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (namespace, connection, group_key)
+) WITHOUT ROWID;
+-- Auto-resolve: the alerts of a group's ticket still firing (JSON array) and our status.
+CREATE TABLE IF NOT EXISTS group_lifecycle (
+    namespace     TEXT    NOT NULL,
+    connection    TEXT    NOT NULL,
+    group_key     TEXT    NOT NULL,
+    ticket_id     TEXT    NOT NULL,
+    status_id     TEXT,
+    firing        TEXT    NOT NULL,
     PRIMARY KEY (namespace, connection, group_key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS finding_tickets (
@@ -347,6 +360,13 @@ impl SqliteStore {
         }
     }
 
+    /// Tests: the next `n` batch commits fail and roll back, as a full disk or an I/O error
+    /// at COMMIT would make them, so every waiter of such a batch must hear the failure.
+    #[cfg(test)]
+    pub(crate) fn fail_next_commits(&self, n: u32) {
+        self.stats.failing_commits.store(n, Ordering::SeqCst);
+    }
+
     /// Runs `f` on the writer thread inside the next batch transaction; answers after commit.
     async fn call<R, F>(&self, notifies: bool, f: F) -> StoreResult<R>
     where
@@ -430,14 +450,22 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
     })
 }
 
+fn run_cached(conn: &Connection, sql: &str) -> StoreResult<()> {
+    conn.prepare_cached(sql)
+        .and_then(|mut stmt| stmt.execute([]))
+        .map(drop)
+        .map_err(unavailable)
+}
+
 fn in_savepoint<R>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> StoreResult<R>,
 ) -> StoreResult<R> {
-    conn.execute_batch("SAVEPOINT job").map_err(unavailable)?;
+    // Cached statements: every job of every batch runs these two, on the serial writer.
+    run_cached(conn, "SAVEPOINT job")?;
     match f(conn) {
         Ok(v) => {
-            conn.execute_batch("RELEASE job").map_err(unavailable)?;
+            run_cached(conn, "RELEASE job")?;
             Ok(v)
         }
         Err(e) => {
@@ -496,10 +524,7 @@ impl Writer {
             return;
         }
         let replies: Vec<Reply> = batch.into_iter().map(|job| (job.run)(Ok(conn))).collect();
-        let commit = conn.execute_batch("COMMIT").map_err(|e| {
-            let _ = conn.execute_batch("ROLLBACK");
-            unavailable(e)
-        });
+        let commit = self.commit(conn);
         if commit.is_ok() {
             self.stats.commits.fetch_add(1, Ordering::Relaxed);
             if notifies {
@@ -513,6 +538,28 @@ impl Writer {
         for reply in replies {
             reply(commit.clone());
         }
+    }
+
+    /// Commits the batch (synced to disk: `synchronous=FULL`); on failure rolls it back, so
+    /// nothing of a batch whose waiters hear an error stays stored.
+    fn commit(&self, conn: &Connection) -> Result<(), StoreError> {
+        #[cfg(test)]
+        {
+            let failing = &self.stats.failing_commits;
+            if failing
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(StoreError::Unavailable(
+                    "disk I/O error (injected by a test)".into(),
+                ));
+            }
+        }
+        conn.execute_batch("COMMIT").map_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            unavailable(e)
+        })
     }
 
     /// The path still names the file that was opened: writes to a deleted or replaced store
@@ -685,10 +732,18 @@ fn bump_counters(
     Ok(())
 }
 
-fn enqueue_one(conn: &Connection, ev: &NewEvent) -> StoreResult<Enqueued> {
+/// Encodes an event's stored body. Called by the requesting task, not on the writer thread:
+/// everything the writer does is serial across all requests, so per-event CPU work that needs
+/// no connection is done before the job is queued.
+fn encode_body(ev: &NewEvent) -> StoreResult<String> {
+    serde_json::to_string(&ev.envelope)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode event: {e}")))
+}
+
+/// Stores one event (its body encoded by `encode_body`); the connection's counters are bumped
+/// once per job by the caller, not per event.
+fn enqueue_one(conn: &Connection, ev: &NewEvent, body: &str) -> StoreResult<Enqueued> {
     let env = &ev.envelope;
-    let body = serde_json::to_string(env)
-        .map_err(|e| StoreError::Corrupt(format!("cannot encode event: {e}")))?;
     let inserted = conn
         .prepare_cached(
             "INSERT INTO events (namespace, connection, event_id, group_key, kind, body, state,
@@ -743,12 +798,61 @@ fn enqueue_one(conn: &Connection, ev: &NewEvent) -> StoreResult<Enqueued> {
         env.accepted_at_ms
     ])
     .map_err(unavailable)?;
-    bump_counters(conn, &env.namespace, &env.connection, [1, 1, 0, 0])?;
     Ok(Enqueued { seq, new: true })
+}
+
+/// Stores a request's events and adds the new ones to their connections' counters (one
+/// counter write per connection, however many events).
+fn enqueue_request(
+    conn: &Connection,
+    events: &[NewEvent],
+    bodies: &[String],
+) -> StoreResult<Vec<Enqueued>> {
+    let mut out = Vec::with_capacity(events.len());
+    let mut new_per_connection: Vec<(&str, &str, i64)> = Vec::new();
+    for (ev, body) in events.iter().zip(bodies) {
+        let enqueued = enqueue_one(conn, ev, body)?;
+        if enqueued.new {
+            let (ns, name) = (&ev.envelope.namespace, &ev.envelope.connection);
+            match new_per_connection
+                .iter_mut()
+                .find(|(n, c, _)| n == ns && c == name)
+            {
+                Some(entry) => entry.2 += 1,
+                None => new_per_connection.push((ns, name, 1)),
+            }
+        }
+        out.push(enqueued);
+    }
+    for (ns, name, n) in new_per_connection {
+        bump_counters(conn, ns, name, [n, n, 0, 0])?;
+    }
+    Ok(out)
 }
 
 fn write_ticket_record(conn: &Connection, record: &TicketRecord) -> StoreResult<()> {
     match record {
+        TicketRecord::Lifecycle {
+            connection,
+            group_key,
+            lifecycle,
+        } => conn
+            .prepare_cached(
+                "INSERT INTO group_lifecycle (namespace, connection, group_key, ticket_id, status_id, firing)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (namespace, connection, group_key) DO UPDATE SET
+                   ticket_id = excluded.ticket_id, status_id = excluded.status_id,
+                   firing = excluded.firing",
+            )
+            .map_err(unavailable)?
+            .execute(params![
+                connection.namespace,
+                connection.name,
+                group_key,
+                lifecycle.ticket_id,
+                lifecycle.status_id,
+                firing_json(&lifecycle.firing),
+            ]),
         TicketRecord::Group {
             connection,
             group_key,
@@ -836,10 +940,12 @@ impl Store for SqliteStore {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        self.call(true, move |conn| {
-            events.iter().map(|ev| enqueue_one(conn, ev)).collect()
-        })
-        .await
+        let bodies = events
+            .iter()
+            .map(encode_body)
+            .collect::<StoreResult<Vec<String>>>()?;
+        self.call(true, move |conn| enqueue_request(conn, &events, &bodies))
+            .await
     }
 
     async fn ready_lanes(
@@ -1203,6 +1309,33 @@ impl Store for SqliteStore {
         };
         self.call(false, move |conn| write_ticket_record(conn, &record))
             .await
+    }
+
+    async fn group_lifecycle(
+        &self,
+        connection: ConnectionKey,
+        group_key: String,
+    ) -> StoreResult<Option<GroupLifecycle>> {
+        self.call(false, move |conn| {
+            conn.prepare_cached(
+                "SELECT ticket_id, status_id, firing FROM group_lifecycle
+                 WHERE namespace = ?1 AND connection = ?2 AND group_key = ?3",
+            )
+            .map_err(unavailable)?
+            .query_row(
+                params![connection.namespace, connection.name, group_key],
+                |r| {
+                    Ok(GroupLifecycle {
+                        ticket_id: r.get(0)?,
+                        status_id: r.get(1)?,
+                        firing: parse_firing(&r.get::<_, String>(2)?),
+                    })
+                },
+            )
+            .optional()
+            .map_err(unavailable)
+        })
+        .await
     }
 
     async fn finding_ticket(

@@ -6,16 +6,20 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::api::{CustomerMapping, PsaConnection};
-use crate::controller::resolve::billing::{plan_line, wanted_line, LinePlan};
+use crate::api::{
+    CustomerMapping, CustomerMappingStatus, LifecycleSettings, PsaConnection, TicketSettings,
+};
+use crate::controller::resolve::billing::{line_from_status, plan_line, wanted_line, LinePlan};
 use crate::controller::resolve::catalog::{drift, wanted_spec};
 use crate::controller::resolve::customer::{
     duplicates_of, resolve_catch_all, resolve_customer, CompanyIndex, Lookup,
 };
+use crate::controller::resolve::lifecycle::resolve_lifecycle;
+use crate::controller::resolve::line_memory::line_to_plan;
 use crate::controller::resolve::names::nearest;
 use crate::controller::resolve::ticket::required_by_psa;
-use crate::controller::resolve::{fetch_catalog, resolve_ticket};
-use crate::psa::{CompanyFilter, LineValues, Psa, PsaError, PsaId};
+use crate::controller::resolve::{fetch_catalog, resolve_ticket, PsaCatalog};
+use crate::psa::{CompanyFilter, ContractLine, LineValues, Psa, PsaError, PsaId};
 
 use super::super::resource_set::{Located, ResourceSet};
 use super::model::*;
@@ -32,6 +36,16 @@ enum CatalogState {
     Invalid,
 }
 
+/// What the cluster already records for the resources being planned (empty without a cluster).
+#[derive(Clone, Debug, Default)]
+pub struct Live {
+    /// ContractService name → the catalog id its status records (`status.externalId`).
+    pub services: BTreeMap<String, String>,
+    /// CustomerMapping name → its status: the contract line it wrote and that line's quantity,
+    /// which a PSA that cannot read a line's units (Kaseya BMS) knows only from there.
+    pub mappings: BTreeMap<String, CustomerMappingStatus>,
+}
+
 fn problem(e: &PsaError) -> Problem {
     Problem {
         reason: e.reason().to_string(),
@@ -39,17 +53,45 @@ fn problem(e: &PsaError) -> Problem {
     }
 }
 
+/// The row of `lifecycle.closedStatus`, resolved as the reconciler does (none when unset).
+fn lifecycle_names(
+    lifecycle: Option<&LifecycleSettings>,
+    catalog: &PsaCatalog,
+    ticket: &TicketSettings,
+) -> Option<NameCheck> {
+    let name = lifecycle?.closed_status.clone()?;
+    let ticket_closed = resolve_ticket(ticket, catalog)
+        .ok()
+        .and_then(|t| t.closed_status_id);
+    let resolved = resolve_lifecycle(lifecycle, &catalog.statuses, ticket_closed.as_ref());
+    Some(NameCheck {
+        field: "lifecycle.closedStatus".into(),
+        value: name,
+        resolves: Some(resolved.is_ok()),
+        id: resolved
+            .as_ref()
+            .ok()
+            .and_then(|l| l.closed_status_id.clone()),
+        problem: resolved.err().map(|u| u.problem),
+    })
+}
+
 /// Fills `plan` for `conn`; a PSA error stops the connection's plan and is recorded in it.
-/// `managed`: ContractService name → the catalog id its live status already records.
 pub async fn plan_connection(
     conn: &Located<PsaConnection>,
     set: &ResourceSet,
     psa: &dyn Psa,
-    managed: &BTreeMap<String, String>,
+    live: &Live,
     plan: &mut ConnectionPlan,
 ) {
     plan.account_mapping = format!("{:?}", conn.obj.spec.account_mapping.unwrap_or_default());
-    if let Err(e) = run(conn, set, psa, managed, plan).await {
+    plan.unresolved_hold = conn
+        .obj
+        .spec
+        .dispatch
+        .as_ref()
+        .and_then(|d| d.unresolved_hold.clone());
+    if let Err(e) = run(conn, set, psa, live, plan).await {
         plan.error = Some(problem(&e));
     }
 }
@@ -58,7 +100,7 @@ async fn run(
     conn: &Located<PsaConnection>,
     set: &ResourceSet,
     psa: &dyn Psa,
-    managed: &BTreeMap<String, String>,
+    live: &Live,
     plan: &mut ConnectionPlan,
 ) -> Result<(), PsaError> {
     let spec = &conn.obj.spec;
@@ -79,13 +121,15 @@ async fn run(
                 problem: Some(u.problem),
             }),
     );
+    plan.names
+        .extend(lifecycle_names(spec.lifecycle.as_ref(), &catalog, &ticket));
     if let Some(ca) = &spec.catch_all {
         plan.names.extend(catch_all_names(psa, ca).await?);
     }
 
     let mut services: BTreeMap<String, CatalogState> = BTreeMap::new();
     for s in set.services_of(conn.namespace(), conn.name()) {
-        let (sp, state) = plan_service(psa, s, managed.get(s.name())).await?;
+        let (sp, state) = plan_service(psa, s, live.services.get(s.name())).await?;
         services.insert(s.name().to_string(), state);
         plan.catalog.push(sp);
     }
@@ -104,7 +148,8 @@ async fn run(
     for m in mappings {
         let dups = duplicates_of(&m.obj, &all);
         let customer = if dups.is_empty() {
-            plan_customer(psa, set, &index, &services, m).await?
+            let remembered = live.mappings.get(m.name());
+            plan_customer(psa, set, &index, &services, m, remembered).await?
         } else {
             duplicate_customer(m, &dups)
         };
@@ -322,6 +367,7 @@ async fn plan_customer(
     index: &CompanyIndex,
     services: &BTreeMap<String, CatalogState>,
     m: &Located<CustomerMapping>,
+    remembered: Option<&CustomerMappingStatus>,
 ) -> Result<CustomerPlan, PsaError> {
     let spec = &m.obj.spec;
     let mut out = CustomerPlan {
@@ -385,40 +431,11 @@ async fn plan_customer(
     let catalog_name = service.obj.spec.name.clone();
     let after = Billing::of(wanted);
     let report = match services.get(svc_name) {
-        Some(CatalogState::Exists(id)) if psa.lists_contract_lines() => {
-            let existing = psa.find_contract_line(&contract.id, id).await?;
-            let (action, before) = match plan_line(existing, wanted) {
-                LinePlan::Add(_) => (LineAction::Add, None),
-                LinePlan::Update { line, .. } => (LineAction::Update, Some(line)),
-                LinePlan::InStep(line) => (LineAction::InStep, Some(line)),
-            };
-            let before = before.map(|l| {
-                Billing::of(LineValues {
-                    quantity: l.quantity,
-                    cost: l.cost,
-                    price: l.price,
-                })
-            });
-            LinePlanReport {
-                service: catalog_name,
-                action,
-                delta: Some(BillingDelta::between(before.as_ref(), &after)),
-                before,
-                after: Some(after),
-                note: None,
-            }
+        Some(CatalogState::Exists(id)) => {
+            let found = psa.find_contract_line(&contract.id, id).await?;
+            let remembered = line_from_status(remembered, &contract.id, id, wanted);
+            existing_line_report(psa, catalog_name, found, remembered, wanted)
         }
-        Some(CatalogState::Exists(_)) => LinePlanReport {
-            service: catalog_name,
-            action: LineAction::Unknown,
-            before: None,
-            after: Some(after),
-            delta: None,
-            note: Some(format!(
-                "{} has no call listing a contract's lines: the operator adds the line once and keeps it in step by the id in status",
-                psa.provider().as_str()
-            )),
-        },
         Some(CatalogState::ToCreate) => LinePlanReport {
             service: catalog_name,
             action: LineAction::Add,
@@ -436,9 +453,121 @@ async fn plan_customer(
     Ok(out)
 }
 
+/// The line row of a catalog service that exists: the line as the PSA shows it (with the
+/// quantity the mapping's status remembers where the PSA cannot read units) and the change the
+/// operator would make, as the mapping reconciler decides it.
+fn existing_line_report(
+    psa: &dyn Psa,
+    service: String,
+    found: Option<ContractLine>,
+    remembered: Option<ContractLine>,
+    wanted: LineValues,
+) -> LinePlanReport {
+    let after = Billing::of(wanted);
+    let units_readable = psa.lists_contract_lines();
+    if let (Some(line), None) = (
+        &found,
+        line_to_plan(found.clone(), remembered.clone(), units_readable),
+    ) {
+        // Found, but its units are neither readable nor remembered: the add call adopts it,
+        // taking its units to be the wanted ones and bringing cost and price in step.
+        let before = Billing::of(LineValues {
+            quantity: wanted.quantity,
+            cost: line.cost,
+            price: line.price,
+        });
+        return LinePlanReport {
+            service,
+            action: LineAction::Adopt,
+            delta: Some(BillingDelta::between(Some(&before), &after)),
+            before: Some(before),
+            after: Some(after),
+            note: Some(adoption_note(psa, line)),
+        };
+    }
+    let existing = line_to_plan(found, remembered, units_readable);
+    let (action, before, note) = match plan_line(existing, wanted) {
+        LinePlan::Add(_) => (LineAction::Add, None, None),
+        LinePlan::Update { line, to } => {
+            let how = psa.line_update_method(&line, to);
+            (LineAction::Update, Some(line), how)
+        }
+        LinePlan::InStep(line) => (LineAction::InStep, Some(line), None),
+    };
+    let before = before.map(|l| {
+        Billing::of(LineValues {
+            quantity: l.quantity,
+            cost: l.cost,
+            price: l.price,
+        })
+    });
+    LinePlanReport {
+        service,
+        action,
+        delta: Some(BillingDelta::between(before.as_ref(), &after)),
+        before,
+        after: Some(after),
+        note,
+    }
+}
+
+fn adoption_note(psa: &dyn Psa, line: &ContractLine) -> String {
+    format!(
+        "line {} is on the contract but not in the mapping's status; {} cannot read a line's \
+         units, so they are taken to be the wanted quantity",
+        line.id,
+        psa.provider().as_str()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::OnResolve;
+    use crate::psa::StatusInfo;
+
+    #[test]
+    fn plan_shows_the_lifecycle_closed_status() {
+        let catalog = PsaCatalog {
+            statuses: vec![
+                StatusInfo {
+                    id: "1".into(),
+                    name: "New".into(),
+                    closed: false,
+                },
+                StatusInfo {
+                    id: "14".into(),
+                    name: "Completed".into(),
+                    closed: true,
+                },
+            ],
+            ..Default::default()
+        };
+        let ticket = TicketSettings::default();
+        let spec = |closed: &str| LifecycleSettings {
+            on_resolve: Some(OnResolve::Close),
+            closed_status: Some(closed.into()),
+        };
+        assert_eq!(lifecycle_names(None, &catalog, &ticket), None);
+        let no_status = LifecycleSettings {
+            on_resolve: Some(OnResolve::Close),
+            closed_status: None,
+        };
+        assert_eq!(lifecycle_names(Some(&no_status), &catalog, &ticket), None);
+        let row = lifecycle_names(Some(&spec("Completed")), &catalog, &ticket).unwrap();
+        assert_eq!(
+            (row.field.as_str(), row.resolves, row.id.as_deref()),
+            ("lifecycle.closedStatus", Some(true), Some("14"))
+        );
+        let row = lifecycle_names(Some(&spec("Complete")), &catalog, &ticket).unwrap();
+        assert_eq!((row.resolves, row.id), (Some(false), None));
+        assert!(row.problem.unwrap().contains("Completed"));
+        let row = lifecycle_names(Some(&spec("New")), &catalog, &ticket).unwrap();
+        assert_eq!(
+            row.problem.as_deref(),
+            Some("is not a closed status in the PSA")
+        );
+    }
 
     #[test]
     fn a_service_this_resource_already_manages_is_not_adopted_again() {

@@ -7,6 +7,7 @@ pub mod engine;
 pub mod model;
 pub mod names;
 pub mod render;
+pub mod sources;
 
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
@@ -59,6 +60,7 @@ async fn plan_one(
         name: conn.name().to_string(),
         provider: provider.map(|p| p.as_str()).unwrap_or("None").to_string(),
         url: url_of(&conn.obj),
+        sources: sources::source_plans(&conn.obj.spec.sources),
         ..Default::default()
     };
     let mut spec = conn.obj.spec.provider.clone();
@@ -116,39 +118,61 @@ async fn plan_one(
         }
     };
     let psa = ReadOnlyPsa::new(client);
-    let managed = match &targets.cluster {
-        Some(cluster) => managed_service_ids(cluster, conn, set).await,
+    let live = match &targets.cluster {
+        Some(cluster) => live_state(cluster, conn, set).await,
         None => Default::default(),
     };
-    engine::plan_connection(conn, set, &psa, &managed, &mut cp).await;
+    engine::plan_connection(conn, set, &psa, &live, &mut cp).await;
     cp.psa_calls = psa.calls();
     cp
 }
 
-/// The catalog id each ContractService of `conn` manages, from its live status in the cluster
-/// (`status.externalId`): such a service is not adopted again. Services not in the cluster (or
-/// not readable) have none.
-async fn managed_service_ids(
+/// What the cluster records for the resources of `conn` in the input: the catalog id each
+/// ContractService manages (`status.externalId`; such a service is not adopted again) and each
+/// CustomerMapping's status (the contract line it wrote and that line's quantity). Resources not
+/// in the cluster (or not readable) have none.
+async fn live_state(
     cluster: &kube::Client,
     conn: &Located<PsaConnection>,
     set: &ResourceSet,
-) -> std::collections::BTreeMap<String, String> {
-    let api: kube::Api<crate::api::ContractService> =
+) -> engine::Live {
+    let mut live = engine::Live::default();
+    let services: kube::Api<crate::api::ContractService> =
         kube::Api::namespaced(cluster.clone(), conn.namespace());
-    let mut out = std::collections::BTreeMap::new();
     for s in set.services_of(conn.namespace(), conn.name()) {
-        match api.get_opt(s.name()).await {
-            Ok(Some(live)) => {
-                if let Some(id) = live.status.and_then(|st| st.external_id) {
-                    out.insert(s.name().to_string(), id);
-                }
-            }
-            Ok(None) => {}
-            Err(e) => tracing::debug!(service = s.name(), error = %e,
-                "cannot read the live ContractService; planning it as unmanaged"),
+        let status = live_status(&services, s.name()).await;
+        if let Some(id) = status.and_then(|st| st.external_id) {
+            live.services.insert(s.name().to_string(), id);
         }
     }
-    out
+    let mappings: kube::Api<crate::api::CustomerMapping> =
+        kube::Api::namespaced(cluster.clone(), conn.namespace());
+    for m in set.mappings_of(conn.namespace(), conn.name()) {
+        if let Some(status) = live_status(&mappings, m.name()).await {
+            live.mappings.insert(m.name().to_string(), status);
+        }
+    }
+    live
+}
+
+/// The status of the live resource `name`; `None` when it is not in the cluster or unreadable.
+async fn live_status<K>(api: &kube::Api<K>, name: &str) -> Option<K::Status>
+where
+    K: kube::Resource
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + kube::core::object::HasStatus,
+    K::Status: Clone,
+{
+    match api.get_opt(name).await {
+        Ok(found) => found.and_then(|live| live.status().cloned()),
+        Err(e) => {
+            tracing::debug!(resource = name, error = %e,
+                "cannot read the live resource; planning it as unmanaged");
+            None
+        }
+    }
 }
 
 /// Totals over the connections.
@@ -160,6 +184,7 @@ pub fn summarize(conns: &[ConnectionPlan]) -> Summary {
         s.problems += usize::from(c.error.is_some());
         s.problems += c.names.iter().filter(|n| n.resolves == Some(false)).count();
         s.problems += c.catch_all.len();
+        s.problems += c.sources.iter().filter(|p| !p.problems.is_empty()).count();
         for svc in &c.catalog {
             match svc.action {
                 ServiceAction::Create => s.services_to_create += 1,
@@ -175,7 +200,8 @@ pub fn summarize(conns: &[ConnectionPlan]) -> Summary {
                 LineAction::Add => s.lines_to_add += 1,
                 LineAction::Update => s.lines_to_change += 1,
                 LineAction::Blocked => s.problems += 1,
-                LineAction::InStep | LineAction::Unknown => {}
+                LineAction::Adopt => s.lines_to_adopt += 1,
+                LineAction::InStep => {}
             }
             if let Some(d) = &line.delta {
                 price = price.saturating_add(d.price_minor);

@@ -24,6 +24,7 @@ pub struct Summary {
     pub services_to_adopt: usize,
     pub lines_to_add: usize,
     pub lines_to_change: usize,
+    pub lines_to_adopt: usize,
     /// Price per billing period, all customers, after minus before (decimal string).
     pub price_delta: String,
     pub cost_delta: String,
@@ -40,6 +41,7 @@ impl Summary {
             + self.services_to_adopt
             + self.lines_to_add
             + self.lines_to_change
+            + self.lines_to_adopt
             > 0
     }
 }
@@ -67,8 +69,32 @@ pub struct ConnectionPlan {
     pub catch_all: Vec<CatchAllEntry>,
     /// How organizations without a mapping are routed (`Manual`: catch-all; otherwise by name).
     pub account_mapping: String,
+    /// How long held events wait before the failsafe: `spec.dispatch.unresolvedHold`, or
+    /// `None` = the operator's `--unresolved-hold`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unresolved_hold: Option<String>,
     /// PSA reads by method.
     pub psa_calls: BTreeMap<String, u64>,
+    /// `spec.sources`: the webhook and CloudEvents mappings the intake will use.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourcePlan>,
+}
+
+/// One `spec.sources` entry as the intake will use it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourcePlan {
+    pub name: String,
+    /// Intake path below the connection (`webhook/<name>`).
+    pub path: String,
+    /// `hmacSha256 (X-Signature)`, `svix`, or `none`.
+    pub signature: String,
+    /// CloudEvents types it maps on `/cloudevents`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cloud_event_types: Vec<String>,
+    /// Expressions that do not compile (`organization: invalid CEL expression …`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -175,9 +201,10 @@ pub enum LineAction {
     Update,
     /// The line is as the spec says.
     InStep,
-    /// The PSA cannot list contract lines (Kaseya BMS): the operator adds the line once and
-    /// then keeps it in step through the id in status; the current values are not readable.
-    Unknown,
+    /// A line is on the contract, but its units are neither readable (Kaseya BMS) nor in the
+    /// mapping's status (added by hand in the PSA, or planned without a cluster): the operator
+    /// adopts it, takes its units to be the wanted ones and brings cost and price in step.
+    Adopt,
     /// The line cannot be planned (service or contract missing).
     Blocked,
 }

@@ -53,11 +53,10 @@ fn line_text(l: &LinePlanReport) -> String {
             money(&l.after, |b| &b.price),
             money(&l.after, |b| &b.cost)
         ),
-        (LineAction::Unknown, _) => format!(
-            "? line {:?} x {after_q} (price {}, cost {}){note}",
+        (LineAction::Adopt, Some(d)) => format!(
+            "> adopt line {:?} x {after_q}: {}{note}",
             l.service,
-            money(&l.after, |b| &b.price),
-            money(&l.after, |b| &b.cost)
+            amounts(d)
         ),
         _ => format!("! line {:?}{note}", l.service),
     }
@@ -95,6 +94,25 @@ fn connection(c: &ConnectionPlan, out: &mut dyn Write) -> io::Result<()> {
                 (_, _, p) => ("MISS", p.clone().unwrap_or_default()),
             };
             writeln!(out, "    {mark:<4} {:<w$}  {:?}  {tail}", n.field, n.value)?;
+        }
+    }
+    if !c.sources.is_empty() {
+        writeln!(out, "  Intake sources:")?;
+        for s in &c.sources {
+            let mark = if s.problems.is_empty() { "ok" } else { "!" };
+            let types = if s.cloud_event_types.is_empty() {
+                String::new()
+            } else {
+                format!(", CloudEvents {}", s.cloud_event_types.join(" "))
+            };
+            writeln!(
+                out,
+                "    {mark:<4} {}  signature {}{types}",
+                s.path, s.signature
+            )?;
+            for p in &s.problems {
+                writeln!(out, "         ! {p}")?;
+            }
         }
     }
     if !c.catalog.is_empty() {
@@ -175,6 +193,14 @@ fn connection(c: &ConnectionPlan, out: &mut dyn Write) -> io::Result<()> {
             "  Organizations without a mapping are {unmapped} (accountMapping {}).",
             c.account_mapping
         )?;
+        let hold = match &c.unresolved_hold {
+            Some(h) => format!("{h} (spec.dispatch.unresolvedHold)"),
+            None => "the operator's --unresolved-hold (default 15m)".into(),
+        };
+        writeln!(
+            out,
+            "  Alerts of organizations whose mapping does not resolve wait {hold}, then go to the failsafe e-mail."
+        )?;
     }
     let reads: u64 = c.psa_calls.values().sum();
     if reads > 0 {
@@ -197,13 +223,14 @@ pub fn write(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
     let s = &plan.summary;
     writeln!(
         out,
-        "Plan: {} catalog service(s) to create, {} to correct, {} to adopt; {} contract line(s) to add, {} to change; \
+        "Plan: {} catalog service(s) to create, {} to correct, {} to adopt; {} contract line(s) to add, {} to change, {} to adopt; \
          billing per period: price {}, cost {}; {} problem(s); {} PSA read(s), no writes.",
         s.services_to_create,
         s.services_to_correct,
         s.services_to_adopt,
         s.lines_to_add,
         s.lines_to_change,
+        s.lines_to_adopt,
         s.price_delta,
         s.cost_delta,
         s.problems,

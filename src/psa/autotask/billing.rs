@@ -64,6 +64,31 @@ impl AutotaskClient {
             }))
     }
 
+    /// ⌈companies / 500⌉ × ⌈contracts / 500⌉ calls: `POST /V1.0/Contracts/query` with
+    /// `companyID in […]`.
+    pub(super) async fn contracts_of(&self, company_ids: &[PsaId]) -> PsaResult<Vec<Contract>> {
+        let mut out = Vec::new();
+        for batch in convert::id_batches(company_ids)? {
+            let rows: Vec<WContract> = self
+                .t
+                .query(
+                    "Contracts",
+                    vec![convert::any_of("companyID", &batch)],
+                    None,
+                )
+                .await?;
+            out.extend(rows.into_iter().filter_map(|c| {
+                Some(Contract {
+                    id: c.id.to_string(),
+                    company_id: c.company_id?.to_string(),
+                    name: c.contract_name.unwrap_or_default(),
+                    active: c.status == Some(CONTRACT_ACTIVE),
+                })
+            }));
+        }
+        Ok(out)
+    }
+
     /// 1 call: `POST /V1.0/Services/query` on `name`, active services only.
     pub(super) async fn service_named(&self, name: &str) -> PsaResult<Option<CatalogService>> {
         let exact = |s: &WService| s.name.as_deref().is_some_and(|n| same_name(n, name));
@@ -366,5 +391,11 @@ impl Billing for AutotaskClient {
         values: LineValues,
     ) -> PsaResult<LineUpdate> {
         self.adjust_units(line, values).await
+    }
+    async fn contracts_of_companies(
+        &self,
+        company_ids: &[PsaId],
+    ) -> PsaResult<Option<Vec<Contract>>> {
+        self.contracts_of(company_ids).await.map(Some)
     }
 }

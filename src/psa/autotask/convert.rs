@@ -6,7 +6,8 @@ use chrono::NaiveDate;
 use serde_json::{json, Value};
 
 use crate::psa::{
-    CatalogService, Company, Contact, MinorUnits, Named, PsaError, PsaResult, StatusInfo, Ticket,
+    CatalogService, Company, Contact, DirectoryContact, MinorUnits, Named, PsaError, PsaResult,
+    StatusInfo, Ticket,
 };
 
 use super::wire::{
@@ -245,6 +246,39 @@ pub fn contact(c: WContact, email: Option<&str>) -> Contact {
     }
 }
 
+/// A contact of a batched listing: its three addresses and the `primaryContact` flag.
+pub fn directory_contact(c: WContact) -> DirectoryContact {
+    let emails = [&c.email_address, &c.email_address2, &c.email_address3]
+        .into_iter()
+        .flatten()
+        .filter(|a| !a.trim().is_empty())
+        .cloned()
+        .collect();
+    let primary = c.primary_contact.unwrap_or(false);
+    DirectoryContact {
+        contact: contact(c, None),
+        emails,
+        primary,
+    }
+}
+
+/// `{"op":"in","field":…,"value":[…]}`: one query for many ids.
+pub fn any_of(field: &str, ids: &[i64]) -> Value {
+    json!({"op": "in", "field": field, "value": ids})
+}
+
+/// Ids per `in` condition: the REST API takes at most 500 values in one condition.
+pub const IDS_PER_QUERY: usize = 500;
+
+/// Company ids as numbers, in batches one query accepts.
+pub fn id_batches(ids: &[String]) -> PsaResult<Vec<Vec<i64>>> {
+    let nums: Vec<i64> = ids
+        .iter()
+        .map(|i| num_id("company", i))
+        .collect::<PsaResult<_>>()?;
+    Ok(nums.chunks(IDS_PER_QUERY).map(<[i64]>::to_vec).collect())
+}
+
 /// Whether one of the contact's three addresses is `email` (any case).
 pub fn contact_has_email(c: &WContact, email: &str) -> bool {
     [&c.email_address, &c.email_address2, &c.email_address3]
@@ -462,6 +496,7 @@ mod tests {
             email_address2: None,
             email_address3: Some("Jane@Contoso.example".into()),
             is_active: Some(1),
+            primary_contact: Some(true),
         };
         assert!(contact_has_email(&c, "jane@contoso.example"));
         assert!(!contact_has_email(&c, "doe@contoso.example"));

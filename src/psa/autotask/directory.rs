@@ -11,7 +11,7 @@ use super::wire::{WCompany, WContact, WItem};
 use super::AutotaskClient;
 use super::*;
 use crate::psa::Directory;
-use crate::psa::{Company, CompanyFilter, Contact, PsaError, PsaId, PsaResult};
+use crate::psa::{Company, CompanyFilter, Contact, DirectoryContact, PsaError, PsaId, PsaResult};
 use async_trait::async_trait;
 
 /// `isActive` of a contact: 1 = active (an integer in the document).
@@ -156,6 +156,55 @@ impl AutotaskClient {
             .find(|c| matches(c))
             .map(|c| convert::contact(c, None)))
     }
+
+    /// ⌈companies / 500⌉ × ⌈contacts / 500⌉ calls: `POST /V1.0/Contacts/query` with
+    /// `companyID in […]`, active contacts only (filtered by the PSA and again here).
+    pub(super) async fn contacts_of(
+        &self,
+        company_ids: &[PsaId],
+    ) -> PsaResult<Vec<DirectoryContact>> {
+        let mut out = Vec::new();
+        for batch in convert::id_batches(company_ids)? {
+            let rows: Vec<WContact> = self
+                .t
+                .query(
+                    "Contacts",
+                    vec![convert::any_of("companyID", &batch), eq("isActive", 1)],
+                    None,
+                )
+                .await?;
+            out.extend(
+                rows.into_iter()
+                    .filter(contact_active)
+                    .map(convert::directory_contact),
+            );
+        }
+        Ok(out)
+    }
+
+    /// 1 call: `POST /V1.0/Contacts/query` on the company, `primaryContact` true, active.
+    pub(super) async fn primary_contact_of(
+        &self,
+        company_id: &PsaId,
+    ) -> PsaResult<Option<Contact>> {
+        let company = num_id("company", company_id)?;
+        let rows: Vec<WContact> = self
+            .t
+            .query(
+                "Contacts",
+                vec![
+                    eq("companyID", company),
+                    eq("primaryContact", true),
+                    eq("isActive", 1),
+                ],
+                None,
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .find(|c| contact_active(c) && c.primary_contact == Some(true))
+            .map(|c| convert::contact(c, None)))
+    }
 }
 
 #[async_trait]
@@ -213,5 +262,11 @@ impl Directory for AutotaskClient {
     /// 1 call (shared): the `source` picklist.
     async fn sources(&self) -> PsaResult<Vec<Named>> {
         self.named_picklist("Tickets", "source").await
+    }
+    async fn contacts_of_companies(
+        &self,
+        company_ids: &[PsaId],
+    ) -> PsaResult<Option<Vec<DirectoryContact>>> {
+        self.contacts_of(company_ids).await.map(Some)
     }
 }

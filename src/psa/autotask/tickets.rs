@@ -190,4 +190,8 @@ impl TicketDesk for AutotaskClient {
     ) -> PsaResult<()> {
         self.complete_ticket(ticket_id, status_id, note).await
     }
+    /// Autotask keeps the flag on the contact (`primaryContact`), not the company.
+    async fn primary_contact(&self, company: &Company) -> PsaResult<Option<Contact>> {
+        self.primary_contact_of(&company.id).await
+    }
 }

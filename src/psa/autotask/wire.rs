@@ -125,6 +125,9 @@ pub struct WContact {
     pub email_address3: Option<String>,
     #[serde(default)]
     pub is_active: Option<i64>,
+    /// `primaryContact`: the company's primary contact.
+    #[serde(default)]
+    pub primary_contact: Option<bool>,
 }
 
 /// `TicketModel` (read side).

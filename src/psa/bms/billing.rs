@@ -176,6 +176,19 @@ pub fn replacement_note(new: &ContractLine, ended: &[String], effective: &str) -
     note
 }
 
+/// How an update of `line` to `to` is carried out (the same rule as [`decide`]), for `plan`.
+pub fn update_method(line: &ContractLine, to: LineValues) -> String {
+    if line.quantity != to.quantity {
+        format!(
+            "Kaseya BMS cannot change a line's units: adds a line of {} units effective today \
+             and ends line {} (cost and price set to 0)",
+            to.quantity, line.id
+        )
+    } else {
+        format!("line {} updated in place (cost and price)", line.id)
+    }
+}
+
 /// Status note for adopting a line this operator did not write.
 pub fn adoption_note(line: &ContractLine) -> String {
     format!(
@@ -366,6 +379,10 @@ impl Billing for BmsClient {
         self.sync_line(&line.contract_id, &line.service_id, Some(line), values)
             .await
     }
+    /// Units differ → a new line plus the old one ended; cost or price only → in place.
+    fn line_update_method(&self, line: &ContractLine, to: LineValues) -> Option<String> {
+        Some(update_method(line, to))
+    }
 }
 
 #[cfg(test)]
@@ -510,6 +527,29 @@ mod tests {
         );
         assert!(note.contains("ended line 13"), "{note}");
         assert!(adoption_note(&new).contains("taken to be 7"));
+        let five = ContractLine {
+            quantity: 5,
+            ..new.clone()
+        };
+        let seven = LineValues {
+            quantity: 7,
+            cost: 15_000,
+            price: 40_000,
+        };
+        assert_eq!(
+            update_method(&five, seven),
+            "Kaseya BMS cannot change a line's units: adds a line of 7 units effective today and \
+             ends line 14 (cost and price set to 0)"
+        );
+        let dearer = LineValues {
+            quantity: 7,
+            price: 45_000,
+            ..seven
+        };
+        assert_eq!(
+            update_method(&new, dearer),
+            "line 14 updated in place (cost and price)"
+        );
         let ledger = LineLedger::default();
         ledger.remember(&new);
         assert_eq!(ledger.units("14"), Some(7));

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use crate::psa::{Company, Contact, ContractLine, MinorUnits, PsaError, PsaResult, Ticket};
+use crate::psa::{
+    Company, Contact, ContractLine, DirectoryContact, MinorUnits, PsaError, PsaResult, Ticket,
+};
 
 use super::billing::Related;
 use super::wire::{WAccount, WContact, WLine, WRelated, WTicket};
@@ -182,6 +184,17 @@ pub fn contact(c: WContact) -> Contact {
             .email
             .map(|e| e.trim().to_string())
             .filter(|e| !e.is_empty()),
+    }
+}
+
+/// A contact of a batched listing (BMS keeps one address per contact).
+pub fn directory_contact(c: WContact) -> DirectoryContact {
+    let primary = c.is_poc == Some(true);
+    let contact = contact(c);
+    DirectoryContact {
+        emails: contact.email.iter().cloned().collect(),
+        contact,
+        primary,
     }
 }
 

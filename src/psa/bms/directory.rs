@@ -128,4 +128,25 @@ impl Directory for BmsClient {
             .await?;
         Ok(active_named(rows))
     }
+    /// ⌈accounts / 100⌉ × ⌈contacts / 100⌉ calls: `GET /v2/crm/contacts/search?Filter.AccountIds=…
+    /// &Filter.AccountIds=…&Filter.IsActive=true` (the array as repeated keys), `IsPoc` kept.
+    async fn contacts_of_companies(
+        &self,
+        company_ids: &[PsaId],
+    ) -> PsaResult<Option<Vec<DirectoryContact>>> {
+        let mut out = Vec::new();
+        for batch in company_ids.chunks(ACCOUNTS_PER_SEARCH) {
+            let mut req = Req::get("/v2/crm/contacts/search").q("Filter.IsActive", "true");
+            for id in batch {
+                req = req.q("Filter.AccountIds", convert::num_id("account", id)?);
+            }
+            let rows: Vec<WContact> = self
+                .pages("contact", req, false, |c: &WContact| {
+                    c.is_active != Some(false)
+                })
+                .await?;
+            out.extend(rows.into_iter().map(convert::directory_contact));
+        }
+        Ok(Some(out))
+    }
 }

@@ -50,8 +50,8 @@ use self::wire::{
 };
 use super::{
     CatalogService, CatalogServiceSpec, Company, CompanyFilter, Contact, Contract, ContractLine,
-    LineUpdate, LineValues, Named, NewTicket, Provider, Psa, PsaError, PsaId, PsaResult,
-    StatusInfo, Ticket,
+    DirectoryContact, LineUpdate, LineValues, Named, NewTicket, Provider, Psa, PsaError, PsaId,
+    PsaResult, StatusInfo, Ticket,
 };
 use crate::psa::Directory;
 
@@ -91,6 +91,9 @@ pub const REQUIRED_TICKET_SETTINGS: &[crate::psa::RequiredTicketSetting] = &[
 pub const PAGE_SIZE: usize = 100;
 /// Upper bound on pages read by one listing (100,000 rows).
 const MAX_PAGES: usize = 1_000;
+
+/// Accounts per contact search: 100 repeated `Filter.AccountIds` keys keep the query near 3 KB.
+const ACCOUNTS_PER_SEARCH: usize = 100;
 /// Pages read looking for a marker: the token is unique, so one row is expected; a few pages
 /// allow for "contains" matches on other text without reading the whole ticket list.
 const MARKER_PAGES: usize = 3;

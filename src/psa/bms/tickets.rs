@@ -172,4 +172,21 @@ impl TicketDesk for BmsClient {
             .await
             .map(|_| ())
     }
+    /// 1 call: `GET /v2/crm/contacts/search?Filter.AccountIds=&Filter.IsPoc=true`: the account's
+    /// point of contact (BMS keeps no primary contact on the account itself).
+    async fn primary_contact(&self, company: &Company) -> PsaResult<Option<Contact>> {
+        let account = convert::num_id("account", &company.id)?;
+        let req = Req::get("/v2/crm/contacts/search")
+            .q("Filter.AccountIds", account)
+            .q("Filter.IsPoc", "true")
+            .q("Filter.IsActive", "true");
+        let rows: Vec<WContact> = self
+            .pages("contact", req, true, |c: &WContact| {
+                c.is_active != Some(false)
+                    && c.is_poc == Some(true)
+                    && c.account_id.as_deref() == Some(company.id.as_str())
+            })
+            .await?;
+        Ok(rows.into_iter().next().map(convert::contact))
+    }
 }

@@ -60,6 +60,9 @@ pub struct WContact {
     pub email: Option<String>,
     #[serde(rename = "isactive", default)]
     pub is_active: Option<bool>,
+    /// `IsPoc`: the account's point of contact (its primary contact).
+    #[serde(rename = "ispoc", default)]
+    pub is_poc: Option<bool>,
 }
 
 /// Rows of the `…/lookup` picklists (queues, priorities, issue types, tenant lookups, contracts).

@@ -189,4 +189,20 @@ impl Billing for ConnectWiseClient {
             .await?;
         Ok(LineUpdate::Updated(rec.into_line(&line.contract_id)))
     }
+    /// ⌈companies / 400⌉ × pages of 1,000: `GET /finance/agreements?conditions=company/id in (…)`.
+    async fn contracts_of_companies(
+        &self,
+        company_ids: &[PsaId],
+    ) -> PsaResult<Option<Vec<Contract>>> {
+        let mut out = Vec::new();
+        for batch in company_ids.chunks(IDS_PER_CONDITION) {
+            let q = [
+                ("conditions", in_cond("company/id", batch)?),
+                ("orderBy", "id asc".to_string()),
+            ];
+            let rows: Vec<AgreementRecord> = self.http.list("/finance/agreements", &q).await?;
+            out.extend(rows.into_iter().map(AgreementRecord::into_contract));
+        }
+        Ok(Some(out))
+    }
 }

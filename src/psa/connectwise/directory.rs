@@ -115,4 +115,35 @@ impl Directory for ConnectWiseClient {
     async fn sources(&self) -> PsaResult<Vec<Named>> {
         self.named_list("/service/sources").await
     }
+    /// ⌈companies / 400⌉ × pages of 1,000: `GET /company/contacts?conditions=company/id in (…)
+    /// and inactiveFlag=false`. ConnectWise marks the primary contact on the company
+    /// (`defaultContact`), not on the contact, so `primary` stays `false` here.
+    async fn contacts_of_companies(
+        &self,
+        company_ids: &[PsaId],
+    ) -> PsaResult<Option<Vec<DirectoryContact>>> {
+        let mut out = Vec::new();
+        for batch in company_ids.chunks(IDS_PER_CONDITION) {
+            let q = [
+                (
+                    "conditions",
+                    cond::and([
+                        in_cond("company/id", batch)?,
+                        cond::eq("inactiveFlag", Lit::Bool(false)),
+                    ]),
+                ),
+                ("orderBy", "id asc".to_string()),
+            ];
+            let rows: Vec<ContactRecord> = self.http.list("/company/contacts", &q).await?;
+            out.extend(rows.into_iter().map(|r| {
+                let emails = r.emails().into_iter().map(str::to_string).collect();
+                DirectoryContact {
+                    contact: r.into_contact(None),
+                    emails,
+                    primary: false,
+                }
+            }));
+        }
+        Ok(Some(out))
+    }
 }

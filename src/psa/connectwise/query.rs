@@ -46,6 +46,15 @@ pub fn eq_id(field: &str, id: &str) -> Option<String> {
         .map(|n| eq(field, Lit::Int(n)))
 }
 
+/// `field in (1,2,3)` for numeric ids; `None` when one is not an integer (it would let a caller
+/// inject query syntax) or the list is empty (`in ()` is not valid).
+pub fn in_ids(field: &str, ids: &[String]) -> Option<String> {
+    let nums: Option<Vec<i64>> = ids.iter().map(|i| i.trim().parse::<i64>().ok()).collect();
+    let nums = nums.filter(|n| !n.is_empty())?;
+    let list: Vec<String> = nums.iter().map(i64::to_string).collect();
+    Some(format!("{field} in ({})", list.join(",")))
+}
+
 /// Joins clauses with ` and `; each clause containing ` or ` is parenthesised.
 pub fn and<I, S>(clauses: I) -> String
 where

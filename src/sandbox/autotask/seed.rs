@@ -127,6 +127,9 @@ pub struct SeedContact {
     pub email3: Option<String>,
     #[serde(default = "yes")]
     pub active: bool,
+    /// The company's primary contact (`primaryContact`).
+    #[serde(default)]
+    pub primary: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]

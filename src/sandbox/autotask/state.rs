@@ -250,7 +250,7 @@ impl State {
                         "emailAddress2": k.email2,
                         "emailAddress3": k.email3,
                         "isActive": i64::from(k.active),
-                        "primaryContact": false,
+                        "primaryContact": k.primary,
                     }),
                 );
             }

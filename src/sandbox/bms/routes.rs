@@ -453,6 +453,7 @@ async fn contacts_search(State(s): S, RawQuery(q): RawQuery) -> Response {
         .filter(|c| contains(&c.first_name, p.get("filter.firstname")))
         .filter(|c| contains(&c.last_name, p.get("filter.lastname")))
         .filter(|c| p.flag("filter.isactive").is_none_or(|f| c.active == f))
+        .filter(|c| p.flag("filter.ispoc").is_none_or(|f| c.poc == f))
         .map(|c| wire::contact_row(w, c))
         .collect();
     ok(Value::Array(p.page(rows)))

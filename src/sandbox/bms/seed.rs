@@ -124,6 +124,9 @@ pub struct SeedContact {
     pub email: Option<String>,
     #[serde(default = "yes")]
     pub active: bool,
+    /// The account's point of contact (`IsPoc`).
+    #[serde(default)]
+    pub poc: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]

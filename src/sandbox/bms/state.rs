@@ -58,6 +58,8 @@ pub struct Contact {
     pub last_name: String,
     pub email: Option<String>,
     pub active: bool,
+    /// `IsPoc`: the account's point of contact.
+    pub poc: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -317,6 +319,7 @@ impl World {
                     last_name: c.last_name.clone(),
                     email: c.email.clone(),
                     active: c.active,
+                    poc: c.poc,
                 });
             }
             for k in &a.contracts {

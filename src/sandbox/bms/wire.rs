@@ -472,7 +472,7 @@ pub fn contact_row(w: &World, c: &Contact) -> Value {
         "lastName": c.last_name,
         "jobTitle": null,
         "emailAddress": c.email,
-        "isPoc": false,
+        "isPoc": c.poc,
         "isActive": c.active,
         "hasClientPortalAccess": false,
     })

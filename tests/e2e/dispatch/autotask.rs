@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use psa_operator::api::Grouping;
 use psa_operator::dispatch::event::EventKind;
 use psa_operator::psa::autotask::{AutotaskClient, AutotaskConfig};
-use psa_operator::psa::{Billing, Directory, TicketDesk};
 use psa_operator::psa::Named;
+use psa_operator::psa::{Billing, Directory, TicketDesk};
 use psa_operator::resolved::*;
 use psa_operator::sandbox::autotask::{
     demo_seed, start, DEMO_INTEGRATION_CODE, DEMO_SECRET, DEMO_USERNAME,

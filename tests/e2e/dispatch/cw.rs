@@ -157,13 +157,13 @@ impl Cw {
                 contract_id: contract.map(Into::into),
             };
         conn.customers = [(
-            ORG.to_string(),
-            customer(
+            ORG.into(),
+            Arc::new(customer(
                 &self.ids.contoso,
                 "contoso",
                 &self.ids.alert_contact,
                 Some(&self.ids.agreement),
-            ),
+            )),
         )]
         .into();
         conn.catch_all = Some(customer(
@@ -257,9 +257,15 @@ impl Cw {
 
     /// A technician closes the ticket in ConnectWise.
     pub async fn close_by_id(&self, id: &str) {
+        let closed = self.ids.closed_status.clone();
+        self.set_status(id, &closed).await;
+    }
+
+    /// A technician sets the ticket's status in ConnectWise.
+    pub async fn set_status(&self, id: &str, status_id: &str) {
         let r = self
             .raw(reqwest::Method::PATCH, &format!("/service/tickets/{id}"))
-            .json(&json!([{"op": "replace", "path": "status", "value": {"id": self.ids.closed_status.parse::<i64>().unwrap()}}]))
+            .json(&json!([{"op": "replace", "path": "status", "value": {"id": status_id.parse::<i64>().unwrap()}}]))
             .send()
             .await
             .unwrap();

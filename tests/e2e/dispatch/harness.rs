@@ -41,7 +41,7 @@ pub fn snapshot(
     grouping: Grouping,
 ) -> ResolvedConnection {
     let mut customers = HashMap::new();
-    customers.insert(ORG.to_string(), customer("10", Some("100")));
+    customers.insert(ORG.into(), Arc::new(customer("10", Some("100"))));
     ResolvedConnection {
         grouping,
         account_mapping: AccountMapping::Manual,
@@ -98,15 +98,15 @@ impl DemoIds {
     ) -> ResolvedConnection {
         let mut conn = snapshot(key, psa, grouping);
         conn.customers = [(
-            ORG.to_string(),
-            ResolvedCustomer {
+            ORG.into(),
+            Arc::new(ResolvedCustomer {
                 mapping_name: "contoso".into(),
                 company_id: self.contoso.clone(),
                 company_name: ORG.into(),
                 location_id: self.contoso_location.clone(),
                 default_contact_id: Some(self.alert_contact.clone()),
                 contract_id: contract.cloned(),
-            },
+            }),
         )]
         .into();
         conn.catch_all = Some(ResolvedCustomer {
@@ -206,6 +206,7 @@ impl Harness {
                 intake_token: None,
                 suspended: false,
                 resolved: Some(Arc::new(conn)),
+                unresolved_hold: None,
             },
         );
         let mut prometheus = prometheus_client::registry::Registry::default();

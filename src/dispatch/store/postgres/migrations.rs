@@ -11,9 +11,10 @@ use crate::dispatch::store::{StoreError, StoreResult};
 const MIGRATION_LOCK: (i32, i32) = (0x0070_7361, 1);
 
 /// (version, SQL). Append only: a released migration never changes.
-pub const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "
 CREATE TABLE psa_events (
     seq                 BIGSERIAL PRIMARY KEY,
     namespace           TEXT    NOT NULL,
@@ -82,7 +83,23 @@ CREATE TABLE psa_counters (
     PRIMARY KEY (namespace, connection, shard)
 );
 ",
-)];
+    ),
+    (
+        2,
+        "
+-- Auto-resolve: the alerts of a group's ticket still firing (JSON array) and our status.
+CREATE TABLE psa_group_lifecycle (
+    namespace  TEXT NOT NULL,
+    connection TEXT NOT NULL,
+    group_key  TEXT NOT NULL,
+    ticket_id  TEXT NOT NULL,
+    status_id  TEXT,
+    firing     TEXT NOT NULL,
+    PRIMARY KEY (namespace, connection, group_key)
+);
+",
+    ),
+];
 
 /// The newest schema version this build knows.
 pub fn latest_version() -> i64 {
@@ -163,7 +180,11 @@ mod tests {
     fn pending_migrations_by_current_version() {
         assert_eq!(
             pending(0).unwrap().iter().map(|m| m.0).collect::<Vec<_>>(),
-            vec![1]
+            vec![1, 2]
+        );
+        assert_eq!(
+            pending(1).unwrap().iter().map(|m| m.0).collect::<Vec<_>>(),
+            vec![2]
         );
         assert!(pending(latest_version()).unwrap().is_empty());
         let newer = pending(latest_version() + 1).unwrap_err();

@@ -709,3 +709,70 @@ async fn the_store_file_is_private() {
         assert_eq!(mode, 0o600, "{path}");
     }
 }
+
+/// Group commit: calls that queued up behind one commit share it, yet each hears its own
+/// outcome — a job that fails rolls back only itself — and when the shared commit fails,
+/// every waiter of that batch hears the failure and none of its work is stored.
+#[tokio::test]
+async fn each_waiter_of_a_shared_commit_hears_its_own_outcome_and_a_failed_commit_fails_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let store = SqliteStore::open(
+        &path,
+        SqliteOptions {
+            busy_timeout: Duration::from_secs(60),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let queued = enqueue_all(&store, &[("acme", "old", "k0", 0)]).await;
+
+    // Round 1: ten enqueues and one call that must fail on its own, all in one batch.
+    let locker = Connection::open(&path).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let mut enqueues: Vec<_> = (0..10)
+        .map(|i| Box::pin(store.enqueue(vec![new_event("acme", &format!("a{i}"), "k", 0)])))
+        .collect();
+    // A queued event is no dead letter: this job alone fails.
+    let mut failing = Box::pin(store.failsafe_retry_later(queued[0].seq, 1, "x".into()));
+    for call in enqueues.iter_mut() {
+        assert!(futures::poll!(call.as_mut()).is_pending());
+    }
+    assert!(futures::poll!(failing.as_mut()).is_pending());
+    let before = store.commit_stats();
+    locker.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(
+        failing.await,
+        Err(StoreError::NotDeadLetter(queued[0].seq)),
+        "the failing job hears its own error"
+    );
+    for r in futures::future::join_all(enqueues).await {
+        assert!(r.unwrap()[0].new, "its batch mates still commit");
+    }
+    assert!(store.commit_stats().commits - before.commits <= 2);
+    assert_eq!(store.counters(acme()).await.unwrap().accepted, 11);
+
+    // Round 2: the shared commit fails: every waiter hears it, nothing of theirs is stored.
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let mut enqueues: Vec<_> = (0..10)
+        .map(|i| Box::pin(store.enqueue(vec![new_event("acme", &format!("b{i}"), "k", 0)])))
+        .collect();
+    for call in enqueues.iter_mut() {
+        assert!(futures::poll!(call.as_mut()).is_pending());
+    }
+    // Every batch until all ten have been answered fails (they may take two batches).
+    store.fail_next_commits(10);
+    locker.execute_batch("ROLLBACK").unwrap();
+    for r in futures::future::join_all(enqueues).await {
+        let err = r.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    }
+    store.fail_next_commits(0);
+    assert_eq!(store.counters(acme()).await.unwrap().accepted, 11);
+    let lane = store.lane_events(acme(), "k".into(), 100).await.unwrap();
+    assert_eq!(lane.len(), 10, "only round 1's events are in the lane");
+    assert!(lane.iter().all(|e| e.envelope.event.id.starts_with('a')));
+    // The failed ones were not half-stored: sent again, they are new.
+    let again = enqueue_all(&store, &[("acme", "b0", "k", 0)]).await;
+    assert!(again[0].new);
+}

@@ -1,0 +1,40 @@
+//! `PsaConnection.spec.lifecycle`: what a resolved alert does to its group's ticket.
+//!
+//! Kept apart from `connection.rs` so the settings of the alert lifecycle live in one place.
+
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// What happens to a group's ticket when its alerts resolve. Absent = a note per resolution,
+/// the ticket stays open for a technician.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    cel,
+    validation = Rule::new("!has(self.closedStatus) || (has(self.onResolve) && self.onResolve == 'Close')")
+        .message("closedStatus is only used with onResolve: Close")
+        .reason(Reason::FieldValueInvalid)
+)]
+pub struct LifecycleSettings {
+    /// `Note` (default): a resolution is a note on the group's ticket. `Close`: the resolution that
+    /// leaves no alert of the ticket firing closes it with `closedStatus` and a note, unless a
+    /// technician moved the ticket to another status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_resolve: Option<OnResolve>,
+    /// Status (of the board, where the PSA scopes statuses per board) a resolved group's ticket is
+    /// closed with. Default: `ticket.closedStatus`, else the board's preferred closed status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub closed_status: Option<String>,
+}
+
+/// What a resolved alert does to its group's ticket.
+#[derive(JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OnResolve {
+    /// A note on the ticket; a technician closes it.
+    #[default]
+    Note,
+    /// Close the ticket once every alert that fed it is resolved.
+    Close,
+}
