@@ -150,7 +150,7 @@ async fn apply(
 /// item just created for someone else's (`AdoptionNotRequested`) and write the status back
 /// without its id — forgotten for good. So when the cached copy names no item, the API server's
 /// copy decides (a read only in that case; a managed service never pays for it).
-async fn remembered_status(
+pub async fn remembered_status(
     s: &ContractService,
     ctx: &Context,
 ) -> Result<ContractServiceStatus, ReconcileError> {
