@@ -251,4 +251,42 @@ async fn a_connections_unresolved_hold_beats_the_operators_default() {
         tickets(&env).await.is_empty(),
         "no ticket for a held organization"
     );
+
+    // The broken mapping is one problem, so one Warning Event — not its condition and Ready
+    // again — and reconciling it again adds none.
+    // (reason, times observed): a repeat would be a new object or a series count above 1.
+    let warnings = |events: Vec<K8sEvent>| -> Vec<(String, i32)> {
+        let mut v: Vec<(String, i32)> = events
+            .into_iter()
+            .filter(|e| e.type_.as_deref() == Some("Warning"))
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("northwind"))
+            .map(|e| {
+                let times = e.series.as_ref().map(|s| s.count).unwrap_or(1);
+                (e.reason.unwrap_or_default(), times)
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let first = warnings(events.list(&ListParams::default()).await.unwrap().items);
+    let (_, ready_reason, _) = env.condition("customermapping/northwind", "Ready").await;
+    assert_eq!(
+        first,
+        [(ready_reason, 1)],
+        "one Warning Event for the one problem"
+    );
+    patch(
+        &env,
+        "customermapping/northwind",
+        "merge",
+        r#"{"metadata":{"annotations":{"psa-operator.io/reconcile-requested-at":"again"}}}"#,
+    )
+    .await;
+    // A negative: give the re-check time to (wrongly) emit.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let again = warnings(events.list(&ListParams::default()).await.unwrap().items);
+    assert_eq!(
+        again, first,
+        "an unchanged problem makes no new Event object"
+    );
 }
