@@ -236,6 +236,11 @@ pub struct SendSampleArgs {
     /// Kubeconfig used to read the connection and its Secret when --token is absent.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// Deliver this sample even while the connection is suspended (spec.suspend: true): try a
+    /// new integration, see its ticket, then enable it. Only the sample goes out; alerts held
+    /// by the suspension stay held until it ends.
+    #[arg(long)]
+    pub even_if_suspended: bool,
 }
 
 #[derive(Args, Debug, Clone)]

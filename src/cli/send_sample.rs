@@ -2,7 +2,9 @@
 //! the seed guides' "Send Sample Finding" / "Simulate from" buttons — and prints the answer.
 //!
 //! The sample goes through the real intake (auth, validation, durable store), so a `202` proves
-//! the whole path up to the queue; the ticket then appears in the PSA like any other.
+//! the whole path up to the queue; the ticket then appears in the PSA like any other. With
+//! `--even-if-suspended` it is marked (`intake::sample`) and delivered while the connection is
+//! still suspended — the second seed's order: send a sample, then enable.
 
 use anyhow::{bail, Context as _};
 use kube::Api;
@@ -10,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::{SampleKind, SendSampleArgs};
 use crate::api::PsaConnection;
+use crate::dispatch::intake::sample::{EVEN_IF_SUSPENDED, SAMPLE_HEADER};
 use crate::secret::SecretString;
 
 /// A sample alert: a medium-severity "Multiple MFA Failures" for `user` at `organization`.
@@ -89,18 +92,21 @@ pub async fn run(args: SendSampleArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
         .build()?;
-    let resp = client
-        .post(&url)
-        .bearer_auth(token.expose())
-        .json(&body)
+    let mut request = client.post(&url).bearer_auth(token.expose()).json(&body);
+    if args.even_if_suspended {
+        request = request.header(SAMPLE_HEADER, EVEN_IF_SUSPENDED);
+    }
+    let resp = request
         .send()
         .await
         .with_context(|| format!("POST {url}"))?;
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
-    let shown = serde_json::from_str::<Value>(&text)
-        .ok()
-        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+    let answer = serde_json::from_str::<Value>(&text).ok();
+    let held = answer.as_ref().and_then(|v| v["held"].as_bool()) == Some(true);
+    let shown = answer
+        .as_ref()
+        .and_then(|v| serde_json::to_string_pretty(v).ok())
         .unwrap_or(text);
     println!("POST {url}");
     println!(
@@ -113,7 +119,21 @@ pub async fn run(args: SendSampleArgs) -> anyhow::Result<()> {
     if status != reqwest::StatusCode::ACCEPTED {
         bail!("the intake did not accept the sample ({status})");
     }
+    if held {
+        println!("{}", held_hint(args.even_if_suspended));
+    }
     Ok(())
+}
+
+/// Why an accepted sample has no ticket yet, and what to do about it.
+fn held_hint(even_if_suspended: bool) -> &'static str {
+    if even_if_suspended {
+        "held: the connection's settings do not resolve yet (see its SettingsResolved \
+         condition); the sample is delivered once they do"
+    } else {
+        "held: the connection is suspended or its settings do not resolve yet; the ticket \
+         appears when it is enabled (--even-if-suspended delivers a sample while suspended)"
+    }
 }
 
 /// What to tell the user when `--connection` names no PsaConnection.

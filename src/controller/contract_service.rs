@@ -74,7 +74,7 @@ async fn apply(
         s.namespace().unwrap_or_default(),
         s.spec.connection_ref.name.clone(),
     );
-    let old = s.status.clone().unwrap_or_default();
+    let old = remembered_status(s, ctx).await?;
     let mut status = ContractServiceStatus {
         observed_generation: s.metadata.generation,
         conditions: old.conditions.clone(),
@@ -142,6 +142,29 @@ async fn apply(
     } else {
         Action::requeue(ctx.default_revalidate)
     })
+}
+
+/// The status that says which catalog item this resource manages. The reflector's copy can lag
+/// behind the status this reconciler wrote a moment ago: a connection change may trigger the
+/// next reconcile before the watch delivers that write. Deciding from such a copy would take the
+/// item just created for someone else's (`AdoptionNotRequested`) and write the status back
+/// without its id — forgotten for good. So when the cached copy names no item, the API server's
+/// copy decides (a read only in that case; a managed service never pays for it).
+pub async fn remembered_status(
+    s: &ContractService,
+    ctx: &Context,
+) -> Result<ContractServiceStatus, ReconcileError> {
+    let cached = s.status.clone().unwrap_or_default();
+    if cached.external_id.is_some() {
+        return Ok(cached);
+    }
+    let api: Api<ContractService> =
+        Api::namespaced(ctx.client.clone(), &s.namespace().unwrap_or_default());
+    match api.get_opt(&s.name_any()).await {
+        Ok(Some(live)) => Ok(live.status.unwrap_or_default()),
+        Ok(None) => Ok(cached),
+        Err(e) => Err(ReconcileError::Kube(e)),
+    }
 }
 
 enum Failure {
@@ -242,7 +265,8 @@ async fn cleanup(
     ctx: &Context,
     watched: &Watched,
 ) -> Result<Action, ReconcileError> {
-    let status = s.status.clone().unwrap_or_default();
+    // A delete right after the create must not orphan the item for want of a fresh status.
+    let status = remembered_status(s, ctx).await?;
     if !may_delete(&s.spec, &status) {
         let why = if s.spec.deletion_policy.unwrap_or_default() == DeletionPolicy::Orphan {
             "deletionPolicy Orphan: the service stays in the PSA"
@@ -275,7 +299,7 @@ async fn cleanup(
         .await;
         return Ok(Action::await_change());
     }
-    let Some(id) = s.status.as_ref().and_then(|st| st.external_id.clone()) else {
+    let Some(id) = status.external_id.clone() else {
         return Ok(Action::await_change());
     };
     let Some(psa) = ctx.psa_client(&key) else {

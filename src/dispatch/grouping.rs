@@ -37,6 +37,24 @@ pub fn group_key(event: &Event, grouping: Grouping) -> String {
     }
 }
 
+/// Prefix of the lanes of samples sent with `send-sample --even-if-suspended`; the rest is the
+/// key the event would have had. A lane of its own keeps a sample out of the lanes (and tickets)
+/// of real alerts, and it is the one kind of lane a suspended connection still delivers. No
+/// payload can produce it: the intake chooses the prefix, senders only fill the parts after it.
+pub const SAMPLE_PREFIX: &str = "sample:";
+
+/// The lane of a sample that may be delivered while its connection is suspended.
+pub fn sample_group_key(event: &Event, grouping: Grouping) -> String {
+    format!("{SAMPLE_PREFIX}{}", group_key(event, grouping))
+}
+
+/// Whether the worker may claim lane `group_key` of a connection: everything while it is
+/// active; while it is suspended only samples (`send-sample --even-if-suspended`), never a
+/// held alert.
+pub fn claimable(suspended: bool, group_key: &str) -> bool {
+    !suspended || group_key.starts_with(SAMPLE_PREFIX)
+}
+
 fn fold(s: &str) -> String {
     s.trim().to_lowercase()
 }
@@ -128,6 +146,36 @@ mod tests {
         for (kind, org, user, alert_type, grouping, want) in cases {
             let got = group_key(&ev(*kind, org, *user, alert_type), *grouping);
             assert_eq!(&got, want, "{kind:?} {org:?} {user:?} {grouping:?}");
+        }
+    }
+
+    #[test]
+    fn samples_have_lanes_of_their_own_and_only_they_flow_while_suspended() {
+        let alert = ev(EventKind::Alert, "Contoso", Some("j@c"), "X");
+        let sample = sample_group_key(&alert, Grouping::User);
+        assert_eq!(
+            sample,
+            format!("sample:{}", group_key(&alert, Grouping::User))
+        );
+        assert_ne!(sample, group_key(&alert, Grouping::User));
+        let mut finding = ev(EventKind::FindingCreated, "Contoso", None, "Threat");
+        finding.finding_id = Some("f1".into());
+        assert_eq!(
+            sample_group_key(&finding, Grouping::User),
+            "sample:finding:f1"
+        );
+        // A sender cannot make a real alert look like a sample: its key starts with the kind.
+        let forged = ev(EventKind::Alert, "sample:Contoso", Some("j@c"), "X");
+        let cases = [
+            (false, group_key(&alert, Grouping::User), true),
+            (false, sample.clone(), true),
+            (true, sample, true),
+            (true, group_key(&alert, Grouping::UserAndAlert), false),
+            (true, group_key(&forged, Grouping::User), false),
+            (true, "finding:f1".to_string(), false),
+        ];
+        for (suspended, key, want) in cases {
+            assert_eq!(claimable(suspended, &key), want, "{suspended} {key}");
         }
     }
 

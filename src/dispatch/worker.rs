@@ -3,9 +3,11 @@
 //! A *lane* is the queue of one (connection, grouping key). Lanes run one event at a time, in
 //! order (the store leases a lane to one claimant), different lanes in parallel, bounded per
 //! connection and overall. A connection's PSA calls share one request budget. Held events:
-//! a suspended connection's lanes are not claimed at all (they flow when it resumes: the
-//! registry's watch channel wakes the scheduler); a connection whose settings do not resolve is
-//! held for `unresolved_hold`, then its events become dead letters and go out by failsafe e-mail.
+//! a suspended connection's lanes are not claimed (they flow when it resumes: the registry's
+//! watch channel wakes the scheduler), except its sample lanes (`grouping::SAMPLE_PREFIX`,
+//! `send-sample --even-if-suspended`: test before enable); a connection whose settings do not
+//! resolve is held for `unresolved_hold`, then its events become dead letters and go out by
+//! failsafe e-mail.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -23,6 +25,7 @@ use crate::dispatch::decide::batch::{batch, Batch};
 use crate::dispatch::decide::retry::{after_failure, backoff, AfterFailure};
 use crate::dispatch::deliver::{Caches, Delivery, DeliveryError};
 use crate::dispatch::failsafe::{compose, send};
+use crate::dispatch::grouping::{claimable, SAMPLE_PREFIX};
 use crate::dispatch::metrics::DispatchMetrics;
 use crate::dispatch::problems::{DeliveryProblem, ProblemSink};
 use crate::dispatch::stats::{StatsBoard, StatsSink};
@@ -302,9 +305,12 @@ impl Inner {
                 continue;
             };
             if entry.suspended {
-                // Held until resumed, however long: suspension is the user's decision.
+                // Held until resumed, however long: suspension is the user's decision. Only
+                // its samples (`send-sample --even-if-suspended`) are delivered meanwhile.
                 self.state().held_since.remove(key);
-                continue;
+                if entry.resolved.is_none() {
+                    continue;
+                }
             }
             let Some(conn) = entry.resolved else {
                 wake = wake.min(
@@ -336,7 +342,14 @@ impl Inner {
                 continue;
             }
             let limit = self.options.lanes_per_connection.max(1) * 4;
-            let ready = match self.store.ready_lanes(Some(key.clone()), now, limit).await {
+            let ready = if entry.suspended {
+                self.store
+                    .ready_lanes_with_prefix(key.clone(), SAMPLE_PREFIX.into(), now, limit)
+                    .await
+            } else {
+                self.store.ready_lanes(Some(key.clone()), now, limit).await
+            };
+            let ready = match ready {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(connection = %key, error = %e, "cannot list ready lanes");
@@ -555,7 +568,11 @@ impl Inner {
         let Some(entry) = self.registry.get(key) else {
             return false;
         };
-        let Some(conn) = entry.resolved.filter(|_| !entry.suspended) else {
+        // Suspended since the lane was listed: only a sample lane goes on.
+        let Some(conn) = entry
+            .resolved
+            .filter(|_| claimable(entry.suspended, group_key))
+        else {
             return false;
         };
         let budget = self.budget(key, conn.dispatch.requests_per_hour);

@@ -11,8 +11,9 @@ use crate::api::PsaConnection;
 use crate::controller::factory::{FactoryError, PsaFactory, RealPsaFactory};
 use crate::controller::resolve::names::nearest;
 use crate::controller::resolve::settings::{dispatch_config, smtp_settings};
-use crate::controller::resolve::ticket::required_by_psa;
+use crate::controller::resolve::ticket::{required_by_psa, SUMMARY_TEMPLATE_FIELD};
 use crate::controller::secrets::{decode_secret, SecretData};
+use crate::dispatch::decide::render::cut_chars;
 
 use super::diagnostic::Diagnostic;
 use super::resource_set::{Located, ResourceSet};
@@ -104,6 +105,7 @@ pub fn check(set: &ResourceSet, all: &[Document]) -> Vec<Diagnostic> {
     out.extend(duplicate_service_names(set));
     for c in &set.connections {
         out.extend(required_settings(c));
+        out.extend(template_settings(c));
         if let Err(u) = dispatch_config(&c.obj.spec) {
             out.push(Diagnostic::at(
                 &c.doc,
@@ -257,6 +259,29 @@ fn required_settings(c: &Located<PsaConnection>) -> Vec<Diagnostic> {
             Diagnostic::at(&c.doc, &field, "RequiredByPsa", message)
         })
         .collect()
+}
+
+/// A summary template that cannot go live (the reconciler's `SettingsResolved=False
+/// InvalidTemplate`): the same check, so a broken template fails in CI, not at the first alert.
+/// The message keeps the template's own line (`in <string>:N`); the diagnostic has the file's.
+fn template_settings(c: &Located<PsaConnection>) -> Vec<Diagnostic> {
+    let Some(template) = c
+        .obj
+        .spec
+        .ticket
+        .as_ref()
+        .and_then(|t| t.summary_template.as_deref())
+    else {
+        return vec![];
+    };
+    match crate::dispatch::decide::render::check_template(template) {
+        Ok(()) => vec![],
+        Err(e) => {
+            let field = format!("spec.{SUMMARY_TEMPLATE_FIELD}");
+            let message = format!("{field} {:?} {}", cut_chars(template, 60), e.0);
+            vec![Diagnostic::at(&c.doc, &field, "InvalidTemplate", message)]
+        }
+    }
 }
 
 /// The Secrets a connection references: present, decodable, with the keys the operator reads.

@@ -188,4 +188,61 @@ spec:
             d[0].message
         );
     }
+
+    /// A summary template that does not compile (or cannot go live) fails `validate` at its
+    /// field and line, with where in the template it broke.
+    #[test]
+    fn a_broken_summary_template_is_reported_with_its_position() {
+        let connection = |template: &str| {
+            format!(
+                r#"apiVersion: psa-operator.io/v1alpha1
+kind: PsaConnection
+metadata: {{name: c, namespace: psa}}
+spec:
+  provider:
+    connectWise:
+      url: https://api-na.myconnectwise.net
+      companyId: acme
+      clientId: c
+      credentialsSecretRef: {{name: keys}}
+  ticket:
+    board: Security Alerts
+    summaryTemplate: "{template}"
+"#
+            )
+        };
+        let cases: [(&str, Option<&str>); 4] = [
+            ("{{ alertType }} — {{ user }}", None),
+            ("{{ alertType }", Some("in <string>:1")),
+            (
+                "{{ alertType }}\\n{% if user %}{{ user }",
+                Some("in <string>:2"),
+            ),
+            ("{{ alertType ~ user }}", Some("operator")),
+        ];
+        for (template, want) in cases {
+            let v = validate_sources(&[Source {
+                name: "c.yaml".into(),
+                text: connection(template),
+            }]);
+            let d: Vec<_> = v
+                .diagnostics
+                .iter()
+                .filter(|d| d.reason == "InvalidTemplate")
+                .collect();
+            match want {
+                None => assert!(d.is_empty(), "{template}: {:?}", v.diagnostics),
+                Some(position) => {
+                    assert_eq!(d.len(), 1, "{template}: {:?}", v.diagnostics);
+                    assert_eq!(d[0].field, "spec.ticket.summaryTemplate");
+                    assert_eq!(d[0].line, 13, "the file's line");
+                    assert!(
+                        d[0].message.contains(position),
+                        "{template}: {}",
+                        d[0].message
+                    );
+                }
+            }
+        }
+    }
 }

@@ -200,3 +200,61 @@ async fn deleting_the_connection_first_leaves_nothing_terminating() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// The reconciler's cache may not have seen the status it wrote a moment ago (a connection change
+/// triggers the next reconcile before the watch delivers the write). Deciding from that copy took
+/// the item just created for a stranger's and wrote the status back without its id, for good
+/// (`plan --detailed-exitcode` then planned an adoption and exited 2): a cached status that names
+/// no item is read again from the API server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_cached_service_decides_from_the_api_servers_status() {
+    use kube::api::{Patch, PatchParams, PostParams};
+    use psa_operator::api::ContractService;
+    use psa_operator::controller::context::Context;
+    use psa_operator::controller::contract_service::remembered_status;
+    use psa_operator::devcluster::{Config, DevCluster};
+    use std::sync::Arc;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let cluster = DevCluster::start(listener, Config::default())
+        .await
+        .unwrap();
+    cluster
+        .apply_yaml(&psa_operator::api::crdgen::all_crds_yaml(), "test")
+        .unwrap();
+    cluster
+        .apply_yaml(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: psa}\n",
+            "test",
+        )
+        .unwrap();
+    let client = kube::Client::try_from(kube::Config::new(cluster.url().parse().unwrap())).unwrap();
+    let api: kube::Api<ContractService> = kube::Api::namespaced(client.clone(), "psa");
+    let doc: ContractService =
+        serde_yaml::from_str(&service("svc", "SaaS Alerts Monitoring", "")).unwrap();
+    let stale = api.create(&PostParams::default(), &doc).await.unwrap();
+    api.patch_status(
+        "svc",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"externalId": "77", "origin": "Created"}})),
+    )
+    .await
+    .unwrap();
+    assert!(stale.status.is_none(), "the copy from before the write");
+
+    let ctx = Context::new(
+        client,
+        psa_operator::resolved::Registry::new(),
+        Arc::new(psa_operator::controller::factory::RealPsaFactory),
+        Arc::new(Default::default()),
+    );
+    let status = remembered_status(&stale, &ctx).await.unwrap();
+    assert_eq!(status.external_id.as_deref(), Some("77"));
+    assert_eq!(status.origin.as_deref(), Some("Created"));
+
+    // Gone from the API server: the cached copy is all there is.
+    api.delete("svc", &Default::default()).await.unwrap();
+    let status = remembered_status(&stale, &ctx).await.unwrap();
+    assert_eq!(status.external_id, None);
+    cluster.shutdown().await.unwrap();
+}

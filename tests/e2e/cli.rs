@@ -115,23 +115,35 @@ async fn plan_detailed_exitcode_is_0_once_the_operator_has_converged() {
     let (_operator, _, _) = start_operator(dir.path(), &kubeconfig, &[]);
     let client = kube::Client::try_from(kube::Config::new(cluster.url().parse().unwrap())).unwrap();
     let services: Api<ContractService> = Api::namespaced(client, "psa");
+    // Converged is what a user reads off the resource: Ready=True for this generation, with
+    // the catalog id it manages (an id alone can be seen before a later reconcile settles).
     let id = eventually(
         Duration::from_secs(60),
-        "the service's catalog id",
+        "the service Ready with its catalog id",
         || async {
-            services
-                .get("saas-alerts-monitoring")
-                .await
-                .ok()
-                .and_then(|s| s.status)
-                .and_then(|s| s.external_id)
+            let s = services.get("saas-alerts-monitoring").await.ok()?;
+            let st = s.status?;
+            let ready = st.conditions.iter().any(|c| {
+                c.type_ == "Ready"
+                    && c.status == "True"
+                    && c.observed_generation == s.metadata.generation
+            });
+            (ready && st.observed_generation == s.metadata.generation)
+                .then_some(st.external_id)
+                .flatten()
         },
     )
     .await;
 
     // Converged: the service is managed and as the spec says → 0, no adoption planned.
     let after = psa_operator(plan_args(&input), Some(kubeconfig.clone())).await;
-    assert_eq!(after.status.code(), Some(0), "{}", text(&after.stderr));
+    assert_eq!(
+        after.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&after.stderr),
+        text(&after.stdout)
+    );
     let v: Value = serde_json::from_slice(&after.stdout).unwrap();
     let service = &v["connections"][0]["catalog"][0];
     assert_eq!(service["action"], "InStep", "{v}");

@@ -581,6 +581,46 @@ async fn contact_fallback_chain_connectwise() {
     }
 }
 
+/// The seed's contact chain for an organization without a CustomerMapping, matched to a company
+/// by name (`accountMapping: ByCompanyName`): the user's contact when the company has one, else
+/// the company's default contact (ConnectWise keeps it on the company) — never the catch-all
+/// contact, which belongs to another company.
+#[tokio::test]
+async fn auto_mapped_company_ends_the_contact_chain_at_its_default_contact_connectwise() {
+    use psa_operator::psa::TicketDesk;
+    let cw = cw::Cw::start().await;
+    let fabrikam = cw
+        .client
+        .find_company_by_name("Fabrikam Inc")
+        .await
+        .unwrap()
+        .expect("Fabrikam Inc in the demo data")
+        .id;
+    let alert_contact = cw
+        .client
+        .find_contact_by_email(&fabrikam, "alerts@fabrikam.example")
+        .await
+        .unwrap()
+        .expect("Fabrikam's contact")
+        .id;
+    let mut conn = cw.snapshot(&cw_key(), Grouping::User);
+    conn.account_mapping = psa_operator::api::AccountMapping::ByCompanyName;
+    let mut h = Harness::new(conn);
+    h.start();
+    let mut stranger = alert("f1", "someone@fabrikam.example", "Too Many Downloads");
+    stranger.organization = "Fabrikam Inc".into();
+    let mut known = alert("f2", "alerts@fabrikam.example", "Too Many Downloads");
+    known.organization = "Fabrikam Inc".into();
+    h.send_and_settle(vec![stranger, known]).await;
+    let tickets = cw.tickets().await;
+    assert_eq!(tickets.len(), 2, "{tickets:#?}");
+    for t in &tickets {
+        assert_eq!(t["company"]["id"].to_string(), fabrikam, "{t}");
+        assert_eq!(t["contact"]["id"].to_string(), alert_contact, "{t}");
+    }
+    assert_ne!(alert_contact, cw.ids.default_contact);
+}
+
 /// Findings lifecycle on ConnectWise: ticket, comment note, resolution note + closed status.
 #[tokio::test]
 async fn findings_lifecycle_connectwise() {

@@ -9,6 +9,16 @@ use psa_operator::sandbox::Faults;
 use serde_json::json;
 
 use crate::controllers::{patch, Env};
+use crate::packaging::gitops::{argo_verdict, flux_verdict};
+
+/// A resource as the API server has it (what Argo CD and Flux read).
+async fn live(env: &Env, what: &str) -> serde_json::Value {
+    let out = env
+        .cluster
+        .kubectl_ok(&["get", "-n", "psa", what, "-o", "json"])
+        .await;
+    serde_json::from_str(&out).unwrap()
+}
 
 /// Asks the operator to re-check a resource now (as `kubectl annotate` would).
 async fn recheck(env: &Env, what: &str, value: &str) {
@@ -37,6 +47,22 @@ async fn an_outage_is_synced_false_not_ready_false() {
         r#"{"spec":{"dispatch":{"requestsPerHour":1000000,"initialBackoff":"500ms","maxAttempts":30}}}"#,
     )
     .await;
+    // The outage starts once the new generation is Ready: what Argo CD and Flux then read is the
+    // last known state of this generation (an older one would rightly be Progressing).
+    env.eventually("the patched generation Ready", || async {
+        let generation = env
+            .jsonpath("psaconnection/demo-cw", "{.metadata.generation}")
+            .await;
+        let ready_of = env
+            .jsonpath(
+                "psaconnection/demo-cw",
+                r#"{.status.conditions[?(@.type=="Ready")].observedGeneration}"#,
+            )
+            .await;
+        let ready = env.condition("psaconnection/demo-cw", "Ready").await.0;
+        (ready == "True" && generation == ready_of).then_some(())
+    })
+    .await;
 
     env.cw
         .admin()
@@ -62,6 +88,13 @@ async fn an_outage_is_synced_false_not_ready_false() {
         .await;
     let (ready, _, _) = env.condition("customermapping/contoso", "Ready").await;
     assert_eq!(ready, "True", "the mapping does not cascade the outage");
+    // What Argo CD and Flux make of the live objects: still healthy, not Degraded / Failed.
+    for what in ["psaconnection/demo-cw", "customermapping/contoso"] {
+        let obj = live(&env, what).await;
+        let (argo, message) = argo_verdict(&obj);
+        assert_eq!(argo, "Healthy", "{what} in the outage: {message}");
+        assert_eq!(flux_verdict(&obj), "Current", "{what} in the outage");
+    }
 
     // An alert during the outage is accepted and queued.
     let r = reqwest::Client::new()
@@ -89,6 +122,10 @@ async fn an_outage_is_synced_false_not_ready_false() {
     assert_eq!(reconciling, "True");
     let (stalled, _, _) = env.condition("psaconnection/demo-cw", "Stalled").await;
     assert_eq!(stalled, "", "an outage is not a stall");
+    let obj = live(&env, "psaconnection/demo-cw").await;
+    let (argo, message) = argo_verdict(&obj);
+    assert_eq!(argo, "Progressing", "past the grace: {message}");
+    assert_eq!(flux_verdict(&obj), "InProgress", "past the grace");
 
     // The PSA is back: everything green again, the queued alert on the mapped company.
     env.cw.admin().set_faults(Faults::default()).unwrap();

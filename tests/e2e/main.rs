@@ -17,6 +17,7 @@ mod flow;
 mod gitops;
 mod ha;
 mod health;
+mod holds;
 mod intake;
 mod packaging;
 mod providers;

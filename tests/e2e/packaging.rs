@@ -8,7 +8,7 @@ mod chart_crds;
 mod crds;
 mod demo_data;
 mod dryrun;
-mod gitops;
+pub mod gitops;
 mod helm;
 mod image;
 mod kustomize;

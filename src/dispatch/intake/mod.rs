@@ -6,11 +6,12 @@
 //! bearer token of THIS connection, constant-time (401 — an unknown connection answers the
 //! same 401, so names cannot be probed) → token readable (503) → the connection's request
 //! rate (429 + Retry-After) → JSON
-//! content type (415) → body size (413) → JSON (400) →
+//! content type (415) → sample mark header (400, `sample`) → body size (413) → JSON (400) →
 //! fields (422, every bad field named) → one store transaction for the whole body (503 when it
 //! fails; nothing half-stored). A repeated event id is acknowledged (`"status": "duplicate"`)
 //! and not stored again. A suspended or not yet resolved connection still stores its events;
-//! the workers hold them (`"held": true`).
+//! the workers hold them (`"held": true`) — except a sample marked `Psa-Operator-Sample:
+//! even-if-suspended` (`sample`), which a suspension does not hold.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +28,7 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::api::Grouping;
 use crate::dispatch::event::{Envelope, Event};
-use crate::dispatch::grouping::group_key;
+use crate::dispatch::grouping::{group_key, sample_group_key};
 use crate::dispatch::metrics::DispatchMetrics;
 use crate::dispatch::store::{NewEvent, Store};
 use crate::resolved::{AlertmanagerLabelNames, ConnectionKey, Registry};
@@ -39,6 +40,7 @@ pub mod fields;
 pub mod findings;
 pub mod problem;
 pub mod rate;
+pub mod sample;
 pub mod server;
 pub mod sources;
 
@@ -309,6 +311,7 @@ async fn accept(
         .check(key)
         .map_err(|wait| Rejection::RateLimited(rate::retry_after_secs(wait)))?;
     check_json_content_type(headers)?;
+    let sample = sample::sample_mark(headers, endpoint)?;
     let limit = endpoint.body_limit(&st.limits);
     let bytes = read_body(headers, body, limit).await?;
 
@@ -343,15 +346,20 @@ async fn accept(
         }
     };
 
+    if sample {
+        sample::check_sample_batch(events.len())?;
+    }
+
     // Until the connection resolves its grouping is unknown: the coarser `User` key keeps
     // every order the finer key would need.
     let grouping = resolved.map(|r| r.grouping).unwrap_or(Grouping::User);
+    let lane = if sample { sample_group_key } else { group_key };
     let now = now_ms();
     let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
     let batch = events
         .into_iter()
         .map(|event| NewEvent {
-            group_key: group_key(&event, grouping),
+            group_key: lane(&event, grouping),
             envelope: Envelope {
                 namespace: key.namespace.clone(),
                 connection: key.name.clone(),
@@ -374,7 +382,8 @@ async fn accept(
     Ok(Accepted {
         accepted,
         duplicates,
-        held: entry.suspended || entry.resolved.is_none(),
+        // A sample waits only for the settings, not for the end of a suspension.
+        held: (entry.suspended && !sample) || entry.resolved.is_none(),
         events: ids
             .into_iter()
             .zip(&results)

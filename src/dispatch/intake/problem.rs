@@ -125,6 +125,11 @@ pub enum Rejection {
     },
     /// The connection's settings (and so its source mappings) are not resolved yet.
     NotResolved,
+    /// A request header the intake reads has a value it does not know (the sample mark).
+    BadHeader {
+        header: &'static str,
+        detail: String,
+    },
 }
 
 impl Rejection {
@@ -136,7 +141,9 @@ impl Rejection {
             Rejection::NotResolved => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Rejection::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Rejection::BodyUnreadable | Rejection::Malformed(_) => StatusCode::BAD_REQUEST,
+            Rejection::BodyUnreadable | Rejection::Malformed(_) | Rejection::BadHeader { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             Rejection::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Rejection::StoreUnavailable | Rejection::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -149,7 +156,7 @@ impl Rejection {
             Rejection::Unauthorized(_) | Rejection::BadSignature { .. } => {
                 RejectReason::Unauthorized
             }
-            Rejection::UnknownSource(_) => RejectReason::Invalid,
+            Rejection::UnknownSource(_) | Rejection::BadHeader { .. } => RejectReason::Invalid,
             Rejection::NotResolved => RejectReason::NotReady,
             Rejection::UnsupportedMediaType(_) => RejectReason::UnsupportedMediaType,
             Rejection::PayloadTooLarge(_) => RejectReason::PayloadTooLarge,
@@ -277,6 +284,12 @@ impl Rejection {
                  SettingsResolved condition); retry later"
                     .to_string(),
                 vec![ProblemItem::parameter("name", "settings not resolved yet")],
+            ),
+            Rejection::BadHeader { header, detail } => (
+                "bad-header",
+                "Bad request header",
+                format!("the {header} header cannot be used this way; nothing was stored"),
+                vec![ProblemItem::header(header, bounded(detail, MAX_ITEM_TEXT))],
             ),
             Rejection::RateLimited(secs) => (
                 "rate-limited",

@@ -179,6 +179,50 @@ async fn a_lane_hands_out_one_event_at_a_time_in_arrival_order(b: Backend) {
     assert_eq!((c.accepted, c.pending, c.delivered), (3, 2, 1));
 }
 
+/// A suspended connection's samples are found behind any number of held lanes due before
+/// them, and only lanes of that connection starting with the prefix are offered.
+async fn sample_lanes_are_found_behind_held_lanes(b: Backend) {
+    let store = b.open("a").await;
+    let held: Vec<(String, String)> = (0..30)
+        .map(|i| (format!("h{i}"), format!("user:[\"contoso\",\"u{i}\"]")))
+        .collect();
+    let mut events: Vec<(&str, &str, &str, i64)> = held
+        .iter()
+        .map(|(id, key)| ("acme", id.as_str(), key.as_str(), 10))
+        .collect();
+    events.push(("acme", "s0", "sample:", 30));
+    events.push(("acme", "s1", "sample:user:[\"contoso\",\"bob\"]", 50));
+    events.push(("acme", "s2", "sample;after", 50));
+    events.push(("acme", "s3", "samplex", 50));
+    events.push(("other", "s4", "sample:user:[\"contoso\",\"bob\"]", 50));
+    enqueue_all(&*store, &events).await;
+    let earliest = store.ready_lanes(Some(acme()), 100, 5).await.unwrap();
+    assert!(
+        earliest.iter().all(|l| !l.group_key.starts_with("sample:")),
+        "the held lanes are due first"
+    );
+    let samples = store
+        .ready_lanes_with_prefix(acme(), "sample:".into(), 100, 5)
+        .await
+        .unwrap();
+    let keys: Vec<_> = samples.iter().map(|l| l.group_key.as_str()).collect();
+    assert_eq!(keys, ["sample:", "sample:user:[\"contoso\",\"bob\"]"]);
+    assert!(samples.iter().all(|l| l.connection == acme()));
+    // Not due yet, or claimed: not offered.
+    let early = store
+        .ready_lanes_with_prefix(acme(), "sample:".into(), 40, 5)
+        .await
+        .unwrap();
+    assert_eq!(early.len(), 1);
+    claim(&*store, "sample:", 100, MINUTE).await.expect("head");
+    let left = store
+        .ready_lanes_with_prefix(acme(), "sample:".into(), 100, 5)
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].group_key, "sample:user:[\"contoso\",\"bob\"]");
+}
+
 async fn an_expired_lease_lets_another_replica_claim_the_lane(b: Backend) {
     let a = b.open("replica-a").await;
     let other = b.open("replica-b").await;
@@ -563,6 +607,7 @@ macro_rules! conformance {
 conformance!(
     duplicates_are_ignored_and_a_new_instance_sees_committed_events,
     a_lane_hands_out_one_event_at_a_time_in_arrival_order,
+    sample_lanes_are_found_behind_held_lanes,
     an_expired_lease_lets_another_replica_claim_the_lane,
     release_all_claims_ends_this_replicas_claims,
     retries_count_attempts_and_defer_does_not,

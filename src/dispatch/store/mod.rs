@@ -23,7 +23,8 @@
 //!
 //! A dead-lettered event leaves its lane (later events of the key flow on; the failsafe e-mail
 //! reports it) and can be put back with `replay_dead_letters`. Suspended connections need nothing
-//! from the store: the worker does not claim their lanes, so their events stay queued.
+//! more from the store: the worker claims only their sample lanes (`ready_lanes_with_prefix`),
+//! so their other events stay queued.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -241,6 +242,27 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
         limit: usize,
     ) -> StoreResult<Vec<ReadyLane>>;
+
+    /// Like `ready_lanes` for one connection, only lanes whose group key starts with `prefix`
+    /// (a suspended connection's sample lanes, `grouping::SAMPLE_PREFIX`): however many held
+    /// lanes are due before them, they are found. The default filters `ready_lanes`; the
+    /// backends override it with an indexed query.
+    async fn ready_lanes_with_prefix(
+        &self,
+        connection: ConnectionKey,
+        prefix: String,
+        now_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<ReadyLane>> {
+        let all = self
+            .ready_lanes(Some(connection), now_ms, usize::MAX)
+            .await?;
+        Ok(all
+            .into_iter()
+            .filter(|l| l.group_key.starts_with(&prefix))
+            .take(limit)
+            .collect())
+    }
 
     /// When the next lane head becomes due (may be in the past), ignoring claims; `None` when
     /// nothing is queued. For sleeping until the next retry.

@@ -704,6 +704,50 @@ impl Store for PgStore {
         .await
     }
 
+    async fn ready_lanes_with_prefix(
+        &self,
+        connection: ConnectionKey,
+        prefix: String,
+        now_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<ReadyLane>> {
+        let limit = limit_param(limit);
+        self.in_tx(false, move |tx| {
+            Box::pin(async move {
+                // `left(...) =`, not a range or LIKE: a database collation other than "C" may
+                // order or match punctuation differently; the connection's lanes come from the
+                // primary key's leading columns either way.
+                let sql = "SELECT group_key, ready_at_ms FROM psa_lanes
+                     WHERE namespace = $1 AND connection = $2
+                       AND left(group_key, length($3)) = $3 AND ready_at_ms <= $4
+                       AND (claimed_until_ms IS NULL OR claimed_until_ms <= $4)
+                     ORDER BY ready_at_ms LIMIT $5";
+                query(
+                    tx,
+                    sql,
+                    &[
+                        &connection.namespace,
+                        &connection.name,
+                        &prefix,
+                        &now_ms,
+                        &limit,
+                    ],
+                )
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(ReadyLane {
+                        connection: connection.clone(),
+                        group_key: get(r, 0)?,
+                        ready_at_ms: get(r, 1)?,
+                    })
+                })
+                .collect()
+            })
+        })
+        .await
+    }
+
     async fn next_ready_at(&self, connection: Option<ConnectionKey>) -> StoreResult<Option<i64>> {
         let (ns, name) = conn_params(&connection);
         self.in_tx(false, move |tx| {

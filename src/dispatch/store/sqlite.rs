@@ -918,6 +918,20 @@ fn update_dead_letter(
 }
 
 /// SQL condition and its ?1/?2 parameters for an optional connection filter (empty = all).
+/// The least string greater than every string starting with `prefix` (an ASCII prefix whose
+/// last character is below `~`, as `grouping::SAMPLE_PREFIX`), for a range scan.
+fn prefix_upper_bound(prefix: &str) -> String {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    match chars.pop() {
+        Some(last) => {
+            let next = char::from_u32(u32::from(last) + 1).unwrap_or(char::MAX);
+            chars.push(next);
+            chars.into_iter().collect()
+        }
+        None => char::MAX.to_string(),
+    }
+}
+
 fn conn_filter(connection: &Option<ConnectionKey>) -> (&'static str, String, String) {
     let (ns, name) = match connection {
         Some(k) => (k.namespace.clone(), k.name.clone()),
@@ -975,6 +989,53 @@ impl Store for SqliteStore {
                         ready_at_ms: r.get(3)?,
                     })
                 })
+                .map_err(unavailable)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(unavailable)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn ready_lanes_with_prefix(
+        &self,
+        connection: ConnectionKey,
+        prefix: String,
+        now_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<ReadyLane>> {
+        self.call(false, move |conn| {
+            // A range on the primary key (namespace, connection, group_key): byte order, so
+            // [prefix, prefix with its last byte + 1) is exactly the keys starting with it.
+            let upper = prefix_upper_bound(&prefix);
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT group_key, ready_at_ms FROM lanes
+                     WHERE namespace = ?1 AND connection = ?2
+                       AND group_key >= ?3 AND group_key < ?4 AND ready_at_ms <= ?5
+                       AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?5)
+                     ORDER BY ready_at_ms LIMIT ?6",
+                )
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        connection.namespace,
+                        connection.name,
+                        prefix,
+                        upper,
+                        now_ms,
+                        limit
+                    ],
+                    |r| {
+                        Ok(ReadyLane {
+                            connection: connection.clone(),
+                            group_key: r.get(0)?,
+                            ready_at_ms: r.get(1)?,
+                        })
+                    },
+                )
                 .map_err(unavailable)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(unavailable)?;

@@ -299,6 +299,50 @@ async fn contact_fallback_chain_autotask() {
     );
 }
 
+/// An organization matched to a company by name (`accountMapping: ByCompanyName`), with a user
+/// the company has no contact for: the chain ends at the company's primary contact (Autotask
+/// keeps the flag on the contact), never at the catch-all's contact of another company.
+#[tokio::test]
+async fn auto_mapped_company_ends_the_contact_chain_at_its_primary_contact_autotask() {
+    let at = At::start().await;
+    let fabrikam = at
+        .client
+        .find_company_by_name("Fabrikam Inc")
+        .await
+        .unwrap()
+        .expect("Fabrikam Inc in the demo data")
+        .id;
+    let primary = at
+        .client
+        .find_contact_by_email(&fabrikam, "alerts@fabrikam.example")
+        .await
+        .unwrap()
+        .expect("Fabrikam's primary contact")
+        .id;
+    let mut conn = at.snapshot(Grouping::User);
+    conn.account_mapping = psa_operator::api::AccountMapping::ByCompanyName;
+    let mut h = Harness::new(conn);
+    h.start();
+    let mut stranger = alert("f1", "someone@fabrikam.example", "Too Many Downloads");
+    stranger.organization = "Fabrikam Inc".into();
+    h.send_and_settle(vec![stranger]).await;
+    let tickets = at.tickets().await;
+    assert_eq!(tickets.len(), 1, "{tickets:#?}");
+    assert_eq!(
+        tickets[0]["companyID"].to_string(),
+        fabrikam,
+        "{}",
+        tickets[0]
+    );
+    assert_eq!(
+        tickets[0]["contactID"].to_string(),
+        primary,
+        "{}",
+        tickets[0]
+    );
+    assert_ne!(primary, at.ids.default_contact);
+}
+
 /// The seed guide's five issue / sub-issue type combinations, as Autotask stores them: none;
 /// issue type only; issue + sub-issue type; an override with its own issue type only; an
 /// override with issue + sub-issue type.

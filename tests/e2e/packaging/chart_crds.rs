@@ -180,3 +180,34 @@ fn chart_upgrade_changes_a_crd() {
         );
     }
 }
+
+/// The CRDs give their CEL rules a `reason` (Kubernetes 1.28+): the chart must refuse an older
+/// cluster at install time instead of letting the API server reject the CRDs half-way.
+#[test]
+fn the_chart_refuses_clusters_older_than_its_crds_need() {
+    let uses_cel_reason = generated().iter().any(|crd| {
+        serde_json::to_string(&crd["spec"])
+            .unwrap()
+            .contains("\"reason\":\"Field")
+    });
+    assert!(
+        uses_cel_reason,
+        "the CRDs no longer use CEL reason: relax kubeVersion"
+    );
+    let at = |version: &str| {
+        super::tools::run(
+            &helm(),
+            &[
+                "template",
+                "t",
+                "charts/psa-operator",
+                "--kube-version",
+                version,
+            ],
+        )
+    };
+    let old = at("1.27.9");
+    assert!(!old.ok, "1.27 must be refused");
+    assert!(old.stderr.contains("kubeVersion"), "{}", old.stderr);
+    assert!(at("1.28.0").ok, "1.28 is supported");
+}

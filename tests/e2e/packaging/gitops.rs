@@ -209,6 +209,33 @@ fn argo_scripts() -> Value {
     cm["data"].clone()
 }
 
+/// Argo CD's verdict (status, message) on a live object of one of our kinds, with the script
+/// of config/gitops/argocd for its kind (the outage e2e feeds it what the operator wrote).
+pub fn argo_verdict(obj: &Value) -> (String, String) {
+    let kind = obj["kind"].as_str().expect("an object with a kind");
+    let key = format!("resource.customizations.health.psa-operator.io_{kind}");
+    let scripts = argo_scripts();
+    let script = scripts[&key]
+        .as_str()
+        .unwrap_or_else(|| panic!("argocd-cm lacks {key}"));
+    argo_health(script, obj)
+}
+
+/// Flux's verdict on a live object, with the healthCheckExprs of config/gitops/flux.
+pub fn flux_verdict(obj: &Value) -> &'static str {
+    let path = repo().join("config/gitops/flux/psa-operator.yaml");
+    let docs = yaml_docs(&std::fs::read_to_string(path).unwrap());
+    let config = find(&docs, "Kustomization", "psa-config");
+    let entry = config["spec"]["healthCheckExprs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == obj["kind"])
+        .cloned()
+        .unwrap_or_else(|| panic!("no Flux expression for {}", obj["kind"]));
+    flux_health(&entry, obj)
+}
+
 #[test]
 fn argo_cd_health_scripts_judge_ready_and_observed_generation() {
     let data = argo_scripts();

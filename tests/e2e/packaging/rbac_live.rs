@@ -13,7 +13,8 @@ use psa_operator::operator::{run_operator, OperatorOptions};
 
 use super::tools::repo;
 
-type Log = Arc<Mutex<Vec<(String, String)>>>;
+/// (method, URI, Accept header) of each request.
+type Log = Arc<Mutex<Vec<(String, String, String)>>>;
 
 /// A tower layer that notes the method and URI of every request.
 #[derive(Clone)]
@@ -47,7 +48,13 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let entry = (req.method().to_string(), req.uri().to_string());
+        let accept = req
+            .headers()
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let entry = (req.method().to_string(), req.uri().to_string(), accept);
         self.log.lock().unwrap().push(entry);
         self.inner.call(req)
     }
@@ -221,7 +228,7 @@ async fn every_api_call_of_the_operator_is_granted() {
         .lock()
         .unwrap()
         .iter()
-        .filter_map(|(m, u)| permission(m, u))
+        .filter_map(|(m, u, _)| permission(m, u))
         .collect();
     let granted = required();
     let missing: Vec<_> = used.difference(&granted).collect();
@@ -239,6 +246,27 @@ async fn every_api_call_of_the_operator_is_granted() {
         assert!(
             used.contains(&(group.into(), resource.into(), verb.into())),
             "{group} {resource} {verb} not seen: {used:#?}"
+        );
+    }
+    // Secrets are listed and watched as metadata only: no Secret of the cluster (Helm release
+    // Secrets included) is cached with its data; the ones a resource references are read by
+    // name (`get`).
+    let secret_streams: Vec<(String, String, String)> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(m, u, _)| {
+            permission(m, u).is_some_and(|(g, r, v)| {
+                g.is_empty() && r == "secrets" && (v == "list" || v == "watch")
+            })
+        })
+        .cloned()
+        .collect();
+    assert!(!secret_streams.is_empty(), "the Secret watch was not seen");
+    for (m, u, accept) in &secret_streams {
+        assert!(
+            accept.contains("as=PartialObjectMetadata"),
+            "{m} {u} asks for whole Secrets (Accept: {accept:?})"
         );
     }
     // And nothing is granted that the operator does not call: every grant was used in this run,
