@@ -388,7 +388,10 @@ fn cel_rules_of_sources() {
 #[test]
 fn cel_rules_of_routes_and_overrides() {
     let routes = [
-        (json!({"match": {"severity": ["critical"]}, "priority": "P1"}), None),
+        (
+            json!({"match": {"severity": ["critical"]}, "priority": "P1"}),
+            None,
+        ),
         (
             json!({"match": {"alertType": ["Too Many Downloads"]}, "board": "Escalations", "type": "Incident"}),
             None,
@@ -439,7 +442,8 @@ fn cel_rules_of_routes_and_overrides() {
     .is_empty());
     let errs = cel_errors::<CustomerMapping>(mapping(json!({"subIssueType": "General"})));
     assert!(
-        errs.iter().any(|e| e.contains("subIssueType needs issueType")),
+        errs.iter()
+            .any(|e| e.contains("subIssueType needs issueType")),
         "{errs:?}"
     );
 }
