@@ -84,6 +84,39 @@ pub struct ResolvedLifecycle {
     pub closed_status_id: Option<PsaId>,
 }
 
+/// The ticket values of one routing outcome (the connection's settings, or those with a
+/// mapping's overrides and/or one route applied), resolved on the board they end up on.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct TicketProfile {
+    pub ticket: ResolvedTicket,
+    /// `lifecycle.closedStatus` (or the ticket's closed status) on this profile's board.
+    pub lifecycle_closed_status_id: Option<PsaId>,
+}
+
+/// A route with its names resolved: alerts it matches get `profile`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedRoute {
+    pub matcher: crate::dispatch::decide::ticket_route::RouteMatcher,
+    pub profile: Arc<TicketProfile>,
+}
+
+/// A CustomerMapping's `ticket` and `routes`, resolved. Only mappings that set either carry
+/// one; the others use the connection's profiles as they are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CustomerTicket {
+    /// [`ResolvedConnection::ticket_fingerprint`] of the connection settings these profiles
+    /// were resolved with: another value means the connection changed since, and the routing
+    /// index holds the organization until the mapping is evaluated again.
+    pub connection_fingerprint: u64,
+    /// The connection's ticket with the mapping's `ticket` applied.
+    pub base: Arc<TicketProfile>,
+    /// The mapping's own routes, each applied on `base`.
+    pub routes: Vec<ResolvedRoute>,
+    /// Position by position, the connection's routes applied on `base` (the matchers stay the
+    /// connection's: `ResolvedConnection::routes`).
+    pub connection_routes: Vec<Arc<TicketProfile>>,
+}
+
 /// A company with the contact and contract tickets for it get.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct ResolvedCustomer {
@@ -94,6 +127,8 @@ pub struct ResolvedCustomer {
     pub location_id: Option<PsaId>,
     pub default_contact_id: Option<PsaId>,
     pub contract_id: Option<PsaId>,
+    /// The mapping's ticket overrides and routes; `None`: the connection's settings and routes.
+    pub ticket: Option<Arc<CustomerTicket>>,
 }
 
 /// SMTP settings of the failsafe e-mail (from the Secret named in `failsafe.smtpSecretRef`).
@@ -208,6 +243,11 @@ pub struct ResolvedConnection {
     /// `spec.sources`, compiled (`/webhook/{source}`, `/cloudevents`).
     pub sources: crate::dispatch::intake::sources::SharedSources,
     pub lifecycle: ResolvedLifecycle,
+    /// `spec.routes`, each applied on `ticket` and resolved. Shared by every snapshot.
+    pub routes: Arc<[ResolvedRoute]>,
+    /// Identifies the connection settings mappings' overrides are resolved against (`ticket`,
+    /// `routes`, `lifecycle`; see `controller::resolve::routes::ticket_fingerprint`).
+    pub ticket_fingerprint: u64,
 }
 
 impl ResolvedConnection {
@@ -236,6 +276,8 @@ impl ResolvedConnection {
             grafana: self.grafana.clone(),
             sources: self.sources.clone(),
             lifecycle: self.lifecycle.clone(),
+            routes: self.routes.clone(),
+            ticket_fingerprint: self.ticket_fingerprint,
         }
     }
 }
@@ -261,6 +303,8 @@ impl ResolvedConnection {
             grafana: AlertmanagerLabelNames::default(),
             sources: Default::default(),
             lifecycle: ResolvedLifecycle::default(),
+            routes: Arc::from(Vec::new()),
+            ticket_fingerprint: 0,
         }
     }
 }

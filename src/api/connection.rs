@@ -77,6 +77,12 @@ pub struct PsaConnectionSpec {
     /// What a resolved alert does to its group's ticket (default: a note).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<super::lifecycle::LifecycleSettings>,
+    /// Board, priority and type by severity or alert type: the first route that matches an
+    /// alert replaces what it sets of `ticket` (after a CustomerMapping's own `ticket` and
+    /// `routes`, which come first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub routes: Vec<super::routing::TicketRoute>,
     /// How often the PSA settings are re-validated to catch renames and deletions in the PSA (default 10m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]

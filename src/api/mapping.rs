@@ -45,6 +45,14 @@ pub struct CustomerMappingSpec {
     /// Contract service line on that contract, kept in step for billing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contract_service: Option<ContractServiceLine>,
+    /// Ticket values this customer's tickets get instead of the connection's `ticket` settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<super::routing::CustomerTicketSettings>,
+    /// This customer's routes by severity or alert type, tried before the connection's
+    /// `routes` (first match wins); a matching route replaces what it sets of `ticket`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub routes: Vec<super::routing::TicketRoute>,
 }
 
 /// A PSA company by identifier or by name (exactly one).

@@ -383,3 +383,67 @@ fn cel_rules_of_sources() {
         "{errs:?}"
     );
 }
+
+/// The CEL rules of routes and per-customer ticket overrides.
+#[test]
+fn cel_rules_of_routes_and_overrides() {
+    let routes = [
+        (
+            json!({"match": {"severity": ["critical"]}, "priority": "P1"}),
+            None,
+        ),
+        (
+            json!({"match": {"alertType": ["Too Many Downloads"]}, "board": "Escalations", "type": "Incident"}),
+            None,
+        ),
+        (
+            json!({"match": {"severity": ["critical"]}}),
+            Some("a route sets at least one of board, priority or type"),
+        ),
+        (
+            json!({"match": {}, "priority": "P1"}),
+            Some("a route matches on severity, alertType or both"),
+        ),
+        (
+            json!({"match": {"severity": []}, "priority": "P1"}),
+            Some("a route matches on severity, alertType or both"),
+        ),
+    ];
+    for (route, want) in routes {
+        let mut conn = connection(json!({"connectWise": cw_provider()}), json!({}));
+        conn["spec"]["routes"] = json!([route.clone()]);
+        let mut mapping = json!({"apiVersion": "psa-operator.io/v1alpha1", "kind": "CustomerMapping",
+            "metadata": {"name": "m", "namespace": "psa"},
+            "spec": {"connectionRef": {"name": "c"}, "organization": "Contoso Ltd",
+                     "company": {"identifier": "CONTOSO"}}});
+        mapping["spec"]["routes"] = json!([route.clone()]);
+        for errs in [
+            cel_errors::<PsaConnection>(conn),
+            cel_errors::<CustomerMapping>(mapping),
+        ] {
+            match want {
+                None => assert!(errs.is_empty(), "{route}: {errs:?}"),
+                Some(msg) => assert!(
+                    errs.iter().any(|e| e.contains(msg)),
+                    "{route}: want {msg}, got {errs:?}"
+                ),
+            }
+        }
+    }
+    let mapping = |ticket: Value| {
+        json!({"apiVersion": "psa-operator.io/v1alpha1", "kind": "CustomerMapping",
+            "metadata": {"name": "m", "namespace": "psa"},
+            "spec": {"connectionRef": {"name": "c"}, "organization": "Contoso Ltd",
+                     "company": {"identifier": "CONTOSO"}, "ticket": ticket}})
+    };
+    assert!(cel_errors::<CustomerMapping>(mapping(
+        json!({"board": "Help Desk", "issueType": "Security", "subIssueType": "General"})
+    ))
+    .is_empty());
+    let errs = cel_errors::<CustomerMapping>(mapping(json!({"subIssueType": "General"})));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("subIssueType needs issueType")),
+        "{errs:?}"
+    );
+}

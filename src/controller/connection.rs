@@ -23,6 +23,9 @@ use super::factory::credentials_secret_name;
 use super::index::ConnectionFacts;
 use super::resolve::customer::resolve_catch_all;
 use super::resolve::lifecycle::resolve_lifecycle;
+use super::resolve::routes::{
+    connection_combos, connection_routes, resolve_combos, ticket_fingerprint, FreshCatalogs,
+};
 use super::resolve::settings::{
     alertmanager_labels, dispatch_config, intake_path, label_names, smtp_settings, unresolved_hold,
 };
@@ -161,6 +164,7 @@ async fn resolve_settings(
         .map_err(|m| misses.push(m))
         .ok()
     });
+    let routes = resolve_routes(psa.as_ref(), spec, &mut misses).await?;
     let catch_all = match &spec.catch_all {
         None => None,
         Some(ca) => resolve_catch_all(psa.as_ref(), ca)
@@ -184,25 +188,29 @@ async fn resolve_settings(
         ids.catch_all_contact = c.default_contact_id.clone();
     }
     let complete = misses.is_empty() && required.is_empty();
-    let resolved = match (ticket, dispatch, lifecycle, complete) {
-        (Some(ticket), Some(dispatch), Some(lifecycle), true) => Some(ResolvedConnection {
-            key: key.clone(),
-            generation: conn.metadata.generation.unwrap_or_default(),
-            psa,
-            grouping: spec.grouping.unwrap_or_default(),
-            account_mapping: spec.account_mapping.unwrap_or_default(),
-            catch_all,
-            customers: Default::default(),
-            held_organizations: Default::default(),
-            complete: false,
-            ticket,
-            failsafe,
-            dispatch,
-            alertmanager: alertmanager_labels(spec),
-            grafana: label_names(spec.grafana.as_ref()),
-            sources: Default::default(),
-            lifecycle,
-        }),
+    let resolved = match (ticket, dispatch, lifecycle, routes, complete) {
+        (Some(ticket), Some(dispatch), Some(lifecycle), Some(routes), true) => {
+            Some(ResolvedConnection {
+                key: key.clone(),
+                generation: conn.metadata.generation.unwrap_or_default(),
+                psa,
+                grouping: spec.grouping.unwrap_or_default(),
+                account_mapping: spec.account_mapping.unwrap_or_default(),
+                catch_all,
+                customers: Default::default(),
+                held_organizations: Default::default(),
+                complete: false,
+                ticket,
+                failsafe,
+                dispatch,
+                alertmanager: alertmanager_labels(spec),
+                grafana: label_names(spec.grafana.as_ref()),
+                sources: Default::default(),
+                lifecycle,
+                routes: routes.into(),
+                ticket_fingerprint: ticket_fingerprint(spec),
+            })
+        }
         _ => None,
     };
     Ok(Settings {
@@ -211,6 +219,22 @@ async fn resolve_settings(
         misses,
         required,
     })
+}
+
+/// `spec.routes`, each laid over the ticket settings and resolved on its board; `None` (with
+/// the misses, e.g. `routes[1].priority`) when any does not resolve.
+async fn resolve_routes(
+    psa: &dyn Psa,
+    spec: &PsaConnectionSpec,
+    misses: &mut Vec<Unresolved>,
+) -> Result<Option<Vec<crate::resolved::ResolvedRoute>>, PsaError> {
+    let combos = connection_combos(spec);
+    let catalogs = FreshCatalogs::default();
+    let (profiles, found) =
+        resolve_combos(psa, &combos, spec.lifecycle.as_ref(), &catalogs, "").await?;
+    let failed = !found.is_empty();
+    misses.extend(found);
+    Ok(connection_routes(spec, profiles).filter(|_| !failed))
 }
 
 /// Reads the failsafe SMTP Secret; `None` when no failsafe is configured.

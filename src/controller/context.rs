@@ -19,6 +19,8 @@ use super::metrics::ControllerMetrics;
 use super::publish::Publisher;
 use super::resolve::customer::CompanyIndex;
 use super::resolve::directory::{uncovered, Directory};
+use super::resolve::routes::catalog_key;
+use super::resolve::{fetch_catalog, PsaCatalog};
 
 /// How long a listed company index is reused by mapping reconciles.
 pub const COMPANY_INDEX_TTL: Duration = Duration::from_secs(60);
@@ -44,6 +46,9 @@ pub struct SharedState {
     directories: HashMap<ConnectionKey, (Instant, Arc<Directory>)>,
     /// The last `reconcile-requested-at` value acted on, per object (`kind/ns/name`).
     recheck_requests: HashMap<String, String>,
+    /// PSA lists mappings' ticket overrides resolve against, per connection and settings
+    /// (`resolve::routes::catalog_key`), reused for `COMPANY_INDEX_TTL`.
+    catalogs: HashMap<(ConnectionKey, String), (Instant, Arc<PsaCatalog>)>,
 }
 
 pub struct Context {
@@ -72,6 +77,8 @@ pub struct Context {
     index_lock: tokio::sync::Mutex<()>,
     /// Serialises directory listings so a wave of mappings lists each company once.
     directory_lock: tokio::sync::Mutex<()>,
+    /// Serialises catalog listings so a wave of mappings with overrides lists each board once.
+    catalog_lock: tokio::sync::Mutex<()>,
 }
 
 impl Context {
@@ -100,6 +107,7 @@ impl Context {
             store_health: Default::default(),
             index_lock: tokio::sync::Mutex::new(()),
             directory_lock: tokio::sync::Mutex::new(()),
+            catalog_lock: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -227,6 +235,33 @@ impl Context {
         st.clients.remove(key);
         st.company_indexes.remove(key);
         st.directories.remove(key);
+        st.catalogs.retain(|(k, _), _| k != key);
+    }
+
+    /// The PSA lists `settings` resolve against for a connection's mappings (see
+    /// [`SharedState::catalogs`]); `force` (a re-check the user asked for) reads them afresh.
+    pub async fn catalog(
+        &self,
+        key: &ConnectionKey,
+        psa: &dyn Psa,
+        settings: &crate::api::TicketSettings,
+        force: bool,
+    ) -> PsaResult<Arc<PsaCatalog>> {
+        let _guard = self.catalog_lock.lock().await;
+        let cache_key = (key.clone(), catalog_key(settings));
+        if !force {
+            if let Some((at, cat)) = self.state().catalogs.get(&cache_key) {
+                if at.elapsed() < COMPANY_INDEX_TTL {
+                    return Ok(cat.clone());
+                }
+            }
+        }
+        let (cat, _) = fetch_catalog(psa, settings).await?;
+        let cat = Arc::new(cat);
+        self.state()
+            .catalogs
+            .insert(cache_key, (Instant::now(), cat.clone()));
+        Ok(cat)
     }
 
     /// Publishes a Kubernetes Event about `obj`; failures are logged, never fatal.

@@ -200,7 +200,7 @@ impl RoutingIndex {
         let facts = self.connections.get(key)?;
         let resolved = match (&facts.settings, &self.inventory) {
             (Some(settings), Some(inv)) => {
-                let (customers, held) = self.routing(key, inv);
+                let (customers, held) = self.routing(key, inv, settings.ticket_fingerprint);
                 let complete = self.completeness(key) == Completeness::Complete;
                 Some(Arc::new(settings.with_routing(customers, held, complete)))
             }
@@ -216,10 +216,13 @@ impl RoutingIndex {
     }
 
     /// Routable customers by organization, and held organizations (lower-cased) with the reason.
+    /// A mapping whose ticket overrides were resolved against other connection settings than
+    /// `ticket_fingerprint` is held until it is evaluated again (the publisher asks for that).
     fn routing(
         &self,
         key: &ConnectionKey,
         inv: &MappingInventory,
+        ticket_fingerprint: u64,
     ) -> (
         HashMap<Arc<str>, Arc<ResolvedCustomer>>,
         HashMap<String, String>,
@@ -235,9 +238,19 @@ impl RoutingIndex {
                 Some(MappingFact::Routable {
                     organization,
                     customer,
-                }) if **organization == **org => {
-                    customers.insert(organization.clone(), customer.clone());
-                }
+                }) if **organization == **org => match &customer.ticket {
+                    Some(t) if t.connection_fingerprint != ticket_fingerprint => {
+                        held.insert(
+                            organization_key(org),
+                            format!(
+                                "CustomerMapping {name:?} is evaluated again: its connection's ticket settings or routes changed"
+                            ),
+                        );
+                    }
+                    _ => {
+                        customers.insert(organization.clone(), customer.clone());
+                    }
+                },
                 Some(
                     MappingFact::Blocked {
                         organization,
@@ -488,6 +501,51 @@ mod tests {
         );
         assert!(complete);
         assert!(idx.facts_of(&key()).unwrap().authenticated);
+    }
+
+    #[test]
+    fn overrides_resolved_against_older_connection_settings_are_held() {
+        let overridden = |fingerprint: u64| {
+            let base = Arc::new(crate::resolved::TicketProfile::default());
+            MappingFact::Routable {
+                organization: "Contoso Ltd".into(),
+                customer: Arc::new(ResolvedCustomer {
+                    ticket: Some(Arc::new(crate::resolved::CustomerTicket {
+                        connection_fingerprint: fingerprint,
+                        base,
+                        routes: vec![],
+                        connection_routes: vec![],
+                    })),
+                    ..customer("10")
+                }),
+            }
+        };
+        let with_fingerprint = |fingerprint: u64| ConnectionFacts {
+            authenticated: true,
+            settings: Some(Arc::new(ResolvedConnection {
+                ticket_fingerprint: fingerprint,
+                ..ResolvedConnection::sample(key(), psa())
+            })),
+            ..Default::default()
+        };
+        let mut idx = RoutingIndex::default();
+        idx.sync_inventory(inventory(&[("contoso", "Contoso Ltd")]));
+        idx.apply_connection_settings(&key(), with_fingerprint(7));
+        idx.apply_customer(&key(), "contoso", overridden(7));
+        let (customers, held, _) = view(&idx).unwrap();
+        assert_eq!(customers.len(), 1);
+        assert!(held.is_empty());
+        // The connection's routes changed: held (never the catch-all) until re-evaluated.
+        idx.apply_connection_settings(&key(), with_fingerprint(8));
+        let (customers, held, _) = view(&idx).unwrap();
+        assert!(customers.is_empty());
+        assert_eq!(held, BTreeSet::from(["contoso ltd".into()]));
+        idx.apply_customer(&key(), "contoso", overridden(8));
+        assert_eq!(view(&idx).unwrap().0.len(), 1);
+        // A mapping without overrides does not depend on the connection's settings.
+        idx.apply_connection_settings(&key(), with_fingerprint(9));
+        idx.apply_customer(&key(), "contoso", routable("Contoso Ltd", "10"));
+        assert_eq!(view(&idx).unwrap().0.len(), 1);
     }
 
     /// Every order of the same facts gives the same snapshot.

@@ -209,19 +209,52 @@ async fn evaluate(
                     .customer(&m.name_any())
                     .ok_or_else(|| ("CompanyNotFound".to_string(), "no company".to_string())),
             };
-            Evaluation {
+            let mut eval = Evaluation {
                 ids,
                 customer,
                 contract_line: None,
                 contact,
                 transient: None,
                 recheck_soon: false,
-            }
+            };
+            with_ticket_overrides(m, ctx, watched, key, psa, &mut eval).await;
+            eval
         }
         Err(e) => {
             let mut eval = Evaluation::blocked(e.reason(), e.to_string(), false);
             eval.transient = e.is_transient().then(|| e.to_string());
             eval
+        }
+    }
+}
+
+/// Adds the mapping's resolved `ticket` / `routes` to a routable customer, or blocks it with
+/// the field that does not resolve.
+async fn with_ticket_overrides(
+    m: &CustomerMapping,
+    ctx: &Context,
+    watched: &Watched,
+    key: &ConnectionKey,
+    psa: &dyn Psa,
+    eval: &mut Evaluation,
+) {
+    let Ok(customer) = &mut eval.customer else {
+        return;
+    };
+    let connection = watched.connections.state().into_iter().find(|c| {
+        c.namespace().as_deref() == Some(key.namespace.as_str()) && c.name_any() == key.name
+    });
+    let Some(connection) = connection else {
+        return;
+    };
+    // The lists are cached for a minute; a user's re-check request was consumed by the company
+    // look-up, which reads afresh.
+    match super::customer_ticket::resolve(ctx, key, psa, &connection.spec, m, false).await {
+        Ok(ticket) => customer.ticket = ticket,
+        Err(Ok(blocked)) => eval.customer = Err(blocked),
+        Err(Err(e)) => {
+            eval.transient = e.is_transient().then(|| e.to_string());
+            eval.customer = Err((e.reason().to_string(), e.to_string()));
         }
     }
 }

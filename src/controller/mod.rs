@@ -11,6 +11,7 @@
 pub mod connection;
 pub mod context;
 pub mod contract_service;
+pub mod customer_ticket;
 pub mod dispatch_status;
 pub mod event_type;
 pub mod factory;

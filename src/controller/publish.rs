@@ -38,6 +38,10 @@ struct State {
     /// Whether each connection was authenticated at its last publish (for the triggers).
     authenticated: HashMap<ConnectionKey, bool>,
     triggers: Vec<mpsc::UnboundedSender<ConnectionKey>>,
+    /// The ticket fingerprint of each connection's last resolved settings (for the triggers of
+    /// mappings with overrides).
+    fingerprints: HashMap<ConnectionKey, u64>,
+    fingerprint_triggers: Vec<mpsc::UnboundedSender<ConnectionKey>>,
 }
 
 pub struct Publisher {
@@ -166,6 +170,15 @@ impl Publisher {
         rx
     }
 
+    /// A stream of connection keys, one each time a connection's resolved ticket settings or
+    /// routes change (`ResolvedConnection::ticket_fingerprint`): mappings with their own
+    /// overrides resolved against the old ones are evaluated again.
+    pub fn ticket_settings_changes(&self) -> mpsc::UnboundedReceiver<ConnectionKey> {
+        let (tx, rx) = mpsc::unbounded();
+        self.state().fingerprint_triggers.push(tx);
+        rx
+    }
+
     /// Waits until `applied` has been published to the Registry.
     pub async fn published(&self, applied: Applied) {
         let mut rx = self.published.subscribe();
@@ -192,11 +205,26 @@ impl Publisher {
         let dirty = std::mem::take(&mut st.dirty);
         let removed = std::mem::take(&mut st.removed);
         let mut transitions = vec![];
+        let mut fingerprint_changes = vec![];
         for key in &dirty {
             match st.index.entry(key) {
                 Some(entry) => self.registry.publish(key.clone(), entry),
                 None if removed.contains(key) => self.registry.remove(key),
                 None => {}
+            }
+            let fingerprint = st
+                .index
+                .facts_of(key)
+                .and_then(|f| f.settings.as_ref())
+                .map(|s| s.ticket_fingerprint);
+            if let Some(fp) = fingerprint {
+                if st
+                    .fingerprints
+                    .insert(key.clone(), fp)
+                    .is_some_and(|old| old != fp)
+                {
+                    fingerprint_changes.push(key.clone());
+                }
             }
             let now = st.index.facts_of(key).is_some_and(|f| f.authenticated);
             let before = st.authenticated.insert(key.clone(), now);
@@ -206,7 +234,13 @@ impl Publisher {
         }
         for key in &removed {
             st.authenticated.remove(key);
+            st.fingerprints.remove(key);
         }
+        st.fingerprint_triggers.retain(|tx| {
+            fingerprint_changes
+                .iter()
+                .all(|key| tx.unbounded_send(key.clone()).is_ok())
+        });
         st.triggers.retain(|tx| {
             transitions
                 .iter()

@@ -159,9 +159,29 @@ pub async fn run_controllers(
                 .collect::<Vec<_>>(),
         )
     });
+    // Mappings with their own ticket overrides or routes are resolved against the connection's
+    // ticket settings: re-checked when those change (the others do not depend on them).
+    let by_settings = map_reader.clone();
+    let override_triggers = ctx
+        .publisher
+        .ticket_settings_changes()
+        .flat_map(move |key| {
+            futures::stream::iter(
+                by_settings
+                    .state()
+                    .into_iter()
+                    .filter(|m| {
+                        of_connection(m.namespace(), &m.spec.connection_ref.name, &key)
+                            && super::resolve::routes::has_overrides(&m.spec)
+                    })
+                    .map(|m| ObjectRef::from_obj(&*m))
+                    .collect::<Vec<_>>(),
+            )
+        });
     let mappings = Controller::for_stream(map_stream, map_reader.clone())
         .with_config(bounded())
         .reconcile_on(mapping_triggers)
+        .reconcile_on(override_triggers)
         .watches_stream(service_changes, move |s: ContractService| {
             let ns = s.namespace();
             let name = s.name_any();

@@ -21,6 +21,7 @@ use crate::dispatch::decide::render;
 use crate::dispatch::decide::routing::{
     auto_customer, route, AutoAnswer, AutoLookup, Route, RoutingTable,
 };
+use crate::dispatch::decide::ticket_route::{ticket_for, ChosenTicket};
 use crate::dispatch::decide::values::{issue_types, resolve_value};
 use crate::dispatch::event::Event;
 use crate::dispatch::stats::StatsBoard;
@@ -168,9 +169,8 @@ impl Delivery<'_> {
                         None => self.group_record(group_key, &id, !close),
                     });
                     if close {
-                        self.psa
-                            .close_ticket(&id, self.conn.ticket.closed_status_id.as_ref(), None)
-                            .await?;
+                        let status = self.closing_status(event, false).await;
+                        self.psa.close_ticket(&id, status.as_ref(), None).await?;
                         out.closed = true;
                     }
                     // groupWait: the alerts after the head become one note on the new ticket.
@@ -194,14 +194,14 @@ impl Delivery<'_> {
                     ticket_id,
                     mut close,
                 } => {
-                    let mut close_status = self.conn.ticket.closed_status_id.as_ref();
+                    let mut by_lifecycle = false;
                     if finding_id.is_none() {
                         match self.alert_lifecycle(group_key, batch, &ticket_id).await? {
                             LifecycleStep::Record(life, closes) => {
                                 out.records.extend(self.lifecycle_record(group_key, life));
                                 if closes {
                                     close = true;
-                                    close_status = self.conn.lifecycle.closed_status_id.as_ref();
+                                    by_lifecycle = true;
                                 }
                             }
                             LifecycleStep::Replan(state) => {
@@ -235,8 +235,9 @@ impl Delivery<'_> {
                     };
                     let text = (!noted).then_some(text);
                     let sent = if close {
+                        let close_status = self.closing_status(event, by_lifecycle).await;
                         self.psa
-                            .close_ticket(&ticket_id, close_status, text.as_deref())
+                            .close_ticket(&ticket_id, close_status.as_ref(), text.as_deref())
                             .await
                     } else if let Some(text) = &text {
                         self.psa.add_note(&ticket_id, text).await.map(|_| ())
@@ -420,7 +421,8 @@ impl Delivery<'_> {
             return Err(DeliveryError::Unroutable(event.organization.clone()));
         };
         let (contact_id, contact_source) = self.contact(&customer, event).await?;
-        let ticket = &self.conn.ticket;
+        let chosen = ticket_for(self.conn, customer.ticket.as_deref(), event);
+        let ticket = chosen.ticket;
         let summary = render::summary_bounded(ticket.summary_template.clone(), event).await;
         if let Some(e) = &summary.template_error {
             tracing::warn!(connection = %self.conn.key, error = %e, "using the default summary");
@@ -443,10 +445,38 @@ impl Delivery<'_> {
             contract_id: customer.contract_id.clone(),
         };
         let created = self.psa.create_ticket(&new).await?;
+        tracing::debug!(connection = %self.conn.key, ticket = %created.id, values = ?chosen.source,
+            "ticket created");
         out.ticket_created = true;
         out.route = Some(route.label());
         out.contact = Some(contact_source);
         Ok((created.id, created.status_id))
+    }
+
+    /// The status that closes the ticket of `event`: of the board its customer's overrides or
+    /// routes put it on (`lifecycle` = `lifecycle.closedStatus`, else `ticket.closedStatus`).
+    /// The event is routed again for it (in memory, or the cached automatic look-up); when it no
+    /// longer routes, the connection's status (`None` = the PSA's closed status on a failure).
+    async fn closing_status(&self, event: &Event, lifecycle: bool) -> Option<PsaId> {
+        let pick = |c: &ChosenTicket<'_>| {
+            if lifecycle {
+                c.lifecycle_closed_status_id.cloned()
+            } else {
+                c.ticket.closed_status_id.clone()
+            }
+        };
+        let plain = ticket_for(self.conn, None, event);
+        let has_overrides = !self.conn.customers.is_empty() || !self.conn.routes.is_empty();
+        if !has_overrides {
+            return pick(&plain);
+        }
+        match self.route(&event.organization).await {
+            Ok(route) => {
+                let customer = route.customer().and_then(|c| c.ticket.as_deref());
+                pick(&ticket_for(self.conn, customer, event))
+            }
+            Err(_) => pick(&plain),
+        }
     }
 
     /// Routing with the automatic account mapping lookup cached (hits and misses).

@@ -48,6 +48,18 @@ pub fn check(set: &ResourceSet, all: &[Document]) -> Vec<Diagnostic> {
     for m in &set.mappings {
         let spec = &m.obj.spec;
         let conn = &spec.connection_ref.name;
+        let template = spec
+            .ticket
+            .as_ref()
+            .and_then(|t| t.summary_template.as_deref());
+        if let Some(Err(e)) = template.map(crate::dispatch::decide::render::check_template) {
+            out.push(Diagnostic::at(
+                &m.doc,
+                "spec.ticket.summaryTemplate",
+                "InvalidTemplate",
+                e.0,
+            ));
+        }
         if !named("PsaConnection", m.namespace()).contains(conn) {
             out.push(missing(
                 &m.doc,

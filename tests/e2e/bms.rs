@@ -241,7 +241,10 @@ async fn picklists_carry_the_demo_values() {
     let c = client(&sb);
     let names =
         |l: Vec<psa_operator::psa::Named>| l.into_iter().map(|n| n.name).collect::<Vec<_>>();
-    assert_eq!(names(c.boards().await.unwrap()), ["Security Alerts"]);
+    assert_eq!(
+        names(c.boards().await.unwrap()),
+        ["Security Alerts", "Escalations"]
+    );
     assert_eq!(
         names(c.ticket_types(None).await.unwrap()),
         ["Alert", "Incident"]

@@ -154,7 +154,7 @@ async fn client_reads_companies_contacts_and_lookups_from_the_demo_data() {
     );
 
     let boards = c.boards().await.unwrap();
-    assert_eq!(names(&boards), vec!["Security Alerts"]);
+    assert_eq!(names(&boards), vec!["Security Alerts", "Escalations"]);
     let board = Some(&boards[0].id);
     let statuses = c.statuses(board).await.unwrap();
     let flags: Vec<(&str, bool)> = statuses

@@ -22,6 +22,7 @@ mod intake;
 mod packaging;
 mod providers;
 mod restart;
+mod routing;
 mod sandbox_admin;
 mod secrets;
 mod sources;

@@ -233,6 +233,7 @@ impl CustomerResolution {
             location_id: company.location_id.clone(),
             default_contact_id: self.default_contact().and_then(|c| c.id().cloned()),
             contract_id: self.contract().map(|c| c.id.clone()),
+            ticket: None,
         })
     }
 }
@@ -382,6 +383,7 @@ pub async fn resolve_catch_all(
         location_id: company.location_id.clone(),
         default_contact_id: contact_id,
         contract_id: None,
+        ticket: None,
     }))
 }
 

@@ -177,6 +177,7 @@ mod tests {
             grafana: None,
             sources: Vec::new(),
             lifecycle: None,
+            routes: Vec::new(),
             revalidate_interval: None,
         }
     }

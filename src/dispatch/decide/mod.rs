@@ -9,4 +9,5 @@ pub mod marker;
 pub mod render;
 pub mod retry;
 pub mod routing;
+pub mod ticket_route;
 pub mod values;

@@ -131,6 +131,7 @@ pub fn auto_customer(company: &Company) -> ResolvedCustomer {
         location_id: company.location_id.clone(),
         default_contact_id: company.default_contact_id.clone(),
         contract_id: None,
+        ticket: None,
     }
 }
 

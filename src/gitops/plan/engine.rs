@@ -126,6 +126,7 @@ async fn run(
     if let Some(ca) = &spec.catch_all {
         plan.names.extend(catch_all_names(psa, ca).await?);
     }
+    plan.routes = super::routes::connection_routes(psa, spec).await?;
 
     let mut services: BTreeMap<String, CatalogState> = BTreeMap::new();
     for s in set.services_of(conn.namespace(), conn.name()) {
@@ -149,7 +150,7 @@ async fn run(
         let dups = duplicates_of(&m.obj, &all);
         let customer = if dups.is_empty() {
             let remembered = live.mappings.get(m.name());
-            plan_customer(psa, set, &index, &services, m, remembered).await?
+            plan_customer(psa, set, &index, &services, m, remembered, spec).await?
         } else {
             duplicate_customer(m, &dups)
         };
@@ -315,6 +316,7 @@ fn duplicate_customer(m: &Located<CustomerMapping>, dups: &[String]) -> Customer
         contract: None,
         line: None,
         routed: false,
+        ticket: vec![],
     }
 }
 
@@ -368,6 +370,7 @@ async fn plan_customer(
     services: &BTreeMap<String, CatalogState>,
     m: &Located<CustomerMapping>,
     remembered: Option<&CustomerMappingStatus>,
+    conn: &crate::api::PsaConnectionSpec,
 ) -> Result<CustomerPlan, PsaError> {
     let spec = &m.obj.spec;
     let mut out = CustomerPlan {
@@ -378,6 +381,7 @@ async fn plan_customer(
         contract: None,
         line: None,
         routed: false,
+        ticket: vec![],
     };
     // The same resolution the mapping reconciler makes; here its result becomes plan rows.
     let resolution = resolve_customer(psa, index, spec).await?;
@@ -402,7 +406,9 @@ async fn plan_customer(
         return Ok(out);
     }
     let contract = resolution.contract().cloned();
-    out.routed = true;
+    let (ticket, overrides_resolve) = super::routes::mapping_overrides(psa, conn, spec).await?;
+    out.ticket = ticket;
+    out.routed = overrides_resolve;
 
     let Some(line_spec) = &spec.contract_service else {
         return Ok(out);

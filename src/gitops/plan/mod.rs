@@ -7,6 +7,7 @@ pub mod engine;
 pub mod model;
 pub mod names;
 pub mod render;
+pub mod routes;
 pub mod sources;
 
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -183,6 +184,14 @@ pub fn summarize(conns: &[ConnectionPlan]) -> Summary {
     for c in conns {
         s.problems += usize::from(c.error.is_some());
         s.problems += c.names.iter().filter(|n| n.resolves == Some(false)).count();
+        let route_rows = c
+            .routes
+            .iter()
+            .chain(c.customers.iter().flat_map(|m| &m.ticket));
+        s.problems += route_rows
+            .flat_map(|r| &r.sets)
+            .filter(|n| n.resolves == Some(false))
+            .count();
         s.problems += c.catch_all.len();
         s.problems += c.sources.iter().filter(|p| !p.problems.is_empty()).count();
         for svc in &c.catalog {
@@ -309,6 +318,7 @@ mod tests {
             contract: None,
             line: l,
             routed,
+            ticket: vec![],
         }
     }
 

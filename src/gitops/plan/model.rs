@@ -63,6 +63,9 @@ pub struct ConnectionPlan {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Problem>,
     pub names: Vec<NameCheck>,
+    /// `spec.routes`: first match wins, after a mapping's own routes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RoutePlan>,
     pub catalog: Vec<ServicePlan>,
     pub customers: Vec<CustomerPlan>,
     /// Organizations whose alerts would go to the catch-all company instead of their mapping.
@@ -191,6 +194,22 @@ pub struct CustomerPlan {
     pub line: Option<LinePlanReport>,
     /// Whether alerts of this organization reach the mapped company.
     pub routed: bool,
+    /// The mapping's `ticket` overrides and `routes`, as the reconciler resolves them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ticket: Vec<RoutePlan>,
+}
+
+/// A route, or a mapping's `ticket` overrides: what it matches and the names it sets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoutePlan {
+    /// `routes[0]`, or `ticket` for a mapping's overrides.
+    pub field: String,
+    /// What the route matches (`severity in [critical]`); `None` for `ticket`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matches: Option<String>,
+    /// Each name it sets with the id it resolves to on the board the ticket ends up on.
+    pub sets: Vec<NameCheck>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

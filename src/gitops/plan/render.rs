@@ -96,6 +96,10 @@ fn connection(c: &ConnectionPlan, out: &mut dyn Write) -> io::Result<()> {
             writeln!(out, "    {mark:<4} {:<w$}  {:?}  {tail}", n.field, n.value)?;
         }
     }
+    if !c.routes.is_empty() {
+        writeln!(out, "  Routes (first match wins, after a mapping's own):")?;
+        route_rows(&c.routes, "    ", out)?;
+    }
     if !c.sources.is_empty() {
         writeln!(out, "  Intake sources:")?;
         for s in &c.sources {
@@ -168,6 +172,7 @@ fn connection(c: &ConnectionPlan, out: &mut dyn Write) -> io::Result<()> {
             if let Some(l) = &m.line {
                 writeln!(out, "        {}", line_text(l))?;
             }
+            route_rows(&m.ticket, "        ", out)?;
         }
     }
     if !c.catch_all.is_empty() {
@@ -236,4 +241,28 @@ pub fn write(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
         s.problems,
         s.psa_reads
     )
+}
+
+/// A route or a mapping's overrides: what it matches, then each name it sets.
+fn route_rows(plans: &[RoutePlan], indent: &str, out: &mut dyn Write) -> io::Result<()> {
+    for r in plans {
+        match &r.matches {
+            Some(m) => writeln!(out, "{indent}{} when {m}:", r.field)?,
+            None => writeln!(out, "{indent}{} (this customer's tickets):", r.field)?,
+        }
+        for n in &r.sets {
+            let (mark, tail) = match (n.resolves, &n.id, &n.problem) {
+                (Some(false), _, p) => ("MISS", p.clone().unwrap_or_default()),
+                (_, Some(id), _) => ("ok", format!("id {id}")),
+                (Some(true), None, _) => ("ok", String::new()),
+                (None, _, _) => (
+                    "--",
+                    "not used: another name of this route does not resolve".into(),
+                ),
+            };
+            let field = n.field.rsplit('.').next().unwrap_or(&n.field);
+            writeln!(out, "{indent}  {mark:<4} {field:<15} {:?}  {tail}", n.value)?;
+        }
+    }
+    Ok(())
 }

@@ -155,6 +155,7 @@ impl Cw {
                 location_id: None,
                 default_contact_id: Some(contact.into()),
                 contract_id: contract.map(Into::into),
+                ticket: None,
             };
         conn.customers = [(
             ORG.into(),

@@ -30,6 +30,7 @@ pub fn customer(company: &str, default_contact: Option<&str>) -> ResolvedCustome
         location_id: Some(format!("loc-{company}")),
         default_contact_id: default_contact.map(Into::into),
         contract_id: None,
+        ticket: None,
     }
 }
 
@@ -106,6 +107,7 @@ impl DemoIds {
                 location_id: self.contoso_location.clone(),
                 default_contact_id: Some(self.alert_contact.clone()),
                 contract_id: contract.cloned(),
+                ticket: None,
             }),
         )]
         .into();
@@ -116,6 +118,7 @@ impl DemoIds {
             location_id: self.default_location.clone(),
             default_contact_id: Some(self.default_contact.clone()),
             contract_id: None,
+            ticket: None,
         });
         conn.ticket = ResolvedTicket {
             board_id: Some(self.queue.clone()),
