@@ -1282,56 +1282,21 @@ mod tests {
             field_manager: Some("op".into()),
             ..Default::default()
         };
-        let r = s
-            .patch(
-                &w,
-                "default",
-                "a",
-                PatchType::Apply,
-                &widget("a", 3),
-                Sub::Main,
-                &opts,
-            )
-            .unwrap();
+        // Server-side apply of `obj` to widget "a" (its main part or its status) as "op".
+        let mut apply = |obj: &Value, sub: Sub| {
+            s.patch(&w, "default", "a", PatchType::Apply, obj, sub, &opts)
+                .unwrap()
+        };
+        let r = apply(&widget("a", 3), Sub::Main);
         assert!(r.created);
         let rv = meta::resource_version(&r.object).to_string();
         assert_eq!(r.object["metadata"]["managedFields"][0]["manager"], "op");
-        let again = s
-            .patch(
-                &w,
-                "default",
-                "a",
-                PatchType::Apply,
-                &widget("a", 3),
-                Sub::Main,
-                &opts,
-            )
-            .unwrap();
+        let again = apply(&widget("a", 3), Sub::Main);
         assert_eq!(meta::resource_version(&again.object), rv);
         let status = json!({"apiVersion": "example.io/v1", "kind": "Widget", "metadata": {"name": "a"}, "status": {"ok": true}});
-        let st = s
-            .patch(
-                &w,
-                "default",
-                "a",
-                PatchType::Apply,
-                &status,
-                Sub::Status,
-                &opts,
-            )
-            .unwrap();
+        let st = apply(&status, Sub::Status);
         assert_eq!(st.object["status"]["ok"], true);
-        let st2 = s
-            .patch(
-                &w,
-                "default",
-                "a",
-                PatchType::Apply,
-                &status,
-                Sub::Status,
-                &opts,
-            )
-            .unwrap();
+        let st2 = apply(&status, Sub::Status);
         assert_eq!(
             meta::resource_version(&st2.object),
             meta::resource_version(&st.object)

@@ -45,16 +45,11 @@ use super::RunningSandbox;
 use exchanges::ExchangeLog;
 use limits::EndpointLimiter;
 use session::Sessions;
-use state::World;
+use state::Store;
 
 /// The built-in demo tenant (`demo`, user `demo-api` / `demo-password`).
 pub fn demo_seed() -> Seed {
     Seed::demo()
-}
-
-/// A seed from a YAML file (format in [`seed`]).
-pub fn load_seed(path: &std::path::Path) -> Result<Seed, String> {
-    Seed::from_file(path).map_err(|e| e.to_string())
 }
 
 /// The Secret entries of a connection that log in as this seed's first user.
@@ -67,7 +62,7 @@ pub fn seed_credentials(seed: &Seed) -> Result<Vec<(&'static str, String)>, Stri
 }
 
 pub(crate) struct Inner {
-    pub world: World,
+    pub store: Store,
     pub sessions: Sessions,
     pub limiter: EndpointLimiter,
     pub exchanges: ExchangeLog,
@@ -82,7 +77,7 @@ pub struct BmsSandbox {
 impl BmsSandbox {
     pub fn new(seed: Seed) -> Arc<Self> {
         let inner = Mutex::new(Inner {
-            world: World::from_seed(&seed),
+            store: Store::from_seed(&seed),
             sessions: Sessions::default(),
             limiter: EndpointLimiter::default(),
             exchanges: ExchangeLog::default(),
@@ -104,7 +99,7 @@ impl BmsSandbox {
 impl SandboxBackend for BmsSandbox {
     fn reset(&self) {
         let mut inner = self.lock();
-        inner.world = World::from_seed(&self.seed);
+        inner.store = Store::from_seed(&self.seed);
         inner.sessions.clear();
         inner.limiter.clear();
         inner.exchanges.clear();
@@ -112,7 +107,7 @@ impl SandboxBackend for BmsSandbox {
 
     fn state(&self) -> Value {
         let inner = self.lock();
-        routes::state_json(&inner.world, inner.sessions.len())
+        routes::state_json(&inner.store, inner.sessions.len())
     }
 
     fn web_view(&self) -> Option<crate::sandbox::web::PsaView> {

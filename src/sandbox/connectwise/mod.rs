@@ -65,13 +65,6 @@ pub fn demo_seed() -> Seed {
     seed::parse(seed::DEMO_SEED_YAML).expect("built-in demo seed parses")
 }
 
-/// Reads a seed file.
-pub fn load_seed(path: &std::path::Path) -> Result<Seed, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read seed {}: {e}", path.display()))?;
-    seed::parse(&text)
-}
-
 /// The Secret entries of a connection that this seed's API member accepts.
 pub fn seed_credentials(seed: &Seed) -> Vec<(&'static str, String)> {
     vec![
