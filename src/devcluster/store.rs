@@ -89,6 +89,17 @@ pub struct WriteResult {
     pub warnings: Vec<String>,
 }
 
+impl WriteResult {
+    /// The answer to a write: `obj` as `def`'s clients see it.
+    fn viewed(def: &ResourceDef, obj: &Value, created: bool, warnings: Vec<String>) -> Self {
+        WriteResult {
+            object: view(def, obj),
+            created,
+            warnings,
+        }
+    }
+}
+
 /// How a watch starts: the changes to send first, and the live feed after them.
 pub struct WatchStart {
     pub initial: Vec<Arc<Change>>,
@@ -595,11 +606,7 @@ impl Store {
         }
         if opts.dry_run {
             meta::set_meta(&mut obj, "resourceVersion", json!(self.rv.to_string()));
-            return Ok(WriteResult {
-                object: view(def, &obj),
-                created: true,
-                warnings,
-            });
+            return Ok(WriteResult::viewed(def, &obj, true, warnings));
         }
         let rv = self.bump();
         meta::set_meta(&mut obj, "resourceVersion", json!(rv.to_string()));
@@ -611,11 +618,7 @@ impl Store {
         if def.kind == "CustomResourceDefinition" {
             self.registry.register_crd(&obj);
         }
-        Ok(WriteResult {
-            object: view(def, &obj),
-            created: true,
-            warnings,
-        })
+        Ok(WriteResult::viewed(def, &obj, true, warnings))
     }
 
     /// PUT (main or status). `require_rv`: custom resources refuse updates without a resourceVersion.
@@ -833,18 +836,10 @@ impl Store {
         );
         let finished = meta::is_deleting(&obj) && meta::finalizers(&obj).is_empty();
         if obj == old && !finished {
-            return Ok(WriteResult {
-                object: view(def, &old),
-                created: false,
-                warnings,
-            });
+            return Ok(WriteResult::viewed(def, &old, false, warnings));
         }
         if opts.dry_run {
-            return Ok(WriteResult {
-                object: view(def, &obj),
-                created: false,
-                warnings,
-            });
+            return Ok(WriteResult::viewed(def, &obj, false, warnings));
         }
         let rv = self.bump();
         meta::set_meta(&mut obj, "resourceVersion", json!(rv.to_string()));
@@ -862,11 +857,7 @@ impl Store {
             }
         }
         self.collect_garbage();
-        Ok(WriteResult {
-            object: view(def, &obj),
-            created: false,
-            warnings,
-        })
+        Ok(WriteResult::viewed(def, &obj, false, warnings))
     }
 
     /// Removes an object for good (rv already bumped and set on `last`): DELETED, CRD cleanup.

@@ -579,6 +579,7 @@ mod on_each_psa {
         ];
         killed_mid_burst_every_event_once: [
             connectwise => Cw::start().await,
+            bms => Bms::start().await,
             autotask => At::start().await,
         ];
         seed_user_and_alert_grouping: [

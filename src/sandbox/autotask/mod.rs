@@ -30,6 +30,7 @@ mod state;
 mod wire;
 
 use std::collections::HashMap;
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -219,12 +220,8 @@ pub fn app(seed: Seed, startup_faults: Faults) -> (Router, Arc<Admin>) {
     (app, admin)
 }
 
-/// Serves the emulator on `listener` in the background of the current runtime.
-pub async fn start(
-    listener: TcpListener,
-    seed: Seed,
-    startup_faults: Faults,
-) -> std::io::Result<RunningSandbox> {
-    let (app, admin) = app(seed, startup_faults);
-    super::serve(listener, app, admin).await
+/// Serves the emulator on the listening `socket` in the background of the current runtime.
+pub async fn start(socket: TcpListener, seed: Seed, faults: Faults) -> io::Result<RunningSandbox> {
+    let (app, admin) = app(seed, faults);
+    super::serve(socket, app, admin).await
 }

@@ -34,6 +34,7 @@ mod web;
 mod wire;
 
 use std::collections::BTreeSet;
+use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::{Path, Request, State};
@@ -274,12 +275,8 @@ pub fn app(seed: Seed, startup_faults: Faults) -> (Router, Arc<Admin>) {
     (admin::with_admin(psa, admin.clone()).merge(roles), admin)
 }
 
-/// Serves the emulator on `listener` in the background of the current runtime.
-pub async fn start(
-    listener: TcpListener,
-    seed: Seed,
-    startup_faults: Faults,
-) -> std::io::Result<RunningSandbox> {
-    let (app, admin) = app(seed, startup_faults);
-    super::serve(listener, app, admin).await
+/// Serves the emulator on the listening `socket` in the background of the current runtime.
+pub async fn start(socket: TcpListener, seed: Seed, faults: Faults) -> io::Result<RunningSandbox> {
+    let (app, admin) = app(seed, faults);
+    super::serve(socket, app, admin).await
 }
