@@ -362,6 +362,22 @@ impl Store {
         ApiError::not_found(&def.plural, &def.group, name)
     }
 
+    /// The stored object `name` of `def` (a copy) with the namespace it is kept under (none
+    /// for cluster-scoped kinds); not found when there is none.
+    fn existing<'n>(
+        &self,
+        def: &ResourceDef,
+        ns: &'n str,
+        name: &str,
+    ) -> Result<(&'n str, Value), ApiError> {
+        let ns_key = if def.namespaced { ns } else { "" };
+        let old = self
+            .stored(&def.storage, ns_key, name)
+            .cloned()
+            .ok_or_else(|| Self::not_found(def, name))?;
+        Ok((ns_key, old))
+    }
+
     pub fn get(&self, def: &ResourceDef, ns: &str, name: &str) -> Result<Value, ApiError> {
         self.stored(&def.storage, ns, name)
             .map(|o| view(def, o))
@@ -755,11 +771,7 @@ impl Store {
         opts: &WriteOpts,
         is_patch: bool,
     ) -> Result<WriteResult, ApiError> {
-        let ns_key = if def.namespaced { ns } else { "" };
-        let old = self
-            .stored(&def.storage, ns_key, name)
-            .cloned()
-            .ok_or_else(|| Self::not_found(def, name))?;
+        let (ns_key, old) = self.existing(def, ns, name)?;
         require_object(&new, "the patched object")?;
         let sent_rv = meta::resource_version(&new).to_string();
         if !sent_rv.is_empty() && sent_rv != meta::resource_version(&old) {
@@ -931,11 +943,7 @@ impl Store {
         options: &Value,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
-        let ns_key = if def.namespaced { ns } else { "" };
-        let old = self
-            .stored(&def.storage, ns_key, name)
-            .cloned()
-            .ok_or_else(|| Self::not_found(def, name))?;
+        let (ns_key, old) = self.existing(def, ns, name)?;
         let pre = &options["preconditions"];
         let uid_ok = pre["uid"].as_str().is_none_or(|u| u == meta::uid(&old));
         let rv_ok = pre["resourceVersion"]
