@@ -201,28 +201,15 @@ mod tests {
 
     #[test]
     fn samples_pass_the_intake_validation() {
-        let a = sample_alert(
-            "s-1",
-            "Fabrikam",
-            "bob@fabrikam.example",
-            "2026-11-24T16:00:00Z",
-        );
-        let ev = parse_alerts(a.to_string().as_bytes(), 100)
-            .unwrap()
-            .remove(0);
+        let (org, user, at) = ("Fabrikam", "bob@fabrikam.example", "2026-11-24T16:00:00Z");
+        let a = sample_alert("s-1", org, user, at).to_string();
+        let ev = parse_alerts(a.as_bytes(), 100).unwrap().remove(0);
         assert_eq!(ev.organization, "Fabrikam");
         assert_eq!(ev.user.as_deref(), Some("bob@fabrikam.example"));
         assert_eq!(ev.severity.as_deref(), Some("medium"));
 
-        let f = sample_finding(
-            "s-2",
-            "Fabrikam",
-            "bob@fabrikam.example",
-            "2026-11-24T16:00:00Z",
-        );
-        let ev = parse_findings(f.to_string().as_bytes(), 100)
-            .unwrap()
-            .remove(0);
+        let f = sample_finding("s-2", org, user, at).to_string();
+        let ev = parse_findings(f.as_bytes(), 100).unwrap().remove(0);
         assert_eq!(ev.kind, EventKind::FindingCreated);
         assert_eq!(ev.finding_id.as_deref(), Some("s-2"));
         assert_eq!(ev.priority.as_deref(), Some("1"));

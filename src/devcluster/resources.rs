@@ -118,35 +118,9 @@ fn builtin(
 
 /// The built-in kinds the operator and kubectl use.
 pub fn builtins() -> Vec<ResourceDef> {
-    let core = |plural: &str, kind: &str, namespaced: bool, short: &[&str]| {
-        builtin(
-            "",
-            "v1",
-            plural,
-            kind,
-            namespaced,
-            short,
-            View::Plain,
-            StorageKey::new("", plural),
-        )
-    };
-    let mut ns = core("namespaces", "Namespace", false, &["ns"]);
-    ns.status_subresource = true;
-    let mut crd = builtin(
-        "apiextensions.k8s.io",
-        "v1",
-        "customresourcedefinitions",
-        "CustomResourceDefinition",
-        false,
-        &["crd", "crds"],
-        View::Plain,
-        StorageKey::new("apiextensions.k8s.io", "customresourcedefinitions"),
-    );
-    crd.status_subresource = true;
-    crd.has_generation = true;
-    // Kinds of the operator's own install (Helm chart, config/default), stored as given so that
-    // `kubectl apply --dry-run=server` of the rendered manifests can be checked here; nothing
-    // runs them.
+    // Kinds of the operator's own install (Helm chart, config/default) among them, stored as
+    // given so that `kubectl apply --dry-run=server` of the rendered manifests can be checked
+    // here; nothing runs them.
     let grouped = |group: &str, plural: &str, kind: &str, namespaced: bool, short: &[&str]| {
         builtin(
             group,
@@ -159,6 +133,20 @@ pub fn builtins() -> Vec<ResourceDef> {
             StorageKey::new(group, plural),
         )
     };
+    let core = |plural: &str, kind: &str, namespaced: bool, short: &[&str]| {
+        grouped("", plural, kind, namespaced, short)
+    };
+    let mut ns = core("namespaces", "Namespace", false, &["ns"]);
+    ns.status_subresource = true;
+    let mut crd = grouped(
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        false,
+        &["crd", "crds"],
+    );
+    crd.status_subresource = true;
+    crd.has_generation = true;
     let mut deployment = grouped("apps", "deployments", "Deployment", true, &["deploy"]);
     deployment.status_subresource = true;
     deployment.has_generation = true;

@@ -89,6 +89,17 @@ pub struct WriteResult {
     pub warnings: Vec<String>,
 }
 
+impl WriteResult {
+    /// The answer to a write: `obj` as `def`'s clients see it.
+    fn viewed(def: &ResourceDef, obj: &Value, created: bool, warnings: Vec<String>) -> Self {
+        WriteResult {
+            object: view(def, obj),
+            created,
+            warnings,
+        }
+    }
+}
+
 /// How a watch starts: the changes to send first, and the live feed after them.
 pub struct WatchStart {
     pub initial: Vec<Arc<Change>>,
@@ -351,6 +362,22 @@ impl Store {
         ApiError::not_found(&def.plural, &def.group, name)
     }
 
+    /// The stored object `name` of `def` (a copy) with the namespace it is kept under (none
+    /// for cluster-scoped kinds); not found when there is none.
+    fn existing<'n>(
+        &self,
+        def: &ResourceDef,
+        ns: &'n str,
+        name: &str,
+    ) -> Result<(&'n str, Value), ApiError> {
+        let ns_key = if def.namespaced { ns } else { "" };
+        let old = self
+            .stored(&def.storage, ns_key, name)
+            .cloned()
+            .ok_or_else(|| Self::not_found(def, name))?;
+        Ok((ns_key, old))
+    }
+
     pub fn get(&self, def: &ResourceDef, ns: &str, name: &str) -> Result<Value, ApiError> {
         self.stored(&def.storage, ns, name)
             .map(|o| view(def, o))
@@ -595,11 +622,7 @@ impl Store {
         }
         if opts.dry_run {
             meta::set_meta(&mut obj, "resourceVersion", json!(self.rv.to_string()));
-            return Ok(WriteResult {
-                object: view(def, &obj),
-                created: true,
-                warnings,
-            });
+            return Ok(WriteResult::viewed(def, &obj, true, warnings));
         }
         let rv = self.bump();
         meta::set_meta(&mut obj, "resourceVersion", json!(rv.to_string()));
@@ -611,11 +634,7 @@ impl Store {
         if def.kind == "CustomResourceDefinition" {
             self.registry.register_crd(&obj);
         }
-        Ok(WriteResult {
-            object: view(def, &obj),
-            created: true,
-            warnings,
-        })
+        Ok(WriteResult::viewed(def, &obj, true, warnings))
     }
 
     /// PUT (main or status). `require_rv`: custom resources refuse updates without a resourceVersion.
@@ -752,11 +771,7 @@ impl Store {
         opts: &WriteOpts,
         is_patch: bool,
     ) -> Result<WriteResult, ApiError> {
-        let ns_key = if def.namespaced { ns } else { "" };
-        let old = self
-            .stored(&def.storage, ns_key, name)
-            .cloned()
-            .ok_or_else(|| Self::not_found(def, name))?;
+        let (ns_key, old) = self.existing(def, ns, name)?;
         require_object(&new, "the patched object")?;
         let sent_rv = meta::resource_version(&new).to_string();
         if !sent_rv.is_empty() && sent_rv != meta::resource_version(&old) {
@@ -833,18 +848,10 @@ impl Store {
         );
         let finished = meta::is_deleting(&obj) && meta::finalizers(&obj).is_empty();
         if obj == old && !finished {
-            return Ok(WriteResult {
-                object: view(def, &old),
-                created: false,
-                warnings,
-            });
+            return Ok(WriteResult::viewed(def, &old, false, warnings));
         }
         if opts.dry_run {
-            return Ok(WriteResult {
-                object: view(def, &obj),
-                created: false,
-                warnings,
-            });
+            return Ok(WriteResult::viewed(def, &obj, false, warnings));
         }
         let rv = self.bump();
         meta::set_meta(&mut obj, "resourceVersion", json!(rv.to_string()));
@@ -862,11 +869,7 @@ impl Store {
             }
         }
         self.collect_garbage();
-        Ok(WriteResult {
-            object: view(def, &obj),
-            created: false,
-            warnings,
-        })
+        Ok(WriteResult::viewed(def, &obj, false, warnings))
     }
 
     /// Removes an object for good (rv already bumped and set on `last`): DELETED, CRD cleanup.
@@ -940,11 +943,7 @@ impl Store {
         options: &Value,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
-        let ns_key = if def.namespaced { ns } else { "" };
-        let old = self
-            .stored(&def.storage, ns_key, name)
-            .cloned()
-            .ok_or_else(|| Self::not_found(def, name))?;
+        let (ns_key, old) = self.existing(def, ns, name)?;
         let pre = &options["preconditions"];
         let uid_ok = pre["uid"].as_str().is_none_or(|u| u == meta::uid(&old));
         let rv_ok = pre["resourceVersion"]
@@ -1282,56 +1281,21 @@ mod tests {
             field_manager: Some("op".into()),
             ..Default::default()
         };
-        let r = s
-            .patch(
-                &w,
-                "default",
-                "a",
-                PatchType::Apply,
-                &widget("a", 3),
-                Sub::Main,
-                &opts,
-            )
-            .unwrap();
+        // Server-side apply of `obj` to widget "a" (its main part or its status) as "op".
+        let mut apply = |obj: &Value, sub: Sub| {
+            s.patch(&w, "default", "a", PatchType::Apply, obj, sub, &opts)
+                .unwrap()
+        };
+        let r = apply(&widget("a", 3), Sub::Main);
         assert!(r.created);
         let rv = meta::resource_version(&r.object).to_string();
         assert_eq!(r.object["metadata"]["managedFields"][0]["manager"], "op");
-        let again = s
-            .patch(
-                &w,
-                "default",
-                "a",
-                PatchType::Apply,
-                &widget("a", 3),
-                Sub::Main,
-                &opts,
-            )
-            .unwrap();
+        let again = apply(&widget("a", 3), Sub::Main);
         assert_eq!(meta::resource_version(&again.object), rv);
         let status = json!({"apiVersion": "example.io/v1", "kind": "Widget", "metadata": {"name": "a"}, "status": {"ok": true}});
-        let st = s
-            .patch(
-                &w,
-                "default",
-                "a",
-                PatchType::Apply,
-                &status,
-                Sub::Status,
-                &opts,
-            )
-            .unwrap();
+        let st = apply(&status, Sub::Status);
         assert_eq!(st.object["status"]["ok"], true);
-        let st2 = s
-            .patch(
-                &w,
-                "default",
-                "a",
-                PatchType::Apply,
-                &status,
-                Sub::Status,
-                &opts,
-            )
-            .unwrap();
+        let st2 = apply(&status, Sub::Status);
         assert_eq!(
             meta::resource_version(&st2.object),
             meta::resource_version(&st.object)

@@ -220,8 +220,20 @@ fn check_string(schema: &Value, s: &str, value: &Value, path: &str, causes: &mut
 
 fn check_number(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
     let Some(x) = value.as_f64() else { return };
-    let exclusive_min = schema["exclusiveMinimum"].as_bool() == Some(true);
-    let exclusive_max = schema["exclusiveMaximum"].as_bool() == Some(true);
+    let exclusive = |key: &str| schema[key].as_bool() == Some(true);
+    let (exclusive_min, exclusive_max) =
+        (exclusive("exclusiveMinimum"), exclusive("exclusiveMaximum"));
+    let mut out_of_bound = |bound: &str, rel: &str| {
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            path,
+            format!(
+                "Invalid value: {}: {path} in body should be {rel} {}",
+                shown(value),
+                num(&schema[bound])
+            ),
+        ))
+    };
     if let Some(min) = schema["minimum"].as_f64() {
         if x < min || (exclusive_min && x == min) {
             let rel = if exclusive_min {
@@ -229,15 +241,7 @@ fn check_number(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Caus
             } else {
                 "greater than or equal to"
             };
-            causes.push(Cause::new(
-                "FieldValueInvalid",
-                path,
-                format!(
-                    "Invalid value: {}: {path} in body should be {rel} {}",
-                    shown(value),
-                    num(&schema["minimum"])
-                ),
-            ));
+            out_of_bound("minimum", rel);
         }
     }
     if let Some(max) = schema["maximum"].as_f64() {
@@ -247,15 +251,7 @@ fn check_number(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Caus
             } else {
                 "less than or equal to"
             };
-            causes.push(Cause::new(
-                "FieldValueInvalid",
-                path,
-                format!(
-                    "Invalid value: {}: {path} in body should be {rel} {}",
-                    shown(value),
-                    num(&schema["maximum"])
-                ),
-            ));
+            out_of_bound("maximum", rel);
         }
     }
 }

@@ -30,6 +30,18 @@ fn find<'a, T>(items: &'a [Located<T>], namespace: &str, name: &str) -> Option<&
         .find(|o| o.namespace() == namespace && o.name() == name)
 }
 
+/// The items of `namespace` whose `connectionRef` (read by `connection_of`) names `connection`.
+fn of_connection<'a, T>(
+    items: &'a [Located<T>],
+    namespace: &'a str,
+    connection: &'a str,
+    connection_of: fn(&T) -> &String,
+) -> impl Iterator<Item = &'a Located<T>> + 'a {
+    items
+        .iter()
+        .filter(move |i| i.namespace() == namespace && connection_of(&i.obj) == connection)
+}
+
 /// Objects of the input: our three kinds and Secrets. Everything else in the input is ignored.
 #[derive(Clone, Debug, Default)]
 pub struct ResourceSet {
@@ -75,8 +87,8 @@ impl ResourceSet {
         namespace: &'a str,
         connection: &'a str,
     ) -> impl Iterator<Item = &'a Located<CustomerMapping>> + 'a {
-        self.mappings.iter().filter(move |m| {
-            m.namespace() == namespace && m.obj.spec.connection_ref.name == connection
+        of_connection(&self.mappings, namespace, connection, |m| {
+            &m.spec.connection_ref.name
         })
     }
 
@@ -86,8 +98,8 @@ impl ResourceSet {
         namespace: &'a str,
         connection: &'a str,
     ) -> impl Iterator<Item = &'a Located<ContractService>> + 'a {
-        self.services.iter().filter(move |s| {
-            s.namespace() == namespace && s.obj.spec.connection_ref.name == connection
+        of_connection(&self.services, namespace, connection, |s| {
+            &s.spec.connection_ref.name
         })
     }
 }

@@ -79,15 +79,25 @@ impl PsaError {
                 message,
             },
             404 => PsaError::NotFound { message },
-            408 | 425 | 429 | 500..=599 => PsaError::Transient {
-                status: Some(status),
-                message,
-                retry_after,
-            },
-            _ => PsaError::Permanent {
-                status: Some(status),
-                message,
-            },
+            408 | 425 | 429 | 500..=599 => PsaError::transient(status, message, retry_after),
+            _ => PsaError::permanent(status, message),
+        }
+    }
+
+    /// A failure worth retrying, answered with HTTP `status`.
+    pub fn transient(status: u16, message: String, retry_after: Option<Duration>) -> Self {
+        PsaError::Transient {
+            status: Some(status),
+            message,
+            retry_after,
+        }
+    }
+
+    /// A refusal that repeating will not change, answered with HTTP `status`.
+    pub fn permanent(status: u16, message: String) -> Self {
+        PsaError::Permanent {
+            status: Some(status),
+            message,
         }
     }
 }

@@ -41,6 +41,27 @@ pub enum Provider {
     Autotask,
 }
 
+/// Case- and space-insensitive equality, for names typed by people (every provider matches
+/// companies, contacts and picklist values this way).
+pub fn same_name(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        s.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
+    norm(a) == norm(b)
+}
+
+/// A neutral id as the integer a PSA with numeric ids needs; otherwise a permanent error with
+/// the provider's `message` (which says whose ids are numbers).
+pub fn parse_numeric_id(id: &str, message: impl FnOnce() -> String) -> PsaResult<i64> {
+    id.trim().parse::<i64>().map_err(|_| PsaError::Permanent {
+        status: None,
+        message: message(),
+    })
+}
+
 /// A request budget meaning "none": the PSA documents no hourly limit and paces callers with
 /// `429` + `Retry-After`, which pauses the connection (see `dispatch::budget`).
 pub const UNMETERED: u32 = u32::MAX;
@@ -54,6 +75,22 @@ pub struct RequiredTicketSetting {
     pub psa_field: &'static str,
     /// Why, when the document alone does not say it (empty otherwise).
     pub note: &'static str,
+}
+
+impl RequiredTicketSetting {
+    /// `setting` fills the PSA field `psa_field`; the document alone says why.
+    pub const fn new(setting: &'static str, psa_field: &'static str) -> Self {
+        RequiredTicketSetting {
+            setting,
+            psa_field,
+            note: "",
+        }
+    }
+
+    /// The same, with the reason the document does not give (starts with a blank).
+    pub const fn because(self, note: &'static str) -> Self {
+        RequiredTicketSetting { note, ..self }
+    }
 }
 
 /// Anything with an id and a display name (board, type, priority, source, …).

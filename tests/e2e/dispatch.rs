@@ -14,7 +14,6 @@ pub mod smtp;
 mod store_faults;
 mod view;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -544,40 +543,49 @@ fn cw_key() -> ConnectionKey {
     ConnectionKey::new("psa", "demo-cw")
 }
 
-/// Contact fallback on ConnectWise: user's contact → mapping default → catch-all contact.
-#[tokio::test]
-async fn contact_fallback_chain_connectwise() {
-    let cw = cw::Cw::start().await;
-    let mut h = Harness::new(cw.snapshot(&cw_key(), Grouping::User));
-    h.start();
-    let mut stranger = alert("s1", "who@elsewhere.example", "Too Many Downloads");
-    stranger.organization = "Unmapped Org".into();
-    h.send_and_settle(vec![
-        alert("j1", JANE, "Too Many Downloads"),
-        alert("b1", "bob@contoso.example", "Too Many Downloads"),
-        stranger,
-    ])
-    .await;
-    let mut by_event = HashMap::new();
-    for t in cw.tickets().await {
-        let d = cw.description(&t).await;
-        let id = d.rsplit("Event id: ").next().unwrap().trim().to_string();
-        by_event.insert(id, t);
+/// The scenarios that hold alike on every PSA (`scenarios.rs`), each run once per sandboxed
+/// provider of its row: one test per (scenario, provider), e.g.
+/// `dispatch::on_each_psa::findings_lifecycle::autotask`, so they run in parallel as before.
+/// Provider-specific cases stay in `cw.rs`/`bms.rs`/`autotask.rs` and below.
+mod on_each_psa {
+    use super::view::DemoPsa;
+    use super::{autotask::At, bms::Bms, cw::Cw, scenarios};
+
+    macro_rules! table {
+        ($($scenario:ident: [$($provider:ident => $start:expr),+ $(,)?];)+) => {$(
+            mod $scenario {
+                use super::*;
+                $(
+                    #[tokio::test]
+                    async fn $provider() {
+                        let psa = $start;
+                        scenarios::$scenario(&psa as &dyn DemoPsa).await;
+                    }
+                )+
+            }
+        )+};
     }
-    let find = |id: &str| {
-        by_event
-            .get(id)
-            .unwrap_or_else(|| panic!("no ticket for {id}"))
-    };
-    let table = [
-        ("j1", &cw.ids.contoso, &cw.ids.jane),
-        ("b1", &cw.ids.contoso, &cw.ids.alert_contact),
-        ("s1", &cw.ids.default_customer, &cw.ids.default_contact),
-    ];
-    for (id, company, contact) in table {
-        let t = find(id);
-        assert_eq!(&t["company"]["id"].to_string(), company, "{id}");
-        assert_eq!(&t["contact"]["id"].to_string(), contact, "{id}");
+
+    table! {
+        contact_fallback_chain: [
+            connectwise => Cw::start().await,
+            bms => Bms::start().await,
+            autotask => At::start().await,
+        ];
+        findings_lifecycle: [
+            connectwise => Cw::start().await,
+            bms => Bms::start().await,
+            autotask => At::start().await,
+        ];
+        killed_mid_burst_every_event_once: [
+            connectwise => Cw::start().await,
+            bms => Bms::start().await,
+            autotask => At::start().await,
+        ];
+        seed_user_and_alert_grouping: [
+            connectwise => Cw::start().await,
+            autotask => At::start().await,
+        ];
     }
 }
 
@@ -621,70 +629,8 @@ async fn auto_mapped_company_ends_the_contact_chain_at_its_default_contact_conne
     assert_ne!(alert_contact, cw.ids.default_contact);
 }
 
-/// Findings lifecycle on ConnectWise: ticket, comment note, resolution note + closed status.
-#[tokio::test]
-async fn findings_lifecycle_connectwise() {
-    let cw = cw::Cw::start().await;
-    let mut h = Harness::new(cw.snapshot(&cw_key(), Grouping::User));
-    h.start();
-    let mut c = finding("c1", EventKind::FindingCommented, "F1");
-    c.comment = Some("Looking into it".into());
-    h.send_and_settle(vec![finding("cr", EventKind::FindingCreated, "F1"), c])
-        .await;
-    h.send_and_settle(vec![finding("rs", EventKind::FindingResolved, "F1")])
-        .await;
-    let t = cw.tickets().await;
-    assert_eq!(t.len(), 1);
-    assert_eq!(t[0]["closedFlag"], true);
-    assert_eq!(t[0]["status"]["id"].to_string(), cw.ids.closed_status);
-    let notes = cw.notes(&t[0]).await;
-    assert_eq!(notes.len(), 2);
-    assert!(notes[0].contains("Looking into it"));
-    assert!(notes[1].contains("The finding was resolved"));
-}
-
 fn bms_key() -> ConnectionKey {
     ConnectionKey::new("psa", "demo-bms")
-}
-
-/// The dispatcher killed in the middle of a burst over several keys and restarted on the same
-/// store: every event ends up as exactly one ticket or one note in ConnectWise.
-#[tokio::test]
-async fn killed_mid_burst_every_event_once_connectwise() {
-    let cw = cw::Cw::start().await;
-    let mut h = Harness::new(cw.snapshot(&cw_key(), Grouping::UserAndAlert));
-    h.start();
-    let types = ["T1", "T2", "T3", "T4", "T5"];
-    let mut burst = vec![];
-    for i in 0..10 {
-        for t in types {
-            burst.push(alert(&format!("{t}-{i}"), JANE, t));
-        }
-    }
-    h.send(burst).await;
-    // Kill once a part of the burst reached the PSA (some lanes are mid-call).
-    eventually("part of the burst delivered", || cw.calls() >= 20).await;
-    h.kill().await;
-    let before = h.counters().await.delivered;
-    assert!(before < 50, "killed too late to mean anything: {before}");
-    h.reopen_store();
-    h.start();
-    h.wait_counters("the whole burst", |c| c.delivered == 50)
-        .await;
-    let tickets = cw.tickets().await;
-    assert_eq!(tickets.len(), 5, "one ticket per alert type");
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for t in &tickets {
-        for text in cw.all_notes(t).await {
-            for line in text.lines() {
-                if let Some(id) = line.trim().strip_prefix("Event id: ") {
-                    *seen.entry(id.to_string()).or_default() += 1;
-                }
-            }
-        }
-    }
-    assert_eq!(seen.len(), 50, "{seen:?}");
-    assert!(seen.values().all(|n| *n == 1), "an event twice: {seen:?}");
 }
 
 /// Seed 000, "User", every step: on the fake, on ConnectWise and on Kaseya BMS (the technician
@@ -739,14 +685,6 @@ async fn seed_user_and_alert_grouping_fake() {
     let (psa, mut h) = fake_harness(Grouping::UserAndAlert);
     h.start();
     scenarios::seed_user_and_alert(&psa, &h).await;
-}
-
-#[tokio::test]
-async fn seed_user_and_alert_grouping_connectwise() {
-    let cw = cw::Cw::start().await;
-    let mut h = Harness::new(cw.snapshot(&cw_key(), Grouping::UserAndAlert));
-    h.start();
-    scenarios::seed_user_and_alert(&cw, &h).await;
 }
 
 #[tokio::test]

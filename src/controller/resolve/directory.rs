@@ -250,59 +250,46 @@ mod tests {
         let one = "1".to_string();
         let two = "2".to_string();
         let three = "3".to_string();
-        let table: Vec<(&str, Option<Option<String>>)> = vec![
+        let by_email = |c: &PsaId, e: &str| d.contact_by_email(c, e).map(|c| c.map(|c| c.id));
+        let by_name = |c: &PsaId, n: &str| d.contact_by_name(c, n).map(|c| c.map(|c| c.id));
+        let contract = |c: &PsaId, n: &str| d.contract(c, n).map(|c| c.map(|c| c.id));
+        // (what, the answer's id, the id wanted); `None`: the company is not listed.
+        type Case<'a> = (&'a str, Option<Option<String>>, Option<Option<&'a str>>);
+        let table: Vec<Case> = vec![
             (
-                "1 by second address, other case",
-                d.contact_by_email(&one, "J.DOE@a.example")
-                    .map(|c| c.map(|c| c.id)),
+                "1 by 2nd address, other case",
+                by_email(&one, "J.DOE@a.example"),
+                Some(Some("10")),
             ),
             (
                 "1 by name, blanks",
-                d.contact_by_name(&one, "  jane   doe ")
-                    .map(|c| c.map(|c| c.id)),
+                by_name(&one, "  jane   doe "),
+                Some(Some("10")),
             ),
             (
                 "1 unknown address",
-                d.contact_by_email(&one, "x@a.example")
-                    .map(|c| c.map(|c| c.id)),
+                by_email(&one, "x@a.example"),
+                Some(None),
             ),
             (
                 "2 listed, no contacts",
-                d.contact_by_email(&two, "jane@a.example")
-                    .map(|c| c.map(|c| c.id)),
+                by_email(&two, "jane@a.example"),
+                Some(None),
             ),
-            (
-                "3 not listed",
-                d.contact_by_email(&three, "s@c.example")
-                    .map(|c| c.map(|c| c.id)),
-            ),
+            ("3 not listed", by_email(&three, "s@c.example"), None),
             (
                 "contract of 1",
-                d.contract(&one, "managed security")
-                    .map(|c| c.map(|c| c.id)),
+                contract(&one, "managed security"),
+                Some(Some("100")),
             ),
             (
                 "contract of 2",
-                d.contract(&two, "Managed Security")
-                    .map(|c| c.map(|c| c.id)),
+                contract(&two, "Managed Security"),
+                Some(None),
             ),
-            (
-                "contract of 3",
-                d.contract(&three, "Managed Security")
-                    .map(|c| c.map(|c| c.id)),
-            ),
+            ("contract of 3", contract(&three, "Managed Security"), None),
         ];
-        let want: Vec<Option<Option<&str>>> = vec![
-            Some(Some("10")),
-            Some(Some("10")),
-            Some(None),
-            Some(None),
-            None,
-            Some(Some("100")),
-            Some(None),
-            None,
-        ];
-        for ((what, got), want) in table.into_iter().zip(want) {
+        for (what, got, want) in table {
             assert_eq!(got.as_ref().map(|o| o.as_deref()), want, "{what}");
         }
         // The matched address is the one reported, not the contact's first.

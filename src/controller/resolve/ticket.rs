@@ -297,30 +297,34 @@ pub fn resolve_ticket(
             name: s.name.clone(),
         })
         .collect();
-    let source = r.mapping(
-        &cat.sources,
-        "ticket.source",
-        settings.source.as_ref(),
-        EventField::AlertType,
-    );
-    let status = r.mapping(
-        &statuses_as_named,
-        "ticket.status",
-        settings.status.as_ref(),
-        EventField::Status,
-    );
-    let type_ = r.mapping(
-        &cat.types,
-        "ticket.type",
-        settings.type_.as_ref(),
-        EventField::AlertType,
-    );
-    let priority = r.mapping(
-        &cat.priorities,
-        "ticket.priority",
-        settings.priority.as_ref(),
-        EventField::Severity,
-    );
+    // One row per single-valued setting: its names, field path, mapping and event key.
+    let [source, status, type_, priority] = [
+        (
+            &cat.sources[..],
+            "ticket.source",
+            &settings.source,
+            EventField::AlertType,
+        ),
+        (
+            &statuses_as_named[..],
+            "ticket.status",
+            &settings.status,
+            EventField::Status,
+        ),
+        (
+            &cat.types[..],
+            "ticket.type",
+            &settings.type_,
+            EventField::AlertType,
+        ),
+        (
+            &cat.priorities[..],
+            "ticket.priority",
+            &settings.priority,
+            EventField::Severity,
+        ),
+    ]
+    .map(|(items, field, mapping, key)| r.mapping(items, field, mapping.as_ref(), key));
     let mut issue_type_default = IssueTypeIds::default();
     let mut issue_type_overrides = BTreeMap::new();
     if let Some(it) = &settings.issue_type {

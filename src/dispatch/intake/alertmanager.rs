@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::alerts::{MAX_DESCRIPTION, MAX_NAME, MAX_TITLE};
-use super::fields::{field_error, parse_json, FieldError, Fields, MapLimits, Need, ParseError};
+use super::fields::{
+    field_error, parse_json, required_array, FieldError, Fields, MapLimits, Need, ParseError,
+};
 use crate::dispatch::decide::render::{cut_bytes, one_line};
 use crate::dispatch::event::{Event, EventKind};
 use crate::resolved::AlertmanagerLabelNames;
@@ -51,18 +53,7 @@ pub fn parse_alertmanager(
         }
     }
     let external_url = top.string("externalURL", Need::Optional, 2048);
-    // Read through `value`, not `top`: `top` borrows the error list the loop below appends to.
-    let alerts = match value.get("alerts").filter(|v| !v.is_null()) {
-        Some(Value::Array(a)) => a.as_slice(),
-        Some(_) => {
-            top.error("alerts", "must be an array");
-            &[]
-        }
-        None => {
-            top.error("alerts", "is required");
-            &[]
-        }
-    };
+    let alerts = required_array(&value, "alerts", &mut top);
     if alerts.len() > max_alerts {
         return Err(ParseError::Invalid(vec![field_error(
             "/alerts",

@@ -69,6 +69,23 @@ pub struct Fields<'a> {
     errors: &'a mut Vec<FieldError>,
 }
 
+/// The array `value[name]` a message must carry (an error on `top` when it is missing or not
+/// an array: then nothing). Read through `value`, not `top`, so that the caller may go on
+/// appending to the error list `top` borrows while it walks the items.
+pub fn required_array<'v>(value: &'v Value, name: &str, top: &mut Fields<'_>) -> &'v [Value] {
+    match value.get(name).filter(|v| !v.is_null()) {
+        Some(Value::Array(a)) => a.as_slice(),
+        Some(_) => {
+            top.error(name, "must be an array");
+            &[]
+        }
+        None => {
+            top.error(name, "is required");
+            &[]
+        }
+    }
+}
+
 impl<'a> Fields<'a> {
     /// The object at `base`, or an error when the value is not an object.
     pub fn of(

@@ -74,7 +74,8 @@ impl Backend {
     }
 }
 
-fn event(id: &str) -> Event {
+/// The event the store tests queue (a sample with a fixed description and no link).
+pub(super) fn event(id: &str) -> Event {
     Event {
         id: id.into(),
         description: "412 files".into(),
@@ -83,7 +84,7 @@ fn event(id: &str) -> Event {
     }
 }
 
-fn new_event(conn: &str, id: &str, key: &str, at: i64) -> NewEvent {
+pub(super) fn new_event(conn: &str, id: &str, key: &str, at: i64) -> NewEvent {
     NewEvent {
         group_key: key.into(),
         envelope: Envelope {
@@ -95,7 +96,11 @@ fn new_event(conn: &str, id: &str, key: &str, at: i64) -> NewEvent {
     }
 }
 
-async fn enqueue_all(store: &dyn Store, events: &[(&str, &str, &str, i64)]) -> Vec<Enqueued> {
+/// Enqueues (connection, id, key, accepted at) events in one call.
+pub(super) async fn enqueue_all(
+    store: &dyn Store,
+    events: &[(&str, &str, &str, i64)],
+) -> Vec<Enqueued> {
     let batch = events
         .iter()
         .map(|(c, id, k, at)| new_event(c, id, k, *at))
@@ -103,7 +108,7 @@ async fn enqueue_all(store: &dyn Store, events: &[(&str, &str, &str, i64)]) -> V
     store.enqueue(batch).await.unwrap()
 }
 
-fn acme() -> ConnectionKey {
+pub(super) fn acme() -> ConnectionKey {
     ConnectionKey::new("psa", "acme")
 }
 

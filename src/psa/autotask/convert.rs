@@ -83,22 +83,12 @@ pub fn classify(status: u16, body: &[u8], retry_after: Option<std::time::Duratio
     PsaError::from_status(status, message, retry_after)
 }
 
-/// Case- and space-insensitive equality, for names typed by people.
-pub fn same_name(a: &str, b: &str) -> bool {
-    let norm = |s: &str| {
-        s.split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_lowercase()
-    };
-    norm(a) == norm(b)
-}
+pub use crate::psa::same_name;
 
 /// Autotask ids are integers; a neutral id that is not one cannot name an Autotask object.
 pub fn num_id(what: &str, id: &str) -> PsaResult<i64> {
-    id.trim().parse::<i64>().map_err(|_| PsaError::Permanent {
-        status: None,
-        message: format!("{what} {id:?} is not an Autotask id (Autotask ids are numbers)"),
+    crate::psa::parse_numeric_id(id, || {
+        format!("{what} {id:?} is not an Autotask id (Autotask ids are numbers)")
     })
 }
 

@@ -30,22 +30,11 @@ mod wire;
 /// The minimal ticket create that works on live tenants: companyID, title, status, priority and a
 /// queue (or an assigned resource with its role, which psa-operator never sets). The REST
 /// document marks no property required, so this comes from the provider notes.
-pub const REQUIRED_TICKET_SETTINGS: &[crate::psa::RequiredTicketSetting] = &[
-    crate::psa::RequiredTicketSetting {
-        setting: "board",
-        psa_field: "queueID",
-        note: " (a queue: without one Autotask needs an assigned resource, and psa-operator assigns no one)",
-    },
-    crate::psa::RequiredTicketSetting {
-        setting: "status",
-        psa_field: "status",
-        note: "",
-    },
-    crate::psa::RequiredTicketSetting {
-        setting: "priority",
-        psa_field: "priority",
-        note: "",
-    },
+pub const REQUIRED_TICKET_SETTINGS: &[RequiredTicketSetting] = &[
+    RequiredTicketSetting::new("board", "queueID")
+        .because(" (a queue: without one Autotask needs an assigned resource, and psa-operator assigns no one)"),
+    RequiredTicketSetting::new("status", "status"),
+    RequiredTicketSetting::new("priority", "priority"),
 ];
 
 use std::collections::HashMap;
@@ -59,7 +48,9 @@ pub use limits::AutotaskLimits;
 
 use self::transport::Transport;
 use self::wire::{WField, WFields, WPicklistValue};
-use super::{Company, Contact, Named, Provider, Psa, PsaError, PsaResult, StatusInfo};
+use super::{
+    Company, Contact, Named, Provider, Psa, PsaError, PsaResult, RequiredTicketSetting, StatusInfo,
+};
 use crate::secret::SecretString;
 
 /// Where zone discovery asks when no zone is configured.

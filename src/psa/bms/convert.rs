@@ -3,9 +3,7 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use crate::psa::{
-    Company, Contact, ContractLine, DirectoryContact, MinorUnits, PsaError, PsaResult, Ticket,
-};
+use crate::psa::{Company, Contact, ContractLine, DirectoryContact, MinorUnits, PsaResult, Ticket};
 
 use super::billing::Related;
 use super::wire::{WAccount, WContact, WLine, WRelated, WTicket};
@@ -122,22 +120,12 @@ pub fn is_closed_status_name(name: &str) -> bool {
     CLOSING.contains(&first.as_str())
 }
 
-/// Case- and space-insensitive equality, for names typed by people.
-pub fn same_name(a: &str, b: &str) -> bool {
-    let norm = |s: &str| {
-        s.split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_lowercase()
-    };
-    norm(a) == norm(b)
-}
+pub use crate::psa::same_name;
 
 /// BMS ids are integers; a neutral id that is not one cannot name a BMS object.
 pub fn num_id(what: &str, id: &str) -> PsaResult<i64> {
-    id.trim().parse::<i64>().map_err(|_| PsaError::Permanent {
-        status: None,
-        message: format!("{what} {id:?} is not a Kaseya BMS id (BMS ids are numbers)"),
+    crate::psa::parse_numeric_id(id, || {
+        format!("{what} {id:?} is not a Kaseya BMS id (BMS ids are numbers)")
     })
 }
 

@@ -78,15 +78,8 @@ pub fn parse_response(
         .and_then(Value::as_i64);
     Err(match code {
         Some(404) => PsaError::NotFound { message },
-        Some(429) => PsaError::Transient {
-            status: Some(status),
-            message,
-            retry_after,
-        },
-        _ => PsaError::Permanent {
-            status: Some(status),
-            message,
-        },
+        Some(429) => PsaError::transient(status, message, retry_after),
+        _ => PsaError::permanent(status, message),
     })
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
-use super::config::RateBudget;
+use super::RateBudget;
 use crate::psa::PsaError;
 
 /// Never wait for budget in more than this many slices (the wait shrinks each time).

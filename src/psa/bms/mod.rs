@@ -21,7 +21,6 @@
 
 mod auth;
 mod billing;
-mod config;
 mod convert;
 mod directory;
 pub(crate) mod envelope;
@@ -32,6 +31,7 @@ mod wire;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{NaiveDateTime, Utc};
@@ -39,7 +39,6 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 
-pub use config::{BmsConfig, BmsCredentials, LookupTables, RateBudget};
 pub use envelope::{parse_response, Envelope};
 
 use self::billing::{LineWrite, Related};
@@ -53,40 +52,112 @@ use super::{
     DirectoryContact, LineUpdate, LineValues, Named, NewTicket, Provider, Psa, PsaError, PsaId,
     PsaResult, StatusInfo, Ticket,
 };
-use crate::psa::Directory;
+use crate::psa::{Directory, RequiredTicketSetting};
+use crate::secret::SecretString;
 
 /// Rows asked for per page (what Kaseya's own samples use).
 /// `TicketInputDto` of the BMS v2 document requires PriorityId, SourceId, StatusId and TypeId
 /// besides what the dispatcher always sends (AccountId, LocationId, Title, Details, OpenDate).
 /// Clients written against live tenants report that a queue or an assignee is needed too;
 /// psa-operator assigns no one, so the queue (`ticket.board`) is required.
-pub const REQUIRED_TICKET_SETTINGS: &[crate::psa::RequiredTicketSetting] = &[
-    crate::psa::RequiredTicketSetting {
-        setting: "board",
-        psa_field: "QueueId",
-        note: " (a queue: BMS refuses a ticket without a queue or an assignee, and psa-operator assigns no one)",
-    },
-    crate::psa::RequiredTicketSetting {
-        setting: "status",
-        psa_field: "StatusId",
-        note: "",
-    },
-    crate::psa::RequiredTicketSetting {
-        setting: "priority",
-        psa_field: "PriorityId",
-        note: "",
-    },
-    crate::psa::RequiredTicketSetting {
-        setting: "type",
-        psa_field: "TypeId",
-        note: "",
-    },
-    crate::psa::RequiredTicketSetting {
-        setting: "source",
-        psa_field: "SourceId",
-        note: "",
-    },
+pub const REQUIRED_TICKET_SETTINGS: &[RequiredTicketSetting] = &[
+    RequiredTicketSetting::new("board", "QueueId")
+        .because(" (a queue: BMS refuses a ticket without a queue or an assignee, and psa-operator assigns no one)"),
+    RequiredTicketSetting::new("status", "StatusId"),
+    RequiredTicketSetting::new("priority", "PriorityId"),
+    RequiredTicketSetting::new("type", "TypeId"),
+    RequiredTicketSetting::new("source", "SourceId"),
 ];
+
+/// The API user's login. `Debug` never prints the password.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BmsCredentials {
+    pub username: String,
+    pub password: SecretString,
+}
+
+/// Calls allowed per endpoint. Kaseya documents 1,500 calls per hour per endpoint for API v2.
+///
+/// The budget is a token bucket per endpoint: `burst` calls may go at once, the rest trickle in
+/// so that no rolling hour ever holds more than `calls_per_hour` calls to one endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateBudget {
+    pub calls_per_hour: u32,
+    pub burst: u32,
+    /// How long a call may wait for budget before it fails as transient (with `retry_after`).
+    pub max_wait: Duration,
+}
+
+impl Default for RateBudget {
+    fn default() -> Self {
+        RateBudget {
+            calls_per_hour: 1_500,
+            burst: 100,
+            max_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Names of the tenant lookup tables (`GET /v2/system/tenantlookup/{tableName}`) for the
+/// picklists Kaseya's document has no dedicated path for. The document names no table; these
+/// defaults are guesses kept overridable (`spec.provider.kaseyaBms.lookupTables`). A table the
+/// tenant does not know is reported as `LookupUnavailable` naming it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LookupTables {
+    pub ticket_type: String,
+    pub ticket_source: String,
+    pub note_type: String,
+}
+
+impl Default for LookupTables {
+    fn default() -> Self {
+        LookupTables {
+            ticket_type: "TicketType".into(),
+            ticket_source: "TicketSource".into(),
+            note_type: "TicketNoteType".into(),
+        }
+    }
+}
+
+/// Everything [`BmsClient::new`] needs; reconcilers fill it from a `PsaConnection` and its
+/// Secret (`username`, `password`).
+#[derive(Clone, Debug)]
+pub struct BmsConfig {
+    /// API host, e.g. `https://api.bms.kaseya.com` (paths start with `/v2/`).
+    pub url: String,
+    /// The BMS tenant (company name as typed at login).
+    pub tenant: String,
+    pub credentials: BmsCredentials,
+    pub budget: RateBudget,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// A token this close to its expiry is renewed before use.
+    pub refresh_margin: Duration,
+    pub lookup_tables: LookupTables,
+}
+
+impl BmsConfig {
+    /// A configuration with the documented defaults.
+    pub fn new(
+        url: impl Into<String>,
+        tenant: impl Into<String>,
+        username: impl Into<String>,
+        password: impl Into<SecretString>,
+    ) -> Self {
+        BmsConfig {
+            url: url.into(),
+            tenant: tenant.into(),
+            credentials: BmsCredentials {
+                username: username.into(),
+                password: password.into(),
+            },
+            budget: RateBudget::default(),
+            timeout: crate::psa::DEFAULT_TIMEOUT,
+            refresh_margin: Duration::from_secs(60),
+            lookup_tables: LookupTables::default(),
+        }
+    }
+}
 
 pub const PAGE_SIZE: usize = 100;
 /// Upper bound on pages read by one listing (100,000 rows).
@@ -603,5 +674,19 @@ fn line_of(r: &Related, contract_id: &str, service_id: &str, units: i64) -> Cont
         quantity: units,
         cost: r.cost,
         price: r.price,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_password() {
+        let c = BmsConfig::new("https://x", "Acme MSP", "api-user", "s3cr3t-pw");
+        let shown = format!("{c:?}");
+        assert!(shown.contains("api-user"), "{shown}");
+        assert!(!shown.contains("s3cr3t-pw"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
     }
 }

@@ -11,9 +11,9 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::auth::{self, Token, TokenAction};
-use super::config::BmsConfig;
 use super::envelope::{self, Envelope};
 use super::limits::{endpoint_of, Budget};
+use super::BmsConfig;
 use crate::psa::http::{self, retry_after, transport_error};
 use crate::psa::{PsaError, PsaResult};
 

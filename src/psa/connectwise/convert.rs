@@ -15,10 +15,7 @@ pub(super) fn internal(e: serde_json::Error) -> PsaError {
 
 /// ConnectWise ids are integers; anything else is our mistake, not a query to send.
 pub(super) fn numeric_id(id: &str) -> PsaResult<i64> {
-    id.trim().parse::<i64>().map_err(|_| PsaError::Permanent {
-        status: None,
-        message: format!("{id:?} is not a ConnectWise id"),
-    })
+    crate::psa::parse_numeric_id(id, || format!("{id:?} is not a ConnectWise id"))
 }
 
 pub(super) fn id_cond(field: &str, id: &str) -> PsaResult<String> {

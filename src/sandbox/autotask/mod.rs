@@ -30,6 +30,7 @@ mod state;
 mod wire;
 
 use std::collections::HashMap;
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -44,7 +45,7 @@ pub use seed::{Seed, SeedError};
 
 use super::admin::{self, Admin, Faults, InjectedFault, SandboxBackend};
 use super::RunningSandbox;
-use state::{Refusal, State};
+use state::{Refusal, Store};
 
 /// The demo API user (`config/samples/` and the tests use it).
 pub const DEMO_USERNAME: &str = "demo-api@msp.example";
@@ -54,11 +55,6 @@ pub const DEMO_INTEGRATION_CODE: &str = "DEMOTRACKINGIDENTIFIER00001";
 /// The built-in demo database.
 pub fn demo_seed() -> Seed {
     Seed::demo()
-}
-
-/// A seed from a YAML file (format in [`seed`]).
-pub fn load_seed(path: &std::path::Path) -> Result<Seed, String> {
-    Seed::from_file(path).map_err(|e| e.to_string())
 }
 
 /// The Secret entries of a connection that call as this seed's first API user.
@@ -73,7 +69,7 @@ pub fn seed_credentials(seed: &Seed) -> Result<Vec<(&'static str, String)>, Stri
 /// One emulated Autotask database: the seed it started from and its current state.
 pub struct AutotaskSandbox {
     seed: Seed,
-    state: Mutex<State>,
+    state: Mutex<Store>,
     /// (tracking identifier, endpoint) → requests in flight.
     in_flight: Mutex<HashMap<(String, String), u32>>,
     processing_ms: AtomicU64,
@@ -99,14 +95,14 @@ const HOUR: Duration = Duration::from_secs(3600);
 impl AutotaskSandbox {
     pub fn new(seed: Seed) -> Arc<Self> {
         Arc::new(AutotaskSandbox {
-            state: Mutex::new(State::from_seed(&seed)),
+            state: Mutex::new(Store::from_seed(&seed)),
             seed,
             in_flight: Mutex::new(HashMap::new()),
             processing_ms: AtomicU64::new(0),
         })
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Store> {
         // A handler that panicked mid-update leaves at worst one half-made object; keep serving.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -171,7 +167,7 @@ impl AutotaskSandbox {
 
 impl SandboxBackend for AutotaskSandbox {
     fn reset(&self) {
-        *self.lock() = State::from_seed(&self.seed);
+        *self.lock() = Store::from_seed(&self.seed);
         self.in_flight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -224,12 +220,8 @@ pub fn app(seed: Seed, startup_faults: Faults) -> (Router, Arc<Admin>) {
     (app, admin)
 }
 
-/// Serves the emulator on `listener` in the background of the current runtime.
-pub async fn start(
-    listener: TcpListener,
-    seed: Seed,
-    startup_faults: Faults,
-) -> std::io::Result<RunningSandbox> {
-    let (app, admin) = app(seed, startup_faults);
-    super::serve(listener, app, admin).await
+/// Serves the emulator on the listening `socket` in the background of the current runtime.
+pub async fn start(socket: TcpListener, seed: Seed, faults: Faults) -> io::Result<RunningSandbox> {
+    let (app, admin) = app(seed, faults);
+    super::serve(socket, app, admin).await
 }

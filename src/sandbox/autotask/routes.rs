@@ -1,4 +1,4 @@
-//! The Autotask REST routes (`/atservicesrest/V1.0/...`) over [`State`], and the layer that
+//! The Autotask REST routes (`/atservicesrest/V1.0/...`) over [`Store`], and the layer that
 //! checks the credential headers, counts the database's hourly threshold and the concurrent
 //! requests per endpoint.
 
@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use super::query::{self, matches_all};
-use super::state::{entity, Entity, Refusal, State, ENTITIES};
+use super::state::{entity, Entity, Refusal, Store, ENTITIES};
 use super::wire::{
     self, AdjustmentIn, ContractServiceIn, NoteIn, PatchIn, QueryIn, ServiceIn, TicketIn,
 };
@@ -381,7 +381,7 @@ async fn create_note(AxState(sb): AxState<Sb>, Path(id): Path<String>, body: Byt
 }
 
 /// Child query of a parent (`GET /Tickets/{id}/Notes`, `GET /Contracts/{id}/Services`).
-fn children(st: &State, entity: &str, parent_field: &str, parent: i64) -> Response {
+fn children(st: &Store, entity: &str, parent_field: &str, parent: i64) -> Response {
     let items: Vec<Value> = st
         .rows
         .get(entity)
@@ -506,7 +506,7 @@ async fn create_adjustment(AxState(sb): AxState<Sb>, body: Bytes) -> Response {
 
 /// `GET /_sandbox/state`: every entity, tickets with their notes, contract services with their
 /// adjustments and units, and the database's request count.
-pub fn state_json(st: &State, threshold: u64) -> Value {
+pub fn state_json(st: &Store, threshold: u64) -> Value {
     let all = |e: &str| -> Vec<Value> {
         st.rows
             .get(e)

@@ -30,8 +30,6 @@
 //! Ids are assigned in the order above (companies from 1, contacts from 1, …), so a seed always
 //! yields the same ids.
 
-use std::path::Path;
-
 use serde::Deserialize;
 
 /// The built-in demo database.
@@ -183,8 +181,6 @@ pub struct SeedService {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
-    #[error("cannot read the seed file {path}: {message}")]
-    Io { path: String, message: String },
     #[error("invalid Autotask seed: {0}")]
     Invalid(String),
 }
@@ -199,14 +195,6 @@ impl Seed {
             serde_yaml::from_str(text).map_err(|e| SeedError::Invalid(e.to_string()))?;
         seed.check()?;
         Ok(seed)
-    }
-
-    pub fn from_file(path: &Path) -> Result<Seed, SeedError> {
-        let text = std::fs::read_to_string(path).map_err(|e| SeedError::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        Seed::from_yaml(&text)
     }
 
     fn check(&self) -> Result<(), SeedError> {

@@ -196,7 +196,7 @@ fn missing_reference(field: &str, value: i64) -> Refusal {
     }
 }
 
-pub struct State {
+pub struct Store {
     pub rows: BTreeMap<&'static str, BTreeMap<i64, Value>>,
     next: BTreeMap<&'static str, i64>,
     /// (entity, field) → values.
@@ -213,9 +213,9 @@ fn now_wire() -> String {
     Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-impl State {
-    pub fn from_seed(seed: &Seed) -> State {
-        let mut s = State {
+impl Store {
+    pub fn from_seed(seed: &Seed) -> Store {
+        let mut s = Store {
             rows: ENTITIES.iter().map(|e| (e.name, BTreeMap::new())).collect(),
             next: ENTITIES.iter().map(|e| (e.name, e.first_id)).collect(),
             picklists: BTreeMap::new(),
@@ -224,7 +224,7 @@ impl State {
             hour_started: std::time::Instant::now(),
         };
         s.seed_picklists(seed);
-        let type_value = |s: &State, label: &str| s.pick_value("Companies", "companyType", label);
+        let type_value = |s: &Store, label: &str| s.pick_value("Companies", "companyType", label);
         let mut ids: BTreeMap<String, i64> = BTreeMap::new();
         for c in &seed.companies {
             let company_type = type_value(&s, c.type_.as_deref().unwrap_or("Customer"));
@@ -846,8 +846,8 @@ fn next_month(d: NaiveDate) -> NaiveDate {
 mod tests {
     use super::*;
 
-    fn demo() -> State {
-        State::from_seed(&Seed::demo())
+    fn demo() -> Store {
+        Store::from_seed(&Seed::demo())
     }
 
     fn ticket(company: i64) -> TicketIn {

@@ -27,6 +27,7 @@ mod state;
 mod web;
 mod wire;
 
+use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -45,16 +46,11 @@ use super::RunningSandbox;
 use exchanges::ExchangeLog;
 use limits::EndpointLimiter;
 use session::Sessions;
-use state::World;
+use state::Store;
 
 /// The built-in demo tenant (`demo`, user `demo-api` / `demo-password`).
 pub fn demo_seed() -> Seed {
     Seed::demo()
-}
-
-/// A seed from a YAML file (format in [`seed`]).
-pub fn load_seed(path: &std::path::Path) -> Result<Seed, String> {
-    Seed::from_file(path).map_err(|e| e.to_string())
 }
 
 /// The Secret entries of a connection that log in as this seed's first user.
@@ -67,7 +63,7 @@ pub fn seed_credentials(seed: &Seed) -> Result<Vec<(&'static str, String)>, Stri
 }
 
 pub(crate) struct Inner {
-    pub world: World,
+    pub store: Store,
     pub sessions: Sessions,
     pub limiter: EndpointLimiter,
     pub exchanges: ExchangeLog,
@@ -82,7 +78,7 @@ pub struct BmsSandbox {
 impl BmsSandbox {
     pub fn new(seed: Seed) -> Arc<Self> {
         let inner = Mutex::new(Inner {
-            world: World::from_seed(&seed),
+            store: Store::from_seed(&seed),
             sessions: Sessions::default(),
             limiter: EndpointLimiter::default(),
             exchanges: ExchangeLog::default(),
@@ -104,7 +100,7 @@ impl BmsSandbox {
 impl SandboxBackend for BmsSandbox {
     fn reset(&self) {
         let mut inner = self.lock();
-        inner.world = World::from_seed(&self.seed);
+        inner.store = Store::from_seed(&self.seed);
         inner.sessions.clear();
         inner.limiter.clear();
         inner.exchanges.clear();
@@ -112,7 +108,7 @@ impl SandboxBackend for BmsSandbox {
 
     fn state(&self) -> Value {
         let inner = self.lock();
-        routes::state_json(&inner.world, inner.sessions.len())
+        routes::state_json(&inner.store, inner.sessions.len())
     }
 
     fn web_view(&self) -> Option<crate::sandbox::web::PsaView> {
@@ -158,13 +154,9 @@ pub fn app(seed: Seed, startup_faults: Faults) -> (Router, Arc<Admin>) {
     (app, admin)
 }
 
-/// Serves the emulator on `listener` in the background of the current runtime; the bound address
-/// is `running.addr()`.
-pub async fn start(
-    listener: TcpListener,
-    seed: Seed,
-    startup_faults: Faults,
-) -> std::io::Result<RunningSandbox> {
-    let (app, admin) = app(seed, startup_faults);
-    super::serve(listener, app, admin).await
+/// Serves the emulator on the listening `socket` in the background of the current runtime;
+/// the bound address is `running.addr()`.
+pub async fn start(socket: TcpListener, seed: Seed, faults: Faults) -> io::Result<RunningSandbox> {
+    let (app, admin) = app(seed, faults);
+    super::serve(socket, app, admin).await
 }

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use super::exchanges;
 use super::session::LoginError;
-use super::state::{Fail, Pick, World};
+use super::state::{Fail, Pick, Store};
 use super::wire::{self, fail, ok, ok_paged};
 use super::BmsSandbox;
 
@@ -158,7 +158,7 @@ async fn throttled(State(s): S, req: Request, next: Next) -> Response {
         .unwrap_or_else(|| req.uri().path().to_string());
     let verdict = {
         let mut inner = s.lock();
-        let limit = inner.world.settings.calls_per_hour_per_endpoint;
+        let limit = inner.store.settings.calls_per_hour_per_endpoint;
         inner
             .limiter
             .admit(&route, limit, Instant::now())
@@ -300,7 +300,7 @@ async fn authenticate(State(s): S, body: Bytes) -> Response {
     let form = wire::form(&body);
     let mut inner = s.lock();
     let inner = &mut *inner;
-    let w = &inner.world;
+    let w = &inner.store;
     match inner
         .sessions
         .login(&w.tenant, &s.seed.users, &w.settings, &form, Instant::now())
@@ -316,7 +316,7 @@ async fn refresh(State(s): S, body: Bytes) -> Response {
     let inner = &mut *inner;
     match inner
         .sessions
-        .refresh(&inner.world.settings, &form, Instant::now())
+        .refresh(&inner.store.settings, &form, Instant::now())
     {
         Ok(g) => token_answer(g),
         Err(e) => login_failed(e),
@@ -330,10 +330,10 @@ async fn userinfo(State(s): S) -> Response {
         "userId": 1,
         "fullName": user.and_then(|u| u.full_name.clone()).unwrap_or_else(|| "API User".into()),
         "emailAddress": null,
-        "tenantId": inner.world.tenant_id,
-        "businessName": inner.world.tenant,
-        "timeZoneName": time_zone_name(inner.world.settings.utc_offset_hours),
-        "timeZoneValue": inner.world.settings.utc_offset_hours,
+        "tenantId": inner.store.tenant_id,
+        "businessName": inner.store.tenant,
+        "timeZoneName": time_zone_name(inner.store.settings.utc_offset_hours),
+        "timeZoneValue": inner.store.settings.utc_offset_hours,
         "currencyCode": "USD",
     }))
 }
@@ -358,7 +358,7 @@ async fn accounts_summary(State(s): S, RawQuery(q): RawQuery) -> Response {
     let p = Params::new(q);
     let inner = s.lock();
     let rows: Vec<Value> = inner
-        .world
+        .store
         .accounts
         .iter()
         .filter(|a| contains(&a.name, p.get("filter.accountname")))
@@ -375,7 +375,7 @@ async fn accounts_summary(State(s): S, RawQuery(q): RawQuery) -> Response {
 async fn account_summary(State(s): S, Path(id): Path<String>) -> Response {
     let id = bound!(path_id(&id));
     let inner = s.lock();
-    match inner.world.account(id) {
+    match inner.store.account(id) {
         Some(a) => Json(wire::account_summary(a)).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
@@ -387,13 +387,13 @@ async fn accounts_lookup(State(s): S, RawQuery(q): RawQuery) -> Response {
     let with_inactive = p.flag("filter.withinactiveaccounts").unwrap_or(false);
     let inner = s.lock();
     let rows: Vec<Value> = inner
-        .world
+        .store
         .accounts
         .iter()
         .filter(|a| contains(&a.name, p.get("filter.name")))
         .filter(|a| ids.is_empty() || ids.contains(&a.id))
         .filter(|a| with_inactive || a.active)
-        .map(|a| json!({"id": a.id, "name": a.name, "tenantName": inner.world.tenant, "isActive": a.active}))
+        .map(|a| json!({"id": a.id, "name": a.name, "tenantName": inner.store.tenant, "isActive": a.active}))
         .collect();
     ok(Value::Array(rows))
 }
@@ -401,7 +401,7 @@ async fn accounts_lookup(State(s): S, RawQuery(q): RawQuery) -> Response {
 async fn locations_lookup(State(s): S, Path(id): Path<String>) -> Response {
     let id = bound!(path_id(&id));
     let inner = s.lock();
-    let Some(a) = inner.world.account(id) else {
+    let Some(a) = inner.store.account(id) else {
         return fail(Fail::NotFound("Account not found.".into()));
     };
     let rows: Vec<Value> = a
@@ -416,11 +416,11 @@ async fn locations_lookup(State(s): S, Path(id): Path<String>) -> Response {
 async fn account_contacts(State(s): S, Path(id): Path<String>) -> Response {
     let id = bound!(path_id(&id));
     let inner = s.lock();
-    if inner.world.account(id).is_none() {
+    if inner.store.account(id).is_none() {
         return fail(Fail::NotFound("Account not found.".into()));
     }
     let rows: Vec<Value> = inner
-        .world
+        .store
         .contacts
         .iter()
         .filter(|c| c.account_id == id && c.active)
@@ -438,7 +438,7 @@ async fn contacts_search(State(s): S, RawQuery(q): RawQuery) -> Response {
     let accounts = p.ids("filter.accountids");
     let ids = p.ids("filter.ids");
     let inner = s.lock();
-    let w = &inner.world;
+    let w = &inner.store;
     let rows: Vec<Value> = w
         .contacts
         .iter()
@@ -489,11 +489,11 @@ fn picks(list: &[Pick], shape: PickShape) -> Response {
 }
 
 async fn queues(State(s): S) -> Response {
-    picks(&s.lock().world.queues, PickShape::Queue)
+    picks(&s.lock().store.queues, PickShape::Queue)
 }
 
 async fn priorities(State(s): S) -> Response {
-    picks(&s.lock().world.priorities, PickShape::Priority)
+    picks(&s.lock().store.priorities, PickShape::Priority)
 }
 
 /// *Sandbox*: open statuses have `typeId` 1, closed ones 3 (Kaseya does not document the types).
@@ -501,7 +501,7 @@ async fn statuses(State(s): S) -> Response {
     let inner = s.lock();
     ok(Value::Array(
         inner
-            .world
+            .store
             .statuses
             .iter()
             .map(|st| {
@@ -518,7 +518,7 @@ async fn issue_types(State(s): S, RawQuery(q): RawQuery) -> Response {
     let inner = s.lock();
     ok(Value::Array(
         inner
-            .world
+            .store
             .issue_types
             .iter()
             .filter(|i| contains(&i.name, p.get("filter.name")))
@@ -530,7 +530,7 @@ async fn issue_types(State(s): S, RawQuery(q): RawQuery) -> Response {
 async fn sub_issue_types(State(s): S, Path(id): Path<String>) -> Response {
     let id = bound!(path_id(&id));
     let inner = s.lock();
-    match inner.world.issue_type(id) {
+    match inner.store.issue_type(id) {
         Some(it) => ok(Value::Array(
             it.subs
                 .iter()
@@ -545,7 +545,7 @@ async fn sub_issue_types(State(s): S, Path(id): Path<String>) -> Response {
 /// `TicketType`, `TicketSource` and `TicketNoteType` (any case).
 async fn tenant_lookup(State(s): S, Path(table): Path<String>) -> Response {
     let inner = s.lock();
-    let w = &inner.world;
+    let w = &inner.store;
     match table.to_ascii_lowercase().as_str() {
         "tickettype" => picks(&w.ticket_types, PickShape::TenantLookup),
         "ticketsource" => picks(&w.sources, PickShape::TenantLookup),
@@ -561,7 +561,7 @@ async fn tenant_lookup(State(s): S, Path(table): Path<String>) -> Response {
 async fn tickets_list(State(s): S, RawQuery(q): RawQuery) -> Response {
     let p = Params::new(q);
     let inner = s.lock();
-    ticket_page(&inner.world, &p)
+    ticket_page(&inner.store, &p)
 }
 
 /// `POST /v2/servicedesk/tickets/search`: the list's filters and paging, in a body.
@@ -574,11 +574,11 @@ async fn tickets_search(State(s): S, body: Bytes) -> Response {
     let search = bound!(wire::search_in(&v).map_err(wire::refuse));
     let p = Params::from_search(&search);
     let inner = s.lock();
-    ticket_page(&inner.world, &p)
+    ticket_page(&inner.store, &p)
 }
 
 /// Tickets matching the list filters (`Filter.*`, "contains", any case), one page of them.
-fn ticket_page(w: &World, p: &Params) -> Response {
+fn ticket_page(w: &Store, p: &Params) -> Response {
     let accounts = p.ids("filter.accountids");
     let exclude_completed = p.flag("filter.excludecompleted").unwrap_or(false);
     let names = |key: &str| -> Vec<String> {
@@ -627,13 +627,13 @@ async fn ticket_create(State(s): S, body: Bytes) -> Response {
     let v = bound!(wire::body_json(&body));
     let input = bound!(wire::ticket_in(&v).map_err(wire::refuse));
     let mut inner = s.lock();
-    match inner.world.create_ticket(input) {
-        Ok(id) => ticket_answer(&inner.world, id),
+    match inner.store.create_ticket(input) {
+        Ok(id) => ticket_answer(&inner.store, id),
         Err(f) => fail(f),
     }
 }
 
-fn ticket_answer(w: &World, id: i64) -> Response {
+fn ticket_answer(w: &Store, id: i64) -> Response {
     match w.ticket(id) {
         Some(t) => ok(wire::ticket_out(w, t)),
         None => fail(Fail::NotFound("Ticket not found.".into())),
@@ -642,7 +642,7 @@ fn ticket_answer(w: &World, id: i64) -> Response {
 
 async fn ticket_get(State(s): S, Path(id): Path<String>) -> Response {
     let id = bound!(path_id(&id));
-    ticket_answer(&s.lock().world, id)
+    ticket_answer(&s.lock().store, id)
 }
 
 /// JSON Patch `replace` of `/StatusId`, `/PriorityId`, `/QueueId`, `/Title` (as a technician's
@@ -654,7 +654,7 @@ async fn ticket_patch(State(s): S, Path(id): Path<String>, body: Bytes) -> Respo
         return wire::bad_request(vec![("$".into(), "A JSON Patch array is expected.".into())]);
     };
     let mut inner = s.lock();
-    let w = &mut inner.world;
+    let w = &mut inner.store;
     if w.ticket(id).is_none() {
         return fail(Fail::NotFound("Ticket not found.".into()));
     }
@@ -694,7 +694,7 @@ async fn ticket_patch(State(s): S, Path(id): Path<String>, body: Bytes) -> Respo
     ticket_answer(w, id)
 }
 
-fn edit(w: &mut World, id: i64, f: impl FnOnce(&mut super::state::Ticket)) -> Result<(), Fail> {
+fn edit(w: &mut Store, id: i64, f: impl FnOnce(&mut super::state::Ticket)) -> Result<(), Fail> {
     let t = w
         .tickets
         .iter_mut()
@@ -709,8 +709,8 @@ async fn ticket_resolve(State(s): S, Path(id): Path<String>, body: Bytes) -> Res
     let v = bound!(wire::body_json(&body));
     let (comment, status, internal) = bound!(wire::resolve_in(&v).map_err(wire::refuse));
     let mut inner = s.lock();
-    match inner.world.resolve(id, comment, status, internal) {
-        Ok(()) => ticket_answer(&inner.world, id),
+    match inner.store.resolve(id, comment, status, internal) {
+        Ok(()) => ticket_answer(&inner.store, id),
         Err(f) => fail(f),
     }
 }
@@ -719,7 +719,7 @@ async fn notes_list(State(s): S, Path(id): Path<String>, RawQuery(q): RawQuery) 
     let id = bound!(path_id(&id));
     let p = Params::new(q);
     let inner = s.lock();
-    let w = &inner.world;
+    let w = &inner.store;
     if w.ticket(id).is_none() {
         return fail(Fail::NotFound("Ticket not found.".into()));
     }
@@ -737,9 +737,9 @@ async fn note_create(State(s): S, Path(id): Path<String>, body: Bytes) -> Respon
     let v = bound!(wire::body_json(&body));
     let input = bound!(wire::note_in(&v).map_err(wire::refuse));
     let mut inner = s.lock();
-    match inner.world.add_note(id, input) {
+    match inner.store.add_note(id, input) {
         Ok(note) => {
-            let w = &inner.world;
+            let w = &inner.store;
             match w.notes.iter().find(|n| n.id == note) {
                 Some(n) => ok(wire::note_out(w, n)),
                 None => fail(Fail::NotFound("Note not found.".into())),
@@ -751,7 +751,7 @@ async fn note_create(State(s): S, Path(id): Path<String>, body: Bytes) -> Respon
 
 // ---- services and contracts ------------------------------------------------------------------
 
-fn service_answer(w: &World, id: i64) -> Response {
+fn service_answer(w: &Store, id: i64) -> Response {
     match w.service(id) {
         Some(s) => ok(wire::service_out(s)),
         None => fail(Fail::NotFound("Service not found.".into())),
@@ -762,8 +762,8 @@ async fn service_create(State(s): S, body: Bytes) -> Response {
     let v = bound!(wire::body_json(&body));
     let input = bound!(wire::service_in(&v).map_err(wire::refuse));
     let mut inner = s.lock();
-    match inner.world.create_service(input) {
-        Ok(id) => service_answer(&inner.world, id),
+    match inner.store.create_service(input) {
+        Ok(id) => service_answer(&inner.store, id),
         Err(f) => fail(f),
     }
 }
@@ -773,7 +773,7 @@ async fn services_lookup(State(s): S, RawQuery(q): RawQuery) -> Response {
     let only = p.get("filter.id").and_then(|v| v.parse::<i64>().ok());
     let inner = s.lock();
     let rows: Vec<Value> = inner
-        .world
+        .store
         .services
         .iter()
         .filter(|x| contains(&x.name, p.get("filter.name")))
@@ -786,7 +786,7 @@ async fn services_lookup(State(s): S, RawQuery(q): RawQuery) -> Response {
 
 async fn service_get(State(s): S, Path(id): Path<String>) -> Response {
     let id = bound!(path_id(&id));
-    service_answer(&s.lock().world, id)
+    service_answer(&s.lock().store, id)
 }
 
 async fn service_put(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
@@ -794,15 +794,15 @@ async fn service_put(State(s): S, Path(id): Path<String>, body: Bytes) -> Respon
     let v = bound!(wire::body_json(&body));
     let input = bound!(wire::service_in(&v).map_err(wire::refuse));
     let mut inner = s.lock();
-    match inner.world.replace_service(id, input) {
-        Ok(()) => service_answer(&inner.world, id),
+    match inner.store.replace_service(id, input) {
+        Ok(()) => service_answer(&inner.store, id),
         Err(f) => fail(f),
     }
 }
 
 async fn service_delete(State(s): S, Path(id): Path<String>) -> Response {
     let id = bound!(path_id(&id));
-    match s.lock().world.delete_service(id) {
+    match s.lock().store.delete_service(id) {
         Ok(()) => ok(Value::Bool(true)),
         Err(f) => fail(f),
     }
@@ -815,7 +815,7 @@ async fn contracts_lookup(State(s): S, RawQuery(q): RawQuery) -> Response {
     let exclude_expired = p.flag("excludeexpiredcontracts").unwrap_or(false);
     let inner = s.lock();
     let rows: Vec<Value> = inner
-        .world
+        .store
         .contracts
         .iter()
         .filter(|k| account.is_none_or(|a| k.account_id == a))
@@ -842,7 +842,7 @@ async fn related_search(State(s): S, Path(id): Path<String>, body: Bytes) -> Res
     let p = Params::from_search(&search);
     let filter = wire::related_filter(&search.filter);
     let inner = s.lock();
-    let w = &inner.world;
+    let w = &inner.store;
     match w.related_lines(id, &filter) {
         Ok(lines) => {
             let rows: Vec<Value> = lines.into_iter().map(|l| wire::related_row(w, l)).collect();
@@ -860,7 +860,7 @@ async fn related_bulk_update(State(s): S, Path(id): Path<String>, body: Bytes) -
     let v = bound!(wire::body_json(&body));
     let (chosen, values) = bound!(wire::bulk_update_in(&v).map_err(wire::refuse));
     let mut inner = s.lock();
-    match inner.world.bulk_update_lines(id, &chosen, &values) {
+    match inner.store.bulk_update_lines(id, &chosen, &values) {
         Ok(n) => ok(Value::String(format!("{n} contract service(s) updated."))),
         Err(f) => fail(f),
     }
@@ -872,9 +872,9 @@ async fn lines_add(State(s): S, Path(id): Path<String>, body: Bytes) -> Response
     let v = bound!(wire::body_json(&body));
     let input = bound!(wire::lines_in(&v).map_err(wire::refuse));
     let mut inner = s.lock();
-    match inner.world.add_lines(id, input) {
+    match inner.store.add_lines(id, input) {
         Ok(ids) => {
-            let w = &inner.world;
+            let w = &inner.store;
             match ids.last().and_then(|l| w.lines.iter().find(|x| x.id == *l)) {
                 Some(l) => ok(wire::line_out(w, l)),
                 None => fail(Fail::NotFound("Line not found.".into())),
@@ -888,7 +888,7 @@ async fn lines_add(State(s): S, Path(id): Path<String>, body: Bytes) -> Response
 
 /// `GET /_sandbox/state`: everything, camelCase, with each contract's lines (which the BMS API
 /// itself cannot list) and each ticket's notes.
-pub fn state_json(w: &World, sessions: usize) -> Value {
+pub fn state_json(w: &Store, sessions: usize) -> Value {
     let names = |l: &[Pick]| {
         l.iter()
             .map(|p| json!({"id": p.id, "name": p.name}))

@@ -31,8 +31,6 @@
 //! ```
 //! Ids are assigned from 1 upward in the order above, so a seed always yields the same ids.
 
-use std::path::Path;
-
 use serde::Deserialize;
 
 /// The built-in demo tenant.
@@ -172,11 +170,6 @@ fn yes() -> bool {
 /// Why a seed cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
-    #[error("cannot read seed {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
     #[error("seed is not valid YAML for a Kaseya BMS tenant: {0}")]
     Yaml(#[from] serde_yaml::Error),
     #[error("seed is inconsistent: {0}")]
@@ -193,14 +186,6 @@ impl Seed {
         let seed: Seed = serde_yaml::from_str(text)?;
         seed.check()?;
         Ok(seed)
-    }
-
-    pub fn from_file(path: &Path) -> Result<Seed, SeedError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SeedError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Seed::from_yaml(&text)
     }
 
     /// Names that must be unique are, parents exist, a login is possible.

@@ -223,7 +223,7 @@ pub struct LineIn {
     pub sort_order: Option<i64>,
 }
 
-pub struct World {
+pub struct Store {
     pub tenant: String,
     pub tenant_id: i64,
     pub settings: Settings,
@@ -260,9 +260,9 @@ fn blank(s: &Option<String>) -> bool {
     s.as_deref().is_none_or(|v| v.trim().is_empty())
 }
 
-impl World {
-    pub fn from_seed(seed: &Seed) -> World {
-        let mut w = World {
+impl Store {
+    pub fn from_seed(seed: &Seed) -> Store {
+        let mut w = Store {
             tenant: seed.tenant.clone(),
             tenant_id: 1,
             settings: seed.settings,
@@ -924,15 +924,15 @@ impl World {
 mod tests {
     use super::*;
 
-    fn demo() -> World {
-        World::from_seed(&Seed::demo())
+    fn demo() -> Store {
+        Store::from_seed(&Seed::demo())
     }
 
     fn pick(list: &[Pick], name: &str) -> i64 {
         list.iter().find(|p| p.name == name).unwrap().id
     }
 
-    fn good_ticket(w: &World) -> TicketIn {
+    fn good_ticket(w: &Store) -> TicketIn {
         let contoso = w.account_by_name("Contoso Ltd").unwrap();
         TicketIn {
             title: Some("Too Many Downloads".into()),

@@ -8,8 +8,8 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 
 use super::state::{
-    Account, BulkValues, Contact, Fail, LineIn, NoteIn, RelatedFilter, ServiceIn, Ticket, TicketIn,
-    World,
+    Account, BulkValues, Contact, Fail, LineIn, NoteIn, RelatedFilter, ServiceIn, Store, Ticket,
+    TicketIn,
 };
 
 /// `{success:true, result}`.
@@ -395,7 +395,7 @@ pub fn bulk_update_in(v: &Value) -> Bound<(Vec<(i64, i64)>, BulkValues)> {
 
 /// `RelatedServicesListOutputDto`: one line of a catalog service on a contract. It carries no
 /// units; the document has no call that reads a line's units back.
-pub fn related_row(w: &World, l: &super::state::Line) -> Value {
+pub fn related_row(w: &Store, l: &super::state::Line) -> Value {
     let service = w.service(l.service_id);
     let contract = w.contract(l.contract_id);
     let account = contract.and_then(|k| w.account(k.account_id));
@@ -459,7 +459,7 @@ pub fn account_summary(a: &Account) -> Value {
     })
 }
 
-pub fn contact_row(w: &World, c: &Contact) -> Value {
+pub fn contact_row(w: &Store, c: &Contact) -> Value {
     let account = w.account(c.account_id);
     let location = account.and_then(|a| a.locations.iter().find(|l| l.id == c.location_id));
     json!({
@@ -483,7 +483,7 @@ fn pick_name(list: &[super::state::Pick], id: Option<i64>) -> Option<String> {
 }
 
 /// `TicketOutputDto` (the fields the sandbox keeps).
-pub fn ticket_out(w: &World, t: &Ticket) -> Value {
+pub fn ticket_out(w: &Store, t: &Ticket) -> Value {
     let account = w.account(t.account_id);
     let location = w.location(t.location_id).map(|(_, l)| l);
     let contact = t.contact_id.and_then(|c| w.contact(c));
@@ -531,7 +531,7 @@ pub fn ticket_out(w: &World, t: &Ticket) -> Value {
 
 /// `TicketListDto`, the row of the ticket list and search: the output DTO less the fields only a
 /// single ticket carries, plus the tenant's name.
-pub fn ticket_row(w: &World, t: &Ticket) -> Value {
+pub fn ticket_row(w: &Store, t: &Ticket) -> Value {
     let mut v = ticket_out(w, t);
     if let Some(m) = v.as_object_mut() {
         for key in ["contactEmail", "sourceName", "tenantId"] {
@@ -543,7 +543,7 @@ pub fn ticket_row(w: &World, t: &Ticket) -> Value {
 }
 
 /// `TicketNoteOutputDto` (it has no note date; `createdOn` is when the note was written).
-pub fn note_out(w: &World, n: &super::state::Note) -> Value {
+pub fn note_out(w: &Store, n: &super::state::Note) -> Value {
     json!({
         "id": n.id,
         "details": n.details,
@@ -568,7 +568,7 @@ pub fn service_out(s: &super::state::Service) -> Value {
     })
 }
 
-pub fn line_out(w: &World, l: &super::state::Line) -> Value {
+pub fn line_out(w: &Store, l: &super::state::Line) -> Value {
     let service = w.service(l.service_id);
     let contract = w.contract(l.contract_id);
     json!({

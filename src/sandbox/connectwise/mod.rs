@@ -34,6 +34,7 @@ mod web;
 mod wire;
 
 use std::collections::BTreeSet;
+use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::{Path, Request, State};
@@ -63,13 +64,6 @@ pub const DEMO_CLIENT_ID: &str = "00000000-0000-0000-0000-000000000001";
 pub fn demo_seed() -> Seed {
     // The embedded file is checked by a unit test; a broken build-in seed is a bug, not input.
     seed::parse(seed::DEMO_SEED_YAML).expect("built-in demo seed parses")
-}
-
-/// Reads a seed file.
-pub fn load_seed(path: &std::path::Path) -> Result<Seed, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read seed {}: {e}", path.display()))?;
-    seed::parse(&text)
 }
 
 /// The Secret entries of a connection that this seed's API member accepts.
@@ -281,12 +275,8 @@ pub fn app(seed: Seed, startup_faults: Faults) -> (Router, Arc<Admin>) {
     (admin::with_admin(psa, admin.clone()).merge(roles), admin)
 }
 
-/// Serves the emulator on `listener` in the background of the current runtime.
-pub async fn start(
-    listener: TcpListener,
-    seed: Seed,
-    startup_faults: Faults,
-) -> std::io::Result<RunningSandbox> {
-    let (app, admin) = app(seed, startup_faults);
-    super::serve(listener, app, admin).await
+/// Serves the emulator on the listening `socket` in the background of the current runtime.
+pub async fn start(socket: TcpListener, seed: Seed, faults: Faults) -> io::Result<RunningSandbox> {
+    let (app, admin) = app(seed, faults);
+    super::serve(socket, app, admin).await
 }

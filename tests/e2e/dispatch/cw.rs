@@ -230,15 +230,6 @@ impl Cw {
         self.all_notes(ticket).await.into_iter().skip(1).collect()
     }
 
-    /// The ticket's initial description (its first note).
-    pub async fn description(&self, ticket: &Value) -> String {
-        self.all_notes(ticket)
-            .await
-            .into_iter()
-            .next()
-            .unwrap_or_default()
-    }
-
     pub async fn all_notes(&self, ticket: &Value) -> Vec<String> {
         let r = self
             .raw(

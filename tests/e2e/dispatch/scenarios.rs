@@ -1,7 +1,13 @@
-//! The seed's worked examples and the PSA-call measurement, written once for every provider.
+//! The seed's worked examples, the PSA-call measurement and the dispatcher scenarios that hold
+//! alike on every PSA, written once; `dispatch.rs` runs them per provider from one table.
 
-use super::harness::{alert, Harness, JANE};
-use super::view::{PsaView, TicketView};
+use std::collections::HashMap;
+
+use psa_operator::api::Grouping;
+use psa_operator::dispatch::event::EventKind;
+
+use super::harness::{alert, eventually, finding, Harness, JANE};
+use super::view::{DemoPsa, PsaView, TicketView};
 
 /// Seed 000, "User": returns the tickets at the end for provider-specific checks.
 pub async fn seed_user(psa: &dyn PsaView, h: &Harness) -> Vec<TicketView> {
@@ -68,6 +74,13 @@ pub async fn seed_user_and_alert(psa: &dyn PsaView, h: &Harness) -> Vec<TicketVi
     t
 }
 
+/// Seed 000, "User+Alert", every step, on a sandboxed PSA.
+pub async fn seed_user_and_alert_grouping(psa: &dyn DemoPsa) {
+    let mut h = Harness::new(psa.demo_snapshot(Grouping::UserAndAlert));
+    h.start();
+    seed_user_and_alert(psa, &h).await;
+}
+
 /// PSA calls of a first alert, a follow-up alert and a burst of 100 alerts of one key; checks
 /// the burst became 100 notes on one ticket, in arrival order.
 pub async fn psa_calls(psa: &dyn PsaView, h: &Harness, label: &str) -> (u64, u64, u64) {
@@ -109,4 +122,104 @@ pub async fn psa_calls(psa: &dyn PsaView, h: &Harness, label: &str) -> (u64, u64
         "notes in arrival order"
     );
     (first, follow, burst_calls)
+}
+
+/// The event ids a ticket's texts name (its description and every note), each once per mention.
+fn event_ids(t: &TicketView) -> impl Iterator<Item = String> + '_ {
+    std::iter::once(&t.description)
+        .chain(&t.notes)
+        .flat_map(|text| text.lines())
+        .filter_map(|line| line.trim().strip_prefix("Event id: "))
+        .map(str::to_string)
+}
+
+/// Contact by the user's e-mail → the mapping's default contact → the catch-all's contact
+/// (unmapped organization on the catch-all company, without the mapping's contract).
+pub async fn contact_fallback_chain(psa: &dyn DemoPsa) {
+    let mut h = Harness::new(psa.demo_snapshot(Grouping::User));
+    h.start();
+    let mut stranger = alert("s1", "who@elsewhere.example", "Too Many Downloads");
+    stranger.organization = "Unmapped Org".into();
+    h.send_and_settle(vec![
+        alert("j1", JANE, "Too Many Downloads"),
+        alert("b1", "bob@contoso.example", "Too Many Downloads"),
+        stranger,
+    ])
+    .await;
+    let by_event: HashMap<String, TicketView> = psa
+        .tickets()
+        .await
+        .into_iter()
+        .map(|t| {
+            let event = event_ids(&t).next().unwrap_or_default();
+            (event, t)
+        })
+        .collect();
+    let ids = psa.routing();
+    let table = [
+        ("j1", ids.contoso, ids.jane),
+        ("b1", ids.contoso, ids.alert_contact),
+        ("s1", ids.default_customer, ids.default_contact),
+    ];
+    for (event, company, contact) in table {
+        let t = by_event
+            .get(event)
+            .unwrap_or_else(|| panic!("no ticket for {event}"));
+        assert_eq!(t.company_id, company, "{event}");
+        assert_eq!(t.contact_id.as_deref(), Some(contact), "{event}");
+    }
+    assert_eq!(
+        by_event["s1"].contract_id, None,
+        "no contract on the catch-all"
+    );
+}
+
+/// Findings lifecycle: a ticket, the comment as a note, the resolution as a note and the
+/// operator's closed status.
+pub async fn findings_lifecycle(psa: &dyn DemoPsa) {
+    let mut h = Harness::new(psa.demo_snapshot(Grouping::User));
+    h.start();
+    let mut c = finding("c1", EventKind::FindingCommented, "F1");
+    c.comment = Some("Looking into it".into());
+    h.send_and_settle(vec![finding("cr", EventKind::FindingCreated, "F1"), c])
+        .await;
+    h.send_and_settle(vec![finding("rs", EventKind::FindingResolved, "F1")])
+        .await;
+    let t = psa.tickets().await;
+    assert_eq!(t.len(), 1);
+    assert!(t[0].closed, "{:?}", t[0]);
+    assert_eq!(t[0].status_id.as_deref(), Some(psa.routing().closed_status));
+    assert_eq!(t[0].notes.len(), 2, "{:?}", t[0].notes);
+    assert!(t[0].notes[0].contains("Looking into it"));
+    assert!(t[0].notes[1].contains("The finding was resolved"));
+}
+
+/// The dispatcher killed in the middle of a burst over several keys and restarted on the same
+/// store: every event ends up as exactly one ticket or one note (the marker finds a ticket that
+/// was created before the crash was recorded).
+pub async fn killed_mid_burst_every_event_once(psa: &dyn DemoPsa) {
+    let mut h = Harness::new(psa.demo_snapshot(Grouping::UserAndAlert));
+    h.start();
+    let types = ["T1", "T2", "T3", "T4", "T5"];
+    let burst: Vec<_> = (0..10)
+        .flat_map(|i| types.map(|t| alert(&format!("{t}-{i}"), JANE, t)))
+        .collect();
+    h.send(burst).await;
+    // Kill once a part of the burst reached the PSA (some lanes are mid-call).
+    eventually("part of the burst delivered", || psa.calls() >= 20).await;
+    h.kill().await;
+    let before = h.counters().await.delivered;
+    assert!(before < 50, "killed too late to mean anything: {before}");
+    h.reopen_store();
+    h.start();
+    h.wait_counters("the whole burst", |c| c.delivered == 50)
+        .await;
+    let tickets = psa.tickets().await;
+    assert_eq!(tickets.len(), 5, "one ticket per alert type");
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for id in tickets.iter().flat_map(event_ids) {
+        *seen.entry(id).or_default() += 1;
+    }
+    assert_eq!(seen.len(), 50, "{seen:?}");
+    assert!(seen.values().all(|n| *n == 1), "an event twice: {seen:?}");
 }

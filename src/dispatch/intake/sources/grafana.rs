@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::dispatch::event::Event;
 use crate::dispatch::intake::alertmanager::parse_alert;
 use crate::dispatch::intake::fields::{
-    field_error, parse_json, FieldError, Fields, Need, ParseError,
+    field_error, parse_json, required_array, FieldError, Fields, Need, ParseError,
 };
 use crate::resolved::AlertmanagerLabelNames;
 
@@ -35,17 +35,7 @@ pub fn parse_grafana(
             String::new()
         }
     };
-    let alerts = match value.get("alerts").filter(|v| !v.is_null()) {
-        Some(Value::Array(a)) => a.as_slice(),
-        Some(_) => {
-            top.error("alerts", "must be an array");
-            &[]
-        }
-        None => {
-            top.error("alerts", "is required");
-            &[]
-        }
-    };
+    let alerts = required_array(&value, "alerts", &mut top);
     if alerts.len() > max_alerts {
         return Err(ParseError::Invalid(vec![field_error(
             "/alerts",

@@ -2,28 +2,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::dispatch::event::{Event, EventKind};
-
-fn event(id: &str) -> Event {
-    Event {
-        id: id.into(),
-        description: "412 files".into(),
-        url: None,
-        ..Event::sample()
-    }
-}
-
-fn new_event(conn: &str, id: &str, key: &str, at: i64) -> NewEvent {
-    NewEvent {
-        group_key: key.into(),
-        envelope: Envelope {
-            namespace: "psa".into(),
-            connection: conn.into(),
-            accepted_at_ms: at,
-            event: event(id),
-        },
-    }
-}
+use crate::dispatch::event::EventKind;
+use crate::dispatch::store::conformance::{acme, enqueue_all, new_event};
 
 /// Claims a lane and returns its head, which the test expects to be there.
 async fn claim_head(
@@ -38,19 +18,6 @@ async fn claim_head(
         .await
         .unwrap()
         .expect("a due, unclaimed head")
-}
-
-/// Enqueues (connection, id, key, accepted at) events in one call.
-async fn enqueue_all(store: &SqliteStore, events: &[(&str, &str, &str, i64)]) -> Vec<Enqueued> {
-    let batch = events
-        .iter()
-        .map(|(c, id, k, at)| new_event(c, id, k, *at))
-        .collect();
-    store.enqueue(batch).await.unwrap()
-}
-
-fn acme() -> ConnectionKey {
-    ConnectionKey::new("psa", "acme")
 }
 
 fn open(dir: &tempfile::TempDir) -> SqliteStore {
