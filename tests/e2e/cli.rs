@@ -1,6 +1,6 @@
 //! The CLI as a platform team scripts it: `plan --detailed-exitcode` on a cluster the operator
-//! has converged, `$KUBECONFIG`, `plan | head`, and a clear message for a connection that does
-//! not exist.
+//! has converged, `$KUBECONFIG` (plan and import), `plan | head`, and a clear message for a
+//! connection that does not exist.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -160,6 +160,33 @@ async fn plan_detailed_exitcode_is_0_once_the_operator_has_converged() {
         explicit.status.code(),
         Some(0),
         "--kubeconfig reads the same cluster"
+    );
+
+    // import reads the credentials Secret from the cluster of $KUBECONFIG as plan does, and
+    // says what it tried without one.
+    let import_args = vec![
+        "import".to_string(),
+        "--connection-file".into(),
+        input.join("connection.yaml").display().to_string(),
+    ];
+    let imported = psa_operator(import_args.clone(), Some(kubeconfig.clone())).await;
+    assert_eq!(
+        imported.status.code(),
+        Some(0),
+        "{}",
+        text(&imported.stderr)
+    );
+    assert!(
+        text(&imported.stdout).contains("kind: CustomerMapping"),
+        "{}",
+        text(&imported.stdout)
+    );
+    let without = psa_operator(import_args, None).await;
+    assert_ne!(without.status.code(), Some(0));
+    assert!(
+        text(&without.stderr).contains("demo-cw-keys"),
+        "{}",
+        text(&without.stderr)
     );
 
     // send-sample through a connection that does not exist: one clear sentence.

@@ -11,6 +11,7 @@ use kube::api::{Api, ListParams};
 use serde_json::{json, Value};
 
 use crate::controllers::{patch, Env};
+use crate::dispatch::smtp;
 use crate::support::bin;
 
 const TOKEN: &str = "demo-cw-intake-token";
@@ -173,7 +174,8 @@ async fn a_sample_is_delivered_while_suspended_and_held_alerts_wait_for_enable()
 
 /// The operator holds alerts of a not-Ready organization for 15 minutes; the connection says
 /// 2 s. The alert becomes a dead letter within seconds (a DeadLetter Event on the connection,
-/// `status.dispatch.deadLetters`), never a ticket.
+/// `status.dispatch.deadLetters`, the failsafe e-mail with the connection's subject prefix),
+/// never a ticket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connections_unresolved_hold_beats_the_operators_default() {
     let env = Env::start_with_env(&[("PSA_UNRESOLVED_HOLD", "15m")]).await;
@@ -184,11 +186,21 @@ async fn a_connections_unresolved_hold_beats_the_operators_default() {
                    spec:\n  connectionRef: {name: demo-cw}\n  organization: Northwind Traders\n  \
                    company: {identifier: NORTHWIND-NOT-IN-PSA}\n";
     crate::controllers::apply_text(&env.cluster, mapping).await;
+    // A real SMTP server for the failsafe e-mail (the samples' Secret points at port 2525).
+    let smtp = if smtp::available() {
+        let port = smtp::free_port();
+        let server = smtp::SmtpServer::start(port, env.cluster.dir.path()).await;
+        let secret = format!(r#"{{"stringData":{{"port":"{port}"}}}}"#);
+        patch(&env, "secret/smtp", "merge", &secret).await;
+        Some(server)
+    } else {
+        None
+    };
     patch(
         &env,
         "psaconnection/demo-cw",
         "merge",
-        r#"{"spec":{"dispatch":{"unresolvedHold":"2s"}}}"#,
+        r#"{"spec":{"dispatch":{"unresolvedHold":"2s"},"failsafe":{"subjectPrefix":"[SOC][demo-cw]"}}}"#,
     )
     .await;
     env.wait_condition("customermapping/northwind", "Ready", "False")
@@ -251,6 +263,20 @@ async fn a_connections_unresolved_hold_beats_the_operators_default() {
         tickets(&env).await.is_empty(),
         "no ticket for a held organization"
     );
+    // The failsafe e-mail, with the connection's subject prefix, says what was held and why.
+    if let Some(server) = &smtp {
+        let mail = env
+            .eventually("the failsafe e-mail", || async {
+                server.messages().into_iter().next()
+            })
+            .await;
+        let subject = smtp::subject(&mail);
+        assert!(subject.starts_with("[SOC][demo-cw]"), "{subject}");
+        assert!(subject.ends_with("integration failsafe used"), "{subject}");
+        let body = smtp::body(&mail);
+        assert!(body.contains("nw-1"), "{body}");
+        assert!(body.contains("held for"), "{body}");
+    }
 
     // The broken mapping is one problem, so one Warning Event — not its condition and Ready
     // again — and reconciling it again adds none.

@@ -1,5 +1,6 @@
 //! GitOps health: the Argo CD Lua scripts (run with Lua), the Flux health expressions (run with
-//! CEL) and the kstatus rules, all fed the same statuses of the three kinds.
+//! CEL) and the kstatus rules, all fed the same statuses of the three kinds; the Flux HelmRelease
+//! example rendered with the chart.
 
 use std::fmt::Write as _;
 
@@ -358,4 +359,63 @@ fn statuses_follow_the_kstatus_rules() {
         deleting["metadata"]["deletionTimestamp"] = json!("2026-11-24T17:00:00Z");
         assert_eq!(kstatus(&deleting), "Terminating");
     }
+}
+
+/// The Flux HelmRelease example installs the chart of this repository: its chart path exists,
+/// its values pass the chart's values schema and render the operator with the CRDs kept, from
+/// the image it names.
+#[test]
+fn flux_helmrelease_example_renders_the_chart_with_its_values() {
+    let path = repo().join("config/gitops/flux/helmrelease.yaml");
+    let docs = yaml_docs(&std::fs::read_to_string(path).unwrap());
+    let release = find(&docs, "HelmRelease", "psa-operator");
+    let chart = release["spec"]["chart"]["spec"]["chart"].as_str().unwrap();
+    assert!(repo().join(chart).join("Chart.yaml").is_file(), "{chart}");
+    let source = &release["spec"]["chart"]["spec"]["sourceRef"];
+    find(
+        &docs,
+        source["kind"].as_str().unwrap(),
+        source["name"].as_str().unwrap(),
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("values.yaml");
+    std::fs::write(
+        &values,
+        serde_yaml::to_string(&release["spec"]["values"]).unwrap(),
+    )
+    .unwrap();
+    let namespace = release["spec"]["targetNamespace"].as_str().unwrap();
+    let name = release["spec"]["releaseName"].as_str().unwrap();
+    let rendered = yaml_docs(&super::tools::run_ok(
+        &super::tools::helm(),
+        &[
+            "template",
+            name,
+            chart,
+            "--namespace",
+            namespace,
+            "-f",
+            values.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(
+        of_kind(&rendered, "CustomResourceDefinition").len(),
+        KINDS.len(),
+        "crds.install renders the CRDs"
+    );
+    for crd in of_kind(&rendered, "CustomResourceDefinition") {
+        assert_eq!(
+            crd["metadata"]["annotations"]["helm.sh/resource-policy"], "keep",
+            "crds.keep"
+        );
+    }
+    let deployment = &of_kind(&rendered, "Deployment")[0];
+    let image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap();
+    assert!(
+        image.starts_with("registry.example.com/psa-operator:"),
+        "{image}"
+    );
 }

@@ -35,6 +35,21 @@ fn image_runs_the_binary_as_the_charts_non_root_user() {
     let text = dockerfile();
     assert!(text.matches("\nFROM ").count() >= 2, "multi-stage build");
     assert!(text.contains("cargo build --release --locked --bin psa-operator"));
+    // The production binary leaves out the dev tooling (dev, devcluster, sandbox, bench): it is
+    // the default feature, so only an explicit --no-default-features drops it.
+    let build_line = text
+        .lines()
+        .find(|l| l.contains("cargo build --release"))
+        .unwrap();
+    assert!(
+        build_line.contains("--no-default-features"),
+        "the image would ship the dev tooling: {build_line}"
+    );
+    let manifest = std::fs::read_to_string(super::tools::repo().join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("default = [\"dev-tools\"]"),
+        "the dev tooling is no longer the `dev-tools` default feature: update the Dockerfile"
+    );
     let stage = final_stage(&text);
     let get = |k: &str| {
         stage
