@@ -283,3 +283,154 @@ async fn the_binary_serves_the_autotask_flavor() {
         "{queues:?}"
     );
 }
+
+/// The picklist value a label has in the sandbox's database (`Tickets.status` etc.).
+fn pick(st: &Value, list: &str, label: &str) -> String {
+    st["picklists"][list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no picklist {list}"))
+        .iter()
+        .find(|p| p["label"] == label)
+        .unwrap_or_else(|| panic!("{label} not in {list}"))["value"]
+        .to_string()
+}
+
+/// Ticket settings resolve by name against Autotask's picklists (`Tickets/entityInformation/
+/// fields`): queue, status, source, ticket type, priority map and default, issue type and
+/// sub-issue type (a sub-issue type only under its own issue type, by `parentValue`). A name
+/// Autotask does not have — including an inactive value, which Autotask refuses on a ticket —
+/// is a miss naming the field: the connection's reason is `NamesNotFound`.
+#[tokio::test]
+async fn ticket_settings_resolve_by_name_against_autotask_picklists() {
+    use psa_operator::api::TicketSettings;
+    use psa_operator::controller::resolve::ticket::{
+        describe_unresolved, fetch_catalog, misses_reason, resolve_ticket, resolved_values,
+    };
+    use psa_operator::sandbox::autotask::seed::SeedStatus;
+    let mut seed = demo_seed();
+    seed.statuses.push(SeedStatus {
+        value: 9,
+        label: "Legacy Triage".into(),
+        active: false,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sb = start(listener, seed, Faults::default()).await.unwrap();
+    let c = client(&sb);
+    let st = state(&sb).await;
+    let settings = |v: Value| -> TicketSettings { serde_json::from_value(v).unwrap() };
+
+    // Every name known (in any case): the ids are Autotask's picklist values.
+    let good = settings(json!({
+        "board": "Security Alerts",
+        "status": {"value": "new"},
+        "source": {"value": "SaaS Alerts"},
+        "type": {"value": "Alert"},
+        "priority": {"map": {"critical": "Critical", "high": "High"}, "default": "Medium"},
+        "issueType": {
+            "default": "SaaS Alerts", "subIssueType": "General",
+            "overrides": [{"alertType": "Too Many Downloads", "issueType": "SaaS Alerts", "subIssueType": "Data Leakage"}]
+        },
+        "closedStatus": "Complete",
+    }));
+    let (cat, board) = fetch_catalog(&c, &good).await.unwrap();
+    assert_eq!(board, Some(pick(&st, "Tickets.queueID", "Security Alerts")));
+    let resolved = resolve_ticket(&good, &cat).unwrap_or_else(|m| panic!("{m:?}"));
+    assert_eq!(
+        resolved.closed_status_id,
+        Some("5".to_string()),
+        "Complete is status 5"
+    );
+    let values = resolved_values(&resolved);
+    let want = [
+        ("ticket.status.value", pick(&st, "Tickets.status", "New")),
+        (
+            "ticket.source.value",
+            pick(&st, "Tickets.source", "SaaS Alerts"),
+        ),
+        (
+            "ticket.type.value",
+            pick(&st, "Tickets.ticketType", "Alert"),
+        ),
+        (
+            "ticket.priority.map.critical",
+            pick(&st, "Tickets.priority", "Critical"),
+        ),
+        (
+            "ticket.priority.map.high",
+            pick(&st, "Tickets.priority", "High"),
+        ),
+        (
+            "ticket.priority.default",
+            pick(&st, "Tickets.priority", "Medium"),
+        ),
+        (
+            "ticket.issueType.default.issueType",
+            pick(&st, "Tickets.issueType", "SaaS Alerts"),
+        ),
+        (
+            "ticket.issueType.default.subIssueType",
+            pick(&st, "Tickets.subIssueType", "General"),
+        ),
+        (
+            "ticket.issueType.overrides.Too Many Downloads.subIssueType",
+            pick(&st, "Tickets.subIssueType", "Data Leakage"),
+        ),
+    ];
+    for (field, id) in want {
+        assert_eq!(values.get(field), Some(&id), "{field}: {values:?}");
+    }
+
+    // Unknown and inactive names: every miss is named by its field.
+    let bad = settings(json!({
+        "board": "Security Alerts",
+        "status": {"value": "Legacy Triage"},
+        "source": {"value": "Carrier Pigeon"},
+        "type": {"value": "Problem"},
+        "priority": {"map": {"critical": "Urgent", "high": "High"}},
+        "issueType": {
+            "default": "SaaS Alerts", "subIssueType": "Firewall",
+            "overrides": [{"alertType": "Too Many Downloads", "issueType": "Security", "subIssueType": "IAM"}]
+        },
+        "closedStatus": "Done",
+    }));
+    let (cat, _) = fetch_catalog(&c, &bad).await.unwrap();
+    let misses = resolve_ticket(&bad, &cat).unwrap_err();
+    assert_eq!(misses_reason(&misses), "NamesNotFound");
+    let mut fields: Vec<&str> = misses.iter().map(|m| m.field.as_str()).collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "ticket.closedStatus",
+            "ticket.issueType.overrides[0].subIssueType",
+            "ticket.issueType.subIssueType",
+            "ticket.priority.map.critical",
+            "ticket.source.value",
+            "ticket.status.value",
+            "ticket.type.value",
+        ],
+        "{}",
+        describe_unresolved(&misses)
+    );
+    let message = describe_unresolved(&misses);
+    for named in [
+        "\"Legacy Triage\"",
+        "\"Carrier Pigeon\"",
+        "\"Urgent\"",
+        "\"Firewall\"",
+        "\"IAM\"",
+    ] {
+        assert!(message.contains(named), "{named} in {message}");
+    }
+
+    // An unknown queue: the queue is the miss (its picklists are not checked without it).
+    let no_queue = settings(json!({"board": "Helpdesk", "status": {"value": "New"}}));
+    let (cat, board) = fetch_catalog(&c, &no_queue).await.unwrap();
+    assert_eq!(board, None);
+    let misses = resolve_ticket(&no_queue, &cat).unwrap_err();
+    assert_eq!(misses.len(), 1, "{misses:?}");
+    assert_eq!(
+        (misses[0].field.as_str(), misses[0].value.as_str()),
+        ("ticket.board", "Helpdesk")
+    );
+}
