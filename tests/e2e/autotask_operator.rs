@@ -369,8 +369,8 @@ async fn import_writes_customer_mappings_for_autotask_companies() {
     }
     let fabrikam = std::fs::read_to_string(out_dir.join("customermapping-fabrikam.yaml")).unwrap();
     assert!(
-        fabrikam.contains("defaultContact:\n    name: Alert Contact"),
-        "Fabrikam's primary contact: {fabrikam}"
+        fabrikam.contains("company:\n    identifier: FABRIKAM"),
+        "{fabrikam}"
     );
     // The files are valid next to their connection.
     std::fs::copy(&conn, out_dir.join("connection.yaml")).unwrap();
