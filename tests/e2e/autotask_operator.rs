@@ -23,7 +23,7 @@ fn rows(state: &Value, table: &str) -> Vec<Value> {
 async fn contract_services_of(sb: &RunningSandbox, service_id: &str) -> Vec<Value> {
     rows(&Env::sandbox_state(sb).await, "contractServices")
         .into_iter()
-        .filter(|cs| cs["serviceID"].to_string() == service_id)
+        .filter(|cs| cs["serviceID"].as_i64() == service_id.parse::<i64>().ok())
         .collect()
 }
 
@@ -374,7 +374,7 @@ async fn import_writes_customer_mappings_for_autotask_companies() {
     );
     // The files are valid next to their connection.
     std::fs::copy(&conn, out_dir.join("connection.yaml")).unwrap();
-    let v = validate_paths(&[out_dir.clone()]);
+    let v = validate_paths(std::slice::from_ref(&out_dir));
     assert!(v.is_valid(), "{:?}", v.diagnostics);
     assert_eq!(v.set.mappings.len(), 2);
 
