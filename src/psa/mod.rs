@@ -572,10 +572,22 @@ mod tests {
     use crate::resolved::DispatchConfig;
 
     #[test]
+    fn autotask_keeps_to_half_its_database_on_both_guards() {
+        let db = autotask::limits::DATABASE_REQUESTS_PER_HOUR;
+        assert_eq!(
+            autotask::AutotaskLimits::default().requests_per_hour,
+            db / 2
+        );
+        assert_eq!(Provider::Autotask.default_requests_per_hour(), db / 2);
+    }
+
+    #[test]
     fn the_default_budget_follows_each_psa() {
         let table = [
             (Some(Provider::ConnectWise), UNMETERED, None),
             (Some(Provider::KaseyaBms), 1500, Some(1500)),
+            // Half the Autotask database's 10,000 an hour: the rest is the other integrations'.
+            (Some(Provider::Autotask), 5000, Some(5000)),
             (None, 1500, Some(1500)),
         ];
         for (provider, per_hour, shown) in table {

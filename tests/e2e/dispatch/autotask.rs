@@ -572,3 +572,53 @@ async fn alerts_wait_while_other_integrations_use_the_database() {
     assert_eq!(tickets.len(), 1, "{tickets:?}");
     assert_eq!(tickets[0]["companyID"].to_string(), at.ids.contoso);
 }
+
+/// Seed 003's three modes per ticket field, on Autotask tickets: the ticket type unset (not
+/// sent: Autotask's default applies), the status a single value, the priority a map by severity
+/// with a default, the source a custom map keyed by the alert type. Read back from the
+/// sandbox's tickets, as Autotask stores them.
+#[tokio::test]
+async fn unset_single_and_mapped_values_on_autotask_tickets() {
+    use psa_operator::api::EventField;
+    let at = At::start().await;
+    let priorities = at.client.priorities().await.unwrap();
+    let sources = at.client.sources().await.unwrap();
+    let mut conn = at.snapshot(Grouping::UserAndAlert);
+    conn.ticket.type_ = ResolvedValue::NotSet;
+    conn.ticket.status = ResolvedValue::One(at.ids.status_new.clone());
+    conn.ticket.priority = ResolvedValue::Map {
+        key: EventField::Severity,
+        map: [("critical".to_string(), id_of(&priorities, "Critical"))].into(),
+        default: Some(id_of(&priorities, "Medium")),
+    };
+    conn.ticket.source = ResolvedValue::Map {
+        key: EventField::AlertType,
+        map: [("too many downloads".to_string(), id_of(&sources, "SIEM"))].into(),
+        default: Some(id_of(&sources, "SaaS Alerts")),
+    };
+    let mut h = Harness::new(conn);
+    h.start();
+    let mut critical = alert("v1", JANE, "Too Many Downloads");
+    critical.severity = Some("Critical".into());
+    let mut low = alert("v2", JANE, "Multiple MFA Failures");
+    low.severity = Some("Low".into());
+    h.send_and_settle(vec![critical, low]).await;
+    let tickets = at.tickets().await;
+    assert_eq!(tickets.len(), 2, "{tickets:?}");
+    let by_title = |part: &str| {
+        tickets
+            .iter()
+            .find(|t| t["title"].as_str().unwrap_or_default().contains(part))
+            .unwrap_or_else(|| panic!("no ticket titled {part}: {tickets:?}"))
+    };
+    let (d, m) = (by_title("Too Many Downloads"), by_title("Multiple MFA"));
+    let id = |v: &Value| v.to_string();
+    assert_eq!(id(&d["priority"]), id_of(&priorities, "Critical"), "mapped");
+    assert_eq!(id(&m["priority"]), id_of(&priorities, "Medium"), "default");
+    assert_eq!(id(&d["source"]), id_of(&sources, "SIEM"), "custom key");
+    assert_eq!(id(&m["source"]), id_of(&sources, "SaaS Alerts"));
+    for t in [d, m] {
+        assert_eq!(id(&t["status"]), at.ids.status_new, "single value");
+        assert!(t["ticketType"].is_null(), "unset is not sent: {t}");
+    }
+}
