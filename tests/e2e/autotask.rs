@@ -434,3 +434,85 @@ async fn ticket_settings_resolve_by_name_against_autotask_picklists() {
         ("ticket.board", "Helpdesk")
     );
 }
+
+/// The shared `/_sandbox/` admin layer on the Autotask flavor: calls are counted per route, an
+/// outage answers 503 with Autotask's `{"errors": [...]}` body (a transient error for the
+/// client), a rate-limit fault a 429, and a reset restores the seed, the faults, the calls and
+/// the database's hour.
+#[tokio::test]
+async fn the_sandbox_admin_layer_speaks_autotask() {
+    use crate::sandbox_admin::{calls, set_faults};
+    let sb = sandbox().await;
+    let c = client(&sb);
+    let contoso = c
+        .find_company_by_name("Contoso Ltd")
+        .await
+        .unwrap()
+        .unwrap();
+    let report = calls(&sb).await;
+    assert_eq!(
+        report.count("POST", "/atservicesrest/V1.0/Companies/query"),
+        1,
+        "{report:?}"
+    );
+    set_database(&sb, json!({"requestsThisHour": 4_000})).await;
+
+    set_faults(&sb, json!({"outage": true})).await;
+    let raw = reqwest::Client::new()
+        .get(format!(
+            "{}/atservicesrest/V1.0/Companies/{}",
+            sb.base_url(),
+            contoso.id
+        ))
+        .header("ApiIntegrationCode", DEMO_INTEGRATION_CODE)
+        .header("UserName", DEMO_USERNAME)
+        .header("Secret", DEMO_SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 503);
+    let body: Value = raw.json().await.unwrap();
+    assert!(
+        body["errors"][0].is_string(),
+        "Autotask's error shape: {body}"
+    );
+    let e = c.get_company(&contoso.id).await.unwrap_err();
+    assert!(e.is_transient(), "{e}");
+
+    set_faults(&sb, json!({"rateLimitPerMinute": 1})).await;
+    let _ = c.get_company(&contoso.id).await;
+    let e = c.get_company(&contoso.id).await.unwrap_err();
+    assert!(e.is_transient(), "{e}");
+    assert!(e.to_string().contains("429"), "{e}");
+
+    // A ticket, then a reset: the seed's state again, no faults, no calls, a fresh hour.
+    set_faults(&sb, json!({})).await;
+    let made = reqwest::Client::new()
+        .post(format!("{}/atservicesrest/V1.0/Tickets", sb.base_url()))
+        .header("ApiIntegrationCode", DEMO_INTEGRATION_CODE)
+        .header("UserName", DEMO_USERNAME)
+        .header("Secret", DEMO_SECRET)
+        .json(&json!({
+            "companyID": contoso.id.parse::<i64>().unwrap(), "title": "by hand",
+            "status": 1, "priority": 1, "queueID": 1,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 200, "{}", made.text().await.unwrap());
+    assert_eq!(state(&sb).await["tickets"].as_array().unwrap().len(), 1);
+    let r = reqwest::Client::new()
+        .post(format!("{}/_sandbox/reset", sb.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let st = state(&sb).await;
+    assert_eq!(st["tickets"], json!([]));
+    assert_eq!(st["database"]["requestsThisHour"], 0);
+    assert_eq!(calls(&sb).await.total, 0);
+    assert_eq!(
+        c.get_company(&contoso.id).await.unwrap().unwrap().name,
+        "Contoso Ltd"
+    );
+}
