@@ -516,3 +516,85 @@ async fn the_sandbox_admin_layer_speaks_autotask() {
         "Contoso Ltd"
     );
 }
+
+/// Contacts by e-mail look in all three of Autotask's address fields (`emailAddress`,
+/// `emailAddress2`, `emailAddress3`, any case), on the company asked about only, active
+/// contacts only.
+#[tokio::test]
+async fn contacts_are_found_by_any_of_their_three_addresses() {
+    use psa_operator::sandbox::autotask::seed::SeedContact;
+    let mut seed = demo_seed();
+    let person = |first: &str, email: Option<&str>, email2: Option<&str>, email3: Option<&str>| {
+        SeedContact {
+            first_name: first.into(),
+            last_name: "Example".into(),
+            email: email.map(Into::into),
+            email2: email2.map(Into::into),
+            email3: email3.map(Into::into),
+            active: true,
+            primary: false,
+        }
+    };
+    let contoso = seed
+        .companies
+        .iter_mut()
+        .find(|c| c.name == "Contoso Ltd")
+        .unwrap();
+    contoso.contacts.extend([
+        person(
+            "Second",
+            Some("s@old.example"),
+            Some("second@contoso.example"),
+            None,
+        ),
+        person("Third", None, None, Some("Third@Contoso.example")),
+        SeedContact {
+            active: false,
+            ..person("Gone", Some("gone@contoso.example"), None, None)
+        },
+    ]);
+    let fabrikam = seed
+        .companies
+        .iter_mut()
+        .find(|c| c.name == "Fabrikam Inc")
+        .unwrap();
+    fabrikam
+        .contacts
+        .push(person("Other", Some("third@contoso.example"), None, None));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sb = start(listener, seed, Faults::default()).await.unwrap();
+    let c = client(&sb);
+    let contoso = c
+        .find_company_by_name("Contoso Ltd")
+        .await
+        .unwrap()
+        .unwrap();
+    let found = |email: &'static str| {
+        let c = &c;
+        let id = contoso.id.clone();
+        async move {
+            c.find_contact_by_email(&id, email)
+                .await
+                .unwrap()
+                .map(|k| (k.first_name, k.company_id))
+        }
+    };
+    let here = Some(contoso.id.clone());
+    assert_eq!(
+        found("jane@contoso.example").await,
+        Some(("Jane".into(), here.clone())),
+        "emailAddress"
+    );
+    assert_eq!(
+        found("SECOND@contoso.example").await,
+        Some(("Second".into(), here.clone())),
+        "emailAddress2, any case"
+    );
+    assert_eq!(
+        found("third@contoso.example").await,
+        Some(("Third".into(), here.clone())),
+        "emailAddress3; Fabrikam's contact with the same address is not Contoso's"
+    );
+    assert_eq!(found("gone@contoso.example").await, None, "inactive");
+    assert_eq!(found("nobody@contoso.example").await, None);
+}
