@@ -430,7 +430,9 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), crate::secret::SecretString::new(*v)))
                 .collect(),
         };
-        let table: [(&[(&str, &str)], Option<&str>); 4] = [
+        // (Secret entries, the key the error must name; None = the client is built)
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>);
+        let table: [Case; 4] = [
             (&[("secret", "pw"), ("integrationCode", "TRACK")], None),
             (&[("secret", "pw")], Some("integrationCode")),
             (&[("integrationCode", "TRACK")], Some("\"secret\"")),
