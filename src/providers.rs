@@ -409,6 +409,55 @@ mod tests {
         );
     }
 
+    /// An Autotask connection's Secret needs `secret` and `integrationCode`; a missing or
+    /// empty one is named (reason `SecretKeyMissing`), never shown.
+    #[test]
+    fn autotask_credentials_need_the_secret_and_the_tracking_identifier() {
+        use crate::controller::secrets::SecretData;
+        let spec = ProviderSpec {
+            autotask: Some(AutotaskProvider {
+                username: "api@msp.example".into(),
+                credentials_secret_ref: SecretRef { name: "at".into() },
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let secret = |pairs: &[(&str, &str)]| SecretData {
+            name: "at".into(),
+            resource_version: String::new(),
+            entries: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), crate::secret::SecretString::new(*v)))
+                .collect(),
+        };
+        // (Secret entries, the key the error must name; None = the client is built)
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>);
+        let table: [Case; 4] = [
+            (&[("secret", "pw"), ("integrationCode", "TRACK")], None),
+            (&[("secret", "pw")], Some("integrationCode")),
+            (&[("integrationCode", "TRACK")], Some("\"secret\"")),
+            (
+                &[("secret", "pw"), ("integrationCode", "")],
+                Some("integrationCode"),
+            ),
+        ];
+        for (pairs, missing) in table {
+            let built = ProviderRef::only(&spec)
+                .unwrap()
+                .build_client(&secret(pairs));
+            match (built, missing) {
+                (Ok(c), None) => assert_eq!(c.provider(), Provider::Autotask),
+                (Err(e), Some(key)) => {
+                    let shown = e.to_string();
+                    assert!(shown.contains(key), "{pairs:?}: {shown}");
+                    assert!(!shown.contains("pw") && !shown.contains("TRACK"), "{shown}");
+                    assert_eq!(e.reason(), "SecretKeyMissing", "{pairs:?}");
+                }
+                (r, m) => panic!("{pairs:?}: {:?} vs {m:?}", r.map(|_| ())),
+            }
+        }
+    }
+
     #[test]
     fn every_provider_has_a_distinct_kind_and_sandbox_name() {
         for p in Provider::ALL {

@@ -83,6 +83,9 @@ pub mod condition_types {
     pub const CONTRACT_SYNCED: &str = "ContractSynced";
     /// CustomerMapping: its tickets have a default contact (informational, not part of Ready).
     pub const CONTACT_RESOLVED: &str = "ContactResolved";
+    /// PsaConnection: the share used of a request budget the PSA shares with the MSP's other
+    /// integrations (Autotask's database threshold); informational, not part of Ready.
+    pub const PSA_BUDGET: &str = "PsaBudget";
 }
 
 /// Builds a Kubernetes-convention condition. `last_transition_time` is kept from `previous`

@@ -14,10 +14,11 @@ use crate::api::{
     parse_duration, PsaConnection, PsaConnectionSpec, PsaConnectionStatus, ResolvedIds,
 };
 use crate::psa::instrumented::InstrumentedPsa;
-use crate::psa::{Psa, PsaError};
+use crate::psa::{Psa, PsaError, SharedBudget};
 use crate::resolved::{ConnectionKey, Failsafe, ResolvedConnection};
 use crate::secret::SecretString;
 
+use super::budget::budget_condition;
 use super::context::{CachedClient, Context};
 use super::factory::credentials_secret_name;
 use super::index::ConnectionFacts;
@@ -316,6 +317,8 @@ struct Evaluation {
     settings: Result<Settings, (String, String)>,
     /// The PSA or a Secret could not be read right now (message).
     transient: Option<String>,
+    /// The PSA's request budget shared with other integrations, when it has one (`PsaBudget`).
+    budget: Option<(String, SharedBudget)>,
 }
 
 async fn evaluate(
@@ -340,6 +343,7 @@ async fn evaluate(
                 transient: transient.then(|| message.clone()),
                 authenticated: Err((reason, message)),
                 settings: Err(not_checked()),
+                budget: None,
             },
             None,
         ),
@@ -359,6 +363,7 @@ async fn evaluate(
                     authenticated: Ok(accepted),
                     settings: settings.map_err(|e| (e.reason().to_string(), e.to_string())),
                     transient,
+                    budget: psa.shared_budget().map(|b| (provider.to_string(), b)),
                 },
                 Some(psa),
             )
@@ -414,6 +419,9 @@ async fn reconcile_inner(conn: &PsaConnection, ctx: &Context) -> Result<Action, 
     ctx.publisher.published(applied).await;
 
     // Status.
+    if let Some((_, b)) = &eval.budget {
+        ctx.metrics.set_budget_share(&key, b.used);
+    }
     let (status, transitions) = build_status(
         conn,
         &key,
@@ -474,6 +482,10 @@ fn build_status(
         intake_path: Some(intake_path(key)),
         ..Default::default()
     };
+    if let Some((provider, b)) = &eval.budget {
+        let (ok, reason, message) = budget_condition(provider, b);
+        conds.set(PSA_BUDGET, ok, reason, message);
+    }
     if let Some(message) = &eval.transient {
         // An outage says nothing new about the credentials or the names: keep what was known.
         conds.psa_unavailable(message, grace);

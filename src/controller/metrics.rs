@@ -3,6 +3,8 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
@@ -25,6 +27,12 @@ pub struct WriterLabels {
     pub writer: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetLabels {
+    pub namespace: String,
+    pub connection: String,
+}
+
 /// `writer` label of the reconcilers' status writes.
 pub const STATUS_WRITER_RECONCILER: &str = "reconciler";
 /// `writer` label of the dispatch counters' status writes.
@@ -39,6 +47,9 @@ pub struct ControllerMetrics {
     /// Connections whose routing is not complete in this process (warming up: the initial list
     /// of mappings not seen, or mappings not evaluated yet); their events are held.
     pub incomplete_connections: Gauge,
+    /// Share (0–1) used of the request budget a connection's PSA shares with other integrations
+    /// (Autotask's database threshold), at the connection's last reconcile.
+    pub budget_share: Family<BudgetLabels, Gauge<f64, AtomicU64>>,
 }
 
 impl Default for ControllerMetrics {
@@ -51,6 +62,7 @@ impl Default for ControllerMetrics {
                 Histogram::new(exponential_buckets(0.001, 2.0, 16))
             }),
             incomplete_connections: Gauge::default(),
+            budget_share: Family::default(),
         }
     }
 }
@@ -69,6 +81,11 @@ impl ControllerMetrics {
                 writer: writer.to_string(),
             });
         }
+        registry.register(
+            "psa_operator_psa_budget_share",
+            "Share (0-1) used of the request budget the PSA shares with the MSP's other integrations (Autotask: the database's hourly threshold), as last read",
+            m.budget_share.clone(),
+        );
         let sub = registry.sub_registry_with_prefix("psa_operator_controller");
         sub.register("reconciles", "Reconciles by kind", m.reconciles.clone());
         sub.register(
@@ -110,6 +127,15 @@ impl ControllerMetrics {
     pub fn set_incomplete_connections(&self, n: usize) {
         self.incomplete_connections
             .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    pub fn set_budget_share(&self, key: &crate::resolved::ConnectionKey, share: f64) {
+        self.budget_share
+            .get_or_create(&BudgetLabels {
+                namespace: key.namespace.clone(),
+                connection: key.name.clone(),
+            })
+            .set(share);
     }
 
     pub fn observe(&self, kind: &str, seconds: f64, error: Option<&str>) {

@@ -87,6 +87,9 @@ impl Psa for InstrumentedPsa {
             self.inner.missing_permissions(features).await,
         )
     }
+    fn shared_budget(&self) -> Option<SharedBudget> {
+        self.inner.shared_budget()
+    }
 }
 
 #[async_trait]

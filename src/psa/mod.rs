@@ -395,6 +395,26 @@ pub trait Psa: TicketDesk + Directory + Billing {
         let _ = features;
         Ok(Vec::new())
     }
+
+    /// How much of a request budget the PSA shares with the MSP's other integrations was used at
+    /// the last reading (Autotask: the database's hourly threshold). `None` when the PSA has no
+    /// such budget or it has not been read yet.
+    fn shared_budget(&self) -> Option<SharedBudget> {
+        None
+    }
+}
+
+/// A reading of a request budget shared with other integrations (status and metrics).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SharedBudget {
+    /// Share used (0–1, may exceed 1 when the PSA counts past its threshold).
+    pub used: f64,
+    /// Share from which the PSA itself slows answers down (Autotask: 50 %).
+    pub slows_at: f64,
+    /// Share from which this client holds its calls (Autotask: 90 % by default).
+    pub held_at: f64,
+    /// Requests the budget allows per hour, when the PSA says.
+    pub per_hour: Option<u64>,
 }
 
 /// What the dispatcher asks of a PSA (`dispatch::budget::PsaCalls` puts the connection's
@@ -589,10 +609,22 @@ mod tests {
     use crate::resolved::DispatchConfig;
 
     #[test]
+    fn autotask_keeps_to_half_its_database_on_both_guards() {
+        let db = autotask::limits::DATABASE_REQUESTS_PER_HOUR;
+        assert_eq!(
+            autotask::AutotaskLimits::default().requests_per_hour,
+            db / 2
+        );
+        assert_eq!(Provider::Autotask.default_requests_per_hour(), db / 2);
+    }
+
+    #[test]
     fn the_default_budget_follows_each_psa() {
         let table = [
             (Some(Provider::ConnectWise), UNMETERED, None),
             (Some(Provider::KaseyaBms), 1500, Some(1500)),
+            // Half the Autotask database's 10,000 an hour: the rest is the other integrations'.
+            (Some(Provider::Autotask), 5000, Some(5000)),
             (None, 1500, Some(1500)),
         ];
         for (provider, per_hour, shown) in table {

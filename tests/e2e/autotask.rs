@@ -283,3 +283,318 @@ async fn the_binary_serves_the_autotask_flavor() {
         "{queues:?}"
     );
 }
+
+/// The picklist value a label has in the sandbox's database (`Tickets.status` etc.).
+fn pick(st: &Value, list: &str, label: &str) -> String {
+    st["picklists"][list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no picklist {list}"))
+        .iter()
+        .find(|p| p["label"] == label)
+        .unwrap_or_else(|| panic!("{label} not in {list}"))["value"]
+        .to_string()
+}
+
+/// Ticket settings resolve by name against Autotask's picklists (`Tickets/entityInformation/
+/// fields`): queue, status, source, ticket type, priority map and default, issue type and
+/// sub-issue type (a sub-issue type only under its own issue type, by `parentValue`). A name
+/// Autotask does not have — including an inactive value, which Autotask refuses on a ticket —
+/// is a miss naming the field: the connection's reason is `NamesNotFound`.
+#[tokio::test]
+async fn ticket_settings_resolve_by_name_against_autotask_picklists() {
+    use psa_operator::api::TicketSettings;
+    use psa_operator::controller::resolve::ticket::{
+        describe_unresolved, fetch_catalog, misses_reason, resolve_ticket, resolved_values,
+    };
+    use psa_operator::sandbox::autotask::seed::SeedStatus;
+    let mut seed = demo_seed();
+    seed.statuses.push(SeedStatus {
+        value: 9,
+        label: "Legacy Triage".into(),
+        active: false,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sb = start(listener, seed, Faults::default()).await.unwrap();
+    let c = client(&sb);
+    let st = state(&sb).await;
+    let settings = |v: Value| -> TicketSettings { serde_json::from_value(v).unwrap() };
+
+    // Every name known (in any case): the ids are Autotask's picklist values.
+    let good = settings(json!({
+        "board": "Security Alerts",
+        "status": {"value": "new"},
+        "source": {"value": "SaaS Alerts"},
+        "type": {"value": "Alert"},
+        "priority": {"map": {"critical": "Critical", "high": "High"}, "default": "Medium"},
+        "issueType": {
+            "default": "SaaS Alerts", "subIssueType": "General",
+            "overrides": [{"alertType": "Too Many Downloads", "issueType": "SaaS Alerts", "subIssueType": "Data Leakage"}]
+        },
+        "closedStatus": "Complete",
+    }));
+    let (cat, board) = fetch_catalog(&c, &good).await.unwrap();
+    assert_eq!(board, Some(pick(&st, "Tickets.queueID", "Security Alerts")));
+    let resolved = resolve_ticket(&good, &cat).unwrap_or_else(|m| panic!("{m:?}"));
+    assert_eq!(
+        resolved.closed_status_id,
+        Some("5".to_string()),
+        "Complete is status 5"
+    );
+    let values = resolved_values(&resolved);
+    let want = [
+        ("ticket.status.value", pick(&st, "Tickets.status", "New")),
+        (
+            "ticket.source.value",
+            pick(&st, "Tickets.source", "SaaS Alerts"),
+        ),
+        (
+            "ticket.type.value",
+            pick(&st, "Tickets.ticketType", "Alert"),
+        ),
+        (
+            "ticket.priority.map.critical",
+            pick(&st, "Tickets.priority", "Critical"),
+        ),
+        (
+            "ticket.priority.map.high",
+            pick(&st, "Tickets.priority", "High"),
+        ),
+        (
+            "ticket.priority.default",
+            pick(&st, "Tickets.priority", "Medium"),
+        ),
+        (
+            "ticket.issueType.default.issueType",
+            pick(&st, "Tickets.issueType", "SaaS Alerts"),
+        ),
+        (
+            "ticket.issueType.default.subIssueType",
+            pick(&st, "Tickets.subIssueType", "General"),
+        ),
+        (
+            "ticket.issueType.overrides.Too Many Downloads.subIssueType",
+            pick(&st, "Tickets.subIssueType", "Data Leakage"),
+        ),
+    ];
+    for (field, id) in want {
+        assert_eq!(values.get(field), Some(&id), "{field}: {values:?}");
+    }
+
+    // Unknown and inactive names: every miss is named by its field.
+    let bad = settings(json!({
+        "board": "Security Alerts",
+        "status": {"value": "Legacy Triage"},
+        "source": {"value": "Carrier Pigeon"},
+        "type": {"value": "Problem"},
+        "priority": {"map": {"critical": "Urgent", "high": "High"}},
+        "issueType": {
+            "default": "SaaS Alerts", "subIssueType": "Firewall",
+            "overrides": [{"alertType": "Too Many Downloads", "issueType": "Security", "subIssueType": "IAM"}]
+        },
+        "closedStatus": "Done",
+    }));
+    let (cat, _) = fetch_catalog(&c, &bad).await.unwrap();
+    let misses = resolve_ticket(&bad, &cat).unwrap_err();
+    assert_eq!(misses_reason(&misses), "NamesNotFound");
+    let mut fields: Vec<&str> = misses.iter().map(|m| m.field.as_str()).collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "ticket.closedStatus",
+            "ticket.issueType.overrides[0].subIssueType",
+            "ticket.issueType.subIssueType",
+            "ticket.priority.map.critical",
+            "ticket.source.value",
+            "ticket.status.value",
+            "ticket.type.value",
+        ],
+        "{}",
+        describe_unresolved(&misses)
+    );
+    let message = describe_unresolved(&misses);
+    for named in [
+        "\"Legacy Triage\"",
+        "\"Carrier Pigeon\"",
+        "\"Urgent\"",
+        "\"Firewall\"",
+        "\"IAM\"",
+    ] {
+        assert!(message.contains(named), "{named} in {message}");
+    }
+
+    // An unknown queue: the queue is the miss (its picklists are not checked without it).
+    let no_queue = settings(json!({"board": "Helpdesk", "status": {"value": "New"}}));
+    let (cat, board) = fetch_catalog(&c, &no_queue).await.unwrap();
+    assert_eq!(board, None);
+    let misses = resolve_ticket(&no_queue, &cat).unwrap_err();
+    assert_eq!(misses.len(), 1, "{misses:?}");
+    assert_eq!(
+        (misses[0].field.as_str(), misses[0].value.as_str()),
+        ("ticket.board", "Helpdesk")
+    );
+}
+
+/// The shared `/_sandbox/` admin layer on the Autotask flavor: calls are counted per route, an
+/// outage answers 503 with Autotask's `{"errors": [...]}` body (a transient error for the
+/// client), a rate-limit fault a 429, and a reset restores the seed, the faults, the calls and
+/// the database's hour.
+#[tokio::test]
+async fn the_sandbox_admin_layer_speaks_autotask() {
+    use crate::sandbox_admin::{calls, set_faults};
+    let sb = sandbox().await;
+    let c = client(&sb);
+    let contoso = c
+        .find_company_by_name("Contoso Ltd")
+        .await
+        .unwrap()
+        .unwrap();
+    let report = calls(&sb).await;
+    assert_eq!(
+        report.count("POST", "/atservicesrest/V1.0/Companies/query"),
+        1,
+        "{report:?}"
+    );
+    set_database(&sb, json!({"requestsThisHour": 4_000})).await;
+
+    set_faults(&sb, json!({"outage": true})).await;
+    let raw = reqwest::Client::new()
+        .get(format!(
+            "{}/atservicesrest/V1.0/Companies/{}",
+            sb.base_url(),
+            contoso.id
+        ))
+        .header("ApiIntegrationCode", DEMO_INTEGRATION_CODE)
+        .header("UserName", DEMO_USERNAME)
+        .header("Secret", DEMO_SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 503);
+    let body: Value = raw.json().await.unwrap();
+    assert!(
+        body["errors"][0].is_string(),
+        "Autotask's error shape: {body}"
+    );
+    let e = c.get_company(&contoso.id).await.unwrap_err();
+    assert!(e.is_transient(), "{e}");
+
+    set_faults(&sb, json!({"rateLimitPerMinute": 1})).await;
+    let _ = c.get_company(&contoso.id).await;
+    let e = c.get_company(&contoso.id).await.unwrap_err();
+    assert!(e.is_transient(), "{e}");
+    assert!(e.to_string().contains("429"), "{e}");
+
+    // A ticket, then a reset: the seed's state again, no faults, no calls, a fresh hour.
+    set_faults(&sb, json!({})).await;
+    let made = reqwest::Client::new()
+        .post(format!("{}/atservicesrest/V1.0/Tickets", sb.base_url()))
+        .header("ApiIntegrationCode", DEMO_INTEGRATION_CODE)
+        .header("UserName", DEMO_USERNAME)
+        .header("Secret", DEMO_SECRET)
+        .json(&json!({
+            "companyID": contoso.id.parse::<i64>().unwrap(), "title": "by hand",
+            "status": 1, "priority": 1, "queueID": 1,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 200, "{}", made.text().await.unwrap());
+    assert_eq!(state(&sb).await["tickets"].as_array().unwrap().len(), 1);
+    let r = reqwest::Client::new()
+        .post(format!("{}/_sandbox/reset", sb.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let st = state(&sb).await;
+    assert_eq!(st["tickets"], json!([]));
+    assert_eq!(st["database"]["requestsThisHour"], 0);
+    assert_eq!(calls(&sb).await.total, 0);
+    assert_eq!(
+        c.get_company(&contoso.id).await.unwrap().unwrap().name,
+        "Contoso Ltd"
+    );
+}
+
+/// Contacts by e-mail look in all three of Autotask's address fields (`emailAddress`,
+/// `emailAddress2`, `emailAddress3`, any case), on the company asked about only, active
+/// contacts only.
+#[tokio::test]
+async fn contacts_are_found_by_any_of_their_three_addresses() {
+    use psa_operator::sandbox::autotask::seed::SeedContact;
+    let mut seed = demo_seed();
+    let person = |first: &str, email: Option<&str>, email2: Option<&str>, email3: Option<&str>| {
+        SeedContact {
+            first_name: first.into(),
+            last_name: "Example".into(),
+            email: email.map(Into::into),
+            email2: email2.map(Into::into),
+            email3: email3.map(Into::into),
+            active: true,
+            primary: false,
+        }
+    };
+    let contoso = seed
+        .companies
+        .iter_mut()
+        .find(|c| c.name == "Contoso Ltd")
+        .unwrap();
+    contoso.contacts.extend([
+        person(
+            "Second",
+            Some("s@old.example"),
+            Some("second@contoso.example"),
+            None,
+        ),
+        person("Third", None, None, Some("Third@Contoso.example")),
+        SeedContact {
+            active: false,
+            ..person("Gone", Some("gone@contoso.example"), None, None)
+        },
+    ]);
+    let fabrikam = seed
+        .companies
+        .iter_mut()
+        .find(|c| c.name == "Fabrikam Inc")
+        .unwrap();
+    fabrikam
+        .contacts
+        .push(person("Other", Some("third@contoso.example"), None, None));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sb = start(listener, seed, Faults::default()).await.unwrap();
+    let c = client(&sb);
+    let contoso = c
+        .find_company_by_name("Contoso Ltd")
+        .await
+        .unwrap()
+        .unwrap();
+    let found = |email: &'static str| {
+        let c = &c;
+        let id = contoso.id.clone();
+        async move {
+            c.find_contact_by_email(&id, email)
+                .await
+                .unwrap()
+                .map(|k| (k.first_name, k.company_id))
+        }
+    };
+    let here = Some(contoso.id.clone());
+    assert_eq!(
+        found("jane@contoso.example").await,
+        Some(("Jane".into(), here.clone())),
+        "emailAddress"
+    );
+    assert_eq!(
+        found("SECOND@contoso.example").await,
+        Some(("Second".into(), here.clone())),
+        "emailAddress2, any case"
+    );
+    assert_eq!(
+        found("third@contoso.example").await,
+        Some(("Third".into(), here.clone())),
+        "emailAddress3; Fabrikam's contact with the same address is not Contoso's"
+    );
+    assert_eq!(found("gone@contoso.example").await, None, "inactive");
+    assert_eq!(found("nobody@contoso.example").await, None);
+}

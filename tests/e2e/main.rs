@@ -3,6 +3,7 @@
 mod adoption;
 mod autotask;
 mod autotask_contract;
+mod autotask_operator;
 mod bad_resources;
 mod bench;
 mod bms;

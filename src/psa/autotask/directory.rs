@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::convert::{self, eq, num_id, same_name};
-use super::transport::{decode, THRESHOLD_INFORMATION};
+use super::transport::decode;
 use super::wire::{WCompany, WContact, WItem};
 use super::AutotaskClient;
 use super::*;
@@ -22,10 +22,7 @@ fn contact_active(c: &WContact) -> bool {
 impl AutotaskClient {
     /// 1 call: `GET /V1.0/ThresholdInformation`.
     pub(super) async fn verify_credentials(&self) -> PsaResult<()> {
-        self.t
-            .call(Method::GET, THRESHOLD_INFORMATION, None)
-            .await
-            .map(|_| ())
+        self.t.read_threshold().await
     }
 
     /// 1 call: `POST /V1.0/Companies/query` with `field eq value`; the exact name (any case) wins.

@@ -3,9 +3,12 @@
 //! * 10,000 requests per hour per **database**, shared with every other integration of the
 //!   MSP: our own hourly budget is a share of it (default 50 %, leaving the rest to the others);
 //! * `GET /V1.0/ThresholdInformation` tells how much of the database's hour is used by everyone:
-//!   read at most once a minute, and at or above `hold_at_share` (default 90 %) calls are held
-//!   (a transient error with a `retry_after`) so the dispatcher retries later or falls back to
-//!   the failsafe e-mail instead of pushing the database to its 100 % refusal;
+//!   read at most once a minute (and at every credential check), and at or above
+//!   `hold_at_share` (default 90 %) calls are held: a rate-limit error (429) with a
+//!   `retry_after`, so the dispatcher waits without spending an alert's attempts instead of
+//!   pushing the database to its 100 % refusal. At 100 % Autotask refuses every integration:
+//!   then the error is an ordinary transient one, attempts are spent and the alert reaches the
+//!   failsafe e-mail rather than waiting for the hour to roll over;
 //! * at most 3 concurrent requests per endpoint (entity) per tracking identifier.
 
 use std::collections::HashMap;
@@ -22,6 +25,9 @@ use crate::psa::PsaError;
 
 /// Autotask's documented hourly request threshold per database.
 pub const DATABASE_REQUESTS_PER_HOUR: u32 = 10_000;
+
+/// Share of the database's threshold from which Autotask itself adds latency to every answer.
+pub const AUTOTASK_SLOWS_AT: f64 = 0.5;
 
 /// How the client shares the database's budget.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -65,11 +71,19 @@ pub fn database_share(t: &WThreshold) -> Option<f64> {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ThresholdDecision {
     Go,
-    Hold { share: f64 },
+    /// Near the threshold: wait, leaving the rest to the other integrations.
+    Hold {
+        share: f64,
+    },
+    /// At or over the threshold: Autotask refuses everyone until the hour's use falls.
+    Refused {
+        share: f64,
+    },
 }
 
 pub fn decide(share: Option<f64>, hold_at: f64) -> ThresholdDecision {
     match share {
+        Some(s) if s >= 1.0 => ThresholdDecision::Refused { share: s },
         Some(s) if s >= hold_at => ThresholdDecision::Hold { share: s },
         _ => ThresholdDecision::Go,
     }
@@ -78,6 +92,8 @@ pub fn decide(share: Option<f64>, hold_at: f64) -> ThresholdDecision {
 #[derive(Clone, Copy, Debug)]
 struct Reading {
     share: Option<f64>,
+    /// The database's threshold per hour, when the reading said.
+    limit: Option<u64>,
     at: Instant,
 }
 
@@ -154,7 +170,38 @@ impl Limits {
     }
 
     pub fn record(&self, share: Option<f64>, now: Instant) {
-        *self.reading.lock().unwrap_or_else(|p| p.into_inner()) = Some(Reading { share, at: now });
+        let mut r = self.reading.lock().unwrap_or_else(|p| p.into_inner());
+        // A refusal says nothing about the threshold itself: keep the last one known.
+        let limit = r.and_then(|r| r.limit);
+        *r = Some(Reading {
+            share,
+            limit,
+            at: now,
+        });
+    }
+
+    /// Records a `ThresholdInformation` answer.
+    pub fn record_threshold(&self, t: &WThreshold, now: Instant) {
+        let limit = t
+            .external_request_threshold
+            .filter(|l| *l > 0)
+            .and_then(|l| u64::try_from(l).ok());
+        *self.reading.lock().unwrap_or_else(|p| p.into_inner()) = Some(Reading {
+            share: database_share(t),
+            limit,
+            at: now,
+        });
+    }
+
+    /// The last reading as a shared budget (status and metrics).
+    pub fn shared_budget(&self) -> Option<crate::psa::SharedBudget> {
+        let r = (*self.reading.lock().unwrap_or_else(|p| p.into_inner()))?;
+        Some(crate::psa::SharedBudget {
+            used: r.share?,
+            slows_at: AUTOTASK_SLOWS_AT,
+            held_at: self.config.hold_at_share,
+            per_hour: r.limit,
+        })
     }
 
     /// The last reading of the database's use (0–1), for status and metrics.
@@ -165,16 +212,31 @@ impl Limits {
             .and_then(|r| r.share)
     }
 
-    /// Holds the call when the database is near its threshold.
+    /// Holds the call when the database is near its threshold (a 429: the caller waits
+    /// without counting a failure), fails it when the database is at its threshold.
     pub fn check_threshold(&self) -> Result<(), PsaError> {
+        let used = |share: f64| {
+            format!(
+                "the Autotask database has used {:.0} % of its hourly request threshold (shared with the MSP's other integrations)",
+                share * 100.0
+            )
+        };
         match decide(self.share(), self.config.hold_at_share) {
             ThresholdDecision::Go => Ok(()),
             ThresholdDecision::Hold { share } => Err(PsaError::Transient {
+                status: Some(429),
+                message: format!(
+                    "{}; holding requests from {:.0} % until the use falls",
+                    used(share),
+                    self.config.hold_at_share * 100.0
+                ),
+                retry_after: Some(self.config.hold_retry_after),
+            }),
+            ThresholdDecision::Refused { share } => Err(PsaError::Transient {
                 status: None,
                 message: format!(
-                    "the Autotask database has used {:.0} % of its hourly request threshold (shared with the MSP's other integrations); holding requests at {:.0} %",
-                    share * 100.0,
-                    self.config.hold_at_share * 100.0
+                    "{}; Autotask refuses requests until the use falls",
+                    used(share)
                 ),
                 retry_after: Some(self.config.hold_retry_after),
             }),
@@ -216,9 +278,19 @@ mod tests {
                 ThresholdDecision::Hold { share: 0.9 },
             ),
             (
+                t(Some(10_000), Some(9_999)),
+                Some(0.9999),
+                ThresholdDecision::Hold { share: 0.9999 },
+            ),
+            (
                 t(Some(10_000), Some(10_000)),
                 Some(1.0),
-                ThresholdDecision::Hold { share: 1.0 },
+                ThresholdDecision::Refused { share: 1.0 },
+            ),
+            (
+                t(Some(10_000), Some(10_250)),
+                Some(1.025),
+                ThresholdDecision::Refused { share: 1.025 },
             ),
             (t(None, Some(10_000)), None, ThresholdDecision::Go),
             (t(Some(0), Some(1)), None, ThresholdDecision::Go),
@@ -237,10 +309,45 @@ mod tests {
         assert!(!l.reading_due(Instant::now()));
         let e = l.check_threshold().unwrap_err();
         assert!(e.is_transient());
+        assert!(
+            crate::dispatch::budget::is_rate_limited(&e),
+            "a hold waits without spending attempts: {e:?}"
+        );
         assert_eq!(e.retry_after(), Some(Duration::from_secs(60)));
         assert!(e.to_string().contains("95 %"), "{e}");
+        // At 100 % Autotask refuses everyone: a failure the dispatcher counts (failsafe e-mail).
+        l.record(Some(1.0), Instant::now());
+        let e = l.check_threshold().unwrap_err();
+        assert!(e.is_transient());
+        assert!(!crate::dispatch::budget::is_rate_limited(&e), "{e:?}");
+        assert!(e.to_string().contains("refuses"), "{e}");
         l.record(Some(0.2), Instant::now());
         assert!(l.check_threshold().is_ok());
+    }
+
+    #[test]
+    fn the_shared_budget_reports_the_last_reading_and_keeps_the_threshold_through_a_refusal() {
+        let l = Limits::new(AutotaskLimits::default());
+        assert_eq!(l.shared_budget(), None, "nothing read yet");
+        let t = WThreshold {
+            external_request_threshold: Some(10_000),
+            current_timeframe_request_count: Some(9_500),
+        };
+        l.record_threshold(&t, Instant::now());
+        let b = l.shared_budget().unwrap();
+        assert_eq!((b.used, b.per_hour), (0.95, Some(10_000)));
+        assert_eq!((b.slows_at, b.held_at), (0.5, 0.9));
+        // A 429 naming the threshold is recorded as 100 %; the threshold stays known.
+        l.record(Some(1.0), Instant::now());
+        let b = l.shared_budget().unwrap();
+        assert_eq!((b.used, b.per_hour), (1.0, Some(10_000)));
+        // A reading without a threshold has no share to show.
+        let none = WThreshold {
+            external_request_threshold: None,
+            current_timeframe_request_count: Some(3),
+        };
+        l.record_threshold(&none, Instant::now());
+        assert_eq!(l.shared_budget(), None);
     }
 
     #[tokio::test]

@@ -173,6 +173,9 @@ impl Psa for AutotaskClient {
     async fn verify(&self) -> PsaResult<()> {
         self.verify_credentials().await
     }
+    fn shared_budget(&self) -> Option<super::SharedBudget> {
+        self.t.limits.shared_budget()
+    }
 }
 
 #[cfg(test)]

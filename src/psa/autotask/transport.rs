@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 
 use super::convert::{self, endpoint_of};
-use super::limits::{database_share, Limits};
+use super::limits::Limits;
 use super::wire::{WPage, WThreshold, WZone};
 use super::AutotaskConfig;
 use crate::psa::http::{self, retry_after, transport_error};
@@ -150,7 +150,7 @@ impl Transport {
         match self.exchange(rb, THRESHOLD_INFORMATION).await {
             Ok(v) => {
                 let t: WThreshold = decode("threshold information", v)?;
-                self.limits.record(database_share(&t), Instant::now());
+                self.limits.record_threshold(&t, Instant::now());
                 Ok(())
             }
             Err(PsaError::Transient {
@@ -161,6 +161,20 @@ impl Transport {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Reads `ThresholdInformation` now, whatever the last reading said: the credential check.
+    /// It takes an endpoint slot but is never held by the database's use (it is how that use
+    /// is known) and takes nothing from our hourly share, like the periodic reading.
+    pub async fn read_threshold(&self) -> PsaResult<()> {
+        let base = self.base().await?.to_string();
+        let _slot = self.limits.slot(&endpoint_of(THRESHOLD_INFORMATION)).await;
+        let _one = self.limits.threshold_refresh.lock().await;
+        let rb = self.http.get(format!("{base}{THRESHOLD_INFORMATION}"));
+        let v = self.exchange(rb, THRESHOLD_INFORMATION).await?;
+        let t: WThreshold = decode("threshold information", v)?;
+        self.limits.record_threshold(&t, Instant::now());
+        Ok(())
     }
 
     /// One limited call to a path under the zone's root (`/V1.0/...`).

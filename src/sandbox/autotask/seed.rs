@@ -21,7 +21,7 @@
 //! ticketTypes: [Alert]
 //! sources: [SaaS Alerts]
 //! priorities: [Critical, High]
-//! statuses: [{value: 1, label: New}, {value: 5, label: Complete}]   # explicit values
+//! statuses: [{value: 1, label: New}, {value: 5, label: Complete}, {value: 9, label: Old, active: false}]
 //! issueTypes: [{name: SaaS Alerts, subIssueTypes: [General, IAM]}]
 //! noteTypes: [Internal Note]
 //! billingCodes: [{name: Recurring Services, useType: Recurring Contract Service}]
@@ -150,6 +150,9 @@ fn recurring() -> i64 {
 pub struct SeedStatus {
     pub value: i64,
     pub label: String,
+    /// An inactive status is still listed (`isActive: false`) but refused on a ticket.
+    #[serde(default = "yes")]
+    pub active: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]

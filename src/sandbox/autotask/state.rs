@@ -306,7 +306,10 @@ impl Store {
         let mut statuses: Vec<Pick> = seed
             .statuses
             .iter()
-            .map(|s| Pick::new(s.value, &s.label))
+            .map(|s| Pick {
+                active: s.active,
+                ..Pick::new(s.value, &s.label)
+            })
             .collect();
         if !statuses.iter().any(|s| s.value == STATUS_COMPLETE) {
             statuses.push(Pick::new(STATUS_COMPLETE, "Complete"));

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use psa_operator::api::Grouping;
 use psa_operator::psa::autotask::{AutotaskClient, AutotaskConfig};
 use psa_operator::psa::Named;
-use psa_operator::psa::{Billing, Directory, TicketDesk};
+use psa_operator::psa::{Billing, Directory, Psa, TicketDesk};
 use psa_operator::resolved::*;
 use psa_operator::sandbox::autotask::{
     demo_seed, start, DEMO_INTEGRATION_CODE, DEMO_SECRET, DEMO_USERNAME,
@@ -435,4 +435,122 @@ async fn failsafe_email_when_the_database_is_over_its_threshold() {
         "only threshold readings while held: {calls:?}"
     );
     assert!(at.tickets().await.is_empty());
+}
+
+/// Other integrations have used 95 % of the database's hour: the client holds its calls (a
+/// rate-limit wait, no attempt spent), so the alert neither reaches Autotask nor runs out of
+/// attempts into a dead letter; once the use falls, the ticket is created. The threshold is read
+/// and the hold retried every 100 ms here (a minute by default).
+#[tokio::test]
+async fn alerts_wait_while_other_integrations_use_the_database() {
+    let at = At::start().await;
+    let http = reqwest::Client::new();
+    let set_use = |n: u64| {
+        let http = http.clone();
+        let url = format!("{}/_sandbox/database", at.sb.base_url());
+        async move {
+            let r = http
+                .post(url)
+                .json(&json!({ "requestsThisHour": n }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    set_use(9_500).await;
+    let mut cfg = config(&at.sb);
+    cfg.limits.hold_retry_after = Duration::from_millis(100);
+    cfg.limits.threshold_check_every = Duration::from_millis(100);
+    let client = Arc::new(AutotaskClient::new(cfg).unwrap());
+    let mut conn = at.snapshot(Grouping::User);
+    conn.psa = client.clone();
+    conn.dispatch.max_attempts = 2;
+    let mut h = Harness::new(conn);
+    h.start();
+    at.sb.admin().clear_calls();
+    h.send(vec![alert("held-1", JANE, "Too Many Downloads")])
+        .await;
+    // Far longer than two attempts with 100 ms waits would take.
+    let readings = || {
+        at.sb
+            .admin()
+            .calls()
+            .count("GET", "/atservicesrest/V1.0/ThresholdInformation")
+    };
+    eventually("several threshold readings while held", || readings() >= 5).await;
+    let c = h.counters().await;
+    assert_eq!(
+        (c.pending, c.dead_letters, c.delivered),
+        (1, 0, 0),
+        "held, not failed"
+    );
+    assert!(at.tickets().await.is_empty());
+    let b = client.shared_budget().expect("a reading");
+    assert!((0.95..1.0).contains(&b.used), "{b:?}");
+    assert_eq!(b.per_hour, Some(10_000));
+    let calls = at.sb.admin().calls();
+    assert_eq!(
+        calls.total,
+        calls.count("GET", "/atservicesrest/V1.0/ThresholdInformation"),
+        "nothing but threshold readings while held: {calls:?}"
+    );
+
+    set_use(0).await;
+    h.wait_counters("the held alert delivered", |c| c.delivered == 1)
+        .await;
+    assert_eq!(h.counters().await.dead_letters, 0);
+    let tickets = at.tickets().await;
+    assert_eq!(tickets.len(), 1, "{tickets:?}");
+    assert_eq!(tickets[0]["companyID"].to_string(), at.ids.contoso);
+}
+
+/// Seed 003's three modes per ticket field, on Autotask tickets: the ticket type unset (not
+/// sent: Autotask's default applies), the status a single value, the priority a map by severity
+/// with a default, the source a custom map keyed by the alert type. Read back from the
+/// sandbox's tickets, as Autotask stores them.
+#[tokio::test]
+async fn unset_single_and_mapped_values_on_autotask_tickets() {
+    use psa_operator::api::EventField;
+    let at = At::start().await;
+    let priorities = at.client.priorities().await.unwrap();
+    let sources = at.client.sources().await.unwrap();
+    let mut conn = at.snapshot(Grouping::UserAndAlert);
+    conn.ticket.type_ = ResolvedValue::NotSet;
+    conn.ticket.status = ResolvedValue::One(at.ids.status_new.clone());
+    conn.ticket.priority = ResolvedValue::Map {
+        key: EventField::Severity,
+        map: [("critical".to_string(), id_of(&priorities, "Critical"))].into(),
+        default: Some(id_of(&priorities, "Medium")),
+    };
+    conn.ticket.source = ResolvedValue::Map {
+        key: EventField::AlertType,
+        map: [("too many downloads".to_string(), id_of(&sources, "SIEM"))].into(),
+        default: Some(id_of(&sources, "SaaS Alerts")),
+    };
+    let mut h = Harness::new(conn);
+    h.start();
+    let mut critical = alert("v1", JANE, "Too Many Downloads");
+    critical.severity = Some("Critical".into());
+    let mut low = alert("v2", JANE, "Multiple MFA Failures");
+    low.severity = Some("Low".into());
+    h.send_and_settle(vec![critical, low]).await;
+    let tickets = at.tickets().await;
+    assert_eq!(tickets.len(), 2, "{tickets:?}");
+    let by_title = |part: &str| {
+        tickets
+            .iter()
+            .find(|t| t["title"].as_str().unwrap_or_default().contains(part))
+            .unwrap_or_else(|| panic!("no ticket titled {part}: {tickets:?}"))
+    };
+    let (d, m) = (by_title("Too Many Downloads"), by_title("Multiple MFA"));
+    let id = |v: &Value| v.to_string();
+    assert_eq!(id(&d["priority"]), id_of(&priorities, "Critical"), "mapped");
+    assert_eq!(id(&m["priority"]), id_of(&priorities, "Medium"), "default");
+    assert_eq!(id(&d["source"]), id_of(&sources, "SIEM"), "custom key");
+    assert_eq!(id(&m["source"]), id_of(&sources, "SaaS Alerts"));
+    for t in [d, m] {
+        assert_eq!(id(&t["status"]), at.ids.status_new, "single value");
+        assert!(t["ticketType"].is_null(), "unset is not sent: {t}");
+    }
 }
