@@ -82,6 +82,14 @@ pub struct ResolvedLifecycle {
     pub close_on_resolve: bool,
     /// Status a resolved group's ticket is closed with (`None` = the PSA's closed status).
     pub closed_status_id: Option<PsaId>,
+    /// `reopenWithin`: a group's ticket closed less than this ago is reopened by its next
+    /// alert (`None`: never; a new ticket, as the seed's worked example).
+    pub reopen_within: Option<std::time::Duration>,
+    /// `neverReopen`: closed statuses whose tickets are never reopened.
+    pub never_reopen: std::collections::BTreeSet<PsaId>,
+    /// The open status a ticket is reopened with when `ticket.status` sets none for the alert:
+    /// the first open status of the board (the PSA's list order).
+    pub reopen_status_id: Option<PsaId>,
 }
 
 /// A company with the contact and contract tickets for it get.

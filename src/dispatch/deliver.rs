@@ -23,6 +23,7 @@ use crate::dispatch::decide::routing::{
 };
 use crate::dispatch::decide::values::{issue_types, resolve_value};
 use crate::dispatch::event::Event;
+use crate::dispatch::recurrence::Recur;
 use crate::dispatch::stats::StatsBoard;
 use crate::dispatch::store::{
     GroupLifecycle, GroupTicket, Store, StoreError, StoredEvent, TicketRecord,
@@ -63,6 +64,8 @@ pub struct Delivered {
     pub recovered_by_marker: bool,
     pub notes_added: u32,
     pub closed: bool,
+    /// A closed ticket of the group was reopened (`lifecycle.reopenWithin`).
+    pub reopened: bool,
     /// Why nothing was sent, when nothing was.
     pub nothing: Option<&'static str>,
     /// Index updates to write together with `complete`.
@@ -131,14 +134,18 @@ impl Delivery<'_> {
             .then(|| event.finding_id.clone().unwrap_or_else(|| event.id.clone()));
         let mut indexed = self.indexed(group_key, finding_id.as_deref()).await?;
         let mut out = Delivered::default();
+        // The group's ticket as the last check read it (for the reopen window).
+        let mut last_read = None;
         for _ in 0..MAX_ROUNDS {
             match plan(event.kind, indexed.as_ref()) {
                 Plan::CheckTicket(id) => {
-                    let state = match self.psa.get_ticket(&id).await? {
+                    let read = self.psa.get_ticket(&id).await?;
+                    let state = match &read {
                         None => TicketState::Gone,
                         Some(t) if t.closed => TicketState::Closed,
                         Some(_) => TicketState::Open,
                     };
+                    last_read = Some(read);
                     if finding_id.is_none() {
                         out.records.push(self.group_record(
                             group_key,
@@ -152,6 +159,27 @@ impl Delivery<'_> {
                     });
                 }
                 Plan::NewTicket { close } => {
+                    if finding_id.is_none() {
+                        match self.recurrence(group_key, batch, last_read.take()).await? {
+                            Recur::Reopened(done) => {
+                                out.records.extend(done.records);
+                                return Ok(Delivered {
+                                    records: out.records,
+                                    ..done
+                                });
+                            }
+                            Recur::Open(ticket_id) => {
+                                out.records
+                                    .push(self.group_record(group_key, &ticket_id, true));
+                                indexed = Some(Indexed {
+                                    ticket_id,
+                                    state: TicketState::Open,
+                                });
+                                continue;
+                            }
+                            Recur::New => {}
+                        }
+                    }
                     let (id, created_status) = self.new_ticket(group_key, head, &mut out).await?;
                     if finding_id.is_none() {
                         let fed = batch.iter().map(|e| alert_identity(&e.envelope.event));
@@ -291,7 +319,12 @@ impl Delivery<'_> {
         }
     }
 
-    fn group_record(&self, group_key: &str, ticket_id: &PsaId, open: bool) -> TicketRecord {
+    pub(crate) fn group_record(
+        &self,
+        group_key: &str,
+        ticket_id: &PsaId,
+        open: bool,
+    ) -> TicketRecord {
         TicketRecord::Group {
             connection: self.conn.key.clone(),
             group_key: group_key.to_string(),
@@ -303,7 +336,7 @@ impl Delivery<'_> {
         }
     }
 
-    fn lifecycle_record(
+    pub(crate) fn lifecycle_record(
         &self,
         group_key: &str,
         lifecycle: Option<GroupLifecycle>,

@@ -59,6 +59,8 @@ pub struct DispatcherOptions {
     pub stats_every: Duration,
     /// How long an event of a held organization waits before it is looked at again.
     pub held_recheck: Duration,
+    /// The clock of the lifecycle windows (reopen, storm breaker); tests move it ahead.
+    pub clock: crate::dispatch::clock::Clock,
 }
 
 impl Default for DispatcherOptions {
@@ -83,6 +85,7 @@ impl Default for DispatcherOptions {
             shutdown_grace: Duration::from_secs(10),
             stats_every: Duration::from_secs(5),
             held_recheck: Duration::from_secs(1),
+            clock: Default::default(),
         }
     }
 }
@@ -592,7 +595,7 @@ impl Inner {
             caches: &self.caches,
             stats: &self.stats,
             ticket_state_ttl: self.options.ticket_state_ttl,
-            now_ms: now,
+            now_ms: self.options.clock.now_ms(),
         };
         let result = delivery.run(group_key, &batch).await;
         self.metrics.psa_calls_for_event(&conn.key, calls.count());
@@ -626,7 +629,7 @@ impl Inner {
                     kind = head.envelope.event.kind.as_str(), batch = batch.len(),
                     ticket = done.ticket_id.as_deref().unwrap_or("-"),
                     created = done.ticket_created, recovered = done.recovered_by_marker,
-                    notes = done.notes_added, closed = done.closed,
+                    notes = done.notes_added, closed = done.closed, reopened = done.reopened,
                     route = done.route.unwrap_or("-"),
                     contact = done.contact.map(|c| c.label()).unwrap_or("-"),
                     nothing = done.nothing.unwrap_or("-"), psa_calls = calls.count(),

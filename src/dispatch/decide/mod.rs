@@ -7,6 +7,7 @@ pub mod contact;
 pub mod lifecycle;
 pub mod marker;
 pub mod render;
+pub mod reopen;
 pub mod retry;
 pub mod routing;
 pub mod values;

@@ -547,11 +547,13 @@ mod tests {
         let spec = |closed: &str| LifecycleSettings {
             on_resolve: Some(OnResolve::Close),
             closed_status: Some(closed.into()),
+            ..Default::default()
         };
         assert_eq!(lifecycle_names(None, &catalog, &ticket), None);
         let no_status = LifecycleSettings {
             on_resolve: Some(OnResolve::Close),
             closed_status: None,
+            ..Default::default()
         };
         assert_eq!(lifecycle_names(Some(&no_status), &catalog, &ticket), None);
         let row = lifecycle_names(Some(&spec("Completed")), &catalog, &ticket).unwrap();
