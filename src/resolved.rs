@@ -216,6 +216,8 @@ pub struct ResolvedConnection {
     /// `spec.sources`, compiled (`/webhook/{source}`, `/cloudevents`).
     pub sources: crate::dispatch::intake::sources::SharedSources,
     pub lifecycle: ResolvedLifecycle,
+    /// `noise.maxNewTicketsPerCustomer`: the storm breaker's limit (`None`: no limit).
+    pub storm: Option<crate::dispatch::decide::storm::StormLimit>,
 }
 
 impl ResolvedConnection {
@@ -244,6 +246,7 @@ impl ResolvedConnection {
             grafana: self.grafana.clone(),
             sources: self.sources.clone(),
             lifecycle: self.lifecycle.clone(),
+            storm: self.storm,
         }
     }
 }
@@ -269,6 +272,7 @@ impl ResolvedConnection {
             grafana: AlertmanagerLabelNames::default(),
             sources: Default::default(),
             lifecycle: ResolvedLifecycle::default(),
+            storm: None,
         }
     }
 }

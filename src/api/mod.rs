@@ -10,6 +10,7 @@ pub mod contract_service;
 pub mod crdgen;
 pub mod lifecycle;
 pub mod mapping;
+pub mod noise;
 pub mod sources;
 #[cfg(test)]
 mod tests;
@@ -19,6 +20,7 @@ pub use connection::*;
 pub use contract_service::*;
 pub use lifecycle::*;
 pub use mapping::*;
+pub use noise::*;
 pub use sources::*;
 
 /// API group of every resource of this operator.

@@ -23,6 +23,7 @@ use super::factory::credentials_secret_name;
 use super::index::ConnectionFacts;
 use super::resolve::customer::resolve_catch_all;
 use super::resolve::lifecycle::resolve_lifecycle;
+use super::resolve::noise::storm_limit;
 use super::resolve::settings::{
     alertmanager_labels, dispatch_config, intake_path, label_names, smtp_settings, unresolved_hold,
 };
@@ -169,6 +170,7 @@ async fn resolve_settings(
             .ok(),
     };
     let dispatch = dispatch_config(spec).map_err(|m| misses.push(m)).ok();
+    let storm = storm_limit(spec).map_err(|m| misses.push(m)).ok().flatten();
     let failsafe = failsafe.and_then(|f| f.map_err(|m| misses.push(m)).ok());
     let mut ids = ResolvedIds::default();
     if let Some(t) = &ticket {
@@ -202,6 +204,7 @@ async fn resolve_settings(
             grafana: label_names(spec.grafana.as_ref()),
             sources: Default::default(),
             lifecycle,
+            storm,
         }),
         _ => None,
     };

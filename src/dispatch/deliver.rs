@@ -28,6 +28,7 @@ use crate::dispatch::stats::StatsBoard;
 use crate::dispatch::store::{
     GroupLifecycle, GroupTicket, Store, StoreError, StoredEvent, TicketRecord,
 };
+use crate::dispatch::storm::Storm;
 use crate::psa::{Company, NewTicket, PsaError, PsaId, TicketDesk};
 use crate::resolved::{ConnectionKey, ResolvedConnection, ResolvedCustomer};
 
@@ -51,6 +52,10 @@ pub enum DeliveryError {
     },
     #[error("the ticket of this group changed state too often while delivering; retrying")]
     Unsettled,
+    /// Another group of the customer is creating the storm breaker's roll-up ticket: wait for
+    /// it (no attempt spent).
+    #[error("the customer's roll-up ticket is being created; waiting {wait_ms} ms")]
+    RollupPending { wait_ms: i64 },
 }
 
 /// What a delivery did.
@@ -66,6 +71,8 @@ pub struct Delivered {
     pub closed: bool,
     /// A closed ticket of the group was reopened (`lifecycle.reopenWithin`).
     pub reopened: bool,
+    /// The storm breaker sent the event to the customer's roll-up ticket.
+    pub rolled_up: bool,
     /// Why nothing was sent, when nothing was.
     pub nothing: Option<&'static str>,
     /// Index updates to write together with `complete`.
@@ -178,6 +185,13 @@ impl Delivery<'_> {
                                 continue;
                             }
                             Recur::New => {}
+                        }
+                        if let Storm::RolledUp(done) = self.storm_breaker(batch, group_key).await? {
+                            out.records.extend(done.records);
+                            return Ok(Delivered {
+                                records: out.records,
+                                ..done
+                            });
                         }
                     }
                     let (id, created_status) = self.new_ticket(group_key, head, &mut out).await?;
@@ -303,7 +317,7 @@ impl Delivery<'_> {
 
     /// Whether the ticket has a note of this event (`Some(false)` also when the provider
     /// cannot list notes); `None` = the ticket is gone.
-    async fn noted_before(
+    pub(crate) async fn noted_before(
         &self,
         ticket_id: &PsaId,
         event_id: &str,
@@ -483,7 +497,7 @@ impl Delivery<'_> {
     }
 
     /// Routing with the automatic account mapping lookup cached (hits and misses).
-    async fn route(&self, organization: &str) -> Result<Route, DeliveryError> {
+    pub(crate) async fn route(&self, organization: &str) -> Result<Route, DeliveryError> {
         let table = RoutingTable {
             customers: &self.conn.customers,
             held: &self.conn.held_organizations,

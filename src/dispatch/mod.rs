@@ -16,4 +16,5 @@ pub mod problems;
 pub mod recurrence;
 pub mod stats;
 pub mod store;
+pub mod storm;
 pub mod worker;

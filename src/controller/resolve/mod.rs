@@ -10,6 +10,7 @@ pub mod directory;
 pub mod lifecycle;
 pub mod line_memory;
 pub mod names;
+pub mod noise;
 pub mod settings;
 pub mod ticket;
 

@@ -177,6 +177,7 @@ mod tests {
             grafana: None,
             sources: Vec::new(),
             lifecycle: None,
+            noise: None,
             revalidate_interval: None,
         }
     }

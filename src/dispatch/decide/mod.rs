@@ -10,4 +10,5 @@ pub mod render;
 pub mod reopen;
 pub mod retry;
 pub mod routing;
+pub mod storm;
 pub mod values;
