@@ -91,11 +91,15 @@ impl Delivery<'_> {
                             Storm::RolledUp(d)
                         }));
                     }
-                    let new = rollup_ticket(self.conn, &customer, event, limit, marker, &note);
+                    // Every alert of the roll-up is a note of its own (its description says why
+                    // it exists), so the notes count the alerts.
+                    let new = rollup_ticket(self.conn, &customer, event, limit, marker);
                     let t = self.psa.create_ticket(&new).await?;
+                    self.psa.add_note(&t.id, &note).await?;
                     return Ok(Storm::RolledUp(Delivered {
                         ticket_id: Some(t.id.clone()),
                         ticket_created: true,
+                        notes_added: 1,
                         rolled_up: true,
                         records: vec![record(Some(&t.id))],
                         route: Some("storm roll-up"),
@@ -159,14 +163,13 @@ fn rollup_ticket(
     event: &Event,
     limit: StormLimit,
     marker: String,
-    note: &str,
 ) -> NewTicket {
     let ticket = &conn.ticket;
     let issue = issue_types(ticket, &event.alert_type);
     NewTicket {
         marker,
         summary: rollup_summary(&customer.company_name),
-        description: rollup_description(limit, &customer.company_name, note),
+        description: rollup_description(limit, &customer.company_name),
         company_id: customer.company_id.clone(),
         contact_id: customer.default_contact_id.clone(),
         location_id: customer.location_id.clone(),

@@ -196,12 +196,12 @@ pub fn rollup_summary(customer_name: &str) -> String {
     format!("More alerts for {customer_name} (storm breaker)")
 }
 
-/// The roll-up ticket's description: why it exists, then the first alert.
-pub fn rollup_description(limit: StormLimit, customer_name: &str, first_note: &str) -> String {
+/// The roll-up ticket's description: why it exists (its alerts are its notes).
+pub fn rollup_description(limit: StormLimit, customer_name: &str) -> String {
     format!(
         "More than {} new tickets for {customer_name} within {}: further new alerts of this \
          customer are added here as notes (noise.maxNewTicketsPerCustomer). This ticket closes \
-         itself once {} pass without one.\n\n{first_note}",
+         itself once {} pass without one.",
         limit.count,
         human(limit.per),
         human(limit.per)
@@ -380,7 +380,7 @@ mod tests {
             count: 20,
             per: Duration::from_secs(600),
         };
-        let d = rollup_description(limit, "Contoso Ltd", "first");
+        let d = rollup_description(limit, "Contoso Ltd");
         assert!(
             d.starts_with("More than 20 new tickets for Contoso Ltd within 10m"),
             "{d}"
