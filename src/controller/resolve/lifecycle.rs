@@ -59,6 +59,19 @@ pub fn resolve_lifecycle(
     })
 }
 
+/// The checks of `spec.lifecycle` that need no PSA (`validate`): `reopenWithin` a positive
+/// duration.
+pub fn check_offline(settings: Option<&LifecycleSettings>) -> Result<(), Unresolved> {
+    match settings.and_then(|s| s.reopen_within.as_ref()) {
+        Some(text) if !parse_duration(text).is_some_and(|d| !d.is_zero()) => Err(Unresolved {
+            field: "lifecycle.reopenWithin".into(),
+            value: text.clone(),
+            problem: "is not a positive duration like 24h, 90m or 30s".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// The id of the closed status `name`; an unknown name or an open status is a miss of `field`.
 fn closed_status(field: &str, name: &str, statuses: &[StatusInfo]) -> Result<PsaId, Unresolved> {
     let miss = |problem: String| Unresolved {
