@@ -63,7 +63,7 @@ pub fn resolve_lifecycle(
 /// duration.
 pub fn check_offline(settings: Option<&LifecycleSettings>) -> Result<(), Unresolved> {
     match settings.and_then(|s| s.reopen_within.as_ref()) {
-        Some(text) if !parse_duration(text).is_some_and(|d| !d.is_zero()) => Err(Unresolved {
+        Some(text) if parse_duration(text).is_none_or(|d| d.is_zero()) => Err(Unresolved {
             field: "lifecycle.reopenWithin".into(),
             value: text.clone(),
             problem: "is not a positive duration like 24h, 90m or 30s".into(),

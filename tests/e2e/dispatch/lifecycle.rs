@@ -274,7 +274,10 @@ async fn reopen_window_connectwise() {
     h.start();
     let (first, _) = reopen_then_new(&cw, &h).await;
     let t = cw.tickets().await;
-    let reopened = t.iter().find(|t| t["id"].to_string() == first).unwrap();
+    let reopened = t
+        .iter()
+        .find(|t| t["id"].as_i64() == first.parse::<i64>().ok())
+        .unwrap();
     assert_eq!(reopened["company"]["id"].to_string(), cw.ids.contoso);
     // Reopened into the board's open status, then closed by the technician again.
     assert_eq!(reopened["closedFlag"], true);
