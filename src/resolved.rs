@@ -82,6 +82,14 @@ pub struct ResolvedLifecycle {
     pub close_on_resolve: bool,
     /// Status a resolved group's ticket is closed with (`None` = the PSA's closed status).
     pub closed_status_id: Option<PsaId>,
+    /// `reopenWithin`: a group's ticket closed less than this ago is reopened by its next
+    /// alert (`None`: never; a new ticket, as the seed's worked example).
+    pub reopen_within: Option<std::time::Duration>,
+    /// `neverReopen`: closed statuses whose tickets are never reopened.
+    pub never_reopen: std::collections::BTreeSet<PsaId>,
+    /// The open status a ticket is reopened with when `ticket.status` sets none for the alert:
+    /// the first open status of the board (the PSA's list order).
+    pub reopen_status_id: Option<PsaId>,
 }
 
 /// The ticket values of one routing outcome (the connection's settings, or those with a
@@ -248,6 +256,8 @@ pub struct ResolvedConnection {
     /// Identifies the connection settings mappings' overrides are resolved against (`ticket`,
     /// `routes`, `lifecycle`; see `controller::resolve::routes::ticket_fingerprint`).
     pub ticket_fingerprint: u64,
+    /// `noise.maxNewTicketsPerCustomer`: the storm breaker's limit (`None`: no limit).
+    pub storm: Option<crate::dispatch::decide::storm::StormLimit>,
 }
 
 impl ResolvedConnection {
@@ -278,6 +288,7 @@ impl ResolvedConnection {
             lifecycle: self.lifecycle.clone(),
             routes: self.routes.clone(),
             ticket_fingerprint: self.ticket_fingerprint,
+            storm: self.storm,
         }
     }
 }
@@ -305,6 +316,7 @@ impl ResolvedConnection {
             lifecycle: ResolvedLifecycle::default(),
             routes: Arc::from(Vec::new()),
             ticket_fingerprint: 0,
+            storm: None,
         }
     }
 }

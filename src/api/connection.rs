@@ -83,6 +83,9 @@ pub struct PsaConnectionSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub routes: Vec<super::routing::TicketRoute>,
+    /// Noise control: the storm breaker (default: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<super::noise::NoiseSettings>,
     /// How often the PSA settings are re-validated to catch renames and deletions in the PSA (default 10m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
@@ -478,6 +481,13 @@ pub struct DispatchCounters {
     pub tickets_created: u64,
     /// Notes this process added to open tickets.
     pub notes_added: u64,
+    /// Alerts the storm breaker (`noise.maxNewTicketsPerCustomer`) sent to a customer's
+    /// roll-up ticket instead of a ticket of their own.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub alerts_rolled_up: u64,
+    /// Roll-up tickets the storm breaker opened.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rollups_opened: u64,
     /// Failsafe e-mails sent.
     pub failsafe_emails: u64,
     /// Events kept as dead letters (replay them with `psa-operator replay`).
@@ -519,4 +529,8 @@ impl PsaConnectionSpec {
     pub fn suspended(&self) -> bool {
         self.suspend.unwrap_or(false)
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

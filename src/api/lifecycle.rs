@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
     cel,
     validation = Rule::new("!has(self.closedStatus) || (has(self.onResolve) && self.onResolve == 'Close')")
         .message("closedStatus is only used with onResolve: Close")
+        .reason(Reason::FieldValueInvalid),
+    validation = Rule::new("!has(self.neverReopen) || size(self.neverReopen) == 0 || has(self.reopenWithin)")
+        .message("neverReopen is only used with reopenWithin")
         .reason(Reason::FieldValueInvalid)
 )]
 pub struct LifecycleSettings {
@@ -27,6 +30,20 @@ pub struct LifecycleSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256))]
     pub closed_status: Option<String>,
+    /// An alert of a group whose ticket was closed less than this ago (by a technician or by
+    /// `onResolve: Close`) reopens that ticket (its status back to the open status, a note
+    /// "re-occurred") instead of opening a new one. Absent: a closed ticket is never reopened.
+    /// The close time is the PSA's (ConnectWise `closedDate`, Kaseya BMS `CompletedDate`,
+    /// Autotask `completedDate`), read when the group's next alert arrives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub reopen_within: Option<String>,
+    /// Closed statuses (names, of the board where the PSA scopes statuses) whose tickets are
+    /// never reopened ("Closed - Won't fix"): the next alert opens a new ticket.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("self.all(s, size(s) > 0 && size(s) <= 256)").message("neverReopen names are 1 to 256 characters"))]
+    pub never_reopen: Vec<String>,
 }
 
 /// What a resolved alert does to its group's ticket.

@@ -11,6 +11,7 @@ pub mod crdgen;
 pub mod lifecycle;
 pub mod mapping;
 pub mod routing;
+pub mod noise;
 pub mod sources;
 #[cfg(test)]
 mod tests;
@@ -21,6 +22,7 @@ pub use contract_service::*;
 pub use lifecycle::*;
 pub use mapping::*;
 pub use routing::*;
+pub use noise::*;
 pub use sources::*;
 
 /// API group of every resource of this operator.

@@ -237,6 +237,19 @@ fn cel_checks_the_lifecycle() {
             json!({"onResolve": "Note", "closedStatus": "Completed"}),
             Some("closedStatus is only used with onResolve: Close"),
         ),
+        (
+            json!({"reopenWithin": "24h", "neverReopen": ["Closed - Won't fix"]}),
+            None,
+        ),
+        (json!({"reopenWithin": "24h"}), None),
+        (
+            json!({"neverReopen": ["Closed - Won't fix"]}),
+            Some("neverReopen is only used with reopenWithin"),
+        ),
+        (
+            json!({"reopenWithin": "24h", "neverReopen": [""]}),
+            Some("neverReopen names are 1 to 256 characters"),
+        ),
     ];
     for (lifecycle, want) in table {
         let mut obj = connection(json!({"connectWise": cw_provider()}), json!({}));

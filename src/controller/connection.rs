@@ -27,6 +27,7 @@ use super::resolve::lifecycle::resolve_lifecycle;
 use super::resolve::routes::{
     connection_combos, connection_routes, resolve_combos, ticket_fingerprint, FreshCatalogs,
 };
+use super::resolve::noise::storm_limit;
 use super::resolve::settings::{
     alertmanager_labels, dispatch_config, intake_path, label_names, smtp_settings, unresolved_hold,
 };
@@ -174,6 +175,7 @@ async fn resolve_settings(
             .ok(),
     };
     let dispatch = dispatch_config(spec).map_err(|m| misses.push(m)).ok();
+    let storm = storm_limit(spec).map_err(|m| misses.push(m)).ok().flatten();
     let failsafe = failsafe.and_then(|f| f.map_err(|m| misses.push(m)).ok());
     let mut ids = ResolvedIds::default();
     if let Some(t) = &ticket {
@@ -210,6 +212,7 @@ async fn resolve_settings(
                 lifecycle,
                 routes: routes.into(),
                 ticket_fingerprint: ticket_fingerprint(spec),
+                storm,
             })
         }
         _ => None,

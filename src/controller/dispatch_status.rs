@@ -16,6 +16,8 @@ pub fn dispatch_status(stats: &DispatchStats) -> DispatchCounters {
         pending: stats.pending,
         tickets_created: stats.tickets_created,
         notes_added: stats.notes_added,
+        alerts_rolled_up: stats.alerts_rolled_up,
+        rollups_opened: stats.rollups_opened,
         failsafe_emails: stats.failsafe_emails,
         dead_letters: stats.dead_letters,
         requests_per_hour: stats.requests_per_hour,

@@ -165,6 +165,16 @@ impl TicketDesk for PsaCalls {
             .await
     }
 
+    async fn reopen_ticket(
+        &self,
+        ticket_id: &PsaId,
+        status_id: &PsaId,
+        note: &str,
+    ) -> PsaResult<()> {
+        self.call(self.psa.reopen_ticket(ticket_id, status_id, note))
+            .await
+    }
+
     /// The company's primary contact (at most one call; see `Psa::primary_contact`).
     async fn primary_contact(&self, company: &Company) -> PsaResult<Option<Contact>> {
         self.call(self.psa.primary_contact(company)).await

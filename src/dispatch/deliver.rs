@@ -24,10 +24,12 @@ use crate::dispatch::decide::routing::{
 use crate::dispatch::decide::ticket_route::{ticket_for, ChosenTicket};
 use crate::dispatch::decide::values::{issue_types, resolve_value};
 use crate::dispatch::event::Event;
+use crate::dispatch::recurrence::Recur;
 use crate::dispatch::stats::StatsBoard;
 use crate::dispatch::store::{
     GroupLifecycle, GroupTicket, Store, StoreError, StoredEvent, TicketRecord,
 };
+use crate::dispatch::storm::Storm;
 use crate::psa::{Company, NewTicket, PsaError, PsaId, TicketDesk};
 use crate::resolved::{ConnectionKey, ResolvedConnection, ResolvedCustomer};
 
@@ -51,6 +53,10 @@ pub enum DeliveryError {
     },
     #[error("the ticket of this group changed state too often while delivering; retrying")]
     Unsettled,
+    /// Another group of the customer is creating the storm breaker's roll-up ticket: wait for
+    /// it (no attempt spent).
+    #[error("the customer's roll-up ticket is being created; waiting {wait_ms} ms")]
+    RollupPending { wait_ms: i64 },
 }
 
 /// What a delivery did.
@@ -64,6 +70,10 @@ pub struct Delivered {
     pub recovered_by_marker: bool,
     pub notes_added: u32,
     pub closed: bool,
+    /// A closed ticket of the group was reopened (`lifecycle.reopenWithin`).
+    pub reopened: bool,
+    /// The storm breaker sent the event to the customer's roll-up ticket.
+    pub rolled_up: bool,
     /// Why nothing was sent, when nothing was.
     pub nothing: Option<&'static str>,
     /// Index updates to write together with `complete`.
@@ -132,14 +142,18 @@ impl Delivery<'_> {
             .then(|| event.finding_id.clone().unwrap_or_else(|| event.id.clone()));
         let mut indexed = self.indexed(group_key, finding_id.as_deref()).await?;
         let mut out = Delivered::default();
+        // The group's ticket as the last check read it (for the reopen window).
+        let mut last_read = None;
         for _ in 0..MAX_ROUNDS {
             match plan(event.kind, indexed.as_ref()) {
                 Plan::CheckTicket(id) => {
-                    let state = match self.psa.get_ticket(&id).await? {
+                    let read = self.psa.get_ticket(&id).await?;
+                    let state = match &read {
                         None => TicketState::Gone,
                         Some(t) if t.closed => TicketState::Closed,
                         Some(_) => TicketState::Open,
                     };
+                    last_read = Some(read);
                     if finding_id.is_none() {
                         out.records.push(self.group_record(
                             group_key,
@@ -153,6 +167,34 @@ impl Delivery<'_> {
                     });
                 }
                 Plan::NewTicket { close } => {
+                    if finding_id.is_none() {
+                        match self.recurrence(group_key, batch, last_read.take()).await? {
+                            Recur::Reopened(done) => {
+                                out.records.extend(done.records);
+                                return Ok(Delivered {
+                                    records: out.records,
+                                    ..done
+                                });
+                            }
+                            Recur::Open(ticket_id) => {
+                                out.records
+                                    .push(self.group_record(group_key, &ticket_id, true));
+                                indexed = Some(Indexed {
+                                    ticket_id,
+                                    state: TicketState::Open,
+                                });
+                                continue;
+                            }
+                            Recur::New => {}
+                        }
+                        if let Storm::RolledUp(done) = self.storm_breaker(batch, group_key).await? {
+                            out.records.extend(done.records);
+                            return Ok(Delivered {
+                                records: out.records,
+                                ..done
+                            });
+                        }
+                    }
                     let (id, created_status) = self.new_ticket(group_key, head, &mut out).await?;
                     if finding_id.is_none() {
                         let fed = batch.iter().map(|e| alert_identity(&e.envelope.event));
@@ -276,7 +318,7 @@ impl Delivery<'_> {
 
     /// Whether the ticket has a note of this event (`Some(false)` also when the provider
     /// cannot list notes); `None` = the ticket is gone.
-    async fn noted_before(
+    pub(crate) async fn noted_before(
         &self,
         ticket_id: &PsaId,
         event_id: &str,
@@ -292,7 +334,12 @@ impl Delivery<'_> {
         }
     }
 
-    fn group_record(&self, group_key: &str, ticket_id: &PsaId, open: bool) -> TicketRecord {
+    pub(crate) fn group_record(
+        &self,
+        group_key: &str,
+        ticket_id: &PsaId,
+        open: bool,
+    ) -> TicketRecord {
         TicketRecord::Group {
             connection: self.conn.key.clone(),
             group_key: group_key.to_string(),
@@ -304,7 +351,7 @@ impl Delivery<'_> {
         }
     }
 
-    fn lifecycle_record(
+    pub(crate) fn lifecycle_record(
         &self,
         group_key: &str,
         lifecycle: Option<GroupLifecycle>,
@@ -480,7 +527,7 @@ impl Delivery<'_> {
     }
 
     /// Routing with the automatic account mapping lookup cached (hits and misses).
-    async fn route(&self, organization: &str) -> Result<Route, DeliveryError> {
+    pub(crate) async fn route(&self, organization: &str) -> Result<Route, DeliveryError> {
         let table = RoutingTable {
             customers: &self.conn.customers,
             held: &self.conn.held_organizations,

@@ -79,6 +79,10 @@ pub struct DispatchMetrics {
     rejected: Family<RejectLabels, Counter>,
     tickets_created: Family<ConnectionLabels, Counter>,
     notes_added: Family<ConnectionLabels, Counter>,
+    /// Storm breaker: alerts sent to a roll-up, roll-ups opened and closed.
+    alerts_rolled_up: Family<ConnectionLabels, Counter>,
+    rollups_opened: Family<ConnectionLabels, Counter>,
+    rollups_closed: Family<ConnectionLabels, Counter>,
     failsafe_emails: Family<ConnectionLabels, Counter>,
     dead_letters: Family<ConnectionLabels, Counter>,
     /// PSA calls the dispatcher spent per connection (what `dispatch.requestsPerHour` limits).
@@ -102,6 +106,9 @@ impl DispatchMetrics {
         let rejected = Family::default();
         let tickets_created = Family::default();
         let notes_added = Family::default();
+        let alerts_rolled_up = Family::default();
+        let rollups_opened = Family::default();
+        let rollups_closed = Family::default();
         let failsafe_emails = Family::default();
         let dead_letters = Family::default();
         let psa_calls = Family::default();
@@ -134,6 +141,21 @@ impl DispatchMetrics {
             "notes_added",
             "Notes added to existing PSA tickets",
             notes_added.clone(),
+        );
+        registry.register(
+            "storm_alerts_rolled_up",
+            "Alerts the storm breaker added to a customer's roll-up ticket instead of a ticket of their own",
+            alerts_rolled_up.clone(),
+        );
+        registry.register(
+            "storm_rollups_opened",
+            "Roll-up tickets the storm breaker opened",
+            rollups_opened.clone(),
+        );
+        registry.register(
+            "storm_rollups_closed",
+            "Roll-up tickets the storm breaker closed after a quiet window",
+            rollups_closed.clone(),
         );
         registry.register(
             "failsafe_emails",
@@ -170,6 +192,9 @@ impl DispatchMetrics {
             rejected,
             tickets_created,
             notes_added,
+            alerts_rolled_up,
+            rollups_opened,
+            rollups_closed,
             failsafe_emails,
             dead_letters,
             queue_depth,
@@ -197,6 +222,18 @@ impl DispatchMetrics {
         self.notes_added.get_or_create(&conn.into()).inc();
     }
 
+    /// An alert went to a roll-up (`opened`: it opened the roll-up).
+    pub fn rolled_up(&self, conn: &ConnectionKey, opened: bool) {
+        self.alerts_rolled_up.get_or_create(&conn.into()).inc();
+        if opened {
+            self.rollups_opened.get_or_create(&conn.into()).inc();
+        }
+    }
+
+    pub fn rollup_closed(&self, conn: &ConnectionKey) {
+        self.rollups_closed.get_or_create(&conn.into()).inc();
+    }
+
     pub fn failsafe_email(&self, conn: &ConnectionKey) {
         self.failsafe_emails.get_or_create(&conn.into()).inc();
     }
@@ -222,6 +259,9 @@ impl DispatchMetrics {
             &self.duplicates,
             &self.tickets_created,
             &self.notes_added,
+            &self.alerts_rolled_up,
+            &self.rollups_opened,
+            &self.rollups_closed,
             &self.failsafe_emails,
             &self.dead_letters,
             &self.psa_calls,

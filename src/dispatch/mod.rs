@@ -3,6 +3,7 @@
 
 pub mod budget;
 pub mod cache;
+pub mod clock;
 pub mod connection_metrics;
 pub mod decide;
 pub mod deliver;
@@ -12,6 +13,8 @@ pub mod grouping;
 pub mod intake;
 pub mod metrics;
 pub mod problems;
+pub mod recurrence;
 pub mod stats;
 pub mod store;
+pub mod storm;
 pub mod worker;

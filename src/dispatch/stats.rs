@@ -13,6 +13,10 @@ pub struct DispatchStats {
     pub pending: u64,
     pub tickets_created: u64,
     pub notes_added: u64,
+    /// Alerts the storm breaker sent to a customer's roll-up ticket.
+    pub alerts_rolled_up: u64,
+    /// Roll-up tickets the storm breaker opened.
+    pub rollups_opened: u64,
     pub failsafe_emails: u64,
     pub dead_letters: u64,
     pub auto_matched: u64,

@@ -62,6 +62,10 @@ pub struct DispatcherOptions {
     pub stats_every: Duration,
     /// How long an event of a held organization waits before it is looked at again.
     pub held_recheck: Duration,
+    /// The clock of the lifecycle windows (reopen, storm breaker); tests move it ahead.
+    pub clock: crate::dispatch::clock::Clock,
+    /// How often quiet storm roll-ups are looked for (and closed).
+    pub storm_sweep: Duration,
 }
 
 impl Default for DispatcherOptions {
@@ -86,6 +90,8 @@ impl Default for DispatcherOptions {
             shutdown_grace: Duration::from_secs(10),
             stats_every: Duration::from_secs(5),
             held_recheck: Duration::from_secs(1),
+            clock: Default::default(),
+            storm_sweep: Duration::from_secs(5),
         }
     }
 }
@@ -207,6 +213,7 @@ impl Dispatcher {
         let mut mail = JoinSet::new();
         mail.spawn(inner.clone().failsafe_loop());
         mail.spawn(inner.clone().stats_loop());
+        mail.spawn(inner.clone().storm_loop());
         let mut lanes = JoinSet::new();
         let mut watchers = JoinSet::new();
         let mut changes = Some(inner.store.subscribe());
@@ -495,6 +502,58 @@ impl Inner {
     /// Refreshes the counters once a second, on a task of its own: a scheduling round never
     /// waits for the counter queries or the status write to the API server (with lanes
     /// started only by rounds, that wait was added to the latency of every alert behind it).
+    /// Storm breaker: closes the roll-up tickets that stayed quiet for a whole window (each
+    /// leased in the store, so one replica closes it).
+    async fn storm_loop(self: Arc<Self>) {
+        loop {
+            self.close_quiet_rollups().await;
+            tokio::time::sleep(self.options.storm_sweep).await;
+        }
+    }
+
+    async fn close_quiet_rollups(&self) {
+        let now = self.options.clock.now_ms();
+        let lease = ms(self.options.claim_lease);
+        let due = match self.store.storm_due(now, lease, 50).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the roll-ups due to close");
+                return;
+            }
+        };
+        for d in due {
+            let Some(conn) = self
+                .registry
+                .get(&d.connection)
+                .and_then(|e| e.resolved.filter(|_| !e.suspended))
+            else {
+                // Not routable here now: the lease runs out and a later sweep tries again.
+                continue;
+            };
+            let calls = PsaCalls::new(
+                conn.psa.clone(),
+                self.budget(&conn.key, conn.dispatch.requests_per_hour),
+            );
+            let closed = crate::dispatch::storm::close_rollup(&conn, &calls, &d).await;
+            self.metrics.psa_calls_for_event(&conn.key, calls.count());
+            match closed {
+                Ok(()) => match crate::dispatch::storm::forget_rollup(&*self.store, &d).await {
+                    Ok(()) => {
+                        self.metrics.rollup_closed(&conn.key);
+                        tracing::info!(connection = %conn.key,
+                            ticket = d.window.rollup_ticket_id.as_deref().unwrap_or("-"),
+                            alerts = d.window.overflow.values().sum::<u64>(),
+                            "storm over: roll-up ticket closed");
+                    }
+                    Err(e) => tracing::warn!(connection = %conn.key, error = %e,
+                        "roll-up closed but not recorded; closed again after the lease"),
+                },
+                Err(e) => tracing::warn!(connection = %conn.key, error = %e,
+                    "cannot close the roll-up ticket; retried after the lease"),
+            }
+        }
+    }
+
     async fn stats_loop(self: Arc<Self>) {
         loop {
             self.refresh_stats().await;
@@ -609,7 +668,7 @@ impl Inner {
             caches: &self.caches,
             stats: &self.stats,
             ticket_state_ttl: self.options.ticket_state_ttl,
-            now_ms: now,
+            now_ms: self.options.clock.now_ms(),
         };
         let result = delivery.run(group_key, &batch).await;
         self.metrics.psa_calls_for_event(&conn.key, calls.count());
@@ -635,15 +694,21 @@ impl Inner {
                 for _ in 0..done.notes_added {
                     self.metrics.note_added(key);
                 }
+                if done.rolled_up {
+                    self.metrics.rolled_up(key, done.ticket_created);
+                }
                 self.stats.update(key, |s| {
                     s.tickets_created += u64::from(done.ticket_created);
                     s.notes_added += u64::from(done.notes_added);
+                    s.alerts_rolled_up += u64::from(done.rolled_up);
+                    s.rollups_opened += u64::from(done.rolled_up && done.ticket_created);
                 });
                 tracing::info!(connection = %key, event = %head.envelope.event.id,
                     kind = head.envelope.event.kind.as_str(), batch = batch.len(),
                     ticket = done.ticket_id.as_deref().unwrap_or("-"),
                     created = done.ticket_created, recovered = done.recovered_by_marker,
-                    notes = done.notes_added, closed = done.closed,
+                    notes = done.notes_added, closed = done.closed, reopened = done.reopened,
+                    rolled_up = done.rolled_up,
                     route = done.route.unwrap_or("-"),
                     contact = done.contact.map(|c| c.label()).unwrap_or("-"),
                     nothing = done.nothing.unwrap_or("-"), psa_calls = calls.count(),
@@ -739,6 +804,15 @@ impl Inner {
     ) -> bool {
         let key = &conn.key;
         let now = now_ms();
+        // Not a failure: another group is opening the customer's roll-up; wait for it.
+        if let DeliveryError::RollupPending { wait_ms } = &err {
+            let wait = (*wait_ms).clamp(50, 1000);
+            if let Err(se) = self.store.defer(head.seq, now + wait).await {
+                tracing::warn!(connection = %key, error = %se, "cannot defer");
+                self.release(key, head.seq, claimed_at).await;
+            }
+            return false;
+        }
         let failed_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         self.stats
             .update(key, |s| s.last_error = Some((failed_at, err.to_string())));
@@ -768,6 +842,7 @@ impl Inner {
             }
             DeliveryError::Unroutable(_) => AfterFailure::GiveUp,
             DeliveryError::Held { .. } => return self.hold(conn, head, &err).await,
+            DeliveryError::RollupPending { .. } => return false,
             DeliveryError::Store(e) => {
                 tracing::error!(connection = %key, error = %e, "store failed during delivery");
                 self.release(key, head.seq, claimed_at).await;

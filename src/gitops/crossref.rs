@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 
 use crate::api::PsaConnection;
 use crate::controller::factory::{FactoryError, PsaFactory, RealPsaFactory};
+use crate::controller::resolve::lifecycle::check_offline;
 use crate::controller::resolve::names::nearest;
+use crate::controller::resolve::noise::storm_limit;
 use crate::controller::resolve::settings::{dispatch_config, smtp_settings};
 use crate::controller::resolve::ticket::{required_by_psa, SUMMARY_TEMPLATE_FIELD};
 use crate::controller::secrets::{decode_secret, SecretData};
@@ -118,7 +120,13 @@ pub fn check(set: &ResourceSet, all: &[Document]) -> Vec<Diagnostic> {
     for c in &set.connections {
         out.extend(required_settings(c));
         out.extend(template_settings(c));
-        if let Err(u) = dispatch_config(&c.obj.spec) {
+        let spec = &c.obj.spec;
+        let settings = [
+            dispatch_config(spec).err(),
+            storm_limit(spec).err(),
+            check_offline(spec.lifecycle.as_ref()).err(),
+        ];
+        for u in settings.into_iter().flatten() {
             out.push(Diagnostic::at(
                 &c.doc,
                 &format!("spec.{}", u.field),

@@ -121,6 +121,14 @@ impl TicketDesk for ReadOnlyPsa {
     ) -> PsaResult<()> {
         refused("close_ticket")
     }
+    async fn reopen_ticket(
+        &self,
+        _ticket_id: &PsaId,
+        _status_id: &PsaId,
+        _note: &str,
+    ) -> PsaResult<()> {
+        refused("reopen_ticket")
+    }
     async fn primary_contact(&self, company: &Company) -> PsaResult<Option<Contact>> {
         self.read("primary_contact").primary_contact(company).await
     }

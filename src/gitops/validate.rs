@@ -245,4 +245,44 @@ spec:
             }
         }
     }
+
+    /// Windows that pass the schema's pattern but are zero are `validate` findings naming the
+    /// field.
+    #[test]
+    fn zero_windows_of_the_lifecycle_and_the_storm_breaker_are_reported() {
+        let text = r#"apiVersion: psa-operator.io/v1alpha1
+kind: PsaConnection
+metadata: {name: c, namespace: psa}
+spec:
+  provider:
+    connectWise:
+      url: https://api-na.myconnectwise.net
+      companyId: acme
+      clientId: c
+      credentialsSecretRef: {name: keys}
+  lifecycle:
+    reopenWithin: 0h
+  noise:
+    maxNewTicketsPerCustomer: {count: 20, per: 0m}
+"#;
+        let v = validate_sources(&[Source {
+            name: "c.yaml".into(),
+            text: text.into(),
+        }]);
+        let fields: Vec<&str> = v
+            .diagnostics
+            .iter()
+            .filter(|d| d.reason == "FieldValueInvalid")
+            .map(|d| d.field.as_str())
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.lifecycle.reopenWithin",
+                "spec.noise.maxNewTicketsPerCustomer.per"
+            ],
+            "{:?}",
+            v.diagnostics
+        );
+    }
 }

@@ -157,6 +157,17 @@ impl TicketDesk for InstrumentedPsa {
             self.inner.close_ticket(ticket_id, status_id, note).await,
         )
     }
+    async fn reopen_ticket(
+        &self,
+        ticket_id: &PsaId,
+        status_id: &PsaId,
+        note: &str,
+    ) -> PsaResult<()> {
+        self.count(
+            "reopen_ticket",
+            self.inner.reopen_ticket(ticket_id, status_id, note).await,
+        )
+    }
     async fn primary_contact(&self, company: &Company) -> PsaResult<Option<Contact>> {
         self.count("primary_contact", self.inner.primary_contact(company).await)
     }

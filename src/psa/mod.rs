@@ -278,7 +278,7 @@ pub struct NewTicket {
 }
 
 /// A ticket as read back.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ticket {
     pub id: PsaId,
     pub summary: String,
@@ -287,6 +287,10 @@ pub struct Ticket {
     /// Whether the ticket's status counts as closed in the PSA.
     pub closed: bool,
     pub marker: Option<String>,
+    /// When the PSA says the ticket was closed (Unix ms; ConnectWise `closedDate`, Kaseya BMS
+    /// `CompletedDate` in the tenant's time zone, Autotask `completedDate`), whoever closed it.
+    /// `None` while open, or when the PSA's answer carries no (readable) date.
+    pub closed_at_ms: Option<i64>,
 }
 
 /// What the operator does in a PSA, for checking the PSA user's rights up front.
@@ -479,6 +483,14 @@ pub trait TicketDesk: Send + Sync {
         ticket_id: &PsaId,
         status_id: Option<&PsaId>,
         note: Option<&str>,
+    ) -> PsaResult<()>;
+    /// Reopens a closed ticket: its status back to the open `status_id`, and `note` added
+    /// (`lifecycle.reopenWithin`: the alert that re-occurred).
+    async fn reopen_ticket(
+        &self,
+        ticket_id: &PsaId,
+        status_id: &PsaId,
+        note: &str,
     ) -> PsaResult<()>;
 }
 

@@ -69,6 +69,16 @@ spec:
   lifecycle: {onResolve: Close, closedStatus: Complete}
 ---
 apiVersion: psa-operator.io/v1alpha1
+kind: PsaConnection
+metadata: {name: bad-reopen, namespace: psa}
+spec:
+  provider:
+    connectWise: {url: CW_URL, companyId: demo, clientId: 00000000-0000-0000-0000-000000000001, credentialsSecretRef: {name: demo-cw-keys}}
+  ticket:
+    board: Security Alerts
+  lifecycle: {reopenWithin: 24h, neverReopen: ["Closed - Wontfix"]}
+---
+apiVersion: psa-operator.io/v1alpha1
 kind: CustomerMapping
 metadata: {name: elsewhere, namespace: other}
 spec:
@@ -133,6 +143,15 @@ async fn bad_resources_get_a_reason_and_no_hot_loop() {
     assert!(
         message.contains("lifecycle.closedStatus") && message.contains("Completed"),
         "names the field and the nearest status: {message}"
+    );
+    // lifecycle.neverReopen names too.
+    let (_, reason, message) = env
+        .wait_condition("psaconnection/bad-reopen", "SettingsResolved", "False")
+        .await;
+    assert_eq!(reason, "NamesNotFound", "{message}");
+    assert!(
+        message.contains("lifecycle.neverReopen") && message.contains("Closed - Wontfix"),
+        "names the field and the value: {message}"
     );
     // A mapping may only use a connection of its own namespace.
     let (_, reason, message) = {

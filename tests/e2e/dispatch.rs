@@ -12,6 +12,7 @@ pub mod problem_events;
 mod scenarios;
 pub mod smtp;
 mod store_faults;
+mod storm;
 mod view;
 
 use std::sync::Arc;

@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod line_memory;
 pub mod names;
 pub mod routes;
+pub mod noise;
 pub mod settings;
 pub mod ticket;
 

@@ -536,6 +536,7 @@ mod tests {
             sources: Vec::new(),
             lifecycle: None,
             routes,
+            noise: None,
             revalidate_interval: None,
         }
     }

@@ -178,6 +178,7 @@ mod tests {
             sources: Vec::new(),
             lifecycle: None,
             routes: Vec::new(),
+            noise: None,
             revalidate_interval: None,
         }
     }

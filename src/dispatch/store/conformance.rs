@@ -585,6 +585,140 @@ async fn the_same_ids_from_two_replicas_are_stored_once(b: Backend) {
     assert_eq!((c.accepted, c.pending), (60, 60));
 }
 
+fn admit_req(group: &str, now_ms: i64) -> crate::dispatch::decide::storm::AdmitRequest {
+    crate::dispatch::decide::storm::AdmitRequest {
+        connection: acme(),
+        customer_id: "10".into(),
+        customer_name: "Contoso Ltd".into(),
+        group_key: group.into(),
+        now_ms,
+        limit_count: 20,
+        per_ms: 60_000,
+        lease_ms: 5_000,
+    }
+}
+
+/// 30 new groups of one customer from two replicas at once, limit 20: 20 tickets, one
+/// roll-up creator, the rest wait; once recorded, every later group (also after a restart)
+/// is a note on that one roll-up.
+async fn the_storm_breaker_counts_across_replicas_and_restarts(b: Backend) {
+    use crate::dispatch::decide::storm::Admission;
+    let a = b.open("replica-a").await;
+    let other = b.open("replica-b").await;
+    let run = |store: Arc<dyn Store>, from: usize| async move {
+        let mut out = vec![];
+        for i in from..from + 15 {
+            out.push(
+                store
+                    .storm_admit(admit_req(&format!("g{i}"), 1_000))
+                    .await
+                    .unwrap(),
+            );
+        }
+        out
+    };
+    let (ra, rb) = tokio::join!(run(a.clone(), 0), run(other.clone(), 15));
+    let all: Vec<Admission> = ra.into_iter().chain(rb).collect();
+    let tickets = all.iter().filter(|x| **x == Admission::Ticket).count();
+    let creators = all
+        .iter()
+        .filter(|x| matches!(x, Admission::CreateRollup { seq: 0 }))
+        .count();
+    let waits = all
+        .iter()
+        .filter(|x| matches!(x, Admission::Wait { until_ms: 6_000 }))
+        .count();
+    assert_eq!((tickets, creators, waits), (20, 1, 9), "{all:?}");
+    // A retry of an admitted group gets its answer again, not a second slot.
+    assert_eq!(
+        a.storm_admit(admit_req("g0", 1_100)).await.unwrap(),
+        Admission::Ticket
+    );
+    let record = |created: Option<&str>, l: &str| TicketRecord::Storm {
+        connection: acme(),
+        customer_id: "10".into(),
+        created: created.map(String::from),
+        label: l.into(),
+    };
+    let created = record(Some("R1"), "jane · Downloads");
+    a.complete(vec![], 1_200, vec![created]).await.unwrap();
+    other
+        .complete(vec![], 1_300, vec![record(None, "bob · MFA")])
+        .await
+        .unwrap();
+    // After a restart (a new instance over the same data): the same roll-up.
+    drop(a);
+    let restarted = b.open("replica-a").await;
+    for store in [&restarted, &other] {
+        assert_eq!(
+            store.storm_admit(admit_req("g99", 2_000)).await.unwrap(),
+            Admission::Note {
+                rollup_ticket_id: "R1".into()
+            }
+        );
+    }
+    let w = restarted
+        .storm_window(acme(), "10".into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((w.tickets, w.rollup_ticket_id.as_deref()), (20, Some("R1")));
+    assert_eq!(w.overflow.values().sum::<u64>(), 2);
+    assert_eq!(
+        other.storm_window(acme(), "11".into()).await.unwrap(),
+        None,
+        "per customer"
+    );
+}
+
+/// A roll-up quiet for a whole window is handed to one sweeper; once closed, the next overflow
+/// creates the next generation.
+async fn a_quiet_roll_up_is_closed_by_one_replica(b: Backend) {
+    use crate::dispatch::decide::storm::Admission;
+    let a = b.open("replica-a").await;
+    let other = b.open("replica-b").await;
+    for i in 0..21 {
+        a.storm_admit(admit_req(&format!("g{i}"), 0)).await.unwrap();
+    }
+    let created = TicketRecord::Storm {
+        connection: acme(),
+        customer_id: "10".into(),
+        created: Some("R1".into()),
+        label: "jane · Downloads".into(),
+    };
+    a.complete(vec![], 10, vec![created]).await.unwrap();
+    // The last alert went to the roll-up at 0: quiet until 60 000.
+    assert!(a.storm_due(59_999, 5_000, 10).await.unwrap().is_empty());
+    let (da, db) = tokio::join!(
+        a.storm_due(60_000, 5_000, 10),
+        other.storm_due(60_000, 5_000, 10)
+    );
+    let due: Vec<StormDue> = da.unwrap().into_iter().chain(db.unwrap()).collect();
+    assert_eq!(due.len(), 1, "one replica closes it: {due:?}");
+    assert_eq!(due[0].window.rollup_ticket_id.as_deref(), Some("R1"));
+    assert_eq!(due[0].customer_id, "10");
+    // Leased: not handed out again until the lease ends.
+    assert!(other.storm_due(61_000, 5_000, 10).await.unwrap().is_empty());
+    other
+        .storm_closed(acme(), "10".into(), "R1".into())
+        .await
+        .unwrap();
+    assert!(a.storm_due(70_000, 5_000, 10).await.unwrap().is_empty());
+    // A new storm in a later window: 20 tickets, then a new roll-up generation.
+    for i in 0..20 {
+        assert_eq!(
+            a.storm_admit(admit_req(&format!("h{i}"), 80_000))
+                .await
+                .unwrap(),
+            Admission::Ticket
+        );
+    }
+    assert_eq!(
+        a.storm_admit(admit_req("h20", 80_001)).await.unwrap(),
+        Admission::CreateRollup { seq: 1 }
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -622,4 +756,6 @@ conformance!(
     concurrent_claimants_from_two_pools_get_each_lane_once,
     enqueue_and_complete_racing_on_one_lane_lose_nothing,
     the_same_ids_from_two_replicas_are_stored_once,
+    the_storm_breaker_counts_across_replicas_and_restarts,
+    a_quiet_roll_up_is_closed_by_one_replica,
 );

@@ -32,12 +32,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
+use crate::dispatch::decide::storm::{Admission, AdmitRequest, StormWindow};
 use crate::dispatch::event::Envelope;
 use crate::resolved::ConnectionKey;
 
 pub mod location;
 pub mod postgres;
 pub mod sqlite;
+mod storm;
 
 #[cfg(test)]
 mod conformance;
@@ -169,6 +171,22 @@ pub enum TicketRecord {
         group_key: String,
         lifecycle: GroupLifecycle,
     },
+    /// Storm breaker: an alert went to the customer's roll-up ticket (`created`: this
+    /// delivery created the roll-up), counted under `label` (`decide::storm::noted`).
+    Storm {
+        connection: ConnectionKey,
+        customer_id: String,
+        created: Option<String>,
+        label: String,
+    },
+}
+
+/// A roll-up ticket due to close (`Store::storm_due`), leased to the caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StormDue {
+    pub connection: ConnectionKey,
+    pub customer_id: String,
+    pub window: StormWindow,
 }
 
 /// The alerts that fed a group's ticket and still fire, and the status the dispatcher left the
@@ -377,6 +395,36 @@ pub trait Store: Send + Sync + 'static {
         connection: ConnectionKey,
         group_key: String,
     ) -> StoreResult<Option<GroupLifecycle>>;
+
+    /// Storm breaker: whether a new group of a customer gets a ticket of its own, a note on
+    /// the roll-up, creates the roll-up or waits for its creation — decided by
+    /// `decide::storm::admit` and recorded in one transaction (serialised per customer across
+    /// replicas; a retried group gets its first answer).
+    async fn storm_admit(&self, req: AdmitRequest) -> StoreResult<Admission>;
+
+    /// Roll-ups due to close at `now_ms` (`decide::storm::closable`), each leased to the caller
+    /// for `lease_ms` so that one replica closes it.
+    async fn storm_due(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<StormDue>>;
+
+    /// The roll-up `ticket_id` of a customer was closed: the next overflow opens a new one.
+    async fn storm_closed(
+        &self,
+        connection: ConnectionKey,
+        customer_id: String,
+        ticket_id: String,
+    ) -> StoreResult<()>;
+
+    /// A customer's storm state.
+    async fn storm_window(
+        &self,
+        connection: ConnectionKey,
+        customer_id: String,
+    ) -> StoreResult<Option<StormWindow>>;
 
     /// The ticket recorded for a finding.
     async fn finding_ticket(

@@ -30,14 +30,17 @@ use tokio_postgres::{NoTls, Row};
 
 use super::{
     firing_json, parse_firing, ConnectionCounters, Enqueued, EventState, GroupLifecycle,
-    GroupTicket, NewEvent, ReadyLane, Store, StoreError, StoreResult, StoredEvent, TicketRecord,
+    GroupTicket, NewEvent, ReadyLane, Store, StoreError, StoreResult, StoredEvent, StormDue,
+    TicketRecord,
 };
+use crate::dispatch::decide::storm::{Admission, AdmitRequest, StormWindow};
 use crate::dispatch::event::Envelope;
 use crate::resolved::ConnectionKey;
 
 pub mod connect;
 pub mod listen;
 pub mod migrations;
+mod storm;
 pub mod throwaway;
 
 pub use connect::PgConnectOptions;
@@ -547,6 +550,15 @@ async fn stored_seq(tx: &Transaction<'_>, ev: &NewEvent) -> StoreResult<i64> {
 
 async fn write_ticket_record(tx: &Transaction<'_>, record: &TicketRecord) -> StoreResult<()> {
     match record {
+        TicketRecord::Storm {
+            connection,
+            customer_id,
+            created,
+            label,
+        } => {
+            return storm::write_noted(tx, connection, customer_id, created.as_deref(), label)
+                .await
+        }
         TicketRecord::Lifecycle {
             connection,
             group_key,
@@ -1145,6 +1157,51 @@ impl Store for PgStore {
                 })
                 .transpose()
             })
+        })
+        .await
+    }
+
+    async fn storm_admit(&self, req: AdmitRequest) -> StoreResult<Admission> {
+        self.in_tx(false, move |tx| {
+            Box::pin(async move { storm::admit_in(tx, &req).await })
+        })
+        .await
+    }
+
+    async fn storm_due(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<StormDue>> {
+        let limit = limit_param(limit);
+        self.in_tx(false, move |tx| {
+            Box::pin(async move { storm::due_in(tx, now_ms, lease_ms, limit).await })
+        })
+        .await
+    }
+
+    async fn storm_closed(
+        &self,
+        connection: ConnectionKey,
+        customer_id: String,
+        ticket_id: String,
+    ) -> StoreResult<()> {
+        self.in_tx(false, move |tx| {
+            Box::pin(
+                async move { storm::closed_in(tx, &connection, &customer_id, &ticket_id).await },
+            )
+        })
+        .await
+    }
+
+    async fn storm_window(
+        &self,
+        connection: ConnectionKey,
+        customer_id: String,
+    ) -> StoreResult<Option<StormWindow>> {
+        self.in_tx(false, move |tx| {
+            Box::pin(async move { storm::window(tx, &connection, &customer_id, false).await })
         })
         .await
     }

@@ -19,8 +19,10 @@ use tokio::sync::{oneshot, watch};
 
 use super::{
     firing_json, parse_firing, ConnectionCounters, Enqueued, EventState, GroupLifecycle,
-    GroupTicket, NewEvent, ReadyLane, Store, StoreError, StoreResult, StoredEvent, TicketRecord,
+    GroupTicket, NewEvent, ReadyLane, Store, StoreError, StoreResult, StoredEvent, StormDue,
+    TicketRecord,
 };
+use crate::dispatch::decide::storm::{Admission, AdmitRequest, StormWindow};
 use crate::dispatch::event::Envelope;
 use crate::resolved::ConnectionKey;
 
@@ -442,7 +444,8 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
     }
     let upgrade = if version == 1 { MIGRATE_1_TO_2 } else { "" };
     conn.execute_batch(&format!(
-        "BEGIN IMMEDIATE; {upgrade} {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        "BEGIN IMMEDIATE; {upgrade} {SCHEMA} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+        storm::SCHEMA
     ))
     .map_err(|e| {
         let _ = conn.execute_batch("ROLLBACK");
@@ -832,6 +835,14 @@ fn enqueue_request(
 
 fn write_ticket_record(conn: &Connection, record: &TicketRecord) -> StoreResult<()> {
     match record {
+        TicketRecord::Storm {
+            connection,
+            customer_id,
+            created,
+            label,
+        } => {
+            return storm::write_noted(conn, connection, customer_id, created.as_deref(), label)
+        }
         TicketRecord::Lifecycle {
             connection,
             group_key,
@@ -1399,6 +1410,46 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn storm_admit(&self, req: AdmitRequest) -> StoreResult<Admission> {
+        self.call(false, move |conn| storm::admit_in(conn, &req))
+            .await
+    }
+
+    async fn storm_due(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<StormDue>> {
+        self.call(false, move |conn| {
+            storm::due_in(conn, now_ms, lease_ms, limit)
+        })
+        .await
+    }
+
+    async fn storm_closed(
+        &self,
+        connection: ConnectionKey,
+        customer_id: String,
+        ticket_id: String,
+    ) -> StoreResult<()> {
+        self.call(false, move |conn| {
+            storm::closed_in(conn, &connection, &customer_id, &ticket_id)
+        })
+        .await
+    }
+
+    async fn storm_window(
+        &self,
+        connection: ConnectionKey,
+        customer_id: String,
+    ) -> StoreResult<Option<StormWindow>> {
+        self.call(false, move |conn| {
+            storm::window(conn, &connection, &customer_id)
+        })
+        .await
+    }
+
     async fn finding_ticket(
         &self,
         connection: ConnectionKey,
@@ -1494,6 +1545,8 @@ impl Store for SqliteStore {
         self.changes.subscribe()
     }
 }
+
+mod storm;
 
 #[cfg(test)]
 mod tests;

@@ -85,6 +85,7 @@ pub async fn plan_connection(
     plan: &mut ConnectionPlan,
 ) {
     plan.account_mapping = format!("{:?}", conn.obj.spec.account_mapping.unwrap_or_default());
+    plan.behaviour = super::lifecycle::behaviour(&conn.obj.spec);
     plan.unresolved_hold = conn
         .obj
         .spec
@@ -123,6 +124,10 @@ async fn run(
     );
     plan.names
         .extend(lifecycle_names(spec.lifecycle.as_ref(), &catalog, &ticket));
+    plan.names.extend(super::lifecycle::never_reopen_names(
+        spec.lifecycle.as_ref(),
+        &catalog.statuses,
+    ));
     if let Some(ca) = &spec.catch_all {
         plan.names.extend(catch_all_names(psa, ca).await?);
     }
@@ -553,11 +558,13 @@ mod tests {
         let spec = |closed: &str| LifecycleSettings {
             on_resolve: Some(OnResolve::Close),
             closed_status: Some(closed.into()),
+            ..Default::default()
         };
         assert_eq!(lifecycle_names(None, &catalog, &ticket), None);
         let no_status = LifecycleSettings {
             on_resolve: Some(OnResolve::Close),
             closed_status: None,
+            ..Default::default()
         };
         assert_eq!(lifecycle_names(Some(&no_status), &catalog, &ticket), None);
         let row = lifecycle_names(Some(&spec("Completed")), &catalog, &ticket).unwrap();

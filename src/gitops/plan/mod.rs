@@ -4,6 +4,7 @@
 //! plan`: reads only (every client sits behind [`ReadOnlyPsa`](super::read_only::ReadOnlyPsa)).
 
 pub mod engine;
+pub mod lifecycle;
 pub mod model;
 pub mod names;
 pub mod render;

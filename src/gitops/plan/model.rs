@@ -76,6 +76,10 @@ pub struct ConnectionPlan {
     /// `None` = the operator's `--unresolved-hold`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unresolved_hold: Option<String>,
+    /// The alert lifecycle and noise behaviours configured (reopen window, storm breaker),
+    /// one sentence each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub behaviour: Vec<String>,
     /// PSA reads by method.
     pub psa_calls: BTreeMap<String, u64>,
     /// `spec.sources`: the webhook and CloudEvents mappings the intake will use.

@@ -206,6 +206,9 @@ fn connection(c: &ConnectionPlan, out: &mut dyn Write) -> io::Result<()> {
             out,
             "  Alerts of organizations whose mapping does not resolve wait {hold}, then go to the failsafe e-mail."
         )?;
+        for line in &c.behaviour {
+            writeln!(out, "  {line}")?;
+        }
     }
     let reads: u64 = c.psa_calls.values().sum();
     if reads > 0 {

@@ -286,6 +286,12 @@ pub fn ticket(t: WTicket) -> Ticket {
         status_id: t.status.map(|s| s.to_string()),
         closed,
         marker: t.external_id.filter(|m| !m.is_empty()),
+        // Autotask writes UTC date-times (`2024-01-02T00:00:00.000Z`).
+        closed_at_ms: t
+            .completed_date
+            .as_deref()
+            .and_then(|d| chrono::DateTime::parse_from_rfc3339(d.trim()).ok())
+            .map(|d| d.timestamp_millis()),
     }
 }
 

@@ -50,6 +50,7 @@ impl AutotaskClient {
             closed: t.status_id.as_deref() == Some(&convert::STATUS_COMPLETE.to_string()),
             status_id: t.status_id.clone(),
             marker: Some(t.marker.clone()),
+            closed_at_ms: None,
         })
     }
 
@@ -189,6 +190,23 @@ impl TicketDesk for AutotaskClient {
         note: Option<&str>,
     ) -> PsaResult<()> {
         self.complete_ticket(ticket_id, status_id, note).await
+    }
+    /// 2 calls: `PATCH /V1.0/Tickets` `{id, status}` (a status other than Complete clears
+    /// `completedDate`), then the note as `add_note` posts it.
+    async fn reopen_ticket(
+        &self,
+        ticket_id: &PsaId,
+        status_id: &PsaId,
+        note: &str,
+    ) -> PsaResult<()> {
+        let body = json!({
+            "id": num_id("ticket", ticket_id)?,
+            "status": num_id("status", status_id)?,
+        });
+        self.t
+            .call(Method::PATCH, "/V1.0/Tickets", Some(&body))
+            .await?;
+        self.add_note(ticket_id, note).await.map(|_| ())
     }
     /// Autotask keeps the flag on the contact (`primaryContact`), not the company.
     async fn primary_contact(&self, company: &Company) -> PsaResult<Option<Contact>> {

@@ -88,6 +88,21 @@ pub fn tenant_time(now: DateTime<Utc>, offset_hours: Option<f64>) -> NaiveDateTi
     now.naive_utc() + chrono::Duration::seconds(secs)
 }
 
+/// A date-time BMS wrote in the tenant's time zone (`2026-12-02T23:10:00`, fractions allowed)
+/// as Unix ms, the inverse of [`tenant_time`]; an RFC 3339 text with its own offset is taken
+/// as it says. `None` when it does not parse.
+pub fn tenant_instant_ms(text: &str, offset_hours: Option<f64>) -> Option<i64> {
+    let text = text.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(t.timestamp_millis());
+    }
+    let local = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+    let offset = tenant_time(DateTime::<Utc>::UNIX_EPOCH, offset_hours)
+        .and_utc()
+        .timestamp_millis();
+    Some(local.and_utc().timestamp_millis() - offset)
+}
+
 /// A wall-clock time as BMS writes it (`2026-12-02T23:10:00`).
 pub fn wire_time(t: NaiveDateTime) -> String {
     t.format("%Y-%m-%dT%H:%M:%S").to_string()
@@ -199,6 +214,8 @@ pub fn ticket(t: WTicket) -> Ticket {
         company_id: t.account_id,
         status_id: t.status_id,
         closed,
+        // Needs the tenant's time zone: `BmsClient::get_ticket` fills it in.
+        closed_at_ms: None,
     }
 }
 
@@ -284,6 +301,29 @@ mod tests {
             let t = tenant_time(now, offset);
             assert_eq!(wire_time(t), time, "{offset:?}");
             assert_eq!(wire_day(t), day, "{offset:?}");
+        }
+    }
+
+    #[test]
+    fn completed_dates_in_tenant_time_read_back_as_instants() {
+        let utc = DateTime::parse_from_rfc3339("2026-12-02T23:30:00Z")
+            .unwrap()
+            .timestamp_millis();
+        let table = [
+            ("2026-12-02T23:30:00", None, Some(utc)),
+            ("2026-12-03T05:00:00", Some(5.5), Some(utc)),
+            ("2026-12-02T18:30:00.000", Some(-5.0), Some(utc)),
+            // A date with its own offset says when it was.
+            ("2026-12-03T01:30:00+02:00", Some(-5.0), Some(utc)),
+            ("yesterday", Some(0.0), None),
+        ];
+        for (text, offset, want) in table {
+            assert_eq!(tenant_instant_ms(text, offset), want, "{text} {offset:?}");
+            if let Some(ms) = want.filter(|_| !text.contains('+')) {
+                // The inverse of the tenant's wall clock.
+                let back = tenant_time(DateTime::from_timestamp_millis(ms).unwrap(), offset);
+                assert_eq!(wire_time(back), text.trim_end_matches(".000"), "{text}");
+            }
         }
     }
 

@@ -221,6 +221,14 @@ impl BmsClient {
 
     /// The tenant's wall clock now (one `userinfo` call per client, on first use).
     async fn tenant_now(&self) -> PsaResult<NaiveDateTime> {
+        Ok(convert::tenant_time(
+            Utc::now(),
+            self.tenant_offset().await?,
+        ))
+    }
+
+    /// The tenant's time zone as hours from UTC (one `userinfo` call per client, on first use).
+    async fn tenant_offset(&self) -> PsaResult<Option<f64>> {
         let offset = self
             .time_zone
             .get_or_try_init(|| async {
@@ -229,7 +237,7 @@ impl BmsClient {
                 Ok::<_, PsaError>(info.time_zone_value)
             })
             .await?;
-        Ok(convert::tenant_time(Utc::now(), *offset))
+        Ok(*offset)
     }
 
     /// Reads a tenant lookup table; a table the tenant does not know is `LookupUnavailable`

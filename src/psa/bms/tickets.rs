@@ -101,12 +101,22 @@ impl TicketDesk for BmsClient {
             .await?;
         Ok(rows.into_iter().next().map(convert::ticket))
     }
-    /// 1 call: `GET /v2/servicedesk/tickets/{id}`; closed when `completedDate` is set.
+    /// 1 call: `GET /v2/servicedesk/tickets/{id}`; closed when `completedDate` is set, which is
+    /// also when it was closed (tenant time: +1 `userinfo` call per client for the time zone).
     async fn get_ticket(&self, id: &PsaId) -> PsaResult<Option<Ticket>> {
         let path = format!("/v2/servicedesk/tickets/{}", convert::num_id("ticket", id)?);
         match self.result(Req::get(path)).await {
             Ok(Value::Null) => Ok(None),
-            Ok(v) => Ok(Some(convert::ticket(decode("ticket", v)?))),
+            Ok(v) => {
+                let wire: WTicket = decode("ticket", v)?;
+                let completed = wire.completed_date.clone().filter(|d| !d.trim().is_empty());
+                let mut ticket = convert::ticket(wire);
+                if let Some(date) = completed {
+                    let offset = self.tenant_offset().await?;
+                    ticket.closed_at_ms = convert::tenant_instant_ms(&date, offset);
+                }
+                Ok(Some(ticket))
+            }
             Err(PsaError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
@@ -171,6 +181,25 @@ impl TicketDesk for BmsClient {
         self.result(Req::with_body(Method::POST, path, body))
             .await
             .map(|_| ())
+    }
+    /// 2 calls: `PATCH /v2/servicedesk/tickets/{id}` JSON Patch `replace /StatusId` (an open
+    /// status clears `completedDate`), then the note as `add_note` posts it.
+    async fn reopen_ticket(
+        &self,
+        ticket_id: &PsaId,
+        status_id: &PsaId,
+        note: &str,
+    ) -> PsaResult<()> {
+        let id = convert::num_id("ticket", ticket_id)?;
+        let body = json!([{
+            "op": "replace",
+            "path": "/StatusId",
+            "value": convert::num_id("status", status_id)?,
+        }]);
+        let path = format!("/v2/servicedesk/tickets/{id}");
+        self.result(Req::with_body(Method::PATCH, path, body))
+            .await?;
+        self.add_note(ticket_id, note).await.map(|_| ())
     }
     /// 1 call: `GET /v2/crm/contacts/search?Filter.AccountIds=&Filter.IsPoc=true`: the account's
     /// point of contact (BMS keeps no primary contact on the account itself).

@@ -229,6 +229,8 @@ fn parses_a_documented_ticket() {
             status_id: Some("19".into()),
             closed: true,
             marker: Some("alert-8f3a".into()),
+            // 2024-01-02T00:00:00Z
+            closed_at_ms: Some(1_704_153_600_000),
         }
     );
 }

@@ -129,4 +129,20 @@ impl TicketDesk for ConnectWiseClient {
         }
         Ok(())
     }
+    /// 2 calls: `PATCH /service/tickets/{id}` (status back to an open one; ConnectWise clears
+    /// `closedFlag` with it), then `POST /service/tickets/{id}/notes` (a discussion note).
+    async fn reopen_ticket(
+        &self,
+        ticket_id: &PsaId,
+        status_id: &PsaId,
+        note: &str,
+    ) -> PsaResult<()> {
+        let id = numeric_id(ticket_id)?;
+        let ops = [PatchOp::replace(
+            "status",
+            json!({ "id": numeric_id(status_id)? }),
+        )];
+        let _: TicketRecord = self.patch(&format!("/service/tickets/{id}"), &ops).await?;
+        self.add_note(ticket_id, note).await.map(|_| ())
+    }
 }

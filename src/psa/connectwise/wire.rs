@@ -246,6 +246,9 @@ pub struct TicketRecord {
     pub board: Option<Ref>,
     pub status: Option<Ref>,
     pub closed_flag: Option<bool>,
+    /// RFC 3339 (`2024-01-02T00:00:00Z`), stamped when a closed status is set.
+    #[serde(default)]
+    pub closed_date: Option<String>,
     #[serde(rename = "externalXRef")]
     pub external_x_ref: Option<String>,
 }
@@ -259,8 +262,20 @@ impl TicketRecord {
             status_id: self.status.and_then(|s| s.id).map(|i| i.to_string()),
             closed: self.closed_flag.unwrap_or(false),
             marker: self.external_x_ref.filter(|m| !m.is_empty()),
+            closed_at_ms: self
+                .closed_flag
+                .unwrap_or(false)
+                .then(|| self.closed_date.as_deref().and_then(rfc3339_ms))
+                .flatten(),
         }
     }
+}
+
+/// An RFC 3339 date-time as Unix ms (`None` when it does not parse).
+pub fn rfc3339_ms(text: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(text.trim())
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 /// Body of `POST /service/tickets`.

@@ -250,6 +250,14 @@ pub fn now_text() -> String {
     Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
+/// Now on the tenant's wall clock (`utcOffsetHours`), as BMS stamps `CompletedDate`.
+pub fn tenant_now_text(utc_offset_hours: f64) -> String {
+    let offset = chrono::Duration::seconds((utc_offset_hours * 3600.0).round() as i64);
+    (Utc::now() + offset)
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string()
+}
+
 fn valid_date(s: &str) -> bool {
     NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%dT%H:%M:%S%.f").is_ok()
         || chrono::DateTime::parse_from_rfc3339(s.trim()).is_ok()
@@ -556,7 +564,7 @@ impl Store {
             source_id: t.source_id.unwrap_or_default(),
             contract_id: t.contract_id,
             open_date,
-            completed_date: closed.then(|| now.clone()),
+            completed_date: closed.then(|| tenant_now_text(self.settings.utc_offset_hours)),
             created_on: now,
         });
         Ok(id)
@@ -568,6 +576,7 @@ impl Store {
             .status(status_id)
             .map(|s| s.closed)
             .ok_or_else(|| Fail::Invalid(vec![format!("Status {status_id} does not exist.")]))?;
+        let completed = tenant_now_text(self.settings.utc_offset_hours);
         let t = self
             .tickets
             .iter_mut()
@@ -576,7 +585,7 @@ impl Store {
         t.status_id = status_id;
         if closed {
             if t.completed_date.is_none() {
-                t.completed_date = Some(now_text());
+                t.completed_date = Some(completed);
             }
         } else {
             t.completed_date = None;

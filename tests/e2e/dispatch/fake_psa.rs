@@ -16,6 +16,8 @@ pub struct FakeTicket {
     pub closed: bool,
     pub status_id: Option<PsaId>,
     pub notes: Vec<String>,
+    /// When it was closed (Unix ms), as a PSA stamps it.
+    pub closed_at_ms: Option<i64>,
 }
 
 #[derive(Default)]
@@ -103,6 +105,7 @@ impl FakePsa {
             let t = s.tickets.get_mut(&id.parse().unwrap()).unwrap();
             t.closed = true;
             t.status_id = Some("tech-closed".into());
+            t.closed_at_ms = Some(chrono::Utc::now().timestamp_millis());
         });
     }
 
@@ -128,6 +131,7 @@ impl FakePsa {
             status_id: t.status_id.clone(),
             closed: t.closed,
             marker: Some(t.new.marker.clone()),
+            closed_at_ms: t.closed_at_ms,
         }
     }
 }
@@ -193,6 +197,7 @@ impl TicketDesk for FakePsa {
                 closed: false,
                 status_id: t.status_id.clone(),
                 notes: vec![],
+                closed_at_ms: None,
             };
             let view = Self::view(&ticket);
             s.tickets.insert(id, ticket);
@@ -272,6 +277,33 @@ impl TicketDesk for FakePsa {
                     }
                     t.closed = true;
                     t.status_id = status_id.cloned();
+                    t.closed_at_ms = Some(chrono::Utc::now().timestamp_millis());
+                    Ok(())
+                }
+                None => Err(PsaError::NotFound {
+                    message: format!("ticket {ticket_id}"),
+                }),
+            }
+        })
+    }
+    async fn reopen_ticket(
+        &self,
+        ticket_id: &PsaId,
+        status_id: &PsaId,
+        note: &str,
+    ) -> PsaResult<()> {
+        self.enter("reopen_ticket")?;
+        self.with(|s| {
+            let t = ticket_id
+                .parse::<u64>()
+                .ok()
+                .and_then(|n| s.tickets.get_mut(&n));
+            match t {
+                Some(t) => {
+                    t.notes.push(note.to_string());
+                    t.closed = false;
+                    t.closed_at_ms = None;
+                    t.status_id = Some(status_id.clone());
                     Ok(())
                 }
                 None => Err(PsaError::NotFound {

@@ -151,6 +151,7 @@ pub fn test_options() -> DispatcherOptions {
         idle_poll: Duration::from_millis(100),
         failsafe_retry: Duration::from_millis(200),
         shutdown_grace: Duration::from_secs(1),
+        storm_sweep: Duration::from_millis(100),
         ..Default::default()
     }
 }

@@ -1,7 +1,12 @@
 //! Auto-resolve (`lifecycle.onResolve: Close`) on the ConnectWise and Kaseya BMS sandboxes:
 //! a group's ticket closes with the configured status when the last alert that fed it resolves.
+//! Reopen window (`lifecycle.reopenWithin`, `neverReopen`) on ConnectWise, Kaseya BMS and
+//! Autotask, with the dispatcher's window clock moved ahead instead of waiting.
 
-use psa_operator::api::Grouping;
+use std::time::Duration;
+
+use psa_operator::api::{Grouping, LifecycleSettings};
+use psa_operator::controller::resolve::lifecycle::resolve_lifecycle;
 use psa_operator::dispatch::event::{Event, EventKind};
 use psa_operator::psa::Directory;
 use psa_operator::resolved::{ConnectionKey, ResolvedConnection, ResolvedLifecycle};
@@ -36,6 +41,7 @@ async fn close_on_resolve(
     conn.lifecycle = ResolvedLifecycle {
         close_on_resolve: true,
         closed_status_id: Some(completed),
+        ..conn.lifecycle.clone()
     };
     conn
 }
@@ -190,4 +196,178 @@ async fn resolutions_stay_notes_by_default_and_on_a_moved_ticket_connectwise() {
     assert_eq!(t["closedFlag"], false);
     assert_eq!(t["company"]["id"].to_string(), cw.ids.contoso);
     assert_eq!(cw.notes(&t).await.len(), 1, "the resolution is a note");
+}
+
+/// `lifecycle.reopenWithin` (and `neverReopen`) resolved by the reconciler's own rule against
+/// the board's statuses in the PSA.
+async fn reopen_within(
+    directory: &dyn Directory,
+    mut conn: ResolvedConnection,
+    within: &str,
+    never_reopen: &[&str],
+) -> ResolvedConnection {
+    let statuses = directory
+        .statuses(conn.ticket.board_id.as_ref())
+        .await
+        .unwrap();
+    let spec = LifecycleSettings {
+        reopen_within: Some(within.into()),
+        never_reopen: never_reopen.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    conn.lifecycle = resolve_lifecycle(
+        Some(&spec),
+        &statuses,
+        conn.ticket.closed_status_id.as_ref(),
+    )
+    .unwrap();
+    conn
+}
+
+/// The worked example with an injected clock: a technician closes the ticket; the same
+/// alert 1 h later (reopenWithin 24h) reopens it with a "re-occurred" note; closed again, the
+/// alert 25 h later opens a new ticket. Returns the two tickets' ids.
+async fn reopen_then_new(psa: &dyn PsaView, h: &Harness) -> (String, String) {
+    let downloads = |id: &str| alert(id, JANE, "Too Many Downloads");
+    h.send_and_settle(vec![downloads("d1")]).await;
+    let first = psa.tickets().await[0].id.clone();
+    psa.technician_closes(&first).await;
+    assert!(psa.tickets().await[0].closed);
+
+    h.options.clock.advance(Duration::from_secs(3600));
+    h.send_and_settle(vec![downloads("d2")]).await;
+    let t = psa.tickets().await;
+    assert_eq!(t.len(), 1, "reopened, not a new ticket: {t:?}");
+    assert!(!t[0].closed, "the ticket is open again");
+    let last = t[0].notes.last().expect("a note");
+    assert!(
+        last.starts_with("Re-occurred 1h 0m after it was closed"),
+        "{last}"
+    );
+    assert!(last.contains("Event id: d2"), "{last}");
+
+    psa.technician_closes(&first).await;
+    h.options.clock.advance(Duration::from_secs(25 * 3600));
+    h.send_and_settle(vec![downloads("d3")]).await;
+    let t = psa.tickets().await;
+    assert_eq!(t.len(), 2, "closed 25 h ago: a new ticket");
+    assert!(t[0].closed && !t[1].closed);
+    assert!(
+        !t[0].notes.iter().any(|n| n.contains("Event id: d3")),
+        "nothing reached the old ticket"
+    );
+    (first, t[1].id.clone())
+}
+
+#[tokio::test]
+async fn reopen_window_connectwise() {
+    let cw = super::cw::Cw::start().await;
+    let conn = reopen_within(
+        cw.client.as_ref(),
+        cw.snapshot(&key("demo-cw"), Grouping::User),
+        "24h",
+        &[],
+    )
+    .await;
+    let open_status = conn.lifecycle.reopen_status_id.clone().unwrap();
+    let mut h = Harness::new(conn);
+    h.start();
+    let (first, _) = reopen_then_new(&cw, &h).await;
+    let t = cw.tickets().await;
+    let reopened = t
+        .iter()
+        .find(|t| t["id"].as_i64() == first.parse::<i64>().ok())
+        .unwrap();
+    assert_eq!(reopened["company"]["id"].to_string(), cw.ids.contoso);
+    // Reopened into the board's open status, then closed by the technician again.
+    assert_eq!(reopened["closedFlag"], true);
+    assert_eq!(t[1]["status"]["id"].to_string(), open_status);
+}
+
+#[tokio::test]
+async fn reopen_window_bms() {
+    let bms = super::bms::Bms::start().await;
+    let conn = reopen_within(
+        bms.client.as_ref(),
+        bms.snapshot(&key("demo-bms"), Grouping::User),
+        "24h",
+        &[],
+    )
+    .await;
+    let mut h = Harness::new(conn);
+    h.start();
+    reopen_then_new(&bms, &h).await;
+    for t in bms.tickets().await {
+        assert_eq!(t["accountId"].to_string(), bms.ids.contoso);
+    }
+    crate::bms_contract::assert_contract(&bms.sb).await;
+}
+
+#[tokio::test]
+async fn reopen_window_autotask() {
+    let at = super::autotask::At::start().await;
+    let conn = reopen_within(at.client.as_ref(), at.snapshot(Grouping::User), "24h", &[]).await;
+    let mut h = Harness::new(conn);
+    h.start();
+    reopen_then_new(&at, &h).await;
+    let t = at.tickets().await;
+    assert_eq!(t[1]["status"].to_string(), at.ids.status_new);
+}
+
+/// A ticket closed with a `neverReopen` status is not reopened, even within the window; one
+/// closed by `onResolve: Close` with another status is, and the reopened ticket closes again
+/// with its alerts.
+#[tokio::test]
+async fn never_reopen_and_auto_resolved_tickets_connectwise() {
+    let cw = super::cw::Cw::start().await;
+    let statuses = cw.client.statuses(Some(&cw.ids.board)).await.unwrap();
+    let technician_closed = statuses
+        .iter()
+        .find(|s| s.id == cw.ids.closed_status)
+        .unwrap()
+        .name
+        .clone();
+    let conn = reopen_within(
+        cw.client.as_ref(),
+        cw.snapshot(&key("demo-cw"), Grouping::UserAndAlert),
+        "24h",
+        &[technician_closed.as_str()],
+    )
+    .await;
+    let conn = close_on_resolve(cw.client.as_ref(), conn).await;
+    let mut h = Harness::new(conn);
+    h.start();
+
+    // Won't fix: the technician's closed status is listed in neverReopen.
+    h.send_and_settle(vec![alert("w1", JANE, "Too Many Uploads")])
+        .await;
+    let wont_fix = PsaView::tickets(&cw).await[0].id.clone();
+    cw.close_by_id(&wont_fix).await;
+    h.send_and_settle(vec![alert("w2", JANE, "Too Many Uploads")])
+        .await;
+    let t = PsaView::tickets(&cw).await;
+    assert_eq!(t.len(), 2, "a neverReopen status: a new ticket");
+    assert!(t[0].closed);
+
+    // Auto-resolved (Completed, not listed): the alert firing again reopens it, and its
+    // resolution closes it again.
+    h.send_and_settle(vec![am("f1", EventKind::AlertFiring, "fp-1")])
+        .await;
+    h.send_and_settle(vec![am("r1", EventKind::AlertResolved, "fp-1")])
+        .await;
+    let t = PsaView::tickets(&cw).await;
+    assert_eq!(t.len(), 3);
+    assert!(t[2].closed, "auto-resolved");
+    h.send_and_settle(vec![am("f2", EventKind::AlertFiring, "fp-1")])
+        .await;
+    let t = PsaView::tickets(&cw).await;
+    assert_eq!(t.len(), 3, "reopened: {t:?}");
+    assert!(!t[2].closed);
+    h.send_and_settle(vec![am("r2", EventKind::AlertResolved, "fp-1")])
+        .await;
+    let t = PsaView::tickets(&cw).await;
+    assert!(
+        t[2].closed,
+        "the reopened ticket closes with its alert again"
+    );
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use psa_operator::api::Grouping;
+use psa_operator::dispatch::decide::storm::{Admission, AdmitRequest, StormWindow};
 use psa_operator::dispatch::store::*;
 use psa_operator::resolved::ConnectionKey;
 use tokio::sync::watch;
@@ -99,6 +100,34 @@ impl Store for FaultyStore {
         group_key: String,
     ) -> StoreResult<Option<GroupLifecycle>> {
         self.inner.group_lifecycle(connection, group_key).await
+    }
+    async fn storm_admit(&self, req: AdmitRequest) -> StoreResult<Admission> {
+        self.inner.storm_admit(req).await
+    }
+    async fn storm_due(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<StormDue>> {
+        self.inner.storm_due(now_ms, lease_ms, limit).await
+    }
+    async fn storm_closed(
+        &self,
+        connection: ConnectionKey,
+        customer_id: String,
+        ticket_id: String,
+    ) -> StoreResult<()> {
+        self.inner
+            .storm_closed(connection, customer_id, ticket_id)
+            .await
+    }
+    async fn storm_window(
+        &self,
+        connection: ConnectionKey,
+        customer_id: String,
+    ) -> StoreResult<Option<StormWindow>> {
+        self.inner.storm_window(connection, customer_id).await
     }
     async fn mark_failsafe_sent(&self, seq: i64) -> StoreResult<()> {
         self.inner.mark_failsafe_sent(seq).await

@@ -99,6 +99,33 @@ CREATE TABLE psa_group_lifecycle (
 );
 ",
     ),
+    (
+        3,
+        "
+-- Storm breaker: one row per (connection, customer) with its window and roll-up (JSON), and
+-- when the roll-up may close (indexed for the sweep).
+CREATE TABLE psa_storm_windows (
+    namespace    TEXT   NOT NULL,
+    connection   TEXT   NOT NULL,
+    customer_id  TEXT   NOT NULL,
+    state        TEXT   NOT NULL,
+    close_due_ms BIGINT,
+    PRIMARY KEY (namespace, connection, customer_id)
+);
+CREATE INDEX psa_storm_windows_due ON psa_storm_windows (close_due_ms)
+    WHERE close_due_ms IS NOT NULL;
+-- Which groups of a customer's current window got a ticket or went to the roll-up.
+CREATE TABLE psa_storm_members (
+    namespace       TEXT   NOT NULL,
+    connection      TEXT   NOT NULL,
+    customer_id     TEXT   NOT NULL,
+    group_key       TEXT   NOT NULL,
+    window_start_ms BIGINT NOT NULL,
+    member          TEXT   NOT NULL,
+    PRIMARY KEY (namespace, connection, customer_id, group_key)
+);
+",
+    ),
 ];
 
 /// The newest schema version this build knows.
@@ -180,11 +207,11 @@ mod tests {
     fn pending_migrations_by_current_version() {
         assert_eq!(
             pending(0).unwrap().iter().map(|m| m.0).collect::<Vec<_>>(),
-            vec![1, 2]
+            vec![1, 2, 3]
         );
         assert_eq!(
             pending(1).unwrap().iter().map(|m| m.0).collect::<Vec<_>>(),
-            vec![2]
+            vec![2, 3]
         );
         assert!(pending(latest_version()).unwrap().is_empty());
         let newer = pending(latest_version() + 1).unwrap_err();
