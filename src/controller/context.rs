@@ -203,11 +203,12 @@ impl Context {
                 (at, uncovered(Some(&dir), ids), Some(dir))
             }
         };
-        let listing = Directory::from_listing(
-            &wanted,
-            psa.contacts_of_companies(&wanted).await?,
-            psa.contracts_of_companies(&wanted).await?,
-        );
+        // Contacts and contracts side by side: every mapping of the wave waits for both.
+        let (contacts, contracts) = futures::try_join!(
+            psa.contacts_of_companies(&wanted),
+            psa.contracts_of_companies(&wanted)
+        )?;
+        let listing = Directory::from_listing(&wanted, contacts, contracts);
         let dir = match base {
             Some(mut dir) => {
                 Arc::make_mut(&mut dir).merge(listing);

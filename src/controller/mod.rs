@@ -8,6 +8,7 @@
 //! Imports run one way: reconcilers → context/publish/status/resolve → index; nothing here
 //! imports a reconciler.
 
+pub mod claims;
 pub mod connection;
 pub mod context;
 pub mod contract_service;
