@@ -74,17 +74,45 @@ pub async fn ready_bms_connection(
 
 /// Applies the mappings and waits until `count` are Ready; returns the seconds it took.
 pub async fn apply_and_wait(env: &BenchEnv, conn: &str, count: usize) -> anyhow::Result<f64> {
+    Ok(apply_and_follow(env, conn, count).await?.seconds)
+}
+
+/// How a wave converged: the seconds to all Ready and the Ready count about once a second.
+pub struct Convergence {
+    pub seconds: f64,
+    /// (seconds since the apply, mappings Ready then).
+    pub progress: Vec<(f64, usize)>,
+}
+
+/// Applies the mappings and follows them until `count` are Ready.
+pub async fn apply_and_follow(
+    env: &BenchEnv,
+    conn: &str,
+    count: usize,
+) -> anyhow::Result<Convergence> {
     let started = Instant::now();
     env.apply(&manifests::mappings_yaml(conn, count))?;
     let limit = Duration::from_secs(300 + count as u64 / 10);
+    let progress = std::sync::Mutex::new(Vec::new());
     env.until(
         &format!("{count} CustomerMappings Ready"),
         limit,
         Duration::from_millis(250),
-        || async { Ok((env.mappings_ready().await? >= count).then_some(())) },
+        || async {
+            let ready = env.mappings_ready().await?;
+            let at = started.elapsed().as_secs_f64();
+            let mut p = progress.lock().expect("progress");
+            if p.last().is_none_or(|(t, _)| at - t >= 1.0) || ready >= count {
+                p.push((round(at), ready));
+            }
+            Ok((ready >= count).then_some(()))
+        },
     )
     .await?;
-    Ok(started.elapsed().as_secs_f64())
+    Ok(Convergence {
+        seconds: started.elapsed().as_secs_f64(),
+        progress: progress.into_inner().expect("progress"),
+    })
 }
 
 /// One measured size.
@@ -93,6 +121,7 @@ struct Point {
     seconds: f64,
     psa_calls: u64,
     by_route: BTreeMap<String, u64>,
+    progress: Vec<(f64, usize)>,
 }
 
 /// Each size in a fresh environment (API server, sandbox, operator), so a point's calls are its
@@ -103,7 +132,7 @@ async fn measure(provider: Provider, mappings: usize) -> anyhow::Result<Point> {
         Provider::ConnectWise => ready_connection(&mut env, mappings, &[]).await?,
         Provider::KaseyaBms => ready_bms_connection(&mut env, mappings).await?,
     };
-    let seconds = apply_and_wait(&env, &conn.name, mappings).await?;
+    let wave = apply_and_follow(&env, &conn.name, mappings).await?;
     let report = cw.admin().calls();
     let by_route: BTreeMap<String, u64> = report
         .calls
@@ -113,9 +142,10 @@ async fn measure(provider: Provider, mappings: usize) -> anyhow::Result<Point> {
     env.stop().await?;
     Ok(Point {
         mappings,
-        seconds,
+        seconds: wave.seconds,
         psa_calls: report.total,
         by_route,
+        progress: wave.progress,
     })
 }
 
@@ -190,6 +220,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
             "psa_calls": p.psa_calls,
             "psaCallsPerMapping": round(p.psa_calls as f64 / p.mappings as f64),
             "byRoute": p.by_route,
+            // [seconds since the apply, mappings Ready], about once a second.
+            "readyOverTime": p.progress,
         })).collect::<Vec<_>>(),
         "fit": fit_json(&points),
     }))

@@ -64,8 +64,9 @@ pub struct Context {
     /// Every PSA client built is wrapped to count its calls.
     pub psa_calls: PsaCallMetrics,
     pub reporter: Reporter,
-    /// One Recorder for every Event of this process: it remembers what it published, so a
-    /// repeated Event becomes a series (count and last time patched) instead of a new object.
+    /// One Recorder for every Warning Event of this process: it remembers what it published,
+    /// so a repeated Warning becomes a series (count and last time patched) instead of a new
+    /// object. Normal Events are published without it (see [`Context::event`]).
     pub recorder: Recorder,
     /// Re-validation interval when the connection does not set one.
     pub default_revalidate: Duration,
@@ -211,11 +212,12 @@ impl Context {
                 (at, uncovered(Some(&dir), ids), Some(dir))
             }
         };
-        let listing = Directory::from_listing(
-            &wanted,
-            psa.contacts_of_companies(&wanted).await?,
-            psa.contracts_of_companies(&wanted).await?,
-        );
+        // Contacts and contracts side by side: every mapping of the wave waits for both.
+        let (contacts, contracts) = futures::try_join!(
+            psa.contacts_of_companies(&wanted),
+            psa.contracts_of_companies(&wanted)
+        )?;
+        let listing = Directory::from_listing(&wanted, contacts, contracts);
         let dir = match base {
             Some(mut dir) => {
                 Arc::make_mut(&mut dir).merge(listing);
@@ -283,7 +285,17 @@ impl Context {
             action: action.to_string(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+        // Only Warnings go through the shared Recorder, whose cache turns a repeated problem
+        // into one Event with a count. A Normal Event marks a transition (first Ready, a line
+        // added), which does not repeat: through the shared Recorder each one stayed cached
+        // for six minutes, and a wave of 10,000 mappings held 10,000 of them (about 40 MiB,
+        // heap profile in docs/benchmarks.md). A Recorder of its own forgets it at once.
+        let recorder = if warning {
+            self.recorder.clone()
+        } else {
+            Recorder::new(self.client.clone(), self.reporter.clone())
+        };
+        if let Err(e) = recorder.publish(&ev, &obj.object_ref(&())).await {
             tracing::warn!(error = %e, reason, "could not publish event");
         }
     }

@@ -9,7 +9,7 @@
 //!   waits until the dispatcher has it; then (leader only) the contract line is kept in step.
 //! * status: Ready=True only once this process routes the organization.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
@@ -22,12 +22,12 @@ use crate::api::{ContractService, CustomerMapping, CustomerMappingStatus, PsaCon
 use crate::psa::{LineUpdate, LineValues, Psa, PsaError};
 use crate::resolved::{ConnectionKey, ResolvedCustomer};
 
+use super::claims::{Claim, Claims};
 use super::context::Context;
 use super::index::MappingFact;
 use super::resolve::billing::{line_from_status, plan_line, wanted_line, LinePlan};
 use super::resolve::customer::{
-    duplicates_of, mapped_company_ids, pick_company, resolve_customer_in, CustomerResolution,
-    MappingContact,
+    mapped_company_ids, pick_company, resolve_customer_in, CustomerResolution, MappingContact,
 };
 use super::resolve::line_memory::{added_reason, line_to_plan, updated_reason};
 use super::status::{finish, Conditions};
@@ -38,6 +38,8 @@ use super::ReconcileError;
 pub struct Watched {
     pub connections: Store<PsaConnection>,
     pub mappings: Store<CustomerMapping>,
+    /// Who claims which organization (the duplicate check without a scan of every mapping).
+    pub claims: Arc<Mutex<Claims>>,
 }
 
 /// A condition outcome: (reason, message) when it holds, or the reason and message why not.
@@ -143,7 +145,11 @@ fn validate(
     watched: &Watched,
     key: &ConnectionKey,
 ) -> Result<Arc<dyn Psa>, Box<Evaluation>> {
-    let dups = duplicates_of(m, &watched.mappings.state());
+    let dups = watched
+        .claims
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .rivals(&Claim::of(m), &m.name_any());
     if !dups.is_empty() {
         return Err(Box::new(Evaluation::blocked(
             "DuplicateOrganization",

@@ -9,6 +9,7 @@
 //! imports a reconciler.
 
 pub mod budget;
+pub mod claims;
 pub mod connection;
 pub mod context;
 pub mod contract_service;

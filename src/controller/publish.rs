@@ -188,10 +188,13 @@ impl Publisher {
     /// Publishes pending changes in batches until `shutdown`.
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
         let work = async {
+            let mut pause = FLUSH_EVERY;
             loop {
                 self.pending.notified().await;
-                tokio::time::sleep(FLUSH_EVERY).await;
+                tokio::time::sleep(pause).await;
+                let started = std::time::Instant::now();
                 self.flush();
+                pause = pause_after_flush(started.elapsed());
             }
         };
         futures::pin_mut!(work);
@@ -252,10 +255,38 @@ impl Publisher {
     }
 }
 
+/// How long the publisher gathers changes after a flush that took `took`. A flush rebuilds
+/// each changed connection's whole snapshot, so its cost grows with the connection's mappings:
+/// at a fixed 20 ms a wave of 10,000 mappings spent most of a core rebuilding. Gathering for
+/// four times the rebuild keeps the publisher under a fifth of a core at any size, while a
+/// small connection still publishes within [`FLUSH_EVERY`].
+pub fn pause_after_flush(took: Duration) -> Duration {
+    FLUSH_EVERY.max(took.saturating_mul(4)).min(MAX_FLUSH_PAUSE)
+}
+
+/// Ready waits for the publish; never make it wait longer than this for a batch.
+const MAX_FLUSH_PAUSE: Duration = Duration::from_millis(500);
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use futures::StreamExt;
+
+    #[test]
+    fn the_pause_grows_with_the_rebuild_within_bounds() {
+        let ms = Duration::from_millis;
+        let table = [
+            (ms(0), ms(20)),
+            (ms(1), ms(20)),
+            (ms(5), ms(20)),
+            (ms(10), ms(40)),
+            (ms(60), ms(240)),
+            (ms(400), ms(500)),
+        ];
+        for (took, want) in table {
+            assert_eq!(pause_after_flush(took), want, "{took:?}");
+        }
+    }
 
     #[tokio::test]
     async fn published_means_visible_in_the_registry() {

@@ -204,24 +204,32 @@ where
         // Another replica writes status; this one only keeps its routing index current.
         return Ok(());
     }
-    for c in transitions {
-        ctx.event(
-            obj,
-            is_warning(c),
-            &c.reason,
-            &c.type_,
-            format!("{}={}: {}", c.type_, c.status, c.message),
-        )
-        .await;
-    }
-    if old == new {
-        return Ok(());
-    }
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    super::apply_status(&api, &obj.name_any(), kind, serde_json::json!(new)).await?;
-    ctx.metrics
-        .status_written(super::metrics::STATUS_WRITER_RECONCILER);
-    Ok(())
+    // The Events and the status write go out together: each is a round trip to the API
+    // server, and a reconcile holds one of the controller's few slots until both are back.
+    let events = async {
+        for c in transitions {
+            ctx.event(
+                obj,
+                is_warning(c),
+                &c.reason,
+                &c.type_,
+                format!("{}={}: {}", c.type_, c.status, c.message),
+            )
+            .await;
+        }
+    };
+    let status = async {
+        if old == new {
+            return Ok(());
+        }
+        let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+        super::apply_status(&api, &obj.name_any(), kind, serde_json::json!(new)).await?;
+        ctx.metrics
+            .status_written(super::metrics::STATUS_WRITER_RECONCILER);
+        Ok(())
+    };
+    let ((), written) = futures::join!(events, status);
+    written
 }
 
 #[cfg(test)]

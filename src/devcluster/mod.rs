@@ -35,6 +35,7 @@ use tokio::task::JoinHandle;
 
 use self::http::AppState;
 use self::patch::PatchType;
+use self::resources::StorageKey;
 use self::store::{Store, Sub, WriteOpts};
 
 /// Settings of one embedded API server.
@@ -237,6 +238,19 @@ impl DevCluster {
             self.state.changed.notify_one();
         }
         Ok(n)
+    }
+
+    /// How many stored objects of resource `group`/`plural` in `namespace` satisfy `pred` (the
+    /// stored form: `status` as written), counted in place.
+    pub fn count(
+        &self,
+        group: &str,
+        plural: &str,
+        namespace: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> usize {
+        let store = self.state.store.lock().unwrap_or_else(|p| p.into_inner());
+        store.count(&StorageKey::new(group, plural), Some(namespace), pred)
     }
 
     fn apply_object(&self, obj: &Value, manager: &str) -> Result<(), DevclusterError> {
