@@ -173,6 +173,7 @@ async fn a_lane_hands_out_one_event_at_a_time_in_arrival_order(b: Backend) {
     assert!(claim(&*store, "jane", 100, MINUTE).await.is_none());
     let lanes = store.ready_lanes(Some(acme()), 100, 10).await.unwrap();
     assert_eq!(lanes.len(), 1, "the claimed lane is not offered");
+    assert_eq!(lanes[0].group_key, "bob");
     store.mark_done(vec![first.seq], 150).await.unwrap();
     let second = claim(&*store, "jane", 200, MINUTE).await.expect("next");
     assert_eq!(second.envelope.event.id, "a2");
@@ -234,6 +235,7 @@ async fn an_expired_lease_lets_another_replica_claim_the_lane(b: Backend) {
     enqueue_all(&*a, &[("acme", "a1", "k", 0)]).await;
     let lease = Duration::from_millis(500);
     let first = claim(&*a, "k", 0, lease).await.expect("claimed by a");
+    assert_eq!((first.claims, first.attempts), (1, 0));
     assert!(
         claim(&*other, "k", 499, lease).await.is_none(),
         "lease held"
@@ -287,6 +289,7 @@ async fn retries_count_attempts_and_defer_does_not(b: Backend) {
         .await
         .unwrap();
     assert_eq!(n, 1);
+    assert!(store.ready_lanes(None, 4_999, 10).await.unwrap().is_empty());
     assert!(
         claim(&*store, "k", 4_999, MINUTE).await.is_none(),
         "not due"
@@ -300,6 +303,7 @@ async fn retries_count_attempts_and_defer_does_not(b: Backend) {
         ev.envelope.event.id, "a1",
         "the retried head keeps its place"
     );
+    assert_eq!(ev.attempts, 1);
     assert_eq!(ev.last_error.as_deref(), Some("HTTP 503"));
     store.defer(ev.seq, 9_000).await.unwrap();
     let ev = claim(&*store, "k", 9_000, MINUTE).await.unwrap();
@@ -449,6 +453,7 @@ async fn complete_writes_the_indexes_all_or_nothing(b: Backend) {
         store.finding_ticket(acme(), "F-9".into()).await.unwrap(),
         Some("T-2".into())
     );
+    assert_eq!(store.counters(acme()).await.unwrap().delivered, 1);
     store
         .set_group_ticket(
             acme(),
@@ -719,6 +724,170 @@ async fn a_quiet_roll_up_is_closed_by_one_replica(b: Backend) {
     );
 }
 
+/// The dead-letter list and replay take a connection, or every connection with `None`.
+async fn dead_letters_are_listed_and_replayed_per_connection(b: Backend) {
+    let store = b.open("a").await;
+    enqueue_all(
+        &*store,
+        &[
+            ("acme", "a1", "k", 0),
+            ("acme", "a2", "k", 0),
+            ("other", "o1", "k", 0),
+        ],
+    )
+    .await;
+    let a1 = claim(&*store, "k", 0, MINUTE).await.expect("a1");
+    store
+        .dead_letter(a1.seq, "permanent: board gone".into(), 10)
+        .await
+        .unwrap();
+    let a2 = claim(&*store, "k", 10, MINUTE).await.expect("a2");
+    assert_eq!(a2.envelope.event.id, "a2");
+    store.mark_done(vec![a2.seq], 20).await.unwrap();
+    let other = ConnectionKey::new("psa", "other");
+    let o1 = store
+        .claim(other, "k".into(), 0, MINUTE)
+        .await
+        .unwrap()
+        .expect("o1");
+    store.dead_letter(o1.seq, "x".into(), 10).await.unwrap();
+
+    let dead = store.dead_letters(Some(acme()), 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].state, EventState::DeadLetter);
+    assert_eq!(dead[0].attempts, 1);
+    assert!(!dead[0].failsafe_sent);
+    store.mark_failsafe_sent(a1.seq).await.unwrap();
+    assert!(store.dead_letters(Some(acme()), 10).await.unwrap()[0].failsafe_sent);
+    let c = store.counters(acme()).await.unwrap();
+    assert_eq!((c.pending, c.delivered, c.dead_letters), (0, 1, 1));
+
+    assert_eq!(
+        store.replay_dead_letters(Some(acme()), 100).await.unwrap(),
+        1
+    );
+    let back = claim(&*store, "k", 100, MINUTE).await.expect("replayed");
+    assert_eq!((back.envelope.event.id.as_str(), back.attempts), ("a1", 0));
+    let c = store.counters(acme()).await.unwrap();
+    assert_eq!((c.pending, c.dead_letters), (1, 0));
+    assert_eq!(
+        store.dead_letters(None, 10).await.unwrap().len(),
+        1,
+        "other's stays"
+    );
+    assert_eq!(store.replay_dead_letters(None, 100).await.unwrap(), 1);
+    assert!(store.dead_letters(None, 10).await.unwrap().is_empty());
+}
+
+async fn failsafe_mails_are_due_at_once_and_retried_until_sent(b: Backend) {
+    let store = b.open("a").await;
+    enqueue_all(&*store, &[("acme", "a1", "k", 0)]).await;
+    let ev = claim(&*store, "k", 0, MINUTE).await.expect("head");
+    store
+        .dead_letter(ev.seq, "retries exhausted".into(), 100)
+        .await
+        .unwrap();
+    let due = store.failsafe_due(Some(acme()), 100, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    store
+        .failsafe_retry_later(ev.seq, 5_000, "SMTP refused".into())
+        .await
+        .unwrap();
+    assert!(store
+        .failsafe_due(None, 4_999, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let due = store.failsafe_due(None, 5_000, 10).await.unwrap();
+    assert_eq!(due[0].failsafe_error.as_deref(), Some("SMTP refused"));
+    store.mark_failsafe_sent(ev.seq).await.unwrap();
+    assert!(store
+        .failsafe_due(None, i64::MAX, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.failsafe_retry_later(ev.seq, 1, "x".into()).await,
+        Err(StoreError::NotDeadLetter(ev.seq))
+    );
+}
+
+async fn group_and_finding_indexes_round_trip(b: Backend) {
+    let store = b.open("a").await;
+    assert_eq!(store.group_ticket(acme(), "k".into()).await.unwrap(), None);
+    let ticket = |open: bool, at: i64| GroupTicket {
+        ticket_id: "101".into(),
+        open,
+        updated_at_ms: at,
+    };
+    for t in [ticket(true, 5), ticket(false, 6)] {
+        store
+            .set_group_ticket(acme(), "k".into(), t.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            store.group_ticket(acme(), "k".into()).await.unwrap(),
+            Some(t)
+        );
+    }
+    assert_eq!(
+        store
+            .group_ticket(ConnectionKey::new("psa", "other"), "k".into())
+            .await
+            .unwrap(),
+        None
+    );
+    store
+        .set_finding_ticket(acme(), "f-1".into(), "202".into(), 7)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.finding_ticket(acme(), "f-1".into()).await.unwrap(),
+        Some("202".into())
+    );
+    assert_eq!(
+        store.finding_ticket(acme(), "f-2".into()).await.unwrap(),
+        None
+    );
+}
+
+async fn workers_are_woken_by_new_work_not_by_reads(b: Backend) {
+    let store = b.open("a").await;
+    let mut rx = store.subscribe();
+    let before = *rx.borrow_and_update();
+    store.ready_lanes(None, 0, 10).await.unwrap();
+    assert!(!rx.has_changed().unwrap(), "a read must not wake workers");
+    enqueue_all(&*store, &[("acme", "a1", "k", 0)]).await;
+    assert!(rx.has_changed().unwrap());
+    assert_ne!(*rx.borrow_and_update(), before);
+}
+
+async fn concurrent_enqueues_of_one_instance_all_commit(b: Backend) {
+    let store = b.open("a").await;
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25 {
+                let id = format!("t{t}-{i}");
+                let r = store
+                    .enqueue(vec![new_event("acme", &id, &format!("k{t}"), 0)])
+                    .await
+                    .unwrap();
+                assert!(r[0].new);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(store.counters(acme()).await.unwrap().accepted, 400);
+    let lane = store.lane_events(acme(), "k3".into(), 100).await.unwrap();
+    let ids: Vec<_> = lane.iter().map(|e| e.envelope.event.id.clone()).collect();
+    let want: Vec<_> = (0..25).map(|i| format!("t3-{i}")).collect();
+    assert_eq!(ids, want, "one client's events keep their order");
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -758,4 +927,9 @@ conformance!(
     the_same_ids_from_two_replicas_are_stored_once,
     the_storm_breaker_counts_across_replicas_and_restarts,
     a_quiet_roll_up_is_closed_by_one_replica,
+    dead_letters_are_listed_and_replayed_per_connection,
+    failsafe_mails_are_due_at_once_and_retried_until_sent,
+    group_and_finding_indexes_round_trip,
+    workers_are_woken_by_new_work_not_by_reads,
+    concurrent_enqueues_of_one_instance_all_commit,
 );

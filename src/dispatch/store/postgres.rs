@@ -181,6 +181,29 @@ impl PgStore {
 
     /// Runs `body` in one transaction and commits; when `notifies`, the commit also wakes this
     /// process's workers and (by `NOTIFY`, delivered at commit) the other replicas'.
+    /// Reads the row one group has in a table, if any: `sql` selects by namespace ($1),
+    /// connection ($2) and group key ($3); `read` turns the row into its record.
+    async fn group_row<T: Send + 'static>(
+        &self,
+        sql: &'static str,
+        connection: ConnectionKey,
+        group_key: String,
+        read: fn(&Row) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        self.in_tx(false, move |tx| {
+            Box::pin(async move {
+                let row = query_opt(
+                    tx,
+                    sql,
+                    &[&connection.namespace, &connection.name, &group_key],
+                )
+                .await?;
+                row.as_ref().map(read).transpose()
+            })
+        })
+        .await
+    }
+
     async fn in_tx<R, F>(&self, notifies: bool, body: F) -> StoreResult<R>
     where
         R: Send,
@@ -1112,25 +1135,19 @@ impl Store for PgStore {
         connection: ConnectionKey,
         group_key: String,
     ) -> StoreResult<Option<GroupTicket>> {
-        self.in_tx(false, move |tx| {
-            Box::pin(async move {
-                let row = query_opt(
-                    tx,
-                    "SELECT ticket_id, open, updated_at_ms FROM psa_group_tickets
-                     WHERE namespace = $1 AND connection = $2 AND group_key = $3",
-                    &[&connection.namespace, &connection.name, &group_key],
-                )
-                .await?;
-                row.map(|r| {
-                    Ok(GroupTicket {
-                        ticket_id: get(&r, 0)?,
-                        open: get(&r, 1)?,
-                        updated_at_ms: get(&r, 2)?,
-                    })
+        self.group_row(
+            "SELECT ticket_id, open, updated_at_ms FROM psa_group_tickets
+             WHERE namespace = $1 AND connection = $2 AND group_key = $3",
+            connection,
+            group_key,
+            |r| {
+                Ok(GroupTicket {
+                    ticket_id: get(r, 0)?,
+                    open: get(r, 1)?,
+                    updated_at_ms: get(r, 2)?,
                 })
-                .transpose()
-            })
-        })
+            },
+        )
         .await
     }
 
@@ -1139,25 +1156,19 @@ impl Store for PgStore {
         connection: ConnectionKey,
         group_key: String,
     ) -> StoreResult<Option<GroupLifecycle>> {
-        self.in_tx(false, move |tx| {
-            Box::pin(async move {
-                let row = query_opt(
-                    tx,
-                    "SELECT ticket_id, status_id, firing FROM psa_group_lifecycle
-                     WHERE namespace = $1 AND connection = $2 AND group_key = $3",
-                    &[&connection.namespace, &connection.name, &group_key],
-                )
-                .await?;
-                row.map(|r| {
-                    Ok(GroupLifecycle {
-                        ticket_id: get(&r, 0)?,
-                        status_id: get(&r, 1)?,
-                        firing: parse_firing(&get::<String>(&r, 2)?),
-                    })
+        self.group_row(
+            "SELECT ticket_id, status_id, firing FROM psa_group_lifecycle
+             WHERE namespace = $1 AND connection = $2 AND group_key = $3",
+            connection,
+            group_key,
+            |r| {
+                Ok(GroupLifecycle {
+                    ticket_id: get(r, 0)?,
+                    status_id: get(r, 1)?,
+                    firing: parse_firing(&get::<String>(r, 2)?),
                 })
-                .transpose()
-            })
-        })
+            },
+        )
         .await
     }
 
