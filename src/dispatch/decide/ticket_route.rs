@@ -204,13 +204,14 @@ mod tests {
         };
         use TicketSource::*;
         // (customer, severity, alert type, board, source)
-        let table: Vec<(
-            Option<&CustomerTicket>,
-            Option<&str>,
-            &str,
-            &str,
+        type Case<'a> = (
+            Option<&'a CustomerTicket>,
+            Option<&'a str>,
+            &'a str,
+            &'a str,
             TicketSource,
-        )> = vec![
+        );
+        let table: Vec<Case> = vec![
             (None, Some("low"), "X", "conn", Connection),
             (
                 None,
