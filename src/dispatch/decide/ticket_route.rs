@@ -187,7 +187,8 @@ mod tests {
             RouteMatcher::new(&owned(sev), &owned(types))
         };
         // (routes, shadowed (route, by))
-        let table: Vec<(Vec<RouteMatcher>, Vec<(usize, usize)>)> = vec![
+        type Case = (Vec<RouteMatcher>, Vec<(usize, usize)>);
+        let table: Vec<Case> = vec![
             (vec![m(&["critical"], &[]), m(&["high"], &[])], vec![]),
             (
                 vec![m(&["critical"], &[]), m(&["Critical"], &["X"])],
