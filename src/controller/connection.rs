@@ -25,7 +25,8 @@ use super::index::ConnectionFacts;
 use super::resolve::customer::resolve_catch_all;
 use super::resolve::lifecycle::resolve_lifecycle;
 use super::resolve::routes::{
-    connection_combos, connection_routes, resolve_combos, ticket_fingerprint, FreshCatalogs,
+    connection_combos, connection_routes, resolve_combos, route_ids, ticket_fingerprint,
+    FreshCatalogs,
 };
 use super::resolve::noise::storm_limit;
 use super::resolve::settings::{
@@ -182,6 +183,9 @@ async fn resolve_settings(
         ids.board = t.board_id.clone();
         ids.closed_status = t.closed_status_id.clone();
         ids.values = resolved_values(t);
+    }
+    if let Some(r) = &routes {
+        ids.values.extend(route_ids(spec, r));
     }
     if let Some(id) = lifecycle.as_ref().and_then(|l| l.closed_status_id.clone()) {
         ids.values.insert("lifecycle.closedStatus".into(), id);

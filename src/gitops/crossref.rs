@@ -48,6 +48,12 @@ pub fn check(set: &ResourceSet, all: &[Document]) -> Vec<Diagnostic> {
         )
     };
     for m in &set.mappings {
+        out.extend(shadowed(&m.doc, &m.obj.spec.routes));
+    }
+    for c in &set.connections {
+        out.extend(shadowed(&c.doc, &c.obj.spec.routes));
+    }
+    for m in &set.mappings {
         let spec = &m.obj.spec;
         let conn = &spec.connection_ref.name;
         let template = spec
@@ -265,6 +271,26 @@ fn duplicate_service_names(set: &ResourceSet) -> Vec<Diagnostic> {
 
 /// Ticket settings the connection's PSA requires that the spec leaves unset (the same rule the
 /// reconciler reports as `SettingsResolved=False RequiredByPsa`).
+/// Routes an earlier route of the same list takes every alert of (first match wins).
+fn shadowed(doc: &Document, routes: &[crate::api::TicketRoute]) -> Vec<Diagnostic> {
+    use crate::dispatch::decide::ticket_route::{shadowed_routes, RouteMatcher};
+    let matchers: Vec<RouteMatcher> = routes
+        .iter()
+        .map(|r| RouteMatcher::new(&r.matcher.severity, &r.matcher.alert_type))
+        .collect();
+    shadowed_routes(&matchers)
+        .into_iter()
+        .map(|(j, i)| {
+            Diagnostic::at(
+                doc,
+                &format!("spec.routes[{j}].match"),
+                "RouteNeverMatches",
+                format!("routes[{i}] takes every alert this route matches (first match wins); reorder or narrow routes[{i}]"),
+            )
+        })
+        .collect()
+}
+
 fn required_settings(c: &Located<PsaConnection>) -> Vec<Diagnostic> {
     let Some(provider) = c.obj.spec.provider.selected().map(|p| p.provider()) else {
         return vec![];

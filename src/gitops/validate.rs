@@ -286,3 +286,65 @@ spec:
         );
     }
 }
+
+#[cfg(test)]
+mod route_tests {
+    use super::*;
+
+    /// A route an earlier one shadows, and a mapping's summary template that does not compile,
+    /// are findings at their field paths; a route's shape is checked by the CRD's CEL rules.
+    #[test]
+    fn routes_and_overrides_are_checked_with_their_field_paths() {
+        let text = r#"apiVersion: psa-operator.io/v1alpha1
+kind: PsaConnection
+metadata: {name: c, namespace: psa}
+spec:
+  provider:
+    connectWise:
+      url: https://api-na.myconnectwise.net
+      companyId: acme
+      clientId: c
+      credentialsSecretRef: {name: keys}
+  routes:
+    - match: {severity: [critical, high]}
+      priority: P1
+    - match: {severity: [High], alertType: [Too Many Downloads]}
+      board: Escalations
+    - match: {}
+      priority: P2
+---
+apiVersion: psa-operator.io/v1alpha1
+kind: CustomerMapping
+metadata: {name: m, namespace: psa}
+spec:
+  connectionRef: {name: c}
+  organization: Contoso Ltd
+  company: {identifier: CONTOSO}
+  ticket: {board: Escalations, summaryTemplate: "{{ alertType "}
+"#;
+        let v = validate_sources(&[Source {
+            name: "c.yaml".into(),
+            text: text.into(),
+        }]);
+        let found: Vec<(&str, &str)> = v
+            .diagnostics
+            .iter()
+            .map(|d| (d.field.as_str(), d.reason.as_str()))
+            .collect();
+        assert!(
+            found.contains(&("spec.routes[1].match", "RouteNeverMatches")),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&("spec.ticket.summaryTemplate", "InvalidTemplate")),
+            "{found:?}"
+        );
+        assert!(
+            v.diagnostics.iter().any(|d| d
+                .message
+                .contains("a route matches on severity, alertType or both")),
+            "{:?}",
+            v.diagnostics
+        );
+    }
+}

@@ -973,3 +973,109 @@ spec:
     );
     cluster.shutdown().await.unwrap();
 }
+
+/// `plan` lists the connection's routes and a mapping's overrides with the id each name
+/// resolves to on its board, and the misses the reconcilers would report at their fields.
+#[tokio::test]
+async fn plan_shows_routes_and_per_customer_overrides() {
+    let mut sources: Vec<Source> = std::fs::read_dir(repo().join("config/samples"))
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            let mut text = std::fs::read_to_string(&p).unwrap();
+            if text.contains("name: demo-cw\n") && text.contains("kind: PsaConnection") {
+                text = text.replacen(
+                    "  failsafe:\n",
+                    "  routes:\n    - match: {severity: [critical]}\n      board: Escalations\n      priority: Priority 1 - Critical\n    - match: {alertType: [Password Spray]}\n      priority: Priority Low\n  failsafe:\n",
+                    1,
+                );
+            }
+            Source {
+                name: p.display().to_string(),
+                text,
+            }
+        })
+        .collect();
+    sources.push(Source {
+        name: "extra.yaml".into(),
+        text: r#"apiVersion: psa-operator.io/v1alpha1
+kind: CustomerMapping
+metadata: {name: tailspin, namespace: psa}
+spec:
+  connectionRef: {name: demo-cw}
+  organization: Fabrikam Tailspin
+  company: {identifier: FABRIKAM}
+  ticket: {board: Escalation, priority: Priority 2 - High}
+"#
+        .into(),
+    });
+    let v = validate_sources(&sources);
+    assert!(v.is_valid(), "{:?}", v.diagnostics);
+    let off = offline::start(&cw_seed()).await.unwrap();
+    let (plan, _) = plan_offline(&v.set, off).await;
+    let c = plan
+        .connections
+        .iter()
+        .find(|c| c.name == "demo-cw")
+        .unwrap();
+    let rows: Vec<(String, String, Option<bool>, Option<String>)> = c
+        .routes
+        .iter()
+        .flat_map(|r| &r.sets)
+        .map(|n| (n.field.clone(), n.value.clone(), n.resolves, n.id.clone()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (
+                "routes[0].board".into(),
+                "Escalations".into(),
+                Some(true),
+                Some("2".into())
+            ),
+            (
+                "routes[0].priority".into(),
+                "Priority 1 - Critical".into(),
+                Some(true),
+                Some("1".into())
+            ),
+            (
+                "routes[1].priority".into(),
+                "Priority Low".into(),
+                Some(false),
+                None
+            ),
+        ]
+    );
+    assert_eq!(
+        c.routes[0].matches.as_deref(),
+        Some("severity in [critical]")
+    );
+    let tailspin = c
+        .customers
+        .iter()
+        .find(|m| m.mapping == "tailspin")
+        .unwrap();
+    assert!(!tailspin.routed, "an unknown board holds the organization");
+    let board = &tailspin.ticket[0].sets[0];
+    assert_eq!(
+        (board.field.as_str(), board.resolves),
+        ("ticket.board", Some(false))
+    );
+    assert!(
+        board
+            .problem
+            .as_deref()
+            .unwrap()
+            .contains("did you mean \"Escalations\""),
+        "{board:?}"
+    );
+    assert!(plan.summary.problems >= 2, "{:?}", plan.summary);
+    let mut text = Vec::new();
+    psa_operator::gitops::plan::render::write(&plan, &mut text).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert!(
+        text.contains("routes[0] when severity in [critical]:"),
+        "{text}"
+    );
+}

@@ -433,6 +433,30 @@ pub fn connection_routes(
         .collect()
 }
 
+/// The ids each route's names resolved to (`routes[0].board` → id), for
+/// `status.resolved.values`.
+pub fn route_ids(spec: &PsaConnectionSpec, routes: &[ResolvedRoute]) -> Vec<(String, String)> {
+    let one = |v: &crate::resolved::ResolvedValue| match v {
+        crate::resolved::ResolvedValue::One(id) => Some(id.clone()),
+        _ => None,
+    };
+    let mut out = vec![];
+    for (j, (r, resolved)) in spec.routes.iter().zip(routes).enumerate() {
+        let t = &resolved.profile.ticket;
+        let pairs = [
+            ("board", r.board.is_some(), t.board_id.clone()),
+            ("priority", r.priority.is_some(), one(&t.priority)),
+            ("type", r.type_.is_some(), one(&t.type_)),
+        ];
+        for (field, set, id) in pairs {
+            if let (true, Some(id)) = (set, id) {
+                out.push((format!("routes[{j}].{field}"), id));
+            }
+        }
+    }
+    out
+}
+
 /// A mapping's resolved overrides from the profiles of [`mapping_combos`] (same order); `None`
 /// when any failed.
 pub fn customer_ticket(
@@ -624,6 +648,24 @@ mod tests {
             crate::resolved::ResolvedValue::One("121".into())
         );
         assert_eq!(escalations.closed_status_id.as_deref(), Some("112"));
+        let routes: Vec<ResolvedRoute> = profiles
+            .iter()
+            .map(|p| ResolvedRoute {
+                matcher: RouteMatcher::default(),
+                profile: Arc::new(p.clone().unwrap()),
+            })
+            .collect();
+        let ids: Vec<(String, String)> = route_ids(&spec, &routes);
+        let ids: Vec<(&str, &str)> = ids.iter().map(|(f, i)| (f.as_str(), i.as_str())).collect();
+        assert_eq!(
+            ids,
+            [
+                ("routes[0].board", "2"),
+                ("routes[0].priority", "50"),
+                ("routes[0].type", "121"),
+                ("routes[1].priority", "50"),
+            ]
+        );
         let high = &profiles[1].as_ref().unwrap().ticket;
         assert_eq!(high.board_id.as_deref(), Some("1"));
         assert_eq!(

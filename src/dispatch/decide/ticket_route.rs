@@ -37,6 +37,28 @@ impl RouteMatcher {
     }
 }
 
+impl RouteMatcher {
+    /// Whether every alert `later` takes is taken by `self` first (so `later` never applies).
+    pub fn covers(&self, later: &RouteMatcher) -> bool {
+        let covers = |mine: &[String], theirs: &[String]| {
+            mine.is_empty() || (!theirs.is_empty() && theirs.iter().all(|t| mine.contains(t)))
+        };
+        covers(&self.severities, &later.severities) && covers(&self.alert_types, &later.alert_types)
+    }
+}
+
+/// Routes that can never match because an earlier one takes all their alerts: (route,
+/// the earlier route), for `validate`.
+pub fn shadowed_routes(routes: &[RouteMatcher]) -> Vec<(usize, usize)> {
+    (0..routes.len())
+        .filter_map(|j| {
+            (0..j)
+                .find(|&i| routes[i].covers(&routes[j]))
+                .map(|i| (j, i))
+        })
+        .collect()
+}
+
 /// Where the chosen values came from (for logs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TicketSource {
@@ -158,6 +180,40 @@ mod tests {
         }
     }
 
+    #[test]
+    fn shadowed_routes_table() {
+        let m = |sev: &[&str], types: &[&str]| {
+            let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+            RouteMatcher::new(&owned(sev), &owned(types))
+        };
+        // (routes, shadowed (route, by))
+        type Case = (Vec<RouteMatcher>, Vec<(usize, usize)>);
+        let table: Vec<Case> = vec![
+            (vec![m(&["critical"], &[]), m(&["high"], &[])], vec![]),
+            (
+                vec![m(&["critical"], &[]), m(&["Critical"], &["X"])],
+                vec![(1, 0)],
+            ),
+            (
+                vec![m(&["critical", "high"], &[]), m(&["high"], &[])],
+                vec![(1, 0)],
+            ),
+            (
+                vec![m(&["high"], &[]), m(&["critical", "high"], &[])],
+                vec![],
+            ),
+            (vec![m(&[], &["X"]), m(&["low"], &[])], vec![]),
+            (vec![m(&["low"], &["X"]), m(&["low"], &[])], vec![]),
+            (
+                vec![m(&[], &["X", "Y"]), m(&["low"], &["y"]), m(&[], &["X"])],
+                vec![(1, 0), (2, 0)],
+            ),
+        ];
+        for (routes, want) in table {
+            assert_eq!(shadowed_routes(&routes), want, "{routes:?}");
+        }
+    }
+
     /// The precedence: mapping route > connection route (on the mapping's base) > mapping
     /// base > connection; first match wins within each list.
     #[test]
@@ -204,13 +260,14 @@ mod tests {
         };
         use TicketSource::*;
         // (customer, severity, alert type, board, source)
-        let table: Vec<(
-            Option<&CustomerTicket>,
-            Option<&str>,
-            &str,
-            &str,
+        type Case<'a> = (
+            Option<&'a CustomerTicket>,
+            Option<&'a str>,
+            &'a str,
+            &'a str,
             TicketSource,
-        )> = vec![
+        );
+        let table: Vec<Case> = vec![
             (None, Some("low"), "X", "conn", Connection),
             (
                 None,

@@ -350,7 +350,10 @@ impl Store {
                 }
             }
         }
-        w.queues = w.picks(&seed.queues, false);
+        // Queues after the first get their ids last (below): adding a queue to a seed then
+        // leaves every other id as it was.
+        let (first_queue, more_queues) = seed.queues.split_at(seed.queues.len().min(1));
+        w.queues = w.picks(first_queue, false);
         w.ticket_types = w.picks(&seed.ticket_types, false);
         w.sources = w.picks(&seed.sources, false);
         w.priorities = w.picks(&seed.priorities, false);
@@ -387,6 +390,8 @@ impl Store {
                 taxable: false,
             });
         }
+        let more = w.picks(more_queues, false);
+        w.queues.extend(more);
         w
     }
 
