@@ -24,11 +24,11 @@ use super::factory::credentials_secret_name;
 use super::index::ConnectionFacts;
 use super::resolve::customer::resolve_catch_all;
 use super::resolve::lifecycle::resolve_lifecycle;
+use super::resolve::noise::storm_limit;
 use super::resolve::routes::{
     connection_combos, connection_routes, resolve_combos, route_ids, ticket_fingerprint,
     FreshCatalogs,
 };
-use super::resolve::noise::storm_limit;
 use super::resolve::settings::{
     alertmanager_labels, dispatch_config, intake_path, label_names, smtp_settings, unresolved_hold,
 };

@@ -570,6 +570,38 @@ async fn enqueue_and_complete_racing_on_one_lane_lose_nothing(b: Backend) {
     );
 }
 
+/// Ids are unique per endpoint family: an `/alerts` id cannot suppress a finding or an
+/// Alertmanager alert with the same id (PostgreSQL: since store migration 4).
+async fn event_ids_are_unique_per_id_space(b: Backend) {
+    use crate::dispatch::event::EventKind;
+    let store = b.open("replica-a").await;
+    let with_kind = |id: &str, kind: EventKind| {
+        let mut ev = new_event("acme", id, "k", 1000);
+        ev.envelope.event.kind = kind;
+        ev
+    };
+    let am_id = "am:6d1ddaf090ad53b0:2026-11-24T16:18:28Z:firing";
+    let first = store
+        .enqueue(vec![
+            with_kind("rt-1", EventKind::Alert),
+            with_kind(am_id, EventKind::Alert),
+        ])
+        .await
+        .unwrap();
+    let second = store
+        .enqueue(vec![
+            with_kind("rt-1", EventKind::FindingCreated),
+            with_kind(am_id, EventKind::AlertFiring),
+            with_kind("rt-1", EventKind::FindingCommented),
+            with_kind("rt-1", EventKind::Alert),
+        ])
+        .await
+        .unwrap();
+    assert!(first.iter().all(|e| e.new));
+    let new: Vec<_> = second.iter().map(|e| e.new).collect();
+    assert_eq!(new, [true, true, false, false]);
+}
+
 async fn the_same_ids_from_two_replicas_are_stored_once(b: Backend) {
     let a = b.open("replica-a").await;
     let other = b.open("replica-b").await;
@@ -925,6 +957,7 @@ conformance!(
     concurrent_claimants_from_two_pools_get_each_lane_once,
     enqueue_and_complete_racing_on_one_lane_lose_nothing,
     the_same_ids_from_two_replicas_are_stored_once,
+    event_ids_are_unique_per_id_space,
     the_storm_breaker_counts_across_replicas_and_restarts,
     a_quiet_roll_up_is_closed_by_one_replica,
     dead_letters_are_listed_and_replayed_per_connection,
@@ -933,3 +966,72 @@ conformance!(
     workers_are_woken_by_new_work_not_by_reads,
     concurrent_enqueues_of_one_instance_all_commit,
 );
+
+/// A PostgreSQL store written at schema version 3 (one id space per connection) opens at the
+/// latest version with its events kept, each in the space of its kind: the old `/alerts` event
+/// is still a duplicate of itself, and a finding that reuses its id is a new event.
+#[tokio::test]
+async fn a_version_3_postgres_store_moves_its_events_into_id_spaces() {
+    use crate::dispatch::event::EventKind;
+    use crate::dispatch::store::postgres::migrations::MIGRATIONS;
+    let test = "a_version_3_postgres_store_moves_its_events_into_id_spaces";
+    if skip_requested(test) {
+        return;
+    }
+    let url = server().create_database("v3_ids").await.unwrap();
+    {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(conn);
+        client
+            .batch_execute(
+                "CREATE TABLE psa_schema_migrations (
+                     version BIGINT PRIMARY KEY,
+                     applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+            )
+            .await
+            .unwrap();
+        for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 <= 3) {
+            client.batch_execute(sql).await.unwrap();
+            client
+                .execute(
+                    "INSERT INTO psa_schema_migrations (version) VALUES ($1)",
+                    &[version],
+                )
+                .await
+                .unwrap();
+        }
+        let body = serde_json::to_string(&new_event("acme", "rt-1", "k", 1000).envelope).unwrap();
+        client
+            .execute(
+                "INSERT INTO psa_events (namespace, connection, event_id, group_key, kind, body,
+                                         state, next_attempt_at_ms, accepted_at_ms)
+                 VALUES ('psa', 'acme', 'rt-1', 'k', 'alert', $1, 0, 1000, 1000)",
+                &[&body],
+            )
+            .await
+            .unwrap();
+        drop(client);
+        let _ = driver.await;
+    }
+    let store = Backend {
+        backing: Backing::Postgres(url),
+    }
+    .open("replica-a")
+    .await;
+    let with_kind = |kind: EventKind| {
+        let mut ev = new_event("acme", "rt-1", "k", 2000);
+        ev.envelope.event.kind = kind;
+        ev
+    };
+    let again = store
+        .enqueue(vec![
+            with_kind(EventKind::Alert),
+            with_kind(EventKind::FindingCreated),
+        ])
+        .await
+        .unwrap();
+    let new: Vec<bool> = again.iter().map(|e| e.new).collect();
+    assert_eq!(new, [false, true], "{again:?}");
+}

@@ -466,9 +466,9 @@ async fn apply_counters(tx: &Transaction<'_>, deltas: &CounterDeltas) -> StoreRe
 const ENQUEUE_ONE: &str = "
 WITH ins AS (
     INSERT INTO psa_events (namespace, connection, event_id, group_key, kind, body, state,
-                            attempts, next_attempt_at_ms, accepted_at_ms)
-    VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, $7)
-    ON CONFLICT (namespace, connection, event_id) DO NOTHING
+                            attempts, next_attempt_at_ms, accepted_at_ms, id_space)
+    VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, $7, $8)
+    ON CONFLICT (namespace, connection, id_space, event_id) DO NOTHING
     RETURNING seq
 ), lane AS (
     INSERT INTO psa_lanes (namespace, connection, group_key, head_seq, ready_at_ms)
@@ -478,7 +478,8 @@ WITH ins AS (
 SELECT seq, TRUE FROM ins
 UNION ALL
 SELECT seq, FALSE FROM psa_events
- WHERE namespace = $1 AND connection = $2 AND event_id = $3 AND NOT EXISTS (SELECT 1 FROM ins)";
+ WHERE namespace = $1 AND connection = $2 AND id_space = $8 AND event_id = $3
+   AND NOT EXISTS (SELECT 1 FROM ins)";
 
 /// Enqueues a batch in one round trip: the lane locks (sorted) and one `ENQUEUE_ONE` per
 /// event are pipelined on the connection, which runs them in the order sent.
@@ -516,27 +517,34 @@ async fn enqueue_batch(tx: &Transaction<'_>, events: &[NewEvent]) -> StoreResult
         let params: Vec<&(dyn ToSql + Sync)> = vec![k];
         tx.execute_raw(lock, params)
     }));
-    let inserts = futures::future::try_join_all(events.iter().zip(&bodies).zip(&kinds).map(
-        |((ev, body), kind)| {
-            let env = &ev.envelope;
-            let params: Vec<&(dyn ToSql + Sync)> = vec![
-                &env.namespace,
-                &env.connection,
-                &env.event.id,
-                &ev.group_key,
-                kind,
-                body,
-                &env.accepted_at_ms,
-            ];
-            async move {
-                use futures::TryStreamExt;
-                tx.query_raw(insert, params)
-                    .await?
-                    .try_collect::<Vec<Row>>()
-                    .await
-            }
-        },
-    ));
+    let id_spaces: Vec<&str> = events
+        .iter()
+        .map(|e| e.envelope.event.kind.id_space())
+        .collect();
+    let id_spaces = &id_spaces;
+    let inserts =
+        futures::future::try_join_all(events.iter().zip(&bodies).zip(&kinds).enumerate().map(
+            |(i, ((ev, body), kind))| {
+                let env = &ev.envelope;
+                let params: Vec<&(dyn ToSql + Sync)> = vec![
+                    &env.namespace,
+                    &env.connection,
+                    &env.event.id,
+                    &ev.group_key,
+                    kind,
+                    body,
+                    &env.accepted_at_ms,
+                    &id_spaces[i],
+                ];
+                async move {
+                    use futures::TryStreamExt;
+                    tx.query_raw(insert, params)
+                        .await?
+                        .try_collect::<Vec<Row>>()
+                        .await
+                }
+            },
+        ));
     // Polled in this order, so every lock is requested before the first insert.
     let (locked, inserted) = futures::join!(locks, inserts);
     locked.map_err(unavailable)?;
@@ -563,8 +571,14 @@ async fn stored_seq(tx: &Transaction<'_>, ev: &NewEvent) -> StoreResult<i64> {
     let env = &ev.envelope;
     let row = query_opt(
         tx,
-        "SELECT seq FROM psa_events WHERE namespace = $1 AND connection = $2 AND event_id = $3",
-        &[&env.namespace, &env.connection, &env.event.id],
+        "SELECT seq FROM psa_events
+          WHERE namespace = $1 AND connection = $2 AND id_space = $3 AND event_id = $4",
+        &[
+            &env.namespace,
+            &env.connection,
+            &env.event.kind.id_space(),
+            &env.event.id,
+        ],
     )
     .await?
     .ok_or_else(|| StoreError::Unavailable("a duplicate event vanished; retry".into()))?;

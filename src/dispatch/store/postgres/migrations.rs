@@ -126,6 +126,23 @@ CREATE TABLE psa_storm_members (
 );
 ",
     ),
+    (
+        4,
+        "
+-- Event ids are unique per connection *and* id space (`EventKind::id_space`), as in SQLite:
+-- a finding or an Alertmanager alert that reuses an `/alerts` id is a new event, not a
+-- duplicate. Existing rows get their space from their kind.
+ALTER TABLE psa_events ADD COLUMN id_space TEXT;
+UPDATE psa_events SET id_space = CASE
+    WHEN kind IN ('alert', 'alert.resolved') THEN 'alerts'
+    WHEN kind LIKE 'finding.%' THEN 'findings'
+    ELSE 'alertmanager' END;
+ALTER TABLE psa_events ALTER COLUMN id_space SET NOT NULL;
+ALTER TABLE psa_events DROP CONSTRAINT psa_events_namespace_connection_event_id_key;
+ALTER TABLE psa_events ADD CONSTRAINT psa_events_id_per_space
+    UNIQUE (namespace, connection, id_space, event_id);
+",
+    ),
 ];
 
 /// The newest schema version this build knows.
@@ -207,11 +224,11 @@ mod tests {
     fn pending_migrations_by_current_version() {
         assert_eq!(
             pending(0).unwrap().iter().map(|m| m.0).collect::<Vec<_>>(),
-            vec![1, 2, 3]
+            vec![1, 2, 3, 4]
         );
         assert_eq!(
             pending(1).unwrap().iter().map(|m| m.0).collect::<Vec<_>>(),
-            vec![2, 3]
+            vec![2, 3, 4]
         );
         assert!(pending(latest_version()).unwrap().is_empty());
         let newer = pending(latest_version() + 1).unwrap_err();

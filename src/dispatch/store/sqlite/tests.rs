@@ -154,40 +154,6 @@ fn a_corrupted_store_refuses_to_open() {
     }
 }
 
-/// Ids are unique per endpoint family: an `/alerts` id cannot suppress a finding or an
-/// Alertmanager alert with the same id. SQLite only: the PostgreSQL store keeps one id space
-/// per connection (its unique key has no `id_space`), so this does not hold there yet.
-#[tokio::test]
-async fn event_ids_are_unique_per_id_space() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
-    let with_kind = |id: &str, kind: EventKind| {
-        let mut ev = new_event("acme", id, "k", 1000);
-        ev.envelope.event.kind = kind;
-        ev
-    };
-    let am_id = "am:6d1ddaf090ad53b0:2026-11-24T16:18:28Z:firing";
-    let first = store
-        .enqueue(vec![
-            with_kind("rt-1", EventKind::Alert),
-            with_kind(am_id, EventKind::Alert),
-        ])
-        .await
-        .unwrap();
-    let second = store
-        .enqueue(vec![
-            with_kind("rt-1", EventKind::FindingCreated),
-            with_kind(am_id, EventKind::AlertFiring),
-            with_kind("rt-1", EventKind::FindingCommented),
-            with_kind("rt-1", EventKind::Alert),
-        ])
-        .await
-        .unwrap();
-    assert!(first.iter().all(|e| e.new));
-    let new: Vec<_> = second.iter().map(|e| e.new).collect();
-    assert_eq!(new, [true, true, false, false]);
-}
-
 /// A version 1 store (one id space) opens as version 2 with its events kept in the space of
 /// their kind.
 #[tokio::test]
