@@ -37,7 +37,10 @@ fn fitted<T>(mut by_company: HashMap<PsaId, Vec<T>>) -> HashMap<PsaId, Vec<T>> {
 /// shared by the controller (which replaces the directory after each listing) and every routing
 /// snapshot of the connection (a pointer, not a copy per mapping or per snapshot).
 #[derive(Clone, Debug, Default)]
-pub struct SharedDirectory(Arc<RwLock<Option<(Instant, Arc<Directory>)>>>);
+pub struct SharedDirectory(Arc<RwLock<Option<Listed>>>);
+
+/// A directory and when its oldest listing was made.
+type Listed = (Instant, Arc<Directory>);
 
 impl SharedDirectory {
     /// Publishes a directory whose oldest listing is from `listed_at`.
@@ -51,7 +54,7 @@ impl SharedDirectory {
     }
 
     /// The directory and when it was listed, if any.
-    pub fn current(&self) -> Option<(Instant, Arc<Directory>)> {
+    pub fn current(&self) -> Option<Listed> {
         self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
