@@ -10,8 +10,8 @@ pub mod contract_service;
 pub mod crdgen;
 pub mod lifecycle;
 pub mod mapping;
-pub mod noise;
 pub mod routing;
+pub mod noise;
 pub mod sources;
 #[cfg(test)]
 mod tests;
@@ -21,8 +21,8 @@ pub use connection::*;
 pub use contract_service::*;
 pub use lifecycle::*;
 pub use mapping::*;
-pub use noise::*;
 pub use routing::*;
+pub use noise::*;
 pub use sources::*;
 
 /// API group of every resource of this operator.

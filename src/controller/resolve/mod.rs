@@ -10,8 +10,8 @@ pub mod directory;
 pub mod lifecycle;
 pub mod line_memory;
 pub mod names;
-pub mod noise;
 pub mod routes;
+pub mod noise;
 pub mod settings;
 pub mod ticket;
 

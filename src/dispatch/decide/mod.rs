@@ -10,6 +10,6 @@ pub mod render;
 pub mod reopen;
 pub mod retry;
 pub mod routing;
-pub mod storm;
 pub mod ticket_route;
+pub mod storm;
 pub mod values;
