@@ -258,6 +258,10 @@ pub struct ResolvedConnection {
     pub ticket_fingerprint: u64,
     /// `noise.maxNewTicketsPerCustomer`: the storm breaker's limit (`None`: no limit).
     pub storm: Option<crate::dispatch::decide::storm::StormLimit>,
+    /// The controllers' batched contact directory of the connection (mapped companies and the
+    /// catch-all company), shared by every snapshot: the dispatcher answers an alert user's
+    /// contact look-up from it while it is fresh instead of asking the PSA.
+    pub directory: crate::controller::resolve::directory::SharedDirectory,
 }
 
 impl ResolvedConnection {
@@ -289,6 +293,7 @@ impl ResolvedConnection {
             routes: self.routes.clone(),
             ticket_fingerprint: self.ticket_fingerprint,
             storm: self.storm,
+            directory: self.directory.clone(),
         }
     }
 }
@@ -317,6 +322,7 @@ impl ResolvedConnection {
             routes: Arc::from(Vec::new()),
             ticket_fingerprint: 0,
             storm: None,
+            directory: Default::default(),
         }
     }
 }

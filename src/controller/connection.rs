@@ -146,6 +146,7 @@ async fn resolve_settings(
     conn: &PsaConnection,
     psa: Arc<dyn Psa>,
     failsafe: Option<Result<Failsafe, Unresolved>>,
+    directory: crate::controller::resolve::directory::SharedDirectory,
 ) -> Result<Settings, PsaError> {
     let spec = &conn.spec;
     let mut misses = vec![];
@@ -217,6 +218,7 @@ async fn resolve_settings(
                 routes: routes.into(),
                 ticket_fingerprint: ticket_fingerprint(spec),
                 storm,
+                directory,
             })
         }
         _ => None,
@@ -328,6 +330,28 @@ struct Evaluation {
     budget: Option<(String, SharedBudget)>,
 }
 
+/// Puts the catch-all company's contacts into the connection's directory, so the dispatcher
+/// answers look-ups of alerts routed there without a PSA call. A refinement: a failed listing
+/// only leaves those look-ups to the PSA.
+async fn list_catch_all_contacts(
+    ctx: &Context,
+    key: &ConnectionKey,
+    psa: &dyn Psa,
+    settings: &Result<Settings, PsaError>,
+) {
+    let Some(company) = settings
+        .as_ref()
+        .ok()
+        .and_then(|s| s.ids.catch_all_company.clone())
+    else {
+        return;
+    };
+    if let Err(e) = ctx.directory_of_catch_all(key, psa, &company).await {
+        tracing::warn!(connection = %key, error = %e,
+            "listing the catch-all company's contacts failed; its look-ups go to the PSA");
+    }
+}
+
 async fn evaluate(
     ctx: &Context,
     key: &ConnectionKey,
@@ -360,7 +384,9 @@ async fn evaluate(
                 Some(at) => format!("{provider} accepted the credentials at {at}"),
                 None => format!("{provider} accepted the credentials"),
             };
-            let settings = resolve_settings(key, conn, psa.clone(), failsafe).await;
+            let settings =
+                resolve_settings(key, conn, psa.clone(), failsafe, ctx.shared_directory(key)).await;
+            list_catch_all_contacts(ctx, key, psa.as_ref(), &settings).await;
             let transient = match &settings {
                 Err(e) if e.is_transient() => Some(e.to_string()),
                 _ => None,

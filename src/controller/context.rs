@@ -18,7 +18,7 @@ use super::factory::PsaFactory;
 use super::metrics::ControllerMetrics;
 use super::publish::Publisher;
 use super::resolve::customer::CompanyIndex;
-use super::resolve::directory::{uncovered, Directory};
+use super::resolve::directory::{uncovered, Directory, SharedDirectory};
 use super::resolve::routes::catalog_key;
 use super::resolve::{fetch_catalog, PsaCatalog};
 
@@ -44,6 +44,9 @@ pub struct SharedState {
     company_indexes: HashMap<ConnectionKey, (Instant, Arc<CompanyIndex>)>,
     /// Per connection: when every mapped company was last listed, and the directory.
     directories: HashMap<ConnectionKey, (Instant, Arc<Directory>)>,
+    /// Per connection: the handle the routing snapshots read the directory through (the
+    /// dispatcher's contact look-ups); kept across listings so every snapshot sees the newest.
+    shared_directories: HashMap<ConnectionKey, SharedDirectory>,
     /// The last `reconcile-requested-at` value acted on, per object (`kind/ns/name`).
     recheck_requests: HashMap<String, String>,
     /// PSA lists mappings' ticket overrides resolve against, per connection and settings
@@ -186,9 +189,48 @@ impl Context {
         key: &ConnectionKey,
         psa: &dyn Psa,
         company_id: &PsaId,
-        mapped: impl Fn() -> Vec<PsaId>,
+        mapped: impl Fn() -> Vec<PsaId> + Sync,
         force: bool,
     ) -> PsaResult<Arc<Directory>> {
+        self.list_directory(key, psa, company_id, Some(&mapped), force)
+            .await
+    }
+
+    /// The directory extended by the catch-all company's contacts (connection reconcile), so
+    /// the dispatcher answers look-ups of catch-all alerts from it too. No wave is gathered:
+    /// it lists this one company when the directory does not cover it yet.
+    pub async fn directory_of_catch_all(
+        &self,
+        key: &ConnectionKey,
+        psa: &dyn Psa,
+        company_id: &PsaId,
+    ) -> PsaResult<Arc<Directory>> {
+        self.list_directory(key, psa, company_id, None, false).await
+    }
+
+    /// The handle routing snapshots of `key` read the directory through.
+    pub fn shared_directory(&self, key: &ConnectionKey) -> SharedDirectory {
+        self.state()
+            .shared_directories
+            .entry(key.clone())
+            .or_default()
+            .clone()
+    }
+
+    async fn list_directory(
+        &self,
+        key: &ConnectionKey,
+        psa: &dyn Psa,
+        company_id: &PsaId,
+        mapped: Option<&(dyn Fn() -> Vec<PsaId> + Sync)>,
+        force: bool,
+    ) -> PsaResult<Arc<Directory>> {
+        let gather = || async {
+            match mapped {
+                Some(mapped) => gather_wave(&mapped).await,
+                None => vec![],
+            }
+        };
         let _guard = self.directory_lock.lock().await;
         let current = self
             .state()
@@ -202,13 +244,13 @@ impl Context {
         };
         let (listed_at, wanted, base) = match current {
             None => {
-                let ids = with_mine(gather_wave(&mapped).await);
+                let ids = with_mine(gather().await);
                 (Instant::now(), uncovered(None, ids), None)
             }
             Some((at, dir)) if force => (at, vec![company_id.clone()], Some(dir)),
             Some((_, dir)) if dir.covers(company_id) => return Ok(dir),
             Some((at, dir)) => {
-                let ids = with_mine(gather_wave(&mapped).await);
+                let ids = with_mine(gather().await);
                 (at, uncovered(Some(&dir), ids), Some(dir))
             }
         };
@@ -225,6 +267,8 @@ impl Context {
             }
             None => Arc::new(listing),
         };
+        let shared = self.shared_directory(key);
+        shared.set(listed_at, dir.clone());
         self.state()
             .directories
             .insert(key.clone(), (listed_at, dir.clone()));
@@ -237,6 +281,9 @@ impl Context {
         st.clients.remove(key);
         st.company_indexes.remove(key);
         st.directories.remove(key);
+        if let Some(shared) = st.shared_directories.get(key) {
+            shared.clear();
+        }
         st.catalogs.retain(|(k, _), _| k != key);
     }
 

@@ -9,6 +9,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::controller::context::DIRECTORY_TTL;
+use crate::controller::resolve::directory::{listed_contacts, ListedContacts};
 use crate::dispatch::budget::PsaCalls;
 use crate::dispatch::cache::{Ttl, TtlCache};
 use crate::dispatch::decide::action::{plan, Indexed, Plan, TicketState};
@@ -604,6 +606,9 @@ impl Delivery<'_> {
         let lookup = match user_email(event.user.as_deref()) {
             None => EmailLookup::NotAnEmail,
             Some(email) => {
+                if let Some(l) = self.listed_contact(&customer.company_id, &email) {
+                    return Ok(self.walk_contact_chain(customer, &l));
+                }
                 let key = (self.conn.key.clone(), customer.company_id.clone(), email);
                 match self.caches.contacts.get(&key, Instant::now()) {
                     Some(l) => l,
@@ -636,6 +641,37 @@ impl Delivery<'_> {
                 }
             }
         };
+        Ok(self.walk_contact_chain(customer, &lookup))
+    }
+
+    /// The e-mail look-up answered from the controllers' directory of the connection when it
+    /// holds a fresh, complete contact list of the company (see `listed_contacts` for the
+    /// staleness bound); `None`: ask the cache and the PSA as before.
+    fn listed_contact(&self, company_id: &PsaId, email: &str) -> Option<EmailLookup> {
+        let current = self.conn.directory.current();
+        let answer = listed_contacts(
+            current.as_ref().map(|(at, dir)| (*at, dir.as_ref())),
+            Instant::now(),
+            DIRECTORY_TTL,
+            company_id,
+            email,
+        );
+        match answer {
+            ListedContacts::AskPsa => None,
+            ListedContacts::Listed(ids) => Some(match ids.as_slice() {
+                [] => EmailLookup::NotFound,
+                [one] => EmailLookup::Found(one.clone()),
+                _ => EmailLookup::Ambiguous,
+            }),
+        }
+    }
+
+    /// The rest of the chain after the e-mail look-up: customer default, then catch-all.
+    fn walk_contact_chain(
+        &self,
+        customer: &ResolvedCustomer,
+        lookup: &EmailLookup,
+    ) -> (Option<PsaId>, ContactSource) {
         // The catch-all contact belongs to the catch-all company: both PSAs refuse a ticket whose
         // contact is another company's, so it only completes the chain for that company.
         let catch_all_contact = self
@@ -644,10 +680,10 @@ impl Delivery<'_> {
             .as_ref()
             .filter(|c| c.company_id == customer.company_id)
             .and_then(|c| c.default_contact_id.as_ref());
-        Ok(choose_contact(
-            &lookup,
+        choose_contact(
+            lookup,
             customer.default_contact_id.as_ref(),
             catch_all_contact,
-        ))
+        )
     }
 }

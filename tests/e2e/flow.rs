@@ -289,3 +289,75 @@ async fn autotask_sample_connection_ticket_and_note() {
         .unwrap()
         .contains("Too Many Uploads"));
 }
+
+/// Issue [S] 22 item 4: once the controllers have listed the contacts of the mapped companies and
+/// of the catch-all company, the dispatcher answers an alert user's contact look-up from that
+/// directory: a hit, a miss in a complete list and a catch-all alert make no contact call to the
+/// PSA, and each ticket still carries the right contact on the right company.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connectwise_contact_lookups_come_from_the_directory() {
+    let env = Env::start().await;
+    env.wait_condition("psaconnection/demo-cw", "Ready", "True")
+        .await;
+    env.wait_condition("customermapping/contoso", "Ready", "True")
+        .await;
+    let token = "demo-cw-intake-token";
+    env.cw.admin().clear_calls();
+    let mut other = alert("d3", "someone@fabrikam.example", "Too Many Downloads");
+    other["organization"] = json!("Fabrikam Unmapped");
+    for body in [
+        alert("d1", "jane@contoso.example", "Too Many Downloads"),
+        alert("d2", "nobody@contoso.example", "Too Many Downloads"),
+        other,
+    ] {
+        let r = post_alert(&env, "demo-cw", token, body).await;
+        assert_eq!(r.status(), 202, "{:?}", r.text().await);
+    }
+    let all = env
+        .eventually("three tickets", || async {
+            let t = tickets(&Env::sandbox_state(&env.cw).await);
+            (t.len() == 3).then_some(t)
+        })
+        .await;
+    let of_user = |user: &str| {
+        all.iter()
+            .find(|t| t["summary"].as_str().is_some_and(|s| s.contains(user)))
+            .unwrap_or_else(|| panic!("a ticket of {user}: {all:?}"))
+            .clone()
+    };
+    // (user, company identifier, contact name)
+    for (user, company, contact) in [
+        ("jane@contoso.example", "CONTOSO", "Jane"),
+        ("nobody@contoso.example", "CONTOSO", "Alert Contact"),
+        ("someone@fabrikam.example", "", "Default Contact"),
+    ] {
+        let t = of_user(user);
+        if !company.is_empty() {
+            assert_eq!(t["company"]["identifier"], company, "{t}");
+        } else {
+            assert_eq!(t["company"]["name"], "Default Customer", "{t}");
+        }
+        assert!(
+            t["contact"]["name"]
+                .as_str()
+                .is_some_and(|n| n.contains(contact)),
+            "{user}: contact {contact} expected: {t}"
+        );
+    }
+    let calls = env.cw.admin().calls();
+    let contact_calls: Vec<_> = calls
+        .calls
+        .iter()
+        .filter(|c| c.route.ends_with("/company/contacts"))
+        .collect();
+    assert!(
+        contact_calls.is_empty(),
+        "contact look-ups went to the PSA: {contact_calls:?}"
+    );
+    assert_eq!(
+        calls.count("POST", "/v4_6_release/apis/3.0/service/tickets"),
+        3,
+        "{:?}",
+        calls.calls
+    );
+}

@@ -9,6 +9,8 @@
 //! moved to another company or an agreement that was renamed is seen as the PSA has it now.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::psa::{Contact, Contract, DirectoryContact, PsaId};
 
@@ -29,6 +31,65 @@ fn fitted<T>(mut by_company: HashMap<PsaId, Vec<T>>) -> HashMap<PsaId, Vec<T>> {
     by_company.values_mut().for_each(Vec::shrink_to_fit);
     by_company.shrink_to_fit();
     by_company
+}
+
+/// The directory of one connection as the dispatcher reads it: one handle per connection,
+/// shared by the controller (which replaces the directory after each listing) and every routing
+/// snapshot of the connection (a pointer, not a copy per mapping or per snapshot).
+#[derive(Clone, Debug, Default)]
+pub struct SharedDirectory(Arc<RwLock<Option<Listed>>>);
+
+/// A directory and when its oldest listing was made.
+type Listed = (Instant, Arc<Directory>);
+
+impl SharedDirectory {
+    /// Publishes a directory whose oldest listing is from `listed_at`.
+    pub fn set(&self, listed_at: Instant, dir: Arc<Directory>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Some((listed_at, dir));
+    }
+
+    /// Stops answering (credentials or PSA changed).
+    pub fn clear(&self) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The directory and when it was listed, if any.
+    pub fn current(&self) -> Option<Listed> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// What the directory says about an alert user's e-mail in a company.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListedContacts {
+    /// The ids of the company's contacts with that address (empty: the company has none).
+    Listed(Vec<PsaId>),
+    /// The directory does not cover the company, cannot list contacts, or is older than its
+    /// TTL: the PSA has to be asked.
+    AskPsa,
+}
+
+/// Whether the dispatcher may answer a contact look-up from the directory. A complete contact
+/// list of the company younger than `ttl` answers both ways: a miss there means "no such
+/// contact" without a PSA call. The staleness bound: a contact created in the PSA less than
+/// `ttl` before the look-up may be missed, and the ticket falls back along the contact chain.
+pub fn listed_contacts(
+    listing: Option<(Instant, &Directory)>,
+    now: Instant,
+    ttl: Duration,
+    company_id: &PsaId,
+    email: &str,
+) -> ListedContacts {
+    let Some((listed_at, dir)) = listing else {
+        return ListedContacts::AskPsa;
+    };
+    if now.saturating_duration_since(listed_at) >= ttl {
+        return ListedContacts::AskPsa;
+    }
+    match dir.contacts_with_email(company_id, email) {
+        Some(ids) => ListedContacts::Listed(ids),
+        None => ListedContacts::AskPsa,
+    }
 }
 
 /// Whole-name comparison as people write names: blanks collapsed, case ignored.
@@ -144,6 +205,21 @@ impl Directory {
                 ..r.contact.clone()
             }
         }))
+    }
+
+    /// The ids of every contact of the company with this e-mail (any of its addresses, any
+    /// case), in id order. Outer `None`: not listed, ask the PSA.
+    pub fn contacts_with_email(&self, company_id: &PsaId, email: &str) -> Option<Vec<PsaId>> {
+        let want = email.trim();
+        let rows = self.contacts_of(company_id)?;
+        let mut ids: Vec<PsaId> = rows
+            .iter()
+            .filter(|r| r.emails.iter().any(|e| e.trim().eq_ignore_ascii_case(want)))
+            .map(|r| r.contact.id.clone())
+            .collect();
+        ids.sort_by_key(|id| numeric_order(id));
+        ids.dedup();
+        Some(ids)
     }
 
     /// The company's contact named "First Last" (blanks and case ignored).
@@ -427,6 +503,118 @@ mod tests {
         d.merge(Directory::from_listing(&ids(&["2"]), None, Some(vec![])));
         assert_eq!(d.contact_by_email(&c, "a@b.example"), None);
         assert_eq!(d.contract(&c, "X"), Some(None));
+    }
+
+    #[test]
+    fn the_dispatcher_asks_the_psa_only_when_the_list_is_missing_or_stale() {
+        let d = Directory::from_listing(
+            &ids(&["1", "2"]),
+            Some(vec![
+                contact("10", "1", "Jane Doe", &["jane@a.example"], false),
+                contact("12", "1", "Twin One", &["twin@a.example"], false),
+                contact("11", "1", "Twin Two", &["TWIN@a.example"], false),
+            ]),
+            Some(vec![]),
+        );
+        let cannot_list = Directory::from_listing(&ids(&["1"]), None, Some(vec![]));
+        let ttl = Duration::from_secs(120);
+        let listed_at = Instant::now();
+        let fresh = listed_at + Duration::from_secs(119);
+        let stale = listed_at + ttl;
+        let listed = |v: &[&str]| ListedContacts::Listed(ids(v));
+        // (what, directory, now, company, e-mail, answer)
+        type Case<'a> = (
+            &'a str,
+            Option<&'a Directory>,
+            Instant,
+            &'a str,
+            &'a str,
+            ListedContacts,
+        );
+        let table: Vec<Case> = vec![
+            (
+                "hit",
+                Some(&d),
+                fresh,
+                "1",
+                "Jane@A.example",
+                listed(&["10"]),
+            ),
+            (
+                "two contacts share it",
+                Some(&d),
+                fresh,
+                "1",
+                "twin@a.example",
+                listed(&["11", "12"]),
+            ),
+            (
+                "miss in a complete list",
+                Some(&d),
+                fresh,
+                "1",
+                "x@a.example",
+                listed(&[]),
+            ),
+            (
+                "listed company without contacts",
+                Some(&d),
+                fresh,
+                "2",
+                "jane@a.example",
+                listed(&[]),
+            ),
+            (
+                "company not covered",
+                Some(&d),
+                fresh,
+                "3",
+                "jane@a.example",
+                ListedContacts::AskPsa,
+            ),
+            (
+                "stale list",
+                Some(&d),
+                stale,
+                "1",
+                "jane@a.example",
+                ListedContacts::AskPsa,
+            ),
+            (
+                "stale miss",
+                Some(&d),
+                stale,
+                "1",
+                "x@a.example",
+                ListedContacts::AskPsa,
+            ),
+            (
+                "no directory",
+                None,
+                fresh,
+                "1",
+                "jane@a.example",
+                ListedContacts::AskPsa,
+            ),
+            (
+                "provider cannot list contacts",
+                Some(&cannot_list),
+                fresh,
+                "1",
+                "x@a.example",
+                ListedContacts::AskPsa,
+            ),
+        ];
+        for (what, dir, now, company, email, want) in table {
+            let got = listed_contacts(
+                dir.map(|d| (listed_at, d)),
+                now,
+                ttl,
+                &company.to_string(),
+                email,
+            );
+            assert_eq!(got, want, "{what}");
+        }
     }
 
     #[test]
