@@ -138,6 +138,15 @@ impl ControllerMetrics {
             .set(share);
     }
 
+    /// Drops a deleted connection's budget reading, so `/metrics` does not keep showing the last
+    /// share of a connection that no longer exists.
+    pub fn forget_connection(&self, key: &crate::resolved::ConnectionKey) {
+        self.budget_share.remove(&BudgetLabels {
+            namespace: key.namespace.clone(),
+            connection: key.name.clone(),
+        });
+    }
+
     pub fn observe(&self, kind: &str, seconds: f64, error: Option<&str>) {
         let labels = KindLabels {
             kind: kind.to_string(),
@@ -152,5 +161,35 @@ impl ControllerMetrics {
                 })
                 .inc();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolved::ConnectionKey;
+
+    fn exposition(registry: &Registry) -> String {
+        let mut body = String::new();
+        prometheus_client::encoding::text::encode(&mut body, registry).unwrap();
+        body
+    }
+
+    /// A deleted connection's budget reading leaves `/metrics`; other connections' stay.
+    #[test]
+    fn a_forgotten_connection_has_no_budget_series() {
+        let mut registry = Registry::default();
+        let m = ControllerMetrics::register(&mut registry);
+        let (gone, kept) = (
+            ConnectionKey::new("psa", "autotask-old"),
+            ConnectionKey::new("psa", "autotask"),
+        );
+        m.set_budget_share(&gone, 0.95);
+        m.set_budget_share(&kept, 0.25);
+        assert!(exposition(&registry).contains("connection=\"autotask-old\""));
+        m.forget_connection(&gone);
+        let body = exposition(&registry);
+        assert!(!body.contains("connection=\"autotask-old\""), "{body}");
+        assert!(body.contains("connection=\"autotask\""), "{body}");
     }
 }

@@ -318,6 +318,7 @@ async fn inventory(
                 if !live.contains(&key) {
                     ctx.publisher.remove_connection(&key);
                     ctx.forget_connection(&key);
+                    ctx.metrics.forget_connection(&key);
                 }
             }
             ctx.publisher

@@ -158,8 +158,9 @@ fn scaffold_yaml(conn: &Located<PsaConnection>, c: &Company, name: &str) -> Stri
     );
     if c.default_contact_name.is_none() {
         about.push_str(
-            "# The PSA records no default contact: add spec.defaultContact {email: ...} for users\n\
-             # without a contact of their own, or they land on the company without one.\n",
+            "# The company record names no default contact: users without a contact of their own\n\
+             # get the company's primary contact in the PSA if it has one (Kaseya BMS, Autotask),\n\
+             # else none; add spec.defaultContact {email: ...} to choose one.\n",
         );
     }
     // Serialising a JSON value built here cannot fail.
@@ -371,7 +372,7 @@ mod tests {
             .contains("company:\n    name: Tailspin Toys"));
         assert!(r.scaffolds[1]
             .yaml
-            .contains("# The PSA records no default contact"));
+            .contains("# The company record names no default contact"));
         // Every scaffold passes the CRD schema and CEL rules.
         for s in &r.scaffolds {
             let docs = parse_documents(&Source {

@@ -709,7 +709,7 @@ async fn import_from_kaseya_bms_writes_files() {
         "{fabrikam}"
     );
     assert!(
-        fabrikam.contains("# The PSA records no default contact"),
+        fabrikam.contains("# The company record names no default contact"),
         "{fabrikam}"
     );
     let report = calls(&off.sandbox).await;
