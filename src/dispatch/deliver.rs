@@ -507,25 +507,32 @@ impl Delivery<'_> {
     /// The event is routed again for it (in memory, or the cached automatic look-up); when it no
     /// longer routes, the connection's status (`None` = the PSA's closed status on a failure).
     async fn closing_status(&self, event: &Event, lifecycle: bool) -> Option<PsaId> {
-        let pick = |c: &ChosenTicket<'_>| {
+        self.with_routed_ticket(event, |c| {
             if lifecycle {
                 c.lifecycle_closed_status_id.cloned()
             } else {
                 c.ticket.closed_status_id.clone()
             }
-        };
-        let plain = ticket_for(self.conn, None, event);
+        })
+        .await
+    }
+
+    /// `read` applied to the ticket settings `event` gets (its customer's overrides and the
+    /// routes), routing it again (in memory, or the cached automatic look-up); when it no longer
+    /// routes, the connection's own settings.
+    pub(crate) async fn with_routed_ticket<T>(
+        &self,
+        event: &Event,
+        read: impl Fn(&ChosenTicket<'_>) -> T,
+    ) -> T {
         let has_overrides = !self.conn.customers.is_empty() || !self.conn.routes.is_empty();
-        if !has_overrides {
-            return pick(&plain);
-        }
-        match self.route(&event.organization).await {
-            Ok(route) => {
+        if has_overrides {
+            if let Ok(route) = self.route(&event.organization).await {
                 let customer = route.customer().and_then(|c| c.ticket.as_deref());
-                pick(&ticket_for(self.conn, customer, event))
+                return read(&ticket_for(self.conn, customer, event));
             }
-            Err(_) => pick(&plain),
         }
+        read(&ticket_for(self.conn, None, event))
     }
 
     /// Routing with the automatic account mapping lookup cached (hits and misses).

@@ -65,9 +65,18 @@ impl Delivery<'_> {
             }
             return Ok(Recur::New);
         };
-        let Some(status) =
-            resolve_value(&self.conn.ticket.status, head).or_else(|| life.reopen_status_id.clone())
-        else {
+        // The open status of the board the ticket was routed to (ConnectWise scopes statuses
+        // by board); the connection's first open status only fits its own board.
+        let (routed_status, same_board) = self
+            .with_routed_ticket(head, |c| {
+                (
+                    resolve_value(&c.ticket.status, head),
+                    c.ticket.board_id == self.conn.ticket.board_id,
+                )
+            })
+            .await;
+        let fallback = same_board.then(|| life.reopen_status_id.clone()).flatten();
+        let Some(status) = routed_status.or(fallback) else {
             tracing::warn!(connection = %self.conn.key, ticket = %ticket.id,
                 "no open status to reopen the ticket with; a new ticket");
             return Ok(Recur::New);

@@ -371,3 +371,70 @@ async fn never_reopen_and_auto_resolved_tickets_connectwise() {
         "the reopened ticket closes with its alert again"
     );
 }
+
+/// A customer whose overrides put tickets on another board ("Escalations"): a re-occurring alert
+/// reopens its ticket with an open status of *that* board (ConnectWise scopes statuses by
+/// board), not with the connection board's status.
+#[tokio::test]
+async fn reopen_on_a_customers_board_uses_that_boards_open_status_connectwise() {
+    use psa_operator::resolved::{CustomerTicket, ResolvedCustomer, ResolvedValue, TicketProfile};
+    use std::sync::Arc;
+    let cw = super::cw::Cw::start().await;
+    let mut conn = reopen_within(
+        cw.client.as_ref(),
+        cw.snapshot(&key("demo-cw"), Grouping::User),
+        "24h",
+        &[],
+    )
+    .await;
+    let boards = cw.client.boards().await.unwrap();
+    let escalations = boards
+        .iter()
+        .find(|b| b.name == "Escalations")
+        .expect("the demo data's second board")
+        .id
+        .clone();
+    let statuses = cw.client.statuses(Some(&escalations)).await.unwrap();
+    let open_there = statuses.iter().find(|s| !s.closed).unwrap().id.clone();
+    let mut ticket = conn.ticket.clone();
+    ticket.board_id = Some(escalations.clone());
+    ticket.status = ResolvedValue::One(open_there.clone());
+    let closed_there = statuses.iter().find(|s| s.closed).unwrap().id.clone();
+    ticket.closed_status_id = Some(closed_there.clone());
+    let base = Arc::new(TicketProfile {
+        ticket,
+        lifecycle_closed_status_id: None,
+    });
+    let overrides = Arc::new(CustomerTicket {
+        connection_fingerprint: conn.ticket_fingerprint,
+        base: base.clone(),
+        routes: Vec::new(),
+        connection_routes: conn.routes.iter().map(|_| base.clone()).collect(),
+    });
+    for customer in conn.customers.values_mut() {
+        let mut with = ResolvedCustomer::clone(customer);
+        with.ticket = Some(overrides.clone());
+        *customer = Arc::new(with);
+    }
+    assert_ne!(
+        conn.lifecycle.reopen_status_id.as_ref(),
+        Some(&open_there),
+        "the boards' open statuses differ"
+    );
+    let mut h = Harness::new(conn);
+    h.start();
+    let downloads = |id: &str| alert(id, JANE, "Too Many Downloads");
+    h.send_and_settle(vec![downloads("d1")]).await;
+    let first = PsaView::tickets(&cw).await[0].id.clone();
+    // The technician closes it on its board (the sandbox, like ConnectWise, refuses a status
+    // of another board).
+    cw.set_status(&first, &closed_there).await;
+    h.options.clock.advance(Duration::from_secs(3600));
+    h.send_and_settle(vec![downloads("d2")]).await;
+    let t = cw.tickets().await;
+    assert_eq!(t.len(), 1, "reopened, not a new ticket: {t:#?}");
+    assert_eq!(t[0]["company"]["id"].to_string(), cw.ids.contoso);
+    assert_eq!(t[0]["board"]["id"].to_string(), escalations);
+    assert_eq!(t[0]["closedFlag"], false, "{:#?}", t[0]);
+    assert_eq!(t[0]["status"]["id"].to_string(), open_there);
+}
