@@ -71,6 +71,9 @@ pub struct Context {
     /// so a repeated Warning becomes a series (count and last time patched) instead of a new
     /// object. Normal Events are published without it (see [`Context::event`]).
     pub recorder: Recorder,
+    /// Warnings already raised per object and condition (a stale cached copy must not raise
+    /// the same problem twice).
+    pub warned: super::warned::Warned,
     /// Re-validation interval when the connection does not set one.
     pub default_revalidate: Duration,
     /// How long a PSA outage keeps `Ready` as last known before it becomes `Unknown`.
@@ -98,6 +101,7 @@ impl Context {
         };
         Context {
             recorder: Recorder::new(client.clone(), reporter.clone()),
+            warned: Default::default(),
             client,
             publisher: Arc::new(Publisher::new(registry)),
             leader: Arc::new(AtomicBool::new(true)),

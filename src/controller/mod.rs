@@ -30,6 +30,7 @@ pub mod stats_sink;
 pub mod status;
 pub mod store_health;
 pub mod type_combinations;
+pub mod warned;
 
 use kube::api::{Patch, PatchParams};
 use kube::Api;

@@ -206,8 +206,15 @@ where
     }
     // The Events and the status write go out together: each is a round trip to the API
     // server, and a reconcile holds one of the controller's few slots until both are back.
+    let uid = obj.meta().uid.clone().unwrap_or_default();
     let events = async {
         for c in transitions {
+            if !ctx
+                .warned
+                .due(&uid, &c.type_, &c.status, &c.reason, is_warning(c))
+            {
+                continue;
+            }
             ctx.event(
                 obj,
                 is_warning(c),
