@@ -263,7 +263,13 @@ pub async fn run_controllers(
         )
         .for_each(|_| future::ready(()));
 
-    let inventory = inventory(ctx.clone(), conn_reader, map_reader, shutdown.clone());
+    let inventory = inventory(
+        ctx.clone(),
+        conn_reader,
+        map_reader,
+        svc_reader,
+        shutdown.clone(),
+    );
     let publisher = ctx.publisher.clone();
     let publishing = async move { publisher.run(shutdown.clone()).await };
     futures::join!(connections, mappings, services, inventory, publishing);
@@ -295,11 +301,13 @@ const INVENTORY_EVERY: Duration = Duration::from_millis(500);
 
 /// Tells the publisher which connections and mappings exist in the API server: the initial
 /// list (a connection's routing is complete only once its mappings are known), deletions (no
-/// finalizer is needed for in-memory state) and organizations changed in a spec.
+/// finalizer is needed for in-memory state) and organizations changed in a spec; and forgets
+/// the remembered Warnings of objects deleted while broken.
 async fn inventory(
     ctx: Arc<Context>,
     conns: reflector::Store<PsaConnection>,
     maps: reflector::Store<CustomerMapping>,
+    services: reflector::Store<ContractService>,
     shutdown: impl future::Future<Output = ()> + Unpin,
 ) {
     let sweep = async {
@@ -325,10 +333,31 @@ async fn inventory(
                 .sync_inventory(mapping_inventory(&maps.state()));
             ctx.metrics
                 .set_incomplete_connections(ctx.publisher.incomplete_connections());
+            if !ctx.warned.is_empty() {
+                forget_deleted_warnings(&ctx, &conns, &maps, &services);
+            }
         }
     };
     futures::pin_mut!(sweep);
     future::select(sweep, shutdown).await;
+}
+
+/// Drops the Warning records of objects the caches no longer hold (a deleted broken resource;
+/// one created again under its name has a new uid and warns afresh).
+fn forget_deleted_warnings(
+    ctx: &Context,
+    conns: &reflector::Store<PsaConnection>,
+    maps: &reflector::Store<CustomerMapping>,
+    services: &reflector::Store<ContractService>,
+) {
+    fn uids<K: Resource>(objects: Vec<Arc<K>>) -> impl Iterator<Item = String> {
+        objects.into_iter().filter_map(|o| o.meta().uid.clone())
+    }
+    let live: HashSet<String> = uids(conns.state())
+        .chain(uids(maps.state()))
+        .chain(uids(services.state()))
+        .collect();
+    ctx.warned.forget_unless(|uid| live.contains(uid));
 }
 
 /// Connection → mapping name → organization, of the mappings not being deleted.

@@ -4,9 +4,9 @@
 //! but a reconcile can start from a cached copy that does not show the status this process
 //! wrote a moment ago; it would see the same problem as new and warn twice. This memory keeps
 //! the (status, reason) of each Warning emitted per object and condition until the condition
-//! recovers, so a problem warns once per process. Only problems are kept: the map stays as small
-//! as the number of broken resources (a deleted broken object leaves its few bytes until
-//! the process restarts).
+//! recovers, so a problem warns once per process. Only problems are kept, and the inventory
+//! sweep forgets objects that no longer exist: the map stays as small as the number of broken
+//! resources.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -43,6 +43,21 @@ impl Warned {
         last.insert(key, now);
         true
     }
+
+    /// Forgets the objects `exists` no longer finds (deleted while broken); cheap when nothing
+    /// is broken, which is the common case the sweep calls it in.
+    pub fn forget_unless(&self, exists: impl Fn(&str) -> bool) {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        last.retain(|(uid, _), _| exists(uid));
+    }
+
+    /// Whether no problem is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
 }
 
 #[cfg(test)]
@@ -72,5 +87,24 @@ mod tests {
             w.due("uid-2", "Ready", "False", "NamesNotFound", true),
             "per object"
         );
+    }
+
+    #[test]
+    fn a_deleted_broken_object_is_forgotten_and_a_new_one_with_its_name_warns() {
+        let w = Warned::default();
+        assert!(w.due("gone", "Ready", "False", "CompanyNotFound", true));
+        assert!(w.due("kept", "Ready", "False", "CompanyNotFound", true));
+        w.forget_unless(|uid| uid == "kept");
+        assert!(!w.is_empty());
+        assert!(
+            !w.due("kept", "Ready", "False", "CompanyNotFound", true),
+            "a live object's problem is still remembered"
+        );
+        assert!(
+            w.due("gone", "Ready", "False", "CompanyNotFound", true),
+            "the deleted object's record is gone"
+        );
+        w.forget_unless(|_| false);
+        assert!(w.is_empty());
     }
 }

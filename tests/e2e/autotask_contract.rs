@@ -416,6 +416,18 @@ async fn workload(c: &AutotaskClient) {
     assert_eq!(c.note_texts(&t.id).await.unwrap().unwrap().len(), 1);
     c.close_ticket(&t.id, None, Some("resolved")).await.unwrap();
     assert!(c.get_ticket(&t.id).await.unwrap().unwrap().closed);
+    // A re-occurrence within `lifecycle.reopenWithin`: status PATCH + note, both checked
+    // against the document like every other exchange.
+    c.reopen_ticket(
+        &t.id,
+        &statuses[0].id,
+        "Re-occurred 1h 0m after it was closed",
+    )
+    .await
+    .unwrap();
+    let reopened = c.get_ticket(&t.id).await.unwrap().unwrap();
+    assert!(!reopened.closed);
+    assert_eq!(reopened.status_id.as_ref(), Some(&statuses[0].id));
 
     let spec = CatalogServiceSpec {
         name: "Contract Test Service".into(),
