@@ -1,8 +1,11 @@
 //! What both backends share of the storm breaker's state: its row encoding. The rules are
 //! `decide::storm`; each backend applies them inside one transaction.
 
-use super::{StoreError, StoreResult};
-use crate::dispatch::decide::storm::StormWindow;
+use super::rows::Columns;
+use super::tables::StoredValue::{self, Int, OptInt, Text};
+use super::{StoreError, StoreResult, StormDue};
+use crate::dispatch::decide::storm::{closable, AdmitRequest, Member, StormWindow};
+use crate::resolved::ConnectionKey;
 
 /// The state as stored (JSON text).
 pub(crate) fn encode(w: &StormWindow) -> String {
@@ -11,6 +14,79 @@ pub(crate) fn encode(w: &StormWindow) -> String {
 
 pub(crate) fn decode(text: &str) -> StoreResult<StormWindow> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("storm state: {e}")))
+}
+
+/// A stored state; empty text is a row created only to be locked (PostgreSQL's first
+/// admission of a customer), which holds no window yet.
+pub(crate) fn decode_stored(text: &str) -> StoreResult<Option<StormWindow>> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    decode(text).map(Some)
+}
+
+/// A group's membership of a window, read as `SELECT window_start_ms, member`; an unknown
+/// member text counts as none.
+pub(crate) fn membership(row: &impl Columns) -> StoreResult<Option<(i64, Member)>> {
+    let start = row.int(0)?;
+    Ok(Member::parse(&row.text(1)?).map(|m| (start, m)))
+}
+
+/// Whether `after` starts a new window, which voids the memberships of `before`'s.
+pub(crate) fn starts_new_window(before: Option<&StormWindow>, after: &StormWindow) -> bool {
+    before.is_some_and(|b| b.window_start_ms != after.window_start_ms)
+}
+
+/// A roll-up read as `SELECT namespace, connection, customer_id, state` by the closing
+/// sweep: when it may close at `now_ms`, its window leased to this sweep for `lease_ms` (the
+/// caller writes it back); `None` when it may not close yet.
+pub(crate) fn lease_to_close(
+    row: &impl Columns,
+    now_ms: i64,
+    lease_ms: i64,
+) -> StoreResult<Option<StormDue>> {
+    let mut window = decode(&row.text(3)?)?;
+    if !closable(&window, now_ms) {
+        return Ok(None);
+    }
+    window.closing_until_ms = Some(now_ms + lease_ms);
+    Ok(Some(StormDue {
+        connection: ConnectionKey::new(row.text(0)?, row.text(1)?),
+        customer_id: row.text(2)?,
+        window,
+    }))
+}
+
+/// A customer's `tables::STORM_WINDOWS` row.
+pub(crate) fn window_row(
+    key: &ConnectionKey,
+    customer_id: &str,
+    w: &StormWindow,
+) -> Vec<StoredValue> {
+    vec![
+        Text(key.namespace.clone()),
+        Text(key.name.clone()),
+        Text(customer_id.to_string()),
+        Text(encode(w)),
+        OptInt(close_due_ms(w)),
+    ]
+}
+
+/// The `tables::STORM_MEMBERS` row of the requesting group in the window starting at
+/// `window_start_ms`.
+pub(crate) fn member_row(
+    req: &AdmitRequest,
+    window_start_ms: i64,
+    member: Member,
+) -> Vec<StoredValue> {
+    vec![
+        Text(req.connection.namespace.clone()),
+        Text(req.connection.name.clone()),
+        Text(req.customer_id.clone()),
+        Text(req.group_key.clone()),
+        Int(window_start_ms),
+        Text(member.as_str().to_string()),
+    ]
 }
 
 /// The indexed column `storm_due` scans: when the open roll-up may close (a quiet window
