@@ -4,7 +4,9 @@
 use super::rows::Columns;
 use super::tables::StoredValue::{self, Int, OptInt, Text};
 use super::{StoreError, StoreResult, StormDue};
-use crate::dispatch::decide::storm::{closable, AdmitRequest, Member, StormWindow};
+use crate::dispatch::decide::storm::{
+    admit, closable, Admission, AdmitRequest, Member, StormWindow,
+};
 use crate::resolved::ConnectionKey;
 
 /// The state as stored (JSON text).
@@ -32,9 +34,31 @@ pub(crate) fn membership(row: &impl Columns) -> StoreResult<Option<(i64, Member)
     Ok(Member::parse(&row.text(1)?).map(|m| (start, m)))
 }
 
-/// Whether `after` starts a new window, which voids the memberships of `before`'s.
-pub(crate) fn starts_new_window(before: Option<&StormWindow>, after: &StormWindow) -> bool {
-    before.is_some_and(|b| b.window_start_ms != after.window_start_ms)
+/// What recording an admission writes, decided by `decide::storm::admit` from what the
+/// backend read: the customer's window and the group's membership (`None`: none recorded).
+pub(crate) struct AdmitWrites {
+    pub admission: Admission,
+    /// A new window starting at this time voids the memberships of the old one.
+    pub void_members_before: Option<i64>,
+    /// The customer's `tables::STORM_WINDOWS` row.
+    pub window_row: Vec<StoredValue>,
+    /// The group's `tables::STORM_MEMBERS` row, when the admission records one.
+    pub member_row: Option<Vec<StoredValue>>,
+}
+
+pub(crate) fn admit_writes(
+    req: &AdmitRequest,
+    before: Option<StormWindow>,
+    member: Option<(i64, Member)>,
+) -> AdmitWrites {
+    let (after, record, admission) = admit(before.as_ref(), member, req);
+    let new_window = before.is_some_and(|b| b.window_start_ms != after.window_start_ms);
+    AdmitWrites {
+        admission,
+        void_members_before: new_window.then_some(after.window_start_ms),
+        window_row: window_row(&req.connection, &req.customer_id, &after),
+        member_row: record.map(|m| member_row(req, after.window_start_ms, m)),
+    }
 }
 
 /// A roll-up read as `SELECT namespace, connection, customer_id, state` by the closing
@@ -74,11 +98,7 @@ pub(crate) fn window_row(
 
 /// The `tables::STORM_MEMBERS` row of the requesting group in the window starting at
 /// `window_start_ms`.
-pub(crate) fn member_row(
-    req: &AdmitRequest,
-    window_start_ms: i64,
-    member: Member,
-) -> Vec<StoredValue> {
+fn member_row(req: &AdmitRequest, window_start_ms: i64, member: Member) -> Vec<StoredValue> {
     vec![
         Text(req.connection.namespace.clone()),
         Text(req.connection.name.clone()),

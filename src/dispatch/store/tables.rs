@@ -142,6 +142,7 @@ impl KeyedStatements {
             "group_lifecycle" => &self.group_lifecycle,
             "finding_tickets" => &self.finding_tickets,
             "storm_windows" => &self.storm_windows,
+            // `STORM_MEMBERS`, the last of the five (the tests map each table to its own).
             _ => &self.storm_members,
         };
         &sql.upsert

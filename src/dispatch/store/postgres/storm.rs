@@ -6,10 +6,10 @@ use std::sync::LazyLock;
 use deadpool_postgres::Transaction;
 
 use super::{exec, query, query_opt, upsert, KEYED};
-use crate::dispatch::decide::storm::{admit, closed, noted, Admission, AdmitRequest, StormWindow};
+use crate::dispatch::decide::storm::{closed, noted, Admission, AdmitRequest, StormWindow};
 use crate::dispatch::store::rows::Columns;
 use crate::dispatch::store::storm::{
-    decode_stored, lease_to_close, member_row, membership, starts_new_window, window_row,
+    admit_writes, decode_stored, lease_to_close, membership, window_row,
 };
 use crate::dispatch::store::{StoreResult, StormDue};
 use crate::resolved::ConnectionKey;
@@ -70,8 +70,9 @@ pub(super) async fn admit_in(tx: &Transaction<'_>, req: &AdmitRequest) -> StoreR
         Some(r) => membership(&r)?,
         None => None,
     };
-    let (after, record, admission) = admit(before.as_ref(), member, req);
-    if starts_new_window(before.as_ref(), &after) {
+    let writes = admit_writes(req, before, member);
+    if let Some(window_start_ms) = writes.void_members_before {
+        // A new window: the memberships of the old one are void.
         exec(
             tx,
             "DELETE FROM psa_storm_members
@@ -81,21 +82,16 @@ pub(super) async fn admit_in(tx: &Transaction<'_>, req: &AdmitRequest) -> StoreR
                 &key.namespace,
                 &key.name,
                 &req.customer_id,
-                &after.window_start_ms,
+                &window_start_ms,
             ],
         )
         .await?;
     }
-    write_window(tx, key, &req.customer_id, &after).await?;
-    if let Some(m) = record {
-        upsert(
-            tx,
-            &KEYED.storm_members.upsert,
-            member_row(req, after.window_start_ms, m),
-        )
-        .await?;
+    upsert(tx, &KEYED.storm_windows.upsert, writes.window_row).await?;
+    if let Some(row) = writes.member_row {
+        upsert(tx, &KEYED.storm_members.upsert, row).await?;
     }
-    Ok(admission)
+    Ok(writes.admission)
 }
 
 /// `TicketRecord::Storm`, written with `complete`.

@@ -4,10 +4,10 @@
 use rusqlite::{params, Connection};
 
 use super::{query_first, query_rows, unavailable, upsert, KEYED};
-use crate::dispatch::decide::storm::{admit, closed, noted, Admission, AdmitRequest, StormWindow};
+use crate::dispatch::decide::storm::{closed, noted, Admission, AdmitRequest, StormWindow};
 use crate::dispatch::store::rows::{limit_param, Columns};
 use crate::dispatch::store::storm::{
-    decode_stored, lease_to_close, member_row, membership, starts_new_window, window_row,
+    admit_writes, decode_stored, lease_to_close, membership, window_row,
 };
 use crate::dispatch::store::{StoreResult, StormDue};
 use crate::resolved::ConnectionKey;
@@ -48,7 +48,10 @@ pub(super) fn window(
         params![key.namespace, key.name, customer_id],
         |r| r.text(0),
     )?;
-    Ok(text.as_deref().map(decode_stored).transpose()?.flatten())
+    match text {
+        Some(text) => decode_stored(&text),
+        None => Ok(None),
+    }
 }
 
 fn write_window(
@@ -74,8 +77,8 @@ pub(super) fn admit_in(conn: &Connection, req: &AdmitRequest) -> StoreResult<Adm
         |r| membership(r),
     )?
     .flatten();
-    let (after, record, admission) = admit(before.as_ref(), member, req);
-    if starts_new_window(before.as_ref(), &after) {
+    let writes = admit_writes(req, before, member);
+    if let Some(window_start_ms) = writes.void_members_before {
         // A new window: the memberships of the old one are void.
         conn.prepare_cached(
             "DELETE FROM storm_members
@@ -87,19 +90,15 @@ pub(super) fn admit_in(conn: &Connection, req: &AdmitRequest) -> StoreResult<Adm
             key.namespace,
             key.name,
             req.customer_id,
-            after.window_start_ms
+            window_start_ms
         ])
         .map_err(unavailable)?;
     }
-    write_window(conn, key, &req.customer_id, &after)?;
-    if let Some(m) = record {
-        upsert(
-            conn,
-            &KEYED.storm_members.upsert,
-            member_row(req, after.window_start_ms, m),
-        )?;
+    upsert(conn, &KEYED.storm_windows.upsert, writes.window_row)?;
+    if let Some(row) = writes.member_row {
+        upsert(conn, &KEYED.storm_members.upsert, row)?;
     }
-    Ok(admission)
+    Ok(writes.admission)
 }
 
 /// `TicketRecord::Storm`, written with `complete`.
