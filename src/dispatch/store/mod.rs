@@ -38,8 +38,10 @@ use crate::resolved::ConnectionKey;
 
 pub mod location;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 mod storm;
+mod tables;
 
 #[cfg(test)]
 mod conformance;

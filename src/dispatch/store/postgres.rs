@@ -18,8 +18,7 @@
 //! a `NOTIFY` that wakes the other replicas' idle workers (`listen.rs`); the poll
 //! (`DispatcherOptions::idle_poll`) only backs that up.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,13 +27,13 @@ use tokio::sync::watch;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
+use super::rows::{self, connection_filter_params, limit_param, ms, Columns, CounterDeltas, Lane};
+use super::tables::{self, KeyedStatements, StoredValue};
 use super::{
-    firing_json, parse_firing, ConnectionCounters, Enqueued, EventState, GroupLifecycle,
-    GroupTicket, NewEvent, ReadyLane, Store, StoreError, StoreResult, StoredEvent, StormDue,
-    TicketRecord,
+    ConnectionCounters, Enqueued, GroupLifecycle, GroupTicket, NewEvent, ReadyLane, Store,
+    StoreError, StoreResult, StoredEvent, StormDue, TicketRecord,
 };
 use crate::dispatch::decide::storm::{Admission, AdmitRequest, StormWindow};
-use crate::dispatch::event::Envelope;
 use crate::resolved::ConnectionKey;
 
 pub mod connect;
@@ -105,14 +104,6 @@ impl std::fmt::Debug for PgStore {
             .finish_non_exhaustive()
     }
 }
-
-const STATE_QUEUED: i64 = 0;
-const STATE_DONE: i64 = 1;
-const STATE_DEAD: i64 = 2;
-
-const EVENT_COLUMNS: &str = "seq, group_key, body, state, attempts, next_attempt_at_ms, \
-                             last_error, failsafe_sent, finished_at_ms, claims, \
-                             failsafe_next_at_ms, failsafe_error";
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
@@ -272,8 +263,23 @@ fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Sto
         .map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))
 }
 
-/// A lane: (namespace, connection, group key).
-type Lane = (String, String, String);
+impl Columns for Row {
+    fn int(&self, i: usize) -> StoreResult<i64> {
+        get(self, i)
+    }
+    fn opt_int(&self, i: usize) -> StoreResult<Option<i64>> {
+        get(self, i)
+    }
+    fn text(&self, i: usize) -> StoreResult<String> {
+        get(self, i)
+    }
+    fn opt_text(&self, i: usize) -> StoreResult<Option<String>> {
+        get(self, i)
+    }
+    fn flag(&self, i: usize) -> StoreResult<bool> {
+        get(self, i)
+    }
+}
 
 /// The advisory-lock key of a lane. Stable across builds and replicas (FNV-1a, 64 bit), so
 /// every replica locks the same key for the same lane. Collisions only serialise two lanes.
@@ -305,47 +311,16 @@ async fn lock_lanes<'a>(
     Ok(())
 }
 
-fn into_event(row: &Row) -> StoreResult<StoredEvent> {
-    let seq: i64 = get(row, 0)?;
-    let body: String = get(row, 2)?;
-    let envelope: Envelope = serde_json::from_str(&body)
-        .map_err(|e| StoreError::Corrupt(format!("event {seq}: {e}")))?;
-    let state = match get::<i64>(row, 3)? {
-        STATE_QUEUED => EventState::Queued,
-        STATE_DONE => EventState::Done,
-        STATE_DEAD => EventState::DeadLetter,
-        other => {
-            return Err(StoreError::Corrupt(format!(
-                "event {seq}: unknown state {other}"
-            )))
-        }
-    };
-    Ok(StoredEvent {
-        seq,
-        group_key: get(row, 1)?,
-        envelope,
-        state,
-        attempts: u32::try_from(get::<i64>(row, 4)?).unwrap_or(u32::MAX),
-        next_attempt_at_ms: get(row, 5)?,
-        last_error: get(row, 6)?,
-        failsafe_sent: get(row, 7)?,
-        finished_at_ms: get(row, 8)?,
-        claims: u32::try_from(get::<i64>(row, 9)?).unwrap_or(u32::MAX),
-        failsafe_next_at_ms: get(row, 10)?,
-        failsafe_error: get(row, 11)?,
-    })
-}
-
 async fn query_events(
     tx: &Transaction<'_>,
     sql_tail: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> StoreResult<Vec<StoredEvent>> {
-    let sql = format!("SELECT {EVENT_COLUMNS} FROM psa_events {sql_tail}");
+    let sql = format!("SELECT {} FROM psa_events {sql_tail}", rows::EVENT_COLUMNS);
     query(tx, &sql, params)
         .await?
         .iter()
-        .map(into_event)
+        .map(rows::event)
         .collect()
 }
 
@@ -358,7 +333,7 @@ async fn queued_lane(tx: &Transaction<'_>, seq: i64) -> StoreResult<Lane> {
     )
     .await?
     .ok_or(StoreError::NotQueued(seq))?;
-    Ok((get(&row, 0)?, get(&row, 1)?, get(&row, 2)?))
+    rows::lane(&row)
 }
 
 /// Locks the lanes of queued events `seqs`, then checks they are still queued (a concurrent
@@ -424,25 +399,13 @@ async fn refresh_lane(
     Ok(())
 }
 
-/// Counter deltas per connection: [accepted, pending, delivered, dead letters].
-type CounterDeltas = BTreeMap<(String, String), [i64; 4]>;
-
-fn add_delta(deltas: &mut CounterDeltas, ns: &str, name: &str, d: [i64; 4]) {
-    let e = deltas
-        .entry((ns.to_string(), name.to_string()))
-        .or_default();
-    for (acc, x) in e.iter_mut().zip(d) {
-        *acc += x;
-    }
-}
-
 /// Counter rows per connection: a transaction writes one of them (see the migration).
 const COUNTER_SHARDS: i16 = 16;
 
 /// Applies counter deltas to one shard, in key order (rows locked in a fixed order).
 async fn apply_counters(tx: &Transaction<'_>, deltas: &CounterDeltas) -> StoreResult<()> {
     let shard: i16 = rand::random_range(0..COUNTER_SHARDS);
-    for ((ns, name), [accepted, pending, delivered, dead]) in deltas {
+    for ((ns, name), [accepted, pending, delivered, dead]) in deltas.iter() {
         exec(
             tx,
             "INSERT INTO psa_counters (namespace, connection, accepted, pending, delivered, dead_letters, shard)
@@ -585,83 +548,54 @@ async fn stored_seq(tx: &Transaction<'_>, ev: &NewEvent) -> StoreResult<i64> {
     get(&row, 0)
 }
 
-async fn write_ticket_record(tx: &Transaction<'_>, record: &TicketRecord) -> StoreResult<()> {
-    match record {
-        TicketRecord::Storm {
-            connection,
-            customer_id,
-            created,
-            label,
-        } => {
-            return storm::write_noted(tx, connection, customer_id, created.as_deref(), label)
-                .await
+/// The keyed tables' statements in PostgreSQL's dialect.
+static KEYED: LazyLock<KeyedStatements> = LazyLock::new(|| KeyedStatements::new(tables::POSTGRES));
+
+impl ToSql for StoredValue {
+    fn to_sql(
+        &self,
+        ty: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        // Checked per value: `accepts` below admits any column type one of them fits.
+        match self {
+            StoredValue::Text(v) => v.to_sql_checked(ty, out),
+            StoredValue::OptText(v) => v.to_sql_checked(ty, out),
+            StoredValue::Int(v) => v.to_sql_checked(ty, out),
+            StoredValue::OptInt(v) => v.to_sql_checked(ty, out),
+            StoredValue::Flag(v) => v.to_sql_checked(ty, out),
         }
-        TicketRecord::Lifecycle {
-            connection,
-            group_key,
-            lifecycle,
-        } => {
-            exec(
-                tx,
-                "INSERT INTO psa_group_lifecycle (namespace, connection, group_key, ticket_id, status_id, firing)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (namespace, connection, group_key) DO UPDATE SET
-                   ticket_id = excluded.ticket_id, status_id = excluded.status_id,
-                   firing = excluded.firing",
-                &[
-                    &connection.namespace,
-                    &connection.name,
-                    group_key,
-                    &lifecycle.ticket_id,
-                    &lifecycle.status_id,
-                    &firing_json(&lifecycle.firing),
-                ],
-            )
-            .await
-        }
-        TicketRecord::Group {
-            connection,
-            group_key,
-            ticket,
-        } => exec(
-            tx,
-            "INSERT INTO psa_group_tickets (namespace, connection, group_key, ticket_id, open, updated_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (namespace, connection, group_key) DO UPDATE SET
-               ticket_id = excluded.ticket_id, open = excluded.open,
-               updated_at_ms = excluded.updated_at_ms",
-            &[
-                &connection.namespace,
-                &connection.name,
-                group_key,
-                &ticket.ticket_id,
-                &ticket.open,
-                &ticket.updated_at_ms,
-            ],
-        )
-        .await,
-        TicketRecord::Finding {
-            connection,
-            finding_id,
-            ticket_id,
-            updated_at_ms,
-        } => exec(
-            tx,
-            "INSERT INTO psa_finding_tickets (namespace, connection, finding_id, ticket_id, updated_at_ms)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (namespace, connection, finding_id) DO UPDATE SET
-               ticket_id = excluded.ticket_id, updated_at_ms = excluded.updated_at_ms",
-            &[
-                &connection.namespace,
-                &connection.name,
-                finding_id,
-                ticket_id,
-                updated_at_ms,
-            ],
-        )
-        .await,
     }
-    .map(|_| ())
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        <String as ToSql>::accepts(ty)
+            || <i64 as ToSql>::accepts(ty)
+            || <bool as ToSql>::accepts(ty)
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+/// Writes a keyed table's row (`tables`), replacing the one with the same key.
+async fn upsert(tx: &Transaction<'_>, sql: &str, row: Vec<StoredValue>) -> StoreResult<()> {
+    let params: Vec<&(dyn ToSql + Sync)> = row.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+    exec(tx, sql, &params).await.map(drop)
+}
+
+async fn write_ticket_record(tx: &Transaction<'_>, record: &TicketRecord) -> StoreResult<()> {
+    if let TicketRecord::Storm {
+        connection,
+        customer_id,
+        created,
+        label,
+    } = record
+    {
+        return storm::write_noted(tx, connection, customer_id, created.as_deref(), label).await;
+    }
+    match tables::record_row(record) {
+        Some((table, row)) => upsert(tx, KEYED.upsert(table), row).await,
+        None => Ok(()),
+    }
 }
 
 /// Runs an UPDATE of one dead letter; `NotDeadLetter` when it matched no row.
@@ -677,23 +611,9 @@ async fn update_dead_letter(
     Ok(())
 }
 
-/// ($1, $2) of an optional connection filter; empty strings select all connections.
-fn conn_params(connection: &Option<ConnectionKey>) -> (String, String) {
-    match connection {
-        Some(k) => (k.namespace.clone(), k.name.clone()),
-        None => (String::new(), String::new()),
-    }
-}
-
+/// The condition on ($1, $2) = `rows::connection_filter_params`: empty strings select all
+/// connections.
 const CONN_FILTER: &str = "($1 = '' OR (namespace = $1 AND connection = $2))";
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn limit_param(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
 
 #[async_trait]
 impl Store for PgStore {
@@ -704,11 +624,11 @@ impl Store for PgStore {
         self.in_tx(true, move |tx| {
             Box::pin(async move {
                 let out = enqueue_batch(tx, &events).await?;
-                let mut deltas = CounterDeltas::new();
+                let mut deltas = CounterDeltas::default();
                 for (ev, r) in events.iter().zip(&out) {
                     if r.new {
                         let env = &ev.envelope;
-                        add_delta(&mut deltas, &env.namespace, &env.connection, [1, 1, 0, 0]);
+                        deltas.add(&env.namespace, &env.connection, [1, 1, 0, 0]);
                     }
                 }
                 apply_counters(tx, &deltas).await?;
@@ -724,7 +644,7 @@ impl Store for PgStore {
         now_ms: i64,
         limit: usize,
     ) -> StoreResult<Vec<ReadyLane>> {
-        let (ns, name) = conn_params(&connection);
+        let (ns, name) = connection_filter_params(&connection);
         let limit = limit_param(limit);
         self.in_tx(false, move |tx| {
             Box::pin(async move {
@@ -737,16 +657,7 @@ impl Store for PgStore {
                 query(tx, &sql, &[&ns, &name, &now_ms, &limit])
                     .await?
                     .iter()
-                    .map(|r| {
-                        Ok(ReadyLane {
-                            connection: ConnectionKey::new(
-                                get::<String>(r, 0)?,
-                                get::<String>(r, 1)?,
-                            ),
-                            group_key: get(r, 2)?,
-                            ready_at_ms: get(r, 3)?,
-                        })
-                    })
+                    .map(rows::ready_lane)
                     .collect()
             })
         })
@@ -784,13 +695,7 @@ impl Store for PgStore {
                 )
                 .await?
                 .iter()
-                .map(|r| {
-                    Ok(ReadyLane {
-                        connection: connection.clone(),
-                        group_key: get(r, 0)?,
-                        ready_at_ms: get(r, 1)?,
-                    })
-                })
+                .map(|r| rows::ready_lane_of(&connection, r))
                 .collect()
             })
         })
@@ -798,7 +703,7 @@ impl Store for PgStore {
     }
 
     async fn next_ready_at(&self, connection: Option<ConnectionKey>) -> StoreResult<Option<i64>> {
-        let (ns, name) = conn_params(&connection);
+        let (ns, name) = connection_filter_params(&connection);
         self.in_tx(false, move |tx| {
             Box::pin(async move {
                 // A claimed lane can be claimed again at the earliest when its lease ends.
@@ -895,7 +800,7 @@ impl Store for PgStore {
         self.in_tx(true, move |tx| {
             Box::pin(async move {
                 let found = lock_queued(tx, &seqs).await?;
-                let mut deltas = CounterDeltas::new();
+                let mut deltas = CounterDeltas::default();
                 let mut lanes = std::collections::BTreeSet::new();
                 for (seq, lane) in found {
                     exec(
@@ -904,7 +809,7 @@ impl Store for PgStore {
                         &[&seq, &now_ms],
                     )
                     .await?;
-                    add_delta(&mut deltas, &lane.0, &lane.1, [0, -1, 1, 0]);
+                    deltas.add(&lane.0, &lane.1, [0, -1, 1, 0]);
                     lanes.insert(lane);
                 }
                 for lane in &lanes {
@@ -976,8 +881,8 @@ impl Store for PgStore {
                     &[&seq, &error, &now_ms],
                 )
                 .await?;
-                let mut deltas = CounterDeltas::new();
-                add_delta(&mut deltas, &lane.0, &lane.1, [0, -1, 0, 1]);
+                let mut deltas = CounterDeltas::default();
+                deltas.add(&lane.0, &lane.1, [0, -1, 0, 1]);
                 refresh_lane(tx, &lane, true).await?;
                 apply_counters(tx, &deltas).await
             })
@@ -1007,7 +912,7 @@ impl Store for PgStore {
         now_ms: i64,
         limit: usize,
     ) -> StoreResult<Vec<StoredEvent>> {
-        let (ns, name) = conn_params(&connection);
+        let (ns, name) = connection_filter_params(&connection);
         let limit = limit_param(limit);
         self.in_tx(false, move |tx| {
             Box::pin(async move {
@@ -1052,7 +957,7 @@ impl Store for PgStore {
         connection: Option<ConnectionKey>,
         limit: usize,
     ) -> StoreResult<Vec<StoredEvent>> {
-        let (ns, name) = conn_params(&connection);
+        let (ns, name) = connection_filter_params(&connection);
         let limit = limit_param(limit);
         self.in_tx(false, move |tx| {
             Box::pin(async move {
@@ -1072,7 +977,7 @@ impl Store for PgStore {
         connection: Option<ConnectionKey>,
         now_ms: i64,
     ) -> StoreResult<u64> {
-        let (ns, name) = conn_params(&connection);
+        let (ns, name) = connection_filter_params(&connection);
         self.in_tx(true, move |tx| {
             Box::pin(async move {
                 // Lock the lanes the dead letters go back to before touching them.
@@ -1085,10 +990,7 @@ impl Store for PgStore {
                     &[&ns, &name],
                 )
                 .await?;
-                let lanes: Vec<Lane> = dead
-                    .iter()
-                    .map(|r| Ok((get(r, 0)?, get(r, 1)?, get(r, 2)?)))
-                    .collect::<StoreResult<_>>()?;
+                let lanes: Vec<Lane> = dead.iter().map(rows::lane).collect::<StoreResult<_>>()?;
                 lock_lanes(
                     tx,
                     lanes
@@ -1108,11 +1010,11 @@ impl Store for PgStore {
                     &[&ns, &name, &now_ms],
                 )
                 .await?;
-                let mut deltas = CounterDeltas::new();
+                let mut deltas = CounterDeltas::default();
                 let mut touched = std::collections::BTreeSet::new();
                 for r in &replayed {
-                    let lane: Lane = (get(r, 0)?, get(r, 1)?, get(r, 2)?);
-                    add_delta(&mut deltas, &lane.0, &lane.1, [0, 1, 0, -1]);
+                    let lane = rows::lane(r)?;
+                    deltas.add(&lane.0, &lane.1, [0, 1, 0, -1]);
                     touched.insert(lane);
                 }
                 for lane in &touched {
@@ -1150,17 +1052,10 @@ impl Store for PgStore {
         group_key: String,
     ) -> StoreResult<Option<GroupTicket>> {
         self.group_row(
-            "SELECT ticket_id, open, updated_at_ms FROM psa_group_tickets
-             WHERE namespace = $1 AND connection = $2 AND group_key = $3",
+            &KEYED.group_tickets.select,
             connection,
             group_key,
-            |r| {
-                Ok(GroupTicket {
-                    ticket_id: get(r, 0)?,
-                    open: get(r, 1)?,
-                    updated_at_ms: get(r, 2)?,
-                })
-            },
+            rows::group_ticket,
         )
         .await
     }
@@ -1171,17 +1066,10 @@ impl Store for PgStore {
         group_key: String,
     ) -> StoreResult<Option<GroupLifecycle>> {
         self.group_row(
-            "SELECT ticket_id, status_id, firing FROM psa_group_lifecycle
-             WHERE namespace = $1 AND connection = $2 AND group_key = $3",
+            &KEYED.group_lifecycle.select,
             connection,
             group_key,
-            |r| {
-                Ok(GroupLifecycle {
-                    ticket_id: get(r, 0)?,
-                    status_id: get(r, 1)?,
-                    firing: parse_firing(&get::<String>(r, 2)?),
-                })
-            },
+            rows::group_lifecycle,
         )
         .await
     }
@@ -1257,12 +1145,11 @@ impl Store for PgStore {
             Box::pin(async move {
                 let row = query_opt(
                     tx,
-                    "SELECT ticket_id FROM psa_finding_tickets
-                     WHERE namespace = $1 AND connection = $2 AND finding_id = $3",
+                    &KEYED.finding_tickets.select,
                     &[&connection.namespace, &connection.name, &finding_id],
                 )
                 .await?;
-                row.map(|r| get(&r, 0)).transpose()
+                row.map(|r| r.text(0)).transpose()
             })
         })
         .await
@@ -1299,20 +1186,7 @@ impl Store for PgStore {
                 )
                 .await?;
                 // No rows: the sums are NULL (an unknown connection counts zero).
-                let sum = |i: usize| -> StoreResult<i64> {
-                    match &row {
-                        Some(r) => Ok(get::<Option<i64>>(r, i)?.unwrap_or(0)),
-                        None => Ok(0),
-                    }
-                };
-                let [accepted, pending, delivered, dead] = [sum(0)?, sum(1)?, sum(2)?, sum(3)?];
-                let u = |v: i64| u64::try_from(v).unwrap_or(0);
-                Ok(ConnectionCounters {
-                    accepted: u(accepted),
-                    pending: u(pending),
-                    delivered: u(delivered),
-                    dead_letters: u(dead),
-                })
+                rows::counters(row.as_ref())
             })
         })
         .await

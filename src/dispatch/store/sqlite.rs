@@ -10,20 +10,20 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Params, Row};
 use tokio::sync::{oneshot, watch};
 
+use super::rows::{self, connection_filter_params, limit_param, ms, Columns, CounterDeltas, Lane};
+use super::tables::{self, KeyedStatements, StoredValue};
 use super::{
-    firing_json, parse_firing, ConnectionCounters, Enqueued, EventState, GroupLifecycle,
-    GroupTicket, NewEvent, ReadyLane, Store, StoreError, StoreResult, StoredEvent, StormDue,
-    TicketRecord,
+    ConnectionCounters, Enqueued, GroupLifecycle, GroupTicket, NewEvent, ReadyLane, Store,
+    StoreError, StoreResult, StoredEvent, StormDue, TicketRecord,
 };
 use crate::dispatch::decide::storm::{Admission, AdmitRequest, StormWindow};
-use crate::dispatch::event::Envelope;
 use crate::resolved::ConnectionKey;
 
 /// Tuning of the SQLite store.
@@ -94,8 +94,8 @@ struct Job {
 
 const SCHEMA_VERSION: i64 = 2;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
+/// The columns and constraints of the events table (also built afresh by `MIGRATE_1_TO_2`).
+const EVENTS_TABLE: &str = "(
     seq                INTEGER PRIMARY KEY AUTOINCREMENT,
     namespace          TEXT    NOT NULL,
     connection         TEXT    NOT NULL,
@@ -115,7 +115,10 @@ CREATE TABLE IF NOT EXISTS events (
     failsafe_error     TEXT,
     claims             INTEGER NOT NULL DEFAULT 0,
     UNIQUE (namespace, connection, id_space, event_id)
-);
+);";
+
+/// Everything but the events table, created after it (`migrate`).
+const SCHEMA: &str = "
 CREATE INDEX IF NOT EXISTS events_lane_queued
     ON events (namespace, connection, group_key, seq) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS events_dead
@@ -178,29 +181,10 @@ CREATE TABLE IF NOT EXISTS counters (
 ";
 
 /// Version 1 → 2: event ids become unique per id space (`EventKind::id_space`), which needs
-/// the UNIQUE constraint rebuilt. Indexes are recreated by `SCHEMA` afterwards.
+/// the UNIQUE constraint rebuilt: copies `events` into `events_v2` (created with
+/// `EVENTS_TABLE` just before) and puts it in its place. Indexes are recreated by `SCHEMA`
+/// afterwards.
 const MIGRATE_1_TO_2: &str = "
-CREATE TABLE events_v2 (
-    seq                INTEGER PRIMARY KEY AUTOINCREMENT,
-    namespace          TEXT    NOT NULL,
-    connection         TEXT    NOT NULL,
-    id_space           TEXT    NOT NULL,
-    event_id           TEXT    NOT NULL,
-    group_key          TEXT    NOT NULL,
-    kind               TEXT    NOT NULL,
-    body               TEXT    NOT NULL,
-    state              INTEGER NOT NULL,
-    attempts           INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at_ms INTEGER NOT NULL,
-    last_error         TEXT,
-    accepted_at_ms     INTEGER NOT NULL,
-    finished_at_ms     INTEGER,
-    failsafe_sent      INTEGER NOT NULL DEFAULT 0,
-    failsafe_next_at_ms INTEGER,
-    failsafe_error     TEXT,
-    claims             INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (namespace, connection, id_space, event_id)
-);
 INSERT INTO events_v2
 SELECT seq, namespace, connection,
        CASE WHEN kind = 'alert' THEN 'alerts'
@@ -212,14 +196,6 @@ FROM events;
 DROP TABLE events;
 ALTER TABLE events_v2 RENAME TO events;
 ";
-
-const EVENT_COLUMNS: &str = "seq, group_key, body, state, attempts, next_attempt_at_ms, \
-                             last_error, failsafe_sent, finished_at_ms, claims, \
-                             failsafe_next_at_ms, failsafe_error";
-
-const STATE_QUEUED: i64 = 0;
-const STATE_DONE: i64 = 1;
-const STATE_DEAD: i64 = 2;
 
 /// A SQLite error as a store error: a damaged file is `Corrupt` (it will not heal by waiting),
 /// everything else (disk full, I/O, locks) `Unavailable`.
@@ -442,9 +418,14 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
             "store schema version {version} is newer than this build ({SCHEMA_VERSION})"
         )));
     }
-    let upgrade = if version == 1 { MIGRATE_1_TO_2 } else { "" };
+    let upgrade = if version == 1 {
+        format!("CREATE TABLE events_v2 {EVENTS_TABLE}; {MIGRATE_1_TO_2}")
+    } else {
+        String::new()
+    };
     conn.execute_batch(&format!(
-        "BEGIN IMMEDIATE; {upgrade} {SCHEMA} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+        "BEGIN IMMEDIATE; {upgrade} CREATE TABLE IF NOT EXISTS events {EVENTS_TABLE}; {SCHEMA} {} \
+         PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
         storm::SCHEMA
     ))
     .map_err(|e| {
@@ -581,67 +562,54 @@ impl Writer {
 
 // ---- row helpers (run on the writer thread) ----
 
-fn decode_event(row: &Row<'_>) -> rusqlite::Result<(StoredEventRow, String)> {
-    Ok((
-        StoredEventRow {
-            seq: row.get(0)?,
-            group_key: row.get(1)?,
-            state: row.get(3)?,
-            attempts: row.get(4)?,
-            next_attempt_at_ms: row.get(5)?,
-            last_error: row.get(6)?,
-            failsafe_sent: row.get::<_, i64>(7)? != 0,
-            finished_at_ms: row.get(8)?,
-            claims: row.get(9)?,
-            failsafe_next_at_ms: row.get(10)?,
-            failsafe_error: row.get(11)?,
-        },
-        row.get(2)?,
-    ))
+impl Columns for Row<'_> {
+    fn int(&self, i: usize) -> StoreResult<i64> {
+        self.get(i).map_err(unavailable)
+    }
+    fn opt_int(&self, i: usize) -> StoreResult<Option<i64>> {
+        self.get(i).map_err(unavailable)
+    }
+    fn text(&self, i: usize) -> StoreResult<String> {
+        self.get(i).map_err(unavailable)
+    }
+    fn opt_text(&self, i: usize) -> StoreResult<Option<String>> {
+        self.get(i).map_err(unavailable)
+    }
+    /// SQLite keeps booleans as 0 / 1.
+    fn flag(&self, i: usize) -> StoreResult<bool> {
+        self.get::<_, i64>(i).map(|v| v != 0).map_err(unavailable)
+    }
 }
 
-struct StoredEventRow {
-    seq: i64,
-    group_key: String,
-    state: i64,
-    attempts: i64,
-    next_attempt_at_ms: i64,
-    last_error: Option<String>,
-    failsafe_sent: bool,
-    finished_at_ms: Option<i64>,
-    claims: i64,
-    failsafe_next_at_ms: Option<i64>,
-    failsafe_error: Option<String>,
+/// Every row `sql` selects, each read by `read`.
+fn query_rows<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    read: impl Fn(&Row<'_>) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
+    let mut rows = stmt.query(params).map_err(unavailable)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(unavailable)? {
+        out.push(read(row)?);
+    }
+    Ok(out)
 }
 
-fn into_event((row, body): (StoredEventRow, String)) -> StoreResult<StoredEvent> {
-    let envelope: Envelope = serde_json::from_str(&body)
-        .map_err(|e| StoreError::Corrupt(format!("event {}: {e}", row.seq)))?;
-    let state = match row.state {
-        STATE_QUEUED => EventState::Queued,
-        STATE_DONE => EventState::Done,
-        STATE_DEAD => EventState::DeadLetter,
-        other => {
-            return Err(StoreError::Corrupt(format!(
-                "event {}: unknown state {other}",
-                row.seq
-            )))
-        }
-    };
-    Ok(StoredEvent {
-        seq: row.seq,
-        group_key: row.group_key,
-        envelope,
-        state,
-        attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
-        next_attempt_at_ms: row.next_attempt_at_ms,
-        last_error: row.last_error,
-        failsafe_sent: row.failsafe_sent,
-        finished_at_ms: row.finished_at_ms,
-        claims: u32::try_from(row.claims).unwrap_or(u32::MAX),
-        failsafe_next_at_ms: row.failsafe_next_at_ms,
-        failsafe_error: row.failsafe_error,
-    })
+/// The first row `sql` selects, if any, read by `read`.
+fn query_first<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    read: impl FnOnce(&Row<'_>) -> StoreResult<T>,
+) -> StoreResult<Option<T>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
+    let mut rows = stmt.query(params).map_err(unavailable)?;
+    match rows.next().map_err(unavailable)? {
+        Some(row) => read(row).map(Some),
+        None => Ok(None),
+    }
 }
 
 fn query_events(
@@ -649,25 +617,18 @@ fn query_events(
     sql_tail: &str,
     params: &[&dyn rusqlite::ToSql],
 ) -> StoreResult<Vec<StoredEvent>> {
-    let sql = format!("SELECT {EVENT_COLUMNS} FROM events {sql_tail}");
-    let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
-    let rows = stmt
-        .query_map(params, decode_event)
-        .map_err(unavailable)?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(unavailable)?;
-    rows.into_iter().map(into_event).collect()
+    let sql = format!("SELECT {} FROM events {sql_tail}", rows::EVENT_COLUMNS);
+    query_rows(conn, &sql, params, |r| rows::event(r))
 }
 
 /// (namespace, connection, group key) of a queued event; `NotQueued` otherwise.
-fn queued_lane(conn: &Connection, seq: i64) -> StoreResult<(String, String, String)> {
-    conn.prepare_cached(
+fn queued_lane(conn: &Connection, seq: i64) -> StoreResult<Lane> {
+    query_first(
+        conn,
         "SELECT namespace, connection, group_key FROM events WHERE seq = ?1 AND state = 0",
-    )
-    .map_err(unavailable)?
-    .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-    .optional()
-    .map_err(unavailable)?
+        [seq],
+        |r| rows::lane(r),
+    )?
     .ok_or(StoreError::NotQueued(seq))
 }
 
@@ -833,81 +794,44 @@ fn enqueue_request(
     Ok(out)
 }
 
-fn write_ticket_record(conn: &Connection, record: &TicketRecord) -> StoreResult<()> {
-    match record {
-        TicketRecord::Storm {
-            connection,
-            customer_id,
-            created,
-            label,
-        } => {
-            return storm::write_noted(conn, connection, customer_id, created.as_deref(), label)
+/// The keyed tables' statements in SQLite's dialect.
+static KEYED: LazyLock<KeyedStatements> = LazyLock::new(|| KeyedStatements::new(tables::SQLITE));
+
+impl rusqlite::ToSql for StoredValue {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            StoredValue::Text(v) => v.to_sql(),
+            StoredValue::OptText(v) => v.to_sql(),
+            StoredValue::Int(v) => v.to_sql(),
+            StoredValue::OptInt(v) => v.to_sql(),
+            StoredValue::Flag(v) => v.to_sql(),
         }
-        TicketRecord::Lifecycle {
-            connection,
-            group_key,
-            lifecycle,
-        } => conn
-            .prepare_cached(
-                "INSERT INTO group_lifecycle (namespace, connection, group_key, ticket_id, status_id, firing)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (namespace, connection, group_key) DO UPDATE SET
-                   ticket_id = excluded.ticket_id, status_id = excluded.status_id,
-                   firing = excluded.firing",
-            )
-            .map_err(unavailable)?
-            .execute(params![
-                connection.namespace,
-                connection.name,
-                group_key,
-                lifecycle.ticket_id,
-                lifecycle.status_id,
-                firing_json(&lifecycle.firing),
-            ]),
-        TicketRecord::Group {
-            connection,
-            group_key,
-            ticket,
-        } => conn
-            .prepare_cached(
-                "INSERT INTO group_tickets (namespace, connection, group_key, ticket_id, open, updated_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (namespace, connection, group_key) DO UPDATE SET
-                   ticket_id = excluded.ticket_id, open = excluded.open,
-                   updated_at_ms = excluded.updated_at_ms",
-            )
-            .map_err(unavailable)?
-            .execute(params![
-                connection.namespace,
-                connection.name,
-                group_key,
-                ticket.ticket_id,
-                ticket.open,
-                ticket.updated_at_ms
-            ]),
-        TicketRecord::Finding {
-            connection,
-            finding_id,
-            ticket_id,
-            updated_at_ms,
-        } => conn
-            .prepare_cached(
-                "INSERT INTO finding_tickets (namespace, connection, finding_id, ticket_id, updated_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (namespace, connection, finding_id) DO UPDATE SET
-                   ticket_id = excluded.ticket_id, updated_at_ms = excluded.updated_at_ms",
-            )
-            .map_err(unavailable)?
-            .execute(params![
-                connection.namespace,
-                connection.name,
-                finding_id,
-                ticket_id,
-                updated_at_ms
-            ]),
     }
-    .map(|_| ())
-    .map_err(unavailable)
+}
+
+/// Writes a keyed table's row (`tables`), replacing the one with the same key.
+fn upsert(conn: &Connection, sql: &str, row: Vec<StoredValue>) -> StoreResult<()> {
+    conn.prepare_cached(sql)
+        .map_err(unavailable)?
+        .execute(rusqlite::params_from_iter(row))
+        .map(drop)
+        .map_err(unavailable)
+}
+
+fn write_ticket_record(conn: &Connection, record: &TicketRecord) -> StoreResult<()> {
+    if let TicketRecord::Storm {
+        connection,
+        customer_id,
+        created,
+        label,
+    } = record
+    {
+        return storm::write_noted(conn, connection, customer_id, created.as_deref(), label);
+    }
+    match tables::record_row(record) {
+        Some((table, row)) => upsert(conn, KEYED.upsert(table), row),
+        None => Ok(()),
+    }
 }
 
 /// Runs an UPDATE of one dead letter; `NotDeadLetter` when it matched no row.
@@ -928,7 +852,6 @@ fn update_dead_letter(
     Ok(())
 }
 
-/// SQL condition and its ?1/?2 parameters for an optional connection filter (empty = all).
 /// The least string greater than every string starting with `prefix` (an ASCII prefix whose
 /// last character is below `~`, as `grouping::SAMPLE_PREFIX`), for a range scan.
 fn prefix_upper_bound(prefix: &str) -> String {
@@ -943,20 +866,14 @@ fn prefix_upper_bound(prefix: &str) -> String {
     }
 }
 
+/// SQL condition and its ?1/?2 parameters for an optional connection filter (empty = all).
 fn conn_filter(connection: &Option<ConnectionKey>) -> (&'static str, String, String) {
-    let (ns, name) = match connection {
-        Some(k) => (k.namespace.clone(), k.name.clone()),
-        None => (String::new(), String::new()),
-    };
+    let (ns, name) = connection_filter_params(connection);
     (
         "(?1 = '' OR (namespace = ?1 AND connection = ?2))",
         ns,
         name,
     )
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[async_trait]
@@ -987,23 +904,10 @@ impl Store for SqliteStore {
                    AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?3)
                  ORDER BY ready_at_ms LIMIT ?4"
             );
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
-            let rows = stmt
-                .query_map(params![ns, name, now_ms, limit], |r| {
-                    Ok(ReadyLane {
-                        connection: ConnectionKey::new(
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                        ),
-                        group_key: r.get(2)?,
-                        ready_at_ms: r.get(3)?,
-                    })
-                })
-                .map_err(unavailable)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(unavailable)?;
-            Ok(rows)
+            let limit = limit_param(limit);
+            query_rows(conn, &sql, params![ns, name, now_ms, limit], |r| {
+                rows::ready_lane(r)
+            })
         })
         .await
     }
@@ -1019,38 +923,24 @@ impl Store for SqliteStore {
             // A range on the primary key (namespace, connection, group_key): byte order, so
             // [prefix, prefix with its last byte + 1) is exactly the keys starting with it.
             let upper = prefix_upper_bound(&prefix);
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT group_key, ready_at_ms FROM lanes
-                     WHERE namespace = ?1 AND connection = ?2
-                       AND group_key >= ?3 AND group_key < ?4 AND ready_at_ms <= ?5
-                       AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?5)
-                     ORDER BY ready_at_ms LIMIT ?6",
-                )
-                .map_err(unavailable)?;
-            let rows = stmt
-                .query_map(
-                    params![
-                        connection.namespace,
-                        connection.name,
-                        prefix,
-                        upper,
-                        now_ms,
-                        limit
-                    ],
-                    |r| {
-                        Ok(ReadyLane {
-                            connection: connection.clone(),
-                            group_key: r.get(0)?,
-                            ready_at_ms: r.get(1)?,
-                        })
-                    },
-                )
-                .map_err(unavailable)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(unavailable)?;
-            Ok(rows)
+            let limit = limit_param(limit);
+            query_rows(
+                conn,
+                "SELECT group_key, ready_at_ms FROM lanes
+                 WHERE namespace = ?1 AND connection = ?2
+                   AND group_key >= ?3 AND group_key < ?4 AND ready_at_ms <= ?5
+                   AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?5)
+                 ORDER BY ready_at_ms LIMIT ?6",
+                params![
+                    connection.namespace,
+                    connection.name,
+                    prefix,
+                    upper,
+                    now_ms,
+                    limit
+                ],
+                |r| rows::ready_lane_of(&connection, r),
+            )
         })
         .await
     }
@@ -1125,7 +1015,7 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<StoredEvent>> {
         self.call(false, move |conn| {
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let limit = limit_param(limit);
             query_events(
                 conn,
                 "WHERE namespace = ?1 AND connection = ?2 AND group_key = ?3 AND state = 0
@@ -1239,7 +1129,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<StoredEvent>> {
         self.call(false, move |conn| {
             let (filter, ns, name) = conn_filter(&connection);
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let limit = limit_param(limit);
             query_events(
                 conn,
                 &format!(
@@ -1278,7 +1168,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<StoredEvent>> {
         self.call(false, move |conn| {
             let (filter, ns, name) = conn_filter(&connection);
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let limit = limit_param(limit);
             query_events(
                 conn,
                 &format!("WHERE {filter} AND state = 2 ORDER BY seq LIMIT ?3"),
@@ -1302,23 +1192,15 @@ impl Store for SqliteStore {
                  WHERE {filter} AND state = 2
                  RETURNING namespace, connection, group_key"
             );
-            let replayed: Vec<(String, String, String)> = conn
-                .prepare_cached(&sql)
-                .map_err(unavailable)?
-                .query_map(params![ns, name, now_ms], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })
-                .map_err(unavailable)?
-                .collect::<rusqlite::Result<_>>()
-                .map_err(unavailable)?;
-            let mut per_conn: std::collections::BTreeMap<(&str, &str), i64> = Default::default();
+            let replayed = query_rows(conn, &sql, params![ns, name, now_ms], |r| rows::lane(r))?;
+            let mut deltas = CounterDeltas::default();
             let mut lanes = BTreeSet::new();
             for (ns, name, key) in &replayed {
-                *per_conn.entry((ns, name)).or_default() += 1;
+                deltas.add(ns, name, [0, 1, 0, -1]);
                 lanes.insert((ns.as_str(), name.as_str(), key.as_str()));
             }
-            for ((ns, name), n) in per_conn {
-                bump_counters(conn, ns, name, [0, n, 0, -n])?;
+            for ((ns, name), delta) in deltas.iter() {
+                bump_counters(conn, ns, name, *delta)?;
             }
             for lane in lanes {
                 // A lane being worked on keeps its claim; the replayed event queues behind it.
@@ -1347,23 +1229,12 @@ impl Store for SqliteStore {
         group_key: String,
     ) -> StoreResult<Option<GroupTicket>> {
         self.call(false, move |conn| {
-            conn.prepare_cached(
-                "SELECT ticket_id, open, updated_at_ms FROM group_tickets
-                 WHERE namespace = ?1 AND connection = ?2 AND group_key = ?3",
-            )
-            .map_err(unavailable)?
-            .query_row(
+            query_first(
+                conn,
+                &KEYED.group_tickets.select,
                 params![connection.namespace, connection.name, group_key],
-                |r| {
-                    Ok(GroupTicket {
-                        ticket_id: r.get(0)?,
-                        open: r.get::<_, i64>(1)? != 0,
-                        updated_at_ms: r.get(2)?,
-                    })
-                },
+                |r| rows::group_ticket(r),
             )
-            .optional()
-            .map_err(unavailable)
         })
         .await
     }
@@ -1389,23 +1260,12 @@ impl Store for SqliteStore {
         group_key: String,
     ) -> StoreResult<Option<GroupLifecycle>> {
         self.call(false, move |conn| {
-            conn.prepare_cached(
-                "SELECT ticket_id, status_id, firing FROM group_lifecycle
-                 WHERE namespace = ?1 AND connection = ?2 AND group_key = ?3",
-            )
-            .map_err(unavailable)?
-            .query_row(
+            query_first(
+                conn,
+                &KEYED.group_lifecycle.select,
                 params![connection.namespace, connection.name, group_key],
-                |r| {
-                    Ok(GroupLifecycle {
-                        ticket_id: r.get(0)?,
-                        status_id: r.get(1)?,
-                        firing: parse_firing(&r.get::<_, String>(2)?),
-                    })
-                },
+                |r| rows::group_lifecycle(r),
             )
-            .optional()
-            .map_err(unavailable)
         })
         .await
     }
@@ -1456,17 +1316,12 @@ impl Store for SqliteStore {
         finding_id: String,
     ) -> StoreResult<Option<String>> {
         self.call(false, move |conn| {
-            conn.prepare_cached(
-                "SELECT ticket_id FROM finding_tickets
-                 WHERE namespace = ?1 AND connection = ?2 AND finding_id = ?3",
-            )
-            .map_err(unavailable)?
-            .query_row(
+            query_first(
+                conn,
+                &KEYED.finding_tickets.select,
                 params![connection.namespace, connection.name, finding_id],
-                |r| r.get(0),
+                |r| r.text(0),
             )
-            .optional()
-            .map_err(unavailable)
         })
         .await
     }
@@ -1490,25 +1345,14 @@ impl Store for SqliteStore {
 
     async fn counters(&self, connection: ConnectionKey) -> StoreResult<ConnectionCounters> {
         self.call(false, move |conn| {
-            let row: Option<[i64; 4]> = conn
-                .prepare_cached(
-                    "SELECT accepted, pending, delivered, dead_letters FROM counters
-                     WHERE namespace = ?1 AND connection = ?2",
-                )
-                .map_err(unavailable)?
-                .query_row(params![connection.namespace, connection.name], |r| {
-                    Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?])
-                })
-                .optional()
-                .map_err(unavailable)?;
-            let [accepted, pending, delivered, dead] = row.unwrap_or_default();
-            let u = |v: i64| u64::try_from(v).unwrap_or(0);
-            Ok(ConnectionCounters {
-                accepted: u(accepted),
-                pending: u(pending),
-                delivered: u(delivered),
-                dead_letters: u(dead),
-            })
+            query_first(
+                conn,
+                "SELECT accepted, pending, delivered, dead_letters FROM counters
+                 WHERE namespace = ?1 AND connection = ?2",
+                params![connection.namespace, connection.name],
+                |r| rows::counters(Some(r)),
+            )
+            .map(Option::unwrap_or_default)
         })
         .await
     }

@@ -168,9 +168,13 @@ impl PgConnectOptions {
             .map_err(|e| format!("TLS set-up: {e}"))?;
         let verifier: Arc<dyn ServerCertVerifier> = match &self.check {
             CertCheck::Off => return Ok(None),
-            CertCheck::EncryptOnly => Arc::new(AnyCertificate { provider }),
-            CertCheck::Chain(roots) => Arc::new(ChainOnly {
-                inner: webpki_verifier(roots, provider)?,
+            CertCheck::EncryptOnly => Arc::new(WithoutHostName {
+                chain: None,
+                provider,
+            }),
+            CertCheck::Chain(roots) => Arc::new(WithoutHostName {
+                chain: Some(webpki_verifier(roots, provider.clone())?),
+                provider,
             }),
             CertCheck::Full(roots) => webpki_verifier(roots, provider)?,
         };
@@ -212,13 +216,18 @@ fn webpki_verifier(
         .map_err(|e| format!("TLS set-up: {e}"))
 }
 
-/// `verify-ca`: the chain must lead to a trusted root; the host name is not compared.
+/// `verify-ca` (a chain to check) and `prefer`/`require` without a root certificate (none):
+/// the host name is never compared, and without a chain the certificate is not checked at all
+/// (encrypted only, as libpq). The handshake signatures are verified either way, so the
+/// session key belongs to the certificate presented.
 #[derive(Debug)]
-struct ChainOnly {
-    inner: Arc<WebPkiServerVerifier>,
+struct WithoutHostName {
+    /// The verifier of the chain; `None`: any certificate.
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for WithoutHostName {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -227,13 +236,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -247,7 +253,7 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, self.algorithms())
     }
 
     fn verify_tls13_signature(
@@ -256,65 +262,18 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, self.algorithms())
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.algorithms().supported_schemes()
     }
 }
 
-/// `prefer`/`require` without a root certificate: encrypted, certificate not checked (as libpq).
-/// The handshake signatures are still verified, so the session key belongs to the certificate.
-#[derive(Debug)]
-struct AnyCertificate {
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+impl WithoutHostName {
+    /// The provider's signature algorithms (the chain verifier is built with the same).
+    fn algorithms(&self) -> &rustls::crypto::WebPkiSupportedAlgorithms {
+        &self.provider.signature_verification_algorithms
     }
 }
 

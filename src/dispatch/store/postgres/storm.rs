@@ -1,13 +1,16 @@
 //! The storm breaker's state in PostgreSQL (`decide::storm` applied inside one transaction;
 //! the customer's row is locked, so replicas admit one group at a time per customer).
 
+use std::sync::LazyLock;
+
 use deadpool_postgres::Transaction;
 
-use super::{exec, get, query, query_opt};
-use crate::dispatch::decide::storm::{
-    admit, closable, closed, noted, Admission, AdmitRequest, Member, StormWindow,
+use super::{exec, query, query_opt, upsert, KEYED};
+use crate::dispatch::decide::storm::{closed, noted, Admission, AdmitRequest, StormWindow};
+use crate::dispatch::store::rows::Columns;
+use crate::dispatch::store::storm::{
+    admit_writes, decode_stored, lease_to_close, membership, window_row,
 };
-use crate::dispatch::store::storm::{close_due_ms, decode, encode};
 use crate::dispatch::store::{StoreResult, StormDue};
 use crate::resolved::ConnectionKey;
 
@@ -18,16 +21,16 @@ pub(super) async fn window(
     customer_id: &str,
     lock: bool,
 ) -> StoreResult<Option<StormWindow>> {
+    static LOCKED: LazyLock<String> =
+        LazyLock::new(|| format!("{} FOR UPDATE", KEYED.storm_windows.select));
     let sql = if lock {
-        "SELECT state FROM psa_storm_windows
-         WHERE namespace = $1 AND connection = $2 AND customer_id = $3 FOR UPDATE"
+        LOCKED.as_str()
     } else {
-        "SELECT state FROM psa_storm_windows
-         WHERE namespace = $1 AND connection = $2 AND customer_id = $3"
+        KEYED.storm_windows.select.as_str()
     };
     let row = query_opt(tx, sql, &[&key.namespace, &key.name, &customer_id]).await?;
     match row {
-        Some(r) => Ok(Some(decode(&get::<String>(&r, 0)?)?)),
+        Some(r) => decode_stored(&r.text(0)?),
         None => Ok(None),
     }
 }
@@ -38,22 +41,12 @@ async fn write_window(
     customer_id: &str,
     w: &StormWindow,
 ) -> StoreResult<()> {
-    exec(
+    upsert(
         tx,
-        "INSERT INTO psa_storm_windows (namespace, connection, customer_id, state, close_due_ms)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (namespace, connection, customer_id) DO UPDATE SET
-           state = excluded.state, close_due_ms = excluded.close_due_ms",
-        &[
-            &key.namespace,
-            &key.name,
-            &customer_id,
-            &encode(w),
-            &close_due_ms(w),
-        ],
+        &KEYED.storm_windows.upsert,
+        window_row(key, customer_id, w),
     )
     .await
-    .map(drop)
 }
 
 pub(super) async fn admit_in(tx: &Transaction<'_>, req: &AdmitRequest) -> StoreResult<Admission> {
@@ -66,44 +59,20 @@ pub(super) async fn admit_in(tx: &Transaction<'_>, req: &AdmitRequest) -> StoreR
         &[&key.namespace, &key.name, &req.customer_id],
     )
     .await?;
-    let row = query_opt(
-        tx,
-        "SELECT state FROM psa_storm_windows
-         WHERE namespace = $1 AND connection = $2 AND customer_id = $3 FOR UPDATE",
-        &[&key.namespace, &key.name, &req.customer_id],
-    )
-    .await?;
-    let before = match row {
-        Some(r) => {
-            let text: String = get(&r, 0)?;
-            if text.is_empty() {
-                None
-            } else {
-                Some(decode(&text)?)
-            }
-        }
-        None => None,
-    };
+    let before = window(tx, key, &req.customer_id, true).await?;
     let member = query_opt(
         tx,
-        "SELECT window_start_ms, member FROM psa_storm_members
-         WHERE namespace = $1 AND connection = $2 AND customer_id = $3 AND group_key = $4",
+        &KEYED.storm_members.select,
         &[&key.namespace, &key.name, &req.customer_id, &req.group_key],
     )
     .await?;
     let member = match member {
-        Some(r) => Member::parse(&get::<String>(&r, 1)?).map(|m| (get::<i64>(&r, 0), m)),
+        Some(r) => membership(&r)?,
         None => None,
     };
-    let member = match member {
-        Some((start, m)) => Some((start?, m)),
-        None => None,
-    };
-    let (after, record, admission) = admit(before.as_ref(), member, req);
-    if before
-        .as_ref()
-        .is_some_and(|b| b.window_start_ms != after.window_start_ms)
-    {
+    let writes = admit_writes(req, before, member);
+    if let Some(window_start_ms) = writes.void_members_before {
+        // A new window: the memberships of the old one are void.
         exec(
             tx,
             "DELETE FROM psa_storm_members
@@ -113,32 +82,16 @@ pub(super) async fn admit_in(tx: &Transaction<'_>, req: &AdmitRequest) -> StoreR
                 &key.namespace,
                 &key.name,
                 &req.customer_id,
-                &after.window_start_ms,
+                &window_start_ms,
             ],
         )
         .await?;
     }
-    write_window(tx, key, &req.customer_id, &after).await?;
-    if let Some(m) = record {
-        exec(
-            tx,
-            "INSERT INTO psa_storm_members
-               (namespace, connection, customer_id, group_key, window_start_ms, member)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (namespace, connection, customer_id, group_key) DO UPDATE SET
-               window_start_ms = excluded.window_start_ms, member = excluded.member",
-            &[
-                &key.namespace,
-                &key.name,
-                &req.customer_id,
-                &req.group_key,
-                &after.window_start_ms,
-                &m.as_str(),
-            ],
-        )
-        .await?;
+    upsert(tx, &KEYED.storm_windows.upsert, writes.window_row).await?;
+    if let Some(row) = writes.member_row {
+        upsert(tx, &KEYED.storm_members.upsert, row).await?;
     }
-    Ok(admission)
+    Ok(writes.admission)
 }
 
 /// `TicketRecord::Storm`, written with `complete`.
@@ -170,23 +123,14 @@ pub(super) async fn due_in(
         &[&now_ms, &limit],
     )
     .await?;
-    let mut out = vec![];
-    for r in rows {
-        let connection = ConnectionKey::new(get::<String>(&r, 0)?, get::<String>(&r, 1)?);
-        let customer_id: String = get(&r, 2)?;
-        let mut w = decode(&get::<String>(&r, 3)?)?;
-        if !closable(&w, now_ms) {
-            continue;
+    let mut due = vec![];
+    for r in &rows {
+        if let Some(d) = lease_to_close(r, now_ms, lease_ms)? {
+            write_window(tx, &d.connection, &d.customer_id, &d.window).await?;
+            due.push(d);
         }
-        w.closing_until_ms = Some(now_ms + lease_ms);
-        write_window(tx, &connection, &customer_id, &w).await?;
-        out.push(StormDue {
-            connection,
-            customer_id,
-            window: w,
-        });
     }
-    Ok(out)
+    Ok(due)
 }
 
 pub(super) async fn closed_in(

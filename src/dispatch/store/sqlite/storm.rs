@@ -1,13 +1,14 @@
 //! The storm breaker's state in SQLite (`decide::storm` applied inside the store's
 //! transactions; one writer thread serialises them).
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
-use super::unavailable;
-use crate::dispatch::decide::storm::{
-    admit, closable, closed, noted, Admission, AdmitRequest, Member, StormWindow,
+use super::{query_first, query_rows, unavailable, upsert, KEYED};
+use crate::dispatch::decide::storm::{closed, noted, Admission, AdmitRequest, StormWindow};
+use crate::dispatch::store::rows::{limit_param, Columns};
+use crate::dispatch::store::storm::{
+    admit_writes, decode_stored, lease_to_close, membership, window_row,
 };
-use crate::dispatch::store::storm::{close_due_ms, decode, encode};
 use crate::dispatch::store::{StoreResult, StormDue};
 use crate::resolved::ConnectionKey;
 
@@ -41,16 +42,16 @@ pub(super) fn window(
     key: &ConnectionKey,
     customer_id: &str,
 ) -> StoreResult<Option<StormWindow>> {
-    let text: Option<String> = conn
-        .prepare_cached(
-            "SELECT state FROM storm_windows
-             WHERE namespace = ?1 AND connection = ?2 AND customer_id = ?3",
-        )
-        .map_err(unavailable)?
-        .query_row(params![key.namespace, key.name, customer_id], |r| r.get(0))
-        .optional()
-        .map_err(unavailable)?;
-    text.as_deref().map(decode).transpose()
+    let text = query_first(
+        conn,
+        &KEYED.storm_windows.select,
+        params![key.namespace, key.name, customer_id],
+        |r| r.text(0),
+    )?;
+    match text {
+        Some(text) => decode_stored(&text),
+        None => Ok(None),
+    }
 }
 
 fn write_window(
@@ -59,45 +60,25 @@ fn write_window(
     customer_id: &str,
     w: &StormWindow,
 ) -> StoreResult<()> {
-    conn.prepare_cached(
-        "INSERT INTO storm_windows (namespace, connection, customer_id, state, close_due_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (namespace, connection, customer_id) DO UPDATE SET
-           state = excluded.state, close_due_ms = excluded.close_due_ms",
+    upsert(
+        conn,
+        &KEYED.storm_windows.upsert,
+        window_row(key, customer_id, w),
     )
-    .map_err(unavailable)?
-    .execute(params![
-        key.namespace,
-        key.name,
-        customer_id,
-        encode(w),
-        close_due_ms(w)
-    ])
-    .map(drop)
-    .map_err(unavailable)
 }
 
 pub(super) fn admit_in(conn: &Connection, req: &AdmitRequest) -> StoreResult<Admission> {
     let key = &req.connection;
     let before = window(conn, key, &req.customer_id)?;
-    let member: Option<(i64, String)> = conn
-        .prepare_cached(
-            "SELECT window_start_ms, member FROM storm_members
-             WHERE namespace = ?1 AND connection = ?2 AND customer_id = ?3 AND group_key = ?4",
-        )
-        .map_err(unavailable)?
-        .query_row(
-            params![key.namespace, key.name, req.customer_id, req.group_key],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(unavailable)?;
-    let member = member.and_then(|(start, m)| Member::parse(&m).map(|m| (start, m)));
-    let (after, record, admission) = admit(before.as_ref(), member, req);
-    if before
-        .as_ref()
-        .is_some_and(|b| b.window_start_ms != after.window_start_ms)
-    {
+    let member = query_first(
+        conn,
+        &KEYED.storm_members.select,
+        params![key.namespace, key.name, req.customer_id, req.group_key],
+        |r| membership(r),
+    )?
+    .flatten();
+    let writes = admit_writes(req, before, member);
+    if let Some(window_start_ms) = writes.void_members_before {
         // A new window: the memberships of the old one are void.
         conn.prepare_cached(
             "DELETE FROM storm_members
@@ -109,31 +90,15 @@ pub(super) fn admit_in(conn: &Connection, req: &AdmitRequest) -> StoreResult<Adm
             key.namespace,
             key.name,
             req.customer_id,
-            after.window_start_ms
+            window_start_ms
         ])
         .map_err(unavailable)?;
     }
-    write_window(conn, key, &req.customer_id, &after)?;
-    if let Some(m) = record {
-        conn.prepare_cached(
-            "INSERT INTO storm_members
-               (namespace, connection, customer_id, group_key, window_start_ms, member)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (namespace, connection, customer_id, group_key) DO UPDATE SET
-               window_start_ms = excluded.window_start_ms, member = excluded.member",
-        )
-        .map_err(unavailable)?
-        .execute(params![
-            key.namespace,
-            key.name,
-            req.customer_id,
-            req.group_key,
-            after.window_start_ms,
-            m.as_str()
-        ])
-        .map_err(unavailable)?;
+    upsert(conn, &KEYED.storm_windows.upsert, writes.window_row)?;
+    if let Some(row) = writes.member_row {
+        upsert(conn, &KEYED.storm_members.upsert, row)?;
     }
-    Ok(admission)
+    Ok(writes.admission)
 }
 
 /// `TicketRecord::Storm`, written with `complete`.
@@ -156,36 +121,19 @@ pub(super) fn due_in(
     lease_ms: i64,
     limit: usize,
 ) -> StoreResult<Vec<StormDue>> {
-    let rows: Vec<(String, String, String, String)> = conn
-        .prepare_cached(
-            "SELECT namespace, connection, customer_id, state FROM storm_windows
-             WHERE close_due_ms IS NOT NULL AND close_due_ms <= ?1
-             ORDER BY close_due_ms LIMIT ?2",
-        )
-        .map_err(unavailable)?
-        .query_map(
-            params![now_ms, i64::try_from(limit).unwrap_or(i64::MAX)],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .map_err(unavailable)?
-        .collect::<Result<_, _>>()
-        .map_err(unavailable)?;
-    let mut out = vec![];
-    for (ns, name, customer_id, state) in rows {
-        let mut w = decode(&state)?;
-        if !closable(&w, now_ms) {
-            continue;
-        }
-        w.closing_until_ms = Some(now_ms + lease_ms);
-        let connection = ConnectionKey::new(&ns, &name);
-        write_window(conn, &connection, &customer_id, &w)?;
-        out.push(StormDue {
-            connection,
-            customer_id,
-            window: w,
-        });
+    let rows = query_rows(
+        conn,
+        "SELECT namespace, connection, customer_id, state FROM storm_windows
+         WHERE close_due_ms IS NOT NULL AND close_due_ms <= ?1
+         ORDER BY close_due_ms LIMIT ?2",
+        params![now_ms, limit_param(limit)],
+        |r| lease_to_close(r, now_ms, lease_ms),
+    )?;
+    let due: Vec<StormDue> = rows.into_iter().flatten().collect();
+    for d in &due {
+        write_window(conn, &d.connection, &d.customer_id, &d.window)?;
     }
-    Ok(out)
+    Ok(due)
 }
 
 pub(super) fn closed_in(

@@ -8,18 +8,20 @@ fn open(dir: &tempfile::TempDir) -> SqliteStore {
     SqliteStore::open(dir.path().join("store.db"), SqliteOptions::default()).expect("open")
 }
 
+/// The store at `path`, its writes waiting up to `busy_timeout` for another writer's lock.
+fn open_waiting(path: &std::path::Path, busy_timeout: Duration) -> SqliteStore {
+    let options = SqliteOptions {
+        busy_timeout,
+        ..Default::default()
+    };
+    SqliteStore::open(path, options).expect("open")
+}
+
 #[tokio::test]
 async fn a_locked_store_fails_the_call_and_keeps_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.db");
-    let store = SqliteStore::open(
-        &path,
-        SqliteOptions {
-            busy_timeout: Duration::from_millis(100),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let store = open_waiting(&path, Duration::from_millis(100));
     let locker = Connection::open(&path).unwrap();
     locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let err = store
@@ -48,14 +50,7 @@ fn opening_an_unwritable_path_is_unavailable() {
 async fn calls_waiting_on_one_commit_share_the_next_one() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.db");
-    let store = SqliteStore::open(
-        &path,
-        SqliteOptions {
-            busy_timeout: Duration::from_secs(60),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let store = open_waiting(&path, Duration::from_secs(60));
     // Another writer holds the file: no commit can happen until it lets go.
     let locker = Connection::open(&path).unwrap();
     locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
@@ -219,14 +214,7 @@ async fn the_store_file_is_private() {
 async fn each_waiter_of_a_shared_commit_hears_its_own_outcome_and_a_failed_commit_fails_all() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.db");
-    let store = SqliteStore::open(
-        &path,
-        SqliteOptions {
-            busy_timeout: Duration::from_secs(60),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let store = open_waiting(&path, Duration::from_secs(60));
     let queued = enqueue_all(&store, &[("acme", "old", "k0", 0)]).await;
 
     // Round 1: ten enqueues and one call that must fail on its own, all in one batch.

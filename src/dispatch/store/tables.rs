@@ -1,0 +1,291 @@
+//! The keyed tables both backends keep alike — the ticket index, the auto-resolve lifecycle
+//! and the storm breaker's windows and memberships: one description per table, the SQL to
+//! read a row by key and to write it whole (an upsert both SQLite and PostgreSQL accept), and
+//! the values each record is written with. A backend differs only in its [`Dialect`] and in
+//! how it binds a [`StoredValue`].
+
+use super::{firing_json, TicketRecord};
+use crate::resolved::ConnectionKey;
+
+/// How a backend names its tables and parameters.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Dialect {
+    /// Put before every table name (PostgreSQL's tables share a schema with others).
+    pub table_prefix: &'static str,
+    /// Starts the 1-based positional parameters: `?1` in SQLite, `$1` in PostgreSQL.
+    pub param_sign: char,
+}
+
+pub(crate) const SQLITE: Dialect = Dialect {
+    table_prefix: "",
+    param_sign: '?',
+};
+
+pub(crate) const POSTGRES: Dialect = Dialect {
+    table_prefix: "psa_",
+    param_sign: '$',
+};
+
+/// A table whose rows are read by their whole primary key and written whole.
+#[derive(Debug)]
+pub(crate) struct KeyedTable {
+    /// Without the dialect's prefix.
+    pub name: &'static str,
+    /// The primary key's columns, in the order they are bound.
+    pub key: &'static [&'static str],
+    /// The other columns, bound after the key and read in this order.
+    pub values: &'static [&'static str],
+}
+
+pub(crate) const GROUP_TICKETS: KeyedTable = KeyedTable {
+    name: "group_tickets",
+    key: &["namespace", "connection", "group_key"],
+    values: &["ticket_id", "open", "updated_at_ms"],
+};
+
+/// Auto-resolve: the alerts of a group's ticket still firing and the status we left it in.
+pub(crate) const GROUP_LIFECYCLE: KeyedTable = KeyedTable {
+    name: "group_lifecycle",
+    key: &["namespace", "connection", "group_key"],
+    values: &["ticket_id", "status_id", "firing"],
+};
+
+pub(crate) const FINDING_TICKETS: KeyedTable = KeyedTable {
+    name: "finding_tickets",
+    key: &["namespace", "connection", "finding_id"],
+    values: &["ticket_id", "updated_at_ms"],
+};
+
+/// Storm breaker: a customer's window and roll-up (JSON), and when the roll-up may close.
+pub(crate) const STORM_WINDOWS: KeyedTable = KeyedTable {
+    name: "storm_windows",
+    key: &["namespace", "connection", "customer_id"],
+    values: &["state", "close_due_ms"],
+};
+
+/// Storm breaker: which groups of a customer's current window got a ticket or went to the
+/// roll-up.
+pub(crate) const STORM_MEMBERS: KeyedTable = KeyedTable {
+    name: "storm_members",
+    key: &["namespace", "connection", "customer_id", "group_key"],
+    values: &["window_start_ms", "member"],
+};
+
+/// The two statements of a keyed table in one dialect.
+#[derive(Debug)]
+pub(crate) struct KeyedSql {
+    /// `SELECT <values> … WHERE <key> = <params 1..>`.
+    pub select: String,
+    /// `INSERT <key, values> … ON CONFLICT (<key>) DO UPDATE SET <values>`.
+    pub upsert: String,
+}
+
+impl KeyedTable {
+    pub(crate) fn sql(&self, dialect: Dialect) -> KeyedSql {
+        let table = format!("{}{}", dialect.table_prefix, self.name);
+        let param = |i: usize| format!("{}{}", dialect.param_sign, i + 1);
+        let key_match: Vec<String> = self
+            .key
+            .iter()
+            .enumerate()
+            .map(|(i, column)| format!("{column} = {}", param(i)))
+            .collect();
+        let columns: Vec<&str> = self.key.iter().chain(self.values).copied().collect();
+        let params: Vec<String> = (0..columns.len()).map(param).collect();
+        let replaced: Vec<String> = self
+            .values
+            .iter()
+            .map(|column| format!("{column} = excluded.{column}"))
+            .collect();
+        KeyedSql {
+            select: format!(
+                "SELECT {} FROM {table} WHERE {}",
+                self.values.join(", "),
+                key_match.join(" AND ")
+            ),
+            upsert: format!(
+                "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
+                columns.join(", "),
+                params.join(", "),
+                self.key.join(", "),
+                replaced.join(", ")
+            ),
+        }
+    }
+}
+
+/// Every keyed table's statements in one dialect; a backend builds them once.
+#[derive(Debug)]
+pub(crate) struct KeyedStatements {
+    pub group_tickets: KeyedSql,
+    pub group_lifecycle: KeyedSql,
+    pub finding_tickets: KeyedSql,
+    pub storm_windows: KeyedSql,
+    pub storm_members: KeyedSql,
+}
+
+impl KeyedStatements {
+    pub(crate) fn new(dialect: Dialect) -> KeyedStatements {
+        KeyedStatements {
+            group_tickets: GROUP_TICKETS.sql(dialect),
+            group_lifecycle: GROUP_LIFECYCLE.sql(dialect),
+            finding_tickets: FINDING_TICKETS.sql(dialect),
+            storm_windows: STORM_WINDOWS.sql(dialect),
+            storm_members: STORM_MEMBERS.sql(dialect),
+        }
+    }
+
+    /// The upsert of `table` (one of the tables above).
+    pub(crate) fn upsert(&self, table: &KeyedTable) -> &str {
+        let sql = match table.name {
+            "group_tickets" => &self.group_tickets,
+            "group_lifecycle" => &self.group_lifecycle,
+            "finding_tickets" => &self.finding_tickets,
+            "storm_windows" => &self.storm_windows,
+            // `STORM_MEMBERS`, the last of the five (the tests map each table to its own).
+            _ => &self.storm_members,
+        };
+        &sql.upsert
+    }
+}
+
+/// A value bound to a statement, as both backends store it (SQLite keeps a flag as 0 / 1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum StoredValue {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    OptInt(Option<i64>),
+    Flag(bool),
+}
+
+/// The whole key of a connection's row whose own key is `id`.
+fn key(connection: &ConnectionKey, id: &str) -> [StoredValue; 3] {
+    [
+        StoredValue::Text(connection.namespace.clone()),
+        StoredValue::Text(connection.name.clone()),
+        StoredValue::Text(id.to_string()),
+    ]
+}
+
+/// The table and row (key, then values) an index record replaces; `None` for
+/// `TicketRecord::Storm`, which changes a window by the storm rules (`storm::noted`).
+pub(crate) fn record_row(record: &TicketRecord) -> Option<(&'static KeyedTable, Vec<StoredValue>)> {
+    use StoredValue::{Flag, Int, OptText, Text};
+    let (table, key, values) = match record {
+        TicketRecord::Group {
+            connection,
+            group_key,
+            ticket,
+        } => (
+            &GROUP_TICKETS,
+            key(connection, group_key),
+            vec![
+                Text(ticket.ticket_id.clone()),
+                Flag(ticket.open),
+                Int(ticket.updated_at_ms),
+            ],
+        ),
+        TicketRecord::Lifecycle {
+            connection,
+            group_key,
+            lifecycle,
+        } => (
+            &GROUP_LIFECYCLE,
+            key(connection, group_key),
+            vec![
+                Text(lifecycle.ticket_id.clone()),
+                OptText(lifecycle.status_id.clone()),
+                Text(firing_json(&lifecycle.firing)),
+            ],
+        ),
+        TicketRecord::Finding {
+            connection,
+            finding_id,
+            ticket_id,
+            updated_at_ms,
+        } => (
+            &FINDING_TICKETS,
+            key(connection, finding_id),
+            vec![Text(ticket_id.clone()), Int(*updated_at_ms)],
+        ),
+        TicketRecord::Storm { .. } => return None,
+    };
+    Some((table, key.into_iter().chain(values).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_name_the_dialects_tables_and_parameters() {
+        let sql = FINDING_TICKETS.sql(SQLITE);
+        assert_eq!(
+            sql.select,
+            "SELECT ticket_id, updated_at_ms FROM finding_tickets \
+             WHERE namespace = ?1 AND connection = ?2 AND finding_id = ?3"
+        );
+        assert_eq!(
+            sql.upsert,
+            "INSERT INTO finding_tickets (namespace, connection, finding_id, ticket_id, \
+             updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (namespace, connection, \
+             finding_id) DO UPDATE SET ticket_id = excluded.ticket_id, \
+             updated_at_ms = excluded.updated_at_ms"
+        );
+        let sql = STORM_MEMBERS.sql(POSTGRES);
+        assert!(
+            sql.select.ends_with(
+                "FROM psa_storm_members WHERE namespace = $1 AND connection = $2 \
+                 AND customer_id = $3 AND group_key = $4"
+            ),
+            "{}",
+            sql.select
+        );
+    }
+
+    #[test]
+    fn every_table_has_its_own_upsert() {
+        let statements = KeyedStatements::new(POSTGRES);
+        for table in [
+            &GROUP_TICKETS,
+            &GROUP_LIFECYCLE,
+            &FINDING_TICKETS,
+            &STORM_WINDOWS,
+            &STORM_MEMBERS,
+        ] {
+            let upsert = statements.upsert(table);
+            assert!(
+                upsert.starts_with(&format!("INSERT INTO psa_{} (", table.name)),
+                "{upsert}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_row_binds_its_key_then_its_values_in_column_order() {
+        let record = TicketRecord::Group {
+            connection: ConnectionKey::new("ns", "acme"),
+            group_key: "k".into(),
+            ticket: crate::dispatch::store::GroupTicket {
+                ticket_id: "T1".into(),
+                open: true,
+                updated_at_ms: 5,
+            },
+        };
+        let (table, row) = record_row(&record).unwrap();
+        assert_eq!(table.name, "group_tickets");
+        assert_eq!(row.len(), table.key.len() + table.values.len());
+        assert_eq!(
+            row,
+            [
+                StoredValue::Text("ns".into()),
+                StoredValue::Text("acme".into()),
+                StoredValue::Text("k".into()),
+                StoredValue::Text("T1".into()),
+                StoredValue::Flag(true),
+                StoredValue::Int(5),
+            ]
+        );
+    }
+}
