@@ -51,3 +51,89 @@ impl Around for ReadOnlyPsa {
 }
 
 forward_psa!(ReadOnlyPsa => inner);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::psa::connectwise::{ConnectWiseClient, ConnectWiseConfig};
+    use crate::secret::SecretString;
+
+    /// Every write of the three traits is refused by name before it reaches the client (which
+    /// here has nothing to talk to: a write that got through would fail with a transport error
+    /// instead), and none is counted as a read.
+    #[tokio::test]
+    async fn every_write_is_refused_before_it_reaches_the_client() {
+        let client = ConnectWiseClient::new(ConnectWiseConfig::new(
+            "http://127.0.0.1:9",
+            "demo",
+            "00000000-0000-0000-0000-000000000001",
+            SecretString::new("pub"),
+            SecretString::new("priv"),
+        ))
+        .unwrap();
+        let psa = ReadOnlyPsa::new(Arc::new(client));
+        let id: PsaId = "1".into();
+        let spec = CatalogServiceSpec {
+            name: "Backup".into(),
+            description: String::new(),
+            cost: 0,
+            price: 0,
+        };
+        let values = LineValues {
+            quantity: 1,
+            cost: 0,
+            price: 0,
+        };
+        let line = ContractLine {
+            id: id.clone(),
+            contract_id: id.clone(),
+            service_id: id.clone(),
+            quantity: 1,
+            cost: 0,
+            price: 0,
+        };
+        let writes = [
+            (
+                "create_ticket",
+                psa.create_ticket(&NewTicket::default()).await.err(),
+            ),
+            ("add_note", psa.add_note(&id, "note").await.err()),
+            (
+                "close_ticket",
+                psa.close_ticket(&id, None, None).await.err(),
+            ),
+            (
+                "reopen_ticket",
+                psa.reopen_ticket(&id, &id, "note").await.err(),
+            ),
+            (
+                "create_catalog_service",
+                psa.create_catalog_service(&spec).await.err(),
+            ),
+            (
+                "update_catalog_service",
+                psa.update_catalog_service(&id, &spec).await.err(),
+            ),
+            (
+                "delete_catalog_service",
+                psa.delete_catalog_service(&id).await.err(),
+            ),
+            (
+                "add_contract_line",
+                psa.add_contract_line(&id, &id, values).await.err(),
+            ),
+            (
+                "update_contract_line",
+                psa.update_contract_line(&line, values).await.err(),
+            ),
+        ];
+        for (method, error) in writes {
+            let want = format!("{method} refused: this command only reads from the PSA");
+            assert!(
+                matches!(&error, Some(PsaError::Permanent { message, .. }) if *message == want),
+                "{method}: {error:?}"
+            );
+        }
+        assert!(psa.calls().is_empty(), "{:?}", psa.calls());
+    }
+}
