@@ -14,9 +14,8 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 
-use async_trait::async_trait;
-
-use crate::psa::{Company, Contact, NewTicket, PsaError, PsaId, PsaResult, Ticket, TicketDesk};
+use crate::psa::forward::{forward_ticket_desk, Around, Call};
+use crate::psa::{PsaError, PsaResult, TicketDesk};
 
 pub struct Budget {
     per_hour: u32,
@@ -91,11 +90,15 @@ impl PsaCalls {
     pub fn count(&self) -> u32 {
         self.calls.load(Ordering::Relaxed)
     }
+}
 
-    async fn call<T>(&self, fut: impl std::future::Future<Output = PsaResult<T>>) -> PsaResult<T> {
+/// Every call waits for the budget and is counted; a `Retry-After` in its error pauses the
+/// connection. Reads and writes alike.
+impl Around for PsaCalls {
+    async fn read<T: Send>(&self, _method: &'static str, call: Call<'_, T>) -> PsaResult<T> {
         self.budget.acquire().await;
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let r = fut.await;
+        let r = call.await;
         if let Err(e) = &r {
             if let Some(ra) = e.retry_after() {
                 self.budget.pause_for(ra);
@@ -105,81 +108,9 @@ impl PsaCalls {
     }
 }
 
-/// The dispatcher's PSA: the [`TicketDesk`] calls, each behind the connection's budget.
-#[async_trait]
-impl TicketDesk for PsaCalls {
-    async fn find_company_by_identifier(&self, identifier: &str) -> PsaResult<Option<Company>> {
-        self.call(self.psa.find_company_by_identifier(identifier))
-            .await
-    }
-
-    async fn find_company_by_name(&self, name: &str) -> PsaResult<Option<Company>> {
-        self.call(self.psa.find_company_by_name(name)).await
-    }
-
-    async fn find_contact_by_email(
-        &self,
-        company_id: &PsaId,
-        email: &str,
-    ) -> PsaResult<Option<Contact>> {
-        self.call(self.psa.find_contact_by_email(company_id, email))
-            .await
-    }
-
-    async fn find_contacts_by_email(
-        &self,
-        company_id: &PsaId,
-        email: &str,
-    ) -> PsaResult<Vec<Contact>> {
-        self.call(self.psa.find_contacts_by_email(company_id, email))
-            .await
-    }
-
-    async fn create_ticket(&self, t: &NewTicket) -> PsaResult<Ticket> {
-        self.call(self.psa.create_ticket(t)).await
-    }
-
-    async fn find_ticket_by_marker(&self, marker: &str) -> PsaResult<Option<Ticket>> {
-        self.call(self.psa.find_ticket_by_marker(marker)).await
-    }
-
-    async fn get_ticket(&self, id: &PsaId) -> PsaResult<Option<Ticket>> {
-        self.call(self.psa.get_ticket(id)).await
-    }
-
-    async fn add_note(&self, ticket_id: &PsaId, text: &str) -> PsaResult<PsaId> {
-        self.call(self.psa.add_note(ticket_id, text)).await
-    }
-
-    async fn note_texts(&self, ticket_id: &PsaId) -> PsaResult<Option<Vec<String>>> {
-        self.call(self.psa.note_texts(ticket_id)).await
-    }
-
-    async fn close_ticket(
-        &self,
-        ticket_id: &PsaId,
-        status_id: Option<&PsaId>,
-        note: Option<&str>,
-    ) -> PsaResult<()> {
-        self.call(self.psa.close_ticket(ticket_id, status_id, note))
-            .await
-    }
-
-    async fn reopen_ticket(
-        &self,
-        ticket_id: &PsaId,
-        status_id: &PsaId,
-        note: &str,
-    ) -> PsaResult<()> {
-        self.call(self.psa.reopen_ticket(ticket_id, status_id, note))
-            .await
-    }
-
-    /// The company's primary contact (at most one call; see `Psa::primary_contact`).
-    async fn primary_contact(&self, company: &Company) -> PsaResult<Option<Contact>> {
-        self.call(self.psa.primary_contact(company)).await
-    }
-}
+// The dispatcher's PSA: the `TicketDesk` calls, each behind the connection's budget; those with
+// a default in the trait too (see `psa::forward`).
+forward_ticket_desk!(PsaCalls => psa);
 
 /// A failed PSA call that should not count against the event (the budget was the problem).
 pub fn is_rate_limited(e: &PsaError) -> bool {

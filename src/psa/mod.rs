@@ -23,6 +23,7 @@ pub mod autotask;
 pub mod bms;
 pub mod connectwise;
 pub mod error;
+pub(crate) mod forward;
 pub mod http;
 pub mod instrumented;
 pub use error::PsaError;

@@ -8,6 +8,7 @@
 //!   [`admin::SandboxBackend`] and wraps its PSA router with [`admin::with_admin`].
 //! * [`serve`]: runs a finished router on a listener in the background and hands back a
 //!   [`RunningSandbox`] (bound address, admin handle, shutdown on drop).
+//! * [`seed`]: the seed entries the Kaseya BMS and Autotask seeds describe alike.
 //! * [`web`]: the read-only HTML page at `/` (companies, tickets and notes, contract lines, the
 //!   last calls); each emulator's `web` module turns its state into the page's view.
 //!
@@ -23,6 +24,7 @@ pub mod admin;
 pub mod autotask;
 pub mod bms;
 pub mod connectwise;
+pub mod seed;
 pub mod web;
 
 use std::net::SocketAddr;

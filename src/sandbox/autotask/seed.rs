@@ -32,6 +32,9 @@
 
 use serde::Deserialize;
 
+use crate::sandbox::seed::yes;
+pub use crate::sandbox::seed::{SeedIssueType, SeedService};
+
 /// The built-in demo database.
 pub const DEMO_SEED_YAML: &str = include_str!("demo-seed.yaml");
 
@@ -87,10 +90,6 @@ impl Default for Settings {
             threads_per_endpoint: 3,
         }
     }
-}
-
-fn yes() -> bool {
-    true
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -157,29 +156,9 @@ pub struct SeedStatus {
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SeedIssueType {
-    pub name: String,
-    #[serde(default)]
-    pub sub_issue_types: Vec<String>,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SeedBillingCode {
     pub name: String,
     pub use_type: String,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SeedService {
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
-    #[serde(default)]
-    pub unit_cost: f64,
-    #[serde(default)]
-    pub unit_price: f64,
 }
 
 #[derive(Debug, thiserror::Error)]

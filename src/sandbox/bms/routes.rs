@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, RawQuery, Request, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -266,6 +267,38 @@ fn path_id(raw: &str) -> Result<i64, wire::Refusal> {
     })
 }
 
+/// The record id in a route's path, bound as BMS binds it: a non-number is refused (400, `id`).
+struct RecordId(i64);
+
+impl<St: Send + Sync> FromRequestParts<St> for RecordId {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Response> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        path_id(&raw)
+            .map(RecordId)
+            .map_err(IntoResponse::into_response)
+    }
+}
+
+/// A JSON request body with its keys folded ([`wire::body_json`]); unreadable JSON is refused.
+struct FoldedJson(Value);
+
+impl<St: Send + Sync> FromRequest<St> for FoldedJson {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &St) -> Result<Self, Response> {
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        wire::body_json(&body)
+            .map(FoldedJson)
+            .map_err(IntoResponse::into_response)
+    }
+}
+
 /// Unwraps a binding step or answers with its refusal.
 macro_rules! bound {
     ($e:expr) => {
@@ -372,8 +405,7 @@ async fn accounts_summary(State(s): S, RawQuery(q): RawQuery) -> Response {
 }
 
 /// Swagger: this one answers with the bare DTO, no envelope. Unknown id → 404, empty body.
-async fn account_summary(State(s): S, Path(id): Path<String>) -> Response {
-    let id = bound!(path_id(&id));
+async fn account_summary(State(s): S, RecordId(id): RecordId) -> Response {
     let inner = s.lock();
     match inner.store.account(id) {
         Some(a) => Json(wire::account_summary(a)).into_response(),
@@ -398,8 +430,7 @@ async fn accounts_lookup(State(s): S, RawQuery(q): RawQuery) -> Response {
     ok(Value::Array(rows))
 }
 
-async fn locations_lookup(State(s): S, Path(id): Path<String>) -> Response {
-    let id = bound!(path_id(&id));
+async fn locations_lookup(State(s): S, RecordId(id): RecordId) -> Response {
     let inner = s.lock();
     let Some(a) = inner.store.account(id) else {
         return fail(Fail::NotFound("Account not found.".into()));
@@ -413,8 +444,7 @@ async fn locations_lookup(State(s): S, Path(id): Path<String>) -> Response {
     ok(Value::Array(rows))
 }
 
-async fn account_contacts(State(s): S, Path(id): Path<String>) -> Response {
-    let id = bound!(path_id(&id));
+async fn account_contacts(State(s): S, RecordId(id): RecordId) -> Response {
     let inner = s.lock();
     if inner.store.account(id).is_none() {
         return fail(Fail::NotFound("Account not found.".into()));
@@ -527,8 +557,7 @@ async fn issue_types(State(s): S, RawQuery(q): RawQuery) -> Response {
     ))
 }
 
-async fn sub_issue_types(State(s): S, Path(id): Path<String>) -> Response {
-    let id = bound!(path_id(&id));
+async fn sub_issue_types(State(s): S, RecordId(id): RecordId) -> Response {
     let inner = s.lock();
     match inner.store.issue_type(id) {
         Some(it) => ok(Value::Array(
@@ -623,8 +652,7 @@ fn ticket_page(w: &Store, p: &Params) -> Response {
     ok_paged(p.page(rows), total)
 }
 
-async fn ticket_create(State(s): S, body: Bytes) -> Response {
-    let v = bound!(wire::body_json(&body));
+async fn ticket_create(State(s): S, FoldedJson(v): FoldedJson) -> Response {
     let input = bound!(wire::ticket_in(&v).map_err(wire::refuse));
     let mut inner = s.lock();
     match inner.store.create_ticket(input) {
@@ -640,16 +668,13 @@ fn ticket_answer(w: &Store, id: i64) -> Response {
     }
 }
 
-async fn ticket_get(State(s): S, Path(id): Path<String>) -> Response {
-    let id = bound!(path_id(&id));
+async fn ticket_get(State(s): S, RecordId(id): RecordId) -> Response {
     ticket_answer(&s.lock().store, id)
 }
 
 /// JSON Patch `replace` of `/StatusId`, `/PriorityId`, `/QueueId`, `/Title` (as a technician's
 /// tool would close or reopen a ticket).
-async fn ticket_patch(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
-    let id = bound!(path_id(&id));
-    let v = bound!(wire::body_json(&body));
+async fn ticket_patch(State(s): S, RecordId(id): RecordId, FoldedJson(v): FoldedJson) -> Response {
     let Some(ops) = v.as_array() else {
         return wire::bad_request(vec![("$".into(), "A JSON Patch array is expected.".into())]);
     };
@@ -704,9 +729,11 @@ fn edit(w: &mut Store, id: i64, f: impl FnOnce(&mut super::state::Ticket)) -> Re
     Ok(())
 }
 
-async fn ticket_resolve(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
-    let id = bound!(path_id(&id));
-    let v = bound!(wire::body_json(&body));
+async fn ticket_resolve(
+    State(s): S,
+    RecordId(id): RecordId,
+    FoldedJson(v): FoldedJson,
+) -> Response {
     let (comment, status, internal) = bound!(wire::resolve_in(&v).map_err(wire::refuse));
     let mut inner = s.lock();
     match inner.store.resolve(id, comment, status, internal) {
@@ -715,8 +742,7 @@ async fn ticket_resolve(State(s): S, Path(id): Path<String>, body: Bytes) -> Res
     }
 }
 
-async fn notes_list(State(s): S, Path(id): Path<String>, RawQuery(q): RawQuery) -> Response {
-    let id = bound!(path_id(&id));
+async fn notes_list(State(s): S, RecordId(id): RecordId, RawQuery(q): RawQuery) -> Response {
     let p = Params::new(q);
     let inner = s.lock();
     let w = &inner.store;
@@ -732,9 +758,7 @@ async fn notes_list(State(s): S, Path(id): Path<String>, RawQuery(q): RawQuery) 
     ok(Value::Array(p.page(rows)))
 }
 
-async fn note_create(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
-    let id = bound!(path_id(&id));
-    let v = bound!(wire::body_json(&body));
+async fn note_create(State(s): S, RecordId(id): RecordId, FoldedJson(v): FoldedJson) -> Response {
     let input = bound!(wire::note_in(&v).map_err(wire::refuse));
     let mut inner = s.lock();
     match inner.store.add_note(id, input) {
@@ -758,8 +782,7 @@ fn service_answer(w: &Store, id: i64) -> Response {
     }
 }
 
-async fn service_create(State(s): S, body: Bytes) -> Response {
-    let v = bound!(wire::body_json(&body));
+async fn service_create(State(s): S, FoldedJson(v): FoldedJson) -> Response {
     let input = bound!(wire::service_in(&v).map_err(wire::refuse));
     let mut inner = s.lock();
     match inner.store.create_service(input) {
@@ -784,14 +807,11 @@ async fn services_lookup(State(s): S, RawQuery(q): RawQuery) -> Response {
     ok_paged(p.page(rows), total)
 }
 
-async fn service_get(State(s): S, Path(id): Path<String>) -> Response {
-    let id = bound!(path_id(&id));
+async fn service_get(State(s): S, RecordId(id): RecordId) -> Response {
     service_answer(&s.lock().store, id)
 }
 
-async fn service_put(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
-    let id = bound!(path_id(&id));
-    let v = bound!(wire::body_json(&body));
+async fn service_put(State(s): S, RecordId(id): RecordId, FoldedJson(v): FoldedJson) -> Response {
     let input = bound!(wire::service_in(&v).map_err(wire::refuse));
     let mut inner = s.lock();
     match inner.store.replace_service(id, input) {
@@ -800,8 +820,7 @@ async fn service_put(State(s): S, Path(id): Path<String>, body: Bytes) -> Respon
     }
 }
 
-async fn service_delete(State(s): S, Path(id): Path<String>) -> Response {
-    let id = bound!(path_id(&id));
+async fn service_delete(State(s): S, RecordId(id): RecordId) -> Response {
     match s.lock().store.delete_service(id) {
         Ok(()) => ok(Value::Bool(true)),
         Err(f) => fail(f),
@@ -831,8 +850,7 @@ async fn contracts_lookup(State(s): S, RawQuery(q): RawQuery) -> Response {
 
 /// `POST /v2/admin/finance/services/{id}/relatedservices/search`: the service's lines across
 /// contracts, paged, with `totalRecords`.
-async fn related_search(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
-    let id = bound!(path_id(&id));
+async fn related_search(State(s): S, RecordId(id): RecordId, body: Bytes) -> Response {
     let v = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
@@ -855,9 +873,11 @@ async fn related_search(State(s): S, Path(id): Path<String>, body: Bytes) -> Res
 
 /// `POST /v2/admin/finance/services/{id}/relatedservices/bulkupdate`: cost, price and effective
 /// date of the chosen lines; the result is a message (`StringResponse`).
-async fn related_bulk_update(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
-    let id = bound!(path_id(&id));
-    let v = bound!(wire::body_json(&body));
+async fn related_bulk_update(
+    State(s): S,
+    RecordId(id): RecordId,
+    FoldedJson(v): FoldedJson,
+) -> Response {
     let (chosen, values) = bound!(wire::bulk_update_in(&v).map_err(wire::refuse));
     let mut inner = s.lock();
     match inner.store.bulk_update_lines(id, &chosen, &values) {
@@ -867,9 +887,7 @@ async fn related_bulk_update(State(s): S, Path(id): Path<String>, body: Bytes) -
 }
 
 /// Adds lines; the answer is one line (the last added), as the Swagger declares.
-async fn lines_add(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
-    let id = bound!(path_id(&id));
-    let v = bound!(wire::body_json(&body));
+async fn lines_add(State(s): S, RecordId(id): RecordId, FoldedJson(v): FoldedJson) -> Response {
     let input = bound!(wire::lines_in(&v).map_err(wire::refuse));
     let mut inner = s.lock();
     match inner.store.add_lines(id, input) {

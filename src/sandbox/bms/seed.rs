@@ -33,6 +33,9 @@
 
 use serde::Deserialize;
 
+use crate::sandbox::seed::yes;
+pub use crate::sandbox::seed::{SeedIssueType, SeedService};
+
 /// The built-in demo tenant.
 pub const DEMO_SEED_YAML: &str = include_str!("demo-seed.yaml");
 
@@ -141,30 +144,6 @@ pub struct SeedStatus {
     pub name: String,
     #[serde(default)]
     pub closed: bool,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SeedIssueType {
-    pub name: String,
-    #[serde(default)]
-    pub sub_issue_types: Vec<String>,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SeedService {
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
-    #[serde(default)]
-    pub unit_cost: f64,
-    #[serde(default)]
-    pub unit_price: f64,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// Why a seed cannot be used.

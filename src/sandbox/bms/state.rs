@@ -213,6 +213,22 @@ pub struct ServiceIn {
     pub taxable: Option<bool>,
 }
 
+/// The service a create or a replacement (`PUT`, whole record) binds: absent fields empty,
+/// `Active` as `active_when_absent` says.
+fn service_from(id: i64, s: ServiceIn, active_when_absent: bool) -> Service {
+    Service {
+        id,
+        name: s.name.unwrap_or_default().trim().to_string(),
+        description: s.description.unwrap_or_default(),
+        unit_cost: s.unit_cost.unwrap_or(0.0),
+        unit_price: s.unit_price.unwrap_or(0.0),
+        category_id: s.category_id,
+        unit_of_measure_id: s.unit_of_measure_id,
+        active: s.active.unwrap_or(active_when_absent),
+        taxable: s.taxable.unwrap_or(false),
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LineIn {
     pub service_id: Option<i64>,
@@ -720,17 +736,8 @@ impl Store {
     pub fn create_service(&mut self, s: ServiceIn) -> Result<i64, Fail> {
         self.check_service(&s, None)?;
         let id = self.id();
-        self.services.push(Service {
-            id,
-            name: s.name.unwrap_or_default().trim().to_string(),
-            description: s.description.unwrap_or_default(),
-            unit_cost: s.unit_cost.unwrap_or(0.0),
-            unit_price: s.unit_price.unwrap_or(0.0),
-            category_id: s.category_id,
-            unit_of_measure_id: s.unit_of_measure_id,
-            active: s.active.unwrap_or(true),
-            taxable: s.taxable.unwrap_or(false),
-        });
+        // A new service is active unless the body says otherwise.
+        self.services.push(service_from(id, s, true));
         Ok(id)
     }
 
@@ -741,17 +748,8 @@ impl Store {
         }
         self.check_service(&s, Some(id))?;
         if let Some(x) = self.services.iter_mut().find(|x| x.id == id) {
-            *x = Service {
-                id,
-                name: s.name.unwrap_or_default().trim().to_string(),
-                description: s.description.unwrap_or_default(),
-                unit_cost: s.unit_cost.unwrap_or(0.0),
-                unit_price: s.unit_price.unwrap_or(0.0),
-                category_id: s.category_id,
-                unit_of_measure_id: s.unit_of_measure_id,
-                active: s.active.unwrap_or(false),
-                taxable: s.taxable.unwrap_or(false),
-            };
+            // A replacement without `Active` is inactive (the field becomes empty).
+            *x = service_from(id, s, false);
         }
         Ok(())
     }

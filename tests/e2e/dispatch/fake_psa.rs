@@ -123,6 +123,23 @@ impl FakePsa {
         })
     }
 
+    /// Runs `f` on ticket `ticket_id`, or answers `NotFound` as a PSA would.
+    fn on_ticket<R>(
+        &self,
+        ticket_id: &PsaId,
+        f: impl FnOnce(&mut FakeTicket) -> R,
+    ) -> PsaResult<R> {
+        self.with(|s| {
+            let t = ticket_id
+                .parse::<u64>()
+                .ok()
+                .and_then(|n| s.tickets.get_mut(&n));
+            t.map(f).ok_or_else(|| PsaError::NotFound {
+                message: format!("ticket {ticket_id}"),
+            })
+        })
+    }
+
     fn view(t: &FakeTicket) -> Ticket {
         Ticket {
             id: t.id.clone(),
@@ -227,30 +244,13 @@ impl TicketDesk for FakePsa {
     }
     async fn note_texts(&self, ticket_id: &PsaId) -> PsaResult<Option<Vec<String>>> {
         self.enter("note_texts")?;
-        let n = ticket_id.parse::<u64>().ok();
-        match self.with(|s| n.and_then(|n| s.tickets.get(&n)).map(|t| t.notes.clone())) {
-            Some(notes) => Ok(Some(notes)),
-            None => Err(PsaError::NotFound {
-                message: format!("ticket {ticket_id}"),
-            }),
-        }
+        self.on_ticket(ticket_id, |t| Some(t.notes.clone()))
     }
     async fn add_note(&self, ticket_id: &PsaId, text: &str) -> PsaResult<PsaId> {
         self.enter("add_note")?;
-        let r = self.with(|s| {
-            let t = ticket_id
-                .parse::<u64>()
-                .ok()
-                .and_then(|n| s.tickets.get_mut(&n));
-            match t {
-                Some(t) => {
-                    t.notes.push(text.to_string());
-                    Ok(format!("{}-{}", t.id, t.notes.len()))
-                }
-                None => Err(PsaError::NotFound {
-                    message: format!("ticket {ticket_id}"),
-                }),
-            }
+        let r = self.on_ticket(ticket_id, |t| {
+            t.notes.push(text.to_string());
+            format!("{}-{}", t.id, t.notes.len())
         });
         if self.with(|s| s.hang_after_note) {
             self.hung.notify_one();
@@ -265,25 +265,13 @@ impl TicketDesk for FakePsa {
         note: Option<&str>,
     ) -> PsaResult<()> {
         self.enter("close_ticket")?;
-        self.with(|s| {
-            let t = ticket_id
-                .parse::<u64>()
-                .ok()
-                .and_then(|n| s.tickets.get_mut(&n));
-            match t {
-                Some(t) => {
-                    if let Some(n) = note {
-                        t.notes.push(n.to_string());
-                    }
-                    t.closed = true;
-                    t.status_id = status_id.cloned();
-                    t.closed_at_ms = Some(chrono::Utc::now().timestamp_millis());
-                    Ok(())
-                }
-                None => Err(PsaError::NotFound {
-                    message: format!("ticket {ticket_id}"),
-                }),
+        self.on_ticket(ticket_id, |t| {
+            if let Some(n) = note {
+                t.notes.push(n.to_string());
             }
+            t.closed = true;
+            t.status_id = status_id.cloned();
+            t.closed_at_ms = Some(chrono::Utc::now().timestamp_millis());
         })
     }
     async fn reopen_ticket(
@@ -293,23 +281,11 @@ impl TicketDesk for FakePsa {
         note: &str,
     ) -> PsaResult<()> {
         self.enter("reopen_ticket")?;
-        self.with(|s| {
-            let t = ticket_id
-                .parse::<u64>()
-                .ok()
-                .and_then(|n| s.tickets.get_mut(&n));
-            match t {
-                Some(t) => {
-                    t.notes.push(note.to_string());
-                    t.closed = false;
-                    t.closed_at_ms = None;
-                    t.status_id = Some(status_id.clone());
-                    Ok(())
-                }
-                None => Err(PsaError::NotFound {
-                    message: format!("ticket {ticket_id}"),
-                }),
-            }
+        self.on_ticket(ticket_id, |t| {
+            t.notes.push(note.to_string());
+            t.closed = false;
+            t.closed_at_ms = None;
+            t.status_id = Some(status_id.clone());
         })
     }
 }
