@@ -1,5 +1,5 @@
 //! `psa-operator dev`: everything on one machine — the embedded Kubernetes API server with our
-//! CRDs, ConnectWise, Kaseya BMS and Autotask sandboxes seeded with the demo data `config/samples/` uses,
+//! CRDs, every PSA's sandbox (`crate::providers`) seeded with the demo data `config/samples/` uses,
 //! and the operator (reconcilers, dispatcher, intake) pointed at them.
 //!
 //! Once every part listens, `dev` prints one JSON line on stdout (the [`ReadyLine`]: real
