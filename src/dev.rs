@@ -1,5 +1,5 @@
 //! `psa-operator dev`: everything on one machine — the embedded Kubernetes API server with our
-//! CRDs, ConnectWise, Kaseya BMS and Autotask sandboxes seeded with the demo data `config/samples/` uses,
+//! CRDs, every PSA's sandbox (`crate::providers`) seeded with the demo data `config/samples/` uses,
 //! and the operator (reconcilers, dispatcher, intake) pointed at them.
 //!
 //! Once every part listens, `dev` prints one JSON line on stdout (the [`ReadyLine`]: real
@@ -7,17 +7,20 @@
 //! writes the same JSON to `<state-dir>/endpoints.json`, which `dev --print-samples` reads to
 //! print `config/samples/` with those addresses.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeMap as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::net::TcpListener;
 
 use crate::api::crdgen::all_crds_yaml;
 use crate::devcluster::{self, DevCluster};
 use crate::operator::{kube_client, run_operator_on, OperatorListeners, OperatorOptions};
-use crate::sandbox::{self, RunningSandbox};
+use crate::psa::Provider;
+use crate::sandbox::RunningSandbox;
 
 /// Ports and paths of a dev environment.
 #[derive(Clone, Debug)]
@@ -26,17 +29,15 @@ pub struct DevSettings {
     pub api_port: u16,
     pub intake_port: u16,
     pub metrics_port: u16,
-    pub connectwise_port: u16,
-    pub bms_port: u16,
-    pub autotask_port: u16,
+    /// The port of each PSA's sandbox, in [`Provider::ALL`] order.
+    pub sandbox_ports: Vec<(Provider, u16)>,
 }
 
 /// The running parts (for tests that start `dev` in-process).
 pub struct DevEnvironment {
     pub cluster: DevCluster,
-    pub connectwise: RunningSandbox,
-    pub bms: RunningSandbox,
-    pub autotask: RunningSandbox,
+    /// Each PSA's sandbox, seeded with its demo data.
+    pub sandboxes: Vec<(Provider, RunningSandbox)>,
     pub kubeconfig: PathBuf,
 }
 
@@ -49,7 +50,7 @@ async fn bind(port: u16, what: &str) -> anyhow::Result<TcpListener> {
     })
 }
 
-/// Starts the API server (CRDs installed) and the three sandboxes; writes the kubeconfig.
+/// Starts the API server (CRDs installed) and every PSA's sandbox; writes the kubeconfig.
 pub async fn start_environment(s: &DevSettings) -> anyhow::Result<DevEnvironment> {
     // The snapshot holds every Secret, the store alerts and user e-mails: owner only.
     devcluster::persist::create_private_dir(&s.state_dir)
@@ -65,29 +66,19 @@ pub async fn start_environment(s: &DevSettings) -> anyhow::Result<DevEnvironment
     cluster.apply_yaml(&all_crds_yaml(), "psa-operator-dev")?;
     let kubeconfig = s.state_dir.join("kubeconfig");
     cluster.write_kubeconfig(&kubeconfig)?;
-    let connectwise = sandbox::connectwise::start(
-        bind(s.connectwise_port, "ConnectWise sandbox").await?,
-        sandbox::connectwise::demo_seed(),
-        Default::default(),
-    )
-    .await?;
-    let bms = sandbox::bms::start(
-        bind(s.bms_port, "Kaseya BMS sandbox").await?,
-        sandbox::bms::demo_seed(),
-        Default::default(),
-    )
-    .await?;
-    let autotask = sandbox::autotask::start(
-        bind(s.autotask_port, "Autotask sandbox").await?,
-        sandbox::autotask::demo_seed(),
-        Default::default(),
-    )
-    .await?;
+    let mut sandboxes = Vec::new();
+    for &(provider, port) in &s.sandbox_ports {
+        let what = format!("{} sandbox", provider.display_name());
+        let listener = bind(port, &what).await?;
+        let (running, _credentials) = provider
+            .start_sandbox(listener, None, Default::default())
+            .await
+            .map_err(anyhow::Error::msg)?;
+        sandboxes.push((provider, running));
+    }
     Ok(DevEnvironment {
         cluster,
-        connectwise,
-        bms,
-        autotask,
+        sandboxes,
         kubeconfig,
     })
 }
@@ -95,7 +86,7 @@ pub async fn start_environment(s: &DevSettings) -> anyhow::Result<DevEnvironment
 /// The machine-readable line `dev` prints on stdout once everything listens. Field order is the
 /// documented one; every URL is a base URL without a trailing slash.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ReadyLine {
     pub ready: bool,
     /// Path of the kubeconfig pointing at the embedded API server.
@@ -103,11 +94,55 @@ pub struct ReadyLine {
     pub api_server: String,
     /// Base URL of the alert intake (`send-sample --intake-url` takes it as is).
     pub intake: String,
-    pub connectwise: String,
-    pub bms: String,
-    pub autotask: String,
+    /// Each PSA's sandbox: in the line, a key per PSA (`connectwise`, `bms`, …).
+    #[serde(flatten)]
+    pub sandboxes: SandboxUrls,
     /// Base URL of `/metrics`, `/healthz` and `/readyz`.
     pub metrics: String,
+}
+
+/// The base URL of each PSA's sandbox, in [`Provider::ALL`] order; in JSON one key per PSA, its
+/// [`Provider::sandbox_name`]. Reading takes every PSA's key and no other.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SandboxUrls(pub Vec<(Provider, String)>);
+
+impl SandboxUrls {
+    /// The base URL of `provider`'s sandbox.
+    pub fn of(&self, provider: Provider) -> &str {
+        self.0
+            .iter()
+            .find(|(p, _)| *p == provider)
+            .map_or("", |(_, url)| url.as_str())
+    }
+}
+
+impl Serialize for SandboxUrls {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (provider, url) in &self.0 {
+            map.serialize_entry(provider.sandbox_name(), url)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for SandboxUrls {
+    /// Reads the keys the line's named fields left: exactly one per PSA.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut keys = BTreeMap::<String, String>::deserialize(deserializer)?;
+        let urls = Provider::ALL
+            .into_iter()
+            .map(|p| match keys.remove(p.sandbox_name()) {
+                Some(url) => Ok((p, url)),
+                None => Err(D::Error::missing_field(p.sandbox_name())),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        match keys.into_keys().next() {
+            Some(unknown) => Err(D::Error::custom(format!("unknown field `{unknown}`"))),
+            None => Ok(SandboxUrls(urls)),
+        }
+    }
 }
 
 /// Name of the file in the state directory that holds the [`ReadyLine`] of the running `dev`.
@@ -118,12 +153,22 @@ fn http_url(addr: SocketAddr) -> String {
 }
 
 fn banner(ready: &ReadyLine) -> String {
+    let sandboxes: String = ready
+        .sandboxes
+        .0
+        .iter()
+        .map(|(p, url)| {
+            format!(
+                "  {:<16} {url}  ({})\n",
+                p.display_name(),
+                p.dev_banner_note()
+            )
+        })
+        .collect();
     format!(
         "psa-operator dev is running\n\
          \x20 Kubernetes API   {api}\n\
-         \x20 ConnectWise PSA  {cw}  (sandbox; company demo; open it in a browser)\n\
-         \x20 Kaseya BMS       {bms}  (sandbox; tenant demo; open it in a browser)\n\
-         \x20 Autotask         {autotask}  (sandbox; user demo-api@msp.example)\n\
+         {sandboxes}\
          \x20 alert intake     {intake}/v1/namespaces/<ns>/connections/<name>/alerts\n\
          \x20 metrics          {metrics}/metrics\n\
          \n\
@@ -134,9 +179,6 @@ fn banner(ready: &ReadyLine) -> String {
          \x20 psa-operator send-sample -n psa --connection demo-cw --intake-url {intake}\n\
          Stop with Ctrl-C.",
         api = ready.api_server,
-        cw = ready.connectwise,
-        bms = ready.bms,
-        autotask = ready.autotask,
         intake = ready.intake,
         metrics = ready.metrics,
         kc = ready.kubeconfig,
@@ -147,7 +189,8 @@ fn banner(ready: &ReadyLine) -> String {
 /// How to apply the samples: as they are when the sandboxes sit on the ports the samples name,
 /// otherwise rewritten with the real addresses.
 fn apply_hint(ready: &ReadyLine) -> &'static str {
-    if ready.connectwise == DEFAULT_CONNECTWISE_URL && ready.bms == DEFAULT_BMS_URL {
+    let on_sample_ports = (ready.sandboxes.0.iter()).all(|(p, url)| *url == sample_url(*p));
+    if on_sample_ports {
         "kubectl apply -f config/samples/"
     } else {
         "psa-operator dev --print-samples | kubectl apply -f -"
@@ -173,9 +216,11 @@ pub async fn run_dev(
         kubeconfig: kubeconfig.display().to_string(),
         api_server: env.cluster.url(),
         intake: http_url(listeners.intake.local_addr()?),
-        connectwise: env.connectwise.base_url(),
-        bms: env.bms.base_url(),
-        autotask: env.autotask.base_url(),
+        sandboxes: SandboxUrls(
+            (env.sandboxes.iter())
+                .map(|(p, running)| (*p, running.base_url()))
+                .collect(),
+        ),
         metrics: http_url(listeners.metrics.local_addr()?),
     };
     let line = serde_json::to_string(&ready)?;
@@ -197,10 +242,10 @@ pub async fn run_dev(
     result
 }
 
-/// The sandbox URLs `config/samples/` names (the default ports of `dev`).
-pub const DEFAULT_CONNECTWISE_URL: &str = "http://127.0.0.1:8081";
-pub const DEFAULT_BMS_URL: &str = "http://127.0.0.1:8082";
-pub const DEFAULT_AUTOTASK_URL: &str = "http://127.0.0.1:8083";
+/// The URL `config/samples/` names for a PSA's sandbox (on `dev`'s default port).
+pub fn sample_url(provider: Provider) -> String {
+    format!("http://127.0.0.1:{}", provider.dev_port())
+}
 
 /// `dev --print-samples`: the samples in `samples_dir` with the addresses of the `dev` running on
 /// `state_dir`, in apply order.
@@ -270,11 +315,10 @@ pub fn render_samples(files: &[(String, String)], ready: &ReadyLine) -> String {
     for (name, text) in files {
         for doc in split_documents(text) {
             let Some(kind) = kind_of(&doc) else { continue };
-            let doc = doc
-                .replace(DEFAULT_CONNECTWISE_URL, &ready.connectwise)
-                .replace(DEFAULT_BMS_URL, &ready.bms)
-                .replace(DEFAULT_AUTOTASK_URL, &ready.autotask);
-            docs.push((apply_rank(kind), format!("# from {name}\n{}", doc.trim())));
+            let rank = apply_rank(kind);
+            let doc = (ready.sandboxes.0.iter())
+                .fold(doc, |doc, (p, url)| doc.replace(&sample_url(*p), url));
+            docs.push((rank, format!("# from {name}\n{}", doc.trim())));
         }
     }
     docs.sort_by_key(|(rank, _)| *rank);
@@ -312,9 +356,11 @@ mod tests {
             kubeconfig: "/tmp/kc".into(),
             api_server: "http://127.0.0.1:40001".into(),
             intake: "http://127.0.0.1:40002".into(),
-            connectwise: cw.into(),
-            bms: bms.into(),
-            autotask: "http://c".into(),
+            sandboxes: SandboxUrls(vec![
+                (Provider::ConnectWise, cw.into()),
+                (Provider::KaseyaBms, bms.into()),
+                (Provider::Autotask, "http://c".into()),
+            ]),
             metrics: "http://127.0.0.1:40003".into(),
         }
     }
@@ -326,6 +372,46 @@ mod tests {
             line,
             r#"{"ready":true,"kubeconfig":"/tmp/kc","apiServer":"http://127.0.0.1:40001","intake":"http://127.0.0.1:40002","connectwise":"http://a","bms":"http://b","autotask":"http://c","metrics":"http://127.0.0.1:40003"}"#
         );
+    }
+
+    #[test]
+    fn a_ready_line_reads_back_and_names_every_sandbox_and_no_other() {
+        let line = serde_json::to_string(&ready("http://a", "http://b")).unwrap();
+        let back: ReadyLine = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, ready("http://a", "http://b"));
+        assert_eq!(back.sandboxes.of(Provider::KaseyaBms), "http://b");
+        let extra = line.replace(r#""metrics""#, r#""halo":"http://d","metrics""#);
+        let err = serde_json::from_str::<ReadyLine>(&extra).unwrap_err();
+        assert!(err.to_string().contains("unknown field `halo`"), "{err}");
+        let missing = line.replace(r#","bms":"http://b""#, "");
+        let err = serde_json::from_str::<ReadyLine>(&missing).unwrap_err();
+        assert!(err.to_string().contains("missing field `bms`"), "{err}");
+    }
+
+    #[test]
+    fn every_sandbox_has_a_port_option_defaulting_to_the_samples_port() {
+        use clap::Parser as _;
+        let cli = crate::cli::Cli::try_parse_from(["psa-operator", "dev", "--bms-port", "0"])
+            .expect("parses");
+        let crate::cli::Command::Dev(args) = cli.command else {
+            panic!("not dev")
+        };
+        assert_eq!(
+            args.settings().sandbox_ports,
+            [
+                (Provider::ConnectWise, 8081),
+                (Provider::KaseyaBms, 0),
+                (Provider::Autotask, 8083),
+            ]
+        );
+        let samples = read_samples(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/samples"))
+            .unwrap()
+            .into_iter()
+            .map(|(_, text)| text)
+            .collect::<String>();
+        for p in Provider::ALL {
+            assert!(samples.contains(&sample_url(p)), "{}", sample_url(p));
+        }
     }
 
     #[test]

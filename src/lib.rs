@@ -15,6 +15,7 @@ pub mod devcluster;
 pub mod dispatch;
 pub mod gitops;
 pub mod leader;
+pub mod metrics;
 pub mod operator;
 pub mod providers;
 pub mod psa;
@@ -22,5 +23,7 @@ pub mod resolved;
 pub mod sandbox;
 pub mod secret;
 
+#[cfg(test)]
+mod fixtures;
 #[cfg(test)]
 mod fuzz_tests;

@@ -125,6 +125,33 @@ impl Provider {
         Ok((running, creds))
     }
 
+    /// The port `psa-operator dev` starts this PSA's sandbox on (`config/samples/` names it).
+    pub fn dev_port(self) -> u16 {
+        match self {
+            Provider::ConnectWise => 8081,
+            Provider::KaseyaBms => 8082,
+            Provider::Autotask => 8083,
+        }
+    }
+
+    /// The `psa-operator dev` option that moves this PSA's sandbox to another port.
+    pub fn dev_port_option(self) -> &'static str {
+        match self {
+            Provider::ConnectWise => "connectwise-port",
+            Provider::KaseyaBms => "bms-port",
+            Provider::Autotask => "autotask-port",
+        }
+    }
+
+    /// What `dev`'s banner tells a person about this PSA's sandbox and its demo data.
+    pub fn dev_banner_note(self) -> &'static str {
+        match self {
+            Provider::ConnectWise => "sandbox; company demo; open it in a browser",
+            Provider::KaseyaBms => "sandbox; tenant demo; open it in a browser",
+            Provider::Autotask => "sandbox; user demo-api@msp.example",
+        }
+    }
+
     /// The PSA's product name in messages.
     pub fn display_name(self) -> &'static str {
         match self {

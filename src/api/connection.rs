@@ -11,12 +11,12 @@ use super::common::{conditions_schema, SecretRef};
 use super::sources::WebhookSource;
 
 /// One PSA account and the ticket settings for every alert sent to it.
-#[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "psa-operator.io",
     version = "v1alpha1",
     kind = "PsaConnection",
-    doc = "PsaConnection: one PSA account (ConnectWise PSA or Kaseya BMS), the settings of every ticket created in it, where alerts are received (intake) and where they go when no ticket can be made (failsafe e-mail). `kubectl explain psaconnection.spec` describes each field.",
+    doc = "PsaConnection: one PSA account (ConnectWise PSA, Kaseya BMS or Autotask), the settings of every ticket created in it, where alerts are received (intake) and where they go when no ticket can be made (failsafe e-mail). `kubectl explain psaconnection.spec` describes each field.",
     plural = "psaconnections",
     singular = "psaconnection",
     shortname = "psaconn",
@@ -24,13 +24,8 @@ use super::sources::WebhookSource;
     namespaced,
     status = "PsaConnectionStatus",
     printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".status.provider"}"#,
-    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Synced","type":"string","jsonPath":".status.conditions[?(@.type==\"Synced\")].status"}"#,
-    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Tickets","type":"integer","jsonPath":".status.dispatch.ticketsCreated"}"#,
-    printcolumn = r#"{"name":"Dead Letters","type":"integer","jsonPath":".status.dispatch.deadLetters"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#
+    printcolumn = r#"{"name":"Dead Letters","type":"integer","jsonPath":".status.dispatch.deadLetters"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PsaConnectionSpec {

@@ -21,12 +21,7 @@ use super::common::{conditions_schema, LocalRef, Money};
     category = "psa",
     namespaced,
     status = "ContractServiceStatus",
-    printcolumn = r#"{"name":"ExternalID","type":"string","jsonPath":".status.externalId"}"#,
-    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Synced","type":"string","jsonPath":".status.conditions[?(@.type==\"Synced\")].status"}"#,
-    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#
+    printcolumn = r#"{"name":"ExternalID","type":"string","jsonPath":".status.externalId"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ContractServiceSpec {

@@ -19,12 +19,7 @@ use super::common::{conditions_schema, LocalRef, Money};
     category = "psa",
     namespaced,
     status = "CustomerMappingStatus",
-    printcolumn = r#"{"name":"Company","type":"string","jsonPath":".status.companyName"}"#,
-    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Synced","type":"string","jsonPath":".status.conditions[?(@.type==\"Synced\")].status"}"#,
-    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#
+    printcolumn = r#"{"name":"Company","type":"string","jsonPath":".status.companyName"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct CustomerMappingSpec {

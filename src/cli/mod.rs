@@ -11,7 +11,7 @@ pub use crate::gitops::args::{ImportArgs, OutputFormat, PlanArgs, ValidateArgs};
 /// Exit code of a subcommand whose issue has not landed yet.
 pub const EXIT_NOT_AVAILABLE: i32 = 2;
 
-/// Declarative security-alert → PSA-ticket integration for ConnectWise PSA and Kaseya BMS.
+/// Declarative security-alert → PSA-ticket integration for ConnectWise PSA, Kaseya BMS and Autotask.
 #[derive(Parser, Debug)]
 #[command(name = "psa-operator", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
@@ -29,7 +29,7 @@ pub enum Command {
     /// Run only the embedded Kubernetes API server (for tests and experiments).
     #[cfg(feature = "dev-tools")]
     Devcluster(DevclusterArgs),
-    /// Run a stateful PSA sandbox (ConnectWise or Kaseya BMS emulator) seeded with demo data.
+    /// Run a stateful PSA sandbox (a ConnectWise, Kaseya BMS or Autotask emulator) seeded with demo data.
     #[cfg(feature = "dev-tools")]
     Sandbox(SandboxArgs),
     /// Print the CustomResourceDefinitions as multi-document YAML.
@@ -149,12 +149,9 @@ pub struct DevArgs {
     /// Port of /metrics, /healthz and /readyz.
     #[arg(long, default_value_t = 9090)]
     pub metrics_port: u16,
-    /// Port of the ConnectWise PSA sandbox (the samples use 8081).
-    #[arg(long, default_value_t = 8081)]
-    pub connectwise_port: u16,
-    /// Port of the Kaseya BMS sandbox (the samples use 8082).
-    #[arg(long, default_value_t = 8082)]
-    pub bms_port: u16,
+    /// `--connectwise-port`, `--bms-port`, …: one per PSA.
+    #[command(flatten)]
+    pub sandbox_ports: SandboxPorts,
     /// Do not start anything: print the samples (--samples) with the addresses of the `dev`
     /// running on --state-dir, Secrets first, ready for `kubectl apply -f -`.
     #[arg(long)]
@@ -162,9 +159,48 @@ pub struct DevArgs {
     /// Directory of the sample resources --print-samples reads.
     #[arg(long, default_value = "config/samples", requires = "print_samples")]
     pub samples: PathBuf,
-    /// Port of the Autotask sandbox (the samples use 8083).
-    #[arg(long, default_value_t = 8083)]
-    pub autotask_port: u16,
+}
+
+/// The port of each PSA's sandbox in `dev`: an option per PSA (`--connectwise-port`, …), named
+/// and defaulted by the provider list (`crate::providers`), so a new PSA brings its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxPorts(pub Vec<(crate::psa::Provider, u16)>);
+
+impl clap::FromArgMatches for SandboxPorts {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let ports = crate::psa::Provider::ALL.map(|p| {
+            let port = matches.get_one::<u16>(p.dev_port_option()).copied();
+            (p, port.unwrap_or(p.dev_port()))
+        });
+        Ok(SandboxPorts(ports.to_vec()))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for SandboxPorts {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        crate::psa::Provider::ALL.into_iter().fold(cmd, |cmd, p| {
+            cmd.arg(
+                clap::Arg::new(p.dev_port_option())
+                    .long(p.dev_port_option())
+                    .value_name("PORT")
+                    .value_parser(clap::value_parser!(u16))
+                    .help(format!(
+                        "Port of the {} sandbox (the samples use {})",
+                        p.display_name(),
+                        p.dev_port()
+                    )),
+            )
+        })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -264,9 +300,7 @@ impl DevArgs {
             api_port: self.api_port,
             intake_port: self.intake_port,
             metrics_port: self.metrics_port,
-            connectwise_port: self.connectwise_port,
-            bms_port: self.bms_port,
-            autotask_port: self.autotask_port,
+            sandbox_ports: self.sandbox_ports.0.clone(),
         }
     }
 }

@@ -9,6 +9,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::metrics::register_at_zero;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: String,
@@ -71,16 +73,17 @@ impl ControllerMetrics {
     /// Creates the metrics and registers them under `psa_operator_controller_*`.
     pub fn register(registry: &mut Registry) -> Self {
         let m = ControllerMetrics::default();
-        registry.register(
-            "psa_operator_status_writes",
-            "Status writes this replica made (only the leader writes statuses)",
-            m.status_writes.clone(),
-        );
-        for writer in [STATUS_WRITER_RECONCILER, STATUS_WRITER_DISPATCH] {
-            let _ = m.status_writes.get_or_create(&WriterLabels {
+        let writers =
+            [STATUS_WRITER_RECONCILER, STATUS_WRITER_DISPATCH].map(|writer| WriterLabels {
                 writer: writer.to_string(),
             });
-        }
+        register_at_zero(
+            registry,
+            "psa_operator_status_writes",
+            "Status writes this replica made (only the leader writes statuses)",
+            &m.status_writes,
+            writers,
+        );
         registry.register(
             "psa_operator_psa_budget_share",
             "Share (0-1) used of the request budget the PSA shares with the MSP's other integrations (Autotask: the database's hourly threshold), as last read",
@@ -88,10 +91,21 @@ impl ControllerMetrics {
         );
         let sub = registry.sub_registry_with_prefix("psa_operator_controller");
         sub.register("reconciles", "Reconciles by kind", m.reconciles.clone());
-        sub.register(
+        // Error series exist at 0 from the start, so a rate() over them is 0, not "no data".
+        let errors = ["PsaConnection", "CustomerMapping", "ContractService"]
+            .into_iter()
+            .flat_map(|kind| {
+                ["transient", "permanent"].map(|category| ErrorLabels {
+                    kind: kind.to_string(),
+                    category: category.to_string(),
+                })
+            });
+        register_at_zero(
+            sub,
             "reconcile_errors",
             "Reconcile errors by kind and category",
-            m.errors.clone(),
+            &m.errors,
+            errors,
         );
         sub.register(
             "reconcile_duration_seconds",
@@ -103,15 +117,6 @@ impl ControllerMetrics {
             "Connections whose routing is still being established in this process (events held)",
             m.incomplete_connections.clone(),
         );
-        // Error series exist at 0 from the start, so a rate() over them is 0, not "no data".
-        for kind in ["PsaConnection", "CustomerMapping", "ContractService"] {
-            for category in ["transient", "permanent"] {
-                let _ = m.errors.get_or_create(&ErrorLabels {
-                    kind: kind.to_string(),
-                    category: category.to_string(),
-                });
-            }
-        }
         m
     }
 

@@ -163,14 +163,36 @@ fn discovery_response(state: &AppState, path: &str) -> Option<Response> {
     Some(ok(&doc))
 }
 
-fn selectors(
-    q: &HashMap<String, String>,
-    def: &ResourceDef,
-) -> Result<(LabelSelector, FieldSelector), ApiError> {
-    let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
-    let fields =
-        FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str), &def.kind)?;
-    Ok((labels, fields))
+/// What a list, a watch or a delete-collection reads: the kind, one namespace or all, and the
+/// objects the request's label and field selectors take.
+struct Collection<'a> {
+    def: &'a ResourceDef,
+    namespace: Option<&'a str>,
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl<'a> Collection<'a> {
+    fn of(
+        def: &'a ResourceDef,
+        rp: &'a ResourcePath,
+        q: &HashMap<String, String>,
+    ) -> Result<Self, ApiError> {
+        let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
+        let fields =
+            FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str), &def.kind)?;
+        Ok(Collection {
+            def,
+            namespace: rp.namespace.as_deref(),
+            labels,
+            fields,
+        })
+    }
+
+    /// The objects it takes now, and the store's resource version they were read at.
+    fn read(&self, store: &Store) -> (Vec<Value>, u64) {
+        store.list(self.def, self.namespace, &self.labels, &self.fields)
+    }
 }
 
 fn write_opts(q: &HashMap<String, String>) -> WriteOpts {
@@ -288,8 +310,10 @@ fn resource_request(
     let rep = representation(accept);
     let opts = write_opts(q);
     let response = match (method.clone(), rp.name.as_deref()) {
-        (Method::GET, None) if flag(q, "watch") => return watch(state, &def, rp, q, rep),
-        (Method::GET, None) => list(state, &def, rp, q, rep)?,
+        (Method::GET, None) if flag(q, "watch") => {
+            return watch(state, Collection::of(&def, rp, q)?, q, rep)
+        }
+        (Method::GET, None) => list(state, &Collection::of(&def, rp, q)?, rep),
         (Method::GET, Some(name)) => {
             let store = state.store();
             let obj = store.get(&def, &ns, name)?;
@@ -339,10 +363,9 @@ fn resource_request(
             ok(&obj)
         }
         (Method::DELETE, None) => {
-            let (labels, fields) = selectors(q, &def)?;
+            let collection = Collection::of(&def, rp, q)?;
             let mut store = state.store();
-            let ns_filter = rp.namespace.as_deref();
-            let (items, _) = store.list(&def, ns_filter, &labels, &fields);
+            let (items, _) = collection.read(&store);
             let mut deleted = Vec::new();
             for item in items {
                 let name = item["metadata"]["name"].as_str().unwrap_or("").to_string();
@@ -369,17 +392,9 @@ fn resource_request(
     Ok(response)
 }
 
-fn list(
-    state: &AppState,
-    def: &ResourceDef,
-    rp: &ResourcePath,
-    q: &HashMap<String, String>,
-    rep: Representation,
-) -> Result<Response, ApiError> {
-    let (labels, fields) = selectors(q, def)?;
-    let store = state.store();
-    let (items, rv) = store.list(def, rp.namespace.as_deref(), &labels, &fields);
-    drop(store);
+fn list(state: &AppState, collection: &Collection, rep: Representation) -> Response {
+    let def = collection.def;
+    let (items, rv) = collection.read(&state.store());
     let doc = match rep {
         Representation::Table => table::table(def, &items, &rv.to_string(), chrono::Utc::now()),
         Representation::PartialMetadata => json!({
@@ -395,17 +410,16 @@ fn list(
             "items": items,
         }),
     };
-    Ok(ok(&doc))
+    ok(&doc)
 }
 
 fn watch(
     state: &AppState,
-    def: &ResourceDef,
-    rp: &ResourcePath,
+    collection: Collection,
     q: &HashMap<String, String>,
     rep: Representation,
 ) -> Result<Response, ApiError> {
-    let (labels, fields) = selectors(q, def)?;
+    let def = collection.def;
     let send_initial = flag(q, "sendInitialEvents");
     let rv = q.get("resourceVersion").map(String::as_str).unwrap_or("");
     let from = if send_initial || rv.is_empty() || rv == "0" {
@@ -422,9 +436,9 @@ fn watch(
         .unwrap_or(1800);
     let watcher = Watcher {
         def: def.clone(),
-        namespace: rp.namespace.clone(),
-        labels,
-        fields,
+        namespace: collection.namespace.map(String::from),
+        labels: collection.labels,
+        fields: collection.fields,
         metadata_only: rep == Representation::PartialMetadata,
         table: rep == Representation::Table,
         bookmarks: flag(q, "allowWatchBookmarks"),

@@ -1111,10 +1111,31 @@ mod tests {
                     "schema": {"openAPIV3Schema": {"type": "object", "properties": {
                         "spec": {"type": "object", "properties": {"size": {"type": "integer"}}},
                         "status": {"type": "object", "properties": {"ok": {"type": "boolean"}}}}}}}]}});
-        let res = s.create(&crd_def, "", crd, &WriteOpts::default()).unwrap();
-        assert_eq!(res.object["status"]["conditions"][1]["type"], "Established");
+        let res = s.put(&crd_def, "", crd);
+        assert_eq!(res["status"]["conditions"][1]["type"], "Established");
         let w = def(&s, "example.io", "v1", "widgets");
         (s, w)
+    }
+
+    impl Store {
+        /// Replaces an object (not its status) with the default options: what the store serves.
+        fn update_main(
+            &mut self,
+            def: &ResourceDef,
+            ns: &str,
+            name: &str,
+            body: Value,
+        ) -> Result<Value, ApiError> {
+            self.update(def, ns, name, body, Sub::Main, &WriteOpts::default())
+                .map(|r| r.object)
+        }
+
+        /// Creates an object with the default options; the test fails if the store refuses it.
+        fn put(&mut self, def: &ResourceDef, ns: &str, body: Value) -> Value {
+            self.create(def, ns, body, &WriteOpts::default())
+                .unwrap()
+                .object
+        }
     }
 
     fn widget(name: &str, size: i64) -> Value {
@@ -1124,10 +1145,7 @@ mod tests {
     #[test]
     fn create_sets_identity_and_conflicts_on_duplicates() {
         let (mut s, w) = with_crd();
-        let o = s
-            .create(&w, "default", widget("a", 1), &WriteOpts::default())
-            .unwrap()
-            .object;
+        let o = s.put(&w, "default", widget("a", 1));
         assert_eq!(o["metadata"]["generation"], 1);
         assert_eq!(o["metadata"]["namespace"], "default");
         assert!(!meta::uid(&o).is_empty());
@@ -1144,65 +1162,28 @@ mod tests {
     #[test]
     fn update_rules_rv_generation_and_no_op() {
         let (mut s, w) = with_crd();
-        let o = s
-            .create(&w, "default", widget("a", 1), &WriteOpts::default())
-            .unwrap()
-            .object;
+        let o = s.put(&w, "default", widget("a", 1));
         let rv = meta::resource_version(&o).to_string();
-        let same = s
-            .update(
-                &w,
-                "default",
-                "a",
-                o.clone(),
-                Sub::Main,
-                &WriteOpts::default(),
-            )
-            .unwrap()
-            .object;
+        let same = s.update_main(&w, "default", "a", o.clone()).unwrap();
         assert_eq!(meta::resource_version(&same), rv, "no-op keeps rv");
         let mut labelled = o.clone();
         labelled["metadata"]["labels"] = json!({"x": "y"});
-        let l = s
-            .update(
-                &w,
-                "default",
-                "a",
-                labelled,
-                Sub::Main,
-                &WriteOpts::default(),
-            )
-            .unwrap()
-            .object;
+        let l = s.update_main(&w, "default", "a", labelled).unwrap();
         assert_ne!(meta::resource_version(&l), rv);
         assert_eq!(
             l["metadata"]["generation"], 1,
             "label change keeps generation"
         );
-        let stale = s
-            .update(
-                &w,
-                "default",
-                "a",
-                o.clone(),
-                Sub::Main,
-                &WriteOpts::default(),
-            )
-            .unwrap_err();
+        let stale = s.update_main(&w, "default", "a", o.clone()).unwrap_err();
         assert_eq!(stale.code(), 409);
         let mut bigger = l.clone();
         bigger["spec"]["size"] = json!(2);
-        let b = s
-            .update(&w, "default", "a", bigger, Sub::Main, &WriteOpts::default())
-            .unwrap()
-            .object;
+        let b = s.update_main(&w, "default", "a", bigger).unwrap();
         assert_eq!(b["metadata"]["generation"], 2);
         let mut no_rv = b.clone();
         meta::remove_meta(&mut no_rv, "resourceVersion");
         assert_eq!(
-            s.update(&w, "default", "a", no_rv, Sub::Main, &WriteOpts::default())
-                .unwrap_err()
-                .code(),
+            s.update_main(&w, "default", "a", no_rv).unwrap_err().code(),
             422
         );
     }
@@ -1212,10 +1193,7 @@ mod tests {
         let (mut s, w) = with_crd();
         let mut body = widget("a", 1);
         body["status"] = json!({"ok": true});
-        let o = s
-            .create(&w, "default", body, &WriteOpts::default())
-            .unwrap()
-            .object;
+        let o = s.put(&w, "default", body);
         assert!(o.get("status").is_none(), "create drops status");
         let st = s
             .patch(
@@ -1252,8 +1230,7 @@ mod tests {
         let (mut s, w) = with_crd();
         let mut body = widget("a", 1);
         body["metadata"]["finalizers"] = json!(["example.io/cleanup"]);
-        s.create(&w, "default", body, &WriteOpts::default())
-            .unwrap();
+        s.put(&w, "default", body);
         let start = s.resource_version();
         let held = s.delete(&w, "default", "a", &json!({}), false).unwrap();
         assert!(meta::is_deleting(&held));
@@ -1336,8 +1313,7 @@ mod tests {
     #[test]
     fn smp_is_refused_for_custom_resources_and_merged_for_secrets() {
         let (mut s, w) = with_crd();
-        s.create(&w, "default", widget("a", 1), &WriteOpts::default())
-            .unwrap();
+        s.put(&w, "default", widget("a", 1));
         let e = s
             .patch(
                 &w,
@@ -1351,15 +1327,11 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.code(), 415);
         let sec = def(&s, "", "v1", "secrets");
-        let o = s
-            .create(
-                &sec,
-                "default",
-                json!({"metadata": {"name": "s"}, "stringData": {"k": "v"}}),
-                &WriteOpts::default(),
-            )
-            .unwrap()
-            .object;
+        let o = s.put(
+            &sec,
+            "default",
+            json!({"metadata": {"name": "s"}, "stringData": {"k": "v"}}),
+        );
         assert_eq!(o["data"]["k"], "dg==");
         assert_eq!(o["type"], "Opaque");
         assert!(o.get("stringData").is_none());
@@ -1382,30 +1354,18 @@ mod tests {
     fn deleting_a_namespace_or_owner_or_crd_cascades() {
         let (mut s, w) = with_crd();
         let nsd = def(&s, "", "v1", "namespaces");
-        s.create(
-            &nsd,
-            "",
-            json!({"metadata": {"name": "t"}}),
-            &WriteOpts::default(),
-        )
-        .unwrap();
-        let owner = s
-            .create(&w, "t", widget("owner", 1), &WriteOpts::default())
-            .unwrap()
-            .object;
+        s.put(&nsd, "", json!({"metadata": {"name": "t"}}));
+        let owner = s.put(&w, "t", widget("owner", 1));
         let cm = def(&s, "", "v1", "configmaps");
-        s.create(&cm, "t", json!({"metadata": {"name": "c", "ownerReferences": [
-            {"apiVersion": "example.io/v1", "kind": "Widget", "name": "owner", "uid": meta::uid(&owner)}]}}), &WriteOpts::default())
-            .unwrap();
+        s.put(&cm, "t", json!({"metadata": {"name": "c", "ownerReferences": [
+            {"apiVersion": "example.io/v1", "kind": "Widget", "name": "owner", "uid": meta::uid(&owner)}]}}));
         s.delete(&w, "t", "owner", &json!({}), false).unwrap();
         assert!(s.get(&cm, "t", "c").is_err(), "dependent collected");
-        s.create(&w, "t", widget("x", 1), &WriteOpts::default())
-            .unwrap();
+        s.put(&w, "t", widget("x", 1));
         s.delete(&nsd, "", "t", &json!({}), false).unwrap();
         assert!(s.get(&w, "t", "x").is_err());
         assert!(s.get(&nsd, "", "t").is_err());
-        s.create(&w, "default", widget("y", 1), &WriteOpts::default())
-            .unwrap();
+        s.put(&w, "default", widget("y", 1));
         let crd_def = def(
             &s,
             "apiextensions.k8s.io",
@@ -1425,15 +1385,8 @@ mod tests {
     fn a_write_naming_a_gone_owner_is_collected_and_other_writes_keep_their_objects() {
         let (mut s, w) = with_crd();
         let cm = def(&s, "", "v1", "configmaps");
-        s.create(
-            &cm,
-            "default",
-            json!({"metadata": {"name": "c"}}),
-            &WriteOpts::default(),
-        )
-        .unwrap();
-        s.create(&w, "default", widget("plain", 1), &WriteOpts::default())
-            .unwrap();
+        s.put(&cm, "default", json!({"metadata": {"name": "c"}}));
+        s.put(&w, "default", widget("plain", 1));
         // A write that removes nothing and names no owner leaves everything in place.
         let bigger = json!({"spec": {"size": 2}});
         s.patch(
@@ -1470,15 +1423,8 @@ mod tests {
         let (mut s, w) = with_crd();
         s.set_namespace_grace(Duration::from_secs(3600));
         let nsd = def(&s, "", "v1", "namespaces");
-        s.create(
-            &nsd,
-            "",
-            json!({"metadata": {"name": "t"}}),
-            &WriteOpts::default(),
-        )
-        .unwrap();
-        s.create(&w, "t", widget("x", 1), &WriteOpts::default())
-            .unwrap();
+        s.put(&nsd, "", json!({"metadata": {"name": "t"}}));
+        s.put(&w, "t", widget("x", 1));
         let ns = s.delete(&nsd, "", "t", &json!({}), false).unwrap();
         assert_eq!(ns["status"]["phase"], "Terminating");
         assert!(s.has_terminating_namespaces());
@@ -1503,22 +1449,18 @@ mod tests {
         let ev = def(&s, "events.k8s.io", "v1", "events");
         let now = chrono::Utc::now();
         let later = |mins: i64| (now + chrono::Duration::minutes(mins)).to_rfc3339();
-        s.create(
+        s.put(
             &ev,
             "default",
             json!({"metadata": {"name": "once"}, "reason": "R",
             "eventTime": later(0), "regarding": {"name": "x"}}),
-            &WriteOpts::default(),
-        )
-        .unwrap();
-        s.create(
+        );
+        s.put(
             &ev,
             "default",
             json!({"metadata": {"name": "repeated"}, "reason": "R",
             "eventTime": later(0), "series": {"count": 3, "lastObservedTime": later(30)}}),
-            &WriteOpts::default(),
-        )
-        .unwrap();
+        );
         let hour = chrono::Duration::hours(1);
         assert_eq!(
             s.expire_events(hour, now + chrono::Duration::minutes(30)),
@@ -1535,8 +1477,7 @@ mod tests {
     #[test]
     fn non_object_bodies_are_bad_requests_not_panics() {
         let (mut s, w) = with_crd();
-        s.create(&w, "default", widget("a", 1), &WriteOpts::default())
-            .unwrap();
+        s.put(&w, "default", widget("a", 1));
         let o = WriteOpts::default();
         assert_eq!(
             s.create(&w, "default", json!([1]), &o).unwrap_err().code(),

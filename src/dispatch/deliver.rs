@@ -24,7 +24,7 @@ use crate::dispatch::decide::routing::{
     auto_customer, route, AutoAnswer, AutoLookup, Route, RoutingTable,
 };
 use crate::dispatch::decide::ticket_route::{ticket_for, ChosenTicket};
-use crate::dispatch::decide::values::{issue_types, resolve_value};
+use crate::dispatch::decide::values::{new_ticket, TicketText};
 use crate::dispatch::event::Event;
 use crate::dispatch::recurrence::Recur;
 use crate::dispatch::stats::StatsBoard;
@@ -32,7 +32,7 @@ use crate::dispatch::store::{
     GroupLifecycle, GroupTicket, Store, StoreError, StoredEvent, TicketRecord,
 };
 use crate::dispatch::storm::Storm;
-use crate::psa::{Company, NewTicket, PsaError, PsaId, TicketDesk};
+use crate::psa::{Company, PsaError, PsaId, TicketDesk};
 use crate::resolved::{ConnectionKey, ResolvedConnection, ResolvedCustomer};
 
 /// Why an event could not be delivered this time.
@@ -476,23 +476,13 @@ impl Delivery<'_> {
         if let Some(e) = &summary.template_error {
             tracing::warn!(connection = %self.conn.key, error = %e, "using the default summary");
         }
-        let issue = issue_types(ticket, &event.alert_type);
-        let new = NewTicket {
+        let text = TicketText {
             marker,
             summary: summary.text,
             description: render::description(event),
-            company_id: customer.company_id.clone(),
             contact_id,
-            location_id: customer.location_id.clone(),
-            board_id: ticket.board_id.clone(),
-            status_id: resolve_value(&ticket.status, event),
-            type_id: resolve_value(&ticket.type_, event),
-            issue_type_id: issue.issue_type,
-            sub_issue_type_id: issue.sub_issue_type,
-            priority_id: resolve_value(&ticket.priority, event),
-            source_id: resolve_value(&ticket.source, event),
-            contract_id: customer.contract_id.clone(),
         };
+        let new = new_ticket(ticket, &customer, event, text);
         let created = self.psa.create_ticket(&new).await?;
         tracing::debug!(connection = %self.conn.key, ticket = %created.id, values = ?chosen.source,
             "ticket created");

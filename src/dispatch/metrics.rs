@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::dispatch::store::{Store, StoreError};
+use crate::metrics::register_at_zero;
 use crate::resolved::ConnectionKey;
 
 /// Content type of the text exposition.
@@ -127,10 +128,12 @@ impl DispatchMetrics {
             "Events whose id was already stored: acknowledged, not stored again",
             duplicates.clone(),
         );
-        registry.register(
+        register_at_zero(
+            registry,
             "events_rejected",
             "Intake requests refused, by reason",
-            rejected.clone(),
+            &rejected,
+            RejectReason::ALL.map(|reason| RejectLabels { reason }),
         );
         registry.register(
             "tickets_created",
@@ -182,9 +185,6 @@ impl DispatchMetrics {
             "PSA API calls spent delivering one event",
             psa_calls_per_event.clone(),
         );
-        for reason in RejectReason::ALL {
-            let _ = rejected.get_or_create(&RejectLabels { reason });
-        }
         DispatchMetrics {
             psa_calls,
             accepted,

@@ -10,7 +10,7 @@ use crate::dispatch::decide::storm::{
     closing_note, label, rollup_description, rollup_note, rollup_summary, Admission, AdmitRequest,
     StormLimit,
 };
-use crate::dispatch::decide::values::{issue_types, resolve_value};
+use crate::dispatch::decide::values::{new_ticket, TicketText};
 use crate::dispatch::deliver::{Delivered, Delivery, DeliveryError};
 use crate::dispatch::event::{Event, EventKind};
 use crate::dispatch::store::{StoreResult, StoredEvent, StormDue, TicketRecord};
@@ -164,24 +164,13 @@ fn rollup_ticket(
     limit: StormLimit,
     marker: String,
 ) -> NewTicket {
-    let ticket = &conn.ticket;
-    let issue = issue_types(ticket, &event.alert_type);
-    NewTicket {
+    let text = TicketText {
         marker,
         summary: rollup_summary(&customer.company_name),
         description: rollup_description(limit, &customer.company_name),
-        company_id: customer.company_id.clone(),
         contact_id: customer.default_contact_id.clone(),
-        location_id: customer.location_id.clone(),
-        board_id: ticket.board_id.clone(),
-        status_id: resolve_value(&ticket.status, event),
-        type_id: resolve_value(&ticket.type_, event),
-        issue_type_id: issue.issue_type,
-        sub_issue_type_id: issue.sub_issue_type,
-        priority_id: resolve_value(&ticket.priority, event),
-        source_id: resolve_value(&ticket.source, event),
-        contract_id: customer.contract_id.clone(),
-    }
+    };
+    new_ticket(&conn.ticket, customer, event, text)
 }
 
 /// Closes one roll-up that stayed quiet for a whole window (the sweep leased it): the closing

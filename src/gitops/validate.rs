@@ -147,15 +147,15 @@ pub fn run(args: &ValidateArgs) -> i32 {
     }
 }
 
+/// The ConnectWise connection the tests below extend: `connection_with(rest)` appends `rest`
+/// (lines of `spec` after `provider`, indented two spaces) so a finding's line is 11 + its line
+/// in `rest`.
 #[cfg(test)]
-mod source_tests {
+mod fixtures {
     use super::*;
 
-    /// A CEL expression that does not compile is a `validate` finding at its field path and
-    /// line, before anything is synced.
-    #[test]
-    fn an_invalid_source_expression_is_reported_with_its_field_path() {
-        let text = r#"apiVersion: psa-operator.io/v1alpha1
+    const CONNECTION_HEAD: &str = "\
+apiVersion: psa-operator.io/v1alpha1
 kind: PsaConnection
 metadata: {name: c, namespace: psa}
 spec:
@@ -165,15 +165,37 @@ spec:
       companyId: acme
       clientId: c
       credentialsSecretRef: {name: keys}
-  sources:
+";
+
+    pub fn connection_with(rest: &str) -> String {
+        format!("{CONNECTION_HEAD}{rest}")
+    }
+
+    /// `validate` over one file holding that connection.
+    pub fn validate_connection(rest: &str) -> Validation {
+        validate_sources(&[Source {
+            name: "c.yaml".into(),
+            text: connection_with(rest),
+        }])
+    }
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::fixtures::*;
+    use super::*;
+
+    /// A CEL expression that does not compile is a `validate` finding at its field path and
+    /// line, before anything is synced.
+    #[test]
+    fn an_invalid_source_expression_is_reported_with_its_field_path() {
+        let v = validate_connection(
+            "  sources:
     - name: edr
       organization: payload.organization.
       alertType: payload.type
-"#;
-        let v = validate_sources(&[Source {
-            name: "c.yaml".into(),
-            text: text.into(),
-        }]);
+",
+        );
         let d: Vec<_> = v
             .diagnostics
             .iter()
@@ -194,22 +216,9 @@ spec:
     #[test]
     fn a_broken_summary_template_is_reported_with_its_position() {
         let connection = |template: &str| {
-            format!(
-                r#"apiVersion: psa-operator.io/v1alpha1
-kind: PsaConnection
-metadata: {{name: c, namespace: psa}}
-spec:
-  provider:
-    connectWise:
-      url: https://api-na.myconnectwise.net
-      companyId: acme
-      clientId: c
-      credentialsSecretRef: {{name: keys}}
-  ticket:
-    board: Security Alerts
-    summaryTemplate: "{template}"
-"#
-            )
+            connection_with(&format!(
+                "  ticket:\n    board: Security Alerts\n    summaryTemplate: \"{template}\"\n"
+            ))
         };
         let cases: [(&str, Option<&str>); 4] = [
             ("{{ alertType }} — {{ user }}", None),
@@ -250,25 +259,13 @@ spec:
     /// field.
     #[test]
     fn zero_windows_of_the_lifecycle_and_the_storm_breaker_are_reported() {
-        let text = r#"apiVersion: psa-operator.io/v1alpha1
-kind: PsaConnection
-metadata: {name: c, namespace: psa}
-spec:
-  provider:
-    connectWise:
-      url: https://api-na.myconnectwise.net
-      companyId: acme
-      clientId: c
-      credentialsSecretRef: {name: keys}
-  lifecycle:
+        let v = validate_connection(
+            "  lifecycle:
     reopenWithin: 0h
   noise:
     maxNewTicketsPerCustomer: {count: 20, per: 0m}
-"#;
-        let v = validate_sources(&[Source {
-            name: "c.yaml".into(),
-            text: text.into(),
-        }]);
+",
+        );
         let fields: Vec<&str> = v
             .diagnostics
             .iter()
@@ -289,23 +286,15 @@ spec:
 
 #[cfg(test)]
 mod route_tests {
+    use super::fixtures::*;
     use super::*;
 
     /// A route an earlier one shadows, and a mapping's summary template that does not compile,
     /// are findings at their field paths; a route's shape is checked by the CRD's CEL rules.
     #[test]
     fn routes_and_overrides_are_checked_with_their_field_paths() {
-        let text = r#"apiVersion: psa-operator.io/v1alpha1
-kind: PsaConnection
-metadata: {name: c, namespace: psa}
-spec:
-  provider:
-    connectWise:
-      url: https://api-na.myconnectwise.net
-      companyId: acme
-      clientId: c
-      credentialsSecretRef: {name: keys}
-  routes:
+        let text = connection_with(
+            r#"  routes:
     - match: {severity: [critical, high]}
       priority: P1
     - match: {severity: [High], alertType: [Too Many Downloads]}
@@ -321,10 +310,11 @@ spec:
   organization: Contoso Ltd
   company: {identifier: CONTOSO}
   ticket: {board: Escalations, summaryTemplate: "{{ alertType "}
-"#;
+"#,
+        );
         let v = validate_sources(&[Source {
             name: "c.yaml".into(),
-            text: text.into(),
+            text,
         }]);
         let found: Vec<(&str, &str)> = v
             .diagnostics

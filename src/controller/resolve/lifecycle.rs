@@ -90,19 +90,6 @@ fn closed_status(field: &str, name: &str, statuses: &[StatusInfo]) -> Result<Psa
 mod tests {
     use super::*;
 
-    fn statuses() -> Vec<StatusInfo> {
-        let s = |id: &str, name: &str, closed| StatusInfo {
-            id: id.into(),
-            name: name.into(),
-            closed,
-        };
-        vec![
-            s("1", "New", false),
-            s("12", ">Closed", true),
-            s("14", "Auto-Resolved", true),
-        ]
-    }
-
     fn settings(on_resolve: Option<OnResolve>, closed: Option<&str>) -> LifecycleSettings {
         LifecycleSettings {
             on_resolve,
@@ -143,8 +130,12 @@ mod tests {
             ),
         ];
         for (spec, want) in table {
-            let got = resolve_lifecycle(spec.as_ref(), &statuses(), Some(&ticket_closed))
-                .map_err(|u| u.to_string());
+            let got = resolve_lifecycle(
+                spec.as_ref(),
+                &StatusInfo::sample_board(),
+                Some(&ticket_closed),
+            )
+            .map_err(|u| u.to_string());
             assert_eq!(got, want, "{spec:?}");
         }
     }
@@ -152,7 +143,7 @@ mod tests {
     #[test]
     fn an_unknown_closed_status_names_the_field_and_the_nearest_names() {
         let spec = settings(Some(OnResolve::Close), Some("Auto Resolvd"));
-        let miss = resolve_lifecycle(Some(&spec), &statuses(), None).unwrap_err();
+        let miss = resolve_lifecycle(Some(&spec), &StatusInfo::sample_board(), None).unwrap_err();
         assert_eq!(miss.field, "lifecycle.closedStatus");
         assert_eq!(miss.value, "Auto Resolvd");
         assert!(miss.problem.contains("Auto-Resolved"), "{}", miss.problem);
@@ -192,7 +183,7 @@ mod tests {
             ),
         ];
         for (spec, want) in table {
-            let got = resolve_lifecycle(Some(&spec), &statuses(), None)
+            let got = resolve_lifecycle(Some(&spec), &StatusInfo::sample_board(), None)
                 .map(|l| {
                     (
                         l.reopen_within,
@@ -210,7 +201,12 @@ mod tests {
             assert_eq!(got, want, "{spec:?}");
         }
         // The open status a ticket goes back to: the board's first open one.
-        let l = resolve_lifecycle(Some(&with(Some("1h"), &[])), &statuses(), None).unwrap();
+        let l = resolve_lifecycle(
+            Some(&with(Some("1h"), &[])),
+            &StatusInfo::sample_board(),
+            None,
+        )
+        .unwrap();
         assert_eq!(l.reopen_status_id.as_deref(), Some("1"));
     }
 }

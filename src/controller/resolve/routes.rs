@@ -497,24 +497,20 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::api::{ProviderSpec, RouteMatch};
+    use crate::api::RouteMatch;
+    use crate::fixtures::value;
     use crate::psa::{Named, StatusInfo};
 
     /// Two ConnectWise-like boards: statuses and types are per board, priorities are global.
     fn catalog(board: &str) -> PsaCatalog {
-        let st = |id: &str, name: &str, closed| StatusInfo {
-            id: id.into(),
-            name: name.into(),
-            closed,
-        };
         let (statuses, types) = match board {
             "Security Alerts" => (
-                vec![st("10", "New", false), st("12", ">Closed", true)],
+                StatusInfo::list(&[("10", "New", false), ("12", ">Closed", true)]),
                 Named::list(&[("20", "Alert"), ("21", "Incident")]),
             ),
             // Escalations has no "Alert" type, and its own status ids.
             _ => (
-                vec![st("110", "New", false), st("112", ">Closed", true)],
+                StatusInfo::list(&[("110", "New", false), ("112", ">Closed", true)]),
                 Named::list(&[("121", "Incident")]),
             ),
         };
@@ -527,20 +523,8 @@ mod tests {
         }
     }
 
-    fn value(v: &str) -> Option<ValueMapping> {
-        Some(ValueMapping {
-            value: Some(v.into()),
-            ..Default::default()
-        })
-    }
-
     fn conn(routes: Vec<TicketRoute>) -> PsaConnectionSpec {
         PsaConnectionSpec {
-            suspend: None,
-            provider: ProviderSpec::default(),
-            catch_all: None,
-            account_mapping: None,
-            grouping: None,
             ticket: Some(TicketSettings {
                 board: Some("Security Alerts".into()),
                 status: value("New"),
@@ -552,16 +536,8 @@ mod tests {
                 }),
                 ..Default::default()
             }),
-            failsafe: None,
-            intake: None,
-            dispatch: None,
-            alertmanager: None,
-            grafana: None,
-            sources: Vec::new(),
-            lifecycle: None,
             routes,
-            noise: None,
-            revalidate_interval: None,
+            ..Default::default()
         }
     }
 

@@ -159,27 +159,13 @@ pub fn smtp_settings(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{DispatchSettings, ProviderSpec};
+    use crate::api::DispatchSettings;
     use std::collections::BTreeMap;
 
     fn spec_with_dispatch(d: DispatchSettings) -> PsaConnectionSpec {
         PsaConnectionSpec {
-            suspend: None,
-            provider: ProviderSpec::default(),
-            catch_all: None,
-            account_mapping: None,
-            grouping: None,
-            ticket: None,
-            failsafe: None,
-            intake: None,
             dispatch: Some(d),
-            alertmanager: None,
-            grafana: None,
-            sources: Vec::new(),
-            lifecycle: None,
-            routes: Vec::new(),
-            noise: None,
-            revalidate_interval: None,
+            ..Default::default()
         }
     }
 

@@ -428,7 +428,7 @@ pub fn resolved_values(t: &ResolvedTicket) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{IssueTypeOverride, IssueTypeSettings};
+    use crate::fixtures::value;
 
     fn named(pairs: &[(&str, &str)]) -> Vec<Named> {
         Named::list(pairs)
@@ -437,28 +437,12 @@ mod tests {
     fn catalog() -> PsaCatalog {
         PsaCatalog {
             boards: named(&[("1", "Security Alerts"), ("2", "Help Desk")]),
-            statuses: vec![
-                StatusInfo {
-                    id: "10".into(),
-                    name: "New".into(),
-                    closed: false,
-                },
-                StatusInfo {
-                    id: "11".into(),
-                    name: "In Progress".into(),
-                    closed: false,
-                },
-                StatusInfo {
-                    id: "12".into(),
-                    name: ">Closed".into(),
-                    closed: true,
-                },
-                StatusInfo {
-                    id: "13".into(),
-                    name: "Completed".into(),
-                    closed: true,
-                },
-            ],
+            statuses: StatusInfo::list(&[
+                ("10", "New", false),
+                ("11", "In Progress", false),
+                ("12", ">Closed", true),
+                ("13", "Completed", true),
+            ]),
             types: named(&[("20", "Alert"), ("21", "Incident")]),
             issue_types: named(&[("30", "SaaS Alerts"), ("31", "Security")]),
             sub_issue_types: HashMap::from([(
@@ -474,44 +458,9 @@ mod tests {
         }
     }
 
-    fn value(v: &str) -> Option<ValueMapping> {
-        Some(ValueMapping {
-            value: Some(v.into()),
-            ..Default::default()
-        })
-    }
-
-    fn reference_settings() -> TicketSettings {
-        TicketSettings {
-            board: Some("Security Alerts".into()),
-            source: value("SaaS Alerts"),
-            status: value("New"),
-            type_: value("Alert"),
-            priority: Some(ValueMapping {
-                map: Some(BTreeMap::from([
-                    ("critical".into(), "Priority 1 - Critical".into()),
-                    ("high".into(), "Priority 2 - High".into()),
-                ])),
-                default: Some("Priority 3 - Normal".into()),
-                ..Default::default()
-            }),
-            issue_type: Some(IssueTypeSettings {
-                default: Some("SaaS Alerts".into()),
-                sub_issue_type: Some("General".into()),
-                overrides: vec![IssueTypeOverride {
-                    alert_type: "Too Many Downloads".into(),
-                    issue_type: "SaaS Alerts".into(),
-                    sub_issue_type: Some("Data Leakage".into()),
-                }],
-            }),
-            summary_template: None,
-            closed_status: None,
-        }
-    }
-
     #[test]
     fn reference_settings_resolve() {
-        let t = resolve_ticket(&reference_settings(), &catalog()).expect("resolves");
+        let t = resolve_ticket(&TicketSettings::sample(), &catalog()).expect("resolves");
         assert_eq!(t.board_id.as_deref(), Some("1"));
         assert_eq!(t.status, ResolvedValue::One("10".into()));
         assert_eq!(
@@ -559,7 +508,7 @@ mod tests {
             ("{{ alertType ", Some("InvalidTemplate")),
         ];
         for (template, reason) in table {
-            let mut s = reference_settings();
+            let mut s = TicketSettings::sample();
             s.summary_template = Some(template.to_string());
             match (resolve_ticket(&s, &catalog()), reason) {
                 (Ok(t), None) => assert_eq!(t.summary_template.as_deref(), Some(*template)),
@@ -595,14 +544,9 @@ mod tests {
 
     #[test]
     fn every_miss_is_reported_with_its_field() {
-        let mut s = reference_settings();
+        let mut s = TicketSettings::sample();
         s.status = value("Nwe");
-        s.priority
-            .as_mut()
-            .unwrap()
-            .map
-            .as_mut()
-            .unwrap()
+        s.priority_map_mut()
             .insert("low".into(), "Priority 9".into());
         s.issue_type.as_mut().unwrap().overrides[0].sub_issue_type = Some("Exfiltration".into());
         s.closed_status = Some("In Progress".into());
@@ -627,7 +571,7 @@ mod tests {
 
     #[test]
     fn a_missing_board_is_the_only_miss_reported() {
-        let mut s = reference_settings();
+        let mut s = TicketSettings::sample();
         s.board = Some("Security Alert".into());
         let misses = resolve_ticket(&s, &catalog()).unwrap_err();
         assert_eq!(misses.len(), 1, "{misses:?}");

@@ -6,8 +6,8 @@
 
 use crate::api::EventField;
 use crate::dispatch::event::Event;
-use crate::psa::PsaId;
-use crate::resolved::{IssueTypeIds, ResolvedTicket, ResolvedValue};
+use crate::psa::{NewTicket, PsaId};
+use crate::resolved::{IssueTypeIds, ResolvedCustomer, ResolvedTicket, ResolvedValue};
 
 /// The event's value of a field a map can key on.
 pub fn event_field(event: &Event, field: EventField) -> Option<&str> {
@@ -57,6 +57,43 @@ pub fn issue_types(ticket: &ResolvedTicket, alert_type: &str) -> IssueTypeIds {
     overridden
         .cloned()
         .unwrap_or_else(|| ticket.issue_type_default.clone())
+}
+
+/// What a new ticket says and who it is for; the values come from the settings.
+pub struct TicketText {
+    /// The idempotency marker the ticket carries.
+    pub marker: String,
+    pub summary: String,
+    pub description: String,
+    pub contact_id: Option<PsaId>,
+}
+
+/// The ticket to create for `event` at `customer`: the customer's company, location and
+/// contract, and the ids `ticket` gives this event (board, status, type, issue types, priority,
+/// source). A ticket of its own and a storm's roll-up are both made here.
+pub fn new_ticket(
+    ticket: &ResolvedTicket,
+    customer: &ResolvedCustomer,
+    event: &Event,
+    text: TicketText,
+) -> NewTicket {
+    let issue = issue_types(ticket, &event.alert_type);
+    NewTicket {
+        marker: text.marker,
+        summary: text.summary,
+        description: text.description,
+        company_id: customer.company_id.clone(),
+        contact_id: text.contact_id,
+        location_id: customer.location_id.clone(),
+        board_id: ticket.board_id.clone(),
+        status_id: resolve_value(&ticket.status, event),
+        type_id: resolve_value(&ticket.type_, event),
+        issue_type_id: issue.issue_type,
+        sub_issue_type_id: issue.sub_issue_type,
+        priority_id: resolve_value(&ticket.priority, event),
+        source_id: resolve_value(&ticket.source, event),
+        contract_id: customer.contract_id.clone(),
+    }
 }
 
 #[cfg(test)]

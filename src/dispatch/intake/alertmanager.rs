@@ -42,32 +42,55 @@ pub fn parse_alertmanager(
     names: &AlertmanagerLabelNames,
     max_alerts: usize,
 ) -> Result<Vec<Event>, ParseError> {
+    parse_message(
+        body,
+        names,
+        max_alerts,
+        " (set max_alerts in Alertmanager's webhook_config)",
+        |_, top| {
+            if let Some(v) = top.string("version", Need::Required, 16) {
+                if v != "4" {
+                    top.error("version", "only webhook version \"4\" is understood");
+                }
+            }
+        },
+        |_, event, _, _| event,
+    )
+}
+
+/// Parses a message of Alertmanager's shape (`externalURL`, `alerts`) of at most `max_alerts`
+/// alerts, each by [`parse_alert`]. A sender whose message adds to that shape reads its own
+/// top-level fields in `read_top` (what it returns goes to `finish`), adds `too_many` to the
+/// error of a message over the limit, and completes each alert's event in `finish` (given the
+/// alert as sent and the message's `externalURL`).
+pub(crate) fn parse_message<T>(
+    body: &[u8],
+    names: &AlertmanagerLabelNames,
+    max_alerts: usize,
+    too_many: &str,
+    read_top: impl FnOnce(&Value, &mut Fields) -> T,
+    finish: impl Fn(&T, Event, &Value, Option<&str>) -> Event,
+) -> Result<Vec<Event>, ParseError> {
     let value = parse_json(body)?;
     let mut errors: Vec<FieldError> = Vec::new();
     let Some(mut top) = Fields::of(&value, "", &mut errors) else {
         return Err(ParseError::Invalid(errors));
     };
-    if let Some(v) = top.string("version", Need::Required, 16) {
-        if v != "4" {
-            top.error("version", "only webhook version \"4\" is understood");
-        }
-    }
+    let sender = read_top(&value, &mut top);
     let external_url = top.string("externalURL", Need::Optional, 2048);
     let alerts = required_array(&value, "alerts", &mut top);
     if alerts.len() > max_alerts {
         return Err(ParseError::Invalid(vec![field_error(
             "/alerts",
-            format!(
-                "must hold at most {max_alerts} alerts per message \
-                 (set max_alerts in Alertmanager's webhook_config)"
-            ),
+            format!("must hold at most {max_alerts} alerts per message{too_many}"),
         )]));
     }
     let mut events = Vec::new();
     for (i, alert) in alerts.iter().enumerate() {
         let at = format!("/alerts/{i}");
-        if let Some(ev) = parse_alert(alert, &at, names, external_url.as_deref(), &mut errors) {
-            events.push(ev);
+        let url = external_url.as_deref();
+        if let Some(ev) = parse_alert(alert, &at, names, url, &mut errors) {
+            events.push(finish(&sender, ev, alert, url));
         }
     }
     if errors.is_empty() {

@@ -540,18 +540,7 @@ mod tests {
     #[test]
     fn plan_shows_the_lifecycle_closed_status() {
         let catalog = PsaCatalog {
-            statuses: vec![
-                StatusInfo {
-                    id: "1".into(),
-                    name: "New".into(),
-                    closed: false,
-                },
-                StatusInfo {
-                    id: "14".into(),
-                    name: "Completed".into(),
-                    closed: true,
-                },
-            ],
+            statuses: StatusInfo::list(&[("1", "New", false), ("14", "Completed", true)]),
             ..Default::default()
         };
         let ticket = TicketSettings::default();

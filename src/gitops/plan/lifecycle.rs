@@ -83,19 +83,6 @@ pub fn behaviour(spec: &PsaConnectionSpec) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn statuses() -> Vec<StatusInfo> {
-        let s = |id: &str, name: &str, closed| StatusInfo {
-            id: id.into(),
-            name: name.into(),
-            closed,
-        };
-        vec![
-            s("1", "New", false),
-            s("12", ">Closed", true),
-            s("15", "Closed - Won't fix", true),
-        ]
-    }
-
     #[test]
     fn never_reopen_rows() {
         let l = LifecycleSettings {
@@ -103,7 +90,7 @@ mod tests {
             never_reopen: vec!["closed - won't fix".into(), "Wontfix".into(), "New".into()],
             ..Default::default()
         };
-        let rows = never_reopen_names(Some(&l), &statuses());
+        let rows = never_reopen_names(Some(&l), &StatusInfo::sample_board());
         let got: Vec<(&str, Option<bool>, Option<&str>)> = rows
             .iter()
             .map(|r| (r.field.as_str(), r.resolves, r.id.as_deref()))
@@ -121,7 +108,7 @@ mod tests {
             .as_deref()
             .unwrap()
             .contains("not a closed status"));
-        assert!(never_reopen_names(None, &statuses()).is_empty());
+        assert!(never_reopen_names(None, &StatusInfo::sample_board()).is_empty());
     }
 
     #[test]

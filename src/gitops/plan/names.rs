@@ -143,7 +143,6 @@ pub fn name_checks(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{IssueTypeOverride, IssueTypeSettings};
     use crate::controller::resolve::{resolve_ticket, PsaCatalog};
     use crate::psa::{Named, StatusInfo};
     use std::collections::{BTreeMap, HashMap};
@@ -152,13 +151,12 @@ mod tests {
         Named::list(pairs)
     }
 
+    /// The reference settings with two names the catalog below lacks (the `medium` priority,
+    /// the override's issue type) and a closed status; no source or type.
     fn settings() -> TicketSettings {
-        TicketSettings {
-            board: Some("Security Alerts".into()),
-            status: Some(ValueMapping {
-                value: Some("New".into()),
-                ..Default::default()
-            }),
+        let mut s = TicketSettings {
+            source: None,
+            type_: None,
             priority: Some(ValueMapping {
                 map: Some(BTreeMap::from([
                     ("critical".into(), "P1".into()),
@@ -167,35 +165,17 @@ mod tests {
                 default: Some("P1".into()),
                 ..Default::default()
             }),
-            issue_type: Some(IssueTypeSettings {
-                default: Some("SaaS Alerts".into()),
-                sub_issue_type: Some("General".into()),
-                overrides: vec![IssueTypeOverride {
-                    alert_type: "Too Many Downloads".into(),
-                    issue_type: "Exfil".into(),
-                    sub_issue_type: Some("Data Leakage".into()),
-                }],
-            }),
             closed_status: Some(">Closed".into()),
-            ..Default::default()
-        }
+            ..TicketSettings::sample()
+        };
+        s.issue_type.as_mut().unwrap().overrides[0].issue_type = "Exfil".into();
+        s
     }
 
     fn catalog() -> PsaCatalog {
         PsaCatalog {
             boards: named(&[("1", "Security Alerts")]),
-            statuses: vec![
-                StatusInfo {
-                    id: "10".into(),
-                    name: "New".into(),
-                    closed: false,
-                },
-                StatusInfo {
-                    id: "12".into(),
-                    name: ">Closed".into(),
-                    closed: true,
-                },
-            ],
+            statuses: StatusInfo::list(&[("10", "New", false), ("12", ">Closed", true)]),
             issue_types: named(&[("30", "SaaS Alerts")]),
             sub_issue_types: HashMap::from([("30".to_string(), named(&[("40", "General")]))]),
             priorities: named(&[("50", "P1"), ("52", "Priority 3 - Medium")]),
@@ -236,13 +216,7 @@ mod tests {
     #[test]
     fn ids_are_shown_when_everything_resolves() {
         let mut s = settings();
-        s.priority
-            .as_mut()
-            .unwrap()
-            .map
-            .as_mut()
-            .unwrap()
-            .remove("medium");
+        s.priority_map_mut().remove("medium");
         s.issue_type.as_mut().unwrap().overrides.clear();
         let checks = name_checks(&s, &resolve_ticket(&s, &catalog()));
         let ids: Vec<(&str, Option<&str>)> = checks
