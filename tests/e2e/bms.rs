@@ -816,7 +816,7 @@ async fn the_binary_serves_a_seed_file_on_the_bms_paths() {
     ]
     .map(Into::into)
     .into();
-    args.push(seed.clone().into());
+    args.push(seed.into());
     let (_child, url) = crate::support::sandbox_process(args).await;
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
 
