@@ -53,10 +53,26 @@ async fn item(env: &Env, id: i64) -> Option<Value> {
 }
 
 fn service(name: &str, item: &str, extra: &str) -> String {
-    format!(
-        "apiVersion: psa-operator.io/v1alpha1\nkind: ContractService\nmetadata: {{name: {name}, namespace: psa}}\n\
-         spec:\n  connectionRef: {{name: demo-cw}}\n  name: {item}\n  cost: \"2.50\"\n  price: \"6.00\"\n{extra}"
+    crate::fixtures::resource_yaml(
+        "ContractService",
+        name,
+        "demo-cw",
+        &format!("  name: {item}\n  cost: \"2.50\"\n  price: \"6.00\"\n{extra}"),
     )
+}
+
+/// Applies the service `name` for the catalog item `item` and waits until it is refused
+/// (`Ready=False`); the condition's reason and message.
+async fn service_refused(env: &Env, name: &str, item: &str, extra: &str) -> (String, String) {
+    let (_, reason, message) = crate::fixtures::apply_until(
+        env,
+        &service(name, item, extra),
+        &format!("contractservice/{name}"),
+        "Ready",
+        "False",
+    )
+    .await;
+    (reason, message)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,14 +83,8 @@ async fn an_existing_item_is_adopted_only_when_asked_and_survives_deletion() {
     let id = hand_made_item(&env, "Hand Made", "written by the MSP").await;
 
     // Not asked to adopt: reported, untouched.
-    apply_text(
-        &env.cluster,
-        &service("hand", "Hand Made", "  deletionPolicy: Delete\n"),
-    )
-    .await;
-    let (_, reason, message) = env
-        .wait_condition("contractservice/hand", "Ready", "False")
-        .await;
+    let (reason, message) =
+        service_refused(&env, "hand", "Hand Made", "  deletionPolicy: Delete\n").await;
     assert_eq!(reason, "AdoptionNotRequested");
     assert!(message.contains("adopt: true"), "{message}");
     assert_eq!(item(&env, id).await.unwrap()["price"], 5.0);
@@ -115,14 +125,8 @@ async fn two_resources_claiming_one_item_both_say_so() {
     env.wait_condition("contractservice/saas-alerts-monitoring", "Ready", "True")
         .await;
     // A second resource (through the same tenant) naming the sample's item.
-    apply_text(
-        &env.cluster,
-        &service("twin", "SaaS Alerts Monitoring", "  adopt: true\n"),
-    )
-    .await;
-    let (_, reason, message) = env
-        .wait_condition("contractservice/twin", "Ready", "False")
-        .await;
+    let (reason, message) =
+        service_refused(&env, "twin", "SaaS Alerts Monitoring", "  adopt: true\n").await;
     assert_eq!(reason, "DuplicateClaim");
     assert!(message.contains("psa/saas-alerts-monitoring"), "{message}");
     env.cluster
@@ -139,11 +143,12 @@ async fn two_resources_claiming_one_item_both_say_so() {
         .await;
     assert_eq!(reason, "DuplicateClaim");
     // Removing the twin heals the original.
-    env.cluster
-        .kubectl_ok(&["delete", "-n", "psa", "contractservice/twin"])
-        .await;
-    env.wait_condition("contractservice/saas-alerts-monitoring", "Ready", "True")
-        .await;
+    crate::fixtures::delete_heals(
+        &env,
+        "contractservice/twin",
+        "contractservice/saas-alerts-monitoring",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,24 +162,11 @@ async fn deleting_the_connection_first_leaves_nothing_terminating() {
     env.wait_condition("contractservice/owned", "Ready", "True")
         .await;
     // What Argo CD's prune or a namespace deletion does: everything at once, connection first.
-    env.cluster
-        .kubectl_ok(&[
-            "delete",
-            "-n",
-            "psa",
-            "psaconnection/demo-cw",
-            "--wait=false",
-        ])
-        .await;
-    env.cluster
-        .kubectl_ok(&[
-            "delete",
-            "-n",
-            "psa",
-            "contractservice/owned",
-            "--wait=false",
-        ])
-        .await;
+    for what in ["psaconnection/demo-cw", "contractservice/owned"] {
+        env.cluster
+            .kubectl_ok(&["delete", "-n", "psa", what, "--wait=false"])
+            .await;
+    }
     let started = Instant::now();
     loop {
         let left = env
@@ -212,23 +204,13 @@ async fn a_stale_cached_service_decides_from_the_api_servers_status() {
     use psa_operator::api::ContractService;
     use psa_operator::controller::context::Context;
     use psa_operator::controller::contract_service::remembered_status;
-    use psa_operator::devcluster::{Config, DevCluster};
     use std::sync::Arc;
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let cluster = DevCluster::start(listener, Config::default())
-        .await
-        .unwrap();
+    let cluster = crate::support::dev_cluster().await;
     cluster
         .apply_yaml(&psa_operator::api::crdgen::all_crds_yaml(), "test")
         .unwrap();
-    cluster
-        .apply_yaml(
-            "apiVersion: v1\nkind: Namespace\nmetadata: {name: psa}\n",
-            "test",
-        )
-        .unwrap();
-    let client = kube::Client::try_from(kube::Config::new(cluster.url().parse().unwrap())).unwrap();
+    let client = crate::support::psa_namespace_and_client(&cluster);
     let api: kube::Api<ContractService> = kube::Api::namespaced(client.clone(), "psa");
     let doc: ContractService =
         serde_yaml::from_str(&service("svc", "SaaS Alerts Monitoring", "")).unwrap();

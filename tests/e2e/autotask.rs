@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::sandbox_admin::{set_database, state};
 use psa_operator::psa::autotask::{AutotaskClient, AutotaskConfig};
 use psa_operator::psa::{Billing, Directory, TicketDesk};
 use psa_operator::psa::{CatalogServiceSpec, LineValues, Psa};
@@ -16,43 +17,11 @@ use psa_operator::sandbox::{Faults, RunningSandbox};
 use serde_json::{json, Value};
 
 async fn sandbox() -> RunningSandbox {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    start(listener, demo_seed(), Faults::default())
-        .await
-        .unwrap()
-}
-
-fn zone(sb: &RunningSandbox) -> Option<String> {
-    Some(format!("{}/atservicesrest/", sb.base_url()))
+    crate::fixtures::demo::autotask_sandbox().await
 }
 
 fn client(sb: &RunningSandbox) -> AutotaskClient {
-    AutotaskClient::new(AutotaskConfig::new(
-        zone(sb),
-        DEMO_USERNAME,
-        DEMO_SECRET,
-        DEMO_INTEGRATION_CODE,
-    ))
-    .unwrap()
-}
-
-async fn state(sb: &RunningSandbox) -> Value {
-    reqwest::get(format!("{}/_sandbox/state", sb.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn set_database(sb: &RunningSandbox, body: Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/_sandbox/database", sb.base_url()))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    AutotaskClient::new(crate::fixtures::demo::autotask_config(sb)).unwrap()
 }
 
 /// The billing case: 5 users, then 7, is one contract service with two adjustments
@@ -216,7 +185,7 @@ async fn the_database_threshold_is_shared_and_refused_at_100_percent() {
 async fn credentials_and_zone_discovery() {
     let sb = sandbox().await;
     let wrong = AutotaskClient::new(AutotaskConfig::new(
-        zone(&sb),
+        Some(format!("{}/atservicesrest/", sb.base_url())),
         DEMO_USERNAME,
         "not-the-secret",
         DEMO_INTEGRATION_CODE,
@@ -240,24 +209,8 @@ async fn credentials_and_zone_discovery() {
 /// `psa-operator sandbox --flavor autotask` serves the demo database on the Autotask paths.
 #[tokio::test]
 async fn the_binary_serves_the_autotask_flavor() {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_psa-operator"))
-        .args(["sandbox", "--flavor", "autotask", "--addr", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(60), out.next_line())
-        .await
-        .expect("the sandbox announced itself in time")
-        .unwrap()
-        .unwrap_or_default();
-    let url = line
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
+    let (_child, url) =
+        crate::support::sandbox_process(["--flavor", "autotask", "--addr", "127.0.0.1:0"]).await;
     let c = AutotaskClient::new(AutotaskConfig::new(
         Some(format!("{url}/atservicesrest/")),
         DEMO_USERNAME,
@@ -476,8 +429,7 @@ async fn the_sandbox_admin_layer_speaks_autotask() {
         body["errors"][0].is_string(),
         "Autotask's error shape: {body}"
     );
-    let e = c.get_company(&contoso.id).await.unwrap_err();
-    assert!(e.is_transient(), "{e}");
+    // The client's transient error: `providers::the_admin_layers_faults_are_transient_errors`.
 
     set_faults(&sb, json!({"rateLimitPerMinute": 1})).await;
     let _ = c.get_company(&contoso.id).await;

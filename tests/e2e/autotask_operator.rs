@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::controllers::{apply_text, patch, Env};
+use crate::controllers::{apply_text, Env};
+use crate::fixtures::{contoso_billing_mapping_yaml, ready_monitoring_service};
 use psa_operator::sandbox::RunningSandbox;
 
 const ADJUSTMENTS: &str = "/atservicesrest/V1.0/ContractServiceAdjustments";
@@ -35,40 +36,17 @@ fn unit_changes(cs: &Value) -> Vec<i64> {
 }
 
 fn mapping_yaml(quantity: i64) -> String {
-    format!(
-        r#"
-apiVersion: psa-operator.io/v1alpha1
-kind: CustomerMapping
-metadata: {{name: contoso-autotask, namespace: psa}}
-spec:
-  connectionRef: {{name: demo-autotask}}
-  organization: Contoso Ltd
-  company: {{identifier: CONTOSO}}
-  defaultContact: {{name: Alert Contact}}
-  contract: {{name: Managed Security}}
-  contractService: {{serviceRef: {{name: autotask-monitoring}}, quantity: {quantity}}}
-"#
+    contoso_billing_mapping_yaml(
+        "contoso-autotask",
+        "demo-autotask",
+        "autotask-monitoring",
+        quantity,
     )
 }
 
 /// Re-checks the mapping now and waits until its contract line is in step again.
 async fn reconcile_in_step(env: &Env, nonce: &str) {
-    patch(
-        env,
-        "customermapping/contoso-autotask",
-        "merge",
-        &format!(
-            r#"{{"metadata":{{"annotations":{{"psa-operator.io/reconcile-requested-at":"{nonce}"}}}}}}"#
-        ),
-    )
-    .await;
-    env.eventually("ContractSynced InStep", || async {
-        let (status, reason, _) = env
-            .condition("customermapping/contoso-autotask", "ContractSynced")
-            .await;
-        (status == "True" && reason == "InStep").then_some(())
-    })
-    .await;
+    crate::fixtures::reconcile_in_step(env, "customermapping/contoso-autotask", nonce).await;
 }
 
 /// Users 5 → 7 on Contoso's "Managed Security" contract: the service is attached once (+5), the
@@ -80,28 +58,7 @@ async fn autotask_user_counts_adjust_once_through_the_operator() {
     let mut env = Env::start().await;
     env.wait_condition("psaconnection/demo-autotask", "Ready", "True")
         .await;
-    let service_yaml = r#"
-apiVersion: psa-operator.io/v1alpha1
-kind: ContractService
-metadata: {name: autotask-monitoring, namespace: psa}
-spec:
-  connectionRef: {name: demo-autotask}
-  name: SaaS Alerts Monitoring
-  description: Monitoring of SaaS tenants
-  cost: "1.00"
-  price: "3.00"
-  deletionPolicy: Orphan
-"#;
-    apply_text(&env.cluster, service_yaml).await;
-    env.wait_condition("contractservice/autotask-monitoring", "Ready", "True")
-        .await;
-    let service_id = env
-        .jsonpath(
-            "contractservice/autotask-monitoring",
-            "{.status.externalId}",
-        )
-        .await;
-    assert!(!service_id.is_empty());
+    let service_id = ready_monitoring_service(&env, "autotask-monitoring", "demo-autotask").await;
 
     apply_text(&env.cluster, &mapping_yaml(5)).await;
     env.wait_condition("customermapping/contoso-autotask", "ContractSynced", "True")
@@ -190,25 +147,12 @@ fn send_sample(env: &Env, user: &str) {
 }
 
 async fn set_other_integrations_use(sb: &RunningSandbox, requests: u64) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/_sandbox/database", sb.base_url()))
-        .json(&json!({ "requestsThisHour": requests }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    crate::sandbox_admin::set_database(sb, json!({ "requestsThisHour": requests })).await;
 }
 
 /// The value of a series in the operator's `/metrics`, if present.
 async fn metric(env: &Env, series: &str) -> Option<f64> {
-    let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", env.metrics_port))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    crate::support::metric(env.metrics_port, series).await
 }
 
 /// `send-sample` makes a ticket on the right Autotask company; then the MSP's other

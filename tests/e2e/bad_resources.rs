@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::controllers::{apply_text, Env};
+use crate::fixtures::{mapping_yaml, resource_yaml, yaml_stream};
 
 async fn reconciles(env: &Env) -> BTreeMap<String, u64> {
     let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", env.metrics_port))
@@ -23,7 +24,20 @@ async fn reconciles(env: &Env) -> BTreeMap<String, u64> {
         .collect()
 }
 
-const BAD: &str = r#"
+/// A ConnectWise connection `name` on the sandbox at `url` with the client id `client_id` and
+/// the keys of the Secret `keys`; the rest of its spec in `rest` (indented two spaces).
+fn cw_connection(name: &str, url: &str, client_id: &str, keys: &str, rest: &str) -> String {
+    format!(
+        "\napiVersion: psa-operator.io/v1alpha1\nkind: PsaConnection\n\
+         metadata: {{name: {name}, namespace: psa}}\nspec:\n  provider:\n    connectWise: \
+         {{url: {url}, companyId: demo, clientId: {client_id}, credentialsSecretRef: {{name: {keys}}}}}\n{rest}"
+    )
+}
+
+/// Resources the API server accepts and the operator must refuse, each for its own reason.
+fn bad(url: &str) -> String {
+    const CLIENT: &str = "00000000-0000-0000-0000-000000000001";
+    let elsewhere = r#"
 apiVersion: v1
 kind: Namespace
 metadata: {name: other}
@@ -34,82 +48,65 @@ metadata: {name: half-keys, namespace: psa}
 stringData: {publicKey: only-half}
 ---
 apiVersion: psa-operator.io/v1alpha1
-kind: PsaConnection
-metadata: {name: no-secret, namespace: psa}
-spec:
-  provider:
-    connectWise: {url: CW_URL, companyId: demo, clientId: c, credentialsSecretRef: {name: does-not-exist}}
----
-apiVersion: psa-operator.io/v1alpha1
-kind: PsaConnection
-metadata: {name: half-secret, namespace: psa}
-spec:
-  provider:
-    connectWise: {url: CW_URL, companyId: demo, clientId: c, credentialsSecretRef: {name: half-keys}}
----
-apiVersion: psa-operator.io/v1alpha1
-kind: PsaConnection
-metadata: {name: bad-names, namespace: psa}
-spec:
-  provider:
-    connectWise: {url: CW_URL, companyId: demo, clientId: 00000000-0000-0000-0000-000000000001, credentialsSecretRef: {name: demo-cw-keys}}
-  ticket:
-    board: Security Alerts
-    status: {value: Nwe}
-    priority: {value: Priority 9 - Imaginary}
----
-apiVersion: psa-operator.io/v1alpha1
-kind: PsaConnection
-metadata: {name: bad-lifecycle, namespace: psa}
-spec:
-  provider:
-    connectWise: {url: CW_URL, companyId: demo, clientId: 00000000-0000-0000-0000-000000000001, credentialsSecretRef: {name: demo-cw-keys}}
-  ticket:
-    board: Security Alerts
-  lifecycle: {onResolve: Close, closedStatus: Complete}
----
-apiVersion: psa-operator.io/v1alpha1
-kind: PsaConnection
-metadata: {name: bad-reopen, namespace: psa}
-spec:
-  provider:
-    connectWise: {url: CW_URL, companyId: demo, clientId: 00000000-0000-0000-0000-000000000001, credentialsSecretRef: {name: demo-cw-keys}}
-  ticket:
-    board: Security Alerts
-  lifecycle: {reopenWithin: 24h, neverReopen: ["Closed - Wontfix"]}
----
-apiVersion: psa-operator.io/v1alpha1
 kind: CustomerMapping
 metadata: {name: elsewhere, namespace: other}
 spec:
   connectionRef: {name: demo-cw}
   organization: Contoso Ltd
   company: {identifier: CONTOSO}
----
-apiVersion: psa-operator.io/v1alpha1
-kind: CustomerMapping
-metadata: {name: unknown-company, namespace: psa}
-spec:
-  connectionRef: {name: demo-cw}
-  organization: Unknown Org
-  company: {name: No Such Company Ltd}
----
-apiVersion: psa-operator.io/v1alpha1
-kind: ContractService
-metadata: {name: on-missing-connection, namespace: psa}
-spec:
-  connectionRef: {name: no-such-connection}
-  name: Orphan Service
-  cost: "1.00"
-  price: "2.00"
 "#;
+    let board = "  ticket:\n    board: Security Alerts\n";
+    yaml_stream(&[
+        elsewhere.to_string(),
+        cw_connection("no-secret", url, "c", "does-not-exist", ""),
+        cw_connection("half-secret", url, "c", "half-keys", ""),
+        cw_connection(
+            "bad-names",
+            url,
+            CLIENT,
+            "demo-cw-keys",
+            &format!(
+                "{board}    status: {{value: Nwe}}\n    priority: {{value: Priority 9 - Imaginary}}\n"
+            ),
+        ),
+        cw_connection(
+            "bad-lifecycle",
+            url,
+            CLIENT,
+            "demo-cw-keys",
+            &format!("{board}  lifecycle: {{onResolve: Close, closedStatus: Complete}}\n"),
+        ),
+        cw_connection(
+            "bad-reopen",
+            url,
+            CLIENT,
+            "demo-cw-keys",
+            &format!(
+                "{board}  lifecycle: {{reopenWithin: 24h, neverReopen: [\"Closed - Wontfix\"]}}\n"
+            ),
+        ),
+        mapping_yaml(
+            "unknown-company",
+            "demo-cw",
+            "Unknown Org",
+            "{name: No Such Company Ltd}",
+            "",
+        ),
+        resource_yaml(
+            "ContractService",
+            "on-missing-connection",
+            "no-such-connection",
+            "  name: Orphan Service\n  cost: \"1.00\"\n  price: \"2.00\"\n",
+        ),
+    ])
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_resources_get_a_reason_and_no_hot_loop() {
     let env = Env::start().await;
     env.wait_condition("psaconnection/demo-cw", "Ready", "True")
         .await;
-    apply_text(&env.cluster, &BAD.replace("CW_URL", &env.cw.base_url())).await;
+    apply_text(&env.cluster, &bad(&env.cw.base_url())).await;
 
     let expect = [
         ("psaconnection/no-secret", "Ready", "SecretNotFound"),

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use kube::Api;
 use psa_operator::api::ContractService;
-use psa_operator::devcluster::{Config, DevCluster};
 use psa_operator::gitops::offline;
 use serde_json::Value;
 
@@ -82,12 +81,8 @@ async fn plan_detailed_exitcode_is_0_once_the_operator_has_converged() {
     let cw = offline::start(&repo().join("src/sandbox/connectwise/demo-seed.yaml"))
         .await
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let cluster = DevCluster::start(listener, Config::default())
-        .await
-        .unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    cluster.write_kubeconfig(&kubeconfig).unwrap();
+    let cluster = crate::support::dev_cluster().await;
+    let kubeconfig = crate::support::kubeconfig_in(&cluster, dir.path());
     cluster
         .apply_yaml(&psa_operator::api::crdgen::all_crds_yaml(), "test")
         .unwrap();
@@ -113,7 +108,7 @@ async fn plan_detailed_exitcode_is_0_once_the_operator_has_converged() {
     );
 
     let (_operator, _, _) = start_operator(dir.path(), &kubeconfig, &[]);
-    let client = kube::Client::try_from(kube::Config::new(cluster.url().parse().unwrap())).unwrap();
+    let client = crate::support::kube_client(&cluster);
     let services: Api<ContractService> = Api::namespaced(client, "psa");
     // Converged is what a user reads off the resource: Ready=True for this generation, with
     // the catalog id it manages (an id alone can be seen before a later reconcile settles).
@@ -214,54 +209,51 @@ async fn plan_detailed_exitcode_is_0_once_the_operator_has_converged() {
     cluster.shutdown().await.unwrap();
 }
 
-/// `plan -o json | head -c 1`: the reader goes away; no "Broken pipe" error, the exit code
-/// still says what the plan found.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plan_into_a_closed_pipe_is_quiet() {
-    let out = tokio::task::spawn_blocking(|| {
-        let mut child = Command::new(bin())
-            .args([
-                "plan",
-                "config/samples",
-                "--offline-psa-seed",
-                "src/sandbox/connectwise/demo-seed.yaml",
-                "--offline-psa-seed",
-                "src/sandbox/bms/demo-seed.yaml",
-                "--offline-psa-seed",
-                "src/sandbox/autotask/demo-seed.yaml",
-                "-o",
-                "json",
-            ])
-            .current_dir(repo())
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::null())
+/// Runs `cmd` with our end of its stdout closed before it writes, as `head` does after its
+/// first bytes; its exit status and stderr.
+async fn with_stdout_closed(mut cmd: Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        // Close our end before the plan is written, as `head` does after its first bytes.
         drop(child.stdout.take());
         child.wait_with_output().unwrap()
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// `plan -o json | head -c 1`: the reader goes away; no "Broken pipe" error, the exit code
+/// still says what the plan found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_into_a_closed_pipe_is_quiet() {
+    let mut plan = Command::new(bin());
+    plan.args([
+        "plan",
+        "config/samples",
+        "--offline-psa-seed",
+        "src/sandbox/connectwise/demo-seed.yaml",
+        "--offline-psa-seed",
+        "src/sandbox/bms/demo-seed.yaml",
+        "--offline-psa-seed",
+        "src/sandbox/autotask/demo-seed.yaml",
+        "-o",
+        "json",
+    ])
+    .current_dir(repo())
+    .env_remove("KUBECONFIG")
+    .stdin(Stdio::null());
+    let out = with_stdout_closed(plan).await;
     let err = text(&out.stderr);
     assert!(!err.contains("Broken pipe"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(0), "{err}");
 
-    let crd = tokio::task::spawn_blocking(|| {
-        let mut child = Command::new(bin())
-            .arg("crd")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        drop(child.stdout.take());
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
+    let mut crd = Command::new(bin());
+    crd.arg("crd");
+    let crd = with_stdout_closed(crd).await;
     assert!(
         !text(&crd.stderr).contains("Broken pipe"),
         "{}",

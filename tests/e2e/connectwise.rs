@@ -36,13 +36,7 @@ async fn demo() -> RunningSandbox {
 }
 
 fn config(url: &str) -> ConnectWiseConfig {
-    ConnectWiseConfig::new(
-        url,
-        DEMO_COMPANY_ID,
-        DEMO_CLIENT_ID,
-        SecretString::new(DEMO_PUBLIC_KEY),
-        SecretString::new(DEMO_PRIVATE_KEY),
-    )
+    crate::fixtures::demo::connectwise_config(url)
 }
 
 fn client(sb: &RunningSandbox) -> ConnectWiseClient {
@@ -105,13 +99,6 @@ async fn client_reads_companies_contacts_and_lookups_from_the_demo_data() {
     let contoso = company(&c, "CONTOSO").await;
     assert_eq!(contoso.name, "Contoso Ltd");
     assert!(contoso.active);
-    assert_eq!(
-        c.find_company_by_name("contoso ltd")
-            .await
-            .unwrap()
-            .map(|x| x.id),
-        Some(contoso.id.clone())
-    );
     assert_eq!(c.find_company_by_identifier("NOPE").await.unwrap(), None);
     assert_eq!(
         c.get_company(&contoso.id)
@@ -121,37 +108,16 @@ async fn client_reads_companies_contacts_and_lookups_from_the_demo_data() {
             .identifier,
         "CONTOSO"
     );
-    assert_eq!(c.get_company(&"999".to_string()).await.unwrap(), None);
     let all = c.list_companies(&CompanyFilter::default()).await.unwrap();
     let ids: Vec<&str> = all.iter().map(|x| x.identifier.as_str()).collect();
     assert_eq!(ids, vec!["DefaultCustomer", "CONTOSO", "FABRIKAM"]);
-    let vendors = CompanyFilter {
-        company_type: Some("Vendor".into()),
-        parent_only: false,
-    };
-    assert!(c.list_companies(&vendors).await.unwrap().is_empty());
 
-    let jane = c
-        .find_contact_by_email(&contoso.id, "JANE@contoso.example")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(jane.full_name(), "Jane Doe");
-    assert_eq!(jane.email.as_deref(), Some("jane@contoso.example"));
     let by_name = c
         .find_contact_by_name(&contoso.id, "Alert Contact")
         .await
         .unwrap()
         .unwrap();
     assert_eq!(by_name.email.as_deref(), Some("alerts@contoso.example"));
-    // The same e-mail address in another company is not this company's contact.
-    let fabrikam = company(&c, "FABRIKAM").await;
-    assert_eq!(
-        c.find_contact_by_email(&fabrikam.id, "jane@contoso.example")
-            .await
-            .unwrap(),
-        None
-    );
 
     let boards = c.boards().await.unwrap();
     assert_eq!(names(&boards), vec!["Security Alerts", "Escalations"]);
@@ -219,8 +185,6 @@ async fn ticket_lifecycle_create_find_note_close() {
         .await
         .unwrap()
         .unwrap();
-    assert!(contract.active);
-    assert_eq!(c.find_contract(&contoso.id, "Nope").await.unwrap(), None);
 
     let t = NewTicket {
         marker: "alert-0001".into(),
@@ -245,7 +209,6 @@ async fn ticket_lifecycle_create_find_note_close() {
     );
     assert!(!created.closed);
     assert_eq!(created.marker.as_deref(), Some("alert-0001"));
-    assert_eq!(created.company_id.as_deref(), Some(contoso.id.as_str()));
 
     assert_eq!(
         c.find_ticket_by_marker("alert-0001")
@@ -255,11 +218,9 @@ async fn ticket_lifecycle_create_find_note_close() {
         Some(created.id.clone())
     );
     assert_eq!(c.find_ticket_by_marker("alert-0002").await.unwrap(), None);
-    let note = c
-        .add_note(&created.id, "Second sign-in from the same IP.")
+    c.add_note(&created.id, "Second sign-in from the same IP.")
         .await
         .unwrap();
-    assert!(!note.is_empty());
 
     // The description became the first note; ours is the second.
     let state = state(&sb).await;
@@ -290,7 +251,6 @@ async fn ticket_lifecycle_create_find_note_close() {
             .find(|s| s.name == ">Closed")
             .map(|s| s.id.as_str())
     );
-    assert_eq!(c.get_ticket(&"424242".to_string()).await.unwrap(), None);
     assert!(matches!(
         c.add_note(&"424242".to_string(), "x").await,
         Err(PsaError::NotFound { .. })
@@ -319,12 +279,6 @@ async fn catalog_and_contract_lines() {
         (svc.name.as_str(), svc.cost, svc.price),
         ("SaaS Alerts Monitoring", 12_500, 50_000)
     );
-    assert_eq!(
-        c.find_catalog_service("saas alerts monitoring")
-            .await
-            .unwrap(),
-        Some(svc.clone())
-    );
     // A second create is refused by the PSA: identifiers are unique.
     let dup = c.create_catalog_service(&spec).await.unwrap_err();
     assert!(
@@ -350,10 +304,6 @@ async fn catalog_and_contract_lines() {
         (60_000, "Per user, monthly")
     );
 
-    assert_eq!(
-        c.find_contract_line(&contract.id, &svc.id).await.unwrap(),
-        None
-    );
     let values = LineValues {
         quantity: 12,
         cost: 12_500,
@@ -363,14 +313,6 @@ async fn catalog_and_contract_lines() {
         .add_contract_line(&contract.id, &svc.id, values)
         .await
         .unwrap();
-    assert_eq!(
-        (line.quantity, line.contract_id.as_str()),
-        (12, contract.id.as_str())
-    );
-    assert_eq!(
-        c.find_contract_line(&contract.id, &svc.id).await.unwrap(),
-        Some(line.clone())
-    );
     let upd = c
         .update_contract_line(
             &line,
@@ -560,19 +502,7 @@ async fn faults_become_transient_errors_and_retry_after_is_honoured() {
     let c = client(&sb);
     c.verify().await.unwrap();
 
-    set_faults(&sb, json!({"outage": true})).await;
-    let e = c.verify().await.unwrap_err();
-    assert!(
-        matches!(
-            e,
-            PsaError::Transient {
-                status: Some(503),
-                ..
-            }
-        ),
-        "{e}"
-    );
-
+    // An outage and the admin layer's 429: `providers::the_admin_layers_faults_are_transient_errors`.
     set_faults(&sb, json!({"errorRate": 1.0})).await;
     let e = c.boards().await.unwrap_err();
     assert!(e.is_transient(), "{e}");
@@ -926,35 +856,10 @@ async fn client_parses_the_documented_payloads() {
     );
 }
 
-/// Reads one line from the child's stdout, with a generous bound.
-async fn first_line(child: &mut tokio::process::Child) -> String {
-    use tokio::io::AsyncBufReadExt;
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("sandbox printed its address in time")
-        .unwrap()
-        .expect("a first line")
-}
-
 #[tokio::test]
 async fn the_binary_serves_the_demo_data_with_the_real_paths_and_headers() {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_psa-operator"))
-        .args([
-            "sandbox",
-            "--flavor",
-            "connectwise",
-            "--addr",
-            "127.0.0.1:0",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let line = first_line(&mut child).await;
-    let url = line.strip_prefix("listening on ").expect(&line).to_string();
+    let (mut child, url) =
+        crate::support::sandbox_process(["--flavor", "connectwise", "--addr", "127.0.0.1:0"]).await;
     let http = reqwest::Client::new();
 
     let info: Value = http
@@ -1600,16 +1505,15 @@ async fn the_operator_names_a_missing_right_before_any_alert() {
     .await;
 
     // A ticket type the board does not combine with an issue type in use: named, then fixed.
-    crate::controllers::patch(
+    let (_, reason, message) = crate::fixtures::patch_until(
         &env,
         "psaconnection/demo-cw",
         "merge",
         r#"{"spec":{"ticket":{"type":{"value":"Incident"}}}}"#,
+        "SettingsResolved",
+        "False",
     )
     .await;
-    let (_, reason, message) = env
-        .wait_condition("psaconnection/demo-cw", "SettingsResolved", "False")
-        .await;
     assert_eq!(reason, "NamesNotFound", "{message}");
     assert!(
         message.contains(
@@ -1618,15 +1522,15 @@ async fn the_operator_names_a_missing_right_before_any_alert() {
         "{message}"
     );
     assert!(!message.contains("Incident / Identity"), "{message}");
-    crate::controllers::patch(
+    crate::fixtures::patch_until(
         &env,
         "psaconnection/demo-cw",
         "merge",
         r#"{"spec":{"ticket":{"type":{"value":"Alert"}}}}"#,
+        "Ready",
+        "True",
     )
     .await;
-    env.wait_condition("psaconnection/demo-cw", "Ready", "True")
-        .await;
 
     let deny = |rights: Value| {
         let url = format!("{}/_sandbox/roles", env.cw.base_url());
@@ -1644,16 +1548,15 @@ async fn the_operator_names_a_missing_right_before_any_alert() {
     env.wait_condition("contractservice/saas-alerts-monitoring", "Ready", "True")
         .await;
     deny(json!(["Procurement/Product Catalog/Edit"])).await;
-    crate::controllers::patch(
+    let (_, reason, message) = crate::fixtures::patch_until(
         &env,
         "contractservice/saas-alerts-monitoring",
         "merge",
         r#"{"spec":{"price":"4.00"}}"#,
+        "Ready",
+        "False",
     )
     .await;
-    let (_, reason, message) = env
-        .wait_condition("contractservice/saas-alerts-monitoring", "Ready", "False")
-        .await;
     assert_eq!(reason, "PermissionDenied", "{message}");
     assert!(
         message.contains("Procurement › Product Catalog › Edit level"),

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::devcluster::{path_str, repo, Cluster};
+use crate::fixtures::{mapping_yaml, patch_until, yaml_stream};
 use crate::support::{eventually, start_operator, ChildGuard};
 use psa_operator::sandbox::{self, RunningSandbox};
 
@@ -167,12 +168,7 @@ impl Env {
     }
 
     pub async fn sandbox_state(sb: &RunningSandbox) -> Value {
-        reqwest::get(format!("{}/_sandbox/state", sb.base_url()))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        crate::sandbox_admin::state(sb).await
     }
 
     /// A call to the ConnectWise sandbox's REST API as a technician or administrator would make it.
@@ -384,30 +380,29 @@ async fn connectwise_samples_converge_and_follow_changes() {
         .await;
 
     // An unknown status name is named in SettingsResolved, with the nearest existing names.
-    patch(
+    let (_, reason, message) = patch_until(
         &env,
         "psaconnection/demo-cw",
         "merge",
         r#"{"spec":{"ticket":{"status":{"value":"Nwe"}}}}"#,
+        "SettingsResolved",
+        "False",
     )
     .await;
-    let (_, reason, message) = env
-        .wait_condition("psaconnection/demo-cw", "SettingsResolved", "False")
-        .await;
     assert_eq!(reason, "NamesNotFound");
     assert!(
         message.contains(r#"ticket.status.value "Nwe""#) && message.contains(r#""New""#),
         "{message}"
     );
-    patch(
+    crate::fixtures::patch_until(
         &env,
         "psaconnection/demo-cw",
         "merge",
         r#"{"spec":{"ticket":{"status":{"value":"New"}}}}"#,
+        "Ready",
+        "True",
     )
     .await;
-    env.wait_condition("psaconnection/demo-cw", "Ready", "True")
-        .await;
 
     // An administrator renames the status in the PSA: re-validation flips the condition before a
     // ticket fails, naming the setting; renaming it back heals.
@@ -515,28 +510,52 @@ async fn kaseya_bms_connection_becomes_ready() {
     env.wait_condition("psaconnection/demo-bms", "Ready", "True")
         .await;
 
-    // No queue: BMS refuses tickets without one, so the settings are refused up front.
-    patch(
-        &env,
-        "psaconnection/demo-bms",
-        "json",
-        r#"[{"op":"remove","path":"/spec/ticket/board"}]"#,
-    )
-    .await;
-    let (_, reason, message) = env
-        .wait_condition("psaconnection/demo-bms", "SettingsResolved", "False")
+    // Settings every BMS ticket needs (its document requires QueueId and StatusId): a connection
+    // without one could never create a ticket, so it is refused at reconcile time, before the
+    // first alert fails — RequiredByPsa names the setting and the connection is not Ready.
+    // Putting the setting back heals.
+    for (setting, needle, restore) in [
+        (
+            "board",
+            "queue",
+            r#"{"spec":{"ticket":{"board":"Security Alerts"}}}"#,
+        ),
+        (
+            "status",
+            "StatusId",
+            r#"{"spec":{"ticket":{"status":{"value":"New"}}}}"#,
+        ),
+    ] {
+        let (_, reason, message) = patch_until(
+            &env,
+            "psaconnection/demo-bms",
+            "json",
+            &format!(r#"[{{"op":"remove","path":"/spec/ticket/{setting}"}}]"#),
+            "SettingsResolved",
+            "False",
+        )
         .await;
-    assert!(message.contains("ticket.board"), "{reason}: {message}");
-    assert!(message.contains("queue"), "{message}");
-    patch(
-        &env,
-        "psaconnection/demo-bms",
-        "merge",
-        r#"{"spec":{"ticket":{"board":"Security Alerts"}}}"#,
-    )
-    .await;
-    env.wait_condition("psaconnection/demo-bms", "Ready", "True")
+        assert_eq!(reason, "RequiredByPsa", "{message}");
+        assert!(
+            message.contains(&format!("ticket.{setting}")) && message.contains(needle),
+            "{message}"
+        );
+        let (ready, reason, _) = env.condition("psaconnection/demo-bms", "Ready").await;
+        assert_eq!(
+            (ready.as_str(), reason.as_str()),
+            ("False", "RequiredByPsa"),
+            "{setting}"
+        );
+        patch_until(
+            &env,
+            "psaconnection/demo-bms",
+            "merge",
+            restore,
+            "Ready",
+            "True",
+        )
         .await;
+    }
 }
 
 /// The contact chain of a mapping without `defaultContact` ([G] tickets without a contact): on
@@ -548,27 +567,30 @@ async fn mapping_contact_chain_is_reported() {
     let env = Env::start().await;
     env.wait_condition("psaconnection/demo-bms", "Ready", "True")
         .await;
-    let mappings = r#"
-apiVersion: psa-operator.io/v1alpha1
-kind: CustomerMapping
-metadata: {name: fabrikam-bms, namespace: psa}
-spec:
-  connectionRef: {name: demo-bms}
-  organization: Fabrikam Inc
-  company: {identifier: FABRIKAM}
----
-apiVersion: psa-operator.io/v1alpha1
-kind: CustomerMapping
-metadata: {name: contoso-bms, namespace: psa}
-spec:
-  connectionRef: {name: demo-bms}
-  organization: Contoso Ltd
-  company: {identifier: CONTOSO}
-"#;
-    apply_text(&env.cluster, mappings).await;
-    let (_, reason, message) = env
-        .wait_condition("customermapping/fabrikam-bms", "ContactResolved", "True")
-        .await;
+    let mappings = yaml_stream(&[
+        mapping_yaml(
+            "fabrikam-bms",
+            "demo-bms",
+            "Fabrikam Inc",
+            "{identifier: FABRIKAM}",
+            "",
+        ),
+        mapping_yaml(
+            "contoso-bms",
+            "demo-bms",
+            "Contoso Ltd",
+            "{identifier: CONTOSO}",
+            "",
+        ),
+    ]);
+    let (_, reason, message) = crate::fixtures::apply_until(
+        &env,
+        &mappings,
+        "customermapping/fabrikam-bms",
+        "ContactResolved",
+        "True",
+    )
+    .await;
     assert_eq!(reason, "CompanyContact", "{message}");
     let contact = env
         .jsonpath("customermapping/fabrikam-bms", "{.status.contactId}")
@@ -588,35 +610,37 @@ async fn mapping_problems_are_reported() {
     let env = Env::start().await;
     env.wait_condition("psaconnection/demo-cw", "Ready", "True")
         .await;
-    let broken = r#"
-apiVersion: psa-operator.io/v1alpha1
-kind: CustomerMapping
-metadata: {name: contoso-again, namespace: psa}
-spec:
-  connectionRef: {name: demo-cw}
-  organization: Contoso Ltd
-  company: {identifier: CONTOSO}
----
-apiVersion: psa-operator.io/v1alpha1
-kind: CustomerMapping
-metadata: {name: nowhere, namespace: psa}
-spec:
-  connectionRef: {name: demo-cw}
-  organization: Nowhere Inc
-  company: {name: Nowhere Inc}
----
-apiVersion: psa-operator.io/v1alpha1
-kind: CustomerMapping
-metadata: {name: orphan, namespace: psa}
-spec:
-  connectionRef: {name: no-such-connection}
-  organization: Orphan Org
-  company: {name: Orphan}
-"#;
-    apply_text(&env.cluster, broken).await;
-    let (_, reason, message) = env
-        .wait_condition("customermapping/contoso-again", "Ready", "False")
-        .await;
+    let broken = yaml_stream(&[
+        mapping_yaml(
+            "contoso-again",
+            "demo-cw",
+            "Contoso Ltd",
+            "{identifier: CONTOSO}",
+            "",
+        ),
+        mapping_yaml(
+            "nowhere",
+            "demo-cw",
+            "Nowhere Inc",
+            "{name: Nowhere Inc}",
+            "",
+        ),
+        mapping_yaml(
+            "orphan",
+            "no-such-connection",
+            "Orphan Org",
+            "{name: Orphan}",
+            "",
+        ),
+    ]);
+    let (_, reason, message) = crate::fixtures::apply_until(
+        &env,
+        &broken,
+        "customermapping/contoso-again",
+        "Ready",
+        "False",
+    )
+    .await;
     assert_eq!(reason, "DuplicateOrganization", "{message}");
     assert!(message.contains("contoso"), "{message}");
     let (_, reason, _) = env
@@ -632,41 +656,17 @@ spec:
         .await;
     assert_eq!(reason, "ConnectionNotFound");
     // Removing the duplicate heals the original.
-    env.cluster
-        .kubectl_ok(&["delete", "-n", "psa", "customermapping/contoso-again"])
-        .await;
-    env.wait_condition("customermapping/contoso", "Ready", "True")
-        .await;
+    crate::fixtures::delete_heals(
+        &env,
+        "customermapping/contoso-again",
+        "customermapping/contoso",
+    )
+    .await;
 }
 
 /// A call to the BMS sandbox's REST API as a technician's tool makes it (its own login).
 async fn bms_api(env: &Env, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-    let http = reqwest::Client::new();
-    let base = env.bms.base_url();
-    let login: Value = http
-        .post(format!("{base}/v2/security/authenticate"))
-        .form(&[
-            ("GrantType", "password"),
-            ("UserName", "demo-api"),
-            ("Password", "demo-password"),
-            ("Tenant", "demo"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["result"]["accessToken"].as_str().unwrap().to_string();
-    let mut req = http
-        .request(method, format!("{base}{path}"))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let answer: Value = req.send().await.unwrap().json().await.unwrap();
-    assert_eq!(answer["success"], true, "{path}: {answer}");
-    answer
+    crate::dispatch::bms::technician_api(&env.bms, method, path, body).await
 }
 
 /// Lines of a catalog service on Contoso's "Managed Security" through the related-services
@@ -697,24 +697,8 @@ async fn kaseya_bms_billing_and_orphan_deletion() {
     let mut env = Env::start().await;
     env.wait_condition("psaconnection/demo-bms", "Ready", "True")
         .await;
-    let service_yaml = r#"
-apiVersion: psa-operator.io/v1alpha1
-kind: ContractService
-metadata: {name: bms-monitoring, namespace: psa}
-spec:
-  connectionRef: {name: demo-bms}
-  name: SaaS Alerts Monitoring
-  description: Monitoring of SaaS tenants
-  cost: "1.00"
-  price: "3.00"
-  deletionPolicy: Orphan
-"#;
-    apply_text(&env.cluster, service_yaml).await;
-    env.wait_condition("contractservice/bms-monitoring", "Ready", "True")
-        .await;
-    let service_id = env
-        .jsonpath("contractservice/bms-monitoring", "{.status.externalId}")
-        .await;
+    let service_id =
+        crate::fixtures::ready_monitoring_service(&env, "bms-monitoring", "demo-bms").await;
     let st = Env::sandbox_state(&env.bms).await;
     let contract_id = st["contracts"]
         .as_array()
@@ -756,25 +740,21 @@ spec:
     };
 
     let mapping_yaml = |quantity: i64| {
-        format!(
-            r#"
-apiVersion: psa-operator.io/v1alpha1
-kind: CustomerMapping
-metadata: {{name: contoso-bms, namespace: psa}}
-spec:
-  connectionRef: {{name: demo-bms}}
-  organization: Contoso Ltd
-  company: {{identifier: CONTOSO}}
-  defaultContact: {{name: Alert Contact}}
-  contract: {{name: Managed Security}}
-  contractService: {{serviceRef: {{name: bms-monitoring}}, quantity: {quantity}}}
-"#
+        crate::fixtures::contoso_billing_mapping_yaml(
+            "contoso-bms",
+            "demo-bms",
+            "bms-monitoring",
+            quantity,
         )
     };
-    apply_text(&env.cluster, &mapping_yaml(5)).await;
-    let (_, reason, message) = env
-        .wait_condition("customermapping/contoso-bms", "ContractSynced", "True")
-        .await;
+    let (_, reason, message) = crate::fixtures::apply_until(
+        &env,
+        &mapping_yaml(5),
+        "customermapping/contoso-bms",
+        "ContractSynced",
+        "True",
+    )
+    .await;
     assert_eq!(reason, "LineAdopted", "{message}");
     assert_eq!(
         env.jsonpath("customermapping/contoso-bms", "{.status.contractLineId}")
@@ -813,20 +793,7 @@ spec:
     // 7 again, after a restart (the line's units are remembered in status): nothing changes.
     env.restart_operator();
     apply_text(&env.cluster, &mapping_yaml(7)).await;
-    patch(
-        &env,
-        "customermapping/contoso-bms",
-        "merge",
-        r#"{"metadata":{"annotations":{"psa-operator.io/reconcile-requested-at":"again"}}}"#,
-    )
-    .await;
-    env.eventually("ContractSynced InStep", || async {
-        let (status, reason, _) = env
-            .condition("customermapping/contoso-bms", "ContractSynced")
-            .await;
-        (status == "True" && reason == "InStep").then_some(())
-    })
-    .await;
+    crate::fixtures::reconcile_in_step(&env, "customermapping/contoso-bms", "again").await;
     let again = bms_service_lines(&env, &service_id).await;
     assert_eq!(again, rows, "no write for the same quantity");
     assert_eq!(billing(&again), bills);

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use psa_operator::api::Grouping;
-use psa_operator::resolved::{ConnectionKey, Failsafe, SmtpSettings, SmtpTls};
+use psa_operator::resolved::ConnectionKey;
 use psa_operator::sandbox::Faults;
 
 use crate::dispatch::cw::Cw;
@@ -202,18 +202,11 @@ async fn psa_and_smtp_down_dead_letters_are_kept_and_replayable() {
     let cw = Cw::start().await;
     let mut conn = cw.snapshot(&key(), Grouping::User);
     conn.dispatch.max_attempts = 2;
-    conn.failsafe = Some(Failsafe {
-        recipients: vec!["soc@msp.example".into()],
-        smtp: SmtpSettings {
-            host: "127.0.0.1".into(),
-            port: crate::dispatch::smtp::free_port(),
-            from: "psa-operator@msp.example".into(),
-            username: None,
-            password: None,
-            tls: SmtpTls::None,
-        },
-        subject_prefix: None,
-    });
+    conn.failsafe = Some(crate::dispatch::smtp::loopback_failsafe(
+        crate::dispatch::smtp::free_port(),
+        &["soc@msp.example"],
+        None,
+    ));
     let mut h = Harness::new(conn);
     set_faults(&cw, outage());
     h.start();

@@ -7,25 +7,14 @@ use serde_json::{json, Value};
 use crate::controllers::Env;
 
 async fn post_alert(env: &Env, connection: &str, token: &str, alert: Value) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(format!(
-            "http://127.0.0.1:{}/v1/namespaces/psa/connections/{connection}/alerts",
-            env.intake_port
-        ))
-        .bearer_auth(token)
-        .json(&alert)
-        .send()
-        .await
-        .expect("intake answers")
+    crate::fixtures::post_alert(env, connection, token, &alert).await
 }
 
+/// A Contoso alert linking to the monitor's page for it.
 fn alert(id: &str, user: &str, alert_type: &str) -> Value {
-    json!({
-        "id": id, "organization": "Contoso Ltd", "user": user, "alertType": alert_type,
-        "severity": "high", "title": format!("{alert_type} for {user}"),
-        "description": "seen by the SaaS monitor", "occurredAt": "2026-11-24T10:00:00Z",
-        "url": "https://saas-monitor.example/alerts/1"
-    })
+    let mut a = crate::fixtures::intake_alert(id, "Contoso Ltd", user, alert_type);
+    a["url"] = json!("https://saas-monitor.example/alerts/1");
+    a
 }
 
 fn tickets(state: &Value) -> Vec<Value> {
@@ -48,10 +37,7 @@ fn notes_of(state: &Value, ticket_id: i64) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connectwise_user_grouping_example() {
     let env = Env::start().await;
-    env.wait_condition("psaconnection/demo-cw", "Ready", "True")
-        .await;
-    env.wait_condition("customermapping/contoso", "Ready", "True")
-        .await;
+    crate::fixtures::wait_ready(&env, &["psaconnection/demo-cw", "customermapping/contoso"]).await;
     let token = "demo-cw-intake-token";
 
     // Wrong token → 401 problem document; nothing stored.
@@ -297,10 +283,7 @@ async fn autotask_sample_connection_ticket_and_note() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connectwise_contact_lookups_come_from_the_directory() {
     let env = Env::start().await;
-    env.wait_condition("psaconnection/demo-cw", "Ready", "True")
-        .await;
-    env.wait_condition("customermapping/contoso", "Ready", "True")
-        .await;
+    crate::fixtures::wait_ready(&env, &["psaconnection/demo-cw", "customermapping/contoso"]).await;
     let token = "demo-cw-intake-token";
     env.cw.admin().clear_calls();
     let mut other = alert("d3", "someone@fabrikam.example", "Too Many Downloads");

@@ -13,10 +13,11 @@ use psa_operator::gitops::resource_set::ResourceSet;
 use psa_operator::gitops::validate::{validate_paths, validate_sources};
 use psa_operator::gitops::yaml_docs::Source;
 use psa_operator::psa::Billing;
-use psa_operator::psa::{CatalogServiceSpec, LineValues, Psa};
+use psa_operator::psa::{CatalogService, CatalogServiceSpec, ContractLine, LineValues, Psa};
 use psa_operator::sandbox::CallReport;
 use serde_json::Value;
 
+use crate::fixtures::{mapping_yaml, monitoring_service_yaml};
 use crate::sandbox_admin::{calls, clear_calls};
 
 fn repo() -> PathBuf {
@@ -352,19 +353,20 @@ fn writer(off: &OfflinePsa, spec: &ProviderSpec) -> std::sync::Arc<dyn Psa> {
     RealPsaFactory.build(&spec, &off.credentials).unwrap()
 }
 
-#[tokio::test]
-async fn plan_against_connectwise_shows_drift_and_billing_and_only_reads() {
-    let set = samples_with("");
-    let off = offline::start(&cw_seed()).await.unwrap();
-    // The PSA already has the service at another price and Contoso's line at 40 users.
-    let cw = set.connection("psa", "demo-cw").unwrap();
-    let psa = writer(&off, &cw.obj.spec.provider);
+/// Puts "SaaS Alerts Monitoring" into the PSA at `price` (cost 100.00) with a `line` of it on
+/// Contoso's "Managed Security" contract, as an earlier run or a person left them; the service
+/// and the line as the PSA answered.
+async fn monitoring_line_on_contoso(
+    psa: &dyn Psa,
+    price: i64,
+    line: LineValues,
+) -> (CatalogService, ContractLine) {
     let svc = psa
         .create_catalog_service(&CatalogServiceSpec {
             name: "SaaS Alerts Monitoring".into(),
             description: "Monitoring of SaaS tenants".into(),
             cost: 10_000,
-            price: 25_000,
+            price,
         })
         .await
         .unwrap();
@@ -378,17 +380,26 @@ async fn plan_against_connectwise_shows_drift_and_billing_and_only_reads() {
         .await
         .unwrap()
         .unwrap();
-    psa.add_contract_line(
-        &contract.id,
-        &svc.id,
-        LineValues {
-            quantity: 40,
-            cost: 15_000,
-            price: 40_000,
-        },
-    )
-    .await
-    .unwrap();
+    let line = psa
+        .add_contract_line(&contract.id, &svc.id, line)
+        .await
+        .unwrap();
+    (svc, line)
+}
+
+#[tokio::test]
+async fn plan_against_connectwise_shows_drift_and_billing_and_only_reads() {
+    let set = samples_with("");
+    let off = offline::start(&cw_seed()).await.unwrap();
+    // The PSA already has the service at another price and Contoso's line at 40 users.
+    let cw = set.connection("psa", "demo-cw").unwrap();
+    let psa = writer(&off, &cw.obj.spec.provider);
+    let forty = LineValues {
+        quantity: 40,
+        cost: 15_000,
+        price: 40_000,
+    };
+    let (svc, _) = monitoring_line_on_contoso(psa.as_ref(), 25_000, forty).await;
     let (plan, targets) = plan_offline(&set, off).await;
     let c = resolved_connection(&plan, "demo-cw");
     let board = c.names.iter().find(|n| n.field == "ticket.board").unwrap();
@@ -723,19 +734,12 @@ async fn import_from_kaseya_bms_writes_files() {
 /// server that has them.
 #[tokio::test]
 async fn plan_reads_credentials_from_the_cluster() {
-    use psa_operator::devcluster::{Config, DevCluster};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let cluster = DevCluster::start(listener, Config::default())
-        .await
-        .unwrap();
+    let cluster = crate::support::dev_cluster().await;
     let secrets = std::fs::read_to_string(repo().join("config/samples/01-secrets.yaml")).unwrap();
-    let ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: psa}\n---\n";
-    cluster
-        .apply_yaml(&format!("{ns}{secrets}"), "gitops-test")
-        .unwrap();
+    crate::support::psa_namespace_and_client(&cluster);
+    cluster.apply_yaml(&secrets, "gitops-test").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    cluster.write_kubeconfig(&kubeconfig).unwrap();
+    let kubeconfig = crate::support::kubeconfig_in(&cluster, dir.path());
     let input = dir.path().join("input");
     std::fs::create_dir(&input).unwrap();
     for f in [
@@ -808,62 +812,30 @@ async fn read_only_client_refuses_writes() {
 async fn plan_shows_kaseya_bms_billing_lines() {
     use kube::api::{Patch, PatchParams};
     use psa_operator::api::CustomerMapping;
-    use psa_operator::devcluster::{Config, DevCluster};
     use psa_operator::gitops::plan::render;
-    let extra = r#"
-apiVersion: psa-operator.io/v1alpha1
-kind: ContractService
-metadata: {name: bms-monitoring, namespace: psa}
-spec:
-  connectionRef: {name: demo-bms}
-  name: SaaS Alerts Monitoring
-  description: Monitoring of SaaS tenants
-  cost: "1.00"
-  price: "3.00"
----
-apiVersion: psa-operator.io/v1alpha1
-kind: CustomerMapping
-metadata: {name: bms-contoso, namespace: psa}
-spec:
-  connectionRef: {name: demo-bms}
-  organization: Contoso Ltd
-  company: {identifier: CONTOSO}
-  contract: {name: Managed Security}
-  contractService: {serviceRef: {name: bms-monitoring}, quantity: 7}
-"#;
-    let set = samples_with(extra);
+    let extra = format!(
+        "{}---{}",
+        monitoring_service_yaml("bms-monitoring", "demo-bms", ""),
+        mapping_yaml(
+            "bms-contoso",
+            "demo-bms",
+            "Contoso Ltd",
+            "{identifier: CONTOSO}",
+            "  contract: {name: Managed Security}\n  \
+             contractService: {serviceRef: {name: bms-monitoring}, quantity: 7}\n",
+        )
+    );
+    let set = samples_with(&extra);
     let off = offline::start(&bms_seed()).await.unwrap();
     // BMS already bills Contoso 5 units of the service (the operator wrote that line earlier).
     let bms = set.connection("psa", "demo-bms").unwrap();
     let psa = writer(&off, &bms.obj.spec.provider);
-    let svc = psa
-        .create_catalog_service(&CatalogServiceSpec {
-            name: "SaaS Alerts Monitoring".into(),
-            description: "Monitoring of SaaS tenants".into(),
-            cost: 10_000,
-            price: 30_000,
-        })
-        .await
-        .unwrap();
-    let contoso = psa
-        .find_company_by_identifier("CONTOSO")
-        .await
-        .unwrap()
-        .unwrap();
-    let contract = psa
-        .find_contract(&contoso.id, "Managed Security")
-        .await
-        .unwrap()
-        .unwrap();
     let five = LineValues {
         quantity: 5,
         cost: 10_000,
         price: 30_000,
     };
-    let line = psa
-        .add_contract_line(&contract.id, &svc.id, five)
-        .await
-        .unwrap();
+    let (_, line) = monitoring_line_on_contoso(psa.as_ref(), 30_000, five).await;
     let plan_text = |plan: &Plan| {
         let mut out = Vec::new();
         render::write(plan, &mut out).unwrap();
@@ -899,10 +871,7 @@ spec:
 
     // The cluster's status of the mapping remembers the line at 5 units → 5 → 7 is shown as
     // the client makes it: a new line, the old one ended.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let cluster = DevCluster::start(listener, Config::default())
-        .await
-        .unwrap();
+    let cluster = crate::support::dev_cluster().await;
     cluster
         .apply_yaml(&psa_operator::api::crdgen::all_crds_yaml(), "gitops-test")
         .unwrap();
@@ -911,17 +880,13 @@ spec:
         .iter()
         .find(|m| m.name() == "bms-contoso")
         .unwrap();
-    let ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: psa}\n---\n";
+    let client = crate::support::psa_namespace_and_client(&cluster);
     cluster
-        .apply_yaml(
-            &format!("{ns}{}", serde_yaml::to_string(&mapping.obj).unwrap()),
-            "gitops-test",
-        )
+        .apply_yaml(&serde_yaml::to_string(&mapping.obj).unwrap(), "gitops-test")
         .unwrap();
-    let client = kube::Client::try_from(kube::Config::new(cluster.url().parse().unwrap())).unwrap();
     let api: kube::Api<CustomerMapping> = kube::Api::namespaced(client.clone(), "psa");
     let status = serde_json::json!({"status": {
-        "contractId": contract.id, "contractLineId": line.id, "syncedQuantity": 5}});
+        "contractId": line.contract_id, "contractLineId": line.id, "syncedQuantity": 5}});
     api.patch_status(
         "bms-contoso",
         &PatchParams::default(),
@@ -998,16 +963,13 @@ async fn plan_shows_routes_and_per_customer_overrides() {
         .collect();
     sources.push(Source {
         name: "extra.yaml".into(),
-        text: r#"apiVersion: psa-operator.io/v1alpha1
-kind: CustomerMapping
-metadata: {name: tailspin, namespace: psa}
-spec:
-  connectionRef: {name: demo-cw}
-  organization: Fabrikam Tailspin
-  company: {identifier: FABRIKAM}
-  ticket: {board: Escalation, priority: Priority 2 - High}
-"#
-        .into(),
+        text: mapping_yaml(
+            "tailspin",
+            "demo-cw",
+            "Fabrikam Tailspin",
+            "{identifier: FABRIKAM}",
+            "  ticket: {board: Escalation, priority: Priority 2 - High}\n",
+        ),
     });
     let v = validate_sources(&sources);
     assert!(v.is_valid(), "{:?}", v.diagnostics);

@@ -233,14 +233,7 @@ async fn mappings_loaded(port: u16) -> bool {
 }
 
 async fn metric(port: u16, name: &str) -> Option<f64> {
-    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} "))?.parse().ok())
+    crate::support::metric(port, name).await
 }
 
 /// `psa_operator_status_writes_total{writer}` of a replica (0 when absent).

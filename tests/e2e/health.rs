@@ -36,10 +36,7 @@ async fn recheck(env: &Env, what: &str, value: &str) {
 async fn an_outage_is_synced_false_not_ready_false() {
     let grace = Duration::from_secs(8);
     let env = Env::start_with_env(&[("PSA_READY_GRACE", "8s")]).await;
-    env.wait_condition("psaconnection/demo-cw", "Ready", "True")
-        .await;
-    env.wait_condition("customermapping/contoso", "Ready", "True")
-        .await;
+    crate::fixtures::wait_ready(&env, &["psaconnection/demo-cw", "customermapping/contoso"]).await;
     patch(
         &env,
         "psaconnection/demo-cw",
@@ -64,13 +61,7 @@ async fn an_outage_is_synced_false_not_ready_false() {
     })
     .await;
 
-    env.cw
-        .admin()
-        .set_faults(Faults {
-            outage: true,
-            ..Faults::default()
-        })
-        .unwrap();
+    crate::fixtures::psa_outage(&env.cw);
     let outage = Instant::now();
     recheck(&env, "psaconnection/demo-cw", "outage-1").await;
     recheck(&env, "customermapping/contoso", "outage-1").await;
@@ -97,18 +88,15 @@ async fn an_outage_is_synced_false_not_ready_false() {
     }
 
     // An alert during the outage is accepted and queued.
-    let r = reqwest::Client::new()
-        .post(format!(
-            "http://127.0.0.1:{}/v1/namespaces/psa/connections/demo-cw/alerts",
-            env.intake_port
-        ))
-        .bearer_auth("demo-cw-intake-token")
-        .json(&json!({"id": "outage-1", "organization": "Contoso Ltd",
+    let r = crate::fixtures::post_alert(
+        &env,
+        "demo-cw",
+        "demo-cw-intake-token",
+        &json!({"id": "outage-1", "organization": "Contoso Ltd",
             "user": "outage@contoso.example", "alertType": "Too Many Downloads",
-            "title": "Too Many Downloads", "description": "during the outage"}))
-        .send()
-        .await
-        .unwrap();
+            "title": "Too Many Downloads", "description": "during the outage"}),
+    )
+    .await;
     assert_eq!(r.status(), 202);
 
     // Past the grace: Ready is Unknown (kstatus Reconciling), still not False.
@@ -152,35 +140,9 @@ async fn an_outage_is_synced_false_not_ready_false() {
 }
 
 /// A Kaseya BMS connection that leaves `ticket.status` unset could never create a ticket (the BMS
-/// document requires StatusId): refused at reconcile time, before the first alert fails.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_setting_the_psa_requires_is_refused_before_any_alert() {
-    let env = Env::start().await;
-    env.wait_condition("psaconnection/demo-bms", "Ready", "True")
-        .await;
-    patch(
-        &env,
-        "psaconnection/demo-bms",
-        "json",
-        r#"[{"op": "remove", "path": "/spec/ticket/status"}]"#,
-    )
-    .await;
-    let (_, reason, message) = env
-        .wait_condition("psaconnection/demo-bms", "SettingsResolved", "False")
-        .await;
-    assert_eq!(reason, "RequiredByPsa");
-    assert!(
-        message.contains("ticket.status") && message.contains("StatusId"),
-        "{message}"
-    );
-    let (ready, reason, _) = env.condition("psaconnection/demo-bms", "Ready").await;
-    assert_eq!(
-        (ready.as_str(), reason.as_str()),
-        ("False", "RequiredByPsa")
-    );
-}
-
-/// `validate` says the same before anything is synced.
+/// document requires StatusId): the reconciler refuses it before any alert
+/// (`controllers::kaseya_bms_connection_becomes_ready`), and `validate` says the same before
+/// anything is synced.
 #[test]
 fn validate_refuses_a_setting_the_psa_requires() {
     use psa_operator::gitops::validate::validate_sources;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use kube::api::{Api, ListParams};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::controllers::{patch, Env};
 use crate::dispatch::smtp;
@@ -17,27 +17,13 @@ use crate::support::bin;
 const TOKEN: &str = "demo-cw-intake-token";
 
 async fn post_alert(env: &Env, alert: &Value) -> Value {
-    let r = reqwest::Client::new()
-        .post(format!(
-            "http://127.0.0.1:{}/v1/namespaces/psa/connections/demo-cw/alerts",
-            env.intake_port
-        ))
-        .bearer_auth(TOKEN)
-        .json(alert)
-        .send()
-        .await
-        .expect("intake answers");
+    let r = crate::fixtures::post_alert(env, "demo-cw", TOKEN, alert).await;
     assert_eq!(r.status(), 202);
     r.json().await.unwrap()
 }
 
 fn alert(id: &str, organization: &str, user: &str) -> Value {
-    json!({
-        "id": id, "organization": organization, "user": user,
-        "alertType": "Too Many Downloads", "severity": "high",
-        "title": format!("Too Many Downloads for {user}"),
-        "description": "seen by the SaaS monitor", "occurredAt": "2026-11-24T10:00:00Z"
-    })
+    crate::fixtures::intake_alert(id, organization, user, "Too Many Downloads")
 }
 
 async fn tickets(env: &Env) -> Vec<Value> {
@@ -94,10 +80,11 @@ async fn send_sample(env: &Env, extra: &[&str]) -> (bool, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sample_is_delivered_while_suspended_and_held_alerts_wait_for_enable() {
     let env = Env::start().await;
-    env.wait_condition("customermapping/fabrikam", "Ready", "True")
-        .await;
-    env.wait_condition("customermapping/contoso", "Ready", "True")
-        .await;
+    crate::fixtures::wait_ready(
+        &env,
+        &["customermapping/fabrikam", "customermapping/contoso"],
+    )
+    .await;
     patch(
         &env,
         "psaconnection/demo-cw",

@@ -65,33 +65,21 @@ async fn start_with(busy_timeout: Duration, limits: IntakeLimits) -> Intake {
         .unwrap(),
     );
     let registry = Registry::new();
-    let acme = ConnectionKey::new("psa", "acme");
-    registry.publish(
-        acme.clone(),
-        ConnectionEntry {
-            intake_token: Some("acme-token".into()),
-            suspended: false,
-            resolved: Some(resolved(&acme, Grouping::UserAndAlert)),
+    // A connection `<name>` in `psa` whose intake token is `<name>-token`; `globex` is not
+    // resolved (yet), `paused` is suspended.
+    let publish = |name: &str, suspended: bool, grouping: Option<Grouping>| {
+        let key = ConnectionKey::new("psa", name);
+        let entry = ConnectionEntry {
+            intake_token: Some(format!("{name}-token").into()),
+            suspended,
+            resolved: grouping.map(|g| resolved(&key, g)),
             unresolved_hold: None,
-        },
-    );
-    registry.publish(
-        ConnectionKey::new("psa", "globex"),
-        ConnectionEntry {
-            intake_token: Some("globex-token".into()),
-            ..Default::default()
-        },
-    );
-    let paused = ConnectionKey::new("psa", "paused");
-    registry.publish(
-        paused.clone(),
-        ConnectionEntry {
-            intake_token: Some("paused-token".into()),
-            suspended: true,
-            resolved: Some(resolved(&paused, Grouping::User)),
-            unresolved_hold: None,
-        },
-    );
+        };
+        registry.publish(key, entry);
+    };
+    publish("acme", false, Some(Grouping::UserAndAlert));
+    publish("globex", false, None);
+    publish("paused", true, Some(Grouping::User));
     let mut prom = prometheus_client::registry::Registry::default();
     let metrics = Arc::new(DispatchMetrics::register(&mut prom));
     let state = IntakeState {
@@ -160,6 +148,14 @@ impl Intake {
             )
             .await;
         (status, body)
+    }
+
+    /// `alert` posted to the alerts endpoint of `connection` (in `psa`), whose token is
+    /// `<connection>-token`.
+    async fn post_alert_to(&self, connection: &str, alert: &Value) -> (u16, Value) {
+        let path = format!("/v1/namespaces/psa/connections/{connection}/alerts");
+        self.post_json(&path, &format!("{connection}-token"), alert)
+            .await
     }
 }
 
@@ -382,15 +378,7 @@ async fn every_rejection_is_a_problem_document_and_stores_nothing() {
         events_on_disk(&h.db).is_empty(),
         "a rejected request stored something"
     );
-    let text = h
-        .http
-        .get(&h.metrics_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = crate::support::send_for_text(h.http.get(&h.metrics_url)).await;
     assert!(
         text.contains(r#"psa_operator_dispatch_events_rejected_total{reason="Unauthorized"} 3"#),
         "{text}"
@@ -444,9 +432,8 @@ async fn a_stalled_body_is_refused_and_not_waited_for_forever() {
 #[tokio::test]
 async fn suspended_and_unresolved_connections_store_and_hold() {
     let h = start(Duration::from_secs(5)).await;
-    for (conn, token) in [("paused", "paused-token"), ("globex", "globex-token")] {
-        let path = format!("/v1/namespaces/psa/connections/{conn}/alerts");
-        let (status, body) = h.post_json(&path, token, &alert("sa-1")).await;
+    for conn in ["paused", "globex"] {
+        let (status, body) = h.post_alert_to(conn, &alert("sa-1")).await;
         assert_eq!(status, 202, "{conn}: {body}");
         assert_eq!(body["held"], true, "{conn}");
         let counters = h
@@ -686,9 +673,8 @@ async fn send_sample_posts_through_the_intake() {
 #[tokio::test]
 async fn replay_requeues_dead_letters_of_one_connection() {
     let h = start(Duration::from_secs(5)).await;
-    for (conn, token) in [("acme", "acme-token"), ("globex", "globex-token")] {
-        let path = format!("/v1/namespaces/psa/connections/{conn}/alerts");
-        let (status, _) = h.post_json(&path, token, &alert("sa-1")).await;
+    for conn in ["acme", "globex"] {
+        let (status, _) = h.post_alert_to(conn, &alert("sa-1")).await;
         assert_eq!(status, 202);
     }
     let lanes = h.store.ready_lanes(None, i64::MAX, 10).await.unwrap();

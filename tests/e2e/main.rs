@@ -14,6 +14,7 @@ mod controllers;
 mod devcluster;
 mod dispatch;
 mod faults;
+mod fixtures;
 mod flow;
 mod gitops;
 mod ha;

@@ -5,79 +5,41 @@
 
 use std::sync::Arc;
 
-use psa_operator::psa::autotask::{AutotaskClient, AutotaskConfig};
-use psa_operator::psa::bms::{BmsClient, BmsConfig};
-use psa_operator::psa::connectwise::{ConnectWiseClient, ConnectWiseConfig};
-use psa_operator::psa::{CatalogServiceSpec, LineValues, Named, NewTicket, Psa, PsaId, StatusInfo};
-use psa_operator::sandbox::connectwise::{
-    DEMO_CLIENT_ID, DEMO_COMPANY_ID, DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY,
+use psa_operator::psa::autotask::AutotaskClient;
+use psa_operator::psa::bms::BmsClient;
+use psa_operator::psa::connectwise::ConnectWiseClient;
+use psa_operator::psa::{
+    CatalogServiceSpec, CompanyFilter, LineValues, Named, NewTicket, Psa, PsaError, PsaId,
+    StatusInfo,
 };
-use psa_operator::sandbox::{Faults, RunningSandbox};
-use psa_operator::secret::SecretString;
-use tokio::net::TcpListener;
+use psa_operator::sandbox::RunningSandbox;
+use serde_json::json;
 
-async fn listener() -> TcpListener {
-    TcpListener::bind("127.0.0.1:0").await.unwrap()
-}
+use crate::fixtures::demo;
+use crate::sandbox_admin::set_faults;
 
 /// Each PSA's client on its own sandbox with the demo data (kept alive next to the client).
 async fn connectwise() -> (RunningSandbox, Arc<dyn Psa>) {
-    let cw = psa_operator::sandbox::connectwise::start(
-        listener().await,
-        psa_operator::sandbox::connectwise::demo_seed(),
-        Faults::default(),
-    )
-    .await
-    .unwrap();
-    let cw_client = ConnectWiseClient::new(ConnectWiseConfig::new(
-        cw.base_url(),
-        DEMO_COMPANY_ID,
-        DEMO_CLIENT_ID,
-        SecretString::new(DEMO_PUBLIC_KEY),
-        SecretString::new(DEMO_PRIVATE_KEY),
-    ))
-    .unwrap();
-    (cw, Arc::new(cw_client))
+    let sb = demo::connectwise_sandbox().await;
+    let client = ConnectWiseClient::new(demo::connectwise_config(&sb.base_url())).unwrap();
+    (sb, Arc::new(client))
 }
 
 async fn bms() -> (RunningSandbox, Arc<dyn Psa>) {
-    let bms = psa_operator::sandbox::bms::start(
-        listener().await,
-        psa_operator::sandbox::bms::demo_seed(),
-        Faults::default(),
-    )
-    .await
-    .unwrap();
-    let bms_client = BmsClient::new(BmsConfig::new(
-        bms.base_url(),
-        "demo",
-        "demo-api",
-        "demo-password",
-    ))
-    .unwrap();
-    (bms, Arc::new(bms_client))
+    let sb = demo::bms_sandbox().await;
+    let client = BmsClient::new(demo::bms_config(&sb)).unwrap();
+    (sb, Arc::new(client))
 }
 
 async fn autotask() -> (RunningSandbox, Arc<dyn Psa>) {
-    let at = psa_operator::sandbox::autotask::start(
-        listener().await,
-        psa_operator::sandbox::autotask::demo_seed(),
-        Faults::default(),
-    )
-    .await
-    .unwrap();
-    let at_client = AutotaskClient::new(AutotaskConfig::new(
-        Some(format!("{}/atservicesrest/", at.base_url())),
-        psa_operator::sandbox::autotask::DEMO_USERNAME,
-        psa_operator::sandbox::autotask::DEMO_SECRET,
-        psa_operator::sandbox::autotask::DEMO_INTEGRATION_CODE,
-    ))
-    .unwrap();
-    (at, Arc::new(at_client))
+    let sb = demo::autotask_sandbox().await;
+    let client = AutotaskClient::new(demo::autotask_config(&sb)).unwrap();
+    (sb, Arc::new(client))
 }
 
 /// Every check below runs once per provider of this table, as a test of its own
-/// (`providers::<check>::<provider>`), so the providers run in parallel.
+/// (`providers::<check>::<provider>`), so the providers run in parallel. A check gets the
+/// provider's sandbox (for its `/_sandbox/` admin layer) and its client.
 macro_rules! on_every_provider {
     ($($check:ident),+ $(,)?) => {$(
         mod $check {
@@ -87,8 +49,8 @@ macro_rules! on_every_provider {
     (@providers $check:ident: $($provider:ident),+) => {$(
         #[tokio::test]
         async fn $provider() {
-            let (_sandbox, psa) = super::$provider().await;
-            super::$check(psa.as_ref()).await;
+            let (sandbox, psa) = super::$provider().await;
+            super::$check(&sandbox, psa.as_ref()).await;
         }
     )+};
 }
@@ -97,6 +59,7 @@ on_every_provider!(
     companies_contacts_and_contracts_resolve_the_same,
     a_ticket_lives_the_same_life,
     catalog_services_and_contract_lines_behave_alike,
+    the_admin_layers_faults_are_transient_errors,
 );
 
 fn named(list: &[Named], name: &str, who: &str) -> PsaId {
@@ -114,7 +77,7 @@ fn status(list: &[StatusInfo], name: &str, who: &str) -> StatusInfo {
         .clone()
 }
 
-async fn companies_contacts_and_contracts_resolve_the_same(psa: &dyn Psa) {
+async fn companies_contacts_and_contracts_resolve_the_same(_: &RunningSandbox, psa: &dyn Psa) {
     let who = psa.provider().as_str();
     psa.verify().await.unwrap();
     let contoso = psa
@@ -134,6 +97,27 @@ async fn companies_contacts_and_contracts_resolve_the_same(psa: &dyn Psa) {
         None,
         "{who}"
     );
+    assert_eq!(
+        psa.find_company_by_name("contoso ltd")
+            .await
+            .unwrap()
+            .map(|c| c.id),
+        Some(contoso.id.clone()),
+        "{who}: company names match whatever their case"
+    );
+    assert_eq!(
+        psa.get_company(&"999999".to_string()).await.unwrap(),
+        None,
+        "{who}: an unknown id is no company, not an error"
+    );
+    let vendors = CompanyFilter {
+        company_type: Some("Vendor".into()),
+        parent_only: false,
+    };
+    assert!(
+        psa.list_companies(&vendors).await.unwrap().is_empty(),
+        "{who}: the demo data has no vendors"
+    );
     let fabrikam = psa
         .find_company_by_name("Fabrikam Inc")
         .await
@@ -147,11 +131,17 @@ async fn companies_contacts_and_contracts_resolve_the_same(psa: &dyn Psa) {
     );
 
     let jane = psa
-        .find_contact_by_email(&contoso.id, "Jane@Contoso.example")
+        .find_contact_by_email(&contoso.id, "JANE@Contoso.example")
         .await
         .unwrap()
         .expect(who);
     assert_eq!(jane.full_name(), "Jane Doe", "{who}");
+    assert_eq!(jane.email.as_deref(), Some("jane@contoso.example"), "{who}");
+    assert_eq!(
+        jane.company_id.as_deref(),
+        Some(contoso.id.as_str()),
+        "{who}"
+    );
     assert_eq!(
         psa.find_contact_by_email(&fabrikam.id, "jane@contoso.example")
             .await
@@ -177,6 +167,11 @@ async fn companies_contacts_and_contracts_resolve_the_same(psa: &dyn Psa) {
         .expect(who);
     assert!(contract.active, "{who}");
     assert_eq!(
+        psa.find_contract(&contoso.id, "Nope").await.unwrap(),
+        None,
+        "{who}"
+    );
+    assert_eq!(
         psa.find_contract(&fabrikam.id, "Managed Security")
             .await
             .unwrap(),
@@ -185,7 +180,7 @@ async fn companies_contacts_and_contracts_resolve_the_same(psa: &dyn Psa) {
     );
 }
 
-async fn a_ticket_lives_the_same_life(psa: &dyn Psa) {
+async fn a_ticket_lives_the_same_life(_: &RunningSandbox, psa: &dyn Psa) {
     let who = psa.provider().as_str();
     let board = named(&psa.boards().await.unwrap(), "Security Alerts", who);
     let statuses = psa.statuses(Some(&board)).await.unwrap();
@@ -236,6 +231,7 @@ async fn a_ticket_lives_the_same_life(psa: &dyn Psa) {
         .await
         .unwrap();
     assert_eq!(t.marker.as_deref(), Some(marker.as_str()), "{who}");
+    assert_eq!(t.company_id.as_deref(), Some(contoso.id.as_str()), "{who}");
     assert!(!t.closed, "{who}");
     let again = psa
         .find_ticket_by_marker(&marker)
@@ -249,9 +245,11 @@ async fn a_ticket_lives_the_same_life(psa: &dyn Psa) {
         "{who}"
     );
 
-    psa.add_note(&t.id, "Too Many Uploads: jane@contoso.example")
+    let note = psa
+        .add_note(&t.id, "Too Many Uploads: jane@contoso.example")
         .await
         .unwrap();
+    assert!(!note.is_empty(), "{who}: a note has an id");
     assert!(
         !psa.get_ticket(&t.id).await.unwrap().expect(who).closed,
         "{who}"
@@ -263,9 +261,14 @@ async fn a_ticket_lives_the_same_life(psa: &dyn Psa) {
         psa.get_ticket(&t.id).await.unwrap().expect(who).closed,
         "{who}"
     );
+    assert_eq!(
+        psa.get_ticket(&"999999".to_string()).await.unwrap(),
+        None,
+        "{who}: an unknown id is no ticket, not an error"
+    );
 }
 
-async fn catalog_services_and_contract_lines_behave_alike(psa: &dyn Psa) {
+async fn catalog_services_and_contract_lines_behave_alike(_: &RunningSandbox, psa: &dyn Psa) {
     let who = psa.provider().as_str();
     let spec = CatalogServiceSpec {
         name: "Provider Suite Service".into(),
@@ -288,6 +291,13 @@ async fn catalog_services_and_contract_lines_behave_alike(psa: &dyn Psa) {
         (found.id.as_str(), found.cost, found.price),
         (created.id.as_str(), 12_500, 30_000),
         "{who}"
+    );
+    assert_eq!(
+        psa.find_catalog_service("provider suite service")
+            .await
+            .unwrap(),
+        Some(created.clone()),
+        "{who}: service names match whatever their case, and read back as created"
     );
     let dearer = CatalogServiceSpec {
         price: 35_000,
@@ -326,17 +336,28 @@ async fn catalog_services_and_contract_lines_behave_alike(psa: &dyn Psa) {
         cost: 12_500,
         price: 35_000,
     };
+    assert_eq!(
+        psa.find_contract_line(&contract.id, &created.id)
+            .await
+            .unwrap(),
+        None,
+        "{who}: no line before one is added"
+    );
     let line = psa
         .add_contract_line(&contract.id, &created.id, v)
         .await
         .unwrap();
-    assert_eq!(line.quantity, 5, "{who}");
+    assert_eq!(
+        (line.quantity, line.contract_id.as_str()),
+        (5, contract.id.as_str()),
+        "{who}"
+    );
     let seen = psa
         .find_contract_line(&contract.id, &created.id)
         .await
         .unwrap()
         .expect(who);
-    assert_eq!(seen.quantity, 5, "{who}");
+    assert_eq!(seen, line, "{who}: the line reads back as added");
     let update = psa
         .update_contract_line(&seen, LineValues { quantity: 6, ..v })
         .await
@@ -363,5 +384,40 @@ async fn catalog_services_and_contract_lines_behave_alike(psa: &dyn Psa) {
             .unwrap(),
         None,
         "{who}"
+    );
+}
+
+/// The shared `/_sandbox/` admin layer's faults reach every client as transient errors (the
+/// dispatcher retries them): an outage is a 503; over the rate limit, a 429 with the time to
+/// wait from `Retry-After`.
+async fn the_admin_layers_faults_are_transient_errors(sb: &RunningSandbox, psa: &dyn Psa) {
+    let who = psa.provider().as_str();
+    psa.verify().await.unwrap();
+    let contoso = psa
+        .find_company_by_identifier("CONTOSO")
+        .await
+        .unwrap()
+        .expect(who);
+
+    set_faults(sb, json!({"outage": true})).await;
+    let e = psa.verify().await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            PsaError::Transient {
+                status: Some(503),
+                ..
+            }
+        ),
+        "{who}: {e:?}"
+    );
+
+    set_faults(sb, json!({"rateLimitPerMinute": 1})).await;
+    psa.get_company(&contoso.id).await.unwrap();
+    let e = psa.get_company(&contoso.id).await.unwrap_err();
+    assert!(e.is_transient(), "{who}: {e}");
+    assert!(
+        e.retry_after().is_some(),
+        "{who}: Retry-After is passed on: {e:?}"
     );
 }

@@ -9,17 +9,15 @@ use serde_json::{json, Value};
 
 use crate::controllers::{apply_text, patch, Env};
 use crate::dispatch::smtp;
+use crate::fixtures::patch_until;
 
 const CW_TOKEN: &str = "demo-cw-intake-token";
 const BMS_TOKEN: &str = "demo-bms-intake-token";
 
 fn alert(id: &str, organization: &str, user: &str) -> Value {
-    json!({
-        "id": id, "organization": organization, "user": user,
-        "alertType": "Too Many Downloads", "severity": "high",
-        "title": format!("Too Many Downloads for {user}"),
-        "description": "restart test", "occurredAt": "2026-11-24T10:00:00Z"
-    })
+    let mut a = crate::fixtures::intake_alert(id, organization, user, "Too Many Downloads");
+    a["description"] = json!("restart test");
+    a
 }
 
 /// Posts until the intake takes it: right after a start the connection may not be known yet
@@ -28,10 +26,7 @@ async fn post_accepted(env: &Env, connection: &str, token: &str, body: Value) {
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let url = format!(
-            "http://127.0.0.1:{}/v1/namespaces/psa/connections/{connection}/alerts",
-            env.intake_port
-        );
+        let url = crate::fixtures::alerts_url(env, connection);
         match http.post(&url).bearer_auth(token).json(&body).send().await {
             Ok(r) if r.status() == 202 => return,
             Ok(r) if r.status() == 404 || r.status() == 503 => {}
@@ -99,6 +94,26 @@ fn ticket_of<'a>(tickets: &'a [Value], user: &str) -> Option<&'a Value> {
 }
 
 /// Waits for the tickets of `users` and checks each is on `company`.
+/// One alert per user of `users` (ids `<prefix>-<n>`), each accepted by the intake.
+async fn post_each(
+    env: &Env,
+    provider: Provider,
+    organization: &str,
+    prefix: &str,
+    users: &[String],
+) {
+    for (i, u) in users.iter().enumerate() {
+        let id = format!("{prefix}-{i}");
+        post_accepted(
+            env,
+            provider.connection(),
+            provider.token(),
+            alert(&id, organization, u),
+        )
+        .await;
+    }
+}
+
 async fn assert_on_company(env: &Env, provider: Provider, users: &[String], company: &str) {
     let tickets = env
         .eventually("a ticket per user", || async {
@@ -161,16 +176,7 @@ async fn routing_survives_a_restart(provider: Provider, organization: &str, comp
     env.restart_operator();
     let restarted = Instant::now();
     let early: Vec<String> = (1..=5).map(user).collect();
-    for (i, u) in early.iter().enumerate() {
-        let id = format!("r-early-{i}");
-        post_accepted(
-            &env,
-            provider.connection(),
-            provider.token(),
-            alert(&id, organization, u),
-        )
-        .await;
-    }
+    post_each(&env, provider, organization, "r-early", &early).await;
     eprintln!(
         "early alerts accepted {:?} after the restart",
         restarted.elapsed()
@@ -180,16 +186,7 @@ async fn routing_survives_a_restart(provider: Provider, organization: &str, comp
 
     tokio::time::sleep(Duration::from_secs(30).saturating_sub(restarted.elapsed())).await;
     let late: Vec<String> = (6..=8).map(user).collect();
-    for (i, u) in late.iter().enumerate() {
-        let id = format!("r-late-{i}");
-        post_accepted(
-            &env,
-            provider.connection(),
-            provider.token(),
-            alert(&id, organization, u),
-        )
-        .await;
-    }
+    post_each(&env, provider, organization, "r-late", &late).await;
     assert_on_company(&env, provider, &late, company).await;
     let tickets = provider.tickets(&env).await;
     assert!(
@@ -262,16 +259,15 @@ async fn a_deleted_company_holds_then_mails_never_catch_all() {
         )
         .await;
     assert!(r.status().is_success(), "{:?}", r.text().await);
-    patch(
+    let (_, reason, _) = patch_until(
         &env,
         "customermapping/contoso",
         "merge",
         r#"{"metadata":{"annotations":{"psa-operator.io/reconcile-requested-at":"company-deleted"}}}"#,
+        "Ready",
+        "False",
     )
     .await;
-    let (_, reason, _) = env
-        .wait_condition("customermapping/contoso", "Ready", "False")
-        .await;
     assert_eq!(reason, "CompanyNotFound");
 
     post_accepted(

@@ -6,28 +6,20 @@
 use serde_json::{json, Value};
 
 use crate::controllers::{apply_text, patch, Env};
+use crate::fixtures::patch_until;
 
 async fn post_alert(env: &Env, connection: &str, token: &str, alert: Value) {
-    let r = reqwest::Client::new()
-        .post(format!(
-            "http://127.0.0.1:{}/v1/namespaces/psa/connections/{connection}/alerts",
-            env.intake_port
-        ))
-        .bearer_auth(token)
-        .json(&alert)
-        .send()
-        .await
-        .expect("intake answers");
+    let r = crate::fixtures::post_alert(env, connection, token, &alert).await;
     assert_eq!(r.status(), 202, "{:?}", r.text().await);
 }
 
-/// An alert of its own user (so each becomes its own ticket under `User` grouping).
+/// An alert of its own user (so each becomes its own ticket under `User` grouping), titled with
+/// its id.
 fn alert(id: &str, org: &str, alert_type: &str, severity: &str) -> Value {
-    json!({
-        "id": id, "organization": org, "user": format!("{id}@users.example"),
-        "alertType": alert_type, "severity": severity, "title": format!("{alert_type} ({id})"),
-        "description": "seen by the SaaS monitor", "occurredAt": "2026-11-24T10:00:00Z"
-    })
+    let mut a = crate::fixtures::intake_alert(id, org, &format!("{id}@users.example"), alert_type);
+    a["severity"] = json!(severity);
+    a["title"] = json!(format!("{alert_type} ({id})"));
+    a
 }
 
 fn tickets(state: &Value) -> Vec<Value> {
@@ -135,32 +127,30 @@ async fn connectwise_routes_and_per_customer_overrides() {
     }
 
     // An unknown name in a mapping's route: the mapping's condition names the field.
-    patch(
+    let (_, reason, message) = patch_until(
         &env,
         "customermapping/contoso",
         "json",
         r#"[{"op":"add","path":"/spec/routes/-","value":{"match":{"alertType":["X"]},"priority":"Priority 9"}}]"#,
+        "Ready",
+        "False",
     )
     .await;
-    let (_, reason, message) = env
-        .wait_condition("customermapping/contoso", "Ready", "False")
-        .await;
     assert_eq!(reason, "NamesNotFound", "{message}");
     assert!(
         message.contains(r#"routes[1].priority "Priority 9""#),
         "{message}"
     );
     // And in the connection's routes: SettingsResolved names it.
-    patch(
+    let (_, reason, message) = patch_until(
         &env,
         "psaconnection/demo-cw",
         "json",
         r#"[{"op":"replace","path":"/spec/routes/1/priority","value":"Priority Low"}]"#,
+        "SettingsResolved",
+        "False",
     )
     .await;
-    let (_, reason, message) = env
-        .wait_condition("psaconnection/demo-cw", "SettingsResolved", "False")
-        .await;
     assert_eq!(reason, "NamesNotFound", "{message}");
     assert!(
         message.contains(r#"routes[1].priority "Priority Low": not found"#),
@@ -235,16 +225,15 @@ spec:
     }
 
     // An unknown queue on the mapping: held, the condition names the field.
-    patch(
+    let (_, reason, message) = patch_until(
         &env,
         "customermapping/contoso-bms",
         "merge",
         r#"{"spec":{"ticket":{"board":"Escalation"}}}"#,
+        "Ready",
+        "False",
     )
     .await;
-    let (_, reason, message) = env
-        .wait_condition("customermapping/contoso-bms", "Ready", "False")
-        .await;
     assert_eq!(reason, "NamesNotFound", "{message}");
     assert!(
         message.contains(r#"ticket.board "Escalation": not found (did you mean "Escalations"?)"#),

@@ -110,22 +110,17 @@ async fn no_secret_value_in_logs_events_statuses_or_errors() {
         .to_string(),
     )
     .await;
-    env.wait_condition("psaconnection/demo-cw", "Ready", "True")
-        .await;
-    env.wait_condition("psaconnection/demo-bms", "Ready", "True")
-        .await;
+    crate::fixtures::wait_ready(&env, &["psaconnection/demo-cw", "psaconnection/demo-bms"]).await;
 
     let http = reqwest::Client::new();
     let post = |conn: &'static str, token: &'static str, id: &str, org: &str| {
-        let url = format!(
-            "http://127.0.0.1:{}/v1/namespaces/psa/connections/{conn}/alerts",
-            env.intake_port
-        );
-        http.post(url).bearer_auth(token).json(&json!({
-            "id": id, "organization": org, "user": "jane@contoso.example",
-            "alertType": "Too Many Downloads", "severity": "high", "title": "t",
-            "description": "secret scan", "occurredAt": "2026-11-24T10:00:00Z"
-        }))
+        http.post(crate::fixtures::alerts_url(&env, conn))
+            .bearer_auth(token)
+            .json(&json!({
+                "id": id, "organization": org, "user": "jane@contoso.example",
+                "alertType": "Too Many Downloads", "severity": "high", "title": "t",
+                "description": "secret scan", "occurredAt": "2026-11-24T10:00:00Z"
+            }))
     };
     // Refusals: wrong token, another connection's token.
     for (conn, token) in [("demo-cw", "demo-bms-intake-token"), ("demo-bms", "nope")] {
@@ -168,13 +163,7 @@ async fn no_secret_value_in_logs_events_statuses_or_errors() {
         None
     };
     tokio::time::sleep(Duration::from_secs(3)).await; // let the patch reach the snapshot
-    env.cw
-        .admin()
-        .set_faults(Faults {
-            outage: true,
-            ..Faults::default()
-        })
-        .unwrap();
+    crate::fixtures::psa_outage(&env.cw);
     let r = post("demo-cw", "demo-cw-intake-token", "s2", "Contoso Ltd")
         .send()
         .await

@@ -6,7 +6,8 @@
 use ring::hmac;
 use serde_json::{json, Value};
 
-use crate::controllers::{apply_text, Env};
+use crate::controllers::{apply_text, patch, Env};
+use crate::fixtures::{patch_until, wait_ready};
 
 const GRAFANA: &str = include_str!("../fixtures/grafana-11-webhook-firing.json");
 const SAAS: &str = include_str!("../fixtures/saas-webhook-incident.json");
@@ -93,27 +94,13 @@ async fn ticket(env: &Env, summary: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grafana_signed_webhook_and_cloudevents_become_tickets() {
     let env = Env::start().await;
-    env.wait_condition("psaconnection/demo-cw", "Ready", "True")
-        .await;
-    env.wait_condition("customermapping/contoso", "Ready", "True")
-        .await;
+    wait_ready(&env, &["psaconnection/demo-cw", "customermapping/contoso"]).await;
     // The signing Secret first, then the sources (a merge patch of the sample connection).
     let (secret, connection) = SOURCES.split_once("---").unwrap();
     apply_text(&env.cluster, secret).await;
     let spec = serde_yaml::from_str::<Value>(connection).unwrap()["spec"].clone();
-    let patch = json!({ "spec": spec }).to_string();
-    env.cluster
-        .kubectl_ok(&[
-            "patch",
-            "-n",
-            "psa",
-            "psaconnection/demo-cw",
-            "--type",
-            "merge",
-            "-p",
-            &patch,
-        ])
-        .await;
+    let sources = json!({ "spec": spec }).to_string();
+    patch(&env, "psaconnection/demo-cw", "merge", &sources).await;
 
     // A bad signature: 401 problem naming the header, whatever the snapshot's age.
     let forged = env
@@ -193,21 +180,15 @@ async fn grafana_signed_webhook_and_cloudevents_become_tickets() {
     // An expression that does not compile: the connection says which one.
     let broken = json!({"spec": {"sources": [{"name": "edr",
         "organization": "payload.organization.", "alertType": "'EDR incident'"}]}});
-    env.cluster
-        .kubectl_ok(&[
-            "patch",
-            "-n",
-            "psa",
-            "psaconnection/demo-cw",
-            "--type",
-            "merge",
-            "-p",
-            &broken.to_string(),
-        ])
-        .await;
-    let (_, reason, message) = env
-        .wait_condition("psaconnection/demo-cw", "SettingsResolved", "False")
-        .await;
+    let (_, reason, message) = patch_until(
+        &env,
+        "psaconnection/demo-cw",
+        "merge",
+        &broken.to_string(),
+        "SettingsResolved",
+        "False",
+    )
+    .await;
     assert_eq!(reason, "InvalidSource", "{message}");
     assert!(message.contains("sources[0].organization"), "{message}");
 }

@@ -141,6 +141,35 @@ fn send_sample(ready: &Value, connection: &str, user: &str) {
     );
 }
 
+/// The first ticket the sandbox at `base` holds (its `/_sandbox/state`), once `ready` says it
+/// is as the test needs it.
+async fn first_ticket(
+    http: &reqwest::Client,
+    base: &str,
+    what: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    let state_url = format!("{base}/_sandbox/state");
+    let ready = &ready;
+    eventually(Duration::from_secs(60), what, || {
+        let (http, state_url) = (http.clone(), state_url.clone());
+        async move {
+            let s: Value = http.get(&state_url).send().await.ok()?.json().await.ok()?;
+            let t = s["tickets"].as_array()?.first()?.clone();
+            ready(&t).then_some(t)
+        }
+    })
+    .await
+}
+
+/// The sandbox's own page at `base`, as Chromium renders it.
+async fn sandbox_page(base: &str) -> String {
+    let url = format!("{base}/");
+    tokio::task::spawn_blocking(move || chromium_dom(&url))
+        .await
+        .unwrap()
+}
+
 /// The `<article>` of ticket `id` in a sandbox page.
 fn ticket_article<'a>(page: &'a str, id: &Value) -> &'a str {
     let start = page
@@ -203,14 +232,8 @@ async fn readme_tour_from_dev_to_the_ticket_in_the_browser() {
     assert_eq!(got, want, "{ready}");
     assert_eq!(ready["ready"], true);
     let http = reqwest::Client::new();
-    for key in [
-        "apiServer",
-        "intake",
-        "connectwise",
-        "bms",
-        "autotask",
-        "metrics",
-    ] {
+    // Every address the ready line reports (all but `ready` and `kubeconfig`).
+    for &key in &READY_KEYS[2..] {
         let base = url(&ready, key);
         assert!(!base.ends_with(":0"), "{key} reports port 0: {base}");
         let path = if key == "metrics" { "/healthz" } else { "/" };
@@ -253,19 +276,9 @@ async fn readme_tour_from_dev_to_the_ticket_in_the_browser() {
     // 3. send-sample through the real intake; the ticket appears on the sandbox's page.
     send_sample(&ready, "demo-cw", "jane@contoso.example");
     let cw = url(&ready, "connectwise").to_string();
-    let state_url = format!("{cw}/_sandbox/state");
-    let ticket = eventually(Duration::from_secs(60), "the sample's ticket", || {
-        let (http, state_url) = (http.clone(), state_url.clone());
-        async move {
-            let s: Value = http.get(&state_url).send().await.ok()?.json().await.ok()?;
-            s["tickets"].as_array()?.first().cloned()
-        }
-    })
-    .await;
+    let ticket = first_ticket(&http, &cw, "the sample's ticket", |_| true).await;
     let summary = ticket["summary"].as_str().unwrap().to_string();
-    let page = tokio::task::spawn_blocking(move || chromium_dom(&format!("{cw}/")))
-        .await
-        .unwrap();
+    let page = sandbox_page(&cw).await;
     let article = ticket_article(&page, &ticket["id"]);
     assert!(
         article.contains(&summary),
@@ -294,19 +307,11 @@ async fn readme_tour_from_dev_to_the_ticket_in_the_browser() {
     send_sample(&ready, "demo-bms", "jane@contoso.example");
     send_sample(&ready, "demo-bms", "jane@contoso.example");
     let bms = url(&ready, "bms").to_string();
-    let bms_state = format!("{bms}/_sandbox/state");
-    let ticket = eventually(Duration::from_secs(60), "the BMS ticket's note", || {
-        let (http, bms_state) = (http.clone(), bms_state.clone());
-        async move {
-            let s: Value = http.get(&bms_state).send().await.ok()?.json().await.ok()?;
-            let t = s["tickets"].as_array()?.first()?.clone();
-            (!t["notes"].as_array()?.is_empty()).then_some(t)
-        }
+    let ticket = first_ticket(&http, &bms, "the BMS ticket's note", |t| {
+        t["notes"].as_array().is_some_and(|n| !n.is_empty())
     })
     .await;
-    let page = tokio::task::spawn_blocking(move || chromium_dom(&format!("{bms}/")))
-        .await
-        .unwrap();
+    let page = sandbox_page(&bms).await;
     let article = ticket_article(&page, &ticket["id"]);
     let title = ticket["title"].as_str().unwrap();
     let note = ticket["notes"][0]["details"].as_str().unwrap();
@@ -319,14 +324,9 @@ async fn readme_tour_from_dev_to_the_ticket_in_the_browser() {
     );
 
     // 4. Every metric the chart's rules and dashboard use is exposed by this operator.
-    let metrics = http
-        .get(format!("{}/metrics", url(&ready, "metrics")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics =
+        crate::support::send_for_text(http.get(format!("{}/metrics", url(&ready, "metrics"))))
+            .await;
     let exposed = exposed_names(&metrics);
     let used = crate::packaging::monitoring::metric_names_used();
     assert!(used.len() >= 8, "{used:?}");

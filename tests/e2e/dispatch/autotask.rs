@@ -9,16 +9,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use psa_operator::api::Grouping;
 use psa_operator::psa::autotask::{AutotaskClient, AutotaskConfig};
-use psa_operator::psa::Named;
 use psa_operator::psa::{Billing, Directory, Psa, TicketDesk};
 use psa_operator::resolved::*;
-use psa_operator::sandbox::autotask::{
-    demo_seed, start, DEMO_INTEGRATION_CODE, DEMO_SECRET, DEMO_USERNAME,
-};
-use psa_operator::sandbox::{Faults, RunningSandbox};
+use psa_operator::sandbox::RunningSandbox;
 use serde_json::{json, Value};
 
-use super::harness::{alert, eventually, DemoIds, Harness, JANE, ORG};
+use super::harness::{alert, eventually, id_of, DemoIds, Harness, JANE, ORG};
 use super::scenarios;
 use super::smtp;
 use super::view::{id_at, PsaView, TicketView};
@@ -47,21 +43,8 @@ pub struct At {
     pub ids: Ids,
 }
 
-fn id_of(list: &[Named], name: &str) -> String {
-    list.iter()
-        .find(|n| n.name == name)
-        .unwrap_or_else(|| panic!("{name} not in {list:?}"))
-        .id
-        .clone()
-}
-
 pub fn config(sb: &RunningSandbox) -> AutotaskConfig {
-    AutotaskConfig::new(
-        Some(format!("{}/atservicesrest/", sb.base_url())),
-        DEMO_USERNAME,
-        DEMO_SECRET,
-        DEMO_INTEGRATION_CODE,
-    )
+    crate::fixtures::demo::autotask_config(sb)
 }
 
 fn key() -> ConnectionKey {
@@ -70,10 +53,7 @@ fn key() -> ConnectionKey {
 
 impl At {
     pub async fn start() -> At {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sb = start(listener, demo_seed(), Faults::default())
-            .await
-            .unwrap();
+        let sb = crate::fixtures::demo::autotask_sandbox().await;
         let client = Arc::new(AutotaskClient::new(config(&sb)).unwrap());
         let technician = AutotaskClient::new(config(&sb)).unwrap();
         let c = client.as_ref();
@@ -83,51 +63,22 @@ impl At {
             .await
             .unwrap()
             .unwrap();
-        let contact = |company: String, e: &'static str| async move {
-            c.find_contact_by_email(&company, e)
-                .await
-                .unwrap()
-                .unwrap()
-                .id
-        };
-        let jane = contact(contoso.id.clone(), JANE).await;
-        let alert_contact = contact(contoso.id.clone(), "alerts@contoso.example").await;
-        let default_contact = c
-            .find_contact_by_name(&default.id, "Default Contact")
-            .await
-            .unwrap()
-            .unwrap()
-            .id;
         let contract = c
             .find_contract(&contoso.id, "Managed Security")
             .await
             .unwrap()
             .unwrap()
             .id;
-        let statuses = c.statuses(None).await.unwrap();
-        let status = |n: &str| statuses.iter().find(|s| s.name == n).unwrap().id.clone();
+        let demo = DemoIds {
+            // Autotask tickets take no location: the operator leaves it out.
+            contoso_location: None,
+            default_location: None,
+            ..DemoIds::resolve(c, &contoso, &default, "Complete").await
+        };
         let issue_types = c.issue_types(None).await.unwrap();
-        let issue = id_of(&issue_types, "SaaS Alerts");
-        let subs = c.sub_issue_types(None, &issue).await.unwrap();
+        let subs = c.sub_issue_types(None, &demo.issue).await.unwrap();
         let ids = Ids {
-            demo: DemoIds {
-                contoso: contoso.id.clone(),
-                contoso_location: None,
-                jane,
-                alert_contact,
-                default_customer: default.id.clone(),
-                default_location: None,
-                default_contact,
-                queue: id_of(&c.boards().await.unwrap(), "Security Alerts"),
-                status_new: status("New"),
-                closed: status("Complete"),
-                alert_type: id_of(&c.ticket_types(None).await.unwrap(), "Alert"),
-                high: id_of(&c.priorities().await.unwrap(), "High"),
-                source: id_of(&c.sources().await.unwrap(), "SaaS Alerts"),
-                issue,
-                sub_general: id_of(&subs, "General"),
-                sub_iam: id_of(&subs, "IAM"),
-            },
+            demo,
             contract,
             security: id_of(&issue_types, "Security"),
             sub_leak: id_of(&subs, "Data Leakage"),
@@ -148,21 +99,9 @@ impl At {
         ids.snapshot(&key(), self.client.clone(), grouping, Some(&ids.contract))
     }
 
-    pub async fn state(&self) -> Value {
-        reqwest::get(format!("{}/_sandbox/state", self.sb.base_url()))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
     /// Tickets (with their notes) as the sandbox holds them, oldest first.
     pub async fn tickets(&self) -> Vec<Value> {
-        self.state().await["tickets"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        crate::sandbox_admin::tickets(&self.sb).await
     }
 }
 
@@ -247,50 +186,6 @@ async fn seed_user_grouping_autotask() {
         n.last().map(String::as_str),
         Some("Not an issue; limits raised.")
     );
-}
-
-/// An organization matched to a company by name (`accountMapping: ByCompanyName`), with a user
-/// the company has no contact for: the chain ends at the company's primary contact (Autotask
-/// keeps the flag on the contact), never at the catch-all's contact of another company.
-#[tokio::test]
-async fn auto_mapped_company_ends_the_contact_chain_at_its_primary_contact_autotask() {
-    let at = At::start().await;
-    let fabrikam = at
-        .client
-        .find_company_by_name("Fabrikam Inc")
-        .await
-        .unwrap()
-        .expect("Fabrikam Inc in the demo data")
-        .id;
-    let primary = at
-        .client
-        .find_contact_by_email(&fabrikam, "alerts@fabrikam.example")
-        .await
-        .unwrap()
-        .expect("Fabrikam's primary contact")
-        .id;
-    let mut conn = at.snapshot(Grouping::User);
-    conn.account_mapping = psa_operator::api::AccountMapping::ByCompanyName;
-    let mut h = Harness::new(conn);
-    h.start();
-    let mut stranger = alert("f1", "someone@fabrikam.example", "Too Many Downloads");
-    stranger.organization = "Fabrikam Inc".into();
-    h.send_and_settle(vec![stranger]).await;
-    let tickets = at.tickets().await;
-    assert_eq!(tickets.len(), 1, "{tickets:#?}");
-    assert_eq!(
-        tickets[0]["companyID"].to_string(),
-        fabrikam,
-        "{}",
-        tickets[0]
-    );
-    assert_eq!(
-        tickets[0]["contactID"].to_string(),
-        primary,
-        "{}",
-        tickets[0]
-    );
-    assert_ne!(primary, at.ids.default_contact);
 }
 
 /// The seed guide's five issue / sub-issue type combinations, as Autotask stores them: none;
@@ -381,7 +276,6 @@ async fn failsafe_email_when_the_database_is_over_its_threshold() {
     if !smtp::available() {
         return;
     }
-    use psa_operator::resolved::{Failsafe, SmtpSettings, SmtpTls};
     let at = At::start().await;
     let http = reqwest::Client::new();
     let r = http
@@ -401,18 +295,7 @@ async fn failsafe_email_when_the_database_is_over_its_threshold() {
     let mut conn = at.snapshot(Grouping::User);
     conn.psa = client.clone();
     conn.dispatch.max_attempts = 2;
-    conn.failsafe = Some(Failsafe {
-        recipients: vec!["soc@msp.example".into()],
-        subject_prefix: None,
-        smtp: SmtpSettings {
-            host: "127.0.0.1".into(),
-            port,
-            from: "psa-operator@msp.example".into(),
-            username: None,
-            password: None,
-            tls: SmtpTls::None,
-        },
-    });
+    conn.failsafe = Some(smtp::loopback_failsafe(port, &["soc@msp.example"], None));
     let mut h = Harness::new(conn);
     h.start();
     at.sb.admin().clear_calls();

@@ -4,12 +4,11 @@
 use std::sync::Arc;
 
 use psa_operator::api::Grouping;
-use psa_operator::psa::bms::{BmsClient, BmsConfig};
-use psa_operator::psa::{Directory, TicketDesk};
-use psa_operator::psa::{Named, Psa};
+use psa_operator::psa::bms::BmsClient;
+use psa_operator::psa::Psa;
+use psa_operator::psa::TicketDesk;
 use psa_operator::resolved::*;
-use psa_operator::sandbox::bms::{demo_seed, start};
-use psa_operator::sandbox::{Faults, RunningSandbox};
+use psa_operator::sandbox::RunningSandbox;
 use serde_json::Value;
 
 use super::harness::DemoIds;
@@ -22,22 +21,10 @@ pub struct Bms {
     pub ids: Ids,
 }
 
-fn id_of(list: &[Named], name: &str) -> String {
-    list.iter()
-        .find(|n| n.name == name)
-        .unwrap_or_else(|| panic!("{name}"))
-        .id
-        .clone()
-}
-
 impl Bms {
     pub async fn start() -> Bms {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sb = start(listener, demo_seed(), Faults::default())
-            .await
-            .unwrap();
-        let config = || BmsConfig::new(sb.base_url(), "demo", "demo-api", "demo-password");
-        let client = Arc::new(BmsClient::new(config()).unwrap());
+        let sb = crate::fixtures::demo::bms_sandbox().await;
+        let client = Arc::new(BmsClient::new(crate::fixtures::demo::bms_config(&sb)).unwrap());
         // As the connection reconciler does before publishing the client (it also reads the
         // tenant's time zone, so the first dated write costs no extra call).
         client.verify().await.unwrap();
@@ -52,44 +39,7 @@ impl Bms {
             .await
             .unwrap()
             .unwrap();
-        let contact = |company: String, e: &'static str| async move {
-            c.find_contact_by_email(&company, e)
-                .await
-                .unwrap()
-                .unwrap()
-                .id
-        };
-        let jane = contact(contoso.id.clone(), "jane@contoso.example").await;
-        let alert_contact = contact(contoso.id.clone(), "alerts@contoso.example").await;
-        let default_contact = c
-            .find_contact_by_name(&default.id, "Default Contact")
-            .await
-            .unwrap()
-            .unwrap()
-            .id;
-        let statuses = c.statuses(None).await.unwrap();
-        let status = |n: &str| statuses.iter().find(|s| s.name == n).unwrap().id.clone();
-        let issue_types = c.issue_types(None).await.unwrap();
-        let issue = id_of(&issue_types, "SaaS Alerts");
-        let subs = c.sub_issue_types(None, &issue).await.unwrap();
-        let ids = Ids {
-            contoso: contoso.id.clone(),
-            contoso_location: contoso.location_id.clone(),
-            jane,
-            alert_contact,
-            default_customer: default.id.clone(),
-            default_location: default.location_id.clone(),
-            default_contact,
-            queue: id_of(&c.boards().await.unwrap(), "Security Alerts"),
-            status_new: status("New"),
-            closed: status("Closed"),
-            alert_type: id_of(&c.ticket_types(None).await.unwrap(), "Alert"),
-            high: id_of(&c.priorities().await.unwrap(), "High"),
-            source: id_of(&c.sources().await.unwrap(), "SaaS Alerts"),
-            sub_general: id_of(&subs, "General"),
-            sub_iam: id_of(&subs, "IAM"),
-            issue,
-        };
+        let ids = DemoIds::resolve(c, &contoso, &default, "Closed").await;
         sb.admin().clear_calls();
         Bms { sb, client, ids }
     }
@@ -101,53 +51,59 @@ impl Bms {
 
     /// Tickets (with their notes) as the sandbox holds them, oldest first.
     pub async fn tickets(&self) -> Vec<Value> {
-        let state: Value = reqwest::get(format!("{}/_sandbox/state", self.sb.base_url()))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        state["tickets"].as_array().cloned().unwrap_or_default()
+        crate::sandbox_admin::tickets(&self.sb).await
     }
 
     /// A technician resolves the ticket through the BMS REST API, as their own tool would: a
     /// login of its own, then `POST /v2/servicedesk/tickets/{id}/resolve` with a closed status.
     pub async fn close_by_id(&self, id: &str) {
-        let http = reqwest::Client::new();
-        let base = self.sb.base_url();
-        let login: Value = http
-            .post(format!("{base}/v2/security/authenticate"))
+        let closed: i64 = self.ids.closed.parse().unwrap();
+        let answer = technician_api(
+            &self.sb,
+            reqwest::Method::POST,
+            &format!("/v2/servicedesk/tickets/{id}/resolve"),
+            Some(serde_json::json!({
+                "Comment": "Not an issue; limits raised.",
+                "StatusId": closed,
+                "IsInternal": false,
+            })),
+        )
+        .await;
+        assert!(answer["result"]["completedDate"].is_string(), "{answer}");
+    }
+}
+
+/// A call to the BMS sandbox's REST API as a technician's tool makes it: a login of its own
+/// with the demo credentials, then `method path` with the bearer token; the answer's envelope
+/// must say `success`.
+pub async fn technician_api(
+    sb: &RunningSandbox,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
+    let http = reqwest::Client::new();
+    let base = sb.base_url();
+    let login: Value = crate::support::send_for_json(
+        http.post(format!("{base}/v2/security/authenticate"))
             .form(&[
                 ("GrantType", "password"),
                 ("UserName", "demo-api"),
                 ("Password", "demo-password"),
                 ("Tenant", "demo"),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = login["result"]["accessToken"].as_str().unwrap().to_string();
-        let closed: i64 = self.ids.closed.parse().unwrap();
-        let answer: Value = http
-            .post(format!("{base}/v2/servicedesk/tickets/{id}/resolve"))
-            .bearer_auth(token)
-            .json(&serde_json::json!({
-                "Comment": "Not an issue; limits raised.",
-                "StatusId": closed,
-                "IsInternal": false,
-            }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(answer["success"], true, "{answer}");
-        assert!(answer["result"]["completedDate"].is_string(), "{answer}");
+            ]),
+    )
+    .await;
+    let token = login["result"]["accessToken"].as_str().unwrap().to_string();
+    let mut req = http
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
     }
+    let answer: Value = crate::support::send_for_json(req).await;
+    assert_eq!(answer["success"], true, "{path}: {answer}");
+    answer
 }
 
 pub fn notes(ticket: &Value) -> Vec<String> {

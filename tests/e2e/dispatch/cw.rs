@@ -6,18 +6,18 @@ use std::sync::Arc;
 
 use base64::Engine;
 use psa_operator::api::{EventField, Grouping};
-use psa_operator::psa::connectwise::{ConnectWiseClient, ConnectWiseConfig};
+use psa_operator::psa::connectwise::ConnectWiseClient;
 use psa_operator::psa::Psa;
 use psa_operator::psa::{Billing, Directory, TicketDesk};
 use psa_operator::resolved::*;
 use psa_operator::sandbox::connectwise::{
-    self as cw_sandbox, DEMO_CLIENT_ID, DEMO_COMPANY_ID, DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY,
+    DEMO_CLIENT_ID, DEMO_COMPANY_ID, DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY,
 };
-use psa_operator::sandbox::{Faults, RunningSandbox};
-use psa_operator::secret::SecretString;
+use psa_operator::sandbox::RunningSandbox;
 use serde_json::{json, Value};
 
 use super::harness::{snapshot, ORG};
+use crate::fixtures::demo;
 
 const API: &str = "/v4_6_release/apis/3.0";
 
@@ -44,20 +44,9 @@ pub struct Cw {
 
 impl Cw {
     pub async fn start() -> Cw {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sb = cw_sandbox::start(listener, cw_sandbox::demo_seed(), Faults::default())
-            .await
-            .unwrap();
-        let client = Arc::new(
-            ConnectWiseClient::new(ConnectWiseConfig::new(
-                sb.base_url(),
-                DEMO_COMPANY_ID,
-                DEMO_CLIENT_ID,
-                SecretString::new(DEMO_PUBLIC_KEY),
-                SecretString::new(DEMO_PRIVATE_KEY),
-            ))
-            .unwrap(),
-        );
+        let sb = demo::connectwise_sandbox().await;
+        let client =
+            Arc::new(ConnectWiseClient::new(demo::connectwise_config(&sb.base_url())).unwrap());
         // The ids a reconciler would resolve, looked up through the client.
         let c = client.as_ref();
         let contoso = c

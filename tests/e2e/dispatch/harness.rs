@@ -86,7 +86,71 @@ pub struct DemoIds {
     pub sub_iam: String,
 }
 
+/// The id of `name` in a PSA's list (a picklist, boards, types).
+pub fn id_of(list: &[psa_operator::psa::Named], name: &str) -> String {
+    list.iter()
+        .find(|n| n.name == name)
+        .unwrap_or_else(|| panic!("{name} not in {list:?}"))
+        .id
+        .clone()
+}
+
 impl DemoIds {
+    /// The demo data's ids as the client `c` finds them by name, as a reconciler would: Contoso
+    /// and the catch-all company `default` (with their locations), Contoso's contacts, the
+    /// catch-all's "Default Contact", the ticket settings and `closed_status`, the status the
+    /// operator closes tickets with.
+    pub async fn resolve(
+        c: &dyn psa_operator::psa::Psa,
+        contoso: &psa_operator::psa::Company,
+        default: &psa_operator::psa::Company,
+        closed_status: &str,
+    ) -> DemoIds {
+        let contact = |e: &'static str| async move {
+            c.find_contact_by_email(&contoso.id, e)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{e} at {}", contoso.name))
+                .id
+        };
+        let default_contact = c
+            .find_contact_by_name(&default.id, "Default Contact")
+            .await
+            .unwrap()
+            .expect("the catch-all company's Default Contact")
+            .id;
+        let statuses = c.statuses(None).await.unwrap();
+        let status = |n: &str| {
+            statuses
+                .iter()
+                .find(|s| s.name == n)
+                .unwrap_or_else(|| panic!("status {n} not in {statuses:?}"))
+                .id
+                .clone()
+        };
+        let issue_types = c.issue_types(None).await.unwrap();
+        let issue = id_of(&issue_types, "SaaS Alerts");
+        let subs = c.sub_issue_types(None, &issue).await.unwrap();
+        DemoIds {
+            contoso: contoso.id.clone(),
+            contoso_location: contoso.location_id.clone(),
+            jane: contact(JANE).await,
+            alert_contact: contact("alerts@contoso.example").await,
+            default_customer: default.id.clone(),
+            default_location: default.location_id.clone(),
+            default_contact,
+            queue: id_of(&c.boards().await.unwrap(), "Security Alerts"),
+            status_new: status("New"),
+            closed: status(closed_status),
+            alert_type: id_of(&c.ticket_types(None).await.unwrap(), "Alert"),
+            high: id_of(&c.priorities().await.unwrap(), "High"),
+            source: id_of(&c.sources().await.unwrap(), "SaaS Alerts"),
+            issue,
+            sub_general: id_of(&subs, "General"),
+            sub_iam: id_of(&subs, "IAM"),
+        }
+    }
+
     /// The snapshot a reconciler would publish for the demo connection: Contoso mapped (default
     /// contact Alert Contact, `contract` when given), the catch-all Default Customer, the demo
     /// ticket settings with the IAM sub-issue type for Multiple MFA Failures.

@@ -12,9 +12,8 @@ use kube::api::{Api, ListParams};
 use kube::runtime::events::{Recorder, Reporter};
 use psa_operator::api::Grouping;
 use psa_operator::controller::problem_events::ConnectionProblemEvents;
-use psa_operator::devcluster::{Config, DevCluster};
 use psa_operator::dispatch::worker::Dispatcher;
-use psa_operator::resolved::{ConnectionKey, Failsafe, SmtpSettings, SmtpTls};
+use psa_operator::resolved::ConnectionKey;
 
 use super::fake_psa::FakePsa;
 use super::harness::{alert, snapshot, Harness};
@@ -57,17 +56,8 @@ fn observed(e: &K8sEvent) -> i32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_event_series_per_problem_for_dead_letters_and_failsafe_mails() {
     let smtp_on = smtp::available();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let cluster = DevCluster::start(listener, Config::default())
-        .await
-        .unwrap();
-    cluster
-        .apply_yaml(
-            "apiVersion: v1\nkind: Namespace\nmetadata: {name: psa}\n",
-            "test",
-        )
-        .unwrap();
-    let client = kube::Client::try_from(kube::Config::new(cluster.url().parse().unwrap())).unwrap();
+    let cluster = crate::support::dev_cluster().await;
+    let client = crate::support::psa_namespace_and_client(&cluster);
 
     let key = ConnectionKey::new("psa", "acme");
     let dir = tempfile::tempdir().unwrap();
@@ -79,18 +69,11 @@ async fn one_event_series_per_problem_for_dead_letters_and_failsafe_mails() {
     };
     let mut conn = snapshot(&key, Arc::new(FakePsa::new()), Grouping::User);
     conn.catch_all = None; // unmapped organizations have nowhere to go: dead letters
-    conn.failsafe = Some(Failsafe {
-        recipients: vec!["soc@msp.example".into(), "oncall@msp.example".into()],
-        smtp: SmtpSettings {
-            host: "127.0.0.1".into(),
-            port,
-            from: "psa-operator@msp.example".into(),
-            username: None,
-            password: None,
-            tls: SmtpTls::None,
-        },
-        subject_prefix: Some("[SOC][acme]".into()),
-    });
+    conn.failsafe = Some(smtp::loopback_failsafe(
+        port,
+        &["soc@msp.example", "oncall@msp.example"],
+        Some("[SOC][acme]"),
+    ));
     let h = Harness::new(conn);
     let recorder = Recorder::new(
         client.clone(),

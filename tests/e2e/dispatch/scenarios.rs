@@ -223,3 +223,46 @@ pub async fn killed_mid_burst_every_event_once(psa: &dyn DemoPsa) {
     assert_eq!(seen.len(), 50, "{seen:?}");
     assert!(seen.values().all(|n| *n == 1), "an event twice: {seen:?}");
 }
+
+/// An organization without a CustomerMapping, matched to a company by name (`accountMapping:
+/// ByCompanyName`): a user the company has no contact for gets the company's own contact
+/// (ConnectWise keeps it on the company as its default contact, Autotask flags it as the primary
+/// contact), the company's contact keeps theirs — never the catch-all's contact, which belongs to
+/// another company.
+pub async fn auto_mapped_company_contact_chain(psa: &dyn DemoPsa) {
+    use psa_operator::api::AccountMapping;
+    let mut conn = psa.demo_snapshot(Grouping::User);
+    conn.account_mapping = AccountMapping::ByCompanyName;
+    let fabrikam = conn
+        .psa
+        .find_company_by_name("Fabrikam Inc")
+        .await
+        .unwrap()
+        .expect("Fabrikam Inc in the demo data")
+        .id;
+    let alert_contact = conn
+        .psa
+        .find_contact_by_email(&fabrikam, "alerts@fabrikam.example")
+        .await
+        .unwrap()
+        .expect("Fabrikam's contact")
+        .id;
+    let mut h = Harness::new(conn);
+    h.start();
+    let mut stranger = alert("f1", "someone@fabrikam.example", "Too Many Downloads");
+    stranger.organization = "Fabrikam Inc".into();
+    let mut known = alert("f2", "alerts@fabrikam.example", "Too Many Downloads");
+    known.organization = "Fabrikam Inc".into();
+    h.send_and_settle(vec![stranger, known]).await;
+    let tickets = psa.tickets().await;
+    assert_eq!(tickets.len(), 2, "{tickets:#?}");
+    for t in &tickets {
+        assert_eq!(t.company_id, fabrikam, "{t:?}");
+        assert_eq!(
+            t.contact_id.as_deref(),
+            Some(alert_contact.as_str()),
+            "{t:?}"
+        );
+    }
+    assert_ne!(alert_contact, psa.routing().default_contact);
+}

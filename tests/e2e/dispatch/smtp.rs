@@ -33,6 +33,28 @@ pub fn available() -> bool {
     ok
 }
 
+/// A failsafe e-mailing `recipients` through plain SMTP on loopback `port` (where a test's
+/// [`SmtpServer`] listens, or nothing does), from the operator's usual sender.
+pub fn loopback_failsafe(
+    port: u16,
+    recipients: &[&str],
+    subject_prefix: Option<&str>,
+) -> psa_operator::resolved::Failsafe {
+    use psa_operator::resolved::{Failsafe, SmtpSettings, SmtpTls};
+    Failsafe {
+        recipients: recipients.iter().map(|r| r.to_string()).collect(),
+        smtp: SmtpSettings {
+            host: "127.0.0.1".into(),
+            port,
+            from: "psa-operator@msp.example".into(),
+            username: None,
+            password: None,
+            tls: SmtpTls::None,
+        },
+        subject_prefix: subject_prefix.map(str::to_string),
+    }
+}
+
 /// A loopback port nothing listens on right now.
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -4,8 +4,6 @@
 
 use std::path::PathBuf;
 
-use psa_operator::devcluster::{Config, DevCluster};
-
 use super::tools::{helm, kubectl, repo};
 
 /// kubectl against one server, with its own discovery cache.
@@ -148,12 +146,8 @@ fn check(k: &Kubectl) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rendered_manifests_pass_a_server_dry_run_against_devcluster() {
     let dir = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let cluster = DevCluster::start(listener, Config::default())
-        .await
-        .unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    cluster.write_kubeconfig(&kubeconfig).unwrap();
+    let cluster = crate::support::dev_cluster().await;
+    let kubeconfig = crate::support::kubeconfig_in(&cluster, dir.path());
     let k = Kubectl {
         kubeconfig,
         cache: dir.path().join("cache"),

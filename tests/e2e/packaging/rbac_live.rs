@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use kube::api::Api;
 use psa_operator::api::{ContractService, PsaConnection};
-use psa_operator::devcluster::{Config, DevCluster};
 use psa_operator::operator::{run_operator, OperatorOptions};
 
 use super::tools::repo;
@@ -144,10 +143,7 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_api_call_of_the_operator_is_granted() {
     let dir = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let cluster = DevCluster::start(listener, Config::default())
-        .await
-        .unwrap();
+    let cluster = crate::support::dev_cluster().await;
     let crds = std::fs::read_to_string(
         repo().join("charts/psa-operator/files/crds/psa-operator.io_psaconnections.yaml"),
     )
