@@ -120,6 +120,8 @@ impl Durability {
         answer: Answer,
     ) -> StoreResult<Durability> {
         let wal = preallocate_wal(&wal_path(db_path), WAL_PREALLOCATED_BYTES)?;
+        // Before the syncer: if it cannot start, dropping `checkpoints` stops this thread.
+        let checkpoints = start_checkpointer(db_path.to_path_buf(), busy_timeout)?;
         let queue = Arc::new(Queue::default());
         let answer = Arc::new(answer);
         let synced = Arc::new(AtomicU64::new(0));
@@ -137,7 +139,6 @@ impl Durability {
             .name("psa-store-sync".into())
             .spawn(move || syncer.run())
             .map_err(|e| StoreError::Unavailable(format!("cannot start the sync thread: {e}")))?;
-        let checkpoints = start_checkpointer(db_path.to_path_buf(), busy_timeout)?;
         Ok(Durability {
             queue,
             answer,
