@@ -69,7 +69,6 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
     let dir = tempfile::tempdir()?;
     let am = Alertmanager::start(&args.alertmanager, dir.path()).await?;
     let postgres = postgres_store(args).await?;
-    let http = reqwest::Client::new();
     let mut modes = Vec::new();
     for (mode, per_request) in [("single", 1), ("batch", batch)] {
         let run = ThroughputRun {
@@ -89,6 +88,9 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
             let ours = measure_intake(store_dir.path(), run).await?;
             // New label sets each round: Alertmanager stores them, as we do, not updates.
             let bodies = alertmanager::request_bodies(alerts, per_request, round);
+            // A new client each round, as `measure_intake` has: both sides open their
+            // connections inside the measured time, then keep them alive.
+            let http = reqwest::Client::new();
             let peer = post_all(&http, &am.alerts_url(), None, bodies, clients, 200).await?;
             let peer_rate = alerts as f64 / peer.seconds.max(f64::EPSILON);
             r.ratios
@@ -109,6 +111,9 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
         let ours_rates: Vec<f64> = r.ours.iter().map(|o| o.alerts_per_second).collect();
         let calls: u64 = r.ours.iter().map(|o| o.store.calls).sum();
         let commits: u64 = r.ours.iter().map(|o| o.store.commits).sum();
+        let syncs: u64 = r.ours.iter().map(|o| o.store.syncs).sum();
+        let sync_micros: u64 = r.ours.iter().map(|o| o.store.sync_micros).sum();
+        let seconds: f64 = r.ours.iter().map(|o| o.seconds).sum();
         let requests = r.ours[0].requests;
         let latencies: Vec<_> = r.ours.iter().flat_map(|o| o.latencies.clone()).collect();
         modes.push(json!({
@@ -122,6 +127,11 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
                 "latency": summarize(latencies),
                 // Requests answered per fsync'd commit: the group commit at work.
                 "storeCallsPerCommit": round(calls as f64 / commits.max(1) as f64),
+                // Requests answered per WAL flush (`fdatasync`): the shared disk waits.
+                "storeCallsPerSync": round(calls as f64 / syncs.max(1) as f64),
+                "syncMeanMs": round(sync_micros as f64 / 1000.0 / syncs.max(1) as f64),
+                // Share of the rounds' wall time a WAL flush was under way.
+                "syncShareOfWall": round(sync_micros as f64 / 1e6 / seconds.max(f64::EPSILON)),
             },
             "alertmanager": {
                 "alertsPerSecond": round(median(r.peer_rates.clone())),

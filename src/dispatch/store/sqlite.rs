@@ -2,9 +2,11 @@
 //!
 //! One writer thread owns the connection. Every call becomes a job sent to it; the thread takes
 //! all jobs waiting at that moment (up to `max_batch`), runs them in ONE transaction, each inside
-//! its own savepoint (a failing job rolls back only itself), commits — the commit is synced to
-//! disk — and only then answers each caller. Under load, many concurrent intake requests thus
-//! share one fsync; when idle, a single request commits alone with no added wait.
+//! its own savepoint (a failing job rolls back only itself), and commits. Each caller is
+//! answered only once the commit is synced to disk (`durable`: the WAL flush runs on a thread
+//! of its own, so the writer commits the next batch meanwhile). Under load, many concurrent
+//! intake requests thus share one flush; when idle, a single request commits alone with no
+//! added wait.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -59,15 +61,24 @@ pub struct SqliteStore {
 pub struct CommitStats {
     pub calls: u64,
     pub commits: u64,
+    /// WAL flushes (`fdatasync`): each answers every call committed before it began.
+    pub syncs: u64,
+    /// Wall time spent in those flushes, in microseconds.
+    pub sync_micros: u64,
 }
 
 #[derive(Default)]
 struct BatchCounters {
     calls: AtomicU64,
     commits: AtomicU64,
+    syncs: AtomicU64,
+    sync_micros: AtomicU64,
     /// Tests: how many of the next commits fail (rolled back) as a full disk would make them.
     #[cfg(test)]
     failing_commits: std::sync::atomic::AtomicU32,
+    /// Tests: how many of the next WAL flushes fail as an I/O error would make them.
+    #[cfg(test)]
+    failing_syncs: std::sync::atomic::AtomicU32,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -291,11 +302,18 @@ impl SqliteStore {
                 "journal mode WAL not available (got {mode})"
             )));
         }
-        // FULL: the WAL is synced at every commit, so a returned commit survives power loss.
+        // FULL while migrating; the batches' commits are flushed by `durable` instead.
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(unavailable)?;
         check_integrity(&conn, &path)?;
         migrate(&conn)?;
+        // NORMAL: COMMIT writes the WAL without waiting for the disk; no caller hears of a
+        // batch before the syncer's flush of the WAL returned (`durable`). Checkpoints run on
+        // the checkpointer's connection, not after the writer's commits.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(unavailable)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(unavailable)?;
 
         let (jobs, rx) = mpsc::channel::<Job>();
         let (changes, _) = watch::channel(0u64);
@@ -305,10 +323,18 @@ impl SqliteStore {
         let thread_stats = stats.clone();
         let max_batch = options.max_batch.max(1);
         let health = Arc::new(Health::default());
+        let durability = durable::Durability::start(
+            &path,
+            options.busy_timeout,
+            durable::Answer {
+                changes: thread_changes,
+                stats: thread_stats.clone(),
+                health: health.clone(),
+            },
+        )?;
         let writer = Writer {
-            changes: thread_changes,
             stats: thread_stats,
-            health: health.clone(),
+            durability,
             path: path.clone(),
             identity,
             max_batch,
@@ -335,6 +361,8 @@ impl SqliteStore {
         CommitStats {
             calls: self.stats.calls.load(Ordering::Relaxed),
             commits: self.stats.commits.load(Ordering::Relaxed),
+            syncs: self.stats.syncs.load(Ordering::Relaxed),
+            sync_micros: self.stats.sync_micros.load(Ordering::Relaxed),
         }
     }
 
@@ -345,7 +373,14 @@ impl SqliteStore {
         self.stats.failing_commits.store(n, Ordering::SeqCst);
     }
 
-    /// Runs `f` on the writer thread inside the next batch transaction; answers after commit.
+    /// Tests: the next `n` WAL flushes fail, as an I/O error would make them.
+    #[cfg(test)]
+    pub(crate) fn fail_next_syncs(&self, n: u32) {
+        self.stats.failing_syncs.store(n, Ordering::SeqCst);
+    }
+
+    /// Runs `f` on the writer thread inside the next batch transaction; answers after the
+    /// commit is on disk.
     async fn call<R, F>(&self, notifies: bool, f: F) -> StoreResult<R>
     where
         R: Send + 'static,
@@ -462,9 +497,9 @@ fn in_savepoint<R>(
 
 /// The writer thread's state.
 struct Writer {
-    changes: Arc<watch::Sender<u64>>,
     stats: Arc<BatchCounters>,
-    health: Arc<Health>,
+    /// Where committed batches wait for the WAL flush before their callers hear of them.
+    durability: durable::Durability,
     path: PathBuf,
     /// The file opened (device, inode).
     identity: Option<(u64, u64)>,
@@ -485,46 +520,56 @@ impl Writer {
         }
     }
 
-    /// Health after a batch, recorded before any caller hears the outcome (a caller that
-    /// got its answer and asks `health` next must see this batch's effect).
-    fn record_health(&self, real_work: bool, outcome: Result<(), &StoreError>) {
-        if real_work {
-            self.health.record(outcome);
-        }
-    }
-
-    /// Runs a batch in one transaction and answers each job.
+    /// Runs a batch in one transaction and hands it to `durability`, which answers each job
+    /// once the commit is on disk.
     fn commit_batch(&self, conn: &Connection, batch: Vec<Job>) {
         let notifies = batch.iter().any(|j| j.notifies);
         let real_work = batch.iter().any(|j| !j.probe);
         let begin = self
             .check_file()
+            .and_then(|()| self.check_synced())
             .and_then(|()| conn.execute_batch("BEGIN IMMEDIATE").map_err(unavailable));
         if let Err(err) = begin {
-            self.record_health(real_work, Err(&err));
-            for job in batch {
-                (job.run)(Err(err.clone()))(Ok(()));
-            }
+            let replies = batch
+                .into_iter()
+                .map(|job| (job.run)(Err(err.clone())))
+                .collect();
+            self.durability.settle(durable::Settled {
+                replies,
+                outcome: Err(err),
+                notifies: false,
+                real_work,
+                wrote: false,
+            });
             return;
         }
+        let changes_before = conn.total_changes();
         let replies: Vec<Reply> = batch.into_iter().map(|job| (job.run)(Ok(conn))).collect();
         let commit = self.commit(conn);
         if commit.is_ok() {
             self.stats.commits.fetch_add(1, Ordering::Relaxed);
-            if notifies {
-                self.changes.send_modify(|n| *n = n.wrapping_add(1));
-            }
         }
-        self.record_health(real_work, commit.as_ref().map(|_| ()));
-        self.stats
-            .calls
-            .fetch_add(replies.len() as u64, Ordering::Relaxed);
-        for reply in replies {
-            reply(commit.clone());
+        // Counted even for rows of a job that rolled back to its savepoint: a flush too many,
+        // never one too few.
+        let wrote = commit.is_ok() && conn.total_changes() != changes_before;
+        self.durability.settle(durable::Settled {
+            replies,
+            outcome: commit,
+            notifies,
+            real_work,
+            wrote,
+        });
+    }
+
+    /// No write after a failed WAL flush: it would build on pages the disk may have lost.
+    fn check_synced(&self) -> Result<(), StoreError> {
+        match self.durability.poisoned() {
+            None => Ok(()),
+            Some(why) => Err(StoreError::Unavailable(why)),
         }
     }
 
-    /// Commits the batch (synced to disk: `synchronous=FULL`); on failure rolls it back, so
+    /// Commits the batch (into the WAL; `durable` flushes it); on failure rolls it back, so
     /// nothing of a batch whose waiters hear an error stays stored.
     fn commit(&self, conn: &Connection) -> Result<(), StoreError> {
         #[cfg(test)]
@@ -1390,6 +1435,7 @@ impl Store for SqliteStore {
     }
 }
 
+mod durable;
 mod storm;
 
 #[cfg(test)]

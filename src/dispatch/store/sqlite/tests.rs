@@ -266,3 +266,79 @@ async fn each_waiter_of_a_shared_commit_hears_its_own_outcome_and_a_failed_commi
     let again = enqueue_all(&store, &[("acme", "b0", "k", 0)]).await;
     assert!(again[0].new);
 }
+
+/// The WAL flush is what makes a commit durable, so its failure is the commit's failure: the
+/// caller waiting for it hears `Unavailable` (the intake's 503), and the store refuses every
+/// later write and fails its health until reopened — after a failed flush the kernel may have
+/// dropped pages, and a later flush could succeed over them. Reopened, the refused alert is
+/// new and the unflushed one is found at most once.
+#[tokio::test]
+async fn a_failed_wal_flush_fails_its_waiter_and_refuses_writes_until_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    enqueue_all(&store, &[("acme", "a0", "k", 0)]).await;
+    store.fail_next_syncs(1);
+    let err = store
+        .enqueue(vec![new_event("acme", "a1", "k", 0)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Unavailable(m) if m.contains("flushing the store's WAL")),
+        "{err}"
+    );
+    let later = store
+        .enqueue(vec![new_event("acme", "a2", "k", 0)])
+        .await
+        .unwrap_err();
+    assert!(matches!(later, StoreError::Unavailable(_)), "{later:?}");
+    assert!(
+        store.health(1).await.is_err(),
+        "health fails while poisoned"
+    );
+    drop(store);
+
+    let store = open(&dir);
+    let again = store
+        .enqueue(vec![
+            new_event("acme", "a0", "k", 0),
+            new_event("acme", "a1", "k", 0),
+            new_event("acme", "a2", "k", 0),
+        ])
+        .await
+        .unwrap();
+    assert!(!again[0].new, "the flushed alert is kept");
+    assert!(again[2].new, "the refused alert was never stored");
+    let lane = store.lane_events(acme(), "k".into(), 100).await.unwrap();
+    let ids: Vec<_> = lane.iter().map(|e| e.envelope.event.id.as_str()).collect();
+    assert_eq!(ids, ["a0", "a1", "a2"], "each alert once");
+}
+
+/// No caller hears of a batch before the WAL flush that covers it: every answered call is
+/// counted by a flush that began after its commit, so answered calls never outnumber what
+/// the flushes covered, and a read after a write is answered only after that write's flush.
+#[tokio::test]
+async fn every_answer_waits_for_a_flush_after_its_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let before = store.commit_stats();
+    let calls: Vec<_> = (0..20)
+        .map(|i| store.enqueue(vec![new_event("acme", &format!("a{i}"), "k", 0)]))
+        .collect();
+    for r in futures::future::join_all(calls).await {
+        assert!(r.unwrap()[0].new);
+    }
+    let after = store.commit_stats();
+    assert!(after.syncs > before.syncs, "writes were flushed");
+    assert!(after.syncs - before.syncs <= after.commits - before.commits);
+    // A failing flush fails the read queued behind the unflushed write, too.
+    store.fail_next_syncs(1);
+    let (write, read) = tokio::join!(
+        store.enqueue(vec![new_event("acme", "b", "k", 0)]),
+        store.counters(acme())
+    );
+    assert!(write.is_err());
+    assert!(
+        read.is_err(),
+        "a read that may have seen the write waits for its flush"
+    );
+}
