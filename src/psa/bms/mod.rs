@@ -196,8 +196,11 @@ pub struct BmsClient {
     active_contract_statuses: Vec<String>,
     /// Id and name of every account of the tenant, from the last unfiltered account listing:
     /// contract summary rows name their account by name only (see [`contract_summary`]).
-    roster: Mutex<Option<Arc<Vec<(PsaId, String)>>>>,
+    roster: Mutex<Option<Roster>>,
 }
+
+/// Id and name of every account of the tenant.
+type Roster = Arc<Vec<(PsaId, String)>>;
 
 impl BmsClient {
     /// Builds a client; nothing is sent until the first call.
@@ -245,7 +248,7 @@ impl BmsClient {
 
     /// The tenant's accounts (id, name): the last unfiltered listing, or a new one
     /// (⌈accounts / 100⌉ calls) when the client has not listed them yet.
-    async fn roster(&self) -> PsaResult<Arc<Vec<(PsaId, String)>>> {
+    async fn roster(&self) -> PsaResult<Roster> {
         let known = self
             .roster
             .lock()
