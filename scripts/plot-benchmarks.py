@@ -7,6 +7,7 @@
 Known shapes (one JSON object per file):
   convergence  {"bench":"convergence","provider":…,"points":[{"mappings","seconds","psa_calls"}],"fit":{…}}
                → seconds and PSA calls over mappings; with several providers also convergence.svg
+               (from each convergence-<provider>.json; kept earlier runs are drawn alone)
   memory       {"bench":"memory","points":[{"mappings","rssMiB":{idle,withMappings,…}}],"fit":{…}}
                → RSS over mappings, with the target line
   intake       {"benchmark":"intake","modes":[{"mode","psaOperator":{alertsPerSecond},
@@ -206,7 +207,10 @@ def main(argv):
             kind = kind_of(doc, path.stem)
             if kind == "convergence":
                 label = doc.get("provider") or path.stem.removeprefix("convergence-")
-                convergence.append((label, doc))
+                # The every-provider plot takes each provider's current file
+                # (convergence-<provider>.json), not kept earlier runs (…-before-….json).
+                if path.stem == f"convergence-{label.lower()}":
+                    convergence.append((label, doc))
                 fig = plot_convergence(plt, [(label, doc)], f"convergence, {label}")
             elif kind == "memory":
                 fig = plot_memory(plt, doc)

@@ -315,6 +315,16 @@ impl<'a> ProviderRef<'a> {
                         }
                     }
                 }
+                let statuses: Vec<String> = bms
+                    .active_contract_statuses
+                    .iter()
+                    .flatten()
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                if !statuses.is_empty() {
+                    cfg.active_contract_statuses = statuses;
+                }
                 Arc::new(BmsClient::new(cfg).map_err(invalid)?)
             }
             ProviderRef::Autotask(at) => {

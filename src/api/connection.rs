@@ -150,6 +150,13 @@ pub struct KaseyaBmsProvider {
     /// does not publish them; absent = `TicketType`, `TicketSource`, `TicketNoteType`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lookup_tables: Option<BmsLookupTables>,
+    /// Contract `Status` texts that count as active when the contracts of many mapped accounts
+    /// are read from one contract summary listing (case ignored). Kaseya's document does not
+    /// list the statuses; absent = `[Active]`. Contracts whose end date has passed are left out
+    /// whatever their status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub active_contract_statuses: Option<Vec<String>>,
 }
 
 /// Kaseya BMS tenant lookup table names (`GET /v2/system/tenantlookup/{tableName}`).

@@ -57,19 +57,43 @@ pub async fn ready_bms_connection(
         Default::default(),
     )
     .await?;
+    ready_sandbox_connection(env, bms, "bms", Provider::KaseyaBms).await
+}
+
+/// As [`ready_connection`], on an Autotask sandbox seeded with `mappings` companies.
+pub async fn ready_autotask_connection(
+    env: &mut BenchEnv,
+    mappings: usize,
+) -> anyhow::Result<(RunningSandbox, ConnectionSpec)> {
+    let at = sandbox::autotask::start(
+        loopback().await?,
+        manifests::autotask_seed_with(mappings)?,
+        Default::default(),
+    )
+    .await?;
+    ready_sandbox_connection(env, at, "at", Provider::Autotask).await
+}
+
+/// A connection `name` to a started sandbox, Ready under a running operator, its counters zeroed.
+async fn ready_sandbox_connection(
+    env: &mut BenchEnv,
+    psa: RunningSandbox,
+    name: &str,
+    provider: Provider,
+) -> anyhow::Result<(RunningSandbox, ConnectionSpec)> {
     let conn = ConnectionSpec {
-        name: "bms".into(),
-        provider: Provider::KaseyaBms,
-        url: bms.base_url(),
+        name: name.into(),
+        provider,
+        url: psa.base_url(),
         group_wait: "0s".into(),
         suspend: false,
     };
     env.apply(&manifests::connection_yaml(&conn))?;
     env.start_operator()?;
     env.wait_connection_ready(&conn.name).await?;
-    env.settle(&bms, Duration::from_millis(500)).await?;
-    bms.admin().clear_calls();
-    Ok((bms, conn))
+    env.settle(&psa, Duration::from_millis(500)).await?;
+    psa.admin().clear_calls();
+    Ok((psa, conn))
 }
 
 /// Applies the mappings and waits until `count` are Ready; returns the seconds it took.
@@ -131,6 +155,7 @@ async fn measure(provider: Provider, mappings: usize) -> anyhow::Result<Point> {
     let (cw, conn) = match provider {
         Provider::ConnectWise => ready_connection(&mut env, mappings, &[]).await?,
         Provider::KaseyaBms => ready_bms_connection(&mut env, mappings).await?,
+        Provider::Autotask => ready_autotask_connection(&mut env, mappings).await?,
     };
     let wave = apply_and_follow(&env, &conn.name, mappings).await?;
     let report = cw.admin().calls();
@@ -196,9 +221,10 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
     let provider = match args.provider.as_deref() {
         None | Some("connectWise") => Provider::ConnectWise,
         Some("kaseyaBms") => Provider::KaseyaBms,
-        Some(other) => anyhow::bail!(
-            "--provider {other:?}: one of connectWise, kaseyaBms (Autotask is not benchmarked yet)"
-        ),
+        Some("autotask") => Provider::Autotask,
+        Some(other) => {
+            anyhow::bail!("--provider {other:?}: one of connectWise, kaseyaBms, autotask")
+        }
     };
     let mut points = Vec::new();
     for mappings in sizes {

@@ -14,6 +14,7 @@ pub const NAMESPACE: &str = "bench";
 pub enum Provider {
     ConnectWise,
     KaseyaBms,
+    Autotask,
 }
 
 impl Provider {
@@ -21,6 +22,7 @@ impl Provider {
         match self {
             Provider::ConnectWise => "connectWise",
             Provider::KaseyaBms => "kaseyaBms",
+            Provider::Autotask => "autotask",
         }
     }
 }
@@ -50,7 +52,11 @@ pub fn base_yaml() -> String {
          apiVersion: v1\nkind: Secret\nmetadata: {{name: cw-keys, namespace: {NAMESPACE}}}\n\
          stringData: {{publicKey: demo-public, privateKey: demo-private}}\n---\n\
          apiVersion: v1\nkind: Secret\nmetadata: {{name: bms-keys, namespace: {NAMESPACE}}}\n\
-         stringData: {{username: demo-api, password: demo-password}}\n"
+         stringData: {{username: demo-api, password: demo-password}}\n---\n\
+         apiVersion: v1\nkind: Secret\nmetadata: {{name: at-keys, namespace: {NAMESPACE}}}\n\
+         stringData: {{secret: {at_secret}, integrationCode: {at_code}}}\n",
+        at_secret = sandbox::autotask::DEMO_SECRET,
+        at_code = sandbox::autotask::DEMO_INTEGRATION_CODE,
     )
 }
 
@@ -69,6 +75,15 @@ pub fn connection_yaml(c: &ConnectionSpec) -> String {
             format!(
                 "kaseyaBms: {{url: \"{}\", tenant: demo, credentialsSecretRef: {{name: bms-keys}}}}",
                 c.url
+            ),
+            "{map: {critical: Critical, high: High}, default: Medium}",
+            "{default: SaaS Alerts, subIssueType: General}",
+        ),
+        Provider::Autotask => (
+            format!(
+                "autotask: {{zoneUrl: \"{}/atservicesrest/\", username: {}, credentialsSecretRef: {{name: at-keys}}}}",
+                c.url,
+                sandbox::autotask::DEMO_USERNAME,
             ),
             "{map: {critical: Critical, high: High}, default: Medium}",
             "{default: SaaS Alerts, subIssueType: General}",
@@ -167,6 +182,26 @@ pub fn bms_seed_with(count: usize) -> Result<sandbox::bms::Seed, serde_json::Err
     Ok(seed)
 }
 
+/// The Autotask demo database plus `count` generated companies (number = the company
+/// identifier), each with the contact and the contract its generated mapping names. The
+/// database threshold is off: the benchmark counts calls against Autotask's 10,000 per hour
+/// instead of being refused at it.
+pub fn autotask_seed_with(count: usize) -> Result<sandbox::autotask::Seed, serde_json::Error> {
+    let mut seed = sandbox::autotask::demo_seed();
+    seed.settings.requests_per_hour = 0;
+    for i in 0..count {
+        seed.companies.push(serde_json::from_value(json!({
+            "name": company_name(i),
+            "number": company_identifier(i),
+            "type": "Customer",
+            "contacts": [{"firstName": "Alert", "lastName": "Contact",
+                          "email": format!("alerts@bench{i:05}.example")}],
+            "contracts": [{"name": "Managed Security"}],
+        }))?);
+    }
+    Ok(seed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,7 +215,11 @@ mod tests {
 
     #[test]
     fn connection_yaml_parses_as_a_connection_the_crd_accepts() {
-        for provider in [Provider::ConnectWise, Provider::KaseyaBms] {
+        for provider in [
+            Provider::ConnectWise,
+            Provider::KaseyaBms,
+            Provider::Autotask,
+        ] {
             let c = ConnectionSpec {
                 name: "c1".into(),
                 provider,

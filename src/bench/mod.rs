@@ -54,7 +54,7 @@ pub struct BenchArgs {
     /// comma-separated list (`1000,3000,10000`) measures each size and fits the growth.
     #[arg(long, value_delimiter = ',')]
     pub mappings: Vec<usize>,
-    /// convergence: the PSA sandbox, `connectWise` (default) or `kaseyaBms`.
+    /// convergence: the PSA sandbox, `connectWise` (default), `kaseyaBms` or `autotask`.
     #[arg(long)]
     pub provider: Option<String>,
     /// memory: events stored before RSS is read (default 100000).

@@ -18,7 +18,7 @@ use super::factory::PsaFactory;
 use super::metrics::ControllerMetrics;
 use super::publish::Publisher;
 use super::resolve::customer::CompanyIndex;
-use super::resolve::directory::{uncovered, Directory, SharedDirectory};
+use super::resolve::directory::{reuse_window, uncovered, Directory, SharedDirectory};
 use super::resolve::routes::catalog_key;
 use super::resolve::{fetch_catalog, PsaCatalog};
 
@@ -41,9 +41,12 @@ pub struct CachedClient {
 #[derive(Default)]
 pub struct SharedState {
     pub clients: HashMap<ConnectionKey, CachedClient>,
-    company_indexes: HashMap<ConnectionKey, (Instant, Arc<CompanyIndex>)>,
-    /// Per connection: when every mapped company was last listed, and the directory.
-    directories: HashMap<ConnectionKey, (Instant, Arc<Directory>)>,
+    /// Per connection: when the companies were listed, for how long that is reused
+    /// ([`reuse_window`]), and the index.
+    company_indexes: HashMap<ConnectionKey, (Instant, Duration, Arc<CompanyIndex>)>,
+    /// Per connection: when every mapped company was last listed (the listing's start), for how
+    /// long after that the directory is reused, and the directory.
+    directories: HashMap<ConnectionKey, (Instant, Duration, Arc<Directory>)>,
     /// Per connection: the handle the routing snapshots read the directory through (the
     /// dispatcher's contact look-ups); kept across listings so every snapshot sees the newest.
     shared_directories: HashMap<ConnectionKey, SharedDirectory>,
@@ -168,17 +171,19 @@ impl Context {
     ) -> PsaResult<Arc<CompanyIndex>> {
         let _guard = self.index_lock.lock().await;
         if !force {
-            if let Some((at, idx)) = self.state().company_indexes.get(key) {
-                if at.elapsed() < COMPANY_INDEX_TTL {
+            if let Some((at, keep, idx)) = self.state().company_indexes.get(key) {
+                if at.elapsed() < *keep {
                     return Ok(idx.clone());
                 }
             }
         }
+        let started = Instant::now();
         let companies = psa.list_companies(&CompanyFilter::default()).await?;
         let idx = Arc::new(CompanyIndex::build(companies));
+        let keep = reuse_window(COMPANY_INDEX_TTL, started.elapsed());
         self.state()
             .company_indexes
-            .insert(key.clone(), (Instant::now(), idx.clone()));
+            .insert(key.clone(), (Instant::now(), keep, idx.clone()));
         Ok(idx)
     }
 
@@ -240,7 +245,7 @@ impl Context {
             .state()
             .directories
             .get(key)
-            .filter(|(at, _)| at.elapsed() < DIRECTORY_TTL)
+            .filter(|(at, keep, _)| at.elapsed() < *keep)
             .cloned();
         let with_mine = |mut ids: Vec<PsaId>| {
             ids.push(company_id.clone());
@@ -251,11 +256,11 @@ impl Context {
                 let ids = with_mine(gather().await);
                 (Instant::now(), uncovered(None, ids), None)
             }
-            Some((at, dir)) if force => (at, vec![company_id.clone()], Some(dir)),
-            Some((_, dir)) if dir.covers(company_id) => return Ok(dir),
-            Some((at, dir)) => {
+            Some((at, keep, dir)) if force => (at, vec![company_id.clone()], Some((keep, dir))),
+            Some((_, _, dir)) if dir.covers(company_id) => return Ok(dir),
+            Some((at, keep, dir)) => {
                 let ids = with_mine(gather().await);
-                (at, uncovered(Some(&dir), ids), Some(dir))
+                (at, uncovered(Some(&dir), ids), Some((keep, dir)))
             }
         };
         // Contacts and contracts side by side: every mapping of the wave waits for both.
@@ -264,18 +269,22 @@ impl Context {
             psa.contracts_of_companies(&wanted)
         )?;
         let listing = Directory::from_listing(&wanted, contacts, contracts);
-        let dir = match base {
-            Some(mut dir) => {
+        // A merge keeps the first listing's window: what it answers ages from then.
+        let (keep, dir) = match base {
+            Some((keep, mut dir)) => {
                 Arc::make_mut(&mut dir).merge(listing);
-                dir
+                (keep, dir)
             }
-            None => Arc::new(listing),
+            None => {
+                let took = listed_at.elapsed();
+                (took + reuse_window(DIRECTORY_TTL, took), Arc::new(listing))
+            }
         };
         let shared = self.shared_directory(key);
         shared.set(listed_at, dir.clone());
         self.state()
             .directories
-            .insert(key.clone(), (listed_at, dir.clone()));
+            .insert(key.clone(), (listed_at, keep, dir.clone()));
         Ok(dir)
     }
 

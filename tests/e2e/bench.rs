@@ -168,6 +168,50 @@ async fn three_hundred_mappings_converge_on_a_few_dozen_psa_calls() {
     assert!(v["fit"]["callsPerMapping"].as_f64().is_some(), "{v}");
 }
 
+/// Kaseya BMS: 300 mappings with contracts converge without a contract look-up per mapping
+/// (before: 300 `contracts/lookup` calls, of which BMS's 1,500 calls per hour per endpoint let
+/// 100 go at once and the rest one per 2.5 s). The contracts come from a few pages of the
+/// contract summary; the bound is the sandbox's own call count.
+#[tokio::test]
+async fn three_hundred_bms_mappings_converge_on_a_few_dozen_psa_calls() {
+    let v = bench(&[
+        "convergence",
+        "--provider",
+        "kaseyaBms",
+        "--mappings",
+        "300",
+    ])
+    .await;
+    assert_eq!(v["provider"], "kaseyaBms");
+    let point = &v["points"][0];
+    assert_eq!(point["mappings"], 300);
+    let calls = number(point, "/psa_calls");
+    assert!(calls <= 40.0, "300 mappings took {calls} PSA calls: {v}");
+    let routes = point["byRoute"].as_object().expect("byRoute");
+    assert!(
+        routes.contains_key("GET /v2/finance/contracts/summary"),
+        "{v}"
+    );
+    for (route, n) in routes {
+        assert!(n.as_u64().unwrap() <= 10, "{route} called {n} times: {v}");
+    }
+}
+
+/// `--provider autotask`: 300 mappings converge on batched `in` look-ups (up to 500 ids a
+/// query), far inside the database's 10,000 calls per hour.
+#[tokio::test]
+async fn convergence_on_autotask_counts_mappings_and_calls() {
+    let v = bench(&["convergence", "--provider", "autotask", "--mappings", "300"]).await;
+    assert_eq!(v["provider"], "autotask");
+    assert_eq!(v["mappings"], 300);
+    assert!(number(&v, "/secondsToAllReady") > 0.0);
+    let calls = number(&v, "/psaCalls");
+    assert!((1.0..=40.0).contains(&calls), "{calls} PSA calls: {v}");
+    for (route, n) in v["byRoute"].as_object().expect("byRoute") {
+        assert!(n.as_u64().unwrap() <= 10, "{route} called {n} times: {v}");
+    }
+}
+
 #[tokio::test]
 async fn memory_reads_the_operator_rss_per_size_and_fits_the_growth() {
     let v = bench(&["memory", "--mappings", "3,6", "--events", "150"]).await;

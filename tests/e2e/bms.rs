@@ -208,12 +208,97 @@ async fn contacts_of_several_accounts_in_one_search_with_the_point_of_contact() 
         .expect("a point of contact");
     assert_eq!(poc.full_name(), "Alert Contact");
     assert_eq!(c.primary_contact(&contoso).await.unwrap(), None);
-    // BMS has no contract call for several accounts: the directory looks contracts up per mapping.
+    // One account is fewer than a page of the tenant's contracts: its own look-up answers.
+    clear_calls(&sb).await;
+    let one = c
+        .contracts_of_companies(std::slice::from_ref(&contoso.id))
+        .await
+        .unwrap()
+        .expect("BMS lists contracts of accounts");
     assert_eq!(
-        c.contracts_of_companies(std::slice::from_ref(&contoso.id))
-            .await
-            .unwrap(),
-        None
+        one.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(),
+        ["Managed Security"]
+    );
+    let report = calls(&sb).await;
+    assert_eq!(
+        report.count("GET", "/v2/finance/contracts/lookup"),
+        1,
+        "{report:?}"
+    );
+    assert_eq!(report.count("GET", "/v2/finance/contracts/summary"), 0);
+    crate::bms_contract::assert_contract(&sb).await;
+}
+
+/// The contracts of a wave of 250 accounts from the paged contract summary ([S] 22 item 1):
+/// rows attached to accounts by their name, across three pages; an account whose name another
+/// account shares is looked up on its own; an inactive contract is reported inactive. Checked
+/// against Kaseya's document.
+#[tokio::test]
+async fn contracts_of_a_wave_come_from_the_paged_summary() {
+    let mut seed = demo_seed();
+    let account = |name: String, contract: &str, active: bool| {
+        serde_json::from_value::<psa_operator::sandbox::bms::seed::SeedAccount>(serde_json::json!({
+            "name": name, "code": name.replace(' ', ""), "locations": ["Main"],
+            "contracts": [{"name": contract, "active": active}],
+        }))
+        .unwrap()
+    };
+    for i in 0..250 {
+        seed.accounts
+            .push(account(format!("Wave {i:03}"), "Managed Security", i != 7));
+    }
+    seed.accounts
+        .push(account("Twin Corp".into(), "Twin Plan A", true));
+    seed.accounts
+        .push(account("twin  corp".into(), "Twin Plan B", true));
+    let sb = sandbox(seed).await;
+    let c = client(&sb);
+    let accounts = c.list_companies(&CompanyFilter::default()).await.unwrap();
+    let id = |name: &str| {
+        accounts
+            .iter()
+            .find(|a| a.name == name)
+            .unwrap_or_else(|| panic!("{name}"))
+            .id
+            .clone()
+    };
+    let mut wanted: Vec<String> = (0..250).map(|i| id(&format!("Wave {i:03}"))).collect();
+    wanted.push(id("Twin Corp"));
+    clear_calls(&sb).await;
+    let listed = c
+        .contracts_of_companies(&wanted)
+        .await
+        .unwrap()
+        .expect("BMS lists contracts of accounts");
+    let of = |account: &str| -> Vec<(String, bool)> {
+        listed
+            .iter()
+            .filter(|k| k.company_id == account)
+            .map(|k| (k.name.clone(), k.active))
+            .collect()
+    };
+    assert_eq!(listed.len(), 251, "{listed:?}");
+    assert_eq!(of(&wanted[0]), [("Managed Security".to_string(), true)]);
+    assert_eq!(of(&wanted[249]), [("Managed Security".to_string(), true)]);
+    assert_eq!(of(&wanted[7]), [("Managed Security".to_string(), false)]);
+    // Only its own contract, not the other Twin Corp's.
+    assert_eq!(of(&id("Twin Corp")), [("Twin Plan A".to_string(), true)]);
+    let report = calls(&sb).await;
+    // 253 contracts of the wave and the demo's: three pages of 100; the twin looked up.
+    assert_eq!(
+        report.count("GET", "/v2/finance/contracts/summary"),
+        3,
+        "{report:?}"
+    );
+    assert_eq!(
+        report.count("GET", "/v2/finance/contracts/lookup"),
+        1,
+        "{report:?}"
+    );
+    assert_eq!(
+        report.count("GET", "/v2/crm/accounts/summary"),
+        0,
+        "{report:?}"
     );
     crate::bms_contract::assert_contract(&sb).await;
 }

@@ -267,6 +267,15 @@ fn numeric_order(id: &str) -> (u64, String) {
     (id.parse().unwrap_or(u64::MAX), id.to_string())
 }
 
+/// How long after a listing ended the controllers reuse it: its TTL, or twice what the listing
+/// took when that is longer. A PSA whose call budget makes a listing slower than the TTL (Kaseya
+/// BMS: 1,500 calls per hour per endpoint, so 10,000 accounts' contacts take minutes) would
+/// otherwise find every listing expired by the time the wave reads it and list again without
+/// end; this way at most a third of the time goes to listing.
+pub fn reuse_window(ttl: Duration, took: Duration) -> Duration {
+    ttl.max(took.saturating_mul(2))
+}
+
 /// Which of `wanted` companies a directory does not cover yet, without duplicates, in order.
 pub fn uncovered(dir: Option<&Directory>, wanted: impl IntoIterator<Item = PsaId>) -> Vec<PsaId> {
     let mut seen = HashSet::new();
@@ -614,6 +623,21 @@ mod tests {
                 email,
             );
             assert_eq!(got, want, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_slow_listing_is_reused_twice_as_long_as_it_took() {
+        let ttl = Duration::from_secs(120);
+        // (the listing took, reused for)
+        let table = [
+            (Duration::from_millis(300), ttl),
+            (Duration::from_secs(60), ttl),
+            (Duration::from_secs(61), Duration::from_secs(122)),
+            (Duration::from_secs(240), Duration::from_secs(480)),
+        ];
+        for (took, want) in table {
+            assert_eq!(reuse_window(ttl, took), want, "{took:?}");
         }
     }
 

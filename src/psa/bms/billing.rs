@@ -206,34 +206,82 @@ pub fn extras_note(ended: &[String]) -> String {
     )
 }
 
-#[async_trait]
-impl Billing for BmsClient {
-    /// 1 call: `GET /v2/finance/contracts/lookup?AccountId=&ExcludeExpiredContracts=true`.
-    async fn find_contract(&self, company_id: &PsaId, name: &str) -> PsaResult<Option<Contract>> {
+impl BmsClient {
+    /// The account's contracts that have not expired: 1 call,
+    /// `GET /v2/finance/contracts/lookup?AccountId=&ExcludeExpiredContracts=true`.
+    async fn contracts_by_lookup(&self, company_id: &PsaId) -> PsaResult<Vec<Contract>> {
         let account = convert::num_id("account", company_id)?;
         let req = Req::get("/v2/finance/contracts/lookup")
             .q("AccountId", account)
             .q("ExcludeExpiredContracts", "true");
         let rows: Vec<WLookup> = decode_list("contract", self.result(req).await?)?;
-        let contract = rows
+        Ok(rows
             .into_iter()
-            .filter(|c| {
-                c.name
-                    .as_deref()
-                    .is_some_and(|n| convert::same_name(n, name))
-            })
-            .max_by_key(|c| c.is_active != Some(false))
             .map(|c| Contract {
                 id: c.id,
                 company_id: company_id.clone(),
                 name: c.name.unwrap_or_default(),
                 active: c.is_active != Some(false),
-            });
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Billing for BmsClient {
+    /// 1 call: `GET /v2/finance/contracts/lookup?AccountId=&ExcludeExpiredContracts=true`.
+    async fn find_contract(&self, company_id: &PsaId, name: &str) -> PsaResult<Option<Contract>> {
+        let contract = self
+            .contracts_by_lookup(company_id)
+            .await?
+            .into_iter()
+            .filter(|c| convert::same_name(&c.name, name))
+            .max_by_key(|c| c.active);
         if let Some(c) = &contract {
             self.remember_name(format!("contract:{}", c.id), &c.name);
             self.remember_name(format!("contract-account:{}", c.id), &c.company_id);
         }
         Ok(contract)
+    }
+    /// A wave of more accounts than the tenant has pages of accounts: ⌈contracts / 100⌉ calls
+    /// to `GET /v2/finance/contracts/summary` (paged), rows attached to accounts by name through
+    /// the account list (⌈accounts / 100⌉ calls more if this client has not listed accounts
+    /// yet), plus 1 look-up per account whose name another account shares (see
+    /// [`contract_summary`]). A smaller wave: 1 look-up per account.
+    async fn contracts_of_companies(
+        &self,
+        company_ids: &[PsaId],
+    ) -> PsaResult<Option<Vec<Contract>>> {
+        if company_ids.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let roster = self.roster().await?;
+        let mut per_account = company_ids.to_vec();
+        let mut out = Vec::new();
+        if contract_summary::worth_listing(company_ids.len(), roster.len(), PAGE_SIZE) {
+            let rows: Vec<WContractSummary> = self
+                .pages(
+                    "contract",
+                    Req::get("/v2/finance/contracts/summary"),
+                    false,
+                    |_: &WContractSummary| true,
+                )
+                .await?;
+            let today = self.tenant_now().await?.date();
+            let attached = contract_summary::attach(
+                company_ids,
+                &roster,
+                rows,
+                &self.active_contract_statuses,
+                today,
+            );
+            out = attached.contracts;
+            per_account = attached.ask_per_account;
+        }
+        for account in &per_account {
+            out.extend(self.contracts_by_lookup(account).await?);
+        }
+        Ok(Some(out))
     }
     /// 2 calls when found (`GET …/services/lookup?Filter.Name=` then `GET …/services/{id}` for
     /// cost and price, which the lookup does not carry), 1 when not.

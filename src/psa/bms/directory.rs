@@ -44,6 +44,9 @@ impl Directory for BmsClient {
         for c in &companies {
             self.remember_company(c);
         }
+        if *filter == CompanyFilter::default() {
+            self.set_roster(&companies);
+        }
         Ok(companies)
     }
     /// 1 call per 100 contacts of the account: `GET /v2/crm/contacts/search?Filter.AccountIds=`;

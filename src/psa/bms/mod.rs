@@ -21,6 +21,7 @@
 
 mod auth;
 mod billing;
+mod contract_summary;
 mod convert;
 mod directory;
 pub(crate) mod envelope;
@@ -30,7 +31,7 @@ mod transport;
 mod wire;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -44,8 +45,8 @@ pub use envelope::{parse_response, Envelope};
 use self::billing::{LineWrite, Related};
 use self::transport::{Req, Transport};
 use self::wire::{
-    decode, decode_list, WAccount, WContact, WIdOnly, WLine, WLocationLookup, WLookup, WRelated,
-    WService, WTicket, WUserInfo,
+    decode, decode_list, WAccount, WContact, WContractSummary, WIdOnly, WLine, WLocationLookup,
+    WLookup, WRelated, WService, WTicket, WUserInfo,
 };
 use super::{
     CatalogService, CatalogServiceSpec, Company, CompanyFilter, Contact, Contract, ContractLine,
@@ -134,6 +135,10 @@ pub struct BmsConfig {
     /// A token this close to its expiry is renewed before use.
     pub refresh_margin: Duration,
     pub lookup_tables: LookupTables,
+    /// Contract summary `Status` texts that count as active when contracts are listed for many
+    /// accounts at once (`spec.provider.kaseyaBms.activeContractStatuses`; Kaseya's document
+    /// does not enumerate them). See [`contract_summary`].
+    pub active_contract_statuses: Vec<String>,
 }
 
 impl BmsConfig {
@@ -155,6 +160,10 @@ impl BmsConfig {
             timeout: crate::psa::DEFAULT_TIMEOUT,
             refresh_margin: Duration::from_secs(60),
             lookup_tables: LookupTables::default(),
+            active_contract_statuses: contract_summary::DEFAULT_ACTIVE_STATUSES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 }
@@ -184,19 +193,28 @@ pub struct BmsClient {
     ledger: billing::LineLedger,
     /// `contract:{id}` / `account:{id}` → name.
     names: Mutex<HashMap<String, String>>,
+    active_contract_statuses: Vec<String>,
+    /// Id and name of every account of the tenant, from the last unfiltered account listing:
+    /// contract summary rows name their account by name only (see [`contract_summary`]).
+    roster: Mutex<Option<Roster>>,
 }
+
+/// Id and name of every account of the tenant.
+type Roster = Arc<Vec<(PsaId, String)>>;
 
 impl BmsClient {
     /// Builds a client; nothing is sent until the first call.
     pub fn new(config: BmsConfig) -> PsaResult<Self> {
         Ok(BmsClient {
             tables: config.lookup_tables.clone(),
+            active_contract_statuses: config.active_contract_statuses.clone(),
             t: Transport::new(config)?,
             note_type: OnceCell::new(),
             closed_status: OnceCell::new(),
             time_zone: OnceCell::new(),
             ledger: billing::LineLedger::default(),
             names: Mutex::new(HashMap::new()),
+            roster: Mutex::new(None),
         })
     }
 
@@ -217,6 +235,35 @@ impl BmsClient {
 
     fn remember_company(&self, c: &Company) {
         self.remember_name(format!("account:{}", c.id), &c.name);
+    }
+
+    /// Keeps every account's id and name from an unfiltered listing.
+    fn set_roster(&self, companies: &[Company]) {
+        let roster = companies
+            .iter()
+            .map(|c| (c.id.clone(), c.name.clone()))
+            .collect();
+        *self.roster.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(roster));
+    }
+
+    /// The tenant's accounts (id, name): the last unfiltered listing, or a new one
+    /// (⌈accounts / 100⌉ calls) when the client has not listed them yet.
+    async fn roster(&self) -> PsaResult<Roster> {
+        let known = self
+            .roster
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(r) = known {
+            return Ok(r);
+        }
+        self.list_companies(&CompanyFilter::default()).await?;
+        Ok(self
+            .roster
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_default())
     }
 
     /// The tenant's wall clock now (one `userinfo` call per client, on first use).

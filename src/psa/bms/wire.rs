@@ -65,6 +65,22 @@ pub struct WContact {
     pub is_poc: Option<bool>,
 }
 
+/// `GET /v2/finance/contracts/summary` rows (`ClientContractSummaryOutputDto`). The row names
+/// its account by name only: the document gives it no account id.
+#[derive(Debug, Deserialize)]
+pub struct WContractSummary {
+    #[serde(deserialize_with = "de_id")]
+    pub id: String,
+    #[serde(rename = "contractname", default)]
+    pub contract_name: Option<String>,
+    #[serde(rename = "accountname", default)]
+    pub account_name: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(rename = "enddate", default)]
+    pub end_date: Option<String>,
+}
+
 /// Rows of the `…/lookup` picklists (queues, priorities, issue types, tenant lookups, contracts).
 #[derive(Debug, Deserialize)]
 pub struct WLookup {

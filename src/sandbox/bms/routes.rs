@@ -79,6 +79,7 @@ pub fn api(s: Arc<BmsSandbox>) -> Router {
             post(related_bulk_update),
         )
         .route("/v2/finance/contracts/lookup", get(contracts_lookup))
+        .route("/v2/finance/contracts/summary", get(contracts_summary))
         .route(
             "/v2/finance/contracts/recurringservices/{id}/services",
             post(lines_add),
@@ -846,6 +847,29 @@ async fn contracts_lookup(State(s): S, RawQuery(q): RawQuery) -> Response {
         })
         .collect();
     ok(Value::Array(rows))
+}
+
+/// `GET /v2/finance/contracts/summary`: every contract of the tenant, paged, with
+/// `totalRecords`; `Filter.` texts match as "contains", case ignored, like the other lists.
+async fn contracts_summary(State(s): S, RawQuery(q): RawQuery) -> Response {
+    let p = Params::new(q);
+    let inner = s.lock();
+    let w = &inner.store;
+    let rows: Vec<Value> = w
+        .contracts
+        .iter()
+        .filter(|k| contains(&k.name, p.get("filter.contractname")))
+        .filter(|k| {
+            let account = w.account(k.account_id).map_or("", |a| a.name.as_str());
+            contains(account, p.get("filter.accountname"))
+        })
+        .filter(|k| contains(wire::contract_status(k), p.get("filter.status")))
+        .filter(|_| contains(wire::CONTRACT_TYPE, p.get("filter.contracttype")))
+        .filter(|_| contains(wire::BILLING_CYCLE, p.get("filter.billingcycle")))
+        .map(|k| wire::contract_summary(w, k))
+        .collect();
+    let total = rows.len();
+    ok_paged(p.page(rows), total)
 }
 
 /// `POST /v2/admin/finance/services/{id}/relatedservices/search`: the service's lines across

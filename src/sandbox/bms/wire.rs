@@ -8,8 +8,8 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 
 use super::state::{
-    Account, BulkValues, Contact, Fail, LineIn, NoteIn, RelatedFilter, ServiceIn, Store, Ticket,
-    TicketIn,
+    Account, BulkValues, Contact, Contract, Fail, LineIn, NoteIn, RelatedFilter, ServiceIn, Store,
+    Ticket, TicketIn,
 };
 
 /// `{success:true, result}`.
@@ -457,6 +457,37 @@ pub fn account_summary(a: &Account) -> Value {
             "addresses": [],
         })).collect::<Vec<_>>(),
     })
+}
+
+/// `ClientContractSummaryOutputDto`: the contract with its account's *name* (the document gives
+/// the row no account id). *Sandbox*: every contract is a monthly recurring-service contract
+/// with no number and no billing price; `status` is `Active` or `Inactive`.
+pub fn contract_summary(w: &Store, k: &Contract) -> Value {
+    json!({
+        "id": k.id,
+        "contractName": k.name,
+        "accountName": w.account(k.account_id).map(|a| a.name.as_str()),
+        "contractType": CONTRACT_TYPE,
+        "contractBillingPrice": 0.0,
+        "status": contract_status(k),
+        "contractNumber": null,
+        "billingCycle": BILLING_CYCLE,
+        "startDate": k.start_date,
+        "endDate": k.end_date,
+    })
+}
+
+/// *Sandbox*: the one contract type and billing cycle its contracts have.
+pub const CONTRACT_TYPE: &str = "Recurring Service";
+pub const BILLING_CYCLE: &str = "Monthly";
+
+/// The summary's `Status` text of a contract.
+pub fn contract_status(k: &Contract) -> &'static str {
+    if k.active {
+        "Active"
+    } else {
+        "Inactive"
+    }
 }
 
 pub fn contact_row(w: &Store, c: &Contact) -> Value {
