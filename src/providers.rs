@@ -4,7 +4,8 @@
 //! the seed files that start one, its `psa-operator sandbox` name.
 //!
 //! A new PSA adds its CRD member (`api/connection.rs`), its folders (`psa/<p>/`,
-//! `sandbox/<p>/`) and one arm to each match below; nothing else names a provider.
+//! `sandbox/<p>/`), its [`Provider`] variant and one arm to each match below; nothing else
+//! names a provider.
 
 use std::sync::Arc;
 
@@ -15,8 +16,16 @@ use crate::api::{
 };
 use crate::controller::factory::FactoryError;
 use crate::controller::secrets::SecretData;
-use crate::psa::{self, Provider, Psa, RequiredTicketSetting, UNMETERED};
+use crate::psa::{self, Psa, RequiredTicketSetting, UNMETERED};
 use crate::sandbox::{self, Faults, RunningSandbox};
+
+/// Which PSA a client talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Provider {
+    ConnectWise,
+    KaseyaBms,
+    Autotask,
+}
 
 impl Provider {
     /// Every PSA psa-operator talks to, in the order lists show them.

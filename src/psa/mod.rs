@@ -34,13 +34,9 @@ pub type PsaId = String;
 /// Result of a PSA call.
 pub type PsaResult<T> = Result<T, PsaError>;
 
-/// Which PSA a client talks to (what each one implies: `crate::providers`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Provider {
-    ConnectWise,
-    KaseyaBms,
-    Autotask,
-}
+/// Which PSA a client talks to: declared with everything each one implies in
+/// `crate::providers`, the one place a new PSA is added besides its own folders and the CRD.
+pub use crate::providers::Provider;
 
 /// Case- and space-insensitive equality, for names typed by people (every provider matches
 /// companies, contacts and picklist values this way).
