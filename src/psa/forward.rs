@@ -75,6 +75,7 @@ macro_rules! forward_ticket_desk {
     ($wrapper:ty => $inner:ident) => {
         $crate::psa::forward::forward_methods! { TicketDesk for $wrapper => $inner;
             calls {
+                read find_company_by(key: CompanyKey, value: &str) -> Option<Company>;
                 read find_company_by_identifier(identifier: &str) -> Option<Company>;
                 read find_company_by_name(name: &str) -> Option<Company>;
                 read find_contact_by_email(company_id: &PsaId, email: &str) -> Option<Contact>;

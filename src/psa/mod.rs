@@ -154,6 +154,15 @@ pub struct Company {
     pub location_id: Option<PsaId>,
 }
 
+/// Which of a company's two names a look-up matches, exactly and in any case: the short
+/// code ([`Company::identifier`]: ConnectWise `identifier`, BMS account code, Autotask
+/// `companyNumber`) or the display name ([`Company::name`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompanyKey {
+    Identifier,
+    Name,
+}
+
 /// A contact of a company.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Contact {
@@ -422,8 +431,16 @@ pub struct SharedBudget {
 /// request budget in front of it). The reconcilers use these look-ups too, through [`Psa`].
 #[async_trait]
 pub trait TicketDesk: Send + Sync {
-    async fn find_company_by_identifier(&self, identifier: &str) -> PsaResult<Option<Company>>;
-    async fn find_company_by_name(&self, name: &str) -> PsaResult<Option<Company>>;
+    /// The company whose `key` field is `value` (exact match, any case). Each PSA makes the
+    /// same look-up on either field; only the field it filters on differs.
+    async fn find_company_by(&self, key: CompanyKey, value: &str) -> PsaResult<Option<Company>>;
+    async fn find_company_by_identifier(&self, identifier: &str) -> PsaResult<Option<Company>> {
+        self.find_company_by(CompanyKey::Identifier, identifier)
+            .await
+    }
+    async fn find_company_by_name(&self, name: &str) -> PsaResult<Option<Company>> {
+        self.find_company_by(CompanyKey::Name, name).await
+    }
 
     async fn find_contact_by_email(
         &self,

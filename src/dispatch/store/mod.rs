@@ -265,24 +265,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Like `ready_lanes` for one connection, only lanes whose group key starts with `prefix`
     /// (a suspended connection's sample lanes, `grouping::SAMPLE_PREFIX`): however many held
-    /// lanes are due before them, they are found. The default filters `ready_lanes`; the
-    /// backends override it with an indexed query.
+    /// lanes are due before them, they are found (the backends use an indexed query, not a
+    /// filter over `ready_lanes`).
     async fn ready_lanes_with_prefix(
         &self,
         connection: ConnectionKey,
         prefix: String,
         now_ms: i64,
         limit: usize,
-    ) -> StoreResult<Vec<ReadyLane>> {
-        let all = self
-            .ready_lanes(Some(connection), now_ms, usize::MAX)
-            .await?;
-        Ok(all
-            .into_iter()
-            .filter(|l| l.group_key.starts_with(&prefix))
-            .take(limit)
-            .collect())
-    }
+    ) -> StoreResult<Vec<ReadyLane>>;
 
     /// When the next lane head becomes due (may be in the past), ignoring claims; `None` when
     /// nothing is queued. For sleeping until the next retry.

@@ -8,7 +8,7 @@ use super::transport::decode;
 use super::wire::{WItem, WNewTicket, WNote, WOperation, WTicket};
 use super::AutotaskClient;
 use super::*;
-use crate::psa::TicketDesk;
+use crate::psa::{CompanyKey, TicketDesk};
 use crate::psa::{NewTicket, PsaError, PsaId, PsaResult, Ticket};
 use async_trait::async_trait;
 
@@ -144,11 +144,12 @@ impl AutotaskClient {
 
 #[async_trait]
 impl TicketDesk for AutotaskClient {
-    async fn find_company_by_identifier(&self, identifier: &str) -> PsaResult<Option<Company>> {
-        self.company_where("companyNumber", identifier).await
-    }
-    async fn find_company_by_name(&self, name: &str) -> PsaResult<Option<Company>> {
-        self.company_where("companyName", name).await
+    async fn find_company_by(&self, key: CompanyKey, value: &str) -> PsaResult<Option<Company>> {
+        let field = match key {
+            CompanyKey::Identifier => "companyNumber",
+            CompanyKey::Name => "companyName",
+        };
+        self.company_where(field, value).await
     }
     async fn find_contact_by_email(
         &self,

@@ -1,19 +1,19 @@
 //! Tickets: create, find by marker, read, notes, close; and the company and contact look-ups the dispatcher makes.
 
 use super::*;
-use crate::psa::TicketDesk;
+use crate::psa::{CompanyKey, TicketDesk};
 use async_trait::async_trait;
 
 #[async_trait]
 impl TicketDesk for BmsClient {
-    /// 1 call: `GET /v2/crm/accounts/summary?Filter.AccountCode=` (more only when over 100
-    /// accounts contain the code); exact match on the code, any case.
-    async fn find_company_by_identifier(&self, identifier: &str) -> PsaResult<Option<Company>> {
-        self.find_account("Filter.AccountCode", identifier).await
-    }
-    /// 1 call: `GET /v2/crm/accounts/summary?Filter.AccountName=`; exact match, any case.
-    async fn find_company_by_name(&self, name: &str) -> PsaResult<Option<Company>> {
-        self.find_account("Filter.AccountName", name).await
+    /// 1 call: `GET /v2/crm/accounts/summary?Filter.AccountCode=` (or `Filter.AccountName=`;
+    /// more only when over 100 accounts contain the value); exact match, any case.
+    async fn find_company_by(&self, key: CompanyKey, value: &str) -> PsaResult<Option<Company>> {
+        let filter = match key {
+            CompanyKey::Identifier => "Filter.AccountCode",
+            CompanyKey::Name => "Filter.AccountName",
+        };
+        self.find_account(filter, value).await
     }
     /// 1 call: `GET /v2/crm/contacts/search?Filter.EmailAddress=&Filter.AccountIds=`; exact
     /// e-mail match, any case, active contacts of that account only.

@@ -1,18 +1,18 @@
 //! Tickets: create, find by marker, read, notes, close; and the company and contact look-ups the dispatcher makes.
 
 use super::*;
-use crate::psa::TicketDesk;
+use crate::psa::{CompanyKey, TicketDesk};
 use async_trait::async_trait;
 
 #[async_trait]
 impl TicketDesk for ConnectWiseClient {
-    /// 1 call: `GET /company/companies?conditions=identifier="…"`.
-    async fn find_company_by_identifier(&self, identifier: &str) -> PsaResult<Option<Company>> {
-        self.find_company("identifier", identifier).await
-    }
-    /// 1 call: `GET /company/companies?conditions=name="…"`.
-    async fn find_company_by_name(&self, name: &str) -> PsaResult<Option<Company>> {
-        self.find_company("name", name).await
+    /// 1 call: `GET /company/companies?conditions=identifier="…"` (or `name="…"`).
+    async fn find_company_by(&self, key: CompanyKey, value: &str) -> PsaResult<Option<Company>> {
+        let field = match key {
+            CompanyKey::Identifier => "identifier",
+            CompanyKey::Name => "name",
+        };
+        self.find_company(field, value).await
     }
     /// 1 call: `GET /company/contacts?conditions=company/id=… and inactiveFlag=false
     /// &childConditions=communicationItems/value="…" and communicationItems/communicationType="Email"`.

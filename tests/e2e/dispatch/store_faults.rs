@@ -50,6 +50,17 @@ impl Store for FaultyStore {
     ) -> StoreResult<Vec<ReadyLane>> {
         self.inner.ready_lanes(connection, now_ms, limit).await
     }
+    async fn ready_lanes_with_prefix(
+        &self,
+        connection: ConnectionKey,
+        prefix: String,
+        now_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<ReadyLane>> {
+        self.inner
+            .ready_lanes_with_prefix(connection, prefix, now_ms, limit)
+            .await
+    }
     async fn next_ready_at(&self, connection: Option<ConnectionKey>) -> StoreResult<Option<i64>> {
         self.inner.next_ready_at(connection).await
     }
