@@ -9,7 +9,7 @@ use psa_operator::psa::autotask::AutotaskClient;
 use psa_operator::psa::bms::BmsClient;
 use psa_operator::psa::connectwise::ConnectWiseClient;
 use psa_operator::psa::{
-    CatalogServiceSpec, CompanyFilter, LineValues, Named, NewTicket, Psa, PsaError, PsaId,
+    CatalogServiceSpec, Company, CompanyFilter, LineValues, Named, NewTicket, Psa, PsaError, PsaId,
     StatusInfo,
 };
 use psa_operator::sandbox::RunningSandbox;
@@ -77,14 +77,18 @@ fn status(list: &[StatusInfo], name: &str, who: &str) -> StatusInfo {
         .clone()
 }
 
+/// The demo data's Contoso, found by its identifier (every provider's seed has it).
+async fn contoso_of(psa: &dyn Psa, who: &str) -> Company {
+    psa.find_company_by_identifier("CONTOSO")
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{who}: no CONTOSO"))
+}
+
 async fn companies_contacts_and_contracts_resolve_the_same(_: &RunningSandbox, psa: &dyn Psa) {
     let who = psa.provider().as_str();
     psa.verify().await.unwrap();
-    let contoso = psa
-        .find_company_by_identifier("CONTOSO")
-        .await
-        .unwrap()
-        .expect(who);
+    let contoso = contoso_of(psa, who).await;
     assert_eq!(contoso.name, "Contoso Ltd", "{who}");
     assert!(contoso.active, "{who}");
     assert_eq!(
@@ -196,11 +200,7 @@ async fn a_ticket_lives_the_same_life(_: &RunningSandbox, psa: &dyn Psa) {
     let alert = named(&psa.ticket_types(Some(&board)).await.unwrap(), "Alert", who);
     let source = named(&psa.sources().await.unwrap(), "SaaS Alerts", who);
     let priority = psa.priorities().await.unwrap()[1].id.clone();
-    let contoso = psa
-        .find_company_by_identifier("CONTOSO")
-        .await
-        .unwrap()
-        .expect(who);
+    let contoso = contoso_of(psa, who).await;
     let jane = psa
         .find_contact_by_email(&contoso.id, "jane@contoso.example")
         .await
@@ -321,11 +321,7 @@ async fn catalog_services_and_contract_lines_behave_alike(_: &RunningSandbox, ps
         "{who}"
     );
 
-    let contoso = psa
-        .find_company_by_identifier("CONTOSO")
-        .await
-        .unwrap()
-        .expect(who);
+    let contoso = contoso_of(psa, who).await;
     let contract = psa
         .find_contract(&contoso.id, "Managed Security")
         .await
@@ -393,11 +389,7 @@ async fn catalog_services_and_contract_lines_behave_alike(_: &RunningSandbox, ps
 async fn the_admin_layers_faults_are_transient_errors(sb: &RunningSandbox, psa: &dyn Psa) {
     let who = psa.provider().as_str();
     psa.verify().await.unwrap();
-    let contoso = psa
-        .find_company_by_identifier("CONTOSO")
-        .await
-        .unwrap()
-        .expect(who);
+    let contoso = contoso_of(psa, who).await;
 
     set_faults(sb, json!({"outage": true})).await;
     let e = psa.verify().await.unwrap_err();
