@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicU64;
 
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
 
 use crate::metrics::register_at_zero;
 
@@ -107,9 +107,12 @@ impl ControllerMetrics {
             &m.errors,
             errors,
         );
-        sub.register(
-            "reconcile_duration_seconds",
+        // Declared with its unit: the name stays `…_reconcile_duration_seconds` and OpenMetrics
+        // scrapes also get the `# UNIT` line.
+        sub.register_with_unit(
+            "reconcile_duration",
             "Reconcile duration by kind",
+            Unit::Seconds,
             m.duration.clone(),
         );
         sub.register(
@@ -196,5 +199,27 @@ mod tests {
         let body = exposition(&registry);
         assert!(!body.contains("connection=\"autotask-old\""), "{body}");
         assert!(body.contains("connection=\"autotask\""), "{body}");
+    }
+
+    /// Dashboards query `psa_operator_controller_reconcile_duration_seconds_bucket`: the name
+    /// keeps its `_seconds` suffix now that the unit is declared, and the unit is exposed.
+    #[test]
+    fn reconcile_duration_keeps_its_name_and_declares_seconds() {
+        let mut registry = Registry::default();
+        let m = ControllerMetrics::register(&mut registry);
+        m.duration
+            .get_or_create(&KindLabels {
+                kind: "CustomerMapping".to_string(),
+            })
+            .observe(0.2);
+        let body = exposition(&registry);
+        assert!(
+            body.contains("psa_operator_controller_reconcile_duration_seconds_bucket{"),
+            "{body}"
+        );
+        assert!(
+            body.contains("# UNIT psa_operator_controller_reconcile_duration_seconds seconds"),
+            "{body}"
+        );
     }
 }

@@ -218,10 +218,7 @@ fn existing_mappings(
         .filter(|m| m.namespace() == conn.namespace())
         .map(|m| m.name().to_string())
         .collect();
-    let mine = set
-        .mappings_of(conn.namespace(), conn.name())
-        .map(|m| m.obj.clone())
-        .collect();
+    let mine = set.mappings_of(conn).map(|m| m.obj.clone()).collect();
     Ok((mine, names))
 }
 

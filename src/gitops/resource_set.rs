@@ -30,16 +30,15 @@ fn find<'a, T>(items: &'a [Located<T>], namespace: &str, name: &str) -> Option<&
         .find(|o| o.namespace() == namespace && o.name() == name)
 }
 
-/// The items of `namespace` whose `connectionRef` (read by `connection_of`) names `connection`.
+/// The items in `connection`'s namespace whose `connectionRef` (read by `connection_of`) names it.
 fn of_connection<'a, T>(
     items: &'a [Located<T>],
-    namespace: &'a str,
-    connection: &'a str,
+    connection: &'a Located<PsaConnection>,
     connection_of: fn(&T) -> &String,
 ) -> impl Iterator<Item = &'a Located<T>> + 'a {
-    items
-        .iter()
-        .filter(move |i| i.namespace() == namespace && connection_of(&i.obj) == connection)
+    items.iter().filter(move |i| {
+        i.namespace() == connection.namespace() && connection_of(&i.obj) == connection.name()
+    })
 }
 
 /// Objects of the input: our three kinds and Secrets. Everything else in the input is ignored.
@@ -84,22 +83,16 @@ impl ResourceSet {
     /// Mappings of one connection.
     pub fn mappings_of<'a>(
         &'a self,
-        namespace: &'a str,
-        connection: &'a str,
+        connection: &'a Located<PsaConnection>,
     ) -> impl Iterator<Item = &'a Located<CustomerMapping>> + 'a {
-        of_connection(&self.mappings, namespace, connection, |m| {
-            &m.spec.connection_ref.name
-        })
+        of_connection(&self.mappings, connection, |m| &m.spec.connection_ref.name)
     }
 
     /// ContractServices of one connection.
     pub fn services_of<'a>(
         &'a self,
-        namespace: &'a str,
-        connection: &'a str,
+        connection: &'a Located<PsaConnection>,
     ) -> impl Iterator<Item = &'a Located<ContractService>> + 'a {
-        of_connection(&self.services, namespace, connection, |s| {
-            &s.spec.connection_ref.name
-        })
+        of_connection(&self.services, connection, |s| &s.spec.connection_ref.name)
     }
 }

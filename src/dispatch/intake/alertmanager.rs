@@ -35,6 +35,39 @@ const ANNOTATION_LIMITS: MapLimits = MapLimits {
     value: MAX_DESCRIPTION,
 };
 
+/// A sender of messages in Alertmanager's shape (`externalURL`, `alerts`, each alert read by
+/// [`parse_alert`]) and what it adds to that shape: Alertmanager itself, Grafana.
+pub trait Dialect {
+    /// What the sender's own top-level fields say, handed to [`Dialect::finish`].
+    type Top;
+    /// Added to the error of a message over the alert limit: how to stay under it.
+    const TOO_MANY_HINT: &'static str;
+    /// Reads (and checks) the sender's own top-level fields.
+    fn read_top(value: &Value, top: &mut Fields) -> Self::Top;
+    /// Completes one alert's event, given the alert as sent and the message's `externalURL`.
+    fn finish(top: &Self::Top, event: Event, alert: &Value, external_url: Option<&str>) -> Event;
+}
+
+/// Prometheus Alertmanager's webhook, version 4.
+pub struct Alertmanager;
+
+impl Dialect for Alertmanager {
+    type Top = ();
+    const TOO_MANY_HINT: &'static str = " (set max_alerts in Alertmanager's webhook_config)";
+
+    fn read_top(_: &Value, top: &mut Fields) {
+        if let Some(v) = top.string("version", Need::Required, 16) {
+            if v != "4" {
+                top.error("version", "only webhook version \"4\" is understood");
+            }
+        }
+    }
+
+    fn finish(_: &(), event: Event, _: &Value, _: Option<&str>) -> Event {
+        event
+    }
+}
+
 /// Parses an Alertmanager webhook message of at most `max_alerts` alerts (the same per-request
 /// limit as `/alerts`; Alertmanager's `max_alerts` webhook setting keeps a group within it).
 pub fn parse_alertmanager(
@@ -42,47 +75,30 @@ pub fn parse_alertmanager(
     names: &AlertmanagerLabelNames,
     max_alerts: usize,
 ) -> Result<Vec<Event>, ParseError> {
-    parse_message(
-        body,
-        names,
-        max_alerts,
-        " (set max_alerts in Alertmanager's webhook_config)",
-        |_, top| {
-            if let Some(v) = top.string("version", Need::Required, 16) {
-                if v != "4" {
-                    top.error("version", "only webhook version \"4\" is understood");
-                }
-            }
-        },
-        |_, event, _, _| event,
-    )
+    parse_message::<Alertmanager>(body, names, max_alerts)
 }
 
-/// Parses a message of Alertmanager's shape (`externalURL`, `alerts`) of at most `max_alerts`
-/// alerts, each by [`parse_alert`]. A sender whose message adds to that shape reads its own
-/// top-level fields in `read_top` (what it returns goes to `finish`), adds `too_many` to the
-/// error of a message over the limit, and completes each alert's event in `finish` (given the
-/// alert as sent and the message's `externalURL`).
-pub(crate) fn parse_message<T>(
+/// Parses a message of `D`'s dialect of Alertmanager's shape, of at most `max_alerts` alerts.
+pub fn parse_message<D: Dialect>(
     body: &[u8],
     names: &AlertmanagerLabelNames,
     max_alerts: usize,
-    too_many: &str,
-    read_top: impl FnOnce(&Value, &mut Fields) -> T,
-    finish: impl Fn(&T, Event, &Value, Option<&str>) -> Event,
 ) -> Result<Vec<Event>, ParseError> {
     let value = parse_json(body)?;
     let mut errors: Vec<FieldError> = Vec::new();
     let Some(mut top) = Fields::of(&value, "", &mut errors) else {
         return Err(ParseError::Invalid(errors));
     };
-    let sender = read_top(&value, &mut top);
+    let sender = D::read_top(&value, &mut top);
     let external_url = top.string("externalURL", Need::Optional, 2048);
     let alerts = required_array(&value, "alerts", &mut top);
     if alerts.len() > max_alerts {
         return Err(ParseError::Invalid(vec![field_error(
             "/alerts",
-            format!("must hold at most {max_alerts} alerts per message{too_many}"),
+            format!(
+                "must hold at most {max_alerts} alerts per message{}",
+                D::TOO_MANY_HINT
+            ),
         )]));
     }
     let mut events = Vec::new();
@@ -90,7 +106,7 @@ pub(crate) fn parse_message<T>(
         let at = format!("/alerts/{i}");
         let url = external_url.as_deref();
         if let Some(ev) = parse_alert(alert, &at, names, url, &mut errors) {
-            events.push(finish(&sender, ev, alert, url));
+            events.push(D::finish(&sender, ev, alert, url));
         }
     }
     if errors.is_empty() {

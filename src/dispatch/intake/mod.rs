@@ -46,6 +46,7 @@ pub mod sources;
 
 use fields::ParseError;
 pub use problem::{Problem, ProblemItem, Rejection, PROBLEM_CONTENT_TYPE};
+use sources::grafana::Grafana;
 use sources::intake::MappedRoute;
 
 /// Size limits of the intake.
@@ -121,7 +122,9 @@ impl Endpoint {
             Endpoint::Alertmanager => {
                 alertmanager::parse_alertmanager(body, names, limits.max_batch)
             }
-            Endpoint::Grafana => sources::grafana::parse_grafana(body, names, limits.max_batch),
+            Endpoint::Grafana => {
+                alertmanager::parse_message::<Grafana>(body, names, limits.max_batch)
+            }
         }
     }
 }

@@ -134,14 +134,13 @@ async fn run(
     plan.routes = super::routes::connection_routes(psa, spec).await?;
 
     let mut services: BTreeMap<String, CatalogState> = BTreeMap::new();
-    for s in set.services_of(conn.namespace(), conn.name()) {
+    for s in set.services_of(conn) {
         let (sp, state) = plan_service(psa, s, live.services.get(s.name())).await?;
         services.insert(s.name().to_string(), state);
         plan.catalog.push(sp);
     }
 
-    let mappings: Vec<&Located<CustomerMapping>> =
-        set.mappings_of(conn.namespace(), conn.name()).collect();
+    let mappings: Vec<&Located<CustomerMapping>> = set.mappings_of(conn).collect();
     if mappings.is_empty() {
         return Ok(());
     }

@@ -141,7 +141,7 @@ async fn live_state(
     let mut live = engine::Live::default();
     let services: kube::Api<crate::api::ContractService> =
         kube::Api::namespaced(cluster.clone(), conn.namespace());
-    for s in set.services_of(conn.namespace(), conn.name()) {
+    for s in set.services_of(conn) {
         let status = live_status(&services, s.name()).await;
         if let Some(id) = status.and_then(|st| st.external_id) {
             live.services.insert(s.name().to_string(), id);
@@ -149,7 +149,7 @@ async fn live_state(
     }
     let mappings: kube::Api<crate::api::CustomerMapping> =
         kube::Api::namespaced(cluster.clone(), conn.namespace());
-    for m in set.mappings_of(conn.namespace(), conn.name()) {
+    for m in set.mappings_of(conn) {
         if let Some(status) = live_status(&mappings, m.name()).await {
             live.mappings.insert(m.name().to_string(), status);
         }

@@ -9,24 +9,26 @@
 use serde_json::Value;
 
 use crate::dispatch::event::Event;
+#[cfg(doc)]
 use crate::dispatch::intake::alertmanager::parse_message;
-use crate::dispatch::intake::fields::{Fields, ParseError};
-use crate::resolved::AlertmanagerLabelNames;
+use crate::dispatch::intake::alertmanager::Dialect;
+use crate::dispatch::intake::fields::Fields;
 
-/// Parses a Grafana webhook message of at most `max_alerts` alerts.
-pub fn parse_grafana(
-    body: &[u8],
-    names: &AlertmanagerLabelNames,
-    max_alerts: usize,
-) -> Result<Vec<Event>, ParseError> {
-    parse_message(
-        body,
-        names,
-        max_alerts,
-        "",
-        read_org_id,
-        |org_id, ev, alert, url| grafana_event(org_id, ev, alert, url),
-    )
+/// Grafana alerting's webhook: its `orgId` names the alerts' ids, its links replace the
+/// external URL. Parsed by [`parse_message`]`::<Grafana>`.
+pub struct Grafana;
+
+impl Dialect for Grafana {
+    type Top = String;
+    const TOO_MANY_HINT: &'static str = "";
+
+    fn read_top(value: &Value, top: &mut Fields) -> String {
+        read_org_id(value, top)
+    }
+
+    fn finish(org_id: &String, event: Event, alert: &Value, external_url: Option<&str>) -> Event {
+        grafana_event(org_id, event, alert, external_url)
+    }
 }
 
 /// Grafana's `orgId` (`0` when absent), the first part of its alerts' ids.

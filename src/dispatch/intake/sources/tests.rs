@@ -8,11 +8,12 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::json;
 
 use super::cloudevents::parse_cloudevents;
-use super::grafana::parse_grafana;
+use super::grafana::Grafana;
 use super::intake::{map_request, MappedRoute};
 use super::signature::tests::{hmac_hex, svix_sign};
 use super::webhook::parse_webhook;
 use super::*;
+use crate::dispatch::intake::alertmanager::parse_message;
 use crate::dispatch::intake::fields::ParseError;
 use crate::dispatch::intake::{IntakeLimits, Rejection};
 use crate::resolved::AlertmanagerLabelNames;
@@ -123,7 +124,8 @@ fn compile_errors_name_the_field_path() {
 #[test]
 fn grafana_webhook_fixture_becomes_a_firing_and_a_resolved_event() {
     let events =
-        parse_grafana(GRAFANA.as_bytes(), &AlertmanagerLabelNames::default(), 100).unwrap();
+        parse_message::<Grafana>(GRAFANA.as_bytes(), &AlertmanagerLabelNames::default(), 100)
+            .unwrap();
     assert_eq!(events.len(), 2);
     let firing = &events[0];
     assert_eq!(firing.kind, EventKind::AlertFiring);
@@ -159,7 +161,7 @@ fn grafana_label_names_and_rejections() {
         organization: "grafana_folder".into(),
         ..Default::default()
     };
-    let events = parse_grafana(GRAFANA.as_bytes(), &names, 100).unwrap();
+    let events = parse_message::<Grafana>(GRAFANA.as_bytes(), &names, 100).unwrap();
     assert_eq!(events[0].organization, "Security");
     // More alerts than the batch limit, a wrong orgId, an alert without a fingerprint.
     let cases: Vec<(serde_json::Value, usize, &str)> = vec![
@@ -178,7 +180,11 @@ fn grafana_label_names_and_rejections() {
         ),
     ];
     for (body, max, pointer) in cases {
-        let errors = invalid(parse_grafana(body.to_string().as_bytes(), &names, max));
+        let errors = invalid(parse_message::<Grafana>(
+            body.to_string().as_bytes(),
+            &names,
+            max,
+        ));
         assert!(
             errors.iter().any(|e| e.pointer == pointer),
             "{pointer}: {errors:?}"
