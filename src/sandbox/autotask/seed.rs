@@ -32,14 +32,16 @@
 
 use serde::Deserialize;
 
-use crate::sandbox::seed::yes;
+use crate::sandbox::seed::{read_with_picklists, yes, SeedPicklists};
 pub use crate::sandbox::seed::{SeedIssueType, SeedService};
 
 /// The built-in demo database.
 pub const DEMO_SEED_YAML: &str = include_str!("demo-seed.yaml");
 
+/// A database. Read it with [`Seed::from_yaml`], which also reads the picklists and refuses
+/// unknown keys; the derived `Deserialize` reads only the database's own keys.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Seed {
     pub api_users: Vec<SeedUser>,
     #[serde(default)]
@@ -48,24 +50,11 @@ pub struct Seed {
     pub companies: Vec<SeedCompany>,
     #[serde(default)]
     pub company_types: Vec<String>,
-    #[serde(default)]
-    pub queues: Vec<String>,
-    #[serde(default)]
-    pub ticket_types: Vec<String>,
-    #[serde(default)]
-    pub sources: Vec<String>,
-    #[serde(default)]
-    pub priorities: Vec<String>,
-    #[serde(default)]
-    pub statuses: Vec<SeedStatus>,
-    #[serde(default)]
-    pub issue_types: Vec<SeedIssueType>,
-    #[serde(default)]
-    pub note_types: Vec<String>,
+    /// The ticket picklists from `queues:` to `noteTypes:`, and `services:`.
+    #[serde(skip)]
+    pub picklists: SeedPicklists<SeedStatus>,
     #[serde(default)]
     pub billing_codes: Vec<SeedBillingCode>,
-    #[serde(default)]
-    pub services: Vec<SeedService>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -173,8 +162,9 @@ impl Seed {
     }
 
     pub fn from_yaml(text: &str) -> Result<Seed, SeedError> {
-        let seed: Seed =
-            serde_yaml::from_str(text).map_err(|e| SeedError::Invalid(e.to_string()))?;
+        let (seed, picklists) = read_with_picklists::<Seed, SeedStatus>(text)
+            .map_err(|e| SeedError::Invalid(e.to_string()))?;
+        let seed = Seed { picklists, ..seed };
         seed.check()?;
         Ok(seed)
     }
@@ -203,10 +193,10 @@ impl Seed {
                 }
             }
         }
-        let mut values: Vec<i64> = self.statuses.iter().map(|s| s.value).collect();
+        let mut values: Vec<i64> = self.picklists.statuses.iter().map(|s| s.value).collect();
         values.sort_unstable();
         values.dedup();
-        if values.len() != self.statuses.len() {
+        if values.len() != self.picklists.statuses.len() {
             return Err(SeedError::Invalid("statuses: a value is used twice".into()));
         }
         Ok(())
@@ -224,8 +214,9 @@ mod tests {
         assert_eq!(names, ["Default Customer", "Contoso Ltd", "Fabrikam Inc"]);
         assert_eq!(s.companies[1].contracts[0].name, "Managed Security");
         assert_eq!(s.companies[1].contracts[0].type_, 7);
-        assert!(s.queues.contains(&"Security Alerts".to_string()));
+        assert!(s.picklists.queues.contains(&"Security Alerts".to_string()));
         assert!(s
+            .picklists
             .statuses
             .iter()
             .any(|st| st.value == 5 && st.label == "Complete"));
@@ -242,6 +233,24 @@ mod tests {
         ];
         for text in bad {
             assert!(Seed::from_yaml(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let base = "apiUsers: [{userName: a, secret: b, integrationCode: c}]\n";
+        for (extra, key) in [
+            ("boards: []", "`boards`"),
+            ("companies: [{name: A, code: X}]", "`code`"),
+            (
+                "statuses: [{value: 1, label: New, closed: true}]",
+                "`closed`",
+            ),
+        ] {
+            let e = Seed::from_yaml(&format!("{base}{extra}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&format!("unknown field {key}")), "{extra}: {e}");
         }
     }
 }

@@ -372,4 +372,20 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let base = "companyId: x\npublicKey: a\nprivateKey: b\n";
+        for (extra, key) in [
+            ("queues: [Alerts]", "`queues`"),
+            ("companies: [{identifier: C, name: C, code: X}]", "`code`"),
+            (
+                "boards: [{name: B, statuses: [{name: New, active: true}]}]",
+                "`active`",
+            ),
+        ] {
+            let e = parse(&format!("{base}{extra}\n")).unwrap_err();
+            assert!(e.contains(&format!("unknown field {key}")), "{extra}: {e}");
+        }
+    }
 }
