@@ -181,4 +181,56 @@ mod tests {
         let e = read("queues: [Alerts]\n").unwrap_err();
         assert!(e.contains("missing field `tenant`"), "{e}");
     }
+
+    /// Each sandbox refuses a key its seed does not have, at the top or in a record, by name.
+    #[test]
+    fn every_sandbox_names_an_unknown_seed_key() {
+        use crate::sandbox::{autotask, bms, connectwise};
+        type Read = fn(&str) -> Option<String>;
+        let bms: Read = |t| bms::Seed::from_yaml(t).err().map(|e| e.to_string());
+        let autotask: Read = |t| autotask::Seed::from_yaml(t).err().map(|e| e.to_string());
+        let connectwise: Read = |t| connectwise::seed::parse(t).err();
+        let table = [
+            (
+                bms,
+                "tenant: t\nusers: [{userName: u, password: p}]",
+                [
+                    ("queue: [Alerts]", "queue"),
+                    ("accounts: [{name: A, number: '1'}]", "number"),
+                    ("statuses: [{name: New, default: true}]", "default"),
+                ],
+            ),
+            (
+                autotask,
+                "apiUsers: [{userName: a, secret: b, integrationCode: c}]",
+                [
+                    ("boards: []", "boards"),
+                    ("companies: [{name: A, code: X}]", "code"),
+                    ("statuses: [{value: 1, label: N, closed: true}]", "closed"),
+                ],
+            ),
+            (
+                connectwise,
+                "companyId: x\npublicKey: a\nprivateKey: b",
+                [
+                    ("queues: [Alerts]", "queues"),
+                    ("companies: [{identifier: C, name: C, code: X}]", "code"),
+                    (
+                        "boards: [{name: B, statuses: [{name: N, active: true}]}]",
+                        "active",
+                    ),
+                ],
+            ),
+        ];
+        for (read, base, cases) in table {
+            for (extra, key) in cases {
+                let e = read(&format!("{base}\n{extra}\n"))
+                    .unwrap_or_else(|| panic!("{extra} was accepted"));
+                assert!(
+                    e.contains(&format!("unknown field `{key}`")),
+                    "{extra}: {e}"
+                );
+            }
+        }
+    }
 }
