@@ -261,7 +261,7 @@ async fn ticket_settings_resolve_by_name_against_autotask_picklists() {
     };
     use psa_operator::sandbox::autotask::seed::SeedStatus;
     let mut seed = demo_seed();
-    seed.statuses.push(SeedStatus {
+    seed.picklists.statuses.push(SeedStatus {
         value: 9,
         label: "Legacy Triage".into(),
         active: false,

@@ -32,14 +32,16 @@
 
 use serde::Deserialize;
 
-use crate::sandbox::seed::yes;
+use crate::sandbox::seed::{read_with_picklists, yes, SeedPicklists};
 pub use crate::sandbox::seed::{SeedIssueType, SeedService};
 
 /// The built-in demo database.
 pub const DEMO_SEED_YAML: &str = include_str!("demo-seed.yaml");
 
+/// A database. Read it with [`Seed::from_yaml`], which also reads the picklists and refuses
+/// unknown keys; the derived `Deserialize` reads only the database's own keys.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Seed {
     pub api_users: Vec<SeedUser>,
     #[serde(default)]
@@ -48,24 +50,11 @@ pub struct Seed {
     pub companies: Vec<SeedCompany>,
     #[serde(default)]
     pub company_types: Vec<String>,
-    #[serde(default)]
-    pub queues: Vec<String>,
-    #[serde(default)]
-    pub ticket_types: Vec<String>,
-    #[serde(default)]
-    pub sources: Vec<String>,
-    #[serde(default)]
-    pub priorities: Vec<String>,
-    #[serde(default)]
-    pub statuses: Vec<SeedStatus>,
-    #[serde(default)]
-    pub issue_types: Vec<SeedIssueType>,
-    #[serde(default)]
-    pub note_types: Vec<String>,
+    /// The ticket picklists from `queues:` to `noteTypes:`, and `services:`.
+    #[serde(skip)]
+    pub picklists: SeedPicklists<SeedStatus>,
     #[serde(default)]
     pub billing_codes: Vec<SeedBillingCode>,
-    #[serde(default)]
-    pub services: Vec<SeedService>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -96,12 +85,9 @@ impl Default for Settings {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SeedCompany {
     pub name: String,
-    #[serde(default)]
     pub number: Option<String>,
-    #[serde(default)]
     #[serde(rename = "type")]
     pub type_: Option<String>,
-    #[serde(default)]
     pub parent: Option<String>,
     #[serde(default = "yes")]
     pub active: bool,
@@ -116,11 +102,8 @@ pub struct SeedCompany {
 pub struct SeedContact {
     pub first_name: String,
     pub last_name: String,
-    #[serde(default)]
     pub email: Option<String>,
-    #[serde(default)]
     pub email2: Option<String>,
-    #[serde(default)]
     pub email3: Option<String>,
     #[serde(default = "yes")]
     pub active: bool,
@@ -173,8 +156,9 @@ impl Seed {
     }
 
     pub fn from_yaml(text: &str) -> Result<Seed, SeedError> {
-        let seed: Seed =
-            serde_yaml::from_str(text).map_err(|e| SeedError::Invalid(e.to_string()))?;
+        let (seed, picklists) = read_with_picklists::<Seed, SeedStatus>(text)
+            .map_err(|e| SeedError::Invalid(e.to_string()))?;
+        let seed = Seed { picklists, ..seed };
         seed.check()?;
         Ok(seed)
     }
@@ -203,10 +187,10 @@ impl Seed {
                 }
             }
         }
-        let mut values: Vec<i64> = self.statuses.iter().map(|s| s.value).collect();
+        let mut values: Vec<i64> = self.picklists.statuses.iter().map(|s| s.value).collect();
         values.sort_unstable();
         values.dedup();
-        if values.len() != self.statuses.len() {
+        if values.len() != self.picklists.statuses.len() {
             return Err(SeedError::Invalid("statuses: a value is used twice".into()));
         }
         Ok(())
@@ -224,8 +208,9 @@ mod tests {
         assert_eq!(names, ["Default Customer", "Contoso Ltd", "Fabrikam Inc"]);
         assert_eq!(s.companies[1].contracts[0].name, "Managed Security");
         assert_eq!(s.companies[1].contracts[0].type_, 7);
-        assert!(s.queues.contains(&"Security Alerts".to_string()));
+        assert!(s.picklists.queues.contains(&"Security Alerts".to_string()));
         assert!(s
+            .picklists
             .statuses
             .iter()
             .any(|st| st.value == 5 && st.label == "Complete"));

@@ -283,7 +283,7 @@ impl Store {
                 json!({"name": b.name, "useType": use_type, "isActive": true}),
             );
         }
-        for v in &seed.services {
+        for v in &seed.picklists.services {
             s.insert(
                 "Services",
                 json!({
@@ -298,12 +298,13 @@ impl Store {
 
     fn seed_picklists(&mut self, seed: &Seed) {
         let p = &mut self.picklists;
+        let lists = &seed.picklists;
         p.insert(("Companies", "companyType"), picks(&seed.company_types));
-        p.insert(("Tickets", "queueID"), picks(&seed.queues));
-        p.insert(("Tickets", "ticketType"), picks(&seed.ticket_types));
-        p.insert(("Tickets", "source"), picks(&seed.sources));
-        p.insert(("Tickets", "priority"), picks(&seed.priorities));
-        let mut statuses: Vec<Pick> = seed
+        p.insert(("Tickets", "queueID"), picks(&lists.queues));
+        p.insert(("Tickets", "ticketType"), picks(&lists.ticket_types));
+        p.insert(("Tickets", "source"), picks(&lists.sources));
+        p.insert(("Tickets", "priority"), picks(&lists.priorities));
+        let mut statuses: Vec<Pick> = lists
             .statuses
             .iter()
             .map(|s| Pick {
@@ -317,7 +318,7 @@ impl Store {
         p.insert(("Tickets", "status"), statuses);
         let mut issues = Vec::new();
         let mut subs = Vec::new();
-        for (i, it) in seed.issue_types.iter().enumerate() {
+        for (i, it) in lists.issue_types.iter().enumerate() {
             let value = i as i64 + 1;
             issues.push(Pick::new(value, &it.name));
             for name in &it.sub_issue_types {
@@ -329,7 +330,7 @@ impl Store {
         }
         p.insert(("Tickets", "issueType"), issues);
         p.insert(("Tickets", "subIssueType"), subs);
-        p.insert(("TicketNotes", "noteType"), picks(&seed.note_types));
+        p.insert(("TicketNotes", "noteType"), picks(&lists.note_types));
         p.insert(
             ("TicketNotes", "publish"),
             vec![

@@ -11,7 +11,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
@@ -27,63 +27,9 @@ const DEFAULT_PAGE_SIZE: usize = 50;
 const MAX_PAGE_SIZE: usize = 100;
 
 pub fn api(s: Arc<BmsSandbox>) -> Router {
-    let protected = Router::new()
-        .route("/v2/security/userinfo", get(userinfo))
-        .route("/v2/crm/accounts/summary", get(accounts_summary))
-        .route("/v2/crm/accounts/summary/{id}", get(account_summary))
-        .route("/v2/crm/accounts/lookup", get(accounts_lookup))
-        .route(
-            "/v2/crm/accounts/{id}/locations/lookup",
-            get(locations_lookup),
-        )
-        .route(
-            "/v2/crm/accounts/{id}/contacts/lookup",
-            get(account_contacts),
-        )
-        .route("/v2/crm/contacts/search", get(contacts_search))
-        .route("/v2/system/queues/lookup", get(queues))
-        .route("/v2/system/statuses/lookup", get(statuses))
-        .route("/v2/system/priorities/lookup", get(priorities))
-        .route("/v2/system/issuetypes/lookup", get(issue_types))
-        .route(
-            "/v2/system/issuetypes/{id}/issuesubtypes/lookup",
-            get(sub_issue_types),
-        )
-        .route("/v2/system/tenantlookup/{table}", get(tenant_lookup))
-        .route(
-            "/v2/servicedesk/tickets",
-            get(tickets_list).post(ticket_create),
-        )
-        .route("/v2/servicedesk/tickets/search", post(tickets_search))
-        .route(
-            "/v2/servicedesk/tickets/{id}",
-            get(ticket_get).patch(ticket_patch),
-        )
-        .route(
-            "/v2/servicedesk/tickets/{id}/notes",
-            get(notes_list).post(note_create),
-        )
-        .route("/v2/servicedesk/tickets/{id}/resolve", post(ticket_resolve))
-        .route("/v2/admin/finance/services/services", post(service_create))
-        .route("/v2/admin/finance/services/lookup", get(services_lookup))
-        .route(
-            "/v2/admin/finance/services/{id}",
-            get(service_get).put(service_put).delete(service_delete),
-        )
-        .route(
-            "/v2/admin/finance/services/{id}/relatedservices/search",
-            post(related_search),
-        )
-        .route(
-            "/v2/admin/finance/services/{id}/relatedservices/bulkupdate",
-            post(related_bulk_update),
-        )
-        .route("/v2/finance/contracts/lookup", get(contracts_lookup))
-        .route("/v2/finance/contracts/summary", get(contracts_summary))
-        .route(
-            "/v2/finance/contracts/recurringservices/{id}/services",
-            post(lines_add),
-        )
+    let protected = protected_routes()
+        .into_iter()
+        .fold(Router::new(), |r, (path, methods)| r.route(path, methods))
         .route_layer(middleware::from_fn_with_state(s.clone(), authenticated));
     Router::new()
         .route("/v2/security/authenticate", post(authenticate))
@@ -93,6 +39,68 @@ pub fn api(s: Arc<BmsSandbox>) -> Router {
         .fallback(unknown_route)
         .layer(middleware::from_fn_with_state(s.clone(), recorded))
         .with_state(s)
+}
+
+/// The paths that need a bearer token, each with the methods it serves.
+fn protected_routes() -> Vec<(&'static str, MethodRouter<Arc<BmsSandbox>>)> {
+    vec![
+        ("/v2/security/userinfo", get(userinfo)),
+        ("/v2/crm/accounts/summary", get(accounts_summary)),
+        ("/v2/crm/accounts/summary/{id}", get(account_summary)),
+        ("/v2/crm/accounts/lookup", get(accounts_lookup)),
+        (
+            "/v2/crm/accounts/{id}/locations/lookup",
+            get(locations_lookup),
+        ),
+        (
+            "/v2/crm/accounts/{id}/contacts/lookup",
+            get(account_contacts),
+        ),
+        ("/v2/crm/contacts/search", get(contacts_search)),
+        ("/v2/system/queues/lookup", get(queues)),
+        ("/v2/system/statuses/lookup", get(statuses)),
+        ("/v2/system/priorities/lookup", get(priorities)),
+        ("/v2/system/issuetypes/lookup", get(issue_types)),
+        (
+            "/v2/system/issuetypes/{id}/issuesubtypes/lookup",
+            get(sub_issue_types),
+        ),
+        ("/v2/system/tenantlookup/{table}", get(tenant_lookup)),
+        (
+            "/v2/servicedesk/tickets",
+            get(tickets_list).post(ticket_create),
+        ),
+        ("/v2/servicedesk/tickets/search", post(tickets_search)),
+        (
+            "/v2/servicedesk/tickets/{id}",
+            get(ticket_get).patch(ticket_patch),
+        ),
+        (
+            "/v2/servicedesk/tickets/{id}/notes",
+            get(notes_list).post(note_create),
+        ),
+        ("/v2/servicedesk/tickets/{id}/resolve", post(ticket_resolve)),
+        ("/v2/admin/finance/services/services", post(service_create)),
+        ("/v2/admin/finance/services/lookup", get(services_lookup)),
+        (
+            "/v2/admin/finance/services/{id}",
+            get(service_get).put(service_put).delete(service_delete),
+        ),
+        (
+            "/v2/admin/finance/services/{id}/relatedservices/search",
+            post(related_search),
+        ),
+        (
+            "/v2/admin/finance/services/{id}/relatedservices/bulkupdate",
+            post(related_bulk_update),
+        ),
+        ("/v2/finance/contracts/lookup", get(contracts_lookup)),
+        ("/v2/finance/contracts/summary", get(contracts_summary)),
+        (
+            "/v2/finance/contracts/recurringservices/{id}/services",
+            post(lines_add),
+        ),
+    ]
 }
 
 /// What ASP.NET answers for a path it has no route for: 404 with an empty body. (A known path
@@ -297,6 +305,27 @@ impl<St: Send + Sync> FromRequest<St> for FoldedJson {
         wire::body_json(&body)
             .map(FoldedJson)
             .map_err(IntoResponse::into_response)
+    }
+}
+
+/// The body of a `POST …/search`: filters and paging, where an empty body means neither.
+struct SearchBody(wire::SearchIn);
+
+impl<St: Send + Sync> FromRequest<St> for SearchBody {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &St) -> Result<Self, Response> {
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let v = if body.iter().all(u8::is_ascii_whitespace) {
+            Value::Null
+        } else {
+            wire::body_json(&body).map_err(IntoResponse::into_response)?
+        };
+        wire::search_in(&v)
+            .map(SearchBody)
+            .map_err(|errors| wire::refuse(errors).into_response())
     }
 }
 
@@ -595,13 +624,7 @@ async fn tickets_list(State(s): S, RawQuery(q): RawQuery) -> Response {
 }
 
 /// `POST /v2/servicedesk/tickets/search`: the list's filters and paging, in a body.
-async fn tickets_search(State(s): S, body: Bytes) -> Response {
-    let v = if body.iter().all(u8::is_ascii_whitespace) {
-        Value::Null
-    } else {
-        bound!(wire::body_json(&body))
-    };
-    let search = bound!(wire::search_in(&v).map_err(wire::refuse));
+async fn tickets_search(State(s): S, SearchBody(search): SearchBody) -> Response {
     let p = Params::from_search(&search);
     let inner = s.lock();
     ticket_page(&inner.store, &p)
@@ -874,13 +897,11 @@ async fn contracts_summary(State(s): S, RawQuery(q): RawQuery) -> Response {
 
 /// `POST /v2/admin/finance/services/{id}/relatedservices/search`: the service's lines across
 /// contracts, paged, with `totalRecords`.
-async fn related_search(State(s): S, RecordId(id): RecordId, body: Bytes) -> Response {
-    let v = if body.iter().all(u8::is_ascii_whitespace) {
-        Value::Null
-    } else {
-        bound!(wire::body_json(&body))
-    };
-    let search = bound!(wire::search_in(&v).map_err(wire::refuse));
+async fn related_search(
+    State(s): S,
+    RecordId(id): RecordId,
+    SearchBody(search): SearchBody,
+) -> Response {
     let p = Params::from_search(&search);
     let filter = wire::related_filter(&search.filter);
     let inner = s.lock();
@@ -960,4 +981,34 @@ pub fn state_json(w: &Store, sessions: usize) -> Value {
         })).collect::<Vec<_>>(),
         "ticketsPerAccount": w.ticket_counts(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn search_body(text: &'static str) -> Result<wire::SearchIn, Response> {
+        let req = Request::new(Body::from(text));
+        SearchBody::from_request(req, &())
+            .await
+            .map(|SearchBody(s)| s)
+    }
+
+    #[tokio::test]
+    async fn a_search_body_may_be_empty_but_not_unreadable() {
+        let Ok(empty) = search_body(" \n").await else {
+            panic!("a blank body is a search without filters")
+        };
+        assert!(empty.filter.is_empty() && empty.page_size.is_none());
+        let Ok(full) = search_body(r#"{"PageSize": 5, "Filter": {"AccountCode": "C"}}"#).await
+        else {
+            panic!("a search body is read")
+        };
+        assert_eq!(full.page_size, Some(5));
+        assert_eq!(full.filter["accountcode"], "C");
+        for bad in ["{", r#"{"Filter": 3}"#] {
+            let refused = search_body(bad).await.err().expect(bad);
+            assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{bad}");
+        }
+    }
 }

@@ -33,14 +33,16 @@
 
 use serde::Deserialize;
 
-use crate::sandbox::seed::yes;
+use crate::sandbox::seed::{read_with_picklists, yes, SeedPicklists};
 pub use crate::sandbox::seed::{SeedIssueType, SeedService};
 
 /// The built-in demo tenant.
 pub const DEMO_SEED_YAML: &str = include_str!("demo-seed.yaml");
 
+/// A tenant. Read it with [`Seed::from_yaml`], which also reads the picklists and refuses unknown
+/// keys; the derived `Deserialize` reads only the tenant's own keys.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Seed {
     pub tenant: String,
     pub users: Vec<SeedUser>,
@@ -48,22 +50,9 @@ pub struct Seed {
     pub settings: Settings,
     #[serde(default)]
     pub accounts: Vec<SeedAccount>,
-    #[serde(default)]
-    pub queues: Vec<String>,
-    #[serde(default)]
-    pub ticket_types: Vec<String>,
-    #[serde(default)]
-    pub sources: Vec<String>,
-    #[serde(default)]
-    pub priorities: Vec<String>,
-    #[serde(default)]
-    pub statuses: Vec<SeedStatus>,
-    #[serde(default)]
-    pub issue_types: Vec<SeedIssueType>,
-    #[serde(default)]
-    pub note_types: Vec<String>,
-    #[serde(default)]
-    pub services: Vec<SeedService>,
+    /// The lists from `queues:` to `services:` above.
+    #[serde(skip)]
+    pub picklists: SeedPicklists<SeedStatus>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -71,7 +60,6 @@ pub struct Seed {
 pub struct SeedUser {
     pub user_name: String,
     pub password: String,
-    #[serde(default)]
     pub full_name: Option<String>,
 }
 
@@ -99,11 +87,9 @@ impl Default for Settings {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SeedAccount {
     pub name: String,
-    #[serde(default)]
     pub code: Option<String>,
     #[serde(default)]
     pub r#type: Option<String>,
-    #[serde(default)]
     pub parent: Option<String>,
     #[serde(default = "yes")]
     pub active: bool,
@@ -121,7 +107,6 @@ pub struct SeedContact {
     pub first_name: String,
     #[serde(default)]
     pub last_name: String,
-    #[serde(default)]
     pub email: Option<String>,
     #[serde(default = "yes")]
     pub active: bool,
@@ -162,7 +147,8 @@ impl Seed {
     }
 
     pub fn from_yaml(text: &str) -> Result<Seed, SeedError> {
-        let seed: Seed = serde_yaml::from_str(text)?;
+        let (seed, picklists) = read_with_picklists::<Seed, SeedStatus>(text)?;
+        let seed = Seed { picklists, ..seed };
         seed.check()?;
         Ok(seed)
     }
@@ -193,7 +179,7 @@ impl Seed {
             }
         }
         let mut services = std::collections::HashSet::new();
-        for s in &self.services {
+        for s in &self.picklists.services {
             if !services.insert(s.name.to_lowercase()) {
                 return bad(format!("service {:?} appears twice", s.name));
             }
@@ -218,6 +204,7 @@ mod tests {
         assert_eq!(contoso.contracts[0].name, "Managed Security");
         assert_eq!(contoso.contacts.len(), 2);
         let closed: Vec<&str> = s
+            .picklists
             .statuses
             .iter()
             .filter(|st| st.closed)
@@ -225,7 +212,7 @@ mod tests {
             .collect();
         assert_eq!(closed, ["Closed", "Completed"]);
         assert_eq!(
-            s.issue_types[0].sub_issue_types,
+            s.picklists.issue_types[0].sub_issue_types,
             ["General", "Data Leakage", "IAM"]
         );
         assert_eq!(s.settings, Settings::default());

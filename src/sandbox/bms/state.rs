@@ -368,13 +368,14 @@ impl Store {
         }
         // Queues after the first get their ids last (below): adding a queue to a seed then
         // leaves every other id as it was.
-        let (first_queue, more_queues) = seed.queues.split_at(seed.queues.len().min(1));
+        let lists = &seed.picklists;
+        let (first_queue, more_queues) = lists.queues.split_at(lists.queues.len().min(1));
         w.queues = w.picks(first_queue, false);
-        w.ticket_types = w.picks(&seed.ticket_types, false);
-        w.sources = w.picks(&seed.sources, false);
-        w.priorities = w.picks(&seed.priorities, false);
-        w.note_types = w.picks(&seed.note_types, true);
-        for (i, s) in seed.statuses.iter().enumerate() {
+        w.ticket_types = w.picks(&lists.ticket_types, false);
+        w.sources = w.picks(&lists.sources, false);
+        w.priorities = w.picks(&lists.priorities, false);
+        w.note_types = w.picks(&lists.note_types, true);
+        for (i, s) in lists.statuses.iter().enumerate() {
             let id = w.id();
             w.statuses.push(Status {
                 id,
@@ -383,7 +384,7 @@ impl Store {
                 closed: s.closed,
             });
         }
-        for it in &seed.issue_types {
+        for it in &lists.issue_types {
             let id = w.id();
             let subs = w.picks(&it.sub_issue_types, false);
             w.issue_types.push(IssueType {
@@ -392,7 +393,7 @@ impl Store {
                 subs,
             });
         }
-        for s in &seed.services {
+        for s in &lists.services {
             let id = w.id();
             w.services.push(Service {
                 id,

@@ -77,7 +77,7 @@ fn default_codebase() -> String {
 pub struct SeedCompany {
     pub identifier: String,
     pub name: String,
-    #[serde(default, rename = "type")]
+    #[serde(rename = "type")]
     pub company_type: Option<String>,
     #[serde(default)]
     pub deleted: bool,
@@ -93,7 +93,6 @@ pub struct SeedContact {
     pub first_name: String,
     #[serde(default)]
     pub last_name: String,
-    #[serde(default)]
     pub email: Option<String>,
     #[serde(default)]
     pub inactive: bool,
@@ -103,19 +102,14 @@ pub struct SeedContact {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SeedAgreement {
     pub name: String,
-    #[serde(default, rename = "type")]
+    #[serde(rename = "type")]
     pub agreement_type: Option<String>,
-    #[serde(default)]
     pub status: Option<String>,
     /// `yyyy-mm-dd`; default 2024-01-01.
-    #[serde(default)]
     pub start_date: Option<String>,
-    #[serde(default)]
     pub bill_start_date: Option<String>,
     /// Default true (any effective date on or after the start is accepted).
-    #[serde(default)]
     pub prorate: Option<bool>,
-    #[serde(default)]
     pub next_invoice_date: Option<String>,
 }
 
@@ -125,9 +119,7 @@ pub struct SeedAgreement {
 pub struct SeedAssociation {
     #[serde(rename = "type")]
     pub type_: String,
-    #[serde(default)]
     pub sub_type: Option<String>,
-    #[serde(default)]
     pub item: Option<String>,
 }
 
