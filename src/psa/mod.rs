@@ -734,6 +734,39 @@ mod tests {
     }
 
     #[test]
+    fn a_line_is_named_by_its_contract_and_service() {
+        let (contract, service) = ("3".to_string(), "5".to_string());
+        let line = ContractLine {
+            id: "9".into(),
+            contract_id: contract.clone(),
+            service_id: service.clone(),
+            quantity: 4,
+            cost: 10_000,
+            price: 25_000,
+        };
+        assert_eq!(line.key(), LineKey::new(&contract, &service));
+        let values = LineValues {
+            quantity: 4,
+            cost: 10_000,
+            price: 25_000,
+        };
+        assert_eq!(line.key().line("9".into(), values), line);
+    }
+
+    #[test]
+    fn a_close_says_only_the_status_and_note_it_is_given() {
+        let (ticket, status) = ("7".to_string(), "42".to_string());
+        let bare = CloseTicket::new(&ticket);
+        assert_eq!((bare.status_id, bare.note), (None, None));
+        let full = bare.status(&status).note("resolved");
+        assert_eq!(full.ticket_id, &ticket);
+        assert_eq!(
+            (full.status_id, full.note),
+            (Some(&status), Some("resolved"))
+        );
+    }
+
+    #[test]
     fn missing_rights_become_one_permission_error_grouped_by_feature() {
         assert_eq!(permission_problem(&[]), None);
         let m = |feature, right: &str| MissingPermission {
