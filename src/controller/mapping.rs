@@ -19,7 +19,7 @@ use kube::{Api, ResourceExt};
 
 use crate::api::condition_types::*;
 use crate::api::{ContractService, CustomerMapping, CustomerMappingStatus, PsaConnection};
-use crate::psa::{LineUpdate, LineValues, Psa, PsaError};
+use crate::psa::{LineKey, LineUpdate, LineValues, Psa, PsaError};
 use crate::resolved::{ConnectionKey, ResolvedCustomer};
 
 use super::claims::{Claim, Claims};
@@ -341,8 +341,7 @@ async fn sync_contract_line(
     };
     let wanted = wanted_line(line_spec, &service.spec.cost, &service.spec.price);
     let target = LineTarget {
-        contract_id: &contract_id,
-        service_id: &service_id,
+        line: LineKey::new(&contract_id, &service_id),
         service_name: &service.spec.name,
     };
     match keep_line_in_step(m, ctx, psa.as_ref(), &target, wanted).await {
@@ -360,8 +359,7 @@ async fn sync_contract_line(
 
 /// The contract and catalog service a line belongs to.
 struct LineTarget<'a> {
-    contract_id: &'a String,
-    service_id: &'a String,
+    line: LineKey<'a>,
     service_name: &'a str,
 }
 
@@ -373,15 +371,18 @@ async fn keep_line_in_step(
     target: &LineTarget<'_>,
     wanted: LineValues,
 ) -> Result<(String, i64, &'static str, String), PsaError> {
-    let (contract_id, service_id) = (target.contract_id, target.service_id);
-    let found = psa.find_contract_line(contract_id, service_id).await?;
+    let LineKey {
+        contract_id,
+        service_id,
+    } = target.line;
+    let found = psa.find_contract_line(target.line).await?;
     let found_id = found.as_ref().map(|l| l.id.clone());
     let remembered = line_from_status(m.status.as_ref(), contract_id, service_id, wanted);
     let existing = line_to_plan(found, remembered, psa.lists_contract_lines());
     let (line, note, reason) = match plan_line(existing, wanted) {
         LinePlan::InStep(line) => (line, None, "InStep"),
         LinePlan::Add(v) => {
-            let line = psa.add_contract_line(contract_id, service_id, v).await?;
+            let line = psa.add_contract_line(target.line, v).await?;
             let msg = format!("added {:?} × {}", target.service_name, v.quantity);
             ctx.event(m, false, "ContractLineAdded", "ContractSync", msg)
                 .await;

@@ -32,7 +32,7 @@ use crate::dispatch::store::{
     GroupLifecycle, GroupTicket, Store, StoreError, StoredEvent, TicketRecord,
 };
 use crate::dispatch::storm::Storm;
-use crate::psa::{Company, PsaError, PsaId, TicketDesk};
+use crate::psa::{CloseTicket, Company, ContactEmail, PsaError, PsaId, TicketDesk};
 use crate::resolved::{ConnectionKey, ResolvedConnection, ResolvedCustomer};
 
 /// Why an event could not be delivered this time.
@@ -214,7 +214,12 @@ impl Delivery<'_> {
                     });
                     if close {
                         let status = self.closing_status(event, false).await;
-                        self.psa.close_ticket(&id, status.as_ref(), None).await?;
+                        let close = CloseTicket {
+                            ticket_id: &id,
+                            status_id: status.as_ref(),
+                            note: None,
+                        };
+                        self.psa.close_ticket(close).await?;
                         out.closed = true;
                     }
                     // groupWait: the alerts after the head become one note on the new ticket.
@@ -281,7 +286,11 @@ impl Delivery<'_> {
                     let sent = if close {
                         let close_status = self.closing_status(event, by_lifecycle).await;
                         self.psa
-                            .close_ticket(&ticket_id, close_status.as_ref(), text.as_deref())
+                            .close_ticket(CloseTicket {
+                                ticket_id: &ticket_id,
+                                status_id: close_status.as_ref(),
+                                note: text.as_deref(),
+                            })
                             .await
                     } else if let Some(text) = &text {
                         self.psa.add_note(&ticket_id, text).await.map(|_| ())
@@ -611,7 +620,7 @@ impl Delivery<'_> {
                     Some(l) => l,
                     None => match self
                         .psa
-                        .find_contacts_by_email(&customer.company_id, &key.2)
+                        .find_contacts_by_email(ContactEmail::new(&customer.company_id, &key.2))
                         .await
                     {
                         Ok(found) => {

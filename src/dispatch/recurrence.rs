@@ -8,7 +8,7 @@ use crate::dispatch::decide::values::resolve_value;
 use crate::dispatch::deliver::{Delivered, Delivery, DeliveryError};
 use crate::dispatch::event::{Event, EventKind};
 use crate::dispatch::store::StoredEvent;
-use crate::psa::{PsaId, Ticket, TicketDesk};
+use crate::psa::{PsaId, ReopenTicket, Ticket, TicketDesk};
 
 /// What became of a new ticket the plan asked for.
 pub(crate) enum Recur {
@@ -87,7 +87,12 @@ impl Delivery<'_> {
             ticket.closed_at_ms,
             self.now_ms,
         );
-        self.psa.reopen_ticket(&ticket.id, &status, &note).await?;
+        let reopen = ReopenTicket {
+            ticket_id: &ticket.id,
+            status_id: &status,
+            note: &note,
+        };
+        self.psa.reopen_ticket(reopen).await?;
         let fed = batch.iter().map(|e| alert_identity(&e.envelope.event));
         let life_record = after_firing(None, &ticket.id, Some(Some(status)), fed);
         let mut done = Delivered {

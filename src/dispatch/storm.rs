@@ -14,7 +14,7 @@ use crate::dispatch::decide::values::{new_ticket, TicketText};
 use crate::dispatch::deliver::{Delivered, Delivery, DeliveryError};
 use crate::dispatch::event::{Event, EventKind};
 use crate::dispatch::store::{StoreResult, StoredEvent, StormDue, TicketRecord};
-use crate::psa::{NewTicket, PsaError, PsaId, TicketDesk};
+use crate::psa::{CloseTicket, NewTicket, PsaError, PsaId, TicketDesk};
 use crate::resolved::{ResolvedConnection, ResolvedCustomer};
 
 /// How long a roll-up's creation may take before another group of the customer may try (the
@@ -188,10 +188,13 @@ pub async fn close_rollup(
         .closed_status_id
         .as_ref()
         .or(conn.ticket.closed_status_id.as_ref());
-    match psa
-        .close_ticket(ticket, status, Some(&closing_note(&due.window)))
-        .await
-    {
+    let note = closing_note(&due.window);
+    let close = CloseTicket {
+        ticket_id: ticket,
+        status_id: status,
+        note: Some(&note),
+    };
+    match psa.close_ticket(close).await {
         Ok(()) | Err(PsaError::NotFound { .. }) => Ok(()),
         Err(e) => Err(e),
     }

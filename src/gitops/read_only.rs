@@ -100,11 +100,17 @@ mod tests {
             ("add_note", psa.add_note(&id, "note").await.err()),
             (
                 "close_ticket",
-                psa.close_ticket(&id, None, None).await.err(),
+                psa.close_ticket(CloseTicket::new(&id)).await.err(),
             ),
             (
                 "reopen_ticket",
-                psa.reopen_ticket(&id, &id, "note").await.err(),
+                psa.reopen_ticket(ReopenTicket {
+                    ticket_id: &id,
+                    status_id: &id,
+                    note: "note",
+                })
+                .await
+                .err(),
             ),
             (
                 "create_catalog_service",
@@ -120,7 +126,9 @@ mod tests {
             ),
             (
                 "add_contract_line",
-                psa.add_contract_line(&id, &id, values).await.err(),
+                psa.add_contract_line(LineKey::new(&id, &id), values)
+                    .await
+                    .err(),
             ),
             (
                 "update_contract_line",

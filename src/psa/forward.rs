@@ -78,16 +78,16 @@ macro_rules! forward_ticket_desk {
                 read find_company_by(key: CompanyKey, value: &str) -> Option<Company>;
                 read find_company_by_identifier(identifier: &str) -> Option<Company>;
                 read find_company_by_name(name: &str) -> Option<Company>;
-                read find_contact_by_email(company_id: &PsaId, email: &str) -> Option<Contact>;
-                read find_contacts_by_email(company_id: &PsaId, email: &str) -> Vec<Contact>;
+                read find_contact_by_email(q: ContactEmail<'_>) -> Option<Contact>;
+                read find_contacts_by_email(q: ContactEmail<'_>) -> Vec<Contact>;
                 read primary_contact(company: &Company) -> Option<Contact>;
                 write create_ticket(t: &NewTicket) -> Ticket;
                 read find_ticket_by_marker(marker: &str) -> Option<Ticket>;
                 read get_ticket(id: &PsaId) -> Option<Ticket>;
                 write add_note(ticket_id: &PsaId, text: &str) -> PsaId;
                 read note_texts(ticket_id: &PsaId) -> Option<Vec<String>>;
-                write close_ticket(ticket_id: &PsaId, status_id: Option<&PsaId>, note: Option<&str>) -> ();
-                write reopen_ticket(ticket_id: &PsaId, status_id: &PsaId, note: &str) -> ();
+                write close_ticket(close: CloseTicket<'_>) -> ();
+                write reopen_ticket(reopen: ReopenTicket<'_>) -> ();
             }
             answers {}
         }
@@ -126,8 +126,8 @@ macro_rules! forward_psa {
                 write create_catalog_service(spec: &CatalogServiceSpec) -> CatalogService;
                 write update_catalog_service(id: &PsaId, spec: &CatalogServiceSpec) -> CatalogService;
                 write delete_catalog_service(id: &PsaId) -> ();
-                read find_contract_line(contract_id: &PsaId, service_id: &PsaId) -> Option<ContractLine>;
-                write add_contract_line(contract_id: &PsaId, service_id: &PsaId, values: LineValues) -> ContractLine;
+                read find_contract_line(key: LineKey<'_>) -> Option<ContractLine>;
+                write add_contract_line(key: LineKey<'_>, values: LineValues) -> ContractLine;
                 write update_contract_line(line: &ContractLine, values: LineValues) -> LineUpdate;
             }
             answers {

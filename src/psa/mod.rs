@@ -182,6 +182,20 @@ impl Contact {
     }
 }
 
+/// A contact look-up by e-mail address among one company's contacts (the address matched
+/// exactly, in any case).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContactEmail<'a> {
+    pub company_id: &'a PsaId,
+    pub email: &'a str,
+}
+
+impl<'a> ContactEmail<'a> {
+    pub fn new(company_id: &'a PsaId, email: &'a str) -> Self {
+        ContactEmail { company_id, email }
+    }
+}
+
 /// A contact as a batched directory listing gives it: every e-mail address it has (ConnectWise
 /// contacts carry several) and whether the PSA marks it as its company's primary contact.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -235,12 +249,51 @@ pub struct ContractLine {
     pub price: MinorUnits,
 }
 
+impl ContractLine {
+    /// Which line this is: its contract and service.
+    pub fn key(&self) -> LineKey<'_> {
+        LineKey {
+            contract_id: &self.contract_id,
+            service_id: &self.service_id,
+        }
+    }
+}
+
 /// Quantity, cost and price of a contract line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LineValues {
     pub quantity: i64,
     pub cost: MinorUnits,
     pub price: MinorUnits,
+}
+
+/// Which contract line: the contract and the catalog service the line bills (a contract has
+/// one current line of a service, so the pair names it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LineKey<'a> {
+    pub contract_id: &'a PsaId,
+    pub service_id: &'a PsaId,
+}
+
+impl<'a> LineKey<'a> {
+    pub fn new(contract_id: &'a PsaId, service_id: &'a PsaId) -> Self {
+        LineKey {
+            contract_id,
+            service_id,
+        }
+    }
+
+    /// The line the PSA keeps under `id` with these values.
+    pub fn line(self, id: PsaId, values: LineValues) -> ContractLine {
+        ContractLine {
+            id,
+            contract_id: self.contract_id.clone(),
+            service_id: self.service_id.clone(),
+            quantity: values.quantity,
+            cost: values.cost,
+            price: values.price,
+        }
+    }
 }
 
 /// How an existing contract line was brought to the wanted values.
@@ -281,6 +334,53 @@ pub struct NewTicket {
     pub priority_id: Option<PsaId>,
     pub source_id: Option<PsaId>,
     pub contract_id: Option<PsaId>,
+}
+
+/// A ticket to close (a finding resolved, a storm window over).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloseTicket<'a> {
+    pub ticket_id: &'a PsaId,
+    /// The closed status to set; `None`: the PSA's closed status (each provider says which).
+    pub status_id: Option<&'a PsaId>,
+    /// A note added with the close; none, or a blank one, adds none.
+    pub note: Option<&'a str>,
+}
+
+impl<'a> CloseTicket<'a> {
+    /// Closes `ticket_id` with the PSA's closed status and no note.
+    pub fn new(ticket_id: &'a PsaId) -> Self {
+        CloseTicket {
+            ticket_id,
+            status_id: None,
+            note: None,
+        }
+    }
+
+    /// With this closed status.
+    pub fn status(self, status_id: &'a PsaId) -> Self {
+        CloseTicket {
+            status_id: Some(status_id),
+            ..self
+        }
+    }
+
+    /// With this note.
+    pub fn note(self, note: &'a str) -> Self {
+        CloseTicket {
+            note: Some(note),
+            ..self
+        }
+    }
+}
+
+/// A closed ticket to reopen (`lifecycle.reopenWithin`: the alert that re-occurred).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReopenTicket<'a> {
+    pub ticket_id: &'a PsaId,
+    /// The open status the ticket goes back to.
+    pub status_id: &'a PsaId,
+    /// Added as a note: why the ticket is open again.
+    pub note: &'a str,
 }
 
 /// A ticket as read back.
@@ -442,24 +542,12 @@ pub trait TicketDesk: Send + Sync {
         self.find_company_by(CompanyKey::Name, name).await
     }
 
-    async fn find_contact_by_email(
-        &self,
-        company_id: &PsaId,
-        email: &str,
-    ) -> PsaResult<Option<Contact>>;
+    async fn find_contact_by_email(&self, q: ContactEmail<'_>) -> PsaResult<Option<Contact>>;
     /// Every contact of the company with this e-mail. More than one means the address is
     /// ambiguous and the dispatcher uses the default contact instead of guessing. The default
     /// asks `find_contact_by_email`; providers that can list all matches should override it.
-    async fn find_contacts_by_email(
-        &self,
-        company_id: &PsaId,
-        email: &str,
-    ) -> PsaResult<Vec<Contact>> {
-        Ok(self
-            .find_contact_by_email(company_id, email)
-            .await?
-            .into_iter()
-            .collect())
+    async fn find_contacts_by_email(&self, q: ContactEmail<'_>) -> PsaResult<Vec<Contact>> {
+        Ok(self.find_contact_by_email(q).await?.into_iter().collect())
     }
 
     /// The company's primary contact, for a company that is routed to without a mapping
@@ -491,21 +579,10 @@ pub trait TicketDesk: Send + Sync {
         let _ = ticket_id;
         Ok(None)
     }
-    /// Closes a ticket with `status_id` (or the PSA's closed status), adding `note` when given.
-    async fn close_ticket(
-        &self,
-        ticket_id: &PsaId,
-        status_id: Option<&PsaId>,
-        note: Option<&str>,
-    ) -> PsaResult<()>;
-    /// Reopens a closed ticket: its status back to the open `status_id`, and `note` added
-    /// (`lifecycle.reopenWithin`: the alert that re-occurred).
-    async fn reopen_ticket(
-        &self,
-        ticket_id: &PsaId,
-        status_id: &PsaId,
-        note: &str,
-    ) -> PsaResult<()>;
+    /// Closes a ticket with its status (or the PSA's closed status), adding its note when given.
+    async fn close_ticket(&self, close: CloseTicket<'_>) -> PsaResult<()>;
+    /// Reopens a closed ticket: its status back to the open one given, and the note added.
+    async fn reopen_ticket(&self, reopen: ReopenTicket<'_>) -> PsaResult<()>;
 }
 
 /// The look-ups the reconcilers, `plan` and `import` make: companies, contacts by name, and the
@@ -608,15 +685,10 @@ pub trait Billing: Send + Sync {
         None
     }
 
-    async fn find_contract_line(
-        &self,
-        contract_id: &PsaId,
-        service_id: &PsaId,
-    ) -> PsaResult<Option<ContractLine>>;
+    async fn find_contract_line(&self, key: LineKey<'_>) -> PsaResult<Option<ContractLine>>;
     async fn add_contract_line(
         &self,
-        contract_id: &PsaId,
-        service_id: &PsaId,
+        key: LineKey<'_>,
         values: LineValues,
     ) -> PsaResult<ContractLine>;
     async fn update_contract_line(
@@ -659,6 +731,39 @@ mod tests {
             assert_eq!(cfg.shown_requests_per_hour(), shown, "{provider:?}");
             assert_eq!(cfg.max_attempts, DispatchConfig::default().max_attempts);
         }
+    }
+
+    #[test]
+    fn a_line_is_named_by_its_contract_and_service() {
+        let (contract, service) = ("3".to_string(), "5".to_string());
+        let line = ContractLine {
+            id: "9".into(),
+            contract_id: contract.clone(),
+            service_id: service.clone(),
+            quantity: 4,
+            cost: 10_000,
+            price: 25_000,
+        };
+        assert_eq!(line.key(), LineKey::new(&contract, &service));
+        let values = LineValues {
+            quantity: 4,
+            cost: 10_000,
+            price: 25_000,
+        };
+        assert_eq!(line.key().line("9".into(), values), line);
+    }
+
+    #[test]
+    fn a_close_says_only_the_status_and_note_it_is_given() {
+        let (ticket, status) = ("7".to_string(), "42".to_string());
+        let bare = CloseTicket::new(&ticket);
+        assert_eq!((bare.status_id, bare.note), (None, None));
+        let full = bare.status(&status).note("resolved");
+        assert_eq!(full.ticket_id, &ticket);
+        assert_eq!(
+            (full.status_id, full.note),
+            (Some(&status), Some("resolved"))
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::sandbox_admin::{set_database, state};
 use psa_operator::psa::autotask::{AutotaskClient, AutotaskConfig};
 use psa_operator::psa::{Billing, Directory, TicketDesk};
-use psa_operator::psa::{CatalogServiceSpec, LineValues, Psa};
+use psa_operator::psa::{CatalogServiceSpec, ContactEmail, LineKey, LineValues, Psa};
 use psa_operator::sandbox::autotask::{
     demo_seed, start, DEMO_INTEGRATION_CODE, DEMO_SECRET, DEMO_USERNAME,
 };
@@ -55,20 +55,13 @@ async fn user_count_5_to_7_is_one_adjustment_of_plus_2_on_one_contract_service()
         cost: 15_000,
         price: 40_000,
     };
-    let line = c.add_contract_line(&contract.id, &svc.id, v).await.unwrap();
+    let key = LineKey::new(&contract.id, &svc.id);
+    let line = c.add_contract_line(key, v).await.unwrap();
     let seven = LineValues { quantity: 7, ..v };
-    let current = c
-        .find_contract_line(&contract.id, &svc.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let current = c.find_contract_line(key).await.unwrap().unwrap();
     assert_eq!(current.quantity, 5);
     c.update_contract_line(&current, seven).await.unwrap();
-    let after = c
-        .find_contract_line(&contract.id, &svc.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let after = c.find_contract_line(key).await.unwrap().unwrap();
     assert_eq!((after.id.as_str(), after.quantity), (line.id.as_str(), 7));
     sb.admin().clear_calls();
     c.update_contract_line(&after, seven).await.unwrap();
@@ -525,7 +518,7 @@ async fn contacts_are_found_by_any_of_their_three_addresses() {
         let c = &c;
         let id = contoso.id.clone();
         async move {
-            c.find_contact_by_email(&id, email)
+            c.find_contact_by_email(ContactEmail::new(&id, email))
                 .await
                 .unwrap()
                 .map(|k| (k.first_name, k.company_id))

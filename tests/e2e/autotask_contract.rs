@@ -27,7 +27,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use psa_operator::psa::autotask::{AutotaskClient, AutotaskConfig};
 use psa_operator::psa::{Billing, Directory, TicketDesk};
-use psa_operator::psa::{CatalogServiceSpec, CompanyFilter, LineValues, NewTicket, Psa};
+use psa_operator::psa::{
+    CatalogServiceSpec, CloseTicket, CompanyFilter, ContactEmail, LineKey, LineValues, NewTicket,
+    Psa, ReopenTicket,
+};
 use psa_operator::sandbox::autotask::seed::SeedCompany;
 use psa_operator::sandbox::autotask::{
     demo_seed, start, DEMO_INTEGRATION_CODE, DEMO_SECRET, DEMO_USERNAME,
@@ -350,7 +353,7 @@ async fn workload(c: &AutotaskClient) {
         .iter()
         .all(|k| k.company_type.as_deref() == Some("Customer")));
     let jane = c
-        .find_contacts_by_email(&contoso.id, "jane@contoso.example")
+        .find_contacts_by_email(ContactEmail::new(&contoso.id, "jane@contoso.example"))
         .await
         .unwrap();
     assert_eq!(jane.len(), 1);
@@ -414,15 +417,17 @@ async fn workload(c: &AutotaskClient) {
         .unwrap();
     c.add_note(&t.id, "Too Many Uploads").await.unwrap();
     assert_eq!(c.note_texts(&t.id).await.unwrap().unwrap().len(), 1);
-    c.close_ticket(&t.id, None, Some("resolved")).await.unwrap();
+    c.close_ticket(CloseTicket::new(&t.id).note("resolved"))
+        .await
+        .unwrap();
     assert!(c.get_ticket(&t.id).await.unwrap().unwrap().closed);
     // A re-occurrence within `lifecycle.reopenWithin`: status PATCH + note, both checked
     // against the document like every other exchange.
-    c.reopen_ticket(
-        &t.id,
-        &statuses[0].id,
-        "Re-occurred 1h 0m after it was closed",
-    )
+    c.reopen_ticket(ReopenTicket {
+        ticket_id: &t.id,
+        status_id: &statuses[0].id,
+        note: "Re-occurred 1h 0m after it was closed",
+    })
     .await
     .unwrap();
     let reopened = c.get_ticket(&t.id).await.unwrap().unwrap();
@@ -452,9 +457,12 @@ async fn workload(c: &AutotaskClient) {
         cost: 20_000,
         price: 60_000,
     };
-    let line = c.add_contract_line(&contract.id, &svc.id, v).await.unwrap();
+    let line = c
+        .add_contract_line(LineKey::new(&contract.id, &svc.id), v)
+        .await
+        .unwrap();
     let seen = c
-        .find_contract_line(&contract.id, &svc.id)
+        .find_contract_line(LineKey::new(&contract.id, &svc.id))
         .await
         .unwrap()
         .unwrap();

@@ -9,8 +9,8 @@ use std::time::Duration;
 use psa_operator::psa::bms::{BmsClient, BmsConfig, RateBudget};
 use psa_operator::psa::{Billing, Directory, TicketDesk};
 use psa_operator::psa::{
-    CatalogServiceSpec, Company, CompanyFilter, Contract, LineUpdate, LineValues, NewTicket, Psa,
-    PsaError,
+    CatalogServiceSpec, CloseTicket, Company, CompanyFilter, ContactEmail, Contract, LineKey,
+    LineUpdate, LineValues, NewTicket, Psa, PsaError,
 };
 use psa_operator::sandbox::bms::{demo_seed, start, Seed};
 use psa_operator::sandbox::{Faults, RunningSandbox};
@@ -130,7 +130,7 @@ async fn companies_and_contacts_are_found_exactly() {
 
     // The PSA filter is "contains"; the client insists on the whole address.
     assert_eq!(
-        c.find_contact_by_email(&contoso.id, "jane@contoso")
+        c.find_contact_by_email(ContactEmail::new(&contoso.id, "jane@contoso"))
             .await
             .unwrap(),
         None
@@ -355,7 +355,7 @@ async fn tickets_are_created_found_noted_and_closed() {
     let s = settings(&c).await;
     let contoso = contoso(&c).await;
     let jane = c
-        .find_contact_by_email(&contoso.id, "jane@contoso.example")
+        .find_contact_by_email(ContactEmail::new(&contoso.id, "jane@contoso.example"))
         .await
         .unwrap()
         .unwrap();
@@ -398,7 +398,7 @@ async fn tickets_are_created_found_noted_and_closed() {
         .ends_with("psa-operator-ref:evt-0001"));
 
     c.add_note(&t.id, "Too Many Uploads by jane").await.unwrap();
-    c.close_ticket(&t.id, None, Some("False positive"))
+    c.close_ticket(CloseTicket::new(&t.id).note("False positive"))
         .await
         .unwrap();
     let closed = c.get_ticket(&t.id).await.unwrap().unwrap();
@@ -433,7 +433,7 @@ async fn tickets_are_created_found_noted_and_closed() {
     // Closing with an explicit status.
     let statuses = c.statuses(None).await.unwrap();
     let completed = statuses.iter().find(|x| x.name == "Completed").unwrap();
-    c.close_ticket(&t2.id, Some(&completed.id), None)
+    c.close_ticket(CloseTicket::new(&t2.id).status(&completed.id))
         .await
         .unwrap();
     assert_eq!(state(&sb).await["tickets"][1]["statusName"], "Completed");
@@ -482,7 +482,7 @@ async fn catalog_services_and_contract_lines() {
         price: 40_000,
     };
     let line = c
-        .add_contract_line(&contract.id, &created.id, v)
+        .add_contract_line(LineKey::new(&contract.id, &created.id), v)
         .await
         .unwrap();
     assert_eq!((line.quantity, line.cost, line.price), (42, 15_000, 40_000));
@@ -530,7 +530,7 @@ async fn catalog_services_and_contract_lines() {
         .collect();
     assert_eq!(lines, [(42, 0.0), (43, 4.5)], "one line bills");
     assert_eq!(
-        c.find_contract_line(&contract.id, &created.id)
+        c.find_contract_line(LineKey::new(&contract.id, &created.id))
             .await
             .unwrap()
             .map(|l| l.id),
@@ -766,7 +766,9 @@ async fn calls_per_ticket_and_note() {
     clear_calls(&sb).await;
     c.get_ticket(&t.id).await.unwrap();
     c.find_ticket_by_marker("evt-count").await.unwrap();
-    c.close_ticket(&t.id, Some(&s.closed), None).await.unwrap();
+    c.close_ticket(CloseTicket::new(&t.id).status(&s.closed))
+        .await
+        .unwrap();
     assert_eq!(
         calls(&sb).await.total,
         3,
@@ -775,8 +777,8 @@ async fn calls_per_ticket_and_note() {
     // Without a closed status from the settings the client reads the statuses once: BMS would
     // take a missing StatusId as 0.
     clear_calls(&sb).await;
-    c.close_ticket(&t.id, None, None).await.unwrap();
-    c.close_ticket(&t.id, None, None).await.unwrap();
+    c.close_ticket(CloseTicket::new(&t.id)).await.unwrap();
+    c.close_ticket(CloseTicket::new(&t.id)).await.unwrap();
     let report = calls(&sb).await;
     assert_eq!(
         report.count("GET", "/v2/system/statuses/lookup"),
@@ -909,7 +911,7 @@ async fn the_binary_serves_a_seed_file_on_the_bms_paths() {
     let nw = c.find_company_by_identifier("NW").await.unwrap().unwrap();
     assert_eq!(nw.name, "Northwind");
     let ann = c
-        .find_contact_by_email(&nw.id, "ann@nw.example")
+        .find_contact_by_email(ContactEmail::new(&nw.id, "ann@nw.example"))
         .await
         .unwrap();
     assert_eq!(ann.map(|a| a.full_name()).as_deref(), Some("Ann Lee"));

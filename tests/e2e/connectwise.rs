@@ -174,7 +174,7 @@ async fn ticket_lifecycle_create_find_note_close() {
     let c = client(&sb);
     let contoso = company(&c, "CONTOSO").await;
     let jane = c
-        .find_contact_by_email(&contoso.id, "jane@contoso.example")
+        .find_contact_by_email(ContactEmail::new(&contoso.id, "jane@contoso.example"))
         .await
         .unwrap()
         .unwrap();
@@ -238,7 +238,7 @@ async fn ticket_lifecycle_create_find_note_close() {
         ]
     );
 
-    c.close_ticket(&created.id, None, Some("Resolved by the customer."))
+    c.close_ticket(CloseTicket::new(&created.id).note("Resolved by the customer."))
         .await
         .unwrap();
     let closed = c.get_ticket(&created.id).await.unwrap().unwrap();
@@ -310,7 +310,7 @@ async fn catalog_and_contract_lines() {
         price: 60_000,
     };
     let line = c
-        .add_contract_line(&contract.id, &svc.id, values)
+        .add_contract_line(LineKey::new(&contract.id, &svc.id), values)
         .await
         .unwrap();
     let upd = c
@@ -325,7 +325,7 @@ async fn catalog_and_contract_lines() {
         .unwrap();
     assert_eq!(upd.line().quantity, 15);
     assert_eq!(
-        c.find_contract_line(&contract.id, &svc.id)
+        c.find_contract_line(LineKey::new(&contract.id, &svc.id))
             .await
             .unwrap()
             .map(|l| l.quantity),
@@ -386,7 +386,7 @@ async fn a_ticket_create_and_a_note_cost_exactly_one_call_each() {
 
     clear_calls(&sb).await;
     c.get_ticket(&ticket.id).await.unwrap();
-    c.close_ticket(&ticket.id, None, None).await.unwrap();
+    c.close_ticket(CloseTicket::new(&ticket.id)).await.unwrap();
     let report = calls(&sb).await;
     // get_ticket 1; close without a status: ticket + statuses + PATCH.
     assert_eq!(
@@ -807,7 +807,7 @@ async fn client_parses_the_documented_payloads() {
         }
     );
     let contact = c
-        .find_contact_by_email(&company.id, "pat.smith@xyz.example")
+        .find_contact_by_email(ContactEmail::new(&company.id, "pat.smith@xyz.example"))
         .await
         .unwrap()
         .unwrap();
@@ -1062,7 +1062,7 @@ async fn additions_start_on_a_date_the_agreement_accepts_and_future_cancellation
     // The client reads the agreement and starts the line on the next invoice date.
     clear_calls(&sb).await;
     let line = c
-        .add_contract_line(&monthly.id, &backup.id, values)
+        .add_contract_line(LineKey::new(&monthly.id, &backup.id), values)
         .await
         .unwrap();
     assert_eq!(calls(&sb).await.total, 2, "agreement read + addition");
@@ -1080,7 +1080,7 @@ async fn additions_start_on_a_date_the_agreement_accepts_and_future_cancellation
         .unwrap()
         .unwrap();
     let line2 = c
-        .add_contract_line(&prorated.id, &backup.id, values)
+        .add_contract_line(LineKey::new(&prorated.id, &backup.id), values)
         .await
         .unwrap();
     let st = state(&sb).await;
@@ -1111,7 +1111,10 @@ async fn additions_start_on_a_date_the_agreement_accepts_and_future_cancellation
     };
     let (status, _) = cancel(format!("{}-28T00:00:00Z", &next[..7])).await;
     assert_eq!(status, StatusCode::OK);
-    let found = c.find_contract_line(&monthly.id, &backup.id).await.unwrap();
+    let found = c
+        .find_contract_line(LineKey::new(&monthly.id, &backup.id))
+        .await
+        .unwrap();
     assert_eq!(found.map(|l| l.id), Some(line.id.clone()));
     // Cancelled as of yesterday: gone.
     let yesterday = (chrono::Utc::now() - chrono::Duration::days(1))
@@ -1119,7 +1122,9 @@ async fn additions_start_on_a_date_the_agreement_accepts_and_future_cancellation
         .to_string();
     cancel(yesterday).await;
     assert_eq!(
-        c.find_contract_line(&monthly.id, &backup.id).await.unwrap(),
+        c.find_contract_line(LineKey::new(&monthly.id, &backup.id))
+            .await
+            .unwrap(),
         None
     );
 }
@@ -1184,7 +1189,7 @@ async fn a_role_without_close_service_tickets_is_named_up_front_and_close_leaves
         .await
         .unwrap();
     let e = c
-        .close_ticket(&t.id, None, Some("Resolved by the customer."))
+        .close_ticket(CloseTicket::new(&t.id).note("Resolved by the customer."))
         .await
         .unwrap_err();
     assert!(matches!(e, PsaError::PermissionDenied { .. }), "{e}");
@@ -1314,7 +1319,7 @@ async fn alert_tickets_and_notes_do_not_email_the_contact() {
     let c = client(&sb);
     let contoso = company(&c, "CONTOSO").await;
     let jane = c
-        .find_contact_by_email(&contoso.id, "jane@contoso.example")
+        .find_contact_by_email(ContactEmail::new(&contoso.id, "jane@contoso.example"))
         .await
         .unwrap()
         .unwrap();
@@ -1330,7 +1335,9 @@ async fn alert_tickets_and_notes_do_not_email_the_contact() {
         .await
         .unwrap();
     c.add_note(&t.id, "a follow-up alert").await.unwrap();
-    c.close_ticket(&t.id, None, Some("resolved")).await.unwrap();
+    c.close_ticket(CloseTicket::new(&t.id).note("resolved"))
+        .await
+        .unwrap();
     assert_eq!(state(&sb).await["notifications"], json!([]));
 
     // Left to ConnectWise's default, the same note would have e-mailed Jane.
@@ -1373,7 +1380,7 @@ async fn closing_prefers_closed_and_type_combinations_follow_the_board() {
         })
         .await
         .unwrap();
-    c.close_ticket(&t.id, None, None).await.unwrap();
+    c.close_ticket(CloseTicket::new(&t.id)).await.unwrap();
     let statuses = c.statuses(Some(&board.id)).await.unwrap();
     let closed = c.get_ticket(&t.id).await.unwrap().unwrap();
     let name = statuses

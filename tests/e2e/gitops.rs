@@ -13,7 +13,9 @@ use psa_operator::gitops::resource_set::ResourceSet;
 use psa_operator::gitops::validate::{validate_paths, validate_sources};
 use psa_operator::gitops::yaml_docs::Source;
 use psa_operator::psa::Billing;
-use psa_operator::psa::{CatalogService, CatalogServiceSpec, ContractLine, LineValues, Psa};
+use psa_operator::psa::{
+    CatalogService, CatalogServiceSpec, ContractLine, LineKey, LineValues, Psa,
+};
 use psa_operator::sandbox::CallReport;
 use serde_json::Value;
 
@@ -381,7 +383,7 @@ async fn monitoring_line_on_contoso(
         .unwrap()
         .unwrap();
     let line = psa
-        .add_contract_line(&contract.id, &svc.id, line)
+        .add_contract_line(LineKey::new(&contract.id, &svc.id), line)
         .await
         .unwrap();
     (svc, line)

@@ -9,8 +9,8 @@ use psa_operator::psa::autotask::AutotaskClient;
 use psa_operator::psa::bms::BmsClient;
 use psa_operator::psa::connectwise::ConnectWiseClient;
 use psa_operator::psa::{
-    CatalogServiceSpec, Company, CompanyFilter, LineValues, Named, NewTicket, Psa, PsaError, PsaId,
-    StatusInfo,
+    CatalogServiceSpec, CloseTicket, Company, CompanyFilter, ContactEmail, LineKey, LineValues,
+    Named, NewTicket, Psa, PsaError, PsaId, StatusInfo,
 };
 use psa_operator::sandbox::RunningSandbox;
 use serde_json::json;
@@ -135,7 +135,7 @@ async fn companies_contacts_and_contracts_resolve_the_same(_: &RunningSandbox, p
     );
 
     let jane = psa
-        .find_contact_by_email(&contoso.id, "JANE@Contoso.example")
+        .find_contact_by_email(ContactEmail::new(&contoso.id, "JANE@Contoso.example"))
         .await
         .unwrap()
         .expect(who);
@@ -147,7 +147,7 @@ async fn companies_contacts_and_contracts_resolve_the_same(_: &RunningSandbox, p
         "{who}"
     );
     assert_eq!(
-        psa.find_contact_by_email(&fabrikam.id, "jane@contoso.example")
+        psa.find_contact_by_email(ContactEmail::new(&fabrikam.id, "jane@contoso.example"))
             .await
             .unwrap(),
         None,
@@ -202,7 +202,7 @@ async fn a_ticket_lives_the_same_life(_: &RunningSandbox, psa: &dyn Psa) {
     let priority = psa.priorities().await.unwrap()[1].id.clone();
     let contoso = contoso_of(psa, who).await;
     let jane = psa
-        .find_contact_by_email(&contoso.id, "jane@contoso.example")
+        .find_contact_by_email(ContactEmail::new(&contoso.id, "jane@contoso.example"))
         .await
         .unwrap()
         .expect(who);
@@ -254,7 +254,7 @@ async fn a_ticket_lives_the_same_life(_: &RunningSandbox, psa: &dyn Psa) {
         !psa.get_ticket(&t.id).await.unwrap().expect(who).closed,
         "{who}"
     );
-    psa.close_ticket(&t.id, None, Some("closed by the provider suite"))
+    psa.close_ticket(CloseTicket::new(&t.id).note("closed by the provider suite"))
         .await
         .unwrap();
     assert!(
@@ -332,38 +332,26 @@ async fn catalog_services_and_contract_lines_behave_alike(_: &RunningSandbox, ps
         cost: 12_500,
         price: 35_000,
     };
+    let key = LineKey::new(&contract.id, &created.id);
     assert_eq!(
-        psa.find_contract_line(&contract.id, &created.id)
-            .await
-            .unwrap(),
+        psa.find_contract_line(key).await.unwrap(),
         None,
         "{who}: no line before one is added"
     );
-    let line = psa
-        .add_contract_line(&contract.id, &created.id, v)
-        .await
-        .unwrap();
+    let line = psa.add_contract_line(key, v).await.unwrap();
     assert_eq!(
         (line.quantity, line.contract_id.as_str()),
         (5, contract.id.as_str()),
         "{who}"
     );
-    let seen = psa
-        .find_contract_line(&contract.id, &created.id)
-        .await
-        .unwrap()
-        .expect(who);
+    let seen = psa.find_contract_line(key).await.unwrap().expect(who);
     assert_eq!(seen, line, "{who}: the line reads back as added");
     let update = psa
         .update_contract_line(&seen, LineValues { quantity: 6, ..v })
         .await
         .unwrap();
     assert_eq!(update.line().quantity, 6, "{who}");
-    let after = psa
-        .find_contract_line(&contract.id, &created.id)
-        .await
-        .unwrap()
-        .expect(who);
+    let after = psa.find_contract_line(key).await.unwrap().expect(who);
     assert_eq!(after.quantity, 6, "{who}");
 
     let spare = psa

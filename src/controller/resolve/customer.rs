@@ -8,7 +8,7 @@ use std::sync::Arc;
 use kube::{Resource, ResourceExt};
 
 use crate::api::{CatchAll, CompanyRef, ContactRef, CustomerMapping, CustomerMappingSpec};
-use crate::psa::{Company, Contact, Contract, Psa, PsaError, PsaId};
+use crate::psa::{Company, Contact, ContactEmail, Contract, Psa, PsaError, PsaId};
 use crate::resolved::ResolvedCustomer;
 
 use super::directory::Directory;
@@ -317,7 +317,10 @@ async fn find_contact(
         ContactRef { email: Some(e), .. } => {
             let found = match listed(&|d| d.contact_by_email(&company.id, e)) {
                 Some(answer) => answer,
-                None => psa.find_contact_by_email(&company.id, e).await?,
+                None => {
+                    psa.find_contact_by_email(ContactEmail::new(&company.id, e))
+                        .await?
+                }
             };
             (e.clone(), found, "with e-mail")
         }
@@ -358,7 +361,8 @@ pub async fn resolve_catch_all(
     let mut contact_id = None;
     if let Some(contact) = &ca.contact {
         let found = if contact.contains('@') {
-            psa.find_contact_by_email(&company.id, contact).await?
+            psa.find_contact_by_email(ContactEmail::new(&company.id, contact))
+                .await?
         } else {
             psa.find_contact_by_name(&company.id, contact).await?
         };

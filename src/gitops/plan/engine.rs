@@ -19,7 +19,7 @@ use crate::controller::resolve::line_memory::line_to_plan;
 use crate::controller::resolve::names::nearest;
 use crate::controller::resolve::ticket::required_by_psa;
 use crate::controller::resolve::{fetch_catalog, resolve_ticket, PsaCatalog};
-use crate::psa::{CompanyFilter, ContractLine, LineValues, Psa, PsaError, PsaId};
+use crate::psa::{CompanyFilter, ContractLine, LineKey, LineValues, Psa, PsaError, PsaId};
 
 use super::super::resource_set::{Located, ResourceSet};
 use super::model::*;
@@ -442,7 +442,9 @@ async fn plan_customer(
     let after = Billing::of(wanted);
     let report = match services.get(svc_name) {
         Some(CatalogState::Exists(id)) => {
-            let found = psa.find_contract_line(&contract.id, id).await?;
+            let found = psa
+                .find_contract_line(LineKey::new(&contract.id, id))
+                .await?;
             let remembered = line_from_status(remembered, &contract.id, id, wanted);
             existing_line_report(psa, catalog_name, found, remembered, wanted)
         }

@@ -15,8 +15,8 @@ use super::wire::{
 use super::AutotaskClient;
 use crate::psa::Billing;
 use crate::psa::{
-    CatalogService, CatalogServiceSpec, Contract, ContractLine, LineUpdate, LineValues, PsaError,
-    PsaId, PsaResult,
+    CatalogService, CatalogServiceSpec, Contract, ContractLine, LineKey, LineUpdate, LineValues,
+    PsaError, PsaId, PsaResult,
 };
 use async_trait::async_trait;
 
@@ -221,11 +221,9 @@ impl AutotaskClient {
     /// 2 calls when found (`ContractServices/query`, then `ContractServiceUnits/query`), 1 when not.
     pub(super) async fn contract_service(
         &self,
-        contract_id: &PsaId,
-        service_id: &PsaId,
+        key: LineKey<'_>,
     ) -> PsaResult<Option<ContractLine>> {
-        let contract = num_id("contract", contract_id)?;
-        let service = num_id("service", service_id)?;
+        let (contract, service) = convert::line_ids(key)?;
         let rows: Vec<WContractService> = self
             .t
             .query(
@@ -241,15 +239,12 @@ impl AutotaskClient {
         else {
             return Ok(None);
         };
-        let quantity = self.units_today(row.id).await?;
-        Ok(Some(ContractLine {
-            id: row.id.to_string(),
-            contract_id: contract_id.clone(),
-            service_id: service_id.clone(),
-            quantity,
+        let values = LineValues {
+            quantity: self.units_today(row.id).await?,
             cost: convert::money_from_wire(row.unit_cost),
             price: convert::money_from_wire(row.unit_price),
-        }))
+        };
+        Ok(Some(key.line(row.id.to_string(), values)))
     }
 
     /// `POST /V1.0/ContractServiceAdjustments`: `unit_change` units from today (1 call).
@@ -284,12 +279,10 @@ impl AutotaskClient {
     /// yet), then one adjustment of `+quantity` effective today (none for 0 units).
     pub(super) async fn attach_service(
         &self,
-        contract_id: &PsaId,
-        service_id: &PsaId,
+        key: LineKey<'_>,
         values: LineValues,
     ) -> PsaResult<ContractLine> {
-        let contract = num_id("contract", contract_id)?;
-        let service = num_id("service", service_id)?;
+        let (contract, service) = convert::line_ids(key)?;
         let body = json!({
             "contractID": contract,
             "serviceID": service,
@@ -305,14 +298,7 @@ impl AutotaskClient {
             self.post_adjustment(contract, cs, service, values.quantity, values)
                 .await?;
         }
-        Ok(ContractLine {
-            id,
-            contract_id: contract_id.clone(),
-            service_id: service_id.clone(),
-            quantity: values.quantity,
-            cost: values.cost,
-            price: values.price,
-        })
+        Ok(key.line(id, values))
     }
 
     /// 1 call to read today's units (`ContractServiceUnits`), then 1 adjustment of the
@@ -323,8 +309,7 @@ impl AutotaskClient {
         line: &ContractLine,
         values: LineValues,
     ) -> PsaResult<LineUpdate> {
-        let contract = num_id("contract", &line.contract_id)?;
-        let service = num_id("service", &line.service_id)?;
+        let (contract, service) = convert::line_ids(line.key())?;
         let cs = num_id("contract service", &line.id)?;
         let current = self.units_today(cs).await?;
         let change = values.quantity - current;
@@ -340,12 +325,9 @@ impl AutotaskClient {
             let path = format!("/V1.0/Contracts/{contract}/Services");
             self.t.call(Method::PATCH, &path, Some(&body)).await?;
         }
-        Ok(LineUpdate::Updated(ContractLine {
-            quantity: values.quantity,
-            cost: values.cost,
-            price: values.price,
-            ..line.clone()
-        }))
+        Ok(LineUpdate::Updated(
+            line.key().line(line.id.clone(), values),
+        ))
     }
 }
 
@@ -370,20 +352,15 @@ impl Billing for AutotaskClient {
     async fn delete_catalog_service(&self, id: &PsaId) -> PsaResult<()> {
         self.deactivate_service(id).await
     }
-    async fn find_contract_line(
-        &self,
-        contract_id: &PsaId,
-        service_id: &PsaId,
-    ) -> PsaResult<Option<ContractLine>> {
-        self.contract_service(contract_id, service_id).await
+    async fn find_contract_line(&self, key: LineKey<'_>) -> PsaResult<Option<ContractLine>> {
+        self.contract_service(key).await
     }
     async fn add_contract_line(
         &self,
-        contract_id: &PsaId,
-        service_id: &PsaId,
+        key: LineKey<'_>,
         values: LineValues,
     ) -> PsaResult<ContractLine> {
-        self.attach_service(contract_id, service_id, values).await
+        self.attach_service(key, values).await
     }
     async fn update_contract_line(
         &self,

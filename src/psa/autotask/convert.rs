@@ -6,8 +6,8 @@ use chrono::NaiveDate;
 use serde_json::{json, Value};
 
 use crate::psa::{
-    CatalogService, Company, Contact, DirectoryContact, MinorUnits, Named, PsaError, PsaResult,
-    StatusInfo, Ticket,
+    CatalogService, Company, CompanyKey, Contact, DirectoryContact, LineKey, MinorUnits, Named,
+    PsaError, PsaResult, StatusInfo, Ticket,
 };
 
 use super::wire::{
@@ -24,6 +24,22 @@ pub const DESCRIPTION_MAX: usize = 8_000;
 pub const NOTE_MAX: usize = 32_000;
 /// Longest note title (ours is the note's first line).
 pub const NOTE_TITLE_MAX: usize = 250;
+
+/// The company field a look-up by `key` filters on.
+pub fn company_field(key: CompanyKey) -> &'static str {
+    match key {
+        CompanyKey::Identifier => "companyNumber",
+        CompanyKey::Name => "companyName",
+    }
+}
+
+/// That field of a company as Autotask answered it.
+pub fn company_value(c: &WCompany, key: CompanyKey) -> Option<&str> {
+    match key {
+        CompanyKey::Identifier => c.company_number.as_deref(),
+        CompanyKey::Name => c.company_name.as_deref(),
+    }
+}
 
 /// The REST root of a zone: `https://webservices15.autotask.net/atservicesrest` (no trailing
 /// slash). Accepts the zone's `url` as `ZoneInformation` returns it (with `/atservicesrest/`) or
@@ -90,6 +106,14 @@ pub fn num_id(what: &str, id: &str) -> PsaResult<i64> {
     crate::psa::parse_numeric_id(id, || {
         format!("{what} {id:?} is not an Autotask id (Autotask ids are numbers)")
     })
+}
+
+/// A contract line's contract and service, as the numbers Autotask's queries and bodies take.
+pub fn line_ids(key: LineKey<'_>) -> PsaResult<(i64, i64)> {
+    Ok((
+        num_id("contract", key.contract_id)?,
+        num_id("service", key.service_id)?,
+    ))
 }
 
 /// An optional neutral id as an Autotask integer.
@@ -354,6 +378,24 @@ pub fn endpoint_of(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_company_look_up_filters_on_the_field_it_compares() {
+        let c: WCompany = serde_json::from_value(json!({
+            "id": 7,
+            "companyNumber": "CONTOSO",
+            "companyName": "Contoso Ltd",
+        }))
+        .unwrap();
+        let table = [
+            (CompanyKey::Identifier, "companyNumber", "CONTOSO"),
+            (CompanyKey::Name, "companyName", "Contoso Ltd"),
+        ];
+        for (key, field, value) in table {
+            assert_eq!(company_field(key), field, "{key:?}");
+            assert_eq!(company_value(&c, key), Some(value), "{key:?}");
+        }
+    }
 
     #[test]
     fn zone_urls_become_the_rest_root() {

@@ -11,7 +11,10 @@ use super::wire::{WCompany, WContact, WItem};
 use super::AutotaskClient;
 use super::*;
 use crate::psa::Directory;
-use crate::psa::{Company, CompanyFilter, Contact, DirectoryContact, PsaError, PsaId, PsaResult};
+use crate::psa::{
+    Company, CompanyFilter, CompanyKey, Contact, ContactEmail, DirectoryContact, PsaError, PsaId,
+    PsaResult,
+};
 use async_trait::async_trait;
 
 /// `isActive` of a contact: 1 = active (an integer in the document).
@@ -25,25 +28,20 @@ impl AutotaskClient {
         self.t.read_threshold().await
     }
 
-    /// 1 call: `POST /V1.0/Companies/query` with `field eq value`; the exact name (any case) wins.
+    /// 1 call: `POST /V1.0/Companies/query` with `companyNumber` (or `companyName`) `eq value`;
+    /// the exact value (any case) wins.
     pub(super) async fn company_where(
         &self,
-        field: &str,
+        key: CompanyKey,
         value: &str,
     ) -> PsaResult<Option<Company>> {
         let needle = value.split_whitespace().collect::<Vec<_>>().join(" ");
         if needle.is_empty() {
             return Ok(None);
         }
-        let by_number = field == "companyNumber";
-        let matches = move |c: &WCompany| {
-            let have = if by_number {
-                &c.company_number
-            } else {
-                &c.company_name
-            };
-            have.as_deref().is_some_and(|h| same_name(h, value))
-        };
+        let matches =
+            move |c: &WCompany| convert::company_value(c, key).is_some_and(|h| same_name(h, value));
+        let field = convert::company_field(key);
         let rows: Vec<WCompany> = self
             .t
             .query("Companies", vec![eq(field, needle)], Some(&matches))
@@ -99,13 +97,9 @@ impl AutotaskClient {
 
     /// 1 call: `POST /V1.0/Contacts/query` on the company and `emailAddress`, `emailAddress2` or
     /// `emailAddress3`; active contacts only, re-checked here (any case).
-    pub(super) async fn contacts_by_email(
-        &self,
-        company_id: &PsaId,
-        email: &str,
-    ) -> PsaResult<Vec<Contact>> {
-        let company = num_id("company", company_id)?;
-        let want = email.trim();
+    pub(super) async fn contacts_by_email(&self, q: ContactEmail<'_>) -> PsaResult<Vec<Contact>> {
+        let company = num_id("company", q.company_id)?;
+        let want = q.email.trim();
         if want.is_empty() {
             return Ok(Vec::new());
         }

@@ -8,7 +8,7 @@ use super::transport::decode;
 use super::wire::{WItem, WNewTicket, WNote, WOperation, WTicket};
 use super::AutotaskClient;
 use super::*;
-use crate::psa::{CompanyKey, TicketDesk};
+use crate::psa::{CloseTicket, CompanyKey, ContactEmail, ReopenTicket, TicketDesk};
 use crate::psa::{NewTicket, PsaError, PsaId, PsaResult, Ticket};
 use async_trait::async_trait;
 
@@ -120,19 +120,14 @@ impl AutotaskClient {
     /// 1 call: `PATCH /V1.0/Tickets` with the status (Complete, 5, unless another is given);
     /// 1 more for the note when there is one (added first, so it is on the ticket when a
     /// technician sees it closed).
-    pub(super) async fn complete_ticket(
-        &self,
-        ticket_id: &PsaId,
-        status_id: Option<&PsaId>,
-        note: Option<&str>,
-    ) -> PsaResult<()> {
-        let id = num_id("ticket", ticket_id)?;
-        let status = match status_id {
+    pub(super) async fn complete_ticket(&self, close: CloseTicket<'_>) -> PsaResult<()> {
+        let id = num_id("ticket", close.ticket_id)?;
+        let status = match close.status_id {
             Some(s) => num_id("status", s)?,
             None => convert::STATUS_COMPLETE,
         };
-        if let Some(n) = note.map(str::trim).filter(|n| !n.is_empty()) {
-            self.post_note(ticket_id, n).await?;
+        if let Some(n) = close.note.map(str::trim).filter(|n| !n.is_empty()) {
+            self.post_note(close.ticket_id, n).await?;
         }
         let body = json!({ "id": id, "status": status });
         self.t
@@ -145,29 +140,13 @@ impl AutotaskClient {
 #[async_trait]
 impl TicketDesk for AutotaskClient {
     async fn find_company_by(&self, key: CompanyKey, value: &str) -> PsaResult<Option<Company>> {
-        let field = match key {
-            CompanyKey::Identifier => "companyNumber",
-            CompanyKey::Name => "companyName",
-        };
-        self.company_where(field, value).await
+        self.company_where(key, value).await
     }
-    async fn find_contact_by_email(
-        &self,
-        company_id: &PsaId,
-        email: &str,
-    ) -> PsaResult<Option<Contact>> {
-        Ok(self
-            .contacts_by_email(company_id, email)
-            .await?
-            .into_iter()
-            .next())
+    async fn find_contact_by_email(&self, q: ContactEmail<'_>) -> PsaResult<Option<Contact>> {
+        Ok(self.contacts_by_email(q).await?.into_iter().next())
     }
-    async fn find_contacts_by_email(
-        &self,
-        company_id: &PsaId,
-        email: &str,
-    ) -> PsaResult<Vec<Contact>> {
-        self.contacts_by_email(company_id, email).await
+    async fn find_contacts_by_email(&self, q: ContactEmail<'_>) -> PsaResult<Vec<Contact>> {
+        self.contacts_by_email(q).await
     }
     async fn create_ticket(&self, t: &NewTicket) -> PsaResult<Ticket> {
         self.new_ticket(t).await
@@ -184,30 +163,22 @@ impl TicketDesk for AutotaskClient {
     async fn note_texts(&self, ticket_id: &PsaId) -> PsaResult<Option<Vec<String>>> {
         self.notes_of(ticket_id).await.map(Some)
     }
-    async fn close_ticket(
-        &self,
-        ticket_id: &PsaId,
-        status_id: Option<&PsaId>,
-        note: Option<&str>,
-    ) -> PsaResult<()> {
-        self.complete_ticket(ticket_id, status_id, note).await
+    async fn close_ticket(&self, close: CloseTicket<'_>) -> PsaResult<()> {
+        self.complete_ticket(close).await
     }
     /// 2 calls: `PATCH /V1.0/Tickets` `{id, status}` (a status other than Complete clears
     /// `completedDate`), then the note as `add_note` posts it.
-    async fn reopen_ticket(
-        &self,
-        ticket_id: &PsaId,
-        status_id: &PsaId,
-        note: &str,
-    ) -> PsaResult<()> {
+    async fn reopen_ticket(&self, reopen: ReopenTicket<'_>) -> PsaResult<()> {
         let body = json!({
-            "id": num_id("ticket", ticket_id)?,
-            "status": num_id("status", status_id)?,
+            "id": num_id("ticket", reopen.ticket_id)?,
+            "status": num_id("status", reopen.status_id)?,
         });
         self.t
             .call(Method::PATCH, "/V1.0/Tickets", Some(&body))
             .await?;
-        self.add_note(ticket_id, note).await.map(|_| ())
+        self.add_note(reopen.ticket_id, reopen.note)
+            .await
+            .map(|_| ())
     }
     /// Autotask keeps the flag on the contact (`primaryContact`), not the company.
     async fn primary_contact(&self, company: &Company) -> PsaResult<Option<Contact>> {

@@ -28,7 +28,7 @@ use crate::psa::{ContractLine, LineValues, MinorUnits};
 use async_trait::async_trait;
 
 use super::*;
-use crate::psa::Billing;
+use crate::psa::{Billing, LineKey};
 
 /// One line of a service, as the related-services search shows it (money in minor units).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -388,11 +388,11 @@ impl Billing for BmsClient {
     /// search`, narrowed by contract and account name when known. The line is the contract's
     /// current one (the newest that bills); its quantity is what this client wrote, or 0 when it
     /// did not write it (the caller's memory decides then).
-    async fn find_contract_line(
-        &self,
-        contract_id: &PsaId,
-        service_id: &PsaId,
-    ) -> PsaResult<Option<ContractLine>> {
+    async fn find_contract_line(&self, key: LineKey<'_>) -> PsaResult<Option<ContractLine>> {
+        let LineKey {
+            contract_id,
+            service_id,
+        } = key;
         let rows = self.service_lines(contract_id, service_id).await?;
         let found = billing::on_contract(&rows, contract_id);
         Ok(found.current.map(|cur| {
@@ -406,12 +406,11 @@ impl Billing for BmsClient {
     /// updates (cost and price in step, duplicates ended).
     async fn add_contract_line(
         &self,
-        contract_id: &PsaId,
-        service_id: &PsaId,
+        key: LineKey<'_>,
         values: LineValues,
     ) -> PsaResult<ContractLine> {
         Ok(self
-            .sync_line(contract_id, service_id, None, values)
+            .sync_line(key.contract_id, key.service_id, None, values)
             .await?
             .line()
             .clone())

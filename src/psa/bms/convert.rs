@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use crate::psa::{Company, Contact, ContractLine, DirectoryContact, MinorUnits, PsaResult, Ticket};
+use crate::psa::{
+    Company, CompanyKey, Contact, ContractLine, DirectoryContact, MinorUnits, PsaResult, Ticket,
+};
 
 use super::billing::Related;
 use super::wire::{WAccount, WContact, WLine, WRelated, WTicket};
@@ -16,6 +18,22 @@ use super::wire::{WAccount, WContact, WLine, WRelated, WTicket};
 const MARKER_OPEN: &str = "psa-operator-ref:";
 /// The bracketed form earlier versions wrote; still recognised when reading a ticket.
 const LEGACY_OPEN: &str = "[psa-operator:";
+
+/// The account summary filter a company look-up by `key` sends.
+pub fn company_filter(key: CompanyKey) -> &'static str {
+    match key {
+        CompanyKey::Identifier => "Filter.AccountCode",
+        CompanyKey::Name => "Filter.AccountName",
+    }
+}
+
+/// That field of an account as BMS answered it.
+pub fn company_value(a: &WAccount, key: CompanyKey) -> Option<&str> {
+    match key {
+        CompanyKey::Identifier => a.account_code.as_deref(),
+        CompanyKey::Name => a.account_name.as_deref(),
+    }
+}
 
 pub fn marker_token(marker: &str) -> String {
     let mut out = String::from(MARKER_OPEN);
@@ -251,6 +269,23 @@ mod tests {
     use super::*;
     use crate::psa::bms::wire::{decode, WAccount};
     use serde_json::json;
+
+    #[test]
+    fn a_company_look_up_filters_on_the_field_it_compares() {
+        let a: WAccount = decode(
+            "account",
+            json!({"id": 7, "accountcode": "CONTOSO", "accountname": "Contoso Ltd"}),
+        )
+        .unwrap();
+        let table = [
+            (CompanyKey::Identifier, "Filter.AccountCode", "CONTOSO"),
+            (CompanyKey::Name, "Filter.AccountName", "Contoso Ltd"),
+        ];
+        for (key, filter, value) in table {
+            assert_eq!(company_filter(key), filter, "{key:?}");
+            assert_eq!(company_value(&a, key), Some(value), "{key:?}");
+        }
+    }
 
     #[test]
     fn marker_round_trips_through_details() {

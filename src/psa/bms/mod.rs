@@ -49,9 +49,9 @@ use self::wire::{
     WLookup, WRelated, WService, WTicket, WUserInfo,
 };
 use super::{
-    CatalogService, CatalogServiceSpec, Company, CompanyFilter, Contact, Contract, ContractLine,
-    DirectoryContact, LineUpdate, LineValues, Named, NewTicket, Provider, Psa, PsaError, PsaId,
-    PsaResult, StatusInfo, Ticket,
+    CatalogService, CatalogServiceSpec, Company, CompanyFilter, CompanyKey, Contact, Contract,
+    ContractLine, DirectoryContact, LineUpdate, LineValues, Named, NewTicket, Provider, Psa,
+    PsaError, PsaId, PsaResult, StatusInfo, Ticket,
 };
 use crate::psa::{Directory, RequiredTicketSetting};
 use crate::secret::SecretString;
@@ -362,21 +362,13 @@ impl BmsClient {
         Ok(active_named(rows))
     }
 
-    async fn find_account(&self, filter: &str, value: &str) -> PsaResult<Option<Company>> {
+    async fn find_account(&self, key: CompanyKey, value: &str) -> PsaResult<Option<Company>> {
         // The PSA filter matches literally: send the name as people mean it (single spaces).
         let needle = value.split_whitespace().collect::<Vec<_>>().join(" ");
-        let req = Req::get("/v2/crm/accounts/summary").q(filter, &needle);
-        let by_code = filter.ends_with("AccountCode");
+        let req = Req::get("/v2/crm/accounts/summary").q(convert::company_filter(key), &needle);
         let rows: Vec<WAccount> = self
             .pages("account", req, true, |a: &WAccount| {
-                let field = if by_code {
-                    &a.account_code
-                } else {
-                    &a.account_name
-                };
-                field
-                    .as_deref()
-                    .is_some_and(|f| convert::same_name(f, value))
+                convert::company_value(a, key).is_some_and(|f| convert::same_name(f, value))
             })
             .await?;
         let company = rows.into_iter().next().map(convert::company);

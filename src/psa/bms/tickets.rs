@@ -1,7 +1,7 @@
 //! Tickets: create, find by marker, read, notes, close; and the company and contact look-ups the dispatcher makes.
 
 use super::*;
-use crate::psa::{CompanyKey, TicketDesk};
+use crate::psa::{CloseTicket, CompanyKey, ContactEmail, ReopenTicket, TicketDesk};
 use async_trait::async_trait;
 
 #[async_trait]
@@ -9,19 +9,12 @@ impl TicketDesk for BmsClient {
     /// 1 call: `GET /v2/crm/accounts/summary?Filter.AccountCode=` (or `Filter.AccountName=`;
     /// more only when over 100 accounts contain the value); exact match, any case.
     async fn find_company_by(&self, key: CompanyKey, value: &str) -> PsaResult<Option<Company>> {
-        let filter = match key {
-            CompanyKey::Identifier => "Filter.AccountCode",
-            CompanyKey::Name => "Filter.AccountName",
-        };
-        self.find_account(filter, value).await
+        self.find_account(key, value).await
     }
     /// 1 call: `GET /v2/crm/contacts/search?Filter.EmailAddress=&Filter.AccountIds=`; exact
     /// e-mail match, any case, active contacts of that account only.
-    async fn find_contact_by_email(
-        &self,
-        company_id: &PsaId,
-        email: &str,
-    ) -> PsaResult<Option<Contact>> {
+    async fn find_contact_by_email(&self, q: ContactEmail<'_>) -> PsaResult<Option<Contact>> {
+        let ContactEmail { company_id, email } = q;
         let account = convert::num_id("account", company_id)?;
         let want = email.trim();
         let req = Req::get("/v2/crm/contacts/search")
@@ -157,14 +150,10 @@ impl TicketDesk for BmsClient {
     /// closed status resolved with the settings — never without one (the document's `StatusId`
     /// is a plain integer: left out, it would be sent as 0). Without one given, the tenant's first
     /// closed status is read once (1 more call).
-    async fn close_ticket(
-        &self,
-        ticket_id: &PsaId,
-        status_id: Option<&PsaId>,
-        note: Option<&str>,
-    ) -> PsaResult<()> {
-        let id = convert::num_id("ticket", ticket_id)?;
-        let comment = note
+    async fn close_ticket(&self, close: CloseTicket<'_>) -> PsaResult<()> {
+        let id = convert::num_id("ticket", close.ticket_id)?;
+        let comment = close
+            .note
             .map(str::trim)
             .filter(|n| !n.is_empty())
             .unwrap_or(DEFAULT_CLOSE_COMMENT);
@@ -173,7 +162,7 @@ impl TicketDesk for BmsClient {
             "IsInternal": true,
             "IsPublishToKnowledgeBase": false,
         });
-        body["StatusId"] = json!(match status_id {
+        body["StatusId"] = json!(match close.status_id {
             Some(s) => convert::num_id("status", s)?,
             None => self.closed_status().await?,
         });
@@ -184,22 +173,19 @@ impl TicketDesk for BmsClient {
     }
     /// 2 calls: `PATCH /v2/servicedesk/tickets/{id}` JSON Patch `replace /StatusId` (an open
     /// status clears `completedDate`), then the note as `add_note` posts it.
-    async fn reopen_ticket(
-        &self,
-        ticket_id: &PsaId,
-        status_id: &PsaId,
-        note: &str,
-    ) -> PsaResult<()> {
-        let id = convert::num_id("ticket", ticket_id)?;
+    async fn reopen_ticket(&self, reopen: ReopenTicket<'_>) -> PsaResult<()> {
+        let id = convert::num_id("ticket", reopen.ticket_id)?;
         let body = json!([{
             "op": "replace",
             "path": "/StatusId",
-            "value": convert::num_id("status", status_id)?,
+            "value": convert::num_id("status", reopen.status_id)?,
         }]);
         let path = format!("/v2/servicedesk/tickets/{id}");
         self.result(Req::with_body(Method::PATCH, path, body))
             .await?;
-        self.add_note(ticket_id, note).await.map(|_| ())
+        self.add_note(reopen.ticket_id, reopen.note)
+            .await
+            .map(|_| ())
     }
     /// 1 call: `GET /v2/crm/contacts/search?Filter.AccountIds=&Filter.IsPoc=true`: the account's
     /// point of contact (BMS keeps no primary contact on the account itself).

@@ -1,7 +1,7 @@
 //! Contracts, the catalog and contract lines.
 
 use super::*;
-use crate::psa::Billing;
+use crate::psa::{Billing, LineKey};
 use async_trait::async_trait;
 
 #[async_trait]
@@ -113,11 +113,11 @@ impl Billing for ConnectWiseClient {
     }
     /// 1 call: `GET /finance/agreements/{id}/additions?conditions=product/id=…`; additions
     /// cancelled as of today are ignored (one cancelled for a later date still bills).
-    async fn find_contract_line(
-        &self,
-        contract_id: &PsaId,
-        service_id: &PsaId,
-    ) -> PsaResult<Option<ContractLine>> {
+    async fn find_contract_line(&self, key: LineKey<'_>) -> PsaResult<Option<ContractLine>> {
+        let LineKey {
+            contract_id,
+            service_id,
+        } = key;
         let agreement = numeric_id(contract_id)?;
         let q = [
             ("conditions", id_cond("product/id", service_id)?),
@@ -150,17 +150,16 @@ impl Billing for ConnectWiseClient {
     /// date the agreement accepts: [`addition_effective_date`]).
     async fn add_contract_line(
         &self,
-        contract_id: &PsaId,
-        service_id: &PsaId,
+        key: LineKey<'_>,
         values: LineValues,
     ) -> PsaResult<ContractLine> {
-        let agreement = numeric_id(contract_id)?;
+        let agreement = numeric_id(key.contract_id)?;
         let record: AgreementRecord = self
             .get(&format!("/finance/agreements/{agreement}"), &[])
             .await?;
         let effective = addition_effective_date(&record, chrono::Utc::now().date_naive());
         let body = NewAdditionBody {
-            product: Ref::id(numeric_id(service_id)?),
+            product: Ref::id(numeric_id(key.service_id)?),
             quantity: values.quantity as f64,
             unit_price: to_units(values.price),
             unit_cost: to_units(values.cost),
@@ -171,7 +170,7 @@ impl Billing for ConnectWiseClient {
         let rec: AdditionRecord = self
             .post(&format!("/finance/agreements/{agreement}/additions"), body)
             .await?;
-        Ok(rec.into_line(contract_id))
+        Ok(rec.into_line(key.contract_id))
     }
     /// 1 call: `PATCH /finance/agreements/{id}/additions/{additionId}` (quantity, unit cost and price).
     async fn update_contract_line(

@@ -13,6 +13,22 @@ pub(super) fn internal(e: serde_json::Error) -> PsaError {
     }
 }
 
+/// The company field a look-up by `key` filters on.
+pub(super) fn company_field(key: CompanyKey) -> &'static str {
+    match key {
+        CompanyKey::Identifier => "identifier",
+        CompanyKey::Name => "name",
+    }
+}
+
+/// That field of a company as ConnectWise answered it.
+pub(super) fn company_value(r: &CompanyRecord, key: CompanyKey) -> Option<&str> {
+    match key {
+        CompanyKey::Identifier => r.identifier.as_deref(),
+        CompanyKey::Name => r.name.as_deref(),
+    }
+}
+
 /// ConnectWise ids are integers; anything else is our mistake, not a query to send.
 pub(super) fn numeric_id(id: &str) -> PsaResult<i64> {
     crate::psa::parse_numeric_id(id, || format!("{id:?} is not a ConnectWise id"))

@@ -212,16 +212,11 @@ impl ConnectWiseClient {
             .await
     }
 
-    async fn find_company(&self, field: &str, value: &str) -> PsaResult<Option<Company>> {
-        let q = [("conditions", cond::eq_str(field, value))];
+    async fn find_company(&self, key: CompanyKey, value: &str) -> PsaResult<Option<Company>> {
+        let q = [("conditions", cond::eq_str(company_field(key), value))];
         let rows: Vec<CompanyRecord> = self.http.first_page("/company/companies", &q, 25).await?;
         let pick = |r: &CompanyRecord| {
-            let v = if field == "identifier" {
-                &r.identifier
-            } else {
-                &r.name
-            };
-            v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(value))
+            company_value(r, key).is_some_and(|v| v.eq_ignore_ascii_case(value))
         };
         // Prefer a live company when a deleted one shares the name.
         let mut matches: Vec<Company> = rows

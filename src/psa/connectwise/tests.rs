@@ -469,3 +469,21 @@ fn type_combinations_are_checked_against_the_board_associations() {
     assert_eq!(invalid_combinations(&assocs, &wanted), vec![1, 3]);
     assert!(invalid_combinations(&[], &wanted).is_empty());
 }
+
+#[test]
+fn a_company_look_up_filters_on_the_field_it_compares() {
+    let r: CompanyRecord = serde_json::from_value(json!({
+        "id": 7,
+        "identifier": "CONTOSO",
+        "name": "Contoso Ltd",
+    }))
+    .unwrap();
+    let table = [
+        (CompanyKey::Identifier, "identifier", "CONTOSO"),
+        (CompanyKey::Name, "name", "Contoso Ltd"),
+    ];
+    for (key, field, value) in table {
+        assert_eq!(company_field(key), field, "{key:?}");
+        assert_eq!(company_value(&r, key), Some(value), "{key:?}");
+    }
+}

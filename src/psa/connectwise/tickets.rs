@@ -1,26 +1,19 @@
 //! Tickets: create, find by marker, read, notes, close; and the company and contact look-ups the dispatcher makes.
 
 use super::*;
-use crate::psa::{CompanyKey, TicketDesk};
+use crate::psa::{CloseTicket, CompanyKey, ContactEmail, ReopenTicket, TicketDesk};
 use async_trait::async_trait;
 
 #[async_trait]
 impl TicketDesk for ConnectWiseClient {
     /// 1 call: `GET /company/companies?conditions=identifier="…"` (or `name="…"`).
     async fn find_company_by(&self, key: CompanyKey, value: &str) -> PsaResult<Option<Company>> {
-        let field = match key {
-            CompanyKey::Identifier => "identifier",
-            CompanyKey::Name => "name",
-        };
-        self.find_company(field, value).await
+        self.find_company(key, value).await
     }
     /// 1 call: `GET /company/contacts?conditions=company/id=… and inactiveFlag=false
     /// &childConditions=communicationItems/value="…" and communicationItems/communicationType="Email"`.
-    async fn find_contact_by_email(
-        &self,
-        company_id: &PsaId,
-        email: &str,
-    ) -> PsaResult<Option<Contact>> {
+    async fn find_contact_by_email(&self, q: ContactEmail<'_>) -> PsaResult<Option<Contact>> {
+        let ContactEmail { company_id, email } = q;
         let extra = vec![("childConditions", cond::contact_email(email))];
         let accept = |r: &ContactRecord| r.emails().iter().any(|e| e.eq_ignore_ascii_case(email));
         self.find_contact(company_id, extra, accept, Some(email))
@@ -90,14 +83,9 @@ impl TicketDesk for ConnectWiseClient {
     /// 1 call (`PATCH /service/tickets/{id}` status), +1 for the note (a resolution note,
     /// posted once the ticket is closed, so a role that may not close leaves no half-done
     /// close behind), +2 without `status_id` (the ticket, then its board's statuses).
-    async fn close_ticket(
-        &self,
-        ticket_id: &PsaId,
-        status_id: Option<&PsaId>,
-        note: Option<&str>,
-    ) -> PsaResult<()> {
-        let id = numeric_id(ticket_id)?;
-        let status = match status_id {
+    async fn close_ticket(&self, close: CloseTicket<'_>) -> PsaResult<()> {
+        let id = numeric_id(close.ticket_id)?;
+        let status = match close.status_id {
             Some(s) => numeric_id(s)?,
             None => self.closed_status_of(id).await?,
         };
@@ -114,7 +102,7 @@ impl TicketDesk for ConnectWiseClient {
             });
         }
         closed?;
-        if let Some(text) = note.filter(|n| !n.trim().is_empty()) {
+        if let Some(text) = close.note.filter(|n| !n.trim().is_empty()) {
             let body = NewNoteBody {
                 text,
                 detail_description_flag: true,
@@ -131,18 +119,15 @@ impl TicketDesk for ConnectWiseClient {
     }
     /// 2 calls: `PATCH /service/tickets/{id}` (status back to an open one; ConnectWise clears
     /// `closedFlag` with it), then `POST /service/tickets/{id}/notes` (a discussion note).
-    async fn reopen_ticket(
-        &self,
-        ticket_id: &PsaId,
-        status_id: &PsaId,
-        note: &str,
-    ) -> PsaResult<()> {
-        let id = numeric_id(ticket_id)?;
+    async fn reopen_ticket(&self, reopen: ReopenTicket<'_>) -> PsaResult<()> {
+        let id = numeric_id(reopen.ticket_id)?;
         let ops = [PatchOp::replace(
             "status",
-            json!({ "id": numeric_id(status_id)? }),
+            json!({ "id": numeric_id(reopen.status_id)? }),
         )];
         let _: TicketRecord = self.patch(&format!("/service/tickets/{id}"), &ops).await?;
-        self.add_note(ticket_id, note).await.map(|_| ())
+        self.add_note(reopen.ticket_id, reopen.note)
+            .await
+            .map(|_| ())
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use psa_operator::api::Grouping;
 use psa_operator::psa::autotask::{AutotaskClient, AutotaskConfig};
-use psa_operator::psa::{Billing, Directory, Psa, TicketDesk};
+use psa_operator::psa::{Billing, CloseTicket, Directory, Psa, TicketDesk};
 use psa_operator::resolved::*;
 use psa_operator::sandbox::RunningSandbox;
 use serde_json::{json, Value};
@@ -138,7 +138,7 @@ impl PsaView for At {
     /// The technician sets the ticket to Complete through the REST API (with a note).
     async fn technician_closes(&self, id: &str) {
         self.technician
-            .close_ticket(&id.to_string(), None, Some("Not an issue; limits raised."))
+            .close_ticket(CloseTicket::new(&id.to_string()).note("Not an issue; limits raised."))
             .await
             .unwrap();
     }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use base64::Engine;
 use psa_operator::api::{EventField, Grouping};
 use psa_operator::psa::connectwise::ConnectWiseClient;
-use psa_operator::psa::Psa;
 use psa_operator::psa::{Billing, Directory, TicketDesk};
+use psa_operator::psa::{ContactEmail, Psa};
 use psa_operator::resolved::*;
 use psa_operator::sandbox::connectwise::{
     DEMO_CLIENT_ID, DEMO_COMPANY_ID, DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY,
@@ -62,7 +62,7 @@ impl Cw {
             .unwrap()
             .id;
         let email = |company: String, e: &'static str| async move {
-            c.find_contact_by_email(&company, e)
+            c.find_contact_by_email(ContactEmail::new(&company, e))
                 .await
                 .unwrap()
                 .unwrap()

@@ -167,22 +167,11 @@ impl TicketDesk for FakePsa {
         };
         Ok(self.with(|s| s.companies.iter().find(matches).cloned()))
     }
-    async fn find_contact_by_email(
-        &self,
-        company_id: &PsaId,
-        email: &str,
-    ) -> PsaResult<Option<Contact>> {
-        Ok(self
-            .find_contacts_by_email(company_id, email)
-            .await?
-            .into_iter()
-            .next())
+    async fn find_contact_by_email(&self, q: ContactEmail<'_>) -> PsaResult<Option<Contact>> {
+        Ok(self.find_contacts_by_email(q).await?.into_iter().next())
     }
-    async fn find_contacts_by_email(
-        &self,
-        company_id: &PsaId,
-        email: &str,
-    ) -> PsaResult<Vec<Contact>> {
+    async fn find_contacts_by_email(&self, q: ContactEmail<'_>) -> PsaResult<Vec<Contact>> {
+        let ContactEmail { company_id, email } = q;
         self.enter("find_contacts_by_email")?;
         Ok(self.with(|s| {
             s.contacts
@@ -252,34 +241,24 @@ impl TicketDesk for FakePsa {
         }
         r
     }
-    async fn close_ticket(
-        &self,
-        ticket_id: &PsaId,
-        status_id: Option<&PsaId>,
-        note: Option<&str>,
-    ) -> PsaResult<()> {
+    async fn close_ticket(&self, close: CloseTicket<'_>) -> PsaResult<()> {
         self.enter("close_ticket")?;
-        self.on_ticket(ticket_id, |t| {
-            if let Some(n) = note {
+        self.on_ticket(close.ticket_id, |t| {
+            if let Some(n) = close.note {
                 t.notes.push(n.to_string());
             }
             t.closed = true;
-            t.status_id = status_id.cloned();
+            t.status_id = close.status_id.cloned();
             t.closed_at_ms = Some(chrono::Utc::now().timestamp_millis());
         })
     }
-    async fn reopen_ticket(
-        &self,
-        ticket_id: &PsaId,
-        status_id: &PsaId,
-        note: &str,
-    ) -> PsaResult<()> {
+    async fn reopen_ticket(&self, reopen: ReopenTicket<'_>) -> PsaResult<()> {
         self.enter("reopen_ticket")?;
-        self.on_ticket(ticket_id, |t| {
-            t.notes.push(note.to_string());
+        self.on_ticket(reopen.ticket_id, |t| {
+            t.notes.push(reopen.note.to_string());
             t.closed = false;
             t.closed_at_ms = None;
-            t.status_id = Some(status_id.clone());
+            t.status_id = Some(reopen.status_id.clone());
         })
     }
 }

@@ -14,7 +14,7 @@ use psa_operator::dispatch::store::{
     ConnectionCounters, NewEvent, SqliteOptions, SqliteStore, Store,
 };
 use psa_operator::dispatch::worker::{now_ms, Dispatcher, DispatcherOptions};
-use psa_operator::psa::TicketDesk;
+use psa_operator::psa::{ContactEmail, TicketDesk};
 use psa_operator::resolved::*;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -107,7 +107,7 @@ impl DemoIds {
         closed_status: &str,
     ) -> DemoIds {
         let contact = |e: &'static str| async move {
-            c.find_contact_by_email(&contoso.id, e)
+            c.find_contact_by_email(ContactEmail::new(&contoso.id, e))
                 .await
                 .unwrap()
                 .unwrap_or_else(|| panic!("{e} at {}", contoso.name))

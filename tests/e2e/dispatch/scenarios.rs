@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use psa_operator::api::Grouping;
 use psa_operator::dispatch::event::EventKind;
+use psa_operator::psa::ContactEmail;
 
 use super::harness::{alert, eventually, finding, Harness, JANE};
 use super::view::{DemoPsa, PsaView, TicketView};
@@ -242,7 +243,7 @@ pub async fn auto_mapped_company_contact_chain(psa: &dyn DemoPsa) {
         .id;
     let alert_contact = conn
         .psa
-        .find_contact_by_email(&fabrikam, "alerts@fabrikam.example")
+        .find_contact_by_email(ContactEmail::new(&fabrikam, "alerts@fabrikam.example"))
         .await
         .unwrap()
         .expect("Fabrikam's contact")
