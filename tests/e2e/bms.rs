@@ -9,14 +9,14 @@ use std::time::Duration;
 use psa_operator::psa::bms::{BmsClient, BmsConfig, RateBudget};
 use psa_operator::psa::{Billing, Directory, TicketDesk};
 use psa_operator::psa::{
-    CatalogServiceSpec, Company, CompanyFilter, Contract, LineUpdate, LineValues, NewTicket, Psa,
-    PsaError,
+    CatalogServiceSpec, Company, CompanyFilter, LineUpdate, LineValues, NewTicket, Psa, PsaError,
 };
 use psa_operator::sandbox::bms::{demo_seed, start, Seed};
 use psa_operator::sandbox::{Faults, RunningSandbox};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
+use crate::fixtures::demo::managed_security;
 use crate::sandbox_admin::{calls, clear_calls, state};
 
 async fn sandbox(seed: Seed) -> RunningSandbox {
@@ -46,14 +46,6 @@ async fn contoso(c: &BmsClient) -> Company {
         .await
         .unwrap()
         .expect("Contoso Ltd in the demo tenant")
-}
-
-/// Contoso's recurring contract.
-async fn managed_security(c: &BmsClient, contoso: &Company) -> Contract {
-    c.find_contract(&contoso.id, "Managed Security")
-        .await
-        .unwrap()
-        .expect("Managed Security in the demo tenant")
 }
 
 /// Ids of the demo tenant's ticket settings, resolved through the client.
@@ -913,13 +905,7 @@ async fn the_binary_serves_a_seed_file_on_the_bms_paths() {
         .await
         .unwrap();
     assert_eq!(ann.map(|a| a.full_name()).as_deref(), Some("Ann Lee"));
-    let queues: Vec<String> = c
-        .boards()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|q| q.name)
-        .collect();
+    let queues = crate::fixtures::board_names(&c).await;
     assert_eq!(queues, ["Triage"]);
     let e = BmsClient::new(BmsConfig::new(&url, "demo", "demo-api", "demo-password"))
         .unwrap()
@@ -987,9 +973,7 @@ async fn documented_bms() -> (String, std::sync::Arc<std::sync::atomic::AtomicUs
             "/v2/servicedesk/tickets/{id}",
             get(|| async { StatusCode::UNAUTHORIZED }),
         );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = crate::support::serve(app).await;
     (url, logins)
 }
 
@@ -1000,13 +984,7 @@ async fn the_client_reads_the_documented_payloads() {
     let c = BmsClient::new(BmsConfig::new(&url, "Acme MSP", "api", "pw")).unwrap();
 
     // PascalCase envelope; inactive queues left out.
-    let queues: Vec<String> = c
-        .boards()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|q| q.name)
-        .collect();
+    let queues = crate::fixtures::board_names(&c).await;
     assert_eq!(queues, ["Security Alerts"]);
     // The login's expiry lies in the past: the client does not trust it, and does not log in
     // again for every call either.

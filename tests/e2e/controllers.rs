@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::devcluster::{path_str, repo, Cluster};
 use crate::fixtures::{mapping_yaml, patch_until, yaml_stream};
-use crate::support::{eventually, start_operator, ChildGuard};
+use crate::support::{start_operator, ChildGuard};
 use psa_operator::sandbox::{self, RunningSandbox};
 
 /// One environment: API server with CRDs, both sandboxes, the samples applied, the operator.
@@ -194,6 +194,14 @@ impl Env {
             .expect("sandbox answers")
     }
 
+    /// Waits until `path` of `what` reads `want` (a status figure the operator writes soon).
+    pub async fn wait_jsonpath(&self, what: &str, path: &str, want: &str) {
+        self.eventually(&format!("{what} {path} = {want}"), || async {
+            (self.jsonpath(what, path).await == want).then_some(())
+        })
+        .await;
+    }
+
     /// Polls `f` until it returns `Some`; on timeout fails with the operator's log tail.
     pub async fn eventually<T, F, Fut>(&self, what: &str, mut f: F) -> T
     where
@@ -324,13 +332,8 @@ async fn connectwise_samples_converge_and_follow_changes() {
         r#"{"spec":{"contractService":{"quantity":50}}}"#,
     )
     .await;
-    eventually(Duration::from_secs(120), "syncedQuantity 50", || async {
-        (env.jsonpath("customermapping/contoso", "{.status.syncedQuantity}")
-            .await
-            == "50")
-            .then_some(())
-    })
-    .await;
+    env.wait_jsonpath("customermapping/contoso", "{.status.syncedQuantity}", "50")
+        .await;
     let st = Env::sandbox_state(&env.cw).await;
     assert_eq!(
         rows(&st, "catalog")
@@ -380,13 +383,10 @@ async fn connectwise_samples_converge_and_follow_changes() {
         .await;
 
     // An unknown status name is named in SettingsResolved, with the nearest existing names.
-    let (_, reason, message) = patch_until(
+    let (reason, message) = crate::fixtures::merge_until_unresolved(
         &env,
         "psaconnection/demo-cw",
-        "merge",
         r#"{"spec":{"ticket":{"status":{"value":"Nwe"}}}}"#,
-        "SettingsResolved",
-        "False",
     )
     .await;
     assert_eq!(reason, "NamesNotFound");
@@ -394,13 +394,10 @@ async fn connectwise_samples_converge_and_follow_changes() {
         message.contains(r#"ticket.status.value "Nwe""#) && message.contains(r#""New""#),
         "{message}"
     );
-    crate::fixtures::patch_until(
+    crate::fixtures::merge_until_ready(
         &env,
         "psaconnection/demo-cw",
-        "merge",
         r#"{"spec":{"ticket":{"status":{"value":"New"}}}}"#,
-        "Ready",
-        "True",
     )
     .await;
 
@@ -546,15 +543,7 @@ async fn kaseya_bms_connection_becomes_ready() {
             ("False", "RequiredByPsa"),
             "{setting}"
         );
-        patch_until(
-            &env,
-            "psaconnection/demo-bms",
-            "merge",
-            restore,
-            "Ready",
-            "True",
-        )
-        .await;
+        crate::fixtures::merge_until_ready(&env, "psaconnection/demo-bms", restore).await;
     }
 }
 
@@ -769,12 +758,11 @@ async fn kaseya_bms_billing_and_orphan_deletion() {
 
     // 5 → 7: BMS cannot change a line's units; a new line bills 7, the old one is ended.
     apply_text(&env.cluster, &mapping_yaml(7)).await;
-    env.eventually("syncedQuantity 7", || async {
-        (env.jsonpath("customermapping/contoso-bms", "{.status.syncedQuantity}")
-            .await
-            == "7")
-            .then_some(())
-    })
+    env.wait_jsonpath(
+        "customermapping/contoso-bms",
+        "{.status.syncedQuantity}",
+        "7",
+    )
     .await;
     let (_, reason, message) = env
         .condition("customermapping/contoso-bms", "ContractSynced")

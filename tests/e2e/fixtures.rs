@@ -116,6 +116,29 @@ pub async fn patch_until(
     env.wait_condition(what, type_, status).await
 }
 
+/// Merge-patches `what` and waits until it is Ready again (a setting put right).
+pub async fn merge_until_ready(env: &Env, what: &str, body: &str) {
+    patch_until(env, what, "merge", body, "Ready", "True").await;
+}
+
+/// Merge-patches a setting the PSA cannot resolve into `what`; the (reason, message) of its
+/// `SettingsResolved=False`.
+pub async fn merge_until_unresolved(env: &Env, what: &str, body: &str) -> (String, String) {
+    let (_, reason, message) =
+        patch_until(env, what, "merge", body, "SettingsResolved", "False").await;
+    (reason, message)
+}
+
+/// The names of the PSA's boards (Kaseya BMS and Autotask: queues), as its client lists them.
+pub async fn board_names(psa: &dyn psa_operator::psa::Directory) -> Vec<String> {
+    psa.boards()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.name)
+        .collect()
+}
+
 /// The operator's intake address for `connection`'s alerts (the `psa` namespace).
 pub fn alerts_url(env: &Env, connection: &str) -> String {
     format!(
@@ -200,8 +223,25 @@ pub mod demo {
     use psa_operator::psa::autotask::AutotaskConfig;
     use psa_operator::psa::bms::BmsConfig;
     use psa_operator::psa::connectwise::ConnectWiseConfig;
+    use psa_operator::psa::{Company, Contract, Psa};
     use psa_operator::sandbox::{self, Faults, RunningSandbox};
     use psa_operator::secret::SecretString;
+
+    /// A company of the demo data by its name (the same on every PSA).
+    pub async fn company_named(psa: &dyn Psa, name: &str) -> Company {
+        psa.find_company_by_name(name)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{name} in the demo data"))
+    }
+
+    /// Contoso's recurring contract in the demo data.
+    pub async fn managed_security(psa: &dyn Psa, contoso: &Company) -> Contract {
+        psa.find_contract(&contoso.id, "Managed Security")
+            .await
+            .unwrap()
+            .expect("Managed Security in the demo data")
+    }
 
     /// A loopback listener on a free port, for an in-process sandbox.
     pub async fn loopback() -> tokio::net::TcpListener {

@@ -150,12 +150,11 @@ async fn connectwise_user_grouping_example() {
     );
 
     // The connection's status counts what happened.
-    env.eventually("status counters", || async {
-        let created = env
-            .jsonpath("psaconnection/demo-cw", "{.status.dispatch.ticketsCreated}")
-            .await;
-        (created == "2").then_some(())
-    })
+    env.wait_jsonpath(
+        "psaconnection/demo-cw",
+        "{.status.dispatch.ticketsCreated}",
+        "2",
+    )
     .await;
 }
 
@@ -194,12 +193,11 @@ async fn kaseya_bms_auto_mapping_and_catch_all() {
         t.iter().any(|t| t["accountName"] == "Default Customer"),
         "unknown org → catch-all: {t:?}"
     );
-    env.eventually("auto-mapping counts", || async {
-        let matched = env
-            .jsonpath("psaconnection/demo-bms", "{.status.autoMapping.matched}")
-            .await;
-        (matched == "1").then_some(())
-    })
+    env.wait_jsonpath(
+        "psaconnection/demo-bms",
+        "{.status.autoMapping.matched}",
+        "1",
+    )
     .await;
     let unmatched = env
         .jsonpath(
