@@ -282,37 +282,26 @@ async fn ticket_settings_resolve_by_name_against_autotask_picklists() {
         "Complete is status 5"
     );
     let values = resolved_values(&resolved);
-    // (setting, the Autotask picklist it resolves in, the label it names there)
+    // (setting under `ticket.`, its picklist under `Tickets.`, the label it names there)
     let want = [
-        ("ticket.status.value", "Tickets.status", "New"),
-        ("ticket.source.value", "Tickets.source", "SaaS Alerts"),
-        ("ticket.type.value", "Tickets.ticketType", "Alert"),
+        ("status.value", "status", "New"),
+        ("source.value", "source", "SaaS Alerts"),
+        ("type.value", "ticketType", "Alert"),
+        ("priority.map.critical", "priority", "Critical"),
+        ("priority.map.high", "priority", "High"),
+        ("priority.default", "priority", "Medium"),
+        ("issueType.default.issueType", "issueType", "SaaS Alerts"),
+        ("issueType.default.subIssueType", "subIssueType", "General"),
         (
-            "ticket.priority.map.critical",
-            "Tickets.priority",
-            "Critical",
-        ),
-        ("ticket.priority.map.high", "Tickets.priority", "High"),
-        ("ticket.priority.default", "Tickets.priority", "Medium"),
-        (
-            "ticket.issueType.default.issueType",
-            "Tickets.issueType",
-            "SaaS Alerts",
-        ),
-        (
-            "ticket.issueType.default.subIssueType",
-            "Tickets.subIssueType",
-            "General",
-        ),
-        (
-            "ticket.issueType.overrides.Too Many Downloads.subIssueType",
-            "Tickets.subIssueType",
+            "issueType.overrides.Too Many Downloads.subIssueType",
+            "subIssueType",
             "Data Leakage",
         ),
     ];
-    for (field, picklist, label) in want {
-        let id = pick(&st, picklist, label);
-        assert_eq!(values.get(field), Some(&id), "{field}: {values:?}");
+    for (setting, picklist, label) in want {
+        let field = format!("ticket.{setting}");
+        let id = pick(&st, &format!("Tickets.{picklist}"), label);
+        assert_eq!(values.get(&field), Some(&id), "{field}: {values:?}");
     }
 
     // Unknown and inactive names: every miss is named by its field.

@@ -283,14 +283,9 @@ async fn catalog_and_contract_lines() {
     );
     // A second create is refused by the PSA: identifiers are unique.
     let dup = c.create_catalog_service(&spec).await.unwrap_err();
-    assert!(
-        matches!(
-            dup,
-            PsaError::Permanent {
-                status: Some(400),
-                ..
-            }
-        ),
+    assert_eq!(
+        crate::fixtures::kind_and_status(&dup),
+        ("PsaRejected", Some(400)),
         "{dup}"
     );
     assert!(dup.to_string().contains("identifier"), "{dup}");
@@ -541,14 +536,9 @@ async fn bad_credentials_are_auth_errors_without_the_secret() {
     cfg.private_key = SecretString::new("wrong-private-key-xyz");
     let c = ConnectWiseClient::new(cfg).unwrap();
     let e = c.verify().await.unwrap_err();
-    assert!(
-        matches!(
-            e,
-            PsaError::Auth {
-                status: Some(401),
-                ..
-            }
-        ),
+    assert_eq!(
+        crate::fixtures::kind_and_status(&e),
+        ("AuthenticationFailed", Some(401)),
         "{e}"
     );
     let text = format!("{e} {e:?}");
@@ -833,14 +823,8 @@ async fn the_binary_serves_the_demo_data_with_the_real_paths_and_headers() {
         crate::support::sandbox_process(["--flavor", "connectwise", "--addr", "127.0.0.1:0"]).await;
     let http = reqwest::Client::new();
 
-    let info: Value = http
-        .get(format!("{url}/login/companyinfo/demo"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: Value =
+        crate::support::send_for_json(http.get(format!("{url}/login/companyinfo/demo"))).await;
     assert_eq!(info["Codebase"], "v4_6_release/");
     let base = format!("{url}/{}apis/3.0", info["Codebase"].as_str().unwrap());
 
@@ -1395,6 +1379,7 @@ async fn a_404_rereads_the_codebase_once_whatever_the_body() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_names_a_missing_right_before_any_alert() {
     use crate::controllers::Env;
+    use crate::fixtures::{resolved_value, unresolved_value};
     let env = Env::start().await;
     env.wait_condition("psaconnection/demo-cw", "Ready", "True")
         .await;
@@ -1424,13 +1409,7 @@ async fn the_operator_names_a_missing_right_before_any_alert() {
     .await;
 
     // A ticket type the board does not combine with an issue type in use: named, then fixed.
-    let (reason, message) = crate::fixtures::merge_until_unresolved(
-        &env,
-        "psaconnection/demo-cw",
-        r#"{"spec":{"ticket":{"type":{"value":"Incident"}}}}"#,
-    )
-    .await;
-    assert_eq!(reason, "NamesNotFound", "{message}");
+    let message = unresolved_value(&env, "psaconnection/demo-cw", "type", "Incident").await;
     assert!(
         message.contains(
             "ticket.issueType.overrides[0] \"Incident / Data Leakage\": is not a type / subtype / item combination the board allows"
@@ -1438,12 +1417,7 @@ async fn the_operator_names_a_missing_right_before_any_alert() {
         "{message}"
     );
     assert!(!message.contains("Incident / Identity"), "{message}");
-    crate::fixtures::merge_until_ready(
-        &env,
-        "psaconnection/demo-cw",
-        r#"{"spec":{"ticket":{"type":{"value":"Alert"}}}}"#,
-    )
-    .await;
+    resolved_value(&env, "psaconnection/demo-cw", "type", "Alert").await;
 
     let deny = |rights: Value| {
         let url = format!("{}/_sandbox/roles", env.cw.base_url());

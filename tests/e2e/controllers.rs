@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::devcluster::{path_str, repo, Cluster};
-use crate::fixtures::{mapping_yaml, patch_until, yaml_stream};
+use crate::fixtures::{mapping_yaml, patch_until, resolved_value, unresolved_value, yaml_stream};
 use crate::support::{start_operator, ChildGuard};
 use psa_operator::sandbox::{self, RunningSandbox};
 
@@ -383,23 +383,12 @@ async fn connectwise_samples_converge_and_follow_changes() {
         .await;
 
     // An unknown status name is named in SettingsResolved, with the nearest existing names.
-    let (reason, message) = crate::fixtures::merge_until_unresolved(
-        &env,
-        "psaconnection/demo-cw",
-        r#"{"spec":{"ticket":{"status":{"value":"Nwe"}}}}"#,
-    )
-    .await;
-    assert_eq!(reason, "NamesNotFound");
+    let message = unresolved_value(&env, "psaconnection/demo-cw", "status", "Nwe").await;
     assert!(
         message.contains(r#"ticket.status.value "Nwe""#) && message.contains(r#""New""#),
         "{message}"
     );
-    crate::fixtures::merge_until_ready(
-        &env,
-        "psaconnection/demo-cw",
-        r#"{"spec":{"ticket":{"status":{"value":"New"}}}}"#,
-    )
-    .await;
+    resolved_value(&env, "psaconnection/demo-cw", "status", "New").await;
 
     // An administrator renames the status in the PSA: re-validation flips the condition before a
     // ticket fails, naming the setting; renaming it back heals.

@@ -129,6 +129,32 @@ pub async fn merge_until_unresolved(env: &Env, what: &str, body: &str) -> (Strin
     (reason, message)
 }
 
+/// Sets `ticket.<setting>.value` of the connection `what` to a name the PSA does not resolve;
+/// the `SettingsResolved=False` message, its reason checked to be `NamesNotFound`.
+pub async fn unresolved_value(env: &Env, what: &str, setting: &str, value: &str) -> String {
+    let body = serde_json::json!({"spec": {"ticket": {setting: {"value": value}}}});
+    let (reason, message) = merge_until_unresolved(env, what, &body.to_string()).await;
+    assert_eq!(reason, "NamesNotFound", "{message}");
+    message
+}
+
+/// Puts `ticket.<setting>.value` of the connection `what` back to `value`; waits until Ready.
+pub async fn resolved_value(env: &Env, what: &str, setting: &str, value: &str) {
+    let body = serde_json::json!({"spec": {"ticket": {setting: {"value": value}}}});
+    merge_until_ready(env, what, &body.to_string()).await;
+}
+
+/// A PSA error as (its condition reason, which names its kind; the HTTP status behind it), to
+/// check both in one assertion.
+pub fn kind_and_status(e: &psa_operator::psa::PsaError) -> (&'static str, Option<u16>) {
+    use psa_operator::psa::PsaError::{Auth, Permanent, Transient};
+    let status = match e {
+        Transient { status, .. } | Auth { status, .. } | Permanent { status, .. } => *status,
+        _ => None,
+    };
+    (e.reason(), status)
+}
+
 /// The names of the PSA's boards (Kaseya BMS and Autotask: queues), as its client lists them.
 pub async fn board_names(psa: &dyn psa_operator::psa::Directory) -> Vec<String> {
     psa.boards()
