@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::fixtures::demo::{company_named, managed_security};
 use crate::sandbox_admin::{set_database, state};
 use psa_operator::psa::autotask::{AutotaskClient, AutotaskConfig};
 use psa_operator::psa::{Billing, Directory, TicketDesk};
@@ -20,6 +21,19 @@ async fn sandbox() -> RunningSandbox {
     crate::fixtures::demo::autotask_sandbox().await
 }
 
+/// `path` under the sandbox's REST zone (`Companies/7`).
+fn rest_url(sb: &RunningSandbox, path: &str) -> String {
+    format!("{}/atservicesrest/V1.0/{path}", sb.base_url())
+}
+
+/// A raw request as the demo API user sends it (the three Autotask headers).
+fn as_api_user(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    request
+        .header("ApiIntegrationCode", DEMO_INTEGRATION_CODE)
+        .header("UserName", DEMO_USERNAME)
+        .header("Secret", DEMO_SECRET)
+}
+
 fn client(sb: &RunningSandbox) -> AutotaskClient {
     AutotaskClient::new(crate::fixtures::demo::autotask_config(sb)).unwrap()
 }
@@ -31,16 +45,8 @@ fn client(sb: &RunningSandbox) -> AutotaskClient {
 async fn user_count_5_to_7_is_one_adjustment_of_plus_2_on_one_contract_service() {
     let sb = sandbox().await;
     let c = client(&sb);
-    let contoso = c
-        .find_company_by_name("Contoso Ltd")
-        .await
-        .unwrap()
-        .unwrap();
-    let contract = c
-        .find_contract(&contoso.id, "Managed Security")
-        .await
-        .unwrap()
-        .unwrap();
+    let contoso = company_named(&c, "Contoso Ltd").await;
+    let contract = managed_security(&c, &contoso).await;
     let svc = c
         .create_catalog_service(&CatalogServiceSpec {
             name: "SaaS Alerts Monitoring".into(),
@@ -92,16 +98,8 @@ async fn three_concurrent_requests_per_endpoint() {
     let sb = sandbox().await;
     set_database(&sb, json!({"processingMs": 300})).await;
     let http = reqwest::Client::new();
-    let url = format!("{}/atservicesrest/V1.0/Companies/7", sb.base_url());
-    let raw: Vec<_> = (0..5)
-        .map(|_| {
-            http.get(&url)
-                .header("ApiIntegrationCode", DEMO_INTEGRATION_CODE)
-                .header("UserName", DEMO_USERNAME)
-                .header("Secret", DEMO_SECRET)
-                .send()
-        })
-        .collect();
+    let url = rest_url(&sb, "Companies/7");
+    let raw: Vec<_> = (0..5).map(|_| as_api_user(http.get(&url)).send()).collect();
     let statuses: Vec<u16> = futures::future::join_all(raw)
         .await
         .into_iter()
@@ -147,11 +145,7 @@ async fn the_database_threshold_is_shared_and_refused_at_100_percent() {
     c.verify().await.unwrap();
     assert_eq!(c.database_share(), Some(0.0));
     set_database(&sb, json!({"requestsThisHour": 10_000})).await;
-    let r = reqwest::Client::new()
-        .get(format!("{}/atservicesrest/V1.0/Companies/1", sb.base_url()))
-        .header("ApiIntegrationCode", DEMO_INTEGRATION_CODE)
-        .header("UserName", DEMO_USERNAME)
-        .header("Secret", DEMO_SECRET)
+    let r = as_api_user(reqwest::Client::new().get(rest_url(&sb, "Companies/1")))
         .send()
         .await
         .unwrap();
@@ -217,13 +211,7 @@ async fn the_binary_serves_the_autotask_flavor() {
         .unwrap()
         .unwrap();
     assert_eq!(contoso.name, "Contoso Ltd");
-    let queues: Vec<String> = c
-        .boards()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|q| q.name)
-        .collect();
+    let queues = crate::fixtures::board_names(&c).await;
     assert!(
         queues.contains(&"Security Alerts".to_string()),
         "{queues:?}"
@@ -287,43 +275,26 @@ async fn ticket_settings_resolve_by_name_against_autotask_picklists() {
         "Complete is status 5"
     );
     let values = resolved_values(&resolved);
+    // (setting under `ticket.`, its picklist under `Tickets.`, the label it names there)
     let want = [
-        ("ticket.status.value", pick(&st, "Tickets.status", "New")),
+        ("status.value", "status", "New"),
+        ("source.value", "source", "SaaS Alerts"),
+        ("type.value", "ticketType", "Alert"),
+        ("priority.map.critical", "priority", "Critical"),
+        ("priority.map.high", "priority", "High"),
+        ("priority.default", "priority", "Medium"),
+        ("issueType.default.issueType", "issueType", "SaaS Alerts"),
+        ("issueType.default.subIssueType", "subIssueType", "General"),
         (
-            "ticket.source.value",
-            pick(&st, "Tickets.source", "SaaS Alerts"),
-        ),
-        (
-            "ticket.type.value",
-            pick(&st, "Tickets.ticketType", "Alert"),
-        ),
-        (
-            "ticket.priority.map.critical",
-            pick(&st, "Tickets.priority", "Critical"),
-        ),
-        (
-            "ticket.priority.map.high",
-            pick(&st, "Tickets.priority", "High"),
-        ),
-        (
-            "ticket.priority.default",
-            pick(&st, "Tickets.priority", "Medium"),
-        ),
-        (
-            "ticket.issueType.default.issueType",
-            pick(&st, "Tickets.issueType", "SaaS Alerts"),
-        ),
-        (
-            "ticket.issueType.default.subIssueType",
-            pick(&st, "Tickets.subIssueType", "General"),
-        ),
-        (
-            "ticket.issueType.overrides.Too Many Downloads.subIssueType",
-            pick(&st, "Tickets.subIssueType", "Data Leakage"),
+            "issueType.overrides.Too Many Downloads.subIssueType",
+            "subIssueType",
+            "Data Leakage",
         ),
     ];
-    for (field, id) in want {
-        assert_eq!(values.get(field), Some(&id), "{field}: {values:?}");
+    for (setting, picklist, label) in want {
+        let field = format!("ticket.{setting}");
+        let id = pick(&st, &format!("Tickets.{picklist}"), label);
+        assert_eq!(values.get(&field), Some(&id), "{field}: {values:?}");
     }
 
     // Unknown and inactive names: every miss is named by its field.
@@ -390,11 +361,7 @@ async fn the_sandbox_admin_layer_speaks_autotask() {
     use crate::sandbox_admin::{calls, set_faults};
     let sb = sandbox().await;
     let c = client(&sb);
-    let contoso = c
-        .find_company_by_name("Contoso Ltd")
-        .await
-        .unwrap()
-        .unwrap();
+    let contoso = company_named(&c, "Contoso Ltd").await;
     let report = calls(&sb).await;
     assert_eq!(
         report.count("POST", "/atservicesrest/V1.0/Companies/query"),
@@ -404,15 +371,8 @@ async fn the_sandbox_admin_layer_speaks_autotask() {
     set_database(&sb, json!({"requestsThisHour": 4_000})).await;
 
     set_faults(&sb, json!({"outage": true})).await;
-    let raw = reqwest::Client::new()
-        .get(format!(
-            "{}/atservicesrest/V1.0/Companies/{}",
-            sb.base_url(),
-            contoso.id
-        ))
-        .header("ApiIntegrationCode", DEMO_INTEGRATION_CODE)
-        .header("UserName", DEMO_USERNAME)
-        .header("Secret", DEMO_SECRET)
+    let company = rest_url(&sb, &format!("Companies/{}", contoso.id));
+    let raw = as_api_user(reqwest::Client::new().get(company))
         .send()
         .await
         .unwrap();
@@ -432,11 +392,7 @@ async fn the_sandbox_admin_layer_speaks_autotask() {
 
     // A ticket, then a reset: the seed's state again, no faults, no calls, a fresh hour.
     set_faults(&sb, json!({})).await;
-    let made = reqwest::Client::new()
-        .post(format!("{}/atservicesrest/V1.0/Tickets", sb.base_url()))
-        .header("ApiIntegrationCode", DEMO_INTEGRATION_CODE)
-        .header("UserName", DEMO_USERNAME)
-        .header("Secret", DEMO_SECRET)
+    let made = as_api_user(reqwest::Client::new().post(rest_url(&sb, "Tickets")))
         .json(&json!({
             "companyID": contoso.id.parse::<i64>().unwrap(), "title": "by hand",
             "status": 1, "priority": 1, "queueID": 1,
@@ -509,11 +465,7 @@ async fn contacts_are_found_by_any_of_their_three_addresses() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sb = start(listener, seed, Faults::default()).await.unwrap();
     let c = client(&sb);
-    let contoso = c
-        .find_company_by_name("Contoso Ltd")
-        .await
-        .unwrap()
-        .unwrap();
+    let contoso = company_named(&c, "Contoso Ltd").await;
     let found = |email: &'static str| {
         let c = &c;
         let id = contoso.id.clone();

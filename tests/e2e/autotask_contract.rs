@@ -387,11 +387,7 @@ async fn workload(c: &AutotaskClient) {
     let subs = c.sub_issue_types(None, &issues[0].id).await.unwrap();
     let priorities = c.priorities().await.unwrap();
     let sources = c.sources().await.unwrap();
-    let contract = c
-        .find_contract(&contoso.id, "Managed Security")
-        .await
-        .unwrap()
-        .unwrap();
+    let contract = crate::fixtures::demo::managed_security(c, &contoso).await;
     let t = c
         .create_ticket(&NewTicket {
             marker: "contract-1".into(),

@@ -79,15 +79,11 @@ async fn autotask_user_counts_adjust_once_through_the_operator() {
     // 5 → 7: one adjustment of +2 from today, nothing else written.
     env.autotask.admin().clear_calls();
     apply_text(&env.cluster, &mapping_yaml(7)).await;
-    env.eventually("syncedQuantity 7", || async {
-        (env.jsonpath(
-            "customermapping/contoso-autotask",
-            "{.status.syncedQuantity}",
-        )
-        .await
-            == "7")
-            .then_some(())
-    })
+    env.wait_jsonpath(
+        "customermapping/contoso-autotask",
+        "{.status.syncedQuantity}",
+        "7",
+    )
     .await;
     let calls = env.autotask.admin().calls();
     assert_eq!(calls.count("POST", ADJUSTMENTS), 1, "{calls:?}");

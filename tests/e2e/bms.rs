@@ -9,14 +9,15 @@ use std::time::Duration;
 use psa_operator::psa::bms::{BmsClient, BmsConfig, RateBudget};
 use psa_operator::psa::{Billing, Directory, TicketDesk};
 use psa_operator::psa::{
-    CatalogServiceSpec, CloseTicket, Company, CompanyFilter, ContactEmail, Contract, LineKey,
-    LineUpdate, LineValues, NewTicket, Psa, PsaError,
+    CatalogServiceSpec, CloseTicket, Company, CompanyFilter, ContactEmail, LineKey, LineUpdate,
+    LineValues, NewTicket, Psa, PsaError,
 };
 use psa_operator::sandbox::bms::{demo_seed, start, Seed};
 use psa_operator::sandbox::{Faults, RunningSandbox};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
+use crate::fixtures::demo::managed_security;
 use crate::sandbox_admin::{calls, clear_calls, state};
 
 async fn sandbox(seed: Seed) -> RunningSandbox {
@@ -46,14 +47,6 @@ async fn contoso(c: &BmsClient) -> Company {
         .await
         .unwrap()
         .expect("Contoso Ltd in the demo tenant")
-}
-
-/// Contoso's recurring contract.
-async fn managed_security(c: &BmsClient, contoso: &Company) -> Contract {
-    c.find_contract(&contoso.id, "Managed Security")
-        .await
-        .unwrap()
-        .expect("Managed Security in the demo tenant")
 }
 
 /// Ids of the demo tenant's ticket settings, resolved through the client.
@@ -567,14 +560,9 @@ async fn failure_behind_http_200_is_a_permanent_error_with_the_psa_message() {
         ..NewTicket::default()
     };
     let e = c.create_ticket(&bare).await.unwrap_err();
-    assert!(
-        matches!(
-            e,
-            PsaError::Permanent {
-                status: Some(200),
-                ..
-            }
-        ),
+    assert_eq!(
+        crate::fixtures::kind_and_status(&e),
+        ("PsaRejected", Some(200)),
         "{e:?}"
     );
     let text = e.to_string();
@@ -656,14 +644,9 @@ async fn a_429_is_transient_with_retry_after() {
     c.boards().await.unwrap();
     c.boards().await.unwrap();
     let e = c.boards().await.unwrap_err();
-    assert!(
-        matches!(
-            e,
-            PsaError::Transient {
-                status: Some(429),
-                ..
-            }
-        ),
+    assert_eq!(
+        crate::fixtures::kind_and_status(&e),
+        ("PsaUnavailable", Some(429)),
         "{e:?}"
     );
     let wait = e.retry_after().expect("Retry-After is passed on");
@@ -808,52 +791,42 @@ async fn the_sandbox_speaks_the_bms_wire_format() {
         .unwrap()
         .starts_with("Bearer"));
 
-    let login: Value = http
-        .post(format!("{base}/v2/security/authenticate"))
-        .form(&[
-            ("grantType", "password"),
-            ("userName", "demo-api"),
-            ("password", "demo-password"),
-            ("tenant", "demo"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let login: Value = crate::support::send_for_json(
+        http.post(format!("{base}/v2/security/authenticate"))
+            .form(&[
+                ("grantType", "password"),
+                ("userName", "demo-api"),
+                ("password", "demo-password"),
+                ("tenant", "demo"),
+            ]),
+    )
+    .await;
     assert_eq!(login["success"], true);
     let token = login["result"]["accessToken"].as_str().unwrap().to_string();
     assert!(login["result"]["accessTokenExpireOn"].is_string());
 
-    let page: Value = http
-        .get(format!(
+    let page: Value = crate::support::send_for_json(
+        http.get(format!(
             "{base}/v2/crm/accounts/summary?PageSize=2&PageNumber=2"
         ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .bearer_auth(&token),
+    )
+    .await;
     assert_eq!(page["totalRecords"], 3);
     assert_eq!(page["result"].as_array().unwrap().len(), 1);
     assert_eq!(page["result"][0]["accountName"], "Fabrikam Inc");
     assert_eq!(page["result"][0]["locations"][0]["isMain"], true);
 
     // A technician's tool searching tickets with a body, as the document describes.
-    let found: Value = http
-        .post(format!("{base}/v2/servicedesk/tickets/search"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"PageSize": 10, "PageNumber": 1,
-                                  "Filter": {"AccountCode": "CONTOSO", "ExcludeCompleted": 1}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let found: Value = crate::support::send_for_json(
+        http.post(format!("{base}/v2/servicedesk/tickets/search"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({
+                "PageSize": 10, "PageNumber": 1,
+                "Filter": {"AccountCode": "CONTOSO", "ExcludeCompleted": 1}
+            })),
+    )
+    .await;
     assert_eq!(found["success"], true, "{found}");
     assert_eq!(found["totalRecords"], 0, "no tickets yet: {found}");
     // A path BMS does not have: 404 with an empty body, as ASP.NET answers.
@@ -915,13 +888,7 @@ async fn the_binary_serves_a_seed_file_on_the_bms_paths() {
         .await
         .unwrap();
     assert_eq!(ann.map(|a| a.full_name()).as_deref(), Some("Ann Lee"));
-    let queues: Vec<String> = c
-        .boards()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|q| q.name)
-        .collect();
+    let queues = crate::fixtures::board_names(&c).await;
     assert_eq!(queues, ["Triage"]);
     let e = BmsClient::new(BmsConfig::new(&url, "demo", "demo-api", "demo-password"))
         .unwrap()
@@ -989,9 +956,7 @@ async fn documented_bms() -> (String, std::sync::Arc<std::sync::atomic::AtomicUs
             "/v2/servicedesk/tickets/{id}",
             get(|| async { StatusCode::UNAUTHORIZED }),
         );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = crate::support::serve(app).await;
     (url, logins)
 }
 
@@ -1002,13 +967,7 @@ async fn the_client_reads_the_documented_payloads() {
     let c = BmsClient::new(BmsConfig::new(&url, "Acme MSP", "api", "pw")).unwrap();
 
     // PascalCase envelope; inactive queues left out.
-    let queues: Vec<String> = c
-        .boards()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|q| q.name)
-        .collect();
+    let queues = crate::fixtures::board_names(&c).await;
     assert_eq!(queues, ["Security Alerts"]);
     // The login's expiry lies in the past: the client does not trust it, and does not log in
     // again for every call either.

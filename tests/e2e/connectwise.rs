@@ -20,6 +20,7 @@ use psa_operator::secret::SecretString;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
+use crate::fixtures::demo::managed_security;
 use crate::sandbox_admin::{calls, clear_calls, set_faults, state};
 
 const API: &str = "/v4_6_release/apis/3.0";
@@ -62,11 +63,24 @@ fn raw(http: &reqwest::Client, method: reqwest::Method, url: String) -> reqwest:
         )
 }
 
+/// GET `url` with the real ConnectWise headers.
+async fn get_raw(http: &reqwest::Client, url: String) -> reqwest::Response {
+    raw(http, reqwest::Method::GET, url).send().await.unwrap()
+}
+
 async fn company(c: &ConnectWiseClient, identifier: &str) -> Company {
     c.find_company_by_identifier(identifier)
         .await
         .unwrap()
         .unwrap_or_else(|| panic!("{identifier} is in the seed"))
+}
+
+/// Jane Doe, Contoso's contact in the demo data.
+async fn jane_of(c: &ConnectWiseClient, contoso: &Company) -> Contact {
+    c.find_contact_by_email(ContactEmail::new(&contoso.id, "jane@contoso.example"))
+        .await
+        .unwrap()
+        .expect("Jane Doe in the demo data")
 }
 
 /// POST or PATCH `body` to `url` with the real headers; status and JSON body.
@@ -173,18 +187,10 @@ async fn ticket_lifecycle_create_find_note_close() {
     let sb = demo().await;
     let c = client(&sb);
     let contoso = company(&c, "CONTOSO").await;
-    let jane = c
-        .find_contact_by_email(ContactEmail::new(&contoso.id, "jane@contoso.example"))
-        .await
-        .unwrap()
-        .unwrap();
+    let jane = jane_of(&c, &contoso).await;
     let board = c.boards().await.unwrap().remove(0);
     let new_status = c.statuses(Some(&board.id)).await.unwrap().remove(0);
-    let contract = c
-        .find_contract(&contoso.id, "Managed Security")
-        .await
-        .unwrap()
-        .unwrap();
+    let contract = managed_security(&c, &contoso).await;
 
     let t = NewTicket {
         marker: "alert-0001".into(),
@@ -262,11 +268,7 @@ async fn catalog_and_contract_lines() {
     let sb = demo().await;
     let c = client(&sb);
     let contoso = company(&c, "CONTOSO").await;
-    let contract = c
-        .find_contract(&contoso.id, "Managed Security")
-        .await
-        .unwrap()
-        .unwrap();
+    let contract = managed_security(&c, &contoso).await;
     let spec = CatalogServiceSpec {
         name: "SaaS Alerts Monitoring".into(),
         description: "Monitoring of SaaS alerts, per user".into(),
@@ -281,14 +283,9 @@ async fn catalog_and_contract_lines() {
     );
     // A second create is refused by the PSA: identifiers are unique.
     let dup = c.create_catalog_service(&spec).await.unwrap_err();
-    assert!(
-        matches!(
-            dup,
-            PsaError::Permanent {
-                status: Some(400),
-                ..
-            }
-        ),
+    assert_eq!(
+        crate::fixtures::kind_and_status(&dup),
+        ("PsaRejected", Some(400)),
         "{dup}"
     );
     assert!(dup.to_string().contains("identifier"), "{dup}");
@@ -462,33 +459,27 @@ async fn long_lists_are_paged_with_link_headers() {
 
     // The Link header as a client sees it on the middle page.
     let http = reqwest::Client::new();
-    let r = raw(
+    let r = get_raw(
         &http,
-        reqwest::Method::GET,
         format!(
             "{}{API}/company/companies?pageSize=1000&page=2",
             sb.base_url()
         ),
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     let link = r.headers()["link"].to_str().unwrap().to_string();
     for rel in ["first", "prev", "next", "last"] {
         assert!(link.contains(&format!("rel=\"{rel}\"")), "{link}");
     }
     assert!(link.contains("page=3>; rel=\"next\""), "{link}");
-    let page3 = raw(
+    let page3 = get_raw(
         &http,
-        reqwest::Method::GET,
         format!(
             "{}{API}/company/companies?pageSize=1000&page=4",
             sb.base_url()
         ),
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(
         page3.json::<Vec<Value>>().await.unwrap().len(),
         0,
@@ -545,14 +536,9 @@ async fn bad_credentials_are_auth_errors_without_the_secret() {
     cfg.private_key = SecretString::new("wrong-private-key-xyz");
     let c = ConnectWiseClient::new(cfg).unwrap();
     let e = c.verify().await.unwrap_err();
-    assert!(
-        matches!(
-            e,
-            PsaError::Auth {
-                status: Some(401),
-                ..
-            }
-        ),
+    assert_eq!(
+        crate::fixtures::kind_and_status(&e),
+        ("AuthenticationFailed", Some(401)),
         "{e}"
     );
     let text = format!("{e} {e:?}");
@@ -668,27 +654,17 @@ async fn sandbox_rejects_like_connectwise() {
     assert_eq!(body["errors"][0]["code"], "ObjectExists");
     assert_eq!(body["errors"][0]["field"], "identifier");
     // Missing records are 404 with ConnectWise's body; bad conditions are 400.
-    let r = raw(
-        &http,
-        reqwest::Method::GET,
-        format!("{base}/service/tickets/4242"),
-    )
-    .send()
-    .await
-    .unwrap();
+    let r = get_raw(&http, format!("{base}/service/tickets/4242")).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(
         r.json::<Value>().await.unwrap()["message"],
         "Ticket 4242 not found"
     );
-    let r = raw(
+    let r = get_raw(
         &http,
-        reqwest::Method::GET,
         format!("{base}/company/companies?conditions=name=Contoso"),
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }
 
@@ -714,17 +690,8 @@ async fn documented_payloads() -> (String, Arc<AtomicUsize>) {
     let throttled = Arc::new(AtomicUsize::new(0));
     let t = throttled.clone();
     let api = "/v2017_3/apis/3.0";
-    let (info, sys, companies, contacts, statuses, ticket, e404, e400) = (
-        fixture("companyinfo.json"),
-        fixture("system-info.json"),
-        fixture("companies.json"),
-        fixture("contacts.json"),
-        fixture("statuses.json"),
-        fixture("ticket.json"),
-        fixture("error-404.json"),
-        fixture("error-400.json"),
-    );
-    let app = Router::new()
+    let (info, sys) = (fixture("companyinfo.json"), fixture("system-info.json"));
+    let mut app = Router::new()
         .route(
             "/login/companyinfo/CW",
             get(move || async move { json_reply(StatusCode::OK, info) }),
@@ -745,34 +712,28 @@ async fn documented_payloads() -> (String, Arc<AtomicUsize>) {
                     }
                 }
             }),
-        )
-        .route(
-            &format!("{api}/company/companies"),
-            get(move || async move { json_reply(StatusCode::OK, companies) }),
-        )
-        .route(
-            &format!("{api}/company/contacts"),
-            get(move || async move { json_reply(StatusCode::OK, contacts) }),
-        )
-        .route(
-            &format!("{api}/service/boards/1/statuses"),
-            get(move || async move { json_reply(StatusCode::OK, statuses) }),
-        )
-        .route(
-            &format!("{api}/service/tickets/1255787"),
-            get(move || async move { json_reply(StatusCode::OK, ticket) }),
-        )
-        .route(
-            &format!("{api}/service/tickets/1255788"),
-            get(move || async move { json_reply(StatusCode::NOT_FOUND, e404) }),
-        )
-        .route(
-            &format!("{api}/procurement/catalog"),
-            axum::routing::post(move || async move { json_reply(StatusCode::BAD_REQUEST, e400) }),
         );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    // The documented answers to GETs under the API base: (path, HTTP status, fixture file).
+    let documented = [
+        ("/company/companies", 200, "companies.json"),
+        ("/company/contacts", 200, "contacts.json"),
+        ("/service/boards/1/statuses", 200, "statuses.json"),
+        ("/service/tickets/1255787", 200, "ticket.json"),
+        ("/service/tickets/1255788", 404, "error-404.json"),
+    ];
+    for (path, status, file) in documented {
+        let (status, body) = (StatusCode::from_u16(status).unwrap(), fixture(file));
+        app = app.route(
+            &format!("{api}{path}"),
+            get(move || async move { json_reply(status, body) }),
+        );
+    }
+    let e400 = fixture("error-400.json");
+    let app = app.route(
+        &format!("{api}/procurement/catalog"),
+        axum::routing::post(move || async move { json_reply(StatusCode::BAD_REQUEST, e400) }),
+    );
+    let url = crate::support::serve(app).await;
     (url, throttled)
 }
 
@@ -862,24 +823,16 @@ async fn the_binary_serves_the_demo_data_with_the_real_paths_and_headers() {
         crate::support::sandbox_process(["--flavor", "connectwise", "--addr", "127.0.0.1:0"]).await;
     let http = reqwest::Client::new();
 
-    let info: Value = http
-        .get(format!("{url}/login/companyinfo/demo"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: Value =
+        crate::support::send_for_json(http.get(format!("{url}/login/companyinfo/demo"))).await;
     assert_eq!(info["Codebase"], "v4_6_release/");
     let base = format!("{url}/{}apis/3.0", info["Codebase"].as_str().unwrap());
 
-    let get = |path: &str| raw(&http, reqwest::Method::GET, format!("{base}{path}")).send();
-    let companies: Vec<Value> = get("/company/companies")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let get = |path: &str| {
+        let response = get_raw(&http, format!("{base}{path}"));
+        async move { response.await.json::<Vec<Value>>().await.unwrap() }
+    };
+    let companies = get("/company/companies").await;
     let names: Vec<&str> = companies
         .iter()
         .map(|c| c["name"].as_str().unwrap())
@@ -888,43 +841,44 @@ async fn the_binary_serves_the_demo_data_with_the_real_paths_and_headers() {
         names,
         vec!["Default Customer", "Contoso Ltd", "Fabrikam Inc"]
     );
-    let boards: Vec<Value> = get("/service/boards?conditions=name%3D%22Security%20Alerts%22")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let boards = get("/service/boards?conditions=name%3D%22Security%20Alerts%22").await;
     let board = boards[0]["id"].as_i64().unwrap();
-    let statuses: Vec<Value> = get(&format!(
+    let statuses = get(&format!(
         "/service/boards/{board}/statuses?conditions=closedStatus%3Dtrue"
     ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .await;
     let closed: Vec<&str> = statuses
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert_eq!(closed, vec![">Closed", "Completed"]);
-    let contacts: Vec<Value> = get("/company/contacts?conditions=company%2Fidentifier%3D%22CONTOSO%22&childConditions=communicationItems%2Fvalue%3D%22jane%40contoso.example%22")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let contacts = get("/company/contacts?conditions=company%2Fidentifier%3D%22CONTOSO%22&childConditions=communicationItems%2Fvalue%3D%22jane%40contoso.example%22").await;
     assert_eq!(contacts.len(), 1);
     assert_eq!(contacts[0]["lastName"], "Doe");
-    let agreements: Vec<Value> = get("/finance/agreements")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let agreements = get("/finance/agreements").await;
     assert_eq!(agreements[0]["name"], "Managed Security");
     assert_eq!(agreements[0]["company"]["identifier"], "CONTOSO");
     child.kill().await.unwrap();
+}
+
+/// A site upgraded between discovery and the next call: companyinfo names `v2024_1/` the first
+/// time and `v2025_1/` after (its calls counted in `discoveries`); the new codebase answers
+/// `system/info`.
+fn upgraded_site(discoveries: &Arc<AtomicUsize>) -> Router {
+    let d = discoveries.clone();
+    Router::new()
+        .route(
+            "/login/companyinfo/demo",
+            get(move || {
+                let n = d.fetch_add(1, Ordering::SeqCst);
+                let codebase = if n == 0 { "v2024_1/" } else { "v2025_1/" };
+                async move { json_reply(StatusCode::OK, json!({ "Codebase": codebase }).to_string()) }
+            }),
+        )
+        .route(
+            "/v2025_1/apis/3.0/system/info",
+            get(|| async { json_reply(StatusCode::OK, "{}".into()) }),
+        )
 }
 
 #[tokio::test]
@@ -932,26 +886,8 @@ async fn a_moved_codebase_is_discovered_again() {
     // The site upgraded between discovery and the next call: the old codebase answers 404
     // without a ConnectWise error body, companyinfo now names the new one.
     let discoveries = Arc::new(AtomicUsize::new(0));
-    let d = discoveries.clone();
-    let app =
-        Router::new()
-            .route(
-                "/login/companyinfo/demo",
-                get(move || {
-                    let n = d.fetch_add(1, Ordering::SeqCst);
-                    let codebase = if n == 0 { "v2024_1/" } else { "v2025_1/" };
-                    async move {
-                        json_reply(StatusCode::OK, json!({ "Codebase": codebase }).to_string())
-                    }
-                }),
-            )
-            .route(
-                "/v2025_1/apis/3.0/system/info",
-                get(|| async { json_reply(StatusCode::OK, "{}".into()) }),
-            );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let app = upgraded_site(&discoveries);
+    let url = crate::support::serve(app).await;
 
     let c = ConnectWiseClient::new(config(&url)).unwrap();
     c.verify().await.unwrap();
@@ -1268,14 +1204,7 @@ async fn validation_errors_carry_connectwise_codes_and_lengths_count_utf16() {
         b,
         json!({"code": "ConnectWiseApi", "message": "String was not recognized as a valid Boolean."})
     );
-    let r = raw(
-        &http,
-        reqwest::Method::GET,
-        format!("{tickets}?conditions=colour=\"red\""),
-    )
-    .send()
-    .await
-    .unwrap();
+    let r = get_raw(&http, format!("{tickets}?conditions=colour=\"red\"")).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let b: Value = r.json().await.unwrap();
     assert_eq!(b["code"], "ApiFindCondition");
@@ -1318,11 +1247,7 @@ async fn alert_tickets_and_notes_do_not_email_the_contact() {
     let sb = demo().await;
     let c = client(&sb);
     let contoso = company(&c, "CONTOSO").await;
-    let jane = c
-        .find_contact_by_email(ContactEmail::new(&contoso.id, "jane@contoso.example"))
-        .await
-        .unwrap()
-        .unwrap();
+    let jane = jane_of(&c, &contoso).await;
     let t = c
         .create_ticket(&NewTicket {
             marker: "quiet-1".into(),
@@ -1434,34 +1359,16 @@ async fn a_404_rereads_the_codebase_once_whatever_the_body() {
     // After an upgrade the old codebase answers 404 with a ConnectWise body; companyinfo names
     // the new one. A real 404 (same codebase) is reported after one re-read, not retried.
     let discoveries = Arc::new(AtomicUsize::new(0));
-    let d = discoveries.clone();
     let not_found = || async {
         json_reply(
             StatusCode::NOT_FOUND,
             json!({"code": "NotFound", "message": "Ticket 5 not found"}).to_string(),
         )
     };
-    let app =
-        Router::new()
-            .route(
-                "/login/companyinfo/demo",
-                get(move || {
-                    let n = d.fetch_add(1, Ordering::SeqCst);
-                    let codebase = if n == 0 { "v2024_1/" } else { "v2025_1/" };
-                    async move {
-                        json_reply(StatusCode::OK, json!({ "Codebase": codebase }).to_string())
-                    }
-                }),
-            )
-            .route("/v2024_1/apis/3.0/system/info", get(not_found))
-            .route(
-                "/v2025_1/apis/3.0/system/info",
-                get(|| async { json_reply(StatusCode::OK, "{}".into()) }),
-            )
-            .route("/v2025_1/apis/3.0/service/tickets/5", get(not_found));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let app = upgraded_site(&discoveries)
+        .route("/v2024_1/apis/3.0/system/info", get(not_found))
+        .route("/v2025_1/apis/3.0/service/tickets/5", get(not_found));
+    let url = crate::support::serve(app).await;
 
     let c = ConnectWiseClient::new(config(&url)).unwrap();
     c.verify().await.unwrap();
@@ -1479,6 +1386,7 @@ async fn a_404_rereads_the_codebase_once_whatever_the_body() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_names_a_missing_right_before_any_alert() {
     use crate::controllers::Env;
+    use crate::fixtures::{resolved_value, unresolved_value};
     let env = Env::start().await;
     env.wait_condition("psaconnection/demo-cw", "Ready", "True")
         .await;
@@ -1500,28 +1408,15 @@ async fn the_operator_names_a_missing_right_before_any_alert() {
     env.wait_condition("psaconnection/demo-bms", "Ready", "True")
         .await;
     // The dispatcher's status sink writes the budget in force within a few seconds.
-    env.eventually("the BMS budget in status", || async {
-        let n = env
-            .jsonpath(
-                "psaconnection/demo-bms",
-                "{.status.dispatch.requestsPerHour}",
-            )
-            .await;
-        (n == "1500").then_some(())
-    })
+    env.wait_jsonpath(
+        "psaconnection/demo-bms",
+        "{.status.dispatch.requestsPerHour}",
+        "1500",
+    )
     .await;
 
     // A ticket type the board does not combine with an issue type in use: named, then fixed.
-    let (_, reason, message) = crate::fixtures::patch_until(
-        &env,
-        "psaconnection/demo-cw",
-        "merge",
-        r#"{"spec":{"ticket":{"type":{"value":"Incident"}}}}"#,
-        "SettingsResolved",
-        "False",
-    )
-    .await;
-    assert_eq!(reason, "NamesNotFound", "{message}");
+    let message = unresolved_value(&env, "psaconnection/demo-cw", "type", "Incident").await;
     assert!(
         message.contains(
             "ticket.issueType.overrides[0] \"Incident / Data Leakage\": is not a type / subtype / item combination the board allows"
@@ -1529,15 +1424,7 @@ async fn the_operator_names_a_missing_right_before_any_alert() {
         "{message}"
     );
     assert!(!message.contains("Incident / Identity"), "{message}");
-    crate::fixtures::patch_until(
-        &env,
-        "psaconnection/demo-cw",
-        "merge",
-        r#"{"spec":{"ticket":{"type":{"value":"Alert"}}}}"#,
-        "Ready",
-        "True",
-    )
-    .await;
+    resolved_value(&env, "psaconnection/demo-cw", "type", "Alert").await;
 
     let deny = |rights: Value| {
         let url = format!("{}/_sandbox/roles", env.cw.base_url());

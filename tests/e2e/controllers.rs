@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::devcluster::{path_str, repo, Cluster};
-use crate::fixtures::{mapping_yaml, patch_until, yaml_stream};
-use crate::support::{eventually, start_operator, ChildGuard};
+use crate::fixtures::{mapping_yaml, patch_until, resolved_value, unresolved_value, yaml_stream};
+use crate::support::{start_operator, ChildGuard};
 use psa_operator::sandbox::{self, RunningSandbox};
 
 /// One environment: API server with CRDs, both sandboxes, the samples applied, the operator.
@@ -194,6 +194,14 @@ impl Env {
             .expect("sandbox answers")
     }
 
+    /// Waits until `path` of `what` reads `want` (a status figure the operator writes soon).
+    pub async fn wait_jsonpath(&self, what: &str, path: &str, want: &str) {
+        self.eventually(&format!("{what} {path} = {want}"), || async {
+            (self.jsonpath(what, path).await == want).then_some(())
+        })
+        .await;
+    }
+
     /// Polls `f` until it returns `Some`; on timeout fails with the operator's log tail.
     pub async fn eventually<T, F, Fut>(&self, what: &str, mut f: F) -> T
     where
@@ -324,13 +332,8 @@ async fn connectwise_samples_converge_and_follow_changes() {
         r#"{"spec":{"contractService":{"quantity":50}}}"#,
     )
     .await;
-    eventually(Duration::from_secs(120), "syncedQuantity 50", || async {
-        (env.jsonpath("customermapping/contoso", "{.status.syncedQuantity}")
-            .await
-            == "50")
-            .then_some(())
-    })
-    .await;
+    env.wait_jsonpath("customermapping/contoso", "{.status.syncedQuantity}", "50")
+        .await;
     let st = Env::sandbox_state(&env.cw).await;
     assert_eq!(
         rows(&st, "catalog")
@@ -380,29 +383,12 @@ async fn connectwise_samples_converge_and_follow_changes() {
         .await;
 
     // An unknown status name is named in SettingsResolved, with the nearest existing names.
-    let (_, reason, message) = patch_until(
-        &env,
-        "psaconnection/demo-cw",
-        "merge",
-        r#"{"spec":{"ticket":{"status":{"value":"Nwe"}}}}"#,
-        "SettingsResolved",
-        "False",
-    )
-    .await;
-    assert_eq!(reason, "NamesNotFound");
+    let message = unresolved_value(&env, "psaconnection/demo-cw", "status", "Nwe").await;
     assert!(
         message.contains(r#"ticket.status.value "Nwe""#) && message.contains(r#""New""#),
         "{message}"
     );
-    crate::fixtures::patch_until(
-        &env,
-        "psaconnection/demo-cw",
-        "merge",
-        r#"{"spec":{"ticket":{"status":{"value":"New"}}}}"#,
-        "Ready",
-        "True",
-    )
-    .await;
+    resolved_value(&env, "psaconnection/demo-cw", "status", "New").await;
 
     // An administrator renames the status in the PSA: re-validation flips the condition before a
     // ticket fails, naming the setting; renaming it back heals.
@@ -546,15 +532,7 @@ async fn kaseya_bms_connection_becomes_ready() {
             ("False", "RequiredByPsa"),
             "{setting}"
         );
-        patch_until(
-            &env,
-            "psaconnection/demo-bms",
-            "merge",
-            restore,
-            "Ready",
-            "True",
-        )
-        .await;
+        crate::fixtures::merge_until_ready(&env, "psaconnection/demo-bms", restore).await;
     }
 }
 
@@ -769,12 +747,11 @@ async fn kaseya_bms_billing_and_orphan_deletion() {
 
     // 5 → 7: BMS cannot change a line's units; a new line bills 7, the old one is ended.
     apply_text(&env.cluster, &mapping_yaml(7)).await;
-    env.eventually("syncedQuantity 7", || async {
-        (env.jsonpath("customermapping/contoso-bms", "{.status.syncedQuantity}")
-            .await
-            == "7")
-            .then_some(())
-    })
+    env.wait_jsonpath(
+        "customermapping/contoso-bms",
+        "{.status.syncedQuantity}",
+        "7",
+    )
     .await;
     let (_, reason, message) = env
         .condition("customermapping/contoso-bms", "ContractSynced")

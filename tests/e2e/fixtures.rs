@@ -116,6 +116,55 @@ pub async fn patch_until(
     env.wait_condition(what, type_, status).await
 }
 
+/// Merge-patches `what` and waits until it is Ready again (a setting put right).
+pub async fn merge_until_ready(env: &Env, what: &str, body: &str) {
+    patch_until(env, what, "merge", body, "Ready", "True").await;
+}
+
+/// Merge-patches a setting the PSA cannot resolve into `what`; the (reason, message) of its
+/// `SettingsResolved=False`.
+pub async fn merge_until_unresolved(env: &Env, what: &str, body: &str) -> (String, String) {
+    let (_, reason, message) =
+        patch_until(env, what, "merge", body, "SettingsResolved", "False").await;
+    (reason, message)
+}
+
+/// Sets `ticket.<setting>.value` of the connection `what` to a name the PSA does not resolve;
+/// the `SettingsResolved=False` message, its reason checked to be `NamesNotFound`.
+pub async fn unresolved_value(env: &Env, what: &str, setting: &str, value: &str) -> String {
+    let body = serde_json::json!({"spec": {"ticket": {setting: {"value": value}}}});
+    let (reason, message) = merge_until_unresolved(env, what, &body.to_string()).await;
+    assert_eq!(reason, "NamesNotFound", "{message}");
+    message
+}
+
+/// Puts `ticket.<setting>.value` of the connection `what` back to `value`; waits until Ready.
+pub async fn resolved_value(env: &Env, what: &str, setting: &str, value: &str) {
+    let body = serde_json::json!({"spec": {"ticket": {setting: {"value": value}}}});
+    merge_until_ready(env, what, &body.to_string()).await;
+}
+
+/// A PSA error as (its condition reason, which names its kind; the HTTP status behind it), to
+/// check both in one assertion.
+pub fn kind_and_status(e: &psa_operator::psa::PsaError) -> (&'static str, Option<u16>) {
+    use psa_operator::psa::PsaError::{Auth, Permanent, Transient};
+    let status = match e {
+        Transient { status, .. } | Auth { status, .. } | Permanent { status, .. } => *status,
+        _ => None,
+    };
+    (e.reason(), status)
+}
+
+/// The names of the PSA's boards (Kaseya BMS and Autotask: queues), as its client lists them.
+pub async fn board_names(psa: &dyn psa_operator::psa::Directory) -> Vec<String> {
+    psa.boards()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.name)
+        .collect()
+}
+
 /// The operator's intake address for `connection`'s alerts (the `psa` namespace).
 pub fn alerts_url(env: &Env, connection: &str) -> String {
     format!(
@@ -200,8 +249,25 @@ pub mod demo {
     use psa_operator::psa::autotask::AutotaskConfig;
     use psa_operator::psa::bms::BmsConfig;
     use psa_operator::psa::connectwise::ConnectWiseConfig;
+    use psa_operator::psa::{Company, Contract, Psa};
     use psa_operator::sandbox::{self, Faults, RunningSandbox};
     use psa_operator::secret::SecretString;
+
+    /// A company of the demo data by its name (the same on every PSA).
+    pub async fn company_named(psa: &dyn Psa, name: &str) -> Company {
+        psa.find_company_by_name(name)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{name} in the demo data"))
+    }
+
+    /// Contoso's recurring contract in the demo data.
+    pub async fn managed_security(psa: &dyn Psa, contoso: &Company) -> Contract {
+        psa.find_contract(&contoso.id, "Managed Security")
+            .await
+            .unwrap()
+            .expect("Managed Security in the demo data")
+    }
 
     /// A loopback listener on a free port, for an in-process sandbox.
     pub async fn loopback() -> tokio::net::TcpListener {

@@ -39,15 +39,18 @@ async fn connectwise_user_grouping_example() {
     let env = Env::start().await;
     crate::fixtures::wait_ready(&env, &["psaconnection/demo-cw", "customermapping/contoso"]).await;
     let token = "demo-cw-intake-token";
+    // Jane's alert of `alert_type` to the ConnectWise connection with `token`; the intake's answer.
+    let post_jane = |token: &'static str, id: &'static str, alert_type: &'static str| {
+        post_alert(
+            &env,
+            "demo-cw",
+            token,
+            alert(id, "jane@contoso.example", alert_type),
+        )
+    };
 
     // Wrong token → 401 problem document; nothing stored.
-    let r = post_alert(
-        &env,
-        "demo-cw",
-        "not-the-token",
-        alert("a0", "jane@contoso.example", "X"),
-    )
-    .await;
+    let r = post_jane("not-the-token", "a0", "X").await;
     assert_eq!(r.status(), 401);
     assert!(r.headers()["content-type"]
         .to_str()
@@ -55,13 +58,7 @@ async fn connectwise_user_grouping_example() {
         .starts_with("application/problem+json"));
 
     // 1. First alert of the user → a ticket for Contoso, contact Jane (found by e-mail).
-    let r = post_alert(
-        &env,
-        "demo-cw",
-        token,
-        alert("a1", "jane@contoso.example", "Too Many Downloads"),
-    )
-    .await;
+    let r = post_jane(token, "a1", "Too Many Downloads").await;
     assert_eq!(r.status(), 202, "{:?}", r.text().await);
     let first = env
         .eventually("first ticket", || async {
@@ -83,22 +80,10 @@ async fn connectwise_user_grouping_example() {
     let first_id = first["id"].as_i64().unwrap();
 
     // 2. Another alert type, same user, ticket open → a note on the first ticket.
-    let r = post_alert(
-        &env,
-        "demo-cw",
-        token,
-        alert("a2", "jane@contoso.example", "Too Many Uploads"),
-    )
-    .await;
+    let r = post_jane(token, "a2", "Too Many Uploads").await;
     assert_eq!(r.status(), 202);
     // A repeated id is accepted and ignored.
-    let r = post_alert(
-        &env,
-        "demo-cw",
-        token,
-        alert("a2", "jane@contoso.example", "Too Many Uploads"),
-    )
-    .await;
+    let r = post_jane(token, "a2", "Too Many Uploads").await;
     assert_eq!(r.status(), 202);
     env.eventually("note on first ticket", || async {
         let st = Env::sandbox_state(&env.cw).await;
@@ -129,13 +114,7 @@ async fn connectwise_user_grouping_example() {
     );
 
     // 4. The next alert for the user opens a new ticket.
-    let r = post_alert(
-        &env,
-        "demo-cw",
-        token,
-        alert("a3", "jane@contoso.example", "Multiple MFA Failures"),
-    )
-    .await;
+    let r = post_jane(token, "a3", "Multiple MFA Failures").await;
     assert_eq!(r.status(), 202);
     let st = env
         .eventually("second ticket", || async {
@@ -150,12 +129,11 @@ async fn connectwise_user_grouping_example() {
     );
 
     // The connection's status counts what happened.
-    env.eventually("status counters", || async {
-        let created = env
-            .jsonpath("psaconnection/demo-cw", "{.status.dispatch.ticketsCreated}")
-            .await;
-        (created == "2").then_some(())
-    })
+    env.wait_jsonpath(
+        "psaconnection/demo-cw",
+        "{.status.dispatch.ticketsCreated}",
+        "2",
+    )
     .await;
 }
 
@@ -194,12 +172,11 @@ async fn kaseya_bms_auto_mapping_and_catch_all() {
         t.iter().any(|t| t["accountName"] == "Default Customer"),
         "unknown org → catch-all: {t:?}"
     );
-    env.eventually("auto-mapping counts", || async {
-        let matched = env
-            .jsonpath("psaconnection/demo-bms", "{.status.autoMapping.matched}")
-            .await;
-        (matched == "1").then_some(())
-    })
+    env.wait_jsonpath(
+        "psaconnection/demo-bms",
+        "{.status.autoMapping.matched}",
+        "1",
+    )
     .await;
     let unmatched = env
         .jsonpath(

@@ -377,11 +377,7 @@ async fn monitoring_line_on_contoso(
         .await
         .unwrap()
         .unwrap();
-    let contract = psa
-        .find_contract(&contoso.id, "Managed Security")
-        .await
-        .unwrap()
-        .unwrap();
+    let contract = crate::fixtures::demo::managed_security(psa, &contoso).await;
     let line = psa
         .add_contract_line(LineKey::new(&contract.id, &svc.id), line)
         .await

@@ -239,12 +239,11 @@ async fn a_connections_unresolved_hold_beats_the_operators_default() {
         note.to_lowercase().contains("northwind"),
         "the reason names the mapping: {note}"
     );
-    env.eventually("status.dispatch.deadLetters = 1", || async {
-        (env.jsonpath("psaconnection/demo-cw", "{.status.dispatch.deadLetters}")
-            .await
-            == "1")
-            .then_some(())
-    })
+    env.wait_jsonpath(
+        "psaconnection/demo-cw",
+        "{.status.dispatch.deadLetters}",
+        "1",
+    )
     .await;
     assert!(
         tickets(&env).await.is_empty(),

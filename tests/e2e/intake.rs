@@ -112,6 +112,13 @@ async fn start_with(busy_timeout: Duration, limits: IntakeLimits) -> Intake {
 }
 
 impl Intake {
+    /// GETs `url` (an absolute address: the intake's or the ops listener's); status and body.
+    async fn get(&self, url: &str) -> (u16, String) {
+        let r = self.http.get(url).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap())
+    }
+
     async fn post(
         &self,
         path: &str,
@@ -378,7 +385,7 @@ async fn every_rejection_is_a_problem_document_and_stores_nothing() {
         events_on_disk(&h.db).is_empty(),
         "a rejected request stored something"
     );
-    let text = crate::support::send_for_text(h.http.get(&h.metrics_url)).await;
+    let text = h.get(&h.metrics_url).await.1;
     assert!(
         text.contains(r#"psa_operator_dispatch_events_rejected_total{reason="Unauthorized"} 3"#),
         "{text}"
@@ -524,9 +531,7 @@ async fn a_deleted_store_answers_503_and_fails_readiness() {
         format!("{}/readyz", h.base),
         h.metrics_url.replace("/metrics", "/readyz"),
     ] {
-        let r = h.http.get(&url).send().await.unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
+        let (status, text) = h.get(&url).await;
         assert_eq!(status, 503, "{url}: {text}");
     }
 }
@@ -550,15 +555,7 @@ async fn an_unwritable_store_answers_503_and_keeps_nothing() {
         doc["type"],
         "https://psa-operator.io/problems/store-unavailable"
     );
-    let (ready, _, _) = {
-        let r = h
-            .http
-            .get(format!("{}/readyz", h.base))
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), (), ())
-    };
+    let (ready, _) = h.get(&format!("{}/readyz", h.base)).await;
     assert_eq!(ready, 503, "readyz reports the store");
     locker.execute_batch("ROLLBACK").unwrap();
     drop(locker);
@@ -566,21 +563,10 @@ async fn an_unwritable_store_answers_503_and_keeps_nothing() {
     // The sender retries (Alertmanager does on 503) and the same events go through.
     let (status, body) = h.post_json(ACME_ALERTS, "acme-token", &batch).await;
     assert_eq!((status, body["accepted"].clone()), (202, json!(2)));
-    let r = h
-        .http
-        .get(format!("{}/readyz", h.base))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    assert_eq!(status, 200, "{}", r.text().await.unwrap());
-    let r = h
-        .http
-        .get(format!("{}/healthz", h.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    let (status, text) = h.get(&format!("{}/readyz", h.base)).await;
+    assert_eq!(status, 200, "{text}");
+    let (status, _) = h.get(&format!("{}/healthz", h.base)).await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]
@@ -603,15 +589,7 @@ async fn metrics_show_accepted_events_and_the_queue_depth() {
     ];
     let mut text = String::new();
     for _ in 0..200 {
-        text = h
-            .http
-            .get(&h.metrics_url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        text = h.get(&h.metrics_url).await.1;
         if want.iter().all(|w| text.lines().any(|l| l == *w)) {
             return;
         }

@@ -10,7 +10,7 @@ use psa_operator::psa::bms::BmsClient;
 use psa_operator::psa::connectwise::ConnectWiseClient;
 use psa_operator::psa::{
     CatalogServiceSpec, CloseTicket, Company, CompanyFilter, ContactEmail, LineKey, LineValues,
-    Named, NewTicket, Psa, PsaError, PsaId, StatusInfo,
+    Named, NewTicket, Psa, PsaId, StatusInfo,
 };
 use psa_operator::sandbox::RunningSandbox;
 use serde_json::json;
@@ -381,14 +381,9 @@ async fn the_admin_layers_faults_are_transient_errors(sb: &RunningSandbox, psa: 
 
     set_faults(sb, json!({"outage": true})).await;
     let e = psa.verify().await.unwrap_err();
-    assert!(
-        matches!(
-            e,
-            PsaError::Transient {
-                status: Some(503),
-                ..
-            }
-        ),
+    assert_eq!(
+        crate::fixtures::kind_and_status(&e),
+        ("PsaUnavailable", Some(503)),
         "{who}: {e:?}"
     );
 

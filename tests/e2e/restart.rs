@@ -298,12 +298,11 @@ async fn a_deleted_company_holds_then_mails_never_catch_all() {
         ticket_of(&tickets, "after@contoso.example").is_none(),
         "the held alert made no ticket anywhere: {tickets:#?}"
     );
-    env.eventually("the dead letter in status", || async {
-        let n = env
-            .jsonpath("psaconnection/demo-cw", "{.status.dispatch.deadLetters}")
-            .await;
-        (n == "1").then_some(())
-    })
+    env.wait_jsonpath(
+        "psaconnection/demo-cw",
+        "{.status.dispatch.deadLetters}",
+        "1",
+    )
     .await;
 }
 

@@ -7,7 +7,7 @@ use ring::hmac;
 use serde_json::{json, Value};
 
 use crate::controllers::{apply_text, patch, Env};
-use crate::fixtures::{patch_until, wait_ready};
+use crate::fixtures::wait_ready;
 
 const GRAFANA: &str = include_str!("../fixtures/grafana-11-webhook-firing.json");
 const SAAS: &str = include_str!("../fixtures/saas-webhook-incident.json");
@@ -180,15 +180,9 @@ async fn grafana_signed_webhook_and_cloudevents_become_tickets() {
     // An expression that does not compile: the connection says which one.
     let broken = json!({"spec": {"sources": [{"name": "edr",
         "organization": "payload.organization.", "alertType": "'EDR incident'"}]}});
-    let (_, reason, message) = patch_until(
-        &env,
-        "psaconnection/demo-cw",
-        "merge",
-        &broken.to_string(),
-        "SettingsResolved",
-        "False",
-    )
-    .await;
+    let (reason, message) =
+        crate::fixtures::merge_until_unresolved(&env, "psaconnection/demo-cw", &broken.to_string())
+            .await;
     assert_eq!(reason, "InvalidSource", "{message}");
     assert!(message.contains("sources[0].organization"), "{message}");
 }

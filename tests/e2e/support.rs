@@ -57,6 +57,14 @@ pub async fn send_for_text(request: reqwest::RequestBuilder) -> String {
     request.send().await.unwrap().text().await.unwrap()
 }
 
+/// Serves `app` on a free loopback port in the background (a stand-in PSA); its base URL.
+pub async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
 /// The namespace the e2e resources live in.
 pub const PSA_NAMESPACE_YAML: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: psa}\n";
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use psa_operator::api::Grouping;
 use psa_operator::psa::autotask::{AutotaskClient, AutotaskConfig};
-use psa_operator::psa::{Billing, CloseTicket, Directory, Psa, TicketDesk};
+use psa_operator::psa::{CloseTicket, Directory, Psa, TicketDesk};
 use psa_operator::resolved::*;
 use psa_operator::sandbox::RunningSandbox;
 use serde_json::{json, Value};
@@ -57,17 +57,10 @@ impl At {
         let client = Arc::new(AutotaskClient::new(config(&sb)).unwrap());
         let technician = AutotaskClient::new(config(&sb)).unwrap();
         let c = client.as_ref();
-        let contoso = c.find_company_by_name(ORG).await.unwrap().unwrap();
-        let default = c
-            .find_company_by_name("Default Customer")
+        let contoso = crate::fixtures::demo::company_named(c, ORG).await;
+        let default = crate::fixtures::demo::company_named(c, "Default Customer").await;
+        let contract = crate::fixtures::demo::managed_security(c, &contoso)
             .await
-            .unwrap()
-            .unwrap();
-        let contract = c
-            .find_contract(&contoso.id, "Managed Security")
-            .await
-            .unwrap()
-            .unwrap()
             .id;
         let demo = DemoIds {
             // Autotask tickets take no location: the operator leaves it out.

@@ -3,22 +3,10 @@
 
 use std::path::Path;
 
-use psa_operator::api::crdgen::CRD_FILES;
 use serde_json::Value;
 
 use super::helm::render;
-use super::tools::{helm, of_kind, repo, run_ok, yaml_docs};
-
-/// The generated CRDs (crds/), by name.
-fn generated() -> Vec<Value> {
-    CRD_FILES
-        .iter()
-        .map(|f| {
-            let text = std::fs::read_to_string(repo().join("crds").join(f)).unwrap();
-            yaml_docs(&text).remove(0)
-        })
-        .collect()
-}
+use super::tools::{generated_crds, helm, of_kind, repo, run_ok, yaml_docs};
 
 /// `v` with every number as a float: Helm's `fromYaml | toYaml` turns `0.0` into `0`.
 fn numbers_as_floats(v: &Value) -> Value {
@@ -49,7 +37,7 @@ fn chart_renders_the_generated_crds_as_templates() {
     );
     let docs = render(&[]);
     assert_eq!(of_kind(&docs, "CustomResourceDefinition").len(), 3);
-    for want in generated() {
+    for want in generated_crds() {
         let name = want["metadata"]["name"].as_str().unwrap();
         let got = crd_named(&docs, name);
         assert!(
@@ -185,7 +173,7 @@ fn chart_upgrade_changes_a_crd() {
 /// cluster at install time instead of letting the API server reject the CRDs half-way.
 #[test]
 fn the_chart_refuses_clusters_older_than_its_crds_need() {
-    let uses_cel_reason = generated().iter().any(|crd| {
+    let uses_cel_reason = generated_crds().iter().any(|crd| {
         serde_json::to_string(&crd["spec"])
             .unwrap()
             .contains("\"reason\":\"Field")

@@ -81,6 +81,43 @@ fn mapped_values(setting: &Value) -> Vec<Value> {
     out
 }
 
+/// Every value the ticket's `{value}` / `{map, default}` settings can produce is one of the
+/// names the seed allows: (setting, allowed names, what the message calls it).
+fn assert_mapped_in(ticket: &Value, settings: [(&str, Vec<String>, &str); 4]) {
+    for (setting, allowed, what) in settings {
+        for v in mapped_values(&ticket[setting]) {
+            assert_in(&v, &allowed, what);
+        }
+    }
+}
+
+/// The catch-all names a company of the seed and one of its contacts.
+fn assert_catch_all(companies: &Value, conn: &Value) {
+    let catch_all = company(companies, conn["catchAll"]["company"].as_str().unwrap());
+    assert_contact(catch_all, conn["catchAll"]["contact"].as_str().unwrap());
+}
+
+/// `closedStatus` names a status the seed marks closed.
+fn assert_closed_status(statuses: &Value, ticket: &Value) {
+    let closed = statuses
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == ticket["closedStatus"]);
+    assert!(
+        closed.is_some_and(|s| s["closed"] == true),
+        "closedStatus must be a closed status"
+    );
+}
+
+/// The ticket's per-alert-type issue type overrides.
+fn overrides(ticket: &Value) -> impl Iterator<Item = &Value> {
+    ticket["issueType"]["overrides"]
+        .as_array()
+        .into_iter()
+        .flatten()
+}
+
 fn secret_value<'a>(docs: &'a [Value], name: &Value, key: &str) -> &'a Value {
     &find(docs, "Secret", name.as_str().unwrap())["stringData"][key]
 }
@@ -102,11 +139,7 @@ fn connectwise_sample_matches_the_connectwise_demo_seed() {
         secret_value(&docs, creds, "privateKey"),
         &seed["privateKey"]
     );
-    let catch_all = company(
-        &seed["companies"],
-        conn["catchAll"]["company"].as_str().unwrap(),
-    );
-    assert_contact(catch_all, conn["catchAll"]["contact"].as_str().unwrap());
+    assert_catch_all(&seed["companies"], conn);
     let ticket = &conn["ticket"];
     let board = seed["boards"]
         .as_array()
@@ -114,37 +147,22 @@ fn connectwise_sample_matches_the_connectwise_demo_seed() {
         .iter()
         .find(|b| b["name"] == ticket["board"])
         .expect("board in the seed");
-    for v in mapped_values(&ticket["status"]) {
-        assert_in(&v, &names(&board["statuses"]), "status");
-    }
-    for v in mapped_values(&ticket["type"]) {
-        assert_in(&v, &names(&board["types"]), "type");
-    }
-    for v in mapped_values(&ticket["priority"]) {
-        assert_in(&v, &names(&seed["priorities"]), "priority");
-    }
-    for v in mapped_values(&ticket["source"]) {
-        assert_in(&v, &names(&seed["sources"]), "source");
-    }
+    assert_mapped_in(
+        ticket,
+        [
+            ("status", names(&board["statuses"]), "status"),
+            ("type", names(&board["types"]), "type"),
+            ("priority", names(&seed["priorities"]), "priority"),
+            ("source", names(&seed["sources"]), "source"),
+        ],
+    );
     // ConnectWise: the issue type is the board's subtype.
     let subtypes = names(&board["subtypes"]);
     assert_in(&ticket["issueType"]["default"], &subtypes, "subtype");
-    for o in ticket["issueType"]["overrides"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
+    for o in overrides(ticket) {
         assert_in(&o["issueType"], &subtypes, "subtype override");
     }
-    let closed = board["statuses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == ticket["closedStatus"]);
-    assert!(
-        closed.is_some_and(|s| s["closed"] == true),
-        "closedStatus must be a closed status"
-    );
+    assert_closed_status(&board["statuses"], ticket);
 
     for m in docs.iter().filter(|d| {
         d["kind"] == "CustomerMapping" && d["spec"]["connectionRef"]["name"] == "demo-cw"
@@ -190,25 +208,18 @@ fn kaseya_bms_sample_matches_the_bms_demo_seed() {
     assert!(users
         .iter()
         .any(|u| &u["userName"] == user && &u["password"] == password));
-    let catch_all = company(
-        &seed["accounts"],
-        conn["catchAll"]["company"].as_str().unwrap(),
-    );
-    assert_contact(catch_all, conn["catchAll"]["contact"].as_str().unwrap());
+    assert_catch_all(&seed["accounts"], conn);
     let ticket = &conn["ticket"];
     assert_in(&ticket["board"], &names(&seed["queues"]), "queue");
-    for v in mapped_values(&ticket["status"]) {
-        assert_in(&v, &names(&seed["statuses"]), "status");
-    }
-    for v in mapped_values(&ticket["type"]) {
-        assert_in(&v, &names(&seed["ticketTypes"]), "ticket type");
-    }
-    for v in mapped_values(&ticket["priority"]) {
-        assert_in(&v, &names(&seed["priorities"]), "priority");
-    }
-    for v in mapped_values(&ticket["source"]) {
-        assert_in(&v, &names(&seed["sources"]), "source");
-    }
+    assert_mapped_in(
+        ticket,
+        [
+            ("status", names(&seed["statuses"]), "status"),
+            ("type", names(&seed["ticketTypes"]), "ticket type"),
+            ("priority", names(&seed["priorities"]), "priority"),
+            ("source", names(&seed["sources"]), "source"),
+        ],
+    );
     let issue_types = seed["issueTypes"].as_array().unwrap();
     let check_combo = |issue: &Value, sub: &Value| {
         let it = issue_types
@@ -223,22 +234,10 @@ fn kaseya_bms_sample_matches_the_bms_demo_seed() {
         &ticket["issueType"]["default"],
         &ticket["issueType"]["subIssueType"],
     );
-    for o in ticket["issueType"]["overrides"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
+    for o in overrides(ticket) {
         check_combo(&o["issueType"], &o["subIssueType"]);
     }
-    let closed = seed["statuses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == ticket["closedStatus"]);
-    assert!(
-        closed.is_some_and(|s| s["closed"] == true),
-        "closedStatus must be a closed status"
-    );
+    assert_closed_status(&seed["statuses"], ticket);
     // ByCompanyName: the organizations of the demo alerts are account names.
     assert_eq!(conn["accountMapping"], "ByCompanyName");
     for org in ["Contoso Ltd", "Fabrikam Inc"] {

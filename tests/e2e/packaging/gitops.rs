@@ -39,6 +39,26 @@ struct Case {
     kstatus: &'static str,
 }
 
+/// One case: (Argo CD, Flux, kstatus) are what the three tools should conclude.
+fn case(
+    name: &'static str,
+    status: Option<Value>,
+    [argo, flux, kstatus]: [&'static str; 3],
+) -> Case {
+    Case {
+        name,
+        status,
+        argo,
+        flux,
+        kstatus,
+    }
+}
+
+/// A status the operator wrote having observed `generation`, with these conditions.
+fn observed(generation: i64, conditions: Vec<Value>) -> Option<Value> {
+    Some(json!({"observedGeneration": generation, "conditions": conditions}))
+}
+
 fn cases() -> Vec<Case> {
     let ready = cond(
         "Ready",
@@ -49,103 +69,136 @@ fn cases() -> Vec<Case> {
     );
     let synced = cond("Synced", "True", "Synced", "", 3);
     vec![
-        Case {
-            name: "no status yet",
-            status: None,
-            argo: "Progressing",
-            flux: "InProgress",
-            kstatus: "Current",
-        },
-        Case {
-            name: "older generation observed",
-            status: Some(
-                json!({"observedGeneration": 2, "conditions": [cond("Ready", "True", "Ready", "", 2)]}),
+        case(
+            "no status yet",
+            None,
+            ["Progressing", "InProgress", "Current"],
+        ),
+        case(
+            "older generation observed",
+            observed(2, vec![cond("Ready", "True", "Ready", "", 2)]),
+            ["Progressing", "InProgress", "InProgress"],
+        ),
+        case(
+            "ready",
+            observed(3, vec![ready.clone(), synced.clone()]),
+            ["Healthy", "Current", "Current"],
+        ),
+        case(
+            "not ready",
+            observed(
+                3,
+                vec![
+                    cond(
+                        "Ready",
+                        "False",
+                        "AuthenticationFailed",
+                        "ConnectWise answered 401",
+                        3,
+                    ),
+                    synced.clone(),
+                ],
             ),
-            argo: "Progressing",
-            flux: "InProgress",
-            kstatus: "InProgress",
-        },
-        Case {
-            name: "ready",
-            status: Some(
-                json!({"observedGeneration": 3, "conditions": [ready.clone(), synced.clone()]}),
+            ["Degraded", "Failed", "Current"],
+        ),
+        case(
+            "ready unknown",
+            observed(3, vec![cond("Ready", "Unknown", "Resolving", "", 3)]),
+            ["Progressing", "InProgress", "Current"],
+        ),
+        case(
+            "no Ready condition yet",
+            observed(3, vec![synced]),
+            ["Progressing", "InProgress", "Current"],
+        ),
+        case(
+            "Ready condition of an older generation",
+            observed(3, vec![cond("Ready", "True", "Ready", "", 2)]),
+            ["Progressing", "Current", "Current"],
+        ),
+        case(
+            "suspended",
+            observed(
+                3,
+                vec![
+                    cond("Ready", "False", "Suspended", "spec.suspend is true", 3),
+                    cond("Suspended", "True", "Suspended", "Alerts are held", 3),
+                ],
             ),
-            argo: "Healthy",
-            flux: "Current",
-            kstatus: "Current",
-        },
-        Case {
-            name: "not ready",
-            status: Some(json!({"observedGeneration": 3, "conditions": [
-                cond("Ready", "False", "AuthenticationFailed", "ConnectWise answered 401", 3), synced.clone()]})),
-            argo: "Degraded",
-            flux: "Failed",
-            kstatus: "Current",
-        },
-        Case {
-            name: "ready unknown",
-            status: Some(
-                json!({"observedGeneration": 3, "conditions": [cond("Ready", "Unknown", "Resolving", "", 3)]}),
-            ),
-            argo: "Progressing",
-            flux: "InProgress",
-            kstatus: "Current",
-        },
-        Case {
-            name: "no Ready condition yet",
-            status: Some(json!({"observedGeneration": 3, "conditions": [synced]})),
-            argo: "Progressing",
-            flux: "InProgress",
-            kstatus: "Current",
-        },
-        Case {
-            name: "Ready condition of an older generation",
-            status: Some(
-                json!({"observedGeneration": 3, "conditions": [cond("Ready", "True", "Ready", "", 2)]}),
-            ),
-            argo: "Progressing",
-            flux: "Current",
-            kstatus: "Current",
-        },
-        Case {
-            name: "suspended",
-            status: Some(json!({"observedGeneration": 3, "conditions": [
-                cond("Ready", "False", "Suspended", "spec.suspend is true", 3),
-                cond("Suspended", "True", "Suspended", "Alerts are held", 3)]})),
-            argo: "Suspended",
-            flux: "Current",
-            kstatus: "Current",
-        },
+            ["Suspended", "Current", "Current"],
+        ),
         // A PSA outage shorter than the grace keeps the last known Ready: nothing turns red while
         // the queue holds the alerts.
-        Case {
-            name: "PSA outage within the grace",
-            status: Some(json!({"observedGeneration": 3, "conditions": [
-                ready.clone(),
-                cond("Synced", "False", "PsaUnavailable", "ConnectWise answered 503", 3)]})),
-            argo: "Healthy",
-            flux: "Current",
-            kstatus: "Current",
-        },
-        Case {
-            name: "PSA outage past the grace",
-            status: Some(json!({"observedGeneration": 3, "conditions": [
-                cond("Ready", "Unknown", "PsaUnavailable", "the PSA cannot be reached", 3),
-                cond("Synced", "False", "PsaUnavailable", "ConnectWise answered 503", 3),
-                cond("Reconciling", "True", "PsaUnavailable", "the PSA cannot be reached", 3)]})),
-            argo: "Progressing",
-            flux: "InProgress",
-            kstatus: "InProgress",
-        },
-        Case {
-            name: "stalled",
-            status: Some(json!({"observedGeneration": 3, "conditions": [
-                cond("Ready", "False", "InvalidSettings", "status New not on board", 3),
-                cond("Stalled", "True", "InvalidSettings", "status New not on board", 3)]})),
-            argo: "Degraded",
-            flux: "Failed",
-            kstatus: "Failed",
-        },
+        case(
+            "PSA outage within the grace",
+            observed(
+                3,
+                vec![
+                    ready.clone(),
+                    cond(
+                        "Synced",
+                        "False",
+                        "PsaUnavailable",
+                        "ConnectWise answered 503",
+                        3,
+                    ),
+                ],
+            ),
+            ["Healthy", "Current", "Current"],
+        ),
+        case(
+            "PSA outage past the grace",
+            observed(
+                3,
+                vec![
+                    cond(
+                        "Ready",
+                        "Unknown",
+                        "PsaUnavailable",
+                        "the PSA cannot be reached",
+                        3,
+                    ),
+                    cond(
+                        "Synced",
+                        "False",
+                        "PsaUnavailable",
+                        "ConnectWise answered 503",
+                        3,
+                    ),
+                    cond(
+                        "Reconciling",
+                        "True",
+                        "PsaUnavailable",
+                        "the PSA cannot be reached",
+                        3,
+                    ),
+                ],
+            ),
+            ["Progressing", "InProgress", "InProgress"],
+        ),
+        case(
+            "stalled",
+            observed(
+                3,
+                vec![
+                    cond(
+                        "Ready",
+                        "False",
+                        "InvalidSettings",
+                        "status New not on board",
+                        3,
+                    ),
+                    cond(
+                        "Stalled",
+                        "True",
+                        "InvalidSettings",
+                        "status New not on board",
+                        3,
+                    ),
+                ],
+            ),
+            ["Degraded", "Failed", "Failed"],
+        ),
     ]
 }
 

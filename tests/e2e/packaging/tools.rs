@@ -127,6 +127,17 @@ pub fn yaml_dir(dir: &Path) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// The generated CRDs as shipped (crds/), in `CRD_FILES` order.
+pub fn generated_crds() -> Vec<Value> {
+    psa_operator::api::crdgen::CRD_FILES
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(repo().join("crds").join(f)).unwrap();
+            yaml_docs(&text).remove(0)
+        })
+        .collect()
+}
+
 /// The objects of `docs` with this kind.
 pub fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
     docs.iter().filter(|d| d["kind"] == kind).collect()
