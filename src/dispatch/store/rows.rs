@@ -161,7 +161,7 @@ impl CounterDeltas {
 
 /// Namespace and connection bound for an optional connection filter; empty strings select
 /// every connection (the backends' filter conditions test for them).
-pub(crate) fn connection_filter_params(connection: &Option<ConnectionKey>) -> (String, String) {
+pub(crate) fn connection_filter_params(connection: Option<&ConnectionKey>) -> (String, String) {
     match connection {
         Some(k) => (k.namespace.clone(), k.name.clone()),
         None => (String::new(), String::new()),

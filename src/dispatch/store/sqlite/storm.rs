@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Connection};
 
-use super::{query_first, query_rows, unavailable, upsert, KEYED};
+use super::{first, query_rows, unavailable, upsert, KEYED};
 use crate::dispatch::decide::storm::{closed, noted, Admission, AdmitRequest, StormWindow};
 use crate::dispatch::store::rows::{limit_param, Columns};
 use crate::dispatch::store::storm::{
@@ -42,13 +42,13 @@ pub(super) fn window(
     key: &ConnectionKey,
     customer_id: &str,
 ) -> StoreResult<Option<StormWindow>> {
-    let text = query_first(
+    let text = query_rows(
         conn,
         &KEYED.storm_windows.select,
         params![key.namespace, key.name, customer_id],
         |r| r.text(0),
     )?;
-    match text {
+    match first(text) {
         Some(text) => decode_stored(&text),
         None => Ok(None),
     }
@@ -70,13 +70,13 @@ fn write_window(
 pub(super) fn admit_in(conn: &Connection, req: &AdmitRequest) -> StoreResult<Admission> {
     let key = &req.connection;
     let before = window(conn, key, &req.customer_id)?;
-    let member = query_first(
+    let member = query_rows(
         conn,
         &KEYED.storm_members.select,
         params![key.namespace, key.name, req.customer_id, req.group_key],
         |r| membership(r),
-    )?
-    .flatten();
+    )?;
+    let member = first(member).flatten();
     let writes = admit_writes(req, before, member);
     if let Some(window_start_ms) = writes.void_members_before {
         // A new window: the memberships of the old one are void.
