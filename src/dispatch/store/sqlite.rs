@@ -128,7 +128,8 @@ const EVENTS_TABLE: &str = "(
     UNIQUE (namespace, connection, id_space, event_id)
 );";
 
-/// Everything but the events table, created after it (`migrate`).
+/// Everything but the events table and the keyed tables (`tables::ALL`), created after the
+/// events table (`migrate`).
 const SCHEMA: &str = "
 CREATE INDEX IF NOT EXISTS events_lane_queued
     ON events (namespace, connection, group_key, seq) WHERE state = 0;
@@ -148,33 +149,6 @@ CREATE TABLE IF NOT EXISTS lanes (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS lanes_ready ON lanes (ready_at_ms);
 CREATE INDEX IF NOT EXISTS lanes_conn_ready ON lanes (namespace, connection, ready_at_ms);
-CREATE TABLE IF NOT EXISTS group_tickets (
-    namespace     TEXT    NOT NULL,
-    connection    TEXT    NOT NULL,
-    group_key     TEXT    NOT NULL,
-    ticket_id     TEXT    NOT NULL,
-    open          INTEGER NOT NULL,
-    updated_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (namespace, connection, group_key)
-) WITHOUT ROWID;
--- Auto-resolve: the alerts of a group's ticket still firing (JSON array) and our status.
-CREATE TABLE IF NOT EXISTS group_lifecycle (
-    namespace     TEXT    NOT NULL,
-    connection    TEXT    NOT NULL,
-    group_key     TEXT    NOT NULL,
-    ticket_id     TEXT    NOT NULL,
-    status_id     TEXT,
-    firing        TEXT    NOT NULL,
-    PRIMARY KEY (namespace, connection, group_key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS finding_tickets (
-    namespace     TEXT    NOT NULL,
-    connection    TEXT    NOT NULL,
-    finding_id    TEXT    NOT NULL,
-    ticket_id     TEXT    NOT NULL,
-    updated_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (namespace, connection, finding_id)
-) WITHOUT ROWID;
 -- One row: the last readiness probe's write (`Store::health`).
 CREATE TABLE IF NOT EXISTS health (
     id            INTEGER PRIMARY KEY CHECK (id = 1),
@@ -474,9 +448,11 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
     } else {
         String::new()
     };
+    let keyed: Vec<String> = tables::ALL.iter().map(|t| t.sqlite_create()).collect();
     conn.execute_batch(&format!(
         "BEGIN IMMEDIATE; {upgrade} CREATE TABLE IF NOT EXISTS events {EVENTS_TABLE}; {SCHEMA} {} \
-         PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+         {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+        keyed.join(" "),
         storm::SCHEMA
     ))
     .map_err(|e| {

@@ -12,29 +12,11 @@ use crate::dispatch::store::storm::{
 use crate::dispatch::store::{StoreResult, StormDue};
 use crate::resolved::ConnectionKey;
 
+/// The sweep's index (the storm tables are keyed tables, `tables::STORM_WINDOWS` and
+/// `tables::STORM_MEMBERS`, created before this).
 pub(super) const SCHEMA: &str = "
--- Storm breaker: one row per (connection, customer) with its window and roll-up (JSON), and
--- when the roll-up may close (indexed for the sweep).
-CREATE TABLE IF NOT EXISTS storm_windows (
-    namespace    TEXT NOT NULL,
-    connection   TEXT NOT NULL,
-    customer_id  TEXT NOT NULL,
-    state        TEXT NOT NULL,
-    close_due_ms INTEGER,
-    PRIMARY KEY (namespace, connection, customer_id)
-) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS storm_windows_due ON storm_windows (close_due_ms)
     WHERE close_due_ms IS NOT NULL;
--- Which groups of a customer's current window got a ticket or went to the roll-up.
-CREATE TABLE IF NOT EXISTS storm_members (
-    namespace       TEXT    NOT NULL,
-    connection      TEXT    NOT NULL,
-    customer_id     TEXT    NOT NULL,
-    group_key       TEXT    NOT NULL,
-    window_start_ms INTEGER NOT NULL,
-    member          TEXT    NOT NULL,
-    PRIMARY KEY (namespace, connection, customer_id, group_key)
-) WITHOUT ROWID;
 ";
 
 pub(super) fn window(
