@@ -28,7 +28,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row, Statement};
 
 use super::rows::{self, connection_filter_params, limit_param, ms, Columns, CounterDeltas, Lane};
-use super::tables::{self, KeyedStatements, StoredValue};
+use super::tables::{self, KeyedStatements, RecordWrite, StoredValue};
 use super::{
     ConnectionCounters, Enqueued, GroupLifecycle, GroupTicket, LaneId, LaneScope, NewEvent,
     ReadyLane, Store, StoreError, StoreResult, StoredEvent, StormDue, TicketRecord,
@@ -591,18 +591,9 @@ async fn upsert(tx: &Transaction<'_>, sql: &str, row: Vec<StoredValue>) -> Store
 }
 
 async fn write_ticket_record(tx: &Transaction<'_>, record: &TicketRecord) -> StoreResult<()> {
-    if let TicketRecord::Storm {
-        connection,
-        customer_id,
-        created,
-        label,
-    } = record
-    {
-        return storm::write_noted(tx, connection, customer_id, created.as_deref(), label).await;
-    }
-    match tables::record_row(record) {
-        Some((table, row)) => upsert(tx, KEYED.upsert(table), row).await,
-        None => Ok(()),
+    match tables::record_write(record) {
+        RecordWrite::Row(table, row) => upsert(tx, KEYED.upsert(table), row).await,
+        RecordWrite::StormNote(note) => storm::write_noted(tx, &note).await,
     }
 }
 
@@ -760,13 +751,8 @@ impl Store for PgStore {
                     &[&seq],
                 )
                 .await?;
-                let mut found = query_events(tx, "WHERE seq = $1 AND state = 0", &[&seq]).await?;
-                match found.pop() {
-                    Some(ev) => Ok(Some(ev)),
-                    None => Err(StoreError::Corrupt(format!(
-                        "lane head {seq} is not a queued event"
-                    ))),
-                }
+                let found = query_events(tx, "WHERE seq = $1 AND state = 0", &[&seq]).await?;
+                rows::claimed_head(seq, found)
             })
         })
         .await

@@ -20,7 +20,7 @@ use rusqlite::{params, Connection, OptionalExtension, Params, Row};
 use tokio::sync::{oneshot, watch};
 
 use super::rows::{self, connection_filter_params, limit_param, ms, Columns, CounterDeltas, Lane};
-use super::tables::{self, KeyedStatements, StoredValue};
+use super::tables::{self, KeyedStatements, RecordWrite, StoredValue};
 use super::{
     ConnectionCounters, Enqueued, GroupLifecycle, GroupTicket, LaneId, LaneScope, NewEvent,
     ReadyLane, Store, StoreError, StoreResult, StoredEvent, StormDue, TicketRecord,
@@ -846,18 +846,9 @@ fn upsert(conn: &Connection, sql: &str, row: Vec<StoredValue>) -> StoreResult<()
 }
 
 fn write_ticket_record(conn: &Connection, record: &TicketRecord) -> StoreResult<()> {
-    if let TicketRecord::Storm {
-        connection,
-        customer_id,
-        created,
-        label,
-    } = record
-    {
-        return storm::write_noted(conn, connection, customer_id, created.as_deref(), label);
-    }
-    match tables::record_row(record) {
-        Some((table, row)) => upsert(conn, KEYED.upsert(table), row),
-        None => Ok(()),
+    match tables::record_write(record) {
+        RecordWrite::Row(table, row) => upsert(conn, KEYED.upsert(table), row),
+        RecordWrite::StormNote(note) => storm::write_noted(conn, &note),
     }
 }
 
@@ -1019,13 +1010,8 @@ impl Store for SqliteStore {
                 .map_err(unavailable)?
                 .execute([seq])
                 .map_err(unavailable)?;
-            let mut found = query_events(conn, "WHERE seq = ?1 AND state = 0", [seq])?;
-            match found.pop() {
-                Some(ev) => Ok(Some(ev)),
-                None => Err(StoreError::Corrupt(format!(
-                    "lane head {seq} is not a queued event"
-                ))),
-            }
+            let found = query_events(conn, "WHERE seq = ?1 AND state = 0", [seq])?;
+            rows::claimed_head(seq, found)
         })
         .await
     }

@@ -262,9 +262,27 @@ fn key(connection: &ConnectionKey, id: &str) -> [StoredValue; 3] {
     ]
 }
 
-/// The table and row (key, then values) an index record replaces; `None` for
-/// `TicketRecord::Storm`, which changes a window by the storm rules (`storm::noted`).
-pub(crate) fn record_row(record: &TicketRecord) -> Option<(&'static KeyedTable, Vec<StoredValue>)> {
+/// How an index record is written (`complete`).
+#[derive(Debug)]
+pub(crate) enum RecordWrite<'a> {
+    /// The table and row (key, then values) the record replaces.
+    Row(&'static KeyedTable, Vec<StoredValue>),
+    /// `TicketRecord::Storm`: changes the customer's window by the storm rules
+    /// (`decide::storm::noted`).
+    StormNote(StormNote<'a>),
+}
+
+/// An alert that went to a customer's roll-up ticket (`TicketRecord::Storm`).
+#[derive(Debug)]
+pub(crate) struct StormNote<'a> {
+    pub connection: &'a ConnectionKey,
+    pub customer_id: &'a str,
+    /// The roll-up this delivery created, if it did.
+    pub created: Option<&'a str>,
+    pub label: &'a str,
+}
+
+pub(crate) fn record_write(record: &TicketRecord) -> RecordWrite<'_> {
     use StoredValue::{Flag, Int, OptText, Text};
     let (table, key, values) = match record {
         TicketRecord::Group {
@@ -303,9 +321,21 @@ pub(crate) fn record_row(record: &TicketRecord) -> Option<(&'static KeyedTable, 
             key(connection, finding_id),
             vec![Text(ticket_id.clone()), Int(*updated_at_ms)],
         ),
-        TicketRecord::Storm { .. } => return None,
+        TicketRecord::Storm {
+            connection,
+            customer_id,
+            created,
+            label,
+        } => {
+            return RecordWrite::StormNote(StormNote {
+                connection,
+                customer_id,
+                created: created.as_deref(),
+                label,
+            })
+        }
     };
-    Some((table, key.into_iter().chain(values).collect()))
+    RecordWrite::Row(table, key.into_iter().chain(values).collect())
 }
 
 #[cfg(test)]
@@ -377,7 +407,10 @@ mod tests {
         let window = crate::dispatch::decide::storm::StormWindow::default();
         let mut rows: Vec<(&KeyedTable, Vec<StoredValue>)> = [group, lifecycle, finding]
             .iter()
-            .map(|r| record_row(r).unwrap())
+            .map(|r| match record_write(r) {
+                RecordWrite::Row(table, row) => (table, row),
+                RecordWrite::StormNote(_) => panic!("an index record writes a row"),
+            })
             .collect();
         rows.push((
             &STORM_WINDOWS,
@@ -416,7 +449,9 @@ mod tests {
                 updated_at_ms: 5,
             },
         };
-        let (table, row) = record_row(&record).unwrap();
+        let RecordWrite::Row(table, row) = record_write(&record) else {
+            panic!("a group record writes a row")
+        };
         assert_eq!(table.name, "group_tickets");
         assert_eq!(row.len(), table.key.len() + table.values.len());
         assert_eq!(

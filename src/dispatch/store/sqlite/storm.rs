@@ -9,6 +9,7 @@ use crate::dispatch::store::rows::{limit_param, Columns};
 use crate::dispatch::store::storm::{
     admit_writes, decode_stored, lease_to_close, membership, window_row,
 };
+use crate::dispatch::store::tables::StormNote;
 use crate::dispatch::store::{StoreResult, StormDue};
 use crate::resolved::ConnectionKey;
 
@@ -84,15 +85,10 @@ pub(super) fn admit_in(conn: &Connection, req: &AdmitRequest) -> StoreResult<Adm
 }
 
 /// `TicketRecord::Storm`, written with `complete`.
-pub(super) fn write_noted(
-    conn: &Connection,
-    key: &ConnectionKey,
-    customer_id: &str,
-    created: Option<&str>,
-    label: &str,
-) -> StoreResult<()> {
+pub(super) fn write_noted(conn: &Connection, note: &StormNote<'_>) -> StoreResult<()> {
+    let (key, customer_id) = (note.connection, note.customer_id);
     match window(conn, key, customer_id)? {
-        Some(w) => write_window(conn, key, customer_id, &noted(&w, created, label)),
+        Some(w) => write_window(conn, key, customer_id, &noted(&w, note.created, note.label)),
         None => Ok(()),
     }
 }
