@@ -29,7 +29,7 @@ use crate::dispatch::grouping::{claimable, SAMPLE_PREFIX};
 use crate::dispatch::metrics::DispatchMetrics;
 use crate::dispatch::problems::{DeliveryProblem, ProblemSink};
 use crate::dispatch::stats::{StatsBoard, StatsSink};
-use crate::dispatch::store::{Store, StoreError, StoredEvent};
+use crate::dispatch::store::{LaneId, LaneScope, Store, StoreError, StoredEvent};
 use crate::resolved::{ConnectionKey, Failsafe, Registry, ResolvedConnection};
 
 /// Tuning of the dispatcher process (per-connection tuning lives in the PsaConnection).
@@ -349,13 +349,15 @@ impl Inner {
                 continue;
             }
             let limit = self.options.lanes_per_connection.max(1) * 4;
-            let ready = if entry.suspended {
-                self.store
-                    .ready_lanes_with_prefix(key.clone(), SAMPLE_PREFIX.into(), now, limit)
-                    .await
+            let scope = if entry.suspended {
+                LaneScope::Prefixed {
+                    connection: key.clone(),
+                    prefix: SAMPLE_PREFIX.into(),
+                }
             } else {
-                self.store.ready_lanes(Some(key.clone()), now, limit).await
+                LaneScope::Connection(key.clone())
             };
+            let ready = self.store.ready_lanes(scope, now, limit).await;
             let ready = match ready {
                 Ok(r) => r,
                 Err(e) => {
@@ -407,7 +409,7 @@ impl Inner {
             }
             st.unknown_swept = Some(Instant::now());
         }
-        let Ok(ready) = self.store.ready_lanes(None, now, 1000).await else {
+        let Ok(ready) = self.store.ready_lanes(LaneScope::All, now, 1000).await else {
             return;
         };
         let unknown: HashSet<ConnectionKey> = ready
@@ -437,7 +439,11 @@ impl Inner {
             "connection {key} was not ready for {}s: {why}",
             hold.as_secs()
         );
-        let Ok(ready) = self.store.ready_lanes(Some(key.clone()), now, 100).await else {
+        let Ok(ready) = self
+            .store
+            .ready_lanes(LaneScope::Connection(key.clone()), now, 100)
+            .await
+        else {
             return Instant::now() + self.options.idle_poll;
         };
         for lane in ready {
@@ -450,12 +456,7 @@ impl Inner {
             }
             while let Ok(Some(ev)) = self
                 .store
-                .claim(
-                    key.clone(),
-                    lane.group_key.clone(),
-                    now,
-                    self.options.claim_lease,
-                )
+                .claim(lane.id(), now, self.options.claim_lease)
                 .await
             {
                 if !self.dead_letter(key, &ev, reason.clone()).await {
@@ -643,8 +644,7 @@ impl Inner {
         let head = match self
             .store
             .claim(
-                key.clone(),
-                group_key.to_string(),
+                LaneId::new(key.clone(), group_key),
                 now,
                 self.options.claim_lease,
             )
@@ -772,7 +772,7 @@ impl Inner {
         }
         let queued = match self
             .store
-            .lane_events(conn.key.clone(), group_key.to_string(), 500)
+            .lane_events(LaneId::new(conn.key.clone(), group_key), 500)
             .await
         {
             Ok(q) if q.first().map(|e| e.seq) == Some(head.seq) => q,

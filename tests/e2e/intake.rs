@@ -10,7 +10,7 @@ use psa_operator::api::Grouping;
 use psa_operator::bench::throughput::{measure_intake, ThroughputRun};
 use psa_operator::dispatch::intake::{router, IntakeLimits, IntakeState};
 use psa_operator::dispatch::metrics::{track_queue_depth, DispatchMetrics};
-use psa_operator::dispatch::store::{SqliteOptions, SqliteStore, Store};
+use psa_operator::dispatch::store::{LaneScope, SqliteOptions, SqliteStore, Store};
 use psa_operator::psa::connectwise::{ConnectWiseClient, ConnectWiseConfig};
 use psa_operator::resolved::{ConnectionEntry, ConnectionKey, Registry, ResolvedConnection};
 use psa_operator::secret::SecretString;
@@ -655,17 +655,16 @@ async fn replay_requeues_dead_letters_of_one_connection() {
         let (status, _) = h.post_alert_to(conn, &alert("sa-1")).await;
         assert_eq!(status, 202);
     }
-    let lanes = h.store.ready_lanes(None, i64::MAX, 10).await.unwrap();
+    let lanes = h
+        .store
+        .ready_lanes(LaneScope::All, i64::MAX, 10)
+        .await
+        .unwrap();
     assert_eq!(lanes.len(), 2);
     for lane in lanes {
         let ev = h
             .store
-            .claim(
-                lane.connection,
-                lane.group_key,
-                i64::MAX - 1,
-                Duration::ZERO,
-            )
+            .claim(lane.id(), i64::MAX - 1, Duration::ZERO)
             .await
             .unwrap()
             .expect("head");

@@ -114,8 +114,19 @@ pub(super) fn acme() -> ConnectionKey {
 
 const MINUTE: Duration = Duration::from_secs(60);
 
+/// acme's lanes whose group key starts with "sample:".
+fn sample_lanes() -> LaneScope {
+    LaneScope::Prefixed {
+        connection: acme(),
+        prefix: "sample:".into(),
+    }
+}
+
 async fn claim(store: &dyn Store, key: &str, now: i64, lease: Duration) -> Option<StoredEvent> {
-    store.claim(acme(), key.into(), now, lease).await.unwrap()
+    store
+        .claim(LaneId::new(acme(), key), now, lease)
+        .await
+        .unwrap()
 }
 
 // ---- the suite ----
@@ -144,7 +155,10 @@ async fn duplicates_are_ignored_and_a_new_instance_sees_committed_events(b: Back
     drop(store);
 
     let other = b.open("b").await;
-    let lane = other.lane_events(acme(), "k".into(), 10).await.unwrap();
+    let lane = other
+        .lane_events(LaneId::new(acme(), "k"), 10)
+        .await
+        .unwrap();
     let ids: Vec<_> = lane.iter().map(|e| e.envelope.event.id.as_str()).collect();
     assert_eq!(ids, ["a1", "a2"]);
     assert_eq!(lane[0].envelope.accepted_at_ms, 1000, "duplicate overwrote");
@@ -164,14 +178,17 @@ async fn a_lane_hands_out_one_event_at_a_time_in_arrival_order(b: Backend) {
         ],
     )
     .await;
-    let lanes = store.ready_lanes(None, 100, 10).await.unwrap();
+    let lanes = store.ready_lanes(LaneScope::All, 100, 10).await.unwrap();
     let keys: Vec<_> = lanes.iter().map(|l| l.group_key.as_str()).collect();
     assert_eq!(keys, ["jane", "bob"]);
     let first = claim(&*store, "jane", 100, MINUTE).await.expect("head");
     assert_eq!(first.envelope.event.id, "a1");
     assert_eq!(first.claims, 1);
     assert!(claim(&*store, "jane", 100, MINUTE).await.is_none());
-    let lanes = store.ready_lanes(Some(acme()), 100, 10).await.unwrap();
+    let lanes = store
+        .ready_lanes(LaneScope::Connection(acme()), 100, 10)
+        .await
+        .unwrap();
     assert_eq!(lanes.len(), 1, "the claimed lane is not offered");
     assert_eq!(lanes[0].group_key, "bob");
     store.mark_done(vec![first.seq], 150).await.unwrap();
@@ -202,29 +219,23 @@ async fn sample_lanes_are_found_behind_held_lanes(b: Backend) {
     events.push(("acme", "s3", "samplex", 50));
     events.push(("other", "s4", "sample:user:[\"contoso\",\"bob\"]", 50));
     enqueue_all(&*store, &events).await;
-    let earliest = store.ready_lanes(Some(acme()), 100, 5).await.unwrap();
+    let earliest = store
+        .ready_lanes(LaneScope::Connection(acme()), 100, 5)
+        .await
+        .unwrap();
     assert!(
         earliest.iter().all(|l| !l.group_key.starts_with("sample:")),
         "the held lanes are due first"
     );
-    let samples = store
-        .ready_lanes_with_prefix(acme(), "sample:".into(), 100, 5)
-        .await
-        .unwrap();
+    let samples = store.ready_lanes(sample_lanes(), 100, 5).await.unwrap();
     let keys: Vec<_> = samples.iter().map(|l| l.group_key.as_str()).collect();
     assert_eq!(keys, ["sample:", "sample:user:[\"contoso\",\"bob\"]"]);
     assert!(samples.iter().all(|l| l.connection == acme()));
     // Not due yet, or claimed: not offered.
-    let early = store
-        .ready_lanes_with_prefix(acme(), "sample:".into(), 40, 5)
-        .await
-        .unwrap();
+    let early = store.ready_lanes(sample_lanes(), 40, 5).await.unwrap();
     assert_eq!(early.len(), 1);
     claim(&*store, "sample:", 100, MINUTE).await.expect("head");
-    let left = store
-        .ready_lanes_with_prefix(acme(), "sample:".into(), 100, 5)
-        .await
-        .unwrap();
+    let left = store.ready_lanes(sample_lanes(), 100, 5).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].group_key, "sample:user:[\"contoso\",\"bob\"]");
 }
@@ -289,7 +300,11 @@ async fn retries_count_attempts_and_defer_does_not(b: Backend) {
         .await
         .unwrap();
     assert_eq!(n, 1);
-    assert!(store.ready_lanes(None, 4_999, 10).await.unwrap().is_empty());
+    assert!(store
+        .ready_lanes(LaneScope::All, 4_999, 10)
+        .await
+        .unwrap()
+        .is_empty());
     assert!(
         claim(&*store, "k", 4_999, MINUTE).await.is_none(),
         "not due"
@@ -510,7 +525,11 @@ async fn concurrent_claimants_from_two_pools_get_each_lane_once(b: Backend) {
                 // Every task tries every lane, from a different starting point.
                 for j in 0..lanes.len() {
                     let key = &lanes[(j + chunk * 10 + i * 5) % lanes.len()];
-                    if let Some(ev) = store.claim(acme(), key.clone(), 10, MINUTE).await.unwrap() {
+                    if let Some(ev) = store
+                        .claim(LaneId::new(acme(), key.clone()), 10, MINUTE)
+                        .await
+                        .unwrap()
+                    {
                         won.push(ev.seq);
                     }
                 }
@@ -549,7 +568,7 @@ async fn enqueue_and_complete_racing_on_one_lane_lose_nothing(b: Backend) {
             delivered.len()
         );
         match consumer
-            .claim(acme(), "k".into(), i64::MAX / 2, MINUTE)
+            .claim(LaneId::new(acme(), "k"), i64::MAX / 2, MINUTE)
             .await
             .unwrap()
         {
@@ -778,7 +797,7 @@ async fn dead_letters_are_listed_and_replayed_per_connection(b: Backend) {
     store.mark_done(vec![a2.seq], 20).await.unwrap();
     let other = ConnectionKey::new("psa", "other");
     let o1 = store
-        .claim(other, "k".into(), 0, MINUTE)
+        .claim(LaneId::new(other, "k"), 0, MINUTE)
         .await
         .unwrap()
         .expect("o1");
@@ -887,7 +906,7 @@ async fn workers_are_woken_by_new_work_not_by_reads(b: Backend) {
     let store = b.open("a").await;
     let mut rx = store.subscribe();
     let before = *rx.borrow_and_update();
-    store.ready_lanes(None, 0, 10).await.unwrap();
+    store.ready_lanes(LaneScope::All, 0, 10).await.unwrap();
     assert!(!rx.has_changed().unwrap(), "a read must not wake workers");
     enqueue_all(&*store, &[("acme", "a1", "k", 0)]).await;
     assert!(rx.has_changed().unwrap());
@@ -914,7 +933,10 @@ async fn concurrent_enqueues_of_one_instance_all_commit(b: Backend) {
         t.await.unwrap();
     }
     assert_eq!(store.counters(acme()).await.unwrap().accepted, 400);
-    let lane = store.lane_events(acme(), "k3".into(), 100).await.unwrap();
+    let lane = store
+        .lane_events(LaneId::new(acme(), "k3"), 100)
+        .await
+        .unwrap();
     let ids: Vec<_> = lane.iter().map(|e| e.envelope.event.id.clone()).collect();
     let want: Vec<_> = (0..25).map(|i| format!("t3-{i}")).collect();
     assert_eq!(ids, want, "one client's events keep their order");

@@ -23,7 +23,7 @@
 //!
 //! A dead-lettered event leaves its lane (later events of the key flow on; the failsafe e-mail
 //! reports it) and can be put back with `replay_dead_letters`. Suspended connections need nothing
-//! more from the store: the worker claims only their sample lanes (`ready_lanes_with_prefix`),
+//! more from the store: the worker claims only their sample lanes (`LaneScope::Prefixed`),
 //! so their other events stay queued.
 
 use std::sync::Arc;
@@ -221,6 +221,60 @@ pub struct ReadyLane {
     pub ready_at_ms: i64,
 }
 
+impl ReadyLane {
+    /// Which lane this is, to claim it.
+    pub fn id(&self) -> LaneId {
+        LaneId {
+            connection: self.connection.clone(),
+            group_key: self.group_key.clone(),
+        }
+    }
+}
+
+/// A lane: the events of one group key of one connection (see "Queue model").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaneId {
+    pub connection: ConnectionKey,
+    pub group_key: String,
+}
+
+impl LaneId {
+    pub fn new(connection: ConnectionKey, group_key: impl Into<String>) -> LaneId {
+        LaneId {
+            connection,
+            group_key: group_key.into(),
+        }
+    }
+}
+
+/// Which lanes `Store::ready_lanes` looks at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LaneScope {
+    /// Every connection's.
+    All,
+    /// One connection's.
+    Connection(ConnectionKey),
+    /// One connection's whose group key starts with `prefix` (a suspended connection's sample
+    /// lanes, `grouping::SAMPLE_PREFIX`): however many held lanes are due before them, they
+    /// are found (the backends use an indexed query, not a filter over the connection's lanes).
+    Prefixed {
+        connection: ConnectionKey,
+        prefix: String,
+    },
+}
+
+impl LaneScope {
+    /// The one connection the scope looks at (`None`: all).
+    pub fn connection(&self) -> Option<&ConnectionKey> {
+        match self {
+            LaneScope::All => None,
+            LaneScope::Connection(connection) | LaneScope::Prefixed { connection, .. } => {
+                Some(connection)
+            }
+        }
+    }
+}
+
 /// The ticket of a group (connection + group key).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupTicket {
@@ -254,23 +308,10 @@ pub trait Store: Send + Sync + 'static {
     /// collide. Results are in input order.
     async fn enqueue(&self, events: Vec<NewEvent>) -> StoreResult<Vec<Enqueued>>;
 
-    /// Lanes whose head is due at `now_ms` and not claimed, earliest due first. `connection`
-    /// restricts to one connection.
+    /// Lanes of `scope` whose head is due at `now_ms` and not claimed, earliest due first.
     async fn ready_lanes(
         &self,
-        connection: Option<ConnectionKey>,
-        now_ms: i64,
-        limit: usize,
-    ) -> StoreResult<Vec<ReadyLane>>;
-
-    /// Like `ready_lanes` for one connection, only lanes whose group key starts with `prefix`
-    /// (a suspended connection's sample lanes, `grouping::SAMPLE_PREFIX`): however many held
-    /// lanes are due before them, they are found (the backends use an indexed query, not a
-    /// filter over `ready_lanes`).
-    async fn ready_lanes_with_prefix(
-        &self,
-        connection: ConnectionKey,
-        prefix: String,
+        scope: LaneScope,
         now_ms: i64,
         limit: usize,
     ) -> StoreResult<Vec<ReadyLane>>;
@@ -283,22 +324,17 @@ pub trait Store: Send + Sync + 'static {
     /// previous claim's lease ended), and leases the lane until `now_ms + lease`.
     async fn claim(
         &self,
-        connection: ConnectionKey,
-        group_key: String,
+        lane: LaneId,
         now_ms: i64,
         lease: Duration,
     ) -> StoreResult<Option<StoredEvent>>;
 
     /// Queued events of a lane in order, head first (e.g. to merge those within `groupWait`).
-    async fn lane_events(
-        &self,
-        connection: ConnectionKey,
-        group_key: String,
-        limit: usize,
-    ) -> StoreResult<Vec<StoredEvent>>;
+    async fn lane_events(&self, lane: LaneId, limit: usize) -> StoreResult<Vec<StoredEvent>>;
 
     /// Marks queued events delivered, ends the claim of their lanes and writes the ticket index
     /// records — all in one transaction, so a crash cannot separate "done" from "which ticket".
+    /// Only a call that finishes events wakes the workers (records alone queue no work).
     async fn complete(
         &self,
         seqs: Vec<i64>,
@@ -374,13 +410,21 @@ pub trait Store: Send + Sync + 'static {
         group_key: String,
     ) -> StoreResult<Option<GroupTicket>>;
 
-    /// Records (replaces) the ticket of a group.
+    /// Records (replaces) the ticket of a group: `complete` with this record and no event.
     async fn set_group_ticket(
         &self,
         connection: ConnectionKey,
         group_key: String,
         ticket: GroupTicket,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<()> {
+        let now_ms = ticket.updated_at_ms;
+        let record = TicketRecord::Group {
+            connection,
+            group_key,
+            ticket,
+        };
+        self.complete(Vec::new(), now_ms, vec![record]).await
+    }
 
     /// The firing alerts recorded for a group's ticket.
     async fn group_lifecycle(
@@ -426,14 +470,22 @@ pub trait Store: Send + Sync + 'static {
         finding_id: String,
     ) -> StoreResult<Option<String>>;
 
-    /// Records (replaces) the ticket of a finding.
+    /// Records (replaces) the ticket of a finding, as `set_group_ticket` does a group's.
     async fn set_finding_ticket(
         &self,
         connection: ConnectionKey,
         finding_id: String,
         ticket_id: String,
         now_ms: i64,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<()> {
+        let record = TicketRecord::Finding {
+            connection,
+            finding_id,
+            ticket_id,
+            updated_at_ms: now_ms,
+        };
+        self.complete(Vec::new(), now_ms, vec![record]).await
+    }
 
     /// Counters of one connection (zero for an unknown one).
     async fn counters(&self, connection: ConnectionKey) -> StoreResult<ConnectionCounters>;

@@ -25,13 +25,13 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction};
 use tokio::sync::watch;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::{NoTls, Row, Statement};
 
 use super::rows::{self, connection_filter_params, limit_param, ms, Columns, CounterDeltas, Lane};
-use super::tables::{self, KeyedStatements, StoredValue};
+use super::tables::{self, KeyedStatements, RecordWrite, StoredValue};
 use super::{
-    ConnectionCounters, Enqueued, GroupLifecycle, GroupTicket, NewEvent, ReadyLane, Store,
-    StoreError, StoreResult, StoredEvent, StormDue, TicketRecord,
+    ConnectionCounters, Enqueued, GroupLifecycle, GroupTicket, LaneId, LaneScope, NewEvent,
+    ReadyLane, Store, StoreError, StoreResult, StoredEvent, StormDue, TicketRecord,
 };
 use crate::dispatch::decide::storm::{Admission, AdmitRequest, StormWindow};
 use crate::resolved::ConnectionKey;
@@ -170,31 +170,27 @@ impl PgStore {
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", self.shown)))
     }
 
-    /// Runs `body` in one transaction and commits; when `notifies`, the commit also wakes this
-    /// process's workers and (by `NOTIFY`, delivered at commit) the other replicas'.
-    /// Reads the row one group has in a table, if any: `sql` selects by namespace ($1),
-    /// connection ($2) and group key ($3); `read` turns the row into its record.
-    async fn group_row<T: Send + 'static>(
+    /// Reads the row of a keyed table (`tables`) whose key is (namespace, connection, `id`),
+    /// if any: `select` is the table's statement; `read` turns the row into its record.
+    async fn keyed_row<T: Send + 'static>(
         &self,
-        sql: &'static str,
+        select: &'static str,
         connection: ConnectionKey,
-        group_key: String,
+        id: String,
         read: fn(&Row) -> StoreResult<T>,
     ) -> StoreResult<Option<T>> {
         self.in_tx(false, move |tx| {
             Box::pin(async move {
-                let row = query_opt(
-                    tx,
-                    sql,
-                    &[&connection.namespace, &connection.name, &group_key],
-                )
-                .await?;
+                let key: Params<'_> = &[&connection.namespace, &connection.name, &id];
+                let row = query_opt(tx, select, key).await?;
                 row.as_ref().map(read).transpose()
             })
         })
         .await
     }
 
+    /// Runs `body` in one transaction and commits; when `notifies`, the commit also wakes this
+    /// process's workers and (by `NOTIFY`, delivered at commit) the other replicas'.
     async fn in_tx<R, F>(&self, notifies: bool, body: F) -> StoreResult<R>
     where
         R: Send,
@@ -235,26 +231,31 @@ impl PgStore {
 
 // ---- helpers on a transaction ----
 
-async fn exec(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<u64> {
-    let stmt = tx.prepare_cached(sql).await.map_err(unavailable)?;
+/// The values bound to a statement's `$1`, `$2`, ….
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// `sql` prepared once per pooled connection.
+async fn statement(tx: &Transaction<'_>, sql: &str) -> StoreResult<Statement> {
+    tx.prepare_cached(sql).await.map_err(unavailable)
+}
+
+async fn exec(tx: &Transaction<'_>, sql: &str, params: Params<'_>) -> StoreResult<u64> {
+    let stmt = statement(tx, sql).await?;
     tx.execute(&stmt, params).await.map_err(unavailable)
 }
 
-async fn query(
-    tx: &Transaction<'_>,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> StoreResult<Vec<Row>> {
-    let stmt = tx.prepare_cached(sql).await.map_err(unavailable)?;
+async fn query(tx: &Transaction<'_>, sql: &str, params: Params<'_>) -> StoreResult<Vec<Row>> {
+    let stmt = statement(tx, sql).await?;
     tx.query(&stmt, params).await.map_err(unavailable)
 }
 
+/// The row a statement selecting by a key found, if any.
 async fn query_opt(
     tx: &Transaction<'_>,
     sql: &str,
-    params: &[&(dyn ToSql + Sync)],
+    params: Params<'_>,
 ) -> StoreResult<Option<Row>> {
-    let stmt = tx.prepare_cached(sql).await.map_err(unavailable)?;
+    let stmt = statement(tx, sql).await?;
     tx.query_opt(&stmt, params).await.map_err(unavailable)
 }
 
@@ -314,7 +315,7 @@ async fn lock_lanes<'a>(
 async fn query_events(
     tx: &Transaction<'_>,
     sql_tail: &str,
-    params: &[&(dyn ToSql + Sync)],
+    params: Params<'_>,
 ) -> StoreResult<Vec<StoredEvent>> {
     let sql = format!("SELECT {} FROM psa_events {sql_tail}", rows::EVENT_COLUMNS);
     query(tx, &sql, params)
@@ -354,6 +355,13 @@ async fn lock_queued(tx: &Transaction<'_>, seqs: &[i64]) -> StoreResult<Vec<(i64
         queued_lane(tx, *seq).await?;
     }
     Ok(found)
+}
+
+/// `lock_queued` for one event: its lane, locked.
+async fn lock_queued_lane(tx: &Transaction<'_>, seq: i64) -> StoreResult<Lane> {
+    let mut found = lock_queued(tx, &[seq]).await?;
+    let (_, lane) = found.pop().ok_or(StoreError::NotQueued(seq))?;
+    Ok(lane)
 }
 
 /// Re-derives a lane's head from its queued events (or drops the lane). The caller holds the
@@ -583,18 +591,9 @@ async fn upsert(tx: &Transaction<'_>, sql: &str, row: Vec<StoredValue>) -> Store
 }
 
 async fn write_ticket_record(tx: &Transaction<'_>, record: &TicketRecord) -> StoreResult<()> {
-    if let TicketRecord::Storm {
-        connection,
-        customer_id,
-        created,
-        label,
-    } = record
-    {
-        return storm::write_noted(tx, connection, customer_id, created.as_deref(), label).await;
-    }
-    match tables::record_row(record) {
-        Some((table, row)) => upsert(tx, KEYED.upsert(table), row).await,
-        None => Ok(()),
+    match tables::record_write(record) {
+        RecordWrite::Row(table, row) => upsert(tx, KEYED.upsert(table), row).await,
+        RecordWrite::StormNote(note) => storm::write_noted(tx, &note).await,
     }
 }
 
@@ -603,7 +602,7 @@ async fn update_dead_letter(
     tx: &Transaction<'_>,
     seq: i64,
     sql: &str,
-    params: &[&(dyn ToSql + Sync)],
+    params: Params<'_>,
 ) -> StoreResult<()> {
     if exec(tx, sql, params).await? == 0 {
         return Err(StoreError::NotDeadLetter(seq));
@@ -614,6 +613,36 @@ async fn update_dead_letter(
 /// The condition on ($1, $2) = `rows::connection_filter_params`: empty strings select all
 /// connections.
 const CONN_FILTER: &str = "($1 = '' OR (namespace = $1 AND connection = $2))";
+
+/// Due, unclaimed lanes of `connection` whose group key starts with `prefix`.
+async fn ready_with_prefix(
+    tx: &Transaction<'_>,
+    connection: &ConnectionKey,
+    prefix: &str,
+    now_ms: i64,
+    limit: i64,
+) -> StoreResult<Vec<ReadyLane>> {
+    // `left(...) =`, not a range or LIKE: a database collation other than "C" may order or
+    // match punctuation differently; the connection's lanes come from the primary key's
+    // leading columns either way.
+    let sql = "SELECT group_key, ready_at_ms FROM psa_lanes
+         WHERE namespace = $1 AND connection = $2
+           AND left(group_key, length($3)) = $3 AND ready_at_ms <= $4
+           AND (claimed_until_ms IS NULL OR claimed_until_ms <= $4)
+         ORDER BY ready_at_ms LIMIT $5";
+    let params: Params<'_> = &[
+        &connection.namespace,
+        &connection.name,
+        &prefix,
+        &now_ms,
+        &limit,
+    ];
+    query(tx, sql, params)
+        .await?
+        .iter()
+        .map(|r| rows::ready_lane_of(connection, r))
+        .collect()
+}
 
 #[async_trait]
 impl Store for PgStore {
@@ -640,14 +669,17 @@ impl Store for PgStore {
 
     async fn ready_lanes(
         &self,
-        connection: Option<ConnectionKey>,
+        scope: LaneScope,
         now_ms: i64,
         limit: usize,
     ) -> StoreResult<Vec<ReadyLane>> {
-        let (ns, name) = connection_filter_params(&connection);
         let limit = limit_param(limit);
         self.in_tx(false, move |tx| {
             Box::pin(async move {
+                if let LaneScope::Prefixed { connection, prefix } = &scope {
+                    return ready_with_prefix(tx, connection, prefix, now_ms, limit).await;
+                }
+                let (ns, name) = connection_filter_params(scope.connection());
                 let sql = format!(
                     "SELECT namespace, connection, group_key, ready_at_ms FROM psa_lanes
                      WHERE {CONN_FILTER} AND ready_at_ms <= $3
@@ -664,46 +696,8 @@ impl Store for PgStore {
         .await
     }
 
-    async fn ready_lanes_with_prefix(
-        &self,
-        connection: ConnectionKey,
-        prefix: String,
-        now_ms: i64,
-        limit: usize,
-    ) -> StoreResult<Vec<ReadyLane>> {
-        let limit = limit_param(limit);
-        self.in_tx(false, move |tx| {
-            Box::pin(async move {
-                // `left(...) =`, not a range or LIKE: a database collation other than "C" may
-                // order or match punctuation differently; the connection's lanes come from the
-                // primary key's leading columns either way.
-                let sql = "SELECT group_key, ready_at_ms FROM psa_lanes
-                     WHERE namespace = $1 AND connection = $2
-                       AND left(group_key, length($3)) = $3 AND ready_at_ms <= $4
-                       AND (claimed_until_ms IS NULL OR claimed_until_ms <= $4)
-                     ORDER BY ready_at_ms LIMIT $5";
-                query(
-                    tx,
-                    sql,
-                    &[
-                        &connection.namespace,
-                        &connection.name,
-                        &prefix,
-                        &now_ms,
-                        &limit,
-                    ],
-                )
-                .await?
-                .iter()
-                .map(|r| rows::ready_lane_of(&connection, r))
-                .collect()
-            })
-        })
-        .await
-    }
-
     async fn next_ready_at(&self, connection: Option<ConnectionKey>) -> StoreResult<Option<i64>> {
-        let (ns, name) = connection_filter_params(&connection);
+        let (ns, name) = connection_filter_params(connection.as_ref());
         self.in_tx(false, move |tx| {
             Box::pin(async move {
                 // A claimed lane can be claimed again at the earliest when its lease ends.
@@ -724,8 +718,7 @@ impl Store for PgStore {
 
     async fn claim(
         &self,
-        connection: ConnectionKey,
-        group_key: String,
+        lane: LaneId,
         now_ms: i64,
         lease: Duration,
     ) -> StoreResult<Option<StoredEvent>> {
@@ -741,9 +734,9 @@ impl Store for PgStore {
                        AND (claimed_until_ms IS NULL OR claimed_until_ms <= $5)
                      RETURNING head_seq",
                     &[
-                        &connection.namespace,
-                        &connection.name,
-                        &group_key,
+                        &lane.connection.namespace,
+                        &lane.connection.name,
+                        &lane.group_key,
                         &until,
                         &now_ms,
                         &owner,
@@ -758,32 +751,23 @@ impl Store for PgStore {
                     &[&seq],
                 )
                 .await?;
-                let mut found = query_events(tx, "WHERE seq = $1 AND state = 0", &[&seq]).await?;
-                match found.pop() {
-                    Some(ev) => Ok(Some(ev)),
-                    None => Err(StoreError::Corrupt(format!(
-                        "lane head {seq} is not a queued event"
-                    ))),
-                }
+                let found = query_events(tx, "WHERE seq = $1 AND state = 0", &[&seq]).await?;
+                rows::claimed_head(seq, found)
             })
         })
         .await
     }
 
-    async fn lane_events(
-        &self,
-        connection: ConnectionKey,
-        group_key: String,
-        limit: usize,
-    ) -> StoreResult<Vec<StoredEvent>> {
+    async fn lane_events(&self, lane: LaneId, limit: usize) -> StoreResult<Vec<StoredEvent>> {
         let limit = limit_param(limit);
         self.in_tx(false, move |tx| {
             Box::pin(async move {
+                let (connection, group_key) = (&lane.connection, &lane.group_key);
                 query_events(
                     tx,
                     "WHERE namespace = $1 AND connection = $2 AND group_key = $3 AND state = 0
                      ORDER BY seq LIMIT $4",
-                    &[&connection.namespace, &connection.name, &group_key, &limit],
+                    &[&connection.namespace, &connection.name, group_key, &limit],
                 )
                 .await
             })
@@ -797,7 +781,8 @@ impl Store for PgStore {
         now_ms: i64,
         records: Vec<TicketRecord>,
     ) -> StoreResult<()> {
-        self.in_tx(true, move |tx| {
+        let finishes_events = !seqs.is_empty();
+        self.in_tx(finishes_events, move |tx| {
             Box::pin(async move {
                 let found = lock_queued(tx, &seqs).await?;
                 let mut deltas = CounterDeltas::default();
@@ -832,8 +817,7 @@ impl Store for PgStore {
     ) -> StoreResult<u32> {
         self.in_tx(true, move |tx| {
             Box::pin(async move {
-                let mut found = lock_queued(tx, &[seq]).await?;
-                let (_, lane) = found.pop().ok_or(StoreError::NotQueued(seq))?;
+                let lane = lock_queued_lane(tx, seq).await?;
                 let row = query_opt(
                     tx,
                     "UPDATE psa_events SET attempts = attempts + 1, next_attempt_at_ms = $2,
@@ -853,8 +837,7 @@ impl Store for PgStore {
     async fn defer(&self, seq: i64, not_before_ms: i64) -> StoreResult<()> {
         self.in_tx(true, move |tx| {
             Box::pin(async move {
-                let mut found = lock_queued(tx, &[seq]).await?;
-                let (_, lane) = found.pop().ok_or(StoreError::NotQueued(seq))?;
+                let lane = lock_queued_lane(tx, seq).await?;
                 exec(
                     tx,
                     "UPDATE psa_events SET next_attempt_at_ms = $2 WHERE seq = $1",
@@ -870,8 +853,7 @@ impl Store for PgStore {
     async fn dead_letter(&self, seq: i64, error: String, now_ms: i64) -> StoreResult<()> {
         self.in_tx(true, move |tx| {
             Box::pin(async move {
-                let mut found = lock_queued(tx, &[seq]).await?;
-                let (_, lane) = found.pop().ok_or(StoreError::NotQueued(seq))?;
+                let lane = lock_queued_lane(tx, seq).await?;
                 exec(
                     tx,
                     "UPDATE psa_events SET state = 2, attempts = attempts + 1, last_error = $2,
@@ -912,21 +894,14 @@ impl Store for PgStore {
         now_ms: i64,
         limit: usize,
     ) -> StoreResult<Vec<StoredEvent>> {
-        let (ns, name) = connection_filter_params(&connection);
+        let (ns, name) = connection_filter_params(connection.as_ref());
+        let sql = format!(
+            "WHERE {CONN_FILTER} AND state = 2 AND NOT failsafe_sent AND failsafe_next_at_ms <= $3
+             ORDER BY failsafe_next_at_ms, seq LIMIT $4"
+        );
         let limit = limit_param(limit);
         self.in_tx(false, move |tx| {
-            Box::pin(async move {
-                query_events(
-                    tx,
-                    &format!(
-                        "WHERE {CONN_FILTER} AND state = 2 AND NOT failsafe_sent
-                           AND failsafe_next_at_ms <= $3
-                         ORDER BY failsafe_next_at_ms, seq LIMIT $4"
-                    ),
-                    &[&ns, &name, &now_ms, &limit],
-                )
-                .await
-            })
+            Box::pin(async move { query_events(tx, &sql, &[&ns, &name, &now_ms, &limit]).await })
         })
         .await
     }
@@ -957,17 +932,11 @@ impl Store for PgStore {
         connection: Option<ConnectionKey>,
         limit: usize,
     ) -> StoreResult<Vec<StoredEvent>> {
-        let (ns, name) = connection_filter_params(&connection);
+        let (ns, name) = connection_filter_params(connection.as_ref());
+        let sql = format!("WHERE {CONN_FILTER} AND state = 2 ORDER BY seq LIMIT $3");
         let limit = limit_param(limit);
         self.in_tx(false, move |tx| {
-            Box::pin(async move {
-                query_events(
-                    tx,
-                    &format!("WHERE {CONN_FILTER} AND state = 2 ORDER BY seq LIMIT $3"),
-                    &[&ns, &name, &limit],
-                )
-                .await
-            })
+            Box::pin(async move { query_events(tx, &sql, &[&ns, &name, &limit]).await })
         })
         .await
     }
@@ -977,7 +946,7 @@ impl Store for PgStore {
         connection: Option<ConnectionKey>,
         now_ms: i64,
     ) -> StoreResult<u64> {
-        let (ns, name) = connection_filter_params(&connection);
+        let (ns, name) = connection_filter_params(connection.as_ref());
         self.in_tx(true, move |tx| {
             Box::pin(async move {
                 // Lock the lanes the dead letters go back to before touching them.
@@ -1051,13 +1020,9 @@ impl Store for PgStore {
         connection: ConnectionKey,
         group_key: String,
     ) -> StoreResult<Option<GroupTicket>> {
-        self.group_row(
-            &KEYED.group_tickets.select,
-            connection,
-            group_key,
-            rows::group_ticket,
-        )
-        .await
+        let select = &KEYED.group_tickets.select;
+        self.keyed_row(select, connection, group_key, rows::group_ticket)
+            .await
     }
 
     async fn group_lifecycle(
@@ -1065,13 +1030,9 @@ impl Store for PgStore {
         connection: ConnectionKey,
         group_key: String,
     ) -> StoreResult<Option<GroupLifecycle>> {
-        self.group_row(
-            &KEYED.group_lifecycle.select,
-            connection,
-            group_key,
-            rows::group_lifecycle,
-        )
-        .await
+        let select = &KEYED.group_lifecycle.select;
+        self.keyed_row(select, connection, group_key, rows::group_lifecycle)
+            .await
     }
 
     async fn storm_admit(&self, req: AdmitRequest) -> StoreResult<Admission> {
@@ -1119,59 +1080,14 @@ impl Store for PgStore {
         .await
     }
 
-    async fn set_group_ticket(
-        &self,
-        connection: ConnectionKey,
-        group_key: String,
-        ticket: GroupTicket,
-    ) -> StoreResult<()> {
-        let record = TicketRecord::Group {
-            connection,
-            group_key,
-            ticket,
-        };
-        self.in_tx(false, move |tx| {
-            Box::pin(async move { write_ticket_record(tx, &record).await })
-        })
-        .await
-    }
-
     async fn finding_ticket(
         &self,
         connection: ConnectionKey,
         finding_id: String,
     ) -> StoreResult<Option<String>> {
-        self.in_tx(false, move |tx| {
-            Box::pin(async move {
-                let row = query_opt(
-                    tx,
-                    &KEYED.finding_tickets.select,
-                    &[&connection.namespace, &connection.name, &finding_id],
-                )
-                .await?;
-                row.map(|r| r.text(0)).transpose()
-            })
-        })
-        .await
-    }
-
-    async fn set_finding_ticket(
-        &self,
-        connection: ConnectionKey,
-        finding_id: String,
-        ticket_id: String,
-        now_ms: i64,
-    ) -> StoreResult<()> {
-        let record = TicketRecord::Finding {
-            connection,
-            finding_id,
-            ticket_id,
-            updated_at_ms: now_ms,
-        };
-        self.in_tx(false, move |tx| {
-            Box::pin(async move { write_ticket_record(tx, &record).await })
-        })
-        .await
+        let select = &KEYED.finding_tickets.select;
+        self.keyed_row(select, connection, finding_id, |r| r.text(0))
+            .await
     }
 
     async fn counters(&self, connection: ConnectionKey) -> StoreResult<ConnectionCounters> {

@@ -74,6 +74,20 @@ pub(crate) fn event(row: &impl Columns) -> StoreResult<StoredEvent> {
     })
 }
 
+/// What a claim of the lane whose head is `seq` hands out: the queued events found with that
+/// seq (one); none means the lane row names an event that is not queued.
+pub(crate) fn claimed_head(
+    seq: i64,
+    mut found: Vec<StoredEvent>,
+) -> StoreResult<Option<StoredEvent>> {
+    match found.pop() {
+        Some(ev) => Ok(Some(ev)),
+        None => Err(StoreError::Corrupt(format!(
+            "lane head {seq} is not a queued event"
+        ))),
+    }
+}
+
 /// A lane read as `SELECT namespace, connection, group_key`.
 pub(crate) fn lane(row: &impl Columns) -> StoreResult<Lane> {
     Ok((row.text(0)?, row.text(1)?, row.text(2)?))
@@ -161,7 +175,7 @@ impl CounterDeltas {
 
 /// Namespace and connection bound for an optional connection filter; empty strings select
 /// every connection (the backends' filter conditions test for them).
-pub(crate) fn connection_filter_params(connection: &Option<ConnectionKey>) -> (String, String) {
+pub(crate) fn connection_filter_params(connection: Option<&ConnectionKey>) -> (String, String) {
     match connection {
         Some(k) => (k.namespace.clone(), k.name.clone()),
         None => (String::new(), String::new()),

@@ -20,10 +20,10 @@ use rusqlite::{params, Connection, OptionalExtension, Params, Row};
 use tokio::sync::{oneshot, watch};
 
 use super::rows::{self, connection_filter_params, limit_param, ms, Columns, CounterDeltas, Lane};
-use super::tables::{self, KeyedStatements, StoredValue};
+use super::tables::{self, KeyedStatements, RecordWrite, StoredValue};
 use super::{
-    ConnectionCounters, Enqueued, GroupLifecycle, GroupTicket, NewEvent, ReadyLane, Store,
-    StoreError, StoreResult, StoredEvent, StormDue, TicketRecord,
+    ConnectionCounters, Enqueued, GroupLifecycle, GroupTicket, LaneId, LaneScope, NewEvent,
+    ReadyLane, Store, StoreError, StoreResult, StoredEvent, StormDue, TicketRecord,
 };
 use crate::dispatch::decide::storm::{Admission, AdmitRequest, StormWindow};
 use crate::resolved::ConnectionKey;
@@ -128,7 +128,8 @@ const EVENTS_TABLE: &str = "(
     UNIQUE (namespace, connection, id_space, event_id)
 );";
 
-/// Everything but the events table, created after it (`migrate`).
+/// Everything but the events table and the keyed tables (`tables::ALL`), created after the
+/// events table (`migrate`).
 const SCHEMA: &str = "
 CREATE INDEX IF NOT EXISTS events_lane_queued
     ON events (namespace, connection, group_key, seq) WHERE state = 0;
@@ -148,33 +149,6 @@ CREATE TABLE IF NOT EXISTS lanes (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS lanes_ready ON lanes (ready_at_ms);
 CREATE INDEX IF NOT EXISTS lanes_conn_ready ON lanes (namespace, connection, ready_at_ms);
-CREATE TABLE IF NOT EXISTS group_tickets (
-    namespace     TEXT    NOT NULL,
-    connection    TEXT    NOT NULL,
-    group_key     TEXT    NOT NULL,
-    ticket_id     TEXT    NOT NULL,
-    open          INTEGER NOT NULL,
-    updated_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (namespace, connection, group_key)
-) WITHOUT ROWID;
--- Auto-resolve: the alerts of a group's ticket still firing (JSON array) and our status.
-CREATE TABLE IF NOT EXISTS group_lifecycle (
-    namespace     TEXT    NOT NULL,
-    connection    TEXT    NOT NULL,
-    group_key     TEXT    NOT NULL,
-    ticket_id     TEXT    NOT NULL,
-    status_id     TEXT,
-    firing        TEXT    NOT NULL,
-    PRIMARY KEY (namespace, connection, group_key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS finding_tickets (
-    namespace     TEXT    NOT NULL,
-    connection    TEXT    NOT NULL,
-    finding_id    TEXT    NOT NULL,
-    ticket_id     TEXT    NOT NULL,
-    updated_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (namespace, connection, finding_id)
-) WITHOUT ROWID;
 -- One row: the last readiness probe's write (`Store::health`).
 CREATE TABLE IF NOT EXISTS health (
     id            INTEGER PRIMARY KEY CHECK (id = 1),
@@ -379,6 +353,22 @@ impl SqliteStore {
         self.stats.failing_syncs.store(n, Ordering::SeqCst);
     }
 
+    /// The row of a keyed table (`tables`) whose key is (namespace, connection, `id`), read by
+    /// `read` from the table's `select`.
+    async fn keyed_row<T: Send + 'static>(
+        &self,
+        select: &'static str,
+        connection: ConnectionKey,
+        id: String,
+        read: impl Fn(&Row<'_>) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<Option<T>> {
+        self.call(false, move |conn| {
+            let key = params![connection.namespace, connection.name, id];
+            query_rows(conn, select, key, read).map(first)
+        })
+        .await
+    }
+
     /// Runs `f` on the writer thread inside the next batch transaction; answers after the
     /// commit is on disk.
     async fn call<R, F>(&self, notifies: bool, f: F) -> StoreResult<R>
@@ -458,9 +448,11 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
     } else {
         String::new()
     };
+    let keyed: Vec<String> = tables::ALL.iter().map(|t| t.sqlite_create()).collect();
     conn.execute_batch(&format!(
         "BEGIN IMMEDIATE; {upgrade} CREATE TABLE IF NOT EXISTS events {EVENTS_TABLE}; {SCHEMA} {} \
-         PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+         {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+        keyed.join(" "),
         storm::SCHEMA
     ))
     .map_err(|e| {
@@ -642,25 +634,15 @@ fn query_rows<T>(
     Ok(out)
 }
 
-/// The first row `sql` selects, if any, read by `read`.
-fn query_first<T>(
-    conn: &Connection,
-    sql: &str,
-    params: impl Params,
-    read: impl FnOnce(&Row<'_>) -> StoreResult<T>,
-) -> StoreResult<Option<T>> {
-    let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
-    let mut rows = stmt.query(params).map_err(unavailable)?;
-    match rows.next().map_err(unavailable)? {
-        Some(row) => read(row).map(Some),
-        None => Ok(None),
-    }
+/// The first of the rows a statement selected: those selecting by a key find one at most.
+fn first<T>(rows: Vec<T>) -> Option<T> {
+    rows.into_iter().next()
 }
 
 fn query_events(
     conn: &Connection,
     sql_tail: &str,
-    params: &[&dyn rusqlite::ToSql],
+    params: impl Params,
 ) -> StoreResult<Vec<StoredEvent>> {
     let sql = format!("SELECT {} FROM events {sql_tail}", rows::EVENT_COLUMNS);
     query_rows(conn, &sql, params, |r| rows::event(r))
@@ -668,13 +650,13 @@ fn query_events(
 
 /// (namespace, connection, group key) of a queued event; `NotQueued` otherwise.
 fn queued_lane(conn: &Connection, seq: i64) -> StoreResult<Lane> {
-    query_first(
+    let lanes = query_rows(
         conn,
         "SELECT namespace, connection, group_key FROM events WHERE seq = ?1 AND state = 0",
         [seq],
         |r| rows::lane(r),
-    )?
-    .ok_or(StoreError::NotQueued(seq))
+    )?;
+    first(lanes).ok_or(StoreError::NotQueued(seq))
 }
 
 /// Re-derives a lane's head from its queued events (or drops the lane when none is left).
@@ -864,18 +846,9 @@ fn upsert(conn: &Connection, sql: &str, row: Vec<StoredValue>) -> StoreResult<()
 }
 
 fn write_ticket_record(conn: &Connection, record: &TicketRecord) -> StoreResult<()> {
-    if let TicketRecord::Storm {
-        connection,
-        customer_id,
-        created,
-        label,
-    } = record
-    {
-        return storm::write_noted(conn, connection, customer_id, created.as_deref(), label);
-    }
-    match tables::record_row(record) {
-        Some((table, row)) => upsert(conn, KEYED.upsert(table), row),
-        None => Ok(()),
+    match tables::record_write(record) {
+        RecordWrite::Row(table, row) => upsert(conn, KEYED.upsert(table), row),
+        RecordWrite::StormNote(note) => storm::write_noted(conn, &note),
     }
 }
 
@@ -911,13 +884,37 @@ fn prefix_upper_bound(prefix: &str) -> String {
     }
 }
 
-/// SQL condition and its ?1/?2 parameters for an optional connection filter (empty = all).
-fn conn_filter(connection: &Option<ConnectionKey>) -> (&'static str, String, String) {
-    let (ns, name) = connection_filter_params(connection);
-    (
-        "(?1 = '' OR (namespace = ?1 AND connection = ?2))",
-        ns,
-        name,
+/// The condition on (?1, ?2) = `rows::connection_filter_params`: empty strings select all
+/// connections.
+const CONN_FILTER: &str = "(?1 = '' OR (namespace = ?1 AND connection = ?2))";
+
+/// Due, unclaimed lanes of `connection` whose group key starts with `prefix`.
+fn ready_with_prefix(
+    conn: &Connection,
+    connection: &ConnectionKey,
+    prefix: &str,
+    now_ms: i64,
+    limit: i64,
+) -> StoreResult<Vec<ReadyLane>> {
+    // A range on the primary key (namespace, connection, group_key): byte order, so
+    // [prefix, prefix with its last byte + 1) is exactly the keys starting with it.
+    let upper = prefix_upper_bound(prefix);
+    query_rows(
+        conn,
+        "SELECT group_key, ready_at_ms FROM lanes
+         WHERE namespace = ?1 AND connection = ?2
+           AND group_key >= ?3 AND group_key < ?4 AND ready_at_ms <= ?5
+           AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?5)
+         ORDER BY ready_at_ms LIMIT ?6",
+        params![
+            connection.namespace,
+            connection.name,
+            prefix,
+            upper,
+            now_ms,
+            limit
+        ],
+        |r| rows::ready_lane_of(connection, r),
     )
 }
 
@@ -937,67 +934,39 @@ impl Store for SqliteStore {
 
     async fn ready_lanes(
         &self,
-        connection: Option<ConnectionKey>,
+        scope: LaneScope,
         now_ms: i64,
         limit: usize,
     ) -> StoreResult<Vec<ReadyLane>> {
-        self.call(false, move |conn| {
-            let (filter, ns, name) = conn_filter(&connection);
-            let sql = format!(
-                "SELECT namespace, connection, group_key, ready_at_ms FROM lanes
-                 WHERE {filter} AND ready_at_ms <= ?3
-                   AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?3)
-                 ORDER BY ready_at_ms LIMIT ?4"
-            );
-            let limit = limit_param(limit);
-            query_rows(conn, &sql, params![ns, name, now_ms, limit], |r| {
-                rows::ready_lane(r)
-            })
-        })
-        .await
-    }
-
-    async fn ready_lanes_with_prefix(
-        &self,
-        connection: ConnectionKey,
-        prefix: String,
-        now_ms: i64,
-        limit: usize,
-    ) -> StoreResult<Vec<ReadyLane>> {
-        self.call(false, move |conn| {
-            // A range on the primary key (namespace, connection, group_key): byte order, so
-            // [prefix, prefix with its last byte + 1) is exactly the keys starting with it.
-            let upper = prefix_upper_bound(&prefix);
-            let limit = limit_param(limit);
-            query_rows(
-                conn,
-                "SELECT group_key, ready_at_ms FROM lanes
-                 WHERE namespace = ?1 AND connection = ?2
-                   AND group_key >= ?3 AND group_key < ?4 AND ready_at_ms <= ?5
-                   AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?5)
-                 ORDER BY ready_at_ms LIMIT ?6",
-                params![
-                    connection.namespace,
-                    connection.name,
-                    prefix,
-                    upper,
-                    now_ms,
-                    limit
-                ],
-                |r| rows::ready_lane_of(&connection, r),
-            )
+        let limit = limit_param(limit);
+        self.call(false, move |conn| match scope {
+            LaneScope::Prefixed { connection, prefix } => {
+                ready_with_prefix(conn, &connection, &prefix, now_ms, limit)
+            }
+            scope => {
+                let (ns, name) = connection_filter_params(scope.connection());
+                let sql = format!(
+                    "SELECT namespace, connection, group_key, ready_at_ms FROM lanes
+                     WHERE {CONN_FILTER} AND ready_at_ms <= ?3
+                       AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?3)
+                     ORDER BY ready_at_ms LIMIT ?4"
+                );
+                query_rows(conn, &sql, params![ns, name, now_ms, limit], |r| {
+                    rows::ready_lane(r)
+                })
+            }
         })
         .await
     }
 
     async fn next_ready_at(&self, connection: Option<ConnectionKey>) -> StoreResult<Option<i64>> {
+        let (ns, name) = connection_filter_params(connection.as_ref());
         self.call(false, move |conn| {
-            let (filter, ns, name) = conn_filter(&connection);
             // A claimed lane can be claimed again at the earliest when its lease ends.
             let sql = format!(
                 "SELECT MIN(CASE WHEN claimed_until_ms IS NULL THEN ready_at_ms
                                  ELSE max(ready_at_ms, claimed_until_ms) END)
-                 FROM lanes WHERE {filter}"
+                 FROM lanes WHERE {CONN_FILTER}"
             );
             conn.prepare_cached(&sql)
                 .map_err(unavailable)?
@@ -1009,8 +978,7 @@ impl Store for SqliteStore {
 
     async fn claim(
         &self,
-        connection: ConnectionKey,
-        group_key: String,
+        lane: LaneId,
         now_ms: i64,
         lease: Duration,
     ) -> StoreResult<Option<StoredEvent>> {
@@ -1027,9 +995,9 @@ impl Store for SqliteStore {
                 .map_err(unavailable)?
                 .query_row(
                     params![
-                        connection.namespace,
-                        connection.name,
-                        group_key,
+                        lane.connection.namespace,
+                        lane.connection.name,
+                        lane.group_key,
                         until,
                         now_ms
                     ],
@@ -1042,30 +1010,24 @@ impl Store for SqliteStore {
                 .map_err(unavailable)?
                 .execute([seq])
                 .map_err(unavailable)?;
-            let mut found = query_events(conn, "WHERE seq = ?1 AND state = 0", &[&seq])?;
-            match found.pop() {
-                Some(ev) => Ok(Some(ev)),
-                None => Err(StoreError::Corrupt(format!(
-                    "lane head {seq} is not a queued event"
-                ))),
-            }
+            let found = query_events(conn, "WHERE seq = ?1 AND state = 0", [seq])?;
+            rows::claimed_head(seq, found)
         })
         .await
     }
 
-    async fn lane_events(
-        &self,
-        connection: ConnectionKey,
-        group_key: String,
-        limit: usize,
-    ) -> StoreResult<Vec<StoredEvent>> {
+    async fn lane_events(&self, lane: LaneId, limit: usize) -> StoreResult<Vec<StoredEvent>> {
+        let limit = limit_param(limit);
         self.call(false, move |conn| {
-            let limit = limit_param(limit);
+            let LaneId {
+                connection,
+                group_key,
+            } = lane;
             query_events(
                 conn,
                 "WHERE namespace = ?1 AND connection = ?2 AND group_key = ?3 AND state = 0
                  ORDER BY seq LIMIT ?4",
-                &[&connection.namespace, &connection.name, &group_key, &limit],
+                params![connection.namespace, connection.name, group_key, limit],
             )
         })
         .await
@@ -1077,7 +1039,8 @@ impl Store for SqliteStore {
         now_ms: i64,
         records: Vec<TicketRecord>,
     ) -> StoreResult<()> {
-        self.call(true, move |conn| {
+        let finishes_events = !seqs.is_empty();
+        self.call(finishes_events, move |conn| {
             let mut lanes = BTreeSet::new();
             for seq in seqs {
                 let lane = queued_lane(conn, seq)?;
@@ -1172,18 +1135,14 @@ impl Store for SqliteStore {
         now_ms: i64,
         limit: usize,
     ) -> StoreResult<Vec<StoredEvent>> {
+        let (ns, name) = connection_filter_params(connection.as_ref());
+        let sql = format!(
+            "WHERE {CONN_FILTER} AND state = 2 AND failsafe_sent = 0 AND failsafe_next_at_ms <= ?3
+             ORDER BY failsafe_next_at_ms, seq LIMIT ?4"
+        );
+        let limit = limit_param(limit);
         self.call(false, move |conn| {
-            let (filter, ns, name) = conn_filter(&connection);
-            let limit = limit_param(limit);
-            query_events(
-                conn,
-                &format!(
-                    "WHERE {filter} AND state = 2 AND failsafe_sent = 0
-                       AND failsafe_next_at_ms <= ?3
-                     ORDER BY failsafe_next_at_ms, seq LIMIT ?4"
-                ),
-                &[&ns, &name, &now_ms, &limit],
-            )
+            query_events(conn, &sql, params![ns, name, now_ms, limit])
         })
         .await
     }
@@ -1211,14 +1170,11 @@ impl Store for SqliteStore {
         connection: Option<ConnectionKey>,
         limit: usize,
     ) -> StoreResult<Vec<StoredEvent>> {
+        let (ns, name) = connection_filter_params(connection.as_ref());
+        let sql = format!("WHERE {CONN_FILTER} AND state = 2 ORDER BY seq LIMIT ?3");
+        let limit = limit_param(limit);
         self.call(false, move |conn| {
-            let (filter, ns, name) = conn_filter(&connection);
-            let limit = limit_param(limit);
-            query_events(
-                conn,
-                &format!("WHERE {filter} AND state = 2 ORDER BY seq LIMIT ?3"),
-                &[&ns, &name, &limit],
-            )
+            query_events(conn, &sql, params![ns, name, limit])
         })
         .await
     }
@@ -1228,13 +1184,13 @@ impl Store for SqliteStore {
         connection: Option<ConnectionKey>,
         now_ms: i64,
     ) -> StoreResult<u64> {
+        let (ns, name) = connection_filter_params(connection.as_ref());
         self.call(true, move |conn| {
-            let (filter, ns, name) = conn_filter(&connection);
             let sql = format!(
                 "UPDATE events SET state = 0, attempts = 0, next_attempt_at_ms = ?3,
                                    finished_at_ms = NULL, failsafe_sent = 0,
                                    failsafe_next_at_ms = NULL, failsafe_error = NULL
-                 WHERE {filter} AND state = 2
+                 WHERE {CONN_FILTER} AND state = 2
                  RETURNING namespace, connection, group_key"
             );
             let replayed = query_rows(conn, &sql, params![ns, name, now_ms], |r| rows::lane(r))?;
@@ -1273,29 +1229,8 @@ impl Store for SqliteStore {
         connection: ConnectionKey,
         group_key: String,
     ) -> StoreResult<Option<GroupTicket>> {
-        self.call(false, move |conn| {
-            query_first(
-                conn,
-                &KEYED.group_tickets.select,
-                params![connection.namespace, connection.name, group_key],
-                |r| rows::group_ticket(r),
-            )
-        })
-        .await
-    }
-
-    async fn set_group_ticket(
-        &self,
-        connection: ConnectionKey,
-        group_key: String,
-        ticket: GroupTicket,
-    ) -> StoreResult<()> {
-        let record = TicketRecord::Group {
-            connection,
-            group_key,
-            ticket,
-        };
-        self.call(false, move |conn| write_ticket_record(conn, &record))
+        let select = &KEYED.group_tickets.select;
+        self.keyed_row(select, connection, group_key, |r| rows::group_ticket(r))
             .await
     }
 
@@ -1304,15 +1239,9 @@ impl Store for SqliteStore {
         connection: ConnectionKey,
         group_key: String,
     ) -> StoreResult<Option<GroupLifecycle>> {
-        self.call(false, move |conn| {
-            query_first(
-                conn,
-                &KEYED.group_lifecycle.select,
-                params![connection.namespace, connection.name, group_key],
-                |r| rows::group_lifecycle(r),
-            )
-        })
-        .await
+        let select = &KEYED.group_lifecycle.select;
+        self.keyed_row(select, connection, group_key, |r| rows::group_lifecycle(r))
+            .await
     }
 
     async fn storm_admit(&self, req: AdmitRequest) -> StoreResult<Admission> {
@@ -1360,44 +1289,21 @@ impl Store for SqliteStore {
         connection: ConnectionKey,
         finding_id: String,
     ) -> StoreResult<Option<String>> {
-        self.call(false, move |conn| {
-            query_first(
-                conn,
-                &KEYED.finding_tickets.select,
-                params![connection.namespace, connection.name, finding_id],
-                |r| r.text(0),
-            )
-        })
-        .await
-    }
-
-    async fn set_finding_ticket(
-        &self,
-        connection: ConnectionKey,
-        finding_id: String,
-        ticket_id: String,
-        now_ms: i64,
-    ) -> StoreResult<()> {
-        let record = TicketRecord::Finding {
-            connection,
-            finding_id,
-            ticket_id,
-            updated_at_ms: now_ms,
-        };
-        self.call(false, move |conn| write_ticket_record(conn, &record))
+        let select = &KEYED.finding_tickets.select;
+        self.keyed_row(select, connection, finding_id, |r| r.text(0))
             .await
     }
 
     async fn counters(&self, connection: ConnectionKey) -> StoreResult<ConnectionCounters> {
         self.call(false, move |conn| {
-            query_first(
+            let counted = query_rows(
                 conn,
                 "SELECT accepted, pending, delivered, dead_letters FROM counters
                  WHERE namespace = ?1 AND connection = ?2",
                 params![connection.namespace, connection.name],
                 |r| rows::counters(Some(r)),
-            )
-            .map(Option::unwrap_or_default)
+            )?;
+            Ok(first(counted).unwrap_or_default())
         })
         .await
     }

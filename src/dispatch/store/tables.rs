@@ -2,7 +2,8 @@
 //! and the storm breaker's windows and memberships: one description per table, the SQL to
 //! read a row by key and to write it whole (an upsert both SQLite and PostgreSQL accept), and
 //! the values each record is written with. A backend differs only in its [`Dialect`] and in
-//! how it binds a [`StoredValue`].
+//! how it binds a [`StoredValue`]. SQLite creates these tables from the descriptions here
+//! ([`KeyedTable::sqlite_create`]); PostgreSQL's were created by its released migrations.
 
 use super::{firing_json, TicketRecord};
 use crate::resolved::ConnectionKey;
@@ -31,36 +32,72 @@ pub(crate) const POSTGRES: Dialect = Dialect {
 pub(crate) struct KeyedTable {
     /// Without the dialect's prefix.
     pub name: &'static str,
-    /// The primary key's columns, in the order they are bound.
+    /// The primary key's columns (text, not null), in the order they are bound.
     pub key: &'static [&'static str],
     /// The other columns, bound after the key and read in this order.
-    pub values: &'static [&'static str],
+    pub values: &'static [Column],
+}
+
+/// A column other than the key's, and the kind of [`StoredValue`] it holds.
+#[derive(Debug)]
+pub(crate) struct Column {
+    pub name: &'static str,
+    pub kind: ValueKind,
+}
+
+/// What a column holds: the [`StoredValue`] variants' kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ValueKind {
+    Text,
+    OptText,
+    Int,
+    OptInt,
+    Flag,
+}
+
+const fn column(name: &'static str, kind: ValueKind) -> Column {
+    Column { name, kind }
 }
 
 pub(crate) const GROUP_TICKETS: KeyedTable = KeyedTable {
     name: "group_tickets",
     key: &["namespace", "connection", "group_key"],
-    values: &["ticket_id", "open", "updated_at_ms"],
+    values: &[
+        column("ticket_id", ValueKind::Text),
+        column("open", ValueKind::Flag),
+        column("updated_at_ms", ValueKind::Int),
+    ],
 };
 
-/// Auto-resolve: the alerts of a group's ticket still firing and the status we left it in.
+/// Auto-resolve: the alerts of a group's ticket still firing (a JSON array) and the status we
+/// left it in.
 pub(crate) const GROUP_LIFECYCLE: KeyedTable = KeyedTable {
     name: "group_lifecycle",
     key: &["namespace", "connection", "group_key"],
-    values: &["ticket_id", "status_id", "firing"],
+    values: &[
+        column("ticket_id", ValueKind::Text),
+        column("status_id", ValueKind::OptText),
+        column("firing", ValueKind::Text),
+    ],
 };
 
 pub(crate) const FINDING_TICKETS: KeyedTable = KeyedTable {
     name: "finding_tickets",
     key: &["namespace", "connection", "finding_id"],
-    values: &["ticket_id", "updated_at_ms"],
+    values: &[
+        column("ticket_id", ValueKind::Text),
+        column("updated_at_ms", ValueKind::Int),
+    ],
 };
 
 /// Storm breaker: a customer's window and roll-up (JSON), and when the roll-up may close.
 pub(crate) const STORM_WINDOWS: KeyedTable = KeyedTable {
     name: "storm_windows",
     key: &["namespace", "connection", "customer_id"],
-    values: &["state", "close_due_ms"],
+    values: &[
+        column("state", ValueKind::Text),
+        column("close_due_ms", ValueKind::OptInt),
+    ],
 };
 
 /// Storm breaker: which groups of a customer's current window got a ticket or went to the
@@ -68,8 +105,32 @@ pub(crate) const STORM_WINDOWS: KeyedTable = KeyedTable {
 pub(crate) const STORM_MEMBERS: KeyedTable = KeyedTable {
     name: "storm_members",
     key: &["namespace", "connection", "customer_id", "group_key"],
-    values: &["window_start_ms", "member"],
+    values: &[
+        column("window_start_ms", ValueKind::Int),
+        column("member", ValueKind::Text),
+    ],
 };
+
+/// The five keyed tables.
+pub(crate) const ALL: [&KeyedTable; 5] = [
+    &GROUP_TICKETS,
+    &GROUP_LIFECYCLE,
+    &FINDING_TICKETS,
+    &STORM_WINDOWS,
+    &STORM_MEMBERS,
+];
+
+impl ValueKind {
+    /// The column type in SQLite (which keeps a flag as 0 / 1).
+    fn sqlite_type(self) -> &'static str {
+        match self {
+            ValueKind::Text => "TEXT NOT NULL",
+            ValueKind::OptText => "TEXT",
+            ValueKind::Int | ValueKind::Flag => "INTEGER NOT NULL",
+            ValueKind::OptInt => "INTEGER",
+        }
+    }
+}
 
 /// The two statements of a keyed table in one dialect.
 #[derive(Debug)]
@@ -81,6 +142,26 @@ pub(crate) struct KeyedSql {
 }
 
 impl KeyedTable {
+    fn value_names(&self) -> impl Iterator<Item = &'static str> {
+        self.values.iter().map(|c| c.name)
+    }
+
+    /// `CREATE TABLE IF NOT EXISTS` in SQLite: the key's columns, then the values'.
+    pub(crate) fn sqlite_create(&self) -> String {
+        let key = self.key.iter().map(|k| format!("{k} TEXT NOT NULL"));
+        let values = self
+            .values
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.kind.sqlite_type()));
+        let columns: Vec<String> = key.chain(values).collect();
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({})) WITHOUT ROWID;",
+            self.name,
+            columns.join(", "),
+            self.key.join(", ")
+        )
+    }
+
     pub(crate) fn sql(&self, dialect: Dialect) -> KeyedSql {
         let table = format!("{}{}", dialect.table_prefix, self.name);
         let param = |i: usize| format!("{}{}", dialect.param_sign, i + 1);
@@ -90,17 +171,17 @@ impl KeyedTable {
             .enumerate()
             .map(|(i, column)| format!("{column} = {}", param(i)))
             .collect();
-        let columns: Vec<&str> = self.key.iter().chain(self.values).copied().collect();
+        let values: Vec<&str> = self.value_names().collect();
+        let columns: Vec<&str> = self.key.iter().copied().chain(self.value_names()).collect();
         let params: Vec<String> = (0..columns.len()).map(param).collect();
-        let replaced: Vec<String> = self
-            .values
+        let replaced: Vec<String> = values
             .iter()
             .map(|column| format!("{column} = excluded.{column}"))
             .collect();
         KeyedSql {
             select: format!(
                 "SELECT {} FROM {table} WHERE {}",
-                self.values.join(", "),
+                values.join(", "),
                 key_match.join(" AND ")
             ),
             upsert: format!(
@@ -159,6 +240,19 @@ pub(crate) enum StoredValue {
     Flag(bool),
 }
 
+impl StoredValue {
+    #[cfg(test)]
+    fn kind(&self) -> ValueKind {
+        match self {
+            StoredValue::Text(_) => ValueKind::Text,
+            StoredValue::OptText(_) => ValueKind::OptText,
+            StoredValue::Int(_) => ValueKind::Int,
+            StoredValue::OptInt(_) => ValueKind::OptInt,
+            StoredValue::Flag(_) => ValueKind::Flag,
+        }
+    }
+}
+
 /// The whole key of a connection's row whose own key is `id`.
 fn key(connection: &ConnectionKey, id: &str) -> [StoredValue; 3] {
     [
@@ -168,9 +262,27 @@ fn key(connection: &ConnectionKey, id: &str) -> [StoredValue; 3] {
     ]
 }
 
-/// The table and row (key, then values) an index record replaces; `None` for
-/// `TicketRecord::Storm`, which changes a window by the storm rules (`storm::noted`).
-pub(crate) fn record_row(record: &TicketRecord) -> Option<(&'static KeyedTable, Vec<StoredValue>)> {
+/// How an index record is written (`complete`).
+#[derive(Debug)]
+pub(crate) enum RecordWrite<'a> {
+    /// The table and row (key, then values) the record replaces.
+    Row(&'static KeyedTable, Vec<StoredValue>),
+    /// `TicketRecord::Storm`: changes the customer's window by the storm rules
+    /// (`decide::storm::noted`).
+    StormNote(StormNote<'a>),
+}
+
+/// An alert that went to a customer's roll-up ticket (`TicketRecord::Storm`).
+#[derive(Debug)]
+pub(crate) struct StormNote<'a> {
+    pub connection: &'a ConnectionKey,
+    pub customer_id: &'a str,
+    /// The roll-up this delivery created, if it did.
+    pub created: Option<&'a str>,
+    pub label: &'a str,
+}
+
+pub(crate) fn record_write(record: &TicketRecord) -> RecordWrite<'_> {
     use StoredValue::{Flag, Int, OptText, Text};
     let (table, key, values) = match record {
         TicketRecord::Group {
@@ -209,9 +321,21 @@ pub(crate) fn record_row(record: &TicketRecord) -> Option<(&'static KeyedTable, 
             key(connection, finding_id),
             vec![Text(ticket_id.clone()), Int(*updated_at_ms)],
         ),
-        TicketRecord::Storm { .. } => return None,
+        TicketRecord::Storm {
+            connection,
+            customer_id,
+            created,
+            label,
+        } => {
+            return RecordWrite::StormNote(StormNote {
+                connection,
+                customer_id,
+                created: created.as_deref(),
+                label,
+            })
+        }
     };
-    Some((table, key.into_iter().chain(values).collect()))
+    RecordWrite::Row(table, key.into_iter().chain(values).collect())
 }
 
 #[cfg(test)]
@@ -245,15 +369,67 @@ mod tests {
     }
 
     #[test]
+    fn sqlite_creates_a_table_from_its_description() {
+        assert_eq!(
+            GROUP_LIFECYCLE.sqlite_create(),
+            "CREATE TABLE IF NOT EXISTS group_lifecycle (namespace TEXT NOT NULL, \
+             connection TEXT NOT NULL, group_key TEXT NOT NULL, ticket_id TEXT NOT NULL, \
+             status_id TEXT, firing TEXT NOT NULL, \
+             PRIMARY KEY (namespace, connection, group_key)) WITHOUT ROWID;"
+        );
+    }
+
+    /// The rows the stores write bind, column by column, the kind the table declares (a
+    /// mismatch would store a flag where SQLite's schema says text, or fail in PostgreSQL).
+    #[test]
+    fn written_rows_bind_the_declared_kinds() {
+        let connection = ConnectionKey::new("ns", "acme");
+        let group = TicketRecord::Group {
+            connection: connection.clone(),
+            group_key: "k".into(),
+            ticket: crate::dispatch::store::GroupTicket {
+                ticket_id: "T".into(),
+                open: true,
+                updated_at_ms: 1,
+            },
+        };
+        let lifecycle = TicketRecord::Lifecycle {
+            connection: connection.clone(),
+            group_key: "k".into(),
+            lifecycle: crate::dispatch::store::GroupLifecycle::default(),
+        };
+        let finding = TicketRecord::Finding {
+            connection: connection.clone(),
+            finding_id: "f".into(),
+            ticket_id: "T".into(),
+            updated_at_ms: 1,
+        };
+        let window = crate::dispatch::decide::storm::StormWindow::default();
+        let mut rows: Vec<(&KeyedTable, Vec<StoredValue>)> = [group, lifecycle, finding]
+            .iter()
+            .map(|r| match record_write(r) {
+                RecordWrite::Row(table, row) => (table, row),
+                RecordWrite::StormNote(_) => panic!("an index record writes a row"),
+            })
+            .collect();
+        rows.push((
+            &STORM_WINDOWS,
+            crate::dispatch::store::storm::window_row(&connection, "c", &window),
+        ));
+        for (table, row) in rows {
+            let kinds: Vec<ValueKind> = row[table.key.len()..]
+                .iter()
+                .map(StoredValue::kind)
+                .collect();
+            let declared: Vec<ValueKind> = table.values.iter().map(|c| c.kind).collect();
+            assert_eq!(kinds, declared, "{}", table.name);
+        }
+    }
+
+    #[test]
     fn every_table_has_its_own_upsert() {
         let statements = KeyedStatements::new(POSTGRES);
-        for table in [
-            &GROUP_TICKETS,
-            &GROUP_LIFECYCLE,
-            &FINDING_TICKETS,
-            &STORM_WINDOWS,
-            &STORM_MEMBERS,
-        ] {
+        for table in ALL {
             let upsert = statements.upsert(table);
             assert!(
                 upsert.starts_with(&format!("INSERT INTO psa_{} (", table.name)),
@@ -273,7 +449,9 @@ mod tests {
                 updated_at_ms: 5,
             },
         };
-        let (table, row) = record_row(&record).unwrap();
+        let RecordWrite::Row(table, row) = record_write(&record) else {
+            panic!("a group record writes a row")
+        };
         assert_eq!(table.name, "group_tickets");
         assert_eq!(row.len(), table.key.len() + table.values.len());
         assert_eq!(

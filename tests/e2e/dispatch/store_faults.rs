@@ -44,42 +44,25 @@ impl Store for FaultyStore {
     }
     async fn ready_lanes(
         &self,
-        connection: Option<ConnectionKey>,
+        scope: LaneScope,
         now_ms: i64,
         limit: usize,
     ) -> StoreResult<Vec<ReadyLane>> {
-        self.inner.ready_lanes(connection, now_ms, limit).await
-    }
-    async fn ready_lanes_with_prefix(
-        &self,
-        connection: ConnectionKey,
-        prefix: String,
-        now_ms: i64,
-        limit: usize,
-    ) -> StoreResult<Vec<ReadyLane>> {
-        self.inner
-            .ready_lanes_with_prefix(connection, prefix, now_ms, limit)
-            .await
+        self.inner.ready_lanes(scope, now_ms, limit).await
     }
     async fn next_ready_at(&self, connection: Option<ConnectionKey>) -> StoreResult<Option<i64>> {
         self.inner.next_ready_at(connection).await
     }
     async fn claim(
         &self,
-        connection: ConnectionKey,
-        group_key: String,
+        lane: LaneId,
         now_ms: i64,
         lease: Duration,
     ) -> StoreResult<Option<StoredEvent>> {
-        self.inner.claim(connection, group_key, now_ms, lease).await
+        self.inner.claim(lane, now_ms, lease).await
     }
-    async fn lane_events(
-        &self,
-        connection: ConnectionKey,
-        group_key: String,
-        limit: usize,
-    ) -> StoreResult<Vec<StoredEvent>> {
-        self.inner.lane_events(connection, group_key, limit).await
+    async fn lane_events(&self, lane: LaneId, limit: usize) -> StoreResult<Vec<StoredEvent>> {
+        self.inner.lane_events(lane, limit).await
     }
     async fn complete(
         &self,
@@ -185,33 +168,12 @@ impl Store for FaultyStore {
     ) -> StoreResult<Option<GroupTicket>> {
         self.inner.group_ticket(connection, group_key).await
     }
-    async fn set_group_ticket(
-        &self,
-        connection: ConnectionKey,
-        group_key: String,
-        ticket: GroupTicket,
-    ) -> StoreResult<()> {
-        self.inner
-            .set_group_ticket(connection, group_key, ticket)
-            .await
-    }
     async fn finding_ticket(
         &self,
         connection: ConnectionKey,
         finding_id: String,
     ) -> StoreResult<Option<String>> {
         self.inner.finding_ticket(connection, finding_id).await
-    }
-    async fn set_finding_ticket(
-        &self,
-        connection: ConnectionKey,
-        finding_id: String,
-        ticket_id: String,
-        now_ms: i64,
-    ) -> StoreResult<()> {
-        self.inner
-            .set_finding_ticket(connection, finding_id, ticket_id, now_ms)
-            .await
     }
     async fn counters(&self, connection: ConnectionKey) -> StoreResult<ConnectionCounters> {
         self.inner.counters(connection).await

@@ -11,6 +11,7 @@ use crate::dispatch::store::rows::Columns;
 use crate::dispatch::store::storm::{
     admit_writes, decode_stored, lease_to_close, membership, window_row,
 };
+use crate::dispatch::store::tables::StormNote;
 use crate::dispatch::store::{StoreResult, StormDue};
 use crate::resolved::ConnectionKey;
 
@@ -95,15 +96,10 @@ pub(super) async fn admit_in(tx: &Transaction<'_>, req: &AdmitRequest) -> StoreR
 }
 
 /// `TicketRecord::Storm`, written with `complete`.
-pub(super) async fn write_noted(
-    tx: &Transaction<'_>,
-    key: &ConnectionKey,
-    customer_id: &str,
-    created: Option<&str>,
-    label: &str,
-) -> StoreResult<()> {
+pub(super) async fn write_noted(tx: &Transaction<'_>, note: &StormNote<'_>) -> StoreResult<()> {
+    let (key, customer_id) = (note.connection, note.customer_id);
     match window(tx, key, customer_id, true).await? {
-        Some(w) => write_window(tx, key, customer_id, &noted(&w, created, label)).await,
+        Some(w) => write_window(tx, key, customer_id, &noted(&w, note.created, note.label)).await,
         None => Ok(()),
     }
 }

@@ -3,38 +3,21 @@
 
 use rusqlite::{params, Connection};
 
-use super::{query_first, query_rows, unavailable, upsert, KEYED};
+use super::{first, query_rows, unavailable, upsert, KEYED};
 use crate::dispatch::decide::storm::{closed, noted, Admission, AdmitRequest, StormWindow};
 use crate::dispatch::store::rows::{limit_param, Columns};
 use crate::dispatch::store::storm::{
     admit_writes, decode_stored, lease_to_close, membership, window_row,
 };
+use crate::dispatch::store::tables::StormNote;
 use crate::dispatch::store::{StoreResult, StormDue};
 use crate::resolved::ConnectionKey;
 
+/// The sweep's index (the storm tables are keyed tables, `tables::STORM_WINDOWS` and
+/// `tables::STORM_MEMBERS`, created before this).
 pub(super) const SCHEMA: &str = "
--- Storm breaker: one row per (connection, customer) with its window and roll-up (JSON), and
--- when the roll-up may close (indexed for the sweep).
-CREATE TABLE IF NOT EXISTS storm_windows (
-    namespace    TEXT NOT NULL,
-    connection   TEXT NOT NULL,
-    customer_id  TEXT NOT NULL,
-    state        TEXT NOT NULL,
-    close_due_ms INTEGER,
-    PRIMARY KEY (namespace, connection, customer_id)
-) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS storm_windows_due ON storm_windows (close_due_ms)
     WHERE close_due_ms IS NOT NULL;
--- Which groups of a customer's current window got a ticket or went to the roll-up.
-CREATE TABLE IF NOT EXISTS storm_members (
-    namespace       TEXT    NOT NULL,
-    connection      TEXT    NOT NULL,
-    customer_id     TEXT    NOT NULL,
-    group_key       TEXT    NOT NULL,
-    window_start_ms INTEGER NOT NULL,
-    member          TEXT    NOT NULL,
-    PRIMARY KEY (namespace, connection, customer_id, group_key)
-) WITHOUT ROWID;
 ";
 
 pub(super) fn window(
@@ -42,13 +25,13 @@ pub(super) fn window(
     key: &ConnectionKey,
     customer_id: &str,
 ) -> StoreResult<Option<StormWindow>> {
-    let text = query_first(
+    let text = query_rows(
         conn,
         &KEYED.storm_windows.select,
         params![key.namespace, key.name, customer_id],
         |r| r.text(0),
     )?;
-    match text {
+    match first(text) {
         Some(text) => decode_stored(&text),
         None => Ok(None),
     }
@@ -70,13 +53,13 @@ fn write_window(
 pub(super) fn admit_in(conn: &Connection, req: &AdmitRequest) -> StoreResult<Admission> {
     let key = &req.connection;
     let before = window(conn, key, &req.customer_id)?;
-    let member = query_first(
+    let member = query_rows(
         conn,
         &KEYED.storm_members.select,
         params![key.namespace, key.name, req.customer_id, req.group_key],
         |r| membership(r),
-    )?
-    .flatten();
+    )?;
+    let member = first(member).flatten();
     let writes = admit_writes(req, before, member);
     if let Some(window_start_ms) = writes.void_members_before {
         // A new window: the memberships of the old one are void.
@@ -102,15 +85,10 @@ pub(super) fn admit_in(conn: &Connection, req: &AdmitRequest) -> StoreResult<Adm
 }
 
 /// `TicketRecord::Storm`, written with `complete`.
-pub(super) fn write_noted(
-    conn: &Connection,
-    key: &ConnectionKey,
-    customer_id: &str,
-    created: Option<&str>,
-    label: &str,
-) -> StoreResult<()> {
+pub(super) fn write_noted(conn: &Connection, note: &StormNote<'_>) -> StoreResult<()> {
+    let (key, customer_id) = (note.connection, note.customer_id);
     match window(conn, key, customer_id)? {
-        Some(w) => write_window(conn, key, customer_id, &noted(&w, created, label)),
+        Some(w) => write_window(conn, key, customer_id, &noted(&w, note.created, note.label)),
         None => Ok(()),
     }
 }

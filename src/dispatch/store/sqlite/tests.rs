@@ -259,7 +259,10 @@ async fn each_waiter_of_a_shared_commit_hears_its_own_outcome_and_a_failed_commi
     }
     store.fail_next_commits(0);
     assert_eq!(store.counters(acme()).await.unwrap().accepted, 11);
-    let lane = store.lane_events(acme(), "k".into(), 100).await.unwrap();
+    let lane = store
+        .lane_events(LaneId::new(acme(), "k"), 100)
+        .await
+        .unwrap();
     assert_eq!(lane.len(), 10, "only round 1's events are in the lane");
     assert!(lane.iter().all(|e| e.envelope.event.id.starts_with('a')));
     // The failed ones were not half-stored: sent again, they are new.
@@ -308,7 +311,10 @@ async fn a_failed_wal_flush_fails_its_waiter_and_refuses_writes_until_reopened()
         .unwrap();
     assert!(!again[0].new, "the flushed alert is kept");
     assert!(again[2].new, "the refused alert was never stored");
-    let lane = store.lane_events(acme(), "k".into(), 100).await.unwrap();
+    let lane = store
+        .lane_events(LaneId::new(acme(), "k"), 100)
+        .await
+        .unwrap();
     let ids: Vec<_> = lane.iter().map(|e| e.envelope.event.id.as_str()).collect();
     assert_eq!(ids, ["a0", "a1", "a2"], "each alert once");
 }
