@@ -11,6 +11,8 @@ use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
+use super::common::PsaName;
+
 /// Ticket values one customer's tickets get instead of the connection's `ticket` settings.
 /// Absent fields keep the connection's value.
 #[skip_serializing_none]
@@ -26,22 +28,17 @@ pub struct CustomerTicketSettings {
     /// ConnectWise service board / Kaseya BMS or Autotask queue for this customer's tickets.
     /// The connection's status, type and issue type names are looked up on this board where the
     /// PSA scopes them per board (ConnectWise).
-    #[schemars(length(min = 1, max = 256))]
-    pub board: Option<String>,
+    pub board: Option<PsaName>,
     /// Priority of every ticket of this customer (replaces the connection's priority value or map).
-    #[schemars(length(min = 1, max = 256))]
-    pub priority: Option<String>,
+    pub priority: Option<PsaName>,
     /// Ticket type of every ticket of this customer (replaces the connection's type value or map).
     #[serde(rename = "type")]
-    #[schemars(length(min = 1, max = 256))]
-    pub type_: Option<String>,
+    pub type_: Option<PsaName>,
     /// Issue type (ConnectWise subtype) of every ticket of this customer; replaces the
     /// connection's `issueType` settings as a whole, per-alert overrides included.
-    #[schemars(length(min = 1, max = 256))]
-    pub issue_type: Option<String>,
+    pub issue_type: Option<PsaName>,
     /// Sub-issue type (ConnectWise item) with that issue type, where the PSA has them.
-    #[schemars(length(min = 1, max = 256))]
-    pub sub_issue_type: Option<String>,
+    pub sub_issue_type: Option<PsaName>,
     /// minijinja template of this customer's ticket summaries (same variables as the
     /// connection's `ticket.summaryTemplate`).
     #[schemars(length(max = 2048))]
@@ -64,15 +61,12 @@ pub struct TicketRoute {
     #[serde(rename = "match")]
     pub matcher: RouteMatch,
     /// Board / queue of the tickets it takes.
-    #[schemars(length(min = 1, max = 256))]
-    pub board: Option<String>,
+    pub board: Option<PsaName>,
     /// Priority of the tickets it takes.
-    #[schemars(length(min = 1, max = 256))]
-    pub priority: Option<String>,
+    pub priority: Option<PsaName>,
     /// Ticket type of the tickets it takes.
     #[serde(rename = "type")]
-    #[schemars(length(min = 1, max = 256))]
-    pub type_: Option<String>,
+    pub type_: Option<PsaName>,
 }
 
 /// What a route matches: the alert's severity and/or alert type, each one of a list (compared
