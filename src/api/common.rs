@@ -22,6 +22,24 @@ pub struct SecretRef {
     pub name: String,
 }
 
+/// A name in the PSA that a ticket layer sets (a board, priority, ticket type, issue type), as
+/// people write it; at most 256 characters, like the alert values it is matched against.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct PsaName(#[schemars(length(min = 1, max = 256))] pub String);
+
+impl From<&str> for PsaName {
+    fn from(name: &str) -> Self {
+        PsaName(name.to_string())
+    }
+}
+
+impl From<PsaName> for String {
+    fn from(name: PsaName) -> Self {
+        name.0
+    }
+}
+
 /// A decimal amount of money as a string (`"4.00"`); never a float, so no rounding on the way.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]

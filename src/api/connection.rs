@@ -6,11 +6,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 use super::common::{conditions_schema, SecretRef};
 use super::sources::WebhookSource;
 
 /// One PSA account and the ticket settings for every alert sent to it.
+#[skip_serializing_none]
 #[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "psa-operator.io",
@@ -31,37 +33,27 @@ use super::sources::WebhookSource;
 pub struct PsaConnectionSpec {
     /// Durable enable/disable: when true, alerts are accepted and held, and nothing is sent to the PSA.
     /// Default: false.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
     /// The PSA and its credentials. Exactly one provider must be set.
     pub provider: ProviderSpec,
     /// Company and contact for alerts whose organization is not mapped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catch_all: Option<CatchAll>,
     /// How organizations without a CustomerMapping are matched to PSA companies (default Manual).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_mapping: Option<AccountMapping>,
     /// How alerts are grouped into tickets (default User).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grouping: Option<Grouping>,
     /// Values set on every ticket.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket: Option<TicketSettings>,
     /// Where alerts go by e-mail when no ticket can be created.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failsafe: Option<FailsafeSettings>,
     /// Authentication of the alert intake for this connection.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intake: Option<IntakeSettings>,
     /// Retry, rate and grouping-delay settings of the dispatcher.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dispatch: Option<DispatchSettings>,
     /// Labels of Alertmanager alerts that carry the organization, user and alert type.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alertmanager: Option<AlertmanagerLabels>,
     /// Labels of Grafana alerts (`/grafana`) that carry the organization, user and alert type
     /// (same defaults as `alertmanager`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grafana: Option<AlertmanagerLabels>,
     /// Generic JSON webhook senders (`/webhook/{name}`) and CloudEvents mappings
     /// (`/cloudevents`): CEL expressions that read the alert fields from the payload.
@@ -70,7 +62,6 @@ pub struct PsaConnectionSpec {
     #[x_kube(validation = Rule::new("self.all(s, self.exists_one(t, t.name == s.name))").message("source names must be unique"))]
     pub sources: Vec<WebhookSource>,
     /// What a resolved alert does to its group's ticket (default: a note).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<super::lifecycle::LifecycleSettings>,
     /// Board, priority and type by severity or alert type: the first route that matches an
     /// alert replaces what it sets of `ticket` (after a CustomerMapping's own `ticket` and
@@ -79,15 +70,14 @@ pub struct PsaConnectionSpec {
     #[schemars(length(max = 32))]
     pub routes: Vec<super::routing::TicketRoute>,
     /// Noise control: the storm breaker (default: none).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise: Option<super::noise::NoiseSettings>,
     /// How often the PSA settings are re-validated to catch renames and deletions in the PSA (default 10m).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
     pub revalidate_interval: Option<String>,
 }
 
 /// The PSA this connection talks to. Exactly one member is set; `crate::providers` reads it.
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -98,17 +88,15 @@ pub struct PsaConnectionSpec {
 )]
 pub struct ProviderSpec {
     /// ConnectWise PSA (formerly Manage).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect_wise: Option<ConnectWiseProvider>,
     /// Kaseya BMS.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kaseya_bms: Option<KaseyaBmsProvider>,
     /// Autotask PSA (Datto/Kaseya).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autotask: Option<AutotaskProvider>,
 }
 
 /// ConnectWise PSA site and API member.
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectWiseProvider {
@@ -126,15 +114,14 @@ pub struct ConnectWiseProvider {
     /// Secret with keys `publicKey` and `privateKey` of the API member.
     pub credentials_secret_ref: SecretRef,
     /// Codebase override (e.g. `v2025_1/`); discovered from `/login/companyinfo` when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub codebase: Option<String>,
     /// Let ConnectWise process notifications (e-mails to the contact and resources) for the
     /// tickets and notes the operator writes. Default false: alert follow-ups stay quiet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process_notifications: Option<bool>,
 }
 
 /// Kaseya BMS site and API user.
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KaseyaBmsProvider {
@@ -148,42 +135,38 @@ pub struct KaseyaBmsProvider {
     pub credentials_secret_ref: SecretRef,
     /// Names of the tenant lookup tables read for ticket types, sources and note types. Kaseya
     /// does not publish them; absent = `TicketType`, `TicketSource`, `TicketNoteType`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lookup_tables: Option<BmsLookupTables>,
     /// Contract `Status` texts that count as active when the contracts of many mapped accounts
     /// are read from one contract summary listing (case ignored). Kaseya's document does not
     /// list the statuses; absent = `[Active]`. Contracts whose end date has passed are left out
     /// whatever their status.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub active_contract_statuses: Option<Vec<String>>,
 }
 
 /// Kaseya BMS tenant lookup table names (`GET /v2/system/tenantlookup/{tableName}`).
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BmsLookupTables {
     /// Table of ticket types (default `TicketType`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub ticket_type: Option<String>,
     /// Table of ticket sources (default `TicketSource`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub ticket_source: Option<String>,
     /// Table of ticket note types (default `TicketNoteType`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub note_type: Option<String>,
 }
 
 /// Autotask zone and API-only user.
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AutotaskProvider {
     /// The zone's REST URL, e.g. `https://webservices15.autotask.net/atservicesrest/`;
     /// discovered from the API user (`ZoneInformation`) when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("zoneUrl must start with https:// (or http:// for a local sandbox)"))]
     pub zone_url: Option<String>,
     /// The API-only user's user name (its e-mail address).
@@ -194,6 +177,7 @@ pub struct AutotaskProvider {
 }
 
 /// Catch-all account for unmapped organizations.
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CatchAll {
@@ -201,7 +185,6 @@ pub struct CatchAll {
     #[schemars(length(min = 1))]
     pub company: String,
     /// Contact in that company by name or e-mail.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact: Option<String>,
 }
 
@@ -229,38 +212,32 @@ pub enum Grouping {
 
 /// Ticket field values. Each value mapping: absent = do not set, `value` = one value for all,
 /// `map` + `default` = per event value.
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TicketSettings {
     /// ConnectWise service board / BMS queue.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub board: Option<String>,
     /// Ticket source.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<ValueMapping>,
     /// Ticket status for new tickets.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<ValueMapping>,
     /// Ticket type.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[serde(rename = "type")]
     pub type_: Option<ValueMapping>,
     /// Ticket priority.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<ValueMapping>,
     /// BMS issue type / sub-issue type (ConnectWise: subtype / item).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issue_type: Option<IssueTypeSettings>,
     /// minijinja template for the ticket summary; cut to the PSA's limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
     pub summary_template: Option<String>,
     /// Status used to close a ticket when a finding is resolved (default: the board's first closed status).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed_status: Option<String>,
 }
 
 /// A ticket field value: one value for all events, or a map from an event value to a PSA value.
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -277,18 +254,14 @@ pub struct TicketSettings {
 )]
 pub struct ValueMapping {
     /// The one PSA value for every event.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub value: Option<String>,
     /// Event value → PSA value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub map: Option<BTreeMap<String, String>>,
     /// PSA value for event values not in the map; absent = do not set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<String>,
     /// Which event field the map keys on (severity, alertType, status, type, priority).
     /// Default: severity for priority, alertType for type, status for status, alertType for source.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<EventField>,
 }
 
@@ -305,6 +278,7 @@ pub enum EventField {
 }
 
 /// Issue type / sub-issue type combinations (all five of the seed guide are expressible).
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -315,10 +289,8 @@ pub enum EventField {
 )]
 pub struct IssueTypeSettings {
     /// Issue type for every ticket without an override; absent = none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<String>,
     /// Sub-issue type for every ticket without an override.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub_issue_type: Option<String>,
     /// Per-alert-type issue type / sub-issue type.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -326,6 +298,7 @@ pub struct IssueTypeSettings {
 }
 
 /// Issue type for one alert type.
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IssueTypeOverride {
@@ -337,11 +310,11 @@ pub struct IssueTypeOverride {
     #[schemars(length(min = 1))]
     pub issue_type: String,
     /// Sub-issue type for this alert type.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub_issue_type: Option<String>,
 }
 
 /// Failsafe e-mail: used when a ticket cannot be created after the retry budget.
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FailsafeSettings {
@@ -352,7 +325,6 @@ pub struct FailsafeSettings {
     pub smtp_secret_ref: SecretRef,
     /// What the subject of a failsafe e-mail starts with, for the MSP's mail rules (the subject
     /// always ends with "integration failsafe used"). Empty: no prefix. Default: [psa-operator].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 60), regex(pattern = r"^[^\r\n]*$"))]
     pub subject_prefix: Option<String>,
 }
@@ -367,104 +339,88 @@ pub struct IntakeSettings {
 
 /// Dispatcher tuning. Defaults (in code): maxAttempts 8, initialBackoff 2s, groupWait 0s,
 /// requestsPerHour per provider (ConnectWise: none, pacing by 429 Retry-After; Kaseya BMS: 1500).
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DispatchSettings {
     /// Attempts before the failsafe e-mail and a dead letter. Default: 8.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
     pub max_attempts: Option<u32>,
     /// First retry delay; doubles per attempt with jitter. Default: 2s.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
     pub initial_backoff: Option<String>,
     /// PSA request budget per hour for this connection (overrides the provider's default: ConnectWise none, Kaseya BMS 1500).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000000))]
     pub requests_per_hour: Option<u32>,
     /// How long to collect alerts of a new group before creating its ticket (the rest become one note).
     /// Default: 0s (no wait).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
     pub group_wait: Option<String>,
     /// How long events wait while this connection's settings or an organization's mapping do
     /// not resolve (company not found, mapping not evaluated yet), before they become dead
     /// letters and go out by failsafe e-mail. Overrides the operator's `--unresolved-hold`
     /// (default 15m) for this connection.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
     pub unresolved_hold: Option<String>,
 }
 
 /// Alertmanager label names (defaults: organization, user, alertname).
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertmanagerLabels {
     /// Label with the organization (the CustomerMapping's `organization`). Default: organization.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256))]
     pub organization_label: Option<String>,
     /// Label with the user the alert is about. Default: user.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256))]
     pub user_label: Option<String>,
     /// Label with the alert type (grouping, issue-type overrides). Default: alertname.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256))]
     pub alert_type_label: Option<String>,
     /// Label with the severity (priority map). Default: severity.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256))]
     pub severity_label: Option<String>,
 }
 
 /// Observed state of a PsaConnection.
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PsaConnectionStatus {
     /// The metadata.generation this status describes; older than the generation = not yet
     /// reconciled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Ready, Synced, Authenticated, SettingsResolved, Suspended.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
     /// `ConnectWise`, `KaseyaBMS` or `Autotask`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
     /// PSA ids of every resolved name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved: Option<ResolvedIds>,
     /// Path of the intake for this connection.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intake_path: Option<String>,
     /// Dispatcher counters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dispatch: Option<DispatchCounters>,
     /// Organizations matched / not matched by automatic account mapping.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_mapping: Option<AutoMappingCounts>,
     /// When the settings were last checked against the PSA.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_validated: Option<String>,
 }
 
 /// Resolved PSA ids (as strings: ids are numbers in ConnectWise and BMS, but we keep them opaque).
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResolvedIds {
     /// Id of `ticket.board`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub board: Option<String>,
     /// Id of `catchAll.company`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catch_all_company: Option<String>,
     /// Id of `catchAll.contact`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catch_all_contact: Option<String>,
     /// Id of the status that closes a ticket when a finding is resolved.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed_status: Option<String>,
     /// Setting (e.g. `priority.map.critical`) → PSA id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -472,6 +428,7 @@ pub struct ResolvedIds {
 }
 
 /// Counters of the dispatcher for this connection.
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DispatchCounters {
@@ -496,10 +453,8 @@ pub struct DispatchCounters {
     pub dead_letters: u64,
     /// The PSA request budget in effect (spec or the provider's default); absent when there
     /// is none (ConnectWise: calls are paced by the PSA's 429 Retry-After).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_per_hour: Option<u32>,
     /// The latest failed delivery to the PSA (retried or dead-lettered), for `kubectl describe`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<DeliveryFailure>,
 }
 

@@ -4,11 +4,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 use super::common::{conditions_schema, LocalRef, Money};
 
 /// A catalog service ensured in the PSA: created when absent; an existing item of the same name
 /// is adopted only when `adopt: true` says so.
+#[skip_serializing_none]
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "psa-operator.io",
@@ -31,7 +33,6 @@ pub struct ContractServiceSpec {
     #[schemars(length(min = 1, max = 50))]
     pub name: String,
     /// Description of the service in the PSA catalog.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Default cost per unit (decimal string).
     pub cost: Money,
@@ -39,14 +40,11 @@ pub struct ContractServiceSpec {
     pub price: Money,
     /// What happens in the PSA when this resource is deleted (default Orphan). An adopted item
     /// is deleted only with `managementPolicy: Full`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
     /// Adopt a catalog item of this name that already exists in the PSA (default false: an
     /// existing item is reported with `AdoptionNotRequested` and left untouched).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopt: Option<bool>,
     /// How much of an adopted item the operator manages (default Partial).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub management_policy: Option<ManagementPolicy>,
 }
 
@@ -71,21 +69,19 @@ pub enum DeletionPolicy {
 }
 
 /// Observed state of a ContractService.
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContractServiceStatus {
     /// The metadata.generation this status describes; older than the generation = not yet
     /// reconciled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Ready, Synced.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
     /// Id of the service in the PSA catalog.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
     /// `Created` or `Adopted`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
 }

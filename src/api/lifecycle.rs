@@ -5,9 +5,11 @@
 use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 /// What happens to a group's ticket when its alerts resolve. Absent = a note per resolution,
 /// the ticket stays open for a technician.
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -23,11 +25,9 @@ pub struct LifecycleSettings {
     /// `Note` (default): a resolution is a note on the group's ticket. `Close`: the resolution that
     /// leaves no alert of the ticket firing closes it with `closedStatus` and a note, unless a
     /// technician moved the ticket to another status.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_resolve: Option<OnResolve>,
     /// Status (of the board, where the PSA scopes statuses per board) a resolved group's ticket is
     /// closed with. Default: `ticket.closedStatus`, else the board's preferred closed status.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256))]
     pub closed_status: Option<String>,
     /// An alert of a group whose ticket was closed less than this ago (by a technician or by
@@ -35,7 +35,6 @@ pub struct LifecycleSettings {
     /// "re-occurred") instead of opening a new one. Absent: a closed ticket is never reopened.
     /// The close time is the PSA's (ConnectWise `closedDate`, Kaseya BMS `CompletedDate`,
     /// Autotask `completedDate`), read when the group's next alert arrives.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
     pub reopen_within: Option<String>,
     /// Closed statuses (names, of the board where the PSA scopes statuses) whose tickets are

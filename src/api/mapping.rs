@@ -3,10 +3,12 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 use super::common::{conditions_schema, LocalRef, Money};
 
 /// Maps an organization of the alerting tool to a company of the PSA.
+#[skip_serializing_none]
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "psa-operator.io",
@@ -32,16 +34,12 @@ pub struct CustomerMappingSpec {
     /// The PSA company: by identifier or by name.
     pub company: CompanyRef,
     /// Contact for tickets whose user has no contact of their own in the company.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_contact: Option<ContactRef>,
     /// Contract (agreement) attached to every ticket of this customer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contract: Option<ContractRef>,
     /// Contract service line on that contract, kept in step for billing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contract_service: Option<ContractServiceLine>,
     /// Ticket values this customer's tickets get instead of the connection's `ticket` settings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket: Option<super::routing::CustomerTicketSettings>,
     /// This customer's routes by severity or alert type, tried before the connection's
     /// `routes` (first match wins); a matching route replaces what it sets of `ticket`.
@@ -51,6 +49,7 @@ pub struct CustomerMappingSpec {
 }
 
 /// A PSA company by identifier or by name (exactly one).
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -61,16 +60,15 @@ pub struct CustomerMappingSpec {
 )]
 pub struct CompanyRef {
     /// Company identifier (ConnectWise `identifier`, BMS account code).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub identifier: Option<String>,
     /// Company name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub name: Option<String>,
 }
 
 /// A contact by e-mail or by name (exactly one).
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -81,11 +79,9 @@ pub struct CompanyRef {
 )]
 pub struct ContactRef {
     /// The contact's e-mail address.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self.contains('@')").message("email must contain @"))]
     pub email: Option<String>,
     /// The contact's full name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub name: Option<String>,
 }
@@ -100,6 +96,7 @@ pub struct ContractRef {
 }
 
 /// A line for a ContractService on the mapped contract.
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContractServiceLine {
@@ -109,41 +106,33 @@ pub struct ContractServiceLine {
     #[x_kube(validation = Rule::new("self >= 0").message("quantity must be >= 0"))]
     pub quantity: i64,
     /// Per-customer cost; default the ContractService's cost.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<Money>,
     /// Per-customer price; default the ContractService's price.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<Money>,
 }
 
 /// Observed state of a CustomerMapping.
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CustomerMappingStatus {
     /// The metadata.generation this status describes; older than the generation = not yet
     /// reconciled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Ready, Synced, Resolved, ContractSynced.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
     /// Id of the mapped company in the PSA.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub company_id: Option<String>,
     /// Name of the mapped company in the PSA.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub company_name: Option<String>,
     /// Id of the contact the tickets get.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_id: Option<String>,
     /// Id of the contract attached to tickets.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contract_id: Option<String>,
     /// Id of the contract line kept in step with `contractService`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contract_line_id: Option<String>,
     /// Quantity last written to the contract line.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synced_quantity: Option<i64>,
 }

@@ -3,6 +3,9 @@
 //! The user-facing shape is fixed by `api-v1alpha1.yaml` (the reference): field names are API.
 //! Validation that can be static lives in the schema (enums, required fields, CEL rules);
 //! defaults are applied in code, never in the schema, so GitOps tools see no drift.
+//! An absent optional field is left out when serialized, never written as `null`
+//! (`#[skip_serializing_none]` on every struct with `Option` fields): statuses are server-side
+//! applied by more than one field manager, and a `null` would take a field from the other.
 
 pub mod common;
 pub mod connection;

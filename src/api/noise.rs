@@ -2,15 +2,16 @@
 
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 /// Noise control. Absent = every new group opens a ticket.
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NoiseSettings {
     /// Storm breaker: beyond `count` new tickets of one customer within `per`, further new
     /// groups of that customer in the window go as notes on one roll-up ticket ("N more alerts
     /// for Contoso Ltd"), which closes itself once a whole `per` passes without one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_new_tickets_per_customer: Option<TicketRate>,
 }
 

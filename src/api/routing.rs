@@ -9,9 +9,13 @@
 
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
+
+use super::common::PsaName;
 
 /// Ticket values one customer's tickets get instead of the connection's `ticket` settings.
 /// Absent fields keep the connection's value.
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -24,35 +28,26 @@ pub struct CustomerTicketSettings {
     /// ConnectWise service board / Kaseya BMS or Autotask queue for this customer's tickets.
     /// The connection's status, type and issue type names are looked up on this board where the
     /// PSA scopes them per board (ConnectWise).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 256))]
-    pub board: Option<String>,
+    pub board: Option<PsaName>,
     /// Priority of every ticket of this customer (replaces the connection's priority value or map).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 256))]
-    pub priority: Option<String>,
+    pub priority: Option<PsaName>,
     /// Ticket type of every ticket of this customer (replaces the connection's type value or map).
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "type")]
-    #[schemars(length(min = 1, max = 256))]
-    pub type_: Option<String>,
+    #[serde(rename = "type")]
+    pub type_: Option<PsaName>,
     /// Issue type (ConnectWise subtype) of every ticket of this customer; replaces the
     /// connection's `issueType` settings as a whole, per-alert overrides included.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 256))]
-    pub issue_type: Option<String>,
+    pub issue_type: Option<PsaName>,
     /// Sub-issue type (ConnectWise item) with that issue type, where the PSA has them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 256))]
-    pub sub_issue_type: Option<String>,
+    pub sub_issue_type: Option<PsaName>,
     /// minijinja template of this customer's ticket summaries (same variables as the
     /// connection's `ticket.summaryTemplate`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
     pub summary_template: Option<String>,
 }
 
 /// One route: alerts it matches get its board, priority and type. First match wins, like
 /// Alertmanager routes; a CustomerMapping's routes are tried before its connection's.
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -66,17 +61,12 @@ pub struct TicketRoute {
     #[serde(rename = "match")]
     pub matcher: RouteMatch,
     /// Board / queue of the tickets it takes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 256))]
-    pub board: Option<String>,
+    pub board: Option<PsaName>,
     /// Priority of the tickets it takes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 256))]
-    pub priority: Option<String>,
+    pub priority: Option<PsaName>,
     /// Ticket type of the tickets it takes.
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "type")]
-    #[schemars(length(min = 1, max = 256))]
-    pub type_: Option<String>,
+    #[serde(rename = "type")]
+    pub type_: Option<PsaName>,
 }
 
 /// What a route matches: the alert's severity and/or alert type, each one of a list (compared

@@ -7,6 +7,7 @@
 
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 use super::common::SecretRef;
 
@@ -14,6 +15,7 @@ use super::common::SecretRef;
 /// over `payload` (the JSON body, or a CloudEvent's `data`), `headers` (request headers,
 /// lower-case names) and `event` (a CloudEvent's attributes; empty for webhooks), and must
 /// give a string (numbers are turned into text).
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookSource {
@@ -31,28 +33,22 @@ pub struct WebhookSource {
     pub alert_type: String,
     /// Event id (idempotency). Default: the `svix-id` header when present, else the CloudEvent
     /// `id`, else a SHA-256 of the body.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024))]
     pub id: Option<String>,
     /// User the alert is about (its e-mail finds the ticket contact).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024))]
     pub user: Option<String>,
     /// Severity (the default key of `ticket.priority.map`), e.g. `payload.severity`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024))]
     pub severity: Option<String>,
     /// Title (ticket summary input). Default: the alert type.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024))]
     pub title: Option<String>,
     /// Description (ticket text).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024))]
     pub description: Option<String>,
     /// Status as the sender names it (kept for value maps and the ticket text); `resolved`
     /// marks a resolution.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024))]
     pub status: Option<String>,
     /// CloudEvents `type`s this source maps on `/cloudevents` (exact, or a prefix ending in
@@ -61,11 +57,11 @@ pub struct WebhookSource {
     #[schemars(length(max = 32), inner(length(min = 1, max = 256)))]
     pub cloud_event_types: Vec<String>,
     /// Signature check of each request (besides the intake's bearer token).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<SourceSignature>,
 }
 
 /// How a source signs its requests. Exactly one member is set.
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -76,11 +72,9 @@ pub struct WebhookSource {
 )]
 pub struct SourceSignature {
     /// Hex (or `sha256=`-prefixed hex) HMAC-SHA256 of the raw body in a header.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hmac_sha256: Option<HmacSignature>,
     /// Svix-style: `svix-id`, `svix-timestamp`, `svix-signature` (`v1,<base64>` HMAC-SHA256 of
     /// `id.timestamp.body`), refused outside the replay window.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub svix: Option<SvixSignature>,
 }
 
@@ -96,6 +90,7 @@ pub struct HmacSignature {
 }
 
 /// Svix-style signed webhooks (Svix, and the many SaaS senders built on it).
+#[skip_serializing_none]
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SvixSignature {
@@ -103,7 +98,6 @@ pub struct SvixSignature {
     /// raw key).
     pub secret_ref: SecretRef,
     /// Largest difference between `svix-timestamp` and now (default 5m).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
     pub tolerance: Option<String>,
 }

@@ -5,7 +5,10 @@ use kube::CustomResourceExt;
 use serde_json::{json, Value};
 
 use super::crdgen::{all_crds, all_crds_yaml, crd_yaml, CRD_FILES};
-use super::{ContractService, CustomerMapping, PsaConnection};
+use super::{
+    ContractService, ContractServiceStatus, CustomerMapping, CustomerMappingStatus,
+    DispatchCounters, PsaConnection, PsaConnectionStatus,
+};
 
 fn schema_of<K: CustomResourceExt>() -> Value {
     let crd = K::crd();
@@ -322,6 +325,44 @@ fn reference_yaml_round_trips() {
     assert_eq!(
         kinds,
         ["PsaConnection", "CustomerMapping", "ContractService"]
+    );
+}
+
+/// Statuses are written by server-side apply from two field managers (the reconciler and the
+/// dispatcher's counters): a field the writer does not know must be absent from its patch, not
+/// `null`, or it would take the field from the other manager.
+#[test]
+fn statuses_leave_out_what_is_not_known() {
+    let connection = PsaConnectionStatus {
+        observed_generation: Some(3),
+        provider: Some("ConnectWise".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        serde_json::to_value(&connection).unwrap(),
+        json!({"observedGeneration": 3, "provider": "ConnectWise"})
+    );
+    let mapping = CustomerMappingStatus {
+        company_id: Some("19".into()),
+        synced_quantity: Some(0),
+        ..Default::default()
+    };
+    assert_eq!(
+        serde_json::to_value(&mapping).unwrap(),
+        json!({"companyId": "19", "syncedQuantity": 0})
+    );
+    assert_eq!(
+        serde_json::to_value(ContractServiceStatus::default()).unwrap(),
+        json!({})
+    );
+    let counters = DispatchCounters {
+        accepted: 2,
+        ..Default::default()
+    };
+    assert_eq!(
+        serde_json::to_value(&counters).unwrap(),
+        json!({"accepted": 2, "pending": 0, "ticketsCreated": 0, "notesAdded": 0,
+               "failsafeEmails": 0, "deadLetters": 0})
     );
 }
 

@@ -44,11 +44,11 @@ pub struct Overrides {
 impl From<&CustomerTicketSettings> for Overrides {
     fn from(t: &CustomerTicketSettings) -> Self {
         Overrides {
-            board: t.board.clone(),
-            priority: t.priority.clone(),
-            type_: t.type_.clone(),
-            issue_type: t.issue_type.clone(),
-            sub_issue_type: t.sub_issue_type.clone(),
+            board: t.board.clone().map(String::from),
+            priority: t.priority.clone().map(String::from),
+            type_: t.type_.clone().map(String::from),
+            issue_type: t.issue_type.clone().map(String::from),
+            sub_issue_type: t.sub_issue_type.clone().map(String::from),
             summary_template: t.summary_template.clone(),
         }
     }
@@ -57,9 +57,9 @@ impl From<&CustomerTicketSettings> for Overrides {
 impl From<&TicketRoute> for Overrides {
     fn from(r: &TicketRoute) -> Self {
         Overrides {
-            board: r.board.clone(),
-            priority: r.priority.clone(),
-            type_: r.type_.clone(),
+            board: r.board.clone().map(String::from),
+            priority: r.priority.clone().map(String::from),
+            type_: r.type_.clone().map(String::from),
             ..Default::default()
         }
     }

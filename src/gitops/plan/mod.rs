@@ -214,8 +214,8 @@ pub fn summarize(conns: &[ConnectionPlan]) -> Summary {
                 LineAction::InStep => {}
             }
             if let Some(d) = &line.delta {
-                price = price.saturating_add(d.price_minor);
-                cost = cost.saturating_add(d.cost_minor);
+                price = price.saturating_add(d.price.minor);
+                cost = cost.saturating_add(d.cost.minor);
             }
         }
         s.psa_reads += c.psa_calls.values().sum::<u64>();

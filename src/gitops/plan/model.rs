@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use serde_with::skip_serializing_none;
 
 use crate::api::format_decimal_4;
 use crate::psa::{LineValues, MinorUnits};
@@ -46,6 +47,7 @@ impl Summary {
     }
 }
 
+#[skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionPlan {
@@ -55,12 +57,10 @@ pub struct ConnectionPlan {
     /// The PSA URL planned against (a sandbox's when planning offline).
     pub url: String,
     /// The seed file of the sandbox planned against, when planning offline.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sandbox_seed: Option<String>,
     /// Where the credentials came from (`Secret demo-cw-keys in the input`, …).
     pub credentials: String,
     /// Set when the connection could not be planned (no credentials, PSA unreachable, …).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Problem>,
     pub names: Vec<NameCheck>,
     /// `spec.routes`: first match wins, after a mapping's own routes.
@@ -74,7 +74,6 @@ pub struct ConnectionPlan {
     pub account_mapping: String,
     /// How long held events wait before the failsafe: `spec.dispatch.unresolvedHold`, or
     /// `None` = the operator's `--unresolved-hold`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub unresolved_hold: Option<String>,
     /// The alert lifecycle and noise behaviours configured (reopen window, storm breaker),
     /// one sentence each.
@@ -112,6 +111,7 @@ pub struct Problem {
 }
 
 /// One configured PSA name (ticket settings, catch-all).
+#[skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NameCheck {
@@ -119,11 +119,10 @@ pub struct NameCheck {
     pub field: String,
     pub value: String,
     /// `None`: not looked up because the name it depends on did not resolve.
+    #[serialize_always]
     pub resolves: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// `not found (did you mean …?)` when it does not resolve.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
 }
 
@@ -150,6 +149,7 @@ pub struct FieldChange {
     pub to: String,
 }
 
+#[skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServicePlan {
@@ -158,23 +158,19 @@ pub struct ServicePlan {
     /// Catalog name in the PSA.
     pub service: String,
     pub action: ServiceAction,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     pub changes: Vec<FieldChange>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
 }
 
 /// What one name of a mapping resolved to.
+#[skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Resolution {
     pub wanted: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub found: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
 }
 
@@ -184,17 +180,15 @@ impl Resolution {
     }
 }
 
+#[skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CustomerPlan {
     pub mapping: String,
     pub organization: String,
     pub company: Resolution,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub contact: Option<Resolution>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub contract: Option<Resolution>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<LinePlanReport>,
     /// Whether alerts of this organization reach the mapped company.
     pub routed: bool,
@@ -204,13 +198,13 @@ pub struct CustomerPlan {
 }
 
 /// A route, or a mapping's `ticket` overrides: what it matches and the names it sets.
+#[skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoutePlan {
     /// `routes[0]`, or `ticket` for a mapping's overrides.
     pub field: String,
     /// What the route matches (`severity in [critical]`); `None` for `ticket`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub matches: Option<String>,
     /// Each name it sets with the id it resolves to on the board the ticket ends up on.
     pub sets: Vec<NameCheck>,
@@ -232,19 +226,16 @@ pub enum LineAction {
     Blocked,
 }
 
+#[skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LinePlanReport {
     pub service: String,
     pub action: LineAction,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub before: Option<Billing>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<Billing>,
     /// after − before (before counted as zero when there is no line yet).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub delta: Option<BillingDelta>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
 
@@ -256,25 +247,55 @@ pub struct Billing {
     pub unit_price: String,
     pub unit_cost: String,
     /// quantity × unit price.
-    pub price: String,
+    pub price: Amount,
     /// quantity × unit cost.
-    pub cost: String,
-    #[serde(skip)]
-    pub price_minor: MinorUnits,
-    #[serde(skip)]
-    pub cost_minor: MinorUnits,
+    pub cost: Amount,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BillingDelta {
     pub quantity: i64,
-    pub price: String,
-    pub cost: String,
+    pub price: Amount,
+    pub cost: Amount,
+}
+
+/// An amount of money as the plan shows it, with its exact value kept for the summary's sums
+/// (the text is never parsed back). Written as the text alone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Amount {
+    text: String,
     #[serde(skip)]
-    pub price_minor: MinorUnits,
-    #[serde(skip)]
-    pub cost_minor: MinorUnits,
+    pub minor: MinorUnits,
+}
+
+impl Amount {
+    /// `12.00`, `-3.50`.
+    fn decimal(minor: MinorUnits) -> Amount {
+        Amount {
+            text: format_decimal_4(minor),
+            minor,
+        }
+    }
+
+    /// A change: `+12.00`, `-3.50`, `0.00`.
+    fn change(minor: MinorUnits) -> Amount {
+        Amount {
+            text: signed(minor),
+            minor,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::fmt::Display for Amount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 /// Amounts in ten-thousandths can overflow only for absurd quantities; those saturate.
@@ -288,16 +309,12 @@ fn times(q: i64, unit: MinorUnits) -> MinorUnits {
 
 impl Billing {
     pub fn of(v: LineValues) -> Billing {
-        let price = times(v.quantity, v.price);
-        let cost = times(v.quantity, v.cost);
         Billing {
             quantity: v.quantity,
             unit_price: format_decimal_4(v.price),
             unit_cost: format_decimal_4(v.cost),
-            price: format_decimal_4(price),
-            cost: format_decimal_4(cost),
-            price_minor: price,
-            cost_minor: cost,
+            price: Amount::decimal(times(v.quantity, v.price)),
+            cost: Amount::decimal(times(v.quantity, v.cost)),
         }
     }
 }
@@ -306,16 +323,12 @@ impl BillingDelta {
     /// after − before; no line before counts as zero.
     pub fn between(before: Option<&Billing>, after: &Billing) -> BillingDelta {
         let (q0, p0, c0) = before
-            .map(|b| (b.quantity, b.price_minor, b.cost_minor))
+            .map(|b| (b.quantity, b.price.minor, b.cost.minor))
             .unwrap_or((0, 0, 0));
-        let price = after.price_minor.saturating_sub(p0);
-        let cost = after.cost_minor.saturating_sub(c0);
         BillingDelta {
             quantity: after.quantity.saturating_sub(q0),
-            price: signed(price),
-            cost: signed(cost),
-            price_minor: price,
-            cost_minor: cost,
+            price: Amount::change(after.price.minor.saturating_sub(p0)),
+            cost: Amount::change(after.cost.minor.saturating_sub(c0)),
         }
     }
 }
@@ -357,7 +370,7 @@ mod tests {
             cost: 15_000,
             price: 41_250,
         });
-        assert_eq!(after.price, "165.00");
+        assert_eq!(after.price.as_str(), "165.00");
         let d = BillingDelta::between(Some(&before), &after);
         assert_eq!(
             (d.quantity, d.price.as_str(), d.cost.as_str()),
@@ -371,6 +384,46 @@ mod tests {
             cost: 0,
             price: 3_333,
         });
-        assert_eq!(tiny.price, "0.9999");
+        assert_eq!(tiny.price.as_str(), "0.9999");
+    }
+
+    /// `plan --output json` is read by scripts: amounts are decimal strings, absent values are
+    /// left out, and a name not looked up says `"resolves": null`.
+    #[test]
+    fn json_keeps_its_shape() {
+        let after = Billing::of(LineValues {
+            quantity: 2,
+            cost: 15_000,
+            price: 40_000,
+        });
+        let line = LinePlanReport {
+            service: "Monitoring".into(),
+            action: LineAction::Add,
+            before: None,
+            delta: Some(BillingDelta::between(None, &after)),
+            after: Some(after),
+            note: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&line).unwrap(),
+            serde_json::json!({
+                "service": "Monitoring",
+                "action": "Add",
+                "after": {"quantity": 2, "unitPrice": "4.00", "unitCost": "1.50",
+                          "price": "8.00", "cost": "3.00"},
+                "delta": {"quantity": 2, "price": "+8.00", "cost": "+3.00"},
+            })
+        );
+        let unchecked = NameCheck {
+            field: "ticket.status.value".into(),
+            value: "New".into(),
+            resolves: None,
+            id: None,
+            problem: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&unchecked).unwrap(),
+            serde_json::json!({"field": "ticket.status.value", "value": "New", "resolves": null})
+        );
     }
 }

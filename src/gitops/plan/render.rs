@@ -22,11 +22,11 @@ fn line_text(l: &LinePlanReport) -> String {
     let amounts = |d: &BillingDelta| {
         format!(
             "price {} -> {} ({}), cost {} -> {} ({})",
-            money(&l.before, |b| &b.price),
-            money(&l.after, |b| &b.price),
+            money(&l.before, |b| b.price.as_str()),
+            money(&l.after, |b| b.price.as_str()),
             d.price,
-            money(&l.before, |b| &b.cost),
-            money(&l.after, |b| &b.cost),
+            money(&l.before, |b| b.cost.as_str()),
+            money(&l.after, |b| b.cost.as_str()),
             d.cost
         )
     };
@@ -50,8 +50,8 @@ fn line_text(l: &LinePlanReport) -> String {
         (LineAction::InStep, _) => format!(
             "= line {:?} x {after_q} in step (price {}, cost {})",
             l.service,
-            money(&l.after, |b| &b.price),
-            money(&l.after, |b| &b.cost)
+            money(&l.after, |b| b.price.as_str()),
+            money(&l.after, |b| b.cost.as_str())
         ),
         (LineAction::Adopt, Some(d)) => format!(
             "> adopt line {:?} x {after_q}: {}{note}",
