@@ -37,7 +37,7 @@ const ANNOTATION_LIMITS: MapLimits = MapLimits {
 
 /// A sender of messages in Alertmanager's shape (`externalURL`, `alerts`, each alert read by
 /// [`parse_alert`]) and what it adds to that shape: Alertmanager itself, Grafana.
-pub trait Dialect {
+pub(crate) trait Dialect {
     /// What the sender's own top-level fields say, handed to [`Dialect::finish`].
     type Top;
     /// Added to the error of a message over the alert limit: how to stay under it.
@@ -79,7 +79,7 @@ pub fn parse_alertmanager(
 }
 
 /// Parses a message of `D`'s dialect of Alertmanager's shape, of at most `max_alerts` alerts.
-pub fn parse_message<D: Dialect>(
+pub(crate) fn parse_message<D: Dialect>(
     body: &[u8],
     names: &AlertmanagerLabelNames,
     max_alerts: usize,

@@ -88,7 +88,6 @@ impl Default for Settings {
 pub struct SeedAccount {
     pub name: String,
     pub code: Option<String>,
-    #[serde(default)]
     pub r#type: Option<String>,
     pub parent: Option<String>,
     #[serde(default = "yes")]
