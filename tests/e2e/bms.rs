@@ -293,31 +293,6 @@ async fn contracts_of_a_wave_come_from_the_paged_summary() {
         0,
         "{report:?}"
     );
-
-    // A client that has not listed the accounts, asked for one account (a connection's
-    // catch-all company): one look-up, not a listing of all 253 accounts first.
-    clear_calls(&sb).await;
-    let one = client(&sb)
-        .contracts_of_companies(std::slice::from_ref(&wanted[3]))
-        .await
-        .unwrap()
-        .expect("BMS lists contracts of accounts");
-    let found: Vec<(&str, &str, bool)> = one
-        .iter()
-        .map(|k| (k.company_id.as_str(), k.name.as_str(), k.active))
-        .collect();
-    assert_eq!(found, [(wanted[3].as_str(), "Managed Security", true)]);
-    let report = calls(&sb).await;
-    assert_eq!(
-        report.count("GET", "/v2/crm/accounts/summary"),
-        0,
-        "{report:?}"
-    );
-    assert_eq!(
-        report.count("GET", "/v2/finance/contracts/lookup"),
-        1,
-        "{report:?}"
-    );
     crate::bms_contract::assert_contract(&sb).await;
 }
 

@@ -227,23 +227,6 @@ impl BmsClient {
     }
 }
 
-impl BmsClient {
-    /// The account list when listing the contracts pays for a wave of `wanted` accounts, else
-    /// `None` (look-ups per account). The account list is listed first only when even its cost
-    /// may pay: a wave of one or two accounts never lists every account for it.
-    async fn roster_worth_listing_for(&self, wanted: usize) -> PsaResult<Option<Roster>> {
-        let known = self.known_roster().map(|r| r.len());
-        if !contract_summary::worth_listing(wanted, known, PAGE_SIZE) {
-            return Ok(None);
-        }
-        let roster = self.roster().await?;
-        Ok(
-            contract_summary::worth_listing(wanted, Some(roster.len()), PAGE_SIZE)
-                .then_some(roster),
-        )
-    }
-}
-
 #[async_trait]
 impl Billing for BmsClient {
     /// 1 call: `GET /v2/finance/contracts/lookup?AccountId=&ExcludeExpiredContracts=true`.
@@ -264,8 +247,7 @@ impl Billing for BmsClient {
     /// to `GET /v2/finance/contracts/summary` (paged), rows attached to accounts by name through
     /// the account list (⌈accounts / 100⌉ calls more if this client has not listed accounts
     /// yet), plus 1 look-up per account whose name another account shares (see
-    /// [`contract_summary`]). A smaller wave, and a wave of one or two accounts while the
-    /// accounts are not listed yet (a connection's catch-all company): 1 look-up per account.
+    /// [`contract_summary`]). A smaller wave: 1 look-up per account.
     async fn contracts_of_companies(
         &self,
         company_ids: &[PsaId],
@@ -273,8 +255,10 @@ impl Billing for BmsClient {
         if company_ids.is_empty() {
             return Ok(Some(Vec::new()));
         }
-        let (mut out, mut per_account) = (Vec::new(), company_ids.to_vec());
-        if let Some(roster) = self.roster_worth_listing_for(company_ids.len()).await? {
+        let roster = self.roster().await?;
+        let mut per_account = company_ids.to_vec();
+        let mut out = Vec::new();
+        if contract_summary::worth_listing(company_ids.len(), roster.len(), PAGE_SIZE) {
             let rows: Vec<WContractSummary> = self
                 .pages(
                     "contract",

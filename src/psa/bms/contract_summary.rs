@@ -47,15 +47,9 @@ fn name_key(name: &str) -> String {
 /// Whether listing the tenant's contracts is cheaper than a look-up per account. The listing
 /// costs about a page per 100 accounts (most accounts have a contract or two; the contract
 /// count is unknown before the first page), a look-up one call per wanted account: a single
-/// mapping changed later keeps costing its own look-up only. `accounts_in_tenant` is `None`
-/// while this client has not listed the accounts: the listing would then cost that list too
-/// (at least one page of accounts and one of contracts), so a wave of one or two accounts —
-/// a connection's catch-all company — is looked up without listing every account first.
-pub fn worth_listing(wanted: usize, accounts_in_tenant: Option<usize>, page_size: usize) -> bool {
-    match accounts_in_tenant {
-        Some(accounts) => wanted > accounts.div_ceil(page_size.max(1)),
-        None => wanted > 2,
-    }
+/// mapping changed later keeps costing its own look-up only.
+pub fn worth_listing(wanted: usize, accounts_in_tenant: usize, page_size: usize) -> bool {
+    wanted > accounts_in_tenant.div_ceil(page_size.max(1))
 }
 
 /// Whether a contract that ends on `end_date` (a BMS date-time, tenant time) has expired on
@@ -282,27 +276,22 @@ mod tests {
 
     #[test]
     fn a_small_wave_is_looked_up_per_account() {
-        // (wanted accounts, accounts in the tenant if listed, list?)
+        // (wanted accounts, accounts in the tenant, list?)
         let table = [
-            (1, Some(10_000), false),
-            (100, Some(10_000), false),
-            (101, Some(10_000), true),
-            (1_000, Some(1_000), true),
-            (10, Some(1_000), false),
-            (11, Some(1_000), true),
-            (2, Some(50), true),
-            (1, Some(50), false),
-            // Accounts not listed yet: one or two accounts never pay for the account list.
-            (1, None, false),
-            (2, None, false),
-            (3, None, true),
-            (1_000, None, true),
+            (1, 10_000, false),
+            (100, 10_000, false),
+            (101, 10_000, true),
+            (1_000, 1_000, true),
+            (10, 1_000, false),
+            (11, 1_000, true),
+            (2, 50, true),
+            (1, 50, false),
         ];
         for (wanted, accounts, want) in table {
             assert_eq!(
                 worth_listing(wanted, accounts, 100),
                 want,
-                "{wanted} of {accounts:?}"
+                "{wanted} of {accounts}"
             );
         }
     }

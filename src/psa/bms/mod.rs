@@ -249,19 +249,21 @@ impl BmsClient {
     /// The tenant's accounts (id, name): the last unfiltered listing, or a new one
     /// (⌈accounts / 100⌉ calls) when the client has not listed them yet.
     async fn roster(&self) -> PsaResult<Roster> {
-        if let Some(r) = self.known_roster() {
+        let known = self
+            .roster
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(r) = known {
             return Ok(r);
         }
         self.list_companies(&CompanyFilter::default()).await?;
-        Ok(self.known_roster().unwrap_or_default())
-    }
-
-    /// The accounts of the last unfiltered listing, if this client has made one.
-    fn known_roster(&self) -> Option<Roster> {
-        self.roster
+        Ok(self
+            .roster
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+            .unwrap_or_default())
     }
 
     /// The tenant's wall clock now (one `userinfo` call per client, on first use).
